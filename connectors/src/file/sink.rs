@@ -1,0 +1,171 @@
+//! FileStreamSink: writes each record's value on its own line; `flush` fsyncs, so offsets are committed
+//! only for lines that are on disk.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sluice_core::api::{
+    ConnectError, ConnectorContext, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
+    TopicPartition,
+};
+use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
+use sluice_core::data::Value;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::FILE;
+
+/// Buffered bytes past which `put` writes through to the file (durable only after `flush`).
+const WRITE_THROUGH: usize = 1024 * 1024;
+
+fn config_def() -> ConfigDef {
+    ConfigDef::new().optional(
+        FILE,
+        ConfigType::String,
+        "",
+        "Destination file; empty writes stdout.",
+    )
+}
+
+/// Splits the job into tasks that all append to the same file.
+#[derive(Default)]
+pub struct FileStreamSinkConnector {
+    config: ConfigMap,
+}
+
+#[async_trait]
+impl SinkConnector for FileStreamSinkConnector {
+    fn config_def(&self) -> ConfigDef {
+        config_def()
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        self.config = config_def().parse(config)?.map().clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
+        vec![self.config.clone(); max_tasks.max(1)]
+    }
+
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(FileStreamSinkTask::default())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+enum Output {
+    File(tokio::fs::File),
+    Stdout(tokio::io::Stdout),
+}
+
+/// Appends values to a file (or stdout).
+#[derive(Default)]
+pub struct FileStreamSinkTask {
+    file: String,
+    output: Option<Output>,
+    buffer: Vec<u8>,
+}
+
+impl FileStreamSinkTask {
+    fn writer(&mut self) -> Result<&mut (dyn AsyncWrite + Send + Unpin), ConnectError> {
+        match self.output.as_mut() {
+            Some(Output::File(f)) => Ok(f),
+            Some(Output::Stdout(s)) => Ok(s),
+            None => Err(ConnectError::fatal("the sink task was not started")),
+        }
+    }
+
+    async fn write_buffer(&mut self) -> Result<(), ConnectError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let buffer = std::mem::take(&mut self.buffer);
+        let file = self.file.clone();
+        let writer = self.writer()?;
+        let written = writer.write_all(&buffer).await;
+        self.buffer = buffer;
+        written.map_err(|e| ConnectError::io(format!("cannot write {file}"), e))?;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+/// A value as one line of text: strings and bytes as they are, other values in a readable form.
+fn append_value(buffer: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(s) => buffer.extend_from_slice(s.as_bytes()),
+        Value::Bytes(b) => buffer.extend_from_slice(b),
+        Value::Null => buffer.extend_from_slice(b"null"),
+        Value::Boolean(b) => buffer.extend_from_slice(b.to_string().as_bytes()),
+        Value::Int8(n) => buffer.extend_from_slice(n.to_string().as_bytes()),
+        Value::Int16(n) => buffer.extend_from_slice(n.to_string().as_bytes()),
+        Value::Int32(n) | Value::Date(n) | Value::Time(n) => {
+            buffer.extend_from_slice(n.to_string().as_bytes())
+        }
+        Value::Int64(n) | Value::Timestamp(n) => buffer.extend_from_slice(n.to_string().as_bytes()),
+        Value::Float32(n) => buffer.extend_from_slice(n.to_string().as_bytes()),
+        Value::Float64(n) => buffer.extend_from_slice(n.to_string().as_bytes()),
+        other => buffer.extend_from_slice(format!("{other:?}").as_bytes()),
+    }
+}
+
+#[async_trait]
+impl SinkTask for FileStreamSinkTask {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        let parsed = config_def().parse(context.configs())?;
+        self.file = parsed.string(FILE).to_owned();
+        self.output = Some(if self.file.is_empty() {
+            Output::Stdout(tokio::io::stdout())
+        } else {
+            let file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.file)
+                .await
+                .map_err(|e| {
+                    ConnectError::io(format!("cannot open {} for writing", self.file), e)
+                })?;
+            Output::File(file)
+        });
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        for record in &records {
+            append_value(&mut self.buffer, &record.value.value);
+            self.buffer.push(b'\n');
+        }
+        if self.buffer.len() >= WRITE_THROUGH {
+            self.write_buffer().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
+        self.write_buffer().await?;
+        let file = self.file.clone();
+        match self.output.as_mut() {
+            Some(Output::File(f)) => {
+                f.flush()
+                    .await
+                    .map_err(|e| ConnectError::io(format!("cannot write {file}"), e))?;
+                f.sync_data()
+                    .await
+                    .map_err(|e| ConnectError::io(format!("cannot sync {file}"), e))
+            }
+            Some(Output::Stdout(s)) => s
+                .flush()
+                .await
+                .map_err(|e| ConnectError::io("cannot write stdout", e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.output = None;
+        Ok(())
+    }
+}

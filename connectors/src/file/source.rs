@@ -1,0 +1,227 @@
+//! FileStreamSource: emits each complete line of a file as a string record, with source partition
+//! `{"filename": <file>}` and offset `{"position": <byte offset after the line>}`; resumes from the
+//! committed position and keeps tailing the file for appended lines.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::api::{
+    ConnectError, ConnectorContext, SourceConnector, SourceMap, SourceRecord, SourceTask,
+    SourceTaskContext,
+};
+use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
+use sluice_core::data::Data;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+
+use super::FILE;
+
+pub const TOPIC: &str = "topic";
+pub const BATCH_SIZE: &str = "batch.size";
+
+/// How long `poll` waits before looking for appended lines when it found none.
+const TAIL_INTERVAL: Duration = Duration::from_millis(200);
+/// Bytes read from the file at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+fn config_def() -> ConfigDef {
+    ConfigDef::new()
+        .optional(
+            FILE,
+            ConfigType::String,
+            "",
+            "Source file; empty reads stdin.",
+        )
+        .required(TOPIC, ConfigType::List, "The topic to publish lines to.")
+        .check(
+            |v| match v.split(',').filter(|t| !t.trim().is_empty()).count() {
+                1 => Ok(()),
+                _ => Err("must name exactly one topic".into()),
+            },
+        )
+        .optional(
+            BATCH_SIZE,
+            ConfigType::Int,
+            "2000",
+            "Most lines returned by one poll.",
+        )
+        .check(|v| match v.parse::<i32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err("must be a positive integer".into()),
+        })
+}
+
+/// Splits the job into its single task: a file is read by one reader.
+#[derive(Default)]
+pub struct FileStreamSourceConnector {
+    config: ConfigMap,
+}
+
+#[async_trait]
+impl SourceConnector for FileStreamSourceConnector {
+    fn config_def(&self) -> ConfigDef {
+        config_def()
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        self.config = config_def().parse(config)?.map().clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Vec<ConfigMap> {
+        vec![self.config.clone()]
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(FileStreamSourceTask::default())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+/// Reads lines from a file, or from stdin when `file` is empty (stdin has no offsets).
+#[derive(Default)]
+pub struct FileStreamSourceTask {
+    file: String,
+    topic: String,
+    batch_size: usize,
+    partition: SourceMap,
+    reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    /// Byte offset in the file of `pending[0]`.
+    position: u64,
+    /// Bytes read but not yet emitted: at most an incomplete last line once a poll returns.
+    pending: Vec<u8>,
+    chunk: Vec<u8>,
+    warned_missing: bool,
+}
+
+impl FileStreamSourceTask {
+    fn stdin(&self) -> bool {
+        self.file.is_empty()
+    }
+
+    /// Opens the file at the committed position; `Ok(false)` if it does not exist yet.
+    async fn open(&mut self, resume_at: u64) -> Result<bool, ConnectError> {
+        if self.stdin() {
+            self.reader = Some(Box::new(tokio::io::stdin()));
+            return Ok(true);
+        }
+        let mut file = match tokio::fs::File::open(&self.file).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !self.warned_missing {
+                    tracing::warn!(file = %self.file, "source file not found; waiting for it to be created");
+                    self.warned_missing = true;
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(ConnectError::io(format!("cannot open {}", self.file), e)),
+        };
+        if resume_at > 0 {
+            file.seek(std::io::SeekFrom::Start(resume_at))
+                .await
+                .map_err(|e| ConnectError::io(format!("cannot seek in {}", self.file), e))?;
+        }
+        self.position = resume_at;
+        self.reader = Some(Box::new(file));
+        Ok(true)
+    }
+
+    /// Moves complete lines out of `pending` into records, up to the batch size.
+    fn take_lines(&mut self, records: &mut Vec<SourceRecord>) {
+        let mut start = 0;
+        while records.len() < self.batch_size {
+            let Some(newline) = memchr(b'\n', &self.pending[start..]) else {
+                break;
+            };
+            let end = start + newline;
+            let line_end = if end > start && self.pending[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            let line = String::from_utf8_lossy(&self.pending[start..line_end]).into_owned();
+            start = end + 1;
+            let offset = if self.stdin() {
+                SourceMap::default()
+            } else {
+                SourceMap::single("position", self.position + start as u64)
+            };
+            records.push(SourceRecord::new(
+                self.partition.clone(),
+                offset,
+                self.topic.clone(),
+                Data::string(line),
+            ));
+        }
+        self.pending.drain(..start);
+        self.position += start as u64;
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+#[async_trait]
+impl SourceTask for FileStreamSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let parsed: ParsedConfig = config_def().parse(context.configs())?;
+        self.file = parsed.string(FILE).to_owned();
+        self.topic = parsed.list(TOPIC).concat();
+        self.batch_size = usize::try_from(parsed.int(BATCH_SIZE)).unwrap_or(2000);
+        self.chunk = vec![0; READ_CHUNK];
+        if !self.stdin() {
+            self.partition = SourceMap::single("filename", self.file.clone());
+        }
+        let resume_at = match context.offset_storage_reader().offset(&self.partition) {
+            None => 0,
+            Some(offset) => offset
+                .get("position")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| {
+                    ConnectError::fatal(format!(
+                        "stored offset {offset} for {} has no numeric \"position\"",
+                        self.partition
+                    ))
+                })?,
+        };
+        if resume_at > 0 {
+            tracing::info!(file = %self.file, position = resume_at, "resuming from the committed position");
+        }
+        self.position = resume_at;
+        self.open(resume_at).await?;
+        Ok(())
+    }
+
+    /// Cancel-safe: state changes only after the last await of a call.
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        if self.reader.is_none() && !self.open(self.position).await? {
+            tokio::time::sleep(TAIL_INTERVAL).await;
+            return Ok(Vec::new());
+        }
+        loop {
+            if memchr(b'\n', &self.pending).is_some() {
+                let mut records = Vec::new();
+                self.take_lines(&mut records);
+                return Ok(records);
+            }
+            let reader = self.reader.as_mut().expect("opened above");
+            let n = reader
+                .read(&mut self.chunk)
+                .await
+                .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
+            if n == 0 {
+                tokio::time::sleep(TAIL_INTERVAL).await;
+                return Ok(Vec::new());
+            }
+            self.pending.extend_from_slice(&self.chunk[..n]);
+        }
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.reader = None;
+        Ok(())
+    }
+}

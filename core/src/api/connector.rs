@@ -1,0 +1,72 @@
+//! Connectors: they copy no data themselves; they validate a job's config and split it into task configs.
+
+use async_trait::async_trait;
+
+use super::{ConnectError, SinkTask, SourceTask};
+use crate::config::{ConfigDef, ConfigError, ConfigMap};
+
+/// What a connector can ask of the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorContext {
+    name: String,
+}
+
+impl ConnectorContext {
+    pub fn new(name: impl Into<String>) -> ConnectorContext {
+        ConnectorContext { name: name.into() }
+    }
+
+    /// The connector's `name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A connector that reads from an external system into Kafka.
+#[async_trait]
+pub trait SourceConnector: Send + Sync {
+    /// The keys this connector accepts, beyond the runtime's own (`name`, `tasks.max`, converters...).
+    fn config_def(&self) -> ConfigDef;
+
+    /// Checks a config without starting anything: one issue per bad key.
+    fn validate(&self, config: &ConfigMap) -> Result<(), ConfigError> {
+        self.config_def().parse(config).map(drop)
+    }
+
+    /// Starts the connector with its (validated) config.
+    async fn start(
+        &mut self,
+        config: &ConfigMap,
+        context: ConnectorContext,
+    ) -> Result<(), ConnectError>;
+
+    /// Splits the job into at most `max_tasks` task configs.
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap>;
+
+    /// A new, unstarted task of this connector (Connect's `taskClass()`).
+    fn create_task(&self) -> Box<dyn SourceTask>;
+
+    async fn stop(&mut self) -> Result<(), ConnectError>;
+}
+
+/// A connector that writes records from Kafka topics into an external system.
+#[async_trait]
+pub trait SinkConnector: Send + Sync {
+    fn config_def(&self) -> ConfigDef;
+
+    fn validate(&self, config: &ConfigMap) -> Result<(), ConfigError> {
+        self.config_def().parse(config).map(drop)
+    }
+
+    async fn start(
+        &mut self,
+        config: &ConfigMap,
+        context: ConnectorContext,
+    ) -> Result<(), ConnectError>;
+
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap>;
+
+    fn create_task(&self) -> Box<dyn SinkTask>;
+
+    async fn stop(&mut self) -> Result<(), ConnectError>;
+}

@@ -1,0 +1,147 @@
+//! Records: what a source task produces (`SourceRecord`) and what a sink task receives (`SinkRecord`),
+//! with source partitions and offsets as string-keyed JSON maps.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Data;
+
+/// A string-keyed JSON map, the shape of Kafka Connect's source partitions and source offsets.
+///
+/// Cheap to clone (shared), so a task can stamp the same partition on every record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceMap(Arc<serde_json::Map<String, serde_json::Value>>);
+
+impl SourceMap {
+    pub fn new(map: serde_json::Map<String, serde_json::Value>) -> SourceMap {
+        SourceMap(Arc::new(map))
+    }
+
+    /// A map of one entry, e.g. `{"filename": "/tmp/in.txt"}`.
+    pub fn single(key: &str, value: impl Into<serde_json::Value>) -> SourceMap {
+        let mut map = serde_json::Map::new();
+        map.insert(key.to_owned(), value.into());
+        SourceMap::new(map)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.get(key)
+    }
+
+    pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0
+    }
+
+    /// Whether both share one allocation: a fast path before comparing contents.
+    pub fn same(&self, other: &SourceMap) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Display for SourceMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string(&*self.0).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
+    }
+}
+
+/// Where a source record came from, e.g. `{"filename": ...}` or `{"table": ..., "protocol": "1"}`.
+pub type SourcePartition = SourceMap;
+/// How far into its source partition a record is, e.g. `{"position": 1024}`.
+pub type SourceOffset = SourceMap;
+
+/// One record header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub key: String,
+    pub value: Data,
+}
+
+/// A record read from a source system, to be written to Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRecord {
+    pub source_partition: SourcePartition,
+    pub source_offset: SourceOffset,
+    pub topic: String,
+    /// The Kafka partition; `None` lets the producer's partitioner choose.
+    pub kafka_partition: Option<i32>,
+    pub key: Data,
+    pub value: Data,
+    pub headers: Vec<Header>,
+    /// Milliseconds since the Unix epoch; `None` lets the producer stamp it.
+    pub timestamp: Option<i64>,
+}
+
+impl SourceRecord {
+    /// A record with a value only: no key, no headers, no fixed partition.
+    pub fn new(
+        source_partition: SourcePartition,
+        source_offset: SourceOffset,
+        topic: impl Into<String>,
+        value: Data,
+    ) -> SourceRecord {
+        SourceRecord {
+            source_partition,
+            source_offset,
+            topic: topic.into(),
+            kafka_partition: None,
+            key: Data::NULL,
+            value,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+}
+
+/// A partition of a Kafka topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Where Kafka stored a source record: passed to `SourceTask::commit_record`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+}
+
+/// A record read from Kafka, handed to a sink task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    pub topic: String,
+    pub partition: i32,
+    /// The record's offset in its Kafka partition.
+    pub kafka_offset: i64,
+    pub key: Data,
+    pub value: Data,
+    pub headers: Vec<Header>,
+    pub timestamp: Option<i64>,
+}
+
+impl SinkRecord {
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}

@@ -1,0 +1,121 @@
+//! Sink tasks and their context: receive records, make them durable on `flush`, and tell the runtime
+//! which offsets may be committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{ConnectError, SinkRecord, TopicPartition};
+use crate::config::ConfigMap;
+
+/// Requests a sink task makes of the runtime; the runtime applies them after each call into the task.
+#[derive(Debug, Default)]
+pub(crate) struct SinkRequests {
+    pub assignment: BTreeSet<TopicPartition>,
+    pub rewinds: BTreeMap<TopicPartition, i64>,
+    pub pause: BTreeSet<TopicPartition>,
+    pub resume: BTreeSet<TopicPartition>,
+    pub commit_requested: bool,
+}
+
+/// What a sink task can ask of the runtime. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct SinkTaskContext {
+    config: ConfigMap,
+    requests: Arc<Mutex<SinkRequests>>,
+}
+
+impl SinkTaskContext {
+    pub(crate) fn new(config: ConfigMap) -> SinkTaskContext {
+        SinkTaskContext {
+            config,
+            requests: Arc::default(),
+        }
+    }
+
+    pub(crate) fn requests(&self) -> MutexGuard<'_, SinkRequests> {
+        // A poisoned lock only means a task panicked mid-request; the data is still consistent.
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The task's config.
+    pub fn configs(&self) -> &ConfigMap {
+        &self.config
+    }
+
+    /// The partitions currently assigned to this task.
+    pub fn assignment(&self) -> BTreeSet<TopicPartition> {
+        self.requests().assignment.clone()
+    }
+
+    /// Rewinds (or advances) consumption of a partition: the next record delivered from it has this offset.
+    /// Used by sinks that store offsets in the destination, typically from `open`.
+    pub fn offset(&self, partition: TopicPartition, offset: i64) {
+        self.requests().rewinds.insert(partition, offset);
+    }
+
+    /// Stops delivering records of these partitions until `resume`.
+    pub fn pause(&self, partitions: &[TopicPartition]) {
+        let mut requests = self.requests();
+        for p in partitions {
+            requests.resume.remove(p);
+            requests.pause.insert(p.clone());
+        }
+    }
+
+    pub fn resume(&self, partitions: &[TopicPartition]) {
+        let mut requests = self.requests();
+        for p in partitions {
+            requests.pause.remove(p);
+            requests.resume.insert(p.clone());
+        }
+    }
+
+    /// Asks for an offset commit as soon as possible, not waiting for `offset.flush.interval.ms`.
+    pub fn request_commit(&self) {
+        self.requests().commit_requested = true;
+    }
+}
+
+/// A task that writes records into a destination.
+///
+/// Offsets passed to `flush` and returned by `pre_commit` are "next offset to read" positions, as in
+/// Kafka: a record at offset `o` is covered once `o + 1` is committed.
+#[async_trait]
+pub trait SinkTask: Send {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError>;
+
+    /// Partitions were assigned to this task; a sink that keeps its own offsets may rewind here.
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        let _ = partitions;
+        Ok(())
+    }
+
+    /// Hands over records; the task may buffer them. `ConnectError::Retriable` redelivers the same batch.
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError>;
+
+    /// Makes everything `put` so far durable.
+    async fn flush(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
+        let _ = offsets;
+        Ok(())
+    }
+
+    /// Returns the offsets that may be committed. The default flushes and returns `offsets` unchanged;
+    /// an empty map commits nothing.
+    async fn pre_commit(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
+        self.flush(offsets).await?;
+        Ok(offsets.clone())
+    }
+
+    /// Partitions are being taken away (after their last commit); drop any state kept for them.
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        let _ = partitions;
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError>;
+}

@@ -1,0 +1,67 @@
+//! Converters between Connect data and the bytes stored in Kafka: `StringConverter`,
+//! `ByteArrayConverter` and `JsonConverter`, chosen by `key.converter` / `value.converter`.
+
+mod bytes;
+mod json;
+mod string;
+
+pub use bytes::ByteArrayConverter;
+pub use json::JsonConverter;
+pub use string::StringConverter;
+
+use crate::config::{ConfigError, ConfigMap};
+use crate::data::Data;
+
+/// Why a converter could not convert a record's key or value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{converter} cannot serialize a {found} value for topic {topic:?}: {reason}")]
+    Serialize {
+        converter: &'static str,
+        topic: String,
+        found: &'static str,
+        reason: String,
+    },
+    #[error("{converter} cannot deserialize data from topic {topic:?}: {reason}")]
+    Deserialize {
+        converter: &'static str,
+        topic: String,
+        reason: String,
+    },
+}
+
+/// Turns Connect data into bytes for Kafka and back, as `org.apache.kafka.connect.storage.Converter`.
+///
+/// The method names follow Kafka's `fromConnectData` / `toConnectData`.
+#[allow(clippy::wrong_self_convention)]
+pub trait Converter: Send + Sync {
+    /// Serializes a key or value; `None` writes a Kafka null.
+    fn from_connect(&self, topic: &str, data: &Data) -> Result<Option<Vec<u8>>, ConvertError>;
+
+    /// Deserializes a key or value; `None` is a Kafka null.
+    fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<Data, ConvertError>;
+}
+
+/// Builds the converter a `*.converter` key names, configured from its `*.converter.*` keys.
+///
+/// Accepts Kafka's class names (`org.apache.kafka.connect.json.JsonConverter`) and the short
+/// names (`JsonConverter`).
+pub fn converter_from_config(
+    key: &str,
+    class: &str,
+    props: &ConfigMap,
+    is_key: bool,
+) -> Result<Box<dyn Converter>, ConfigError> {
+    let short = class.rsplit('.').next().unwrap_or(class);
+    match short {
+        "StringConverter" => Ok(Box::new(StringConverter::configure(props)?)),
+        "ByteArrayConverter" => Ok(Box::new(ByteArrayConverter)),
+        "JsonConverter" => Ok(Box::new(JsonConverter::configure(props, is_key)?)),
+        _ => Err(ConfigError::single(
+            key,
+            format!(
+                "unknown converter class {class:?}; known: StringConverter, ByteArrayConverter, JsonConverter"
+            ),
+        )),
+    }
+}

@@ -1,0 +1,18 @@
+//! Errors from the Kafka seam, in terms the runtime acts on.
+
+/// What went wrong talking to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaError {
+    /// This group member's generation is over (it was thrown out or a rebalance began): its commits are
+    /// rejected until it rejoins.
+    #[error("commit rejected, the group has rebalanced: {0}")]
+    Fenced(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A client setting the backend refused, naming the key.
+    #[error("invalid client setting {key}: {message}")]
+    Config { key: String, message: String },
+    /// Any other failure, in the backend's words.
+    #[error("{0}")]
+    Backend(String),
+}

@@ -1,0 +1,116 @@
+//! The Kafka seam: the only way the runtime reaches Kafka.
+//!
+//! The runtime and connectors see these traits and plain Rust types, never a client library's. The
+//! production implementation ([`rdkafka`](self::rdkafka)) wraps librdkafka; a simulated implementation can
+//! sit behind the same traits. Every method is async and time is only ever `tokio::time`.
+
+mod error;
+pub mod rdkafka;
+mod types;
+
+pub use error::KafkaError;
+pub use types::{
+    ClientSettings, ConsumedRecord, Delivery, GroupEvent, KafkaHeader, NewTopic, ProduceRecord,
+    Subscription,
+};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::api::TopicPartition;
+
+/// Creates the clients a worker needs. One per cluster; cheap to share.
+pub trait KafkaBackend: Send + Sync {
+    /// A producer and the channel its acknowledgements arrive on.
+    fn producer(&self, settings: &ClientSettings) -> Result<ProducerHandle, KafkaError>;
+
+    /// A member of consumer group `group`, subscribed to `subscription`.
+    fn group_consumer(
+        &self,
+        settings: &ClientSettings,
+        group: &str,
+        subscription: &Subscription,
+    ) -> Result<Box<dyn GroupConsumer>, KafkaError>;
+
+    /// An admin client for topics and offsets.
+    fn admin(&self) -> Result<Arc<dyn Admin>, KafkaError>;
+
+    /// Where this backend's cluster is, for logs (`bootstrap.servers`).
+    fn describe(&self) -> String;
+}
+
+/// A producer and its acknowledgements: every record handed to `send` yields exactly one [`Delivery`]
+/// on `deliveries`, tagged with the record's token.
+pub struct ProducerHandle {
+    pub producer: Box<dyn Producer>,
+    pub deliveries: mpsc::UnboundedReceiver<Delivery>,
+}
+
+/// Writes records to Kafka.
+#[async_trait]
+pub trait Producer: Send + Sync {
+    /// Hands a record to the producer, waiting while its queue is full. The acknowledgement arrives
+    /// later on the delivery channel, tagged with `token`.
+    async fn send(&self, record: ProduceRecord, token: u64) -> Result<(), KafkaError>;
+
+    /// Waits until every record handed to `send` has been acknowledged or has failed.
+    async fn flush(&self, timeout: Duration) -> Result<(), KafkaError>;
+}
+
+/// A member of a consumer group.
+///
+/// Rebalances surface as events from `poll`. Partitions named by [`GroupEvent::Revoked`] stay owned
+/// until the next call to `poll`, so the caller can flush and commit them first; partitions named by
+/// [`GroupEvent::Assigned`] start fetching at the next `poll`, from the committed offset or from an
+/// offset given to `seek` in between.
+#[async_trait]
+pub trait GroupConsumer: Send {
+    /// The next event: a rebalance, or a batch of at most `max_records` records (possibly empty once
+    /// `max_wait` has passed without any).
+    async fn poll(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<GroupEvent, KafkaError>;
+
+    /// Commits offsets ("next offset to read") synchronously. Fails with [`KafkaError::Fenced`] when
+    /// this member is no longer part of the group's current generation.
+    async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError>;
+
+    /// The group's committed offsets for these partitions (`None`: nothing committed).
+    async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError>;
+
+    /// Moves the fetch position of an owned (or just assigned) partition.
+    fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError>;
+
+    /// Stops fetching these partitions while staying in the group.
+    fn pause(&mut self, partitions: &[TopicPartition]) -> Result<(), KafkaError>;
+
+    fn resume(&mut self, partitions: &[TopicPartition]) -> Result<(), KafkaError>;
+
+    /// Leaves the group. The caller must have committed what it wanted to first.
+    async fn close(self: Box<Self>) -> Result<(), KafkaError>;
+}
+
+/// Topic and offset administration.
+#[async_trait]
+pub trait Admin: Send + Sync {
+    /// Creates a topic; `Ok(false)` if it already existed.
+    async fn create_topic(&self, topic: &NewTopic) -> Result<bool, KafkaError>;
+
+    /// The number of partitions of a topic, `None` if it does not exist.
+    async fn partition_count(&self, topic: &str) -> Result<Option<i32>, KafkaError>;
+
+    /// The end offset (high watermark) of each partition.
+    async fn end_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError>;
+}

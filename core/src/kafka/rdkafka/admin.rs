@@ -1,0 +1,107 @@
+//! The rdkafka admin client behind [`Admin`], with topic creation routed to the embedded broker when
+//! there is one (the mock cluster does not implement CreateTopics).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic as RdNewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+
+use super::{blocking, rd_error, EmbeddedBroker};
+use crate::api::TopicPartition;
+use crate::kafka::{Admin, KafkaError, NewTopic};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) struct RdAdmin {
+    admin: AdminClient<DefaultClientContext>,
+    /// Metadata and watermark queries go through a consumer without a group.
+    metadata: Arc<BaseConsumer>,
+    embedded: Option<Arc<EmbeddedBroker>>,
+}
+
+impl RdAdmin {
+    pub(super) fn new(
+        config: &rdkafka::ClientConfig,
+        embedded: Option<Arc<EmbeddedBroker>>,
+    ) -> Result<RdAdmin, KafkaError> {
+        Ok(RdAdmin {
+            admin: config.create().map_err(|e| rd_error(&e))?,
+            metadata: Arc::new(config.create().map_err(|e| rd_error(&e))?),
+            embedded,
+        })
+    }
+}
+
+#[async_trait]
+impl Admin for RdAdmin {
+    async fn create_topic(&self, topic: &NewTopic) -> Result<bool, KafkaError> {
+        if self.partition_count(&topic.name).await?.is_some() {
+            return Ok(false);
+        }
+        if let Some(broker) = &self.embedded {
+            let broker = broker.clone();
+            let (name, partitions, rf) = (
+                topic.name.clone(),
+                topic.partitions,
+                i32::from(topic.replication_factor),
+            );
+            blocking(move || broker.create_topic(&name, partitions, rf)).await??;
+            return Ok(true);
+        }
+        let mut new = RdNewTopic::new(
+            &topic.name,
+            topic.partitions,
+            TopicReplication::Fixed(i32::from(topic.replication_factor)),
+        );
+        for (k, v) in &topic.config {
+            new = new.set(k, v);
+        }
+        let results = self
+            .admin
+            .create_topics([&new], &AdminOptions::new())
+            .await
+            .map_err(|e| rd_error(&e))?;
+        match results.into_iter().next() {
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
+            Some(Err((name, code))) => Err(KafkaError::Backend(format!(
+                "cannot create topic {name}: {code}"
+            ))),
+            _ => Ok(true),
+        }
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<i32>, KafkaError> {
+        let consumer = self.metadata.clone();
+        let name = topic.to_owned();
+        let metadata = blocking(move || consumer.fetch_metadata(Some(&name), METADATA_TIMEOUT))
+            .await?
+            .map_err(|e| rd_error(&e))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as i32))
+    }
+
+    async fn end_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let mut ends = BTreeMap::new();
+        for p in partitions {
+            let consumer = self.metadata.clone();
+            let (topic, partition) = (p.topic.clone(), p.partition);
+            let (_, high) =
+                blocking(move || consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT))
+                    .await?
+                    .map_err(|e| rd_error(&e))?;
+            ends.insert(p.clone(), high);
+        }
+        Ok(ends)
+    }
+}

@@ -1,0 +1,123 @@
+//! The embedded broker: librdkafka's mock cluster, a real Kafka-protocol broker on 127.0.0.1 that lives in
+//! this process, so Sluice runs with nothing installed.
+//!
+//! The mock cluster is not `Send`, so it lives on a thread of its own; topic creation (which its admin
+//! API cannot do) is sent to that thread over a channel.
+
+use std::sync::mpsc as std_mpsc;
+use std::sync::Mutex;
+use std::thread;
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+use crate::kafka::KafkaError;
+
+enum Command {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i32,
+        reply: std_mpsc::Sender<Result<(), KafkaError>>,
+    },
+    Stop,
+}
+
+/// A running embedded broker. Dropping it stops the broker.
+pub struct EmbeddedBroker {
+    bootstrap_servers: String,
+    commands: Mutex<std_mpsc::Sender<Command>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EmbeddedBroker {
+    /// Starts a mock cluster of `brokers` brokers and waits until it listens.
+    pub fn start(brokers: i32) -> Result<EmbeddedBroker, KafkaError> {
+        let (commands, inbox) = std_mpsc::channel::<Command>();
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        // The mock cluster is not Send: it must be created and used on one thread.
+        #[allow(clippy::disallowed_methods)]
+        let thread = thread::Builder::new()
+            .name("sluice-embedded-broker".into())
+            .spawn(move || {
+                let cluster = match MockCluster::<DefaultProducerContext>::new(brokers) {
+                    Ok(cluster) => cluster,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(KafkaError::Backend(format!(
+                            "cannot start the embedded broker: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                while let Ok(command) = inbox.recv() {
+                    match command {
+                        Command::CreateTopic {
+                            name,
+                            partitions,
+                            replication_factor,
+                            reply,
+                        } => {
+                            let result = cluster
+                                .create_topic(&name, partitions, replication_factor)
+                                .map_err(|e| {
+                                    KafkaError::Backend(format!("cannot create topic {name}: {e}"))
+                                });
+                            let _ = reply.send(result);
+                        }
+                        Command::Stop => break,
+                    }
+                }
+            })
+            .map_err(|e| KafkaError::Backend(format!("cannot start the embedded broker: {e}")))?;
+        let bootstrap_servers = ready_rx
+            .recv()
+            .map_err(|_| KafkaError::Backend("the embedded broker thread died".into()))??;
+        Ok(EmbeddedBroker {
+            bootstrap_servers,
+            commands: Mutex::new(commands),
+            thread: Some(thread),
+        })
+    }
+
+    /// `host:port,...` of the broker's listeners.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// Creates a topic on the mock cluster (it accepts an existing name and keeps the topic as it is).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+    ) -> Result<(), KafkaError> {
+        let (reply, answer) = std_mpsc::channel();
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Command::CreateTopic {
+                name: name.to_owned(),
+                partitions,
+                replication_factor,
+                reply,
+            })
+            .map_err(|_| KafkaError::Backend("the embedded broker has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| KafkaError::Backend("the embedded broker has stopped".into()))?
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        let _ = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

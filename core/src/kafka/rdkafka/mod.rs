@@ -1,0 +1,145 @@
+//! The production Kafka backend, on librdkafka through the `rdkafka` crate. No rdkafka type leaves this
+//! module: the runtime sees only the traits of [`crate::kafka`].
+
+mod admin;
+mod consumer;
+mod embedded;
+mod producer;
+
+pub use embedded::EmbeddedBroker;
+
+use std::sync::Arc;
+
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+
+use self::admin::RdAdmin;
+use self::consumer::RdGroupConsumer;
+use self::producer::RdProducer;
+use crate::kafka::{
+    Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, ProducerHandle, Subscription,
+};
+
+/// Producer settings Kafka Connect uses for source tasks, before the worker's `producer.*` overrides:
+/// no record may be reordered or duplicated by retries.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
+
+/// Consumer settings Kafka Connect uses for sink tasks: the runtime commits, and a new group starts
+/// from the beginning of the topics.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+];
+
+/// Talks to the cluster at `bootstrap.servers`, or to an [`EmbeddedBroker`].
+pub struct RdkafkaBackend {
+    bootstrap_servers: String,
+    /// Settings for every client (`security.protocol`, ...), under the client's own overrides.
+    common: ClientSettings,
+    embedded: Option<Arc<EmbeddedBroker>>,
+}
+
+impl RdkafkaBackend {
+    pub fn new(bootstrap_servers: impl Into<String>, common: ClientSettings) -> RdkafkaBackend {
+        RdkafkaBackend {
+            bootstrap_servers: bootstrap_servers.into(),
+            common,
+            embedded: None,
+        }
+    }
+
+    /// A backend for an embedded broker; topics are created through the broker itself.
+    pub fn embedded(broker: Arc<EmbeddedBroker>) -> RdkafkaBackend {
+        RdkafkaBackend {
+            bootstrap_servers: broker.bootstrap_servers().to_owned(),
+            common: ClientSettings::new(),
+            embedded: Some(broker),
+        }
+    }
+
+    fn client_config(
+        &self,
+        defaults: &[(&str, &str)],
+        settings: &ClientSettings,
+    ) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in defaults {
+            config.set(*k, *v);
+        }
+        for (k, v) in self.common.iter().chain(settings) {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+impl KafkaBackend for RdkafkaBackend {
+    fn producer(&self, settings: &ClientSettings) -> Result<ProducerHandle, KafkaError> {
+        let config = self.client_config(PRODUCER_DEFAULTS, settings);
+        let (producer, deliveries) = RdProducer::new(&config)?;
+        Ok(ProducerHandle {
+            producer: Box::new(producer),
+            deliveries,
+        })
+    }
+
+    fn group_consumer(
+        &self,
+        settings: &ClientSettings,
+        group: &str,
+        subscription: &Subscription,
+    ) -> Result<Box<dyn GroupConsumer>, KafkaError> {
+        let mut config = self.client_config(CONSUMER_DEFAULTS, settings);
+        config.set("group.id", group);
+        let topics = match subscription {
+            Subscription::Topics(topics) => topics.clone(),
+            // librdkafka treats a subscription starting with '^' as a regular expression.
+            Subscription::Pattern(regex) if regex.starts_with('^') => vec![regex.clone()],
+            Subscription::Pattern(regex) => vec![format!("^{regex}")],
+        };
+        Ok(Box::new(RdGroupConsumer::new(&config, &topics)?))
+    }
+
+    fn admin(&self) -> Result<Arc<dyn Admin>, KafkaError> {
+        let config = self.client_config(&[], &ClientSettings::new());
+        Ok(Arc::new(RdAdmin::new(&config, self.embedded.clone())?))
+    }
+
+    fn describe(&self) -> String {
+        match self.embedded {
+            Some(_) => format!("embedded broker at {}", self.bootstrap_servers),
+            None => self.bootstrap_servers.clone(),
+        }
+    }
+}
+
+/// librdkafka's error in the seam's terms.
+fn rd_error(error: &RdError) -> KafkaError {
+    match error {
+        RdError::ClientConfig(_, message, key, _) => KafkaError::Config {
+            key: key.clone(),
+            message: message.clone(),
+        },
+        e if e.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut)
+            || e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) =>
+        {
+            KafkaError::Timeout(e.to_string())
+        }
+        e => KafkaError::Backend(e.to_string()),
+    }
+}
+
+/// Runs a blocking librdkafka call (sync commit, flush, leaving the group) off the async threads.
+async fn blocking<T, F>(call: F) -> Result<T, KafkaError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // librdkafka's synchronous calls block their thread; the production backend never runs simulated.
+    #[allow(clippy::disallowed_methods)]
+    let handle = tokio::task::spawn_blocking(call);
+    handle
+        .await
+        .map_err(|e| KafkaError::Backend(format!("blocking Kafka call failed: {e}")))
+}

@@ -1,0 +1,204 @@
+//! The keys every connector has, whatever its class (Kafka Connect's `ConnectorConfig`,
+//! `SinkConnectorConfig` and the `topic.creation.*` keys of source connectors), and the converters
+//! they select.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig};
+use crate::convert::{converter_from_config, Converter};
+use crate::kafka::{ClientSettings, NewTopic, Subscription};
+
+use super::worker_config::{positive, strip_prefix, WorkerConfig, KEY_CONVERTER, VALUE_CONVERTER};
+
+pub const NAME: &str = "name";
+pub const CONNECTOR_CLASS: &str = "connector.class";
+pub const TASKS_MAX: &str = "tasks.max";
+pub const TOPICS: &str = "topics";
+pub const TOPICS_REGEX: &str = "topics.regex";
+pub const ERRORS_TOLERANCE: &str = "errors.tolerance";
+pub const TOPIC_CREATION_PARTITIONS: &str = "topic.creation.default.partitions";
+pub const TOPIC_CREATION_REPLICATION: &str = "topic.creation.default.replication.factor";
+
+/// Keys common to all connectors.
+pub fn connector_config_def() -> ConfigDef {
+    ConfigDef::new()
+        .required(NAME, ConfigType::String, "Unique name of the connector.")
+        .check(|v| {
+            if v.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(())
+            }
+        })
+        .required(
+            CONNECTOR_CLASS,
+            ConfigType::Class,
+            "The connector plugin to run.",
+        )
+        .optional(TASKS_MAX, ConfigType::Int, "1", "Most tasks to create.")
+        .check(positive)
+        .optional(
+            ERRORS_TOLERANCE,
+            ConfigType::String,
+            "none",
+            "none fails a task on a bad record; all skips it.",
+        )
+        .check(|v| match v {
+            "none" | "all" => Ok(()),
+            _ => Err("must be none or all".into()),
+        })
+}
+
+/// Extra keys of sink connectors.
+pub fn sink_config_def() -> ConfigDef {
+    ConfigDef::new()
+        .optional(TOPICS, ConfigType::List, "", "Topics to consume.")
+        .optional(
+            TOPICS_REGEX,
+            ConfigType::String,
+            "",
+            "Regular expression of topics to consume.",
+        )
+        .check(|v| {
+            regex::Regex::new(v)
+                .map(drop)
+                .map_err(|e| format!("not a regular expression: {e}"))
+        })
+}
+
+/// Extra keys of source connectors (KIP-158 topic creation, default group only).
+pub fn source_config_def() -> ConfigDef {
+    ConfigDef::new()
+        .optional(
+            TOPIC_CREATION_PARTITIONS,
+            ConfigType::Int,
+            "-1",
+            "Partitions of topics this connector creates; -1 leaves creation to the broker.",
+        )
+        .optional(
+            TOPIC_CREATION_REPLICATION,
+            ConfigType::Int,
+            "-1",
+            "Replication factor of topics this connector creates; -1 uses the broker's default.",
+        )
+}
+
+/// A connector's validated common config, with the worker's defaults resolved.
+#[derive(Clone)]
+pub struct ConnectorConfig {
+    parsed: ParsedConfig,
+    pub key_converter: Arc<dyn Converter>,
+    pub value_converter: Arc<dyn Converter>,
+    offset_flush_interval: Duration,
+}
+
+impl ConnectorConfig {
+    /// Validates the common keys (`extra` adds the sink or source keys) and builds the converters:
+    /// the connector's own `key.converter` / `value.converter` if it sets one, the worker's otherwise.
+    pub fn parse(
+        props: &ConfigMap,
+        extra: &ConfigDef,
+        worker: &WorkerConfig,
+    ) -> Result<ConnectorConfig, ConfigError> {
+        let parsed = connector_config_def().merge(extra).parse(props)?;
+        let key_converter = converter_for(KEY_CONVERTER, props, worker, true)?;
+        let value_converter = converter_for(VALUE_CONVERTER, props, worker, false)?;
+        Ok(ConnectorConfig {
+            parsed,
+            key_converter,
+            value_converter,
+            offset_flush_interval: worker.offset_flush_interval(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.parsed.string(NAME)
+    }
+
+    pub fn class(&self) -> &str {
+        self.parsed.string(CONNECTOR_CLASS)
+    }
+
+    pub fn tasks_max(&self) -> usize {
+        usize::try_from(self.parsed.int(TASKS_MAX)).unwrap_or(1)
+    }
+
+    pub fn props(&self) -> &ConfigMap {
+        self.parsed.map()
+    }
+
+    /// Whether bad records are skipped (`errors.tolerance=all`) rather than failing the task.
+    pub fn tolerates_errors(&self) -> bool {
+        self.parsed.string(ERRORS_TOLERANCE) == "all"
+    }
+
+    pub fn offset_flush_interval(&self) -> Duration {
+        self.offset_flush_interval
+    }
+
+    /// The sink's subscription: exactly one of `topics` and `topics.regex` must be set.
+    pub fn subscription(&self) -> Result<Subscription, ConfigError> {
+        let topics = self.parsed.list(TOPICS);
+        let regex = self.parsed.string(TOPICS_REGEX);
+        match (topics.is_empty(), regex.is_empty()) {
+            (false, true) => Ok(Subscription::Topics(topics)),
+            (true, false) => Ok(Subscription::Pattern(regex.to_owned())),
+            (false, false) => Err(ConfigError::single(
+                TOPICS,
+                "topics and topics.regex are mutually exclusive; set only one",
+            )),
+            (true, true) => Err(ConfigError::single(
+                TOPICS,
+                "a sink connector must set topics or topics.regex",
+            )),
+        }
+    }
+
+    /// The topic to create for `topic`, if this connector asks for topic creation.
+    pub fn new_topic(&self, topic: &str) -> Option<NewTopic> {
+        let partitions = self.parsed.int(TOPIC_CREATION_PARTITIONS);
+        (partitions > 0).then(|| NewTopic {
+            name: topic.to_owned(),
+            partitions,
+            replication_factor: i16::try_from(self.parsed.int(TOPIC_CREATION_REPLICATION))
+                .ok()
+                .filter(|rf| *rf > 0)
+                .unwrap_or(1),
+            config: strip_prefix(self.props(), "topic.creation.default.")
+                .into_iter()
+                .filter(|(k, _)| k != "partitions" && k != "replication.factor")
+                .collect(),
+        })
+    }
+
+    /// The connector's `producer.override.*` keys over the worker's `producer.*` keys.
+    pub fn producer_settings(&self, worker: &WorkerConfig) -> ClientSettings {
+        let mut settings = worker.producer_settings();
+        settings.extend(strip_prefix(self.props(), "producer.override."));
+        settings
+    }
+
+    /// The connector's `consumer.override.*` keys over the worker's `consumer.*` keys.
+    pub fn consumer_settings(&self, worker: &WorkerConfig) -> ClientSettings {
+        let mut settings = worker.consumer_settings();
+        settings.extend(strip_prefix(self.props(), "consumer.override."));
+        settings
+    }
+}
+
+fn converter_for(
+    key: &str,
+    connector: &ConfigMap,
+    worker: &WorkerConfig,
+    is_key: bool,
+) -> Result<Arc<dyn Converter>, ConfigError> {
+    let source = if connector.contains_key(key) {
+        connector
+    } else {
+        worker.props()
+    };
+    let class = source.get(key).map(String::as_str).unwrap_or_default();
+    let settings = strip_prefix(source, &format!("{key}."));
+    converter_from_config(key, class, &settings, is_key).map(Arc::from)
+}

@@ -1,0 +1,46 @@
+//! The standalone worker runtime: source and sink task loops, offset tracking and offset storage.
+//!
+//! - [`worker`]: starts connectors and tasks, stops them cleanly.
+//! - [`source_task`] / [`sink_task`]: the task loops.
+//! - [`submitted`], [`in_flight`]: which source records Kafka acknowledged, and so which offsets may be committed.
+//! - [`offset_store`], [`source_offsets`]: the source offset file.
+//! - [`worker_config`], [`connector_config`]: the worker's and every connector's common keys.
+
+pub mod connector_config;
+pub mod in_flight;
+pub mod offset_store;
+mod records;
+pub mod shutdown;
+pub mod sink_task;
+pub mod source_offsets;
+pub mod source_task;
+pub mod submitted;
+pub mod worker;
+pub mod worker_config;
+
+pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use worker::{ConnectorPlan, StandaloneWorker, WorkerError};
+pub use worker_config::WorkerConfig;
+
+use crate::api::ConnectError;
+use crate::kafka::KafkaError;
+
+/// Why a task stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("task {task} failed in {stage}: {source}")]
+    Connector {
+        task: String,
+        stage: &'static str,
+        #[source]
+        source: ConnectError,
+    },
+    #[error("task {task}: Kafka error: {source}")]
+    Kafka {
+        task: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("task {task}: source offsets could not be committed")]
+    OffsetCommit { task: String },
+}

@@ -1,0 +1,816 @@
+//! The standalone worker's source offset file (`offset.storage.file.filename`): offsets per connector and
+//! source partition, written atomically as checksummed, deterministic JSON, and never silently reset when damaged.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use crate::api::record::{SourceMap, SourceOffset, SourcePartition};
+
+/// The file format version this code reads and writes.
+const VERSION: u64 = 1;
+
+/// Why the offset file could not be read or written. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetStoreError {
+    #[error("cannot read offset file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("offset file {} is corrupt: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "offset file {} has format version {version}; this version of Sluice reads version {VERSION}",
+        path.display()
+    )]
+    UnsupportedVersion { path: PathBuf, version: String },
+    #[error("cannot write offset file {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The new file is in place, but it may not survive a power loss.
+    #[error("wrote offset file {} but could not sync its directory: {source}", path.display())]
+    SyncDirectory {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A connector's offsets, keyed by the canonical JSON text of the source partition.
+type ConnectorOffsets = BTreeMap<String, (SourcePartition, SourceOffset)>;
+
+/// Source offsets of every connector of a standalone worker, mirrored in one file.
+///
+/// The file is `{"version": 1, "checksum": "<hex>", "offsets": [{"key": ["<connector>", {partition}],
+/// "value": {offset}}, ...]}`, sorted by connector and then by the partition's JSON text; the checksum is the
+/// FNV-1a 64 hash of the `offsets` array serialized compactly with object keys sorted.
+#[derive(Debug)]
+pub struct FileOffsetStore {
+    path: PathBuf,
+    offsets: BTreeMap<String, ConnectorOffsets>,
+}
+
+impl FileOffsetStore {
+    /// Loads the file; a missing file is an empty store, and an unreadable or damaged one an error.
+    pub fn open(path: &Path) -> Result<FileOffsetStore, OffsetStoreError> {
+        let offsets = match fs::read(path) {
+            Ok(bytes) => parse_file(&bytes, path)?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => {
+                return Err(OffsetStoreError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        Ok(FileOffsetStore {
+            path: path.to_owned(),
+            offsets,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored offset of one source partition of a connector.
+    pub fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.offsets
+            .get(connector)?
+            .get(&canonical_map(partition))
+            .map(|(_, offset)| offset.clone())
+    }
+
+    /// Every stored offset of a connector, sorted by the partition's JSON text.
+    pub fn offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
+        self.offsets
+            .get(connector)
+            .map(|offsets| offsets.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Merges offsets of a connector (a later entry for the same partition wins) and rewrites the file
+    /// atomically. On error nothing changes in memory, so memory always matches the file; the caller should
+    /// retry these offsets with its next commit. The one exception is [`OffsetStoreError::SyncDirectory`]:
+    /// the new file is then already in place, and memory holds its contents.
+    pub fn put(
+        &mut self,
+        connector: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), OffsetStoreError> {
+        let mut merged = self.offsets.get(connector).cloned().unwrap_or_default();
+        let mut changed = false;
+        for (partition, offset) in offsets {
+            let key = canonical_map(partition);
+            if merged.get(&key).is_some_and(|(_, old)| old == offset) {
+                continue;
+            }
+            merged.insert(key, (partition.clone(), offset.clone()));
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+        let mut all: BTreeMap<&str, &ConnectorOffsets> = self
+            .offsets
+            .iter()
+            .map(|(name, offsets)| (name.as_str(), offsets))
+            .collect();
+        all.insert(connector, &merged);
+        let text = render(&all);
+        match write_atomically(&self.path, text.as_bytes()) {
+            Ok(()) => {
+                self.offsets.insert(connector.to_owned(), merged);
+                Ok(())
+            }
+            Err(WriteFailure::Write(source)) => Err(OffsetStoreError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(WriteFailure::SyncDirectory(source)) => {
+                self.offsets.insert(connector.to_owned(), merged);
+                Err(OffsetStoreError::SyncDirectory {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Compact JSON with object keys sorted, whatever order the map keeps them in.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => write_canonical_object(map, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+fn write_canonical_object(map: &serde_json::Map<String, Value>, out: &mut String) {
+    out.push('{');
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(key.as_str()).to_string());
+        out.push(':');
+        write_canonical(value, out);
+    }
+    out.push('}');
+}
+
+fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn canonical_map(map: &SourceMap) -> String {
+    let mut out = String::new();
+    write_canonical_object(map.as_map(), &mut out);
+    out
+}
+
+/// The whole file: one offset entry per line, each in canonical form.
+fn render(all: &BTreeMap<&str, &ConnectorOffsets>) -> String {
+    let mut entries = Vec::new();
+    for (connector, offsets) in all {
+        let name = Value::from(*connector).to_string();
+        for (partition, (_, offset)) in offsets.iter() {
+            entries.push(format!(
+                "{{\"key\":[{name},{partition}],\"value\":{}}}",
+                canonical_map(offset)
+            ));
+        }
+    }
+    let checksum = fnv1a64(format!("[{}]", entries.join(",")).as_bytes());
+    let body = if entries.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}\n", entries.join(",\n"))
+    };
+    format!("{{\"version\":{VERSION},\"checksum\":\"{checksum:016x}\",\"offsets\":[{body}]}}\n")
+}
+
+fn parse_file(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<BTreeMap<String, ConnectorOffsets>, OffsetStoreError> {
+    let corrupt = |reason: String| OffsetStoreError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt("the file is empty".to_owned()));
+    }
+    let root: Value =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not valid JSON: {e}")))?;
+    let Value::Object(root) = root else {
+        return Err(corrupt("expected a JSON object".to_owned()));
+    };
+    match root.get("version") {
+        Some(version) if version.as_u64() == Some(VERSION) => {}
+        Some(version @ Value::Number(_)) => {
+            return Err(OffsetStoreError::UnsupportedVersion {
+                path: path.to_owned(),
+                version: version.to_string(),
+            })
+        }
+        Some(_) => return Err(corrupt("\"version\" is not a number".to_owned())),
+        None => return Err(corrupt("\"version\" is missing".to_owned())),
+    }
+    let Some(Value::String(checksum)) = root.get("checksum") else {
+        return Err(corrupt(
+            "\"checksum\" is missing or not a string".to_owned(),
+        ));
+    };
+    let Some(entries) = root.get("offsets") else {
+        return Err(corrupt("\"offsets\" is missing".to_owned()));
+    };
+    let actual = format!("{:016x}", fnv1a64(canonical(entries).as_bytes()));
+    if !checksum.eq_ignore_ascii_case(&actual) {
+        return Err(corrupt(format!(
+            "checksum mismatch: the file says {checksum} but its offsets hash to {actual}"
+        )));
+    }
+    let Value::Array(entries) = entries else {
+        return Err(corrupt("\"offsets\" is not an array".to_owned()));
+    };
+    let mut offsets: BTreeMap<String, ConnectorOffsets> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let (connector, partition, offset) =
+            parse_entry(entry).map_err(|reason| corrupt(format!("offset entry {i}: {reason}")))?;
+        let key = canonical_map(&partition);
+        let previous = offsets
+            .entry(connector.to_owned())
+            .or_default()
+            .insert(key, (partition, offset));
+        if previous.is_some() {
+            return Err(corrupt(format!(
+                "offset entry {i}: a second offset for the same connector and partition"
+            )));
+        }
+    }
+    Ok(offsets)
+}
+
+fn parse_entry(entry: &Value) -> Result<(&str, SourcePartition, SourceOffset), &'static str> {
+    let Some(Value::Array(key)) = entry.get("key") else {
+        return Err("\"key\" is missing or not an array");
+    };
+    let [Value::String(connector), Value::Object(partition)] = key.as_slice() else {
+        return Err("\"key\" is not [\"<connector>\", {source partition}]");
+    };
+    let Some(Value::Object(offset)) = entry.get("value") else {
+        return Err("\"value\" is missing or not an object");
+    };
+    Ok((
+        connector,
+        SourceMap::new(partition.clone()),
+        SourceMap::new(offset.clone()),
+    ))
+}
+
+/// Distinguishes temp files of concurrent writers in one process.
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+enum WriteFailure {
+    /// Nothing was replaced.
+    Write(io::Error),
+    /// The file was replaced but the rename may not be durable.
+    SyncDirectory(io::Error),
+}
+
+/// Writes a temp file next to `path`, syncs it, renames it over `path` and syncs the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
+    let Some(file_name) = path.file_name() else {
+        return Err(WriteFailure::Write(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the offset file path does not name a file",
+        )));
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let temp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(err) = written {
+        // Best effort: the temp file may not exist, and the write error is what matters.
+        let _ = fs::remove_file(&temp);
+        return Err(WriteFailure::Write(err));
+    }
+    sync_dir(dir).map_err(WriteFailure::SyncDirectory)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use serde_json::json;
+
+    fn partition(file: &str) -> SourcePartition {
+        SourcePartition::single("filename", file)
+    }
+
+    fn offset(position: u64) -> SourceOffset {
+        SourceOffset::single("position", position)
+    }
+
+    fn tempdir() -> tempfile::TempDir {
+        match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a temp dir: {e}"),
+        }
+    }
+
+    fn open(path: &Path) -> FileOffsetStore {
+        match FileOffsetStore::open(path) {
+            Ok(store) => store,
+            Err(e) => panic!("cannot open: {e}"),
+        }
+    }
+
+    fn put(
+        store: &mut FileOffsetStore,
+        connector: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) {
+        if let Err(e) = store.put(connector, offsets) {
+            panic!("put failed: {e}");
+        }
+    }
+
+    fn read(path: &Path) -> Vec<u8> {
+        match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("cannot read {}: {e}", path.display()),
+        }
+    }
+
+    fn write(path: &Path, bytes: &[u8]) {
+        if let Err(e) = fs::write(path, bytes) {
+            panic!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn open_err(path: &Path) -> OffsetStoreError {
+        match FileOffsetStore::open(path) {
+            Ok(store) => panic!("expected an error, opened {store:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_corrupt(path: &Path, reason_part: &str) {
+        let err = open_err(path);
+        let message = err.to_string();
+        match err {
+            OffsetStoreError::Corrupt { path: p, reason } => {
+                assert_eq!(p, path);
+                assert!(reason.contains(reason_part), "{reason}");
+                assert!(message.contains(&path.display().to_string()), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    /// A file in the store's format with a correct checksum over `offsets`.
+    fn file_with(version: Value, offsets: Value) -> Vec<u8> {
+        let checksum = fnv1a64(canonical(&offsets).as_bytes());
+        let root =
+            json!({"version": version, "checksum": format!("{checksum:016x}"), "offsets": offsets});
+        root.to_string().into_bytes()
+    }
+
+    #[test]
+    fn fnv1a64_matches_reference_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn missing_file_is_an_empty_store() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let store = open(&path);
+        assert_eq!(store.path(), path);
+        assert_eq!(store.get("c", &partition("a")), None);
+        assert!(store.offsets("c").is_empty());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn round_trip_across_reopen() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        let table = SourcePartition::new(
+            json!({"table": "orders", "protocol": "1"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let ts = SourceOffset::new(
+            json!({"timestamp": 1_700_000_000_000i64, "timestamp_nanos": 5, "incrementing": 42, "f": 0.25})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        put(
+            &mut store,
+            "jdbc",
+            &[(table.clone(), ts.clone()), (partition("b"), offset(7))],
+        );
+        let reopened = open(&path);
+        assert_eq!(reopened.get("jdbc", &table), Some(ts.clone()));
+        assert_eq!(reopened.get("jdbc", &partition("b")), Some(offset(7)));
+        assert_eq!(reopened.get("other", &table), None);
+        assert_eq!(reopened.offsets("jdbc"), store.offsets("jdbc"));
+        assert_eq!(
+            reopened.offsets("jdbc"),
+            vec![(partition("b"), offset(7)), (table, ts)]
+        );
+    }
+
+    #[test]
+    fn file_layout_is_the_documented_one() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        put(
+            &mut store,
+            "file-source",
+            &[(partition("/tmp/in.txt"), offset(1024))],
+        );
+        let text = String::from_utf8(read(&path)).unwrap_or_default();
+        let entries =
+            r#"[{"key":["file-source",{"filename":"/tmp/in.txt"}],"value":{"position":1024}}]"#;
+        let checksum = format!("{:016x}", fnv1a64(entries.as_bytes()));
+        assert_eq!(
+            text,
+            format!(
+                "{{\"version\":1,\"checksum\":\"{checksum}\",\"offsets\":[\n{}\n]}}\n",
+                &entries[1..entries.len() - 1]
+            )
+        );
+    }
+
+    #[test]
+    fn bytes_are_deterministic_whatever_the_insertion_order() {
+        let dir = tempdir();
+        let (first, second) = (dir.path().join("1.json"), dir.path().join("2.json"));
+        let mut forward = serde_json::Map::new();
+        forward.insert("z".into(), json!(1));
+        forward.insert("a".into(), json!(2));
+        let mut backward = serde_json::Map::new();
+        backward.insert("a".into(), json!(2));
+        backward.insert("z".into(), json!(1));
+
+        let mut one = open(&first);
+        put(&mut one, "b", &[(partition("x"), offset(1))]);
+        put(
+            &mut one,
+            "a",
+            &[
+                (SourceMap::new(forward), offset(3)),
+                (partition("y"), offset(2)),
+            ],
+        );
+        let mut two = open(&second);
+        put(
+            &mut two,
+            "a",
+            &[
+                (partition("y"), offset(2)),
+                (SourceMap::new(backward), offset(3)),
+            ],
+        );
+        put(&mut two, "b", &[(partition("x"), offset(1))]);
+        assert_eq!(read(&first), read(&second));
+
+        let text = String::from_utf8(read(&first)).unwrap_or_default();
+        let a = text.find(r#"["a",{"a":2,"z":1}]"#);
+        let ay = text.find(r#"["a",{"filename":"y"}]"#);
+        let bx = text.find(r#"["b",{"filename":"x"}]"#);
+        assert!(a.is_some() && a < ay && ay < bx, "{text}");
+    }
+
+    #[test]
+    fn put_merges_into_existing_offsets() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        put(
+            &mut store,
+            "c",
+            &[(partition("a"), offset(1)), (partition("b"), offset(1))],
+        );
+        put(
+            &mut store,
+            "c",
+            &[(partition("a"), offset(2)), (partition("a"), offset(3))],
+        );
+        for store in [&store, &open(&path)] {
+            assert_eq!(store.get("c", &partition("a")), Some(offset(3)));
+            assert_eq!(store.get("c", &partition("b")), Some(offset(1)));
+        }
+    }
+
+    #[test]
+    fn lookup_matches_equal_partitions_in_any_key_order() {
+        let dir = tempdir();
+        let mut store = open(&dir.path().join("offsets.json"));
+        let mut forward = serde_json::Map::new();
+        forward.insert("table".into(), json!("t"));
+        forward.insert("protocol".into(), json!("1"));
+        let mut backward = serde_json::Map::new();
+        backward.insert("protocol".into(), json!("1"));
+        backward.insert("table".into(), json!("t"));
+        put(&mut store, "c", &[(SourceMap::new(forward), offset(1))]);
+        put(
+            &mut store,
+            "c",
+            &[(SourceMap::new(backward.clone()), offset(2))],
+        );
+        assert_eq!(store.offsets("c").len(), 1);
+        assert_eq!(store.get("c", &SourceMap::new(backward)), Some(offset(2)));
+    }
+
+    #[test]
+    fn connectors_are_kept_apart() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        put(&mut store, "one", &[(partition("shared"), offset(1))]);
+        put(&mut store, "two", &[(partition("shared"), offset(2))]);
+        put(&mut store, "one", &[(partition("own"), offset(3))]);
+        let reopened = open(&path);
+        assert_eq!(reopened.get("one", &partition("shared")), Some(offset(1)));
+        assert_eq!(reopened.get("two", &partition("shared")), Some(offset(2)));
+        assert_eq!(reopened.get("two", &partition("own")), None);
+        assert_eq!(reopened.offsets("one").len(), 2);
+        assert_eq!(
+            reopened.offsets("two"),
+            vec![(partition("shared"), offset(2))]
+        );
+    }
+
+    #[test]
+    fn torn_file_is_corrupt() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        put(
+            &mut store,
+            "c",
+            &[(partition("a"), offset(1)), (partition("b"), offset(22))],
+        );
+        let whole = read(&path);
+        let content_len = whole.len() - 1;
+        for cut in [
+            0,
+            1,
+            10,
+            content_len / 3,
+            content_len / 2,
+            content_len - 2,
+            content_len - 1,
+        ] {
+            write(&path, &whole[..cut]);
+            let reason = if cut == 0 { "empty" } else { "not valid JSON" };
+            assert_corrupt(&path, reason);
+        }
+        write(&path, b"   \n");
+        assert_corrupt(&path, "empty");
+    }
+
+    #[test]
+    fn non_json_and_wrong_shapes_are_corrupt() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        for (bytes, reason) in [
+            (b"\x00\x01binary".to_vec(), "not valid JSON"),
+            (b"[1,2]".to_vec(), "expected a JSON object"),
+            (
+                br#"{"checksum":"0","offsets":[]}"#.to_vec(),
+                "\"version\" is missing",
+            ),
+            (
+                br#"{"version":"1","checksum":"0","offsets":[]}"#.to_vec(),
+                "not a number",
+            ),
+            (br#"{"version":1,"offsets":[]}"#.to_vec(), "\"checksum\""),
+            (
+                br#"{"version":1,"checksum":"0"}"#.to_vec(),
+                "\"offsets\" is missing",
+            ),
+            (file_with(json!(1), json!({"a": 1})), "not an array"),
+            (
+                file_with(json!(1), json!([{"key": "c", "value": {}}])),
+                "entry 0",
+            ),
+            (
+                file_with(json!(1), json!([{"key": ["c"], "value": {}}])),
+                "\"key\" is not",
+            ),
+            (
+                file_with(json!(1), json!([{"key": [1, {}], "value": {}}])),
+                "\"key\" is not",
+            ),
+            (
+                file_with(json!(1), json!([{"key": ["c", {}]}])),
+                "\"value\"",
+            ),
+            (
+                file_with(json!(1), json!([{"key": ["c", {}], "value": 3}])),
+                "\"value\"",
+            ),
+            (
+                file_with(
+                    json!(1),
+                    json!([
+                        {"key": ["c", {"f": "a"}], "value": {"p": 1}},
+                        {"key": ["c", {"f": "a"}], "value": {"p": 2}}
+                    ]),
+                ),
+                "entry 1: a second offset",
+            ),
+        ] {
+            write(&path, &bytes);
+            assert_corrupt(&path, reason);
+        }
+    }
+
+    #[test]
+    fn hand_written_file_with_valid_checksum_is_accepted() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        write(
+            &path,
+            &file_with(
+                json!(1),
+                json!([{"key": ["c", {"filename": "a"}], "value": {"position": 9}}]),
+            ),
+        );
+        assert_eq!(open(&path).get("c", &partition("a")), Some(offset(9)));
+    }
+
+    #[test]
+    fn checksum_mismatch_is_corrupt() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        put(&mut store, "c", &[(partition("a"), offset(5))]);
+        let text = String::from_utf8(read(&path)).unwrap_or_default();
+        let edited = text.replace(r#""position":5"#, r#""position":6"#);
+        assert_ne!(edited, text);
+        write(&path, edited.as_bytes());
+        assert_corrupt(&path, "checksum mismatch");
+    }
+
+    #[test]
+    fn unknown_version_is_an_error() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        write(&path, &file_with(json!(2), json!([])));
+        match open_err(&path) {
+            OffsetStoreError::UnsupportedVersion { path: p, version } => {
+                assert_eq!(p, path);
+                assert_eq!(version, "2");
+            }
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unreadable_path_is_a_read_error() {
+        let dir = tempdir();
+        match open_err(dir.path()) {
+            OffsetStoreError::Read { path, .. } => assert_eq!(path, dir.path()),
+            other => panic!("expected Read, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn failed_write_leaves_memory_unchanged() {
+        let dir = tempdir();
+        let missing = dir.path().join("missing").join("offsets.json");
+        let mut store = open(&missing);
+        match store.put("c", &[(partition("a"), offset(1))]) {
+            Err(OffsetStoreError::Write { path, .. }) => assert_eq!(path, missing),
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        assert_eq!(store.get("c", &partition("a")), None);
+        assert!(store.offsets("c").is_empty());
+
+        let sub = dir.path().join("sub");
+        if let Err(e) = fs::create_dir(&sub) {
+            panic!("cannot create {}: {e}", sub.display());
+        }
+        let path = sub.join("offsets.json");
+        let mut store = open(&path);
+        put(&mut store, "c", &[(partition("a"), offset(1))]);
+        if let Err(e) = fs::remove_dir_all(&sub) {
+            panic!("cannot remove {}: {e}", sub.display());
+        }
+        assert!(store
+            .put(
+                "c",
+                &[(partition("a"), offset(2)), (partition("b"), offset(1))]
+            )
+            .is_err_and(|e| matches!(e, OffsetStoreError::Write { .. })));
+        assert_eq!(store.get("c", &partition("a")), Some(offset(1)));
+        assert_eq!(store.get("c", &partition("b")), None);
+        assert_eq!(store.offsets("c"), vec![(partition("a"), offset(1))]);
+    }
+
+    #[test]
+    fn failed_rename_removes_the_temp_file() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        let blocker = path.join("child");
+        if let Err(e) = fs::create_dir_all(&blocker) {
+            panic!("cannot create {}: {e}", blocker.display());
+        }
+        assert!(store
+            .put("c", &[(partition("a"), offset(1))])
+            .is_err_and(|e| matches!(e, OffsetStoreError::Write { .. })));
+        assert_eq!(store.get("c", &partition("a")), None);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(names, vec![std::ffi::OsString::from("offsets.json")]);
+    }
+
+    #[test]
+    fn put_without_changes_does_not_write() {
+        let dir = tempdir();
+        let sub = dir.path().join("sub");
+        if let Err(e) = fs::create_dir(&sub) {
+            panic!("cannot create {}: {e}", sub.display());
+        }
+        let mut store = open(&sub.join("offsets.json"));
+        put(&mut store, "c", &[(partition("a"), offset(1))]);
+        if let Err(e) = fs::remove_dir_all(&sub) {
+            panic!("cannot remove {}: {e}", sub.display());
+        }
+        put(&mut store, "c", &[(partition("a"), offset(1))]);
+        put(&mut store, "c", &[]);
+        assert_eq!(store.get("c", &partition("a")), Some(offset(1)));
+    }
+}

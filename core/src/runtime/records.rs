@@ -1,0 +1,74 @@
+//! Record conversion at the Kafka boundary: `SourceRecord` to `ProduceRecord` and `ConsumedRecord` to
+//! `SinkRecord`, through the connector's converters.
+
+use crate::api::{Header, SinkRecord, SourceRecord};
+use crate::convert::{ConvertError, Converter};
+use crate::data::{Data, Value};
+use crate::kafka::{ConsumedRecord, KafkaHeader, ProduceRecord};
+
+/// A connector's key and value converters.
+pub struct Converters<'a> {
+    pub key: &'a dyn Converter,
+    pub value: &'a dyn Converter,
+}
+
+impl Converters<'_> {
+    /// Serializes a source record for the producer.
+    pub fn to_kafka(&self, record: &SourceRecord) -> Result<ProduceRecord, ConvertError> {
+        Ok(ProduceRecord {
+            topic: record.topic.clone(),
+            partition: record.kafka_partition,
+            key: self.key.from_connect(&record.topic, &record.key)?,
+            value: self.value.from_connect(&record.topic, &record.value)?,
+            headers: record.headers.iter().map(header_to_kafka).collect(),
+            timestamp: record.timestamp,
+        })
+    }
+
+    /// Deserializes a consumed record for a sink task.
+    pub fn to_sink(&self, record: ConsumedRecord) -> Result<SinkRecord, ConvertError> {
+        let key = self.key.to_connect(&record.topic, record.key.as_deref())?;
+        let value = self
+            .value
+            .to_connect(&record.topic, record.value.as_deref())?;
+        let headers = record.headers.into_iter().map(header_from_kafka).collect();
+        Ok(SinkRecord {
+            topic: record.topic,
+            partition: record.partition,
+            kafka_offset: record.offset,
+            key,
+            value,
+            headers,
+            timestamp: record.timestamp,
+        })
+    }
+}
+
+/// Header values travel as bytes: strings as UTF-8, bytes as they are, anything else as its string form.
+fn header_to_kafka(header: &Header) -> KafkaHeader {
+    let value = match &header.value.value {
+        Value::Null => None,
+        Value::Bytes(b) => Some(b.clone()),
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        other => Some(format!("{other:?}").into_bytes()),
+    };
+    KafkaHeader {
+        key: header.key.clone(),
+        value,
+    }
+}
+
+/// Header values are read back as strings when they are UTF-8 and as bytes otherwise.
+fn header_from_kafka(header: KafkaHeader) -> Header {
+    let value = match header.value {
+        None => Data::NULL,
+        Some(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => Data::string(s),
+            Err(e) => Data::schemaless(e.into_bytes()),
+        },
+    };
+    Header {
+        key: header.key,
+        value,
+    }
+}

@@ -1,0 +1,348 @@
+//! The sink task loop (Kafka Connect's `WorkerSinkTask`): consume as a member of the connector's group,
+//! convert and `put` records, and commit only offsets that `pre_commit` (by default: after `flush`)
+//! declared durable, both periodically and before partitions are given up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use crate::api::{ConnectError, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
+use crate::config::ConfigMap;
+use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
+
+use super::connector_config::ConnectorConfig;
+use super::records::Converters;
+use super::shutdown::Shutdown;
+use super::TaskError;
+
+/// Most records handed to one `put` (Kafka's `max.poll.records` default).
+const MAX_POLL_RECORDS: usize = 500;
+/// How long one poll waits for records before the loop checks its timers again.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long to wait before redelivering a batch after a retriable `put` error.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Records for one `put`, and the positions they take their partitions to once `put` accepted them.
+struct Batch {
+    records: Vec<SinkRecord>,
+    positions: BTreeMap<TopicPartition, i64>,
+}
+
+/// Runs one sink task until shutdown or failure.
+pub struct SinkTaskRunner {
+    id: String,
+    task: Box<dyn SinkTask>,
+    context: SinkTaskContext,
+    config: Arc<ConnectorConfig>,
+    consumer: Option<Box<dyn GroupConsumer>>,
+    assigned: BTreeSet<TopicPartition>,
+    /// Per owned partition: the offset after the last record handed to `put`.
+    positions: BTreeMap<TopicPartition, i64>,
+    /// Per owned partition: the offset last committed by this task.
+    committed: BTreeMap<TopicPartition, i64>,
+    /// A batch whose `put` failed with a retriable error, to hand over again.
+    redeliver: Option<Batch>,
+    paused_for_retry: bool,
+}
+
+impl SinkTaskRunner {
+    pub fn new(
+        id: String,
+        task: Box<dyn SinkTask>,
+        task_config: ConfigMap,
+        config: Arc<ConnectorConfig>,
+        consumer: Box<dyn GroupConsumer>,
+    ) -> SinkTaskRunner {
+        SinkTaskRunner {
+            id,
+            task,
+            context: SinkTaskContext::new(task_config),
+            config,
+            consumer: Some(consumer),
+            assigned: BTreeSet::new(),
+            positions: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            redeliver: None,
+            paused_for_retry: false,
+        }
+    }
+
+    fn consumer(&mut self) -> &mut dyn GroupConsumer {
+        // Taken only by `run` after the loop is over.
+        &mut **self
+            .consumer
+            .as_mut()
+            .expect("consumer is present until the task stops")
+    }
+
+    /// Starts the task and runs it until `shutdown` fires or it fails; then commits what was flushed,
+    /// closes the partitions, stops the task and leaves the group.
+    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+        if let Err(e) = self.task.start(self.context.clone()).await {
+            return Err(self.fail("start", e));
+        }
+        tracing::info!(task = %self.id, "sink task started");
+        let outcome = self.run_until_stopped(&mut shutdown).await;
+        let owned: Vec<_> = self.assigned.iter().cloned().collect();
+        if outcome.is_ok() {
+            self.commit(&owned).await;
+        }
+        if let Err(e) = self.task.close(&owned).await {
+            tracing::warn!(task = %self.id, error = %e, "sink task close failed");
+        }
+        if let Err(e) = self.task.stop().await {
+            tracing::warn!(task = %self.id, error = %e, "sink task stop failed");
+        }
+        if let Some(consumer) = self.consumer.take() {
+            if let Err(e) = consumer.close().await {
+                tracing::warn!(task = %self.id, error = %e, "leaving the group failed");
+            }
+        }
+        tracing::info!(task = %self.id, "sink task stopped");
+        outcome
+    }
+
+    async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {
+        let period = self.config.offset_flush_interval();
+        let mut commit_timer = interval_at(Instant::now() + period, period);
+        commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            if retry_at.is_some_and(|at| at <= Instant::now()) {
+                retry_at = None;
+                if let Some(batch) = self.redeliver.take() {
+                    retry_at = self.put(batch).await?;
+                }
+            }
+            if std::mem::take(&mut self.context.requests().commit_requested) {
+                let owned: Vec<_> = self.assigned.iter().cloned().collect();
+                self.commit(&owned).await;
+            }
+            let consumer = self
+                .consumer
+                .as_mut()
+                .expect("consumer is present until the task stops");
+            tokio::select! {
+                biased;
+                () = shutdown.recv() => return Ok(()),
+                _ = commit_timer.tick() => {
+                    let owned: Vec<_> = self.assigned.iter().cloned().collect();
+                    self.commit(&owned).await;
+                }
+                event = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => match event {
+                    Ok(event) => {
+                        if let Some(at) = self.on_event(event).await? {
+                            retry_at = Some(at);
+                        }
+                    }
+                    Err(e) => tracing::warn!(task = %self.id, error = %e, "consumer poll failed"),
+                },
+            }
+        }
+    }
+
+    /// Handles one consumer event; returns when to retry a batch that `put` could not take yet.
+    async fn on_event(&mut self, event: GroupEvent) -> Result<Option<Instant>, TaskError> {
+        match event {
+            GroupEvent::Assigned(partitions) => {
+                tracing::info!(task = %self.id, ?partitions, "partitions assigned");
+                self.assigned.extend(partitions.iter().cloned());
+                self.context.requests().assignment = self.assigned.clone();
+                if let Err(e) = self.task.open(&partitions).await {
+                    return Err(self.fail("open", e));
+                }
+                self.apply_requests()?;
+                Ok(None)
+            }
+            GroupEvent::Revoked(partitions) => {
+                tracing::info!(task = %self.id, ?partitions, "partitions revoked");
+                self.commit(&partitions).await;
+                self.release(&partitions).await?;
+                Ok(None)
+            }
+            GroupEvent::Lost(partitions) => {
+                tracing::warn!(task = %self.id, ?partitions, "partitions lost; their uncommitted records will be redelivered elsewhere");
+                self.release(&partitions).await?;
+                Ok(None)
+            }
+            GroupEvent::Records(records) if records.is_empty() => Ok(None),
+            GroupEvent::Records(records) => {
+                let batch = self.convert(records)?;
+                self.put(batch).await
+            }
+        }
+    }
+
+    fn convert(&self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
+        let converters = Converters {
+            key: &*self.config.key_converter,
+            value: &*self.config.value_converter,
+        };
+        let mut batch = Batch {
+            records: Vec::with_capacity(records.len()),
+            positions: BTreeMap::new(),
+        };
+        for record in records {
+            let tp = TopicPartition::new(record.topic.clone(), record.partition);
+            if !self.assigned.contains(&tp) {
+                continue;
+            }
+            let next = record.offset + 1;
+            match converters.to_sink(record) {
+                Ok(sink_record) => batch.records.push(sink_record),
+                Err(e) if self.config.tolerates_errors() => {
+                    tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
+                }
+                Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
+            }
+            batch.positions.insert(tp, next);
+        }
+        Ok(batch)
+    }
+
+    /// Hands a batch to the task. On a retriable error, pauses every partition and returns when to try
+    /// the same batch again; the consumer keeps polling meanwhile so the task stays in its group.
+    async fn put(&mut self, batch: Batch) -> Result<Option<Instant>, TaskError> {
+        let result = if batch.records.is_empty() {
+            Ok(())
+        } else {
+            self.task.put(batch.records.clone()).await
+        };
+        match result {
+            Ok(()) => {
+                self.positions.extend(batch.positions);
+                if self.paused_for_retry {
+                    self.paused_for_retry = false;
+                    let owned: Vec<_> = self.assigned.iter().cloned().collect();
+                    let paused = self.context.requests().pause.clone();
+                    let resume: Vec<_> =
+                        owned.into_iter().filter(|p| !paused.contains(p)).collect();
+                    self.consumer().resume(&resume).map_err(|e| self.kafka(e))?;
+                }
+                self.apply_requests()?;
+                Ok(None)
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(task = %self.id, error = %e, "put will be retried");
+                let owned: Vec<_> = self.assigned.iter().cloned().collect();
+                self.consumer().pause(&owned).map_err(|e| self.kafka(e))?;
+                self.paused_for_retry = true;
+                self.redeliver = Some(batch);
+                Ok(Some(Instant::now() + RETRY_BACKOFF))
+            }
+            Err(e) => Err(self.fail("put", e)),
+        }
+    }
+
+    /// Applies what the task asked through its context: rewinds, pauses and resumes.
+    fn apply_requests(&mut self) -> Result<(), TaskError> {
+        let (rewinds, pause, resume) = {
+            let mut requests = self.context.requests();
+            (
+                std::mem::take(&mut requests.rewinds),
+                std::mem::take(&mut requests.pause),
+                std::mem::take(&mut requests.resume),
+            )
+        };
+        for (tp, offset) in rewinds {
+            if !self.assigned.contains(&tp) {
+                continue;
+            }
+            self.consumer()
+                .seek(&tp, offset)
+                .map_err(|e| self.kafka(e))?;
+            self.positions.insert(tp, offset);
+        }
+        let pause: Vec<_> = pause
+            .into_iter()
+            .filter(|p| self.assigned.contains(p))
+            .collect();
+        let resume: Vec<_> = resume
+            .into_iter()
+            .filter(|p| self.assigned.contains(p))
+            .collect();
+        if !pause.is_empty() {
+            self.consumer().pause(&pause).map_err(|e| self.kafka(e))?;
+        }
+        if !resume.is_empty() {
+            self.consumer().resume(&resume).map_err(|e| self.kafka(e))?;
+        }
+        Ok(())
+    }
+
+    /// Asks the task what may be committed for these partitions (the default flushes first) and commits
+    /// it synchronously. A commit rejected after a rebalance is logged, not fatal: the records will be
+    /// redelivered to whoever owns the partitions now.
+    async fn commit(&mut self, partitions: &[TopicPartition]) {
+        let current: BTreeMap<_, _> = partitions
+            .iter()
+            .filter_map(|p| self.positions.get(p).map(|o| (p.clone(), *o)))
+            .collect();
+        if current.is_empty() {
+            return;
+        }
+        let approved = match self.task.pre_commit(&current).await {
+            Ok(approved) => approved,
+            Err(e) => {
+                tracing::error!(task = %self.id, error = %e, "flush failed; offsets not committed");
+                return;
+            }
+        };
+        let to_commit: BTreeMap<_, _> = approved
+            .into_iter()
+            .filter(|(p, o)| self.assigned.contains(p) && self.committed.get(p) != Some(o))
+            .collect();
+        if to_commit.is_empty() {
+            return;
+        }
+        match self.consumer().commit(&to_commit).await {
+            Ok(()) => {
+                tracing::debug!(task = %self.id, offsets = ?to_commit, "committed sink offsets");
+                self.committed.extend(to_commit);
+            }
+            Err(KafkaError::Fenced(reason)) => {
+                tracing::warn!(task = %self.id, reason, "offset commit rejected: the group has rebalanced");
+            }
+            Err(e) => tracing::error!(task = %self.id, error = %e, "offset commit failed"),
+        }
+    }
+
+    /// Closes partitions in the task and forgets them.
+    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        if let Err(e) = self.task.close(partitions).await {
+            return Err(self.fail("close", e));
+        }
+        for p in partitions {
+            self.assigned.remove(p);
+            self.positions.remove(p);
+            self.committed.remove(p);
+        }
+        self.context.requests().assignment = self.assigned.clone();
+        if let Some(batch) = &mut self.redeliver {
+            batch
+                .records
+                .retain(|r| self.assigned.contains(&r.topic_partition()));
+            batch.positions.retain(|p, _| self.assigned.contains(p));
+        }
+        Ok(())
+    }
+
+    fn kafka(&self, source: KafkaError) -> TaskError {
+        tracing::error!(task = %self.id, error = %source, "sink task failed");
+        TaskError::Kafka {
+            task: self.id.clone(),
+            source,
+        }
+    }
+
+    fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
+        tracing::error!(task = %self.id, stage, error = %error, "sink task failed");
+        TaskError::Connector {
+            task: self.id.clone(),
+            stage,
+            source: error,
+        }
+    }
+}

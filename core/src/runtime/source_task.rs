@@ -1,0 +1,272 @@
+//! The source task loop (Kafka Connect's `WorkerSourceTask`): poll the task, convert and produce its
+//! records, and commit source offsets only up to the contiguous prefix Kafka has acknowledged.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use crate::api::{
+    ConnectError, RecordMetadata, SourceOffset, SourcePartition, SourceRecord, SourceTask,
+    SourceTaskContext,
+};
+use crate::config::ConfigMap;
+use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
+
+use super::connector_config::ConnectorConfig;
+use super::in_flight::InFlight;
+use super::records::Converters;
+use super::shutdown::Shutdown;
+use super::source_offsets::ConnectorOffsets;
+use super::submitted::SubmittedRecords;
+use super::TaskError;
+
+/// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
+/// waits for acknowledgements past it.
+const MAX_IN_FLIGHT: usize = 16_384;
+
+/// How long to wait before polling again after a retriable poll error.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Runs one source task until shutdown or failure.
+pub struct SourceTaskRunner {
+    id: String,
+    task: Box<dyn SourceTask>,
+    task_config: ConfigMap,
+    config: Arc<ConnectorConfig>,
+    producer: Box<dyn Producer>,
+    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    admin: Option<Arc<dyn Admin>>,
+    offsets: ConnectorOffsets,
+    submitted: SubmittedRecords,
+    in_flight: InFlight,
+    /// Offsets taken from `submitted` whose write to the store has not succeeded yet.
+    uncommitted: Vec<(SourcePartition, SourceOffset)>,
+    known_topics: BTreeSet<String>,
+    flush_timeout: Duration,
+}
+
+/// What a source task runner needs besides its task.
+pub struct SourceTaskSetup {
+    pub id: String,
+    pub task_config: ConfigMap,
+    pub config: Arc<ConnectorConfig>,
+    pub producer: ProducerHandle,
+    /// Set when the connector may create its topics.
+    pub admin: Option<Arc<dyn Admin>>,
+    pub offsets: ConnectorOffsets,
+    pub flush_timeout: Duration,
+}
+
+impl SourceTaskRunner {
+    pub fn new(task: Box<dyn SourceTask>, setup: SourceTaskSetup) -> SourceTaskRunner {
+        SourceTaskRunner {
+            id: setup.id,
+            task,
+            task_config: setup.task_config,
+            config: setup.config,
+            producer: setup.producer.producer,
+            deliveries: setup.producer.deliveries,
+            admin: setup.admin,
+            offsets: setup.offsets,
+            submitted: SubmittedRecords::new(),
+            in_flight: InFlight::default(),
+            uncommitted: Vec::new(),
+            known_topics: BTreeSet::new(),
+            flush_timeout: setup.flush_timeout,
+        }
+    }
+
+    /// Starts the task and runs it until `shutdown` fires or it fails; then waits for outstanding
+    /// acknowledgements, commits offsets and stops the task.
+    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+        let context =
+            SourceTaskContext::new(self.task_config.clone(), Arc::new(self.offsets.clone()));
+        self.task
+            .start(context)
+            .await
+            .map_err(|e| self.fail("start", e))?;
+        tracing::info!(task = %self.id, "source task started");
+        let outcome = self.run_until_stopped(&mut shutdown).await;
+        let finished = self.finish().await;
+        if let Err(e) = self.task.stop().await {
+            tracing::warn!(task = %self.id, error = %e, "source task stop failed");
+        }
+        tracing::info!(task = %self.id, "source task stopped");
+        outcome.and(finished)
+    }
+
+    async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {
+        let period = self.config.offset_flush_interval();
+        let mut commit_timer = interval_at(Instant::now() + period, period);
+        commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            tokio::select! {
+                biased;
+                () = shutdown.recv() => return Ok(()),
+                Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery).await?,
+                _ = commit_timer.tick() => self.commit_offsets().await?,
+                batch = self.task.poll(), if room => match batch {
+                    Ok(records) => self.send_batch(records).await?,
+                    Err(e) if e.is_retriable() => {
+                        tracing::warn!(task = %self.id, error = %e, "retriable poll error");
+                        tokio::time::sleep(RETRY_BACKOFF).await;
+                    }
+                    Err(e) => return Err(self.fail("poll", e)),
+                },
+            }
+        }
+    }
+
+    async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
+        for record in records {
+            self.ensure_topic(&record.topic).await?;
+            let converters = Converters {
+                key: &*self.config.key_converter,
+                value: &*self.config.value_converter,
+            };
+            let produced = match converters.to_kafka(&record) {
+                Ok(produced) => produced,
+                Err(e) if self.config.tolerates_errors() => {
+                    tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
+                    let handle = self.submitted.submit(
+                        record.source_partition.clone(),
+                        record.source_offset.clone(),
+                    );
+                    self.submitted.ack(handle);
+                    self.commit_record(&record, None).await;
+                    continue;
+                }
+                Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
+            };
+            let handle = self.submitted.submit(
+                record.source_partition.clone(),
+                record.source_offset.clone(),
+            );
+            let token = self.in_flight.insert(record, handle);
+            self.producer
+                .send(produced, token)
+                .await
+                .map_err(|e| TaskError::Kafka {
+                    task: self.id.clone(),
+                    source: e,
+                })?;
+        }
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.on_delivery(delivery).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_topic(&mut self, topic: &str) -> Result<(), TaskError> {
+        if self.known_topics.contains(topic) {
+            return Ok(());
+        }
+        if let (Some(admin), Some(new_topic)) = (&self.admin, self.config.new_topic(topic)) {
+            let created = admin
+                .create_topic(&new_topic)
+                .await
+                .map_err(|e| TaskError::Kafka {
+                    task: self.id.clone(),
+                    source: e,
+                })?;
+            if created {
+                tracing::info!(task = %self.id, topic, partitions = new_topic.partitions, "created topic");
+            }
+        }
+        self.known_topics.insert(topic.to_owned());
+        Ok(())
+    }
+
+    async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
+        let Some((record, handle)) = self.in_flight.take(delivery.token) else {
+            return Ok(());
+        };
+        match delivery.result {
+            Ok(metadata) => {
+                self.submitted.ack(handle);
+                self.commit_record(&record, Some(&metadata)).await;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(task = %self.id, topic = %record.topic, error = %e, "Kafka did not accept a record");
+                Err(TaskError::Kafka {
+                    task: self.id.clone(),
+                    source: e,
+                })
+            }
+        }
+    }
+
+    async fn commit_record(&mut self, record: &SourceRecord, metadata: Option<&RecordMetadata>) {
+        if let Err(e) = self.task.commit_record(record, metadata).await {
+            tracing::warn!(task = %self.id, error = %e, "commit_record failed");
+        }
+    }
+
+    /// Writes the offsets of the acknowledged prefix to the offset store, then tells the task.
+    async fn commit_offsets(&mut self) -> Result<(), TaskError> {
+        let committable = self.submitted.committable();
+        for (partition, offset) in committable.offsets {
+            match self.uncommitted.iter_mut().find(|(p, _)| *p == partition) {
+                Some(entry) => entry.1 = offset,
+                None => self.uncommitted.push((partition, offset)),
+            }
+        }
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.offsets.commit(&self.uncommitted) {
+            tracing::error!(task = %self.id, error = %e, "failed to commit source offsets; will retry");
+            return Ok(());
+        }
+        tracing::debug!(task = %self.id, partitions = self.uncommitted.len(), "committed source offsets");
+        self.uncommitted.clear();
+        if let Err(e) = self.task.commit().await {
+            tracing::warn!(task = %self.id, error = %e, "task commit failed");
+        }
+        Ok(())
+    }
+
+    /// Waits (up to `offset.flush.timeout.ms`) for outstanding acknowledgements, then commits.
+    async fn finish(&mut self) -> Result<(), TaskError> {
+        let deadline = Instant::now() + self.flush_timeout;
+        if let Err(e) = self.producer.flush(self.flush_timeout).await {
+            tracing::warn!(task = %self.id, error = %e, "producer flush on stop failed");
+        }
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.deliveries.recv()).await {
+                Ok(Some(delivery)) => {
+                    if let Err(e) = self.on_delivery(delivery).await {
+                        tracing::warn!(task = %self.id, error = %e, "record failed while stopping");
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    tracing::warn!(task = %self.id, outstanding = self.in_flight.len(),
+                        "stopping with unacknowledged records; their offsets stay uncommitted");
+                    break;
+                }
+            }
+        }
+        self.commit_offsets().await?;
+        if self.uncommitted.is_empty() {
+            Ok(())
+        } else {
+            Err(TaskError::OffsetCommit {
+                task: self.id.clone(),
+            })
+        }
+    }
+
+    fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
+        tracing::error!(task = %self.id, stage, error = %error, "source task failed");
+        TaskError::Connector {
+            task: self.id.clone(),
+            stage,
+            source: error,
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The standalone worker: validates connector configs, starts connectors and their tasks on a Kafka
+//! backend, and stops them cleanly (flush, commit, leave the group) when its shutdown signal fires.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinSet;
+
+use crate::api::{
+    ConnectError, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector, SourceConnector,
+};
+use crate::config::{ConfigError, ConfigMap};
+use crate::kafka::{KafkaBackend, KafkaError};
+
+use super::connector_config::{
+    sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS, NAME,
+};
+use super::offset_store::{FileOffsetStore, OffsetStoreError};
+use super::shutdown::ShutdownTrigger;
+use super::sink_task::SinkTaskRunner;
+use super::source_offsets::ConnectorOffsets;
+use super::source_task::{SourceTaskRunner, SourceTaskSetup};
+use super::worker_config::WorkerConfig;
+use super::TaskError;
+
+/// Why the worker could not start or run a connector.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("connector {connector:?} has an invalid configuration: {source}")]
+    Config {
+        connector: String,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("connector {connector:?}: connector.class {class:?} is not a known connector; known: {known}")]
+    UnknownClass {
+        connector: String,
+        class: String,
+        known: String,
+    },
+    #[error("two connectors are named {0:?}; names must be unique")]
+    DuplicateName(String),
+    #[error(transparent)]
+    OffsetStore(#[from] OffsetStoreError),
+    #[error("connector {connector:?}: {source}")]
+    Kafka {
+        connector: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("connector {connector:?} failed: {source}")]
+    Connector {
+        connector: String,
+        #[source]
+        source: ConnectError,
+    },
+    #[error("every task has failed; see the errors above")]
+    AllTasksFailed,
+}
+
+enum Plugin {
+    Source(Box<dyn SourceConnector>),
+    Sink(Box<dyn SinkConnector>),
+}
+
+/// A connector whose configuration was validated, ready to start.
+pub struct ConnectorPlan {
+    config: Arc<ConnectorConfig>,
+    plugin: Plugin,
+}
+
+impl ConnectorPlan {
+    pub fn name(&self) -> &str {
+        self.config.name()
+    }
+}
+
+/// A standalone worker: one process, source offsets in a local file.
+pub struct StandaloneWorker {
+    config: WorkerConfig,
+    backend: Arc<dyn KafkaBackend>,
+    plugins: PluginRegistry,
+    offsets: Arc<Mutex<FileOffsetStore>>,
+}
+
+impl StandaloneWorker {
+    /// Opens the offset file (a corrupt one is an error, never reset).
+    pub fn new(
+        config: WorkerConfig,
+        backend: Arc<dyn KafkaBackend>,
+        plugins: PluginRegistry,
+    ) -> Result<StandaloneWorker, WorkerError> {
+        let offsets = FileOffsetStore::open(&config.offset_file())?;
+        Ok(StandaloneWorker {
+            config,
+            backend,
+            plugins,
+            offsets: Arc::new(Mutex::new(offsets)),
+        })
+    }
+
+    /// Validates a connector config: common keys, the plugin's own keys, converters.
+    pub fn plan(&self, props: &ConfigMap) -> Result<ConnectorPlan, WorkerError> {
+        let name = props.get(NAME).cloned().unwrap_or_default();
+        let config_error = |source| WorkerError::Config {
+            connector: name.clone(),
+            source,
+        };
+        let class = props.get(CONNECTOR_CLASS).ok_or_else(|| {
+            config_error(ConfigError::single(
+                CONNECTOR_CLASS,
+                "missing required configuration",
+            ))
+        })?;
+        let plugin = self
+            .plugins
+            .lookup(class)
+            .ok_or_else(|| WorkerError::UnknownClass {
+                connector: name.clone(),
+                class: class.clone(),
+                known: self.plugins.classes().join(", "),
+            })?;
+        let (plugin, extra, own) = match plugin {
+            ConnectorPlugin::Source(make) => {
+                let connector = make();
+                let own = connector.validate(props);
+                (Plugin::Source(connector), source_config_def(), own)
+            }
+            ConnectorPlugin::Sink(make) => {
+                let connector = make();
+                let own = connector.validate(props);
+                (Plugin::Sink(connector), sink_config_def(), own)
+            }
+        };
+        let common = ConnectorConfig::parse(props, &extra, &self.config);
+        let mut issues = Vec::new();
+        if let Err(e) = &common {
+            issues.extend(e.issues.iter().cloned());
+        }
+        if let Err(e) = own {
+            issues.extend(e.issues);
+        }
+        if let (Ok(config), Plugin::Sink(_)) = (&common, &plugin) {
+            if let Err(e) = config.subscription() {
+                issues.extend(e.issues);
+            }
+        }
+        if !issues.is_empty() {
+            return Err(config_error(ConfigError { issues }));
+        }
+        let config = common.map_err(config_error)?;
+        Ok(ConnectorPlan {
+            config: Arc::new(config),
+            plugin,
+        })
+    }
+
+    /// Runs the connectors until `shutdown` completes, then stops every task cleanly.
+    pub async fn run(
+        self,
+        plans: Vec<ConnectorPlan>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
+        let mut names = std::collections::BTreeSet::new();
+        for plan in &plans {
+            if !names.insert(plan.name().to_owned()) {
+                return Err(WorkerError::DuplicateName(plan.name().to_owned()));
+            }
+        }
+        tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
+        let trigger = ShutdownTrigger::new();
+        let mut tasks = JoinSet::new();
+        let mut started = Vec::new();
+        for plan in plans {
+            match self.start_connector(plan, &trigger, &mut tasks).await {
+                Ok(plugin) => started.push(plugin),
+                Err(e) => {
+                    trigger.fire();
+                    while tasks.join_next().await.is_some() {}
+                    stop_connectors(started).await;
+                    return Err(e);
+                }
+            }
+        }
+        let total = tasks.len();
+        let mut failed = 0;
+        tokio::pin!(shutdown);
+        let all_failed = loop {
+            tokio::select! {
+                () = &mut shutdown => break false,
+                joined = tasks.join_next() => match joined {
+                    Some(outcome) => {
+                        if task_failed(outcome) {
+                            failed += 1;
+                        }
+                        if failed == total {
+                            break true;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                },
+            }
+        };
+        tracing::info!("worker stopping");
+        trigger.fire();
+        let drain = async {
+            while let Some(outcome) = tasks.join_next().await {
+                task_failed(outcome);
+            }
+        };
+        let limit = self.config.shutdown_timeout() + self.config.offset_flush_timeout();
+        if tokio::time::timeout(limit, drain).await.is_err() {
+            tracing::error!(?limit, "tasks did not stop in time; abandoning them");
+            tasks.abort_all();
+        }
+        stop_connectors(started).await;
+        tracing::info!("worker stopped");
+        if all_failed {
+            Err(WorkerError::AllTasksFailed)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn start_connector(
+        &self,
+        plan: ConnectorPlan,
+        trigger: &ShutdownTrigger,
+        tasks: &mut JoinSet<Result<(), TaskError>>,
+    ) -> Result<Plugin, WorkerError> {
+        let config = plan.config;
+        let name = config.name().to_owned();
+        let connector_error = |source| WorkerError::Connector {
+            connector: name.clone(),
+            source,
+        };
+        let kafka_error = |source| WorkerError::Kafka {
+            connector: name.clone(),
+            source,
+        };
+        let context = ConnectorContext::new(name.clone());
+        match plan.plugin {
+            Plugin::Source(mut connector) => {
+                connector
+                    .start(config.props(), context)
+                    .await
+                    .map_err(connector_error)?;
+                let admin = if self.config.topic_creation_enabled() {
+                    Some(self.backend.admin().map_err(kafka_error)?)
+                } else {
+                    None
+                };
+                for (index, task_config) in connector
+                    .task_configs(config.tasks_max())
+                    .into_iter()
+                    .enumerate()
+                {
+                    let id = format!("{name}-{index}");
+                    let mut settings = config.producer_settings(&self.config);
+                    settings
+                        .entry("client.id".into())
+                        .or_insert_with(|| format!("connector-producer-{id}"));
+                    let producer = self.backend.producer(&settings).map_err(kafka_error)?;
+                    let runner = SourceTaskRunner::new(
+                        connector.create_task(),
+                        SourceTaskSetup {
+                            id,
+                            task_config,
+                            config: config.clone(),
+                            producer,
+                            admin: admin.clone(),
+                            offsets: ConnectorOffsets::new(self.offsets.clone(), name.clone()),
+                            flush_timeout: self.config.offset_flush_timeout(),
+                        },
+                    );
+                    tasks.spawn(runner.run(trigger.subscribe()));
+                }
+                Ok(Plugin::Source(connector))
+            }
+            Plugin::Sink(mut connector) => {
+                connector
+                    .start(config.props(), context)
+                    .await
+                    .map_err(connector_error)?;
+                let subscription = config
+                    .subscription()
+                    .map_err(|source| WorkerError::Config {
+                        connector: name.clone(),
+                        source,
+                    })?;
+                for (index, task_config) in connector
+                    .task_configs(config.tasks_max())
+                    .into_iter()
+                    .enumerate()
+                {
+                    let id = format!("{name}-{index}");
+                    let mut settings = config.consumer_settings(&self.config);
+                    settings
+                        .entry("client.id".into())
+                        .or_insert_with(|| format!("connector-consumer-{id}"));
+                    let consumer = self
+                        .backend
+                        .group_consumer(&settings, &format!("connect-{name}"), &subscription)
+                        .map_err(kafka_error)?;
+                    let runner = SinkTaskRunner::new(
+                        id,
+                        connector.create_task(),
+                        task_config,
+                        config.clone(),
+                        consumer,
+                    );
+                    tasks.spawn(runner.run(trigger.subscribe()));
+                }
+                Ok(Plugin::Sink(connector))
+            }
+        }
+    }
+}
+
+fn task_failed(outcome: Result<Result<(), TaskError>, tokio::task::JoinError>) -> bool {
+    match outcome {
+        Ok(Ok(())) => false,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "task failed");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "task panicked or was aborted");
+            true
+        }
+    }
+}
+
+async fn stop_connectors(connectors: Vec<Plugin>) {
+    for plugin in connectors {
+        let result = match plugin {
+            Plugin::Source(mut c) => c.stop().await,
+            Plugin::Sink(mut c) => c.stop().await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "connector stop failed");
+        }
+    }
+}

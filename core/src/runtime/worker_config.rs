@@ -1,0 +1,194 @@
+//! The worker's configuration (`worker.properties`): where Kafka is, default converters, offset storage
+//! and commit timing, and the client settings passed to producers and consumers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig};
+use crate::kafka::ClientSettings;
+
+pub const BOOTSTRAP_SERVERS: &str = "bootstrap.servers";
+pub const KEY_CONVERTER: &str = "key.converter";
+pub const VALUE_CONVERTER: &str = "value.converter";
+pub const OFFSET_STORAGE_FILE: &str = "offset.storage.file.filename";
+pub const OFFSET_FLUSH_INTERVAL: &str = "offset.flush.interval.ms";
+pub const OFFSET_FLUSH_TIMEOUT: &str = "offset.flush.timeout.ms";
+pub const SHUTDOWN_TIMEOUT: &str = "task.shutdown.graceful.timeout.ms";
+pub const TOPIC_CREATION_ENABLE: &str = "topic.creation.enable";
+
+const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+
+/// Prefixes of worker keys that apply to every Kafka client the worker creates.
+const COMMON_CLIENT_PREFIXES: &[&str] = &["security.", "sasl.", "ssl.", "client.dns.lookup"];
+
+/// The keys of a standalone worker, with Kafka Connect's defaults.
+pub fn worker_config_def() -> ConfigDef {
+    ConfigDef::new()
+        .optional(
+            BOOTSTRAP_SERVERS,
+            ConfigType::List,
+            "",
+            "Kafka brokers to connect to; empty starts an embedded broker in this process.",
+        )
+        .optional(
+            KEY_CONVERTER,
+            ConfigType::Class,
+            JSON_CONVERTER,
+            "Converter for record keys.",
+        )
+        .optional(
+            VALUE_CONVERTER,
+            ConfigType::Class,
+            JSON_CONVERTER,
+            "Converter for record values.",
+        )
+        .required(
+            OFFSET_STORAGE_FILE,
+            ConfigType::String,
+            "File in which standalone mode stores source offsets.",
+        )
+        .check(|v| {
+            if v.is_empty() {
+                Err("must name a file".into())
+            } else {
+                Ok(())
+            }
+        })
+        .optional(
+            OFFSET_FLUSH_INTERVAL,
+            ConfigType::Long,
+            "60000",
+            "How often offsets are committed, in milliseconds.",
+        )
+        .check(positive)
+        .optional(
+            OFFSET_FLUSH_TIMEOUT,
+            ConfigType::Long,
+            "5000",
+            "How long a commit may wait for outstanding records, in milliseconds.",
+        )
+        .check(positive)
+        .optional(
+            SHUTDOWN_TIMEOUT,
+            ConfigType::Long,
+            "5000",
+            "How long tasks may take to stop cleanly, in milliseconds.",
+        )
+        .check(positive)
+        .optional(
+            TOPIC_CREATION_ENABLE,
+            ConfigType::Boolean,
+            "true",
+            "Whether source connectors may create their topics (topic.creation.* keys).",
+        )
+}
+
+pub(crate) fn positive(v: &str) -> Result<(), String> {
+    match v.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err("must be a positive number".into()),
+    }
+}
+
+/// A validated worker configuration.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    parsed: ParsedConfig,
+}
+
+impl WorkerConfig {
+    pub fn parse(props: &ConfigMap) -> Result<WorkerConfig, ConfigError> {
+        Ok(WorkerConfig {
+            parsed: worker_config_def().parse(props)?,
+        })
+    }
+
+    pub fn props(&self) -> &ConfigMap {
+        self.parsed.map()
+    }
+
+    /// `None` when the worker should start an embedded broker.
+    pub fn bootstrap_servers(&self) -> Option<String> {
+        let servers = self.parsed.list(BOOTSTRAP_SERVERS);
+        (!servers.is_empty()).then(|| servers.join(","))
+    }
+
+    pub fn offset_file(&self) -> PathBuf {
+        PathBuf::from(self.parsed.string(OFFSET_STORAGE_FILE))
+    }
+
+    pub fn offset_flush_interval(&self) -> Duration {
+        millis(&self.parsed, OFFSET_FLUSH_INTERVAL)
+    }
+
+    pub fn offset_flush_timeout(&self) -> Duration {
+        millis(&self.parsed, OFFSET_FLUSH_TIMEOUT)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        millis(&self.parsed, SHUTDOWN_TIMEOUT)
+    }
+
+    pub fn topic_creation_enabled(&self) -> bool {
+        self.parsed.boolean(TOPIC_CREATION_ENABLE)
+    }
+
+    /// Settings for every client: the worker's security keys.
+    pub fn common_client_settings(&self) -> ClientSettings {
+        self.props()
+            .iter()
+            .filter(|(k, _)| COMMON_CLIENT_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The worker's `producer.*` keys, prefix removed.
+    pub fn producer_settings(&self) -> ClientSettings {
+        strip_prefix(self.props(), "producer.")
+    }
+
+    /// The worker's `consumer.*` keys, prefix removed.
+    pub fn consumer_settings(&self) -> ClientSettings {
+        strip_prefix(self.props(), "consumer.")
+    }
+}
+
+pub(crate) fn millis(parsed: &ParsedConfig, key: &str) -> Duration {
+    Duration::from_millis(u64::try_from(parsed.long(key)).unwrap_or_default())
+}
+
+/// The keys that start with `prefix`, with the prefix removed.
+pub fn strip_prefix(props: &ConfigMap, prefix: &str) -> ConfigMap {
+    props
+        .range(prefix.to_owned()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k[prefix.len()..].to_owned(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_prefixes() {
+        let props = ConfigMap::from([
+            (OFFSET_STORAGE_FILE.into(), "/tmp/o".into()),
+            ("producer.linger.ms".into(), "10".into()),
+            ("consumer.fetch.min.bytes".into(), "1".into()),
+            ("security.protocol".into(), "PLAINTEXT".into()),
+        ]);
+        let config = WorkerConfig::parse(&props).unwrap();
+        assert_eq!(config.bootstrap_servers(), None);
+        assert_eq!(config.offset_flush_interval(), Duration::from_secs(60));
+        assert_eq!(config.producer_settings()["linger.ms"], "10");
+        assert_eq!(config.consumer_settings()["fetch.min.bytes"], "1");
+        assert_eq!(config.common_client_settings().len(), 1);
+    }
+
+    #[test]
+    fn missing_offset_file_is_named() {
+        let err = WorkerConfig::parse(&ConfigMap::new()).unwrap_err();
+        assert_eq!(err.issues[0].key, OFFSET_STORAGE_FILE);
+    }
+}

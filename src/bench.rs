@@ -1,0 +1,428 @@
+//! `sluice bench`: measures the FileStream connectors against raw librdkafka clients on the embedded
+//! broker, in one run, and prints the ratios and the workers' peak memory.
+//!
+//! The broker runs in this process; each Sluice worker runs as a child `sluice standalone` process so
+//! that its peak RSS is its own. The baselines are a raw rdkafka producer writing the same lines and a
+//! raw rdkafka consumer writing the same values to a file.
+
+// The benchmark measures wall time on real threads; it never runs simulated.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sluice_core::kafka::rdkafka::EmbeddedBroker;
+
+/// Arguments of `sluice bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Lines in the input file.
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: usize,
+    /// Bytes per line, newline included.
+    #[arg(long, default_value_t = 100)]
+    line_bytes: usize,
+    /// Partitions per topic: the embedded broker keeps about 100,000 messages per partition.
+    #[arg(long, default_value_t = 16)]
+    partitions: i32,
+    /// Rounds to run; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("benchmark I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<rdkafka::error::KafkaError> for BenchError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        BenchError::Kafka(e.to_string())
+    }
+}
+
+impl From<sluice_core::kafka::KafkaError> for BenchError {
+    fn from(e: sluice_core::kafka::KafkaError) -> Self {
+        BenchError::Kafka(e.to_string())
+    }
+}
+
+const SOURCE_TARGET: f64 = 0.8;
+const SINK_TARGET: f64 = 0.8;
+const RSS_TARGET_MB: f64 = 64.0;
+/// How long any one phase may take before the benchmark gives up.
+const PHASE_LIMIT: Duration = Duration::from_secs(300);
+
+struct Round {
+    raw_produce: Duration,
+    sluice_source: Duration,
+    raw_consume: Duration,
+    sluice_sink: Duration,
+    source_rss_mb: f64,
+    sink_rss_mb: f64,
+}
+
+pub fn run(args: Args) -> Result<(), BenchError> {
+    if args.line_bytes < 2 || args.lines == 0 || args.rounds == 0 || args.partitions < 1 {
+        return Err(BenchError::Failed(
+            "--lines, --rounds and --partitions must be positive and --line-bytes at least 2"
+                .into(),
+        ));
+    }
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("input.txt");
+    write_input(&input, args.lines, args.line_bytes)?;
+    let broker = EmbeddedBroker::start(1)?;
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    println!(
+        "sluice bench: {} lines of {} bytes, {} partitions, embedded broker at {bootstrap}",
+        args.lines, args.line_bytes, args.partitions
+    );
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds {
+        let raw_topic = format!("bench-raw-{round}");
+        let sluice_topic = format!("bench-sluice-{round}");
+        broker.create_topic(&raw_topic, args.partitions, 1)?;
+        broker.create_topic(&sluice_topic, args.partitions, 1)?;
+        let work = dir.path().join(format!("round-{round}"));
+        std::fs::create_dir_all(&work)?;
+        let bench = RoundSetup {
+            bootstrap: &bootstrap,
+            input: &input,
+            work: &work,
+            lines: args.lines,
+            partitions: args.partitions,
+        };
+        let raw_produce = raw_produce(&bench, &raw_topic)?;
+        let (sluice_source, source_rss_mb) = sluice_source(&bench, &sluice_topic)?;
+        let raw_consume = raw_consume(&bench, &raw_topic)?;
+        let (sluice_sink, sink_rss_mb) =
+            sluice_sink(&bench, &sluice_topic, (args.lines * args.line_bytes) as u64)?;
+        let r = Round {
+            raw_produce,
+            sluice_source,
+            raw_consume,
+            sluice_sink,
+            source_rss_mb,
+            sink_rss_mb,
+        };
+        println!(
+            "round {}: raw producer {:.3} s, sluice source {:.3} s ({:.2}x); raw consumer {:.3} s, sluice sink {:.3} s ({:.2}x); peak RSS source {:.1} MB, sink {:.1} MB",
+            round + 1,
+            r.raw_produce.as_secs_f64(),
+            r.sluice_source.as_secs_f64(),
+            ratio(r.raw_produce, r.sluice_source),
+            r.raw_consume.as_secs_f64(),
+            r.sluice_sink.as_secs_f64(),
+            ratio(r.raw_consume, r.sluice_sink),
+            r.source_rss_mb,
+            r.sink_rss_mb,
+        );
+        rounds.push(r);
+    }
+    report(&rounds, args.lines)
+}
+
+fn report(rounds: &[Round], lines: usize) -> Result<(), BenchError> {
+    let source = median(rounds.iter().map(|r| ratio(r.raw_produce, r.sluice_source)));
+    let sink = median(rounds.iter().map(|r| ratio(r.raw_consume, r.sluice_sink)));
+    let rss = rounds
+        .iter()
+        .map(|r| r.source_rss_mb.max(r.sink_rss_mb))
+        .fold(0.0, f64::max);
+    let rate = |d: Duration| lines as f64 / d.as_secs_f64() / 1e6;
+    let med = |f: fn(&Round) -> Duration| {
+        Duration::from_secs_f64(median(rounds.iter().map(|r| f(r).as_secs_f64())))
+    };
+    println!();
+    println!(
+        "source: sluice {:.2} M lines/s vs raw producer {:.2} M lines/s: ratio {source:.2} (target >= {SOURCE_TARGET})",
+        rate(med(|r| r.sluice_source)),
+        rate(med(|r| r.raw_produce)),
+    );
+    println!(
+        "sink:   sluice {:.2} M lines/s vs raw consumer {:.2} M lines/s: ratio {sink:.2} (target >= {SINK_TARGET})",
+        rate(med(|r| r.sluice_sink)),
+        rate(med(|r| r.raw_consume)),
+    );
+    println!("peak RSS of a worker: {rss:.1} MB (target < {RSS_TARGET_MB} MB)");
+    let mut missed = Vec::new();
+    if source < SOURCE_TARGET {
+        missed.push("source ratio");
+    }
+    if sink < SINK_TARGET {
+        missed.push("sink ratio");
+    }
+    if rss >= RSS_TARGET_MB {
+        missed.push("peak RSS");
+    }
+    if missed.is_empty() {
+        println!("all targets met");
+        Ok(())
+    } else {
+        Err(BenchError::Failed(format!(
+            "targets missed: {}",
+            missed.join(", ")
+        )))
+    }
+}
+
+fn ratio(baseline: Duration, measured: Duration) -> f64 {
+    baseline.as_secs_f64() / measured.as_secs_f64()
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+struct RoundSetup<'a> {
+    bootstrap: &'a str,
+    input: &'a Path,
+    work: &'a Path,
+    lines: usize,
+    partitions: i32,
+}
+
+fn write_input(path: &Path, lines: usize, line_bytes: usize) -> Result<(), BenchError> {
+    let mut out = BufWriter::new(File::create(path)?);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut line = vec![b'x'; line_bytes];
+    line[line_bytes - 1] = b'\n';
+    for i in 0..lines {
+        let digits = format!("{i:010}");
+        let width = digits.len().min(line_bytes - 1);
+        line[..width].copy_from_slice(&digits.as_bytes()[digits.len() - width..]);
+        for (j, byte) in line.iter_mut().enumerate().take(line_bytes - 1).skip(width) {
+            *byte = alphabet[(i + j) % alphabet.len()];
+        }
+        out.write_all(&line)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The baseline producer: reads the same file and writes every line as a record, until all are acked.
+fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchError> {
+    let started = Instant::now();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", setup.bootstrap)
+        .set("enable.idempotence", "true")
+        .create()?;
+    let reader = BufReader::new(File::open(setup.input)?);
+    for line in reader.split(b'\n') {
+        let line = line?;
+        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&line[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(PHASE_LIMIT)?;
+    Ok(started.elapsed())
+}
+
+/// The baseline consumer: reads every partition from the start and writes each value as a line.
+fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchError> {
+    let started = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", setup.bootstrap)
+        .set("group.id", "bench-raw")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..setup.partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let file = File::create(setup.work.join("raw-out.txt"))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut seen = 0;
+    while seen < setup.lines {
+        if started.elapsed() > PHASE_LIMIT {
+            return Err(BenchError::Failed("the raw consumer timed out".into()));
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            out.write_all(message.payload().unwrap_or_default())?;
+            out.write_all(b"\n")?;
+            seen += 1;
+        }
+    }
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_data()?;
+    Ok(started.elapsed())
+}
+
+/// FileStreamSource in a child worker, timed until the topic holds every line.
+fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64), BenchError> {
+    let connector = setup.work.join("source.properties");
+    std::fs::write(
+        &connector,
+        format!(
+            "name=bench-source\nconnector.class=FileStreamSource\nfile={}\ntopic={topic}\nbatch.size=2000\n",
+            setup.input.display()
+        ),
+    )?;
+    let watcher: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", setup.bootstrap)
+        .create()?;
+    let started = Instant::now();
+    let mut worker = spawn_worker(setup, "source", &connector)?;
+    let result = wait_until(started, &mut worker.child, || {
+        let mut total = 0;
+        for p in 0..setup.partitions {
+            total += watcher
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .map(|(_, high)| high)
+                .unwrap_or(0);
+        }
+        Ok(total as usize >= setup.lines)
+    });
+    worker.finish(result, started)
+}
+
+/// FileStreamSink in a child worker, timed from its partition assignment until the file is complete.
+fn sluice_sink(
+    setup: &RoundSetup<'_>,
+    topic: &str,
+    expected_bytes: u64,
+) -> Result<(Duration, f64), BenchError> {
+    let output = setup.work.join("sluice-out.txt");
+    let connector = setup.work.join("sink.properties");
+    std::fs::write(
+        &connector,
+        format!(
+            "name=bench-sink\nconnector.class=FileStreamSink\nfile={}\ntopics={topic}\n",
+            output.display()
+        ),
+    )?;
+    let mut worker = spawn_worker(setup, "sink", &connector)?;
+    // The consumer group's first join waits for the broker's initial rebalance delay; time from the
+    // assignment, as the raw consumer's time starts at its assign().
+    let assigned = worker
+        .assigned
+        .take()
+        .ok_or_else(|| BenchError::Failed("no log reader".into()))?
+        .recv_timeout(PHASE_LIMIT)
+        .map_err(|_| BenchError::Failed("the sink worker was never assigned partitions".into()))?;
+    let result = wait_until(assigned, &mut worker.child, || {
+        Ok(std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0) >= expected_bytes)
+    });
+    worker.finish(result, assigned)
+}
+
+struct Worker {
+    child: Child,
+    assigned: Option<mpsc::Receiver<Instant>>,
+}
+
+impl Worker {
+    /// Reads the child's peak RSS, stops it with SIGTERM and returns the elapsed time since `from`.
+    fn finish(
+        mut self,
+        result: Result<Instant, BenchError>,
+        from: Instant,
+    ) -> Result<(Duration, f64), BenchError> {
+        let rss = peak_rss_mb(self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait()?;
+        let done = result?;
+        if !status.success() {
+            return Err(BenchError::Failed(format!("a worker exited with {status}")));
+        }
+        Ok((done - from, rss.unwrap_or(f64::NAN)))
+    }
+}
+
+fn spawn_worker(
+    setup: &RoundSetup<'_>,
+    name: &str,
+    connector: &Path,
+) -> Result<Worker, BenchError> {
+    let worker_file = setup.work.join(format!("{name}-worker.properties"));
+    let offsets: PathBuf = setup.work.join(format!("{name}.offsets"));
+    std::fs::write(
+        &worker_file,
+        format!(
+            "bootstrap.servers={}\nkey.converter=org.apache.kafka.connect.storage.StringConverter\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\noffset.storage.file.filename={}\noffset.flush.interval.ms=100\n",
+            setup.bootstrap,
+            offsets.display()
+        ),
+    )?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("standalone")
+        .arg(&worker_file)
+        .arg(connector)
+        .env("SLUICE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take();
+    let (tx, rx) = mpsc::channel();
+    if let Some(stderr) = stderr {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("partitions assigned") {
+                    let _ = tx.send(Instant::now());
+                }
+                if line.contains("ERROR") {
+                    eprintln!("worker: {line}");
+                }
+            }
+        });
+    }
+    Ok(Worker {
+        child,
+        assigned: Some(rx),
+    })
+}
+
+/// Polls `done` until it holds; fails if the child exits first or the phase takes too long.
+fn wait_until(
+    from: Instant,
+    child: &mut Child,
+    mut done: impl FnMut() -> Result<bool, BenchError>,
+) -> Result<Instant, BenchError> {
+    loop {
+        if done()? {
+            return Ok(Instant::now());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(BenchError::Failed(format!(
+                "a worker exited early with {status}"
+            )));
+        }
+        if from.elapsed() > PHASE_LIMIT {
+            return Err(BenchError::Failed("a worker did not finish in time".into()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A process's peak resident set (VmHWM), in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

@@ -1,0 +1,66 @@
+//! The `sluice` command: a Kafka Connect worker in one binary.
+//!
+//! - `sluice standalone WORKER.properties CONNECTOR...` runs connectors, as `connect-standalone.sh`.
+//! - `sluice broker` runs the embedded Kafka-protocol broker alone.
+//! - `sluice bench` measures the FileStream connectors against raw librdkafka clients.
+
+mod bench;
+mod broker;
+mod signals;
+mod standalone;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A Kafka Connect runtime in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run connectors in one standalone worker (like connect-standalone.sh).
+    Standalone(standalone::Args),
+    /// Run the embedded Kafka-protocol broker and print its bootstrap address.
+    Broker(broker::Args),
+    /// Benchmark the FileStream connectors against raw librdkafka on the embedded broker.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Standalone(args) => block_on(standalone::run(args)),
+        Command::Broker(args) => block_on(broker::run(args)),
+        // The benchmark drives raw clients on plain threads and times them with the wall clock.
+        Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command on a multi-threaded tokio runtime.
+fn block_on<E: std::fmt::Display>(
+    command: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(command).map_err(|e| e.to_string())
+}
