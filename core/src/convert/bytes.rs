@@ -54,8 +54,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::data::logical;
-    use crate::data::Decimal;
+    use crate::data::{logical, Decimal};
 
     #[test]
     fn passes_bytes_through() {
