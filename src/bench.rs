@@ -369,7 +369,7 @@ fn spawn_worker(
     std::fs::write(
         &worker_file,
         format!(
-            "bootstrap.servers={}\nkey.converter=org.apache.kafka.connect.storage.StringConverter\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\noffset.storage.file.filename={}\noffset.flush.interval.ms=100\nproducer.sticky.partitioning.linger.ms={SPREAD_EVENLY}\n",
+            "bootstrap.servers={}\nkey.converter=org.apache.kafka.connect.storage.StringConverter\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\noffset.storage.file.filename={}\nproducer.sticky.partitioning.linger.ms={SPREAD_EVENLY}\n",
             setup.bootstrap,
             offsets.display()
         ),

@@ -14,9 +14,6 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::FILE;
 
-/// Buffered bytes past which `put` writes through to the file (durable only after `flush`).
-const WRITE_THROUGH: usize = 1024 * 1024;
-
 fn config_def() -> ConfigDef {
     ConfigDef::new().optional(
         FILE,
@@ -133,15 +130,13 @@ impl SinkTask for FileStreamSinkTask {
         Ok(())
     }
 
+    /// Writes the batch to the file (one write); it is durable only after `flush`.
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
         for record in &records {
             append_value(&mut self.buffer, &record.value.value);
             self.buffer.push(b'\n');
         }
-        if self.buffer.len() >= WRITE_THROUGH {
-            self.write_buffer().await?;
-        }
-        Ok(())
+        self.write_buffer().await
     }
 
     async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {

@@ -118,10 +118,9 @@ impl fmt::Display for TopicPartition {
     }
 }
 
-/// Where Kafka stored a source record: passed to `SourceTask::commit_record`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where Kafka stored a source record (in the record's topic): passed to `SourceTask::commit_record`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordMetadata {
-    pub topic: String,
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<i64>,

@@ -62,8 +62,8 @@ pub trait SourceTask: Send {
     }
 
     /// Called once per record when Kafka acknowledged it (`metadata` set) or when it was dropped before
-    /// reaching Kafka (`metadata` is `None`).
-    async fn commit_record(
+    /// reaching Kafka (`metadata` is `None`). Runs on the task's loop: keep it quick.
+    fn commit_record(
         &mut self,
         record: &SourceRecord,
         metadata: Option<&RecordMetadata>,

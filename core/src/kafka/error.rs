@@ -1,5 +1,15 @@
 //! Errors from the Kafka seam, in terms the runtime acts on.
 
+/// Why a record could not be handed to the producer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The producer's queue is full: wait for room, then send again.
+    #[error("the producer queue is full")]
+    QueueFull,
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
 /// What went wrong talking to Kafka.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KafkaError {

@@ -8,7 +8,7 @@ mod error;
 pub mod rdkafka;
 mod types;
 
-pub use error::KafkaError;
+pub use error::{KafkaError, SendError};
 pub use types::{
     ClientSettings, ConsumedRecord, Delivery, GroupEvent, KafkaHeader, NewTopic, ProduceRecord,
     Subscription,
@@ -53,9 +53,13 @@ pub struct ProducerHandle {
 /// Writes records to Kafka.
 #[async_trait]
 pub trait Producer: Send + Sync {
-    /// Hands a record to the producer, waiting while its queue is full. The acknowledgement arrives
-    /// later on the delivery channel, tagged with `token`.
-    async fn send(&self, record: ProduceRecord, token: u64) -> Result<(), KafkaError>;
+    /// Hands a record to the producer without waiting. The acknowledgement arrives later on the
+    /// delivery channel, tagged with `token`. [`SendError::QueueFull`] asks the caller to
+    /// [`wait_for_room`](Producer::wait_for_room) and send the same record again.
+    fn send(&self, record: &ProduceRecord<'_>, token: u64) -> Result<(), SendError>;
+
+    /// Waits until an acknowledgement may have made room in a full queue.
+    async fn wait_for_room(&self);
 
     /// Waits until every record handed to `send` has been acknowledged or has failed.
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError>;

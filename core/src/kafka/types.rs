@@ -17,14 +17,14 @@ pub struct KafkaHeader {
     pub value: Option<Vec<u8>>,
 }
 
-/// A serialized record on its way to Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProduceRecord {
-    pub topic: String,
+/// A serialized record on its way to Kafka, borrowed: the producer copies what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceRecord<'a> {
+    pub topic: &'a str,
     pub partition: Option<i32>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<KafkaHeader>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [KafkaHeader],
     pub timestamp: Option<i64>,
 }
 

@@ -16,9 +16,14 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// Stores a record and returns the token to send it with.
+    /// The token the next inserted record gets: send it with this token, then insert it.
+    pub fn next_token(&self) -> u64 {
+        self.first_token + self.entries.len() as u64
+    }
+
+    /// Stores a record sent with [`next_token`](InFlight::next_token) and returns that token.
     pub fn insert(&mut self, record: SourceRecord, handle: Submitted) -> u64 {
-        let token = self.first_token + self.entries.len() as u64;
+        let token = self.next_token();
         self.entries.push_back(Some((record, handle)));
         self.outstanding += 1;
         token

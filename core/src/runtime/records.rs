@@ -6,6 +6,27 @@ use crate::convert::{ConvertError, Converter};
 use crate::data::{Data, Value};
 use crate::kafka::{ConsumedRecord, KafkaHeader, ProduceRecord};
 
+/// A source record's key, value and headers as bytes, ready to be produced.
+pub struct Serialized {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<KafkaHeader>,
+}
+
+impl Serialized {
+    /// The record to hand to the producer, borrowing the source record's topic.
+    pub fn produce_record<'a>(&'a self, record: &'a SourceRecord) -> ProduceRecord<'a> {
+        ProduceRecord {
+            topic: &record.topic,
+            partition: record.kafka_partition,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: &self.headers,
+            timestamp: record.timestamp,
+        }
+    }
+}
+
 /// A connector's key and value converters.
 pub struct Converters<'a> {
     pub key: &'a dyn Converter,
@@ -14,14 +35,11 @@ pub struct Converters<'a> {
 
 impl Converters<'_> {
     /// Serializes a source record for the producer.
-    pub fn to_kafka(&self, record: &SourceRecord) -> Result<ProduceRecord, ConvertError> {
-        Ok(ProduceRecord {
-            topic: record.topic.clone(),
-            partition: record.kafka_partition,
+    pub fn to_kafka(&self, record: &SourceRecord) -> Result<Serialized, ConvertError> {
+        Ok(Serialized {
             key: self.key.from_connect(&record.topic, &record.key)?,
             value: self.value.from_connect(&record.topic, &record.value)?,
             headers: record.headers.iter().map(header_to_kafka).collect(),
-            timestamp: record.timestamp,
         })
     }
 

@@ -21,13 +21,17 @@ use super::TaskError;
 const MAX_POLL_RECORDS: usize = 500;
 /// How long one poll waits for records before the loop checks its timers again.
 const POLL_WAIT: Duration = Duration::from_millis(100);
-/// How long to wait before redelivering a batch after a retriable `put` error.
+/// How long partitions stay paused after a retriable `put` error before their records come again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
-/// Records for one `put`, and the positions they take their partitions to once `put` accepted them.
+/// Records for one `put`, with where each of their partitions starts and where `put` takes it.
+#[derive(Default)]
 struct Batch {
     records: Vec<SinkRecord>,
-    positions: BTreeMap<TopicPartition, i64>,
+    /// Per partition: the offset of its first record in the batch (or of the first skipped one).
+    first: BTreeMap<TopicPartition, i64>,
+    /// Per partition: the offset after its last record in the batch.
+    next: BTreeMap<TopicPartition, i64>,
 }
 
 /// Runs one sink task until shutdown or failure.
@@ -42,9 +46,10 @@ pub struct SinkTaskRunner {
     positions: BTreeMap<TopicPartition, i64>,
     /// Per owned partition: the offset last committed by this task.
     committed: BTreeMap<TopicPartition, i64>,
-    /// A batch whose `put` failed with a retriable error, to hand over again.
-    redeliver: Option<Batch>,
-    paused_for_retry: bool,
+    /// Set after a retriable `put` error: every partition is paused and rewound until then.
+    retry_at: Option<Instant>,
+    /// Partitions the task paused through its context.
+    paused_by_task: BTreeSet<TopicPartition>,
 }
 
 impl SinkTaskRunner {
@@ -64,8 +69,8 @@ impl SinkTaskRunner {
             assigned: BTreeSet::new(),
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
-            redeliver: None,
-            paused_for_retry: false,
+            retry_at: None,
+            paused_by_task: BTreeSet::new(),
         }
     }
 
@@ -108,13 +113,9 @@ impl SinkTaskRunner {
         let period = self.config.offset_flush_interval();
         let mut commit_timer = interval_at(Instant::now() + period, period);
         commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut retry_at: Option<Instant> = None;
         loop {
-            if retry_at.is_some_and(|at| at <= Instant::now()) {
-                retry_at = None;
-                if let Some(batch) = self.redeliver.take() {
-                    retry_at = self.put(batch).await?;
-                }
+            if self.retry_at.is_some_and(|at| at <= Instant::now()) {
+                self.resume_after_retry()?;
             }
             if std::mem::take(&mut self.context.requests().commit_requested) {
                 let owned: Vec<_> = self.assigned.iter().cloned().collect();
@@ -132,19 +133,15 @@ impl SinkTaskRunner {
                     self.commit(&owned).await;
                 }
                 event = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => match event {
-                    Ok(event) => {
-                        if let Some(at) = self.on_event(event).await? {
-                            retry_at = Some(at);
-                        }
-                    }
+                    Ok(event) => self.on_event(event).await?,
                     Err(e) => tracing::warn!(task = %self.id, error = %e, "consumer poll failed"),
                 },
             }
         }
     }
 
-    /// Handles one consumer event; returns when to retry a batch that `put` could not take yet.
-    async fn on_event(&mut self, event: GroupEvent) -> Result<Option<Instant>, TaskError> {
+    /// Handles one consumer event.
+    async fn on_event(&mut self, event: GroupEvent) -> Result<(), TaskError> {
         match event {
             GroupEvent::Assigned(partitions) => {
                 tracing::info!(task = %self.id, ?partitions, "partitions assigned");
@@ -153,21 +150,18 @@ impl SinkTaskRunner {
                 if let Err(e) = self.task.open(&partitions).await {
                     return Err(self.fail("open", e));
                 }
-                self.apply_requests()?;
-                Ok(None)
+                self.apply_requests()
             }
             GroupEvent::Revoked(partitions) => {
                 tracing::info!(task = %self.id, ?partitions, "partitions revoked");
                 self.commit(&partitions).await;
-                self.release(&partitions).await?;
-                Ok(None)
+                self.release(&partitions).await
             }
             GroupEvent::Lost(partitions) => {
                 tracing::warn!(task = %self.id, ?partitions, "partitions lost; their uncommitted records will be redelivered elsewhere");
-                self.release(&partitions).await?;
-                Ok(None)
+                self.release(&partitions).await
             }
-            GroupEvent::Records(records) if records.is_empty() => Ok(None),
+            GroupEvent::Records(records) if records.is_empty() => Ok(()),
             GroupEvent::Records(records) => {
                 let batch = self.convert(records)?;
                 self.put(batch).await
@@ -182,13 +176,23 @@ impl SinkTaskRunner {
         };
         let mut batch = Batch {
             records: Vec::with_capacity(records.len()),
-            positions: BTreeMap::new(),
+            ..Batch::default()
         };
+        // Records come grouped by partition: look the partition up only when it changes.
+        let mut current: Option<(TopicPartition, bool)> = None;
         for record in records {
-            let tp = TopicPartition::new(record.topic.clone(), record.partition);
-            if !self.assigned.contains(&tp) {
-                continue;
+            let same = current.as_ref().is_some_and(|(tp, _)| {
+                tp.partition == record.partition && tp.topic == record.topic
+            });
+            if !same {
+                let tp = TopicPartition::new(record.topic.clone(), record.partition);
+                let owned = self.assigned.contains(&tp);
+                current = Some((tp, owned));
             }
+            let Some((tp, true)) = &current else {
+                continue;
+            };
+            batch.first.entry(tp.clone()).or_insert(record.offset);
             let next = record.offset + 1;
             match converters.to_sink(record) {
                 Ok(sink_record) => batch.records.push(sink_record),
@@ -197,43 +201,56 @@ impl SinkTaskRunner {
                 }
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             }
-            batch.positions.insert(tp, next);
+            match batch.next.get_mut(tp) {
+                Some(o) => *o = next,
+                None => {
+                    batch.next.insert(tp.clone(), next);
+                }
+            }
         }
         Ok(batch)
     }
 
-    /// Hands a batch to the task. On a retriable error, pauses every partition and returns when to try
-    /// the same batch again; the consumer keeps polling meanwhile so the task stays in its group.
-    async fn put(&mut self, batch: Batch) -> Result<Option<Instant>, TaskError> {
+    /// Hands a batch to the task. On a retriable error, rewinds its partitions to the batch's first
+    /// records and pauses every partition for a while; the consumer keeps polling meanwhile, so the
+    /// task stays in its group, and the same records come again once the pause is over.
+    async fn put(&mut self, batch: Batch) -> Result<(), TaskError> {
         let result = if batch.records.is_empty() {
             Ok(())
         } else {
-            self.task.put(batch.records.clone()).await
+            self.task.put(batch.records).await
         };
         match result {
             Ok(()) => {
-                self.positions.extend(batch.positions);
-                if self.paused_for_retry {
-                    self.paused_for_retry = false;
-                    let owned: Vec<_> = self.assigned.iter().cloned().collect();
-                    let paused = self.context.requests().pause.clone();
-                    let resume: Vec<_> =
-                        owned.into_iter().filter(|p| !paused.contains(p)).collect();
-                    self.consumer().resume(&resume).map_err(|e| self.kafka(e))?;
-                }
-                self.apply_requests()?;
-                Ok(None)
+                self.positions.extend(batch.next);
+                self.apply_requests()
             }
             Err(e) if e.is_retriable() => {
                 tracing::warn!(task = %self.id, error = %e, "put will be retried");
+                for (tp, offset) in &batch.first {
+                    self.consumer()
+                        .seek(tp, *offset)
+                        .map_err(|e| self.kafka(e))?;
+                }
                 let owned: Vec<_> = self.assigned.iter().cloned().collect();
                 self.consumer().pause(&owned).map_err(|e| self.kafka(e))?;
-                self.paused_for_retry = true;
-                self.redeliver = Some(batch);
-                Ok(Some(Instant::now() + RETRY_BACKOFF))
+                self.retry_at = Some(Instant::now() + RETRY_BACKOFF);
+                Ok(())
             }
             Err(e) => Err(self.fail("put", e)),
         }
+    }
+
+    /// Ends the pause after a retriable error, keeping the partitions the task paused itself.
+    fn resume_after_retry(&mut self) -> Result<(), TaskError> {
+        self.retry_at = None;
+        let resume: Vec<_> = self
+            .assigned
+            .iter()
+            .filter(|p| !self.paused_by_task.contains(*p))
+            .cloned()
+            .collect();
+        self.consumer().resume(&resume).map_err(|e| self.kafka(e))
     }
 
     /// Applies what the task asked through its context: rewinds, pauses and resumes.
@@ -263,6 +280,10 @@ impl SinkTaskRunner {
             .into_iter()
             .filter(|p| self.assigned.contains(p))
             .collect();
+        self.paused_by_task.extend(pause.iter().cloned());
+        for p in &resume {
+            self.paused_by_task.remove(p);
+        }
         if !pause.is_empty() {
             self.consumer().pause(&pause).map_err(|e| self.kafka(e))?;
         }
@@ -318,14 +339,9 @@ impl SinkTaskRunner {
             self.assigned.remove(p);
             self.positions.remove(p);
             self.committed.remove(p);
+            self.paused_by_task.remove(p);
         }
         self.context.requests().assignment = self.assigned.clone();
-        if let Some(batch) = &mut self.redeliver {
-            batch
-                .records
-                .retain(|r| self.assigned.contains(&r.topic_partition()));
-            batch.positions.retain(|p, _| self.assigned.contains(p));
-        }
         Ok(())
     }
 

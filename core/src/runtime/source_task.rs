@@ -13,7 +13,7 @@ use crate::api::{
     SourceTaskContext,
 };
 use crate::config::ConfigMap;
-use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
+use crate::kafka::{Admin, Delivery, Producer, ProducerHandle, SendError};
 
 use super::connector_config::ConnectorConfig;
 use super::in_flight::InFlight;
@@ -137,23 +137,29 @@ impl SourceTaskRunner {
                         record.source_offset.clone(),
                     );
                     self.submitted.ack(handle);
-                    self.commit_record(&record, None).await;
+                    self.commit_record(&record, None);
                     continue;
                 }
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             };
+            let token = self.in_flight.next_token();
+            loop {
+                match self.producer.send(&produced.produce_record(&record), token) {
+                    Ok(()) => break,
+                    Err(SendError::QueueFull) => self.producer.wait_for_room().await,
+                    Err(SendError::Kafka(e)) => {
+                        return Err(TaskError::Kafka {
+                            task: self.id.clone(),
+                            source: e,
+                        })
+                    }
+                }
+            }
             let handle = self.submitted.submit(
                 record.source_partition.clone(),
                 record.source_offset.clone(),
             );
-            let token = self.in_flight.insert(record, handle);
-            self.producer
-                .send(produced, token)
-                .await
-                .map_err(|e| TaskError::Kafka {
-                    task: self.id.clone(),
-                    source: e,
-                })?;
+            self.in_flight.insert(record, handle);
         }
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery).await?;
@@ -188,7 +194,7 @@ impl SourceTaskRunner {
         match delivery.result {
             Ok(metadata) => {
                 self.submitted.ack(handle);
-                self.commit_record(&record, Some(&metadata)).await;
+                self.commit_record(&record, Some(&metadata));
                 Ok(())
             }
             Err(e) => {
@@ -201,8 +207,8 @@ impl SourceTaskRunner {
         }
     }
 
-    async fn commit_record(&mut self, record: &SourceRecord, metadata: Option<&RecordMetadata>) {
-        if let Err(e) = self.task.commit_record(record, metadata).await {
+    fn commit_record(&mut self, record: &SourceRecord, metadata: Option<&RecordMetadata>) {
+        if let Err(e) = self.task.commit_record(record, metadata) {
             tracing::warn!(task = %self.id, error = %e, "commit_record failed");
         }
     }

@@ -31,6 +31,24 @@ struct PartitionQueue {
     /// Sequence number of the front record; records before it have been committed.
     head: u64,
     records: VecDeque<Slot>,
+    /// The offset of the newest record of the acknowledged prefix already removed from `records`,
+    /// and how many records that prefix held, until `committable` reports them.
+    ready: Option<SourceOffset>,
+    ready_count: usize,
+}
+
+impl PartitionQueue {
+    /// Moves the acknowledged prefix out of `records`, so memory holds only unacknowledged records
+    /// and those queued behind them, however long the commit interval.
+    fn compact(&mut self) {
+        while self.records.front().is_some_and(|slot| slot.acked) {
+            if let Some(slot) = self.records.pop_front() {
+                self.ready = Some(slot.offset);
+                self.ready_count += 1;
+                self.head += 1;
+            }
+        }
+    }
 }
 
 /// Offsets that may be committed now, with counts for logging and metrics (Kafka's `CommittableOffsets`).
@@ -133,6 +151,9 @@ impl SubmittedRecords {
         };
         if let Some(slot) = queue.records.get_mut(position) {
             slot.acked = true;
+            if position == 0 {
+                queue.compact();
+            }
         }
     }
 
@@ -141,14 +162,9 @@ impl SubmittedRecords {
     pub fn committable(&mut self) -> CommittableOffsets {
         let mut result = CommittableOffsets::default();
         for queue in &mut self.queues {
-            let mut newest = None;
-            let mut removed = 0;
-            while queue.records.front().is_some_and(|slot| slot.acked) {
-                newest = queue.records.pop_front().map(|slot| slot.offset);
-                removed += 1;
-            }
-            queue.head += removed as u64;
-            if let Some(offset) = newest {
+            queue.compact();
+            let removed = std::mem::take(&mut queue.ready_count);
+            if let Some(offset) = queue.ready.take() {
                 result.offsets.push((queue.partition.clone(), offset));
             }
             let waiting = queue.records.len();
@@ -192,6 +208,8 @@ impl SubmittedRecords {
                     partition: partition.clone(),
                     head: 0,
                     records: VecDeque::new(),
+                    ready: None,
+                    ready_count: 0,
                 });
                 self.queues.len() - 1
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
 };
@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, Notify};
 
 use super::{blocking, rd_error};
 use crate::api::RecordMetadata;
-use crate::kafka::{Delivery, KafkaError, ProduceRecord, Producer};
+use crate::kafka::{Delivery, KafkaError, ProduceRecord, Producer, SendError};
 
-/// How long `send` waits for room when librdkafka's queue is full before trying again.
+/// How long `wait_for_room` waits for a delivery report before letting the caller try again.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Forwards delivery reports from librdkafka's thread to the runtime.
@@ -34,7 +34,6 @@ impl ProducerContext for DeliveryForwarder {
     fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
         let result = match result {
             Ok(message) => Ok(RecordMetadata {
-                topic: message.topic().to_owned(),
                 partition: message.partition(),
                 offset: message.offset(),
                 timestamp: message.timestamp().to_millis(),
@@ -80,43 +79,46 @@ impl RdProducer {
 
 #[async_trait]
 impl Producer for RdProducer {
-    async fn send(&self, record: ProduceRecord, token: u64) -> Result<(), KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for h in &record.headers {
-            headers = headers.insert(Header {
-                key: &h.key,
-                value: h.value.as_deref(),
-            });
+    fn send(&self, record: &ProduceRecord<'_>, token: u64) -> Result<(), SendError> {
+        // The token travels through librdkafka as the delivery opaque.
+        let mut base =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(record.topic, token as usize);
+        if let Some(p) = record.partition {
+            base = base.partition(p);
         }
-        let headers = (headers.count() > 0).then_some(headers);
-        loop {
-            let mut base =
-                BaseRecord::<[u8], [u8], usize>::with_opaque_to(&record.topic, token as usize);
-            if let Some(p) = record.partition {
-                base = base.partition(p);
-            }
-            if let Some(k) = &record.key {
-                base = base.key(k.as_slice());
-            }
-            if let Some(v) = &record.value {
-                base = base.payload(v.as_slice());
-            }
-            if let Some(ts) = record.timestamp {
-                base = base.timestamp(ts);
-            }
-            if let Some(h) = &headers {
-                base = base.headers(h.clone());
-            }
-            match self.inner.send(base) {
-                Ok(()) => return Ok(()),
-                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    let room = self.room.notified();
-                    // Delivery reports free room; the timeout covers a report that raced the wait.
-                    let _ = tokio::time::timeout(QUEUE_FULL_BACKOFF, room).await;
-                }
-                Err((error, _)) => return Err(rd_error(&error)),
-            }
+        if let Some(k) = record.key {
+            base = base.key(k);
         }
+        if let Some(v) = record.value {
+            base = base.payload(v);
+        }
+        if let Some(ts) = record.timestamp {
+            base = base.timestamp(ts);
+        }
+        if !record.headers.is_empty() {
+            let headers = record.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |headers, h| {
+                    headers.insert(Header {
+                        key: &h.key,
+                        value: h.value.as_deref(),
+                    })
+                },
+            );
+            base = base.headers(headers);
+        }
+        match self.inner.send(base) {
+            Ok(()) => Ok(()),
+            Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(SendError::QueueFull)
+            }
+            Err((error, _)) => Err(SendError::Kafka(rd_error(&error))),
+        }
+    }
+
+    async fn wait_for_room(&self) {
+        // Delivery reports free room; the timeout covers a report that raced the wait.
+        let _ = tokio::time::timeout(QUEUE_FULL_BACKOFF, self.room.notified()).await;
     }
 
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
