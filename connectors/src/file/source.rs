@@ -2,6 +2,7 @@
 //! `{"filename": <file>}` and offset `{"position": <byte offset after the line>}`; resumes from the
 //! committed position and keeps tailing the file for appended lines.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -84,7 +85,7 @@ impl SourceConnector for FileStreamSourceConnector {
 #[derive(Default)]
 pub struct FileStreamSourceTask {
     file: String,
-    topic: String,
+    topic: Arc<str>,
     batch_size: usize,
     partition: SourceMap,
     reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
@@ -169,7 +170,7 @@ impl SourceTask for FileStreamSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
         let parsed: ParsedConfig = config_def().parse(context.configs())?;
         self.file = parsed.string(FILE).to_owned();
-        self.topic = parsed.list(TOPIC).concat();
+        self.topic = Arc::from(parsed.list(TOPIC).concat());
         self.batch_size = usize::try_from(parsed.int(BATCH_SIZE)).unwrap_or(2000);
         self.chunk = vec![0; READ_CHUNK];
         if !self.stdin() {

@@ -65,7 +65,8 @@ pub struct Header {
 pub struct SourceRecord {
     pub source_partition: SourcePartition,
     pub source_offset: SourceOffset,
-    pub topic: String,
+    /// Shared: a task usually writes every record to the same topic.
+    pub topic: Arc<str>,
     /// The Kafka partition; `None` lets the producer's partitioner choose.
     pub kafka_partition: Option<i32>,
     pub key: Data,
@@ -80,7 +81,7 @@ impl SourceRecord {
     pub fn new(
         source_partition: SourcePartition,
         source_offset: SourceOffset,
-        topic: impl Into<String>,
+        topic: impl Into<Arc<str>>,
         value: Data,
     ) -> SourceRecord {
         SourceRecord {
@@ -129,7 +130,8 @@ pub struct RecordMetadata {
 /// A record read from Kafka, handed to a sink task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkRecord {
-    pub topic: String,
+    /// Shared between the records of a partition.
+    pub topic: Arc<str>,
     pub partition: i32,
     /// The record's offset in its Kafka partition.
     pub kafka_offset: i64,
@@ -141,6 +143,6 @@ pub struct SinkRecord {
 
 impl SinkRecord {
     pub fn topic_partition(&self) -> TopicPartition {
-        TopicPartition::new(self.topic.clone(), self.partition)
+        TopicPartition::new(&*self.topic, self.partition)
     }
 }

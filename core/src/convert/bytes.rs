@@ -1,6 +1,7 @@
 //! ByteArrayConverter: keys and values that are raw bytes, passed through unchanged, as
 //! `org.apache.kafka.connect.converters.ByteArrayConverter`.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use super::{ConvertError, Converter};
@@ -13,7 +14,11 @@ const CONVERTER: &str = "ByteArrayConverter";
 pub struct ByteArrayConverter;
 
 impl Converter for ByteArrayConverter {
-    fn from_connect(&self, topic: &str, data: &Data) -> Result<Option<Vec<u8>>, ConvertError> {
+    fn from_connect<'a>(
+        &self,
+        topic: &str,
+        data: &'a Data,
+    ) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         let error = |reason: String| ConvertError::Serialize {
             converter: CONVERTER,
             topic: topic.to_owned(),
@@ -30,13 +35,17 @@ impl Converter for ByteArrayConverter {
         }
         match &data.value {
             Value::Null => Ok(None),
-            Value::Bytes(bytes) => Ok(Some(bytes.clone())),
+            Value::Bytes(bytes) => Ok(Some(Cow::Borrowed(bytes))),
             _ => Err(error("expected bytes".to_owned())),
         }
     }
 
-    fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<Data, ConvertError> {
-        let value = bytes.map_or(Value::Null, |bytes| Value::Bytes(bytes.to_vec()));
+    fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<Data, ConvertError> {
+        self.to_connect_owned(topic, bytes.map(<[u8]>::to_vec))
+    }
+
+    fn to_connect_owned(&self, _topic: &str, bytes: Option<Vec<u8>>) -> Result<Data, ConvertError> {
+        let value = bytes.map_or(Value::Null, Value::Bytes);
         Ok(Data::new(Some(optional_bytes_schema()), value))
     }
 }

@@ -1,6 +1,7 @@
 //! JsonConverter: Connect data as JSON, in Kafka's `{"schema": ..., "payload": ...}` envelope or bare,
 //! written byte for byte as `org.apache.kafka.connect.json.JsonConverter` (Jackson) writes it, and read back.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -90,7 +91,11 @@ impl JsonConverter {
 }
 
 impl Converter for JsonConverter {
-    fn from_connect(&self, topic: &str, data: &Data) -> Result<Option<Vec<u8>>, ConvertError> {
+    fn from_connect<'a>(
+        &self,
+        topic: &str,
+        data: &'a Data,
+    ) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         let schema = data.schema.as_deref();
         if schema.is_none() && data.value.is_null() {
             return Ok(None);
@@ -103,7 +108,7 @@ impl Converter for JsonConverter {
                     found: data.value.type_name(),
                     reason,
                 })?;
-        Ok(Some(json.to_bytes()))
+        Ok(Some(Cow::Owned(json.to_bytes())))
     }
 
     fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<Data, ConvertError> {

@@ -9,6 +9,8 @@ pub use bytes::ByteArrayConverter;
 pub use json::JsonConverter;
 pub use string::StringConverter;
 
+use std::borrow::Cow;
+
 use crate::config::{ConfigError, ConfigMap};
 use crate::data::Data;
 
@@ -35,11 +37,20 @@ pub enum ConvertError {
 /// The method names follow Kafka's `fromConnectData` / `toConnectData`.
 #[allow(clippy::wrong_self_convention)]
 pub trait Converter: Send + Sync {
-    /// Serializes a key or value; `None` writes a Kafka null.
-    fn from_connect(&self, topic: &str, data: &Data) -> Result<Option<Vec<u8>>, ConvertError>;
+    /// Serializes a key or value; `None` writes a Kafka null. Strings and bytes may be borrowed.
+    fn from_connect<'a>(
+        &self,
+        topic: &str,
+        data: &'a Data,
+    ) -> Result<Option<Cow<'a, [u8]>>, ConvertError>;
 
     /// Deserializes a key or value; `None` is a Kafka null.
     fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<Data, ConvertError>;
+
+    /// Deserializes bytes the caller owns, which a converter may keep instead of copying.
+    fn to_connect_owned(&self, topic: &str, bytes: Option<Vec<u8>>) -> Result<Data, ConvertError> {
+        self.to_connect(topic, bytes.as_deref())
+    }
 }
 
 /// Builds the converter a `*.converter` key names, configured from its `*.converter.*` keys.

@@ -2,6 +2,7 @@
 //! `org.apache.kafka.connect.storage.StringConverter`. Also owns Java's `toString` forms of values,
 //! which JsonConverter reuses for numbers since Jackson writes them the same way.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use super::{ConvertError, Converter};
@@ -49,12 +50,31 @@ fn utf8_only(encoding: &str) -> Result<(), String> {
 }
 
 impl Converter for StringConverter {
-    fn from_connect(&self, _topic: &str, data: &Data) -> Result<Option<Vec<u8>>, ConvertError> {
+    fn from_connect<'a>(
+        &self,
+        _topic: &str,
+        data: &'a Data,
+    ) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         Ok(match &data.value {
             Value::Null => None,
-            Value::String(s) => Some(s.as_bytes().to_vec()),
-            other => Some(java_string(other).into_bytes()),
+            Value::String(s) => Some(Cow::Borrowed(s.as_bytes())),
+            other => Some(Cow::Owned(java_string(other).into_bytes())),
         })
+    }
+
+    fn to_connect_owned(&self, topic: &str, bytes: Option<Vec<u8>>) -> Result<Data, ConvertError> {
+        let value =
+            match bytes {
+                None => Value::Null,
+                Some(bytes) => Value::String(String::from_utf8(bytes).map_err(|e| {
+                    ConvertError::Deserialize {
+                        converter: CONVERTER,
+                        topic: topic.to_owned(),
+                        reason: format!("invalid UTF-8: {}", e.utf8_error()),
+                    }
+                })?),
+            };
+        Ok(Data::new(Some(optional_string_schema()), value))
     }
 
     fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<Data, ConvertError> {

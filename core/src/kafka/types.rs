@@ -2,6 +2,7 @@
 //! group events and client settings.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::api::{RecordMetadata, TopicPartition};
 
@@ -38,7 +39,8 @@ pub struct Delivery {
 /// A serialized record read from Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
-    pub topic: String,
+    /// Shared between the records of a partition.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,

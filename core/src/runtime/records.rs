@@ -1,21 +1,25 @@
 //! Record conversion at the Kafka boundary: `SourceRecord` to `ProduceRecord` and `ConsumedRecord` to
 //! `SinkRecord`, through the connector's converters.
 
+use std::borrow::Cow;
+
 use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter};
 use crate::data::{Data, Value};
 use crate::kafka::{ConsumedRecord, KafkaHeader, ProduceRecord};
 
 /// A source record's key, value and headers as bytes, ready to be produced.
-pub struct Serialized {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
+pub struct Serialized<'a> {
+    record: &'a SourceRecord,
+    key: Option<Cow<'a, [u8]>>,
+    value: Option<Cow<'a, [u8]>>,
     headers: Vec<KafkaHeader>,
 }
 
-impl Serialized {
-    /// The record to hand to the producer, borrowing the source record's topic.
-    pub fn produce_record<'a>(&'a self, record: &'a SourceRecord) -> ProduceRecord<'a> {
+impl Serialized<'_> {
+    /// The record to hand to the producer; strings and bytes are not copied.
+    pub fn produce_record(&self) -> ProduceRecord<'_> {
+        let record = self.record;
         ProduceRecord {
             topic: &record.topic,
             partition: record.kafka_partition,
@@ -35,8 +39,9 @@ pub struct Converters<'a> {
 
 impl Converters<'_> {
     /// Serializes a source record for the producer.
-    pub fn to_kafka(&self, record: &SourceRecord) -> Result<Serialized, ConvertError> {
+    pub fn to_kafka<'a>(&self, record: &'a SourceRecord) -> Result<Serialized<'a>, ConvertError> {
         Ok(Serialized {
+            record,
             key: self.key.from_connect(&record.topic, &record.key)?,
             value: self.value.from_connect(&record.topic, &record.value)?,
             headers: record.headers.iter().map(header_to_kafka).collect(),

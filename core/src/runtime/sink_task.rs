@@ -182,10 +182,10 @@ impl SinkTaskRunner {
         let mut current: Option<(TopicPartition, bool)> = None;
         for record in records {
             let same = current.as_ref().is_some_and(|(tp, _)| {
-                tp.partition == record.partition && tp.topic == record.topic
+                tp.partition == record.partition && *tp.topic == *record.topic
             });
             if !same {
-                let tp = TopicPartition::new(record.topic.clone(), record.partition);
+                let tp = TopicPartition::new(&*record.topic, record.partition);
                 let owned = self.assigned.contains(&tp);
                 current = Some((tp, owned));
             }

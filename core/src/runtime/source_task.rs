@@ -144,7 +144,7 @@ impl SourceTaskRunner {
             };
             let token = self.in_flight.next_token();
             loop {
-                match self.producer.send(&produced.produce_record(&record), token) {
+                match self.producer.send(&produced.produce_record(), token) {
                     Ok(()) => break,
                     Err(SendError::QueueFull) => self.producer.wait_for_room().await,
                     Err(SendError::Kafka(e)) => {

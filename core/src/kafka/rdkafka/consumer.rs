@@ -6,22 +6,18 @@
 //! (assign or unassign) on the next call, after the runtime has done its work.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::{blocking, rd_error};
 use crate::api::TopicPartition;
@@ -102,8 +98,12 @@ impl ConsumerContext for RebalanceQueue {
 }
 
 pub(super) struct RdGroupConsumer {
-    inner: Arc<StreamConsumer<RebalanceQueue>>,
+    inner: Arc<BaseConsumer<RebalanceQueue>>,
+    /// Signalled by librdkafka when the consumer queue becomes non-empty.
+    ready: Arc<Notify>,
     pending: Option<Pending>,
+    /// The topic name of the last record read, shared by the records that follow it.
+    last_topic: Option<Arc<str>>,
 }
 
 impl RdGroupConsumer {
@@ -116,14 +116,19 @@ impl RdGroupConsumer {
             arrived: Notify::new(),
             closing: AtomicBool::new(false),
         };
-        let inner: StreamConsumer<RebalanceQueue> = config
+        let mut inner: BaseConsumer<RebalanceQueue> = config
             .create_with_context(context)
             .map_err(|e| rd_error(&e))?;
+        let ready = Arc::new(Notify::new());
+        let signal = ready.clone();
+        inner.set_nonempty_callback(move || signal.notify_one());
         let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
         inner.subscribe(&topics).map_err(|e| rd_error(&e))?;
         Ok(RdGroupConsumer {
             inner: Arc::new(inner),
+            ready,
             pending: None,
+            last_topic: None,
         })
     }
 
@@ -178,38 +183,38 @@ impl GroupConsumer for RdGroupConsumer {
         if let Some(event) = self.next_rebalance() {
             return Ok(event);
         }
-        let consumer = self.inner.clone();
+        let deadline = Instant::now() + max_wait;
         let mut records = Vec::new();
-        {
-            let context = consumer.context();
-            let first = tokio::select! {
-                message = consumer.recv() => Some(message),
-                () = context.arrived.notified() => None,
-                () = tokio::time::sleep(max_wait) => None,
-            };
-            match first {
-                Some(Ok(message)) => records.push(consumed(&message)),
-                Some(Err(error)) => return Err(rd_error(&error)),
-                None => {}
-            }
-            // Take what is already fetched without waiting, up to the batch size.
-            while !records.is_empty() && records.len() < max_records {
-                match ready_now(consumer.recv()).await {
-                    Some(Ok(message)) => records.push(consumed(&message)),
+        let consumer = self.inner.clone();
+        loop {
+            // Take what librdkafka has already fetched, without blocking.
+            while records.len() < max_records {
+                match consumer.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        let topic = self.topic_of(&message);
+                        records.push(consumed(topic, &message));
+                    }
+                    Some(Err(error)) if records.is_empty() => return Err(rd_error(&error)),
                     Some(Err(error)) => {
-                        tracing::warn!(error = %error, "consumer error while draining a batch");
+                        tracing::warn!(error = %error, "consumer error while reading a batch");
                         break;
                     }
                     None => break,
                 }
             }
-        }
-        if records.is_empty() {
+            if !records.is_empty() {
+                return Ok(GroupEvent::Records(records));
+            }
             if let Some(event) = self.next_rebalance() {
                 return Ok(event);
             }
+            let context = self.inner.context().clone();
+            tokio::select! {
+                () = self.ready.notified() => {}
+                () = context.arrived.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return Ok(GroupEvent::Records(records)),
+            }
         }
-        Ok(GroupEvent::Records(records))
     }
 
     async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError> {
@@ -284,16 +289,6 @@ impl GroupConsumer for RdGroupConsumer {
     }
 }
 
-/// Polls a future once: its output if it is ready now, `None` otherwise.
-async fn ready_now<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await
-}
-
 /// A failed commit: fencing codes mean this member's generation is over.
 fn commit_error(error: &RdError) -> KafkaError {
     match error {
@@ -308,7 +303,22 @@ fn commit_error(error: &RdError) -> KafkaError {
     }
 }
 
-fn consumed(message: &BorrowedMessage<'_>) -> ConsumedRecord {
+impl RdGroupConsumer {
+    /// The message's topic name, shared with the previous message's when it is the same.
+    fn topic_of(&mut self, message: &BorrowedMessage<'_>) -> Arc<str> {
+        match &self.last_topic {
+            Some(topic) if **topic == *message.topic() => topic.clone(),
+            _ => {
+                let topic: Arc<str> = Arc::from(message.topic());
+                self.last_topic = Some(topic.clone());
+                topic
+            }
+        }
+    }
+}
+
+/// Copies a message out of librdkafka.
+fn consumed(topic: Arc<str>, message: &BorrowedMessage<'_>) -> ConsumedRecord {
     let headers = message
         .headers()
         .map(|hs| {
@@ -321,7 +331,7 @@ fn consumed(message: &BorrowedMessage<'_>) -> ConsumedRecord {
         })
         .unwrap_or_default();
     ConsumedRecord {
-        topic: message.topic().to_owned(),
+        topic,
         partition: message.partition(),
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
