@@ -75,8 +75,11 @@ mod tests {
             Value::Bytes(vec![1]),
         );
         assert_eq!(
-            ByteArrayConverter.from_connect("t", &with_schema).unwrap(),
-            Some(vec![1])
+            ByteArrayConverter
+                .from_connect("t", &with_schema)
+                .unwrap()
+                .as_deref(),
+            Some(&[1u8][..])
         );
     }
 

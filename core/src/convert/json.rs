@@ -1233,7 +1233,7 @@ mod tests {
 
     fn write(converter: &JsonConverter, data: &Data) -> String {
         let bytes = converter.from_connect("t", data).unwrap().unwrap();
-        String::from_utf8(bytes).unwrap()
+        String::from_utf8(bytes.into_owned()).unwrap()
     }
 
     fn write_error(converter: &JsonConverter, data: &Data) -> String {

@@ -325,18 +325,15 @@ mod tests {
     }
 
     fn written(value: Value) -> String {
-        let bytes = StringConverter
-            .from_connect("t", &Data::schemaless(value))
-            .unwrap()
-            .unwrap();
-        String::from_utf8(bytes).unwrap()
+        let data = Data::schemaless(value);
+        let bytes = StringConverter.from_connect("t", &data).unwrap().unwrap();
+        String::from_utf8(bytes.into_owned()).unwrap()
     }
 
     #[test]
     fn writes_strings_as_utf8_and_null_as_kafka_null() {
-        let bytes = StringConverter
-            .from_connect("t", &Data::string("héllo"))
-            .unwrap();
+        let data = Data::string("héllo");
+        let bytes = StringConverter.from_connect("t", &data).unwrap();
         assert_eq!(bytes.as_deref(), Some("héllo".as_bytes()));
         assert_eq!(
             StringConverter.from_connect("t", &Data::NULL).unwrap(),
