@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use sluice_core::kafka::rdkafka::EmbeddedBroker;
+use rdkafka::{ClientConfig, Message};
+use sluice_core::kafka::rdkafka::{EmbeddedBroker, CONSUMER_DEFAULTS};
 
 /// Arguments of `sluice bench`.
 #[derive(clap::Args)]
@@ -245,26 +245,33 @@ fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     Ok(started.elapsed())
 }
 
-/// The baseline consumer: reads every partition from the start and writes each value as a line.
+/// The baseline consumer: a member of its own consumer group, as every sink task is, reading every
+/// partition from the start and writing each value as a line; timed from its assignment, as the sink is.
 fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchError> {
-    let started = Instant::now();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", setup.bootstrap)
-        .set("group.id", "bench-raw")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..setup.partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        .set("group.id", format!("bench-raw-{topic}"));
+    // The same client settings as a sink task's consumer.
+    for (key, value) in CONSUMER_DEFAULTS {
+        config.set(*key, *value);
     }
-    consumer.assign(&tpl)?;
+    let consumer: BaseConsumer = config.create()?;
+    consumer.subscribe(&[topic])?;
     let file = File::create(setup.work.join("raw-out.txt"))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
+    let waiting = Instant::now();
+    let mut assigned: Option<Instant> = None;
     let mut seen = 0;
     while seen < setup.lines {
-        if started.elapsed() > PHASE_LIMIT {
+        if waiting.elapsed() > PHASE_LIMIT {
             return Err(BenchError::Failed("the raw consumer timed out".into()));
         }
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+        let message = consumer.poll(Duration::from_millis(100));
+        if assigned.is_none() && consumer.assignment()?.count() > 0 {
+            assigned = Some(Instant::now());
+        }
+        if let Some(message) = message {
             let message = message?;
             out.write_all(message.payload().unwrap_or_default())?;
             out.write_all(b"\n")?;
@@ -273,6 +280,7 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_data()?;
+    let started = assigned.unwrap_or(waiting);
     Ok(started.elapsed())
 }
 

@@ -218,6 +218,7 @@ impl SinkTaskRunner {
         let result = if batch.records.is_empty() {
             Ok(())
         } else {
+            tracing::trace!(task = %self.id, records = batch.records.len(), "put");
             self.task.put(batch.records).await
         };
         match result {

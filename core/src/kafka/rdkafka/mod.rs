@@ -23,12 +23,15 @@ use crate::kafka::{
 /// no record may be reordered or duplicated by retries.
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
 
-/// Consumer settings Kafka Connect uses for sink tasks: the runtime commits, and a new group starts
-/// from the beginning of the topics.
-const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+/// Consumer settings for sink tasks: the runtime commits, and a new group starts from the beginning of
+/// the topics, as in Kafka Connect. librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before
+/// fetching a partition again once its local queue was full, which stalls a sink that drains its queue
+/// quickly; re-checking every 20 ms keeps fetches flowing while the queue size still bounds memory.
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
+    ("fetch.queue.backoff.ms", "20"),
 ];
 
 /// Talks to the cluster at `bootstrap.servers`, or to an [`EmbeddedBroker`].
