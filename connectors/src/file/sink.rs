@@ -164,3 +164,58 @@ impl SinkTask for FileStreamSinkTask {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::data::Data;
+
+    use super::*;
+
+    fn record(offset: i64, value: Data) -> SinkRecord {
+        SinkRecord {
+            topic: "t".into(),
+            partition: 0,
+            kafka_offset: offset,
+            key: Data::NULL,
+            value,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_one_value_per_line_and_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, b"before\n").unwrap();
+        let config = ConfigMap::from([(FILE.to_owned(), path.display().to_string())]);
+        let mut task = FileStreamSinkTask::default();
+        task.start(SinkTaskContext::new(config)).await.unwrap();
+        task.put(vec![
+            record(0, Data::string("a")),
+            record(1, Data::schemaless(Value::Int64(42))),
+            record(2, Data::NULL),
+        ])
+        .await
+        .unwrap();
+        let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 3)]);
+        assert_eq!(task.pre_commit(&offsets).await.unwrap(), offsets);
+        task.stop().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "before\na\n42\nnull\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_file_fails_start_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("out.txt");
+        let config = ConfigMap::from([(FILE.to_owned(), path.display().to_string())]);
+        let err = FileStreamSinkTask::default()
+            .start(SinkTaskContext::new(config))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("missing-dir"), "{err}");
+    }
+}

@@ -226,3 +226,132 @@ impl SourceTask for FileStreamSourceTask {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use sluice_core::api::{OffsetStorageReader, SourceOffset, SourcePartition};
+
+    use super::*;
+
+    /// Committed offsets as the runtime's offset store would hand them back.
+    struct Committed(BTreeMap<String, SourceOffset>);
+
+    impl OffsetStorageReader for Committed {
+        fn offset(&self, partition: &SourcePartition) -> Option<SourceOffset> {
+            self.0.get(&partition.to_string()).cloned()
+        }
+    }
+
+    fn context(file: &std::path::Path, committed: Option<u64>) -> SourceTaskContext {
+        let config = ConfigMap::from([
+            (FILE.to_owned(), file.display().to_string()),
+            (TOPIC.to_owned(), "lines".to_owned()),
+        ]);
+        let partition = SourceMap::single("filename", file.display().to_string());
+        let offsets = committed
+            .map(|p| (partition.to_string(), SourceMap::single("position", p)))
+            .into_iter()
+            .collect();
+        SourceTaskContext::new(config, Arc::new(Committed(offsets)))
+    }
+
+    fn lines_and_positions(records: &[SourceRecord]) -> Vec<(String, u64)> {
+        records
+            .iter()
+            .map(|r| {
+                let line = r.value.value.as_str().unwrap_or_default().to_owned();
+                let position = r.source_offset.get("position").and_then(|p| p.as_u64());
+                (line, position.unwrap_or(u64::MAX))
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn emits_a_line_only_once_it_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"first\nsec").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+
+        let records = task.poll().await.unwrap();
+        assert_eq!(lines_and_positions(&records), [("first".to_owned(), 6)]);
+        assert_eq!(records[0].topic.as_ref(), "lines");
+        assert!(
+            task.poll().await.unwrap().is_empty(),
+            "half a line was emitted"
+        );
+
+        file.write_all(b"ond\r\nthird\n").unwrap();
+        let records = task.poll().await.unwrap();
+        assert_eq!(
+            lines_and_positions(&records),
+            [("second".to_owned(), 14), ("third".to_owned(), 20)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resumes_from_the_committed_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"one\ntwo\nthree\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, Some(4))).await.unwrap();
+        let records = task.poll().await.unwrap();
+        assert_eq!(
+            lines_and_positions(&records),
+            [("two".to_owned(), 8), ("three".to_owned(), 14)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_a_missing_file_and_reads_it_once_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("later.txt");
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert!(task.poll().await.unwrap().is_empty());
+        std::fs::write(&path, b"hello\n").unwrap();
+        let records = task.poll().await.unwrap();
+        assert_eq!(lines_and_positions(&records), [("hello".to_owned(), 6)]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_at_most_batch_size_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, "x\n".repeat(10)).unwrap();
+        let mut config = context(&path, None).configs().clone();
+        config.insert(BATCH_SIZE.to_owned(), "4".to_owned());
+        let mut task = FileStreamSourceTask::default();
+        task.start(SourceTaskContext::new(
+            config,
+            Arc::new(Committed(BTreeMap::new())),
+        ))
+        .await
+        .unwrap();
+        let sizes = [
+            task.poll().await.unwrap().len(),
+            task.poll().await.unwrap().len(),
+            task.poll().await.unwrap().len(),
+        ];
+        assert_eq!(sizes, [4, 4, 2]);
+    }
+
+    #[test]
+    fn topic_is_required_and_single() {
+        let def = config_def();
+        let err = def.parse(&ConfigMap::new()).unwrap_err();
+        assert_eq!(err.issues[0].key, TOPIC);
+        let two = ConfigMap::from([(TOPIC.to_owned(), "a,b".to_owned())]);
+        assert!(def
+            .parse(&two)
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one topic"));
+    }
+}

@@ -27,7 +27,8 @@ pub struct SinkTaskContext {
 }
 
 impl SinkTaskContext {
-    pub(crate) fn new(config: ConfigMap) -> SinkTaskContext {
+    /// A context over a task config. The runtime makes one per task; tests of a sink task make their own.
+    pub fn new(config: ConfigMap) -> SinkTaskContext {
         SinkTaskContext {
             config,
             requests: Arc::default(),
