@@ -34,6 +34,27 @@ struct Batch {
     next: BTreeMap<TopicPartition, i64>,
 }
 
+/// Consecutive records of one partition within a poll.
+struct Run {
+    partition: TopicPartition,
+    owned: bool,
+    first: i64,
+    next: i64,
+}
+
+impl Run {
+    /// Records the run's span in the batch (runs of a partition the task does not own are dropped).
+    fn close(self, batch: &mut Batch) {
+        if self.owned {
+            batch
+                .first
+                .entry(self.partition.clone())
+                .or_insert(self.first);
+            batch.next.insert(self.partition, self.next);
+        }
+    }
+}
+
 /// Runs one sink task until shutdown or failure.
 pub struct SinkTaskRunner {
     id: String,
@@ -178,22 +199,28 @@ impl SinkTaskRunner {
             records: Vec::with_capacity(records.len()),
             ..Batch::default()
         };
-        // Records come grouped by partition: look the partition up only when it changes.
-        let mut current: Option<(TopicPartition, bool)> = None;
+        // Records come in runs of one partition: look the partition up once per run.
+        let mut run: Option<Run> = None;
         for record in records {
-            let same = current.as_ref().is_some_and(|(tp, _)| {
-                tp.partition == record.partition && *tp.topic == *record.topic
+            let same = run.as_ref().is_some_and(|r| {
+                r.partition.partition == record.partition && *r.partition.topic == *record.topic
             });
             if !same {
-                let tp = TopicPartition::new(&*record.topic, record.partition);
-                let owned = self.assigned.contains(&tp);
-                current = Some((tp, owned));
+                if let Some(done) = run.take() {
+                    done.close(&mut batch);
+                }
+                let partition = TopicPartition::new(&*record.topic, record.partition);
+                run = Some(Run {
+                    owned: self.assigned.contains(&partition),
+                    partition,
+                    first: record.offset,
+                    next: record.offset,
+                });
             }
-            let Some((tp, true)) = &current else {
+            let Some(current) = run.as_mut().filter(|r| r.owned) else {
                 continue;
             };
-            batch.first.entry(tp.clone()).or_insert(record.offset);
-            let next = record.offset + 1;
+            current.next = record.offset + 1;
             match converters.to_sink(record) {
                 Ok(sink_record) => batch.records.push(sink_record),
                 Err(e) if self.config.tolerates_errors() => {
@@ -201,12 +228,9 @@ impl SinkTaskRunner {
                 }
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             }
-            match batch.next.get_mut(tp) {
-                Some(o) => *o = next,
-                None => {
-                    batch.next.insert(tp.clone(), next);
-                }
-            }
+        }
+        if let Some(done) = run {
+            done.close(&mut batch);
         }
         Ok(batch)
     }
