@@ -182,7 +182,7 @@ fn write_struct(s: &Struct, out: &mut String) {
 
 /// Java's `Double.toString`: the shortest digits that read back as `v`, in plain notation for
 /// magnitudes in [10^-3, 10^7) and as `d.dddE±n` otherwise, always with a fractional digit.
-pub(super) fn java_double(v: f64) -> String {
+fn java_double(v: f64) -> String {
     if v.is_finite() {
         java_layout(&format!("{v:e}"))
     } else {
@@ -191,7 +191,7 @@ pub(super) fn java_double(v: f64) -> String {
 }
 
 /// Java's `Float.toString`, as [`java_double`] with the shortest digits for an `f32`.
-pub(super) fn java_float(v: f32) -> String {
+fn java_float(v: f32) -> String {
     if v.is_finite() {
         java_layout(&format!("{v:e}"))
     } else {

@@ -1,0 +1,10 @@
+//! JsonConverter: Connect data as JSON, in Kafka's `{"schema": ..., "payload": ...}` envelope or bare,
+//! read and written with serde_json, whose `arbitrary_precision` feature keeps numbers exact.
+
+mod converter;
+mod payload;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use converter::JsonConverter;
