@@ -76,5 +76,8 @@ fn block_on<E: std::fmt::Display>(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(command).map_err(|e| e.to_string())
+    let result = runtime.block_on(command).map_err(|e| e.to_string());
+    // A librdkafka call stuck on an unreachable cluster must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }

@@ -67,12 +67,21 @@ impl Converters<'_> {
     }
 }
 
-/// Header values travel as bytes: strings as UTF-8, bytes as they are, anything else as its string form.
+/// Header values travel as bytes: strings as UTF-8, bytes as they are, anything else as its string form
+/// (booleans and numbers as Kafka's `SimpleHeaderConverter` writes them: `true`, `-5`, `1.5`).
 fn header_to_kafka(header: &Header) -> KafkaHeader {
     let value = match &header.value.value {
         Value::Null => None,
         Value::Bytes(b) => Some(b.clone()),
         Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Boolean(v) => Some(v.to_string().into_bytes()),
+        Value::Int8(v) => Some(v.to_string().into_bytes()),
+        Value::Int16(v) => Some(v.to_string().into_bytes()),
+        Value::Int32(v) => Some(v.to_string().into_bytes()),
+        Value::Int64(v) => Some(v.to_string().into_bytes()),
+        // Debug keeps the fractional part (`1.0`), as Java's `Double.toString` does.
+        Value::Float32(v) => Some(format!("{v:?}").into_bytes()),
+        Value::Float64(v) => Some(format!("{v:?}").into_bytes()),
         other => Some(format!("{other:?}").into_bytes()),
     };
     KafkaHeader {

@@ -50,7 +50,10 @@ impl Admin for RdAdmin {
                 topic.partitions,
                 i32::from(topic.replication_factor),
             );
-            blocking(move || broker.create_topic(&name, partitions, rf)).await??;
+            blocking(METADATA_TIMEOUT, move || {
+                broker.create_topic(&name, partitions, rf)
+            })
+            .await??;
             return Ok(true);
         }
         let mut new = RdNewTopic::new(
@@ -78,9 +81,11 @@ impl Admin for RdAdmin {
     async fn partition_count(&self, topic: &str) -> Result<Option<i32>, KafkaError> {
         let consumer = self.metadata.clone();
         let name = topic.to_owned();
-        let metadata = blocking(move || consumer.fetch_metadata(Some(&name), METADATA_TIMEOUT))
-            .await?
-            .map_err(|e| rd_error(&e))?;
+        let metadata = blocking(METADATA_TIMEOUT * 2, move || {
+            consumer.fetch_metadata(Some(&name), METADATA_TIMEOUT)
+        })
+        .await?
+        .map_err(|e| rd_error(&e))?;
         Ok(metadata
             .topics()
             .iter()
@@ -96,10 +101,11 @@ impl Admin for RdAdmin {
         for p in partitions {
             let consumer = self.metadata.clone();
             let (topic, partition) = (p.topic.clone(), p.partition);
-            let (_, high) =
-                blocking(move || consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT))
-                    .await?
-                    .map_err(|e| rd_error(&e))?;
+            let (_, high) = blocking(METADATA_TIMEOUT * 2, move || {
+                consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+            })
+            .await?
+            .map_err(|e| rd_error(&e))?;
             ends.insert(p.clone(), high);
         }
         Ok(ends)

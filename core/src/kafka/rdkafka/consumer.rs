@@ -223,9 +223,11 @@ impl GroupConsumer for RdGroupConsumer {
         }
         let tpl = tpl_of(&offsets.keys().cloned().collect::<Vec<_>>(), Some(offsets));
         let consumer = self.inner.clone();
-        blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await?
-            .map_err(|e| commit_error(&e))
+        blocking(CALL_TIMEOUT, move || {
+            consumer.commit(&tpl, CommitMode::Sync)
+        })
+        .await?
+        .map_err(|e| commit_error(&e))
     }
 
     async fn committed(
@@ -234,9 +236,11 @@ impl GroupConsumer for RdGroupConsumer {
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError> {
         let tpl = tpl_of(partitions, None);
         let consumer = self.inner.clone();
-        let committed = blocking(move || consumer.committed_offsets(tpl, CALL_TIMEOUT))
-            .await?
-            .map_err(|e| rd_error(&e))?;
+        let committed = blocking(CALL_TIMEOUT * 2, move || {
+            consumer.committed_offsets(tpl, CALL_TIMEOUT)
+        })
+        .await?
+        .map_err(|e| rd_error(&e))?;
         Ok(committed
             .elements()
             .iter()
@@ -285,7 +289,7 @@ impl GroupConsumer for RdGroupConsumer {
         self.apply_pending()?;
         let inner = self.inner;
         // Dropping the last handle leaves the group; librdkafka blocks while it does.
-        blocking(move || drop(inner)).await
+        blocking(CALL_TIMEOUT, move || drop(inner)).await
     }
 }
 

@@ -9,6 +9,7 @@ mod producer;
 pub use embedded::EmbeddedBroker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 
@@ -97,9 +98,9 @@ impl KafkaBackend for RdkafkaBackend {
         config.set("group.id", group);
         let topics = match subscription {
             Subscription::Topics(topics) => topics.clone(),
-            // librdkafka treats a subscription starting with '^' as a regular expression.
-            Subscription::Pattern(regex) if regex.starts_with('^') => vec![regex.clone()],
-            Subscription::Pattern(regex) => vec![format!("^{regex}")],
+            // librdkafka treats a subscription starting with '^' as a regular expression; Kafka's
+            // topics.regex must match the whole topic name.
+            Subscription::Pattern(regex) => vec![format!("^({regex})$")],
         };
         Ok(Box::new(RdGroupConsumer::new(&config, &topics)?))
     }
@@ -133,8 +134,10 @@ fn rd_error(error: &RdError) -> KafkaError {
     }
 }
 
-/// Runs a blocking librdkafka call (sync commit, flush, leaving the group) off the async threads.
-async fn blocking<T, F>(call: F) -> Result<T, KafkaError>
+/// Runs a blocking librdkafka call (sync commit, flush, leaving the group) off the async threads, and
+/// gives up waiting after `limit`: some of them (a sync commit, leaving the group) have no timeout of
+/// their own and would otherwise hang a task, and the process's exit, while Kafka is unreachable.
+async fn blocking<T, F>(limit: Duration, call: F) -> Result<T, KafkaError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -142,7 +145,12 @@ where
     // librdkafka's synchronous calls block their thread; the production backend never runs simulated.
     #[allow(clippy::disallowed_methods)]
     let handle = tokio::task::spawn_blocking(call);
-    handle
-        .await
-        .map_err(|e| KafkaError::Backend(format!("blocking Kafka call failed: {e}")))
+    match tokio::time::timeout(limit, handle).await {
+        Ok(joined) => {
+            joined.map_err(|e| KafkaError::Backend(format!("blocking Kafka call failed: {e}")))
+        }
+        Err(_) => Err(KafkaError::Timeout(format!(
+            "Kafka did not answer within {limit:?}"
+        ))),
+    }
 }

@@ -123,7 +123,7 @@ impl Producer for RdProducer {
 
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let inner = self.inner.clone();
-        blocking(move || inner.flush(timeout))
+        blocking(timeout * 2, move || inner.flush(timeout))
             .await?
             .map_err(|e| rd_error(&e))
     }

@@ -1,0 +1,668 @@
+//! The sink task runtime on a real (embedded) broker: what it commits for `connect-<name>`, and how it
+//! honours rewinds, retriable `put` errors, commit requests, pause/resume, `topics.regex` and clean shutdown.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{lock, props, Cluster, Probes};
+use sluice_core::api::{
+    ConnectError, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector, SinkRecord,
+    SinkTask, SinkTaskContext, TopicPartition,
+};
+use sluice_core::config::{ConfigDef, ConfigMap};
+
+type Offsets = BTreeMap<TopicPartition, i64>;
+
+/// A record as the sink saw it.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    value: String,
+}
+
+/// Every call the runtime made into the task, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Open(Vec<TopicPartition>),
+    Put { records: Vec<Seen>, accepted: bool },
+    Flush(Offsets),
+    PreCommit { offered: Offsets, approved: Offsets },
+    Close(Vec<TopicPartition>),
+    Stop,
+}
+
+type OpenHook = Box<dyn FnMut(&SinkTaskContext, &[TopicPartition]) + Send>;
+type PutHook = Box<dyn FnMut(&SinkTaskContext, &[Seen]) -> Result<(), ConnectError> + Send>;
+type PreCommitHook = Box<dyn FnMut(&Offsets) -> Offsets + Send>;
+
+/// What a test sees of, and decides for, its sink task.
+#[derive(Default)]
+struct SinkProbe {
+    calls: Mutex<Vec<Call>>,
+    on_open: Mutex<Option<OpenHook>>,
+    on_put: Mutex<Option<PutHook>>,
+    /// Replaces the default `pre_commit` (flush, then approve everything offered).
+    on_pre_commit: Mutex<Option<PreCommitHook>>,
+}
+
+impl SinkProbe {
+    fn record(&self, call: Call) {
+        lock(&self.calls).push(call);
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        lock(&self.calls).clone()
+    }
+
+    /// The records of every `put` that succeeded, in delivery order.
+    fn accepted(&self) -> Vec<Seen> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Put {
+                    records,
+                    accepted: true,
+                } => Some(records),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The offsets of accepted records of one partition, in delivery order.
+    fn offsets(&self, topic: &str, partition: i32) -> Vec<i64> {
+        self.accepted()
+            .into_iter()
+            .filter(|s| s.topic == topic && s.partition == partition)
+            .map(|s| s.offset)
+            .collect()
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.accepted().into_iter().map(|s| s.value).collect()
+    }
+
+    fn pre_commits(&self) -> Vec<(Offsets, Offsets)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::PreCommit { offered, approved } => Some((offered, approved)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+static PROBES: Probes<SinkProbe> = Probes::new();
+
+#[derive(Default)]
+struct ProbeSinkConnector {
+    config: ConfigMap,
+}
+
+#[async_trait]
+impl SinkConnector for ProbeSinkConnector {
+    fn config_def(&self) -> ConfigDef {
+        ConfigDef::new().required(
+            "probe",
+            sluice_core::config::ConfigType::String,
+            "Probe id.",
+        )
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        self.config = config.clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
+        vec![self.config.clone(); max_tasks]
+    }
+
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(ProbeSinkTask::default())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct ProbeSinkTask {
+    probe: Option<Arc<SinkProbe>>,
+    context: Option<SinkTaskContext>,
+}
+
+impl ProbeSinkTask {
+    fn probe(&self) -> &SinkProbe {
+        self.probe.as_deref().expect("started")
+    }
+}
+
+#[async_trait]
+impl SinkTask for ProbeSinkTask {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        self.probe = Some(PROBES.of(context.configs()));
+        self.context = Some(context);
+        Ok(())
+    }
+
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        let probe = self.probe();
+        probe.record(Call::Open(partitions.to_vec()));
+        if let Some(hook) = lock(&probe.on_open).as_mut() {
+            hook(self.context.as_ref().expect("started"), partitions);
+        }
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        let seen: Vec<Seen> = records
+            .iter()
+            .map(|r| Seen {
+                topic: r.topic.to_string(),
+                partition: r.partition,
+                offset: r.kafka_offset,
+                value: r.value.value.as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        let probe = self.probe();
+        let result = match lock(&probe.on_put).as_mut() {
+            Some(hook) => hook(self.context.as_ref().expect("started"), &seen),
+            None => Ok(()),
+        };
+        probe.record(Call::Put {
+            records: seen,
+            accepted: result.is_ok(),
+        });
+        result
+    }
+
+    async fn flush(&mut self, offsets: &Offsets) -> Result<(), ConnectError> {
+        self.probe().record(Call::Flush(offsets.clone()));
+        Ok(())
+    }
+
+    async fn pre_commit(&mut self, offered: &Offsets) -> Result<Offsets, ConnectError> {
+        let hooked = lock(&self.probe().on_pre_commit)
+            .as_mut()
+            .map(|h| h(offered));
+        let approved = match hooked {
+            Some(approved) => approved,
+            None => {
+                self.flush(offered).await?;
+                offered.clone()
+            }
+        };
+        self.probe().record(Call::PreCommit {
+            offered: offered.clone(),
+            approved: approved.clone(),
+        });
+        Ok(approved)
+    }
+
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        self.probe().record(Call::Close(partitions.to_vec()));
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.probe().record(Call::Stop);
+        Ok(())
+    }
+}
+
+fn registry() -> PluginRegistry {
+    let mut plugins = PluginRegistry::new();
+    plugins.register(
+        "test.ProbeSinkConnector",
+        ConnectorPlugin::Sink(|| Box::new(ProbeSinkConnector::default())),
+    );
+    plugins
+}
+
+/// A probe sink named `name` (so its group is `connect-<name>`) reading `topics`.
+fn sink(name: &str, topics: &str) -> ConfigMap {
+    props(&[
+        ("name", name),
+        ("connector.class", "ProbeSink"),
+        ("probe", name),
+        ("topics", topics),
+    ])
+}
+
+fn tp(topic: &str, partition: i32) -> TopicPartition {
+    TopicPartition::new(topic, partition)
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn strs(values: &[String]) -> Vec<&str> {
+    values.iter().map(String::as_str).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_exactly_what_pre_commit_approves_and_resumes_there() {
+    let cluster = Cluster::start();
+    cluster.create_topic("orders", 1);
+    let values = numbered("order", 0..10);
+    cluster.produce("orders", 0, &strs(&values)).await;
+
+    // The sink has durably stored only the records before offset 4, whatever was put.
+    let probe = PROBES.create("durable-prefix");
+    *lock(&probe.on_pre_commit) = Some(Box::new(|offered: &Offsets| {
+        offered
+            .iter()
+            .map(|(p, o)| (p.clone(), (*o).min(4)))
+            .collect()
+    }));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("durable-prefix", "orders")],
+    );
+    common::wait_until("a pre_commit offered all ten records", || {
+        probe
+            .pre_commits()
+            .iter()
+            .filter(|(offered, _)| offered.get(&tp("orders", 0)) == Some(&10))
+            .count()
+            >= 3
+    })
+    .await;
+    let group = "connect-durable-prefix";
+    assert_eq!(
+        cluster.committed(group, &[tp("orders", 0)]),
+        [Some(4)],
+        "while running, the group should hold the approved offset 4, not the offered 10"
+    );
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        cluster.committed(group, &[tp("orders", 0)]),
+        [Some(4)],
+        "the final commit on shutdown must also be what pre_commit approved"
+    );
+    assert_eq!(probe.offsets("orders", 0), (0..10).collect::<Vec<_>>());
+    assert!(
+        !probe.calls().iter().any(|c| matches!(c, Call::Flush(_))),
+        "a sink that overrides pre_commit is not flushed by the runtime"
+    );
+
+    // A restarted sink (approving everything) gets the records from offset 4 on, and nothing before.
+    let restarted = PROBES.create("durable-prefix");
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("durable-prefix", "orders")],
+    );
+    common::wait_until("the restarted sink to get offset 9", || {
+        restarted.offsets("orders", 0).contains(&9)
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(restarted.offsets("orders", 0), (4..10).collect::<Vec<_>>());
+    assert_eq!(cluster.committed(group, &[tp("orders", 0)]), [Some(10)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewind_in_open_sets_where_delivery_starts() {
+    let cluster = Cluster::start();
+    cluster.create_topic("events", 2);
+    for partition in 0..2 {
+        let values = numbered(&format!("p{partition}"), 0..10);
+        cluster.produce("events", partition, &strs(&values)).await;
+    }
+    let probe = PROBES.create("rewinder");
+    *lock(&probe.on_open) = Some(Box::new(|context, partitions| {
+        // As a sink keeping its offsets in the destination would: partition 0 resumes at 6.
+        if partitions.contains(&tp("events", 0)) {
+            context.offset(tp("events", 0), 6);
+        }
+    }));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("rewinder", "events")],
+    );
+    common::wait_until("both partitions delivered to their end", || {
+        probe.offsets("events", 0).contains(&9) && probe.offsets("events", 1).contains(&9)
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        probe.offsets("events", 0),
+        (6..10).collect::<Vec<_>>(),
+        "partition 0 was rewound to 6 in open"
+    );
+    assert_eq!(
+        probe.offsets("events", 1),
+        (0..10).collect::<Vec<_>>(),
+        "partition 1 starts at the beginning (no commit, auto.offset.reset=earliest)"
+    );
+    assert_eq!(
+        cluster.committed("connect-rewinder", &[tp("events", 0), tp("events", 1)]),
+        [Some(10), Some(10)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retriable_put_error_redelivers_the_same_records() {
+    let cluster = Cluster::start();
+    cluster.create_topic("payments", 2);
+    for partition in 0..2 {
+        let values = numbered(&format!("p{partition}"), 0..20);
+        cluster.produce("payments", partition, &strs(&values)).await;
+    }
+    let probe = PROBES.create("flaky");
+    let mut failed = false;
+    *lock(&probe.on_put) = Some(Box::new(move |_, records| {
+        if failed || records.is_empty() {
+            return Ok(());
+        }
+        failed = true;
+        Err(ConnectError::retriable("the destination is busy"))
+    }));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("flaky", "payments")],
+    );
+    common::wait_until("both partitions delivered to their end", || {
+        probe.offsets("payments", 0).contains(&19) && probe.offsets("payments", 1).contains(&19)
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+
+    let calls = probe.calls();
+    let rejected: Vec<Seen> = calls
+        .iter()
+        .find_map(|c| match c {
+            Call::Put {
+                records,
+                accepted: false,
+            } => Some(records.clone()),
+            _ => None,
+        })
+        .expect("one put was rejected");
+    let accepted = probe.accepted();
+    for record in &rejected {
+        assert!(
+            accepted.contains(record),
+            "rejected record {record:?} was never delivered again"
+        );
+    }
+    for partition in 0..2 {
+        let offsets = probe.offsets("payments", partition);
+        // At least once: every offset, in order, none skipped (a retry may repeat a prefix).
+        let distinct: BTreeSet<i64> = offsets.iter().copied().collect();
+        assert_eq!(
+            distinct,
+            (0..20).collect(),
+            "partition {partition} lost or invented records: {offsets:?}"
+        );
+        assert!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1 || w[1] <= w[0]),
+            "partition {partition} skipped records: {offsets:?}"
+        );
+        if let Some(first) = rejected.iter().find(|s| s.partition == partition) {
+            assert_eq!(
+                offsets.first(),
+                Some(&first.offset),
+                "partition {partition}: the first accepted record should be the rejected batch's first"
+            );
+        }
+    }
+    assert_eq!(
+        cluster.committed("connect-flaky", &[tp("payments", 0), tp("payments", 1)]),
+        [Some(20), Some(20)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_commit_commits_before_the_flush_interval() {
+    let cluster = Cluster::start();
+    cluster.create_topic("audit", 1);
+    let probe = PROBES.create("eager");
+    *lock(&probe.on_put) = Some(Box::new(|context, records| {
+        if records.iter().any(|r| r.value == "commit-now") {
+            context.request_commit();
+        }
+        Ok(())
+    }));
+    let mut worker_props = cluster.worker_props();
+    worker_props.insert("offset.flush.interval.ms".into(), "600000".into());
+    let worker = cluster.start_worker(&worker_props, registry(), &[sink("eager", "audit")]);
+
+    let first = numbered("audit", 0..5);
+    cluster.produce("audit", 0, &strs(&first)).await;
+    common::wait_until("the first records", || probe.offsets("audit", 0).len() == 5).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        cluster.committed("connect-eager", &[tp("audit", 0)]),
+        [None],
+        "nothing is committed before the (10 minute) flush interval without a request"
+    );
+    assert!(probe.pre_commits().is_empty());
+
+    cluster
+        .produce("audit", 0, &["audit-5", "commit-now"])
+        .await;
+    common::wait_until("the requested commit", || {
+        cluster.committed("connect-eager", &[tp("audit", 0)]) == [Some(7)]
+    })
+    .await;
+    assert_eq!(
+        probe.pre_commits().len(),
+        1,
+        "one request, one commit: {:?}",
+        probe.pre_commits()
+    );
+    worker.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_a_partition_and_resume_restarts_it() {
+    let cluster = Cluster::start();
+    cluster.create_topic("feed", 2);
+    let probe = PROBES.create("pauser");
+    *lock(&probe.on_put) = Some(Box::new(|context, records| {
+        for record in records {
+            match record.value.as_str() {
+                "pause-p0" => context.pause(&[tp("feed", 0)]),
+                "resume-p0" => context.resume(&[tp("feed", 0)]),
+                _ => {}
+            }
+        }
+        Ok(())
+    }));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("pauser", "feed")],
+    );
+    cluster.produce("feed", 0, &["pause-p0"]).await;
+    common::wait_until("the pausing record", || {
+        probe.values().contains(&"pause-p0".to_owned())
+    })
+    .await;
+    // The runtime applies the pause as soon as that put returns; leave it a moment to do so.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let held = numbered("held", 1..6);
+    cluster.produce("feed", 0, &strs(&held)).await;
+    cluster.produce("feed", 1, &["p1-a", "p1-b"]).await;
+    common::wait_until("partition 1 while 0 is paused", || {
+        probe.offsets("feed", 1).len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        probe.offsets("feed", 0),
+        [0],
+        "a paused partition must not be delivered"
+    );
+
+    cluster.produce("feed", 1, &["resume-p0"]).await;
+    common::wait_until("partition 0 after resume", || {
+        probe.offsets("feed", 0).len() == 6
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(probe.offsets("feed", 0), (0..6).collect::<Vec<_>>());
+    let resumed: Vec<String> = probe
+        .accepted()
+        .into_iter()
+        .filter(|s| s.partition == 0 && s.offset > 0)
+        .map(|s| s.value)
+        .collect();
+    assert_eq!(resumed, held);
+    let values = probe.values();
+    let resume_at = values
+        .iter()
+        .position(|v| v == "resume-p0")
+        .expect("resume record");
+    let first_held = values
+        .iter()
+        .position(|v| v == "held-1")
+        .expect("held record");
+    assert!(
+        first_held > resume_at,
+        "held records came before the resume: {values:?}"
+    );
+}
+
+/// A sink subscribed with `topics.regex`, its consumer refreshing metadata twice a second so that it
+/// notices new topics quickly.
+fn start_regex_sink(cluster: &Cluster, name: &str, regex: &str) -> common::RunningWorker {
+    let mut config = sink(name, "");
+    config.remove("topics");
+    config.insert("topics.regex".into(), regex.into());
+    let mut worker_props = cluster.worker_props();
+    worker_props.insert(
+        "consumer.topic.metadata.refresh.interval.ms".into(),
+        "500".into(),
+    );
+    cluster.start_worker(&worker_props, registry(), &[config])
+}
+
+fn opened(probe: &SinkProbe) -> BTreeSet<TopicPartition> {
+    probe
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Open(partitions) => Some(partitions),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_regex_consumes_matching_topics_including_new_ones() {
+    let cluster = Cluster::start();
+    for topic in ["metrics-a", "metrics-b", "other", "old-metrics-a"] {
+        cluster.create_topic(topic, 1);
+        cluster.produce(topic, 0, &[&format!("from-{topic}")]).await;
+    }
+    let probe = PROBES.create("regex");
+    let worker = start_regex_sink(&cluster, "regex", "metrics-.*");
+    common::wait_until("records of both matching topics", || {
+        let values = probe.values();
+        values.contains(&"from-metrics-a".to_owned())
+            && values.contains(&"from-metrics-b".to_owned())
+    })
+    .await;
+    // A matching topic created while the sink runs joins the subscription.
+    cluster.create_topic("metrics-c", 1);
+    cluster.produce("metrics-c", 0, &["from-metrics-c"]).await;
+    common::wait_until("a record of the new matching topic", || {
+        probe.values().contains(&"from-metrics-c".to_owned())
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    let mut values = probe.values();
+    values.sort();
+    assert_eq!(
+        values,
+        ["from-metrics-a", "from-metrics-b", "from-metrics-c"]
+    );
+    assert_eq!(
+        opened(&probe),
+        BTreeSet::from([tp("metrics-a", 0), tp("metrics-b", 0), tp("metrics-c", 0)])
+    );
+}
+
+/// Kafka matches `topics.regex` against the whole topic name (`Pattern.matcher(topic).matches()`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_regex_must_match_the_whole_topic_name() {
+    let cluster = Cluster::start();
+    for topic in ["metrics-a", "metrics-ab"] {
+        cluster.create_topic(topic, 1);
+        cluster.produce(topic, 0, &[&format!("from-{topic}")]).await;
+    }
+    let probe = PROBES.create("full-match");
+    let worker = start_regex_sink(&cluster, "full-match", "metrics-[ab]");
+    common::wait_until("the record of the matching topic", || {
+        probe.values().contains(&"from-metrics-a".to_owned())
+    })
+    .await;
+    // Give a wrongly subscribed topic time to show up.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(probe.values(), ["from-metrics-a"]);
+    assert_eq!(opened(&probe), BTreeSet::from([tp("metrics-a", 0)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_shutdown_flushes_commits_and_closes() {
+    let cluster = Cluster::start();
+    cluster.create_topic("ledger", 1);
+    let values = numbered("entry", 0..10);
+    cluster.produce("ledger", 0, &strs(&values)).await;
+    let probe = PROBES.create("closer");
+    let mut worker_props = cluster.worker_props();
+    worker_props.insert("offset.flush.interval.ms".into(), "600000".into());
+    let worker = cluster.start_worker(&worker_props, registry(), &[sink("closer", "ledger")]);
+    common::wait_until("all records", || probe.offsets("ledger", 0).len() == 10).await;
+    assert_eq!(
+        cluster.committed("connect-closer", &[tp("ledger", 0)]),
+        [None]
+    );
+    worker.stop().await.expect("a clean stop");
+
+    let partition = vec![tp("ledger", 0)];
+    let offsets = Offsets::from([(tp("ledger", 0), 10)]);
+    let calls = probe.calls();
+    let last_put = calls
+        .iter()
+        .rposition(|c| matches!(c, Call::Put { .. }))
+        .expect("a put");
+    assert_eq!(
+        calls[last_put + 1..],
+        [
+            Call::Flush(offsets.clone()),
+            Call::PreCommit {
+                offered: offsets.clone(),
+                approved: offsets
+            },
+            Call::Close(partition.clone()),
+            Call::Stop,
+        ],
+        "after the last put: flush, pre_commit, close, stop; all calls: {calls:?}"
+    );
+    assert_eq!(calls.first(), Some(&Call::Open(partition)));
+    assert_eq!(
+        cluster.committed("connect-closer", &[tp("ledger", 0)]),
+        [Some(10)],
+        "the final offsets are committed on shutdown"
+    );
+}

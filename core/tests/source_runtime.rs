@@ -1,0 +1,541 @@
+//! The source task runtime on a real (embedded) broker: acknowledgements reach `commit_record`, only
+//! acknowledged source offsets are stored and handed back on restart, records reach Kafka as sent, and
+//! `errors.tolerance` decides what an unconvertible record does.
+
+mod common;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{lock, props, Cluster, Probes, BYTES_CONVERTER, JSON_CONVERTER};
+use serde_json::json;
+use sluice_core::api::{
+    ConnectError, ConnectorContext, ConnectorPlugin, Header, PluginRegistry, RecordMetadata,
+    SourceConnector, SourceMap, SourceOffset, SourcePartition, SourceRecord, SourceTask,
+    SourceTaskContext,
+};
+use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
+use sluice_core::data::{Data, Schema, SchemaBuilder, SchemaType, Struct, Value};
+use sluice_core::runtime::WorkerError;
+
+/// What a test hands to, and sees of, its source task.
+#[derive(Default)]
+struct SourceProbe {
+    /// Records the next `poll` returns.
+    queue: Mutex<VecDeque<SourceRecord>>,
+    /// Source partitions whose stored offsets the task reads when it starts.
+    watched: Mutex<Vec<SourcePartition>>,
+    /// Per start: what the offset storage reader returned for each watched partition.
+    restored: Mutex<Vec<Vec<Option<SourceOffset>>>>,
+    acks: Mutex<Vec<(SourceRecord, Option<RecordMetadata>)>>,
+    commits: AtomicUsize,
+    stops: AtomicUsize,
+}
+
+impl SourceProbe {
+    fn push(&self, records: impl IntoIterator<Item = SourceRecord>) {
+        lock(&self.queue).extend(records);
+    }
+
+    fn acks(&self) -> Vec<(SourceRecord, Option<RecordMetadata>)> {
+        lock(&self.acks).clone()
+    }
+}
+
+static PROBES: Probes<SourceProbe> = Probes::new();
+
+#[derive(Default)]
+struct ProbeSourceConnector {
+    config: ConfigMap,
+}
+
+#[async_trait]
+impl SourceConnector for ProbeSourceConnector {
+    fn config_def(&self) -> ConfigDef {
+        ConfigDef::new().required("probe", ConfigType::String, "Probe id.")
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        self.config = config.clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Vec<ConfigMap> {
+        vec![self.config.clone()]
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(ProbeSourceTask::default())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct ProbeSourceTask {
+    probe: Option<Arc<SourceProbe>>,
+}
+
+impl ProbeSourceTask {
+    fn probe(&self) -> &SourceProbe {
+        self.probe.as_deref().expect("started")
+    }
+}
+
+#[async_trait]
+impl SourceTask for ProbeSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let probe = PROBES.of(context.configs());
+        let reader = context.offset_storage_reader();
+        let restored = lock(&probe.watched)
+            .iter()
+            .map(|p| reader.offset(p))
+            .collect();
+        lock(&probe.restored).push(restored);
+        self.probe = Some(probe);
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let batch: Vec<SourceRecord> = lock(&self.probe().queue).drain(..).collect();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&mut self) -> Result<(), ConnectError> {
+        self.probe().commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn commit_record(
+        &mut self,
+        record: &SourceRecord,
+        metadata: Option<&RecordMetadata>,
+    ) -> Result<(), ConnectError> {
+        lock(&self.probe().acks).push((record.clone(), metadata.copied()));
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.probe().stops.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn registry() -> PluginRegistry {
+    let mut plugins = PluginRegistry::new();
+    plugins.register(
+        "test.ProbeSourceConnector",
+        ConnectorPlugin::Source(|| Box::new(ProbeSourceConnector::default())),
+    );
+    plugins
+}
+
+fn source(name: &str) -> ConfigMap {
+    props(&[
+        ("name", name),
+        ("connector.class", "ProbeSource"),
+        ("probe", name),
+    ])
+}
+
+fn file(name: &str) -> SourcePartition {
+    SourceMap::single("file", name)
+}
+
+fn position(i: i64) -> SourceOffset {
+    SourceMap::single("position", i)
+}
+
+/// Line `i` of file `name`, as a string record for `topic`.
+fn line(name: &str, i: i64, topic: &str) -> SourceRecord {
+    SourceRecord::new(
+        file(name),
+        position(i),
+        topic,
+        Data::string(format!("{name}-{i}")),
+    )
+}
+
+fn text(bytes: &Option<Vec<u8>>) -> &str {
+    std::str::from_utf8(bytes.as_deref().expect("not null")).expect("UTF-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_record_reports_where_kafka_stored_each_record_once() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 3);
+    let probe = PROBES.create("acks");
+    probe.push((0..30).map(|i| {
+        let mut record = line("a", i, "lines");
+        record.kafka_partition = Some((i % 3) as i32);
+        record
+    }));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("acks")]);
+    common::wait_until("30 acknowledgements", || probe.acks().len() >= 30).await;
+    let stored = cluster.read("lines", 3, 30).await;
+    worker.stop().await.expect("a clean stop");
+
+    let acks = probe.acks();
+    assert_eq!(
+        acks.len(),
+        30,
+        "commit_record must be called once per record"
+    );
+    let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (i, (record, metadata)) in acks.iter().enumerate() {
+        let metadata = metadata.unwrap_or_else(|| panic!("ack {i} has no metadata"));
+        assert_eq!(Some(metadata.partition), record.kafka_partition);
+        let at = stored
+            .iter()
+            .find(|s| s.partition == metadata.partition && s.offset == metadata.offset)
+            .unwrap_or_else(|| panic!("nothing stored where ack {i} says: {metadata:?}"));
+        assert_eq!(
+            Some(text(&at.value)),
+            record.value.value.as_str(),
+            "Kafka holds another record where commit_record says this one is"
+        );
+        per_partition
+            .entry(metadata.partition)
+            .or_default()
+            .push(metadata.offset);
+    }
+    let mut positions: Vec<i64> = acks
+        .iter()
+        .map(|(r, _)| {
+            r.source_offset
+                .get("position")
+                .and_then(|p| p.as_i64())
+                .expect("position")
+        })
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (0..30).collect::<Vec<_>>(), "each record once");
+    for (partition, offsets) in per_partition {
+        assert_eq!(
+            offsets,
+            (0..10).collect::<Vec<_>>(),
+            "partition {partition}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_offsets_are_stored_and_given_to_a_restarted_task() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let probe = PROBES.create("resume");
+    *lock(&probe.watched) = vec![file("a"), file("b")];
+    probe.push((0..10).map(|i| line("a", i, "lines")));
+    probe.push((0..3).map(|i| line("b", i, "lines")));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("resume")]);
+    // Offsets are committed periodically while the task runs, not only when it stops.
+    common::wait_until("the offsets of both files in the offset file", || {
+        cluster.stored_source_offset("resume", &file("a")) == Some(json!({"position": 9}))
+            && cluster.stored_source_offset("resume", &file("b")) == Some(json!({"position": 2}))
+    })
+    .await;
+    assert!(worker.is_running());
+    common::wait_until("commit() after the stored commit", || {
+        probe.commits.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(lock(&probe.restored).as_slice(), [vec![None, None]]);
+
+    let restarted = PROBES.create("resume");
+    *lock(&restarted.watched) = vec![file("a"), file("b"), file("c")];
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("resume")]);
+    common::wait_until("the restarted task", || {
+        !lock(&restarted.restored).is_empty()
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        lock(&restarted.restored).as_slice(),
+        [vec![Some(position(9)), Some(position(2)), None]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_record_holds_back_its_source_partition() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let probe = PROBES.create("held-back");
+    *lock(&probe.watched) = vec![file("a"), file("b")];
+    // Record a-5 goes to a partition the topic does not have: Kafka never acknowledges it, the task
+    // fails, and file a's offset may not pass position 4, whatever was acknowledged after it.
+    probe.push((0..3).map(|i| line("b", i, "lines")));
+    probe.push((0..10).map(|i| {
+        let mut record = line("a", i, "lines");
+        if i == 5 {
+            record.kafka_partition = Some(7);
+        }
+        record
+    }));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("held-back")]);
+    let outcome = worker.join().await;
+    assert!(
+        matches!(outcome, Err(WorkerError::AllTasksFailed)),
+        "the task fails on a record Kafka refused: {outcome:?}"
+    );
+    assert_eq!(probe.stops.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cluster.stored_source_offset("held-back", &file("a")),
+        Some(json!({"position": 4}))
+    );
+    assert_eq!(
+        cluster.stored_source_offset("held-back", &file("b")),
+        Some(json!({"position": 2}))
+    );
+    assert!(
+        probe
+            .acks()
+            .iter()
+            .all(|(r, m)| m.is_some() && r.source_offset != position(5)),
+        "only acknowledged records are reported: {:?}",
+        probe.acks()
+    );
+
+    let restarted = PROBES.create("held-back");
+    *lock(&restarted.watched) = vec![file("a")];
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("held-back")]);
+    common::wait_until("the restarted task", || {
+        !lock(&restarted.restored).is_empty()
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        lock(&restarted.restored).as_slice(),
+        [vec![Some(position(4))]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_keys_headers_and_timestamps_arrive_as_sent() {
+    let cluster = Cluster::start();
+    cluster.create_topic("keyed", 3);
+    let probe = PROBES.create("keyed");
+    let int32 = Arc::new(Schema::primitive(SchemaType::Int32));
+    let boolean = Arc::new(Schema::primitive(SchemaType::Boolean));
+    let records: Vec<SourceRecord> = (0..12)
+        .map(|i| SourceRecord {
+            kafka_partition: Some((i % 3) as i32),
+            key: Data::string(format!("key-{i}")),
+            headers: vec![
+                Header {
+                    key: "trace".into(),
+                    value: Data::string(format!("t-{i}")),
+                },
+                Header {
+                    key: "raw".into(),
+                    value: Data::schemaless(vec![0u8, 255, i as u8]),
+                },
+                Header {
+                    key: "empty".into(),
+                    value: Data::NULL,
+                },
+                Header {
+                    key: "attempt".into(),
+                    value: Data::new(Some(int32.clone()), Value::Int32(i as i32 - 5)),
+                },
+                Header {
+                    key: "retry".into(),
+                    value: Data::new(Some(boolean.clone()), Value::Boolean(i % 2 == 0)),
+                },
+            ],
+            timestamp: Some(1_700_000_000_000 + i),
+            ..line("k", i, "keyed")
+        })
+        .collect();
+    probe.push(records.clone());
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("keyed")]);
+    common::wait_until("12 acknowledgements", || probe.acks().len() >= 12).await;
+    let stored = cluster.read("keyed", 3, 12).await;
+    worker.stop().await.expect("a clean stop");
+
+    assert_eq!(stored.len(), 12);
+    for (i, record) in records.iter().enumerate() {
+        let i = i as i64;
+        let found = stored
+            .iter()
+            .find(|s| s.value.as_deref() == Some(format!("k-{i}").as_bytes()))
+            .unwrap_or_else(|| panic!("record {i} is not in Kafka"));
+        assert_eq!(Some(found.partition), record.kafka_partition, "record {i}");
+        assert_eq!(text(&found.key), format!("key-{i}"));
+        assert_eq!(
+            found.headers,
+            [
+                ("trace".to_owned(), Some(format!("t-{i}").into_bytes())),
+                // Sluice writes bytes as they are (Kafka's SimpleHeaderConverter would base64 them).
+                ("raw".to_owned(), Some(vec![0u8, 255, i as u8])),
+                ("empty".to_owned(), None),
+                // As Kafka's default SimpleHeaderConverter writes them: the value's string form.
+                ("attempt".to_owned(), Some((i - 5).to_string().into_bytes())),
+                (
+                    "retry".to_owned(),
+                    Some((i % 2 == 0).to_string().into_bytes())
+                ),
+            ],
+            "record {i}"
+        );
+        assert_eq!(found.timestamp, Some(1_700_000_000_000 + i));
+    }
+    // Per partition, records keep the order they were sent in.
+    for partition in 0..3 {
+        let values: Vec<&str> = stored
+            .iter()
+            .filter(|s| s.partition == partition)
+            .map(|s| text(&s.value))
+            .collect();
+        let sent: Vec<String> = (0..12)
+            .filter(|i| i % 3 == i64::from(partition))
+            .map(|i| format!("k-{i}"))
+            .collect();
+        assert_eq!(values, sent, "partition {partition}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_converter_writes_the_schema_and_payload_envelope() {
+    let cluster = Cluster::start();
+    cluster.create_topic("users", 1);
+    let schema = Arc::new(
+        SchemaBuilder::struct_()
+            .name("com.example.User")
+            .field("id", Schema::primitive(SchemaType::Int32))
+            .field("name", Schema::primitive(SchemaType::String))
+            .field("email", Schema::optional(SchemaType::String))
+            .build(),
+    );
+    let mut user = Struct::new(schema.clone());
+    user.put("id", Value::Int32(42));
+    user.put("name", Value::from("Ada"));
+    let probe = PROBES.create("json");
+    probe.push([SourceRecord::new(
+        file("users"),
+        position(0),
+        "users",
+        Data::new(Some(schema), Value::Struct(user)),
+    )]);
+    let mut worker_props = cluster.worker_props();
+    worker_props.insert("value.converter".into(), JSON_CONVERTER.into());
+    let worker = cluster.start_worker(&worker_props, registry(), &[source("json")]);
+    let stored = cluster.read("users", 1, 1).await;
+    worker.stop().await.expect("a clean stop");
+
+    let envelope: serde_json::Value =
+        serde_json::from_slice(stored[0].value.as_deref().expect("a value")).expect("JSON");
+    assert_eq!(
+        envelope,
+        json!({
+            "schema": {
+                "type": "struct",
+                "fields": [
+                    {"type": "int32", "optional": false, "field": "id"},
+                    {"type": "string", "optional": false, "field": "name"},
+                    {"type": "string", "optional": true, "field": "email"}
+                ],
+                "optional": false,
+                "name": "com.example.User"
+            },
+            "payload": {"id": 42, "name": "Ada", "email": null}
+        })
+    );
+}
+
+/// Bytes, then a string ByteArrayConverter cannot write, then bytes again.
+fn mixed_records(name: &str) -> Vec<SourceRecord> {
+    let bytes = |i: i64| {
+        SourceRecord::new(
+            file(name),
+            position(i),
+            "blobs",
+            Data::schemaless(format!("blob-{i}").into_bytes()),
+        )
+    };
+    vec![bytes(0), line(name, 1, "blobs"), bytes(2)]
+}
+
+fn bytes_source(name: &str, tolerance: Option<&str>) -> ConfigMap {
+    let mut config = source(name);
+    config.insert("value.converter".into(), BYTES_CONVERTER.into());
+    if let Some(tolerance) = tolerance {
+        config.insert("errors.tolerance".into(), tolerance.into());
+    }
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_tolerance_all_skips_an_unconvertible_record() {
+    let cluster = Cluster::start();
+    cluster.create_topic("blobs", 1);
+    let probe = PROBES.create("tolerant");
+    probe.push(mixed_records("tolerant"));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[bytes_source("tolerant", Some("all"))],
+    );
+    common::wait_until("three commit_record calls", || probe.acks().len() >= 3).await;
+    // The task keeps running: a later record still goes through.
+    probe.push([SourceRecord::new(
+        file("tolerant"),
+        position(3),
+        "blobs",
+        Data::schemaless(b"blob-3".to_vec()),
+    )]);
+    let stored = cluster.read("blobs", 1, 3).await;
+    common::wait_until("the skipped record's offset to be committed", || {
+        cluster.stored_source_offset("tolerant", &file("tolerant")) == Some(json!({"position": 3}))
+    })
+    .await;
+    assert!(worker.is_running());
+    worker.stop().await.expect("a clean stop");
+
+    let values: Vec<&str> = stored.iter().map(|s| text(&s.value)).collect();
+    assert_eq!(values, ["blob-0", "blob-2", "blob-3"]);
+    let acks = probe.acks();
+    let skipped: Vec<_> = acks.iter().filter(|(_, m)| m.is_none()).collect();
+    assert_eq!(skipped.len(), 1, "one skipped record: {acks:?}");
+    assert_eq!(skipped[0].0.source_offset, position(1));
+    assert_eq!(acks.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_tolerance_none_fails_the_task_on_an_unconvertible_record() {
+    let cluster = Cluster::start();
+    cluster.create_topic("blobs", 1);
+    let probe = PROBES.create("strict");
+    probe.push(mixed_records("strict"));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[bytes_source("strict", None)],
+    );
+    let outcome = worker.join().await;
+    assert!(
+        matches!(outcome, Err(WorkerError::AllTasksFailed)),
+        "the only task fails, and with it the worker: {outcome:?}"
+    );
+    assert_eq!(probe.stops.load(Ordering::SeqCst), 1);
+    let stored = cluster.read("blobs", 1, 1).await;
+    let values: Vec<&str> = stored.iter().map(|s| text(&s.value)).collect();
+    assert_eq!(
+        values,
+        ["blob-0"],
+        "nothing after the bad record is produced"
+    );
+    assert_eq!(
+        cluster.stored_source_offset("strict", &file("strict")),
+        Some(json!({"position": 0})),
+        "the record before the bad one was acknowledged and its offset stored"
+    );
+}
