@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{lock, props, Cluster, Probes};
 use sluice_core::api::{
-    ConnectError, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector, SinkRecord,
-    SinkTask, SinkTaskContext, TopicPartition,
+    ConnectError, Connector, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector,
+    SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
 };
 use sluice_core::config::{ConfigDef, ConfigMap};
 
@@ -107,7 +107,7 @@ struct ProbeSinkConnector {
 }
 
 #[async_trait]
-impl SinkConnector for ProbeSinkConnector {
+impl Connector for ProbeSinkConnector {
     fn config_def(&self) -> ConfigDef {
         ConfigDef::new().required(
             "probe",
@@ -125,12 +125,14 @@ impl SinkConnector for ProbeSinkConnector {
         vec![self.config.clone(); max_tasks]
     }
 
-    fn create_task(&self) -> Box<dyn SinkTask> {
-        Box::new(ProbeSinkTask::default())
-    }
-
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
+    }
+}
+
+impl SinkConnector for ProbeSinkConnector {
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(ProbeSinkTask::default())
     }
 }
 

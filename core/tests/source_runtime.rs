@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use common::{lock, props, Cluster, Probes, BYTES_CONVERTER, JSON_CONVERTER};
 use serde_json::json;
 use sluice_core::api::{
-    ConnectError, ConnectorContext, ConnectorPlugin, Header, PluginRegistry, RecordMetadata,
-    SourceConnector, SourceMap, SourceOffset, SourcePartition, SourceRecord, SourceTask,
-    SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ConnectorPlugin, Header, PluginRegistry,
+    RecordMetadata, SourceConnector, SourceMap, SourceOffset, SourcePartition, SourceRecord,
+    SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Schema, SchemaBuilder, SchemaType, Struct, Value};
@@ -53,7 +53,7 @@ struct ProbeSourceConnector {
 }
 
 #[async_trait]
-impl SourceConnector for ProbeSourceConnector {
+impl Connector for ProbeSourceConnector {
     fn config_def(&self) -> ConfigDef {
         ConfigDef::new().required("probe", ConfigType::String, "Probe id.")
     }
@@ -67,12 +67,14 @@ impl SourceConnector for ProbeSourceConnector {
         vec![self.config.clone()]
     }
 
-    fn create_task(&self) -> Box<dyn SourceTask> {
-        Box::new(ProbeSourceTask::default())
-    }
-
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
+    }
+}
+
+impl SourceConnector for ProbeSourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(ProbeSourceTask::default())
     }
 }
 

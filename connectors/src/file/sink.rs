@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, ConnectorContext, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
-    TopicPartition,
+    ConnectError, Connector, ConnectorContext, SinkConnector, SinkRecord, SinkTask,
+    SinkTaskContext, TopicPartition,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Value;
@@ -30,7 +30,7 @@ pub struct FileStreamSinkConnector {
 }
 
 #[async_trait]
-impl SinkConnector for FileStreamSinkConnector {
+impl Connector for FileStreamSinkConnector {
     fn config_def(&self) -> ConfigDef {
         config_def()
     }
@@ -44,12 +44,14 @@ impl SinkConnector for FileStreamSinkConnector {
         vec![self.config.clone(); max_tasks.max(1)]
     }
 
-    fn create_task(&self) -> Box<dyn SinkTask> {
-        Box::new(FileStreamSinkTask::default())
-    }
-
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
+    }
+}
+
+impl SinkConnector for FileStreamSinkConnector {
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(FileStreamSinkTask::default())
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, ConnectorContext, SourceConnector, SourceMap, SourceRecord, SourceTask,
-    SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, SourceConnector, SourceMap, SourceRecord,
+    SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
@@ -58,7 +58,7 @@ pub struct FileStreamSourceConnector {
 }
 
 #[async_trait]
-impl SourceConnector for FileStreamSourceConnector {
+impl Connector for FileStreamSourceConnector {
     fn config_def(&self) -> ConfigDef {
         config_def()
     }
@@ -72,12 +72,14 @@ impl SourceConnector for FileStreamSourceConnector {
         vec![self.config.clone()]
     }
 
-    fn create_task(&self) -> Box<dyn SourceTask> {
-        Box::new(FileStreamSourceTask::default())
-    }
-
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
+    }
+}
+
+impl SourceConnector for FileStreamSourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(FileStreamSourceTask::default())
     }
 }
 

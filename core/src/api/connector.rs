@@ -22,9 +22,10 @@ impl ConnectorContext {
     }
 }
 
-/// A connector that reads from an external system into Kafka.
+/// What every connector does, as Kafka Connect's `Connector`: validate its config, start, split the job
+/// into task configs, stop. [`SourceConnector`] and [`SinkConnector`] add the kind of task it runs.
 #[async_trait]
-pub trait SourceConnector: Send + Sync {
+pub trait Connector: Send + Sync {
     /// The keys this connector accepts, beyond the runtime's own (`name`, `tasks.max`, converters...).
     fn config_def(&self) -> ConfigDef;
 
@@ -43,30 +44,17 @@ pub trait SourceConnector: Send + Sync {
     /// Splits the job into at most `max_tasks` task configs.
     fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap>;
 
-    /// A new, unstarted task of this connector (Connect's `taskClass()`).
-    fn create_task(&self) -> Box<dyn SourceTask>;
-
     async fn stop(&mut self) -> Result<(), ConnectError>;
 }
 
+/// A connector that reads from an external system into Kafka.
+pub trait SourceConnector: Connector {
+    /// A new, unstarted task of this connector (Connect's `taskClass()`).
+    fn create_task(&self) -> Box<dyn SourceTask>;
+}
+
 /// A connector that writes records from Kafka topics into an external system.
-#[async_trait]
-pub trait SinkConnector: Send + Sync {
-    fn config_def(&self) -> ConfigDef;
-
-    fn validate(&self, config: &ConfigMap) -> Result<(), ConfigError> {
-        self.config_def().parse(config).map(drop)
-    }
-
-    async fn start(
-        &mut self,
-        config: &ConfigMap,
-        context: ConnectorContext,
-    ) -> Result<(), ConnectError>;
-
-    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap>;
-
+pub trait SinkConnector: Connector {
+    /// A new, unstarted task of this connector (Connect's `taskClass()`).
     fn create_task(&self) -> Box<dyn SinkTask>;
-
-    async fn stop(&mut self) -> Result<(), ConnectError>;
 }

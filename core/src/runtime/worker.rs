@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 
 use crate::api::{
-    ConnectError, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector, SourceConnector,
+    ConnectError, Connector, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector,
+    SinkTask, SourceConnector, SourceTask,
 };
 use crate::config::{ConfigError, ConfigMap};
-use crate::kafka::{KafkaBackend, KafkaError};
+use crate::kafka::{Admin, KafkaBackend, KafkaError};
 
 use super::connector_config::{
     sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS, NAME,
@@ -61,6 +62,15 @@ pub enum WorkerError {
 enum Plugin {
     Source(Box<dyn SourceConnector>),
     Sink(Box<dyn SinkConnector>),
+}
+
+impl Plugin {
+    fn connector(&mut self) -> &mut dyn Connector {
+        match self {
+            Plugin::Source(connector) => &mut **connector,
+            Plugin::Sink(connector) => &mut **connector,
+        }
+    }
 }
 
 /// A connector whose configuration was validated, ready to start.
@@ -120,18 +130,11 @@ impl StandaloneWorker {
                 class: class.clone(),
                 known: self.plugins.classes().join(", "),
             })?;
-        let (plugin, extra, own) = match plugin {
-            ConnectorPlugin::Source(make) => {
-                let connector = make();
-                let own = connector.validate(props);
-                (Plugin::Source(connector), source_config_def(), own)
-            }
-            ConnectorPlugin::Sink(make) => {
-                let connector = make();
-                let own = connector.validate(props);
-                (Plugin::Sink(connector), sink_config_def(), own)
-            }
+        let (mut plugin, extra) = match plugin {
+            ConnectorPlugin::Source(make) => (Plugin::Source(make()), source_config_def()),
+            ConnectorPlugin::Sink(make) => (Plugin::Sink(make()), sink_config_def()),
         };
+        let own = plugin.connector().validate(props);
         let common = ConnectorConfig::parse(props, &extra, &self.config);
         let mut issues = Vec::new();
         if let Err(e) = &common {
@@ -224,96 +227,116 @@ impl StandaloneWorker {
 
     async fn start_connector(
         &self,
-        plan: ConnectorPlan,
+        mut plan: ConnectorPlan,
         trigger: &ShutdownTrigger,
         tasks: &mut JoinSet<Result<(), TaskError>>,
     ) -> Result<Plugin, WorkerError> {
         let config = plan.config;
         let name = config.name().to_owned();
-        let connector_error = |source| WorkerError::Connector {
-            connector: name.clone(),
-            source,
+        let connector = plan.plugin.connector();
+        connector
+            .start(config.props(), ConnectorContext::new(name.clone()))
+            .await
+            .map_err(|source| WorkerError::Connector {
+                connector: name.clone(),
+                source,
+            })?;
+        let task_configs = connector.task_configs(config.tasks_max());
+        let creates_topics =
+            matches!(plan.plugin, Plugin::Source(_)) && self.config.topic_creation_enabled();
+        let admin = match creates_topics {
+            true => Some(self.backend.admin().map_err(|e| kafka_error(&name, e))?),
+            false => None,
         };
-        let kafka_error = |source| WorkerError::Kafka {
-            connector: name.clone(),
-            source,
-        };
-        let context = ConnectorContext::new(name.clone());
-        match plan.plugin {
-            Plugin::Source(mut connector) => {
-                connector
-                    .start(config.props(), context)
-                    .await
-                    .map_err(connector_error)?;
-                let admin = if self.config.topic_creation_enabled() {
-                    Some(self.backend.admin().map_err(kafka_error)?)
-                } else {
-                    None
-                };
-                for (index, task_config) in connector
-                    .task_configs(config.tasks_max())
-                    .into_iter()
-                    .enumerate()
-                {
-                    let id = format!("{name}-{index}");
-                    let mut settings = config.producer_settings(&self.config);
-                    settings
-                        .entry("client.id".into())
-                        .or_insert_with(|| format!("connector-producer-{id}"));
-                    let producer = self.backend.producer(&settings).map_err(kafka_error)?;
-                    let runner = SourceTaskRunner::new(
-                        connector.create_task(),
-                        SourceTaskSetup {
-                            id,
-                            task_config,
-                            config: config.clone(),
-                            producer,
-                            admin: admin.clone(),
-                            offsets: ConnectorOffsets::new(self.offsets.clone(), name.clone()),
-                            flush_timeout: self.config.offset_flush_timeout(),
-                        },
-                    );
-                    tasks.spawn(runner.run(trigger.subscribe()));
-                }
-                Ok(Plugin::Source(connector))
-            }
-            Plugin::Sink(mut connector) => {
-                connector
-                    .start(config.props(), context)
-                    .await
-                    .map_err(connector_error)?;
-                let subscription = config
-                    .subscription()
-                    .map_err(|source| WorkerError::Config {
-                        connector: name.clone(),
-                        source,
-                    })?;
-                for (index, task_config) in connector
-                    .task_configs(config.tasks_max())
-                    .into_iter()
-                    .enumerate()
-                {
-                    let id = format!("{name}-{index}");
-                    let mut settings = config.consumer_settings(&self.config);
-                    settings
-                        .entry("client.id".into())
-                        .or_insert_with(|| format!("connector-consumer-{id}"));
-                    let consumer = self
-                        .backend
-                        .group_consumer(&settings, &format!("connect-{name}"), &subscription)
-                        .map_err(kafka_error)?;
-                    let runner = SinkTaskRunner::new(
+        for (index, task_config) in task_configs.into_iter().enumerate() {
+            let id = format!("{name}-{index}");
+            match &plan.plugin {
+                Plugin::Source(connector) => {
+                    let runner = self.source_runner(
                         id,
                         connector.create_task(),
                         task_config,
-                        config.clone(),
-                        consumer,
-                    );
+                        &config,
+                        &admin,
+                    )?;
                     tasks.spawn(runner.run(trigger.subscribe()));
                 }
-                Ok(Plugin::Sink(connector))
+                Plugin::Sink(connector) => {
+                    let runner =
+                        self.sink_runner(id, connector.create_task(), task_config, &config)?;
+                    tasks.spawn(runner.run(trigger.subscribe()));
+                }
             }
         }
+        Ok(plan.plugin)
+    }
+
+    fn source_runner(
+        &self,
+        id: String,
+        task: Box<dyn SourceTask>,
+        task_config: ConfigMap,
+        config: &Arc<ConnectorConfig>,
+        admin: &Option<Arc<dyn Admin>>,
+    ) -> Result<SourceTaskRunner, WorkerError> {
+        let mut settings = config.producer_settings(&self.config);
+        settings
+            .entry("client.id".into())
+            .or_insert_with(|| format!("connector-producer-{id}"));
+        let producer = self
+            .backend
+            .producer(&settings)
+            .map_err(|e| kafka_error(config.name(), e))?;
+        Ok(SourceTaskRunner::new(
+            task,
+            SourceTaskSetup {
+                id,
+                task_config,
+                config: config.clone(),
+                producer,
+                admin: admin.clone(),
+                offsets: ConnectorOffsets::new(self.offsets.clone(), config.name()),
+                flush_timeout: self.config.offset_flush_timeout(),
+            },
+        ))
+    }
+
+    fn sink_runner(
+        &self,
+        id: String,
+        task: Box<dyn SinkTask>,
+        task_config: ConfigMap,
+        config: &Arc<ConnectorConfig>,
+    ) -> Result<SinkTaskRunner, WorkerError> {
+        let name = config.name();
+        let subscription = config
+            .subscription()
+            .map_err(|source| WorkerError::Config {
+                connector: name.to_owned(),
+                source,
+            })?;
+        let mut settings = config.consumer_settings(&self.config);
+        settings
+            .entry("client.id".into())
+            .or_insert_with(|| format!("connector-consumer-{id}"));
+        let consumer = self
+            .backend
+            .group_consumer(&settings, &format!("connect-{name}"), &subscription)
+            .map_err(|e| kafka_error(name, e))?;
+        Ok(SinkTaskRunner::new(
+            id,
+            task,
+            task_config,
+            config.clone(),
+            consumer,
+        ))
+    }
+}
+
+fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {
+    WorkerError::Kafka {
+        connector: connector.to_owned(),
+        source,
     }
 }
 
@@ -332,12 +355,8 @@ fn task_failed(outcome: Result<Result<(), TaskError>, tokio::task::JoinError>) -
 }
 
 async fn stop_connectors(connectors: Vec<Plugin>) {
-    for plugin in connectors {
-        let result = match plugin {
-            Plugin::Source(mut c) => c.stop().await,
-            Plugin::Sink(mut c) => c.stop().await,
-        };
-        if let Err(e) = result {
+    for mut plugin in connectors {
+        if let Err(e) = plugin.connector().stop().await {
             tracing::warn!(error = %e, "connector stop failed");
         }
     }
