@@ -39,7 +39,7 @@ enum Call {
 
 type OpenHook = Box<dyn FnMut(&SinkTaskContext, &[TopicPartition]) + Send>;
 type PutHook = Box<dyn FnMut(&SinkTaskContext, &[Seen]) -> Result<(), ConnectError> + Send>;
-type PreCommitHook = Box<dyn FnMut(&Offsets) -> Offsets + Send>;
+type PreCommitHook = Box<dyn FnMut(&Offsets) -> Result<Offsets, ConnectError> + Send>;
 
 /// What a test sees of, and decides for, its sink task.
 #[derive(Default)]
@@ -197,7 +197,7 @@ impl SinkTask for ProbeSinkTask {
             .as_mut()
             .map(|h| h(offered));
         let approved = match hooked {
-            Some(approved) => approved,
+            Some(approved) => approved?,
             None => {
                 self.flush(offered).await?;
                 offered.clone()
@@ -262,10 +262,10 @@ async fn commits_exactly_what_pre_commit_approves_and_resumes_there() {
     // The sink has durably stored only the records before offset 4, whatever was put.
     let probe = PROBES.create("durable-prefix");
     *lock(&probe.on_pre_commit) = Some(Box::new(|offered: &Offsets| {
-        offered
+        Ok(offered
             .iter()
             .map(|(p, o)| (p.clone(), (*o).min(4)))
-            .collect()
+            .collect())
     }));
     let worker = cluster.start_worker(
         &cluster.worker_props(),
@@ -666,5 +666,52 @@ async fn clean_shutdown_flushes_commits_and_closes() {
         cluster.committed("connect-closer", &[tp("ledger", 0)]),
         [Some(10)],
         "the final offsets are committed on shutdown"
+    );
+}
+
+/// A flush that fails may have lost what `put` buffered: the runtime commits nothing and delivers the
+/// records since the last commit again, as Kafka Connect does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_redelivers_everything_since_the_last_commit() {
+    let cluster = Cluster::start();
+    cluster.create_topic("ledger", 1);
+    cluster
+        .produce("ledger", 0, &strs(&numbered("entry", 0..10)))
+        .await;
+    let probe = PROBES.create("lossy-flush");
+    let mut failed = false;
+    *lock(&probe.on_pre_commit) = Some(Box::new(move |offered: &Offsets| {
+        if failed {
+            return Ok(offered.clone());
+        }
+        failed = true;
+        Err(ConnectError::fatal("the disk is full"))
+    }));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("lossy-flush", "ledger")],
+    );
+    common::wait_until("a commit after the failed flush", || {
+        probe
+            .pre_commits()
+            .iter()
+            .any(|(_, approved)| approved.get(&tp("ledger", 0)) == Some(&10))
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    let offsets = probe.offsets("ledger", 0);
+    let first_pass = offsets
+        .iter()
+        .position(|o| *o == 9)
+        .expect("offset 9 delivered");
+    assert_eq!(
+        offsets[first_pass + 1..].first(),
+        Some(&0),
+        "after the failed flush delivery must restart at offset 0: {offsets:?}"
+    );
+    assert_eq!(
+        cluster.committed("connect-lossy-flush", &[tp("ledger", 0)]),
+        [Some(10)]
     );
 }

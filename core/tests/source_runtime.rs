@@ -541,3 +541,35 @@ async fn errors_tolerance_none_fails_the_task_on_an_unconvertible_record() {
         "the record before the bad one was acknowledged and its offset stored"
     );
 }
+
+/// Records without a source partition (a stdin reader's) are produced and reported to `commit_record`,
+/// but have no offset to store, as in Kafka Connect; tracked partitions next to them still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_without_a_source_partition_are_not_tracked() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let probe = PROBES.create("untracked");
+    let unpartitioned = (0..3).map(|i| {
+        SourceRecord::new(
+            SourceMap::default(),
+            SourceMap::default(),
+            "lines",
+            Data::string(format!("stdin-{i}")),
+        )
+    });
+    probe.push(unpartitioned);
+    probe.push((0..2).map(|i| line("a", i, "lines")));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("untracked")]);
+    common::wait_until("file a's offset in the offset file", || {
+        cluster.stored_source_offset("untracked", &file("a")) == Some(json!({"position": 1}))
+    })
+    .await;
+    common::wait_until("commit_record for every record", || probe.acks().len() == 5).await;
+    worker.stop().await.expect("a clean stop");
+    assert!(probe.acks().iter().all(|(_, metadata)| metadata.is_some()));
+    assert_eq!(
+        cluster.stored_source_offset("untracked", &SourceMap::default()),
+        None,
+        "an empty source partition was stored"
+    );
+}

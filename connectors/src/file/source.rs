@@ -178,7 +178,11 @@ impl SourceTask for FileStreamSourceTask {
         if !self.stdin() {
             self.partition = SourceMap::single("filename", self.file.clone());
         }
-        let resume_at = match context.offset_storage_reader().offset(&self.partition) {
+        let stored = match self.stdin() {
+            true => None,
+            false => context.offset_storage_reader().offset(&self.partition),
+        };
+        let resume_at = match stored {
             None => 0,
             Some(offset) => offset
                 .get("position")
@@ -342,6 +346,17 @@ mod tests {
             task.poll().await.unwrap().len(),
         ];
         assert_eq!(sizes, [4, 4, 2]);
+    }
+
+    #[tokio::test]
+    async fn stdin_mode_ignores_stored_offsets() {
+        let config = ConfigMap::from([(TOPIC.to_owned(), "lines".to_owned())]);
+        let stale = BTreeMap::from([(SourceMap::default().to_string(), SourceMap::default())]);
+        let mut task = FileStreamSourceTask::default();
+        task.start(SourceTaskContext::new(config, Arc::new(Committed(stale))))
+            .await
+            .expect("stdin has no position to resume from");
+        task.stop().await.unwrap();
     }
 
     #[test]

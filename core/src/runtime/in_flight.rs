@@ -11,7 +11,7 @@ use super::submitted::Submitted;
 #[derive(Default)]
 pub struct InFlight {
     first_token: u64,
-    entries: VecDeque<Option<(SourceRecord, Submitted)>>,
+    entries: VecDeque<Option<(SourceRecord, Option<Submitted>)>>,
     outstanding: usize,
 }
 
@@ -22,7 +22,7 @@ impl InFlight {
     }
 
     /// Stores a record sent with [`next_token`](InFlight::next_token) and returns that token.
-    pub fn insert(&mut self, record: SourceRecord, handle: Submitted) -> u64 {
+    pub fn insert(&mut self, record: SourceRecord, handle: Option<Submitted>) -> u64 {
         let token = self.next_token();
         self.entries.push_back(Some((record, handle)));
         self.outstanding += 1;
@@ -30,7 +30,7 @@ impl InFlight {
     }
 
     /// Removes and returns the record sent with `token`; `None` if it was already taken.
-    pub fn take(&mut self, token: u64) -> Option<(SourceRecord, Submitted)> {
+    pub fn take(&mut self, token: u64) -> Option<(SourceRecord, Option<Submitted>)> {
         let index = usize::try_from(token.checked_sub(self.first_token)?).ok()?;
         let entry = self.entries.get_mut(index)?.take()?;
         self.outstanding -= 1;
@@ -67,7 +67,10 @@ mod tests {
             .map(|i| {
                 let o = SourceMap::single("position", i);
                 let handle = submitted.submit(p.clone(), o.clone());
-                in_flight.insert(SourceRecord::new(p.clone(), o, "t", Data::NULL), handle)
+                in_flight.insert(
+                    SourceRecord::new(p.clone(), o, "t", Data::NULL),
+                    Some(handle),
+                )
             })
             .collect();
         assert_eq!(tokens, [0, 1, 2, 3]);

@@ -67,6 +67,9 @@ pub struct SinkTaskRunner {
     positions: BTreeMap<TopicPartition, i64>,
     /// Per owned partition: the offset last committed by this task.
     committed: BTreeMap<TopicPartition, i64>,
+    /// Per owned partition: the first offset handed to `put` since it was assigned (or rewound), where
+    /// delivery restarts after a failed flush while nothing was committed yet.
+    starts: BTreeMap<TopicPartition, i64>,
     /// Set after a retriable `put` error: every partition is paused and rewound until then.
     retry_at: Option<Instant>,
     /// Partitions the task paused through its context.
@@ -90,6 +93,7 @@ impl SinkTaskRunner {
             assigned: BTreeSet::new(),
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
+            starts: BTreeMap::new(),
             retry_at: None,
             paused_by_task: BTreeSet::new(),
         }
@@ -247,6 +251,9 @@ impl SinkTaskRunner {
         };
         match result {
             Ok(()) => {
+                for (partition, first) in batch.first {
+                    self.starts.entry(partition).or_insert(first);
+                }
                 self.positions.extend(batch.next);
                 self.apply_requests()
             }
@@ -295,6 +302,7 @@ impl SinkTaskRunner {
             self.consumer()
                 .seek(&tp, offset)
                 .map_err(|e| self.kafka(e))?;
+            self.starts.insert(tp.clone(), offset);
             self.positions.insert(tp, offset);
         }
         let pause: Vec<_> = pause
@@ -332,7 +340,8 @@ impl SinkTaskRunner {
         let approved = match self.task.pre_commit(&current).await {
             Ok(approved) => approved,
             Err(e) => {
-                tracing::error!(task = %self.id, error = %e, "flush failed; offsets not committed");
+                tracing::error!(task = %self.id, error = %e, "flush failed; rewinding to the last committed offsets");
+                self.rewind_uncommitted(current.keys());
                 return;
             }
         };
@@ -355,6 +364,26 @@ impl SinkTaskRunner {
         }
     }
 
+    /// After a failed flush the task may have lost what `put` gave it since the last commit: deliver
+    /// those records again, as Kafka Connect does.
+    fn rewind_uncommitted<'a>(&mut self, partitions: impl Iterator<Item = &'a TopicPartition>) {
+        for partition in partitions {
+            let Some(&to) = self
+                .committed
+                .get(partition)
+                .or_else(|| self.starts.get(partition))
+            else {
+                continue;
+            };
+            match self.consumer().seek(partition, to) {
+                Ok(()) => {
+                    self.positions.insert(partition.clone(), to);
+                }
+                Err(e) => tracing::error!(task = %self.id, %partition, error = %e, "rewind failed"),
+            }
+        }
+    }
+
     /// Closes partitions in the task and forgets them.
     async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
         if let Err(e) = self.task.close(partitions).await {
@@ -364,6 +393,7 @@ impl SinkTaskRunner {
             self.assigned.remove(p);
             self.positions.remove(p);
             self.committed.remove(p);
+            self.starts.remove(p);
             self.paused_by_task.remove(p);
         }
         self.context.requests().assignment = self.assigned.clone();

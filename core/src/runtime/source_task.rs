@@ -20,7 +20,7 @@ use super::in_flight::InFlight;
 use super::records::Converters;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
-use super::submitted::SubmittedRecords;
+use super::submitted::{Submitted, SubmittedRecords};
 use super::TaskError;
 
 /// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
@@ -132,11 +132,9 @@ impl SourceTaskRunner {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
                     tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
-                    let handle = self.submitted.submit(
-                        record.source_partition.clone(),
-                        record.source_offset.clone(),
-                    );
-                    self.submitted.ack(handle);
+                    if let Some(handle) = self.track(&record) {
+                        self.submitted.ack(handle);
+                    }
                     self.commit_record(&record, None);
                     continue;
                 }
@@ -155,16 +153,25 @@ impl SourceTaskRunner {
                     }
                 }
             }
-            let handle = self.submitted.submit(
-                record.source_partition.clone(),
-                record.source_offset.clone(),
-            );
+            let handle = self.track(&record);
             self.in_flight.insert(record, handle);
         }
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery).await?;
         }
         Ok(())
+    }
+
+    /// Registers a record whose offset is to be committed once acknowledged. Records without a source
+    /// partition (stdin, say) have no offset to commit and are not tracked, as in Kafka Connect.
+    fn track(&mut self, record: &SourceRecord) -> Option<Submitted> {
+        if record.source_partition.as_map().is_empty() {
+            return None;
+        }
+        Some(self.submitted.submit(
+            record.source_partition.clone(),
+            record.source_offset.clone(),
+        ))
     }
 
     async fn ensure_topic(&mut self, topic: &str) -> Result<(), TaskError> {
@@ -193,7 +200,9 @@ impl SourceTaskRunner {
         };
         match delivery.result {
             Ok(metadata) => {
-                self.submitted.ack(handle);
+                if let Some(handle) = handle {
+                    self.submitted.ack(handle);
+                }
                 self.commit_record(&record, Some(&metadata));
                 Ok(())
             }

@@ -191,17 +191,14 @@ impl StandaloneWorker {
         let all_failed = loop {
             tokio::select! {
                 () = &mut shutdown => break false,
-                joined = tasks.join_next() => match joined {
-                    Some(outcome) => {
-                        if task_failed(outcome) {
-                            failed += 1;
-                        }
-                        if failed == total {
-                            break true;
-                        }
+                Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
+                    if task_failed(outcome) {
+                        failed += 1;
                     }
-                    None => std::future::pending::<()>().await,
-                },
+                    if failed == total {
+                        break true;
+                    }
+                }
             }
         };
         tracing::info!("worker stopping");
@@ -242,33 +239,53 @@ impl StandaloneWorker {
                 source,
             })?;
         let task_configs = connector.task_configs(config.tasks_max());
+        if let Err(e) = self.spawn_tasks(&plan.plugin, &config, task_configs, trigger, tasks) {
+            // Tasks already spawned stop with the worker's trigger; the connector stops here.
+            if let Err(stop) = plan.plugin.connector().stop().await {
+                tracing::warn!(connector = %name, error = %stop, "connector stop failed");
+            }
+            return Err(e);
+        }
+        Ok(plan.plugin)
+    }
+
+    /// Creates a runner per task config and spawns it.
+    fn spawn_tasks(
+        &self,
+        plugin: &Plugin,
+        config: &Arc<ConnectorConfig>,
+        task_configs: Vec<ConfigMap>,
+        trigger: &ShutdownTrigger,
+        tasks: &mut JoinSet<Result<(), TaskError>>,
+    ) -> Result<(), WorkerError> {
+        let name = config.name();
         let creates_topics =
-            matches!(plan.plugin, Plugin::Source(_)) && self.config.topic_creation_enabled();
+            matches!(plugin, Plugin::Source(_)) && self.config.topic_creation_enabled();
         let admin = match creates_topics {
-            true => Some(self.backend.admin().map_err(|e| kafka_error(&name, e))?),
+            true => Some(self.backend.admin().map_err(|e| kafka_error(name, e))?),
             false => None,
         };
         for (index, task_config) in task_configs.into_iter().enumerate() {
             let id = format!("{name}-{index}");
-            match &plan.plugin {
+            match plugin {
                 Plugin::Source(connector) => {
                     let runner = self.source_runner(
                         id,
                         connector.create_task(),
                         task_config,
-                        &config,
+                        config,
                         &admin,
                     )?;
                     tasks.spawn(runner.run(trigger.subscribe()));
                 }
                 Plugin::Sink(connector) => {
                     let runner =
-                        self.sink_runner(id, connector.create_task(), task_config, &config)?;
+                        self.sink_runner(id, connector.create_task(), task_config, config)?;
                     tasks.spawn(runner.run(trigger.subscribe()));
                 }
             }
         }
-        Ok(plan.plugin)
+        Ok(())
     }
 
     fn source_runner(
