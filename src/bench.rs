@@ -12,12 +12,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::{ClientConfig, ClientContext, Message};
 use sluice_core::kafka::rdkafka::{EmbeddedBroker, CONSUMER_DEFAULTS};
 
 /// Arguments of `sluice bench`.
@@ -256,22 +256,18 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     for (key, value) in CONSUMER_DEFAULTS {
         config.set(*key, *value);
     }
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer<AssignmentClock> =
+        config.create_with_context(AssignmentClock::default())?;
     consumer.subscribe(&[topic])?;
     let file = File::create(setup.work.join("raw-out.txt"))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let waiting = Instant::now();
-    let mut assigned: Option<Instant> = None;
     let mut seen = 0;
     while seen < setup.lines {
         if waiting.elapsed() > PHASE_LIMIT {
             return Err(BenchError::Failed("the raw consumer timed out".into()));
         }
-        let message = consumer.poll(Duration::from_millis(100));
-        if assigned.is_none() && consumer.assignment()?.count() > 0 {
-            assigned = Some(Instant::now());
-        }
-        if let Some(message) = message {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             out.write_all(message.payload().unwrap_or_default())?;
             out.write_all(b"\n")?;
@@ -280,8 +276,24 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_data()?;
-    let started = assigned.unwrap_or(waiting);
-    Ok(started.elapsed())
+    let assigned = consumer.context().assigned.lock().ok().and_then(|at| *at);
+    Ok(assigned.unwrap_or(waiting).elapsed())
+}
+
+/// Notes when the group first assigned partitions: the moment the sink worker logs as "assigned".
+#[derive(Default)]
+struct AssignmentClock {
+    assigned: Mutex<Option<Instant>>,
+}
+
+impl ClientContext for AssignmentClock {}
+
+impl ConsumerContext for AssignmentClock {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(_), Ok(mut at)) = (rebalance, self.assigned.lock()) {
+            at.get_or_insert_with(Instant::now);
+        }
+    }
 }
 
 /// FileStreamSource in a child worker, timed until the topic holds every line.

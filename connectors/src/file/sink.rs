@@ -2,6 +2,7 @@
 //! only for lines that are on disk.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use async_trait::async_trait;
 use sluice_core::api::{
@@ -10,7 +11,7 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Value;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::FILE;
 
@@ -56,7 +57,13 @@ impl SinkConnector for FileStreamSinkConnector {
 }
 
 enum Output {
-    File(tokio::fs::File),
+    /// Two handles on the same open file: lines are written straight into the page cache (a short
+    /// system call, as Kafka's FileStreamSink does), and the fsync, which can take milliseconds, runs
+    /// off the async threads.
+    File {
+        writer: std::fs::File,
+        syncer: tokio::fs::File,
+    },
     Stdout(tokio::io::Stdout),
 }
 
@@ -69,24 +76,16 @@ pub struct FileStreamSinkTask {
 }
 
 impl FileStreamSinkTask {
-    fn writer(&mut self) -> Result<&mut (dyn AsyncWrite + Send + Unpin), ConnectError> {
-        match self.output.as_mut() {
-            Some(Output::File(f)) => Ok(f),
-            Some(Output::Stdout(s)) => Ok(s),
-            None => Err(ConnectError::fatal("the sink task was not started")),
-        }
-    }
-
     async fn write_buffer(&mut self) -> Result<(), ConnectError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let buffer = std::mem::take(&mut self.buffer);
-        let file = self.file.clone();
-        let writer = self.writer()?;
-        let written = writer.write_all(&buffer).await;
-        self.buffer = buffer;
-        written.map_err(|e| ConnectError::io(format!("cannot write {file}"), e))?;
+        let written = match self.output.as_mut() {
+            Some(Output::File { writer, .. }) => writer.write_all(&self.buffer),
+            Some(Output::Stdout(stdout)) => stdout.write_all(&self.buffer).await,
+            None => return Err(ConnectError::fatal("the sink task was not started")),
+        };
+        written.map_err(|e| ConnectError::io(format!("cannot write {}", self.file), e))?;
         self.buffer.clear();
         Ok(())
     }
@@ -119,15 +118,21 @@ impl SinkTask for FileStreamSinkTask {
         self.output = Some(if self.file.is_empty() {
             Output::Stdout(tokio::io::stdout())
         } else {
-            let file = tokio::fs::OpenOptions::new()
+            let open_error =
+                |e| ConnectError::io(format!("cannot open {} for writing", self.file), e);
+            let syncer = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.file)
                 .await
-                .map_err(|e| {
-                    ConnectError::io(format!("cannot open {} for writing", self.file), e)
-                })?;
-            Output::File(file)
+                .map_err(open_error)?;
+            let writer = syncer
+                .try_clone()
+                .await
+                .map_err(open_error)?
+                .into_std()
+                .await;
+            Output::File { writer, syncer }
         });
         Ok(())
     }
@@ -145,14 +150,10 @@ impl SinkTask for FileStreamSinkTask {
         self.write_buffer().await?;
         let file = self.file.clone();
         match self.output.as_mut() {
-            Some(Output::File(f)) => {
-                f.flush()
-                    .await
-                    .map_err(|e| ConnectError::io(format!("cannot write {file}"), e))?;
-                f.sync_data()
-                    .await
-                    .map_err(|e| ConnectError::io(format!("cannot sync {file}"), e))
-            }
+            Some(Output::File { syncer, .. }) => syncer
+                .sync_data()
+                .await
+                .map_err(|e| ConnectError::io(format!("cannot sync {file}"), e)),
             Some(Output::Stdout(s)) => s
                 .flush()
                 .await
