@@ -66,7 +66,12 @@ impl Admin for RdAdmin {
         }
         let results = self
             .admin
-            .create_topics([&new], &AdminOptions::new())
+            .create_topics(
+                [&new],
+                &AdminOptions::new()
+                    .operation_timeout(Some(METADATA_TIMEOUT))
+                    .request_timeout(Some(METADATA_TIMEOUT)),
+            )
             .await
             .map_err(|e| rd_error(&e))?;
         match results.into_iter().next() {

@@ -28,11 +28,14 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("enable.idempotence", "true"), ("a
 /// the topics, as in Kafka Connect. librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before
 /// fetching a partition again once its local queue was full, which stalls a sink that drains its queue
 /// quickly; re-checking every 20 ms keeps fetches flowing while the queue size still bounds memory.
+/// A subscribed topic that does not exist yet (a sink started next to the source that creates it) is
+/// only noticed at the next metadata refresh, every 5 minutes by default: every 5 seconds here.
 pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
     ("fetch.queue.backoff.ms", "20"),
+    ("topic.metadata.refresh.interval.ms", "5000"),
 ];
 
 /// Talks to the cluster at `bootstrap.servers`, or to an [`EmbeddedBroker`].
