@@ -41,6 +41,13 @@ pub enum TaskError {
         #[source]
         source: KafkaError,
     },
+    #[error("task {task}: cannot create topic {topic:?} (topic.creation.* keys): {source}")]
+    TopicCreation {
+        task: String,
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
     #[error("task {task}: source offsets could not be committed")]
     OffsetCommit { task: String },
 }

@@ -179,13 +179,15 @@ impl SourceTaskRunner {
             return Ok(());
         }
         if let (Some(admin), Some(new_topic)) = (&self.admin, self.config.new_topic(topic)) {
-            let created = admin
-                .create_topic(&new_topic)
-                .await
-                .map_err(|e| TaskError::Kafka {
-                    task: self.id.clone(),
-                    source: e,
-                })?;
+            let created =
+                admin
+                    .create_topic(&new_topic)
+                    .await
+                    .map_err(|e| TaskError::TopicCreation {
+                        task: self.id.clone(),
+                        topic: topic.to_owned(),
+                        source: e,
+                    })?;
             if created {
                 tracing::info!(task = %self.id, topic, partitions = new_topic.partitions, "created topic");
             }
