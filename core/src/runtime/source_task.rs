@@ -8,10 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
-use crate::api::{
-    ConnectError, RecordMetadata, SourceOffset, SourcePartition, SourceRecord, SourceTask,
-    SourceTaskContext,
-};
+use crate::api::{ConnectError, RecordMetadata, SourceRecord, SourceTask, SourceTaskContext};
 use crate::config::ConfigMap;
 use crate::kafka::{Admin, Delivery, Producer, ProducerHandle, SendError};
 
@@ -20,7 +17,7 @@ use super::in_flight::InFlight;
 use super::records::Converters;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
-use super::submitted::{Submitted, SubmittedRecords};
+use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
 use super::TaskError;
 
 /// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
@@ -43,7 +40,7 @@ pub struct SourceTaskRunner {
     submitted: SubmittedRecords,
     in_flight: InFlight,
     /// Offsets taken from `submitted` whose write to the store has not succeeded yet.
-    uncommitted: Vec<(SourcePartition, SourceOffset)>,
+    uncommitted: CommittableOffsets,
     known_topics: BTreeSet<String>,
     flush_timeout: Duration,
 }
@@ -73,7 +70,7 @@ impl SourceTaskRunner {
             offsets: setup.offsets,
             submitted: SubmittedRecords::new(),
             in_flight: InFlight::default(),
-            uncommitted: Vec::new(),
+            uncommitted: CommittableOffsets::default(),
             known_topics: BTreeSet::new(),
             flush_timeout: setup.flush_timeout,
         }
@@ -226,22 +223,23 @@ impl SourceTaskRunner {
 
     /// Writes the offsets of the acknowledged prefix to the offset store, then tells the task.
     async fn commit_offsets(&mut self) -> Result<(), TaskError> {
-        let committable = self.submitted.committable();
-        for (partition, offset) in committable.offsets {
-            match self.uncommitted.iter_mut().find(|(p, _)| *p == partition) {
-                Some(entry) => entry.1 = offset,
-                None => self.uncommitted.push((partition, offset)),
-            }
-        }
+        self.uncommitted =
+            std::mem::take(&mut self.uncommitted).updated_with(self.submitted.committable());
         if self.uncommitted.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.offsets.commit(&self.uncommitted) {
+        if let Err(e) = self.offsets.commit(&self.uncommitted.offsets) {
             tracing::error!(task = %self.id, error = %e, "failed to commit source offsets; will retry");
             return Ok(());
         }
-        tracing::debug!(task = %self.id, partitions = self.uncommitted.len(), "committed source offsets");
-        self.uncommitted.clear();
+        let committed = std::mem::take(&mut self.uncommitted);
+        tracing::debug!(
+            task = %self.id,
+            partitions = committed.offsets.len(),
+            records = committed.committable_messages,
+            waiting = committed.uncommittable_messages,
+            "committed source offsets"
+        );
         if let Err(e) = self.task.commit().await {
             tracing::warn!(task = %self.id, error = %e, "task commit failed");
         }
