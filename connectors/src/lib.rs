@@ -13,11 +13,11 @@ pub fn builtin_plugins() -> PluginRegistry {
     registry
         .register(
             file::SOURCE_CLASS,
-            ConnectorPlugin::Source(|| Box::new(file::FileStreamSourceConnector::default())),
+            ConnectorPlugin::source(|| Box::new(file::FileStreamSourceConnector::default())),
         )
         .register(
             file::SINK_CLASS,
-            ConnectorPlugin::Sink(|| Box::new(file::FileStreamSinkConnector::default())),
+            ConnectorPlugin::sink(|| Box::new(file::FileStreamSinkConnector::default())),
         );
     registry
 }

@@ -225,7 +225,7 @@ fn registry() -> PluginRegistry {
     let mut plugins = PluginRegistry::new();
     plugins.register(
         "test.ProbeSinkConnector",
-        ConnectorPlugin::Sink(|| Box::new(ProbeSinkConnector::default())),
+        ConnectorPlugin::sink(|| Box::new(ProbeSinkConnector::default())),
     );
     plugins
 }

@@ -135,7 +135,7 @@ fn registry() -> PluginRegistry {
     let mut plugins = PluginRegistry::new();
     plugins.register(
         "test.ProbeSourceConnector",
-        ConnectorPlugin::Source(|| Box::new(ProbeSourceConnector::default())),
+        ConnectorPlugin::source(|| Box::new(ProbeSourceConnector::default())),
     );
     plugins
 }

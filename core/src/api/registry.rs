@@ -1,14 +1,32 @@
 //! The plugin registry: maps `connector.class` values to connector constructors.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{SinkConnector, SourceConnector};
 
-/// A constructor for a connector of either kind.
-#[derive(Clone, Copy)]
+/// Makes a source connector.
+pub type SourceFactory = Arc<dyn Fn() -> Box<dyn SourceConnector> + Send + Sync>;
+
+/// Makes a sink connector.
+pub type SinkFactory = Arc<dyn Fn() -> Box<dyn SinkConnector> + Send + Sync>;
+
+/// A constructor for a connector of either kind. A closure may capture what its connectors share, such as a
+/// client for the external system.
+#[derive(Clone)]
 pub enum ConnectorPlugin {
-    Source(fn() -> Box<dyn SourceConnector>),
-    Sink(fn() -> Box<dyn SinkConnector>),
+    Source(SourceFactory),
+    Sink(SinkFactory),
+}
+
+impl ConnectorPlugin {
+    pub fn source(make: impl Fn() -> Box<dyn SourceConnector> + Send + Sync + 'static) -> Self {
+        ConnectorPlugin::Source(Arc::new(make))
+    }
+
+    pub fn sink(make: impl Fn() -> Box<dyn SinkConnector> + Send + Sync + 'static) -> Self {
+        ConnectorPlugin::Sink(Arc::new(make))
+    }
 }
 
 /// Known connector classes, found by full class name or by alias.
@@ -35,7 +53,7 @@ impl PluginRegistry {
             names.push(short.to_owned());
         }
         for name in names {
-            self.plugins.insert(name, plugin);
+            self.plugins.insert(name, plugin.clone());
         }
         self.classes.push(class.to_owned());
         self
@@ -43,7 +61,7 @@ impl PluginRegistry {
 
     /// The plugin a `connector.class` value names.
     pub fn lookup(&self, class: &str) -> Option<ConnectorPlugin> {
-        self.plugins.get(class.trim()).copied()
+        self.plugins.get(class.trim()).cloned()
     }
 
     /// The full class names of every registered plugin, in registration order.

@@ -18,7 +18,9 @@ pub mod submitted;
 pub mod worker;
 pub mod worker_config;
 
+pub use offset_store::{OffsetBackingStore, OffsetStoreError};
 pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use source_offsets::SharedOffsetStore;
 pub use worker::{ConnectorPlan, StandaloneWorker, WorkerError};
 pub use worker_config::WorkerConfig;
 

@@ -45,6 +45,21 @@ pub enum OffsetStoreError {
     },
 }
 
+/// Where a worker keeps source offsets. The standalone worker uses [`FileOffsetStore`]; a simulation can keep
+/// them in a store that outlives a crashed worker, as a disk does.
+pub trait OffsetBackingStore: Send {
+    /// The stored offset of one source partition of a connector.
+    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset>;
+
+    /// Durably merges offsets of a connector (a later entry for the same partition wins). On error nothing
+    /// changes, and the caller retries these offsets with its next commit.
+    fn put(
+        &mut self,
+        connector: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), OffsetStoreError>;
+}
+
 /// A connector's offsets, keyed by the canonical JSON text of the source partition.
 type ConnectorOffsets = BTreeMap<String, (SourcePartition, SourceOffset)>;
 
@@ -82,14 +97,6 @@ impl FileOffsetStore {
         &self.path
     }
 
-    /// The stored offset of one source partition of a connector.
-    pub fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
-        self.offsets
-            .get(connector)?
-            .get(&canonical_map(partition))
-            .map(|(_, offset)| offset.clone())
-    }
-
     /// Every stored offset of a connector, sorted by the partition's JSON text.
     pub fn offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
         self.offsets
@@ -97,12 +104,22 @@ impl FileOffsetStore {
             .map(|offsets| offsets.values().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+impl OffsetBackingStore for FileOffsetStore {
+    /// The stored offset of one source partition of a connector.
+    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.offsets
+            .get(connector)?
+            .get(&canonical_map(partition))
+            .map(|(_, offset)| offset.clone())
+    }
 
     /// Merges offsets of a connector (a later entry for the same partition wins) and rewrites the file
     /// atomically. On error nothing changes in memory, so memory always matches the file; the caller should
     /// retry these offsets with its next commit. The one exception is [`OffsetStoreError::SyncDirectory`]:
     /// the new file is then already in place, and memory holds its contents.
-    pub fn put(
+    fn put(
         &mut self,
         connector: &str,
         offsets: &[(SourcePartition, SourceOffset)],

@@ -5,27 +5,27 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::api::{OffsetStorageReader, SourceOffset, SourcePartition};
 
-use super::offset_store::{FileOffsetStore, OffsetStoreError};
+use super::offset_store::{OffsetBackingStore, OffsetStoreError};
 
-/// The offsets of one connector in a shared [`FileOffsetStore`].
+/// A worker's offset store, shared by its source tasks.
+pub type SharedOffsetStore = Arc<Mutex<dyn OffsetBackingStore>>;
+
+/// The offsets of one connector in the worker's [`OffsetBackingStore`].
 #[derive(Clone)]
 pub struct ConnectorOffsets {
-    store: Arc<Mutex<FileOffsetStore>>,
+    store: SharedOffsetStore,
     connector: String,
 }
 
 impl ConnectorOffsets {
-    pub fn new(
-        store: Arc<Mutex<FileOffsetStore>>,
-        connector: impl Into<String>,
-    ) -> ConnectorOffsets {
+    pub fn new(store: SharedOffsetStore, connector: impl Into<String>) -> ConnectorOffsets {
         ConnectorOffsets {
             store,
             connector: connector.into(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, FileOffsetStore> {
+    fn lock(&self) -> MutexGuard<'_, dyn OffsetBackingStore + 'static> {
         // The store applies a write only after it is durable, so a panicking writer leaves it consistent.
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }

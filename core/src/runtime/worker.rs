@@ -19,7 +19,7 @@ use super::connector_config::{
 use super::offset_store::{FileOffsetStore, OffsetStoreError};
 use super::shutdown::ShutdownTrigger;
 use super::sink_task::SinkTaskRunner;
-use super::source_offsets::ConnectorOffsets;
+use super::source_offsets::{ConnectorOffsets, SharedOffsetStore};
 use super::source_task::{SourceTaskRunner, SourceTaskSetup};
 use super::worker_config::WorkerConfig;
 use super::TaskError;
@@ -90,7 +90,7 @@ pub struct StandaloneWorker {
     config: WorkerConfig,
     backend: Arc<dyn KafkaBackend>,
     plugins: PluginRegistry,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: SharedOffsetStore,
 }
 
 impl StandaloneWorker {
@@ -101,12 +101,27 @@ impl StandaloneWorker {
         plugins: PluginRegistry,
     ) -> Result<StandaloneWorker, WorkerError> {
         let offsets = FileOffsetStore::open(&config.offset_file())?;
-        Ok(StandaloneWorker {
+        Ok(StandaloneWorker::with_offset_store(
             config,
             backend,
             plugins,
-            offsets: Arc::new(Mutex::new(offsets)),
-        })
+            Arc::new(Mutex::new(offsets)),
+        ))
+    }
+
+    /// A worker keeping source offsets in `offsets` instead of `offset.storage.file.filename`.
+    pub fn with_offset_store(
+        config: WorkerConfig,
+        backend: Arc<dyn KafkaBackend>,
+        plugins: PluginRegistry,
+        offsets: SharedOffsetStore,
+    ) -> StandaloneWorker {
+        StandaloneWorker {
+            config,
+            backend,
+            plugins,
+            offsets,
+        }
     }
 
     /// Validates a connector config: common keys, the plugin's own keys, converters.

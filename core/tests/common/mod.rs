@@ -18,6 +18,7 @@ use sluice_core::config::ConfigMap;
 use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
 use sluice_core::kafka::{KafkaBackend, ProduceRecord};
 use sluice_core::runtime::offset_store::FileOffsetStore;
+use sluice_core::runtime::OffsetBackingStore;
 use sluice_core::runtime::{StandaloneWorker, WorkerConfig, WorkerError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
