@@ -1,0 +1,284 @@
+//! The broker host's server: accepts client connections and answers each request from the [`Cluster`].
+//!
+//! Fetches long-poll until records arrive or their wait ends; joins wait until the rebalance they are part
+//! of completes. A connection serves one request at a time, as a Kafka client's connection does in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::timeout;
+use turmoil::net::{TcpListener, TcpStream};
+
+use super::group::{Group, JoinOutcome};
+use super::{now, topic_created, Cluster, ClusterEvent};
+use crate::protocol::{read_frame, write_frame, ErrorCode, Request, Response};
+
+/// Serves clients on `listener` until the host stops; also runs the coordinators' timers.
+pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Result {
+    let ticker = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(cluster.config().coordinator_tick);
+            loop {
+                interval.tick().await;
+                cluster.tick_groups();
+            }
+        })
+    };
+    let result = loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(connection(stream, cluster.clone()));
+            }
+            Err(e) => break Err(e.into()),
+        }
+    };
+    ticker.abort();
+    result
+}
+
+async fn connection(mut stream: TcpStream, cluster: Arc<Cluster>) {
+    loop {
+        let request: Request = match read_frame(&mut stream).await {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(_) => return,
+        };
+        let response = handle(&cluster, request).await;
+        if write_frame(&mut stream, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(cluster: &Cluster, request: Request) -> Response {
+    match request {
+        Request::Metadata {
+            topics,
+            auto_create,
+        } => metadata(cluster, topics, auto_create),
+        Request::CreateTopic { name, partitions } => {
+            let mut state = cluster.lock();
+            match state.logs.create(&name, partitions) {
+                Ok(created) => {
+                    if created {
+                        topic_created(&mut state, &name, partitions);
+                    }
+                    Response::TopicCreated { created }
+                }
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::InitProducerId => Response::ProducerId {
+            producer_id: cluster.lock().logs.new_producer_id(),
+        },
+        Request::Produce {
+            producer_id,
+            batches,
+        } => {
+            let results = {
+                let mut state = cluster.lock();
+                batches
+                    .into_iter()
+                    .map(|batch| state.logs.append(producer_id, batch))
+                    .collect()
+            };
+            cluster.appended.notify_waiters();
+            Response::Produced { results }
+        }
+        Request::Fetch {
+            positions,
+            max_records,
+            max_wait_ms,
+        } => fetch(cluster, positions, max_records, max_wait_ms).await,
+        Request::EndOffsets { partitions } => {
+            let state = cluster.lock();
+            let offsets: Result<Vec<_>, _> = partitions
+                .into_iter()
+                .map(|tp| state.logs.end_offset(&tp).map(|end| (tp, end)))
+                .collect();
+            match offsets {
+                Ok(offsets) => Response::EndOffsets { offsets },
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::JoinGroup {
+            group,
+            member_id,
+            client_id,
+            interest,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+        } => {
+            let joined = {
+                let mut state = cluster.lock();
+                let initial_delay = cluster.config().initial_rebalance_delay;
+                let mut changes = Vec::new();
+                let outcome = state
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(initial_delay))
+                    .join(
+                        now(),
+                        member_id.as_deref(),
+                        &client_id,
+                        interest,
+                        Duration::from_millis(session_timeout_ms),
+                        Duration::from_millis(rebalance_timeout_ms),
+                        &mut changes,
+                    );
+                state.emit_group(&group, changes);
+                outcome
+            };
+            cluster.groups_changed.notify_waiters();
+            match joined {
+                Ok(outcome) => await_assignment(cluster, &group, outcome).await,
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::Heartbeat {
+            group,
+            member_id,
+            generation,
+        } => {
+            let mut state = cluster.lock();
+            match state.groups.get_mut(&group) {
+                Some(g) => match g.heartbeat(now(), &member_id, generation) {
+                    Ok(()) => Response::Done,
+                    Err(e) => Response::Error(e),
+                },
+                None => Response::Error(ErrorCode::UnknownMemberId),
+            }
+        }
+        Request::LeaveGroup { group, member_id } => {
+            let result = {
+                let mut state = cluster.lock();
+                let mut changes = Vec::new();
+                let result = match state.groups.get_mut(&group) {
+                    Some(g) => g.leave(now(), &member_id, &mut changes),
+                    None => Err(ErrorCode::UnknownMemberId),
+                };
+                state.emit_group(&group, changes);
+                result
+            };
+            cluster.groups_changed.notify_waiters();
+            match result {
+                Ok(()) => Response::Done,
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::OffsetCommit {
+            group,
+            member_id,
+            generation,
+            offsets,
+        } => {
+            let mut state = cluster.lock();
+            let result = match state.groups.get_mut(&group) {
+                Some(g) => g.commit(&member_id, generation, &offsets),
+                None => Err(ErrorCode::UnknownMemberId),
+            };
+            match result {
+                Ok(()) => {
+                    state.emit(ClusterEvent::Committed {
+                        group,
+                        member_id,
+                        generation,
+                        offsets,
+                    });
+                    Response::Done
+                }
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::OffsetFetch { group, partitions } => {
+            let committed = cluster.lock().committed(&group);
+            Response::Committed {
+                offsets: partitions
+                    .into_iter()
+                    .map(|tp| {
+                        let offset = committed.get(&tp).copied();
+                        (tp, offset)
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
+
+fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -> Response {
+    let mut state = cluster.lock();
+    let Some(wanted) = topics else {
+        return Response::Metadata {
+            topics: state.logs.topics(),
+        };
+    };
+    let mut found = Vec::new();
+    for topic in wanted {
+        let count = match state.logs.partition_count(&topic) {
+            Some(count) => Some(count),
+            None if auto_create && cluster.config().auto_create_topics => {
+                let partitions = cluster.config().default_partitions;
+                if state.logs.create(&topic, partitions).unwrap_or(false) {
+                    topic_created(&mut state, &topic, partitions);
+                }
+                state.logs.partition_count(&topic)
+            }
+            None => None,
+        };
+        if let Some(count) = count {
+            found.push((topic, count));
+        }
+    }
+    Response::Metadata { topics: found }
+}
+
+async fn fetch(
+    cluster: &Cluster,
+    positions: Vec<(crate::protocol::Tp, i64)>,
+    max_records: usize,
+    max_wait_ms: u64,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
+    loop {
+        let appended = cluster.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        match cluster.lock().logs.read(&positions, max_records) {
+            Ok(records) if !records.is_empty() => return Response::Fetched { records },
+            Ok(_) => {}
+            Err(e) => return Response::Error(e),
+        }
+        if tokio::time::timeout_at(deadline, appended).await.is_err() {
+            return Response::Fetched {
+                records: Vec::new(),
+            };
+        }
+    }
+}
+
+async fn await_assignment(cluster: &Cluster, group: &str, outcome: JoinOutcome) -> Response {
+    loop {
+        let changed = cluster.groups_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let ready = cluster
+            .lock()
+            .groups
+            .get(group)
+            .map(|g| g.assignment_after(&outcome.member_id, outcome.generation))
+            .unwrap_or(Err(ErrorCode::UnknownMemberId));
+        match ready {
+            Ok(Some((generation, assignment))) => {
+                return Response::Joined {
+                    member_id: outcome.member_id,
+                    generation,
+                    assignment,
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Response::Error(e),
+        }
+        // The coordinator's timers may complete the rebalance without a notification reaching us first.
+        let _ = timeout(cluster.config().coordinator_tick, changed).await;
+    }
+}

@@ -1,0 +1,204 @@
+//! The wire protocol between the simulated broker and its clients: one request, one response, each a
+//! length-prefixed bincode frame on a `turmoil::net` TCP stream.
+//!
+//! It carries what the Kafka protocol carries where the runtime depends on it (produce with producer id and
+//! sequence, fetch with long polling, group join/heartbeat/leave, offset commit with generation fencing),
+//! without the Kafka protocol's encoding.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A topic partition on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Tp {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl Tp {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Tp {
+        Tp {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for Tp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A record as the broker stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: i64,
+}
+
+/// Records for one partition from one producer, numbered for idempotence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProduceBatch {
+    pub tp: Tp,
+    /// The sequence number of the first record; the broker drops a batch it already appended.
+    pub base_sequence: i64,
+    pub records: Vec<Record>,
+}
+
+/// What a group member consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Interest {
+    Topics(Vec<String>),
+    /// A regular expression matching whole topic names.
+    Pattern(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Partition counts of these topics (all topics when `None`); unknown topics are created with the
+    /// broker's default partition count when `auto_create` is set.
+    Metadata {
+        topics: Option<Vec<String>>,
+        auto_create: bool,
+    },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+    },
+    InitProducerId,
+    Produce {
+        producer_id: i64,
+        batches: Vec<ProduceBatch>,
+    },
+    Fetch {
+        positions: Vec<(Tp, i64)>,
+        max_records: usize,
+        max_wait_ms: u64,
+    },
+    EndOffsets {
+        partitions: Vec<Tp>,
+    },
+    JoinGroup {
+        group: String,
+        member_id: Option<String>,
+        client_id: String,
+        interest: Interest,
+        session_timeout_ms: u64,
+        rebalance_timeout_ms: u64,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+        generation: i32,
+    },
+    LeaveGroup {
+        group: String,
+        member_id: String,
+    },
+    OffsetCommit {
+        group: String,
+        member_id: String,
+        generation: i32,
+        offsets: Vec<(Tp, i64)>,
+    },
+    OffsetFetch {
+        group: String,
+        partitions: Vec<Tp>,
+    },
+}
+
+/// A record read back, with its offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedRecord {
+    pub tp: Tp,
+    pub offset: i64,
+    pub record: Record,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Metadata { topics: Vec<(String, i32)> },
+    TopicCreated { created: bool },
+    ProducerId { producer_id: i64 },
+    /// Per batch, in request order: the offset of its first record, or why it was refused.
+    Produced { results: Vec<Result<i64, ErrorCode>> },
+    Fetched { records: Vec<FetchedRecord> },
+    EndOffsets { offsets: Vec<(Tp, i64)> },
+    Joined {
+        member_id: String,
+        generation: i32,
+        assignment: Vec<Tp>,
+    },
+    Committed { offsets: Vec<(Tp, Option<i64>)> },
+    Done,
+    Error(ErrorCode),
+}
+
+/// Kafka's error codes, where the runtime acts on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ErrorCode {
+    #[error("UNKNOWN_TOPIC_OR_PARTITION")]
+    UnknownTopicOrPartition,
+    #[error("OFFSET_OUT_OF_RANGE")]
+    OffsetOutOfRange,
+    #[error("INVALID_PARTITIONS")]
+    InvalidPartitions,
+    #[error("UNKNOWN_MEMBER_ID")]
+    UnknownMemberId,
+    #[error("ILLEGAL_GENERATION")]
+    IllegalGeneration,
+    #[error("REBALANCE_IN_PROGRESS")]
+    RebalanceInProgress,
+    #[error("OUT_OF_ORDER_SEQUENCE_NUMBER")]
+    OutOfOrderSequence,
+    #[error("UNKNOWN_PRODUCER_ID")]
+    UnknownProducerId,
+}
+
+/// Frames larger than this are refused as corrupt.
+const MAX_FRAME: u32 = 64 << 20;
+
+/// Why a frame could not be sent or received.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad frame: {0}")]
+    Codec(#[from] bincode::Error),
+    #[error("frame of {0} bytes is larger than the limit")]
+    TooLarge(u32),
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    out: &mut W,
+    message: &T,
+) -> Result<(), FrameError> {
+    let body = bincode::serialize(message)?;
+    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(u32::MAX))?;
+    out.write_all(&len.to_be_bytes()).await?;
+    out.write_all(&body).await?;
+    out.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame; `None` when the peer closed the connection between frames.
+pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    input: &mut R,
+) -> Result<Option<T>, FrameError> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len as usize];
+    input.read_exact(&mut body).await?;
+    Ok(Some(bincode::deserialize(&body)?))
+}
