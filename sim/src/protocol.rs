@@ -120,19 +120,33 @@ pub struct FetchedRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
-    Metadata { topics: Vec<(String, i32)> },
-    TopicCreated { created: bool },
-    ProducerId { producer_id: i64 },
+    Metadata {
+        topics: Vec<(String, i32)>,
+    },
+    TopicCreated {
+        created: bool,
+    },
+    ProducerId {
+        producer_id: i64,
+    },
     /// Per batch, in request order: the offset of its first record, or why it was refused.
-    Produced { results: Vec<Result<i64, ErrorCode>> },
-    Fetched { records: Vec<FetchedRecord> },
-    EndOffsets { offsets: Vec<(Tp, i64)> },
+    Produced {
+        results: Vec<Result<i64, ErrorCode>>,
+    },
+    Fetched {
+        records: Vec<FetchedRecord>,
+    },
+    EndOffsets {
+        offsets: Vec<(Tp, i64)>,
+    },
     Joined {
         member_id: String,
         generation: i32,
         assignment: Vec<Tp>,
     },
-    Committed { offsets: Vec<(Tp, Option<i64>)> },
+    Committed {
+        offsets: Vec<(Tp, Option<i64>)>,
+    },
     Done,
     Error(ErrorCode),
 }

@@ -122,10 +122,7 @@ impl Group {
     ) -> Result<JoinOutcome, ErrorCode> {
         let id = match member_id {
             Some(id) => {
-                let member = self
-                    .members
-                    .get_mut(id)
-                    .ok_or(ErrorCode::UnknownMemberId)?;
+                let member = self.members.get_mut(id).ok_or(ErrorCode::UnknownMemberId)?;
                 let changed = member.interest != interest;
                 member.interest = interest;
                 member.session_timeout = session_timeout;
@@ -331,7 +328,12 @@ impl Group {
         changes.push(GroupChange::RebalanceStarted);
     }
 
-    fn complete(&mut self, now: Duration, topics: &[(String, i32)], changes: &mut Vec<GroupChange>) {
+    fn complete(
+        &mut self,
+        now: Duration,
+        topics: &[(String, i32)],
+        changes: &mut Vec<GroupChange>,
+    ) {
         self.generation += 1;
         if self.members.is_empty() {
             self.state = State::Empty;

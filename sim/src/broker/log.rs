@@ -53,7 +53,9 @@ impl Logs {
     }
 
     fn partition(&self, tp: &Tp) -> Option<&Vec<Record>> {
-        self.topics.get(&tp.topic)?.get(usize::try_from(tp.partition).ok()?)
+        self.topics
+            .get(&tp.topic)?
+            .get(usize::try_from(tp.partition).ok()?)
     }
 
     /// Appends a batch and returns the offset of its first record. A batch the producer already appended
@@ -103,7 +105,9 @@ impl Logs {
     ) -> Result<Vec<FetchedRecord>, ErrorCode> {
         let mut out = Vec::new();
         for (tp, position) in positions {
-            let log = self.partition(tp).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+            let log = self
+                .partition(tp)
+                .ok_or(ErrorCode::UnknownTopicOrPartition)?;
             let start = usize::try_from(*position).map_err(|_| ErrorCode::OffsetOutOfRange)?;
             if start > log.len() {
                 return Err(ErrorCode::OffsetOutOfRange);

@@ -1,0 +1,500 @@
+//! The simulated group consumer: a Kafka consumer-group member with the classic (eager) protocol.
+//!
+//! A background task heartbeats every `heartbeat.interval.ms`, as the Java client's heartbeat thread does,
+//! so a slow `put` or `flush` does not lose the session; but when the runtime has not polled for
+//! `max.poll.interval.ms` the task leaves the group, and the partitions are reported lost at the next poll.
+//! When the coordinator announces a rebalance, the next poll revokes every owned partition (eager) and the
+//! poll after that rejoins. A member the coordinator threw out (session expired) learns it from its next
+//! heartbeat and reports its partitions lost; its commits are refused as fenced.
+//!
+//! `poll` is cancel-safe: the runtime polls inside `select!`, so every state change happens after the last
+//! await of the step that causes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::api::TopicPartition;
+use sluice_core::kafka::{
+    ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader,
+    Subscription,
+};
+use tokio::task::JoinHandle;
+
+use super::connection::{code_error, unexpected, Connection};
+use super::settings::{millis, text};
+use crate::broker::now;
+use crate::protocol::{ErrorCode, Interest, Request, Response, Tp};
+
+/// Wait before retrying after the broker could not be reached.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the heartbeat task and the polling side share.
+#[derive(Debug, Default)]
+struct Membership {
+    member_id: Option<String>,
+    generation: i32,
+    /// In the group with an assignment (not between a revocation and the join that follows).
+    joined: bool,
+    /// The coordinator asked members to rejoin.
+    rejoin: bool,
+    /// Thrown out (or left because polls stopped): owned partitions are lost.
+    lost: bool,
+    last_poll: Duration,
+}
+
+#[derive(Clone)]
+struct Timeouts {
+    session: Duration,
+    heartbeat: Duration,
+    max_poll_interval: Duration,
+}
+
+pub struct SimGroupConsumer {
+    connection: Arc<Connection>,
+    broker: String,
+    request_timeout: Duration,
+    group: String,
+    client_id: String,
+    interest: Interest,
+    timeouts: Timeouts,
+    reset_to_latest: bool,
+    membership: Arc<Mutex<Membership>>,
+    heartbeat: Option<JoinHandle<()>>,
+    owned: BTreeSet<Tp>,
+    positions: BTreeMap<Tp, i64>,
+    paused: BTreeSet<Tp>,
+    /// `Revoked` was reported: the partitions go at the next poll.
+    revoking: bool,
+    topics: BTreeMap<String, Arc<str>>,
+}
+
+impl SimGroupConsumer {
+    pub fn new(
+        broker: &str,
+        settings: &ClientSettings,
+        group: &str,
+        subscription: &Subscription,
+    ) -> Result<SimGroupConsumer, KafkaError> {
+        let request_timeout = millis(settings, "request.timeout.ms", 30_000)?;
+        let interest = match subscription {
+            Subscription::Topics(topics) => Interest::Topics(topics.clone()),
+            Subscription::Pattern(pattern) => {
+                regex::Regex::new(pattern).map_err(|e| KafkaError::Config {
+                    key: "topics.regex".into(),
+                    message: e.to_string(),
+                })?;
+                Interest::Pattern(pattern.clone())
+            }
+        };
+        let reset = text(settings, "auto.offset.reset", "earliest");
+        let reset_to_latest = match reset {
+            "earliest" | "smallest" | "beginning" => false,
+            "latest" | "largest" | "end" => true,
+            other => {
+                return Err(KafkaError::Config {
+                    key: "auto.offset.reset".into(),
+                    message: format!("{other:?} is not earliest or latest"),
+                })
+            }
+        };
+        Ok(SimGroupConsumer {
+            connection: Arc::new(Connection::new(broker, request_timeout)),
+            broker: broker.to_owned(),
+            request_timeout,
+            group: group.to_owned(),
+            client_id: text(settings, "client.id", "consumer").to_owned(),
+            interest,
+            timeouts: Timeouts {
+                session: millis(settings, "session.timeout.ms", 45_000)?,
+                heartbeat: millis(settings, "heartbeat.interval.ms", 3_000)?,
+                max_poll_interval: millis(settings, "max.poll.interval.ms", 300_000)?,
+            },
+            reset_to_latest,
+            membership: Arc::new(Mutex::new(Membership::default())),
+            heartbeat: None,
+            owned: BTreeSet::new(),
+            positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            revoking: false,
+            topics: BTreeMap::new(),
+        })
+    }
+
+    fn membership(&self) -> MutexGuard<'_, Membership> {
+        self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn give_up_all(&mut self) -> Vec<TopicPartition> {
+        let parts: Vec<TopicPartition> = self.owned.iter().map(to_core).collect();
+        self.owned.clear();
+        self.positions.clear();
+        self.paused.clear();
+        parts
+    }
+
+    async fn join(&mut self) -> Result<GroupEvent, KafkaError> {
+        let member_id = {
+            let mut m = self.membership();
+            m.joined = false;
+            m.member_id.clone()
+        };
+        let request = Request::JoinGroup {
+            group: self.group.clone(),
+            member_id,
+            client_id: self.client_id.clone(),
+            interest: self.interest.clone(),
+            session_timeout_ms: self.timeouts.session.as_millis() as u64,
+            rebalance_timeout_ms: self.timeouts.max_poll_interval.as_millis() as u64,
+        };
+        let response = self
+            .connection
+            .call(&request, self.timeouts.max_poll_interval)
+            .await;
+        match response {
+            Ok(Response::Joined {
+                member_id,
+                generation,
+                assignment,
+            }) => {
+                {
+                    let mut m = self.membership();
+                    m.member_id = Some(member_id);
+                    m.generation = generation;
+                    m.joined = true;
+                    m.rejoin = false;
+                    m.lost = false;
+                }
+                self.owned = assignment.iter().cloned().collect();
+                if self.heartbeat.is_none() {
+                    self.heartbeat = Some(tokio::spawn(heartbeats(
+                        Connection::new(&self.broker, self.request_timeout),
+                        self.group.clone(),
+                        self.timeouts.clone(),
+                        self.membership.clone(),
+                    )));
+                }
+                Ok(GroupEvent::Assigned(
+                    assignment.iter().map(to_core).collect(),
+                ))
+            }
+            Ok(Response::Error(ErrorCode::UnknownMemberId)) => {
+                self.membership().member_id = None;
+                Ok(GroupEvent::Records(Vec::new()))
+            }
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => {
+                tracing::debug!(group = %self.group, error = %e, "join failed; retrying");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                Ok(GroupEvent::Records(Vec::new()))
+            }
+        }
+    }
+
+    /// Positions of owned partitions that have none yet: the committed offset, else `auto.offset.reset`.
+    async fn initialize_positions(&mut self) -> Result<(), KafkaError> {
+        let missing: Vec<Tp> = self
+            .owned
+            .iter()
+            .filter(|tp| !self.positions.contains_key(*tp))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let committed = self.fetch_committed(&missing).await?;
+        let unknown: Vec<Tp> = committed
+            .iter()
+            .filter(|(_, offset)| offset.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let mut reset = BTreeMap::new();
+        if !unknown.is_empty() && self.reset_to_latest {
+            let request = Request::EndOffsets {
+                partitions: unknown,
+            };
+            match self.connection.call(&request, Duration::ZERO).await? {
+                Response::EndOffsets { offsets } => reset.extend(offsets),
+                other => return Err(unexpected(other)),
+            }
+        }
+        for (tp, offset) in committed {
+            let position = offset.or_else(|| reset.get(&tp).copied()).unwrap_or(0);
+            self.positions.insert(tp, position);
+        }
+        Ok(())
+    }
+
+    async fn fetch_committed(
+        &self,
+        partitions: &[Tp],
+    ) -> Result<Vec<(Tp, Option<i64>)>, KafkaError> {
+        let request = Request::OffsetFetch {
+            group: self.group.clone(),
+            partitions: partitions.to_vec(),
+        };
+        match self.connection.call(&request, Duration::ZERO).await? {
+            Response::Committed { offsets } => Ok(offsets),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn fetch(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<GroupEvent, KafkaError> {
+        if let Err(e) = self.initialize_positions().await {
+            tracing::debug!(group = %self.group, error = %e, "cannot read committed offsets; retrying");
+            tokio::time::sleep(RETRY_BACKOFF).await;
+            return Ok(GroupEvent::Records(Vec::new()));
+        }
+        let positions: Vec<(Tp, i64)> = self
+            .owned
+            .iter()
+            .filter(|tp| !self.paused.contains(*tp))
+            .filter_map(|tp| self.positions.get(tp).map(|p| (tp.clone(), *p)))
+            .collect();
+        if positions.is_empty() {
+            tokio::time::sleep(max_wait).await;
+            return Ok(GroupEvent::Records(Vec::new()));
+        }
+        let request = Request::Fetch {
+            positions,
+            max_records,
+            max_wait_ms: max_wait.as_millis() as u64,
+        };
+        let records = match self.connection.call(&request, max_wait).await {
+            Ok(Response::Fetched { records }) => records,
+            Ok(Response::Error(ErrorCode::OffsetOutOfRange)) => {
+                // Positions past the end (a seek too far): start those partitions again from the reset point.
+                self.positions.clear();
+                return Ok(GroupEvent::Records(Vec::new()));
+            }
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) => {
+                tracing::debug!(group = %self.group, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                return Ok(GroupEvent::Records(Vec::new()));
+            }
+        };
+        let mut out = Vec::with_capacity(records.len());
+        for fetched in records {
+            // A seek or a pause between the request and its response makes these records stale.
+            if self.positions.get(&fetched.tp) != Some(&fetched.offset)
+                || self.paused.contains(&fetched.tp)
+            {
+                continue;
+            }
+            self.positions
+                .insert(fetched.tp.clone(), fetched.offset + 1);
+            let topic = self
+                .topics
+                .entry(fetched.tp.topic.clone())
+                .or_insert_with(|| Arc::from(fetched.tp.topic.as_str()))
+                .clone();
+            out.push(ConsumedRecord {
+                topic,
+                partition: fetched.tp.partition,
+                offset: fetched.offset,
+                key: fetched.record.key,
+                value: fetched.record.value,
+                headers: fetched
+                    .record
+                    .headers
+                    .into_iter()
+                    .map(|(key, value)| KafkaHeader { key, value })
+                    .collect(),
+                timestamp: Some(fetched.record.timestamp),
+            });
+        }
+        Ok(GroupEvent::Records(out))
+    }
+}
+
+#[async_trait]
+impl GroupConsumer for SimGroupConsumer {
+    async fn poll(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<GroupEvent, KafkaError> {
+        if self.revoking {
+            self.revoking = false;
+            self.give_up_all();
+        }
+        let (joined, rejoin, lost) = {
+            let mut m = self.membership();
+            m.last_poll = now();
+            (m.joined, m.rejoin, m.lost)
+        };
+        if lost {
+            self.membership().lost = false;
+            let parts = self.give_up_all();
+            if !parts.is_empty() {
+                return Ok(GroupEvent::Lost(parts));
+            }
+        }
+        if joined && rejoin && !self.owned.is_empty() {
+            self.revoking = true;
+            return Ok(GroupEvent::Revoked(
+                self.owned.iter().map(to_core).collect(),
+            ));
+        }
+        if !joined || rejoin || lost {
+            return self.join().await;
+        }
+        self.fetch(max_records, max_wait).await
+    }
+
+    async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError> {
+        let (member_id, generation) = {
+            let m = self.membership();
+            match (&m.member_id, m.lost) {
+                (Some(id), false) => (id.clone(), m.generation),
+                _ => return Err(KafkaError::Fenced("not a member of the group".into())),
+            }
+        };
+        let request = Request::OffsetCommit {
+            group: self.group.clone(),
+            member_id,
+            generation,
+            offsets: offsets.iter().map(|(tp, o)| (from_core(tp), *o)).collect(),
+        };
+        match self.connection.call(&request, Duration::ZERO).await? {
+            Response::Done => Ok(()),
+            Response::Error(code) => Err(code_error(code)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError> {
+        let wanted: Vec<Tp> = partitions.iter().map(from_core).collect();
+        let committed = self.fetch_committed(&wanted).await?;
+        Ok(committed
+            .into_iter()
+            .map(|(tp, o)| (to_core(&tp), o))
+            .collect())
+    }
+
+    fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError> {
+        let tp = from_core(partition);
+        if !self.owned.contains(&tp) {
+            return Err(KafkaError::Backend(format!(
+                "cannot seek {partition}: not assigned"
+            )));
+        }
+        self.positions.insert(tp, offset);
+        Ok(())
+    }
+
+    fn pause(&mut self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
+        self.paused.extend(partitions.iter().map(from_core));
+        Ok(())
+    }
+
+    fn resume(&mut self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
+        for tp in partitions {
+            self.paused.remove(&from_core(tp));
+        }
+        Ok(())
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), KafkaError> {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
+        let member_id = self.membership().member_id.take();
+        if let Some(member_id) = member_id {
+            let request = Request::LeaveGroup {
+                group: self.group.clone(),
+                member_id,
+            };
+            match self.connection.call(&request, Duration::ZERO).await? {
+                Response::Done | Response::Error(ErrorCode::UnknownMemberId) => {}
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SimGroupConsumer {
+    fn drop(&mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
+    }
+}
+
+/// Heartbeats until aborted; marks the membership for rejoin or as lost as the coordinator answers.
+async fn heartbeats(
+    connection: Connection,
+    group: String,
+    timeouts: Timeouts,
+    membership: Arc<Mutex<Membership>>,
+) {
+    let lock = || membership.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        tokio::time::sleep(timeouts.heartbeat).await;
+        let (member_id, generation) = {
+            let m = lock();
+            match (&m.member_id, m.joined) {
+                (Some(id), true) => (id.clone(), m.generation),
+                _ => continue,
+            }
+        };
+        if now().saturating_sub(lock().last_poll) > timeouts.max_poll_interval {
+            tracing::warn!(
+                %group,
+                max_poll_interval = ?timeouts.max_poll_interval,
+                "no poll within max.poll.interval.ms: leaving the group"
+            );
+            let request = Request::LeaveGroup {
+                group: group.clone(),
+                member_id,
+            };
+            // Whether or not the coordinator hears it, the member is out: its partitions are lost.
+            let _ = connection.call(&request, Duration::ZERO).await;
+            let mut m = lock();
+            m.lost = true;
+            m.joined = false;
+            m.member_id = None;
+            continue;
+        }
+        let request = Request::Heartbeat {
+            group: group.clone(),
+            member_id,
+            generation,
+        };
+        let response = connection.call(&request, Duration::ZERO).await;
+        let mut m = lock();
+        if m.generation != generation || !m.joined {
+            continue;
+        }
+        match response {
+            Ok(Response::Done) => {}
+            Ok(Response::Error(ErrorCode::RebalanceInProgress)) => m.rejoin = true,
+            Ok(Response::Error(ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => {
+                tracing::warn!(%group, "this member was removed from the group: its partitions are lost");
+                m.lost = true;
+                m.joined = false;
+                m.member_id = None;
+            }
+            Ok(other) => tracing::warn!(%group, response = ?other, "unexpected heartbeat response"),
+            Err(e) => tracing::debug!(%group, error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+fn to_core(tp: &Tp) -> TopicPartition {
+    TopicPartition::new(tp.topic.clone(), tp.partition)
+}
+
+fn from_core(tp: &TopicPartition) -> Tp {
+    Tp::new(tp.topic.clone(), tp.partition)
+}

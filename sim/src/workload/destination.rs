@@ -1,0 +1,107 @@
+//! The sink destination: an external store the `StoreSink` connector writes to, living outside the worker
+//! hosts so it survives their crashes, as a database would.
+//!
+//! It keeps every durable write with the writer's identity and delivery epoch, so the oracle can check order
+//! and compare what was committed in Kafka with what was durable at that moment. The harness arms its
+//! faults (a stalled or failing flush) at seeded times.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::broker::now;
+use crate::protocol::Tp;
+
+/// One record made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub tp: Tp,
+    pub offset: i64,
+    pub value: String,
+    /// The task that wrote it.
+    pub task: String,
+    /// The task's delivery epoch: it advances when partitions are assigned and after a failed flush (both
+    /// rewind delivery to the committed offset).
+    pub epoch: u64,
+    pub at: Duration,
+}
+
+/// A fault the harness arms; the next flush that sees it suffers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFault {
+    /// The flush takes this long before it writes.
+    StallFlush(Duration),
+    /// The next `put` takes this long.
+    StallPut(Duration),
+    /// The flush fails (a sync error): nothing of it is written.
+    FailFlush,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    writes: Vec<Write>,
+    durable: BTreeMap<Tp, BTreeSet<i64>>,
+    /// Per partition, the offset after the contiguous durable prefix.
+    contiguous: BTreeMap<Tp, i64>,
+    faults: VecDeque<StoreFault>,
+}
+
+#[derive(Debug, Default)]
+pub struct DestinationStore {
+    inner: Mutex<Inner>,
+}
+
+impl DestinationStore {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Durably appends records, in order.
+    pub fn write(
+        &self,
+        task: &str,
+        epoch: u64,
+        records: impl IntoIterator<Item = (Tp, i64, String)>,
+    ) {
+        let mut inner = self.lock();
+        let at = now();
+        for (tp, offset, value) in records {
+            let set = inner.durable.entry(tp.clone()).or_default();
+            set.insert(offset);
+            let mut next = inner.contiguous.get(&tp).copied().unwrap_or(0);
+            let set = &inner.durable[&tp];
+            while set.contains(&next) {
+                next += 1;
+            }
+            inner.contiguous.insert(tp.clone(), next);
+            inner.writes.push(Write {
+                tp,
+                offset,
+                value,
+                task: task.to_owned(),
+                epoch,
+                at,
+            });
+        }
+    }
+
+    /// The offset after the longest prefix of a partition that is durable.
+    pub fn durable_end(&self, tp: &Tp) -> i64 {
+        self.lock().contiguous.get(tp).copied().unwrap_or(0)
+    }
+
+    pub fn writes(&self) -> Vec<Write> {
+        self.lock().writes.clone()
+    }
+
+    pub fn arm(&self, fault: StoreFault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// Takes the next armed fault of the kind `pick` accepts.
+    pub fn take_fault(&self, pick: impl Fn(&StoreFault) -> bool) -> Option<StoreFault> {
+        let mut inner = self.lock();
+        let index = inner.faults.iter().position(pick)?;
+        inner.faults.remove(index)
+    }
+}

@@ -1,0 +1,192 @@
+//! SequenceSource: a source system of numbered streams. Stream `i` holds the records `stream-i:0`,
+//! `stream-i:1`, ... up to `records.per.stream`; a stream is a source partition (`{"stream": i}`) and the
+//! sequence number its offset (`{"seq": n}`), so a restarted task resumes after its last committed record.
+//!
+//! Its `bug` key plants a deliberate mistake: `skip-records` advances past some records without sending
+//! them (lost), `early-offsets` labels each record with a later record's offset (committed before Kafka
+//! has the records it covers).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::api::{
+    ConnectError, Connector, ConnectorContext, SourceConnector, SourceMap, SourceRecord,
+    SourceTask, SourceTaskContext,
+};
+use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
+use sluice_core::data::Data;
+
+const TOPIC: &str = "topic";
+const STREAMS: &str = "streams";
+const RECORDS: &str = "records.per.stream";
+const BATCH: &str = "batch.size";
+const INTERVAL: &str = "poll.interval.ms";
+const BUG: &str = "bug";
+const ASSIGNED: &str = "streams.assigned";
+
+fn config_def() -> ConfigDef {
+    ConfigDef::new()
+        .required(TOPIC, ConfigType::String, "The topic to write to.")
+        .optional(
+            STREAMS,
+            ConfigType::Int,
+            "4",
+            "Number of streams (source partitions).",
+        )
+        .optional(RECORDS, ConfigType::Long, "1000", "Records in each stream.")
+        .optional(BATCH, ConfigType::Int, "20", "Records per poll.")
+        .optional(
+            INTERVAL,
+            ConfigType::Long,
+            "20",
+            "Pause before each poll, in milliseconds.",
+        )
+        .optional(
+            BUG,
+            ConfigType::String,
+            "none",
+            "A deliberate bug: none, skip-records or early-offsets.",
+        )
+}
+
+/// The key and value of record `seq` of stream `stream`.
+pub fn record_text(stream: i64, seq: i64) -> (String, String) {
+    (format!("stream-{stream}"), format!("stream-{stream}:{seq}"))
+}
+
+#[derive(Default)]
+pub struct SequenceSourceConnector {
+    config: ConfigMap,
+}
+
+#[async_trait]
+impl Connector for SequenceSourceConnector {
+    fn config_def(&self) -> ConfigDef {
+        config_def()
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        let parsed = config_def().parse(config)?;
+        if !matches!(
+            parsed.string(BUG),
+            "none" | "skip-records" | "early-offsets"
+        ) {
+            return Err(ConnectError::fatal(format!(
+                "bug: unknown value {:?}",
+                parsed.string(BUG)
+            )));
+        }
+        self.config = config.clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
+        let streams: i64 = self
+            .config
+            .get(STREAMS)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4);
+        let tasks = (max_tasks.max(1) as i64).min(streams.max(1));
+        (0..tasks)
+            .map(|t| {
+                let mine: Vec<String> = (0..streams)
+                    .filter(|s| s % tasks == t)
+                    .map(|s| s.to_string())
+                    .collect();
+                let mut config = self.config.clone();
+                config.insert(ASSIGNED.into(), mine.join(","));
+                config
+            })
+            .collect()
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+impl SourceConnector for SequenceSourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(SequenceSourceTask::default())
+    }
+}
+
+#[derive(Default)]
+pub struct SequenceSourceTask {
+    topic: String,
+    records: i64,
+    batch: usize,
+    interval: Duration,
+    bug: String,
+    /// The next sequence number of each stream this task reads.
+    next: BTreeMap<i64, i64>,
+}
+
+#[async_trait]
+impl SourceTask for SequenceSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let parsed = config_def().parse(context.configs())?;
+        self.topic = parsed.string(TOPIC).to_owned();
+        self.records = parsed.long(RECORDS);
+        self.batch = parsed.int(BATCH).max(1) as usize;
+        self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
+        self.bug = parsed.string(BUG).to_owned();
+        let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
+        for stream in assigned
+            .split(',')
+            .filter_map(|s| s.trim().parse::<i64>().ok())
+        {
+            let stored = context
+                .offset_storage_reader()
+                .offset(&SourceMap::single("stream", stream))
+                .and_then(|offset| offset.get("seq").and_then(|s| s.as_i64()));
+            self.next.insert(stream, stored.map_or(0, |seq| seq + 1));
+        }
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        tokio::time::sleep(self.interval).await;
+        let mut out = Vec::new();
+        let streams: Vec<i64> = self.next.keys().copied().collect();
+        'fill: loop {
+            let mut progressed = false;
+            for &stream in &streams {
+                if out.len() >= self.batch {
+                    break 'fill;
+                }
+                let seq = self.next[&stream];
+                if seq >= self.records {
+                    continue;
+                }
+                self.next.insert(stream, seq + 1);
+                progressed = true;
+                if self.bug == "skip-records" && seq % 50 == 49 {
+                    continue;
+                }
+                let labelled = match self.bug.as_str() {
+                    "early-offsets" => (seq + 5).min(self.records - 1),
+                    _ => seq,
+                };
+                let (key, value) = record_text(stream, seq);
+                let mut record = SourceRecord::new(
+                    SourceMap::single("stream", stream),
+                    SourceMap::single("seq", labelled),
+                    self.topic.as_str(),
+                    Data::string(value),
+                );
+                record.key = Data::string(key);
+                out.push(record);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}

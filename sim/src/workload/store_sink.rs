@@ -1,0 +1,230 @@
+//! StoreSink: a sink connector writing record values to the [`DestinationStore`]. `put` buffers; `flush`
+//! writes the buffer durably, so offsets are committed only for durable records.
+//!
+//! Its `bug` key plants a deliberate mistake, so tests can show the oracle catches each kind of anomaly:
+//! `commit-before-flush` (pre_commit approves offsets before writing them), `drop-records` (some records
+//! are never written), `reverse-flush` (a flush writes its records backwards), `write-twice` (every record
+//! is written twice).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sluice_core::api::{
+    ConnectError, Connector, ConnectorContext, SinkConnector, SinkRecord, SinkTask,
+    SinkTaskContext, TopicPartition,
+};
+use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
+use sluice_core::data::Value;
+
+use super::destination::{DestinationStore, StoreFault};
+use crate::protocol::Tp;
+
+const BUG: &str = "bug";
+const TASK_ID: &str = "task.id";
+
+/// A deliberate mistake for the oracle to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkBug {
+    None,
+    CommitBeforeFlush,
+    DropRecords,
+    ReverseFlush,
+    WriteTwice,
+}
+
+impl SinkBug {
+    fn parse(text: &str) -> Option<SinkBug> {
+        Some(match text {
+            "none" => SinkBug::None,
+            "commit-before-flush" => SinkBug::CommitBeforeFlush,
+            "drop-records" => SinkBug::DropRecords,
+            "reverse-flush" => SinkBug::ReverseFlush,
+            "write-twice" => SinkBug::WriteTwice,
+            _ => return None,
+        })
+    }
+}
+
+fn config_def() -> ConfigDef {
+    ConfigDef::new().optional(
+        BUG,
+        ConfigType::String,
+        "none",
+        "A deliberate bug: none, commit-before-flush, drop-records, reverse-flush or write-twice.",
+    )
+}
+
+pub struct StoreSinkConnector {
+    store: Arc<DestinationStore>,
+    config: ConfigMap,
+}
+
+impl StoreSinkConnector {
+    pub fn new(store: Arc<DestinationStore>) -> StoreSinkConnector {
+        StoreSinkConnector {
+            store,
+            config: ConfigMap::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for StoreSinkConnector {
+    fn config_def(&self) -> ConfigDef {
+        config_def()
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        let parsed = config_def().parse(config)?;
+        if SinkBug::parse(parsed.string(BUG)).is_none() {
+            return Err(ConnectError::fatal(format!(
+                "bug: unknown value {:?}",
+                parsed.string(BUG)
+            )));
+        }
+        self.config = config.clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
+        let name = self.config.get("name").cloned().unwrap_or_default();
+        (0..max_tasks.max(1))
+            .map(|i| {
+                let mut config = self.config.clone();
+                config.insert(TASK_ID.into(), format!("{name}-{i}"));
+                config
+            })
+            .collect()
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+impl SinkConnector for StoreSinkConnector {
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(StoreSinkTask {
+            store: self.store.clone(),
+            task: String::new(),
+            bug: SinkBug::None,
+            epoch: 0,
+            buffer: Vec::new(),
+            deferred: Vec::new(),
+        })
+    }
+}
+
+pub struct StoreSinkTask {
+    store: Arc<DestinationStore>,
+    task: String,
+    bug: SinkBug,
+    epoch: u64,
+    buffer: Vec<(Tp, i64, String)>,
+    /// Records pre_commit approved without writing (the commit-before-flush bug); written later.
+    deferred: Vec<(Tp, i64, String)>,
+}
+
+impl StoreSinkTask {
+    fn write(&mut self, records: Vec<(Tp, i64, String)>) {
+        let records = match self.bug {
+            SinkBug::ReverseFlush => records.into_iter().rev().collect(),
+            SinkBug::WriteTwice => records
+                .iter()
+                .flat_map(|r| [r.clone(), r.clone()])
+                .collect(),
+            _ => records,
+        };
+        self.store.write(&self.task, self.epoch, records);
+    }
+
+    fn write_deferred(&mut self) {
+        let deferred = std::mem::take(&mut self.deferred);
+        self.write(deferred);
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[async_trait]
+impl SinkTask for StoreSinkTask {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        let parsed = config_def().parse(context.configs())?;
+        self.bug = SinkBug::parse(parsed.string(BUG)).unwrap_or(SinkBug::None);
+        self.task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
+        Ok(())
+    }
+
+    async fn open(&mut self, _: &[TopicPartition]) -> Result<(), ConnectError> {
+        self.epoch += 1;
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        if let Some(StoreFault::StallPut(stall)) = self
+            .store
+            .take_fault(|f| matches!(f, StoreFault::StallPut(_)))
+        {
+            tokio::time::sleep(stall).await;
+        }
+        self.write_deferred();
+        for record in records {
+            if self.bug == SinkBug::DropRecords && record.kafka_offset % 97 == 13 {
+                continue;
+            }
+            let tp = Tp::new(&*record.topic, record.partition);
+            self.buffer
+                .push((tp, record.kafka_offset, text(&record.value.value)));
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
+        let fault = self
+            .store
+            .take_fault(|f| matches!(f, StoreFault::StallFlush(_) | StoreFault::FailFlush));
+        match fault {
+            Some(StoreFault::StallFlush(stall)) => tokio::time::sleep(stall).await,
+            Some(StoreFault::FailFlush) => {
+                // The write is lost; the runtime rewinds to the committed offsets and delivers again.
+                self.buffer.clear();
+                self.epoch += 1;
+                return Err(ConnectError::retriable("the destination failed to sync"));
+            }
+            _ => {}
+        }
+        let buffer = std::mem::take(&mut self.buffer);
+        self.write(buffer);
+        Ok(())
+    }
+
+    async fn pre_commit(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
+        if self.bug == SinkBug::CommitBeforeFlush {
+            self.deferred.append(&mut self.buffer);
+            return Ok(offsets.clone());
+        }
+        self.flush(offsets).await?;
+        Ok(offsets.clone())
+    }
+
+    async fn close(&mut self, _: &[TopicPartition]) -> Result<(), ConnectError> {
+        self.write_deferred();
+        self.buffer.clear();
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.write_deferred();
+        Ok(())
+    }
+}
