@@ -3,10 +3,12 @@
 //! - `sluice standalone WORKER.properties CONNECTOR...` runs connectors, as `connect-standalone.sh`.
 //! - `sluice broker` runs the embedded Kafka-protocol broker alone.
 //! - `sluice bench` measures the FileStream connectors against raw librdkafka clients.
+//! - `sluice sim` runs the deterministic simulation's scenarios under chosen seeds.
 
 mod bench;
 mod broker;
 mod signals;
+mod sim;
 mod standalone;
 
 use std::io::IsTerminal;
@@ -30,14 +32,22 @@ enum Command {
     Broker(broker::Args),
     /// Benchmark the FileStream connectors against raw librdkafka on the embedded broker.
     Bench(bench::Args),
+    /// Run a simulation scenario under one seed or a range of seeds (deterministic: a seed replays exactly).
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    // Simulated workers log as real ones do; for many seeds only errors are worth a line.
+    let default_filter = match cli.command {
+        Command::Sim(_) => "error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -47,6 +57,8 @@ fn main() -> ExitCode {
         Command::Broker(args) => block_on(broker::run(args)),
         // The benchmark drives raw clients on plain threads and times them with the wall clock.
         Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),
+        // The simulation drives its own runtimes, one per simulated host.
+        Command::Sim(args) => sim::run_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,5 +5,14 @@
 
 pub mod broker;
 pub mod client;
+pub mod faults;
+pub mod harness;
+pub mod oracle;
 pub mod protocol;
+pub mod report;
+pub mod scenario;
 pub mod workload;
+
+pub use harness::{run, run_planned, RunError};
+pub use report::Report;
+pub use scenario::{Guarantee, Scenario};

@@ -1,0 +1,163 @@
+//! Faults: what can go wrong, and the plan of what will, drawn from the seed.
+//!
+//! The seed first picks which of the scenario's fault kinds this run uses (each with even odds, at least
+//! one: swarm testing, so some runs hammer one weakness), then how many faults, which kind each is, when it
+//! strikes and for how long. A test can also script the plan.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::scenario::Scenario;
+
+/// The kinds of fault a scenario may allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    CrashWorker,
+    StopWorker,
+    HoldNetwork,
+    StallFlush,
+    StallPut,
+    FailFlush,
+    RestartBroker,
+    Latency,
+}
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Fault {
+    /// The worker's process dies (its unsynced state is gone) and starts again after `down`.
+    CrashWorker {
+        worker: usize,
+        #[serde(with = "millis")]
+        down: Duration,
+    },
+    /// The worker stops cleanly (leaving its group) and starts again after `away`.
+    StopWorker {
+        worker: usize,
+        #[serde(with = "millis")]
+        away: Duration,
+    },
+    /// Messages between the worker and the broker are held (a silent death: no FIN, heartbeats lost).
+    HoldNetwork {
+        worker: usize,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// The next flush stalls this long before writing.
+    StallFlush {
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// The next put stalls this long.
+    StallPut {
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// The next flush fails to sync.
+    FailFlush,
+    /// The broker host restarts: connections and requests in flight are dropped, data is kept.
+    RestartBroker {
+        #[serde(with = "millis")]
+        down: Duration,
+    },
+    /// Messages take up to `max` to arrive, for `duration`.
+    Latency {
+        #[serde(with = "millis")]
+        max: Duration,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+}
+
+/// A fault and when it strikes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scheduled {
+    #[serde(with = "millis")]
+    pub at: Duration,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// Draws the run's faults from the seed's generator.
+pub fn plan(scenario: &Scenario, rng: &mut StdRng) -> Vec<Scheduled> {
+    if scenario.faults.is_empty() || scenario.max_faults == 0 {
+        return Vec::new();
+    }
+    let mut kinds: Vec<FaultKind> = scenario
+        .faults
+        .iter()
+        .copied()
+        .filter(|_| rng.random_bool(0.5))
+        .collect();
+    if kinds.is_empty() {
+        kinds.push(scenario.faults[rng.random_range(0..scenario.faults.len())]);
+    }
+    let count = rng.random_range(1..=scenario.max_faults);
+    let active_ms = scenario.active.as_millis() as u64;
+    let mut faults: Vec<Scheduled> = (0..count)
+        .map(|_| {
+            // Leave the first seconds for the group to form.
+            let at = Duration::from_millis(rng.random_range(5_000..active_ms.max(5_001)));
+            let kind = kinds[rng.random_range(0..kinds.len())];
+            Scheduled {
+                at,
+                fault: draw(kind, scenario, rng),
+            }
+        })
+        .collect();
+    faults.sort_by_key(|f| f.at);
+    faults
+}
+
+fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
+    let worker = rng.random_range(0..scenario.workers);
+    let between = |rng: &mut StdRng, low: Duration, high: Duration| {
+        Duration::from_millis(rng.random_range(low.as_millis() as u64..=high.as_millis() as u64))
+    };
+    let session = scenario.session_timeout;
+    let max_poll = scenario.max_poll_interval;
+    match kind {
+        FaultKind::CrashWorker => Fault::CrashWorker {
+            worker,
+            down: between(rng, Duration::from_secs(1), session * 2),
+        },
+        FaultKind::StopWorker => Fault::StopWorker {
+            worker,
+            away: between(rng, Duration::from_secs(1), session * 2),
+        },
+        FaultKind::HoldNetwork => Fault::HoldNetwork {
+            worker,
+            // Sometimes shorter than the session (nothing happens), mostly longer (the member is thrown out).
+            duration: between(rng, session / 2, session * 2),
+        },
+        // Past the session timeout (the heartbeat task keeps the member in), sometimes past max.poll.interval.ms.
+        FaultKind::StallFlush => Fault::StallFlush {
+            duration: between(rng, session, max_poll + session),
+        },
+        FaultKind::StallPut => Fault::StallPut {
+            duration: between(rng, session, max_poll + session),
+        },
+        FaultKind::FailFlush => Fault::FailFlush,
+        FaultKind::RestartBroker => Fault::RestartBroker {
+            down: between(rng, Duration::from_millis(100), session / 2),
+        },
+        FaultKind::Latency => Fault::Latency {
+            max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),
+            duration: between(rng, Duration::from_secs(1), Duration::from_secs(20)),
+        },
+    }
+}
+
+/// Durations in reports as whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}

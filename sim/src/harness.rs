@@ -1,0 +1,531 @@
+//! Runs a scenario under one seed: builds the turmoil simulation (a broker host and worker hosts running the
+//! unchanged standalone worker), injects the planned faults, heals them, lets the pipeline drain, stops the
+//! workers cleanly and hands everything to the oracle.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use sluice_core::api::{SourceOffset, SourcePartition};
+use sluice_core::config::ConfigMap;
+use sluice_core::runtime::{
+    OffsetBackingStore, OffsetStoreError, SharedOffsetStore, StandaloneWorker, WorkerConfig,
+};
+use tokio::sync::watch;
+use turmoil::net::TcpListener;
+
+use crate::broker::{
+    serve, BrokerConfig, Cluster, ClusterEvent, ClusterObserver, Logs, BROKER_PORT,
+};
+use crate::client::SimBackend;
+use crate::faults::{self, Fault, Scheduled};
+use crate::oracle::{check_final, CommitChecks, FinalState};
+use crate::protocol::Tp;
+use crate::report::{FinalOffsets, Report, TraceHash};
+use crate::scenario::Scenario;
+use crate::workload::{self, DestinationStore, StoreFault};
+
+/// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
+const EPOCH_SECS: u64 = 1_767_225_600;
+/// How long the workers get to stop cleanly at the end.
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+/// How often the drain phase checks whether everything arrived.
+const DRAIN_CHECK: Duration = Duration::from_millis(500);
+
+/// Why a run could not complete (as opposed to completing with anomalies).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the simulation failed: {0}")]
+    Simulation(String),
+}
+
+/// The run's trace and the checks made as it goes.
+struct Journal {
+    trace: Vec<String>,
+    checks: CommitChecks,
+}
+
+type SharedJournal = Arc<Mutex<Journal>>;
+
+fn lock(journal: &SharedJournal) -> MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+struct JournalObserver(SharedJournal);
+
+impl ClusterObserver for JournalObserver {
+    fn on_event(&mut self, at: Duration, event: &ClusterEvent, _: &Logs) {
+        let mut journal = lock(&self.0);
+        journal.trace.push(format!("{} {event:?}", millis(at)));
+        journal.checks.on_cluster_event(event);
+    }
+}
+
+/// Worker 0's source offsets: kept outside the host, as a synced file survives a crash; every commit is
+/// checked against what Kafka holds at that moment.
+struct CheckedOffsetStore {
+    offsets: BTreeMap<String, BTreeMap<String, SourceOffset>>,
+    cluster: Arc<Cluster>,
+    journal: SharedJournal,
+}
+
+impl OffsetBackingStore for CheckedOffsetStore {
+    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.offsets
+            .get(connector)?
+            .get(&partition.to_string())
+            .cloned()
+    }
+
+    fn put(
+        &mut self,
+        connector: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), OffsetStoreError> {
+        let commits: Vec<(i64, i64)> = offsets
+            .iter()
+            .filter_map(|(p, o)| Some((p.get("stream")?.as_i64()?, o.get("seq")?.as_i64()?)))
+            .collect();
+        {
+            let state = self.cluster.lock();
+            let mut journal = lock(&self.journal);
+            journal.checks.on_source_commit(&state.logs, &commits);
+            journal.trace.push(format!(
+                "{} source commit {commits:?}",
+                millis(crate::broker::now())
+            ));
+        }
+        let stored = self.offsets.entry(connector.to_owned()).or_default();
+        for (partition, offset) in offsets {
+            stored.insert(partition.to_string(), offset.clone());
+        }
+        Ok(())
+    }
+}
+
+impl CheckedOffsetStore {
+    /// Committed seq per stream.
+    fn committed(&self) -> BTreeMap<i64, i64> {
+        self.offsets
+            .values()
+            .flat_map(|offsets| offsets.iter())
+            .filter_map(|(partition, offset)| {
+                let partition: serde_json::Value = serde_json::from_str(partition).ok()?;
+                Some((
+                    partition.get("stream")?.as_i64()?,
+                    offset.get("seq")?.as_i64()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// What a run needs to know for each worker host.
+struct WorkerHost {
+    name: String,
+    stop: watch::Sender<bool>,
+}
+
+fn props(pairs: &[(&str, String)]) -> ConfigMap {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn worker_props(scenario: &Scenario) -> ConfigMap {
+    let string = "org.apache.kafka.connect.storage.StringConverter".to_owned();
+    props(&[
+        ("bootstrap.servers", format!("broker:{BROKER_PORT}")),
+        ("key.converter", string.clone()),
+        ("value.converter", string),
+        (
+            "offset.storage.file.filename",
+            "/sluice/offsets.json".into(),
+        ),
+        (
+            "offset.flush.interval.ms",
+            scenario.commit_interval.as_millis().to_string(),
+        ),
+        (
+            "consumer.session.timeout.ms",
+            scenario.session_timeout.as_millis().to_string(),
+        ),
+        (
+            "consumer.heartbeat.interval.ms",
+            scenario.heartbeat_interval.as_millis().to_string(),
+        ),
+        (
+            "consumer.max.poll.interval.ms",
+            scenario.max_poll_interval.as_millis().to_string(),
+        ),
+    ])
+}
+
+fn source_props(scenario: &Scenario) -> ConfigMap {
+    props(&[
+        ("name", "sequence-source".into()),
+        (
+            "connector.class",
+            "io.sluice.sim.SequenceSourceConnector".into(),
+        ),
+        ("tasks.max", "2".into()),
+        ("topic", scenario.topic().into()),
+        ("streams", scenario.streams.to_string()),
+        (
+            "records.per.stream",
+            scenario.records_per_stream.to_string(),
+        ),
+        (
+            "poll.interval.ms",
+            scenario.source_interval.as_millis().to_string(),
+        ),
+        ("batch.size", "10".into()),
+        ("bug", scenario.source_bug.into()),
+    ])
+}
+
+fn sink_props(scenario: &Scenario) -> ConfigMap {
+    props(&[
+        ("name", "store-sink".into()),
+        ("connector.class", "io.sluice.sim.StoreSinkConnector".into()),
+        ("tasks.max", "1".into()),
+        ("topics", scenario.topic().into()),
+        ("bug", scenario.sink_bug.into()),
+    ])
+}
+
+async fn run_worker(
+    index: usize,
+    scenario: Scenario,
+    store: Arc<DestinationStore>,
+    offsets: SharedOffsetStore,
+    mut stop: watch::Receiver<bool>,
+    journal: SharedJournal,
+) -> turmoil::Result {
+    let config = WorkerConfig::parse(&worker_props(&scenario))?;
+    let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
+    let worker =
+        StandaloneWorker::with_offset_store(config, backend, workload::plugins(store), offsets);
+    let mut plans = Vec::new();
+    if index == 0 {
+        plans.push(worker.plan(&source_props(&scenario))?);
+    }
+    plans.push(worker.plan(&sink_props(&scenario))?);
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let outcome = worker.run(plans, shutdown).await;
+    let line = match outcome {
+        Ok(()) => format!("{} worker-{index} stopped", millis(crate::broker::now())),
+        Err(e) => format!(
+            "{} worker-{index} failed: {e}",
+            millis(crate::broker::now())
+        ),
+    };
+    lock(&journal).trace.push(line);
+    Ok(())
+}
+
+/// What to do at a point in simulated time.
+#[derive(Debug, Clone)]
+enum Action {
+    Inject(Fault),
+    /// Start a crashed or stopped worker again.
+    Restart(usize),
+    Release(usize),
+    BrokerUp,
+    LatencyOff,
+}
+
+/// Runs `scenario` under `seed` with the faults the seed draws.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let plan = faults::plan(scenario, &mut rng);
+    run_planned(scenario, seed, plan)
+}
+
+/// Runs `scenario` under `seed` with a scripted list of faults.
+pub fn run_planned(
+    scenario: &Scenario,
+    seed: u64,
+    plan: Vec<Scheduled>,
+) -> Result<Report, RunError> {
+    // The driver runs outside the simulation: the wall clock only measures the run for its report.
+    #[allow(clippy::disallowed_methods)]
+    let wall = std::time::Instant::now();
+    let store = Arc::new(DestinationStore::default());
+    let cluster = Arc::new(Cluster::new(BrokerConfig::default()));
+    let journal: SharedJournal = Arc::new(Mutex::new(Journal {
+        trace: Vec::new(),
+        checks: CommitChecks::new(scenario, store.clone()),
+    }));
+    cluster.observe(Box::new(JournalObserver(journal.clone())));
+    cluster.create_topic(scenario.topic(), scenario.partitions);
+    let source_offsets = Arc::new(Mutex::new(CheckedOffsetStore {
+        offsets: BTreeMap::new(),
+        cluster: cluster.clone(),
+        journal: journal.clone(),
+    }));
+
+    let total = scenario.active + scenario.drain_limit + STOP_LIMIT;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+        .tick_duration(scenario.tick)
+        .simulation_duration(total + Duration::from_secs(10))
+        .build();
+
+    {
+        let cluster = cluster.clone();
+        sim.host("broker", move || {
+            let cluster = cluster.clone();
+            async move {
+                let listener = TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
+                serve(listener, cluster).await
+            }
+        });
+    }
+    let mut workers = Vec::new();
+    for index in 0..scenario.workers {
+        let name = format!("worker-{index}");
+        let (stop, stop_rx) = watch::channel(false);
+        let offsets: SharedOffsetStore = if index == 0 {
+            source_offsets.clone()
+        } else {
+            Arc::new(Mutex::new(CheckedOffsetStore {
+                offsets: BTreeMap::new(),
+                cluster: cluster.clone(),
+                journal: journal.clone(),
+            }))
+        };
+        let (scenario, store, journal) = (scenario.clone(), store.clone(), journal.clone());
+        sim.host(name.as_str(), move || {
+            run_worker(
+                index,
+                scenario.clone(),
+                store.clone(),
+                offsets.clone(),
+                stop_rx.clone(),
+                journal.clone(),
+            )
+        });
+        workers.push(WorkerHost { name, stop });
+    }
+
+    let mut schedule: Vec<(Duration, Action)> = plan
+        .iter()
+        .map(|s| (s.at, Action::Inject(s.fault.clone())))
+        .collect();
+    let step =
+        |sim: &mut turmoil::Sim<'_>| sim.step().map_err(|e| RunError::Simulation(e.to_string()));
+
+    // Faults.
+    while sim.elapsed() < scenario.active {
+        let now = sim.elapsed();
+        schedule.sort_by_key(|(at, _)| *at);
+        while schedule.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = schedule.remove(0);
+            apply(
+                &mut sim,
+                action,
+                now,
+                &workers,
+                &store,
+                &journal,
+                &mut schedule,
+            );
+        }
+        step(&mut sim)?;
+    }
+    // Heal what is still broken, then drain.
+    schedule.retain(|(_, action)| !matches!(action, Action::Inject(_)));
+    let mut healing = std::mem::take(&mut schedule);
+    healing.sort_by_key(|(at, _)| *at);
+    for (_, action) in healing {
+        let now = sim.elapsed();
+        apply(
+            &mut sim,
+            action,
+            now,
+            &workers,
+            &store,
+            &journal,
+            &mut schedule,
+        );
+    }
+    let drain_end = sim.elapsed() + scenario.drain_limit;
+    let mut next_check = sim.elapsed();
+    while sim.elapsed() < drain_end {
+        let now = sim.elapsed();
+        // Stopped workers whose restart was postponed come back here.
+        schedule.sort_by_key(|(at, _)| *at);
+        while schedule.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = schedule.remove(0);
+            apply(
+                &mut sim,
+                action,
+                now,
+                &workers,
+                &store,
+                &journal,
+                &mut schedule,
+            );
+        }
+        if now >= next_check {
+            next_check = now + DRAIN_CHECK;
+            if schedule.is_empty() && drained(scenario, &cluster, &store, &source_offsets) {
+                break;
+            }
+        }
+        step(&mut sim)?;
+    }
+    // Stop every worker cleanly.
+    for worker in &workers {
+        let _ = worker.stop.send(true);
+    }
+    let stop_end = sim.elapsed() + STOP_LIMIT;
+    while sim.elapsed() < stop_end && workers.iter().any(|w| sim.is_host_running(w.name.as_str())) {
+        step(&mut sim)?;
+    }
+    let simulated = sim.elapsed();
+    drop(sim);
+
+    let source_committed = source_offsets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .committed();
+    let writes = store.writes();
+    let state = cluster.lock();
+    let (tally, mut anomalies) = check_final(&FinalState {
+        scenario,
+        logs: &state.logs,
+        source_committed: &source_committed,
+        writes: &writes,
+    });
+    let sink_committed = state.committed(scenario.sink_group());
+    drop(state);
+    let journal = lock(&journal);
+    let mut found_at_commit = journal.checks.anomalies.clone();
+    found_at_commit.truncate(5);
+    anomalies.splice(0..0, found_at_commit);
+    let mut hash = TraceHash::default();
+    for line in &journal.trace {
+        hash.add(line);
+    }
+    for write in &writes {
+        hash.add(&format!(
+            "{} write {} {} {} {} {}",
+            millis(write.at),
+            write.task,
+            write.epoch,
+            write.tp,
+            write.offset,
+            write.value
+        ));
+    }
+    Ok(Report {
+        scenario: scenario.name.to_owned(),
+        seed,
+        guarantee: scenario.guarantee,
+        faults: plan,
+        simulated_ms: simulated.as_millis() as u64,
+        records: tally,
+        anomalies,
+        final_offsets: FinalOffsets {
+            source: source_committed
+                .iter()
+                .map(|(stream, seq)| (format!("stream-{stream}"), *seq))
+                .collect(),
+            sink: sink_committed
+                .iter()
+                .map(|(tp, offset)| (tp.to_string(), *offset))
+                .collect(),
+        },
+        trace_hash: hash.hex(),
+        wall_ms: wall.elapsed().as_millis() as u64,
+    })
+}
+
+/// Everything the source holds is committed, in Kafka, durable in the destination and committed by the sink.
+fn drained(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    store: &DestinationStore,
+    source: &Mutex<CheckedOffsetStore>,
+) -> bool {
+    let committed = source.lock().unwrap_or_else(|e| e.into_inner()).committed();
+    let source_done = (0..scenario.streams)
+        .all(|s| committed.get(&s) == Some(&(scenario.records_per_stream - 1)));
+    if !source_done {
+        return false;
+    }
+    let state = cluster.lock();
+    let sink_committed = state.committed(scenario.sink_group());
+    (0..scenario.partitions).all(|p| {
+        let tp = Tp::new(scenario.topic(), p);
+        let end = state.logs.end_offset(&tp).unwrap_or(0);
+        store.durable_end(&tp) >= end && sink_committed.get(&tp).copied().unwrap_or(0) >= end
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    action: Action,
+    now: Duration,
+    workers: &[WorkerHost],
+    store: &DestinationStore,
+    journal: &SharedJournal,
+    schedule: &mut Vec<(Duration, Action)>,
+) {
+    lock(journal)
+        .trace
+        .push(format!("{} {action:?}", millis(now)));
+    match action {
+        Action::Inject(fault) => match fault {
+            Fault::CrashWorker { worker, down } => {
+                sim.crash(workers[worker].name.as_str());
+                schedule.push((now + down, Action::Restart(worker)));
+            }
+            Fault::StopWorker { worker, away } => {
+                let _ = workers[worker].stop.send(true);
+                schedule.push((now + away, Action::Restart(worker)));
+            }
+            Fault::HoldNetwork { worker, duration } => {
+                sim.hold(workers[worker].name.as_str(), "broker");
+                schedule.push((now + duration, Action::Release(worker)));
+            }
+            Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
+            Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
+            Fault::FailFlush => store.arm(StoreFault::FailFlush),
+            Fault::RestartBroker { down } => {
+                sim.crash("broker");
+                schedule.push((now + down, Action::BrokerUp));
+            }
+            Fault::Latency { max, duration } => {
+                sim.set_max_message_latency(max);
+                schedule.push((now + duration, Action::LatencyOff));
+            }
+        },
+        Action::Restart(worker) => {
+            let host = workers[worker].name.as_str();
+            if *workers[worker].stop.borrow() && sim.is_host_running(host) {
+                // Still stopping cleanly: come back when it has.
+                schedule.push((now + Duration::from_millis(500), Action::Restart(worker)));
+                return;
+            }
+            let _ = workers[worker].stop.send(false);
+            sim.bounce(host);
+        }
+        Action::Release(worker) => sim.release(workers[worker].name.as_str(), "broker"),
+        Action::BrokerUp => sim.bounce("broker"),
+        Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
+    }
+}

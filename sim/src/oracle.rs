@@ -1,0 +1,294 @@
+//! The oracle: what must hold of a run, checked at every commit where it can be and over everything at the
+//! end.
+//!
+//! Anomalies are named as Jepsen's Kafka workload names them:
+//! - `lost`: a source record at or before a committed source offset is not in Kafka;
+//! - `unseen`: a record never reached its end: in Kafka but never durable in the destination, or never
+//!   sent to Kafka although the source system held it;
+//! - `duplicate`: one source record at two Kafka offsets, or one Kafka record written twice to the
+//!   destination (counted always; an anomaly only under [`Guarantee::ExactlyOnce`]);
+//! - `nonmonotonic`: a task wrote a partition's records out of offset order within one delivery epoch;
+//! - `committed-before-durable`: a sink offset committed past what the destination held durably, or a source
+//!   offset committed for a record Kafka had not acknowledged;
+//! - `zombie-write`: a write became visible from a task fenced out of its group (not checked yet: it needs
+//!   transactional producers).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::broker::{ClusterEvent, Logs};
+use crate::protocol::Tp;
+use crate::scenario::{Guarantee, Scenario};
+use crate::workload::{DestinationStore, Write};
+
+/// The kinds of anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    Lost,
+    Unseen,
+    Duplicate,
+    Nonmonotonic,
+    CommittedBeforeDurable,
+    ZombieWrite,
+}
+
+impl AnomalyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::Lost => "lost",
+            AnomalyKind::Unseen => "unseen",
+            AnomalyKind::Duplicate => "duplicate",
+            AnomalyKind::Nonmonotonic => "nonmonotonic",
+            AnomalyKind::CommittedBeforeDurable => "committed-before-durable",
+            AnomalyKind::ZombieWrite => "zombie-write",
+        }
+    }
+}
+
+/// One anomaly found, with a readable account of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub detail: String,
+}
+
+/// Where each source record landed in Kafka: (stream, seq) to Kafka positions.
+pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp, i64)>> {
+    let mut positions: BTreeMap<(i64, i64), Vec<(Tp, i64)>> = BTreeMap::new();
+    for (name, partitions) in logs.topics() {
+        if name != topic {
+            continue;
+        }
+        for partition in 0..partitions {
+            let tp = Tp::new(topic, partition);
+            for (offset, record) in logs.records(&tp).iter().enumerate() {
+                if let Some(id) = record.value.as_deref().and_then(parse_value) {
+                    positions
+                        .entry(id)
+                        .or_default()
+                        .push((tp.clone(), offset as i64));
+                }
+            }
+        }
+    }
+    positions
+}
+
+/// `stream-S:N` as (S, N).
+pub fn parse_value(value: &[u8]) -> Option<(i64, i64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (stream, seq) = text.strip_prefix("stream-")?.split_once(':')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Checks at the moment of each commit.
+pub struct CommitChecks {
+    sink_group: String,
+    topic: String,
+    store: Arc<DestinationStore>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl CommitChecks {
+    pub fn new(scenario: &Scenario, store: Arc<DestinationStore>) -> CommitChecks {
+        CommitChecks {
+            sink_group: scenario.sink_group().to_owned(),
+            topic: scenario.topic().to_owned(),
+            store,
+            anomalies: Vec::new(),
+        }
+    }
+
+    /// A sink commit may not pass the destination's durable prefix.
+    pub fn on_cluster_event(&mut self, event: &ClusterEvent) {
+        let ClusterEvent::Committed {
+            group,
+            member_id,
+            offsets,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if *group != self.sink_group {
+            return;
+        }
+        for (tp, offset) in offsets {
+            let durable = self.store.durable_end(tp);
+            if *offset > durable {
+                self.anomalies.push(Anomaly {
+                    kind: AnomalyKind::CommittedBeforeDurable,
+                    detail: format!(
+                        "{member_id} committed {tp} at offset {offset}, but the destination held only offsets below {durable} durably"
+                    ),
+                });
+            }
+        }
+    }
+
+    /// A source commit of `seq` for `stream` needs the record carrying that offset in Kafka.
+    pub fn on_source_commit(&mut self, logs: &Logs, commits: &[(i64, i64)]) {
+        let positions = kafka_positions(logs, &self.topic);
+        for &(stream, seq) in commits {
+            if !positions.contains_key(&(stream, seq)) {
+                self.anomalies.push(Anomaly {
+                    kind: AnomalyKind::CommittedBeforeDurable,
+                    detail: format!(
+                        "source offset seq={seq} of stream {stream} was committed before Kafka acknowledged that record"
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Counts for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Records the source system holds.
+    pub source_records: i64,
+    /// Records in Kafka's topic (with duplicates).
+    pub in_kafka: i64,
+    /// Distinct source records whose offsets the source committed.
+    pub source_committed: i64,
+    /// Distinct Kafka records durable in the destination.
+    pub delivered: i64,
+    /// Source records at more than one Kafka offset (extra copies).
+    pub kafka_duplicates: i64,
+    /// Kafka records written to the destination more than once (extra copies).
+    pub sink_duplicates: i64,
+}
+
+/// What the oracle needs at the end of a run.
+pub struct FinalState<'a> {
+    pub scenario: &'a Scenario,
+    pub logs: &'a Logs,
+    /// Committed seq per stream.
+    pub source_committed: &'a BTreeMap<i64, i64>,
+    pub writes: &'a [Write],
+}
+
+/// The end-of-run checks.
+pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
+    let scenario = state.scenario;
+    let topic = scenario.topic();
+    let positions = kafka_positions(state.logs, topic);
+    let mut anomalies = Vec::new();
+    let mut tally = Tally {
+        source_records: scenario.total_records(),
+        ..Tally::default()
+    };
+    let mut first =
+        |kind: AnomalyKind, detail: String, found: &mut BTreeMap<AnomalyKind, usize>| {
+            let n = found.entry(kind).or_insert(0);
+            *n += 1;
+            if *n <= 5 {
+                anomalies.push(Anomaly { kind, detail });
+            }
+        };
+    let mut found = BTreeMap::new();
+
+    // Source side: committed records are in Kafka; everything reached Kafka by the end.
+    for stream in 0..scenario.streams {
+        let committed = state.source_committed.get(&stream).copied().unwrap_or(-1);
+        tally.source_committed += committed + 1;
+        for seq in 0..scenario.records_per_stream {
+            let copies = positions.get(&(stream, seq)).map_or(0, Vec::len) as i64;
+            tally.kafka_duplicates += (copies - 1).max(0);
+            if copies > 0 {
+                continue;
+            }
+            if seq <= committed {
+                first(
+                    AnomalyKind::Lost,
+                    format!("stream {stream} seq {seq} is at or before the committed source offset {committed} but not in Kafka"),
+                    &mut found,
+                );
+            } else {
+                first(
+                    AnomalyKind::Unseen,
+                    format!("stream {stream} seq {seq} never reached Kafka"),
+                    &mut found,
+                );
+            }
+        }
+    }
+    tally.in_kafka = positions.values().map(|p| p.len() as i64).sum();
+
+    // Sink side: every Kafka record durable in the destination; copies counted; order within an epoch.
+    let mut written: BTreeMap<(Tp, i64), usize> = BTreeMap::new();
+    let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
+    for write in state.writes {
+        *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
+        let key = (write.task.as_str(), write.epoch, &write.tp);
+        if let Some(previous) = last.get(&key) {
+            if write.offset <= *previous {
+                first(
+                    AnomalyKind::Nonmonotonic,
+                    format!(
+                        "{} wrote {} offset {} after offset {} in delivery epoch {}",
+                        write.task, write.tp, write.offset, previous, write.epoch
+                    ),
+                    &mut found,
+                );
+            }
+        }
+        last.insert(key, write.offset);
+    }
+    let mut kafka_records = BTreeSet::new();
+    for copies in positions.values() {
+        for (tp, offset) in copies {
+            kafka_records.insert((tp.clone(), *offset));
+        }
+    }
+    for (tp, offset) in &kafka_records {
+        if !written.contains_key(&(tp.clone(), *offset)) {
+            first(
+                AnomalyKind::Unseen,
+                format!("{tp} offset {offset} is in Kafka but never reached the destination"),
+                &mut found,
+            );
+        }
+    }
+    tally.delivered = written.len() as i64;
+    tally.sink_duplicates = written.values().map(|n| (*n as i64) - 1).sum();
+    if scenario.guarantee == Guarantee::ExactlyOnce {
+        if tally.kafka_duplicates > 0 {
+            first(
+                AnomalyKind::Duplicate,
+                format!(
+                    "{} source records were written to Kafka more than once",
+                    tally.kafka_duplicates
+                ),
+                &mut found,
+            );
+        }
+        if tally.sink_duplicates > 0 {
+            let example = written
+                .iter()
+                .find(|(_, n)| **n > 1)
+                .map(|((tp, o), n)| format!("{tp} offset {o} {n} times"));
+            first(
+                AnomalyKind::Duplicate,
+                format!(
+                    "{} Kafka records were written to the destination more than once (e.g. {})",
+                    tally.sink_duplicates,
+                    example.unwrap_or_default()
+                ),
+                &mut found,
+            );
+        }
+    }
+    for (kind, n) in found {
+        if n > 5 {
+            anomalies.push(Anomaly {
+                kind,
+                detail: format!("... and {} more", n - 5),
+            });
+        }
+    }
+    (tally, anomalies)
+}

@@ -1,0 +1,94 @@
+//! The report of one run: what was injected, what flowed, what the oracle found, and a hash of the run's
+//! trace that changes whenever the run does.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::faults::Scheduled;
+use crate::oracle::{Anomaly, Tally};
+use crate::scenario::Guarantee;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub guarantee: Guarantee,
+    pub faults: Vec<Scheduled>,
+    /// Simulated time the run took, in milliseconds.
+    pub simulated_ms: u64,
+    pub records: Tally,
+    pub anomalies: Vec<Anomaly>,
+    pub final_offsets: FinalOffsets,
+    /// FNV-1a 64 of the run's trace: every fault, group change, commit and destination write, with times.
+    pub trace_hash: String,
+    /// Wall-clock time the run took (redacted in snapshots).
+    pub wall_ms: u64,
+}
+
+/// Offsets at the end of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FinalOffsets {
+    /// Committed source offset (seq) per stream.
+    pub source: BTreeMap<String, i64>,
+    /// Committed sink offset per partition.
+    pub sink: BTreeMap<String, i64>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self)
+            .unwrap_or_else(|e| format!("# report could not be rendered: {e}\n"))
+    }
+
+    /// One line: seed, verdict, counts and trace hash.
+    pub fn summary(&self) -> String {
+        let verdict = if self.passed() {
+            "ok".to_owned()
+        } else {
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for anomaly in &self.anomalies {
+                *kinds.entry(anomaly.kind.as_str()).or_insert(0) += 1;
+            }
+            let kinds: Vec<String> = kinds.into_iter().map(|(k, n)| format!("{k}x{n}")).collect();
+            format!("ANOMALY {}", kinds.join(","))
+        };
+        format!(
+            "scenario={} seed={} {verdict} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
+            self.scenario,
+            self.seed,
+            self.faults.len(),
+            self.records.in_kafka,
+            self.records.delivered,
+            self.records.kafka_duplicates + self.records.sink_duplicates,
+            self.simulated_ms / 1000,
+            self.trace_hash
+        )
+    }
+}
+
+/// FNV-1a 64, incrementally.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceHash(u64);
+
+impl Default for TraceHash {
+    fn default() -> Self {
+        TraceHash(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl TraceHash {
+    pub fn add(&mut self, line: &str) {
+        for b in line.as_bytes().iter().chain(b"\n") {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}

@@ -1,0 +1,136 @@
+//! Scenarios: the shape of a simulated deployment (workers, partitions, records, timeouts), which faults the
+//! seed may choose from, and which guarantee the oracle holds the run to.
+
+use std::time::Duration;
+
+use crate::faults::FaultKind;
+
+/// How strictly duplicates are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Records may be delivered again after a crash or a lost session: duplicates are counted.
+    AtLeastOnce,
+    /// Only clean stops and rebalances happen: a duplicate is an anomaly.
+    ExactlyOnce,
+}
+
+/// A simulated deployment and what may go wrong in it.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Worker hosts. Worker 0 runs the source connector and a sink task; the others a sink task each.
+    pub workers: usize,
+    /// Partitions of the pipeline's topic.
+    pub partitions: i32,
+    /// Source streams, and records in each.
+    pub streams: i64,
+    pub records_per_stream: i64,
+    /// Pause before each source poll.
+    pub source_interval: Duration,
+    /// Faults are injected during this window; then everything is healed and the pipeline drains.
+    pub active: Duration,
+    /// How long the pipeline may take to deliver everything after the faults.
+    pub drain_limit: Duration,
+    /// The fault kinds a seed may pick from (it picks a subset, swarm-style).
+    pub faults: &'static [FaultKind],
+    /// How many faults a run injects at most.
+    pub max_faults: usize,
+    pub guarantee: Guarantee,
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub max_poll_interval: Duration,
+    /// `offset.flush.interval.ms`.
+    pub commit_interval: Duration,
+    /// The simulation's tick.
+    pub tick: Duration,
+    /// A planted bug in the source or sink connector (`bug` key), for the oracle's own tests.
+    pub source_bug: &'static str,
+    pub sink_bug: &'static str,
+}
+
+impl Scenario {
+    const BASE: Scenario = Scenario {
+        name: "",
+        about: "",
+        workers: 3,
+        partitions: 8,
+        streams: 8,
+        records_per_stream: 1_250,
+        source_interval: Duration::from_millis(100),
+        active: Duration::from_secs(60),
+        drain_limit: Duration::from_secs(120),
+        faults: &[],
+        max_faults: 0,
+        guarantee: Guarantee::AtLeastOnce,
+        session_timeout: Duration::from_secs(10),
+        heartbeat_interval: Duration::from_secs(3),
+        max_poll_interval: Duration::from_secs(30),
+        commit_interval: Duration::from_secs(2),
+        tick: Duration::from_millis(5),
+        source_bug: "none",
+        sink_bug: "none",
+    };
+
+    /// Every named scenario.
+    pub fn all() -> Vec<Scenario> {
+        vec![
+            Scenario {
+                name: "pipeline",
+                about: "source to Kafka to sink on three workers, with message latency only; nothing may be lost or duplicated",
+                faults: &[FaultKind::Latency],
+                max_faults: 2,
+                guarantee: Guarantee::ExactlyOnce,
+                ..Scenario::BASE
+            },
+            Scenario {
+                name: "sink-group-rebalance",
+                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated",
+                faults: &[FaultKind::StopWorker, FaultKind::Latency],
+                max_faults: 5,
+                guarantee: Guarantee::ExactlyOnce,
+                ..Scenario::BASE
+            },
+            Scenario {
+                name: "slow-flush",
+                about: "flushes and puts stall past session.timeout.ms and max.poll.interval.ms; members are thrown out and partitions move",
+                faults: &[FaultKind::StallFlush, FaultKind::StallPut, FaultKind::FailFlush],
+                max_faults: 5,
+                ..Scenario::BASE
+            },
+            Scenario {
+                name: "crash-restart-storm",
+                about: "workers crash and restart, lose the network long enough to expire their sessions, and the broker restarts",
+                faults: &[
+                    FaultKind::CrashWorker,
+                    FaultKind::StopWorker,
+                    FaultKind::HoldNetwork,
+                    FaultKind::RestartBroker,
+                    FaultKind::FailFlush,
+                    FaultKind::Latency,
+                ],
+                max_faults: 8,
+                ..Scenario::BASE
+            },
+        ]
+    }
+
+    pub fn named(name: &str) -> Option<Scenario> {
+        Scenario::all().into_iter().find(|s| s.name == name)
+    }
+
+    pub fn total_records(&self) -> i64 {
+        self.streams * self.records_per_stream
+    }
+
+    /// The topic the pipeline writes and reads.
+    pub fn topic(&self) -> &'static str {
+        "sequences"
+    }
+
+    /// The sink connector's consumer group.
+    pub fn sink_group(&self) -> &'static str {
+        "connect-store-sink"
+    }
+}

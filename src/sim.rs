@@ -1,0 +1,89 @@
+//! `sluice sim`: runs the deterministic simulation from the binary, one line per seed, and the exact command
+//! that replays a seed that found an anomaly.
+
+use std::ops::RangeInclusive;
+
+use sluice_sim::{run, Scenario};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+    /// The scenario to run (see --list).
+    #[arg(long, required_unless_present = "list")]
+    scenario: Option<String>,
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run the seeds A through B, both included (A..B).
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<RangeInclusive<u64>>,
+    /// Print each run's full YAML report after its line.
+    #[arg(long)]
+    report: bool,
+}
+
+fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("{text:?} is not a range like 1..200"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a seed"))?;
+    let b: u64 = b
+        .trim()
+        .trim_start_matches('=')
+        .parse()
+        .map_err(|_| format!("{b:?} is not a seed"))?;
+    if a > b {
+        return Err(format!("the range {text:?} is empty"));
+    }
+    Ok(a..=b)
+}
+
+pub fn run_command(args: Args) -> Result<(), String> {
+    if args.list {
+        for scenario in Scenario::all() {
+            println!("{:<22} {}", scenario.name, scenario.about);
+        }
+        return Ok(());
+    }
+    let name = args.scenario.unwrap_or_default();
+    let scenario = Scenario::named(&name).ok_or_else(|| {
+        let known: Vec<&str> = Scenario::all().iter().map(|s| s.name).collect();
+        format!("unknown scenario {name:?}; known: {}", known.join(", "))
+    })?;
+    let seeds = match (args.seed, args.seeds) {
+        (Some(seed), _) => seed..=seed,
+        (None, Some(range)) => range,
+        (None, None) => 1..=1,
+    };
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let report = run(&scenario, seed).map_err(|e| format!("seed {seed}: {e}"))?;
+        println!("{}", report.summary());
+        if args.report {
+            print!("{}", report.to_yaml());
+        }
+        if !report.passed() {
+            for anomaly in &report.anomalies {
+                println!("  {}: {}", anomaly.kind.as_str(), anomaly.detail);
+            }
+            println!(
+                "  replay: sluice sim --scenario {} --seed {seed} --report",
+                scenario.name
+            );
+            failed.push(seed);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} seed(s) found anomalies: {failed:?}",
+            failed.len()
+        ))
+    }
+}
