@@ -111,7 +111,46 @@ pub fn plan(scenario: &Scenario, rng: &mut StdRng) -> Vec<Scheduled> {
         })
         .collect();
     faults.sort_by_key(|f| f.at);
+    // One fault at a time per host: a second crash of a worker that is already down would only shorten the
+    // first, and the plan should say what happens.
+    let mut busy_until: Vec<(Target, Duration)> = Vec::new();
+    faults.retain(|f| {
+        let Some((target, span)) = f.fault.target() else {
+            return true;
+        };
+        if busy_until
+            .iter()
+            .any(|(t, until)| *t == target && f.at < *until)
+        {
+            return false;
+        }
+        busy_until.push((target, f.at + span + SETTLE));
+        true
+    });
     faults
+}
+
+/// Time a host gets after a fault on it ends before another fault may strike it.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The host a fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Worker(usize),
+    Broker,
+}
+
+impl Fault {
+    /// The host this fault acts on and for how long, if it acts on one.
+    fn target(&self) -> Option<(Target, Duration)> {
+        match *self {
+            Fault::CrashWorker { worker, down } => Some((Target::Worker(worker), down)),
+            Fault::StopWorker { worker, away } => Some((Target::Worker(worker), away)),
+            Fault::HoldNetwork { worker, duration } => Some((Target::Worker(worker), duration)),
+            Fault::RestartBroker { down } => Some((Target::Broker, down)),
+            _ => None,
+        }
+    }
 }
 
 fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {

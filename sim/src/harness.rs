@@ -516,13 +516,19 @@ fn apply(
         },
         Action::Restart(worker) => {
             let host = workers[worker].name.as_str();
-            if *workers[worker].stop.borrow() && sim.is_host_running(host) {
+            let stopping = *workers[worker].stop.borrow();
+            match (stopping, sim.is_host_running(host)) {
                 // Still stopping cleanly: come back when it has.
-                schedule.push((now + Duration::from_millis(500), Action::Restart(worker)));
-                return;
+                (true, true) => {
+                    schedule.push((now + Duration::from_millis(500), Action::Restart(worker)))
+                }
+                // Already up: restarting it would crash it.
+                (false, true) => {}
+                (_, false) => {
+                    let _ = workers[worker].stop.send(false);
+                    sim.bounce(host);
+                }
             }
-            let _ = workers[worker].stop.send(false);
-            sim.bounce(host);
         }
         Action::Release(worker) => sim.release(workers[worker].name.as_str(), "broker"),
         Action::BrokerUp => sim.bounce("broker"),

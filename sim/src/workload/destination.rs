@@ -18,7 +18,7 @@ pub struct Write {
     pub tp: Tp,
     pub offset: i64,
     pub value: String,
-    /// The task that wrote it.
+    /// The task instance that wrote it (see [`DestinationStore::register_writer`]).
     pub task: String,
     /// The task's delivery epoch: it advances when partitions are assigned and after a failed flush (both
     /// rewind delivery to the committed offset).
@@ -44,6 +44,7 @@ struct Inner {
     /// Per partition, the offset after the contiguous durable prefix.
     contiguous: BTreeMap<Tp, i64>,
     faults: VecDeque<StoreFault>,
+    writers: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +55,14 @@ pub struct DestinationStore {
 impl DestinationStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A name for a new writer: every task instance gets its own (`task#n`), as tasks of the same name run
+    /// in several workers and again after a restart.
+    pub fn register_writer(&self, task: &str) -> String {
+        let mut inner = self.lock();
+        inner.writers += 1;
+        format!("{task}#{}", inner.writers)
     }
 
     /// Durably appends records, in order.

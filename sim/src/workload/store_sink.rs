@@ -158,7 +158,8 @@ impl SinkTask for StoreSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let parsed = config_def().parse(context.configs())?;
         self.bug = SinkBug::parse(parsed.string(BUG)).unwrap_or(SinkBug::None);
-        self.task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
+        let task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
+        self.task = self.store.register_writer(&task);
         Ok(())
     }
 
