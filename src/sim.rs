@@ -1,6 +1,7 @@
 //! `sluice sim`: runs the deterministic simulation from the binary, one line per seed, and the exact command
 //! that replays a seed that found an anomaly.
 
+use std::io::{self, Write};
 use std::ops::RangeInclusive;
 
 use sluice_sim::{run, Scenario};
@@ -22,6 +23,9 @@ pub struct Args {
     /// Print each run's full YAML report after its line.
     #[arg(long)]
     report: bool,
+    /// Print each run's trace (every fault, group change, commit and write, with simulated times).
+    #[arg(long)]
+    trace: bool,
 }
 
 fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
@@ -44,16 +48,40 @@ fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
 }
 
 pub fn run_command(args: Args) -> Result<(), String> {
+    match run_seeds(args, &mut io::stdout().lock()) {
+        // The reader went away (`| head`): nothing left to say.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(Failure::Output(e)) => Err(format!("cannot write to stdout: {e}")),
+        Err(Failure::Message(message)) => Err(message),
+        Ok(()) => Ok(()),
+    }
+}
+
+enum Failure {
+    Output(io::Error),
+    Message(String),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if args.list {
         for scenario in Scenario::all() {
-            println!("{:<22} {}", scenario.name, scenario.about);
+            writeln!(out, "{:<22} {}", scenario.name, scenario.about)?;
         }
         return Ok(());
     }
     let name = args.scenario.unwrap_or_default();
     let scenario = Scenario::named(&name).ok_or_else(|| {
         let known: Vec<&str> = Scenario::all().iter().map(|s| s.name).collect();
-        format!("unknown scenario {name:?}; known: {}", known.join(", "))
+        Failure::Message(format!(
+            "unknown scenario {name:?}; known: {}",
+            known.join(", ")
+        ))
     })?;
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => seed..=seed,
@@ -62,28 +90,36 @@ pub fn run_command(args: Args) -> Result<(), String> {
     };
     let mut failed = Vec::new();
     for seed in seeds {
-        let report = run(&scenario, seed).map_err(|e| format!("seed {seed}: {e}"))?;
-        println!("{}", report.summary());
+        let report =
+            run(&scenario, seed).map_err(|e| Failure::Message(format!("seed {seed}: {e}")))?;
+        writeln!(out, "{}", report.summary())?;
         if args.report {
-            print!("{}", report.to_yaml());
+            write!(out, "{}", report.to_yaml())?;
+        }
+        if args.trace {
+            for line in &report.trace {
+                writeln!(out, "  {line}")?;
+            }
         }
         if !report.passed() {
             for anomaly in &report.anomalies {
-                println!("  {}: {}", anomaly.kind.as_str(), anomaly.detail);
+                writeln!(out, "  {}: {}", anomaly.kind.as_str(), anomaly.detail)?;
             }
-            println!(
+            writeln!(
+                out,
                 "  replay: sluice sim --scenario {} --seed {seed} --report",
                 scenario.name
-            );
+            )?;
             failed.push(seed);
         }
+        out.flush()?;
     }
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(Failure::Message(format!(
             "{} seed(s) found anomalies: {failed:?}",
             failed.len()
-        ))
+        )))
     }
 }

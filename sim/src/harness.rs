@@ -251,12 +251,44 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
     run_planned(scenario, seed, plan)
 }
 
+/// One simulation at a time per process: see [`align_task_ids`].
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Task ids to align the next run's first task id to.
+const TASK_ID_ALIGNMENT: u64 = 64;
+
+/// Makes tokio's next task id a multiple of [`TASK_ID_ALIGNMENT`].
+///
+/// tokio numbers tasks from one process-wide counter and files each task of a runtime in one of a few lists
+/// by its id; when turmoil crashes a host it drops the host's runtime, and the tasks go in list order. Their
+/// drops close connections, and the order of those closes decides how the simulation's random stream is
+/// consumed after. So a run replays exactly only if its task ids fall into the same lists as last time:
+/// starting every run at an aligned id (and never running two at once) guarantees it, whatever ran before.
+fn align_task_ids() -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| RunError::Simulation(format!("cannot start a runtime: {e}")))?;
+    loop {
+        let id: u64 = runtime
+            .spawn(async {})
+            .id()
+            .to_string()
+            .parse()
+            .map_err(|_| RunError::Simulation("tokio task ids are not numbers".into()))?;
+        if (id + 1) % TASK_ID_ALIGNMENT == 0 {
+            return Ok(());
+        }
+    }
+}
+
 /// Runs `scenario` under `seed` with a scripted list of faults.
 pub fn run_planned(
     scenario: &Scenario,
     seed: u64,
     plan: Vec<Scheduled>,
 ) -> Result<Report, RunError> {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    align_task_ids()?;
     // The driver runs outside the simulation: the wall clock only measures the run for its report.
     #[allow(clippy::disallowed_methods)]
     let wall = std::time::Instant::now();
@@ -415,12 +447,9 @@ pub fn run_planned(
     let mut found_at_commit = journal.checks.anomalies.clone();
     found_at_commit.truncate(5);
     anomalies.splice(0..0, found_at_commit);
-    let mut hash = TraceHash::default();
-    for line in &journal.trace {
-        hash.add(line);
-    }
-    for write in &writes {
-        hash.add(&format!(
+    let mut trace = journal.trace.clone();
+    trace.extend(writes.iter().map(|write| {
+        format!(
             "{} write {} {} {} {} {}",
             millis(write.at),
             write.task,
@@ -428,7 +457,11 @@ pub fn run_planned(
             write.tp,
             write.offset,
             write.value
-        ));
+        )
+    }));
+    let mut hash = TraceHash::default();
+    for line in &trace {
+        hash.add(line);
     }
     Ok(Report {
         scenario: scenario.name.to_owned(),
@@ -450,6 +483,7 @@ pub fn run_planned(
         },
         trace_hash: hash.hex(),
         wall_ms: wall.elapsed().as_millis() as u64,
+        trace,
     })
 }
 

@@ -24,6 +24,9 @@ pub struct Report {
     pub trace_hash: String,
     /// Wall-clock time the run took (redacted in snapshots).
     pub wall_ms: u64,
+    /// The trace itself, one line per event (not part of the YAML report).
+    #[serde(skip)]
+    pub trace: Vec<String>,
 }
 
 /// Offsets at the end of the run.

@@ -8,7 +8,8 @@
 //! heartbeat and reports its partitions lost; its commits are refused as fenced.
 //!
 //! `poll` is cancel-safe: the runtime polls inside `select!`, so every state change happens after the last
-//! await of the step that causes it.
+//! await of the step that causes it, and a join (which waits for the whole group) runs as a task of its own
+//! that the next poll picks up again, as the Java client's join survives across polls.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +54,9 @@ struct Timeouts {
 
 pub struct SimGroupConsumer {
     connection: Arc<Connection>,
+    /// Joins wait for the whole group: they get a connection of their own.
+    join_connection: Arc<Connection>,
+    pending_join: Option<JoinHandle<Result<Response, KafkaError>>>,
     broker: String,
     request_timeout: Duration,
     group: String,
@@ -101,6 +105,8 @@ impl SimGroupConsumer {
         };
         Ok(SimGroupConsumer {
             connection: Arc::new(Connection::new(broker, request_timeout)),
+            join_connection: Arc::new(Connection::new(broker, request_timeout)),
+            pending_join: None,
             broker: broker.to_owned(),
             request_timeout,
             group: group.to_owned(),
@@ -135,23 +141,34 @@ impl SimGroupConsumer {
     }
 
     async fn join(&mut self) -> Result<GroupEvent, KafkaError> {
-        let member_id = {
-            let mut m = self.membership();
-            m.joined = false;
-            m.member_id.clone()
+        let pending = match &mut self.pending_join {
+            Some(pending) => pending,
+            None => {
+                let member_id = {
+                    let mut m = self.membership();
+                    m.joined = false;
+                    m.member_id.clone()
+                };
+                let request = Request::JoinGroup {
+                    group: self.group.clone(),
+                    member_id,
+                    client_id: self.client_id.clone(),
+                    interest: self.interest.clone(),
+                    session_timeout_ms: self.timeouts.session.as_millis() as u64,
+                    rebalance_timeout_ms: self.timeouts.max_poll_interval.as_millis() as u64,
+                };
+                let connection = self.join_connection.clone();
+                let wait = self.timeouts.max_poll_interval;
+                self.pending_join.insert(tokio::spawn(async move {
+                    connection.call(&request, wait).await
+                }))
+            }
         };
-        let request = Request::JoinGroup {
-            group: self.group.clone(),
-            member_id,
-            client_id: self.client_id.clone(),
-            interest: self.interest.clone(),
-            session_timeout_ms: self.timeouts.session.as_millis() as u64,
-            rebalance_timeout_ms: self.timeouts.max_poll_interval.as_millis() as u64,
+        let response = match pending.await {
+            Ok(response) => response,
+            Err(e) => Err(KafkaError::Backend(format!("the join task failed: {e}"))),
         };
-        let response = self
-            .connection
-            .call(&request, self.timeouts.max_poll_interval)
-            .await;
+        self.pending_join = None;
         match response {
             Ok(Response::Joined {
                 member_id,
@@ -408,6 +425,9 @@ impl GroupConsumer for SimGroupConsumer {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
+        }
         let member_id = self.membership().member_id.take();
         if let Some(member_id) = member_id {
             let request = Request::LeaveGroup {
@@ -427,6 +447,9 @@ impl Drop for SimGroupConsumer {
     fn drop(&mut self) {
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
+        }
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
         }
     }
 }

@@ -2,9 +2,9 @@
 //! writes the buffer durably, so offsets are committed only for durable records.
 //!
 //! Its `bug` key plants a deliberate mistake, so tests can show the oracle catches each kind of anomaly:
-//! `commit-before-flush` (pre_commit approves offsets before writing them), `drop-records` (some records
-//! are never written), `reverse-flush` (a flush writes its records backwards), `write-twice` (every record
-//! is written twice).
+//! `commit-before-flush` (pre_commit approves offsets before writing them), `pause-partition` (partition 0
+//! is paused forever, so its records never arrive), `reverse-flush` (a flush writes its records
+//! backwards), `write-twice` (every flush is written again, as a blindly retried write would be).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ const TASK_ID: &str = "task.id";
 pub enum SinkBug {
     None,
     CommitBeforeFlush,
-    DropRecords,
+    PausePartition,
     ReverseFlush,
     WriteTwice,
 }
@@ -38,7 +38,7 @@ impl SinkBug {
         Some(match text {
             "none" => SinkBug::None,
             "commit-before-flush" => SinkBug::CommitBeforeFlush,
-            "drop-records" => SinkBug::DropRecords,
+            "pause-partition" => SinkBug::PausePartition,
             "reverse-flush" => SinkBug::ReverseFlush,
             "write-twice" => SinkBug::WriteTwice,
             _ => return None,
@@ -51,7 +51,7 @@ fn config_def() -> ConfigDef {
         BUG,
         ConfigType::String,
         "none",
-        "A deliberate bug: none, commit-before-flush, drop-records, reverse-flush or write-twice.",
+        "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush or write-twice.",
     )
 }
 
@@ -108,6 +108,7 @@ impl SinkConnector for StoreSinkConnector {
         Box::new(StoreSinkTask {
             store: self.store.clone(),
             task: String::new(),
+            context: None,
             bug: SinkBug::None,
             epoch: 0,
             buffer: Vec::new(),
@@ -119,6 +120,7 @@ impl SinkConnector for StoreSinkConnector {
 pub struct StoreSinkTask {
     store: Arc<DestinationStore>,
     task: String,
+    context: Option<SinkTaskContext>,
     bug: SinkBug,
     epoch: u64,
     buffer: Vec<(Tp, i64, String)>,
@@ -160,11 +162,20 @@ impl SinkTask for StoreSinkTask {
         self.bug = SinkBug::parse(parsed.string(BUG)).unwrap_or(SinkBug::None);
         let task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
         self.task = self.store.register_writer(&task);
+        self.context = Some(context);
         Ok(())
     }
 
-    async fn open(&mut self, _: &[TopicPartition]) -> Result<(), ConnectError> {
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         self.epoch += 1;
+        if let (SinkBug::PausePartition, Some(context)) = (self.bug, &self.context) {
+            let first: Vec<TopicPartition> = partitions
+                .iter()
+                .filter(|tp| tp.partition == 0)
+                .cloned()
+                .collect();
+            context.pause(&first);
+        }
         Ok(())
     }
 
@@ -177,9 +188,6 @@ impl SinkTask for StoreSinkTask {
         }
         self.write_deferred();
         for record in records {
-            if self.bug == SinkBug::DropRecords && record.kafka_offset % 97 == 13 {
-                continue;
-            }
             let tp = Tp::new(&*record.topic, record.partition);
             self.buffer
                 .push((tp, record.kafka_offset, text(&record.value.value)));
