@@ -130,15 +130,18 @@ pub struct StoreSinkTask {
 
 impl StoreSinkTask {
     fn write(&mut self, records: Vec<(Tp, i64, String)>) {
-        let records = match self.bug {
-            SinkBug::ReverseFlush => records.into_iter().rev().collect(),
-            SinkBug::WriteTwice => records
-                .iter()
-                .flat_map(|r| [r.clone(), r.clone()])
-                .collect(),
-            _ => records,
-        };
-        self.store.write(&self.task, self.epoch, records);
+        match self.bug {
+            SinkBug::ReverseFlush => {
+                self.store
+                    .write(&self.task, self.epoch, records.into_iter().rev())
+            }
+            SinkBug::WriteTwice if !records.is_empty() => {
+                self.store.write(&self.task, self.epoch, records.clone());
+                self.epoch += 1;
+                self.store.write(&self.task, self.epoch, records);
+            }
+            _ => self.store.write(&self.task, self.epoch, records),
+        }
     }
 
     fn write_deferred(&mut self) {
