@@ -5,19 +5,33 @@
 
 pub mod file;
 
+use std::sync::Arc;
+
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
-/// A registry with every built-in connector.
+use file::{FileSystem, LocalFs};
+
+/// A registry with every built-in connector, on the machine's filesystem.
 pub fn builtin_plugins() -> PluginRegistry {
+    plugins_on(Arc::new(LocalFs))
+}
+
+/// A registry with every built-in connector; the FileStream connectors use `fs`.
+pub fn plugins_on(fs: Arc<dyn FileSystem>) -> PluginRegistry {
     let mut registry = PluginRegistry::new();
+    let sink_fs = fs.clone();
     registry
         .register(
             file::SOURCE_CLASS,
-            ConnectorPlugin::source(|| Box::new(file::FileStreamSourceConnector::default())),
+            ConnectorPlugin::source(move || {
+                Box::new(file::FileStreamSourceConnector::new(fs.clone()))
+            }),
         )
         .register(
             file::SINK_CLASS,
-            ConnectorPlugin::sink(|| Box::new(file::FileStreamSinkConnector::default())),
+            ConnectorPlugin::sink(move || {
+                Box::new(file::FileStreamSinkConnector::new(sink_fs.clone()))
+            }),
         );
     registry
 }

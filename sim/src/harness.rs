@@ -21,11 +21,11 @@ use crate::broker::{
 };
 use crate::client::SimBackend;
 use crate::faults::{self, Fault, Scheduled};
-use crate::oracle::{check_final, CommitChecks, FinalState};
+use crate::oracle::{check_final, CommitChecks, Destination, FinalState};
 use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
-use crate::scenario::Scenario;
-use crate::workload::{self, DestinationStore, StoreFault};
+use crate::scenario::{Scenario, Workload};
+use crate::workload::{self, input_file, DestinationStore, StoreFault};
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
 const EPOCH_SECS: u64 = 1_767_225_600;
@@ -90,7 +90,7 @@ impl OffsetBackingStore for CheckedOffsetStore {
     ) -> Result<(), OffsetStoreError> {
         let commits: Vec<(i64, i64)> = offsets
             .iter()
-            .filter_map(|(p, o)| Some((p.get("stream")?.as_i64()?, o.get("seq")?.as_i64()?)))
+            .filter_map(|(p, o)| source_position(p, o))
             .collect();
         {
             let state = self.cluster.lock();
@@ -117,13 +117,23 @@ impl CheckedOffsetStore {
             .flat_map(|offsets| offsets.iter())
             .filter_map(|(partition, offset)| {
                 let partition: serde_json::Value = serde_json::from_str(partition).ok()?;
-                Some((
-                    partition.get("stream")?.as_i64()?,
-                    offset.get("seq")?.as_i64()?,
-                ))
+                let partition = SourcePartition::new(partition.as_object()?.clone());
+                source_position(&partition, offset)
             })
             .collect()
     }
+}
+
+/// A committed source offset as (stream, seq of the last record it covers): SequenceSource's
+/// `{"stream": s}`/`{"seq": n}`, or FileStreamSource's `{"position": bytes}` (stream 0, line `bytes / 14 - 1`).
+fn source_position(partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)> {
+    if let Some(position) = offset.get("position").and_then(|p| p.as_i64()) {
+        return Some((0, position / input_file::LINE_BYTES as i64 - 1));
+    }
+    Some((
+        partition.get("stream")?.as_i64()?,
+        offset.get("seq")?.as_i64()?,
+    ))
 }
 
 /// What a run needs to know for each worker host.
@@ -169,6 +179,14 @@ fn worker_props(scenario: &Scenario) -> ConfigMap {
 }
 
 fn source_props(scenario: &Scenario) -> ConfigMap {
+    if scenario.workload == Workload::Files {
+        return props(&[
+            ("name", "file-source".into()),
+            ("connector.class", "FileStreamSource".into()),
+            ("file", input_file::INPUT_FILE.into()),
+            ("topic", scenario.topic().into()),
+        ]);
+    }
     props(&[
         ("name", "sequence-source".into()),
         (
@@ -192,8 +210,16 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
 }
 
 fn sink_props(scenario: &Scenario) -> ConfigMap {
+    if scenario.workload == Workload::Files {
+        return props(&[
+            ("name", scenario.sink_name().into()),
+            ("connector.class", "FileStreamSink".into()),
+            ("file", input_file::OUTPUT_FILE.into()),
+            ("topics", scenario.topic().into()),
+        ]);
+    }
     props(&[
-        ("name", "store-sink".into()),
+        ("name", scenario.sink_name().into()),
         ("connector.class", "io.sluice.sim.StoreSinkConnector".into()),
         ("tasks.max", "1".into()),
         ("topics", scenario.topic().into()),
@@ -201,6 +227,10 @@ fn sink_props(scenario: &Scenario) -> ConfigMap {
     ])
 }
 
+/// The files each worker's disk held when it last stopped cleanly: its output, and worker 0's input.
+type Files = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+
+#[allow(clippy::too_many_arguments)]
 async fn run_worker(
     index: usize,
     scenario: Scenario,
@@ -208,7 +238,18 @@ async fn run_worker(
     offsets: SharedOffsetStore,
     mut stop: watch::Receiver<bool>,
     journal: SharedJournal,
+    files: Files,
 ) -> turmoil::Result {
+    if scenario.workload == Workload::Files {
+        input_file::create_data_dir()?;
+    }
+    let writer = (scenario.workload == Workload::Files && index == 0).then(|| {
+        tokio::spawn(input_file::write_input(
+            scenario.total_records() as u64,
+            20,
+            scenario.source_interval,
+        ))
+    });
     let config = WorkerConfig::parse(&worker_props(&scenario))?;
     let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
     let worker =
@@ -230,6 +271,22 @@ async fn run_worker(
         ),
     };
     lock(&journal).trace.push(line);
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    if scenario.workload == Workload::Files {
+        let mut found = vec![(
+            format!("worker-{index}:{}", input_file::OUTPUT_FILE),
+            input_file::read_lines(input_file::OUTPUT_FILE)?,
+        )];
+        if index == 0 {
+            found.push((
+                input_file::INPUT_FILE.to_owned(),
+                input_file::read_lines(input_file::INPUT_FILE)?,
+            ));
+        }
+        files.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+    }
     Ok(())
 }
 
@@ -324,6 +381,7 @@ pub fn run_planned(
             }
         });
     }
+    let files: Files = Arc::default();
     let mut workers = Vec::new();
     for index in 0..scenario.workers {
         let name = format!("worker-{index}");
@@ -337,7 +395,12 @@ pub fn run_planned(
                 journal: journal.clone(),
             }))
         };
-        let (scenario, store, journal) = (scenario.clone(), store.clone(), journal.clone());
+        let (scenario, store, journal, files) = (
+            scenario.clone(),
+            store.clone(),
+            journal.clone(),
+            files.clone(),
+        );
         sim.host(name.as_str(), move || {
             run_worker(
                 index,
@@ -346,6 +409,7 @@ pub fn run_planned(
                 offsets.clone(),
                 stop_rx.clone(),
                 journal.clone(),
+                files.clone(),
             )
         });
         workers.push(WorkerHost { name, stop });
@@ -434,14 +498,23 @@ pub fn run_planned(
         .unwrap_or_else(|e| e.into_inner())
         .committed();
     let writes = store.writes();
+    let files = std::mem::take(&mut *files.lock().unwrap_or_else(|e| e.into_inner()));
+    let outputs: Vec<String> = files
+        .iter()
+        .filter(|(name, _)| name.ends_with(input_file::OUTPUT_FILE))
+        .flat_map(|(_, lines)| lines.iter().cloned())
+        .collect();
     let state = cluster.lock();
     let (tally, mut anomalies) = check_final(&FinalState {
         scenario,
         logs: &state.logs,
         source_committed: &source_committed,
-        writes: &writes,
+        destination: match scenario.workload {
+            Workload::Sequences => Destination::Store(&writes),
+            Workload::Files => Destination::Lines(&outputs),
+        },
     });
-    let sink_committed = state.committed(scenario.sink_group());
+    let sink_committed = state.committed(&scenario.sink_group());
     drop(state);
     let journal = lock(&journal);
     let mut found_at_commit = journal.checks.anomalies.clone();
@@ -458,6 +531,9 @@ pub fn run_planned(
             write.offset,
             write.value
         )
+    }));
+    trace.extend(files.iter().map(|(name, lines)| {
+        format!("file {name}: {} lines, last {:?}", lines.len(), lines.last())
     }));
     let mut hash = TraceHash::default();
     for line in &trace {
@@ -501,11 +577,13 @@ fn drained(
         return false;
     }
     let state = cluster.lock();
-    let sink_committed = state.committed(scenario.sink_group());
+    let sink_committed = state.committed(&scenario.sink_group());
     (0..scenario.partitions).all(|p| {
         let tp = Tp::new(scenario.topic(), p);
         let end = state.logs.end_offset(&tp).unwrap_or(0);
-        store.durable_end(&tp) >= end && sink_committed.get(&tp).copied().unwrap_or(0) >= end
+        // The FileStreamSink commits only what it synced; its files are read when the workers stop.
+        let durable = scenario.workload == Workload::Files || store.durable_end(&tp) >= end;
+        durable && sink_committed.get(&tp).copied().unwrap_or(0) >= end
     })
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::broker::{ClusterEvent, Logs};
 use crate::protocol::Tp;
-use crate::scenario::{Guarantee, Scenario};
+use crate::scenario::{Guarantee, Scenario, Workload};
 use crate::workload::{DestinationStore, Write};
 
 /// The kinds of anomaly.
@@ -77,15 +77,20 @@ pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp
     positions
 }
 
-/// `stream-S:N` as (S, N).
+/// A record's place in its source: `stream-S:N` is (S, N); an input file's `line-N` is (0, N).
 pub fn parse_value(value: &[u8]) -> Option<(i64, i64)> {
     let text = std::str::from_utf8(value).ok()?;
+    if let Some(line) = text.strip_prefix("line-") {
+        return Some((0, line.trim_end().parse().ok()?));
+    }
     let (stream, seq) = text.strip_prefix("stream-")?.split_once(':')?;
     Some((stream.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Checks at the moment of each commit.
 pub struct CommitChecks {
+    /// The destination store's durability is known at each commit; a sink's files are read at the end.
+    sink_durability: bool,
     sink_group: String,
     topic: String,
     store: Arc<DestinationStore>,
@@ -95,7 +100,8 @@ pub struct CommitChecks {
 impl CommitChecks {
     pub fn new(scenario: &Scenario, store: Arc<DestinationStore>) -> CommitChecks {
         CommitChecks {
-            sink_group: scenario.sink_group().to_owned(),
+            sink_durability: scenario.workload == Workload::Sequences,
+            sink_group: scenario.sink_group(),
             topic: scenario.topic().to_owned(),
             store,
             anomalies: Vec::new(),
@@ -113,7 +119,7 @@ impl CommitChecks {
         else {
             return;
         };
-        if *group != self.sink_group {
+        if *group != self.sink_group || !self.sink_durability {
             return;
         }
         for (tp, offset) in offsets {
@@ -162,13 +168,21 @@ pub struct Tally {
     pub sink_duplicates: i64,
 }
 
+/// Where the sink's records ended up.
+pub enum Destination<'a> {
+    /// The destination store: every write, with its partition and offset.
+    Store(&'a [Write]),
+    /// The lines of every worker's output file.
+    Lines(&'a [String]),
+}
+
 /// What the oracle needs at the end of a run.
 pub struct FinalState<'a> {
     pub scenario: &'a Scenario,
     pub logs: &'a Logs,
     /// Committed seq per stream.
     pub source_committed: &'a BTreeMap<i64, i64>,
-    pub writes: &'a [Write],
+    pub destination: Destination<'a>,
 }
 
 /// The end-of-run checks.
@@ -218,43 +232,14 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
     }
     tally.in_kafka = positions.values().map(|p| p.len() as i64).sum();
 
-    // Sink side: every Kafka record durable in the destination; copies counted; order within an epoch.
-    let mut written: BTreeMap<(Tp, i64), usize> = BTreeMap::new();
-    let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
-    for write in state.writes {
-        *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
-        let key = (write.task.as_str(), write.epoch, &write.tp);
-        if let Some(previous) = last.get(&key) {
-            if write.offset <= *previous {
-                first(
-                    AnomalyKind::Nonmonotonic,
-                    format!(
-                        "{} wrote {} offset {} after offset {} in delivery epoch {}",
-                        write.task, write.tp, write.offset, previous, write.epoch
-                    ),
-                    &mut found,
-                );
-            }
-        }
-        last.insert(key, write.offset);
-    }
-    let mut kafka_records = BTreeSet::new();
-    for copies in positions.values() {
-        for (tp, offset) in copies {
-            kafka_records.insert((tp.clone(), *offset));
-        }
-    }
-    for (tp, offset) in &kafka_records {
-        if !written.contains_key(&(tp.clone(), *offset)) {
-            first(
-                AnomalyKind::Unseen,
-                format!("{tp} offset {offset} is in Kafka but never reached the destination"),
-                &mut found,
-            );
-        }
-    }
-    tally.delivered = written.len() as i64;
-    tally.sink_duplicates = written.values().map(|n| (*n as i64) - 1).sum();
+    let example = match &state.destination {
+        Destination::Store(writes) => check_store(writes, &positions, &mut tally, &mut |kind, detail| {
+            first(kind, detail, &mut found)
+        }),
+        Destination::Lines(lines) => check_lines(lines, scenario, &mut tally, &mut |kind, detail| {
+            first(kind, detail, &mut found)
+        }),
+    };
     if scenario.guarantee == Guarantee::ExactlyOnce {
         if tally.kafka_duplicates > 0 {
             first(
@@ -267,14 +252,10 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
             );
         }
         if tally.sink_duplicates > 0 {
-            let example = written
-                .iter()
-                .find(|(_, n)| **n > 1)
-                .map(|((tp, o), n)| format!("{tp} offset {o} {n} times"));
             first(
                 AnomalyKind::Duplicate,
                 format!(
-                    "{} Kafka records were written to the destination more than once (e.g. {})",
+                    "{} records were written to the destination more than once (e.g. {})",
                     tally.sink_duplicates,
                     example.unwrap_or_default()
                 ),
@@ -291,4 +272,86 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         }
     }
     (tally, anomalies)
+}
+
+type Report<'r> = &'r mut dyn FnMut(AnomalyKind, String);
+
+/// Every Kafka record durable in the destination store; copies counted; order within a delivery epoch.
+/// Returns an example of a record written more than once.
+fn check_store(
+    writes: &[Write],
+    positions: &BTreeMap<(i64, i64), Vec<(Tp, i64)>>,
+    tally: &mut Tally,
+    report: Report<'_>,
+) -> Option<String> {
+    let mut written: BTreeMap<(Tp, i64), usize> = BTreeMap::new();
+    let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
+    for write in writes {
+        *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
+        let key = (write.task.as_str(), write.epoch, &write.tp);
+        if let Some(previous) = last.get(&key) {
+            if write.offset <= *previous {
+                report(
+                    AnomalyKind::Nonmonotonic,
+                    format!(
+                        "{} wrote {} offset {} after offset {} in delivery epoch {}",
+                        write.task, write.tp, write.offset, previous, write.epoch
+                    ),
+                );
+            }
+        }
+        last.insert(key, write.offset);
+    }
+    let kafka_records: BTreeSet<(Tp, i64)> = positions
+        .values()
+        .flat_map(|copies| copies.iter().cloned())
+        .collect();
+    for (tp, offset) in &kafka_records {
+        if !written.contains_key(&(tp.clone(), *offset)) {
+            report(
+                AnomalyKind::Unseen,
+                format!("{tp} offset {offset} is in Kafka but never reached the destination"),
+            );
+        }
+    }
+    tally.delivered = written.len() as i64;
+    tally.sink_duplicates = written.values().map(|n| (*n as i64) - 1).sum();
+    written
+        .iter()
+        .find(|(_, n)| **n > 1)
+        .map(|((tp, o), n)| format!("{tp} offset {o} {n} times"))
+}
+
+/// Every input line in some worker's output file; copies counted. Returns an example of a line written
+/// more than once.
+fn check_lines(
+    lines: &[String],
+    scenario: &Scenario,
+    tally: &mut Tally,
+    report: Report<'_>,
+) -> Option<String> {
+    let mut copies: BTreeMap<i64, usize> = BTreeMap::new();
+    for line in lines {
+        match parse_value(line.as_bytes()) {
+            Some((0, n)) => *copies.entry(n).or_insert(0) += 1,
+            _ => report(
+                AnomalyKind::Unseen,
+                format!("an output file holds {line:?}, which is no input line"),
+            ),
+        }
+    }
+    for n in 0..scenario.records_per_stream {
+        if !copies.contains_key(&n) {
+            report(
+                AnomalyKind::Unseen,
+                format!("input line {n} never reached an output file"),
+            );
+        }
+    }
+    tally.delivered = copies.len() as i64;
+    tally.sink_duplicates = copies.values().map(|n| (*n as i64) - 1).sum();
+    copies
+        .iter()
+        .find(|(_, n)| **n > 1)
+        .map(|(line, n)| format!("line {line} {n} times"))
 }

@@ -15,6 +15,16 @@ pub enum Guarantee {
     ExactlyOnce,
 }
 
+/// What the pipeline moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// SequenceSource into Kafka, StoreSink out of it.
+    Sequences,
+    /// FileStreamSource reading a file an application appends to on worker 0's simulated disk, and
+    /// FileStreamSink writing a file on each worker's disk.
+    Files,
+}
+
 /// A simulated deployment and what may go wrong in it.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -22,6 +32,7 @@ pub struct Scenario {
     pub about: &'static str,
     /// Worker hosts. Worker 0 runs the source connector and a sink task; the others a sink task each.
     pub workers: usize,
+    pub workload: Workload,
     /// Partitions of the pipeline's topic.
     pub partitions: i32,
     /// Source streams, and records in each.
@@ -55,6 +66,7 @@ impl Scenario {
         name: "",
         about: "",
         workers: 3,
+        workload: Workload::Sequences,
         partitions: 8,
         streams: 8,
         records_per_stream: 1_250,
@@ -76,6 +88,22 @@ impl Scenario {
     /// Every named scenario.
     pub fn all() -> Vec<Scenario> {
         vec![
+            Scenario {
+                name: "file-to-file",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), restarts, network holds and broker restarts",
+                workload: Workload::Files,
+                streams: 1,
+                records_per_stream: 10_000,
+                faults: &[
+                    FaultKind::CrashWorker,
+                    FaultKind::StopWorker,
+                    FaultKind::HoldNetwork,
+                    FaultKind::RestartBroker,
+                    FaultKind::Latency,
+                ],
+                max_faults: 6,
+                ..Scenario::BASE
+            },
             Scenario {
                 name: "pipeline",
                 about: "source to Kafka to sink on three workers, with message latency only; nothing may be lost or duplicated",
@@ -126,11 +154,22 @@ impl Scenario {
 
     /// The topic the pipeline writes and reads.
     pub fn topic(&self) -> &'static str {
-        "sequences"
+        match self.workload {
+            Workload::Sequences => "sequences",
+            Workload::Files => "lines",
+        }
+    }
+
+    /// The sink connector's name.
+    pub fn sink_name(&self) -> &'static str {
+        match self.workload {
+            Workload::Sequences => "store-sink",
+            Workload::Files => "file-sink",
+        }
     }
 
     /// The sink connector's consumer group.
-    pub fn sink_group(&self) -> &'static str {
-        "connect-store-sink"
+    pub fn sink_group(&self) -> String {
+        format!("connect-{}", self.sink_name())
     }
 }

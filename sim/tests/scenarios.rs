@@ -59,3 +59,8 @@ fn slow_flush() {
 fn crash_restart_storm() {
     check("crash-restart-storm");
 }
+
+#[test]
+fn file_to_file() {
+    check("file-to-file");
+}

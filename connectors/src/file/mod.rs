@@ -1,8 +1,10 @@
 //! The FileStream connectors: a file (or stdin) into a topic line by line, and a topic into a file.
 
+pub mod fs;
 mod sink;
 mod source;
 
+pub use fs::{AppendFile, FileSystem, LocalFs};
 pub use sink::{FileStreamSinkConnector, FileStreamSinkTask};
 pub use source::{FileStreamSourceConnector, FileStreamSourceTask};
 

@@ -2,7 +2,7 @@
 //! only for lines that are on disk.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice_core::api::{
@@ -13,6 +13,7 @@ use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Value;
 use tokio::io::AsyncWriteExt;
 
+use super::fs::{AppendFile, FileSystem, LocalFs};
 use super::FILE;
 
 fn config_def() -> ConfigDef {
@@ -25,9 +26,25 @@ fn config_def() -> ConfigDef {
 }
 
 /// Splits the job into tasks that all append to the same file.
-#[derive(Default)]
 pub struct FileStreamSinkConnector {
+    fs: Arc<dyn FileSystem>,
     config: ConfigMap,
+}
+
+impl FileStreamSinkConnector {
+    /// A connector whose tasks write files on `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>) -> FileStreamSinkConnector {
+        FileStreamSinkConnector {
+            fs,
+            config: ConfigMap::new(),
+        }
+    }
+}
+
+impl Default for FileStreamSinkConnector {
+    fn default() -> Self {
+        FileStreamSinkConnector::new(Arc::new(LocalFs))
+    }
 }
 
 #[async_trait]
@@ -52,36 +69,46 @@ impl Connector for FileStreamSinkConnector {
 
 impl SinkConnector for FileStreamSinkConnector {
     fn create_task(&self) -> Box<dyn SinkTask> {
-        Box::new(FileStreamSinkTask::default())
+        Box::new(FileStreamSinkTask::new(self.fs.clone()))
     }
 }
 
 enum Output {
-    /// Two handles on the same open file: lines are written straight into the page cache (a short
-    /// system call, as Kafka's FileStreamSink does), and the fsync, which can take milliseconds, runs
-    /// off the async threads.
-    File {
-        writer: std::fs::File,
-        syncer: tokio::fs::File,
-    },
+    File(Box<dyn AppendFile>),
     Stdout(tokio::io::Stdout),
 }
 
 /// Appends values to a file (or stdout).
-#[derive(Default)]
 pub struct FileStreamSinkTask {
+    fs: Arc<dyn FileSystem>,
     file: String,
     output: Option<Output>,
     buffer: Vec<u8>,
 }
 
+impl Default for FileStreamSinkTask {
+    fn default() -> Self {
+        FileStreamSinkTask::new(Arc::new(LocalFs))
+    }
+}
+
 impl FileStreamSinkTask {
+    /// A task writing on `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>) -> FileStreamSinkTask {
+        FileStreamSinkTask {
+            fs,
+            file: String::new(),
+            output: None,
+            buffer: Vec::new(),
+        }
+    }
+
     async fn write_buffer(&mut self) -> Result<(), ConnectError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
         let written = match self.output.as_mut() {
-            Some(Output::File { writer, .. }) => writer.write_all(&self.buffer),
+            Some(Output::File(file)) => file.append(&self.buffer).await,
             Some(Output::Stdout(stdout)) => stdout.write_all(&self.buffer).await,
             None => return Err(ConnectError::fatal("the sink task was not started")),
         };
@@ -118,21 +145,10 @@ impl SinkTask for FileStreamSinkTask {
         self.output = Some(if self.file.is_empty() {
             Output::Stdout(tokio::io::stdout())
         } else {
-            let open_error =
-                |e| ConnectError::io(format!("cannot open {} for writing", self.file), e);
-            let syncer = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.file)
-                .await
-                .map_err(open_error)?;
-            let writer = syncer
-                .try_clone()
-                .await
-                .map_err(open_error)?
-                .into_std()
-                .await;
-            Output::File { writer, syncer }
+            let file = self.fs.open_append(&self.file).await.map_err(|e| {
+                ConnectError::io(format!("cannot open {} for writing", self.file), e)
+            })?;
+            Output::File(file)
         });
         Ok(())
     }
@@ -150,8 +166,8 @@ impl SinkTask for FileStreamSinkTask {
         self.write_buffer().await?;
         let file = self.file.clone();
         match self.output.as_mut() {
-            Some(Output::File { syncer, .. }) => syncer
-                .sync_data()
+            Some(Output::File(output)) => output
+                .sync()
                 .await
                 .map_err(|e| ConnectError::io(format!("cannot sync {file}"), e)),
             Some(Output::Stdout(s)) => s

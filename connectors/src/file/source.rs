@@ -12,8 +12,9 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 
+use super::fs::{FileSystem, LocalFs, Reader};
 use super::FILE;
 
 pub const TOPIC: &str = "topic";
@@ -52,9 +53,25 @@ fn config_def() -> ConfigDef {
 }
 
 /// Splits the job into its single task: a file is read by one reader.
-#[derive(Default)]
 pub struct FileStreamSourceConnector {
+    fs: Arc<dyn FileSystem>,
     config: ConfigMap,
+}
+
+impl FileStreamSourceConnector {
+    /// A connector whose tasks read files from `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>) -> FileStreamSourceConnector {
+        FileStreamSourceConnector {
+            fs,
+            config: ConfigMap::new(),
+        }
+    }
+}
+
+impl Default for FileStreamSourceConnector {
+    fn default() -> Self {
+        FileStreamSourceConnector::new(Arc::new(LocalFs))
+    }
 }
 
 #[async_trait]
@@ -79,18 +96,18 @@ impl Connector for FileStreamSourceConnector {
 
 impl SourceConnector for FileStreamSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
-        Box::new(FileStreamSourceTask::default())
+        Box::new(FileStreamSourceTask::new(self.fs.clone()))
     }
 }
 
 /// Reads lines from a file, or from stdin when `file` is empty (stdin has no offsets).
-#[derive(Default)]
 pub struct FileStreamSourceTask {
+    fs: Arc<dyn FileSystem>,
     file: String,
     topic: Arc<str>,
     batch_size: usize,
     partition: SourceMap,
-    reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    reader: Option<Reader>,
     /// Byte offset in the file of `pending[0]`.
     position: u64,
     /// Bytes read but not yet emitted: at most an incomplete last line once a poll returns.
@@ -99,7 +116,29 @@ pub struct FileStreamSourceTask {
     warned_missing: bool,
 }
 
+impl Default for FileStreamSourceTask {
+    fn default() -> Self {
+        FileStreamSourceTask::new(Arc::new(LocalFs))
+    }
+}
+
 impl FileStreamSourceTask {
+    /// A task reading from `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>) -> FileStreamSourceTask {
+        FileStreamSourceTask {
+            fs,
+            file: String::new(),
+            topic: Arc::from(""),
+            batch_size: 0,
+            partition: SourceMap::default(),
+            reader: None,
+            position: 0,
+            pending: Vec::new(),
+            chunk: Vec::new(),
+            warned_missing: false,
+        }
+    }
+
     fn stdin(&self) -> bool {
         self.file.is_empty()
     }
@@ -110,9 +149,9 @@ impl FileStreamSourceTask {
             self.reader = Some(Box::new(tokio::io::stdin()));
             return Ok(true);
         }
-        let mut file = match tokio::fs::File::open(&self.file).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let file = match self.fs.open_read(&self.file, resume_at).await {
+            Ok(Some(file)) => file,
+            Ok(None) => {
                 if !self.warned_missing {
                     tracing::warn!(file = %self.file, "source file not found; waiting for it to be created");
                     self.warned_missing = true;
@@ -121,13 +160,8 @@ impl FileStreamSourceTask {
             }
             Err(e) => return Err(ConnectError::io(format!("cannot open {}", self.file), e)),
         };
-        if resume_at > 0 {
-            file.seek(std::io::SeekFrom::Start(resume_at))
-                .await
-                .map_err(|e| ConnectError::io(format!("cannot seek in {}", self.file), e))?;
-        }
         self.position = resume_at;
-        self.reader = Some(Box::new(file));
+        self.reader = Some(file);
         Ok(true)
     }
 

@@ -1,21 +1,26 @@
-//! Workload connectors for the simulation: a numbered source system and a destination store, so the oracle
-//! knows exactly what should arrive where.
+//! Workloads for the simulation: a numbered source system and a destination store, so the oracle knows
+//! exactly what should arrive where; and, for the FileStream connectors, a simulated disk per host and the
+//! application that writes their input file.
 
 mod destination;
+pub mod input_file;
 mod sequence_source;
+mod sim_fs;
 mod store_sink;
 
 pub use destination::{DestinationStore, StoreFault, Write};
 pub use sequence_source::{record_text, SequenceSourceConnector};
+pub use sim_fs::SimFs;
 pub use store_sink::{SinkBug, StoreSinkConnector};
 
 use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
-/// The built-in connectors plus the workload connectors, whose sinks write to `store`.
+/// The built-in connectors on the host's simulated disk, plus the workload connectors, whose sinks write
+/// to `store`.
 pub fn plugins(store: Arc<DestinationStore>) -> PluginRegistry {
-    let mut registry = sluice_connectors::builtin_plugins();
+    let mut registry = sluice_connectors::plugins_on(Arc::new(SimFs));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
         ConnectorPlugin::source(|| Box::new(SequenceSourceConnector::default())),

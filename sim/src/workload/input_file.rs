@@ -1,0 +1,62 @@
+//! The application that writes the file-to-file scenario's input: it appends numbered, fixed-width lines
+//! to a file on its host's simulated disk, syncing each batch as it writes it, and after a restart goes on
+//! from what the disk kept.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use turmoil::fs::shim::std::fs::{self, OpenOptions};
+
+/// Where the input lives, on worker 0's disk.
+pub const INPUT_FILE: &str = "/data/input.txt";
+/// Where each worker's FileStreamSink writes, on its own disk.
+pub const OUTPUT_FILE: &str = "/data/output.txt";
+
+/// Line `n` of the input, newline included.
+pub fn input_line(n: u64) -> String {
+    format!("line-{n:08}\n")
+}
+
+/// Bytes in every input line.
+pub const LINE_BYTES: u64 = 14;
+
+/// Creates the directory the files live in, durably.
+pub fn create_data_dir() -> io::Result<()> {
+    fs::create_dir_all("/data")?;
+    fs::sync_dir("/")
+}
+
+/// Appends lines `0..total` to [`INPUT_FILE`], `batch` every `interval`, resuming after the lines already
+/// on disk.
+pub async fn write_input(total: u64, batch: u64, interval: Duration) -> io::Result<()> {
+    let on_disk = match fs::metadata(INPUT_FILE) {
+        Ok(metadata) => metadata.len() / LINE_BYTES,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(INPUT_FILE)?;
+    fs::sync_dir("/data")?;
+    let mut next = on_disk;
+    while next < total {
+        tokio::time::sleep(interval).await;
+        let end = (next + batch).min(total);
+        let text: String = (next..end).map(input_line).collect();
+        // Written and synced in one step, so a crash keeps whole batches only.
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        next = end;
+    }
+    Ok(())
+}
+
+/// The lines of a file on this host's disk (empty if it does not exist).
+pub fn read_lines(path: &str) -> io::Result<Vec<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
