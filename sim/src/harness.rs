@@ -285,7 +285,10 @@ async fn run_worker(
                 input_file::read_lines(input_file::INPUT_FILE)?,
             ));
         }
-        files.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+        files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(found);
     }
     Ok(())
 }
@@ -533,7 +536,11 @@ pub fn run_planned(
         )
     }));
     trace.extend(files.iter().map(|(name, lines)| {
-        format!("file {name}: {} lines, last {:?}", lines.len(), lines.last())
+        format!(
+            "file {name}: {} lines, last {:?}",
+            lines.len(),
+            lines.last()
+        )
     }));
     let mut hash = TraceHash::default();
     for line in &trace {
