@@ -233,12 +233,16 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
     tally.in_kafka = positions.values().map(|p| p.len() as i64).sum();
 
     let example = match &state.destination {
-        Destination::Store(writes) => check_store(writes, &positions, &mut tally, &mut |kind, detail| {
-            first(kind, detail, &mut found)
-        }),
-        Destination::Lines(lines) => check_lines(lines, scenario, &mut tally, &mut |kind, detail| {
-            first(kind, detail, &mut found)
-        }),
+        Destination::Store(writes) => {
+            check_store(writes, &positions, &mut tally, &mut |kind, detail| {
+                first(kind, detail, &mut found)
+            })
+        }
+        Destination::Lines(lines) => {
+            check_lines(lines, scenario, &mut tally, &mut |kind, detail| {
+                first(kind, detail, &mut found)
+            })
+        }
     };
     if scenario.guarantee == Guarantee::ExactlyOnce {
         if tally.kafka_duplicates > 0 {
