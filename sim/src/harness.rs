@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use sluice_core::api::{SourceOffset, SourcePartition};
 use sluice_core::config::ConfigMap;
 use sluice_core::runtime::{
@@ -175,6 +175,10 @@ fn worker_props(scenario: &Scenario) -> ConfigMap {
             "consumer.max.poll.interval.ms",
             scenario.max_poll_interval.as_millis().to_string(),
         ),
+        (
+            "consumer.partition.assignment.strategy",
+            scenario.assignor().into(),
+        ),
     ])
 }
 
@@ -308,7 +312,22 @@ enum Action {
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let plan = faults::plan(scenario, &mut rng);
-    run_planned(scenario, seed, plan)
+    let assignor = scenario
+        .assignors
+        .get(rng.random_range(0..scenario.assignors.len().max(1)))
+        .copied()
+        .unwrap_or("range");
+    run_planned(
+        &Scenario {
+            assignors: match assignor {
+                "cooperative-sticky" => &["cooperative-sticky"],
+                _ => &["range"],
+            },
+            ..scenario.clone()
+        },
+        seed,
+        plan,
+    )
 }
 
 /// One simulation at a time per process: see [`align_task_ids`].
@@ -550,6 +569,7 @@ pub fn run_planned(
         scenario: scenario.name.to_owned(),
         seed,
         guarantee: scenario.guarantee,
+        assignor: scenario.assignor().to_owned(),
         faults: plan,
         simulated_ms: simulated.as_millis() as u64,
         records: tally,

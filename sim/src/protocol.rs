@@ -88,6 +88,11 @@ pub enum Request {
         interest: Interest,
         session_timeout_ms: u64,
         rebalance_timeout_ms: u64,
+        /// The member speaks the cooperative protocol (`cooperative-sticky`): it keeps its partitions
+        /// through a rebalance and gives up only those that move.
+        cooperative: bool,
+        /// The partitions the member owns as it joins (cooperative members keep consuming them).
+        owned: Vec<Tp>,
     },
     Heartbeat {
         group: String,

@@ -14,6 +14,8 @@ pub struct Report {
     pub scenario: String,
     pub seed: u64,
     pub guarantee: Guarantee,
+    /// The sink consumers' `partition.assignment.strategy`.
+    pub assignor: String,
     pub faults: Vec<Scheduled>,
     /// Simulated time the run took, in milliseconds.
     pub simulated_ms: u64,
@@ -61,9 +63,10 @@ impl Report {
             format!("ANOMALY {}", kinds.join(","))
         };
         format!(
-            "scenario={} seed={} {verdict} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
+            "scenario={} seed={} {verdict} assignor={} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
             self.scenario,
             self.seed,
+            self.assignor,
             self.faults.len(),
             self.records.in_kafka,
             self.records.delivered,

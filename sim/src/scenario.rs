@@ -48,6 +48,9 @@ pub struct Scenario {
     pub faults: &'static [FaultKind],
     /// How many faults a run injects at most.
     pub max_faults: usize,
+    /// The sink consumers' `partition.assignment.strategy` values a seed picks from: `range` (eager
+    /// rebalances) or `cooperative-sticky` (incremental, KIP-429).
+    pub assignors: &'static [&'static str],
     pub guarantee: Guarantee,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -75,6 +78,7 @@ impl Scenario {
         drain_limit: Duration::from_secs(120),
         faults: &[],
         max_faults: 0,
+        assignors: &["range", "cooperative-sticky"],
         guarantee: Guarantee::AtLeastOnce,
         session_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(3),
@@ -150,6 +154,12 @@ impl Scenario {
 
     pub fn total_records(&self) -> i64 {
         self.streams * self.records_per_stream
+    }
+
+    /// The assignor this run's sink consumers use: the first allowed one (a seeded run narrows the list
+    /// to the one its seed picked).
+    pub fn assignor(&self) -> &'static str {
+        self.assignors.first().copied().unwrap_or("range")
     }
 
     /// The topic the pipeline writes and reads.

@@ -1,10 +1,14 @@
 //! The group coordinator: members, generations, session and rebalance timeouts, the range assignor, and
 //! offset commits fenced by generation.
 //!
-//! It follows Kafka's classic (eager) protocol with the assignment computed by the coordinator: a rebalance
-//! starts when a member joins, leaves, changes what it consumes or misses its session; every member must
-//! rejoin within the rebalance timeout or is removed; then the generation advances and each rejoined member
-//! learns its partitions. Commits are accepted from the current generation, also while a rebalance is
+//! It follows Kafka's classic protocol with the assignment computed by the coordinator: a rebalance starts
+//! when a member joins, leaves, changes what it consumes or misses its session; every member must rejoin
+//! within the rebalance timeout or is removed; then the generation advances and each rejoined member learns
+//! its partitions. Eager groups (every member revokes everything before rejoining) get Kafka's range
+//! assignment. Cooperative groups (every member speaks `cooperative-sticky`, KIP-429) keep their partitions
+//! through the rebalance: the sticky assignment moves as few partitions as it can, and a partition that
+//! moves is first only taken from its owner; the owner revokes it and rejoins, and the rebalance that
+//! follows gives it to its new owner, so no partition is ever owned twice. Commits are accepted from the current generation, also while a rebalance is
 //! pending (members commit what they flush before giving partitions up), and refused from an older one.
 //! Time is simulated time since the start, passed in, so the logic is a plain state machine.
 
@@ -46,10 +50,24 @@ pub enum GroupChange {
     },
 }
 
+/// A JoinGroup request.
+#[derive(Debug, Clone)]
+pub struct Joiner {
+    pub member_id: Option<String>,
+    pub client_id: String,
+    pub interest: Interest,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub cooperative: bool,
+    pub owned: Vec<Tp>,
+}
+
 #[derive(Debug, Clone)]
 struct Member {
     client_id: String,
     interest: Interest,
+    cooperative: bool,
+    owned: Vec<Tp>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
     last_seen: Duration,
@@ -87,6 +105,8 @@ pub struct Group {
     committed: BTreeMap<Tp, i64>,
     next_member: u64,
     initial_delay: Duration,
+    /// The last cooperative assignment held partitions back until their owners give them up.
+    withheld: bool,
 }
 
 impl Group {
@@ -101,6 +121,7 @@ impl Group {
             committed: BTreeMap::new(),
             next_member: 0,
             initial_delay,
+            withheld: false,
         }
     }
 
@@ -109,26 +130,23 @@ impl Group {
     }
 
     /// A JoinGroup. An unknown member id is refused (the client then joins as a new member).
-    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
         now: Duration,
-        member_id: Option<&str>,
-        client_id: &str,
-        interest: Interest,
-        session_timeout: Duration,
-        rebalance_timeout: Duration,
+        joiner: Joiner,
         changes: &mut Vec<GroupChange>,
     ) -> Result<JoinOutcome, ErrorCode> {
-        let id = match member_id {
+        let id = match joiner.member_id.as_deref() {
             Some(id) => {
                 let member = self.members.get_mut(id).ok_or(ErrorCode::UnknownMemberId)?;
-                let changed = member.interest != interest;
-                member.interest = interest;
-                member.session_timeout = session_timeout;
-                member.rebalance_timeout = rebalance_timeout;
+                let changed = member.interest != joiner.interest;
+                member.interest = joiner.interest;
+                member.session_timeout = joiner.session_timeout;
+                member.rebalance_timeout = joiner.rebalance_timeout;
+                member.cooperative = joiner.cooperative;
+                member.owned = joiner.owned;
                 member.last_seen = now;
-                if !changed && self.state == State::Stable {
+                if !changed && !self.withheld && self.state == State::Stable {
                     // A stable member asking again gets the current generation back.
                     return Ok(JoinOutcome {
                         member_id: id.to_owned(),
@@ -140,14 +158,16 @@ impl Group {
             }
             None => {
                 self.next_member += 1;
-                let id = format!("{client_id}-{}", self.next_member);
+                let id = format!("{}-{}", joiner.client_id, self.next_member);
                 self.members.insert(
                     id.clone(),
                     Member {
-                        client_id: client_id.to_owned(),
-                        interest,
-                        session_timeout,
-                        rebalance_timeout,
+                        client_id: joiner.client_id,
+                        interest: joiner.interest,
+                        cooperative: joiner.cooperative,
+                        owned: joiner.owned,
+                        session_timeout: joiner.session_timeout,
+                        rebalance_timeout: joiner.rebalance_timeout,
                         last_seen: now,
                         rejoined: false,
                     },
@@ -340,7 +360,23 @@ impl Group {
             self.assignment.clear();
             return;
         }
-        self.assignment = range_assignment(&self.members, topics);
+        let cooperative = self.members.values().all(|m| m.cooperative);
+        self.assignment = if cooperative {
+            cooperative_assignment(&self.members, topics)
+        } else {
+            range_assignment(&self.members, topics)
+        };
+        let assigned: usize = self.assignment.values().map(Vec::len).sum();
+        let wanted: usize = topics
+            .iter()
+            .filter(|(topic, _)| {
+                self.members
+                    .values()
+                    .any(|m| interest_matches(&m.interest, topic))
+            })
+            .map(|(_, count)| *count as usize)
+            .sum();
+        self.withheld = assigned < wanted;
         self.state = State::Stable;
         // A member's session restarts when it gets its assignment, as Kafka's does.
         for member in self.members.values_mut() {
@@ -360,6 +396,73 @@ impl Group {
             .map(|(id, m)| (id.clone(), m.client_id.clone()))
             .collect()
     }
+}
+
+/// KIP-429's cooperative sticky assignment: balanced per topic, each member keeping what it owns up to its
+/// share; a partition moving to another member is withheld this generation while its owner still holds it.
+fn cooperative_assignment(
+    members: &BTreeMap<String, Member>,
+    topics: &[(String, i32)],
+) -> BTreeMap<String, Vec<Tp>> {
+    let mut assignment: BTreeMap<String, Vec<Tp>> =
+        members.keys().map(|id| (id.clone(), Vec::new())).collect();
+    let owner: BTreeMap<&Tp, &String> = members
+        .iter()
+        .flat_map(|(id, m)| m.owned.iter().map(move |tp| (tp, id)))
+        .collect();
+    for (topic, count) in topics {
+        let consumers: Vec<&String> = members
+            .iter()
+            .filter(|(_, m)| interest_matches(&m.interest, topic))
+            .map(|(id, _)| id)
+            .collect();
+        if consumers.is_empty() {
+            continue;
+        }
+        let n = consumers.len() as i32;
+        let (each, extra) = (count / n, count % n);
+        let share = |i: usize| -> usize { (each + i32::from((i as i32) < extra)) as usize };
+        let mut target: BTreeMap<&String, Vec<Tp>> = BTreeMap::new();
+        let mut free = Vec::new();
+        for p in 0..*count {
+            let tp = Tp::new(topic.clone(), p);
+            match owner.get(&tp) {
+                Some(id) if consumers.contains(id) => target.entry(*id).or_default().push(tp),
+                _ => free.push(tp),
+            }
+        }
+        for (i, id) in consumers.iter().enumerate() {
+            let kept = target.entry(*id).or_default();
+            if kept.len() > share(i) {
+                free.extend(kept.drain(share(i)..));
+            }
+        }
+        free.sort();
+        let mut free = free.into_iter();
+        for (i, id) in consumers.iter().enumerate() {
+            let kept = target.entry(*id).or_default();
+            while kept.len() < share(i) {
+                match free.next() {
+                    Some(tp) => kept.push(tp),
+                    None => break,
+                }
+            }
+        }
+        for (id, partitions) in target {
+            let mine = assignment.entry(id.clone()).or_default();
+            for tp in partitions {
+                // Still owned by another member: it gives the partition up first.
+                let held_elsewhere = owner.get(&tp).is_some_and(|owner| *owner != id);
+                if !held_elsewhere {
+                    mine.push(tp);
+                }
+            }
+        }
+    }
+    for partitions in assignment.values_mut() {
+        partitions.sort();
+    }
+    assignment
 }
 
 fn interest_matches(interest: &Interest, topic: &str) -> bool {
@@ -413,21 +516,30 @@ mod tests {
     }
 
     fn join(group: &mut Group, now: Duration, id: Option<&str>) -> (String, i32) {
+        join_as(group, now, id, false, Vec::new())
+    }
+
+    fn join_as(
+        group: &mut Group,
+        now: Duration,
+        id: Option<&str>,
+        cooperative: bool,
+        owned: Vec<Tp>,
+    ) -> (String, i32) {
         let mut changes = Vec::new();
+        let joiner = Joiner {
+            member_id: id.map(str::to_owned),
+            client_id: "c".into(),
+            interest: Interest::Topics(vec!["t".into()]),
+            session_timeout: SESSION,
+            rebalance_timeout: REBALANCE,
+            cooperative,
+            owned,
+        };
         let JoinOutcome {
             member_id,
             generation,
-        } = group
-            .join(
-                now,
-                id,
-                "c",
-                Interest::Topics(vec!["t".into()]),
-                SESSION,
-                REBALANCE,
-                &mut changes,
-            )
-            .unwrap();
+        } = group.join(now, joiner, &mut changes).unwrap();
         (member_id, generation)
     }
 
@@ -494,6 +606,33 @@ mod tests {
             .commit(&a, generation, &[(Tp::new("t", 0), 7)])
             .unwrap();
         assert_eq!(group.committed().get(&Tp::new("t", 0)), Some(&7));
+    }
+
+    #[test]
+    fn a_cooperative_group_moves_a_partition_only_after_its_owner_gave_it_up() {
+        let mut group = Group::new(Duration::ZERO);
+        let mut changes = Vec::new();
+        let (a, ga) = join_as(&mut group, secs(0), None, true, Vec::new());
+        group.tick(secs(0), &topics(), &mut changes);
+        let (_, all) = group.assignment_after(&a, ga).unwrap().unwrap();
+        assert_eq!(all.len(), 4);
+        // b joins; a rejoins still owning everything: a keeps two, and the other two go to nobody yet.
+        let (b, gb) = join_as(&mut group, secs(1), None, true, Vec::new());
+        let (_, ga) = join_as(&mut group, secs(1), Some(&a), true, all.clone());
+        group.tick(secs(1), &topics(), &mut changes);
+        let (_, kept) = group.assignment_after(&a, ga).unwrap().unwrap();
+        let (_, none_yet) = group.assignment_after(&b, gb).unwrap().unwrap();
+        assert_eq!(kept, vec![Tp::new("t", 0), Tp::new("t", 1)]);
+        assert!(none_yet.is_empty(), "{none_yet:?}");
+        // a revokes the two it lost and rejoins: now b gets them.
+        let (_, ga) = join_as(&mut group, secs(2), Some(&a), true, kept.clone());
+        let (_, gb) = join_as(&mut group, secs(2), Some(&b), true, Vec::new());
+        group.tick(secs(2), &topics(), &mut changes);
+        assert_eq!(group.assignment_after(&a, ga).unwrap().unwrap().1, kept);
+        assert_eq!(
+            group.assignment_after(&b, gb).unwrap().unwrap().1,
+            vec![Tp::new("t", 2), Tp::new("t", 3)]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::timeout;
 use turmoil::net::{TcpListener, TcpStream};
 
-use super::group::{Group, JoinOutcome};
+use super::group::{Group, JoinOutcome, Joiner};
 use super::{now, topic_created, Cluster, ClusterEvent};
 use crate::protocol::{read_frame, write_frame, ErrorCode, Request, Response};
 
@@ -108,7 +108,18 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             interest,
             session_timeout_ms,
             rebalance_timeout_ms,
+            cooperative,
+            owned,
         } => {
+            let joiner = Joiner {
+                member_id,
+                client_id,
+                interest,
+                session_timeout: Duration::from_millis(session_timeout_ms),
+                rebalance_timeout: Duration::from_millis(rebalance_timeout_ms),
+                cooperative,
+                owned,
+            };
             let joined = {
                 let mut state = cluster.lock();
                 let initial_delay = cluster.config().initial_rebalance_delay;
@@ -117,15 +128,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
                     .groups
                     .entry(group.clone())
                     .or_insert_with(|| Group::new(initial_delay))
-                    .join(
-                        now(),
-                        member_id.as_deref(),
-                        &client_id,
-                        interest,
-                        Duration::from_millis(session_timeout_ms),
-                        Duration::from_millis(rebalance_timeout_ms),
-                        &mut changes,
-                    );
+                    .join(now(), joiner, &mut changes);
                 state.emit_group(&group, changes);
                 outcome
             };

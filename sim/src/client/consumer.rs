@@ -69,8 +69,12 @@ pub struct SimGroupConsumer {
     owned: BTreeSet<Tp>,
     positions: BTreeMap<Tp, i64>,
     paused: BTreeSet<Tp>,
-    /// `Revoked` was reported: the partitions go at the next poll.
-    revoking: bool,
+    /// Speaks the cooperative protocol (`partition.assignment.strategy=cooperative-sticky`).
+    cooperative: bool,
+    /// Partitions reported `Revoked`: they go at the next poll.
+    revoking: Vec<Tp>,
+    /// Partitions a cooperative rebalance added, reported once the revoked ones are gone.
+    pending_assigned: Vec<Tp>,
     topics: BTreeMap<String, Arc<str>>,
 }
 
@@ -92,6 +96,16 @@ impl SimGroupConsumer {
                 Interest::Pattern(pattern.clone())
             }
         };
+        let strategies: Vec<&str> = text(settings, "partition.assignment.strategy", "range")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        // The group uses the first protocol every member supports: cooperative only when it is all there is.
+        let cooperative = !strategies.is_empty()
+            && strategies
+                .iter()
+                .all(|s| *s == "cooperative-sticky" || s.ends_with("CooperativeStickyAssignor"));
         let reset = text(settings, "auto.offset.reset", "earliest");
         let reset_to_latest = match reset {
             "earliest" | "smallest" | "beginning" => false,
@@ -123,7 +137,9 @@ impl SimGroupConsumer {
             owned: BTreeSet::new(),
             positions: BTreeMap::new(),
             paused: BTreeSet::new(),
-            revoking: false,
+            cooperative,
+            revoking: Vec::new(),
+            pending_assigned: Vec::new(),
             topics: BTreeMap::new(),
         })
     }
@@ -137,32 +153,43 @@ impl SimGroupConsumer {
         self.owned.clear();
         self.positions.clear();
         self.paused.clear();
+        self.revoking.clear();
+        self.pending_assigned.clear();
         parts
     }
 
+    /// Sends a JoinGroup from a task of its own, unless one is on its way.
+    fn start_join(&mut self) {
+        if self.pending_join.is_some() {
+            return;
+        }
+        let member_id = {
+            let mut m = self.membership();
+            m.joined = false;
+            m.member_id.clone()
+        };
+        let request = Request::JoinGroup {
+            group: self.group.clone(),
+            member_id,
+            client_id: self.client_id.clone(),
+            interest: self.interest.clone(),
+            session_timeout_ms: self.timeouts.session.as_millis() as u64,
+            rebalance_timeout_ms: self.timeouts.max_poll_interval.as_millis() as u64,
+            cooperative: self.cooperative,
+            owned: self.owned.iter().cloned().collect(),
+        };
+        let connection = self.join_connection.clone();
+        let wait = self.timeouts.max_poll_interval;
+        self.pending_join = Some(tokio::spawn(async move {
+            connection.call(&request, wait).await
+        }));
+    }
+
+    /// Waits for the join on its way (starting one if none is) and reports what it brought.
     async fn join(&mut self) -> Result<GroupEvent, KafkaError> {
-        let pending = match &mut self.pending_join {
-            Some(pending) => pending,
-            None => {
-                let member_id = {
-                    let mut m = self.membership();
-                    m.joined = false;
-                    m.member_id.clone()
-                };
-                let request = Request::JoinGroup {
-                    group: self.group.clone(),
-                    member_id,
-                    client_id: self.client_id.clone(),
-                    interest: self.interest.clone(),
-                    session_timeout_ms: self.timeouts.session.as_millis() as u64,
-                    rebalance_timeout_ms: self.timeouts.max_poll_interval.as_millis() as u64,
-                };
-                let connection = self.join_connection.clone();
-                let wait = self.timeouts.max_poll_interval;
-                self.pending_join.insert(tokio::spawn(async move {
-                    connection.call(&request, wait).await
-                }))
-            }
+        self.start_join();
+        let Some(pending) = self.pending_join.as_mut() else {
+            return Ok(GroupEvent::Records(Vec::new()));
         };
         let response = match pending.await {
             Ok(response) => response,
@@ -183,7 +210,6 @@ impl SimGroupConsumer {
                     m.rejoin = false;
                     m.lost = false;
                 }
-                self.owned = assignment.iter().cloned().collect();
                 if self.heartbeat.is_none() {
                     self.heartbeat = Some(tokio::spawn(heartbeats(
                         Connection::new(&self.broker, self.request_timeout),
@@ -192,6 +218,10 @@ impl SimGroupConsumer {
                         self.membership.clone(),
                     )));
                 }
+                if self.cooperative {
+                    return Ok(self.incremental(assignment));
+                }
+                self.owned = assignment.iter().cloned().collect();
                 Ok(GroupEvent::Assigned(
                     assignment.iter().map(to_core).collect(),
                 ))
@@ -207,6 +237,37 @@ impl SimGroupConsumer {
                 Ok(GroupEvent::Records(Vec::new()))
             }
         }
+    }
+
+    /// A cooperative assignment as events: first the partitions taken away (kept until the next poll, after
+    /// which the member rejoins so they can go to their new owner), then those added.
+    fn incremental(&mut self, assignment: Vec<Tp>) -> GroupEvent {
+        let assigned: BTreeSet<Tp> = assignment.into_iter().collect();
+        let revoked: Vec<Tp> = self.owned.difference(&assigned).cloned().collect();
+        let added: Vec<Tp> = assigned.difference(&self.owned).cloned().collect();
+        if !revoked.is_empty() {
+            self.membership().rejoin = true;
+            self.revoking = revoked.clone();
+            self.pending_assigned = added;
+            return GroupEvent::Revoked(revoked.iter().map(to_core).collect());
+        }
+        self.owned.extend(added.iter().cloned());
+        match added.is_empty() {
+            true => GroupEvent::Records(Vec::new()),
+            false => GroupEvent::Assigned(added.iter().map(to_core).collect()),
+        }
+    }
+
+    /// Drops the partitions reported revoked; returns those a cooperative rebalance added meanwhile.
+    fn finish_revocation(&mut self) -> Vec<Tp> {
+        for tp in std::mem::take(&mut self.revoking) {
+            self.owned.remove(&tp);
+            self.positions.remove(&tp);
+            self.paused.remove(&tp);
+        }
+        let added = std::mem::take(&mut self.pending_assigned);
+        self.owned.extend(added.iter().cloned());
+        added
     }
 
     /// Positions of owned partitions that have none yet: the committed offset, else `auto.offset.reset`.
@@ -337,13 +398,13 @@ impl GroupConsumer for SimGroupConsumer {
         max_records: usize,
         max_wait: Duration,
     ) -> Result<GroupEvent, KafkaError> {
-        if self.revoking {
-            self.revoking = false;
-            self.give_up_all();
+        self.membership().last_poll = now();
+        let added = self.finish_revocation();
+        if !added.is_empty() {
+            return Ok(GroupEvent::Assigned(added.iter().map(to_core).collect()));
         }
         let (joined, rejoin, lost) = {
-            let mut m = self.membership();
-            m.last_poll = now();
+            let m = self.membership();
             (m.joined, m.rejoin, m.lost)
         };
         if lost {
@@ -353,13 +414,22 @@ impl GroupConsumer for SimGroupConsumer {
                 return Ok(GroupEvent::Lost(parts));
             }
         }
-        if joined && rejoin && !self.owned.is_empty() {
-            self.revoking = true;
+        if joined && rejoin && !self.owned.is_empty() && !self.cooperative {
+            // Eager: everything goes before rejoining.
+            self.revoking = self.owned.iter().cloned().collect();
             return Ok(GroupEvent::Revoked(
                 self.owned.iter().map(to_core).collect(),
             ));
         }
         if !joined || rejoin || lost {
+            self.start_join();
+        }
+        let joining = self.pending_join.as_ref().is_some_and(|j| !j.is_finished());
+        if self.cooperative && joining && !self.owned.is_empty() {
+            // Cooperative: keep consuming what is owned while the group rebalances.
+            return self.fetch(max_records, max_wait).await;
+        }
+        if !joined || rejoin || lost || self.pending_join.is_some() {
             return self.join().await;
         }
         self.fetch(max_records, max_wait).await
