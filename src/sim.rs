@@ -26,6 +26,29 @@ pub struct Args {
     /// Print each run's trace (every fault, group change, commit and write, with simulated times).
     #[arg(long)]
     trace: bool,
+    /// Plant a bug in the workload's source connector to watch the oracle catch it: skip-records or
+    /// early-offsets.
+    #[arg(long, value_parser = ["skip-records", "early-offsets"])]
+    source_bug: Option<String>,
+    /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush
+    /// or write-twice.
+    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice"])]
+    sink_bug: Option<String>,
+}
+
+/// A planted bug's name for the lifetime a scenario needs (clap has checked it is one of these).
+fn bug_name(bug: &str) -> &'static str {
+    [
+        "skip-records",
+        "early-offsets",
+        "commit-before-flush",
+        "pause-partition",
+        "reverse-flush",
+        "write-twice",
+    ]
+    .into_iter()
+    .find(|known| *known == bug)
+    .unwrap_or("none")
 }
 
 fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
@@ -76,13 +99,22 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         return Ok(());
     }
     let name = args.scenario.unwrap_or_default();
-    let scenario = Scenario::named(&name).ok_or_else(|| {
+    let mut scenario = Scenario::named(&name).ok_or_else(|| {
         let known: Vec<&str> = Scenario::all().iter().map(|s| s.name).collect();
         Failure::Message(format!(
             "unknown scenario {name:?}; known: {}",
             known.join(", ")
         ))
     })?;
+    let mut planted = String::new();
+    if let Some(bug) = &args.source_bug {
+        scenario.source_bug = bug_name(bug);
+        planted.push_str(&format!(" --source-bug {bug}"));
+    }
+    if let Some(bug) = &args.sink_bug {
+        scenario.sink_bug = bug_name(bug);
+        planted.push_str(&format!(" --sink-bug {bug}"));
+    }
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => seed..=seed,
         (None, Some(range)) => range,
@@ -107,7 +139,7 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
             }
             writeln!(
                 out,
-                "  replay: sluice sim --scenario {} --seed {seed} --report",
+                "  replay: sluice sim --scenario {} --seed {seed}{planted} --report",
                 scenario.name
             )?;
             failed.push(seed);

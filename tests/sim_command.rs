@@ -1,0 +1,127 @@
+//! `sluice sim` from the binary: it names its scenarios, prints one line per seed with the trace hash,
+//! replays a seed exactly, and when a seed finds an anomaly prints the command that replays it and exits
+//! non-zero. Bad arguments are errors that name what is wrong.
+
+use std::process::{Command, Output};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(SLUICE)
+        .arg("sim")
+        .args(args)
+        .output()
+        .expect("run sluice sim")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn list_names_every_scenario() {
+    let output = sim(&["--list"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for name in [
+        "file-to-file",
+        "pipeline",
+        "sink-group-rebalance",
+        "slow-flush",
+        "crash-restart-storm",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn a_seed_range_prints_a_line_per_seed_and_replays_exactly() {
+    let range = sim(&["--scenario", "crash-restart-storm", "--seeds", "3..4"]);
+    assert!(range.status.success(), "{}", stderr(&range));
+    let lines: Vec<String> = stdout(&range).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("scenario=crash-restart-storm seed=3 ok"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("scenario=crash-restart-storm seed=4 ok"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines.iter().all(|l| l.contains(" trace=")), "{lines:?}");
+
+    let replay = sim(&["--scenario", "crash-restart-storm", "--seed", "4"]);
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    assert_eq!(
+        stdout(&replay).trim(),
+        lines[1],
+        "seed 4 replays differently alone"
+    );
+}
+
+#[test]
+fn an_anomaly_prints_the_replay_command_and_fails() {
+    let output = sim(&[
+        "--scenario",
+        "pipeline",
+        "--seed",
+        "2",
+        "--sink-bug",
+        "write-twice",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("seed=2 ANOMALY duplicate"), "{text}");
+    assert!(
+        text.contains(
+            "replay: sluice sim --scenario pipeline --seed 2 --sink-bug write-twice --report"
+        ),
+        "{text}"
+    );
+    assert!(
+        stderr(&output).contains("1 seed(s) found anomalies: [2]"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bad_arguments_name_what_is_wrong() {
+    let unknown = sim(&["--scenario", "no-such-thing"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("unknown scenario \"no-such-thing\""),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(
+        stderr(&unknown).contains("file-to-file"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let backwards = sim(&["--scenario", "pipeline", "--seeds", "9..3"]);
+    assert!(!backwards.status.success());
+    assert!(
+        stderr(&backwards).contains("9..3"),
+        "{}",
+        stderr(&backwards)
+    );
+
+    let missing = sim(&[]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("--scenario"),
+        "{}",
+        stderr(&missing)
+    );
+    for output in [&unknown, &backwards, &missing] {
+        assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
+    }
+}
