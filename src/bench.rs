@@ -1,9 +1,12 @@
 //! `sluice bench`: measures the FileStream connectors against raw librdkafka clients on the embedded
 //! broker, in one run, and prints the ratios and the workers' peak memory.
 //!
-//! The broker runs in this process; each Sluice worker runs as a child `sluice standalone` process so
-//! that its peak RSS is its own. The baselines are a raw rdkafka producer writing the same lines and a
-//! raw rdkafka consumer writing the same values to a file.
+//! The broker runs as a child `sluice broker` process and each Sluice worker as a child
+//! `sluice standalone` process, so that a worker's peak RSS is its own and the raw clients, which run
+//! in this process, do not share a heap with the broker's ever larger one. The baselines are a raw rdkafka producer writing the same lines and a
+//! raw rdkafka consumer writing the same values to a file. The raw consumer and the sink read the same
+//! topic, the raw producer's: the embedded broker answers a fetch with one producer batch per partition,
+//! so a topic's batching sets how fast any consumer can read it.
 
 // The benchmark measures wall time on real threads; it never runs simulated.
 #![allow(clippy::disallowed_methods)]
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message};
-use sluice_core::kafka::rdkafka::{EmbeddedBroker, CONSUMER_DEFAULTS};
+use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
 
 /// Arguments of `sluice bench`.
 #[derive(clap::Args)]
@@ -88,18 +91,22 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("input.txt");
     write_input(&input, args.lines, args.line_bytes)?;
-    let broker = EmbeddedBroker::start(1)?;
-    let bootstrap = broker.bootstrap_servers().to_owned();
+    let topic_names = |round: usize| {
+        [
+            format!("bench-raw-{round}"),
+            format!("bench-sluice-{round}"),
+        ]
+    };
+    let topics: Vec<String> = (0..args.rounds).flat_map(topic_names).collect();
+    let broker = Broker::start(&topics, args.partitions)?;
+    let bootstrap = broker.bootstrap.clone();
     println!(
         "sluice bench: {} lines of {} bytes, {} partitions, embedded broker at {bootstrap}",
         args.lines, args.line_bytes, args.partitions
     );
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
-        let raw_topic = format!("bench-raw-{round}");
-        let sluice_topic = format!("bench-sluice-{round}");
-        broker.create_topic(&raw_topic, args.partitions, 1)?;
-        broker.create_topic(&sluice_topic, args.partitions, 1)?;
+        let [raw_topic, sluice_topic] = topic_names(round);
         let work = dir.path().join(format!("round-{round}"));
         std::fs::create_dir_all(&work)?;
         let bench = RoundSetup {
@@ -113,7 +120,7 @@ pub fn run(args: Args) -> Result<(), BenchError> {
         let (sluice_source, source_rss_mb) = sluice_source(&bench, &sluice_topic)?;
         let raw_consume = raw_consume(&bench, &raw_topic)?;
         let (sluice_sink, sink_rss_mb) =
-            sluice_sink(&bench, &sluice_topic, (args.lines * args.line_bytes) as u64)?;
+            sluice_sink(&bench, &raw_topic, (args.lines * args.line_bytes) as u64)?;
         let r = Round {
             raw_produce,
             sluice_source,
@@ -246,7 +253,9 @@ fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
 }
 
 /// The baseline consumer: a member of its own consumer group, as every sink task is, reading every
-/// partition from the start and writing each value as a line; timed from its assignment, as the sink is.
+/// partition from the start and writing each value as a line; timed from its assignment until every
+/// line is written to the file, as the sink is (the fsync that follows is not timed: the sink worker
+/// does not fsync until its next offset commit).
 fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchError> {
     let mut config = ClientConfig::new();
     config
@@ -264,20 +273,25 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     let waiting = Instant::now();
     let mut seen = 0;
     while seen < setup.lines {
-        if waiting.elapsed() > PHASE_LIMIT {
-            return Err(BenchError::Failed("the raw consumer timed out".into()));
-        }
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message?;
-            out.write_all(message.payload().unwrap_or_default())?;
-            out.write_all(b"\n")?;
-            seen += 1;
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(message) => {
+                let message = message?;
+                out.write_all(message.payload().unwrap_or_default())?;
+                out.write_all(b"\n")?;
+                seen += 1;
+            }
+            None if waiting.elapsed() > PHASE_LIMIT => {
+                return Err(BenchError::Failed("the raw consumer timed out".into()));
+            }
+            None => {}
         }
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
+    let done = Instant::now();
+    // Leave nothing for the kernel to write back while the sink worker is timed.
     file.sync_data()?;
     let assigned = consumer.context().assigned.lock().ok().and_then(|at| *at);
-    Ok(assigned.unwrap_or(waiting).elapsed())
+    Ok(done - assigned.unwrap_or(waiting))
 }
 
 /// Notes when the group first assigned partitions: the moment the sink worker logs as "assigned".
@@ -354,6 +368,51 @@ fn sluice_sink(
     worker.finish(result, assigned)
 }
 
+/// The embedded broker in a child `sluice broker` process, stopped when dropped.
+struct Broker {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Broker {
+    /// Starts the broker with these topics and reads its bootstrap address.
+    fn start(topics: &[String], partitions: i32) -> Result<Broker, BenchError> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("broker");
+        for topic in topics {
+            command.arg("--topic").arg(format!("{topic}:{partitions}"));
+        }
+        let mut child = command
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut bootstrap = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            BufReader::new(stdout).read_line(&mut bootstrap)?;
+        }
+        let bootstrap = bootstrap.trim().to_owned();
+        let broker = Broker { child, bootstrap };
+        if broker.bootstrap.is_empty() {
+            return Err(BenchError::Failed("the broker did not start".into()));
+        }
+        Ok(broker)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        stop(&self.child);
+        let _ = self.child.wait();
+    }
+}
+
+/// Asks a child process to stop, as Ctrl-C would.
+fn stop(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
 struct Worker {
     child: Child,
     assigned: Option<mpsc::Receiver<Instant>>,
@@ -367,9 +426,7 @@ impl Worker {
         from: Instant,
     ) -> Result<(Duration, f64), BenchError> {
         let rss = peak_rss_mb(self.child.id());
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        stop(&self.child);
         let status = self.child.wait()?;
         let done = result?;
         if !status.success() {

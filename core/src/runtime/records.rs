@@ -48,12 +48,10 @@ impl Converters<'_> {
         })
     }
 
-    /// Deserializes a consumed record for a sink task.
+    /// Deserializes a consumed record for a sink task; converters may keep its bytes without copying.
     pub fn to_sink(&self, record: ConsumedRecord) -> Result<SinkRecord, ConvertError> {
-        let key = self.key.to_connect(&record.topic, record.key.as_deref())?;
-        let value = self
-            .value
-            .to_connect(&record.topic, record.value.as_deref())?;
+        let key = self.key.to_connect_owned(&record.topic, record.key)?;
+        let value = self.value.to_connect_owned(&record.topic, record.value)?;
         let headers = record.headers.into_iter().map(header_from_kafka).collect();
         Ok(SinkRecord {
             topic: record.topic,

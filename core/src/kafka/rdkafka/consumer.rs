@@ -4,16 +4,23 @@
 //! commit before it gives partitions up, which is async work that cannot run inside that callback, so
 //! the callback only queues the rebalance; `poll` hands it to the runtime as an event and applies it
 //! (assign or unassign) on the next call, after the runtime has done its work.
+//!
+//! Fetched messages do not travel on the consumer queue that carries those rebalances: each assigned
+//! partition's messages are forwarded to a queue of their own, read in batches (one lock per message
+//! and no clock read, where polling takes both and allocates per message). librdkafka's batch read
+//! would apply a rebalance itself, so it never reads the consumer queue.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ffi::{c_void, CStr, CString};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
@@ -97,14 +104,111 @@ impl ConsumerContext for RebalanceQueue {
     }
 }
 
-pub(super) struct RdGroupConsumer {
-    inner: Arc<BaseConsumer<RebalanceQueue>>,
-    /// Signalled by librdkafka when the consumer queue becomes non-empty.
+/// The queue that assigned partitions' fetched messages are forwarded to.
+struct MessageQueue {
+    queue: NonNull<rd::rd_kafka_queue_t>,
+    /// Signalled by librdkafka when a message arrives; the queue holds a pointer to it.
     ready: Arc<Notify>,
+}
+
+// SAFETY: librdkafka queues may be used from any thread; the pointer is only passed to librdkafka.
+unsafe impl Send for MessageQueue {}
+
+impl MessageQueue {
+    fn new(
+        consumer: &BaseConsumer<RebalanceQueue>,
+        ready: Arc<Notify>,
+    ) -> Result<Self, KafkaError> {
+        // SAFETY: the client is alive; the queue is destroyed before it (field order of RdGroupConsumer).
+        let queue = NonNull::new(unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) })
+            .ok_or_else(|| KafkaError::Backend("cannot create a message queue".into()))?;
+        // SAFETY: `ready` stays alive until `drop` has disabled the callback.
+        unsafe {
+            rd::rd_kafka_queue_cb_event_enable(
+                queue.as_ptr(),
+                Some(wake),
+                Arc::as_ptr(&ready).cast_mut().cast(),
+            );
+        }
+        Ok(MessageQueue { queue, ready })
+    }
+
+    /// Forwards a partition's fetched messages here. librdkafka drops the forwarding when the
+    /// partition stops, so it is set again at every assignment, before fetching starts.
+    fn take_over(
+        &self,
+        consumer: &BaseConsumer<RebalanceQueue>,
+        partition: &TopicPartition,
+    ) -> Result<(), KafkaError> {
+        let topic = CString::new(&*partition.topic).map_err(|_| {
+            KafkaError::Backend(format!("invalid topic name {:?}", partition.topic))
+        })?;
+        // SAFETY: the client is alive and the name is NUL-terminated.
+        let from = unsafe {
+            rd::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition.partition,
+            )
+        };
+        if from.is_null() {
+            return Err(KafkaError::Backend(format!(
+                "no fetch queue for {partition}"
+            )));
+        }
+        // SAFETY: both queues are alive; the reference taken above is released once forwarded.
+        unsafe {
+            rd::rd_kafka_queue_forward(from, self.queue.as_ptr());
+            rd::rd_kafka_queue_destroy(from);
+        }
+        Ok(())
+    }
+
+    /// Appends up to `max` messages that are ready to `out` without waiting; the caller destroys them.
+    fn read(&self, max: usize, out: &mut Vec<*mut rd::rd_kafka_message_t>) {
+        out.reserve(max);
+        let free = out.spare_capacity_mut();
+        // SAFETY: librdkafka writes at most `max` message pointers into the spare capacity and
+        // returns how many; a negative count is an error, read as none.
+        let read = unsafe {
+            rd::rd_kafka_consume_batch_queue(self.queue.as_ptr(), 0, free.as_mut_ptr().cast(), max)
+        };
+        let read = usize::try_from(read).unwrap_or(0).min(max);
+        // SAFETY: the first `read` spare slots were initialised above.
+        unsafe { out.set_len(out.len() + read) };
+    }
+}
+
+impl Drop for MessageQueue {
+    fn drop(&mut self) {
+        // SAFETY: after the callback is disabled (under the queue's lock) librdkafka no longer touches
+        // `ready`; partitions still forwarding here find the queue disabled and drop their messages.
+        unsafe {
+            rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
+            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
+        }
+    }
+}
+
+/// librdkafka's signal that a message arrived on a [`MessageQueue`].
+unsafe extern "C" fn wake(_: *mut rd::rd_kafka_t, ready: *mut c_void) {
+    // SAFETY: `ready` is the queue's Notify, alive while the callback is enabled.
+    unsafe { &*ready.cast::<Notify>() }.notify_one();
+}
+
+pub(super) struct RdGroupConsumer {
+    /// Declared before `inner`: the queue must be destroyed before the client.
+    messages: MessageQueue,
+    inner: Arc<BaseConsumer<RebalanceQueue>>,
     pending: Option<Pending>,
     /// The topic name of the last record read, shared by the records that follow it.
     last_topic: Option<Arc<str>>,
+    /// Messages read from the message queue, not yet copied out.
+    batch: Vec<*mut rd::rd_kafka_message_t>,
 }
+
+// SAFETY: `batch` is empty between calls; every other field is Send.
+unsafe impl Send for RdGroupConsumer {}
 
 impl RdGroupConsumer {
     pub(super) fn new(
@@ -122,13 +226,15 @@ impl RdGroupConsumer {
         let ready = Arc::new(Notify::new());
         let signal = ready.clone();
         inner.set_nonempty_callback(move || signal.notify_one());
+        let messages = MessageQueue::new(&inner, ready)?;
         let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
         inner.subscribe(&topics).map_err(|e| rd_error(&e))?;
         Ok(RdGroupConsumer {
+            messages,
             inner: Arc::new(inner),
-            ready,
             pending: None,
             last_topic: None,
+            batch: Vec::new(),
         })
     }
 
@@ -142,6 +248,11 @@ impl RdGroupConsumer {
     /// Applies the rebalance the runtime was told about at the previous poll.
     fn apply_pending(&mut self) -> Result<(), KafkaError> {
         let cooperative = self.cooperative();
+        if let Some(Pending::Assign(tpl)) = &self.pending {
+            for partition in partitions_of(tpl) {
+                self.messages.take_over(&self.inner, &partition)?;
+            }
+        }
         let result = match self.pending.take() {
             None => return Ok(()),
             Some(Pending::Assign(tpl)) if cooperative => self.inner.incremental_assign(&tpl),
@@ -187,13 +298,12 @@ impl GroupConsumer for RdGroupConsumer {
         let mut records = Vec::new();
         let consumer = self.inner.clone();
         loop {
-            // Take what librdkafka has already fetched, without blocking.
+            // The consumer queue: rebalances, errors, and the messages of a partition fetched before
+            // its forwarding was set.
             while records.len() < max_records {
                 match consumer.poll(Duration::ZERO) {
-                    Some(Ok(message)) => {
-                        let topic = self.topic_of(&message);
-                        records.push(consumed(topic, &message));
-                    }
+                    // SAFETY: the message is alive until the end of this arm.
+                    Some(Ok(message)) => records.push(unsafe { self.copy_out(message.ptr()) }?),
                     Some(Err(error)) if records.is_empty() => return Err(rd_error(&error)),
                     Some(Err(error)) => {
                         tracing::warn!(error = %error, "consumer error while reading a batch");
@@ -202,6 +312,7 @@ impl GroupConsumer for RdGroupConsumer {
                     None => break,
                 }
             }
+            self.read_messages(max_records, &mut records)?;
             if !records.is_empty() {
                 return Ok(GroupEvent::Records(records));
             }
@@ -210,7 +321,7 @@ impl GroupConsumer for RdGroupConsumer {
             }
             let context = self.inner.context().clone();
             tokio::select! {
-                () = self.ready.notified() => {}
+                () = self.messages.ready.notified() => {}
                 () = context.arrived.notified() => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(GroupEvent::Records(records)),
             }
@@ -287,7 +398,11 @@ impl GroupConsumer for RdGroupConsumer {
     async fn close(mut self: Box<Self>) -> Result<(), KafkaError> {
         self.inner.context().closing.store(true, Ordering::SeqCst);
         self.apply_pending()?;
-        let inner = self.inner;
+        let RdGroupConsumer {
+            messages, inner, ..
+        } = *self;
+        // librdkafka waits for the application's queues before it destroys the client.
+        drop(messages);
         // Dropping the last handle leaves the group; librdkafka blocks while it does.
         blocking(CALL_TIMEOUT, move || drop(inner)).await
     }
@@ -308,40 +423,125 @@ fn commit_error(error: &RdError) -> KafkaError {
 }
 
 impl RdGroupConsumer {
-    /// The message's topic name, shared with the previous message's when it is the same.
-    fn topic_of(&mut self, message: &BorrowedMessage<'_>) -> Arc<str> {
-        match &self.last_topic {
-            Some(topic) if **topic == *message.topic() => topic.clone(),
-            _ => {
-                let topic: Arc<str> = Arc::from(message.topic());
-                self.last_topic = Some(topic.clone());
-                topic
+    /// Copies the messages that are ready on the message queue into `records`, up to `max`. An error
+    /// in place of a message fails the read if no record came before it, and ends it otherwise.
+    fn read_messages(
+        &mut self,
+        max: usize,
+        records: &mut Vec<ConsumedRecord>,
+    ) -> Result<(), KafkaError> {
+        let mut failed = None;
+        while records.len() < max && failed.is_none() {
+            let mut batch = std::mem::take(&mut self.batch);
+            self.messages.read(max - records.len(), &mut batch);
+            if batch.is_empty() {
+                self.batch = batch;
+                break;
             }
+            for message in batch.drain(..) {
+                if failed.is_none() {
+                    // SAFETY: librdkafka handed the message over; it is destroyed just below.
+                    match unsafe { self.copy_out(message) } {
+                        Ok(record) => records.push(record),
+                        Err(error) => failed = Some(error),
+                    }
+                }
+                // SAFETY: each message read is destroyed exactly once.
+                unsafe { rd::rd_kafka_message_destroy(message) };
+            }
+            self.batch = batch;
+        }
+        match failed {
+            Some(error) if records.is_empty() => Err(error),
+            Some(error) => {
+                tracing::warn!(error = %error, "consumer error while reading a batch");
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Copies a message out of librdkafka; the topic name is shared with the previous record's when
+    /// it is the same.
+    ///
+    /// # Safety
+    /// `message` must point to a live message.
+    unsafe fn copy_out(
+        &mut self,
+        message: *const rd::rd_kafka_message_t,
+    ) -> Result<ConsumedRecord, KafkaError> {
+        // SAFETY: the caller guarantees the message is alive; librdkafka keeps its topic, payload,
+        // key and headers alive with it.
+        unsafe {
+            let m = &*message;
+            if m.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+                return Err(rd_error(&RdError::MessageConsumption(m.err.into())));
+            }
+            let name = CStr::from_ptr(rd::rd_kafka_topic_name(m.rkt));
+            let topic = match &self.last_topic {
+                Some(topic) if topic.as_bytes() == name.to_bytes() => topic.clone(),
+                _ => {
+                    let topic: Arc<str> = Arc::from(name.to_string_lossy());
+                    self.last_topic = Some(topic.clone());
+                    topic
+                }
+            };
+            let mut timestamp_type =
+                rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+            let timestamp = rd::rd_kafka_message_timestamp(message, &mut timestamp_type);
+            let timestamp = (timestamp != -1
+                && timestamp_type
+                    != rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+                .then_some(timestamp);
+            Ok(ConsumedRecord {
+                topic,
+                partition: m.partition,
+                offset: m.offset,
+                key: bytes(m.key, m.key_len),
+                value: bytes(m.payload, m.len),
+                headers: headers(message),
+                timestamp,
+            })
         }
     }
 }
 
-/// Copies a message out of librdkafka.
-fn consumed(topic: Arc<str>, message: &BorrowedMessage<'_>) -> ConsumedRecord {
-    let headers = message
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| KafkaHeader {
-                    key: h.key.to_owned(),
-                    value: h.value.map(<[u8]>::to_vec),
+/// Copies bytes librdkafka owns; null is a Kafka null.
+///
+/// # Safety
+/// `data` must be null or point to `len` readable bytes.
+unsafe fn bytes(data: *const c_void, len: usize) -> Option<Vec<u8>> {
+    // SAFETY: guaranteed by the caller.
+    (!data.is_null())
+        .then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec())
+}
+
+/// Copies a message's headers.
+///
+/// # Safety
+/// `message` must point to a live message.
+unsafe fn headers(message: *const rd::rd_kafka_message_t) -> Vec<KafkaHeader> {
+    let mut headers = std::ptr::null_mut();
+    // SAFETY: the headers belong to the message, alive per the caller; each index is below the count.
+    unsafe {
+        if rd::rd_kafka_message_headers(message, &mut headers)
+            != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            return Vec::new();
+        }
+        (0..rd::rd_kafka_header_cnt(headers))
+            .filter_map(|index| {
+                let mut name = std::ptr::null();
+                let mut value = std::ptr::null();
+                let mut len = 0;
+                let found =
+                    rd::rd_kafka_header_get_all(headers, index, &mut name, &mut value, &mut len);
+                (found == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| KafkaHeader {
+                    key: CStr::from_ptr(name).to_string_lossy().into_owned(),
+                    value: bytes(value, len),
                 })
-                .collect()
-        })
-        .unwrap_or_default();
-    ConsumedRecord {
-        topic,
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers,
-        timestamp: message.timestamp().to_millis(),
+            })
+            .collect()
     }
 }
 
