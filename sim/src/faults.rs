@@ -22,6 +22,7 @@ pub enum FaultKind {
     StallFlush,
     StallPut,
     FailFlush,
+    FailSync,
     RestartBroker,
     Latency,
 }
@@ -58,8 +59,10 @@ pub enum Fault {
         #[serde(with = "millis")]
         duration: Duration,
     },
-    /// The next flush fails to sync.
+    /// The next flush of the destination store fails.
     FailFlush,
+    /// The next fsync on a simulated disk fails.
+    FailSync,
     /// The broker host restarts: connections and requests in flight are dropped, data is kept.
     RestartBroker {
         #[serde(with = "millis")]
@@ -182,6 +185,7 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             duration: between(rng, session, max_poll + session),
         },
         FaultKind::FailFlush => Fault::FailFlush,
+        FaultKind::FailSync => Fault::FailSync,
         FaultKind::RestartBroker => Fault::RestartBroker {
             down: between(rng, Duration::from_millis(100), session / 2),
         },

@@ -25,7 +25,7 @@ use crate::oracle::{check_final, CommitChecks, Destination, FinalState};
 use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Scenario, Workload};
-use crate::workload::{self, input_file, DestinationStore, StoreFault};
+use crate::workload::{self, input_file, DestinationStore, DiskFaults, StoreFault};
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
 const EPOCH_SECS: u64 = 1_767_225_600;
@@ -243,6 +243,7 @@ async fn run_worker(
     mut stop: watch::Receiver<bool>,
     journal: SharedJournal,
     files: Files,
+    disk: Arc<DiskFaults>,
 ) -> turmoil::Result {
     if scenario.workload == Workload::Files {
         input_file::create_data_dir()?;
@@ -256,8 +257,12 @@ async fn run_worker(
     });
     let config = WorkerConfig::parse(&worker_props(&scenario))?;
     let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
-    let worker =
-        StandaloneWorker::with_offset_store(config, backend, workload::plugins(store), offsets);
+    let worker = StandaloneWorker::with_offset_store(
+        config,
+        backend,
+        workload::plugins(store, disk),
+        offsets,
+    );
     let mut plans = Vec::new();
     if index == 0 {
         plans.push(worker.plan(&source_props(&scenario))?);
@@ -404,6 +409,7 @@ pub fn run_planned(
         });
     }
     let files: Files = Arc::default();
+    let disk: Arc<DiskFaults> = Arc::default();
     let mut workers = Vec::new();
     for index in 0..scenario.workers {
         let name = format!("worker-{index}");
@@ -417,11 +423,12 @@ pub fn run_planned(
                 journal: journal.clone(),
             }))
         };
-        let (scenario, store, journal, files) = (
+        let (scenario, store, journal, files, disk) = (
             scenario.clone(),
             store.clone(),
             journal.clone(),
             files.clone(),
+            disk.clone(),
         );
         sim.host(name.as_str(), move || {
             run_worker(
@@ -432,6 +439,7 @@ pub fn run_planned(
                 stop_rx.clone(),
                 journal.clone(),
                 files.clone(),
+                disk.clone(),
             )
         });
         workers.push(WorkerHost { name, stop });
@@ -444,21 +452,19 @@ pub fn run_planned(
     let step =
         |sim: &mut turmoil::Sim<'_>| sim.step().map_err(|e| RunError::Simulation(e.to_string()));
 
+    let targets = Targets {
+        workers: &workers,
+        store: &store,
+        disk: &disk,
+        journal: &journal,
+    };
     // Faults.
     while sim.elapsed() < scenario.active {
         let now = sim.elapsed();
         schedule.sort_by_key(|(at, _)| *at);
         while schedule.first().is_some_and(|(at, _)| *at <= now) {
             let (_, action) = schedule.remove(0);
-            apply(
-                &mut sim,
-                action,
-                now,
-                &workers,
-                &store,
-                &journal,
-                &mut schedule,
-            );
+            apply(&mut sim, action, now, &targets, &mut schedule);
         }
         step(&mut sim)?;
     }
@@ -468,15 +474,7 @@ pub fn run_planned(
     healing.sort_by_key(|(at, _)| *at);
     for (_, action) in healing {
         let now = sim.elapsed();
-        apply(
-            &mut sim,
-            action,
-            now,
-            &workers,
-            &store,
-            &journal,
-            &mut schedule,
-        );
+        apply(&mut sim, action, now, &targets, &mut schedule);
     }
     let drain_end = sim.elapsed() + scenario.drain_limit;
     let mut next_check = sim.elapsed();
@@ -486,15 +484,7 @@ pub fn run_planned(
         schedule.sort_by_key(|(at, _)| *at);
         while schedule.first().is_some_and(|(at, _)| *at <= now) {
             let (_, action) = schedule.remove(0);
-            apply(
-                &mut sim,
-                action,
-                now,
-                &workers,
-                &store,
-                &journal,
-                &mut schedule,
-            );
+            apply(&mut sim, action, now, &targets, &mut schedule);
         }
         if now >= next_check {
             next_check = now + DRAIN_CHECK;
@@ -614,16 +604,27 @@ fn drained(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What faults act on.
+struct Targets<'a> {
+    workers: &'a [WorkerHost],
+    store: &'a DestinationStore,
+    disk: &'a DiskFaults,
+    journal: &'a SharedJournal,
+}
+
 fn apply(
     sim: &mut turmoil::Sim<'_>,
     action: Action,
     now: Duration,
-    workers: &[WorkerHost],
-    store: &DestinationStore,
-    journal: &SharedJournal,
+    targets: &Targets<'_>,
     schedule: &mut Vec<(Duration, Action)>,
 ) {
+    let Targets {
+        workers,
+        store,
+        disk,
+        journal,
+    } = targets;
     lock(journal)
         .trace
         .push(format!("{} {action:?}", millis(now)));
@@ -644,6 +645,7 @@ fn apply(
             Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
             Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
             Fault::FailFlush => store.arm(StoreFault::FailFlush),
+            Fault::FailSync => disk.fail_next_sync(),
             Fault::RestartBroker { down } => {
                 sim.crash("broker");
                 schedule.push((now + down, Action::BrokerUp));

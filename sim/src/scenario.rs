@@ -94,7 +94,7 @@ impl Scenario {
         vec![
             Scenario {
                 name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), restarts, network holds and broker restarts",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs, restarts, network holds and broker restarts",
                 workload: Workload::Files,
                 streams: 1,
                 records_per_stream: 10_000,
@@ -103,6 +103,7 @@ impl Scenario {
                     FaultKind::StopWorker,
                     FaultKind::HoldNetwork,
                     FaultKind::RestartBroker,
+                    FaultKind::FailSync,
                     FaultKind::Latency,
                 ],
                 max_faults: 6,

@@ -10,17 +10,17 @@ mod store_sink;
 
 pub use destination::{DestinationStore, StoreFault, Write};
 pub use sequence_source::{record_text, SequenceSourceConnector};
-pub use sim_fs::SimFs;
+pub use sim_fs::{DiskFaults, SimFs};
 pub use store_sink::{SinkBug, StoreSinkConnector};
 
 use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
-/// The built-in connectors on the host's simulated disk, plus the workload connectors, whose sinks write
-/// to `store`.
-pub fn plugins(store: Arc<DestinationStore>) -> PluginRegistry {
-    let mut registry = sluice_connectors::plugins_on(Arc::new(SimFs));
+/// The built-in connectors on the host's simulated disk (failing the syncs `disk` asks for), plus the
+/// workload connectors, whose sinks write to `store`.
+pub fn plugins(store: Arc<DestinationStore>, disk: Arc<DiskFaults>) -> PluginRegistry {
+    let mut registry = sluice_connectors::plugins_on(Arc::new(SimFs::new(disk)));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
         ConnectorPlugin::source(|| Box::new(SequenceSourceConnector::default())),

@@ -1,7 +1,10 @@
 //! The FileStream connectors' filesystem inside the simulation: each host's own simulated disk (turmoil's
-//! `unstable-fs`), where a crash loses every write that was not synced.
+//! `unstable-fs`), where a crash loses every write that was not synced, and where the harness can make an
+//! fsync fail.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice_connectors::file::fs::{parent_dir, Reader};
@@ -9,9 +12,35 @@ use sluice_connectors::file::{AppendFile, FileSystem};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use turmoil::fs::shim::tokio::fs::{sync_dir, File, OpenOptions};
 
+/// Disk faults the harness arms: each makes one fsync, on whichever host syncs next, fail.
+#[derive(Debug, Default)]
+pub struct DiskFaults {
+    failing_syncs: AtomicUsize,
+}
+
+impl DiskFaults {
+    pub fn fail_next_sync(&self) {
+        self.failing_syncs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn take_sync_failure(&self) -> bool {
+        self.failing_syncs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
 /// The current host's simulated disk.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SimFs;
+#[derive(Debug, Default, Clone)]
+pub struct SimFs {
+    faults: Arc<DiskFaults>,
+}
+
+impl SimFs {
+    pub fn new(faults: Arc<DiskFaults>) -> SimFs {
+        SimFs { faults }
+    }
+}
 
 #[async_trait]
 impl FileSystem for SimFs {
@@ -34,19 +63,29 @@ impl FileSystem for SimFs {
             .open(path)
             .await?;
         sync_dir(parent_dir(path)).await?;
-        Ok(Box::new(SimAppendFile(file)))
+        Ok(Box::new(SimAppendFile {
+            file,
+            faults: self.faults.clone(),
+        }))
     }
 }
 
-struct SimAppendFile(File);
+struct SimAppendFile {
+    file: File,
+    faults: Arc<DiskFaults>,
+}
 
 #[async_trait]
 impl AppendFile for SimAppendFile {
     async fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes).await
+        self.file.write_all(bytes).await
     }
 
     async fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all().await
+        if self.faults.take_sync_failure() {
+            // The writes stay unsynced: a crash before the next successful sync loses them.
+            return Err(io::Error::other("simulated fsync failure"));
+        }
+        self.file.sync_all().await
     }
 }
