@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncSeekExt};
+use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt};
 
 /// A file opened for reading, positioned where reading should start.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
@@ -30,6 +30,22 @@ pub trait AppendFile: Send {
     async fn sync(&mut self) -> io::Result<()>;
 }
 
+/// A just-opened file as a [`Reader`] at `position`; a file that does not exist is `None`.
+pub async fn positioned<F>(opened: io::Result<F>, position: u64) -> io::Result<Option<Reader>>
+where
+    F: AsyncRead + AsyncSeek + Send + Unpin + 'static,
+{
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if position > 0 {
+        file.seek(io::SeekFrom::Start(position)).await?;
+    }
+    Ok(Some(Box::new(file)))
+}
+
 /// The machine's filesystem.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalFs;
@@ -37,15 +53,7 @@ pub struct LocalFs;
 #[async_trait]
 impl FileSystem for LocalFs {
     async fn open_read(&self, path: &str, position: u64) -> io::Result<Option<Reader>> {
-        let mut file = match tokio::fs::File::open(path).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if position > 0 {
-            file.seek(io::SeekFrom::Start(position)).await?;
-        }
-        Ok(Some(Box::new(file)))
+        positioned(tokio::fs::File::open(path).await, position).await
     }
 
     async fn open_append(&self, path: &str) -> io::Result<Box<dyn AppendFile>> {

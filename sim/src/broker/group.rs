@@ -411,17 +411,9 @@ fn cooperative_assignment(
         .flat_map(|(id, m)| m.owned.iter().map(move |tp| (tp, id)))
         .collect();
     for (topic, count) in topics {
-        let consumers: Vec<&String> = members
-            .iter()
-            .filter(|(_, m)| interest_matches(&m.interest, topic))
-            .map(|(id, _)| id)
-            .collect();
-        if consumers.is_empty() {
-            continue;
-        }
-        let n = consumers.len() as i32;
-        let (each, extra) = (count / n, count % n);
-        let share = |i: usize| -> usize { (each + i32::from((i as i32) < extra)) as usize };
+        let shares = shares(members, topic, *count);
+        let consumers: Vec<&String> = shares.iter().map(|(id, _)| *id).collect();
+        let share = |i: usize| shares[i].1;
         let mut target: BTreeMap<&String, Vec<Tp>> = BTreeMap::new();
         let mut free = Vec::new();
         for p in 0..*count {
@@ -465,6 +457,27 @@ fn cooperative_assignment(
     assignment
 }
 
+/// The members consuming `topic`, in member-id order, each with how many of its `count` partitions it
+/// gets: an even split, the first `count % members` one more (as Kafka's assignors balance).
+fn shares<'m>(
+    members: &'m BTreeMap<String, Member>,
+    topic: &str,
+    count: i32,
+) -> Vec<(&'m String, usize)> {
+    let consumers: Vec<&String> = members
+        .iter()
+        .filter(|(_, m)| interest_matches(&m.interest, topic))
+        .map(|(id, _)| id)
+        .collect();
+    let n = consumers.len().max(1) as i32;
+    let (each, extra) = (count / n, count % n);
+    consumers
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, (each + i32::from((i as i32) < extra)) as usize))
+        .collect()
+}
+
 fn interest_matches(interest: &Interest, topic: &str) -> bool {
     match interest {
         Interest::Topics(topics) => topics.iter().any(|t| t == topic),
@@ -483,22 +496,11 @@ fn range_assignment(
     let mut assignment: BTreeMap<String, Vec<Tp>> =
         members.keys().map(|id| (id.clone(), Vec::new())).collect();
     for (topic, count) in topics {
-        let consumers: Vec<&String> = members
-            .iter()
-            .filter(|(_, m)| interest_matches(&m.interest, topic))
-            .map(|(id, _)| id)
-            .collect();
-        if consumers.is_empty() {
-            continue;
-        }
-        let n = consumers.len() as i32;
-        let (each, extra) = (count / n, count % n);
         let mut next = 0;
-        for (i, id) in consumers.into_iter().enumerate() {
-            let take = each + i32::from((i as i32) < extra);
+        for (id, take) in shares(members, topic, *count) {
             let parts = assignment.entry(id.clone()).or_default();
-            parts.extend((next..next + take).map(|p| Tp::new(topic.clone(), p)));
-            next += take;
+            parts.extend((next..next + take as i32).map(|p| Tp::new(topic.clone(), p)));
+            next += take as i32;
         }
     }
     assignment

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_connectors::file::fs::{parent_dir, Reader};
+use sluice_connectors::file::fs::{parent_dir, positioned, Reader};
 use sluice_connectors::file::{AppendFile, FileSystem};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use turmoil::fs::shim::tokio::fs::{sync_dir, File, OpenOptions};
 
 /// Disk faults the harness arms: each makes one fsync, on whichever host syncs next, fail.
@@ -45,15 +45,7 @@ impl SimFs {
 #[async_trait]
 impl FileSystem for SimFs {
     async fn open_read(&self, path: &str, position: u64) -> io::Result<Option<Reader>> {
-        let mut file = match File::open(path).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if position > 0 {
-            file.seek(io::SeekFrom::Start(position)).await?;
-        }
-        Ok(Some(Box::new(file)))
+        positioned(File::open(path).await, position).await
     }
 
     async fn open_append(&self, path: &str) -> io::Result<Box<dyn AppendFile>> {
