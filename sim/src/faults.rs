@@ -19,6 +19,7 @@ pub enum FaultKind {
     CrashWorker,
     StopWorker,
     HoldNetwork,
+    PartitionNetwork,
     StallFlush,
     StallPut,
     FailFlush,
@@ -45,6 +46,13 @@ pub enum Fault {
     },
     /// Messages between the worker and the broker are held (a silent death: no FIN, heartbeats lost).
     HoldNetwork {
+        worker: usize,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// Messages between the worker and the broker are dropped: connections break and clients reconnect once
+    /// the partition heals.
+    PartitionNetwork {
         worker: usize,
         #[serde(with = "millis")]
         duration: Duration,
@@ -150,6 +158,9 @@ impl Fault {
             Fault::CrashWorker { worker, down } => Some((Target::Worker(worker), down)),
             Fault::StopWorker { worker, away } => Some((Target::Worker(worker), away)),
             Fault::HoldNetwork { worker, duration } => Some((Target::Worker(worker), duration)),
+            Fault::PartitionNetwork { worker, duration } => {
+                Some((Target::Worker(worker), duration))
+            }
             Fault::RestartBroker { down } => Some((Target::Broker, down)),
             _ => None,
         }
@@ -175,6 +186,10 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         FaultKind::HoldNetwork => Fault::HoldNetwork {
             worker,
             // Sometimes shorter than the session (nothing happens), mostly longer (the member is thrown out).
+            duration: between(rng, session / 2, session * 2),
+        },
+        FaultKind::PartitionNetwork => Fault::PartitionNetwork {
+            worker,
             duration: between(rng, session / 2, session * 2),
         },
         // Past the session timeout (the heartbeat task keeps the member in), sometimes past max.poll.interval.ms.

@@ -20,11 +20,11 @@ use crate::broker::{
     serve, BrokerConfig, Cluster, ClusterEvent, ClusterObserver, Logs, BROKER_PORT,
 };
 use crate::client::SimBackend;
-use crate::faults::{self, Fault, Scheduled};
+use crate::faults::{self, Fault, FaultKind, Scheduled};
 use crate::oracle::{check_final, CommitChecks, Destination, FinalState};
 use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
-use crate::scenario::{Scenario, Workload};
+use crate::scenario::{Guarantee, Scenario, Workload};
 use crate::workload::{self, input_file, DestinationStore, DiskFaults, StoreFault};
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
@@ -309,6 +309,7 @@ enum Action {
     /// Start a crashed or stopped worker again.
     Restart(usize),
     Release(usize),
+    Repair(usize),
     BrokerUp,
     LatencyOff,
 }
@@ -322,12 +323,26 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
         .get(rng.random_range(0..scenario.assignors.len().max(1)))
         .copied()
         .unwrap_or("range");
+    let cooperative = assignor == "cooperative-sticky";
+    // A cooperative member keeps its partitions while the group rebalances; if it stops just as the
+    // rebalance completes, its last commit still carries the old generation and is refused (Kafka refuses
+    // it too), so what it flushed is delivered again: clean stops promise exactly once only with eager
+    // rebalances.
+    let guarantee = match (
+        cooperative,
+        scenario.faults.contains(&FaultKind::StopWorker),
+    ) {
+        (true, true) => Guarantee::AtLeastOnce,
+        _ => scenario.guarantee,
+    };
     run_planned(
         &Scenario {
-            assignors: match assignor {
-                "cooperative-sticky" => &["cooperative-sticky"],
-                _ => &["range"],
+            assignors: if cooperative {
+                &["cooperative-sticky"]
+            } else {
+                &["range"]
             },
+            guarantee,
             ..scenario.clone()
         },
         seed,
@@ -642,6 +657,10 @@ fn apply(
                 sim.hold(workers[worker].name.as_str(), "broker");
                 schedule.push((now + duration, Action::Release(worker)));
             }
+            Fault::PartitionNetwork { worker, duration } => {
+                sim.partition(workers[worker].name.as_str(), "broker");
+                schedule.push((now + duration, Action::Repair(worker)));
+            }
             Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
             Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
             Fault::FailFlush => store.arm(StoreFault::FailFlush),
@@ -672,6 +691,7 @@ fn apply(
             }
         }
         Action::Release(worker) => sim.release(workers[worker].name.as_str(), "broker"),
+        Action::Repair(worker) => sim.repair(workers[worker].name.as_str(), "broker"),
         Action::BrokerUp => sim.bounce("broker"),
         Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
     }

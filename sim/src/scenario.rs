@@ -119,7 +119,7 @@ impl Scenario {
             },
             Scenario {
                 name: "sink-group-rebalance",
-                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated",
+                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated (with eager rebalances; cooperative ones may redeliver when a stop races a rebalance's completion)",
                 faults: &[FaultKind::StopWorker, FaultKind::Latency],
                 max_faults: 5,
                 guarantee: Guarantee::ExactlyOnce,
@@ -134,11 +134,12 @@ impl Scenario {
             },
             Scenario {
                 name: "crash-restart-storm",
-                about: "workers crash and restart, lose the network long enough to expire their sessions, and the broker restarts",
+                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, and the broker restarts",
                 faults: &[
                     FaultKind::CrashWorker,
                     FaultKind::StopWorker,
                     FaultKind::HoldNetwork,
+                    FaultKind::PartitionNetwork,
                     FaultKind::RestartBroker,
                     FaultKind::FailFlush,
                     FaultKind::Latency,

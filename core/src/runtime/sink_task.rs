@@ -341,7 +341,10 @@ impl SinkTaskRunner {
             Ok(approved) => approved,
             Err(e) => {
                 tracing::error!(task = %self.id, error = %e, "flush failed; rewinding to the last committed offsets");
-                self.rewind_uncommitted(current.keys());
+                // The flush may have lost what the task buffered for any partition, not only for those
+                // being committed (a cooperative rebalance commits just the partitions it takes away).
+                let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+                self.rewind_uncommitted(assigned.iter());
                 return;
             }
         };
@@ -365,7 +368,7 @@ impl SinkTaskRunner {
     }
 
     /// After a failed flush the task may have lost what `put` gave it since the last commit: deliver
-    /// those records again, as Kafka Connect does.
+    /// those records again, as Kafka Connect does (it rewinds every partition it has committed).
     fn rewind_uncommitted<'a>(&mut self, partitions: impl Iterator<Item = &'a TopicPartition>) {
         for partition in partitions {
             let Some(&to) = self

@@ -75,6 +75,9 @@ pub struct SimGroupConsumer {
     revoking: Vec<Tp>,
     /// Partitions a cooperative rebalance added, reported once the revoked ones are gone.
     pending_assigned: Vec<Tp>,
+    /// An assignment a commit took from a finished join (to commit in the new generation), reported at the
+    /// next poll.
+    ready_assignment: Option<Vec<Tp>>,
     topics: BTreeMap<String, Arc<str>>,
 }
 
@@ -140,6 +143,7 @@ impl SimGroupConsumer {
             cooperative,
             revoking: Vec::new(),
             pending_assigned: Vec::new(),
+            ready_assignment: None,
             topics: BTreeMap::new(),
         })
     }
@@ -155,6 +159,7 @@ impl SimGroupConsumer {
         self.paused.clear();
         self.revoking.clear();
         self.pending_assigned.clear();
+        self.ready_assignment = None;
         parts
     }
 
@@ -188,8 +193,17 @@ impl SimGroupConsumer {
     /// Waits for the join on its way (starting one if none is) and reports what it brought.
     async fn join(&mut self) -> Result<GroupEvent, KafkaError> {
         self.start_join();
+        match self.complete_join().await? {
+            Some(assignment) => Ok(self.assignment_event(assignment)),
+            None => Ok(GroupEvent::Records(Vec::new())),
+        }
+    }
+
+    /// Waits for the join on its way, adopts the member id and generation it brought and returns the
+    /// assignment; `None` when the join must be tried again.
+    async fn complete_join(&mut self) -> Result<Option<Vec<Tp>>, KafkaError> {
         let Some(pending) = self.pending_join.as_mut() else {
-            return Ok(GroupEvent::Records(Vec::new()));
+            return Ok(None);
         };
         let response = match pending.await {
             Ok(response) => response,
@@ -218,25 +232,28 @@ impl SimGroupConsumer {
                         self.membership.clone(),
                     )));
                 }
-                if self.cooperative {
-                    return Ok(self.incremental(assignment));
-                }
-                self.owned = assignment.iter().cloned().collect();
-                Ok(GroupEvent::Assigned(
-                    assignment.iter().map(to_core).collect(),
-                ))
+                Ok(Some(assignment))
             }
             Ok(Response::Error(ErrorCode::UnknownMemberId)) => {
                 self.membership().member_id = None;
-                Ok(GroupEvent::Records(Vec::new()))
+                Ok(None)
             }
             Ok(other) => Err(unexpected(other)),
             Err(e) => {
                 tracing::debug!(group = %self.group, error = %e, "join failed; retrying");
                 tokio::time::sleep(RETRY_BACKOFF).await;
-                Ok(GroupEvent::Records(Vec::new()))
+                Ok(None)
             }
         }
+    }
+
+    /// The event an assignment makes: all of it (eager), or what changed (cooperative).
+    fn assignment_event(&mut self, assignment: Vec<Tp>) -> GroupEvent {
+        if self.cooperative {
+            return self.incremental(assignment);
+        }
+        self.owned = assignment.iter().cloned().collect();
+        GroupEvent::Assigned(assignment.iter().map(to_core).collect())
     }
 
     /// A cooperative assignment as events: first the partitions taken away (kept until the next poll, after
@@ -414,6 +431,9 @@ impl GroupConsumer for SimGroupConsumer {
                 return Ok(GroupEvent::Lost(parts));
             }
         }
+        if let Some(assignment) = self.ready_assignment.take() {
+            return Ok(self.assignment_event(assignment));
+        }
         if joined && rejoin && !self.owned.is_empty() && !self.cooperative {
             // Eager: everything goes before rejoining.
             self.revoking = self.owned.iter().cloned().collect();
@@ -436,6 +456,15 @@ impl GroupConsumer for SimGroupConsumer {
     }
 
     async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError> {
+        // A join that has completed moved the group to a new generation, which alone may commit now (as in
+        // KIP-429, where revoked partitions are committed in the generation that revoked them). Its events
+        // still come from the next poll.
+        let finished = self.pending_join.as_ref().is_some_and(|j| j.is_finished());
+        if finished && self.revoking.is_empty() && self.ready_assignment.is_none() {
+            if let Ok(Some(assignment)) = self.complete_join().await {
+                self.ready_assignment = Some(assignment);
+            }
+        }
         let (member_id, generation) = {
             let m = self.membership();
             match (&m.member_id, m.lost) {
