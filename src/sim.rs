@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 use std::ops::RangeInclusive;
 
+use sluice_sim::scenario::Workload;
 use sluice_sim::{run, Scenario};
 
 #[derive(clap::Args)]
@@ -106,6 +107,14 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
             known.join(", ")
         ))
     })?;
+    if scenario.workload == Workload::Files
+        && (args.source_bug.is_some() || args.sink_bug.is_some())
+    {
+        return Err(Failure::Message(format!(
+            "--source-bug and --sink-bug plant bugs in the SequenceSource and StoreSink connectors, which scenario {:?} does not run",
+            scenario.name
+        )));
+    }
     let mut planted = String::new();
     if let Some(bug) = &args.source_bug {
         scenario.source_bug = bug_name(bug);

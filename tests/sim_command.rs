@@ -114,6 +114,10 @@ fn bad_arguments_name_what_is_wrong() {
         stderr(&backwards)
     );
 
+    let unused_bug = sim(&["--scenario", "file-to-file", "--sink-bug", "write-twice"]);
+    assert_eq!(unused_bug.status.code(), Some(1));
+    assert!(stderr(&unused_bug).contains("does not run"), "{}", stderr(&unused_bug));
+
     let missing = sim(&[]);
     assert!(!missing.status.success());
     assert!(
@@ -121,7 +125,7 @@ fn bad_arguments_name_what_is_wrong() {
         "{}",
         stderr(&missing)
     );
-    for output in [&unknown, &backwards, &missing] {
+    for output in [&unknown, &backwards, &unused_bug, &missing] {
         assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
     }
 }

@@ -144,15 +144,25 @@ pub fn plan(scenario: &Scenario, rng: &mut StdRng) -> Vec<Scheduled> {
 /// Time a host gets after a fault on it ends before another fault may strike it.
 const SETTLE: Duration = Duration::from_secs(5);
 
-/// The host a fault acts on.
+/// What a fault acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Worker(usize),
     Broker,
+    /// Message latency: one setting for the whole network, so latency faults must not overlap.
+    Network,
 }
 
 impl Fault {
-    /// The host this fault acts on and for how long, if it acts on one.
+    /// The worker this fault acts on, if it acts on one.
+    pub fn worker(&self) -> Option<usize> {
+        match self.target() {
+            Some((Target::Worker(worker), _)) => Some(worker),
+            _ => None,
+        }
+    }
+
+    /// What this fault acts on and for how long, if it holds something for a while.
     fn target(&self) -> Option<(Target, Duration)> {
         match *self {
             Fault::CrashWorker { worker, down } => Some((Target::Worker(worker), down)),
@@ -162,13 +172,14 @@ impl Fault {
                 Some((Target::Worker(worker), duration))
             }
             Fault::RestartBroker { down } => Some((Target::Broker, down)),
+            Fault::Latency { duration, .. } => Some((Target::Network, duration)),
             _ => None,
         }
     }
 }
 
 fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
-    let worker = rng.random_range(0..scenario.workers);
+    let worker = rng.random_range(0..scenario.workers.max(1));
     let between = |rng: &mut StdRng, low: Duration, high: Duration| {
         Duration::from_millis(rng.random_range(low.as_millis() as u64..=high.as_millis() as u64))
     };
@@ -177,11 +188,19 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
     match kind {
         FaultKind::CrashWorker => Fault::CrashWorker {
             worker,
-            down: between(rng, Duration::from_secs(1), session * 2),
+            down: between(
+                rng,
+                Duration::from_secs(1),
+                (session * 2).max(Duration::from_secs(1)),
+            ),
         },
         FaultKind::StopWorker => Fault::StopWorker {
             worker,
-            away: between(rng, Duration::from_secs(1), session * 2),
+            away: between(
+                rng,
+                Duration::from_secs(1),
+                (session * 2).max(Duration::from_secs(1)),
+            ),
         },
         FaultKind::HoldNetwork => Fault::HoldNetwork {
             worker,

@@ -16,11 +16,9 @@ use sluice_core::runtime::{
 use tokio::sync::watch;
 use turmoil::net::TcpListener;
 
-use crate::broker::{
-    serve, BrokerConfig, Cluster, ClusterEvent, ClusterObserver, Logs, BROKER_PORT,
-};
+use crate::broker::{serve, BrokerConfig, Cluster, ClusterEvent, ClusterObserver, BROKER_PORT};
 use crate::client::SimBackend;
-use crate::faults::{self, Fault, FaultKind, Scheduled};
+use crate::faults::{self, Fault, Scheduled};
 use crate::oracle::{check_final, CommitChecks, Destination, FinalState};
 use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
@@ -60,7 +58,7 @@ fn millis(d: Duration) -> u128 {
 struct JournalObserver(SharedJournal);
 
 impl ClusterObserver for JournalObserver {
-    fn on_event(&mut self, at: Duration, event: &ClusterEvent, _: &Logs) {
+    fn on_event(&mut self, at: Duration, event: &ClusterEvent) {
         let mut journal = lock(&self.0);
         journal.trace.push(format!("{} {event:?}", millis(at)));
         journal.checks.on_cluster_event(event);
@@ -128,7 +126,8 @@ impl CheckedOffsetStore {
 /// `{"stream": s}`/`{"seq": n}`, or FileStreamSource's `{"position": bytes}` (stream 0, line `bytes / 14 - 1`).
 fn source_position(partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)> {
     if let Some(position) = offset.get("position").and_then(|p| p.as_i64()) {
-        return Some((0, position / input_file::LINE_BYTES as i64 - 1));
+        let last = position / input_file::LINE_BYTES as i64 - 1;
+        return (last >= 0).then_some((0, last));
     }
     Some((
         partition.get("stream")?.as_i64()?,
@@ -330,7 +329,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
     // rebalances.
     let guarantee = match (
         cooperative,
-        scenario.faults.contains(&FaultKind::StopWorker),
+        plan.iter()
+            .any(|s| matches!(s.fault, Fault::StopWorker { .. })),
     ) {
         (true, true) => Guarantee::AtLeastOnce,
         _ => scenario.guarantee,
@@ -386,6 +386,20 @@ pub fn run_planned(
     seed: u64,
     plan: Vec<Scheduled>,
 ) -> Result<Report, RunError> {
+    if scenario.workers == 0 {
+        return Err(RunError::Simulation(
+            "a scenario needs at least one worker".into(),
+        ));
+    }
+    if let Some(bad) = plan
+        .iter()
+        .find(|s| s.fault.worker().is_some_and(|w| w >= scenario.workers))
+    {
+        return Err(RunError::Simulation(format!(
+            "fault {:?} names a worker the scenario does not have ({} workers)",
+            bad.fault, scenario.workers
+        )));
+    }
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     align_task_ids()?;
     // The driver runs outside the simulation: the wall clock only measures the run for its report.
@@ -542,11 +556,9 @@ pub fn run_planned(
         },
     });
     let sink_committed = state.committed(&scenario.sink_group());
-    drop(state);
     let journal = lock(&journal);
-    let mut found_at_commit = journal.checks.anomalies.clone();
-    found_at_commit.truncate(5);
-    anomalies.splice(0..0, found_at_commit);
+    anomalies.splice(0..0, journal.checks.anomalies(&state.logs));
+    drop(state);
     let mut trace = journal.trace.clone();
     trace.extend(writes.iter().map(|write| {
         format!(

@@ -9,7 +9,10 @@
 //!   destination (counted always; an anomaly only under [`Guarantee::ExactlyOnce`]);
 //! - `nonmonotonic`: a task wrote a partition's records out of offset order within one delivery epoch;
 //! - `committed-before-durable`: a sink offset committed past what the destination held durably, or a source
-//!   offset committed for a record Kafka had not acknowledged;
+//!   offset committed while a record it covers was not yet in Kafka (it arrived later; one that never did
+//!   is `lost`);
+//! - `inconsistent`: the destination holds, for a Kafka offset, a value other than Kafka's, or an offset
+//!   Kafka does not have;
 //! - `zombie-write`: a write became visible from a task fenced out of its group (not checked yet: it needs
 //!   transactional producers).
 
@@ -32,6 +35,7 @@ pub enum AnomalyKind {
     Duplicate,
     Nonmonotonic,
     CommittedBeforeDurable,
+    Inconsistent,
     ZombieWrite,
 }
 
@@ -43,6 +47,7 @@ impl AnomalyKind {
             AnomalyKind::Duplicate => "duplicate",
             AnomalyKind::Nonmonotonic => "nonmonotonic",
             AnomalyKind::CommittedBeforeDurable => "committed-before-durable",
+            AnomalyKind::Inconsistent => "inconsistent",
             AnomalyKind::ZombieWrite => "zombie-write",
         }
     }
@@ -95,6 +100,10 @@ pub struct CommitChecks {
     topic: String,
     store: Arc<DestinationStore>,
     pub anomalies: Vec<Anomaly>,
+    /// Per stream, the highest seq such that it and every seq before it were in Kafka at a commit.
+    verified: BTreeMap<i64, i64>,
+    /// (stream, first seq missing from Kafka, committed seq) seen at source commits, judged at the end.
+    early: BTreeSet<(i64, i64, i64)>,
 }
 
 impl CommitChecks {
@@ -105,6 +114,8 @@ impl CommitChecks {
             topic: scenario.topic().to_owned(),
             store,
             anomalies: Vec::new(),
+            verified: BTreeMap::new(),
+            early: BTreeSet::new(),
         }
     }
 
@@ -135,20 +146,61 @@ impl CommitChecks {
         }
     }
 
-    /// A source commit of `seq` for `stream` needs the record carrying that offset in Kafka.
+    /// A source commit of `seq` for `stream` needs every record up to it in Kafka. What is missing now is
+    /// judged at the end: a record that arrived later was committed before it was durable, one that never
+    /// did is lost.
     pub fn on_source_commit(&mut self, logs: &Logs, commits: &[(i64, i64)]) {
         let positions = kafka_positions(logs, &self.topic);
         for &(stream, seq) in commits {
-            if !positions.contains_key(&(stream, seq)) {
-                self.anomalies.push(Anomaly {
+            let verified = self.verified.entry(stream).or_insert(-1);
+            while *verified < seq && positions.contains_key(&(stream, *verified + 1)) {
+                *verified += 1;
+            }
+            if *verified < seq {
+                self.early.insert((stream, *verified + 1, seq));
+            }
+        }
+    }
+
+    /// Every anomaly found at commits, now that Kafka's final contents are known.
+    pub fn anomalies(&self, logs: &Logs) -> Vec<Anomaly> {
+        let positions = kafka_positions(logs, &self.topic);
+        let mut found = self.anomalies.clone();
+        let mut judged = BTreeSet::new();
+        for &(stream, missing, committed) in &self.early {
+            if positions.contains_key(&(stream, missing)) && judged.insert((stream, missing)) {
+                found.push(Anomaly {
                     kind: AnomalyKind::CommittedBeforeDurable,
                     detail: format!(
-                        "source offset seq={seq} of stream {stream} was committed before Kafka acknowledged that record"
+                        "source offset seq={committed} of stream {stream} was committed before Kafka acknowledged seq {missing}"
                     ),
                 });
             }
         }
+        cap(found)
     }
+}
+
+/// At most five anomalies of each kind, then one line saying how many more there were.
+pub fn cap(anomalies: Vec<Anomaly>) -> Vec<Anomaly> {
+    let mut counts: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for anomaly in anomalies {
+        let n = counts.entry(anomaly.kind).or_insert(0);
+        *n += 1;
+        if *n <= 5 {
+            kept.push(anomaly);
+        }
+    }
+    for (kind, n) in counts {
+        if n > 5 {
+            kept.push(Anomaly {
+                kind,
+                detail: format!("... and {} more", n - 5),
+            });
+        }
+    }
+    kept
 }
 
 /// Counts for the report.
@@ -195,15 +247,7 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         source_records: scenario.total_records(),
         ..Tally::default()
     };
-    let mut first =
-        |kind: AnomalyKind, detail: String, found: &mut BTreeMap<AnomalyKind, usize>| {
-            let n = found.entry(kind).or_insert(0);
-            *n += 1;
-            if *n <= 5 {
-                anomalies.push(Anomaly { kind, detail });
-            }
-        };
-    let mut found = BTreeMap::new();
+    let mut first = |kind: AnomalyKind, detail: String| anomalies.push(Anomaly { kind, detail });
 
     // Source side: committed records are in Kafka; everything reached Kafka by the end.
     for stream in 0..scenario.streams {
@@ -218,14 +262,11 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
             if seq <= committed {
                 first(
                     AnomalyKind::Lost,
-                    format!("stream {stream} seq {seq} is at or before the committed source offset {committed} but not in Kafka"),
-                    &mut found,
-                );
+                    format!("stream {stream} seq {seq} is at or before the committed source offset {committed} but not in Kafka"));
             } else {
                 first(
                     AnomalyKind::Unseen,
                     format!("stream {stream} seq {seq} never reached Kafka"),
-                    &mut found,
                 );
             }
         }
@@ -234,15 +275,9 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
 
     let example = match &state.destination {
         Destination::Store(writes) => {
-            check_store(writes, &positions, &mut tally, &mut |kind, detail| {
-                first(kind, detail, &mut found)
-            })
+            check_store(writes, state.logs, &positions, &mut tally, &mut first)
         }
-        Destination::Lines(lines) => {
-            check_lines(lines, scenario, &mut tally, &mut |kind, detail| {
-                first(kind, detail, &mut found)
-            })
-        }
+        Destination::Lines(lines) => check_lines(lines, scenario, &mut tally, &mut first),
     };
     if scenario.guarantee == Guarantee::ExactlyOnce {
         if tally.kafka_duplicates > 0 {
@@ -252,7 +287,6 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
                     "{} source records were written to Kafka more than once",
                     tally.kafka_duplicates
                 ),
-                &mut found,
             );
         }
         if tally.sink_duplicates > 0 {
@@ -263,19 +297,10 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
                     tally.sink_duplicates,
                     example.unwrap_or_default()
                 ),
-                &mut found,
             );
         }
     }
-    for (kind, n) in found {
-        if n > 5 {
-            anomalies.push(Anomaly {
-                kind,
-                detail: format!("... and {} more", n - 5),
-            });
-        }
-    }
-    (tally, anomalies)
+    (tally, cap(anomalies))
 }
 
 type Report<'r> = &'r mut dyn FnMut(AnomalyKind, String);
@@ -284,6 +309,7 @@ type Report<'r> = &'r mut dyn FnMut(AnomalyKind, String);
 /// Returns an example of a record written more than once.
 fn check_store(
     writes: &[Write],
+    logs: &Logs,
     positions: &BTreeMap<(i64, i64), Vec<(Tp, i64)>>,
     tally: &mut Tally,
     report: Report<'_>,
@@ -292,6 +318,31 @@ fn check_store(
     let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
     for write in writes {
         *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
+        let in_kafka = usize::try_from(write.offset)
+            .ok()
+            .and_then(|offset| logs.records(&write.tp).get(offset))
+            .map(|record| record.value.as_deref().unwrap_or_default());
+        match in_kafka {
+            Some(value) if value == write.value.as_bytes() => {}
+            Some(value) => report(
+                AnomalyKind::Inconsistent,
+                format!(
+                    "{} wrote {:?} for {} offset {}, where Kafka holds {:?}",
+                    write.task,
+                    write.value,
+                    write.tp,
+                    write.offset,
+                    String::from_utf8_lossy(value)
+                ),
+            ),
+            None => report(
+                AnomalyKind::Inconsistent,
+                format!(
+                    "{} wrote {} offset {}, which Kafka does not have",
+                    write.task, write.tp, write.offset
+                ),
+            ),
+        }
         let key = (write.task.as_str(), write.epoch, &write.tp);
         if let Some(previous) = last.get(&key) {
             if write.offset <= *previous {

@@ -57,7 +57,13 @@ impl Report {
         } else {
             let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
             for anomaly in &self.anomalies {
-                *kinds.entry(anomaly.kind.as_str()).or_insert(0) += 1;
+                // A capped list ends with "... and N more" for the kind.
+                let more = anomaly
+                    .detail
+                    .strip_prefix("... and ")
+                    .and_then(|rest| rest.strip_suffix(" more"))
+                    .and_then(|n| n.parse::<usize>().ok());
+                *kinds.entry(anomaly.kind.as_str()).or_insert(0) += more.unwrap_or(1);
             }
             let kinds: Vec<String> = kinds.into_iter().map(|(k, n)| format!("{k}x{n}")).collect();
             format!("ANOMALY {}", kinds.join(","))

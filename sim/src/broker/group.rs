@@ -28,16 +28,6 @@ pub enum Departure {
     MissedRebalance,
 }
 
-impl Departure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Departure::Left => "left",
-            Departure::SessionExpired => "session expired",
-            Departure::MissedRebalance => "missed the rebalance",
-        }
-    }
-}
-
 /// Something the coordinator did, for the run's trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupChange {
@@ -64,7 +54,6 @@ pub struct Joiner {
 
 #[derive(Debug, Clone)]
 struct Member {
-    client_id: String,
     interest: Interest,
     cooperative: bool,
     owned: Vec<Tp>,
@@ -73,6 +62,9 @@ struct Member {
     last_seen: Duration,
     /// Has sent JoinGroup during the pending rebalance.
     rejoined: bool,
+    /// The generation this member last got an assignment in, and that assignment: a join waiting for
+    /// that generation gets it even if another rebalance has started since.
+    completed: Option<(i32, Vec<Tp>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +154,6 @@ impl Group {
                 self.members.insert(
                     id.clone(),
                     Member {
-                        client_id: joiner.client_id,
                         interest: joiner.interest,
                         cooperative: joiner.cooperative,
                         owned: joiner.owned,
@@ -170,6 +161,7 @@ impl Group {
                         rebalance_timeout: joiner.rebalance_timeout,
                         last_seen: now,
                         rejoined: false,
+                        completed: None,
                     },
                 );
                 changes.push(GroupChange::Joined(id.clone()));
@@ -192,14 +184,14 @@ impl Group {
         member_id: &str,
         generation: i32,
     ) -> Result<Option<(i32, Vec<Tp>)>, ErrorCode> {
-        if !self.members.contains_key(member_id) {
-            return Err(ErrorCode::UnknownMemberId);
-        }
-        if self.state == State::Stable && self.generation > generation {
-            let assignment = self.assignment.get(member_id).cloned().unwrap_or_default();
-            return Ok(Some((self.generation, assignment)));
-        }
-        Ok(None)
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(ErrorCode::UnknownMemberId)?;
+        Ok(member
+            .completed
+            .clone()
+            .filter(|(completed, _)| *completed > generation))
     }
 
     pub fn heartbeat(
@@ -379,22 +371,16 @@ impl Group {
         self.withheld = assigned < wanted;
         self.state = State::Stable;
         // A member's session restarts when it gets its assignment, as Kafka's does.
-        for member in self.members.values_mut() {
+        for (id, member) in &mut self.members {
             member.rejoined = false;
             member.last_seen = now;
+            let assignment = self.assignment.get(id).cloned().unwrap_or_default();
+            member.completed = Some((self.generation, assignment));
         }
         changes.push(GroupChange::Completed {
             generation: self.generation,
             assignment: self.assignment.clone(),
         });
-    }
-
-    /// The client ids of the members, by member id (for reports).
-    pub fn members(&self) -> BTreeMap<String, String> {
-        self.members
-            .iter()
-            .map(|(id, m)| (id.clone(), m.client_id.clone()))
-            .collect()
     }
 }
 
@@ -588,7 +574,7 @@ mod tests {
         );
         group.heartbeat(secs(10), &a, g2).unwrap();
         group.tick(secs(13), &topics(), &mut changes);
-        assert!(!group.members().contains_key(&b));
+        assert!(!group.assignment_after(&b, 0).is_ok());
         assert!(changes.contains(&GroupChange::Departed(b.clone(), Departure::SessionExpired)));
         assert_eq!(
             group.commit(&b, g2, &[(Tp::new("t", 2), 5)]),
@@ -649,7 +635,7 @@ mod tests {
             group.heartbeat(secs(s), &a, 1).ok();
             group.tick(secs(s), &topics(), &mut changes);
         }
-        assert!(!group.members().contains_key(&a));
+        assert!(!group.assignment_after(&a, 0).is_ok());
         let (_, only) = group.assignment_after(&b, gb).unwrap().unwrap();
         assert_eq!(only.len(), 4);
     }

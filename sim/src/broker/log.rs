@@ -11,6 +11,7 @@ use crate::protocol::{ErrorCode, FetchedRecord, ProduceBatch, Record, Tp};
 struct LastBatch {
     base_sequence: i64,
     base_offset: i64,
+    records: usize,
 }
 
 /// Every topic's partitions and the producer state idempotence needs.
@@ -69,22 +70,27 @@ impl Logs {
             .and_then(|p| p.get_mut(usize::try_from(batch.tp.partition).ok()?))
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         match last {
-            Some(last) if batch.base_sequence == last.base_sequence => {
+            Some(last)
+                if batch.base_sequence == last.base_sequence
+                    && batch.records.len() == last.records =>
+            {
                 return Ok(last.base_offset);
             }
-            Some(last) if batch.base_sequence < last.base_sequence => {
+            Some(last) if batch.base_sequence <= last.base_sequence => {
                 return Err(ErrorCode::OutOfOrderSequence);
             }
             None if batch.base_sequence != 0 => return Err(ErrorCode::OutOfOrderSequence),
             _ => {}
         }
         let base_offset = log.len() as i64;
+        let records = batch.records.len();
         log.extend(batch.records);
         self.last_batches.insert(
             key,
             LastBatch {
                 base_sequence: batch.base_sequence,
                 base_offset,
+                records,
             },
         );
         Ok(base_offset)

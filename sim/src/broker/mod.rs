@@ -71,7 +71,7 @@ pub enum ClusterEvent {
 
 /// Watches the cluster; called synchronously, so a check sees the cluster as of the event.
 pub trait ClusterObserver: Send {
-    fn on_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs);
+    fn on_event(&mut self, at: Duration, event: &ClusterEvent);
 }
 
 /// The cluster's state: logs and groups.
@@ -90,17 +90,9 @@ impl ClusterState {
             .unwrap_or_default()
     }
 
-    /// The members of a group (member id to client id).
-    pub fn members(&self, group: &str) -> BTreeMap<String, String> {
-        self.groups
-            .get(group)
-            .map(|g| g.members())
-            .unwrap_or_default()
-    }
-
     fn emit(&mut self, event: ClusterEvent) {
         if let Some(observer) = &mut self.observer {
-            observer.on_event(now(), &event, &self.logs);
+            observer.on_event(now(), &event);
         }
     }
 

@@ -18,7 +18,11 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Res
     let ticker = {
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(cluster.config().coordinator_tick);
+            let tick = cluster
+                .config()
+                .coordinator_tick
+                .max(Duration::from_millis(1));
+            let mut interval = tokio::time::interval(tick);
             loop {
                 interval.tick().await;
                 cluster.tick_groups();

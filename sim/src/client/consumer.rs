@@ -1,10 +1,12 @@
-//! The simulated group consumer: a Kafka consumer-group member with the classic (eager) protocol.
+//! The simulated group consumer: a Kafka consumer-group member of the classic group protocol.
 //!
-//! A background task heartbeats every `heartbeat.interval.ms`, as the Java client's heartbeat thread does,
-//! so a slow `put` or `flush` does not lose the session; but when the runtime has not polled for
-//! `max.poll.interval.ms` the task leaves the group, and the partitions are reported lost at the next poll.
-//! When the coordinator announces a rebalance, the next poll revokes every owned partition (eager) and the
-//! poll after that rejoins. A member the coordinator threw out (session expired) learns it from its next
+//! Groups are eager (every partition is revoked before rejoining) or, with
+//! `partition.assignment.strategy=cooperative-sticky`, cooperative (KIP-429: a member keeps consuming while
+//! the group rebalances and gives up only the partitions that move). A background task heartbeats every
+//! `heartbeat.interval.ms`, as the Java client's heartbeat thread does, so a slow `put` or `flush` does not
+//! lose the session; but when the runtime has not polled for `max.poll.interval.ms` the task leaves the
+//! group, and the partitions are reported lost at the next poll. When the coordinator announces an eager
+//! rebalance, the next poll revokes every owned partition and the poll after that rejoins. A member the coordinator threw out (session expired) learns it from its next
 //! heartbeat and reports its partitions lost; its commits are refused as fenced.
 //!
 //! `poll` is cancel-safe: the runtime polls inside `select!`, so every state change happens after the last
@@ -131,7 +133,9 @@ impl SimGroupConsumer {
             interest,
             timeouts: Timeouts {
                 session: millis(settings, "session.timeout.ms", 45_000)?,
-                heartbeat: millis(settings, "heartbeat.interval.ms", 3_000)?,
+                // A zero interval would spin: at least a millisecond.
+                heartbeat: millis(settings, "heartbeat.interval.ms", 3_000)?
+                    .max(Duration::from_millis(1)),
                 max_poll_interval: millis(settings, "max.poll.interval.ms", 300_000)?,
             },
             reset_to_latest,
@@ -185,8 +189,25 @@ impl SimGroupConsumer {
         };
         let connection = self.join_connection.clone();
         let wait = self.timeouts.max_poll_interval;
+        let membership = self.membership.clone();
         self.pending_join = Some(tokio::spawn(async move {
-            connection.call(&request, wait).await
+            let response = connection.call(&request, wait).await;
+            if let Ok(Response::Joined {
+                member_id,
+                generation,
+                ..
+            }) = &response
+            {
+                // Adopted as soon as the answer arrives, as librdkafka's background thread does: the
+                // heartbeats resume and commits carry the new generation before the next poll.
+                let mut m = membership.lock().unwrap_or_else(|e| e.into_inner());
+                m.member_id = Some(member_id.clone());
+                m.generation = *generation;
+                m.joined = true;
+                m.rejoin = false;
+                m.lost = false;
+            }
+            response
         }));
     }
 
@@ -211,19 +232,7 @@ impl SimGroupConsumer {
         };
         self.pending_join = None;
         match response {
-            Ok(Response::Joined {
-                member_id,
-                generation,
-                assignment,
-            }) => {
-                {
-                    let mut m = self.membership();
-                    m.member_id = Some(member_id);
-                    m.generation = generation;
-                    m.joined = true;
-                    m.rejoin = false;
-                    m.lost = false;
-                }
+            Ok(Response::Joined { assignment, .. }) => {
                 if self.heartbeat.is_none() {
                     self.heartbeat = Some(tokio::spawn(heartbeats(
                         Connection::new(&self.broker, self.request_timeout),
@@ -234,8 +243,12 @@ impl SimGroupConsumer {
                 }
                 Ok(Some(assignment))
             }
-            Ok(Response::Error(ErrorCode::UnknownMemberId)) => {
-                self.membership().member_id = None;
+            Ok(Response::Error(ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => {
+                // Thrown out while the join was on its way (a cooperative member still holds partitions):
+                // they are lost, and the next poll says so before joining afresh.
+                let mut m = self.membership();
+                m.member_id = None;
+                m.lost = !self.owned.is_empty();
                 Ok(None)
             }
             Ok(other) => Err(unexpected(other)),
@@ -376,7 +389,7 @@ impl SimGroupConsumer {
         };
         let mut out = Vec::with_capacity(records.len());
         for fetched in records {
-            // A seek or a pause between the request and its response makes these records stale.
+            // Records of a partition paused, or positioned elsewhere, since the fetch was built are dropped.
             if self.positions.get(&fetched.tp) != Some(&fetched.offset)
                 || self.paused.contains(&fetched.tp)
             {

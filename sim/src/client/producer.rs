@@ -241,6 +241,12 @@ impl Sender {
                 }
             }
         };
+        if results.is_none() {
+            // The batches may or may not have been appended: numbering on from here could make the broker
+            // take the next batch for a retry of this one. Start again under a new producer id.
+            self.producer_id = None;
+            self.sequences.clear();
+        }
         for (i, (tp, records)) in by_partition.into_iter().enumerate() {
             let outcome = match &results {
                 Some(results) => results

@@ -9,7 +9,7 @@ mod sim_fs;
 mod store_sink;
 
 pub use destination::{DestinationStore, StoreFault, Write};
-pub use sequence_source::{record_text, SequenceSourceConnector};
+pub use sequence_source::SequenceSourceConnector;
 pub use sim_fs::{DiskFaults, SimFs};
 pub use store_sink::{SinkBug, StoreSinkConnector};
 

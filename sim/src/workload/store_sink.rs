@@ -229,9 +229,13 @@ impl SinkTask for StoreSinkTask {
         Ok(offsets.clone())
     }
 
-    async fn close(&mut self, _: &[TopicPartition]) -> Result<(), ConnectError> {
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         self.write_deferred();
-        self.buffer.clear();
+        let closed: Vec<Tp> = partitions
+            .iter()
+            .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+            .collect();
+        self.buffer.retain(|(tp, _, _)| !closed.contains(tp));
         Ok(())
     }
 
