@@ -1,0 +1,701 @@
+//! The Kafka seam's conformance suite: the semantics the Sluice runtime relies on, written once over
+//! `Arc<dyn KafkaBackend>` and run against both backends, the simulated one (inside turmoil, simulated time)
+//! and the rdkafka one (on librdkafka's embedded mock cluster, real time). `sim::<case>` and
+//! `rdkafka::<case>` run the same case.
+//!
+//! Transactions are not covered: neither backend implements a transactional producer yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use sluice_core::api::TopicPartition;
+use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
+use sluice_core::kafka::{
+    ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaBackend, KafkaError,
+    KafkaHeader, NewTopic, ProduceRecord, Subscription,
+};
+use sluice_sim::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
+use sluice_sim::client::SimBackend;
+
+/// How long any awaited condition may take before the case fails (simulated or real time). Generous: the
+/// embedded broker completes a rebalance about 5 s after it starts, and now and then runs several rounds.
+const DEADLINE: Duration = Duration::from_secs(120);
+/// `max_wait` of every poll.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// A consumer-group session: the embedded broker reassigns a departed member's partitions only after
+/// about this long, so it is kept short.
+const SESSION_MS: u64 = 6_000;
+/// `max.poll.interval.ms` of the cases that do not test it.
+const RELAXED_MAX_POLL_MS: u64 = 60_000;
+/// `max.poll.interval.ms` of the fencing case: librdkafka refuses one shorter than the session.
+const STRICT_MAX_POLL_MS: u64 = SESSION_MS;
+/// The group every case's members join.
+const GROUP: &str = "conformance";
+
+/// The backend under test.
+#[derive(Clone)]
+struct Env {
+    kafka: Arc<dyn KafkaBackend>,
+    /// Where its broker departs from Kafka.
+    limits: Limits,
+}
+
+/// What a backend's broker does differently from Kafka, so a case can say so and assert what it can.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// The broker refuses every commit while the group rebalances (librdkafka's mock cluster), where Kafka
+    /// accepts those of the current generation until the rebalance completes.
+    refuses_commits_while_rebalancing: bool,
+}
+
+/// Generates `sim::<case>` and `rdkafka::<case>` for every case.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sim {
+            $(
+                #[test]
+                fn $case() {
+                    super::in_simulation(super::$case);
+                }
+            )*
+        }
+
+        mod rdkafka {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::on_embedded_broker()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    produce_then_fetch_in_offset_order,
+    second_member_splits_the_partitions,
+    leaving_member_hands_its_partitions_over,
+    commits_are_visible_and_a_new_member_resumes_from_them,
+    revoked_partitions_can_be_committed_before_the_next_poll,
+    member_that_stops_polling_is_fenced,
+}
+
+/// Records produced to explicit partitions are acknowledged at consecutive offsets per partition, and a
+/// group member reads them back in offset order, with their keys, values, headers and timestamps.
+async fn produce_then_fetch_in_offset_order(env: Env) {
+    let all = create_topic(&env, "orders", 3).await;
+    let sent = produce(&env, "orders", 3, 5).await;
+    for (tp, offsets) in &sent {
+        assert_eq!(offsets, &[0, 1, 2, 3, 4], "acknowledged offsets of {tp}");
+    }
+
+    let mut members = [Member::join(&env, "a", "orders", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "15 records read back", |m| {
+        m[0].records.len() >= 15
+    })
+    .await;
+    let [a] = &mut members;
+    assert_eq!(a.rebalances, vec![GroupEvent::Assigned(all.clone())]);
+    assert_eq!(a.records.len(), 15, "records read: {:?}", a.records);
+    for tp in &all {
+        let read: Vec<&ConsumedRecord> = a
+            .records
+            .iter()
+            .filter(|r| r.partition == tp.partition)
+            .collect();
+        let offsets: Vec<i64> = read.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 1, 2, 3, 4], "offsets read from {tp}");
+        for (seq, record) in read.iter().enumerate() {
+            let expected = Sent::new(tp.partition, seq as i64);
+            assert_eq!(&*record.topic, "orders");
+            assert_eq!(record.key.as_deref(), Some(expected.key.as_bytes()));
+            assert_eq!(record.value.as_deref(), Some(expected.value.as_bytes()));
+            assert_eq!(record.headers, expected.headers);
+            assert_eq!(record.timestamp, Some(expected.timestamp));
+        }
+    }
+    a.close().await;
+}
+
+/// A single member gets every partition; a second member joining makes the first give them all up
+/// (eager protocol), and the two end with a disjoint split covering every partition.
+///
+/// The embedded broker sometimes runs another rebalance round right after the split (each a full
+/// revocation and a new assignment): Kafka promises no number of rounds, so the case checks every round
+/// is eager and where the group ends, not how many rounds it took.
+async fn second_member_splits_the_partitions(env: Env) {
+    let all = create_topic(&env, "split", 4).await;
+    let mut members = [Member::join(&env, "a", "split", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a alone owns every partition", |m| {
+        m[0].owned == set(&all)
+    })
+    .await;
+    let [a] = members;
+    assert_eq!(a.rebalances, vec![GroupEvent::Assigned(all.clone())]);
+    let mut members = [a, Member::join(&env, "b", "split", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a and b split the partitions", |m| {
+        splits(m, &all)
+    })
+    .await;
+    settle(&mut members).await;
+    drive(&mut members, "a and b split the partitions again", |m| {
+        splits(m, &all)
+    })
+    .await;
+    let [mut a, mut b] = members;
+    assert_eq!(
+        a.rebalances.get(1),
+        Some(&GroupEvent::Revoked(all.clone())),
+        "a gives up everything when b joins: {}",
+        a.describe()
+    );
+    assert_eager(&a);
+    assert_eager(&b);
+    a.close().await;
+    b.close().await;
+}
+
+/// After one member leaves the group, the other ends up owning every partition.
+async fn leaving_member_hands_its_partitions_over(env: Env) {
+    let all = create_topic(&env, "leave", 4).await;
+    let mut members = [
+        Member::join(&env, "a", "leave", RELAXED_MAX_POLL_MS),
+        Member::join(&env, "b", "leave", RELAXED_MAX_POLL_MS),
+    ];
+    drive(&mut members, "a and b split the partitions", |m| {
+        splits(m, &all)
+    })
+    .await;
+    let [a, mut b] = members;
+    let b_had = b.owned.clone();
+    b.close().await;
+    let mut members = [a];
+    drive(&mut members, "a owns every partition after b left", |m| {
+        m[0].owned == set(&all)
+    })
+    .await;
+    let [mut a] = members;
+    assert!(
+        matches!(a.rebalances.last(), Some(GroupEvent::Assigned(got)) if set(got).is_superset(&b_had)),
+        "a's last rebalance should assign b's partitions {b_had:?}: {:?}",
+        a.rebalances
+    );
+    assert_eager(&a);
+    a.close().await;
+}
+
+/// Commits are visible through `committed`, and a new member of the group starts each partition at its
+/// committed offset (a partition without one at the beginning, `auto.offset.reset=earliest`).
+async fn commits_are_visible_and_a_new_member_resumes_from_them(env: Env) {
+    let all = create_topic(&env, "resume", 3).await;
+    produce(&env, "resume", 3, 10).await;
+    let mut members = [Member::join(&env, "a", "resume", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a reads all 30 records", |m| {
+        m[0].records.len() >= 30
+    })
+    .await;
+    let [mut a] = members;
+    let commit = BTreeMap::from([(all[0].clone(), 4), (all[1].clone(), 7)]);
+    a.consumer()
+        .commit(&commit)
+        .await
+        .expect("a member of the current generation commits");
+    let expected = BTreeMap::from([
+        (all[0].clone(), Some(4)),
+        (all[1].clone(), Some(7)),
+        (all[2].clone(), None),
+    ]);
+    let committed = a.consumer().committed(&all).await.expect("read commits");
+    assert_eq!(committed, expected, "committed offsets seen by a");
+    a.close().await;
+
+    let mut members = [Member::join(&env, "b", "resume", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "b reads the 19 uncommitted records", |m| {
+        m[0].records.len() >= 19
+    })
+    .await;
+    let [mut b] = members;
+    let committed = b.consumer().committed(&all).await.expect("read commits");
+    assert_eq!(committed, expected, "committed offsets seen by b");
+    let first: BTreeMap<i32, i64> = b
+        .records
+        .iter()
+        .rev()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(
+        first,
+        BTreeMap::from([(0, 4), (1, 7), (2, 0)]),
+        "first offset b read per partition"
+    );
+    assert_eq!(b.records.len(), 19, "records b read");
+    b.close().await;
+}
+
+/// A member told its partitions are revoked commits them before its next poll (the runtime flushes and
+/// commits there), and the member that gets them next starts at that commit.
+///
+/// librdkafka's mock cluster cannot show this: it refuses every commit while the group rebalances, so on
+/// the rdkafka backend the case asserts the refusal is reported as fenced and that nothing was stored.
+async fn revoked_partitions_can_be_committed_before_the_next_poll(env: Env) {
+    let all = create_topic(&env, "handover", 2).await;
+    produce(&env, "handover", 2, 3).await;
+    let mut members = [Member::join(&env, "a", "handover", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a alone reads all 6 records", |m| {
+        m[0].records.len() >= 6
+    })
+    .await;
+    let [a] = members;
+    let mut members = [a, Member::join(&env, "b", "handover", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a is told its partitions are revoked", |m| {
+        m[0].rebalances.contains(&GroupEvent::Revoked(all.clone()))
+    })
+    .await;
+    let [mut a, b] = members;
+    let commit: BTreeMap<TopicPartition, i64> = all.iter().map(|tp| (tp.clone(), 2)).collect();
+    let outcome = a.consumer().commit(&commit).await;
+    let expected: Option<i64> = if env.limits.refuses_commits_while_rebalancing {
+        assert!(
+            matches!(outcome, Err(KafkaError::Fenced(_))),
+            "this broker refuses commits while the group rebalances, as fenced: got {outcome:?}"
+        );
+        None
+    } else {
+        outcome.expect("a commit of revoked partitions before the next poll is accepted");
+        Some(2)
+    };
+    let mut members = [a, b];
+    drive(&mut members, "a and b split the partitions", |m| {
+        splits(m, &all)
+    })
+    .await;
+    let [mut a, mut b] = members;
+    let committed = b.consumer().committed(&all).await.expect("read commits");
+    assert!(
+        committed.values().all(|o| *o == expected),
+        "committed offsets after the handover: {committed:?}, expected {expected:?} for each"
+    );
+    let b_owns: Vec<TopicPartition> = b.owned.iter().cloned().collect();
+    let mut members = [b];
+    drive(
+        &mut members,
+        "b reads its partitions from the commit",
+        |m| {
+            let want = if expected.is_some() { 1 } else { 3 };
+            m[0].records.len() >= want * b_owns.len()
+        },
+    )
+    .await;
+    let [mut b] = members;
+    let first = b.records.first().map(|r| r.offset);
+    assert_eq!(first, Some(expected.unwrap_or(0)), "b's first offset");
+    a.close().await;
+    b.close().await;
+}
+
+/// A member that stops polling for longer than `max.poll.interval.ms` leaves the group (both backends
+/// enforce the interval in the client, as the Java client does): its partitions move to the other member,
+/// its commit is refused as fenced (and not stored), and its next polls report its partitions lost (on the
+/// rdkafka backend after one failed poll saying the interval was exceeded, which the runtime logs).
+async fn member_that_stops_polling_is_fenced(env: Env) {
+    let all = create_topic(&env, "fence", 2).await;
+    let mut members = [
+        Member::join(&env, "a", "fence", STRICT_MAX_POLL_MS),
+        Member::join(&env, "b", "fence", STRICT_MAX_POLL_MS),
+    ];
+    drive(&mut members, "a and b split the partitions", |m| {
+        splits(m, &all)
+    })
+    .await;
+    // Both apply their assignment at the next poll (librdkafka enforces max.poll.interval.ms only then).
+    settle(&mut members).await;
+    let [mut a, b] = members;
+    let a_had: Vec<TopicPartition> = a.owned.iter().cloned().collect();
+    let first_commit: BTreeMap<TopicPartition, i64> =
+        a_had.iter().map(|tp| (tp.clone(), 1)).collect();
+    a.consumer()
+        .commit(&first_commit)
+        .await
+        .expect("a commits while it is a member");
+
+    // Only b polls from here on: a is stuck in a long `put`.
+    let mut others = [b];
+    drive(
+        &mut others,
+        "b owns every partition once a stopped polling",
+        |m| m[0].owned == set(&all),
+    )
+    .await;
+    let [mut b] = others;
+
+    let late_commit: BTreeMap<TopicPartition, i64> =
+        a_had.iter().map(|tp| (tp.clone(), 2)).collect();
+    let refused = a.consumer().commit(&late_commit).await;
+    assert!(
+        matches!(refused, Err(KafkaError::Fenced(_))),
+        "a commit after a was thrown out must be fenced, got {refused:?}"
+    );
+    let stored = b.consumer().committed(&a_had).await.expect("read commits");
+    assert!(
+        stored.values().all(|o| *o == Some(1)),
+        "the fenced commit must not be stored: {stored:?}"
+    );
+
+    let mut members = [a];
+    drive(&mut members, "a learns its partitions were lost", |m| {
+        m[0].rebalances.contains(&GroupEvent::Lost(a_had.clone()))
+    })
+    .await;
+    let [mut a] = members;
+    assert!(
+        a.owned.is_empty(),
+        "a still owns {:?} after losing them",
+        a.owned
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// Runs a case as the client of a turmoil simulation whose broker host serves a fresh simulated cluster.
+fn in_simulation<F, Fut>(case: F)
+where
+    F: FnOnce(Env) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let cluster = Arc::new(Cluster::new(BrokerConfig::default()));
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(1)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+        .simulation_duration(Duration::from_secs(600))
+        .build();
+    sim.host("broker", move || {
+        let cluster = cluster.clone();
+        async move {
+            let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
+            serve(listener, cluster).await
+        }
+    });
+    sim.client("test", async move {
+        let env = Env {
+            kafka: Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}"))),
+            limits: Limits {
+                refuses_commits_while_rebalancing: false,
+            },
+        };
+        case(env).await;
+        Ok(())
+    });
+    sim.run().expect("the simulation runs the case to its end");
+}
+
+/// The rdkafka backend on a fresh embedded broker (which the backend keeps running).
+fn on_embedded_broker() -> Env {
+    let broker = EmbeddedBroker::start(1).expect("start the embedded broker");
+    Env {
+        kafka: Arc::new(RdkafkaBackend::embedded(Arc::new(broker))),
+        limits: Limits {
+            refuses_commits_while_rebalancing: true,
+        },
+    }
+}
+
+/// Creates a topic through the admin client; its partitions, in order.
+async fn create_topic(env: &Env, name: &str, partitions: i32) -> Vec<TopicPartition> {
+    let admin = env.kafka.admin().expect("an admin client");
+    let topic = NewTopic {
+        name: name.to_owned(),
+        partitions,
+        replication_factor: 1,
+        config: BTreeMap::new(),
+    };
+    assert!(
+        admin.create_topic(&topic).await.expect("create a topic"),
+        "{name} did not exist yet"
+    );
+    assert_eq!(
+        admin.partition_count(name).await.expect("read metadata"),
+        Some(partitions),
+        "partitions of {name}"
+    );
+    (0..partitions)
+        .map(|p| TopicPartition::new(name, p))
+        .collect()
+}
+
+/// Record `seq` of partition `partition`, as [`produce`] sends it.
+struct Sent {
+    key: String,
+    value: String,
+    headers: Vec<KafkaHeader>,
+    timestamp: i64,
+}
+
+impl Sent {
+    fn new(partition: i32, seq: i64) -> Sent {
+        Sent {
+            key: format!("key-{partition}-{seq}"),
+            value: format!("value-{partition}-{seq}"),
+            headers: vec![
+                KafkaHeader {
+                    key: "seq".into(),
+                    value: Some(seq.to_string().into_bytes()),
+                },
+                KafkaHeader {
+                    key: "none".into(),
+                    value: None,
+                },
+            ],
+            timestamp: 1_767_225_600_000 + seq,
+        }
+    }
+}
+
+/// Sends `per_partition` records to each of `partitions` partitions, interleaved, and waits for every
+/// acknowledgement; the acknowledged offsets per partition, in the order the records were sent.
+async fn produce(
+    env: &Env,
+    topic: &str,
+    partitions: i32,
+    per_partition: i64,
+) -> BTreeMap<TopicPartition, Vec<i64>> {
+    let mut handle = env
+        .kafka
+        .producer(&ClientSettings::new())
+        .expect("a producer");
+    let mut tokens = Vec::new();
+    for seq in 0..per_partition {
+        for partition in 0..partitions {
+            let sent = Sent::new(partition, seq);
+            let record = ProduceRecord {
+                topic,
+                partition: Some(partition),
+                key: Some(sent.key.as_bytes()),
+                value: Some(sent.value.as_bytes()),
+                headers: &sent.headers,
+                timestamp: Some(sent.timestamp),
+            };
+            let token = tokens.len() as u64;
+            handle
+                .producer
+                .send(&record, token)
+                .expect("queue a record");
+            tokens.push(partition);
+        }
+    }
+    let mut acknowledged = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while acknowledged.len() < tokens.len() {
+        let delivery = tokio::time::timeout_at(deadline, handle.deliveries.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {} records acknowledged within {DEADLINE:?}",
+                    acknowledged.len(),
+                    tokens.len()
+                )
+            })
+            .expect("the delivery channel stays open");
+        let metadata = delivery
+            .result
+            .unwrap_or_else(|e| panic!("record {} was not delivered: {e}", delivery.token));
+        let wanted = tokens[delivery.token as usize];
+        assert_eq!(
+            metadata.partition, wanted,
+            "partition of record {}",
+            delivery.token
+        );
+        assert!(
+            acknowledged
+                .insert(delivery.token, metadata.offset)
+                .is_none(),
+            "record {} acknowledged twice",
+            delivery.token
+        );
+    }
+    let mut offsets: BTreeMap<TopicPartition, Vec<i64>> = BTreeMap::new();
+    for (token, offset) in acknowledged {
+        offsets
+            .entry(TopicPartition::new(topic, tokens[token as usize]))
+            .or_default()
+            .push(offset);
+    }
+    offsets
+}
+
+/// A group member and everything it has seen.
+struct Member {
+    name: &'static str,
+    consumer: Option<Box<dyn GroupConsumer>>,
+    owned: BTreeSet<TopicPartition>,
+    /// Every event but record batches, in order.
+    rebalances: Vec<GroupEvent>,
+    records: Vec<ConsumedRecord>,
+    /// Failed polls: the runtime logs them and polls again, so a member does too.
+    errors: Vec<KafkaError>,
+}
+
+impl Member {
+    fn join(env: &Env, name: &'static str, topic: &str, max_poll_ms: u64) -> Member {
+        let settings: ClientSettings = [
+            ("client.id", format!("conformance-{name}")),
+            ("session.timeout.ms", SESSION_MS.to_string()),
+            ("heartbeat.interval.ms", "500".to_owned()),
+            ("max.poll.interval.ms", max_poll_ms.to_string()),
+            ("auto.offset.reset", "earliest".to_owned()),
+            ("enable.auto.commit", "false".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let consumer = env
+            .kafka
+            .group_consumer(&settings, GROUP, &Subscription::Topics(vec![topic.into()]))
+            .expect("a group consumer");
+        Member {
+            name,
+            consumer: Some(consumer),
+            owned: BTreeSet::new(),
+            rebalances: Vec::new(),
+            records: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn consumer(&mut self) -> &mut Box<dyn GroupConsumer> {
+        self.consumer.as_mut().expect("the member is open")
+    }
+
+    /// Polls once. A poll that is still joining after twice its wait is cancelled (the runtime polls inside
+    /// `select!`, so both backends' polls are cancel-safe) to let the other members poll.
+    async fn poll(&mut self) {
+        let poll = self.consumer().poll(500, POLL_WAIT);
+        let Ok(outcome) = tokio::time::timeout(POLL_WAIT * 2, poll).await else {
+            return;
+        };
+        match outcome {
+            Ok(GroupEvent::Records(records)) => self.records.extend(records),
+            Ok(event) => {
+                match &event {
+                    GroupEvent::Assigned(partitions) => {
+                        self.owned.extend(partitions.iter().cloned())
+                    }
+                    GroupEvent::Revoked(partitions) | GroupEvent::Lost(partitions) => {
+                        for tp in partitions {
+                            self.owned.remove(tp);
+                        }
+                    }
+                    GroupEvent::Records(_) => unreachable!("handled above"),
+                }
+                self.rebalances.push(event);
+            }
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    async fn close(&mut self) {
+        let consumer = self.consumer.take().expect("the member is open");
+        consumer.close().await.expect("leave the group");
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}: owns {:?}, rebalances {:?}, {} records, poll errors {:?}",
+            self.name,
+            self.owned,
+            self.rebalances,
+            self.records.len(),
+            self.errors
+        )
+    }
+}
+
+impl Drop for Member {
+    /// A member still open here belongs to a failed case: it is leaked, because dropping an rdkafka
+    /// consumer whose rebalance waits for the next poll blocks forever, which would hide the failure.
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            std::mem::forget(consumer);
+        }
+    }
+}
+
+/// Polls every member in turn until `done` holds; fails the case naming `what` after [`DEADLINE`].
+async fn drive(members: &mut [Member], what: &str, done: impl Fn(&[Member]) -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !done(members) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting until {what}: {}",
+            describe(members)
+        );
+        for member in members.iter_mut() {
+            member.poll().await;
+        }
+    }
+}
+
+/// Keeps every member polling for a while, so that a rebalance still under way shows.
+async fn settle(members: &mut [Member]) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until {
+        for member in members.iter_mut() {
+            member.poll().await;
+        }
+    }
+}
+
+/// Checks a member's rebalances follow the eager protocol: a revocation takes everything the member owns,
+/// and an assignment comes only once it owns nothing.
+fn assert_eager(member: &Member) {
+    let mut owned = BTreeSet::new();
+    for event in &member.rebalances {
+        match event {
+            GroupEvent::Assigned(partitions) => {
+                assert!(
+                    owned.is_empty(),
+                    "assigned {partitions:?} while owning {owned:?}: {}",
+                    member.describe()
+                );
+                owned = set(partitions);
+            }
+            GroupEvent::Revoked(partitions) | GroupEvent::Lost(partitions) => {
+                assert_eq!(
+                    set(partitions),
+                    owned,
+                    "a revocation must take everything: {}",
+                    member.describe()
+                );
+                owned.clear();
+            }
+            GroupEvent::Records(_) => unreachable!("record batches are not kept as rebalances"),
+        }
+    }
+}
+
+/// Every member owns some partitions, no two own the same one, and together they own `all`.
+fn splits(members: &[Member], all: &[TopicPartition]) -> bool {
+    let mut union = BTreeSet::new();
+    let mut total = 0;
+    for member in members {
+        if member.owned.is_empty() {
+            return false;
+        }
+        total += member.owned.len();
+        union.extend(member.owned.iter().cloned());
+    }
+    total == union.len() && union == set(all)
+}
+
+fn set(partitions: &[TopicPartition]) -> BTreeSet<TopicPartition> {
+    partitions.iter().cloned().collect()
+}
+
+fn describe(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(Member::describe)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
