@@ -574,7 +574,7 @@ mod tests {
         );
         group.heartbeat(secs(10), &a, g2).unwrap();
         group.tick(secs(13), &topics(), &mut changes);
-        assert!(!group.assignment_after(&b, 0).is_ok());
+        assert!(group.assignment_after(&b, 0).is_err());
         assert!(changes.contains(&GroupChange::Departed(b.clone(), Departure::SessionExpired)));
         assert_eq!(
             group.commit(&b, g2, &[(Tp::new("t", 2), 5)]),
@@ -635,7 +635,7 @@ mod tests {
             group.heartbeat(secs(s), &a, 1).ok();
             group.tick(secs(s), &topics(), &mut changes);
         }
-        assert!(!group.assignment_after(&a, 0).is_ok());
+        assert!(group.assignment_after(&a, 0).is_err());
         let (_, only) = group.assignment_after(&b, gb).unwrap().unwrap();
         assert_eq!(only.len(), 4);
     }

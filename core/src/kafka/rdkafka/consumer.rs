@@ -54,7 +54,7 @@ enum Pending {
 pub(super) struct RebalanceQueue {
     queue: Mutex<VecDeque<Rebalance>>,
     arrived: Notify,
-    closing: AtomicBool,
+    closing: Arc<AtomicBool>,
 }
 
 impl RebalanceQueue {
@@ -197,6 +197,9 @@ unsafe extern "C" fn wake(_: *mut rd::rd_kafka_t, ready: *mut c_void) {
 }
 
 pub(super) struct RdGroupConsumer {
+    /// Declared first: a consumer dropped without `close` (a task that panicked) must apply the revocation
+    /// librdkafka hands over as it destroys the client, not queue it for a poll that never comes.
+    _closing_on_drop: ClosingOnDrop,
     /// Declared before `inner`: the queue must be destroyed before the client.
     messages: MessageQueue,
     inner: Arc<BaseConsumer<RebalanceQueue>>,
@@ -207,6 +210,15 @@ pub(super) struct RdGroupConsumer {
     batch: Vec<*mut rd::rd_kafka_message_t>,
 }
 
+/// Marks the consumer as closing when dropped.
+struct ClosingOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClosingOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 // SAFETY: `batch` is empty between calls; every other field is Send.
 unsafe impl Send for RdGroupConsumer {}
 
@@ -215,10 +227,11 @@ impl RdGroupConsumer {
         config: &rdkafka::ClientConfig,
         subscription: &[String],
     ) -> Result<RdGroupConsumer, KafkaError> {
+        let closing = Arc::new(AtomicBool::new(false));
         let context = RebalanceQueue {
             queue: Mutex::new(VecDeque::new()),
             arrived: Notify::new(),
-            closing: AtomicBool::new(false),
+            closing: closing.clone(),
         };
         let mut inner: BaseConsumer<RebalanceQueue> = config
             .create_with_context(context)
@@ -230,6 +243,7 @@ impl RdGroupConsumer {
         let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
         inner.subscribe(&topics).map_err(|e| rd_error(&e))?;
         Ok(RdGroupConsumer {
+            _closing_on_drop: ClosingOnDrop(closing),
             messages,
             inner: Arc::new(inner),
             pending: None,
