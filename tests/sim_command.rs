@@ -116,7 +116,11 @@ fn bad_arguments_name_what_is_wrong() {
 
     let unused_bug = sim(&["--scenario", "file-to-file", "--sink-bug", "write-twice"]);
     assert_eq!(unused_bug.status.code(), Some(1));
-    assert!(stderr(&unused_bug).contains("does not run"), "{}", stderr(&unused_bug));
+    assert!(
+        stderr(&unused_bug).contains("does not run"),
+        "{}",
+        stderr(&unused_bug)
+    );
 
     let missing = sim(&[]);
     assert!(!missing.status.success());
