@@ -11,5 +11,6 @@ pub mod api;
 pub mod config;
 pub mod convert;
 pub mod data;
+pub mod hash;
 pub mod kafka;
 pub mod runtime;

@@ -68,7 +68,8 @@ impl ClusterObserver for JournalObserver {
 /// Worker 0's source offsets: kept outside the host, as a synced file survives a crash; every commit is
 /// checked against what Kafka holds at that moment.
 struct CheckedOffsetStore {
-    offsets: BTreeMap<String, BTreeMap<String, SourceOffset>>,
+    /// Per connector, per source partition (keyed by its JSON text): the partition and its offset.
+    offsets: BTreeMap<String, BTreeMap<String, (SourcePartition, SourceOffset)>>,
     cluster: Arc<Cluster>,
     journal: SharedJournal,
 }
@@ -78,7 +79,7 @@ impl OffsetBackingStore for CheckedOffsetStore {
         self.offsets
             .get(connector)?
             .get(&partition.to_string())
-            .cloned()
+            .map(|(_, offset)| offset.clone())
     }
 
     fn put(
@@ -101,7 +102,7 @@ impl OffsetBackingStore for CheckedOffsetStore {
         }
         let stored = self.offsets.entry(connector.to_owned()).or_default();
         for (partition, offset) in offsets {
-            stored.insert(partition.to_string(), offset.clone());
+            stored.insert(partition.to_string(), (partition.clone(), offset.clone()));
         }
         Ok(())
     }
@@ -112,12 +113,8 @@ impl CheckedOffsetStore {
     fn committed(&self) -> BTreeMap<i64, i64> {
         self.offsets
             .values()
-            .flat_map(|offsets| offsets.iter())
-            .filter_map(|(partition, offset)| {
-                let partition: serde_json::Value = serde_json::from_str(partition).ok()?;
-                let partition = SourcePartition::new(partition.as_object()?.clone());
-                source_position(&partition, offset)
-            })
+            .flat_map(|offsets| offsets.values())
+            .filter_map(|(partition, offset)| source_position(partition, offset))
             .collect()
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sluice_core::hash::{fnv1a64_extend, FNV1A64_START};
 
 use crate::faults::Scheduled;
 use crate::oracle::{Anomaly, Tally};
@@ -89,15 +90,13 @@ pub struct TraceHash(u64);
 
 impl Default for TraceHash {
     fn default() -> Self {
-        TraceHash(0xcbf2_9ce4_8422_2325)
+        TraceHash(FNV1A64_START)
     }
 }
 
 impl TraceHash {
     pub fn add(&mut self, line: &str) {
-        for b in line.as_bytes().iter().chain(b"\n") {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        self.0 = fnv1a64_extend(fnv1a64_extend(self.0, line.as_bytes()), b"\n");
     }
 
     pub fn hex(&self) -> String {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::RecordMetadata;
+use sluice_core::hash::fnv1a64;
 use sluice_core::kafka::{
     ClientSettings, Delivery, KafkaError, ProduceRecord, Producer, ProducerHandle, SendError,
 };
@@ -303,7 +304,8 @@ impl Sender {
             };
             let partition = match (queued.partition, &queued.record.key) {
                 (Some(p), _) => p,
-                (None, Some(key)) => (fnv1a(key) % count as u64) as i32,
+                // FNV-1a where Kafka's Java client uses murmur2: the spread is what matters here.
+                (None, Some(key)) => (fnv1a64(key) % count as u64) as i32,
                 (None, None) => self.round_robin.rem_euclid(count),
             };
             by_partition
@@ -354,11 +356,4 @@ impl Sender {
         // The receiver is gone only when the runtime stopped listening; nothing is left to tell.
         let _ = self.deliveries.send(Delivery { token, result });
     }
-}
-
-/// The partitioner's hash of a key (FNV-1a; Kafka's Java client uses murmur2).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
