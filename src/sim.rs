@@ -31,9 +31,9 @@ pub struct Args {
     /// early-offsets.
     #[arg(long, value_parser = ["skip-records", "early-offsets"])]
     source_bug: Option<String>,
-    /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush
-    /// or write-twice.
-    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice"])]
+    /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush,
+    /// write-twice or garble-values.
+    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values"])]
     sink_bug: Option<String>,
 }
 
@@ -46,6 +46,7 @@ fn bug_name(bug: &str) -> &'static str {
         "pause-partition",
         "reverse-flush",
         "write-twice",
+        "garble-values",
     ]
     .into_iter()
     .find(|known| *known == bug)

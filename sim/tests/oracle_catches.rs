@@ -72,3 +72,11 @@ fn a_sink_that_writes_backwards_is_nonmonotonic() {
         BTreeSet::from([AnomalyKind::Nonmonotonic])
     );
 }
+
+#[test]
+fn a_sink_that_alters_values_is_inconsistent() {
+    assert_eq!(
+        kinds_found("none", "garble-values"),
+        BTreeSet::from([AnomalyKind::Inconsistent])
+    );
+}

@@ -4,7 +4,8 @@
 //! Its `bug` key plants a deliberate mistake, so tests can show the oracle catches each kind of anomaly:
 //! `commit-before-flush` (pre_commit approves offsets before writing them), `pause-partition` (partition 0
 //! is paused forever, so its records never arrive), `reverse-flush` (a flush writes its records
-//! backwards), `write-twice` (every flush is written again, as a blindly retried write would be).
+//! backwards), `write-twice` (every flush is written again, as a blindly retried write would be),
+//! `garble-values` (values are written altered).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub enum SinkBug {
     PausePartition,
     ReverseFlush,
     WriteTwice,
+    GarbleValues,
 }
 
 impl SinkBug {
@@ -41,6 +43,7 @@ impl SinkBug {
             "pause-partition" => SinkBug::PausePartition,
             "reverse-flush" => SinkBug::ReverseFlush,
             "write-twice" => SinkBug::WriteTwice,
+            "garble-values" => SinkBug::GarbleValues,
             _ => return None,
         })
     }
@@ -51,7 +54,7 @@ fn config_def() -> ConfigDef {
         BUG,
         ConfigType::String,
         "none",
-        "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush or write-twice.",
+        "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice or garble-values.",
     )
 }
 
@@ -192,8 +195,11 @@ impl SinkTask for StoreSinkTask {
         self.write_deferred();
         for record in records {
             let tp = Tp::new(&*record.topic, record.partition);
-            self.buffer
-                .push((tp, record.kafka_offset, text(&record.value.value)));
+            let mut value = text(&record.value.value);
+            if self.bug == SinkBug::GarbleValues {
+                value.push('!');
+            }
+            self.buffer.push((tp, record.kafka_offset, value));
         }
         Ok(())
     }
