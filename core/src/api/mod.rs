@@ -7,6 +7,7 @@ pub mod record;
 mod registry;
 mod sink;
 mod source;
+mod source_map;
 
 pub use connector::{Connector, ConnectorContext, SinkConnector, SourceConnector};
 pub use error::ConnectError;

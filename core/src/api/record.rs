@@ -6,47 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::source_map::SourceMap;
 use crate::data::Data;
-
-/// A string-keyed JSON map, the shape of Kafka Connect's source partitions and source offsets.
-///
-/// Cheap to clone (shared), so a task can stamp the same partition on every record of a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SourceMap(Arc<serde_json::Map<String, serde_json::Value>>);
-
-impl SourceMap {
-    pub fn new(map: serde_json::Map<String, serde_json::Value>) -> SourceMap {
-        SourceMap(Arc::new(map))
-    }
-
-    /// A map of one entry, e.g. `{"filename": "/tmp/in.txt"}`.
-    pub fn single(key: &str, value: impl Into<serde_json::Value>) -> SourceMap {
-        let mut map = serde_json::Map::new();
-        map.insert(key.to_owned(), value.into());
-        SourceMap::new(map)
-    }
-
-    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
-        self.0.get(key)
-    }
-
-    pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
-        &self.0
-    }
-
-    /// Whether both share one allocation: a fast path before comparing contents.
-    pub fn same(&self, other: &SourceMap) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl fmt::Display for SourceMap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let json = serde_json::to_string(&*self.0).map_err(|_| fmt::Error)?;
-        f.write_str(&json)
-    }
-}
 
 /// Where a source record came from, e.g. `{"filename": ...}` or `{"table": ..., "protocol": "1"}`.
 pub type SourcePartition = SourceMap;

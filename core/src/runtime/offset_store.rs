@@ -168,7 +168,7 @@ impl OffsetBackingStore for FileOffsetStore {
 /// Compact JSON with object keys sorted, whatever order the map keeps them in.
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Object(map) => write_canonical_object(map, out),
+        Value::Object(map) => write_canonical_object(map.iter().map(|(k, v)| (k.as_str(), v)), out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -183,15 +183,15 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-fn write_canonical_object(map: &serde_json::Map<String, Value>, out: &mut String) {
+fn write_canonical_object<'a>(map: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut String) {
     out.push('{');
-    let mut entries: Vec<_> = map.iter().collect();
+    let mut entries: Vec<_> = map.collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (i, (key, value)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&Value::from(key.as_str()).to_string());
+        out.push_str(&Value::from(key).to_string());
         out.push(':');
         write_canonical(value, out);
     }
@@ -206,7 +206,7 @@ fn canonical(value: &Value) -> String {
 
 fn canonical_map(map: &SourceMap) -> String {
     let mut out = String::new();
-    write_canonical_object(map.as_map(), &mut out);
+    write_canonical_object(map.iter(), &mut out);
     out
 }
 

@@ -162,7 +162,7 @@ impl SourceTaskRunner {
     /// Registers a record whose offset is to be committed once acknowledged. Records without a source
     /// partition (stdin, say) have no offset to commit and are not tracked, as in Kafka Connect.
     fn track(&mut self, record: &SourceRecord) -> Option<Submitted> {
-        if record.source_partition.as_map().is_empty() {
+        if record.source_partition.is_empty() {
             return None;
         }
         Some(self.submitted.submit(

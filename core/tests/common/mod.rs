@@ -133,7 +133,7 @@ impl Cluster {
         let store = FileOffsetStore::open(&self.offset_file()).expect("read the offset file");
         store
             .get(connector, partition)
-            .map(|o| serde_json::Value::Object(o.as_map().clone()))
+            .map(|o| serde_json::Value::Object(o.to_map()))
     }
 
     /// A worker config with string converters, 200 ms offset commits and 6 s consumer sessions (the

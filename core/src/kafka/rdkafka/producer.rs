@@ -1,17 +1,23 @@
-//! The rdkafka producer behind [`Producer`]: a threaded librdkafka producer whose delivery reports are
+//! The rdkafka producer behind [`Producer`]: a librdkafka producer whose delivery reports are
 //! forwarded, tagged with each record's token, to the runtime's delivery channel.
+//!
+//! Delivery reports are served by a task on the runtime rather than by a polling thread of their
+//! own: librdkafka signals the task when its event queue fills, and the task serves every waiting
+//! batch of reports at once, so reports cross no thread and wake the source task once per batch.
 
-use std::sync::Arc;
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rdkafka::bindings as rd;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
 
 use super::{blocking, rd_error};
 use crate::api::RecordMetadata;
@@ -20,10 +26,9 @@ use crate::kafka::{Delivery, KafkaError, ProduceRecord, Producer, SendError};
 /// How long `wait_for_room` waits for a delivery report before letting the caller try again.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
-/// Forwards delivery reports from librdkafka's thread to the runtime.
+/// Forwards delivery reports to the runtime.
 pub(super) struct DeliveryForwarder {
     deliveries: mpsc::UnboundedSender<Delivery>,
-    room: Arc<Notify>,
 }
 
 impl ClientContext for DeliveryForwarder {}
@@ -45,35 +50,119 @@ impl ProducerContext for DeliveryForwarder {
             token: token as u64,
             result,
         });
-        self.room.notify_one();
+    }
+}
+
+/// librdkafka's main event queue, where delivery reports arrive, with a signal when it fills.
+struct EventQueue {
+    queue: NonNull<rd::rd_kafka_queue_t>,
+    /// Signalled by librdkafka when an event arrives; the queue holds a pointer to it.
+    ready: Arc<Notify>,
+}
+
+// SAFETY: librdkafka queues may be used from any thread; the pointer is only passed to librdkafka.
+unsafe impl Send for EventQueue {}
+// SAFETY: as above; every call through the pointer is thread-safe in librdkafka.
+unsafe impl Sync for EventQueue {}
+
+impl EventQueue {
+    fn of(producer: &BaseProducer<DeliveryForwarder>) -> Result<EventQueue, KafkaError> {
+        // SAFETY: the client is alive; the reference taken here is released in `drop`.
+        let queue =
+            NonNull::new(unsafe { rd::rd_kafka_queue_get_main(producer.client().native_ptr()) })
+                .ok_or_else(|| KafkaError::Backend("the producer has no event queue".into()))?;
+        let ready = Arc::new(Notify::new());
+        // SAFETY: `ready` stays alive until `drop` has disabled the callback.
+        unsafe {
+            rd::rd_kafka_queue_cb_event_enable(
+                queue.as_ptr(),
+                Some(wake),
+                Arc::as_ptr(&ready).cast_mut().cast(),
+            );
+        }
+        Ok(EventQueue { queue, ready })
+    }
+
+    fn is_empty(&self) -> bool {
+        // SAFETY: the queue is alive while `self` is.
+        unsafe { rd::rd_kafka_queue_length(self.queue.as_ptr()) == 0 }
+    }
+}
+
+impl Drop for EventQueue {
+    fn drop(&mut self) {
+        // SAFETY: once the callback is disabled librdkafka no longer touches `ready`.
+        unsafe {
+            rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
+            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
+        }
+    }
+}
+
+/// librdkafka's signal that an event arrived on an [`EventQueue`].
+unsafe extern "C" fn wake(_: *mut rd::rd_kafka_t, ready: *mut c_void) {
+    // SAFETY: `ready` is the queue's Notify, alive while the callback is enabled.
+    unsafe { &*ready.cast::<Notify>() }.notify_one();
+}
+
+/// Serves the producer's events as they arrive, until the producer is gone.
+async fn serve_events(
+    producer: Weak<BaseProducer<DeliveryForwarder>>,
+    events: Arc<EventQueue>,
+    room: Arc<Notify>,
+) {
+    loop {
+        events.ready.notified().await;
+        let Some(producer) = producer.upgrade() else {
+            return;
+        };
+        while !events.is_empty() {
+            producer.poll(Duration::ZERO);
+            // A long burst of reports must not keep the tasks sharing this thread waiting.
+            tokio::task::consume_budget().await;
+        }
+        room.notify_waiters();
     }
 }
 
 pub(super) struct RdProducer {
-    inner: Arc<ThreadedProducer<DeliveryForwarder>>,
+    inner: Arc<BaseProducer<DeliveryForwarder>>,
+    /// The task serving the producer's events, stopped when the producer is dropped.
+    server: JoinHandle<()>,
     room: Arc<Notify>,
 }
 
 impl RdProducer {
+    /// A producer whose events are served by a task on the current tokio runtime.
     pub(super) fn new(
         config: &rdkafka::ClientConfig,
     ) -> Result<(RdProducer, mpsc::UnboundedReceiver<Delivery>), KafkaError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| KafkaError::Backend("a producer needs a tokio runtime".into()))?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let context = DeliveryForwarder { deliveries: tx };
+        let inner = Arc::new(
+            config
+                .create_with_context::<_, BaseProducer<_>>(context)
+                .map_err(|e| rd_error(&e))?,
+        );
+        let events = Arc::new(EventQueue::of(&inner)?);
         let room = Arc::new(Notify::new());
-        let context = DeliveryForwarder {
-            deliveries: tx,
-            room: room.clone(),
-        };
-        let inner = config
-            .create_with_context::<_, ThreadedProducer<_>>(context)
-            .map_err(|e| rd_error(&e))?;
+        let server = runtime.spawn(serve_events(Arc::downgrade(&inner), events, room.clone()));
         Ok((
             RdProducer {
-                inner: Arc::new(inner),
+                inner,
+                server,
                 room,
             },
             rx,
         ))
+    }
+}
+
+impl Drop for RdProducer {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 
