@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Message};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
 
 /// Arguments of `sluice bench`.
@@ -323,16 +323,26 @@ fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64),
     let watcher: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", setup.bootstrap)
         .create()?;
+    // The end offsets of every partition in one ListOffsets request: the watcher must not load the
+    // broker the worker is writing to (the raw producer has no watcher, it waits for its own acks).
+    let mut ends = TopicPartitionList::with_capacity(setup.partitions as usize);
+    for p in 0..setup.partitions {
+        ends.add_partition_offset(topic, p, Offset::End)?;
+    }
     let started = Instant::now();
     let mut worker = spawn_worker(setup, "source", &connector)?;
     let result = wait_until(started, &mut worker.child, || {
-        let mut total = 0;
-        for p in 0..setup.partitions {
-            total += watcher
-                .fetch_watermarks(topic, p, Duration::from_secs(5))
-                .map(|(_, high)| high)
-                .unwrap_or(0);
-        }
+        let total: i64 = match watcher.offsets_for_times(ends.clone(), Duration::from_secs(5)) {
+            Ok(found) => found
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(end) => end,
+                    _ => 0,
+                })
+                .sum(),
+            Err(_) => 0,
+        };
         Ok(total as usize >= setup.lines)
     });
     worker.finish(result, started)

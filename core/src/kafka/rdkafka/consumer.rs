@@ -261,6 +261,10 @@ impl RdGroupConsumer {
 
     /// Applies the rebalance the runtime was told about at the previous poll.
     fn apply_pending(&mut self) -> Result<(), KafkaError> {
+        if self.pending.is_none() {
+            return Ok(());
+        }
+        // A request to librdkafka's main thread: asked only when there is a rebalance to apply.
         let cooperative = self.cooperative();
         if let Some(Pending::Assign(tpl)) = &self.pending {
             for partition in partitions_of(tpl) {
