@@ -29,16 +29,24 @@ impl InFlight {
         token
     }
 
-    /// Removes and returns the record sent with `token`; `None` if it was already taken.
-    pub fn take(&mut self, token: u64) -> Option<(SourceRecord, Option<Submitted>)> {
+    /// Hands the record sent with `token` and its handle to `acknowledge`, then drops it; `None` if it
+    /// was already acknowledged. Records stay where they are until dropped: they are large, and
+    /// moving each out costs more than the bookkeeping around it.
+    pub fn acknowledge<R>(
+        &mut self,
+        token: u64,
+        acknowledge: impl FnOnce(&SourceRecord, Option<Submitted>) -> R,
+    ) -> Option<R> {
         let index = usize::try_from(token.checked_sub(self.first_token)?).ok()?;
-        let entry = self.entries.get_mut(index)?.take()?;
+        let entry = self.entries.get_mut(index)?;
+        let (record, handle) = entry.as_ref()?;
+        let result = acknowledge(record, *handle);
+        *entry = None;
         self.outstanding -= 1;
-        while matches!(self.entries.front(), Some(None)) {
-            self.entries.pop_front();
-            self.first_token += 1;
-        }
-        Some(entry)
+        let done = self.entries.iter().take_while(|e| e.is_none()).count();
+        self.entries.drain(..done);
+        self.first_token += done as u64;
+        Some(result)
     }
 
     /// How many records await acknowledgement.
@@ -74,13 +82,23 @@ mod tests {
             })
             .collect();
         assert_eq!(tokens, [0, 1, 2, 3]);
-        assert!(in_flight.take(2).is_some());
-        assert!(in_flight.take(2).is_none());
-        assert!(in_flight.take(0).is_some());
+        let position = |in_flight: &mut InFlight, token| {
+            in_flight.acknowledge(token, |record: &SourceRecord, handle| {
+                assert!(handle.is_some());
+                record
+                    .source_offset
+                    .get("position")
+                    .and_then(|p| p.as_u64())
+            })
+        };
+        assert_eq!(position(&mut in_flight, 2), Some(Some(2)));
+        assert_eq!(position(&mut in_flight, 2), None, "acknowledged twice");
+        assert_eq!(position(&mut in_flight, 0), Some(Some(0)));
         assert_eq!(in_flight.len(), 2);
-        assert!(in_flight.take(1).is_some());
-        assert!(in_flight.take(3).is_some());
+        assert_eq!(position(&mut in_flight, 1), Some(Some(1)));
+        assert_eq!(position(&mut in_flight, 3), Some(Some(3)));
         assert!(in_flight.is_empty());
-        assert!(in_flight.take(9).is_none());
+        assert_eq!(position(&mut in_flight, 9), None);
+        assert_eq!(in_flight.next_token(), 4);
     }
 }

@@ -132,7 +132,7 @@ impl SourceTaskRunner {
                     if let Some(handle) = self.track(&record) {
                         self.submitted.ack(handle);
                     }
-                    self.commit_record(&record, None);
+                    commit_record(&self.id, &mut *self.task, &record, None);
                     continue;
                 }
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
@@ -194,31 +194,32 @@ impl SourceTaskRunner {
     }
 
     async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
-        let Some((record, handle)) = self.in_flight.take(delivery.token) else {
-            return Ok(());
-        };
-        match delivery.result {
-            Ok(metadata) => {
-                if let Some(handle) = handle {
-                    self.submitted.ack(handle);
+        let SourceTaskRunner {
+            id,
+            task,
+            submitted,
+            in_flight,
+            ..
+        } = self;
+        let acknowledged = in_flight.acknowledge(delivery.token, |record, handle| {
+            match delivery.result {
+                Ok(metadata) => {
+                    if let Some(handle) = handle {
+                        submitted.ack(handle);
+                    }
+                    commit_record(id, &mut **task, record, Some(&metadata));
+                    Ok(())
                 }
-                self.commit_record(&record, Some(&metadata));
-                Ok(())
+                Err(e) => {
+                    tracing::error!(task = %id, topic = %record.topic, error = %e, "Kafka did not accept a record");
+                    Err(TaskError::Kafka {
+                        task: id.clone(),
+                        source: e,
+                    })
+                }
             }
-            Err(e) => {
-                tracing::error!(task = %self.id, topic = %record.topic, error = %e, "Kafka did not accept a record");
-                Err(TaskError::Kafka {
-                    task: self.id.clone(),
-                    source: e,
-                })
-            }
-        }
-    }
-
-    fn commit_record(&mut self, record: &SourceRecord, metadata: Option<&RecordMetadata>) {
-        if let Err(e) = self.task.commit_record(record, metadata) {
-            tracing::warn!(task = %self.id, error = %e, "commit_record failed");
-        }
+        });
+        acknowledged.unwrap_or(Ok(()))
     }
 
     /// Writes the offsets of the acknowledged prefix to the offset store, then tells the task.
@@ -283,5 +284,17 @@ impl SourceTaskRunner {
             stage,
             source: error,
         }
+    }
+}
+
+/// Tells the task Kafka stored its record (or that the record was skipped, without metadata).
+fn commit_record(
+    id: &str,
+    task: &mut dyn SourceTask,
+    record: &SourceRecord,
+    metadata: Option<&RecordMetadata>,
+) {
+    if let Err(e) = task.commit_record(record, metadata) {
+        tracing::warn!(task = %id, error = %e, "commit_record failed");
     }
 }
