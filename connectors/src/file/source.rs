@@ -243,8 +243,10 @@ impl SourceTask for FileStreamSourceTask {
             return Ok(Vec::new());
         }
         loop {
-            if memchr(b'\n', &self.pending).is_some() {
-                let mut records = Vec::new();
+            let lines = self.pending.iter().filter(|&&b| b == b'\n').count();
+            if lines > 0 {
+                // Records are large: growing the batch one doubling at a time would copy it over and over.
+                let mut records = Vec::with_capacity(lines.min(self.batch_size));
                 self.take_lines(&mut records);
                 return Ok(records);
             }

@@ -100,6 +100,11 @@ impl SourceTaskRunner {
         let mut commit_timer = interval_at(Instant::now() + period, period);
         commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // Acknowledgements arrive in bursts: serve every one that is ready before building the
+            // select's futures again (the task's poll future among them) for the next.
+            while let Ok(delivery) = self.deliveries.try_recv() {
+                self.on_delivery(delivery).await?;
+            }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
             tokio::select! {
                 biased;
@@ -152,9 +157,6 @@ impl SourceTaskRunner {
             }
             let handle = self.track(&record);
             self.in_flight.insert(record, handle);
-        }
-        while let Ok(delivery) = self.deliveries.try_recv() {
-            self.on_delivery(delivery).await?;
         }
         Ok(())
     }
