@@ -60,7 +60,8 @@ pub struct Anomaly {
     pub detail: String,
 }
 
-/// Where each source record landed in Kafka: (stream, seq) to Kafka positions.
+/// Where each source record landed in Kafka, as a read_committed reader sees it (records of aborted or
+/// still open transactions are not there): (stream, seq) to Kafka positions.
 pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp, i64)>> {
     let mut positions: BTreeMap<(i64, i64), Vec<(Tp, i64)>> = BTreeMap::new();
     for (name, partitions) in logs.topics() {
@@ -69,12 +70,9 @@ pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp
         }
         for partition in 0..partitions {
             let tp = Tp::new(topic, partition);
-            for (offset, record) in logs.records(&tp).iter().enumerate() {
+            for (offset, record, _) in logs.committed_records(&tp) {
                 if let Some(id) = record.value.as_deref().and_then(parse_value) {
-                    positions
-                        .entry(id)
-                        .or_default()
-                        .push((tp.clone(), offset as i64));
+                    positions.entry(id).or_default().push((tp.clone(), offset));
                 }
             }
         }
@@ -318,9 +316,8 @@ fn check_store(
     let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
     for write in writes {
         *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
-        let in_kafka = usize::try_from(write.offset)
-            .ok()
-            .and_then(|offset| logs.records(&write.tp).get(offset))
+        let in_kafka = logs
+            .committed_record(&write.tp, write.offset)
             .map(|record| record.value.as_deref().unwrap_or_default());
         match in_kafka {
             Some(value) if value == write.value.as_bytes() => {}
@@ -338,7 +335,7 @@ fn check_store(
             None => report(
                 AnomalyKind::Inconsistent,
                 format!(
-                    "{} wrote {} offset {}, which Kafka does not have",
+                    "{} wrote {} offset {}, which Kafka does not have for read_committed readers",
                     write.task, write.tp, write.offset
                 ),
             ),

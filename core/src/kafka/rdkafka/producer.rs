@@ -77,6 +77,13 @@ impl RdProducer {
     }
 }
 
+impl RdProducer {
+    /// The librdkafka producer, for the transaction calls (`super::transactional`).
+    pub(super) fn client(&self) -> Arc<ThreadedProducer<DeliveryForwarder>> {
+        self.inner.clone()
+    }
+}
+
 #[async_trait]
 impl Producer for RdProducer {
     fn send(&self, record: &ProduceRecord<'_>, token: u64) -> Result<(), SendError> {
