@@ -8,7 +8,9 @@ mod registry;
 mod sink;
 mod source;
 
-pub use connector::{Connector, ConnectorContext, SinkConnector, SourceConnector};
+pub use connector::{
+    Connector, ConnectorContext, ExactlyOnceSupport, SinkConnector, SourceConnector,
+};
 pub use error::ConnectError;
 pub use record::{
     Header, RecordMetadata, SinkRecord, SourceMap, SourceOffset, SourcePartition, SourceRecord,
