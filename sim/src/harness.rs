@@ -3,23 +3,27 @@
 //! workers cleanly and hands everything to the oracle.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice_core::api::{SourceOffset, SourcePartition};
-use sluice_core::config::ConfigMap;
+use sluice_core::config::{ConfigError, ConfigMap};
 use sluice_core::runtime::{
     OffsetBackingStore, OffsetStoreError, SharedOffsetStore, StandaloneWorker, WorkerConfig,
 };
 use tokio::sync::watch;
 use turmoil::net::TcpListener;
 
-use crate::broker::{serve, BrokerConfig, Cluster, ClusterEvent, ClusterObserver, BROKER_PORT};
+use crate::broker::{
+    serve, BrokerConfig, Cluster, ClusterEvent, ClusterObserver, Logs, BROKER_PORT,
+};
 use crate::client::SimBackend;
 use crate::faults::{self, Fault, Scheduled};
-use crate::oracle::{check_final, CommitChecks, Destination, FinalState};
+use crate::oracle::{check_final, durable_end, CommitChecks, Destination, FinalState};
+use crate::placement::{self, Orchestrator, Placement};
 use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Guarantee, Scenario, Workload};
@@ -58,10 +62,10 @@ fn millis(d: Duration) -> u128 {
 struct JournalObserver(SharedJournal);
 
 impl ClusterObserver for JournalObserver {
-    fn on_event(&mut self, at: Duration, event: &ClusterEvent) {
+    fn on_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs) {
         let mut journal = lock(&self.0);
         journal.trace.push(format!("{} {event:?}", millis(at)));
-        journal.checks.on_cluster_event(event);
+        journal.checks.on_cluster_event(at, event, logs);
     }
 }
 
@@ -145,9 +149,21 @@ fn props(pairs: &[(&str, String)]) -> ConfigMap {
         .collect()
 }
 
-fn worker_props(scenario: &Scenario) -> ConfigMap {
+fn worker_props(scenario: &Scenario, index: usize) -> ConfigMap {
     let string = "org.apache.kafka.connect.storage.StringConverter".to_owned();
+    let group = match scenario.worker_bug {
+        "distinct-group-ids" => format!("connect-worker-{index}"),
+        _ => "connect-cluster".to_owned(),
+    };
+    let exactly_once = if scenario.exactly_once {
+        "enabled"
+    } else {
+        "disabled"
+    };
     props(&[
+        ("group.id", group),
+        ("exactly.once.source.support", exactly_once.into()),
+        ("consumer.isolation.level", scenario.sink_isolation.into()),
         ("bootstrap.servers", format!("broker:{BROKER_PORT}")),
         ("key.converter", string.clone()),
         ("value.converter", string),
@@ -206,6 +222,19 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
         ),
         ("batch.size", "10".into()),
         ("bug", scenario.source_bug.into()),
+        (
+            "exactly.once.support",
+            if scenario.exactly_once {
+                "required"
+            } else {
+                "requested"
+            }
+            .into(),
+        ),
+        (
+            "transaction.boundary",
+            scenario.transaction_boundary().into(),
+        ),
     ])
 }
 
@@ -230,17 +259,49 @@ fn sink_props(scenario: &Scenario) -> ConfigMap {
 /// The files each worker's disk held when it last stopped cleanly: its output, and worker 0's input.
 type Files = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
 
-#[allow(clippy::too_many_arguments)]
-async fn run_worker(
+/// What a worker host runs with; cloned each time the host starts.
+#[derive(Clone)]
+struct HostContext {
     index: usize,
     scenario: Scenario,
     store: Arc<DestinationStore>,
     offsets: SharedOffsetStore,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     journal: SharedJournal,
     files: Files,
     disk: Arc<DiskFaults>,
-) -> turmoil::Result {
+    /// Numbers source task instances across the run.
+    instances: Arc<AtomicU64>,
+    /// Which worker runs the source, with exactly-once source support.
+    placement: Placement,
+}
+
+impl HostContext {
+    fn worker(&self) -> Result<StandaloneWorker, ConfigError> {
+        let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
+        let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
+        Ok(StandaloneWorker::with_offset_store(
+            config,
+            backend,
+            workload::plugins(
+                self.store.clone(),
+                self.disk.clone(),
+                self.instances.clone(),
+            ),
+            self.offsets.clone(),
+        ))
+    }
+}
+
+async fn run_worker(host: HostContext) -> turmoil::Result {
+    let HostContext {
+        index,
+        ref scenario,
+        ref journal,
+        ref files,
+        ..
+    } = host;
+    let mut stop = host.stop.clone();
     if scenario.workload == Workload::Files {
         input_file::create_data_dir()?;
     }
@@ -251,23 +312,23 @@ async fn run_worker(
             scenario.source_interval,
         ))
     });
-    let config = WorkerConfig::parse(&worker_props(&scenario))?;
-    let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
-    let worker = StandaloneWorker::with_offset_store(
-        config,
-        backend,
-        workload::plugins(store, disk),
-        offsets,
-    );
+    let worker = host.worker()?;
     let mut plans = Vec::new();
-    if index == 0 {
-        plans.push(worker.plan(&source_props(&scenario))?);
+    if index == 0 && !scenario.exactly_once {
+        plans.push(worker.plan(&source_props(scenario))?);
     }
-    plans.push(worker.plan(&sink_props(&scenario))?);
+    plans.push(worker.plan(&sink_props(scenario))?);
+    let source = scenario
+        .exactly_once
+        .then(|| tokio::spawn(run_placed_source(host.clone())));
     let shutdown = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let outcome = worker.run(plans, shutdown).await;
+    if let Some(source) = source {
+        // It stops on the same signal.
+        let _ = source.await;
+    }
     let line = match outcome {
         Ok(()) => format!("{} worker-{index} stopped", millis(crate::broker::now())),
         Err(e) => format!(
@@ -275,7 +336,7 @@ async fn run_worker(
             millis(crate::broker::now())
         ),
     };
-    lock(&journal).trace.push(line);
+    lock(journal).trace.push(line);
     if let Some(writer) = writer {
         writer.abort();
     }
@@ -296,6 +357,55 @@ async fn run_worker(
             .extend(found);
     }
     Ok(())
+}
+
+/// Runs an instance of the exactly-once source task whenever the orchestrator places it on this worker,
+/// until the worker stops. An instance that ends by itself (fenced as a zombie) is not restarted here.
+async fn run_placed_source(host: HostContext) {
+    let mut placement = host.placement.clone();
+    let mut stop = host.stop.clone();
+    let mut started = None;
+    loop {
+        let placed = tokio::select! {
+            placed = placement.next_for(host.index, started) => placed,
+            _ = stop.wait_for(|stop| *stop) => None,
+        };
+        let Some(generation) = placed else {
+            return;
+        };
+        started = Some(generation);
+        let outcome = match host.worker() {
+            Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
+                Ok(plan) => {
+                    let mut stop = host.stop.clone();
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    };
+                    worker
+                        .run(vec![plan], shutdown)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let now = millis(crate::broker::now());
+        let line = match outcome {
+            Ok(()) => format!(
+                "{now} worker-{} source (placement {generation}) stopped",
+                host.index
+            ),
+            Err(e) => format!(
+                "{now} worker-{} source (placement {generation}) failed: {e}",
+                host.index
+            ),
+        };
+        lock(&host.journal).trace.push(line);
+        if *host.stop.borrow() {
+            return;
+        }
+    }
 }
 
 /// What to do at a point in simulated time.
@@ -320,6 +430,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
         .copied()
         .unwrap_or("range");
     let cooperative = assignor == "cooperative-sticky";
+    let boundary = match scenario.transaction_boundaries {
+        [] | [_] => scenario.transaction_boundaries,
+        all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
+    };
     // A cooperative member keeps its partitions while the group rebalances; if it stops just as the
     // rebalance completes, its last commit still carries the old generation and is refused (Kafka refuses
     // it too), so what it flushed is delivered again: clean stops promise exactly once only with eager
@@ -340,6 +454,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
                 &["range"]
             },
             guarantee,
+            transaction_boundaries: boundary,
             ..scenario.clone()
         },
         seed,
@@ -390,7 +505,7 @@ pub fn run_planned(
     }
     if let Some(bad) = plan
         .iter()
-        .find(|s| s.fault.worker().is_some_and(|w| w >= scenario.workers))
+        .find(|s| s.fault.workers().iter().any(|w| *w >= scenario.workers))
     {
         return Err(RunError::Simulation(format!(
             "fault {:?} names a worker the scenario does not have ({} workers)",
@@ -436,6 +551,8 @@ pub fn run_planned(
     }
     let files: Files = Arc::default();
     let disk: Arc<DiskFaults> = Arc::default();
+    let instances: Arc<AtomicU64> = Arc::default();
+    let (orchestrator, placement) = placement::orchestrator();
     let mut workers = Vec::new();
     for index in 0..scenario.workers {
         let name = format!("worker-{index}");
@@ -449,25 +566,19 @@ pub fn run_planned(
                 journal: journal.clone(),
             }))
         };
-        let (scenario, store, journal, files, disk) = (
-            scenario.clone(),
-            store.clone(),
-            journal.clone(),
-            files.clone(),
-            disk.clone(),
-        );
-        sim.host(name.as_str(), move || {
-            run_worker(
-                index,
-                scenario.clone(),
-                store.clone(),
-                offsets.clone(),
-                stop_rx.clone(),
-                journal.clone(),
-                files.clone(),
-                disk.clone(),
-            )
-        });
+        let host = HostContext {
+            index,
+            scenario: scenario.clone(),
+            store: store.clone(),
+            offsets,
+            stop: stop_rx,
+            journal: journal.clone(),
+            files: files.clone(),
+            disk: disk.clone(),
+            instances: instances.clone(),
+            placement: placement.clone(),
+        };
+        sim.host(name.as_str(), move || run_worker(host.clone()));
         workers.push(WorkerHost { name, stop });
     }
 
@@ -483,6 +594,7 @@ pub fn run_planned(
         store: &store,
         disk: &disk,
         journal: &journal,
+        orchestrator: &orchestrator,
     };
     // Faults.
     while sim.elapsed() < scenario.active {
@@ -531,10 +643,7 @@ pub fn run_planned(
     let simulated = sim.elapsed();
     drop(sim);
 
-    let source_committed = source_offsets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .committed();
+    let source_committed = committed_source(scenario, &cluster, &source_offsets);
     let writes = store.writes();
     let files = std::mem::take(&mut *files.lock().unwrap_or_else(|e| e.into_inner()));
     let outputs: Vec<String> = files
@@ -543,6 +652,13 @@ pub fn run_planned(
         .flat_map(|(_, lines)| lines.iter().cloned())
         .collect();
     let state = cluster.lock();
+    let journal = lock(&journal);
+    let zombie_writes = journal
+        .checks
+        .zombie_writes(&state.logs)
+        .into_iter()
+        .map(|zombie| (zombie.tp, zombie.offset))
+        .collect();
     let (tally, mut anomalies) = check_final(&FinalState {
         scenario,
         logs: &state.logs,
@@ -551,9 +667,9 @@ pub fn run_planned(
             Workload::Sequences => Destination::Store(&writes),
             Workload::Files => Destination::Lines(&outputs),
         },
+        zombie_writes: &zombie_writes,
     });
     let sink_committed = state.committed(&scenario.sink_group());
-    let journal = lock(&journal);
     anomalies.splice(0..0, journal.checks.anomalies(&state.logs));
     drop(state);
     let mut trace = journal.trace.clone();
@@ -584,6 +700,9 @@ pub fn run_planned(
         seed,
         guarantee: scenario.guarantee,
         assignor: scenario.assignor().to_owned(),
+        transaction_boundary: scenario
+            .exactly_once
+            .then(|| scenario.transaction_boundary().to_owned()),
         faults: plan,
         simulated_ms: simulated.as_millis() as u64,
         records: tally,
@@ -604,6 +723,20 @@ pub fn run_planned(
     })
 }
 
+/// Committed seq per stream: in the offsets topic with exactly-once source support, in worker 0's offset
+/// store otherwise.
+fn committed_source(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    source: &Mutex<CheckedOffsetStore>,
+) -> BTreeMap<i64, i64> {
+    if scenario.exactly_once {
+        placement::topic_offsets(&cluster.lock().logs)
+    } else {
+        source.lock().unwrap_or_else(|e| e.into_inner()).committed()
+    }
+}
+
 /// Everything the source holds is committed, in Kafka, durable in the destination and committed by the sink.
 fn drained(
     scenario: &Scenario,
@@ -611,7 +744,7 @@ fn drained(
     store: &DestinationStore,
     source: &Mutex<CheckedOffsetStore>,
 ) -> bool {
-    let committed = source.lock().unwrap_or_else(|e| e.into_inner()).committed();
+    let committed = committed_source(scenario, cluster, source);
     let source_done = (0..scenario.streams)
         .all(|s| committed.get(&s) == Some(&(scenario.records_per_stream - 1)));
     if !source_done {
@@ -621,9 +754,12 @@ fn drained(
     let sink_committed = state.committed(&scenario.sink_group());
     (0..scenario.partitions).all(|p| {
         let tp = Tp::new(scenario.topic(), p);
-        let end = state.logs.end_offset(&tp).unwrap_or(0);
+        // Where a sink that read everything commits: control markers and aborted records after the last
+        // record are never delivered to it.
+        let end = state.logs.committed_end(&tp);
         // The FileStreamSink commits only what it synced; its files are read when the workers stop.
-        let durable = scenario.workload == Workload::Files || store.durable_end(&tp) >= end;
+        let durable =
+            scenario.workload == Workload::Files || durable_end(&state.logs, store, &tp) >= end;
         durable && sink_committed.get(&tp).copied().unwrap_or(0) >= end
     })
 }
@@ -634,6 +770,7 @@ struct Targets<'a> {
     store: &'a DestinationStore,
     disk: &'a DiskFaults,
     journal: &'a SharedJournal,
+    orchestrator: &'a Orchestrator,
 }
 
 fn apply(
@@ -648,6 +785,7 @@ fn apply(
         store,
         disk,
         journal,
+        orchestrator,
     } = targets;
     lock(journal)
         .trace
@@ -681,6 +819,11 @@ fn apply(
             Fault::Latency { max, duration } => {
                 sim.set_max_message_latency(max);
                 schedule.push((now + duration, Action::LatencyOff));
+            }
+            Fault::TakeOver { from, to, duration } => {
+                sim.hold(workers[from].name.as_str(), "broker");
+                schedule.push((now + duration, Action::Release(from)));
+                orchestrator.place(to);
             }
         },
         Action::Restart(worker) => {

@@ -35,8 +35,12 @@ use super::TaskError;
 const MAX_IN_FLIGHT: usize = 16_384;
 /// How long to wait before polling again after a retriable poll error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
-/// How long registering the transactional id and reading the offsets topic may take at start.
+/// How long registering the transactional id and reading the offsets topic may take at start, retried
+/// while Kafka is unreachable.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a commit or abort may wait for Kafka (the Java producer's `max.block.ms` default): a commit
+/// first waits for every record of the transaction.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The delivery token of offset records: no record of the task's carries it.
 const OFFSET_TOKEN: u64 = u64::MAX;
 
@@ -54,8 +58,6 @@ pub struct ExactlyOnceSourceSetup {
     /// Whether the connector may create its topics.
     pub creates_topics: bool,
     pub offsets_topic: String,
-    /// `offset.flush.timeout.ms`: how long a commit may wait for its records.
-    pub commit_timeout: Duration,
 }
 
 /// Runs one source task exactly once until shutdown, failure or fencing.
@@ -70,7 +72,6 @@ pub struct ExactlyOnceSourceRunner {
     admin: Arc<dyn Admin>,
     creates_topics: bool,
     offsets_topic: String,
-    commit_timeout: Duration,
     in_flight: InFlight,
     /// A transaction is open.
     open: bool,
@@ -94,7 +95,6 @@ impl ExactlyOnceSourceRunner {
             admin: setup.admin,
             creates_topics: setup.creates_topics,
             offsets_topic: setup.offsets_topic,
-            commit_timeout: setup.commit_timeout,
             in_flight: InFlight::default(),
             open: false,
             offsets: BTreeMap::new(),
@@ -121,7 +121,7 @@ impl ExactlyOnceSourceRunner {
             tracing::warn!(task = %self.id, "fenced: a newer instance of this task runs; stopping without committing");
         } else if outcome.is_err() && self.open {
             // Records already in Kafka stay invisible to read_committed readers.
-            if let Err(e) = self.producer.abort_transaction(self.commit_timeout).await {
+            if let Err(e) = self.producer.abort_transaction(TRANSACTION_TIMEOUT).await {
                 tracing::warn!(task = %self.id, error = %e, "could not abort the transaction");
             }
         }
@@ -132,21 +132,34 @@ impl ExactlyOnceSourceRunner {
         outcome
     }
 
-    /// Registers the transactional id (fencing zombies), then reads this connector's committed offsets.
+    /// Registers the transactional id (fencing zombies), then reads this connector's committed offsets;
+    /// retried while Kafka cannot be reached, up to [`START_TIMEOUT`].
     async fn prepare(&mut self) -> Result<TopicOffsets, TaskError> {
-        self.producer
-            .init_transactions(START_TIMEOUT)
-            .await
-            .map_err(|e| self.kafka_error(e))?;
-        TopicOffsets::read(
-            &mut *self.reader,
-            &*self.admin,
-            &self.offsets_topic,
-            self.config.name(),
-            START_TIMEOUT,
-        )
-        .await
-        .map_err(|e| self.kafka_error(e))
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let attempt = async {
+                self.producer.init_transactions(START_TIMEOUT).await?;
+                TopicOffsets::read(
+                    &mut *self.reader,
+                    &*self.admin,
+                    &self.offsets_topic,
+                    self.config.name(),
+                    START_TIMEOUT,
+                )
+                .await
+            };
+            match attempt.await {
+                Ok(offsets) => return Ok(offsets),
+                Err(e @ KafkaError::ProducerFenced(_)) => return Err(self.kafka_error(e)),
+                Err(e) if Instant::now() + RETRY_BACKOFF >= deadline => {
+                    return Err(self.kafka_error(e))
+                }
+                Err(e) => {
+                    tracing::warn!(task = %self.id, error = %e, "cannot start the task's transactions yet; retrying");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+            }
+        }
     }
 
     async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {
@@ -277,7 +290,7 @@ impl ExactlyOnceSourceRunner {
                 .map_err(|e| self.kafka_error(e))?;
         }
         self.producer
-            .commit_transaction(self.commit_timeout)
+            .commit_transaction(TRANSACTION_TIMEOUT)
             .await
             .map_err(|e| self.kafka_error(e))?;
         self.open = false;

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
@@ -27,6 +28,11 @@ use super::source_offsets::{ConnectorOffsets, SharedOffsetStore};
 use super::source_task::{SourceTaskRunner, SourceTaskSetup};
 use super::worker_config::WorkerConfig;
 use super::TaskError;
+
+/// How long a worker waits for Kafka to create the offsets topic before giving up on a connector.
+const OFFSETS_TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Wait between attempts to create the offsets topic.
+const OFFSETS_TOPIC_RETRY: Duration = Duration::from_millis(500);
 
 /// Why the worker could not start or run a connector.
 #[derive(Debug, thiserror::Error)]
@@ -304,21 +310,32 @@ impl StandaloneWorker {
         Ok(plan.plugin)
     }
 
-    /// Creates `offset.storage.topic` if it does not exist, as Kafka Connect's distributed worker does.
+    /// Creates `offset.storage.topic` if it does not exist, as Kafka Connect's distributed worker does,
+    /// waiting up to [`OFFSETS_TOPIC_TIMEOUT`] for Kafka to be reachable.
     async fn ensure_offsets_topic(&self, connector: &str) -> Result<(), WorkerError> {
         let topic = self.config.offsets_topic();
         let admin = self
             .backend
             .admin()
             .map_err(|e| kafka_error(connector, e))?;
-        if admin
-            .create_topic(&topic)
-            .await
-            .map_err(|e| kafka_error(connector, e))?
-        {
-            tracing::info!(topic = %topic.name, partitions = topic.partitions, "created the offsets topic");
+        let deadline = tokio::time::Instant::now() + OFFSETS_TOPIC_TIMEOUT;
+        loop {
+            match admin.create_topic(&topic).await {
+                Ok(true) => {
+                    tracing::info!(topic = %topic.name, partitions = topic.partitions, "created the offsets topic");
+                    return Ok(());
+                }
+                Ok(false) => return Ok(()),
+                Err(e @ KafkaError::Config { .. }) => return Err(kafka_error(connector, e)),
+                Err(e) if tokio::time::Instant::now() + OFFSETS_TOPIC_RETRY >= deadline => {
+                    return Err(kafka_error(connector, e))
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, error = %e, "cannot create the offsets topic yet; retrying");
+                    tokio::time::sleep(OFFSETS_TOPIC_RETRY).await;
+                }
+            }
         }
-        Ok(())
     }
 
     /// Creates a runner per task config and spawns it.
@@ -443,7 +460,6 @@ impl StandaloneWorker {
                 admin: admin.clone(),
                 creates_topics: task.creates_topics,
                 offsets_topic: self.config.offsets_topic().name,
-                commit_timeout: self.config.offset_flush_timeout(),
             },
         ))
     }

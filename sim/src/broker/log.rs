@@ -44,6 +44,16 @@ pub enum Entry {
     },
 }
 
+/// A record as a read_committed reader sees it, with who wrote it and when it became visible.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed<'a> {
+    pub offset: i64,
+    pub record: &'a Record,
+    pub visible_at: Duration,
+    pub producer_id: i64,
+    pub epoch: i16,
+}
+
 /// What one read found.
 #[derive(Debug, Default)]
 pub struct Read {
@@ -258,17 +268,23 @@ impl Logs {
         self.partition(tp).map(Vec::as_slice).unwrap_or_default()
     }
 
-    /// The records a read_committed reader sees in a partition, with their offsets and when they became
-    /// visible.
-    pub fn committed_records(&self, tp: &Tp) -> Vec<(i64, &Record, Duration)> {
+    /// The records a read_committed reader sees in a partition.
+    pub fn committed_records(&self, tp: &Tp) -> Vec<Committed<'_>> {
         let mut out = Vec::new();
         for (offset, entry) in self.entries(tp).iter().enumerate() {
             match entry {
                 Entry::Data {
                     record,
                     visibility: Visibility::Visible(at),
-                    ..
-                } => out.push((offset as i64, record, *at)),
+                    producer_id,
+                    epoch,
+                } => out.push(Committed {
+                    offset: offset as i64,
+                    record,
+                    visible_at: *at,
+                    producer_id: *producer_id,
+                    epoch: *epoch,
+                }),
                 Entry::Data {
                     visibility: Visibility::Pending,
                     ..
@@ -277,6 +293,25 @@ impl Logs {
             }
         }
         out
+    }
+
+    /// Offsets of the records that are visible or may still become visible (in open transactions): what a
+    /// reader may have read, whatever its isolation level, less what is aborted.
+    pub fn live_offsets(&self, tp: &Tp) -> Vec<i64> {
+        self.entries(tp)
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| {
+                matches!(
+                    entry,
+                    Entry::Data {
+                        visibility: Visibility::Visible(_) | Visibility::Pending,
+                        ..
+                    }
+                )
+            })
+            .map(|(offset, _)| offset as i64)
+            .collect()
     }
 
     /// The record a read_committed reader sees at `offset`, if any.
@@ -309,7 +344,7 @@ impl Logs {
     pub fn committed_end(&self, tp: &Tp) -> i64 {
         self.committed_records(tp)
             .last()
-            .map_or(0, |(offset, _, _)| offset + 1)
+            .map_or(0, |committed| committed.offset + 1)
     }
 }
 
@@ -423,6 +458,6 @@ mod tests {
         assert_eq!(logs.committed_end(&tp), 2);
         assert_eq!(logs.committed_record(&tp, 0), None);
         assert!(logs.committed_record(&tp, 1).is_some());
-        assert_eq!(logs.committed_records(&tp)[0].2, later);
+        assert_eq!(logs.committed_records(&tp)[0].visible_at, later);
     }
 }

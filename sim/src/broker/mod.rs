@@ -12,7 +12,7 @@ mod server;
 mod txn;
 
 pub use group::{Departure, GroupChange};
-pub use log::{Entry, Logs, Visibility};
+pub use log::{Committed, Entry, Logs, Visibility};
 pub use server::serve;
 
 use std::collections::BTreeMap;
@@ -86,9 +86,9 @@ pub enum ClusterEvent {
     },
 }
 
-/// Watches the cluster; called synchronously, so a check sees the cluster as of the event.
+/// Watches the cluster; called synchronously, so a check sees the cluster's logs as of the event.
 pub trait ClusterObserver: Send {
-    fn on_event(&mut self, at: Duration, event: &ClusterEvent);
+    fn on_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs);
 }
 
 /// The cluster's state: logs and groups.
@@ -121,7 +121,7 @@ impl ClusterState {
 
     fn emit(&mut self, event: ClusterEvent) {
         if let Some(observer) = &mut self.observer {
-            observer.on_event(now(), &event);
+            observer.on_event(now(), &event, &self.logs);
         }
     }
 

@@ -394,7 +394,11 @@ impl SimGroupConsumer {
         let mut out = Vec::with_capacity(records.len());
         for fetched in records {
             // Records of a partition paused, or positioned elsewhere, since the fetch was built are dropped.
-            if self.positions.get(&fetched.tp) != Some(&fetched.offset)
+            // Offsets may skip ahead: transaction markers and aborted records are never returned.
+            if self
+                .positions
+                .get(&fetched.tp)
+                .is_none_or(|position| fetched.offset < *position)
                 || self.paused.contains(&fetched.tp)
             {
                 continue;

@@ -41,8 +41,6 @@ pub enum StoreFault {
 struct Inner {
     writes: Vec<Write>,
     durable: BTreeMap<Tp, BTreeSet<i64>>,
-    /// Per partition, the offset after the contiguous durable prefix.
-    contiguous: BTreeMap<Tp, i64>,
     faults: VecDeque<StoreFault>,
     writers: u64,
 }
@@ -75,14 +73,7 @@ impl DestinationStore {
         let mut inner = self.lock();
         let at = now();
         for (tp, offset, value) in records {
-            let set = inner.durable.entry(tp.clone()).or_default();
-            set.insert(offset);
-            let mut next = inner.contiguous.get(&tp).copied().unwrap_or(0);
-            let set = &inner.durable[&tp];
-            while set.contains(&next) {
-                next += 1;
-            }
-            inner.contiguous.insert(tp.clone(), next);
+            inner.durable.entry(tp.clone()).or_default().insert(offset);
             inner.writes.push(Write {
                 tp,
                 offset,
@@ -94,9 +85,13 @@ impl DestinationStore {
         }
     }
 
-    /// The offset after the longest prefix of a partition that is durable.
-    pub fn durable_end(&self, tp: &Tp) -> i64 {
-        self.lock().contiguous.get(tp).copied().unwrap_or(0)
+    /// The first of `offsets` (a partition's records, in order) that is not durable.
+    pub fn first_missing(&self, tp: &Tp, offsets: impl IntoIterator<Item = i64>) -> Option<i64> {
+        let inner = self.lock();
+        let durable = inner.durable.get(tp);
+        offsets
+            .into_iter()
+            .find(|offset| !durable.is_some_and(|set| set.contains(offset)))
     }
 
     pub fn writes(&self) -> Vec<Write> {
