@@ -222,3 +222,129 @@ fn finish(
         partitions: open.partitions.into_keys().collect(),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{BrokerConfig, Cluster};
+    use crate::protocol::{Isolation, ProduceBatch, Record};
+
+    fn record(value: &str) -> Record {
+        Record {
+            key: None,
+            value: Some(value.as_bytes().to_vec()),
+            headers: Vec::new(),
+            timestamp: 0,
+        }
+    }
+
+    /// Opens a transaction on t-0 and appends `value` in it.
+    fn write(state: &mut ClusterState, producer: &TxnProducer, sequence: i64, value: &str) {
+        let tp = Tp::new("t", 0);
+        add_partitions(state, producer, std::slice::from_ref(&tp)).expect("add the partition");
+        state
+            .transactions
+            .check_produce(producer, &tp)
+            .expect("current epoch");
+        let batch = ProduceBatch {
+            tp: tp.clone(),
+            base_sequence: sequence,
+            records: vec![record(value)],
+        };
+        let (offset, _) = state
+            .logs
+            .append(producer.producer_id, producer.epoch, true, batch, now())
+            .expect("append");
+        state.transactions.appended(producer, &tp, offset);
+    }
+
+    fn visible(state: &ClusterState) -> Vec<String> {
+        let read = state
+            .logs
+            .read(&[(Tp::new("t", 0), 0)], 100, Isolation::ReadCommitted)
+            .expect("read");
+        read.records
+            .iter()
+            .map(|r| String::from_utf8(r.record.value.clone().unwrap_or_default()).unwrap())
+            .collect()
+    }
+
+    fn identity(id: &str, (producer_id, epoch): (i64, i16)) -> TxnProducer {
+        TxnProducer {
+            transactional_id: id.into(),
+            producer_id,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_new_instance_fences_the_old_one_and_aborts_its_transaction() {
+        let cluster = Cluster::new(BrokerConfig::default());
+        cluster.create_topic("t", 1);
+        let mut state = cluster.lock();
+        let old = identity(
+            "task-0",
+            init(&mut state, "task-0", Duration::from_secs(60)),
+        );
+        write(&mut state, &old, 0, "zombie");
+        let new = identity(
+            "task-0",
+            init(&mut state, "task-0", Duration::from_secs(60)),
+        );
+        assert_eq!(
+            (new.producer_id, new.epoch),
+            (old.producer_id, old.epoch + 1)
+        );
+        let tp = Tp::new("t", 0);
+        assert_eq!(
+            add_partitions(&mut state, &old, std::slice::from_ref(&tp)),
+            Err(ErrorCode::ProducerFenced)
+        );
+        assert_eq!(
+            state.transactions.check_produce(&old, &tp),
+            Err(ErrorCode::ProducerFenced)
+        );
+        assert_eq!(end(&mut state, &old, true), Err(ErrorCode::ProducerFenced));
+        assert_eq!(
+            offset_commit(&mut state, &old, "g", &[(tp.clone(), 1)]),
+            Err(ErrorCode::ProducerFenced)
+        );
+        write(&mut state, &new, 0, "successor");
+        end(&mut state, &new, true).expect("commit");
+        assert_eq!(visible(&state), ["successor"]);
+        assert!(state.committed("g").is_empty());
+    }
+
+    #[test]
+    fn transactional_offsets_apply_only_on_commit() {
+        let cluster = Cluster::new(BrokerConfig::default());
+        cluster.create_topic("t", 1);
+        let mut state = cluster.lock();
+        let producer = identity("p", init(&mut state, "p", Duration::from_secs(60)));
+        let tp = Tp::new("t", 0);
+        offset_commit(&mut state, &producer, "g", &[(tp.clone(), 5)]).expect("offsets");
+        end(&mut state, &producer, false).expect("abort");
+        assert!(state.committed("g").is_empty(), "aborted offsets vanish");
+        offset_commit(&mut state, &producer, "g", &[(tp.clone(), 7)]).expect("offsets");
+        assert!(state.committed("g").is_empty(), "not before the commit");
+        end(&mut state, &producer, true).expect("commit");
+        assert_eq!(state.committed("g").get(&tp), Some(&7));
+        assert_eq!(end(&mut state, &producer, true), Ok(()), "a retried end");
+    }
+
+    #[test]
+    fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
+        let cluster = Cluster::new(BrokerConfig::default());
+        cluster.create_topic("t", 1);
+        let mut state = cluster.lock();
+        let producer = identity("slow", init(&mut state, "slow", Duration::ZERO));
+        write(&mut state, &producer, 0, "stalled");
+        assert!(expire(&mut state));
+        assert_eq!(
+            end(&mut state, &producer, true),
+            Err(ErrorCode::ProducerFenced)
+        );
+        assert!(visible(&state).is_empty());
+        assert!(!expire(&mut state), "nothing left open");
+    }
+}
