@@ -366,6 +366,7 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         let committed = state.source_committed.get(&stream).copied().unwrap_or(-1);
         tally.source_committed += committed + 1;
         for seq in 0..scenario.records_per_stream {
+            // Zombie copies are zombie writes, not duplicates; a record only zombies wrote is still there.
             let copies = positions.get(&(stream, seq)).map_or(0, |at| {
                 at.iter()
                     .filter(|position| !state.zombie_writes.contains(*position))

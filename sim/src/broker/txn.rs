@@ -92,7 +92,11 @@ pub fn init(state: &mut ClusterState, transactional_id: &str, timeout: Duration)
     let (producer_id, epoch) = match existing {
         Some((producer_id, epoch)) => {
             abort_open(state, transactional_id, false);
-            (producer_id, epoch.wrapping_add(1).max(0))
+            match epoch.checked_add(1) {
+                Some(next) => (producer_id, next),
+                // Epochs exhausted: Kafka moves the id to a new producer id.
+                None => (state.logs.new_producer_id(), 0),
+            }
         }
         None => (state.logs.new_producer_id(), 0),
     };
@@ -174,7 +178,8 @@ pub fn expire(state: &mut ClusterState) -> bool {
     for id in &expired {
         abort_open(state, id, true);
         if let Some(producer) = state.transactions.producers.get_mut(id) {
-            producer.epoch = producer.epoch.wrapping_add(1).max(0);
+            // Fences the stalled producer; at the last epoch, leaves that to its next InitProducerId.
+            producer.epoch = producer.epoch.saturating_add(1);
         }
     }
     !expired.is_empty()
