@@ -371,12 +371,8 @@ impl StandaloneWorker {
                         admin,
                     )?;
                     tasks.spawn(runner.run(trigger.subscribe()));
-                    continue;
                 }
-                _ => {}
-            }
-            match plugin {
-                Plugin::Source(connector) => {
+                (Plugin::Source(connector), _) => {
                     let runner = self.source_runner(
                         id,
                         connector.create_task(),
@@ -386,7 +382,7 @@ impl StandaloneWorker {
                     )?;
                     tasks.spawn(runner.run(trigger.subscribe()));
                 }
-                Plugin::Sink(connector) => {
+                (Plugin::Sink(connector), _) => {
                     let runner =
                         self.sink_runner(id, connector.create_task(), task_config, config)?;
                     tasks.spawn(runner.run(trigger.subscribe()));
