@@ -90,9 +90,11 @@ pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp
 /// markers and aborted records are no records; records of open transactions are (a sink reading
 /// uncommitted data may have written them, and whether they should be there is judged at the end).
 pub fn durable_end(logs: &Logs, store: &DestinationStore, tp: &Tp) -> i64 {
-    let offsets = logs.live_offsets(tp);
-    let end = offsets.last().map_or(0, |offset| offset + 1);
-    store.first_missing(tp, offsets).unwrap_or(end)
+    // Every offset below the contiguous durable run is durable: only what follows needs looking at.
+    let from = store.contiguous_end(tp);
+    store
+        .first_missing(tp, logs.live_offsets_from(tp, from))
+        .unwrap_or_else(|| logs.live_end(tp).max(from))
 }
 
 /// A record's place in its source: `stream-S:N` is (S, N); an input file's `line-N` is (0, N).
@@ -436,11 +438,19 @@ fn check_store(
 ) -> Option<String> {
     let mut written: BTreeMap<(Tp, i64), usize> = BTreeMap::new();
     let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
+    // What a read_committed reader sees of each partition written: offset to value.
+    let mut visible: BTreeMap<&Tp, BTreeMap<i64, &[u8]>> = BTreeMap::new();
     for write in writes {
         *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
-        let in_kafka = logs
-            .committed_record(&write.tp, write.offset)
-            .map(|record| record.value.as_deref().unwrap_or_default());
+        let in_kafka = visible
+            .entry(&write.tp)
+            .or_insert_with(|| {
+                logs.committed_records(&write.tp)
+                    .map(|c| (c.offset, c.record.value.as_deref().unwrap_or_default()))
+                    .collect()
+            })
+            .get(&write.offset)
+            .copied();
         match in_kafka {
             Some(value) if value == write.value.as_bytes() => {}
             Some(value) => report(

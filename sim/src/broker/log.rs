@@ -268,75 +268,47 @@ impl Logs {
         self.partition(tp).map(Vec::as_slice).unwrap_or_default()
     }
 
-    /// The records a read_committed reader sees in a partition.
-    pub fn committed_records(&self, tp: &Tp) -> Vec<Committed<'_>> {
-        let mut out = Vec::new();
-        for (offset, entry) in self.entries(tp).iter().enumerate() {
-            match entry {
+    /// The records a read_committed reader sees in a partition, in offset order.
+    pub fn committed_records(&self, tp: &Tp) -> impl Iterator<Item = Committed<'_>> {
+        self.entries(tp)
+            .iter()
+            .enumerate()
+            .take_while(|(_, entry)| !is_pending(entry))
+            .filter_map(|(offset, entry)| match entry {
                 Entry::Data {
                     record,
                     visibility: Visibility::Visible(at),
                     producer_id,
                     epoch,
-                } => out.push(Committed {
+                } => Some(Committed {
                     offset: offset as i64,
                     record,
                     visible_at: *at,
                     producer_id: *producer_id,
                     epoch: *epoch,
                 }),
-                Entry::Data {
-                    visibility: Visibility::Pending,
-                    ..
-                } => break,
-                _ => {}
-            }
-        }
-        out
+                _ => None,
+            })
     }
 
-    /// Offsets of the records that are visible or may still become visible (in open transactions): what a
-    /// reader may have read, whatever its isolation level, less what is aborted.
-    pub fn live_offsets(&self, tp: &Tp) -> Vec<i64> {
-        self.entries(tp)
+    /// Offsets from `from` on of the records that are visible or may still become visible (in open
+    /// transactions): what a reader may have read, whatever its isolation level, less what is aborted.
+    pub fn live_offsets_from(&self, tp: &Tp, from: i64) -> impl Iterator<Item = i64> + '_ {
+        let entries = self.entries(tp);
+        let start = usize::try_from(from).unwrap_or(0).min(entries.len());
+        entries[start..]
             .iter()
             .enumerate()
-            .filter(|(_, entry)| {
-                matches!(
-                    entry,
-                    Entry::Data {
-                        visibility: Visibility::Visible(_) | Visibility::Pending,
-                        ..
-                    }
-                )
-            })
-            .map(|(offset, _)| offset as i64)
-            .collect()
+            .filter(|(_, entry)| is_live(entry))
+            .map(move |(i, _)| (start + i) as i64)
     }
 
-    /// The record a read_committed reader sees at `offset`, if any.
-    pub fn committed_record(&self, tp: &Tp, offset: i64) -> Option<&Record> {
-        let entries = self.entries(tp);
-        let index = usize::try_from(offset).ok()?;
-        if entries[..index.min(entries.len())].iter().any(|e| {
-            matches!(
-                e,
-                Entry::Data {
-                    visibility: Visibility::Pending,
-                    ..
-                }
-            )
-        }) {
-            return None;
-        }
-        match entries.get(index)? {
-            Entry::Data {
-                record,
-                visibility: Visibility::Visible(_),
-                ..
-            } => Some(record),
-            _ => None,
-        }
+    /// One past the last record that is visible or may still become visible.
+    pub fn live_end(&self, tp: &Tp) -> i64 {
+        self.entries(tp)
+            .iter()
+            .rposition(is_live)
+            .map_or(0, |offset| offset as i64 + 1)
     }
 
     /// One past the last record a read_committed reader sees in a partition: where a consumer that read
@@ -346,6 +318,26 @@ impl Logs {
             .last()
             .map_or(0, |committed| committed.offset + 1)
     }
+}
+
+fn is_pending(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Entry::Data {
+            visibility: Visibility::Pending,
+            ..
+        }
+    )
+}
+
+fn is_live(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Entry::Data {
+            visibility: Visibility::Visible(_) | Visibility::Pending,
+            ..
+        }
+    )
 }
 
 #[cfg(test)]
@@ -456,8 +448,10 @@ mod tests {
         assert_eq!(read.next, vec![(tp.clone(), 4)], "past both markers");
         assert_eq!(logs.end_offset(&tp), Ok(4));
         assert_eq!(logs.committed_end(&tp), 2);
-        assert_eq!(logs.committed_record(&tp, 0), None);
-        assert!(logs.committed_record(&tp, 1).is_some());
-        assert_eq!(logs.committed_records(&tp)[0].visible_at, later);
+        let committed: Vec<Committed<'_>> = logs.committed_records(&tp).collect();
+        assert_eq!(committed.len(), 1);
+        assert_eq!((committed[0].offset, committed[0].visible_at), (1, later));
+        assert_eq!(logs.live_offsets_from(&tp, 0).collect::<Vec<_>>(), [1]);
+        assert_eq!(logs.live_end(&tp), 2);
     }
 }

@@ -102,6 +102,7 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
             scenario.source_interval.as_millis().to_string(),
         ),
         ("batch.size", "10".into()),
+        ("instance.header", scenario.exactly_once.to_string()),
         ("bug", scenario.source_bug.into()),
         (
             "exactly.once.support",

@@ -41,6 +41,8 @@ pub enum StoreFault {
 struct Inner {
     writes: Vec<Write>,
     durable: BTreeMap<Tp, BTreeSet<i64>>,
+    /// Per partition, the offset after the contiguous durable prefix.
+    contiguous: BTreeMap<Tp, i64>,
     faults: VecDeque<StoreFault>,
     writers: u64,
 }
@@ -73,7 +75,14 @@ impl DestinationStore {
         let mut inner = self.lock();
         let at = now();
         for (tp, offset, value) in records {
-            inner.durable.entry(tp.clone()).or_default().insert(offset);
+            let set = inner.durable.entry(tp.clone()).or_default();
+            set.insert(offset);
+            let mut next = inner.contiguous.get(&tp).copied().unwrap_or(0);
+            let set = &inner.durable[&tp];
+            while set.contains(&next) {
+                next += 1;
+            }
+            inner.contiguous.insert(tp.clone(), next);
             inner.writes.push(Write {
                 tp,
                 offset,
@@ -83,6 +92,11 @@ impl DestinationStore {
                 at,
             });
         }
+    }
+
+    /// The offset after the longest run of durable offsets from 0 (records of a log without gaps).
+    pub fn contiguous_end(&self, tp: &Tp) -> i64 {
+        self.lock().contiguous.get(tp).copied().unwrap_or(0)
     }
 
     /// The first of `offsets` (a partition's records, in order) that is not durable.

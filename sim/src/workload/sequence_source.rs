@@ -2,9 +2,9 @@
 //! `stream-i:1`, ... up to `records.per.stream`; a stream is a source partition (`{"stream": i}`) and the
 //! sequence number its offset (`{"seq": n}`), so a restarted task resumes after its last committed record.
 //!
-//! Each started task is one instance, numbered from a counter the harness shares, and stamps its number on
-//! every record (header [`INSTANCE_HEADER`]), so the oracle can tell a zombie's writes from its
-//! successor's.
+//! Each started task is one instance, numbered from a counter the harness shares; with `instance.header`
+//! it stamps its number on every record (header [`INSTANCE_HEADER`]), so the oracle can tell a zombie's
+//! writes from its successor's.
 //!
 //! Its `bug` key plants a deliberate mistake: `skip-records` advances past some records without sending
 //! them (lost), `early-offsets` labels each record with a later record's offset (committed before Kafka
@@ -30,6 +30,7 @@ const BATCH: &str = "batch.size";
 const INTERVAL: &str = "poll.interval.ms";
 const BUG: &str = "bug";
 const ASSIGNED: &str = "streams.assigned";
+const STAMP: &str = "instance.header";
 
 /// The record header naming the task instance that wrote the record.
 pub const INSTANCE_HEADER: &str = "sim.instance";
@@ -50,6 +51,12 @@ fn config_def() -> ConfigDef {
             ConfigType::Long,
             "20",
             "Pause before each poll, in milliseconds.",
+        )
+        .optional(
+            STAMP,
+            ConfigType::Boolean,
+            "false",
+            "Stamp the task instance's number on every record.",
         )
         .optional(
             BUG,
@@ -149,8 +156,8 @@ pub struct SequenceSourceTask {
     /// The next sequence number of each stream this task reads.
     next: BTreeMap<i64, i64>,
     instances: Arc<AtomicU64>,
-    /// This instance's number.
-    instance: u64,
+    /// This instance's number, stamped on its records when set.
+    instance: Option<u64>,
 }
 
 #[async_trait]
@@ -162,7 +169,8 @@ impl SourceTask for SequenceSourceTask {
         self.batch = parsed.int(BATCH).max(1) as usize;
         self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
         self.bug = parsed.string(BUG).to_owned();
-        self.instance = self.instances.fetch_add(1, Ordering::SeqCst);
+        let instance = self.instances.fetch_add(1, Ordering::SeqCst);
+        self.instance = parsed.boolean(STAMP).then_some(instance);
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
         for stream in assigned
             .split(',')
@@ -208,10 +216,12 @@ impl SourceTask for SequenceSourceTask {
                     Data::string(value),
                 );
                 record.key = Data::string(key);
-                record.headers.push(Header {
-                    key: INSTANCE_HEADER.into(),
-                    value: Data::string(self.instance.to_string()),
-                });
+                if let Some(instance) = self.instance {
+                    record.headers.push(Header {
+                        key: INSTANCE_HEADER.into(),
+                        value: Data::string(instance.to_string()),
+                    });
+                }
                 out.push(record);
             }
             if !progressed {
