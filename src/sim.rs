@@ -35,6 +35,10 @@ pub struct Args {
     /// write-twice or garble-values.
     #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values"])]
     sink_bug: Option<String>,
+    /// Misconfigure the workers of an exactly-once scenario: distinct-group-ids gives each worker its own
+    /// group.id, so a moved task's old instance is never fenced (the oracle reports zombie-write).
+    #[arg(long, value_parser = ["distinct-group-ids"])]
+    worker_bug: Option<String>,
 }
 
 /// A planted bug's name for the lifetime a scenario needs (clap has checked it is one of these).
@@ -47,6 +51,7 @@ fn bug_name(bug: &str) -> &'static str {
         "reverse-flush",
         "write-twice",
         "garble-values",
+        "distinct-group-ids",
     ]
     .into_iter()
     .find(|known| *known == bug)
@@ -116,6 +121,12 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
             scenario.name
         )));
     }
+    if !scenario.exactly_once && args.worker_bug.is_some() {
+        return Err(Failure::Message(format!(
+            "--worker-bug misconfigures exactly-once source support, which scenario {:?} does not use",
+            scenario.name
+        )));
+    }
     let mut planted = String::new();
     if let Some(bug) = &args.source_bug {
         scenario.source_bug = bug_name(bug);
@@ -124,6 +135,10 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if let Some(bug) = &args.sink_bug {
         scenario.sink_bug = bug_name(bug);
         planted.push_str(&format!(" --sink-bug {bug}"));
+    }
+    if let Some(bug) = &args.worker_bug {
+        scenario.worker_bug = bug_name(bug);
+        planted.push_str(&format!(" --worker-bug {bug}"));
     }
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => seed..=seed,

@@ -33,6 +33,7 @@ fn list_names_every_scenario() {
         "sink-group-rebalance",
         "slow-flush",
         "crash-restart-storm",
+        "exactly-once-source",
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }

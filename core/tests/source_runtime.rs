@@ -1,6 +1,7 @@
 //! The source task runtime on a real (embedded) broker: acknowledgements reach `commit_record`, only
 //! acknowledged source offsets are stored and handed back on restart, records reach Kafka as sent, and
-//! `errors.tolerance` decides what an unconvertible record does.
+//! `errors.tolerance` decides what an unconvertible record does; with exactly-once source support, offsets
+//! go to the offsets topic and come back from it.
 
 mod common;
 
@@ -19,7 +20,7 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Schema, SchemaBuilder, SchemaType, Struct, Value};
-use sluice_core::runtime::WorkerError;
+use sluice_core::runtime::{StandaloneWorker, WorkerConfig, WorkerError};
 
 /// What a test hands to, and sees of, its source task.
 #[derive(Default)]
@@ -572,4 +573,94 @@ async fn records_without_a_source_partition_are_not_tracked() {
         None,
         "an empty source partition was stored"
     );
+}
+
+/// A worker running source tasks exactly once, with a 3-partition offsets topic the embedded broker can
+/// hold (one replica).
+fn exactly_once_props(cluster: &Cluster) -> ConfigMap {
+    let mut worker = cluster.worker_props();
+    worker.extend(props(&[
+        ("exactly.once.source.support", "enabled"),
+        ("offset.storage.partitions", "3"),
+        ("offset.storage.replication.factor", "1"),
+    ]));
+    worker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_offsets_go_to_the_offsets_topic_and_come_back_on_restart() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let probe = PROBES.create("eos");
+    *lock(&probe.watched) = vec![file("a")];
+    probe.push((0..10).map(|i| line("a", i, "lines")));
+    let worker = cluster.start_worker(&exactly_once_props(&cluster), registry(), &[source("eos")]);
+    common::wait_until("10 records committed", || probe.acks().len() >= 10).await;
+    worker.stop().await.expect("a clean stop");
+
+    let stored = cluster.read("lines", 1, 10).await;
+    let values: Vec<&str> = stored.iter().map(|s| text(&s.value)).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("a-{i}")).collect();
+    assert_eq!(values, expected);
+    let offsets = cluster.read("connect-offsets", 3, 1).await;
+    let last = offsets.last().expect("an offset record");
+    assert_eq!(text(&last.key), r#"["eos",{"file":"a"}]"#);
+    assert_eq!(text(&last.value), r#"{"position":9}"#);
+    assert_eq!(
+        cluster.stored_source_offset("eos", &file("a")),
+        None,
+        "exactly-once offsets never go to the offset file"
+    );
+
+    let restarted = PROBES.create("eos");
+    *lock(&restarted.watched) = vec![file("a")];
+    let worker = cluster.start_worker(&exactly_once_props(&cluster), registry(), &[source("eos")]);
+    common::wait_until("the restarted task", || {
+        !lock(&restarted.restored).is_empty()
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        lock(&restarted.restored).as_slice(),
+        [vec![Some(position(9))]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_keys_are_validated_by_name() {
+    let cluster = Cluster::start();
+    let plan_error = |worker: ConfigMap, extra: &[(&str, &str)]| {
+        let config = WorkerConfig::parse(&worker).expect("a valid worker config");
+        let worker = StandaloneWorker::new(config, cluster.backend.clone(), registry())
+            .expect("open the offset file");
+        let mut connector = source("checked");
+        connector.extend(props(extra));
+        match worker.plan(&connector) {
+            Err(WorkerError::Config { source, .. }) => source.issues,
+            Err(other) => panic!("not a config error: {other}"),
+            Ok(_) => panic!("{extra:?} was accepted"),
+        }
+    };
+    let issues = plan_error(
+        cluster.worker_props(),
+        &[("exactly.once.support", "required")],
+    );
+    assert_eq!(issues[0].key, "exactly.once.support");
+    assert!(issues[0].message.contains("exactly.once.source.support"));
+    let issues = plan_error(
+        exactly_once_props(&cluster),
+        &[("exactly.once.support", "required")],
+    );
+    assert_eq!(issues[0].key, "exactly.once.support");
+    assert!(
+        issues[0].message.contains("cannot deliver exactly once"),
+        "the probe connector does not say it can: {}",
+        issues[0].message
+    );
+    let issues = plan_error(
+        exactly_once_props(&cluster),
+        &[("transaction.boundary", "connector")],
+    );
+    assert_eq!(issues[0].key, "transaction.boundary");
+    assert!(issues[0].message.contains("not supported"));
 }

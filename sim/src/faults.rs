@@ -26,6 +26,7 @@ pub enum FaultKind {
     FailSync,
     RestartBroker,
     Latency,
+    TakeOver,
 }
 
 /// One fault.
@@ -75,6 +76,15 @@ pub enum Fault {
     RestartBroker {
         #[serde(with = "millis")]
         down: Duration,
+    },
+    /// The source task's worker `from` is cut off from the broker (messages held, as in a long GC pause)
+    /// for `duration`, and meanwhile the task is started on worker `to`, as an orchestrator replaces a
+    /// worker it believes dead. When `from` comes back, its instance is a zombie.
+    TakeOver {
+        from: usize,
+        to: usize,
+        #[serde(with = "millis")]
+        duration: Duration,
     },
     /// Messages take up to `max` to arrive, for `duration`.
     Latency {
@@ -138,6 +148,15 @@ pub fn plan(scenario: &Scenario, rng: &mut StdRng) -> Vec<Scheduled> {
         busy_until.push((target, f.at + span + SETTLE));
         true
     });
+    // The source moves from worker to worker: each take-over starts from wherever the last one left it.
+    let mut owner = 0;
+    for fault in &mut faults {
+        if let Fault::TakeOver { from, to, .. } = &mut fault.fault {
+            *from = owner;
+            *to = (owner + 1) % scenario.workers.max(1);
+            owner = *to;
+        }
+    }
     faults
 }
 
@@ -151,14 +170,17 @@ enum Target {
     Broker,
     /// Message latency: one setting for the whole network, so latency faults must not overlap.
     Network,
+    /// Where the source task runs: one take-over at a time.
+    Source,
 }
 
 impl Fault {
-    /// The worker this fault acts on, if it acts on one.
-    pub fn worker(&self) -> Option<usize> {
-        match self.target() {
-            Some((Target::Worker(worker), _)) => Some(worker),
-            _ => None,
+    /// The workers this fault names.
+    pub fn workers(&self) -> Vec<usize> {
+        match (self, self.target()) {
+            (Fault::TakeOver { from, to, .. }, _) => vec![*from, *to],
+            (_, Some((Target::Worker(worker), _))) => vec![worker],
+            _ => Vec::new(),
         }
     }
 
@@ -173,6 +195,7 @@ impl Fault {
             }
             Fault::RestartBroker { down } => Some((Target::Broker, down)),
             Fault::Latency { duration, .. } => Some((Target::Network, duration)),
+            Fault::TakeOver { duration, .. } => Some((Target::Source, duration)),
             _ => None,
         }
     }
@@ -222,6 +245,12 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         FaultKind::FailSync => Fault::FailSync,
         FaultKind::RestartBroker => Fault::RestartBroker {
             down: between(rng, Duration::from_millis(100), session / 2),
+        },
+        // Who takes over from whom is settled once the plan is in order.
+        FaultKind::TakeOver => Fault::TakeOver {
+            from: 0,
+            to: 0,
+            duration: between(rng, Duration::from_secs(2), session * 2),
         },
         FaultKind::Latency => Fault::Latency {
             max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),

@@ -15,6 +15,7 @@ pub mod client;
 pub mod faults;
 pub mod harness;
 pub mod oracle;
+pub mod placement;
 pub mod protocol;
 pub mod report;
 pub mod scenario;

@@ -13,18 +13,21 @@
 //!   is `lost`);
 //! - `inconsistent`: the destination holds, for a Kafka offset, a value other than Kafka's, or an offset
 //!   Kafka does not have;
-//! - `zombie-write`: a write became visible from a task fenced out of its group (not checked yet: it needs
-//!   transactional producers).
+//! - `zombie-write`: a source task instance's record became visible to read_committed readers (its
+//!   transaction committed, or it was appended outside one) after a newer instance of the same task had
+//!   initialized its transactional producer: the old instance was a zombie and should have been fenced.
+//!   Zombie copies are reported as such and left out of the duplicate count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::broker::{ClusterEvent, Logs};
 use crate::protocol::Tp;
 use crate::scenario::{Guarantee, Scenario, Workload};
-use crate::workload::{DestinationStore, Write};
+use crate::workload::{DestinationStore, Write, INSTANCE_HEADER};
 
 /// The kinds of anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -60,7 +63,8 @@ pub struct Anomaly {
     pub detail: String,
 }
 
-/// Where each source record landed in Kafka: (stream, seq) to Kafka positions.
+/// Where each source record landed in Kafka, as a read_committed reader sees it (records of aborted or
+/// still open transactions are not there): (stream, seq) to Kafka positions.
 pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp, i64)>> {
     let mut positions: BTreeMap<(i64, i64), Vec<(Tp, i64)>> = BTreeMap::new();
     for (name, partitions) in logs.topics() {
@@ -69,17 +73,28 @@ pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp
         }
         for partition in 0..partitions {
             let tp = Tp::new(topic, partition);
-            for (offset, record) in logs.records(&tp).iter().enumerate() {
-                if let Some(id) = record.value.as_deref().and_then(parse_value) {
+            for committed in logs.committed_records(&tp) {
+                if let Some(id) = committed.record.value.as_deref().and_then(parse_value) {
                     positions
                         .entry(id)
                         .or_default()
-                        .push((tp.clone(), offset as i64));
+                        .push((tp.clone(), committed.offset));
                 }
             }
         }
     }
     positions
+}
+
+/// The offset after the longest prefix of `tp`'s records that is durable in the destination. Transaction
+/// markers and aborted records are no records; records of open transactions are (a sink reading
+/// uncommitted data may have written them, and whether they should be there is judged at the end).
+pub fn durable_end(logs: &Logs, store: &DestinationStore, tp: &Tp) -> i64 {
+    // Every offset below the contiguous durable run is durable: only what follows needs looking at.
+    let from = store.contiguous_end(tp);
+    store
+        .first_missing(tp, logs.live_offsets_from(tp, from))
+        .unwrap_or_else(|| logs.live_end(tp).max(from))
 }
 
 /// A record's place in its source: `stream-S:N` is (S, N); an input file's `line-N` is (0, N).
@@ -104,6 +119,16 @@ pub struct CommitChecks {
     verified: BTreeMap<i64, i64>,
     /// (stream, first seq missing from Kafka, committed seq) seen at source commits, judged at the end.
     early: BTreeSet<(i64, i64, i64)>,
+    /// When each transactional producer epoch (producer id, epoch) was initialized.
+    inits: BTreeMap<(i64, i16), Duration>,
+}
+
+/// A record that became visible from a zombie instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZombieWrite {
+    pub tp: Tp,
+    pub offset: i64,
+    pub detail: String,
 }
 
 impl CommitChecks {
@@ -116,11 +141,20 @@ impl CommitChecks {
             anomalies: Vec::new(),
             verified: BTreeMap::new(),
             early: BTreeSet::new(),
+            inits: BTreeMap::new(),
         }
     }
 
-    /// A sink commit may not pass the destination's durable prefix.
-    pub fn on_cluster_event(&mut self, event: &ClusterEvent) {
+    /// A sink commit may not pass the destination's durable prefix; a producer's initialization fences
+    /// its task's older instances.
+    pub fn on_cluster_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs) {
+        if let ClusterEvent::ProducerInitialized {
+            producer_id, epoch, ..
+        } = event
+        {
+            self.inits.entry((*producer_id, *epoch)).or_insert(at);
+            return;
+        }
         let ClusterEvent::Committed {
             group,
             member_id,
@@ -134,7 +168,7 @@ impl CommitChecks {
             return;
         }
         for (tp, offset) in offsets {
-            let durable = self.store.durable_end(tp);
+            let durable = durable_end(logs, &self.store, tp);
             if *offset > durable {
                 self.anomalies.push(Anomaly {
                     kind: AnomalyKind::CommittedBeforeDurable,
@@ -162,10 +196,88 @@ impl CommitChecks {
         }
     }
 
+    /// Records of the topic that became visible from zombie instances. An instance (the number a
+    /// source task stamps on its records) started when its transactional producer was first
+    /// initialized; a newer instance of the same task (one writing the same stream) fences it from then on.
+    pub fn zombie_writes(&self, logs: &Logs) -> Vec<ZombieWrite> {
+        struct Seen {
+            tp: Tp,
+            offset: i64,
+            id: (i64, i64),
+            instance: String,
+            visible_at: Duration,
+        }
+        let mut seen = Vec::new();
+        let mut started: BTreeMap<String, Duration> = BTreeMap::new();
+        let mut writers: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let partitions = logs.partition_count(&self.topic).unwrap_or(0);
+        for partition in 0..partitions {
+            let tp = Tp::new(self.topic.as_str(), partition);
+            for committed in logs.committed_records(&tp) {
+                let record = committed.record;
+                let (Some(id), Some(instance)) = (
+                    record.value.as_deref().and_then(parse_value),
+                    record
+                        .headers
+                        .iter()
+                        .find(|(key, _)| key == INSTANCE_HEADER)
+                        .and_then(|(_, value)| value.as_deref())
+                        .map(|value| String::from_utf8_lossy(value).into_owned()),
+                ) else {
+                    continue;
+                };
+                if let Some(at) = self.inits.get(&(committed.producer_id, committed.epoch)) {
+                    let first = started.entry(instance.clone()).or_insert(*at);
+                    *first = (*first).min(*at);
+                }
+                writers.entry(id.0).or_default().insert(instance.clone());
+                seen.push(Seen {
+                    tp: tp.clone(),
+                    offset: committed.offset,
+                    id,
+                    instance,
+                    visible_at: committed.visible_at,
+                });
+            }
+        }
+        let mut zombies = Vec::new();
+        for record in seen {
+            let Some(mine) = started.get(&record.instance) else {
+                continue;
+            };
+            let successor = writers[&record.id.0]
+                .iter()
+                .filter_map(|other| started.get(other).map(|at| (*at, other)))
+                .filter(|(at, _)| at > mine && *at < record.visible_at)
+                .min();
+            if let Some((at, other)) = successor {
+                zombies.push(ZombieWrite {
+                    detail: format!(
+                        "instance {} wrote stream {} seq {} ({} offset {}), visible at {} ms, after instance {other} took over at {} ms",
+                        record.instance,
+                        record.id.0,
+                        record.id.1,
+                        record.tp,
+                        record.offset,
+                        record.visible_at.as_millis(),
+                        at.as_millis()
+                    ),
+                    tp: record.tp,
+                    offset: record.offset,
+                });
+            }
+        }
+        zombies
+    }
+
     /// Every anomaly found at commits, now that Kafka's final contents are known.
     pub fn anomalies(&self, logs: &Logs) -> Vec<Anomaly> {
         let positions = kafka_positions(logs, &self.topic);
         let mut found = self.anomalies.clone();
+        found.extend(self.zombie_writes(logs).into_iter().map(|zombie| Anomaly {
+            kind: AnomalyKind::ZombieWrite,
+            detail: zombie.detail,
+        }));
         let mut judged = BTreeSet::new();
         for &(stream, missing, committed) in &self.early {
             if positions.contains_key(&(stream, missing)) && judged.insert((stream, missing)) {
@@ -235,6 +347,8 @@ pub struct FinalState<'a> {
     /// Committed seq per stream.
     pub source_committed: &'a BTreeMap<i64, i64>,
     pub destination: Destination<'a>,
+    /// Records that became visible from zombie instances: reported as `zombie-write`, not as duplicates.
+    pub zombie_writes: &'a BTreeSet<(Tp, i64)>,
 }
 
 /// The end-of-run checks.
@@ -254,7 +368,13 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         let committed = state.source_committed.get(&stream).copied().unwrap_or(-1);
         tally.source_committed += committed + 1;
         for seq in 0..scenario.records_per_stream {
-            let copies = positions.get(&(stream, seq)).map_or(0, Vec::len) as i64;
+            // Zombie copies are zombie writes, not duplicates; a record only zombies wrote is still there.
+            let copies = positions.get(&(stream, seq)).map_or(0, |at| {
+                at.iter()
+                    .filter(|position| !state.zombie_writes.contains(*position))
+                    .count()
+                    .max(1)
+            }) as i64;
             tally.kafka_duplicates += (copies - 1).max(0);
             if copies > 0 {
                 continue;
@@ -279,26 +399,28 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         }
         Destination::Lines(lines) => check_lines(lines, scenario, &mut tally, &mut first),
     };
-    if scenario.guarantee == Guarantee::ExactlyOnce {
-        if tally.kafka_duplicates > 0 {
-            first(
-                AnomalyKind::Duplicate,
-                format!(
-                    "{} source records were written to Kafka more than once",
-                    tally.kafka_duplicates
-                ),
-            );
-        }
-        if tally.sink_duplicates > 0 {
-            first(
-                AnomalyKind::Duplicate,
-                format!(
-                    "{} records were written to the destination more than once (e.g. {})",
-                    tally.sink_duplicates,
-                    example.unwrap_or_default()
-                ),
-            );
-        }
+    let exactly_once_into_kafka = matches!(
+        scenario.guarantee,
+        Guarantee::ExactlyOnce | Guarantee::ExactlyOnceSource
+    );
+    if exactly_once_into_kafka && tally.kafka_duplicates > 0 {
+        first(
+            AnomalyKind::Duplicate,
+            format!(
+                "{} source records were written to Kafka more than once",
+                tally.kafka_duplicates
+            ),
+        );
+    }
+    if scenario.guarantee == Guarantee::ExactlyOnce && tally.sink_duplicates > 0 {
+        first(
+            AnomalyKind::Duplicate,
+            format!(
+                "{} records were written to the destination more than once (e.g. {})",
+                tally.sink_duplicates,
+                example.unwrap_or_default()
+            ),
+        );
     }
     (tally, cap(anomalies))
 }
@@ -316,12 +438,19 @@ fn check_store(
 ) -> Option<String> {
     let mut written: BTreeMap<(Tp, i64), usize> = BTreeMap::new();
     let mut last: BTreeMap<(&str, u64, &Tp), i64> = BTreeMap::new();
+    // What a read_committed reader sees of each partition written: offset to value.
+    let mut visible: BTreeMap<&Tp, BTreeMap<i64, &[u8]>> = BTreeMap::new();
     for write in writes {
         *written.entry((write.tp.clone(), write.offset)).or_insert(0) += 1;
-        let in_kafka = usize::try_from(write.offset)
-            .ok()
-            .and_then(|offset| logs.records(&write.tp).get(offset))
-            .map(|record| record.value.as_deref().unwrap_or_default());
+        let in_kafka = visible
+            .entry(&write.tp)
+            .or_insert_with(|| {
+                logs.committed_records(&write.tp)
+                    .map(|c| (c.offset, c.record.value.as_deref().unwrap_or_default()))
+                    .collect()
+            })
+            .get(&write.offset)
+            .copied();
         match in_kafka {
             Some(value) if value == write.value.as_bytes() => {}
             Some(value) => report(
@@ -338,7 +467,7 @@ fn check_store(
             None => report(
                 AnomalyKind::Inconsistent,
                 format!(
-                    "{} wrote {} offset {}, which Kafka does not have",
+                    "{} wrote {} offset {}, which Kafka does not have for read_committed readers",
                     write.task, write.tp, write.offset
                 ),
             ),

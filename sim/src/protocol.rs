@@ -1,9 +1,10 @@
 //! The wire protocol between the simulated broker and its clients: one request, one response, each a
 //! length-prefixed bincode frame on a `turmoil::net` TCP stream.
 //!
-//! It carries what the Kafka protocol carries where the runtime depends on it (produce with producer id and
-//! sequence, fetch with long polling, group join/heartbeat/leave, offset commit with generation fencing),
-//! without the Kafka protocol's encoding.
+//! It carries what the Kafka protocol carries where the runtime depends on it (produce with producer id,
+//! epoch and sequence, fetch with long polling and an isolation level, group join/heartbeat/leave, offset
+//! commit with generation fencing, and transactions: InitProducerId, AddPartitionsToTxn, TxnOffsetCommit,
+//! EndTxn), without the Kafka protocol's encoding.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -48,6 +49,24 @@ pub struct ProduceBatch {
     pub records: Vec<Record>,
 }
 
+/// How a fetch treats transactions (`isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Isolation {
+    /// Every record, whatever its transaction's fate.
+    ReadUncommitted,
+    /// Records of committed transactions and plain appends, up to the first open transaction (the last
+    /// stable offset).
+    ReadCommitted,
+}
+
+/// A transactional producer's identity in transaction requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnProducer {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+}
+
 /// What a group member consumes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Interest {
@@ -68,15 +87,40 @@ pub enum Request {
         name: String,
         partitions: i32,
     },
-    InitProducerId,
+    /// A new producer id (idempotent producer), or, with a transactional id, its producer id with a
+    /// bumped epoch: older epochs are fenced and their open transaction is aborted.
+    InitProducerId {
+        transactional_id: Option<String>,
+        transaction_timeout_ms: u64,
+    },
     Produce {
         producer_id: i64,
+        epoch: i16,
+        /// Set by transactional producers: every batch's partition must be in their open transaction.
+        transactional_id: Option<String>,
         batches: Vec<ProduceBatch>,
     },
     Fetch {
         positions: Vec<(Tp, i64)>,
         max_records: usize,
         max_wait_ms: u64,
+        isolation: Isolation,
+    },
+    /// Opens the producer's transaction if needed and adds partitions to it.
+    AddPartitionsToTxn {
+        producer: TxnProducer,
+        partitions: Vec<Tp>,
+    },
+    /// Offsets for `group`, applied only when the transaction commits.
+    TxnOffsetCommit {
+        producer: TxnProducer,
+        group: String,
+        offsets: Vec<(Tp, i64)>,
+    },
+    /// Commits or aborts the open transaction: writes a marker into each of its partitions.
+    EndTxn {
+        producer: TxnProducer,
+        commit: bool,
     },
     EndOffsets {
         partitions: Vec<Tp>,
@@ -133,6 +177,7 @@ pub enum Response {
     },
     ProducerId {
         producer_id: i64,
+        epoch: i16,
     },
     /// Per batch, in request order: the offset of its first record, or why it was refused.
     Produced {
@@ -140,6 +185,9 @@ pub enum Response {
     },
     Fetched {
         records: Vec<FetchedRecord>,
+        /// Per partition read, the offset to fetch from next: past the records returned and past the
+        /// control markers and aborted records skipped, which are never returned.
+        next: Vec<(Tp, i64)>,
     },
     EndOffsets {
         offsets: Vec<(Tp, i64)>,
@@ -175,6 +223,13 @@ pub enum ErrorCode {
     OutOfOrderSequence,
     #[error("UNKNOWN_PRODUCER_ID")]
     UnknownProducerId,
+    /// A newer epoch of this transactional id exists (a new instance called InitProducerId, or the
+    /// coordinator aborted a transaction that outlived `transaction.timeout.ms`).
+    #[error("PRODUCER_FENCED")]
+    ProducerFenced,
+    /// A produce to a partition not added to the transaction, or no transaction open.
+    #[error("INVALID_TXN_STATE")]
+    InvalidTxnState,
 }
 
 /// Frames larger than this are refused as corrupt.

@@ -17,6 +17,9 @@ pub struct Report {
     pub guarantee: Guarantee,
     /// The sink consumers' `partition.assignment.strategy`.
     pub assignor: String,
+    /// The source's `transaction.boundary`, with exactly-once source support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_boundary: Option<String>,
     pub faults: Vec<Scheduled>,
     /// Simulated time the run took, in milliseconds.
     pub simulated_ms: u64,

@@ -13,6 +13,9 @@ pub enum Guarantee {
     AtLeastOnce,
     /// Only clean stops and rebalances happen: a duplicate is an anomaly.
     ExactlyOnce,
+    /// Exactly-once source support: each source record is in Kafka once for read_committed readers,
+    /// whatever happens (a duplicate there is an anomaly); the sink side stays at least once.
+    ExactlyOnceSource,
 }
 
 /// What the pipeline moves.
@@ -62,6 +65,17 @@ pub struct Scenario {
     /// A planted bug in the source or sink connector (`bug` key), for the oracle's own tests.
     pub source_bug: &'static str,
     pub sink_bug: &'static str,
+    /// Workers run source tasks exactly once (`exactly.once.source.support=enabled`). The source then
+    /// runs on one worker at a time, which [`FaultKind::TakeOver`] moves as an orchestrator would.
+    pub exactly_once: bool,
+    /// The source's `transaction.boundary` values a seed picks from (with `exactly_once`).
+    pub transaction_boundaries: &'static [&'static str],
+    /// The sink consumers' `isolation.level`.
+    pub sink_isolation: &'static str,
+    /// A planted misconfiguration of the workers, for the oracle's own tests: `distinct-group-ids` gives
+    /// each worker its own `group.id`, so a task's instances on two workers have different
+    /// transactional ids and nothing fences the older one.
+    pub worker_bug: &'static str,
 }
 
 impl Scenario {
@@ -87,6 +101,10 @@ impl Scenario {
         tick: Duration::from_millis(5),
         source_bug: "none",
         sink_bug: "none",
+        exactly_once: false,
+        transaction_boundaries: &[],
+        sink_isolation: "read_uncommitted",
+        worker_bug: "none",
     };
 
     /// Every named scenario.
@@ -147,6 +165,26 @@ impl Scenario {
                 max_faults: 8,
                 ..Scenario::BASE
             },
+            Scenario {
+                name: "exactly-once-source",
+                about: "exactly-once source support: the source task's worker is cut off from the broker while an orchestrator starts the task on another worker; the old instance comes back as a zombie and must be fenced; workers crash and restart, the broker restarts; read_committed sinks",
+                faults: &[
+                    FaultKind::TakeOver,
+                    FaultKind::CrashWorker,
+                    FaultKind::StopWorker,
+                    FaultKind::PartitionNetwork,
+                    FaultKind::RestartBroker,
+                    FaultKind::Latency,
+                ],
+                max_faults: 8,
+                // A transaction per poll costs several round trips: the source runs slower than at least once.
+                drain_limit: Duration::from_secs(240),
+                guarantee: Guarantee::ExactlyOnceSource,
+                exactly_once: true,
+                transaction_boundaries: &["poll", "interval"],
+                sink_isolation: "read_committed",
+                ..Scenario::BASE
+            },
         ]
     }
 
@@ -162,6 +200,15 @@ impl Scenario {
     /// to the one its seed picked).
     pub fn assignor(&self) -> &'static str {
         self.assignors.first().copied().unwrap_or("range")
+    }
+
+    /// The source's `transaction.boundary`: the first allowed one (a seeded run narrows the list to the
+    /// one its seed picked).
+    pub fn transaction_boundary(&self) -> &'static str {
+        self.transaction_boundaries
+            .first()
+            .copied()
+            .unwrap_or("poll")
     }
 
     /// The topic the pipeline writes and reads.

@@ -3,7 +3,9 @@
 //! and the rdkafka one (on librdkafka's embedded mock cluster, real time). `sim::<case>` and
 //! `rdkafka::<case>` run the same case.
 //!
-//! Transactions are not covered: neither backend implements a transactional producer yet.
+//! The embedded broker accepts transactions but writes no control markers, stores nothing for
+//! TxnOffsetCommit and shows aborted records to read_committed readers; the transaction cases say so
+//! through [`Limits`] and assert what it does instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -14,7 +16,7 @@ use sluice_core::api::TopicPartition;
 use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
 use sluice_core::kafka::{
     ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaBackend, KafkaError,
-    KafkaHeader, NewTopic, ProduceRecord, Subscription,
+    KafkaHeader, NewTopic, ProduceRecord, Subscription, TransactionalHandle,
 };
 use sluice_sim::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use sluice_sim::client::SimBackend;
@@ -48,6 +50,14 @@ struct Limits {
     /// The broker refuses every commit while the group rebalances (librdkafka's mock cluster), where Kafka
     /// accepts those of the current generation until the rebalance completes.
     refuses_commits_while_rebalancing: bool,
+    /// Aborted transactions stay hidden from read_committed readers (the embedded broker writes no
+    /// markers: its read_committed readers see aborted records).
+    hides_aborted_records: bool,
+    /// TxnOffsetCommit stores the offsets when the transaction commits (the embedded broker stores nothing).
+    stores_transactional_offsets: bool,
+    /// InitProducerId with a transactional id fences the older producer (the embedded broker lets the
+    /// older one commit).
+    fences_older_producers: bool,
 }
 
 /// Generates `sim::<case>` and `rdkafka::<case>` for every case.
@@ -80,6 +90,9 @@ conformance! {
     commits_are_visible_and_a_new_member_resumes_from_them,
     revoked_partitions_can_be_committed_before_the_next_poll,
     member_that_stops_polling_is_fenced,
+    committed_transaction_is_visible_with_its_offsets,
+    aborted_transaction_is_hidden_from_read_committed_readers,
+    second_instance_fences_the_first,
 }
 
 /// Records produced to explicit partitions are acknowledged at consecutive offsets per partition, and a
@@ -358,6 +371,193 @@ async fn member_that_stops_polling_is_fenced(env: Env) {
     b.close().await;
 }
 
+/// A committed transaction's records are all visible to a read_committed reader, and the group offsets it
+/// carried are committed with it.
+async fn committed_transaction_is_visible_with_its_offsets(env: Env) {
+    let all = create_topic(&env, "txn-commit", 2).await;
+    let producer = transactional(&env, "txn-commit-0").await;
+    producer.producer.begin_transaction().expect("begin");
+    send_values(&producer, "txn-commit", &[(0, "a0"), (1, "a1"), (0, "a2")]);
+    let offsets = BTreeMap::from([(all[0].clone(), 2)]);
+    producer
+        .producer
+        .send_offsets_to_transaction("txn-group", &offsets, DEADLINE)
+        .await
+        .expect("offsets join the transaction");
+    producer
+        .producer
+        .commit_transaction(DEADLINE)
+        .await
+        .expect("commit");
+    assert_eq!(
+        read_values(&env, "read_committed", &all).await,
+        ["a0", "a2", "a1"]
+    );
+    let committed = committed_offsets(&env, "txn-group", &all).await;
+    let expected = env.limits.stores_transactional_offsets.then_some(2);
+    assert_eq!(
+        committed.get(&all[0]).copied().flatten(),
+        expected,
+        "the transaction's group offset (the embedded broker stores none)"
+    );
+}
+
+/// An aborted transaction's records never reach a read_committed reader, while a read_uncommitted one
+/// sees them; the next transaction of the same producer commits normally.
+async fn aborted_transaction_is_hidden_from_read_committed_readers(env: Env) {
+    let all = create_topic(&env, "txn-abort", 1).await;
+    let producer = transactional(&env, "txn-abort-0").await;
+    producer.producer.begin_transaction().expect("begin");
+    send_values(
+        &producer,
+        "txn-abort",
+        &[(0, "aborted-0"), (0, "aborted-1")],
+    );
+    producer.producer.flush(DEADLINE).await.expect("flush");
+    producer
+        .producer
+        .abort_transaction(DEADLINE)
+        .await
+        .expect("abort");
+    producer.producer.begin_transaction().expect("begin again");
+    send_values(&producer, "txn-abort", &[(0, "kept")]);
+    producer
+        .producer
+        .commit_transaction(DEADLINE)
+        .await
+        .expect("commit");
+    assert_eq!(
+        read_values(&env, "read_uncommitted", &all).await,
+        ["aborted-0", "aborted-1", "kept"]
+    );
+    let committed = read_values(&env, "read_committed", &all).await;
+    if env.limits.hides_aborted_records {
+        assert_eq!(committed, ["kept"]);
+    } else {
+        assert_eq!(
+            committed,
+            ["aborted-0", "aborted-1", "kept"],
+            "the embedded broker writes no abort marker, so read_committed sees aborted records"
+        );
+    }
+}
+
+/// A second producer with the same transactional.id fences the first: the first cannot commit (a typed
+/// error), and only the second's records become visible.
+async fn second_instance_fences_the_first(env: Env) {
+    let all = create_topic(&env, "txn-fence", 1).await;
+    let zombie = transactional(&env, "txn-fence-0").await;
+    zombie.producer.begin_transaction().expect("begin");
+    send_values(&zombie, "txn-fence", &[(0, "zombie")]);
+    zombie.producer.flush(DEADLINE).await.expect("flush");
+    let successor = transactional(&env, "txn-fence-0").await;
+    let refused = zombie.producer.commit_transaction(DEADLINE).await;
+    if env.limits.fences_older_producers {
+        assert!(
+            matches!(refused, Err(KafkaError::ProducerFenced(_))),
+            "the zombie's commit: {refused:?}"
+        );
+        assert!(
+            matches!(
+                zombie.producer.begin_transaction(),
+                Err(KafkaError::ProducerFenced(_))
+            ),
+            "a fenced producer stays fenced"
+        );
+    } else {
+        assert_eq!(
+            refused,
+            Ok(()),
+            "the embedded broker does not fence the older producer"
+        );
+    }
+    successor.producer.begin_transaction().expect("begin");
+    send_values(&successor, "txn-fence", &[(0, "successor")]);
+    successor
+        .producer
+        .commit_transaction(DEADLINE)
+        .await
+        .expect("the successor commits");
+    let committed = read_values(&env, "read_committed", &all).await;
+    if env.limits.fences_older_producers && env.limits.hides_aborted_records {
+        assert_eq!(committed, ["successor"]);
+    } else {
+        assert_eq!(
+            committed,
+            ["zombie", "successor"],
+            "the embedded broker lets the zombie commit"
+        );
+    }
+}
+
+/// A transactional producer that has registered its id.
+async fn transactional(env: &Env, id: &str) -> TransactionalHandle {
+    let handle = env
+        .kafka
+        .transactional_producer(&ClientSettings::new(), id)
+        .expect("a transactional producer");
+    handle
+        .producer
+        .init_transactions(DEADLINE)
+        .await
+        .expect("init_transactions");
+    handle
+}
+
+/// Queues records (partition, value) in the open transaction.
+fn send_values(handle: &TransactionalHandle, topic: &str, values: &[(i32, &str)]) {
+    for (token, (partition, value)) in values.iter().enumerate() {
+        let record = ProduceRecord {
+            topic,
+            partition: Some(*partition),
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+            timestamp: None,
+        };
+        handle
+            .producer
+            .send(&record, token as u64)
+            .expect("queue a record");
+    }
+}
+
+/// Every value in `partitions`, read to their end with this `isolation.level`, in partition then offset
+/// order.
+async fn read_values(env: &Env, isolation: &str, partitions: &[TopicPartition]) -> Vec<String> {
+    let settings = ClientSettings::from([("isolation.level".to_owned(), isolation.to_owned())]);
+    let mut reader = env.kafka.log_reader(&settings).expect("a log reader");
+    let mut records = reader
+        .read_to_end(partitions, DEADLINE)
+        .await
+        .expect("read to the end");
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap_or_default()).expect("text"))
+        .collect()
+}
+
+/// A group's committed offsets, asked by a member that never joins.
+async fn committed_offsets(
+    env: &Env,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> BTreeMap<TopicPartition, Option<i64>> {
+    let topics: BTreeSet<String> = partitions.iter().map(|tp| tp.topic.clone()).collect();
+    let topics = topics.into_iter().collect();
+    let mut consumer = env
+        .kafka
+        .group_consumer(&ClientSettings::new(), group, &Subscription::Topics(topics))
+        .expect("a consumer");
+    let committed = consumer
+        .committed(partitions)
+        .await
+        .expect("committed offsets");
+    consumer.close().await.expect("close");
+    committed
+}
+
 /// Runs a case as the client of a turmoil simulation whose broker host serves a fresh simulated cluster.
 fn in_simulation<F, Fut>(case: F)
 where
@@ -382,6 +582,9 @@ where
             kafka: Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}"))),
             limits: Limits {
                 refuses_commits_while_rebalancing: false,
+                hides_aborted_records: true,
+                stores_transactional_offsets: true,
+                fences_older_producers: true,
             },
         };
         case(env).await;
@@ -397,6 +600,9 @@ fn on_embedded_broker() -> Env {
         kafka: Arc::new(RdkafkaBackend::embedded(Arc::new(broker))),
         limits: Limits {
             refuses_commits_while_rebalancing: true,
+            hides_aborted_records: false,
+            stores_transactional_offsets: false,
+            fences_older_producers: false,
         },
     }
 }

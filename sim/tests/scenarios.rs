@@ -64,3 +64,8 @@ fn crash_restart_storm() {
 fn file_to_file() {
     check("file-to-file");
 }
+
+#[test]
+fn exactly_once_source() {
+    check("exactly-once-source");
+}

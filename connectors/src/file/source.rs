@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, SourceConnector, SourceMap, SourceRecord,
-    SourceTask, SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, SourceConnector, SourceMap,
+    SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
@@ -97,6 +97,15 @@ impl Connector for FileStreamSourceConnector {
 impl SourceConnector for FileStreamSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(FileStreamSourceTask::new(self.fs.clone()))
+    }
+
+    /// A file is read from the stored byte position exactly (as Kafka's FileStreamSourceConnector says);
+    /// stdin has no position to resume from.
+    fn exactly_once_support(&self, config: &ConfigMap) -> ExactlyOnceSupport {
+        match config.get(FILE).map(|f| f.trim()) {
+            Some(file) if !file.is_empty() => ExactlyOnceSupport::Supported,
+            _ => ExactlyOnceSupport::Unsupported,
+        }
     }
 }
 

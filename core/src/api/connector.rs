@@ -51,6 +51,21 @@ pub trait Connector: Send + Sync {
 pub trait SourceConnector: Connector {
     /// A new, unstarted task of this connector (Connect's `taskClass()`).
     fn create_task(&self) -> Box<dyn SourceTask>;
+
+    /// Whether this connector's tasks, run with exactly-once source support, deliver each record exactly
+    /// once under `config` (Connect's `exactlyOnceSupport`): they must resume exactly from the offsets
+    /// the runtime gives back. `exactly.once.support=required` refuses to start a connector that says no.
+    fn exactly_once_support(&self, config: &ConfigMap) -> ExactlyOnceSupport {
+        let _ = config;
+        ExactlyOnceSupport::Unsupported
+    }
+}
+
+/// A source connector's answer to [`SourceConnector::exactly_once_support`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactlyOnceSupport {
+    Supported,
+    Unsupported,
 }
 
 /// A connector that writes records from Kafka topics into an external system.

@@ -9,7 +9,9 @@ mod sink;
 mod source;
 mod source_map;
 
-pub use connector::{Connector, ConnectorContext, SinkConnector, SourceConnector};
+pub use connector::{
+    Connector, ConnectorContext, ExactlyOnceSupport, SinkConnector, SourceConnector,
+};
 pub use error::ConnectError;
 pub use record::{
     Header, RecordMetadata, SinkRecord, SourceMap, SourceOffset, SourcePartition, SourceRecord,

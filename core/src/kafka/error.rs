@@ -17,6 +17,10 @@ pub enum KafkaError {
     /// rejected until it rejoins.
     #[error("commit rejected, the group has rebalanced: {0}")]
     Fenced(String),
+    /// A newer producer with the same `transactional.id` exists (or this one's transaction outlived
+    /// `transaction.timeout.ms`): this producer is a zombie, and nothing it sends can commit any more.
+    #[error("producer fenced: {0}")]
+    ProducerFenced(String),
     #[error("timed out: {0}")]
     Timeout(String),
     /// A client setting the backend refused, naming the key.

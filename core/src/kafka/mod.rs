@@ -39,6 +39,17 @@ pub trait KafkaBackend: Send + Sync {
     /// An admin client for topics and offsets.
     fn admin(&self) -> Result<Arc<dyn Admin>, KafkaError>;
 
+    /// A transactional producer with this `transactional.id`; it must call
+    /// [`init_transactions`](TransactionalProducer::init_transactions) before its first transaction.
+    fn transactional_producer(
+        &self,
+        settings: &ClientSettings,
+        transactional_id: &str,
+    ) -> Result<TransactionalHandle, KafkaError>;
+
+    /// A reader of whole partitions outside any consumer group (`isolation.level` in `settings`).
+    fn log_reader(&self, settings: &ClientSettings) -> Result<Box<dyn LogReader>, KafkaError>;
+
     /// Where this backend's cluster is, for logs (`bootstrap.servers`).
     fn describe(&self) -> String;
 }
@@ -47,6 +58,13 @@ pub trait KafkaBackend: Send + Sync {
 /// on `deliveries`, tagged with the record's token.
 pub struct ProducerHandle {
     pub producer: Box<dyn Producer>,
+    pub deliveries: mpsc::UnboundedReceiver<Delivery>,
+}
+
+/// A transactional producer and its acknowledgements, as [`ProducerHandle`]. A record is acknowledged when
+/// Kafka appended it; it becomes visible to read_committed readers only when its transaction commits.
+pub struct TransactionalHandle {
+    pub producer: Box<dyn TransactionalProducer>,
     pub deliveries: mpsc::UnboundedReceiver<Delivery>,
 }
 
@@ -63,6 +81,47 @@ pub trait Producer: Send + Sync {
 
     /// Waits until every record handed to `send` has been acknowledged or has failed.
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError>;
+}
+
+/// A producer whose records, and consumer group offsets, become visible all together or not at all.
+///
+/// Every method fails with [`KafkaError::ProducerFenced`] once a newer instance with the same
+/// `transactional.id` initialized (or the transaction coordinator aborted a transaction that outlived
+/// `transaction.timeout.ms`): this instance is a zombie and must stop without committing anything.
+#[async_trait]
+pub trait TransactionalProducer: Producer {
+    /// Registers the `transactional.id`: fences older instances and aborts the transaction they left open.
+    async fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError>;
+
+    /// Starts a transaction; records sent from now on belong to it.
+    fn begin_transaction(&self) -> Result<(), KafkaError>;
+
+    /// Adds consumer group offsets to the transaction, applied only if it commits.
+    async fn send_offsets_to_transaction(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+        timeout: Duration,
+    ) -> Result<(), KafkaError>;
+
+    /// Waits for every record sent in the transaction, then commits it.
+    async fn commit_transaction(&self, timeout: Duration) -> Result<(), KafkaError>;
+
+    /// Aborts the transaction: its records are never visible to read_committed readers.
+    async fn abort_transaction(&self, timeout: Duration) -> Result<(), KafkaError>;
+}
+
+/// Reads whole partitions outside any group, as Kafka Connect's `KafkaBasedLog` reads its internal topics.
+#[async_trait]
+pub trait LogReader: Send {
+    /// Every record of `partitions`, from their beginning up to their end offsets as of the call, in
+    /// offset order per partition. With `isolation.level=read_committed` this waits for open
+    /// transactions to end and leaves out aborted records.
+    async fn read_to_end(
+        &mut self,
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> Result<Vec<ConsumedRecord>, KafkaError>;
 }
 
 /// A member of a consumer group.

@@ -19,6 +19,18 @@ pub const TOPICS_REGEX: &str = "topics.regex";
 pub const ERRORS_TOLERANCE: &str = "errors.tolerance";
 pub const TOPIC_CREATION_PARTITIONS: &str = "topic.creation.default.partitions";
 pub const TOPIC_CREATION_REPLICATION: &str = "topic.creation.default.replication.factor";
+pub const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
+pub const TRANSACTION_BOUNDARY: &str = "transaction.boundary";
+pub const TRANSACTION_BOUNDARY_INTERVAL: &str = "transaction.boundary.interval.ms";
+
+/// Where an exactly-once source task ends one transaction and begins the next (`transaction.boundary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionBoundary {
+    /// After every batch `poll` returns.
+    Poll,
+    /// Every interval (`transaction.boundary.interval.ms`, by default `offset.flush.interval.ms`).
+    Interval(Duration),
+}
 
 /// Keys common to all connectors.
 pub fn connector_config_def() -> ConfigDef {
@@ -67,9 +79,40 @@ pub fn sink_config_def() -> ConfigDef {
         })
 }
 
-/// Extra keys of source connectors (KIP-158 topic creation, default group only).
+/// Extra keys of source connectors (KIP-158 topic creation, default group only; KIP-618 exactly once).
 pub fn source_config_def() -> ConfigDef {
     ConfigDef::new()
+        .optional(
+            EXACTLY_ONCE_SUPPORT,
+            ConfigType::String,
+            "requested",
+            "required refuses to start unless the worker runs exactly once and the connector says it can.",
+        )
+        .check(|v| match v {
+            "requested" | "required" => Ok(()),
+            _ => Err("must be requested or required".into()),
+        })
+        .optional(
+            TRANSACTION_BOUNDARY,
+            ConfigType::String,
+            "poll",
+            "With exactly-once source support: poll commits a transaction per poll, interval every transaction.boundary.interval.ms.",
+        )
+        .check(|v| match v {
+            "poll" | "interval" => Ok(()),
+            "connector" => Err("connector-defined transaction boundaries are not supported; use poll or interval".into()),
+            _ => Err("must be poll or interval".into()),
+        })
+        .optional(
+            TRANSACTION_BOUNDARY_INTERVAL,
+            ConfigType::Long,
+            "-1",
+            "Milliseconds between transaction commits with transaction.boundary=interval; -1 uses offset.flush.interval.ms.",
+        )
+        .check(|v| match v.parse::<i64>() {
+            Ok(n) if n > 0 || n == -1 => Ok(()),
+            _ => Err("must be a positive number of milliseconds, or -1".into()),
+        })
         .optional(
             TOPIC_CREATION_PARTITIONS,
             ConfigType::Int,
@@ -135,6 +178,23 @@ impl ConnectorConfig {
 
     pub fn offset_flush_interval(&self) -> Duration {
         self.offset_flush_interval
+    }
+
+    /// Whether the connector demands exactly-once delivery (`exactly.once.support=required`).
+    pub fn exactly_once_required(&self) -> bool {
+        self.parsed.get(EXACTLY_ONCE_SUPPORT) == Some("required")
+    }
+
+    /// Where exactly-once transactions end (`transaction.boundary`).
+    pub fn transaction_boundary(&self) -> TransactionBoundary {
+        match self.parsed.get(TRANSACTION_BOUNDARY) {
+            Some("interval") => TransactionBoundary::Interval(
+                u64::try_from(self.parsed.long(TRANSACTION_BOUNDARY_INTERVAL))
+                    .map(Duration::from_millis)
+                    .unwrap_or(self.offset_flush_interval),
+            ),
+            _ => TransactionBoundary::Poll,
+        }
     }
 
     /// The sink's subscription: exactly one of `topics` and `topics.regex` must be set.

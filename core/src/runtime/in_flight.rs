@@ -29,6 +29,15 @@ impl InFlight {
         token
     }
 
+    /// Removes and returns the record sent with `token`; `None` if it was already taken.
+    pub fn take(&mut self, token: u64) -> Option<(SourceRecord, Option<Submitted>)> {
+        let index = usize::try_from(token.checked_sub(self.first_token)?).ok()?;
+        let entry = self.entries.get_mut(index)?.take()?;
+        self.outstanding -= 1;
+        self.drop_acknowledged_prefix();
+        Some(entry)
+    }
+
     /// Hands the record sent with `token` and its handle to `acknowledge`, then drops it; `None` if it
     /// was already acknowledged. Records stay where they are until dropped: they are large, and
     /// moving each out costs more than the bookkeeping around it.
@@ -43,10 +52,14 @@ impl InFlight {
         let result = acknowledge(record, *handle);
         *entry = None;
         self.outstanding -= 1;
+        self.drop_acknowledged_prefix();
+        Some(result)
+    }
+
+    fn drop_acknowledged_prefix(&mut self) {
         let done = self.entries.iter().take_while(|e| e.is_none()).count();
         self.entries.drain(..done);
         self.first_token += done as u64;
-        Some(result)
     }
 
     /// How many records await acknowledgement.
@@ -95,7 +108,9 @@ mod tests {
         assert_eq!(position(&mut in_flight, 2), None, "acknowledged twice");
         assert_eq!(position(&mut in_flight, 0), Some(Some(0)));
         assert_eq!(in_flight.len(), 2);
-        assert_eq!(position(&mut in_flight, 1), Some(Some(1)));
+        let (taken, _) = in_flight.take(1).expect("record 1 is in flight");
+        assert_eq!(taken.source_offset, SourceMap::single("position", 1));
+        assert!(in_flight.take(1).is_none());
         assert_eq!(position(&mut in_flight, 3), Some(Some(3)));
         assert!(in_flight.is_empty());
         assert_eq!(position(&mut in_flight, 9), None);

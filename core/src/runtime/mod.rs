@@ -1,14 +1,17 @@
 //! The standalone worker runtime: source and sink task loops, offset tracking and offset storage.
 //!
 //! - [`worker`]: starts connectors and tasks, stops them cleanly.
-//! - [`source_task`] / [`sink_task`]: the task loops.
+//! - [`source_task`] / [`sink_task`]: the task loops; [`exactly_once_source`]: the transactional source loop.
 //! - [`submitted`], [`in_flight`]: which source records Kafka acknowledged, and so which offsets may be committed.
-//! - [`offset_store`], [`source_offsets`]: the source offset file.
+//! - [`offset_store`], [`source_offsets`]: the source offset file; [`offsets_topic`]: exactly-once tasks'
+//!   offsets in `offset.storage.topic`.
 //! - [`worker_config`], [`connector_config`]: the worker's and every connector's common keys.
 
 pub mod connector_config;
+pub mod exactly_once_source;
 pub mod in_flight;
 pub mod offset_store;
+pub mod offsets_topic;
 mod records;
 pub mod shutdown;
 pub mod sink_task;
@@ -52,4 +55,8 @@ pub enum TaskError {
     },
     #[error("task {task}: source offsets could not be committed")]
     OffsetCommit { task: String },
+    /// A newer instance of the task registered its `transactional.id`: this one is a zombie and stopped
+    /// without committing anything.
+    #[error("task {task} was fenced by a newer instance of itself: {reason}")]
+    Fenced { task: String, reason: String },
 }

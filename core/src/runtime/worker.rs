@@ -1,21 +1,26 @@
 //! The standalone worker: validates connector configs, starts connectors and their tasks on a Kafka
 //! backend, and stops them cleanly (flush, commit, leave the group) when its shutdown signal fires.
+//! With `exactly.once.source.support=enabled` its source tasks run transactionally, their offsets in
+//! `offset.storage.topic`.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
 use crate::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector,
-    SinkTask, SourceConnector, SourceTask,
+    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry,
+    SinkConnector, SinkTask, SourceConnector, SourceTask,
 };
 use crate::config::{ConfigError, ConfigMap};
-use crate::kafka::{Admin, KafkaBackend, KafkaError};
+use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
 use super::connector_config::{
-    sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS, NAME,
+    sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS, EXACTLY_ONCE_SUPPORT,
+    NAME,
 };
+use super::exactly_once_source::{ExactlyOnceSourceRunner, ExactlyOnceSourceSetup};
 use super::offset_store::{FileOffsetStore, OffsetStoreError};
 use super::shutdown::ShutdownTrigger;
 use super::sink_task::SinkTaskRunner;
@@ -23,6 +28,11 @@ use super::source_offsets::{ConnectorOffsets, SharedOffsetStore};
 use super::source_task::{SourceTaskRunner, SourceTaskSetup};
 use super::worker_config::WorkerConfig;
 use super::TaskError;
+
+/// How long a worker waits for Kafka to create the offsets topic before giving up on a connector.
+const OFFSETS_TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Wait between attempts to create the offsets topic.
+const OFFSETS_TOPIC_RETRY: Duration = Duration::from_millis(500);
 
 /// Why the worker could not start or run a connector.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +173,11 @@ impl StandaloneWorker {
                 issues.extend(e.issues);
             }
         }
+        if let (Ok(config), Plugin::Source(connector)) = (&common, &plugin) {
+            if let Err(e) = self.exactly_once_possible(config, &**connector) {
+                issues.extend(e.issues);
+            }
+        }
         if !issues.is_empty() {
             return Err(config_error(ConfigError { issues }));
         }
@@ -171,6 +186,34 @@ impl StandaloneWorker {
             config: Arc::new(config),
             plugin,
         })
+    }
+
+    /// `exactly.once.support=required` needs the worker to run sources exactly once and the connector to
+    /// say it can.
+    fn exactly_once_possible(
+        &self,
+        config: &ConnectorConfig,
+        connector: &dyn SourceConnector,
+    ) -> Result<(), ConfigError> {
+        if !config.exactly_once_required() {
+            return Ok(());
+        }
+        if !self.config.exactly_once_source() {
+            return Err(ConfigError::single(
+                EXACTLY_ONCE_SUPPORT,
+                "required, but the worker's exactly.once.source.support is not enabled",
+            ));
+        }
+        match connector.exactly_once_support(config.props()) {
+            ExactlyOnceSupport::Supported => Ok(()),
+            ExactlyOnceSupport::Unsupported => Err(ConfigError::single(
+                EXACTLY_ONCE_SUPPORT,
+                format!(
+                    "required, but connector {} cannot deliver exactly once with this configuration",
+                    config.class()
+                ),
+            )),
+        }
     }
 
     /// Runs the connectors until `shutdown` completes, then stops every task cleanly.
@@ -245,6 +288,9 @@ impl StandaloneWorker {
     ) -> Result<Plugin, WorkerError> {
         let config = plan.config;
         let name = config.name().to_owned();
+        if matches!(plan.plugin, Plugin::Source(_)) && self.config.exactly_once_source() {
+            self.ensure_offsets_topic(&name).await?;
+        }
         let connector = plan.plugin.connector();
         connector
             .start(config.props(), ConnectorContext::new(name.clone()))
@@ -264,6 +310,34 @@ impl StandaloneWorker {
         Ok(plan.plugin)
     }
 
+    /// Creates `offset.storage.topic` if it does not exist, as Kafka Connect's distributed worker does,
+    /// waiting up to [`OFFSETS_TOPIC_TIMEOUT`] for Kafka to be reachable.
+    async fn ensure_offsets_topic(&self, connector: &str) -> Result<(), WorkerError> {
+        let topic = self.config.offsets_topic();
+        let admin = self
+            .backend
+            .admin()
+            .map_err(|e| kafka_error(connector, e))?;
+        let deadline = tokio::time::Instant::now() + OFFSETS_TOPIC_TIMEOUT;
+        loop {
+            match admin.create_topic(&topic).await {
+                Ok(true) => {
+                    tracing::info!(topic = %topic.name, partitions = topic.partitions, "created the offsets topic");
+                    return Ok(());
+                }
+                Ok(false) => return Ok(()),
+                Err(e @ KafkaError::Config { .. }) => return Err(kafka_error(connector, e)),
+                Err(e) if tokio::time::Instant::now() + OFFSETS_TOPIC_RETRY >= deadline => {
+                    return Err(kafka_error(connector, e))
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, error = %e, "cannot create the offsets topic yet; retrying");
+                    tokio::time::sleep(OFFSETS_TOPIC_RETRY).await;
+                }
+            }
+        }
+    }
+
     /// Creates a runner per task config and spawns it.
     fn spawn_tasks(
         &self,
@@ -276,14 +350,29 @@ impl StandaloneWorker {
         let name = config.name();
         let creates_topics =
             matches!(plugin, Plugin::Source(_)) && self.config.topic_creation_enabled();
-        let admin = match creates_topics {
+        let exactly_once = matches!(plugin, Plugin::Source(_)) && self.config.exactly_once_source();
+        let admin = match creates_topics || exactly_once {
             true => Some(self.backend.admin().map_err(|e| kafka_error(name, e))?),
             false => None,
         };
         for (index, task_config) in task_configs.into_iter().enumerate() {
             let id = format!("{name}-{index}");
-            match plugin {
-                Plugin::Source(connector) => {
+            match (plugin, &admin) {
+                (Plugin::Source(connector), Some(admin)) if exactly_once => {
+                    let runner = self.exactly_once_runner(
+                        ExactlyOnceTask {
+                            id,
+                            index,
+                            task: connector.create_task(),
+                            task_config,
+                            creates_topics,
+                        },
+                        config,
+                        admin,
+                    )?;
+                    tasks.spawn(runner.run(trigger.subscribe()));
+                }
+                (Plugin::Source(connector), _) => {
                     let runner = self.source_runner(
                         id,
                         connector.create_task(),
@@ -293,7 +382,7 @@ impl StandaloneWorker {
                     )?;
                     tasks.spawn(runner.run(trigger.subscribe()));
                 }
-                Plugin::Sink(connector) => {
+                (Plugin::Sink(connector), _) => {
                     let runner =
                         self.sink_runner(id, connector.create_task(), task_config, config)?;
                     tasks.spawn(runner.run(trigger.subscribe()));
@@ -333,6 +422,44 @@ impl StandaloneWorker {
         ))
     }
 
+    /// A task with its own transactional producer, `transactional.id = <group.id>-<connector>-<task>`.
+    fn exactly_once_runner(
+        &self,
+        task: ExactlyOnceTask,
+        config: &Arc<ConnectorConfig>,
+        admin: &Arc<dyn Admin>,
+    ) -> Result<ExactlyOnceSourceRunner, WorkerError> {
+        let name = config.name();
+        let mut settings = config.producer_settings(&self.config);
+        settings
+            .entry("client.id".into())
+            .or_insert_with(|| format!("connector-producer-{}", task.id));
+        let transactional_id = format!("{}-{name}-{}", self.config.group_id(), task.index);
+        let producer = self
+            .backend
+            .transactional_producer(&settings, &transactional_id)
+            .map_err(|e| kafka_error(name, e))?;
+        let reader_settings =
+            ClientSettings::from([("isolation.level".to_owned(), "read_committed".to_owned())]);
+        let reader = self
+            .backend
+            .log_reader(&reader_settings)
+            .map_err(|e| kafka_error(name, e))?;
+        Ok(ExactlyOnceSourceRunner::new(
+            task.task,
+            ExactlyOnceSourceSetup {
+                id: task.id,
+                task_config: task.task_config,
+                config: config.clone(),
+                producer,
+                reader,
+                admin: admin.clone(),
+                creates_topics: task.creates_topics,
+                offsets_topic: self.config.offsets_topic().name,
+            },
+        ))
+    }
+
     fn sink_runner(
         &self,
         id: String,
@@ -363,6 +490,15 @@ impl StandaloneWorker {
             consumer,
         ))
     }
+}
+
+/// One task of an exactly-once source connector, before its runner exists.
+struct ExactlyOnceTask {
+    id: String,
+    index: usize,
+    task: Box<dyn SourceTask>,
+    task_config: ConfigMap,
+    creates_topics: bool,
 }
 
 fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {

@@ -1,11 +1,12 @@
 //! The worker's configuration (`worker.properties`): where Kafka is, default converters, offset storage
-//! and commit timing, and the client settings passed to producers and consumers.
+//! and commit timing, exactly-once source support, and the client settings passed to producers and
+//! consumers.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig};
-use crate::kafka::ClientSettings;
+use crate::kafka::{ClientSettings, NewTopic};
 
 pub const BOOTSTRAP_SERVERS: &str = "bootstrap.servers";
 pub const KEY_CONVERTER: &str = "key.converter";
@@ -15,6 +16,11 @@ pub const OFFSET_FLUSH_INTERVAL: &str = "offset.flush.interval.ms";
 pub const OFFSET_FLUSH_TIMEOUT: &str = "offset.flush.timeout.ms";
 pub const SHUTDOWN_TIMEOUT: &str = "task.shutdown.graceful.timeout.ms";
 pub const TOPIC_CREATION_ENABLE: &str = "topic.creation.enable";
+pub const GROUP_ID: &str = "group.id";
+pub const EXACTLY_ONCE_SOURCE_SUPPORT: &str = "exactly.once.source.support";
+pub const OFFSET_STORAGE_TOPIC: &str = "offset.storage.topic";
+pub const OFFSET_STORAGE_PARTITIONS: &str = "offset.storage.partitions";
+pub const OFFSET_STORAGE_REPLICATION_FACTOR: &str = "offset.storage.replication.factor";
 
 const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 
@@ -81,6 +87,57 @@ pub fn worker_config_def() -> ConfigDef {
             "true",
             "Whether source connectors may create their topics (topic.creation.* keys).",
         )
+        .optional(
+            GROUP_ID,
+            ConfigType::String,
+            "connect-cluster",
+            "The worker cluster's name; exactly-once source tasks use <group.id>-<connector>-<task> as their transactional.id.",
+        )
+        .check(|v| {
+            if v.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(())
+            }
+        })
+        .optional(
+            EXACTLY_ONCE_SOURCE_SUPPORT,
+            ConfigType::String,
+            "disabled",
+            "enabled runs every source task with a transactional producer, its records and source offsets (in offset.storage.topic) committed together.",
+        )
+        .check(|v| match v {
+            "disabled" | "enabled" => Ok(()),
+            "preparing" => Err("preparing is a step of a distributed cluster's rolling upgrade, which Sluice does not have; use disabled or enabled".into()),
+            _ => Err("must be disabled or enabled".into()),
+        })
+        .optional(
+            OFFSET_STORAGE_TOPIC,
+            ConfigType::String,
+            "connect-offsets",
+            "The topic exactly-once source tasks keep their source offsets in.",
+        )
+        .check(|v| {
+            if v.is_empty() {
+                Err("must name a topic".into())
+            } else {
+                Ok(())
+            }
+        })
+        .optional(
+            OFFSET_STORAGE_PARTITIONS,
+            ConfigType::Int,
+            "25",
+            "Partitions of the offsets topic, when the worker creates it.",
+        )
+        .check(positive)
+        .optional(
+            OFFSET_STORAGE_REPLICATION_FACTOR,
+            ConfigType::Int,
+            "3",
+            "Replication factor of the offsets topic, when the worker creates it.",
+        )
+        .check(positive)
 }
 
 pub(crate) fn positive(v: &str) -> Result<(), String> {
@@ -131,6 +188,27 @@ impl WorkerConfig {
 
     pub fn topic_creation_enabled(&self) -> bool {
         self.parsed.boolean(TOPIC_CREATION_ENABLE)
+    }
+
+    /// The worker cluster's name (`group.id`).
+    pub fn group_id(&self) -> &str {
+        self.parsed.string(GROUP_ID)
+    }
+
+    /// Whether source tasks run exactly once (`exactly.once.source.support=enabled`).
+    pub fn exactly_once_source(&self) -> bool {
+        self.parsed.string(EXACTLY_ONCE_SOURCE_SUPPORT) == "enabled"
+    }
+
+    /// The offsets topic (`offset.storage.*`) as the worker creates it: compacted, as Kafka Connect's.
+    pub fn offsets_topic(&self) -> NewTopic {
+        NewTopic {
+            name: self.parsed.string(OFFSET_STORAGE_TOPIC).to_owned(),
+            partitions: self.parsed.int(OFFSET_STORAGE_PARTITIONS),
+            replication_factor: i16::try_from(self.parsed.int(OFFSET_STORAGE_REPLICATION_FACTOR))
+                .unwrap_or(i16::MAX),
+            config: ClientSettings::from([("cleanup.policy".into(), "compact".into())]),
+        }
     }
 
     /// Settings for every client: the worker's security keys.
@@ -184,6 +262,23 @@ mod tests {
         assert_eq!(config.producer_settings()["linger.ms"], "10");
         assert_eq!(config.consumer_settings()["fetch.min.bytes"], "1");
         assert_eq!(config.common_client_settings().len(), 1);
+    }
+
+    #[test]
+    fn exactly_once_keys() {
+        let mut props = ConfigMap::from([(OFFSET_STORAGE_FILE.into(), "/tmp/o".into())]);
+        let config = WorkerConfig::parse(&props).unwrap();
+        assert!(!config.exactly_once_source());
+        assert_eq!(config.group_id(), "connect-cluster");
+        assert_eq!(config.offsets_topic().name, "connect-offsets");
+        assert_eq!(config.offsets_topic().partitions, 25);
+        props.insert(EXACTLY_ONCE_SOURCE_SUPPORT.into(), "enabled".into());
+        assert!(WorkerConfig::parse(&props).unwrap().exactly_once_source());
+        for bad in ["yes", "preparing"] {
+            props.insert(EXACTLY_ONCE_SOURCE_SUPPORT.into(), bad.into());
+            let err = WorkerConfig::parse(&props).unwrap_err();
+            assert_eq!(err.issues[0].key, EXACTLY_ONCE_SOURCE_SUPPORT, "{bad}");
+        }
     }
 
     #[test]

@@ -247,6 +247,13 @@ impl Group {
         Ok(())
     }
 
+    /// Applies offsets a transaction committed (TxnOffsetCommit): no generation check, as the producer's
+    /// epoch fenced its zombies.
+    pub fn apply_offsets(&mut self, offsets: &BTreeMap<Tp, i64>) {
+        self.committed
+            .extend(offsets.iter().map(|(tp, offset)| (tp.clone(), *offset)));
+    }
+
     /// Removes members whose session expired and completes or times out a pending rebalance.
     /// `topics` is every topic with its partition count, for the assignor.
     pub fn tick(

@@ -1,23 +1,71 @@
-//! Topics and partition logs: append with idempotent-producer deduplication, read by offset.
+//! Topics and partition logs: append with idempotent-producer deduplication, transactional records and
+//! their control markers, and reads under either isolation level.
 //!
 //! Acknowledged data is never lost: the log models a replicated cluster, so a broker restart keeps it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::protocol::{ErrorCode, FetchedRecord, ProduceBatch, Record, Tp};
+use crate::protocol::{ErrorCode, FetchedRecord, Isolation, ProduceBatch, Record, Tp};
 
 /// The last batch an idempotent producer appended to a partition.
 #[derive(Debug, Clone, Copy)]
 struct LastBatch {
+    epoch: i16,
     base_sequence: i64,
     base_offset: i64,
     records: usize,
 }
 
+/// Whether a read_committed consumer may see a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Visible since this simulated time: a plain append, or the commit of its transaction.
+    Visible(Duration),
+    /// In a transaction still open: read_committed readers stop before it (the last stable offset).
+    Pending,
+    /// Its transaction aborted: read_committed readers skip it.
+    Aborted,
+}
+
+/// One offset of a partition: a record, or a transaction's control marker (which takes an offset, as in
+/// Kafka, and is never returned as a record).
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Data {
+        record: Record,
+        producer_id: i64,
+        epoch: i16,
+        visibility: Visibility,
+    },
+    Marker {
+        producer_id: i64,
+        commit: bool,
+    },
+}
+
+/// A record as a read_committed reader sees it, with who wrote it and when it became visible.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed<'a> {
+    pub offset: i64,
+    pub record: &'a Record,
+    pub visible_at: Duration,
+    pub producer_id: i64,
+    pub epoch: i16,
+}
+
+/// What one read found.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub records: Vec<FetchedRecord>,
+    /// Per partition read, the offset to read from next (past markers and skipped records).
+    pub next: Vec<(Tp, i64)>,
+}
+
 /// Every topic's partitions and the producer state idempotence needs.
 #[derive(Debug, Default)]
 pub struct Logs {
-    topics: BTreeMap<String, Vec<Vec<Record>>>,
+    topics: BTreeMap<String, Vec<Vec<Entry>>>,
     last_batches: BTreeMap<(i64, Tp), LastBatch>,
     next_producer_id: i64,
 }
@@ -53,28 +101,46 @@ impl Logs {
         self.next_producer_id
     }
 
-    fn partition(&self, tp: &Tp) -> Option<&Vec<Record>> {
+    fn partition(&self, tp: &Tp) -> Option<&Vec<Entry>> {
         self.topics
             .get(&tp.topic)?
             .get(usize::try_from(tp.partition).ok()?)
     }
 
+    fn partition_mut(&mut self, tp: &Tp) -> Option<&mut Vec<Entry>> {
+        self.topics
+            .get_mut(&tp.topic)?
+            .get_mut(usize::try_from(tp.partition).ok()?)
+    }
+
     /// Appends a batch and returns the offset of its first record. A batch the producer already appended
-    /// (a retry after a lost response) is not appended again: its original offset is returned.
-    pub fn append(&mut self, producer_id: i64, batch: ProduceBatch) -> Result<i64, ErrorCode> {
+    /// (a retry after a lost response) is not appended again: its original offset is returned, and
+    /// `Ok((offset, false))` says so. A transactional batch's records stay [`Visibility::Pending`] until
+    /// its transaction ends; a plain one is visible at `now`.
+    pub fn append(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        transactional: bool,
+        batch: ProduceBatch,
+        now: Duration,
+    ) -> Result<(i64, bool), ErrorCode> {
         let key = (producer_id, batch.tp.clone());
-        let last = self.last_batches.get(&key).copied();
+        // A new epoch numbers its batches from zero again.
+        let last = self
+            .last_batches
+            .get(&key)
+            .copied()
+            .filter(|last| last.epoch == epoch);
         let log = self
-            .topics
-            .get_mut(&batch.tp.topic)
-            .and_then(|p| p.get_mut(usize::try_from(batch.tp.partition).ok()?))
+            .partition_mut(&batch.tp)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         match last {
             Some(last)
                 if batch.base_sequence == last.base_sequence
                     && batch.records.len() == last.records =>
             {
-                return Ok(last.base_offset);
+                return Ok((last.base_offset, false));
             }
             Some(last) if batch.base_sequence <= last.base_sequence => {
                 return Err(ErrorCode::OutOfOrderSequence);
@@ -84,19 +150,66 @@ impl Logs {
         }
         let base_offset = log.len() as i64;
         let records = batch.records.len();
-        log.extend(batch.records);
+        let visibility = if transactional {
+            Visibility::Pending
+        } else {
+            Visibility::Visible(now)
+        };
+        log.extend(batch.records.into_iter().map(|record| Entry::Data {
+            record,
+            producer_id,
+            epoch,
+            visibility,
+        }));
         self.last_batches.insert(
             key,
             LastBatch {
+                epoch,
                 base_sequence: batch.base_sequence,
                 base_offset,
                 records,
             },
         );
-        Ok(base_offset)
+        Ok((base_offset, true))
     }
 
-    /// The offset the next record of a partition gets.
+    /// Ends a transaction in one partition: its records from `first` on become visible at `now` (commit)
+    /// or aborted, and a control marker is appended.
+    pub fn end_transaction(
+        &mut self,
+        tp: &Tp,
+        producer_id: i64,
+        first: i64,
+        commit: bool,
+        now: Duration,
+    ) {
+        let Some(log) = self.partition_mut(tp) else {
+            return;
+        };
+        let start = usize::try_from(first).unwrap_or(0);
+        for entry in log.iter_mut().skip(start) {
+            if let Entry::Data {
+                producer_id: p,
+                visibility,
+                ..
+            } = entry
+            {
+                if *p == producer_id && *visibility == Visibility::Pending {
+                    *visibility = if commit {
+                        Visibility::Visible(now)
+                    } else {
+                        Visibility::Aborted
+                    };
+                }
+            }
+        }
+        log.push(Entry::Marker {
+            producer_id,
+            commit,
+        });
+    }
+
+    /// The offset the next entry of a partition gets (the high watermark).
     pub fn end_offset(&self, tp: &Tp) -> Result<i64, ErrorCode> {
         self.partition(tp)
             .map(|log| log.len() as i64)
@@ -108,8 +221,9 @@ impl Logs {
         &self,
         positions: &[(Tp, i64)],
         max: usize,
-    ) -> Result<Vec<FetchedRecord>, ErrorCode> {
-        let mut out = Vec::new();
+        isolation: Isolation,
+    ) -> Result<Read, ErrorCode> {
+        let mut read = Read::default();
         for (tp, position) in positions {
             let log = self
                 .partition(tp)
@@ -118,22 +232,112 @@ impl Logs {
             if start > log.len() {
                 return Err(ErrorCode::OffsetOutOfRange);
             }
-            let room = max.saturating_sub(out.len());
-            for (i, record) in log[start..].iter().take(room).enumerate() {
-                out.push(FetchedRecord {
-                    tp: tp.clone(),
-                    offset: (start + i) as i64,
-                    record: record.clone(),
-                });
+            let mut next = start;
+            for entry in &log[start..] {
+                if read.records.len() >= max {
+                    break;
+                }
+                match entry {
+                    Entry::Marker { .. } => {}
+                    Entry::Data { visibility, .. }
+                        if isolation == Isolation::ReadCommitted
+                            && *visibility == Visibility::Pending =>
+                    {
+                        break;
+                    }
+                    Entry::Data { visibility, .. }
+                        if isolation == Isolation::ReadCommitted
+                            && *visibility == Visibility::Aborted => {}
+                    Entry::Data { record, .. } => read.records.push(FetchedRecord {
+                        tp: tp.clone(),
+                        offset: next as i64,
+                        record: record.clone(),
+                    }),
+                }
+                next += 1;
+            }
+            if next > start {
+                read.next.push((tp.clone(), next as i64));
             }
         }
-        Ok(out)
+        Ok(read)
     }
 
-    /// Every record of a partition, for the oracle.
-    pub fn records(&self, tp: &Tp) -> &[Record] {
+    /// Every entry of a partition, for the oracle.
+    pub fn entries(&self, tp: &Tp) -> &[Entry] {
         self.partition(tp).map(Vec::as_slice).unwrap_or_default()
     }
+
+    /// The records a read_committed reader sees in a partition, in offset order.
+    pub fn committed_records(&self, tp: &Tp) -> impl Iterator<Item = Committed<'_>> {
+        self.entries(tp)
+            .iter()
+            .enumerate()
+            .take_while(|(_, entry)| !is_pending(entry))
+            .filter_map(|(offset, entry)| match entry {
+                Entry::Data {
+                    record,
+                    visibility: Visibility::Visible(at),
+                    producer_id,
+                    epoch,
+                } => Some(Committed {
+                    offset: offset as i64,
+                    record,
+                    visible_at: *at,
+                    producer_id: *producer_id,
+                    epoch: *epoch,
+                }),
+                _ => None,
+            })
+    }
+
+    /// Offsets from `from` on of the records that are visible or may still become visible (in open
+    /// transactions): what a reader may have read, whatever its isolation level, less what is aborted.
+    pub fn live_offsets_from(&self, tp: &Tp, from: i64) -> impl Iterator<Item = i64> + '_ {
+        let entries = self.entries(tp);
+        let start = usize::try_from(from).unwrap_or(0).min(entries.len());
+        entries[start..]
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| is_live(entry))
+            .map(move |(i, _)| (start + i) as i64)
+    }
+
+    /// One past the last record that is visible or may still become visible.
+    pub fn live_end(&self, tp: &Tp) -> i64 {
+        self.entries(tp)
+            .iter()
+            .rposition(is_live)
+            .map_or(0, |offset| offset as i64 + 1)
+    }
+
+    /// One past the last record a read_committed reader sees in a partition: where a consumer that read
+    /// everything commits (markers and aborted records after it are never delivered).
+    pub fn committed_end(&self, tp: &Tp) -> i64 {
+        self.committed_records(tp)
+            .last()
+            .map_or(0, |committed| committed.offset + 1)
+    }
+}
+
+fn is_pending(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Entry::Data {
+            visibility: Visibility::Pending,
+            ..
+        }
+    )
+}
+
+fn is_live(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Entry::Data {
+            visibility: Visibility::Visible(_) | Visibility::Pending,
+            ..
+        }
+    )
 }
 
 #[cfg(test)]
@@ -156,18 +360,41 @@ mod tests {
         }
     }
 
+    fn values(read: &Read) -> Vec<String> {
+        read.records
+            .iter()
+            .map(|r| String::from_utf8(r.record.value.clone().unwrap_or_default()).unwrap())
+            .collect()
+    }
+
+    const NOW: Duration = Duration::ZERO;
+
     #[test]
     fn a_retried_batch_is_appended_once() {
         let mut logs = Logs::default();
         logs.create("t", 1).unwrap();
         let producer = logs.new_producer_id();
-        assert_eq!(logs.append(producer, batch(0, &["a", "b"])), Ok(0));
-        assert_eq!(logs.append(producer, batch(0, &["a", "b"])), Ok(0));
-        assert_eq!(logs.append(producer, batch(2, &["c"])), Ok(2));
+        assert_eq!(
+            logs.append(producer, 0, false, batch(0, &["a", "b"]), NOW),
+            Ok((0, true))
+        );
+        assert_eq!(
+            logs.append(producer, 0, false, batch(0, &["a", "b"]), NOW),
+            Ok((0, false))
+        );
+        assert_eq!(
+            logs.append(producer, 0, false, batch(2, &["c"]), NOW),
+            Ok((2, true))
+        );
         assert_eq!(logs.end_offset(&Tp::new("t", 0)), Ok(3));
         assert_eq!(
-            logs.append(producer, batch(0, &["a"])),
+            logs.append(producer, 0, false, batch(0, &["a"]), NOW),
             Err(ErrorCode::OutOfOrderSequence)
+        );
+        assert_eq!(
+            logs.append(producer, 1, false, batch(0, &["d"]), NOW),
+            Ok((3, true)),
+            "a new epoch numbers from zero"
         );
     }
 
@@ -176,13 +403,55 @@ mod tests {
         let mut logs = Logs::default();
         logs.create("t", 1).unwrap();
         let producer = logs.new_producer_id();
-        logs.append(producer, batch(0, &["a", "b", "c"])).unwrap();
-        let read = logs.read(&[(Tp::new("t", 0), 1)], 1).unwrap();
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].offset, 1);
-        assert_eq!(
-            logs.read(&[(Tp::new("t", 0), 4)], 10),
+        logs.append(producer, 0, false, batch(0, &["a", "b", "c"]), NOW)
+            .unwrap();
+        let read = logs
+            .read(&[(Tp::new("t", 0), 1)], 1, Isolation::ReadUncommitted)
+            .unwrap();
+        assert_eq!(read.records.len(), 1);
+        assert_eq!(read.records[0].offset, 1);
+        assert_eq!(read.next, vec![(Tp::new("t", 0), 2)]);
+        assert!(matches!(
+            logs.read(&[(Tp::new("t", 0), 4)], 10, Isolation::ReadUncommitted),
             Err(ErrorCode::OffsetOutOfRange)
+        ));
+    }
+
+    #[test]
+    fn read_committed_stops_at_open_transactions_and_skips_aborted_ones() {
+        let tp = Tp::new("t", 0);
+        let mut logs = Logs::default();
+        logs.create("t", 1).unwrap();
+        let (aborting, committing) = (logs.new_producer_id(), logs.new_producer_id());
+        logs.append(aborting, 0, true, batch(0, &["x1"]), NOW)
+            .unwrap();
+        logs.append(committing, 0, true, batch(0, &["c1"]), NOW)
+            .unwrap();
+        let all = [(tp.clone(), 0)];
+        assert_eq!(
+            values(&logs.read(&all, 10, Isolation::ReadUncommitted).unwrap()),
+            ["x1", "c1"]
         );
+        let open = logs.read(&all, 10, Isolation::ReadCommitted).unwrap();
+        assert!(open.records.is_empty() && open.next.is_empty());
+
+        logs.end_transaction(&tp, aborting, 0, false, NOW);
+        let read = logs.read(&all, 10, Isolation::ReadCommitted).unwrap();
+        assert!(read.records.is_empty(), "c1 is still open");
+        assert_eq!(read.next, vec![(tp.clone(), 1)], "past the aborted x1");
+
+        let later = Duration::from_secs(1);
+        logs.end_transaction(&tp, committing, 0, true, later);
+        let read = logs.read(&all, 10, Isolation::ReadCommitted).unwrap();
+        assert_eq!(values(&read), ["c1"]);
+        assert_eq!(read.records[0].offset, 1);
+        assert_eq!(read.next, vec![(tp.clone(), 4)], "past both markers");
+        assert_eq!(logs.end_offset(&tp), Ok(4));
+        assert_eq!(logs.committed_end(&tp), 2);
+        let committed: Vec<Committed<'_>> = logs.committed_records(&tp).collect();
+        assert_eq!(committed.len(), 1);
+        assert_eq!((committed[0].offset, committed[0].visible_at), (1, later));
+        assert_eq!(logs.live_offsets_from(&tp, 0).collect::<Vec<_>>(), [1]);
+        assert_eq!(logs.live_end(&tp), 2);
     }
 }

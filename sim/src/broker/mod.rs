@@ -1,17 +1,18 @@
-//! The simulated Kafka cluster: partition logs, group coordinators, and the server that answers clients over
-//! `turmoil::net`.
+//! The simulated Kafka cluster: partition logs, group coordinators, the transaction coordinator, and the
+//! server that answers clients over `turmoil::net`.
 //!
 //! [`Cluster`] is the cluster's state. It lives outside the broker host, so restarting the host (a broker
-//! bounce) drops connections and requests in flight but keeps acknowledged data, committed offsets and
-//! group membership, as a replicated cluster does. The harness reads it to check what Kafka holds, and
+//! bounce) drops connections and requests in flight but keeps acknowledged data, committed offsets,
+//! group membership and transaction state, as a replicated cluster does. The harness reads it to check what Kafka holds, and
 //! watches what it does through a [`ClusterObserver`].
 
 mod group;
 mod log;
 mod server;
+mod txn;
 
 pub use group::{Departure, GroupChange};
-pub use log::Logs;
+pub use log::{Committed, Entry, Logs, Visibility};
 pub use server::serve;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 
 use crate::protocol::Tp;
 use group::Group;
+use txn::Transactions;
 
 /// The port the simulated broker listens on.
 pub const BROKER_PORT: u16 = 9092;
@@ -67,17 +69,35 @@ pub enum ClusterEvent {
         generation: i32,
         offsets: Vec<(Tp, i64)>,
     },
+    /// A transactional producer (re)initialized: every older epoch of its id is fenced from now on.
+    ProducerInitialized {
+        transactional_id: String,
+        producer_id: i64,
+        epoch: i16,
+    },
+    /// A transaction committed or aborted (`timed_out`: by the coordinator, past `transaction.timeout.ms`).
+    TransactionEnded {
+        transactional_id: String,
+        producer_id: i64,
+        epoch: i16,
+        committed: bool,
+        timed_out: bool,
+        partitions: Vec<Tp>,
+    },
 }
 
-/// Watches the cluster; called synchronously, so a check sees the cluster as of the event.
+/// Watches the cluster; called synchronously, so a check sees the cluster's logs as of the event.
 pub trait ClusterObserver: Send {
-    fn on_event(&mut self, at: Duration, event: &ClusterEvent);
+    fn on_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs);
 }
 
 /// The cluster's state: logs and groups.
 pub struct ClusterState {
     pub logs: Logs,
     groups: BTreeMap<String, Group>,
+    transactions: Transactions,
+    /// `group.initial.rebalance.delay.ms`, for groups a transaction's offsets create.
+    initial_rebalance_delay: Duration,
     observer: Option<Box<dyn ClusterObserver>>,
 }
 
@@ -90,9 +110,18 @@ impl ClusterState {
             .unwrap_or_default()
     }
 
+    /// Applies a committed transaction's offsets to a group.
+    fn commit_offsets(&mut self, group: &str, offsets: &BTreeMap<Tp, i64>) {
+        let delay = self.initial_rebalance_delay;
+        self.groups
+            .entry(group.to_owned())
+            .or_insert_with(|| Group::new(delay))
+            .apply_offsets(offsets);
+    }
+
     fn emit(&mut self, event: ClusterEvent) {
         if let Some(observer) = &mut self.observer {
-            observer.on_event(now(), &event);
+            observer.on_event(now(), &event, &self.logs);
         }
     }
 
@@ -118,11 +147,14 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(config: BrokerConfig) -> Cluster {
+        let initial_rebalance_delay = config.initial_rebalance_delay;
         Cluster {
             config,
             state: Mutex::new(ClusterState {
                 logs: Logs::default(),
                 groups: BTreeMap::new(),
+                transactions: Transactions::default(),
+                initial_rebalance_delay,
                 observer: None,
             }),
             appended: Notify::new(),
@@ -152,6 +184,14 @@ impl Cluster {
             topic_created(&mut state, name, partitions);
         }
         created
+    }
+
+    /// Runs the transaction coordinator's timer once: aborts transactions past their timeout.
+    pub fn tick_transactions(&self) {
+        let expired = txn::expire(&mut self.lock());
+        if expired {
+            self.appended.notify_waiters();
+        }
     }
 
     /// Runs the coordinators' timers once: session expiry and rebalance deadlines.

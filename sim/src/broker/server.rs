@@ -1,7 +1,7 @@
 //! The broker host's server: accepts client connections and answers each request from the [`Cluster`].
 //!
-//! Fetches long-poll until records arrive or their wait ends; joins wait until the rebalance they are part
-//! of completes. A connection serves one request at a time, as a Kafka client's connection does in order.
+//! Fetches long-poll until records arrive (or a transaction's end moves a read_committed reader on) or
+//! their wait ends; joins wait until the rebalance they are part of completes. A connection serves one request at a time, as a Kafka client's connection does in order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +10,10 @@ use tokio::time::timeout;
 use turmoil::net::{TcpListener, TcpStream};
 
 use super::group::{Group, JoinOutcome, Joiner};
-use super::{now, topic_created, Cluster, ClusterEvent};
-use crate::protocol::{read_frame, write_frame, ErrorCode, Request, Response};
+use super::{now, topic_created, txn, Cluster, ClusterEvent};
+use crate::protocol::{
+    read_frame, write_frame, ErrorCode, Isolation, ProduceBatch, Request, Response, TxnProducer,
+};
 
 /// Serves clients on `listener` until the host stops; also runs the coordinators' timers.
 pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Result {
@@ -26,6 +28,7 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Res
             loop {
                 interval.tick().await;
                 cluster.tick_groups();
+                cluster.tick_transactions();
             }
         })
     };
@@ -72,18 +75,41 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
                 Err(e) => Response::Error(e),
             }
         }
-        Request::InitProducerId => Response::ProducerId {
+        Request::InitProducerId {
+            transactional_id: None,
+            ..
+        } => Response::ProducerId {
             producer_id: cluster.lock().logs.new_producer_id(),
+            epoch: 0,
         },
+        Request::InitProducerId {
+            transactional_id: Some(id),
+            transaction_timeout_ms,
+        } => {
+            let (producer_id, epoch) = txn::init(
+                &mut cluster.lock(),
+                &id,
+                Duration::from_millis(transaction_timeout_ms),
+            );
+            cluster.appended.notify_waiters();
+            Response::ProducerId { producer_id, epoch }
+        }
         Request::Produce {
             producer_id,
+            epoch,
+            transactional_id,
             batches,
         } => {
             let results = {
+                let producer = transactional_id.map(|transactional_id| TxnProducer {
+                    transactional_id,
+                    producer_id,
+                    epoch,
+                });
                 let mut state = cluster.lock();
                 batches
                     .into_iter()
-                    .map(|batch| state.logs.append(producer_id, batch))
+                    .map(|batch| produce(&mut state, producer_id, epoch, producer.as_ref(), batch))
                     .collect()
             };
             cluster.appended.notify_waiters();
@@ -93,7 +119,31 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             positions,
             max_records,
             max_wait_ms,
-        } => fetch(cluster, positions, max_records, max_wait_ms).await,
+            isolation,
+        } => fetch(cluster, positions, max_records, max_wait_ms, isolation).await,
+        Request::AddPartitionsToTxn {
+            producer,
+            partitions,
+        } => done(txn::add_partitions(
+            &mut cluster.lock(),
+            &producer,
+            &partitions,
+        )),
+        Request::TxnOffsetCommit {
+            producer,
+            group,
+            offsets,
+        } => done(txn::offset_commit(
+            &mut cluster.lock(),
+            &producer,
+            &group,
+            &offsets,
+        )),
+        Request::EndTxn { producer, commit } => {
+            let ended = txn::end(&mut cluster.lock(), &producer, commit);
+            cluster.appended.notify_waiters();
+            done(ended)
+        }
         Request::EndOffsets { partitions } => {
             let state = cluster.lock();
             let offsets: Result<Vec<_>, _> = partitions
@@ -212,6 +262,36 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
     }
 }
 
+fn done(result: Result<(), ErrorCode>) -> Response {
+    match result {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+    }
+}
+
+/// Appends one batch: a transactional producer's only to a partition of its open transaction, in its
+/// current epoch.
+fn produce(
+    state: &mut super::ClusterState,
+    producer_id: i64,
+    epoch: i16,
+    transactional: Option<&TxnProducer>,
+    batch: ProduceBatch,
+) -> Result<i64, ErrorCode> {
+    let tp = batch.tp.clone();
+    if let Some(producer) = transactional {
+        state.transactions.check_produce(producer, &tp)?;
+    }
+    let (offset, new) =
+        state
+            .logs
+            .append(producer_id, epoch, transactional.is_some(), batch, now())?;
+    if let (Some(producer), true) = (transactional, new) {
+        state.transactions.appended(producer, &tp, offset);
+    }
+    Ok(offset)
+}
+
 fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -> Response {
     let mut state = cluster.lock();
     let Some(wanted) = topics else {
@@ -244,20 +324,28 @@ async fn fetch(
     positions: Vec<(crate::protocol::Tp, i64)>,
     max_records: usize,
     max_wait_ms: u64,
+    isolation: Isolation,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
     loop {
         let appended = cluster.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        match cluster.lock().logs.read(&positions, max_records) {
-            Ok(records) if !records.is_empty() => return Response::Fetched { records },
+        match cluster.lock().logs.read(&positions, max_records, isolation) {
+            // Nothing to return may still move a read_committed reader past markers and aborted records.
+            Ok(read) if !read.next.is_empty() => {
+                return Response::Fetched {
+                    records: read.records,
+                    next: read.next,
+                }
+            }
             Ok(_) => {}
             Err(e) => return Response::Error(e),
         }
         if tokio::time::timeout_at(deadline, appended).await.is_err() {
             return Response::Fetched {
                 records: Vec::new(),
+                next: Vec::new(),
             };
         }
     }

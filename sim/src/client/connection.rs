@@ -84,6 +84,7 @@ pub fn code_error(code: ErrorCode) -> KafkaError {
         ErrorCode::UnknownMemberId
         | ErrorCode::IllegalGeneration
         | ErrorCode::RebalanceInProgress => KafkaError::Fenced(code.to_string()),
+        ErrorCode::ProducerFenced => KafkaError::ProducerFenced(code.to_string()),
         other => KafkaError::Backend(other.to_string()),
     }
 }

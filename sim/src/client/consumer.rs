@@ -26,9 +26,9 @@ use sluice_core::kafka::{
 use tokio::task::JoinHandle;
 
 use super::connection::{code_error, unexpected, Connection};
-use super::settings::{millis, text};
+use super::settings::{isolation, millis, text};
 use crate::broker::now;
-use crate::protocol::{ErrorCode, Interest, Request, Response, Tp};
+use crate::protocol::{ErrorCode, Interest, Isolation, Request, Response, Tp};
 
 /// Wait before retrying after the broker could not be reached.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -66,6 +66,8 @@ pub struct SimGroupConsumer {
     interest: Interest,
     timeouts: Timeouts,
     reset_to_latest: bool,
+    /// `isolation.level`.
+    isolation: Isolation,
     membership: Arc<Mutex<Membership>>,
     heartbeat: Option<JoinHandle<()>>,
     owned: BTreeSet<Tp>,
@@ -139,6 +141,7 @@ impl SimGroupConsumer {
                 max_poll_interval: millis(settings, "max.poll.interval.ms", 300_000)?,
             },
             reset_to_latest,
+            isolation: isolation(settings)?,
             membership: Arc::new(Mutex::new(Membership::default())),
             heartbeat: None,
             owned: BTreeSet::new(),
@@ -372,9 +375,10 @@ impl SimGroupConsumer {
             positions,
             max_records,
             max_wait_ms: max_wait.as_millis() as u64,
+            isolation: self.isolation,
         };
-        let records = match self.connection.call(&request, max_wait).await {
-            Ok(Response::Fetched { records }) => records,
+        let (records, next) = match self.connection.call(&request, max_wait).await {
+            Ok(Response::Fetched { records, next }) => (records, next),
             Ok(Response::Error(ErrorCode::OffsetOutOfRange)) => {
                 // Positions past the end (a seek too far): start those partitions again from the reset point.
                 self.positions.clear();
@@ -390,7 +394,11 @@ impl SimGroupConsumer {
         let mut out = Vec::with_capacity(records.len());
         for fetched in records {
             // Records of a partition paused, or positioned elsewhere, since the fetch was built are dropped.
-            if self.positions.get(&fetched.tp) != Some(&fetched.offset)
+            // Offsets may skip ahead: transaction markers and aborted records are never returned.
+            if self
+                .positions
+                .get(&fetched.tp)
+                .is_none_or(|position| fetched.offset < *position)
                 || self.paused.contains(&fetched.tp)
             {
                 continue;
@@ -416,6 +424,15 @@ impl SimGroupConsumer {
                     .collect(),
                 timestamp: Some(fetched.record.timestamp),
             });
+        }
+        // Past the markers and aborted records the broker skipped, which are never returned.
+        for (tp, next) in next {
+            if self.paused.contains(&tp) {
+                continue;
+            }
+            if let Some(position) = self.positions.get_mut(&tp) {
+                *position = (*position).max(next);
+            }
         }
         Ok(GroupEvent::Records(out))
     }

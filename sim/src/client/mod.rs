@@ -5,7 +5,9 @@ mod admin;
 mod connection;
 mod consumer;
 mod producer;
+mod reader;
 mod settings;
+mod transactions;
 
 pub use admin::SimAdmin;
 pub use consumer::SimGroupConsumer;
@@ -15,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::kafka::{
-    Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, ProducerHandle, Subscription,
+    Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, LogReader, ProducerHandle,
+    Subscription, TransactionalHandle,
 };
 
 /// Clients of the simulated cluster at `broker` (`host:port`, a turmoil host name).
@@ -55,6 +58,18 @@ impl KafkaBackend for SimBackend {
             &self.broker,
             Duration::from_secs(30),
         )))
+    }
+
+    fn transactional_producer(
+        &self,
+        settings: &ClientSettings,
+        transactional_id: &str,
+    ) -> Result<TransactionalHandle, KafkaError> {
+        SimProducer::start_transactional(&self.broker, settings, transactional_id)
+    }
+
+    fn log_reader(&self, settings: &ClientSettings) -> Result<Box<dyn LogReader>, KafkaError> {
+        Ok(Box::new(reader::SimLogReader::new(&self.broker, settings)?))
     }
 
     fn describe(&self) -> String {

@@ -1,9 +1,10 @@
-//! The simulated producer: an idempotent Kafka producer.
+//! The simulated producer: an idempotent Kafka producer, transactional when given a `transactional.id`.
 //!
 //! `send` queues a record; a background task sends the queue in batches, one request at a time, numbering
 //! each partition's batches so the broker appends a retried batch once. A request whose response is lost
 //! (broker restart, network partition) is retried with the same numbers until `delivery.timeout.ms`; every
-//! record then gets exactly one delivery report.
+//! record then gets exactly one delivery report. A transactional producer's sender adds each partition to
+//! the open transaction before its first batch there (the transaction calls are in [`super::transactions`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,12 +16,14 @@ use sluice_core::api::RecordMetadata;
 use sluice_core::hash::fnv1a64;
 use sluice_core::kafka::{
     ClientSettings, Delivery, KafkaError, ProduceRecord, Producer, ProducerHandle, SendError,
+    TransactionalHandle,
 };
 use tokio::sync::{mpsc, Notify};
 
 use super::connection::{code_error, unexpected, Connection};
 use super::settings::{millis, number};
-use crate::protocol::{ProduceBatch, Record, Request, Response, Tp};
+use super::transactions::TxnShared;
+use crate::protocol::{ErrorCode, ProduceBatch, Record, Request, Response, Tp, TxnProducer};
 
 /// Records per produce request.
 const MAX_BATCH: usize = 500;
@@ -34,7 +37,7 @@ struct Queued {
     record: Record,
 }
 
-struct Shared {
+pub(super) struct Shared {
     queue: Mutex<VecDeque<Queued>>,
     capacity: usize,
     /// Records queued or in flight.
@@ -43,6 +46,8 @@ struct Shared {
     room: Notify,
     idle: Notify,
     closed: AtomicBool,
+    /// Set for a transactional producer.
+    pub(super) txn: Option<TxnShared>,
 }
 
 impl Shared {
@@ -52,11 +57,40 @@ impl Shared {
 }
 
 pub struct SimProducer {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
+    /// Transaction requests go on a connection of their own (in Kafka, to the transaction coordinator).
+    pub(super) control: Connection,
 }
 
 impl SimProducer {
     pub fn start(broker: &str, settings: &ClientSettings) -> Result<ProducerHandle, KafkaError> {
+        let (producer, deliveries) = SimProducer::spawn(broker, settings, None)?;
+        Ok(ProducerHandle {
+            producer: Box::new(producer),
+            deliveries,
+        })
+    }
+
+    /// A transactional producer with this `transactional.id`.
+    pub fn start_transactional(
+        broker: &str,
+        settings: &ClientSettings,
+        transactional_id: &str,
+    ) -> Result<TransactionalHandle, KafkaError> {
+        let timeout = millis(settings, "transaction.timeout.ms", 60_000)?;
+        let txn = TxnShared::new(transactional_id, timeout);
+        let (producer, deliveries) = SimProducer::spawn(broker, settings, Some(txn))?;
+        Ok(TransactionalHandle {
+            producer: Box::new(producer),
+            deliveries,
+        })
+    }
+
+    fn spawn(
+        broker: &str,
+        settings: &ClientSettings,
+        txn: Option<TxnShared>,
+    ) -> Result<(SimProducer, mpsc::UnboundedReceiver<Delivery>), KafkaError> {
         let capacity = number(settings, "queue.buffering.max.messages", 100_000usize)?;
         let request_timeout = millis(settings, "request.timeout.ms", 30_000)?;
         let delivery_timeout = millis(settings, "delivery.timeout.ms", 120_000)?;
@@ -68,6 +102,7 @@ impl SimProducer {
             room: Notify::new(),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
+            txn,
         });
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
         let sender = Sender {
@@ -76,15 +111,19 @@ impl SimProducer {
             delivery_timeout,
             deliveries: deliveries_tx,
             producer_id: None,
+            sequence_epoch: 0,
             sequences: BTreeMap::new(),
             partitions: BTreeMap::new(),
             round_robin: 0,
         };
         tokio::spawn(sender.run());
-        Ok(ProducerHandle {
-            producer: Box::new(SimProducer { shared }),
+        Ok((
+            SimProducer {
+                shared,
+                control: Connection::new(broker, request_timeout),
+            },
             deliveries,
-        })
+        ))
     }
 }
 
@@ -98,6 +137,9 @@ impl Drop for SimProducer {
 #[async_trait]
 impl Producer for SimProducer {
     fn send(&self, record: &ProduceRecord<'_>, token: u64) -> Result<(), SendError> {
+        if let Some(txn) = &self.shared.txn {
+            txn.check_send()?;
+        }
         if self.shared.outstanding.load(Ordering::SeqCst) >= self.shared.capacity {
             return Err(SendError::QueueFull);
         }
@@ -161,6 +203,8 @@ struct Sender {
     delivery_timeout: Duration,
     deliveries: mpsc::UnboundedSender<Delivery>,
     producer_id: Option<i64>,
+    /// The epoch `sequences` count in (a transactional producer's epoch changes at each init).
+    sequence_epoch: i16,
     /// The next sequence number of each partition.
     sequences: BTreeMap<Tp, i64>,
     /// Partition counts of the topics produced to.
@@ -236,29 +280,42 @@ impl Sender {
             }
             match self.produce(&batches).await {
                 Ok(results) => break Some(results),
+                Err(e @ KafkaError::ProducerFenced(_)) => {
+                    last_error = e;
+                    break None;
+                }
                 Err(e) => {
                     last_error = e;
                     tokio::time::sleep(RETRY_BACKOFF).await;
                 }
             }
         };
-        if results.is_none() {
+        match (&self.shared.txn, &results) {
+            // The transaction cannot commit now; aborting it bumps the epoch, which renumbers batches.
+            (Some(txn), None) => txn.fail(last_error.clone()),
             // The batches may or may not have been appended: numbering on from here could make the broker
             // take the next batch for a retry of this one. Start again under a new producer id.
-            self.producer_id = None;
-            self.sequences.clear();
+            (None, None) => {
+                self.producer_id = None;
+                self.sequences.clear();
+            }
+            (_, Some(_)) => {}
         }
         for (i, (tp, records)) in by_partition.into_iter().enumerate() {
             let outcome = match &results {
                 Some(results) => results
                     .get(i)
                     .cloned()
-                    .unwrap_or(Err(crate::protocol::ErrorCode::UnknownTopicOrPartition))
+                    .unwrap_or(Err(ErrorCode::UnknownTopicOrPartition))
                     .map_err(code_error),
                 None => Err(last_error.clone()),
             };
-            if outcome.is_ok() {
-                *self.sequences.entry(tp.clone()).or_insert(0) += records.len() as i64;
+            match (&outcome, &self.shared.txn) {
+                (Ok(_), _) => {
+                    *self.sequences.entry(tp.clone()).or_insert(0) += records.len() as i64
+                }
+                (Err(e), Some(txn)) => txn.fail(e.clone()),
+                (Err(_), None) => {}
             }
             for (n, (token, record)) in records.into_iter().enumerate() {
                 let result = outcome.clone().map(|base| RecordMetadata {
@@ -327,15 +384,40 @@ impl Sender {
     async fn produce(
         &mut self,
         batches: &[ProduceBatch],
-    ) -> Result<Vec<Result<i64, crate::protocol::ErrorCode>>, KafkaError> {
+    ) -> Result<Vec<Result<i64, ErrorCode>>, KafkaError> {
+        if let Some(txn) = &self.shared.txn {
+            let producer = txn.producer()?;
+            if producer.epoch != self.sequence_epoch {
+                self.sequence_epoch = producer.epoch;
+                self.sequences.clear();
+            }
+            let new: Vec<Tp> = txn.not_added(batches.iter().map(|b| &b.tp));
+            if !new.is_empty() {
+                let request = Request::AddPartitionsToTxn {
+                    producer: producer.clone(),
+                    partitions: new.clone(),
+                };
+                match self.connection.call(&request, Duration::ZERO).await? {
+                    Response::Done => txn.added(new),
+                    other => return Err(unexpected(other)),
+                }
+            }
+            return self.send_produce(&producer, batches).await;
+        }
         let producer_id = match self.producer_id {
             Some(id) => id,
             None => match self
                 .connection
-                .call(&Request::InitProducerId, Duration::ZERO)
+                .call(
+                    &Request::InitProducerId {
+                        transactional_id: None,
+                        transaction_timeout_ms: 0,
+                    },
+                    Duration::ZERO,
+                )
                 .await?
             {
-                Response::ProducerId { producer_id } => {
+                Response::ProducerId { producer_id, .. } => {
                     self.producer_id = Some(producer_id);
                     producer_id
                 }
@@ -344,6 +426,26 @@ impl Sender {
         };
         let request = Request::Produce {
             producer_id,
+            epoch: 0,
+            transactional_id: None,
+            batches: batches.to_vec(),
+        };
+        match self.connection.call(&request, Duration::ZERO).await? {
+            Response::Produced { results } => Ok(results),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A transactional producer's produce request, in its current epoch.
+    async fn send_produce(
+        &mut self,
+        producer: &TxnProducer,
+        batches: &[ProduceBatch],
+    ) -> Result<Vec<Result<i64, ErrorCode>>, KafkaError> {
+        let request = Request::Produce {
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
+            transactional_id: Some(producer.transactional_id.clone()),
             batches: batches.to_vec(),
         };
         match self.connection.call(&request, Duration::ZERO).await? {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sluice_core::kafka::{ClientSettings, KafkaError};
 
+use crate::protocol::Isolation;
+
 /// A numeric setting, or its default; a value that does not parse is an error naming the key.
 pub fn number<T: FromStr>(
     settings: &ClientSettings,
@@ -31,4 +33,16 @@ pub fn millis(
 
 pub fn text<'a>(settings: &'a ClientSettings, key: &str, default: &'a str) -> &'a str {
     settings.get(key).map(String::as_str).unwrap_or(default)
+}
+
+/// `isolation.level`: Kafka's default is read_uncommitted.
+pub fn isolation(settings: &ClientSettings) -> Result<Isolation, KafkaError> {
+    match text(settings, "isolation.level", "read_uncommitted") {
+        "read_uncommitted" => Ok(Isolation::ReadUncommitted),
+        "read_committed" => Ok(Isolation::ReadCommitted),
+        other => Err(KafkaError::Config {
+            key: "isolation.level".into(),
+            message: format!("{other:?} is neither read_committed nor read_uncommitted"),
+        }),
+    }
 }

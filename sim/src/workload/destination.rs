@@ -94,9 +94,18 @@ impl DestinationStore {
         }
     }
 
-    /// The offset after the longest prefix of a partition that is durable.
-    pub fn durable_end(&self, tp: &Tp) -> i64 {
+    /// The offset after the longest run of durable offsets from 0 (records of a log without gaps).
+    pub fn contiguous_end(&self, tp: &Tp) -> i64 {
         self.lock().contiguous.get(tp).copied().unwrap_or(0)
+    }
+
+    /// The first of `offsets` (a partition's records, in order) that is not durable.
+    pub fn first_missing(&self, tp: &Tp, offsets: impl IntoIterator<Item = i64>) -> Option<i64> {
+        let inner = self.lock();
+        let durable = inner.durable.get(tp);
+        offsets
+            .into_iter()
+            .find(|offset| !durable.is_some_and(|set| set.contains(offset)))
     }
 
     pub fn writes(&self) -> Vec<Write> {

@@ -2,17 +2,23 @@
 //! `stream-i:1`, ... up to `records.per.stream`; a stream is a source partition (`{"stream": i}`) and the
 //! sequence number its offset (`{"seq": n}`), so a restarted task resumes after its last committed record.
 //!
+//! Each started task is one instance, numbered from a counter the harness shares; with `instance.header`
+//! it stamps its number on every record (header [`INSTANCE_HEADER`]), so the oracle can tell a zombie's
+//! writes from its successor's.
+//!
 //! Its `bug` key plants a deliberate mistake: `skip-records` advances past some records without sending
 //! them (lost), `early-offsets` labels each record with a later record's offset (committed before Kafka
 //! has the records it covers).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, SourceConnector, SourceMap, SourceRecord,
-    SourceTask, SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header, SourceConnector,
+    SourceMap, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Data;
@@ -24,6 +30,10 @@ const BATCH: &str = "batch.size";
 const INTERVAL: &str = "poll.interval.ms";
 const BUG: &str = "bug";
 const ASSIGNED: &str = "streams.assigned";
+const STAMP: &str = "instance.header";
+
+/// The record header naming the task instance that wrote the record.
+pub const INSTANCE_HEADER: &str = "sim.instance";
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -43,6 +53,12 @@ fn config_def() -> ConfigDef {
             "Pause before each poll, in milliseconds.",
         )
         .optional(
+            STAMP,
+            ConfigType::Boolean,
+            "false",
+            "Stamp the task instance's number on every record.",
+        )
+        .optional(
             BUG,
             ConfigType::String,
             "none",
@@ -55,9 +71,19 @@ pub fn record_text(stream: i64, seq: i64) -> (String, String) {
     (format!("stream-{stream}"), format!("stream-{stream}:{seq}"))
 }
 
-#[derive(Default)]
 pub struct SequenceSourceConnector {
     config: ConfigMap,
+    /// Numbers task instances across the whole run.
+    instances: Arc<AtomicU64>,
+}
+
+impl SequenceSourceConnector {
+    pub fn new(instances: Arc<AtomicU64>) -> SequenceSourceConnector {
+        SequenceSourceConnector {
+            config: ConfigMap::new(),
+            instances,
+        }
+    }
 }
 
 #[async_trait]
@@ -108,7 +134,15 @@ impl Connector for SequenceSourceConnector {
 
 impl SourceConnector for SequenceSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
-        Box::new(SequenceSourceTask::default())
+        Box::new(SequenceSourceTask {
+            instances: self.instances.clone(),
+            ..SequenceSourceTask::default()
+        })
+    }
+
+    /// A stream resumes right after its committed seq.
+    fn exactly_once_support(&self, _: &ConfigMap) -> ExactlyOnceSupport {
+        ExactlyOnceSupport::Supported
     }
 }
 
@@ -121,6 +155,9 @@ pub struct SequenceSourceTask {
     bug: String,
     /// The next sequence number of each stream this task reads.
     next: BTreeMap<i64, i64>,
+    instances: Arc<AtomicU64>,
+    /// This instance's number, stamped on its records when set.
+    instance: Option<u64>,
 }
 
 #[async_trait]
@@ -132,6 +169,8 @@ impl SourceTask for SequenceSourceTask {
         self.batch = parsed.int(BATCH).max(1) as usize;
         self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
         self.bug = parsed.string(BUG).to_owned();
+        let instance = self.instances.fetch_add(1, Ordering::SeqCst);
+        self.instance = parsed.boolean(STAMP).then_some(instance);
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
         for stream in assigned
             .split(',')
@@ -177,6 +216,12 @@ impl SourceTask for SequenceSourceTask {
                     Data::string(value),
                 );
                 record.key = Data::string(key);
+                if let Some(instance) = self.instance {
+                    record.headers.push(Header {
+                        key: INSTANCE_HEADER.into(),
+                        value: Data::string(instance.to_string()),
+                    });
+                }
                 out.push(record);
             }
             if !progressed {

@@ -5,6 +5,8 @@ mod admin;
 mod consumer;
 mod embedded;
 mod producer;
+mod reader;
+mod transactional;
 
 pub use embedded::EmbeddedBroker;
 
@@ -16,8 +18,11 @@ use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use self::admin::RdAdmin;
 use self::consumer::RdGroupConsumer;
 use self::producer::RdProducer;
+use self::reader::RdLogReader;
+use self::transactional::RdTransactionalProducer;
 use crate::kafka::{
-    Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, ProducerHandle, Subscription,
+    Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, LogReader, ProducerHandle,
+    Subscription, TransactionalHandle,
 };
 
 /// Producer settings Kafka Connect uses for source tasks, before the worker's `producer.*` overrides:
@@ -39,6 +44,14 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.queue.backoff.ms", "10"),
     ("queued.min.messages", "20000"),
     ("topic.metadata.refresh.interval.ms", "5000"),
+];
+
+/// Settings of a log reader: it assigns partitions itself and never commits; librdkafka still wants a
+/// group id.
+const LOG_READER_DEFAULTS: &[(&str, &str)] = &[
+    ("group.id", "sluice-log-reader"),
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
 ];
 
 /// Talks to the cluster at `bootstrap.servers`, or to an [`EmbeddedBroker`].
@@ -116,6 +129,28 @@ impl KafkaBackend for RdkafkaBackend {
         Ok(Arc::new(RdAdmin::new(&config, self.embedded.clone())?))
     }
 
+    fn transactional_producer(
+        &self,
+        settings: &ClientSettings,
+        transactional_id: &str,
+    ) -> Result<TransactionalHandle, KafkaError> {
+        let mut config = self.client_config(PRODUCER_DEFAULTS, settings);
+        config.set("transactional.id", transactional_id);
+        let (producer, deliveries) = RdProducer::new(&config)?;
+        Ok(TransactionalHandle {
+            producer: Box::new(RdTransactionalProducer::new(
+                producer,
+                self.client_config(&[], &ClientSettings::new()),
+            )),
+            deliveries,
+        })
+    }
+
+    fn log_reader(&self, settings: &ClientSettings) -> Result<Box<dyn LogReader>, KafkaError> {
+        let config = self.client_config(LOG_READER_DEFAULTS, settings);
+        Ok(Box::new(RdLogReader::new(&config)?))
+    }
+
     fn describe(&self) -> String {
         match self.embedded {
             Some(_) => format!("embedded broker at {}", self.bootstrap_servers),
@@ -131,6 +166,17 @@ fn rd_error(error: &RdError) -> KafkaError {
             key: key.clone(),
             message: message.clone(),
         },
+        e if matches!(
+            e.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Fenced
+                    | RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+            )
+        ) =>
+        {
+            KafkaError::ProducerFenced(e.to_string())
+        }
         e if e.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut)
             || e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) =>
         {

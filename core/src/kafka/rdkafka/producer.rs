@@ -166,6 +166,13 @@ impl Drop for RdProducer {
     }
 }
 
+impl RdProducer {
+    /// The librdkafka producer, for the transaction calls (`super::transactional`).
+    pub(super) fn client(&self) -> Arc<BaseProducer<DeliveryForwarder>> {
+        self.inner.clone()
+    }
+}
+
 #[async_trait]
 impl Producer for RdProducer {
     fn send(&self, record: &ProduceRecord<'_>, token: u64) -> Result<(), SendError> {

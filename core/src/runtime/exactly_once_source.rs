@@ -1,0 +1,368 @@
+//! The exactly-once source task loop (Kafka Connect's `ExactlyOnceWorkerSourceTask`, KIP-618): each
+//! transaction carries a stretch of the task's records and their source offsets, written to the offsets
+//! topic, so records and offsets become visible to read_committed readers together or not at all.
+//!
+//! The task's producer has `transactional.id = <group.id>-<connector>-<task>`: starting it fences every
+//! older instance of the same task and aborts what it left open. A fenced instance is a zombie: it stops
+//! at once, without committing or aborting anything. Offsets are read back from the topic, not from the
+//! worker's offset file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use crate::api::{
+    ConnectError, RecordMetadata, SourceOffset, SourcePartition, SourceRecord, SourceTask,
+    SourceTaskContext,
+};
+use crate::config::ConfigMap;
+use crate::kafka::{
+    Admin, Delivery, KafkaError, LogReader, ProduceRecord, SendError, TransactionalHandle,
+    TransactionalProducer,
+};
+
+use super::connector_config::{ConnectorConfig, TransactionBoundary};
+use super::in_flight::InFlight;
+use super::offsets_topic::{offset_key, offset_value, TopicOffsets};
+use super::records::Converters;
+use super::shutdown::Shutdown;
+use super::TaskError;
+
+/// Records handed to the producer and not yet acknowledged, at most.
+const MAX_IN_FLIGHT: usize = 16_384;
+/// How long to wait before polling again after a retriable poll error.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// How long registering the transactional id and reading the offsets topic may take at start, retried
+/// while Kafka is unreachable.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a commit or abort may wait for Kafka (the Java producer's `max.block.ms` default): a commit
+/// first waits for every record of the transaction.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The delivery token of offset records: no record of the task's carries it.
+const OFFSET_TOKEN: u64 = u64::MAX;
+
+/// What an exactly-once source task runner needs besides its task.
+pub struct ExactlyOnceSourceSetup {
+    /// `<connector>-<task>`.
+    pub id: String,
+    pub task_config: ConfigMap,
+    pub config: Arc<ConnectorConfig>,
+    /// A producer with the task's `transactional.id`.
+    pub producer: TransactionalHandle,
+    /// Reads the offsets topic, read_committed.
+    pub reader: Box<dyn LogReader>,
+    pub admin: Arc<dyn Admin>,
+    /// Whether the connector may create its topics.
+    pub creates_topics: bool,
+    pub offsets_topic: String,
+}
+
+/// Runs one source task exactly once until shutdown, failure or fencing.
+pub struct ExactlyOnceSourceRunner {
+    id: String,
+    task: Box<dyn SourceTask>,
+    task_config: ConfigMap,
+    config: Arc<ConnectorConfig>,
+    producer: Box<dyn TransactionalProducer>,
+    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    reader: Box<dyn LogReader>,
+    admin: Arc<dyn Admin>,
+    creates_topics: bool,
+    offsets_topic: String,
+    in_flight: InFlight,
+    /// A transaction is open.
+    open: bool,
+    /// The last source offset of each source partition in the open transaction, by the partition's JSON.
+    offsets: BTreeMap<String, (SourcePartition, SourceOffset)>,
+    /// Records of the open transaction Kafka acknowledged (or skipped), told to the task once it commits.
+    acknowledged: Vec<(SourceRecord, Option<RecordMetadata>)>,
+    known_topics: BTreeSet<String>,
+}
+
+impl ExactlyOnceSourceRunner {
+    pub fn new(task: Box<dyn SourceTask>, setup: ExactlyOnceSourceSetup) -> Self {
+        ExactlyOnceSourceRunner {
+            id: setup.id,
+            task,
+            task_config: setup.task_config,
+            config: setup.config,
+            producer: setup.producer.producer,
+            deliveries: setup.producer.deliveries,
+            reader: setup.reader,
+            admin: setup.admin,
+            creates_topics: setup.creates_topics,
+            offsets_topic: setup.offsets_topic,
+            in_flight: InFlight::default(),
+            open: false,
+            offsets: BTreeMap::new(),
+            acknowledged: Vec::new(),
+            known_topics: BTreeSet::new(),
+        }
+    }
+
+    /// Fences older instances, reads the committed offsets, starts the task and runs it until `shutdown`
+    /// fires or it fails; then commits what is open (unless fenced) and stops the task.
+    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+        let offsets = self.prepare().await?;
+        let context = SourceTaskContext::new(self.task_config.clone(), Arc::new(offsets));
+        self.task
+            .start(context)
+            .await
+            .map_err(|e| self.fail("start", e))?;
+        tracing::info!(task = %self.id, "exactly-once source task started");
+        let mut outcome = self.run_until_stopped(&mut shutdown).await;
+        if outcome.is_ok() {
+            outcome = self.commit().await;
+        }
+        if let Err(TaskError::Fenced { .. }) = &outcome {
+            tracing::warn!(task = %self.id, "fenced: a newer instance of this task runs; stopping without committing");
+        } else if outcome.is_err() && self.open {
+            // Records already in Kafka stay invisible to read_committed readers.
+            if let Err(e) = self.producer.abort_transaction(TRANSACTION_TIMEOUT).await {
+                tracing::warn!(task = %self.id, error = %e, "could not abort the transaction");
+            }
+        }
+        if let Err(e) = self.task.stop().await {
+            tracing::warn!(task = %self.id, error = %e, "source task stop failed");
+        }
+        tracing::info!(task = %self.id, "exactly-once source task stopped");
+        outcome
+    }
+
+    /// Registers the transactional id (fencing zombies), then reads this connector's committed offsets;
+    /// retried while Kafka cannot be reached, up to [`START_TIMEOUT`].
+    async fn prepare(&mut self) -> Result<TopicOffsets, TaskError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let attempt = async {
+                self.producer.init_transactions(START_TIMEOUT).await?;
+                TopicOffsets::read(
+                    &mut *self.reader,
+                    &*self.admin,
+                    &self.offsets_topic,
+                    self.config.name(),
+                    START_TIMEOUT,
+                )
+                .await
+            };
+            match attempt.await {
+                Ok(offsets) => return Ok(offsets),
+                Err(e @ KafkaError::ProducerFenced(_)) => return Err(self.kafka_error(e)),
+                Err(e) if Instant::now() + RETRY_BACKOFF >= deadline => {
+                    return Err(self.kafka_error(e))
+                }
+                Err(e) => {
+                    tracing::warn!(task = %self.id, error = %e, "cannot start the task's transactions yet; retrying");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {
+        let boundary = self.config.transaction_boundary();
+        let period = match boundary {
+            TransactionBoundary::Interval(period) => period,
+            TransactionBoundary::Poll => self.config.offset_flush_interval(),
+        };
+        let mut boundary_timer = interval_at(Instant::now() + period, period);
+        boundary_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let by_interval = matches!(boundary, TransactionBoundary::Interval(_));
+        loop {
+            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            tokio::select! {
+                biased;
+                () = shutdown.recv() => return Ok(()),
+                Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery)?,
+                _ = boundary_timer.tick(), if by_interval => self.commit().await?,
+                batch = self.task.poll(), if room => match batch {
+                    Ok(records) => {
+                        self.send_batch(records).await?;
+                        if !by_interval {
+                            self.commit().await?;
+                        }
+                    }
+                    Err(e) if e.is_retriable() => {
+                        tracing::warn!(task = %self.id, error = %e, "retriable poll error");
+                        tokio::time::sleep(RETRY_BACKOFF).await;
+                    }
+                    Err(e) => return Err(self.fail("poll", e)),
+                },
+            }
+        }
+    }
+
+    async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
+        for record in records {
+            self.ensure_topic(&record.topic).await?;
+            self.begin()?;
+            let converters = Converters {
+                key: &*self.config.key_converter,
+                value: &*self.config.value_converter,
+            };
+            let produced = match converters.to_kafka(&record) {
+                Ok(produced) => produced,
+                Err(e) if self.config.tolerates_errors() => {
+                    tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
+                    self.track_offset(&record);
+                    self.acknowledged.push((record, None));
+                    continue;
+                }
+                Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
+            };
+            let token = self.in_flight.next_token();
+            send(&*self.producer, &produced.produce_record(), token)
+                .await
+                .map_err(|e| self.kafka_error(e))?;
+            self.track_offset(&record);
+            self.in_flight.insert(record, None);
+        }
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.on_delivery(delivery)?;
+        }
+        Ok(())
+    }
+
+    /// Opens a transaction if none is.
+    fn begin(&mut self) -> Result<(), TaskError> {
+        if !self.open {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| self.kafka_error(e))?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// The record's offset goes into this transaction. Records without a source partition have none.
+    fn track_offset(&mut self, record: &SourceRecord) {
+        if record.source_partition.is_empty() {
+            return;
+        }
+        self.offsets.insert(
+            record.source_partition.to_string(),
+            (
+                record.source_partition.clone(),
+                record.source_offset.clone(),
+            ),
+        );
+    }
+
+    fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
+        let Some((record, _)) = self.in_flight.take(delivery.token) else {
+            return Ok(());
+        };
+        match delivery.result {
+            Ok(metadata) => {
+                self.acknowledged.push((record, Some(metadata)));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(task = %self.id, topic = %record.topic, error = %e, "Kafka did not accept a record");
+                Err(self.kafka_error(e))
+            }
+        }
+    }
+
+    /// Writes the transaction's source offsets to the offsets topic and commits it: its records and
+    /// offsets become visible together. Then tells the task.
+    async fn commit(&mut self) -> Result<(), TaskError> {
+        if !self.open {
+            return Ok(());
+        }
+        let offsets = std::mem::take(&mut self.offsets);
+        for (partition, offset) in offsets.values() {
+            let key = offset_key(self.config.name(), partition);
+            let value = offset_value(offset);
+            let record = ProduceRecord {
+                topic: &self.offsets_topic,
+                partition: None,
+                key: Some(&key),
+                value: Some(&value),
+                headers: &[],
+                timestamp: None,
+            };
+            send(&*self.producer, &record, OFFSET_TOKEN)
+                .await
+                .map_err(|e| self.kafka_error(e))?;
+        }
+        self.producer
+            .commit_transaction(TRANSACTION_TIMEOUT)
+            .await
+            .map_err(|e| self.kafka_error(e))?;
+        self.open = false;
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.on_delivery(delivery)?;
+        }
+        tracing::debug!(task = %self.id, partitions = offsets.len(), records = self.acknowledged.len(), "committed a transaction");
+        for (record, metadata) in std::mem::take(&mut self.acknowledged) {
+            if let Err(e) = self.task.commit_record(&record, metadata.as_ref()) {
+                tracing::warn!(task = %self.id, error = %e, "commit_record failed");
+            }
+        }
+        if let Err(e) = self.task.commit().await {
+            tracing::warn!(task = %self.id, error = %e, "task commit failed");
+        }
+        Ok(())
+    }
+
+    async fn ensure_topic(&mut self, topic: &str) -> Result<(), TaskError> {
+        if self.known_topics.contains(topic) {
+            return Ok(());
+        }
+        if let (true, Some(new_topic)) = (self.creates_topics, self.config.new_topic(topic)) {
+            let created = self.admin.create_topic(&new_topic).await.map_err(|e| {
+                TaskError::TopicCreation {
+                    task: self.id.clone(),
+                    topic: topic.to_owned(),
+                    source: e,
+                }
+            })?;
+            if created {
+                tracing::info!(task = %self.id, topic, partitions = new_topic.partitions, "created topic");
+            }
+        }
+        self.known_topics.insert(topic.to_owned());
+        Ok(())
+    }
+
+    fn kafka_error(&self, error: KafkaError) -> TaskError {
+        match error {
+            KafkaError::ProducerFenced(reason) => TaskError::Fenced {
+                task: self.id.clone(),
+                reason,
+            },
+            source => TaskError::Kafka {
+                task: self.id.clone(),
+                source,
+            },
+        }
+    }
+
+    fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
+        tracing::error!(task = %self.id, stage, error = %error, "source task failed");
+        TaskError::Connector {
+            task: self.id.clone(),
+            stage,
+            source: error,
+        }
+    }
+}
+
+/// Hands a record to the producer, waiting for room while its queue is full.
+async fn send(
+    producer: &dyn TransactionalProducer,
+    record: &ProduceRecord<'_>,
+    token: u64,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record, token) {
+            Ok(()) => return Ok(()),
+            Err(SendError::QueueFull) => producer.wait_for_room().await,
+            Err(SendError::Kafka(e)) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The simulated log reader: reads whole partitions from their beginning to their end offsets, outside any
+//! group, under the configured `isolation.level`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::api::TopicPartition;
+use sluice_core::kafka::{ClientSettings, ConsumedRecord, KafkaError, KafkaHeader, LogReader};
+use tokio::time::Instant;
+
+use super::connection::{unexpected, Connection};
+use super::settings::{isolation, millis};
+use crate::protocol::{Isolation, Request, Response, Tp};
+
+/// Records per fetch.
+const MAX_RECORDS: usize = 10_000;
+/// How long a fetch waits for records (a read_committed reader waits for open transactions to end).
+const FETCH_WAIT: Duration = Duration::from_millis(100);
+/// Wait before retrying after the broker could not be reached.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+pub struct SimLogReader {
+    connection: Connection,
+    isolation: Isolation,
+}
+
+impl SimLogReader {
+    pub fn new(broker: &str, settings: &ClientSettings) -> Result<SimLogReader, KafkaError> {
+        Ok(SimLogReader {
+            connection: Connection::new(broker, millis(settings, "request.timeout.ms", 30_000)?),
+            isolation: isolation(settings)?,
+        })
+    }
+
+    async fn end_offsets(&self, partitions: &[Tp]) -> Result<BTreeMap<Tp, i64>, KafkaError> {
+        let request = Request::EndOffsets {
+            partitions: partitions.to_vec(),
+        };
+        match self.connection.call(&request, Duration::ZERO).await? {
+            Response::EndOffsets { offsets } => Ok(offsets.into_iter().collect()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One round: every record from `positions`, which move past what was read.
+    async fn fetch(
+        &self,
+        positions: &mut BTreeMap<Tp, i64>,
+        ends: &BTreeMap<Tp, i64>,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> Result<(), KafkaError> {
+        let request = Request::Fetch {
+            positions: positions
+                .iter()
+                .filter(|(tp, position)| ends.get(*tp).is_some_and(|end| *position < end))
+                .map(|(tp, position)| (tp.clone(), *position))
+                .collect(),
+            max_records: MAX_RECORDS,
+            max_wait_ms: FETCH_WAIT.as_millis() as u64,
+            isolation: self.isolation,
+        };
+        let (records, next) = match self.connection.call(&request, FETCH_WAIT).await? {
+            Response::Fetched { records, next } => (records, next),
+            other => return Err(unexpected(other)),
+        };
+        for fetched in records {
+            out.push(ConsumedRecord {
+                topic: fetched.tp.topic.as_str().into(),
+                partition: fetched.tp.partition,
+                offset: fetched.offset,
+                key: fetched.record.key,
+                value: fetched.record.value,
+                headers: fetched
+                    .record
+                    .headers
+                    .into_iter()
+                    .map(|(key, value)| KafkaHeader { key, value })
+                    .collect(),
+                timestamp: Some(fetched.record.timestamp),
+            });
+        }
+        positions.extend(next);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LogReader for SimLogReader {
+    async fn read_to_end(
+        &mut self,
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> Result<Vec<ConsumedRecord>, KafkaError> {
+        let deadline = Instant::now() + timeout;
+        let tps: Vec<Tp> = partitions
+            .iter()
+            .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+            .collect();
+        let ends = loop {
+            match self.end_offsets(&tps).await {
+                Ok(ends) => break ends,
+                Err(e) if Instant::now() + RETRY_BACKOFF >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(RETRY_BACKOFF).await,
+            }
+        };
+        let mut positions: BTreeMap<Tp, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
+        let mut out = Vec::new();
+        while positions
+            .iter()
+            .any(|(tp, position)| ends.get(tp).is_some_and(|end| position < end))
+        {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::Timeout(format!(
+                    "partitions not read to their end within {timeout:?}"
+                )));
+            }
+            if let Err(e) = self.fetch(&mut positions, &ends, &mut out).await {
+                tracing::debug!(error = %e, "log read failed; retrying");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,107 @@
+//! Faults applied to the simulation, and what heals them: crashes and restarts, network holds and
+//! partitions, broker restarts, latency, store faults and take-overs of the source task.
+
+use std::time::Duration;
+
+use super::hosts::WorkerHost;
+use super::journal::{lock, millis, SharedJournal};
+use crate::faults::Fault;
+use crate::placement::Orchestrator;
+use crate::workload::{DestinationStore, DiskFaults, StoreFault};
+
+/// What to do at a point in simulated time.
+#[derive(Debug, Clone)]
+pub(super) enum Action {
+    Inject(Fault),
+    /// Start a crashed or stopped worker again.
+    Restart(usize),
+    Release(usize),
+    Repair(usize),
+    BrokerUp,
+    LatencyOff,
+}
+
+/// What faults act on.
+pub(super) struct Targets<'a> {
+    pub(super) workers: &'a [WorkerHost],
+    pub(super) store: &'a DestinationStore,
+    pub(super) disk: &'a DiskFaults,
+    pub(super) journal: &'a SharedJournal,
+    pub(super) orchestrator: &'a Orchestrator,
+}
+
+pub(super) fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    action: Action,
+    now: Duration,
+    targets: &Targets<'_>,
+    schedule: &mut Vec<(Duration, Action)>,
+) {
+    let Targets {
+        workers,
+        store,
+        disk,
+        journal,
+        orchestrator,
+    } = targets;
+    lock(journal)
+        .trace
+        .push(format!("{} {action:?}", millis(now)));
+    match action {
+        Action::Inject(fault) => match fault {
+            Fault::CrashWorker { worker, down } => {
+                sim.crash(workers[worker].name.as_str());
+                schedule.push((now + down, Action::Restart(worker)));
+            }
+            Fault::StopWorker { worker, away } => {
+                let _ = workers[worker].stop.send(true);
+                schedule.push((now + away, Action::Restart(worker)));
+            }
+            Fault::HoldNetwork { worker, duration } => {
+                sim.hold(workers[worker].name.as_str(), "broker");
+                schedule.push((now + duration, Action::Release(worker)));
+            }
+            Fault::PartitionNetwork { worker, duration } => {
+                sim.partition(workers[worker].name.as_str(), "broker");
+                schedule.push((now + duration, Action::Repair(worker)));
+            }
+            Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
+            Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
+            Fault::FailFlush => store.arm(StoreFault::FailFlush),
+            Fault::FailSync => disk.fail_next_sync(),
+            Fault::RestartBroker { down } => {
+                sim.crash("broker");
+                schedule.push((now + down, Action::BrokerUp));
+            }
+            Fault::Latency { max, duration } => {
+                sim.set_max_message_latency(max);
+                schedule.push((now + duration, Action::LatencyOff));
+            }
+            Fault::TakeOver { from, to, duration } => {
+                sim.hold(workers[from].name.as_str(), "broker");
+                schedule.push((now + duration, Action::Release(from)));
+                orchestrator.place(to);
+            }
+        },
+        Action::Restart(worker) => {
+            let host = workers[worker].name.as_str();
+            let stopping = *workers[worker].stop.borrow();
+            match (stopping, sim.is_host_running(host)) {
+                // Still stopping cleanly: come back when it has.
+                (true, true) => {
+                    schedule.push((now + Duration::from_millis(500), Action::Restart(worker)))
+                }
+                // Already up: restarting it would crash it.
+                (false, true) => {}
+                (_, false) => {
+                    let _ = workers[worker].stop.send(false);
+                    sim.bounce(host);
+                }
+            }
+        }
+        Action::Release(worker) => sim.release(workers[worker].name.as_str(), "broker"),
+        Action::Repair(worker) => sim.repair(workers[worker].name.as_str(), "broker"),
+        Action::BrokerUp => sim.bounce("broker"),
+        Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
+    }
+}

@@ -1,0 +1,382 @@
+//! One run, seed to report: the plan and the seed's choices, the simulation's hosts, the fault, heal, drain
+//! and stop phases, and the oracle's verdict.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sluice_core::runtime::SharedOffsetStore;
+use tokio::sync::watch;
+use turmoil::net::TcpListener;
+
+use super::actions::{apply, Action, Targets};
+use super::hosts::{run_worker, Files, HostContext, WorkerHost};
+use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
+use super::offsets::CheckedOffsetStore;
+use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
+use crate::faults::{self, Fault, Scheduled};
+use crate::oracle::{check_final, durable_end, CommitChecks, Destination, FinalState};
+use crate::placement;
+use crate::protocol::Tp;
+use crate::report::{FinalOffsets, Report, TraceHash};
+use crate::scenario::{Guarantee, Scenario, Workload};
+use crate::workload::{input_file, DestinationStore, DiskFaults};
+
+/// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
+const EPOCH_SECS: u64 = 1_767_225_600;
+/// How long the workers get to stop cleanly at the end.
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+/// How often the drain phase checks whether everything arrived.
+const DRAIN_CHECK: Duration = Duration::from_millis(500);
+
+/// Why a run could not complete (as opposed to completing with anomalies).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the simulation failed: {0}")]
+    Simulation(String),
+}
+
+/// Runs `scenario` under `seed` with the faults the seed draws.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let plan = faults::plan(scenario, &mut rng);
+    let assignor = scenario
+        .assignors
+        .get(rng.random_range(0..scenario.assignors.len().max(1)))
+        .copied()
+        .unwrap_or("range");
+    let cooperative = assignor == "cooperative-sticky";
+    let boundary = match scenario.transaction_boundaries {
+        [] | [_] => scenario.transaction_boundaries,
+        all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
+    };
+    // A cooperative member keeps its partitions while the group rebalances; if it stops just as the
+    // rebalance completes, its last commit still carries the old generation and is refused (Kafka refuses
+    // it too), so what it flushed is delivered again: clean stops promise exactly once only with eager
+    // rebalances.
+    let guarantee = match (
+        cooperative,
+        plan.iter()
+            .any(|s| matches!(s.fault, Fault::StopWorker { .. })),
+    ) {
+        (true, true) => Guarantee::AtLeastOnce,
+        _ => scenario.guarantee,
+    };
+    run_planned(
+        &Scenario {
+            assignors: if cooperative {
+                &["cooperative-sticky"]
+            } else {
+                &["range"]
+            },
+            guarantee,
+            transaction_boundaries: boundary,
+            ..scenario.clone()
+        },
+        seed,
+        plan,
+    )
+}
+
+/// One simulation at a time per process: see [`align_task_ids`].
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Task ids to align the next run's first task id to.
+const TASK_ID_ALIGNMENT: u64 = 64;
+
+/// Makes tokio's next task id a multiple of [`TASK_ID_ALIGNMENT`].
+///
+/// tokio numbers tasks from one process-wide counter and files each task of a runtime in one of a few lists
+/// by its id; when turmoil crashes a host it drops the host's runtime, and the tasks go in list order. Their
+/// drops close connections, and the order of those closes decides how the simulation's random stream is
+/// consumed after. So a run replays exactly only if its task ids fall into the same lists as last time:
+/// starting every run at an aligned id (and never running two at once) guarantees it, whatever ran before.
+fn align_task_ids() -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| RunError::Simulation(format!("cannot start a runtime: {e}")))?;
+    loop {
+        let id: u64 = runtime
+            .spawn(async {})
+            .id()
+            .to_string()
+            .parse()
+            .map_err(|_| RunError::Simulation("tokio task ids are not numbers".into()))?;
+        if (id + 1) % TASK_ID_ALIGNMENT == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs `scenario` under `seed` with a scripted list of faults.
+pub fn run_planned(
+    scenario: &Scenario,
+    seed: u64,
+    plan: Vec<Scheduled>,
+) -> Result<Report, RunError> {
+    if scenario.workers == 0 {
+        return Err(RunError::Simulation(
+            "a scenario needs at least one worker".into(),
+        ));
+    }
+    if let Some(bad) = plan
+        .iter()
+        .find(|s| s.fault.workers().iter().any(|w| *w >= scenario.workers))
+    {
+        return Err(RunError::Simulation(format!(
+            "fault {:?} names a worker the scenario does not have ({} workers)",
+            bad.fault, scenario.workers
+        )));
+    }
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    align_task_ids()?;
+    // The driver runs outside the simulation: the wall clock only measures the run for its report.
+    #[allow(clippy::disallowed_methods)]
+    let wall = std::time::Instant::now();
+    let store = Arc::new(DestinationStore::default());
+    let cluster = Arc::new(Cluster::new(BrokerConfig::default()));
+    let journal: SharedJournal = Arc::new(Mutex::new(Journal {
+        trace: Vec::new(),
+        checks: CommitChecks::new(scenario, store.clone()),
+    }));
+    cluster.observe(Box::new(JournalObserver(journal.clone())));
+    cluster.create_topic(scenario.topic(), scenario.partitions);
+    let source_offsets = Arc::new(Mutex::new(CheckedOffsetStore::new(
+        cluster.clone(),
+        journal.clone(),
+    )));
+
+    let total = scenario.active + scenario.drain_limit + STOP_LIMIT;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+        .tick_duration(scenario.tick)
+        .simulation_duration(total + Duration::from_secs(10))
+        .build();
+
+    {
+        let cluster = cluster.clone();
+        sim.host("broker", move || {
+            let cluster = cluster.clone();
+            async move {
+                let listener = TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
+                serve(listener, cluster).await
+            }
+        });
+    }
+    let files: Files = Arc::default();
+    let disk: Arc<DiskFaults> = Arc::default();
+    let instances: Arc<AtomicU64> = Arc::default();
+    let (orchestrator, placement) = placement::orchestrator();
+    let mut workers = Vec::new();
+    for index in 0..scenario.workers {
+        let name = format!("worker-{index}");
+        let (stop, stop_rx) = watch::channel(false);
+        let offsets: SharedOffsetStore = if index == 0 {
+            source_offsets.clone()
+        } else {
+            Arc::new(Mutex::new(CheckedOffsetStore::new(
+                cluster.clone(),
+                journal.clone(),
+            )))
+        };
+        let host = HostContext {
+            index,
+            scenario: scenario.clone(),
+            store: store.clone(),
+            offsets,
+            stop: stop_rx,
+            journal: journal.clone(),
+            files: files.clone(),
+            disk: disk.clone(),
+            instances: instances.clone(),
+            placement: placement.clone(),
+        };
+        sim.host(name.as_str(), move || run_worker(host.clone()));
+        workers.push(WorkerHost { name, stop });
+    }
+
+    let mut schedule: Vec<(Duration, Action)> = plan
+        .iter()
+        .map(|s| (s.at, Action::Inject(s.fault.clone())))
+        .collect();
+    let step =
+        |sim: &mut turmoil::Sim<'_>| sim.step().map_err(|e| RunError::Simulation(e.to_string()));
+
+    let targets = Targets {
+        workers: &workers,
+        store: &store,
+        disk: &disk,
+        journal: &journal,
+        orchestrator: &orchestrator,
+    };
+    // Faults.
+    while sim.elapsed() < scenario.active {
+        let now = sim.elapsed();
+        schedule.sort_by_key(|(at, _)| *at);
+        while schedule.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = schedule.remove(0);
+            apply(&mut sim, action, now, &targets, &mut schedule);
+        }
+        step(&mut sim)?;
+    }
+    // Heal what is still broken, then drain.
+    schedule.retain(|(_, action)| !matches!(action, Action::Inject(_)));
+    let mut healing = std::mem::take(&mut schedule);
+    healing.sort_by_key(|(at, _)| *at);
+    for (_, action) in healing {
+        let now = sim.elapsed();
+        apply(&mut sim, action, now, &targets, &mut schedule);
+    }
+    let drain_end = sim.elapsed() + scenario.drain_limit;
+    let mut next_check = sim.elapsed();
+    while sim.elapsed() < drain_end {
+        let now = sim.elapsed();
+        // Stopped workers whose restart was postponed come back here.
+        schedule.sort_by_key(|(at, _)| *at);
+        while schedule.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = schedule.remove(0);
+            apply(&mut sim, action, now, &targets, &mut schedule);
+        }
+        if now >= next_check {
+            next_check = now + DRAIN_CHECK;
+            if schedule.is_empty() && drained(scenario, &cluster, &store, &source_offsets) {
+                break;
+            }
+        }
+        step(&mut sim)?;
+    }
+    // Stop every worker cleanly.
+    for worker in &workers {
+        let _ = worker.stop.send(true);
+    }
+    let stop_end = sim.elapsed() + STOP_LIMIT;
+    while sim.elapsed() < stop_end && workers.iter().any(|w| sim.is_host_running(w.name.as_str())) {
+        step(&mut sim)?;
+    }
+    let simulated = sim.elapsed();
+    drop(sim);
+
+    let source_committed = committed_source(scenario, &cluster, &source_offsets);
+    let writes = store.writes();
+    let files = std::mem::take(&mut *files.lock().unwrap_or_else(|e| e.into_inner()));
+    let outputs: Vec<String> = files
+        .iter()
+        .filter(|(name, _)| name.ends_with(input_file::OUTPUT_FILE))
+        .flat_map(|(_, lines)| lines.iter().cloned())
+        .collect();
+    let state = cluster.lock();
+    let journal = lock(&journal);
+    let zombie_writes = journal
+        .checks
+        .zombie_writes(&state.logs)
+        .into_iter()
+        .map(|zombie| (zombie.tp, zombie.offset))
+        .collect();
+    let (tally, mut anomalies) = check_final(&FinalState {
+        scenario,
+        logs: &state.logs,
+        source_committed: &source_committed,
+        destination: match scenario.workload {
+            Workload::Sequences => Destination::Store(&writes),
+            Workload::Files => Destination::Lines(&outputs),
+        },
+        zombie_writes: &zombie_writes,
+    });
+    let sink_committed = state.committed(&scenario.sink_group());
+    anomalies.splice(0..0, journal.checks.anomalies(&state.logs));
+    drop(state);
+    let mut trace = journal.trace.clone();
+    trace.extend(writes.iter().map(|write| {
+        format!(
+            "{} write {} {} {} {} {}",
+            millis(write.at),
+            write.task,
+            write.epoch,
+            write.tp,
+            write.offset,
+            write.value
+        )
+    }));
+    trace.extend(files.iter().map(|(name, lines)| {
+        format!(
+            "file {name}: {} lines, last {:?}",
+            lines.len(),
+            lines.last()
+        )
+    }));
+    let mut hash = TraceHash::default();
+    for line in &trace {
+        hash.add(line);
+    }
+    Ok(Report {
+        scenario: scenario.name.to_owned(),
+        seed,
+        guarantee: scenario.guarantee,
+        assignor: scenario.assignor().to_owned(),
+        transaction_boundary: scenario
+            .exactly_once
+            .then(|| scenario.transaction_boundary().to_owned()),
+        faults: plan,
+        simulated_ms: simulated.as_millis() as u64,
+        records: tally,
+        anomalies,
+        final_offsets: FinalOffsets {
+            source: source_committed
+                .iter()
+                .map(|(stream, seq)| (format!("stream-{stream}"), *seq))
+                .collect(),
+            sink: sink_committed
+                .iter()
+                .map(|(tp, offset)| (tp.to_string(), *offset))
+                .collect(),
+        },
+        trace_hash: hash.hex(),
+        wall_ms: wall.elapsed().as_millis() as u64,
+        trace,
+    })
+}
+
+/// Committed seq per stream: in the offsets topic with exactly-once source support, in worker 0's offset
+/// store otherwise.
+fn committed_source(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    source: &Mutex<CheckedOffsetStore>,
+) -> BTreeMap<i64, i64> {
+    if scenario.exactly_once {
+        placement::topic_offsets(&cluster.lock().logs)
+    } else {
+        source.lock().unwrap_or_else(|e| e.into_inner()).committed()
+    }
+}
+
+/// Everything the source holds is committed, in Kafka, durable in the destination and committed by the sink.
+fn drained(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    store: &DestinationStore,
+    source: &Mutex<CheckedOffsetStore>,
+) -> bool {
+    let committed = committed_source(scenario, cluster, source);
+    let source_done = (0..scenario.streams)
+        .all(|s| committed.get(&s) == Some(&(scenario.records_per_stream - 1)));
+    if !source_done {
+        return false;
+    }
+    let state = cluster.lock();
+    let sink_committed = state.committed(&scenario.sink_group());
+    (0..scenario.partitions).all(|p| {
+        let tp = Tp::new(scenario.topic(), p);
+        // Where a sink that read everything commits: control markers and aborted records after the last
+        // record are never delivered to it.
+        let end = state.logs.committed_end(&tp);
+        // The FileStreamSink commits only what it synced; its files are read when the workers stop.
+        let durable =
+            scenario.workload == Workload::Files || durable_end(&state.logs, store, &tp) >= end;
+        durable && sink_committed.get(&tp).copied().unwrap_or(0) >= end
+    })
+}

@@ -1,0 +1,291 @@
+//! What each worker host runs: the worker and connector configs a scenario gives, the standalone worker
+//! with its sink (and, without exactly-once source support, worker 0's source), and with it the source
+//! task wherever the orchestrator places it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use sluice_core::config::{ConfigError, ConfigMap};
+use sluice_core::runtime::{SharedOffsetStore, StandaloneWorker, WorkerConfig};
+use tokio::sync::watch;
+
+use super::journal::{lock, millis, SharedJournal};
+use crate::broker::BROKER_PORT;
+use crate::client::SimBackend;
+use crate::placement::Placement;
+use crate::scenario::{Scenario, Workload};
+use crate::workload::{self, input_file, DestinationStore, DiskFaults};
+
+/// What a run needs to know for each worker host.
+pub(super) struct WorkerHost {
+    pub(super) name: String,
+    pub(super) stop: watch::Sender<bool>,
+}
+
+fn props(pairs: &[(&str, String)]) -> ConfigMap {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn worker_props(scenario: &Scenario, index: usize) -> ConfigMap {
+    let string = "org.apache.kafka.connect.storage.StringConverter".to_owned();
+    let group = match scenario.worker_bug {
+        "distinct-group-ids" => format!("connect-worker-{index}"),
+        _ => "connect-cluster".to_owned(),
+    };
+    let exactly_once = if scenario.exactly_once {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    props(&[
+        ("group.id", group),
+        ("exactly.once.source.support", exactly_once.into()),
+        ("consumer.isolation.level", scenario.sink_isolation.into()),
+        ("bootstrap.servers", format!("broker:{BROKER_PORT}")),
+        ("key.converter", string.clone()),
+        ("value.converter", string),
+        (
+            "offset.storage.file.filename",
+            "/sluice/offsets.json".into(),
+        ),
+        (
+            "offset.flush.interval.ms",
+            scenario.commit_interval.as_millis().to_string(),
+        ),
+        (
+            "consumer.session.timeout.ms",
+            scenario.session_timeout.as_millis().to_string(),
+        ),
+        (
+            "consumer.heartbeat.interval.ms",
+            scenario.heartbeat_interval.as_millis().to_string(),
+        ),
+        (
+            "consumer.max.poll.interval.ms",
+            scenario.max_poll_interval.as_millis().to_string(),
+        ),
+        (
+            "consumer.partition.assignment.strategy",
+            scenario.assignor().into(),
+        ),
+    ])
+}
+
+fn source_props(scenario: &Scenario) -> ConfigMap {
+    if scenario.workload == Workload::Files {
+        return props(&[
+            ("name", "file-source".into()),
+            ("connector.class", "FileStreamSource".into()),
+            ("file", input_file::INPUT_FILE.into()),
+            ("topic", scenario.topic().into()),
+        ]);
+    }
+    props(&[
+        ("name", "sequence-source".into()),
+        (
+            "connector.class",
+            "io.sluice.sim.SequenceSourceConnector".into(),
+        ),
+        ("tasks.max", "2".into()),
+        ("topic", scenario.topic().into()),
+        ("streams", scenario.streams.to_string()),
+        (
+            "records.per.stream",
+            scenario.records_per_stream.to_string(),
+        ),
+        (
+            "poll.interval.ms",
+            scenario.source_interval.as_millis().to_string(),
+        ),
+        ("batch.size", "10".into()),
+        ("instance.header", scenario.exactly_once.to_string()),
+        ("bug", scenario.source_bug.into()),
+        (
+            "exactly.once.support",
+            if scenario.exactly_once {
+                "required"
+            } else {
+                "requested"
+            }
+            .into(),
+        ),
+        (
+            "transaction.boundary",
+            scenario.transaction_boundary().into(),
+        ),
+    ])
+}
+
+fn sink_props(scenario: &Scenario) -> ConfigMap {
+    if scenario.workload == Workload::Files {
+        return props(&[
+            ("name", scenario.sink_name().into()),
+            ("connector.class", "FileStreamSink".into()),
+            ("file", input_file::OUTPUT_FILE.into()),
+            ("topics", scenario.topic().into()),
+        ]);
+    }
+    props(&[
+        ("name", scenario.sink_name().into()),
+        ("connector.class", "io.sluice.sim.StoreSinkConnector".into()),
+        ("tasks.max", "1".into()),
+        ("topics", scenario.topic().into()),
+        ("bug", scenario.sink_bug.into()),
+    ])
+}
+
+/// The files each worker's disk held when it last stopped cleanly: its output, and worker 0's input.
+pub(super) type Files = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+
+/// What a worker host runs with; cloned each time the host starts.
+#[derive(Clone)]
+pub(super) struct HostContext {
+    pub(super) index: usize,
+    pub(super) scenario: Scenario,
+    pub(super) store: Arc<DestinationStore>,
+    pub(super) offsets: SharedOffsetStore,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) journal: SharedJournal,
+    pub(super) files: Files,
+    pub(super) disk: Arc<DiskFaults>,
+    /// Numbers source task instances across the run.
+    pub(super) instances: Arc<AtomicU64>,
+    /// Which worker runs the source, with exactly-once source support.
+    pub(super) placement: Placement,
+}
+
+impl HostContext {
+    fn worker(&self) -> Result<StandaloneWorker, ConfigError> {
+        let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
+        let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
+        Ok(StandaloneWorker::with_offset_store(
+            config,
+            backend,
+            workload::plugins(
+                self.store.clone(),
+                self.disk.clone(),
+                self.instances.clone(),
+            ),
+            self.offsets.clone(),
+        ))
+    }
+}
+
+pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
+    let HostContext {
+        index,
+        ref scenario,
+        ref journal,
+        ref files,
+        ..
+    } = host;
+    let mut stop = host.stop.clone();
+    if scenario.workload == Workload::Files {
+        input_file::create_data_dir()?;
+    }
+    let writer = (scenario.workload == Workload::Files && index == 0).then(|| {
+        tokio::spawn(input_file::write_input(
+            scenario.total_records() as u64,
+            20,
+            scenario.source_interval,
+        ))
+    });
+    let worker = host.worker()?;
+    let mut plans = Vec::new();
+    if index == 0 && !scenario.exactly_once {
+        plans.push(worker.plan(&source_props(scenario))?);
+    }
+    plans.push(worker.plan(&sink_props(scenario))?);
+    let source = scenario
+        .exactly_once
+        .then(|| tokio::spawn(run_placed_source(host.clone())));
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let outcome = worker.run(plans, shutdown).await;
+    if let Some(source) = source {
+        // It stops on the same signal.
+        let _ = source.await;
+    }
+    let line = match outcome {
+        Ok(()) => format!("{} worker-{index} stopped", millis(crate::broker::now())),
+        Err(e) => format!(
+            "{} worker-{index} failed: {e}",
+            millis(crate::broker::now())
+        ),
+    };
+    lock(journal).trace.push(line);
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    if scenario.workload == Workload::Files {
+        let mut found = vec![(
+            format!("worker-{index}:{}", input_file::OUTPUT_FILE),
+            input_file::read_lines(input_file::OUTPUT_FILE)?,
+        )];
+        if index == 0 {
+            found.push((
+                input_file::INPUT_FILE.to_owned(),
+                input_file::read_lines(input_file::INPUT_FILE)?,
+            ));
+        }
+        files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(found);
+    }
+    Ok(())
+}
+
+/// Runs an instance of the exactly-once source task whenever the orchestrator places it on this worker,
+/// until the worker stops. An instance that ends by itself (fenced as a zombie) is not restarted here.
+async fn run_placed_source(host: HostContext) {
+    let mut placement = host.placement.clone();
+    let mut stop = host.stop.clone();
+    let mut started = None;
+    loop {
+        let placed = tokio::select! {
+            placed = placement.next_for(host.index, started) => placed,
+            _ = stop.wait_for(|stop| *stop) => None,
+        };
+        let Some(generation) = placed else {
+            return;
+        };
+        started = Some(generation);
+        let outcome = match host.worker() {
+            Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
+                Ok(plan) => {
+                    let mut stop = host.stop.clone();
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    };
+                    worker
+                        .run(vec![plan], shutdown)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let now = millis(crate::broker::now());
+        let line = match outcome {
+            Ok(()) => format!(
+                "{now} worker-{} source (placement {generation}) stopped",
+                host.index
+            ),
+            Err(e) => format!(
+                "{now} worker-{} source (placement {generation}) failed: {e}",
+                host.index
+            ),
+        };
+        lock(&host.journal).trace.push(line);
+        if *host.stop.borrow() {
+            return;
+        }
+    }
+}

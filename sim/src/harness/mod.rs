@@ -1,0 +1,18 @@
+//! Runs a scenario under one seed: builds the turmoil simulation (a broker host and worker hosts running the
+//! unchanged standalone worker), injects the planned faults, heals them, lets the pipeline drain, stops the
+//! workers cleanly and hands everything to the oracle.
+//!
+//! - [`driver`]: the run itself, seed to report;
+//! - [`hosts`]: what each worker host runs (its worker, connectors and, with exactly-once source support,
+//!   the source wherever it is placed);
+//! - [`actions`]: faults and their healing applied to the simulation;
+//! - [`journal`]: the run's trace and the checks made as it goes;
+//! - [`offsets`]: worker 0's checked source offset store.
+
+mod actions;
+mod driver;
+mod hosts;
+mod journal;
+mod offsets;
+
+pub use driver::{run, run_planned, RunError};

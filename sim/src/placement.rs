@@ -1,0 +1,84 @@
+//! Where the exactly-once source task runs: an orchestrator (the harness) names one worker at a time, as a
+//! cluster manager replaces a worker it believes dead, and a worker starts an instance of the task for each
+//! placement that names it. The worker it moved away from is not told: if it was only cut off, its
+//! instance runs on as a zombie until the successor's transactional producer fences it.
+//!
+//! Also reads where the task's committed source offsets stand, from the offsets topic.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::watch;
+
+use crate::broker::Logs;
+use crate::protocol::Tp;
+
+/// The topic exactly-once source tasks keep their offsets in (the worker's default).
+pub const OFFSETS_TOPIC: &str = "connect-offsets";
+
+/// The orchestrator's side: moves the task.
+pub struct Orchestrator {
+    placed: watch::Sender<(usize, u64)>,
+}
+
+/// A worker's side: learns when to start an instance.
+#[derive(Clone)]
+pub struct Placement {
+    placed: watch::Receiver<(usize, u64)>,
+}
+
+/// The task starts on worker 0.
+pub fn orchestrator() -> (Orchestrator, Placement) {
+    let (placed, receiver) = watch::channel((0, 0));
+    (Orchestrator { placed }, Placement { placed: receiver })
+}
+
+impl Orchestrator {
+    /// Starts the task on `worker` (a new placement even if it ran there before).
+    pub fn place(&self, worker: usize) {
+        self.placed
+            .send_modify(|(owner, generation)| (*owner, *generation) = (worker, *generation + 1));
+    }
+}
+
+impl Placement {
+    /// Waits for a placement on `worker` other than `started`, and returns it; `None` once the
+    /// orchestrator is gone.
+    pub async fn next_for(&mut self, worker: usize, started: Option<u64>) -> Option<u64> {
+        self.placed
+            .wait_for(|(owner, generation)| *owner == worker && Some(*generation) != started)
+            .await
+            .ok()
+            .map(|placed| placed.1)
+    }
+}
+
+/// The committed source offsets (stream to seq) in the offsets topic, as a read_committed reader sees
+/// them: keys `["<connector>",{"stream":S}]`, values `{"seq":N}`, the last record of a key winning.
+pub fn topic_offsets(logs: &Logs) -> BTreeMap<i64, i64> {
+    let mut offsets = BTreeMap::new();
+    let partitions = logs.partition_count(OFFSETS_TOPIC).unwrap_or(0);
+    for partition in 0..partitions {
+        for committed in logs.committed_records(&Tp::new(OFFSETS_TOPIC, partition)) {
+            let (Some(key), Some(value)) = (&committed.record.key, &committed.record.value) else {
+                continue;
+            };
+            if let (Some(stream), Some(seq)) = (
+                number_after(key, "\"stream\":"),
+                number_after(value, "\"seq\":"),
+            ) {
+                offsets.insert(stream, seq);
+            }
+        }
+    }
+    offsets
+}
+
+/// The integer right after `field` in JSON text.
+fn number_after(json: &[u8], field: &str) -> Option<i64> {
+    let text = std::str::from_utf8(json).ok()?;
+    let rest = &text[text.find(field)? + field.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
