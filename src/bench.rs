@@ -329,8 +329,10 @@ fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64),
     for p in 0..setup.partitions {
         ends.add_partition_offset(topic, p, Offset::End)?;
     }
-    let started = Instant::now();
-    let mut worker = spawn_worker(setup, "source", &connector)?;
+    let mut worker = spawn_worker(setup, "source", &connector, "source task started")?;
+    // Timed from the task's start, as the raw producer is timed from its creation: starting a
+    // process and reading its configuration is not moving data.
+    let started = worker.ready()?;
     let result = wait_until(started, &mut worker.child, || {
         let total: i64 = match watcher.offsets_for_times(ends.clone(), Duration::from_secs(5)) {
             Ok(found) => found
@@ -363,15 +365,10 @@ fn sluice_sink(
             output.display()
         ),
     )?;
-    let mut worker = spawn_worker(setup, "sink", &connector)?;
+    let mut worker = spawn_worker(setup, "sink", &connector, "partitions assigned")?;
     // The consumer group's first join waits for the broker's initial rebalance delay; time from the
     // assignment, as the raw consumer's time starts at its assign().
-    let assigned = worker
-        .assigned
-        .take()
-        .ok_or_else(|| BenchError::Failed("no log reader".into()))?
-        .recv_timeout(PHASE_LIMIT)
-        .map_err(|_| BenchError::Failed("the sink worker was never assigned partitions".into()))?;
+    let assigned = worker.ready()?;
     let result = wait_until(assigned, &mut worker.child, || {
         Ok(std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0) >= expected_bytes)
     });
@@ -425,10 +422,18 @@ fn stop(child: &Child) {
 
 struct Worker {
     child: Child,
-    assigned: Option<mpsc::Receiver<Instant>>,
+    /// When the worker logged its ready line.
+    ready: mpsc::Receiver<Instant>,
 }
 
 impl Worker {
+    /// Waits for the worker's ready line.
+    fn ready(&mut self) -> Result<Instant, BenchError> {
+        self.ready
+            .recv_timeout(PHASE_LIMIT)
+            .map_err(|_| BenchError::Failed("a worker never logged that it was ready".into()))
+    }
+
     /// Reads the child's peak RSS, stops it with SIGTERM and returns the elapsed time since `from`.
     fn finish(
         mut self,
@@ -450,6 +455,7 @@ fn spawn_worker(
     setup: &RoundSetup<'_>,
     name: &str,
     connector: &Path,
+    ready_line: &'static str,
 ) -> Result<Worker, BenchError> {
     let worker_file = setup.work.join(format!("{name}-worker.properties"));
     let offsets: PathBuf = setup.work.join(format!("{name}.offsets"));
@@ -474,7 +480,7 @@ fn spawn_worker(
     if let Some(stderr) = stderr {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("partitions assigned") {
+                if line.contains(ready_line) {
                     let _ = tx.send(Instant::now());
                 }
                 if line.contains("ERROR") {
@@ -483,10 +489,7 @@ fn spawn_worker(
             }
         });
     }
-    Ok(Worker {
-        child,
-        assigned: Some(rx),
-    })
+    Ok(Worker { child, ready: rx })
 }
 
 /// Polls `done` until it holds; fails if the child exits first or the phase takes too long.

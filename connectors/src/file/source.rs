@@ -229,7 +229,7 @@ impl SourceTask for FileStreamSourceTask {
             None => 0,
             Some(offset) => offset
                 .get("position")
-                .and_then(serde_json::Value::as_u64)
+                .and_then(|position| position.as_u64())
                 .ok_or_else(|| {
                     ConnectError::fatal(format!(
                         "stored offset {offset} for {} has no numeric \"position\"",

@@ -15,7 +15,7 @@ pub use connector::{
 pub use error::ConnectError;
 pub use record::{
     Header, RecordMetadata, SinkRecord, SourceMap, SourceOffset, SourcePartition, SourceRecord,
-    TopicPartition,
+    SourceValue, TopicPartition,
 };
 pub use registry::{ConnectorPlugin, PluginRegistry};
 pub use sink::{SinkTask, SinkTaskContext};

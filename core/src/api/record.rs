@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::source_map::SourceMap;
+pub use super::source_map::{SourceMap, SourceValue};
 use crate::data::Data;
 
 /// Where a source record came from, e.g. `{"filename": ...}` or `{"table": ..., "protocol": "1"}`.

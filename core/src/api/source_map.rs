@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 /// A string-keyed JSON map, the shape of Kafka Connect's source partitions and source offsets.
 ///
 /// Cheap to clone, so a task can stamp the same partition on every record of a batch: a map of one entry
-/// with a static key and a scalar value (an offset such as `{"position": 1024}`) is held inline, without
-/// allocating; any other map is shared.
+/// with a static key and an integer, boolean or null value (an offset such as `{"position": 1024}`) is
+/// held inline, without allocating; any other map is shared.
 #[derive(Clone, Default)]
 pub struct SourceMap(Repr);
 
@@ -21,10 +21,105 @@ pub struct SourceMap(Repr);
 enum Repr {
     #[default]
     Empty,
-    /// One entry whose value is null, a boolean or a number.
-    Scalar(Cow<'static, str>, Value),
+    /// One entry with a scalar value.
+    Scalar(Cow<'static, str>, Scalar),
     /// Anything else, keys sorted.
     Shared(Arc<Map<String, Value>>),
+}
+
+/// A value that needs no allocation (JSON numbers are arbitrary-precision strings in this workspace).
+#[derive(Clone, Copy, PartialEq)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Unsigned(u64),
+    Signed(i64),
+}
+
+impl Scalar {
+    fn to_value(self) -> Value {
+        match self {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Unsigned(n) => Value::from(n),
+            Scalar::Signed(n) => Value::from(n),
+        }
+    }
+}
+
+/// A value for [`SourceMap::single`]: integers, booleans and null are kept without allocating.
+pub struct SourceValue(Entry);
+
+enum Entry {
+    Scalar(Scalar),
+    Json(Value),
+}
+
+impl From<u64> for SourceValue {
+    fn from(n: u64) -> Self {
+        SourceValue(Entry::Scalar(Scalar::Unsigned(n)))
+    }
+}
+
+impl From<u32> for SourceValue {
+    fn from(n: u32) -> Self {
+        SourceValue::from(u64::from(n))
+    }
+}
+
+impl From<usize> for SourceValue {
+    fn from(n: usize) -> Self {
+        SourceValue::from(n as u64)
+    }
+}
+
+impl From<i64> for SourceValue {
+    fn from(n: i64) -> Self {
+        // Non-negative integers are unsigned, as serde_json reads them back.
+        match u64::try_from(n) {
+            Ok(n) => SourceValue::from(n),
+            Err(_) => SourceValue(Entry::Scalar(Scalar::Signed(n))),
+        }
+    }
+}
+
+impl From<i32> for SourceValue {
+    fn from(n: i32) -> Self {
+        SourceValue::from(i64::from(n))
+    }
+}
+
+impl From<bool> for SourceValue {
+    fn from(b: bool) -> Self {
+        SourceValue(Entry::Scalar(Scalar::Bool(b)))
+    }
+}
+
+impl From<String> for SourceValue {
+    fn from(s: String) -> Self {
+        SourceValue(Entry::Json(Value::String(s)))
+    }
+}
+
+impl From<&str> for SourceValue {
+    fn from(s: &str) -> Self {
+        SourceValue::from(s.to_owned())
+    }
+}
+
+impl From<Value> for SourceValue {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => SourceValue(Entry::Scalar(Scalar::Null)),
+            Value::Bool(b) => SourceValue::from(b),
+            Value::Number(ref n) => match (n.as_u64(), n.as_i64()) {
+                (Some(n), _) => SourceValue::from(n),
+                (None, Some(n)) => SourceValue::from(n),
+                _ => SourceValue(Entry::Json(value)),
+            },
+            other => SourceValue(Entry::Json(other)),
+        }
+    }
 }
 
 impl SourceMap {
@@ -37,21 +132,20 @@ impl SourceMap {
     }
 
     /// A map of one entry, e.g. `{"filename": "/tmp/in.txt"}` or `{"position": 1024}`.
-    pub fn single(key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> SourceMap {
+    pub fn single(key: impl Into<Cow<'static, str>>, value: impl Into<SourceValue>) -> SourceMap {
         let key = key.into();
-        match value.into() {
-            value @ (Value::Null | Value::Bool(_) | Value::Number(_)) => {
-                SourceMap(Repr::Scalar(key, value))
-            }
-            value => SourceMap::new(Map::from_iter([(key.into_owned(), value)])),
+        match value.into().0 {
+            Entry::Scalar(scalar) => SourceMap(Repr::Scalar(key, scalar)),
+            Entry::Json(value) => SourceMap::new(Map::from_iter([(key.into_owned(), value)])),
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    /// The value of `key`; borrowed from a shared map, built for an inline one.
+    pub fn get(&self, key: &str) -> Option<Cow<'_, Value>> {
         match &self.0 {
             Repr::Empty => None,
-            Repr::Scalar(k, value) => (k == key).then_some(value),
-            Repr::Shared(map) => map.get(key),
+            Repr::Scalar(k, value) => (k == key).then(|| Cow::Owned(value.to_value())),
+            Repr::Shared(map) => map.get(key).map(Cow::Borrowed),
         }
     }
 
@@ -68,11 +162,14 @@ impl SourceMap {
     }
 
     /// The entries, keys in sorted order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, Value>)> {
         let (scalar, shared) = match &self.0 {
             Repr::Empty => (None, None),
-            Repr::Scalar(key, value) => (Some((&**key, value)), None),
-            Repr::Shared(map) => (None, Some(map.iter().map(|(k, v)| (k.as_str(), v)))),
+            Repr::Scalar(key, value) => (Some((&**key, Cow::Owned(value.to_value()))), None),
+            Repr::Shared(map) => (
+                None,
+                Some(map.iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v)))),
+            ),
         };
         scalar.into_iter().chain(shared.into_iter().flatten())
     }
@@ -80,7 +177,7 @@ impl SourceMap {
     /// The entries as a JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
         self.iter()
-            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .map(|(k, v)| (k.to_owned(), v.into_owned()))
             .collect()
     }
 
@@ -97,7 +194,10 @@ impl SourceMap {
 
 impl PartialEq for SourceMap {
     fn eq(&self, other: &SourceMap) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+        match (&self.0, &other.0) {
+            (Repr::Scalar(k1, v1), Repr::Scalar(k2, v2)) => k1 == k2 && v1 == v2,
+            _ => self.len() == other.len() && self.iter().eq(other.iter()),
+        }
     }
 }
 
@@ -120,7 +220,7 @@ impl Serialize for SourceMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.len()))?;
         for (key, value) in self.iter() {
-            map.serialize_entry(key, value)?;
+            map.serialize_entry(key, &*value)?;
         }
         map.end()
     }
@@ -153,6 +253,20 @@ mod tests {
         );
         assert_ne!(inline, SourceMap::single("position", 43));
         assert_ne!(inline, SourceMap::single("offset", 42));
+        assert_eq!(inline.get("position").as_deref(), Some(&json!(42)));
+        assert_eq!(
+            SourceMap::single("p", -3),
+            SourceMap::single("p", json!(-3))
+        );
+        assert_eq!(SourceMap::single("p", -3).to_string(), r#"{"p":-3}"#);
+        assert_eq!(
+            SourceMap::single("done", true).to_string(),
+            r#"{"done":true}"#
+        );
+        assert_eq!(
+            SourceMap::single("ratio", json!(1.5)).to_string(),
+            r#"{"ratio":1.5}"#
+        );
     }
 
     #[test]
@@ -174,7 +288,10 @@ mod tests {
     #[test]
     fn a_string_value_is_shared_and_readable() {
         let partition = SourceMap::single("filename", "/tmp/in.txt");
-        assert_eq!(partition.get("filename"), Some(&json!("/tmp/in.txt")));
+        assert_eq!(
+            partition.get("filename").as_deref(),
+            Some(&json!("/tmp/in.txt"))
+        );
         assert_eq!(partition.get("position"), None);
         assert!(partition.same(&partition.clone()));
         assert_eq!(

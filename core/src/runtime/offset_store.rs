@@ -206,7 +206,8 @@ fn canonical(value: &Value) -> String {
 
 fn canonical_map(map: &SourceMap) -> String {
     let mut out = String::new();
-    write_canonical_object(map.iter(), &mut out);
+    let entries: Vec<_> = map.iter().collect();
+    write_canonical_object(entries.iter().map(|(k, v)| (*k, &**v)), &mut out);
     out
 }
 

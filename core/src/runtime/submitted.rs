@@ -246,9 +246,8 @@ mod tests {
             .map(|(p, o)| {
                 (
                     p.get("filename")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
                     o.get("position")
                         .and_then(|v| v.as_u64())
                         .unwrap_or(u64::MAX),
