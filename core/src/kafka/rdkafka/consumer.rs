@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::{c_void, CStr, CString};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::signalled_queue::SignalledQueue;
 use super::{blocking, rd_error};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader};
@@ -105,14 +105,7 @@ impl ConsumerContext for RebalanceQueue {
 }
 
 /// The queue that assigned partitions' fetched messages are forwarded to.
-struct MessageQueue {
-    queue: NonNull<rd::rd_kafka_queue_t>,
-    /// Signalled by librdkafka when a message arrives; the queue holds a pointer to it.
-    ready: Arc<Notify>,
-}
-
-// SAFETY: librdkafka queues may be used from any thread; the pointer is only passed to librdkafka.
-unsafe impl Send for MessageQueue {}
+struct MessageQueue(SignalledQueue);
 
 impl MessageQueue {
     fn new(
@@ -120,17 +113,13 @@ impl MessageQueue {
         ready: Arc<Notify>,
     ) -> Result<Self, KafkaError> {
         // SAFETY: the client is alive; the queue is destroyed before it (field order of RdGroupConsumer).
-        let queue = NonNull::new(unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) })
-            .ok_or_else(|| KafkaError::Backend("cannot create a message queue".into()))?;
-        // SAFETY: `ready` stays alive until `drop` has disabled the callback.
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(
-                queue.as_ptr(),
-                Some(wake),
-                Arc::as_ptr(&ready).cast_mut().cast(),
-            );
-        }
-        Ok(MessageQueue { queue, ready })
+        let queue = unsafe {
+            SignalledQueue::new(
+                rd::rd_kafka_queue_new(consumer.client().native_ptr()),
+                ready,
+            )
+        }?;
+        Ok(MessageQueue(queue))
     }
 
     /// Forwards a partition's fetched messages here. librdkafka drops the forwarding when the
@@ -158,7 +147,7 @@ impl MessageQueue {
         }
         // SAFETY: both queues are alive; the reference taken above is released once forwarded.
         unsafe {
-            rd::rd_kafka_queue_forward(from, self.queue.as_ptr());
+            rd::rd_kafka_queue_forward(from, self.0.as_ptr());
             rd::rd_kafka_queue_destroy(from);
         }
         Ok(())
@@ -171,29 +160,12 @@ impl MessageQueue {
         // SAFETY: librdkafka writes at most `max` message pointers into the spare capacity and
         // returns how many; a negative count is an error, read as none.
         let read = unsafe {
-            rd::rd_kafka_consume_batch_queue(self.queue.as_ptr(), 0, free.as_mut_ptr().cast(), max)
+            rd::rd_kafka_consume_batch_queue(self.0.as_ptr(), 0, free.as_mut_ptr().cast(), max)
         };
         let read = usize::try_from(read).unwrap_or(0).min(max);
         // SAFETY: the first `read` spare slots were initialised above.
         unsafe { out.set_len(out.len() + read) };
     }
-}
-
-impl Drop for MessageQueue {
-    fn drop(&mut self) {
-        // SAFETY: after the callback is disabled (under the queue's lock) librdkafka no longer touches
-        // `ready`; partitions still forwarding here find the queue disabled and drop their messages.
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
-            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
-        }
-    }
-}
-
-/// librdkafka's signal that a message arrived on a [`MessageQueue`].
-unsafe extern "C" fn wake(_: *mut rd::rd_kafka_t, ready: *mut c_void) {
-    // SAFETY: `ready` is the queue's Notify, alive while the callback is enabled.
-    unsafe { &*ready.cast::<Notify>() }.notify_one();
 }
 
 pub(super) struct RdGroupConsumer {
@@ -339,7 +311,7 @@ impl GroupConsumer for RdGroupConsumer {
             }
             let context = self.inner.context().clone();
             tokio::select! {
-                () = self.messages.ready.notified() => {}
+                () = self.messages.0.arrived() => {}
                 () = context.arrived.notified() => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(GroupEvent::Records(records)),
             }

@@ -6,6 +6,7 @@ mod consumer;
 mod embedded;
 mod producer;
 mod reader;
+mod signalled_queue;
 mod transactional;
 
 pub use embedded::EmbeddedBroker;

@@ -5,8 +5,6 @@
 //! own: librdkafka signals the task when its event queue fills, and the task serves every waiting
 //! batch of reports at once, so reports cross no thread and wake the source task once per batch.
 
-use std::ffi::c_void;
-use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -19,6 +17,7 @@ use rdkafka::ClientContext;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use super::signalled_queue::SignalledQueue;
 use super::{blocking, rd_error};
 use crate::api::RecordMetadata;
 use crate::kafka::{Delivery, KafkaError, ProduceRecord, Producer, SendError};
@@ -53,66 +52,14 @@ impl ProducerContext for DeliveryForwarder {
     }
 }
 
-/// librdkafka's main event queue, where delivery reports arrive, with a signal when it fills.
-struct EventQueue {
-    queue: NonNull<rd::rd_kafka_queue_t>,
-    /// Signalled by librdkafka when an event arrives; the queue holds a pointer to it.
-    ready: Arc<Notify>,
-}
-
-// SAFETY: librdkafka queues may be used from any thread; the pointer is only passed to librdkafka.
-unsafe impl Send for EventQueue {}
-// SAFETY: as above; every call through the pointer is thread-safe in librdkafka.
-unsafe impl Sync for EventQueue {}
-
-impl EventQueue {
-    fn of(producer: &BaseProducer<DeliveryForwarder>) -> Result<EventQueue, KafkaError> {
-        // SAFETY: the client is alive; the reference taken here is released in `drop`.
-        let queue =
-            NonNull::new(unsafe { rd::rd_kafka_queue_get_main(producer.client().native_ptr()) })
-                .ok_or_else(|| KafkaError::Backend("the producer has no event queue".into()))?;
-        let ready = Arc::new(Notify::new());
-        // SAFETY: `ready` stays alive until `drop` has disabled the callback.
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(
-                queue.as_ptr(),
-                Some(wake),
-                Arc::as_ptr(&ready).cast_mut().cast(),
-            );
-        }
-        Ok(EventQueue { queue, ready })
-    }
-
-    fn is_empty(&self) -> bool {
-        // SAFETY: the queue is alive while `self` is.
-        unsafe { rd::rd_kafka_queue_length(self.queue.as_ptr()) == 0 }
-    }
-}
-
-impl Drop for EventQueue {
-    fn drop(&mut self) {
-        // SAFETY: once the callback is disabled librdkafka no longer touches `ready`.
-        unsafe {
-            rd::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
-            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
-        }
-    }
-}
-
-/// librdkafka's signal that an event arrived on an [`EventQueue`].
-unsafe extern "C" fn wake(_: *mut rd::rd_kafka_t, ready: *mut c_void) {
-    // SAFETY: `ready` is the queue's Notify, alive while the callback is enabled.
-    unsafe { &*ready.cast::<Notify>() }.notify_one();
-}
-
 /// Serves the producer's events as they arrive, until the producer is gone.
 async fn serve_events(
     producer: Weak<BaseProducer<DeliveryForwarder>>,
-    events: Arc<EventQueue>,
+    events: SignalledQueue,
     room: Arc<Notify>,
 ) {
     loop {
-        events.ready.notified().await;
+        events.arrived().await;
         let Some(producer) = producer.upgrade() else {
             return;
         };
@@ -146,7 +93,14 @@ impl RdProducer {
                 .create_with_context::<_, BaseProducer<_>>(context)
                 .map_err(|e| rd_error(&e))?,
         );
-        let events = Arc::new(EventQueue::of(&inner)?);
+        // SAFETY: the client is alive, and the task holding the queue ends before the client does
+        // (it is aborted when the producer is dropped and holds the client only weakly).
+        let events = unsafe {
+            SignalledQueue::new(
+                rd::rd_kafka_queue_get_main(inner.client().native_ptr()),
+                Arc::new(Notify::new()),
+            )
+        }?;
         let room = Arc::new(Notify::new());
         let server = runtime.spawn(serve_events(Arc::downgrade(&inner), events, room.clone()));
         Ok((
