@@ -7,7 +7,7 @@
 //! at once, without committing or aborting anything. Offsets are read back from the topic, not from the
 //! worker's offset file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use super::in_flight::InFlight;
 use super::offsets_topic::{offset_key, offset_value, TopicOffsets};
 use super::records::Converters;
 use super::shutdown::Shutdown;
+use super::topic_creation::TopicCreator;
 use super::TaskError;
 
 /// Records handed to the producer and not yet acknowledged, at most.
@@ -70,7 +71,6 @@ pub struct ExactlyOnceSourceRunner {
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     reader: Box<dyn LogReader>,
     admin: Arc<dyn Admin>,
-    creates_topics: bool,
     offsets_topic: String,
     in_flight: InFlight,
     /// A transaction is open.
@@ -79,7 +79,7 @@ pub struct ExactlyOnceSourceRunner {
     offsets: BTreeMap<String, (SourcePartition, SourceOffset)>,
     /// Records of the open transaction Kafka acknowledged (or skipped), told to the task once it commits.
     acknowledged: Vec<(SourceRecord, Option<RecordMetadata>)>,
-    known_topics: BTreeSet<String>,
+    topics: TopicCreator,
 }
 
 impl ExactlyOnceSourceRunner {
@@ -92,14 +92,13 @@ impl ExactlyOnceSourceRunner {
             producer: setup.producer.producer,
             deliveries: setup.producer.deliveries,
             reader: setup.reader,
+            topics: TopicCreator::new(setup.creates_topics.then(|| setup.admin.clone())),
             admin: setup.admin,
-            creates_topics: setup.creates_topics,
             offsets_topic: setup.offsets_topic,
             in_flight: InFlight::default(),
             open: false,
             offsets: BTreeMap::new(),
             acknowledged: Vec::new(),
-            known_topics: BTreeSet::new(),
         }
     }
 
@@ -197,7 +196,9 @@ impl ExactlyOnceSourceRunner {
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
         for record in records {
-            self.ensure_topic(&record.topic).await?;
+            self.topics
+                .ensure(&self.id, &self.config, &record.topic)
+                .await?;
             self.begin()?;
             let converters = Converters {
                 key: &*self.config.key_converter,
@@ -306,26 +307,6 @@ impl ExactlyOnceSourceRunner {
         if let Err(e) = self.task.commit().await {
             tracing::warn!(task = %self.id, error = %e, "task commit failed");
         }
-        Ok(())
-    }
-
-    async fn ensure_topic(&mut self, topic: &str) -> Result<(), TaskError> {
-        if self.known_topics.contains(topic) {
-            return Ok(());
-        }
-        if let (true, Some(new_topic)) = (self.creates_topics, self.config.new_topic(topic)) {
-            let created = self.admin.create_topic(&new_topic).await.map_err(|e| {
-                TaskError::TopicCreation {
-                    task: self.id.clone(),
-                    topic: topic.to_owned(),
-                    source: e,
-                }
-            })?;
-            if created {
-                tracing::info!(task = %self.id, topic, partitions = new_topic.partitions, "created topic");
-            }
-        }
-        self.known_topics.insert(topic.to_owned());
         Ok(())
     }
 

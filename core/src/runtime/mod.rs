@@ -18,6 +18,7 @@ pub mod sink_task;
 pub mod source_offsets;
 pub mod source_task;
 pub mod submitted;
+mod topic_creation;
 pub mod worker;
 pub mod worker_config;
 

@@ -1,7 +1,6 @@
 //! The source task loop (Kafka Connect's `WorkerSourceTask`): poll the task, convert and produce its
 //! records, and commit source offsets only up to the contiguous prefix Kafka has acknowledged.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use super::records::Converters;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
 use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
+use super::topic_creation::TopicCreator;
 use super::TaskError;
 
 /// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
@@ -35,13 +35,12 @@ pub struct SourceTaskRunner {
     config: Arc<ConnectorConfig>,
     producer: Box<dyn Producer>,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
-    admin: Option<Arc<dyn Admin>>,
     offsets: ConnectorOffsets,
     submitted: SubmittedRecords,
     in_flight: InFlight,
     /// Offsets taken from `submitted` whose write to the store has not succeeded yet.
     uncommitted: CommittableOffsets,
-    known_topics: BTreeSet<String>,
+    topics: TopicCreator,
     flush_timeout: Duration,
 }
 
@@ -66,12 +65,11 @@ impl SourceTaskRunner {
             config: setup.config,
             producer: setup.producer.producer,
             deliveries: setup.producer.deliveries,
-            admin: setup.admin,
             offsets: setup.offsets,
             submitted: SubmittedRecords::new(),
             in_flight: InFlight::default(),
             uncommitted: CommittableOffsets::default(),
-            known_topics: BTreeSet::new(),
+            topics: TopicCreator::new(setup.admin),
             flush_timeout: setup.flush_timeout,
         }
     }
@@ -125,7 +123,9 @@ impl SourceTaskRunner {
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
         for record in records {
-            self.ensure_topic(&record.topic).await?;
+            self.topics
+                .ensure(&self.id, &self.config, &record.topic)
+                .await?;
             let converters = Converters {
                 key: &*self.config.key_converter,
                 value: &*self.config.value_converter,
@@ -171,28 +171,6 @@ impl SourceTaskRunner {
             record.source_partition.clone(),
             record.source_offset.clone(),
         ))
-    }
-
-    async fn ensure_topic(&mut self, topic: &str) -> Result<(), TaskError> {
-        if self.known_topics.contains(topic) {
-            return Ok(());
-        }
-        if let (Some(admin), Some(new_topic)) = (&self.admin, self.config.new_topic(topic)) {
-            let created =
-                admin
-                    .create_topic(&new_topic)
-                    .await
-                    .map_err(|e| TaskError::TopicCreation {
-                        task: self.id.clone(),
-                        topic: topic.to_owned(),
-                        source: e,
-                    })?;
-            if created {
-                tracing::info!(task = %self.id, topic, partitions = new_topic.partitions, "created topic");
-            }
-        }
-        self.known_topics.insert(topic.to_owned());
-        Ok(())
     }
 
     async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
