@@ -20,14 +20,14 @@ use crate::api::{
 };
 use crate::config::ConfigMap;
 use crate::kafka::{
-    Admin, Delivery, KafkaError, LogReader, ProduceRecord, SendError, TransactionalHandle,
+    Admin, Delivery, KafkaError, LogReader, ProduceRecord, TransactionalHandle,
     TransactionalProducer,
 };
 
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::in_flight::InFlight;
 use super::offsets_topic::{offset_key, offset_value, TopicOffsets};
-use super::records::Converters;
+use super::records::{send_when_room, Converters};
 use super::shutdown::Shutdown;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
@@ -215,7 +215,7 @@ impl ExactlyOnceSourceRunner {
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             };
             let token = self.in_flight.next_token();
-            send(&*self.producer, &produced.produce_record(), token)
+            send_when_room(&*self.producer, &produced.produce_record(), token)
                 .await
                 .map_err(|e| self.kafka_error(e))?;
             self.track_offset(&record);
@@ -286,7 +286,7 @@ impl ExactlyOnceSourceRunner {
                 headers: &[],
                 timestamp: None,
             };
-            send(&*self.producer, &record, OFFSET_TOKEN)
+            send_when_room(&*self.producer, &record, OFFSET_TOKEN)
                 .await
                 .map_err(|e| self.kafka_error(e))?;
         }
@@ -329,21 +329,6 @@ impl ExactlyOnceSourceRunner {
             task: self.id.clone(),
             stage,
             source: error,
-        }
-    }
-}
-
-/// Hands a record to the producer, waiting for room while its queue is full.
-async fn send(
-    producer: &dyn TransactionalProducer,
-    record: &ProduceRecord<'_>,
-    token: u64,
-) -> Result<(), KafkaError> {
-    loop {
-        match producer.send(record, token) {
-            Ok(()) => return Ok(()),
-            Err(SendError::QueueFull) => producer.wait_for_room().await,
-            Err(SendError::Kafka(e)) => return Err(e),
         }
     }
 }

@@ -1,12 +1,12 @@
-//! Record conversion at the Kafka boundary: `SourceRecord` to `ProduceRecord` and `ConsumedRecord` to
-//! `SinkRecord`, through the connector's converters.
+//! Records at the Kafka boundary: `SourceRecord` to `ProduceRecord` (and into the producer's queue)
+//! and `ConsumedRecord` to `SinkRecord`, through the connector's converters.
 
 use std::borrow::Cow;
 
 use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter};
 use crate::data::{Data, Value};
-use crate::kafka::{ConsumedRecord, KafkaHeader, ProduceRecord};
+use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, ProduceRecord, Producer, SendError};
 
 /// A source record's key, value and headers as bytes, ready to be produced.
 pub struct Serialized<'a> {
@@ -100,5 +100,20 @@ fn header_from_kafka(header: KafkaHeader) -> Header {
     Header {
         key: header.key,
         value,
+    }
+}
+
+/// Hands a record to the producer, waiting for room in its queue as long as it is full.
+pub async fn send_when_room<P: Producer + ?Sized>(
+    producer: &P,
+    record: &ProduceRecord<'_>,
+    token: u64,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record, token) {
+            Ok(()) => return Ok(()),
+            Err(SendError::QueueFull) => producer.wait_for_room().await,
+            Err(SendError::Kafka(e)) => return Err(e),
+        }
     }
 }

@@ -9,11 +9,11 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{ConnectError, RecordMetadata, SourceRecord, SourceTask, SourceTaskContext};
 use crate::config::ConfigMap;
-use crate::kafka::{Admin, Delivery, Producer, ProducerHandle, SendError};
+use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
 use super::in_flight::InFlight;
-use super::records::Converters;
+use super::records::{send_when_room, Converters};
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
 use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
@@ -143,18 +143,12 @@ impl SourceTaskRunner {
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             };
             let token = self.in_flight.next_token();
-            loop {
-                match self.producer.send(&produced.produce_record(), token) {
-                    Ok(()) => break,
-                    Err(SendError::QueueFull) => self.producer.wait_for_room().await,
-                    Err(SendError::Kafka(e)) => {
-                        return Err(TaskError::Kafka {
-                            task: self.id.clone(),
-                            source: e,
-                        })
-                    }
-                }
-            }
+            send_when_room(&*self.producer, &produced.produce_record(), token)
+                .await
+                .map_err(|e| TaskError::Kafka {
+                    task: self.id.clone(),
+                    source: e,
+                })?;
             let handle = self.track(&record);
             self.in_flight.insert(record, handle);
         }
