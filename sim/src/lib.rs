@@ -12,6 +12,7 @@ compile_error!(
 
 pub mod broker;
 pub mod client;
+pub mod coverage;
 pub mod faults;
 pub mod harness;
 pub mod oracle;

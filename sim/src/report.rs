@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sluice_core::hash::{fnv1a64_extend, FNV1A64_START};
 
+use crate::coverage::Coverage;
 use crate::faults::Scheduled;
 use crate::oracle::{Anomaly, Tally};
 use crate::scenario::Guarantee;
@@ -26,6 +27,8 @@ pub struct Report {
     pub records: Tally,
     pub anomalies: Vec<Anomaly>,
     pub final_offsets: FinalOffsets,
+    /// How many times the run reached each runtime event (see [`crate::coverage`]).
+    pub coverage: Coverage,
     /// FNV-1a 64 of the run's trace: every fault, group change, commit and destination write, with times.
     pub trace_hash: String,
     /// Wall-clock time the run took (redacted in snapshots).

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{now, ClusterEvent, ClusterState};
+use crate::coverage::{self, Event};
 use crate::protocol::{ErrorCode, Tp, TxnProducer};
 
 /// One transactional id.
@@ -46,6 +47,7 @@ impl Transactions {
             .get_mut(&producer.transactional_id)
             .ok_or(ErrorCode::UnknownProducerId)?;
         if state.producer_id != producer.producer_id || state.epoch != producer.epoch {
+            coverage::reached(Event::ZombieFenced);
             return Err(ErrorCode::ProducerFenced);
         }
         Ok(state)

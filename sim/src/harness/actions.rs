@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::hosts::WorkerHost;
 use super::journal::{lock, millis, SharedJournal};
+use crate::coverage::{self, Event};
 use crate::faults::Fault;
 use crate::placement::Orchestrator;
 use crate::workload::{DestinationStore, DiskFaults, StoreFault};
@@ -51,6 +52,7 @@ pub(super) fn apply(
         Action::Inject(fault) => match fault {
             Fault::CrashWorker { worker, down } => {
                 sim.crash(workers[worker].name.as_str());
+                coverage::reached(Event::WorkerCrashed);
                 schedule.push((now + down, Action::Restart(worker)));
             }
             Fault::StopWorker { worker, away } => {

@@ -17,6 +17,7 @@ use super::hosts::{run_worker, Files, HostContext, WorkerHost};
 use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
 use super::offsets::CheckedOffsetStore;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
+use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
 use crate::oracle::{check_final, durable_end, CommitChecks, Destination, FinalState};
 use crate::placement;
@@ -133,6 +134,7 @@ pub fn run_planned(
     }
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     align_task_ids()?;
+    coverage::start();
     // The driver runs outside the simulation: the wall clock only measures the run for its report.
     #[allow(clippy::disallowed_methods)]
     let wall = std::time::Instant::now();
@@ -259,6 +261,7 @@ pub fn run_planned(
     }
     let simulated = sim.elapsed();
     drop(sim);
+    let coverage = coverage::finish();
 
     let source_committed = committed_source(scenario, &cluster, &source_offsets);
     let writes = store.writes();
@@ -334,6 +337,7 @@ pub fn run_planned(
                 .map(|(tp, offset)| (tp.to_string(), *offset))
                 .collect(),
         },
+        coverage,
         trace_hash: hash.hex(),
         wall_ms: wall.elapsed().as_millis() as u64,
         trace,

@@ -1,0 +1,82 @@
+//! Coverage: which runtime events a run reached.
+//!
+//! A seed that passes proves something only if the paths it was meant to exercise ran: a crash that lost
+//! unsynced data, a commit refused as stale, a rewind applied. The simulated broker, clients, disks and
+//! workload connectors call [`reached`] where such an event happens, and each run's report counts them.
+//! Each scenario names its headline events, and a test fails if its CI seeds never reach one.
+//!
+//! The collector is process-wide: runs are serialized per process (see `harness::driver`), and each run
+//! starts it empty ([`start`]) and takes it at the end ([`finish`]). Events from code running outside a
+//! run (a conformance test's own simulation) go nowhere once read by nobody.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// A runtime event a seed may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// A worker host crashed (its process died; what it had not synced is gone).
+    WorkerCrashed,
+    /// The group coordinator expired a member's session, or threw it out for not polling in time.
+    MemberThrownOut,
+    /// The group coordinator refused an offset commit from an older generation or an unknown member.
+    CommitRefusedStale,
+    /// A sink task's flush (or put) took longer than `max.poll.interval.ms`.
+    FlushPastMaxPollInterval,
+    /// The group started a rebalance while a sink task was flushing.
+    RebalanceDuringFlush,
+    /// A crash dropped data written but not yet synced on a simulated disk.
+    UnsyncedDataLost,
+    /// A transactional producer was fenced by a newer instance of its transactional id.
+    ZombieFenced,
+    /// A source record's delivery failed for good (the producer gave up on it).
+    DeliveryFailed,
+    /// A sink task's rewind (`SinkTaskContext` offset reset) moved the consumer's position.
+    RewindApplied,
+    /// The producer acknowledged a record before an earlier record of the same task.
+    OutOfOrderAcknowledgement,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::WorkerCrashed => "worker-crashed",
+            Event::MemberThrownOut => "member-thrown-out",
+            Event::CommitRefusedStale => "commit-refused-stale",
+            Event::FlushPastMaxPollInterval => "flush-past-max-poll-interval",
+            Event::RebalanceDuringFlush => "rebalance-during-flush",
+            Event::UnsyncedDataLost => "unsynced-data-lost",
+            Event::ZombieFenced => "zombie-fenced",
+            Event::DeliveryFailed => "delivery-failed",
+            Event::RewindApplied => "rewind-applied",
+            Event::OutOfOrderAcknowledgement => "out-of-order-acknowledgement",
+        }
+    }
+}
+
+/// How many times a run reached each event.
+pub type Coverage = BTreeMap<Event, u64>;
+
+static CURRENT: Mutex<Coverage> = Mutex::new(BTreeMap::new());
+
+fn current() -> std::sync::MutexGuard<'static, Coverage> {
+    CURRENT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records that the current run reached `event`.
+pub fn reached(event: Event) {
+    *current().entry(event).or_insert(0) += 1;
+}
+
+/// Starts a run's coverage empty.
+pub(crate) fn start() {
+    current().clear();
+}
+
+/// What the run reached.
+pub(crate) fn finish() -> Coverage {
+    std::mem::take(&mut *current())
+}
