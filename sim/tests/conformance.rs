@@ -416,15 +416,23 @@ async fn member_cut_off_past_its_session_loses_its_partitions(env: Env) {
     settle(&mut members).await;
 
     env.network.cut_off();
-    drive(&mut members, "a reports its partitions lost while cut off", |m| {
-        m[0].rebalances.contains(&GroupEvent::Lost(all.clone()))
-    })
+    drive(
+        &mut members,
+        "a reports its partitions lost while cut off",
+        |m| m[0].rebalances.contains(&GroupEvent::Lost(all.clone())),
+    )
     .await;
     env.network.restore();
     let [a] = &members;
-    assert!(a.owned.is_empty(), "a still owns partitions: {}", a.describe());
     assert!(
-        !a.rebalances.iter().any(|e| matches!(e, GroupEvent::Revoked(_))),
+        a.owned.is_empty(),
+        "a still owns partitions: {}",
+        a.describe()
+    );
+    assert!(
+        !a.rebalances
+            .iter()
+            .any(|e| matches!(e, GroupEvent::Revoked(_))),
         "lost, not revoked (nothing may be committed for them): {}",
         a.describe()
     );

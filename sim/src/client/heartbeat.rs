@@ -71,9 +71,11 @@ pub async fn heartbeats(
             member_id,
             generation,
         };
-        let response =
-            tokio::time::timeout_at(Instant::now() + left, connection.call(&request, Duration::ZERO))
-                .await;
+        let response = tokio::time::timeout_at(
+            Instant::now() + left,
+            connection.call(&request, Duration::ZERO),
+        )
+        .await;
         let Ok(response) = response else {
             // Unanswered until the session's end (the heartbeat is dropped with its connection).
             let steady = {

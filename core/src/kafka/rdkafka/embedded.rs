@@ -76,7 +76,9 @@ impl EmbeddedBroker {
                                 false => cluster.broker_down(-1),
                             };
                             let _ = reply.send(result.map_err(|e| {
-                                KafkaError::Backend(format!("cannot set the brokers up or down: {e}"))
+                                KafkaError::Backend(format!(
+                                    "cannot set the brokers up or down: {e}"
+                                ))
                             }));
                         }
                         Command::Stop => break,
