@@ -38,6 +38,9 @@ pub enum Event {
     RewindApplied,
     /// The producer acknowledged a record before an earlier record of the same task.
     OutOfOrderAcknowledgement,
+    /// A group member heard no heartbeat answer within `session.timeout.ms` and gave its partitions up
+    /// as lost (the client-side session timeout).
+    PartitionsLost,
 }
 
 impl Event {
@@ -53,6 +56,7 @@ impl Event {
             Event::DeliveryFailed => "delivery-failed",
             Event::RewindApplied => "rewind-applied",
             Event::OutOfOrderAcknowledgement => "out-of-order-acknowledgement",
+            Event::PartitionsLost => "partitions-lost",
         }
     }
 }

@@ -2,9 +2,10 @@
 //! length-prefixed bincode frame on a `turmoil::net` TCP stream.
 //!
 //! It carries what the Kafka protocol carries where the runtime depends on it (produce with producer id,
-//! epoch and sequence, fetch with long polling and an isolation level, group join/heartbeat/leave, offset
-//! commit with generation fencing, and transactions: InitProducerId, AddPartitionsToTxn, TxnOffsetCommit,
-//! EndTxn), without the Kafka protocol's encoding.
+//! epoch and sequence, fetch with long polling and an isolation level, the classic group protocol's
+//! JoinGroup, SyncGroup (the leader member's assignment), Heartbeat and LeaveGroup, offset commit with
+//! generation fencing, and transactions: InitProducerId, AddPartitionsToTxn, TxnOffsetCommit, EndTxn),
+//! without the Kafka protocol's encoding.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -75,6 +76,27 @@ pub enum Interest {
     Pattern(String),
 }
 
+impl Interest {
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Interest::Topics(topics) => topics.iter().any(|t| t == topic),
+            Interest::Pattern(pattern) => regex::Regex::new(&format!("^(?:{pattern})$"))
+                .map(|re| re.is_match(topic))
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// A member's protocol metadata in JoinGroup (Kafka's `ConsumerProtocolSubscription`): the coordinator
+/// hands every member's to the leader, whose assignor reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSubscription {
+    pub interest: Interest,
+    /// The partitions the member owns as it joins (cooperative members keep consuming them, and the
+    /// sticky assignor keeps them where it can).
+    pub owned: Vec<Tp>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Partition counts of these topics (all topics when `None`); unknown topics are created with the
@@ -125,18 +147,25 @@ pub enum Request {
     EndOffsets {
         partitions: Vec<Tp>,
     },
+    /// Joins the group's next generation; answered once the coordinator has collected its members.
     JoinGroup {
         group: String,
         member_id: Option<String>,
         client_id: String,
-        interest: Interest,
         session_timeout_ms: u64,
         rebalance_timeout_ms: u64,
         /// The member speaks the cooperative protocol (`cooperative-sticky`): it keeps its partitions
         /// through a rebalance and gives up only those that move.
         cooperative: bool,
-        /// The partitions the member owns as it joins (cooperative members keep consuming them).
-        owned: Vec<Tp>,
+        subscription: MemberSubscription,
+    },
+    /// Asks for this member's assignment in `generation`; the leader sends everyone's (followers none),
+    /// and a follower's is answered once the leader's has arrived.
+    SyncGroup {
+        group: String,
+        member_id: String,
+        generation: i32,
+        assignments: Vec<(String, Vec<Tp>)>,
     },
     Heartbeat {
         group: String,
@@ -195,6 +224,14 @@ pub enum Response {
     Joined {
         member_id: String,
         generation: i32,
+        /// The member that computes the assignment.
+        leader: String,
+        /// The protocol every member supports: cooperative-sticky, else range.
+        cooperative: bool,
+        /// Every member's subscription, for the leader; empty for the others.
+        members: Vec<(String, MemberSubscription)>,
+    },
+    Synced {
         assignment: Vec<Tp>,
     },
     Committed {

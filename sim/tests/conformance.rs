@@ -42,6 +42,34 @@ struct Env {
     kafka: Arc<dyn KafkaBackend>,
     /// Where its broker departs from Kafka.
     limits: Limits,
+    /// How the case's clients are cut off from the broker.
+    network: Network,
+}
+
+/// The network between the case's clients and the broker.
+#[derive(Clone)]
+enum Network {
+    /// The case runs as the turmoil host `test`: holding its link to `broker` leaves every request
+    /// unanswered.
+    Simulated,
+    /// The embedded broker closes its connections and refuses new ones.
+    Embedded(Arc<EmbeddedBroker>),
+}
+
+impl Network {
+    fn cut_off(&self) {
+        match self {
+            Network::Simulated => turmoil::hold("test", "broker"),
+            Network::Embedded(broker) => broker.set_reachable(false).expect("take the broker down"),
+        }
+    }
+
+    fn restore(&self) {
+        match self {
+            Network::Simulated => turmoil::release("test", "broker"),
+            Network::Embedded(broker) => broker.set_reachable(true).expect("bring the broker up"),
+        }
+    }
 }
 
 /// What a backend's broker does differently from Kafka, so a case can say so and assert what it can.
@@ -90,6 +118,8 @@ conformance! {
     commits_are_visible_and_a_new_member_resumes_from_them,
     revoked_partitions_can_be_committed_before_the_next_poll,
     member_that_stops_polling_is_fenced,
+    member_cut_off_past_its_session_loses_its_partitions,
+    cooperative_member_gives_up_only_the_partitions_that_move,
     committed_transaction_is_visible_with_its_offsets,
     aborted_transaction_is_hidden_from_read_committed_readers,
     second_instance_fences_the_first,
@@ -371,6 +401,98 @@ async fn member_that_stops_polling_is_fenced(env: Env) {
     b.close().await;
 }
 
+/// A member cut off from the broker for longer than `session.timeout.ms` gives its partitions up as lost
+/// while still cut off (both clients enforce the session themselves: no heartbeat answered within it), so
+/// it never goes on holding partitions the coordinator has handed to someone else; once the broker is
+/// back it joins again as a new member and gets them back.
+async fn member_cut_off_past_its_session_loses_its_partitions(env: Env) {
+    let all = create_topic(&env, "cutoff", 2).await;
+    let mut members = [Member::join(&env, "a", "cutoff", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a owns every partition", |m| {
+        m[0].owned == set(&all)
+    })
+    .await;
+    // The assignment is applied at the next poll (librdkafka checks its session only from then on).
+    settle(&mut members).await;
+
+    env.network.cut_off();
+    drive(
+        &mut members,
+        "a reports its partitions lost while cut off",
+        |m| m[0].rebalances.contains(&GroupEvent::Lost(all.clone())),
+    )
+    .await;
+    env.network.restore();
+    let [a] = &members;
+    assert!(
+        a.owned.is_empty(),
+        "a still owns partitions: {}",
+        a.describe()
+    );
+    assert!(
+        !a.rebalances
+            .iter()
+            .any(|e| matches!(e, GroupEvent::Revoked(_))),
+        "lost, not revoked (nothing may be committed for them): {}",
+        a.describe()
+    );
+
+    drive(&mut members, "a owns every partition again", |m| {
+        m[0].owned == set(&all)
+    })
+    .await;
+    let [mut a] = members;
+    assert_eager(&a);
+    a.close().await;
+}
+
+/// In a cooperative group (`cooperative-sticky`, KIP-429), a second member joining takes half the
+/// partitions: the first member is told to give up only those, keeps consuming the others throughout, and
+/// the second gets them in a follow-up rebalance (so no partition is owned twice).
+async fn cooperative_member_gives_up_only_the_partitions_that_move(env: Env) {
+    let all = create_topic(&env, "coop", 4).await;
+    let mut members = [Member::cooperative(&env, "a", "coop")];
+    drive(&mut members, "a alone owns every partition", |m| {
+        m[0].owned == set(&all)
+    })
+    .await;
+    let [a] = members;
+    let mut members = [a, Member::cooperative(&env, "b", "coop")];
+    drive(&mut members, "a and b split the partitions", |m| {
+        splits(m, &all)
+    })
+    .await;
+    settle(&mut members).await;
+    drive(&mut members, "a and b split the partitions again", |m| {
+        splits(m, &all)
+    })
+    .await;
+    let [mut a, mut b] = members;
+    assert_eq!(
+        a.rebalances.first(),
+        Some(&GroupEvent::Assigned(all.clone())),
+        "{}",
+        a.describe()
+    );
+    let given_up: BTreeSet<TopicPartition> = a
+        .rebalances
+        .iter()
+        .filter_map(|e| match e {
+            GroupEvent::Revoked(partitions) => Some(set(partitions)),
+            GroupEvent::Lost(_) => panic!("nothing is lost in a clean rebalance: {}", a.describe()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(given_up.len(), 2, "a gives up half: {}", a.describe());
+    assert_eq!(set(&all).difference(&given_up).count(), a.owned.len());
+    assert_eq!(b.owned, given_up, "b gets what a gave up: {}", b.describe());
+    assert_incremental(&a);
+    assert_incremental(&b);
+    a.close().await;
+    b.close().await;
+}
+
 /// A committed transaction's records are all visible to a read_committed reader, and the group offsets it
 /// carried are committed with it.
 async fn committed_transaction_is_visible_with_its_offsets(env: Env) {
@@ -586,6 +708,7 @@ where
                 stores_transactional_offsets: true,
                 fences_older_producers: true,
             },
+            network: Network::Simulated,
         };
         case(env).await;
         Ok(())
@@ -595,15 +718,16 @@ where
 
 /// The rdkafka backend on a fresh embedded broker (which the backend keeps running).
 fn on_embedded_broker() -> Env {
-    let broker = EmbeddedBroker::start(1).expect("start the embedded broker");
+    let broker = Arc::new(EmbeddedBroker::start(1).expect("start the embedded broker"));
     Env {
-        kafka: Arc::new(RdkafkaBackend::embedded(Arc::new(broker))),
+        kafka: Arc::new(RdkafkaBackend::embedded(broker.clone())),
         limits: Limits {
             refuses_commits_while_rebalancing: true,
             hides_aborted_records: false,
             stores_transactional_offsets: false,
             fences_older_producers: false,
         },
+        network: Network::Embedded(broker),
     }
 }
 
@@ -743,7 +867,23 @@ struct Member {
 }
 
 impl Member {
+    /// A member of an eager group (the range assignor).
     fn join(env: &Env, name: &'static str, topic: &str, max_poll_ms: u64) -> Member {
+        Member::join_with(env, name, topic, max_poll_ms, "range")
+    }
+
+    /// A member of a cooperative group.
+    fn cooperative(env: &Env, name: &'static str, topic: &str) -> Member {
+        Member::join_with(env, name, topic, RELAXED_MAX_POLL_MS, "cooperative-sticky")
+    }
+
+    fn join_with(
+        env: &Env,
+        name: &'static str,
+        topic: &str,
+        max_poll_ms: u64,
+        assignor: &str,
+    ) -> Member {
         let settings: ClientSettings = [
             ("client.id", format!("conformance-{name}")),
             ("session.timeout.ms", SESSION_MS.to_string()),
@@ -751,6 +891,7 @@ impl Member {
             ("max.poll.interval.ms", max_poll_ms.to_string()),
             ("auto.offset.reset", "earliest".to_owned()),
             ("enable.auto.commit", "false".to_owned()),
+            ("partition.assignment.strategy", assignor.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -875,6 +1016,36 @@ fn assert_eager(member: &Member) {
                 );
                 owned.clear();
             }
+            GroupEvent::Records(_) => unreachable!("record batches are not kept as rebalances"),
+        }
+    }
+}
+
+/// Checks a member's rebalances follow the cooperative protocol: an assignment only adds partitions the
+/// member does not own, a revocation takes only some of what it owns, and nothing is lost.
+fn assert_incremental(member: &Member) {
+    let mut owned = BTreeSet::new();
+    for event in &member.rebalances {
+        match event {
+            GroupEvent::Assigned(partitions) => {
+                assert!(
+                    owned.is_disjoint(&set(partitions)),
+                    "assigned {partitions:?} while owning {owned:?}: {}",
+                    member.describe()
+                );
+                owned.extend(partitions.iter().cloned());
+            }
+            GroupEvent::Revoked(partitions) => {
+                assert!(
+                    set(partitions).is_subset(&owned) && set(partitions) != owned,
+                    "a revocation takes only some of what is owned: {}",
+                    member.describe()
+                );
+                for tp in partitions {
+                    owned.remove(tp);
+                }
+            }
+            GroupEvent::Lost(_) => panic!("nothing is lost: {}", member.describe()),
             GroupEvent::Records(_) => unreachable!("record batches are not kept as rebalances"),
         }
     }

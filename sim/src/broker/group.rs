@@ -1,30 +1,30 @@
-//! The group coordinator: members, generations, session and rebalance timeouts, the range assignor, and
-//! offset commits fenced by generation.
+//! The group coordinator: members, generations, session and rebalance timeouts, the JoinGroup and
+//! SyncGroup phases, and offset commits fenced by generation.
 //!
-//! It follows Kafka's classic protocol with the assignment computed by the coordinator: a rebalance starts
-//! when a member joins, leaves, changes what it consumes or misses its session; every member must rejoin
-//! within the rebalance timeout or is removed; then the generation advances and each rejoined member learns
-//! its partitions. Eager groups (every member revokes everything before rejoining) get Kafka's range
-//! assignment. Cooperative groups (every member speaks `cooperative-sticky`, KIP-429) keep their partitions
-//! through the rebalance: the sticky assignment moves as few partitions as it can, and a partition that
-//! moves is first only taken from its owner; the owner revokes it and rejoins, and the rebalance that
-//! follows gives it to its new owner, so no partition is ever owned twice. Commits are accepted from the current generation, also while a rebalance is
-//! pending (members commit what they flush before giving partitions up), and refused from an older one.
+//! It follows Kafka's classic protocol (`GroupCoordinator`): a rebalance starts when a member joins,
+//! leaves, changes its subscription or misses its session (PreparingRebalance); every member must rejoin
+//! within the rebalance timeout or is removed; then the generation advances and each rejoined member gets
+//! its JoinGroup answer, the leader with every member's subscription (CompletingRebalance). The leader
+//! computes the assignment and sends it in its SyncGroup; the group is then Stable and each member's
+//! SyncGroup is answered with its partitions. A member that has not sent its SyncGroup within the
+//! rebalance timeout is removed, which starts another rebalance. The coordinator never assigns anything
+//! itself. Heartbeats and commits are answered per state as Kafka answers them: a heartbeat is told
+//! REBALANCE_IN_PROGRESS while members rejoin; a commit of the current generation is accepted while
+//! members rejoin (they commit what they flush before giving partitions up) and refused with
+//! REBALANCE_IN_PROGRESS between JoinGroup and the leader's SyncGroup; an older generation's is refused.
 //! Time is simulated time since the start, passed in, so the logic is a plain state machine.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use regex::Regex;
-
-use crate::protocol::{ErrorCode, Interest, Tp};
+use crate::protocol::{ErrorCode, MemberSubscription, Tp};
 
 /// Why a member left the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Departure {
     Left,
     SessionExpired,
-    /// It did not rejoin within the rebalance timeout.
+    /// It did not rejoin, or did not send its SyncGroup, within the rebalance timeout.
     MissedRebalance,
 }
 
@@ -34,6 +34,7 @@ pub enum GroupChange {
     Joined(String),
     Departed(String, Departure),
     RebalanceStarted,
+    /// The leader's SyncGroup gave the generation its assignment.
     Completed {
         generation: i32,
         assignment: BTreeMap<String, Vec<Tp>>,
@@ -45,46 +46,55 @@ pub enum GroupChange {
 pub struct Joiner {
     pub member_id: Option<String>,
     pub client_id: String,
-    pub interest: Interest,
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
     pub cooperative: bool,
-    pub owned: Vec<Tp>,
+    pub subscription: MemberSubscription,
 }
 
 #[derive(Debug, Clone)]
 struct Member {
-    interest: Interest,
+    subscription: MemberSubscription,
     cooperative: bool,
-    owned: Vec<Tp>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
     last_seen: Duration,
     /// Has sent JoinGroup during the pending rebalance.
     rejoined: bool,
-    /// The generation this member last got an assignment in, and that assignment: a join waiting for
-    /// that generation gets it even if another rebalance has started since.
-    completed: Option<(i32, Vec<Tp>)>,
+    /// Has sent SyncGroup in the current generation.
+    synced: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Empty,
-    Stable,
-    /// Waiting for members to rejoin; completes when all have (and not before `not_before`), or at
-    /// `deadline` without those that have not.
-    Rebalancing {
+    /// Waiting for members to rejoin; the join phase ends when all have (and not before `not_before`),
+    /// or at `deadline` without those that have not.
+    PreparingRebalance {
         not_before: Duration,
         deadline: Duration,
     },
+    /// The generation has its members; waiting for the leader's SyncGroup.
+    CompletingRebalance,
+    Stable,
 }
 
-/// What a JoinGroup got: its member id now; the assignment comes once the rebalance completes.
+/// What every JoinGroup of a generation is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinAnswer {
+    pub generation: i32,
+    pub leader: String,
+    pub cooperative: bool,
+    /// Every member's subscription: given to the leader only.
+    pub members: BTreeMap<String, MemberSubscription>,
+}
+
+/// What a JoinGroup got at once: its member id; the answer comes with the generation after `after`
+/// (see [`Group::join_answer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinOutcome {
     pub member_id: String,
-    /// The assignment comes with the generation after this one (see [`Group::assignment_after`]).
-    pub generation: i32,
+    pub after: i32,
 }
 
 /// One consumer group.
@@ -93,12 +103,18 @@ pub struct Group {
     state: State,
     generation: i32,
     members: BTreeMap<String, Member>,
+    /// The member that computes the assignment: the first to join, or the next in id order once it is
+    /// gone, as Kafka picks it.
+    leader: Option<String>,
+    /// The current generation's JoinGroup answer (its members as they joined).
+    joined: Option<JoinAnswer>,
+    /// The current generation's assignment, once the leader has sent it.
     assignment: BTreeMap<String, Vec<Tp>>,
+    /// Members that have not sent SyncGroup by then are removed.
+    sync_deadline: Option<Duration>,
     committed: BTreeMap<Tp, i64>,
     next_member: u64,
     initial_delay: Duration,
-    /// The last cooperative assignment held partitions back until their owners give them up.
-    withheld: bool,
 }
 
 impl Group {
@@ -109,11 +125,13 @@ impl Group {
             state: State::Empty,
             generation: 0,
             members: BTreeMap::new(),
+            leader: None,
+            joined: None,
             assignment: BTreeMap::new(),
+            sync_deadline: None,
             committed: BTreeMap::new(),
             next_member: 0,
             initial_delay,
-            withheld: false,
         }
     }
 
@@ -121,32 +139,41 @@ impl Group {
         &self.committed
     }
 
-    /// A JoinGroup. An unknown member id is refused (the client then joins as a new member).
+    /// A JoinGroup. An unknown member id is refused (the client then joins as a new member). A member
+    /// whose subscription is unchanged gets the current generation's answer again, unless it is the
+    /// leader of a stable group (Kafka lets the leader's JoinGroup start a rebalance).
     pub fn join(
         &mut self,
         now: Duration,
         joiner: Joiner,
         changes: &mut Vec<GroupChange>,
     ) -> Result<JoinOutcome, ErrorCode> {
-        let id = match joiner.member_id.as_deref() {
+        let id = match joiner.member_id {
             Some(id) => {
-                let member = self.members.get_mut(id).ok_or(ErrorCode::UnknownMemberId)?;
-                let changed = member.interest != joiner.interest;
-                member.interest = joiner.interest;
+                let member = self
+                    .members
+                    .get_mut(&id)
+                    .ok_or(ErrorCode::UnknownMemberId)?;
+                let changed = member.subscription != joiner.subscription
+                    || member.cooperative != joiner.cooperative;
+                member.subscription = joiner.subscription;
+                member.cooperative = joiner.cooperative;
                 member.session_timeout = joiner.session_timeout;
                 member.rebalance_timeout = joiner.rebalance_timeout;
-                member.cooperative = joiner.cooperative;
-                member.owned = joiner.owned;
                 member.last_seen = now;
-                if !changed && !self.withheld && self.state == State::Stable {
-                    // A stable member asking again gets the current generation back.
+                let leads = self.leader.as_deref() == Some(id.as_str());
+                let current = match self.state {
+                    State::CompletingRebalance => !changed,
+                    State::Stable => !changed && !leads,
+                    State::Empty | State::PreparingRebalance { .. } => false,
+                };
+                if current {
                     return Ok(JoinOutcome {
-                        member_id: id.to_owned(),
-                        generation: self.generation - 1,
+                        member_id: id,
+                        after: self.generation - 1,
                     });
                 }
-                self.start_rebalance(now, changes);
-                id.to_owned()
+                id
             }
             None => {
                 self.next_member += 1;
@@ -154,44 +181,114 @@ impl Group {
                 self.members.insert(
                     id.clone(),
                     Member {
-                        interest: joiner.interest,
+                        subscription: joiner.subscription,
                         cooperative: joiner.cooperative,
-                        owned: joiner.owned,
                         session_timeout: joiner.session_timeout,
                         rebalance_timeout: joiner.rebalance_timeout,
                         last_seen: now,
                         rejoined: false,
-                        completed: None,
+                        synced: false,
                     },
                 );
+                self.leader.get_or_insert_with(|| id.clone());
                 changes.push(GroupChange::Joined(id.clone()));
-                self.start_rebalance(now, changes);
                 id
             }
         };
+        self.start_rebalance(now, changes);
         if let Some(member) = self.members.get_mut(&id) {
             member.rejoined = true;
         }
         Ok(JoinOutcome {
             member_id: id,
-            generation: self.generation,
+            after: self.generation,
         })
     }
 
-    /// The member's assignment once the group has moved past `generation`; `Err` if it was removed.
-    pub fn assignment_after(
+    /// The JoinGroup answer for a member waiting for a generation after `after`: `None` while its join
+    /// phase has not ended, `Err` if the member was removed.
+    pub fn join_answer(
+        &self,
+        member_id: &str,
+        after: i32,
+    ) -> Result<Option<JoinAnswer>, ErrorCode> {
+        if !self.members.contains_key(member_id) {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        let Some(joined) = self
+            .joined
+            .as_ref()
+            .filter(|j| j.generation > after && j.members.contains_key(member_id))
+        else {
+            return Ok(None);
+        };
+        let mut answer = joined.clone();
+        if answer.leader != member_id {
+            answer.members.clear();
+        }
+        Ok(Some(answer))
+    }
+
+    /// A SyncGroup: the leader's gives the generation its assignment and makes the group stable.
+    pub fn sync(
+        &mut self,
+        now: Duration,
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Vec<Tp>)>,
+        changes: &mut Vec<GroupChange>,
+    ) -> Result<(), ErrorCode> {
+        self.validate(member_id, generation)?;
+        match self.state {
+            State::Empty => return Err(ErrorCode::UnknownMemberId),
+            State::PreparingRebalance { .. } => return Err(ErrorCode::RebalanceInProgress),
+            State::CompletingRebalance | State::Stable => {}
+        }
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.synced = true;
+            member.last_seen = now;
+        }
+        let leads = self.leader.as_deref() == Some(member_id);
+        if self.state == State::CompletingRebalance && leads {
+            let mut given: BTreeMap<String, Vec<Tp>> = assignments.into_iter().collect();
+            self.assignment = self
+                .members
+                .keys()
+                .map(|id| (id.clone(), given.remove(id).unwrap_or_default()))
+                .collect();
+            self.state = State::Stable;
+            changes.push(GroupChange::Completed {
+                generation: self.generation,
+                assignment: self.assignment.clone(),
+            });
+        }
+        if self.members.values().all(|m| m.synced) {
+            self.sync_deadline = None;
+        }
+        Ok(())
+    }
+
+    /// A member's assignment in `generation` once the leader has sent it: `None` until then.
+    pub fn assignment_of(
         &self,
         member_id: &str,
         generation: i32,
-    ) -> Result<Option<(i32, Vec<Tp>)>, ErrorCode> {
-        let member = self
-            .members
-            .get(member_id)
-            .ok_or(ErrorCode::UnknownMemberId)?;
-        Ok(member
-            .completed
-            .clone()
-            .filter(|(completed, _)| *completed > generation))
+    ) -> Result<Option<Vec<Tp>>, ErrorCode> {
+        if !self.members.contains_key(member_id) {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        if generation != self.generation {
+            // A rebalance began (and its join phase ended) while this SyncGroup waited.
+            return Err(ErrorCode::RebalanceInProgress);
+        }
+        match self.state {
+            State::Empty => Err(ErrorCode::UnknownMemberId),
+            State::PreparingRebalance { .. } => Err(ErrorCode::RebalanceInProgress),
+            State::CompletingRebalance => Ok(None),
+            State::Stable => Ok(Some(
+                self.assignment.get(member_id).cloned().unwrap_or_default(),
+            )),
+        }
     }
 
     pub fn heartbeat(
@@ -200,19 +297,15 @@ impl Group {
         member_id: &str,
         generation: i32,
     ) -> Result<(), ErrorCode> {
-        let rebalancing = matches!(self.state, State::Rebalancing { .. });
-        let member = self
-            .members
-            .get_mut(member_id)
-            .ok_or(ErrorCode::UnknownMemberId)?;
-        member.last_seen = now;
-        if rebalancing {
-            return Err(ErrorCode::RebalanceInProgress);
+        self.validate(member_id, generation)?;
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_seen = now;
         }
-        if generation != self.generation {
-            return Err(ErrorCode::IllegalGeneration);
+        match self.state {
+            State::Empty => Err(ErrorCode::UnknownMemberId),
+            State::PreparingRebalance { .. } => Err(ErrorCode::RebalanceInProgress),
+            State::CompletingRebalance | State::Stable => Ok(()),
         }
-        Ok(())
     }
 
     pub fn leave(
@@ -228,18 +321,24 @@ impl Group {
         Ok(())
     }
 
-    /// Commits offsets for a member of the current generation.
+    /// Commits offsets for a member of the current generation; a commit counts as a heartbeat.
     pub fn commit(
         &mut self,
+        now: Duration,
         member_id: &str,
         generation: i32,
         offsets: &[(Tp, i64)],
     ) -> Result<(), ErrorCode> {
-        if !self.members.contains_key(member_id) {
-            return Err(ErrorCode::UnknownMemberId);
+        self.validate(member_id, generation)?;
+        match self.state {
+            State::Empty => return Err(ErrorCode::UnknownMemberId),
+            // The member has its JoinGroup answer but not its assignment yet (Kafka's words: "we should
+            // not receive a commit request if the group has not completed rebalance").
+            State::CompletingRebalance => return Err(ErrorCode::RebalanceInProgress),
+            State::PreparingRebalance { .. } | State::Stable => {}
         }
-        if generation != self.generation {
-            return Err(ErrorCode::IllegalGeneration);
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_seen = now;
         }
         for (tp, offset) in offsets {
             self.committed.insert(tp.clone(), *offset);
@@ -254,25 +353,38 @@ impl Group {
             .extend(offsets.iter().map(|(tp, offset)| (tp.clone(), *offset)));
     }
 
-    /// Removes members whose session expired and completes or times out a pending rebalance.
-    /// `topics` is every topic with its partition count, for the assignor.
-    pub fn tick(
-        &mut self,
-        now: Duration,
-        topics: &[(String, i32)],
-        changes: &mut Vec<GroupChange>,
-    ) {
+    /// Removes members whose session expired or who missed their SyncGroup, and ends a join phase whose
+    /// members are all in or whose deadline passed.
+    pub fn tick(&mut self, now: Duration, changes: &mut Vec<GroupChange>) {
+        let state = self.state;
+        // Members waiting for their JoinGroup or SyncGroup answer are kept alive, as Kafka keeps them.
         let expired: Vec<String> = self
             .members
             .iter()
-            .filter(|(_, m)| !m.rejoined || !matches!(self.state, State::Rebalancing { .. }))
+            .filter(|(_, m)| match state {
+                State::PreparingRebalance { .. } => !m.rejoined,
+                State::CompletingRebalance => !m.synced,
+                State::Empty | State::Stable => true,
+            })
             .filter(|(_, m)| now.saturating_sub(m.last_seen) > m.session_timeout)
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
             self.remove(now, &id, Departure::SessionExpired, changes);
         }
-        if let State::Rebalancing {
+        if self.sync_deadline.is_some_and(|deadline| now >= deadline) {
+            let unsynced: Vec<String> = self
+                .members
+                .iter()
+                .filter(|(_, m)| !m.synced)
+                .map(|(id, _)| id.clone())
+                .collect();
+            self.sync_deadline = None;
+            for id in unsynced {
+                self.remove(now, &id, Departure::MissedRebalance, changes);
+            }
+        }
+        if let State::PreparingRebalance {
             not_before,
             deadline,
         } = self.state
@@ -289,20 +401,35 @@ impl Group {
                     self.members.remove(&id);
                     changes.push(GroupChange::Departed(id, Departure::MissedRebalance));
                 }
-                self.complete(now, topics, changes);
+                self.end_join_phase(now);
             }
         }
     }
 
-    /// Starts a rebalance when a topic a member consumes appears or grows.
+    /// Starts a rebalance when a topic a member consumes appears or grows (standing in for the members'
+    /// own metadata refresh, which would make them rejoin).
     pub fn topics_changed(&mut self, now: Duration, topic: &str, changes: &mut Vec<GroupChange>) {
         let interested = self
             .members
             .values()
-            .any(|m| interest_matches(&m.interest, topic));
-        if interested && self.state == State::Stable {
+            .any(|m| m.subscription.interest.matches(topic));
+        // The assignment in force, or the one the leader is computing from metadata that may predate
+        // the topic, leaves it out; a rebalance under way will see it.
+        let assigning = matches!(self.state, State::CompletingRebalance | State::Stable);
+        if interested && assigning {
             self.start_rebalance(now, changes);
         }
+    }
+
+    /// Kafka's checks before a member's request: it must be a member, of the current generation.
+    fn validate(&self, member_id: &str, generation: i32) -> Result<(), ErrorCode> {
+        if !self.members.contains_key(member_id) {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        if generation != self.generation {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        Ok(())
     }
 
     fn remove(
@@ -314,194 +441,92 @@ impl Group {
     ) {
         self.members.remove(member_id);
         changes.push(GroupChange::Departed(member_id.to_owned(), why));
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = self.members.keys().next().cloned();
+        }
         if self.members.is_empty() {
             self.state = State::Empty;
             self.generation += 1;
+            self.joined = None;
             self.assignment.clear();
+            self.sync_deadline = None;
         } else {
             self.start_rebalance(now, changes);
         }
     }
 
     fn start_rebalance(&mut self, now: Duration, changes: &mut Vec<GroupChange>) {
-        if matches!(self.state, State::Rebalancing { .. }) {
+        if matches!(self.state, State::PreparingRebalance { .. }) {
             return;
         }
         let delay = match self.state {
             State::Empty => self.initial_delay,
             _ => Duration::ZERO,
         };
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
-        self.state = State::Rebalancing {
+        self.state = State::PreparingRebalance {
             not_before: now + delay,
-            deadline: now + timeout.max(delay),
+            deadline: now + self.rebalance_timeout().max(delay),
         };
+        self.sync_deadline = None;
         for member in self.members.values_mut() {
             member.rejoined = false;
+            member.synced = false;
         }
         changes.push(GroupChange::RebalanceStarted);
     }
 
-    fn complete(
-        &mut self,
-        now: Duration,
-        topics: &[(String, i32)],
-        changes: &mut Vec<GroupChange>,
-    ) {
+    /// The longest rebalance timeout of the members: how long the coordinator waits for joins and syncs.
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Ends the join phase: the next generation with the members that rejoined, waiting for the leader.
+    fn end_join_phase(&mut self, now: Duration) {
         self.generation += 1;
+        self.assignment.clear();
         if self.members.is_empty() {
             self.state = State::Empty;
-            self.assignment.clear();
+            self.joined = None;
+            self.leader = None;
             return;
         }
-        let cooperative = self.members.values().all(|m| m.cooperative);
-        self.assignment = if cooperative {
-            cooperative_assignment(&self.members, topics)
-        } else {
-            range_assignment(&self.members, topics)
-        };
-        let assigned: usize = self.assignment.values().map(Vec::len).sum();
-        let wanted: usize = topics
-            .iter()
-            .filter(|(topic, _)| {
-                self.members
-                    .values()
-                    .any(|m| interest_matches(&m.interest, topic))
-            })
-            .map(|(_, count)| *count as usize)
-            .sum();
-        self.withheld = assigned < wanted;
-        self.state = State::Stable;
-        // A member's session restarts when it gets its assignment, as Kafka's does.
-        for (id, member) in &mut self.members {
-            member.rejoined = false;
-            member.last_seen = now;
-            let assignment = self.assignment.get(id).cloned().unwrap_or_default();
-            member.completed = Some((self.generation, assignment));
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
         }
-        changes.push(GroupChange::Completed {
+        let leader = self.leader.clone().unwrap_or_default();
+        self.joined = Some(JoinAnswer {
             generation: self.generation,
-            assignment: self.assignment.clone(),
+            leader,
+            cooperative: self.members.values().all(|m| m.cooperative),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| (id.clone(), m.subscription.clone()))
+                .collect(),
         });
-    }
-}
-
-/// KIP-429's cooperative sticky assignment: balanced per topic, each member keeping what it owns up to its
-/// share; a partition moving to another member is withheld this generation while its owner still holds it.
-fn cooperative_assignment(
-    members: &BTreeMap<String, Member>,
-    topics: &[(String, i32)],
-) -> BTreeMap<String, Vec<Tp>> {
-    let mut assignment: BTreeMap<String, Vec<Tp>> =
-        members.keys().map(|id| (id.clone(), Vec::new())).collect();
-    let owner: BTreeMap<&Tp, &String> = members
-        .iter()
-        .flat_map(|(id, m)| m.owned.iter().map(move |tp| (tp, id)))
-        .collect();
-    for (topic, count) in topics {
-        let shares = shares(members, topic, *count);
-        let consumers: Vec<&String> = shares.iter().map(|(id, _)| *id).collect();
-        let share = |i: usize| shares[i].1;
-        let mut target: BTreeMap<&String, Vec<Tp>> = BTreeMap::new();
-        let mut free = Vec::new();
-        for p in 0..*count {
-            let tp = Tp::new(topic.clone(), p);
-            match owner.get(&tp) {
-                Some(id) if consumers.contains(id) => target.entry(*id).or_default().push(tp),
-                _ => free.push(tp),
-            }
-        }
-        for (i, id) in consumers.iter().enumerate() {
-            let kept = target.entry(*id).or_default();
-            if kept.len() > share(i) {
-                free.extend(kept.drain(share(i)..));
-            }
-        }
-        free.sort();
-        let mut free = free.into_iter();
-        for (i, id) in consumers.iter().enumerate() {
-            let kept = target.entry(*id).or_default();
-            while kept.len() < share(i) {
-                match free.next() {
-                    Some(tp) => kept.push(tp),
-                    None => break,
-                }
-            }
-        }
-        for (id, partitions) in target {
-            let mine = assignment.entry(id.clone()).or_default();
-            for tp in partitions {
-                // Still owned by another member: it gives the partition up first.
-                let held_elsewhere = owner.get(&tp).is_some_and(|owner| *owner != id);
-                if !held_elsewhere {
-                    mine.push(tp);
-                }
-            }
+        self.state = State::CompletingRebalance;
+        self.sync_deadline = Some(now + self.rebalance_timeout());
+        // A member's session restarts when it gets its JoinGroup answer, as Kafka's does.
+        for member in self.members.values_mut() {
+            member.rejoined = false;
+            member.synced = false;
+            member.last_seen = now;
         }
     }
-    for partitions in assignment.values_mut() {
-        partitions.sort();
-    }
-    assignment
-}
-
-/// The members consuming `topic`, in member-id order, each with how many of its `count` partitions it
-/// gets: an even split, the first `count % members` one more (as Kafka's assignors balance).
-fn shares<'m>(
-    members: &'m BTreeMap<String, Member>,
-    topic: &str,
-    count: i32,
-) -> Vec<(&'m String, usize)> {
-    let consumers: Vec<&String> = members
-        .iter()
-        .filter(|(_, m)| interest_matches(&m.interest, topic))
-        .map(|(id, _)| id)
-        .collect();
-    let n = consumers.len().max(1) as i32;
-    let (each, extra) = (count / n, count % n);
-    consumers
-        .into_iter()
-        .enumerate()
-        .map(|(i, id)| (id, (each + i32::from((i as i32) < extra)) as usize))
-        .collect()
-}
-
-fn interest_matches(interest: &Interest, topic: &str) -> bool {
-    match interest {
-        Interest::Topics(topics) => topics.iter().any(|t| t == topic),
-        Interest::Pattern(pattern) => Regex::new(&format!("^(?:{pattern})$"))
-            .map(|re| re.is_match(topic))
-            .unwrap_or(false),
-    }
-}
-
-/// Kafka's RangeAssignor: per topic, the members consuming it in member-id order get contiguous ranges,
-/// the first `partitions % members` one partition more.
-fn range_assignment(
-    members: &BTreeMap<String, Member>,
-    topics: &[(String, i32)],
-) -> BTreeMap<String, Vec<Tp>> {
-    let mut assignment: BTreeMap<String, Vec<Tp>> =
-        members.keys().map(|id| (id.clone(), Vec::new())).collect();
-    for (topic, count) in topics {
-        let mut next = 0;
-        for (id, take) in shares(members, topic, *count) {
-            let parts = assignment.entry(id.clone()).or_default();
-            parts.extend((next..next + take as i32).map(|p| Tp::new(topic.clone(), p)));
-            next += take as i32;
-        }
-    }
-    assignment
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Interest;
 
     const SESSION: Duration = Duration::from_secs(10);
     const REBALANCE: Duration = Duration::from_secs(30);
@@ -510,140 +535,253 @@ mod tests {
         Duration::from_secs(s)
     }
 
-    fn join(group: &mut Group, now: Duration, id: Option<&str>) -> (String, i32) {
-        join_as(group, now, id, false, Vec::new())
+    fn subscription(owned: &[i32]) -> MemberSubscription {
+        MemberSubscription {
+            interest: Interest::Topics(vec!["t".into()]),
+            owned: owned.iter().map(|p| Tp::new("t", *p)).collect(),
+        }
     }
 
-    fn join_as(
-        group: &mut Group,
-        now: Duration,
-        id: Option<&str>,
-        cooperative: bool,
-        owned: Vec<Tp>,
-    ) -> (String, i32) {
-        let mut changes = Vec::new();
+    fn join(group: &mut Group, now: Duration, id: Option<&str>, owned: &[i32]) -> JoinOutcome {
         let joiner = Joiner {
             member_id: id.map(str::to_owned),
             client_id: "c".into(),
-            interest: Interest::Topics(vec!["t".into()]),
             session_timeout: SESSION,
             rebalance_timeout: REBALANCE,
-            cooperative,
-            owned,
+            cooperative: false,
+            subscription: subscription(owned),
         };
-        let JoinOutcome {
-            member_id,
-            generation,
-        } = group.join(now, joiner, &mut changes).unwrap();
-        (member_id, generation)
+        group.join(now, joiner, &mut Vec::new()).unwrap()
     }
 
-    fn topics() -> Vec<(String, i32)> {
-        vec![("t".into(), 4)]
+    /// Ends the join phase at `now` and returns the generation.
+    fn end_join(group: &mut Group, now: Duration, outcome: &JoinOutcome) -> i32 {
+        group.tick(now, &mut Vec::new());
+        group
+            .join_answer(&outcome.member_id, outcome.after)
+            .unwrap()
+            .expect("the join phase has ended")
+            .generation
+    }
+
+    fn assignment(partitions: &[(&str, &[i32])]) -> Vec<(String, Vec<Tp>)> {
+        partitions
+            .iter()
+            .map(|(id, ps)| {
+                (
+                    id.to_string(),
+                    ps.iter().map(|p| Tp::new("t", *p)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// A group of `a` (leader) and `b`, stable in the generation returned.
+    fn stable_pair(group: &mut Group) -> (String, String, i32) {
+        let a = join(group, secs(0), None, &[]);
+        let b = join(group, secs(0), None, &[]);
+        let generation = end_join(group, secs(0), &a);
+        let (a, b) = (a.member_id, b.member_id);
+        let split = assignment(&[(&a, &[0, 1]), (&b, &[2, 3])]);
+        group
+            .sync(secs(0), &a, generation, split, &mut Vec::new())
+            .unwrap();
+        group
+            .sync(secs(0), &b, generation, Vec::new(), &mut Vec::new())
+            .unwrap();
+        (a, b, generation)
     }
 
     #[test]
-    fn two_members_split_the_partitions_after_the_initial_delay() {
+    fn the_leader_gets_every_subscription_and_its_sync_assigns_the_followers() {
         let mut group = Group::new(secs(3));
+        let a = join(&mut group, secs(0), None, &[]);
+        let b = join(&mut group, secs(1), None, &[]);
+        group.tick(secs(2), &mut Vec::new());
+        assert_eq!(group.join_answer(&a.member_id, a.after), Ok(None));
+        let generation = end_join(&mut group, secs(3), &a);
+        let to_leader = group.join_answer(&a.member_id, a.after).unwrap().unwrap();
+        let to_follower = group.join_answer(&b.member_id, b.after).unwrap().unwrap();
+        assert_eq!(to_leader.leader, a.member_id);
+        assert_eq!(to_follower.leader, a.member_id);
+        assert_eq!(to_leader.members.len(), 2);
+        assert!(to_follower.members.is_empty());
+        // The follower syncs first and waits for the leader's assignment.
         let mut changes = Vec::new();
-        let (a, ga) = join(&mut group, secs(0), None);
-        let (b, _) = join(&mut group, secs(1), None);
-        group.tick(secs(2), &topics(), &mut changes);
-        assert_eq!(group.assignment_after(&a, ga), Ok(None));
-        group.tick(secs(3), &topics(), &mut changes);
-        let (generation, first) = group.assignment_after(&a, ga).unwrap().unwrap();
-        let (_, second) = group.assignment_after(&b, ga).unwrap().unwrap();
-        assert_eq!(generation, 1);
-        assert_eq!(first, vec![Tp::new("t", 0), Tp::new("t", 1)]);
-        assert_eq!(second, vec![Tp::new("t", 2), Tp::new("t", 3)]);
+        group
+            .sync(secs(4), &b.member_id, generation, Vec::new(), &mut changes)
+            .unwrap();
+        assert_eq!(group.assignment_of(&b.member_id, generation), Ok(None));
+        let split = assignment(&[(&a.member_id, &[0, 1]), (&b.member_id, &[2, 3])]);
+        group
+            .sync(secs(5), &a.member_id, generation, split, &mut changes)
+            .unwrap();
+        assert_eq!(
+            group.assignment_of(&b.member_id, generation),
+            Ok(Some(vec![Tp::new("t", 2), Tp::new("t", 3)]))
+        );
+        assert!(matches!(
+            changes.as_slice(),
+            [GroupChange::Completed { generation: g, assignment }] if *g == generation && assignment.len() == 2
+        ));
+    }
+
+    #[test]
+    fn heartbeats_and_commits_are_answered_per_phase_as_kafka_answers_them() {
+        let mut group = Group::new(Duration::ZERO);
+        let (a, b, old) = stable_pair(&mut group);
+        let offsets = [(Tp::new("t", 0), 7)];
+        // PreparingRebalance: told to rejoin; the current generation still commits.
+        let c = join(&mut group, secs(1), None, &[]);
+        assert_eq!(
+            group.heartbeat(secs(1), &a, old),
+            Err(ErrorCode::RebalanceInProgress)
+        );
+        group.commit(secs(1), &a, old, &offsets).unwrap();
+        assert_eq!(group.committed().get(&Tp::new("t", 0)), Some(&7));
+        // CompletingRebalance: the new generation heartbeats but may not commit yet; the old is fenced.
+        let a_again = join(&mut group, secs(2), Some(&a), &[]);
+        join(&mut group, secs(2), Some(&b), &[]);
+        let new = end_join(&mut group, secs(2), &a_again);
+        assert_eq!(
+            group
+                .join_answer(&c.member_id, c.after)
+                .unwrap()
+                .unwrap()
+                .generation,
+            new
+        );
+        assert_eq!(group.heartbeat(secs(2), &a, new), Ok(()));
+        assert_eq!(
+            group.heartbeat(secs(2), &a, old),
+            Err(ErrorCode::IllegalGeneration)
+        );
+        assert_eq!(
+            group.commit(secs(2), &a, new, &offsets),
+            Err(ErrorCode::RebalanceInProgress)
+        );
+        assert_eq!(
+            group.commit(secs(2), &a, old, &offsets),
+            Err(ErrorCode::IllegalGeneration)
+        );
+        // Stable again once the leader has synced.
+        group
+            .sync(secs(3), &a, new, Vec::new(), &mut Vec::new())
+            .unwrap();
+        group
+            .commit(secs(3), &a, new, &[(Tp::new("t", 0), 9)])
+            .unwrap();
+        assert_eq!(group.committed().get(&Tp::new("t", 0)), Some(&9));
     }
 
     #[test]
     fn an_expired_member_is_removed_and_its_commits_are_fenced() {
         let mut group = Group::new(Duration::ZERO);
+        let (a, b, generation) = stable_pair(&mut group);
+        for s in 1..=11 {
+            group.heartbeat(secs(s), &a, generation).unwrap();
+            group.tick(secs(s), &mut Vec::new());
+        }
         let mut changes = Vec::new();
-        let (a, ga) = join(&mut group, secs(0), None);
-        group.tick(secs(0), &topics(), &mut changes);
-        let (generation, _) = group.assignment_after(&a, ga).unwrap().unwrap();
-        let (b, gb) = join(&mut group, secs(1), None);
-        // a keeps heartbeating and rejoins; b goes silent after joining.
+        group.tick(secs(11), &mut changes);
         assert_eq!(
-            group.heartbeat(secs(2), &a, generation),
-            Err(ErrorCode::RebalanceInProgress)
-        );
-        let (_, ga2) = join(&mut group, secs(2), Some(&a));
-        group.tick(secs(2), &topics(), &mut changes);
-        let (g2, _) = group.assignment_after(&b, gb).unwrap().unwrap();
-        assert_eq!(group.assignment_after(&a, ga2).unwrap().unwrap().0, g2);
-        assert_eq!(
-            group.commit(&a, generation, &[(Tp::new("t", 0), 5)]),
-            Err(ErrorCode::IllegalGeneration)
-        );
-        group.heartbeat(secs(10), &a, g2).unwrap();
-        group.tick(secs(13), &topics(), &mut changes);
-        assert!(group.assignment_after(&b, 0).is_err());
-        assert!(changes.contains(&GroupChange::Departed(b.clone(), Departure::SessionExpired)));
-        assert_eq!(
-            group.commit(&b, g2, &[(Tp::new("t", 2), 5)]),
+            group.heartbeat(secs(11), &b, generation),
             Err(ErrorCode::UnknownMemberId)
         );
-    }
-
-    #[test]
-    fn commits_from_the_current_generation_are_accepted_while_a_rebalance_is_pending() {
-        let mut group = Group::new(Duration::ZERO);
-        let mut changes = Vec::new();
-        let (a, ga) = join(&mut group, secs(0), None);
-        group.tick(secs(0), &topics(), &mut changes);
-        let (generation, _) = group.assignment_after(&a, ga).unwrap().unwrap();
-        join(&mut group, secs(1), None);
-        group
-            .commit(&a, generation, &[(Tp::new("t", 0), 7)])
-            .unwrap();
-        assert_eq!(group.committed().get(&Tp::new("t", 0)), Some(&7));
-    }
-
-    #[test]
-    fn a_cooperative_group_moves_a_partition_only_after_its_owner_gave_it_up() {
-        let mut group = Group::new(Duration::ZERO);
-        let mut changes = Vec::new();
-        let (a, ga) = join_as(&mut group, secs(0), None, true, Vec::new());
-        group.tick(secs(0), &topics(), &mut changes);
-        let (_, all) = group.assignment_after(&a, ga).unwrap().unwrap();
-        assert_eq!(all.len(), 4);
-        // b joins; a rejoins still owning everything: a keeps two, and the other two go to nobody yet.
-        let (b, gb) = join_as(&mut group, secs(1), None, true, Vec::new());
-        let (_, ga) = join_as(&mut group, secs(1), Some(&a), true, all.clone());
-        group.tick(secs(1), &topics(), &mut changes);
-        let (_, kept) = group.assignment_after(&a, ga).unwrap().unwrap();
-        let (_, none_yet) = group.assignment_after(&b, gb).unwrap().unwrap();
-        assert_eq!(kept, vec![Tp::new("t", 0), Tp::new("t", 1)]);
-        assert!(none_yet.is_empty(), "{none_yet:?}");
-        // a revokes the two it lost and rejoins: now b gets them.
-        let (_, ga) = join_as(&mut group, secs(2), Some(&a), true, kept.clone());
-        let (_, gb) = join_as(&mut group, secs(2), Some(&b), true, Vec::new());
-        group.tick(secs(2), &topics(), &mut changes);
-        assert_eq!(group.assignment_after(&a, ga).unwrap().unwrap().1, kept);
         assert_eq!(
-            group.assignment_after(&b, gb).unwrap().unwrap().1,
-            vec![Tp::new("t", 2), Tp::new("t", 3)]
+            group.commit(secs(11), &b, generation, &[(Tp::new("t", 2), 5)]),
+            Err(ErrorCode::UnknownMemberId)
         );
+        assert_eq!(
+            group.heartbeat(secs(11), &a, generation),
+            Err(ErrorCode::RebalanceInProgress)
+        );
+    }
+
+    #[test]
+    fn a_member_that_does_not_sync_in_time_is_removed_and_the_group_rebalances() {
+        let mut group = Group::new(Duration::ZERO);
+        let a = join(&mut group, secs(0), None, &[]);
+        let b = join(&mut group, secs(0), None, &[]);
+        let generation = end_join(&mut group, secs(0), &a);
+        // b syncs and waits; the leader a never sends its assignment (it heartbeats meanwhile).
+        group
+            .sync(
+                secs(1),
+                &b.member_id,
+                generation,
+                Vec::new(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let mut changes = Vec::new();
+        for s in 1..=30 {
+            group.heartbeat(secs(s), &a.member_id, generation).unwrap();
+            group.tick(secs(s), &mut changes);
+        }
+        assert!(changes.contains(&GroupChange::Departed(
+            a.member_id.clone(),
+            Departure::MissedRebalance
+        )));
+        assert_eq!(
+            group.assignment_of(&b.member_id, generation),
+            Err(ErrorCode::RebalanceInProgress)
+        );
+        // b rejoins and now leads the group alone.
+        let b_again = join(&mut group, secs(31), Some(&b.member_id), &[]);
+        end_join(&mut group, secs(31), &b_again);
+        let answer = group
+            .join_answer(&b.member_id, b_again.after)
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.leader, b.member_id);
     }
 
     #[test]
     fn a_member_that_does_not_rejoin_in_time_is_removed() {
         let mut group = Group::new(Duration::ZERO);
+        let (a, b, generation) = stable_pair(&mut group);
+        let b_again = join(&mut group, secs(1), Some(&b), &[2]);
         let mut changes = Vec::new();
-        let (a, ga) = join(&mut group, secs(0), None);
-        group.tick(secs(0), &topics(), &mut changes);
-        group.assignment_after(&a, ga).unwrap().unwrap();
-        let (b, gb) = join(&mut group, secs(1), None);
         for s in 2..40 {
-            group.heartbeat(secs(s), &a, 1).ok();
-            group.tick(secs(s), &topics(), &mut changes);
+            group.heartbeat(secs(s), &a, generation).ok();
+            group.tick(secs(s), &mut changes);
         }
-        assert!(group.assignment_after(&a, 0).is_err());
-        let (_, only) = group.assignment_after(&b, gb).unwrap().unwrap();
-        assert_eq!(only.len(), 4);
+        assert!(changes.contains(&GroupChange::Departed(
+            a.clone(),
+            Departure::MissedRebalance
+        )));
+        let answer = group.join_answer(&b, b_again.after).unwrap().unwrap();
+        assert_eq!(answer.leader, b);
+        assert_eq!(answer.members.len(), 1);
+    }
+
+    #[test]
+    fn only_a_changed_subscription_or_the_leader_rejoining_starts_a_rebalance() {
+        let mut group = Group::new(Duration::ZERO);
+        let (a, b, generation) = stable_pair(&mut group);
+        let mut changes = Vec::new();
+        // A follower asking again with the same subscription gets the current generation back.
+        let same = join(&mut group, secs(1), Some(&b), &[]);
+        let answer = group.join_answer(&b, same.after).unwrap().unwrap();
+        assert_eq!(answer.generation, generation);
+        assert_eq!(group.heartbeat(secs(1), &a, generation), Ok(()));
+        // A follower that gave partitions up (a cooperative revocation) starts one.
+        join(&mut group, secs(2), Some(&b), &[3]);
+        assert_eq!(
+            group.heartbeat(secs(2), &a, generation),
+            Err(ErrorCode::RebalanceInProgress)
+        );
+        let a_again = join(&mut group, secs(2), Some(&a), &[]);
+        let next = end_join(&mut group, secs(2), &a_again);
+        group
+            .sync(secs(2), &a, next, Vec::new(), &mut changes)
+            .unwrap();
+        // The leader asking again starts one even with the same subscription.
+        join(&mut group, secs(3), Some(&a), &[]);
+        assert_eq!(
+            group.heartbeat(secs(3), &b, next),
+            Err(ErrorCode::RebalanceInProgress)
+        );
     }
 }

@@ -198,13 +198,12 @@ impl Cluster {
     pub fn tick_groups(&self) {
         let now = now();
         let mut state = self.lock();
-        let topics = state.logs.topics();
         let names: Vec<String> = state.groups.keys().cloned().collect();
         let mut any = false;
         for name in names {
             let mut changes = Vec::new();
             if let Some(group) = state.groups.get_mut(&name) {
-                group.tick(now, &topics, &mut changes);
+                group.tick(now, &mut changes);
             }
             any |= !changes.is_empty();
             state.emit_group(&name, changes);

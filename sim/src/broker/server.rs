@@ -1,7 +1,9 @@
 //! The broker host's server: accepts client connections and answers each request from the [`Cluster`].
 //!
 //! Fetches long-poll until records arrive (or a transaction's end moves a read_committed reader on) or
-//! their wait ends; joins wait until the rebalance they are part of completes. A connection serves one request at a time, as a Kafka client's connection does in order.
+//! their wait ends; a JoinGroup waits until its join phase ends, a SyncGroup until the leader's
+//! assignment arrives. A connection serves one request at a time, as a Kafka client's connection does in
+//! order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,20 +161,18 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             group,
             member_id,
             client_id,
-            interest,
             session_timeout_ms,
             rebalance_timeout_ms,
             cooperative,
-            owned,
+            subscription,
         } => {
             let joiner = Joiner {
                 member_id,
                 client_id,
-                interest,
                 session_timeout: Duration::from_millis(session_timeout_ms),
                 rebalance_timeout: Duration::from_millis(rebalance_timeout_ms),
                 cooperative,
-                owned,
+                subscription,
             };
             let joined = {
                 let mut state = cluster.lock();
@@ -188,7 +188,29 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             };
             cluster.groups_changed.notify_waiters();
             match joined {
-                Ok(outcome) => await_assignment(cluster, &group, outcome).await,
+                Ok(outcome) => await_join(cluster, &group, outcome).await,
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::SyncGroup {
+            group,
+            member_id,
+            generation,
+            assignments,
+        } => {
+            let synced = {
+                let mut state = cluster.lock();
+                let mut changes = Vec::new();
+                let synced = match state.groups.get_mut(&group) {
+                    Some(g) => g.sync(now(), &member_id, generation, assignments, &mut changes),
+                    None => Err(ErrorCode::UnknownMemberId),
+                };
+                state.emit_group(&group, changes);
+                synced
+            };
+            cluster.groups_changed.notify_waiters();
+            match synced {
+                Ok(()) => await_sync(cluster, &group, &member_id, generation).await,
                 Err(e) => Response::Error(e),
             }
         }
@@ -231,7 +253,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
         } => {
             let mut state = cluster.lock();
             let result = match state.groups.get_mut(&group) {
-                Some(g) => g.commit(&member_id, generation, &offsets),
+                Some(g) => g.commit(now(), &member_id, generation, &offsets),
                 None => Err(ErrorCode::UnknownMemberId),
             };
             match result {
@@ -351,7 +373,12 @@ async fn fetch(
     }
 }
 
-async fn await_assignment(cluster: &Cluster, group: &str, outcome: JoinOutcome) -> Response {
+/// Waits until `read` has an answer for a request the group holds: `Ok(None)` means not yet.
+async fn await_group<T>(
+    cluster: &Cluster,
+    group: &str,
+    read: impl Fn(&Group) -> Result<Option<T>, ErrorCode>,
+) -> Result<T, ErrorCode> {
     loop {
         let changed = cluster.groups_changed.notified();
         tokio::pin!(changed);
@@ -360,20 +387,36 @@ async fn await_assignment(cluster: &Cluster, group: &str, outcome: JoinOutcome) 
             .lock()
             .groups
             .get(group)
-            .map(|g| g.assignment_after(&outcome.member_id, outcome.generation))
+            .map(&read)
             .unwrap_or(Err(ErrorCode::UnknownMemberId));
         match ready {
-            Ok(Some((generation, assignment))) => {
-                return Response::Joined {
-                    member_id: outcome.member_id,
-                    generation,
-                    assignment,
-                }
-            }
+            Ok(Some(answer)) => return Ok(answer),
             Ok(None) => {}
-            Err(e) => return Response::Error(e),
+            Err(e) => return Err(e),
         }
-        // The coordinator's timers may complete the rebalance without a notification reaching us first.
+        // The coordinator's timers may move the group on without a notification reaching us first.
         let _ = timeout(cluster.config().coordinator_tick, changed).await;
+    }
+}
+
+async fn await_join(cluster: &Cluster, group: &str, outcome: JoinOutcome) -> Response {
+    let member_id = outcome.member_id;
+    let answer = await_group(cluster, group, |g| g.join_answer(&member_id, outcome.after)).await;
+    match answer {
+        Ok(answer) => Response::Joined {
+            member_id,
+            generation: answer.generation,
+            leader: answer.leader,
+            cooperative: answer.cooperative,
+            members: answer.members.into_iter().collect(),
+        },
+        Err(e) => Response::Error(e),
+    }
+}
+
+async fn await_sync(cluster: &Cluster, group: &str, member_id: &str, generation: i32) -> Response {
+    match await_group(cluster, group, |g| g.assignment_of(member_id, generation)).await {
+        Ok(assignment) => Response::Synced { assignment },
+        Err(e) => Response::Error(e),
     }
 }

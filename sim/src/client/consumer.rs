@@ -2,19 +2,20 @@
 //!
 //! Groups are eager (every partition is revoked before rejoining) or, with
 //! `partition.assignment.strategy=cooperative-sticky`, cooperative (KIP-429: a member keeps consuming while
-//! the group rebalances and gives up only the partitions that move). A background task heartbeats every
-//! `heartbeat.interval.ms`, as the Java client's heartbeat thread does, so a slow `put` or `flush` does not
-//! lose the session; but when the runtime has not polled for `max.poll.interval.ms` the task leaves the
-//! group, and the partitions are reported lost at the next poll. When the coordinator announces an eager
-//! rebalance, the next poll revokes every owned partition and the poll after that rejoins. A member the coordinator threw out (session expired) learns it from its next
-//! heartbeat and reports its partitions lost; its commits are refused as fenced.
+//! the group rebalances and gives up only the partitions that move). A round of the group protocol
+//! (JoinGroup, the leader's assignment, SyncGroup: `join.rs`) runs as a task of its own that the next poll
+//! picks up again, as the Java client's join survives across polls. A heartbeat task (`heartbeat.rs`)
+//! keeps the session while the runtime is busy, leaves the group when it has not polled for
+//! `max.poll.interval.ms`, and gives the partitions up as lost when no heartbeat is answered within
+//! `session.timeout.ms`. When the coordinator announces an eager rebalance, the next poll revokes every
+//! owned partition and the poll after that rejoins. A member thrown out (or timed out, or gone for not
+//! polling) reports its partitions lost at the next poll; its commits are refused as fenced.
 //!
 //! `poll` is cancel-safe: the runtime polls inside `select!`, so every state change happens after the last
-//! await of the step that causes it, and a join (which waits for the whole group) runs as a task of its own
-//! that the next poll picks up again, as the Java client's join survives across polls.
+//! await of the step that causes it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,39 +27,22 @@ use sluice_core::kafka::{
 use tokio::task::JoinHandle;
 
 use super::connection::{code_error, unexpected, Connection};
+use super::heartbeat::heartbeats;
+use super::join::{round, JoinRequest, Round};
+use super::membership::{Loss, Membership, SharedMembership, Timeouts};
 use super::settings::{isolation, millis, text};
 use crate::broker::now;
-use crate::protocol::{ErrorCode, Interest, Isolation, Request, Response, Tp};
+use crate::coverage::{self, Event};
+use crate::protocol::{ErrorCode, Interest, Isolation, MemberSubscription, Request, Response, Tp};
 
 /// Wait before retrying after the broker could not be reached.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
-
-/// What the heartbeat task and the polling side share.
-#[derive(Debug, Default)]
-struct Membership {
-    member_id: Option<String>,
-    generation: i32,
-    /// In the group with an assignment (not between a revocation and the join that follows).
-    joined: bool,
-    /// The coordinator asked members to rejoin.
-    rejoin: bool,
-    /// Thrown out (or left because polls stopped): owned partitions are lost.
-    lost: bool,
-    last_poll: Duration,
-}
-
-#[derive(Clone)]
-struct Timeouts {
-    session: Duration,
-    heartbeat: Duration,
-    max_poll_interval: Duration,
-}
 
 pub struct SimGroupConsumer {
     connection: Arc<Connection>,
     /// Joins wait for the whole group: they get a connection of their own.
     join_connection: Arc<Connection>,
-    pending_join: Option<JoinHandle<Result<Response, KafkaError>>>,
+    pending_join: Option<JoinHandle<Result<Round, KafkaError>>>,
     broker: String,
     request_timeout: Duration,
     group: String,
@@ -68,7 +52,7 @@ pub struct SimGroupConsumer {
     reset_to_latest: bool,
     /// `isolation.level`.
     isolation: Isolation,
-    membership: Arc<Mutex<Membership>>,
+    membership: SharedMembership,
     heartbeat: Option<JoinHandle<()>>,
     owned: BTreeSet<Tp>,
     positions: BTreeMap<Tp, i64>,
@@ -79,9 +63,6 @@ pub struct SimGroupConsumer {
     revoking: Vec<Tp>,
     /// Partitions a cooperative rebalance added, reported once the revoked ones are gone.
     pending_assigned: Vec<Tp>,
-    /// An assignment a commit took from a finished join (to commit in the new generation), reported at the
-    /// next poll.
-    ready_assignment: Option<Vec<Tp>>,
     topics: BTreeMap<String, Arc<str>>,
 }
 
@@ -142,7 +123,7 @@ impl SimGroupConsumer {
             },
             reset_to_latest,
             isolation: isolation(settings)?,
-            membership: Arc::new(Mutex::new(Membership::default())),
+            membership: SharedMembership::default(),
             heartbeat: None,
             owned: BTreeSet::new(),
             positions: BTreeMap::new(),
@@ -150,68 +131,60 @@ impl SimGroupConsumer {
             cooperative,
             revoking: Vec::new(),
             pending_assigned: Vec::new(),
-            ready_assignment: None,
             topics: BTreeMap::new(),
         })
     }
 
-    fn membership(&self) -> MutexGuard<'_, Membership> {
-        self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    fn membership(&self) -> std::sync::MutexGuard<'_, Membership> {
+        self.membership.lock()
     }
 
+    /// Forgets every owned partition (and a join round that finished meanwhile: its assignment was for the
+    /// member id now gone).
     fn give_up_all(&mut self) -> Vec<TopicPartition> {
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
+        }
         let parts: Vec<TopicPartition> = self.owned.iter().map(to_core).collect();
         self.owned.clear();
         self.positions.clear();
         self.paused.clear();
         self.revoking.clear();
         self.pending_assigned.clear();
-        self.ready_assignment = None;
         parts
     }
 
-    /// Sends a JoinGroup from a task of its own, unless one is on its way.
+    /// Starts a round of the group protocol in a task of its own, unless one is on its way; starts the
+    /// heartbeat task with the first.
     fn start_join(&mut self) {
         if self.pending_join.is_some() {
             return;
         }
-        let member_id = {
-            let mut m = self.membership();
-            m.joined = false;
-            m.member_id.clone()
-        };
-        let request = Request::JoinGroup {
+        if self.heartbeat.is_none() {
+            self.heartbeat = Some(tokio::spawn(heartbeats(
+                Connection::new(&self.broker, self.request_timeout),
+                self.group.clone(),
+                self.timeouts.clone(),
+                self.membership.clone(),
+            )));
+        }
+        self.membership().joined = false;
+        let request = JoinRequest {
             group: self.group.clone(),
-            member_id,
             client_id: self.client_id.clone(),
-            interest: self.interest.clone(),
-            session_timeout_ms: self.timeouts.session.as_millis() as u64,
-            rebalance_timeout_ms: self.timeouts.max_poll_interval.as_millis() as u64,
+            session_timeout: self.timeouts.session,
+            rebalance_timeout: self.timeouts.max_poll_interval,
             cooperative: self.cooperative,
-            owned: self.owned.iter().cloned().collect(),
+            subscription: MemberSubscription {
+                interest: self.interest.clone(),
+                owned: self.owned.iter().cloned().collect(),
+            },
         };
-        let connection = self.join_connection.clone();
-        let wait = self.timeouts.max_poll_interval;
-        let membership = self.membership.clone();
-        self.pending_join = Some(tokio::spawn(async move {
-            let response = connection.call(&request, wait).await;
-            if let Ok(Response::Joined {
-                member_id,
-                generation,
-                ..
-            }) = &response
-            {
-                // Adopted as soon as the answer arrives, as librdkafka's background thread does: the
-                // heartbeats resume and commits carry the new generation before the next poll.
-                let mut m = membership.lock().unwrap_or_else(|e| e.into_inner());
-                m.member_id = Some(member_id.clone());
-                m.generation = *generation;
-                m.joined = true;
-                m.rejoin = false;
-                m.lost = false;
-            }
-            response
-        }));
+        self.pending_join = Some(tokio::spawn(round(
+            self.join_connection.clone(),
+            request,
+            self.membership.clone(),
+        )));
     }
 
     /// Waits for the join on its way (starting one if none is) and reports what it brought.
@@ -223,41 +196,33 @@ impl SimGroupConsumer {
         }
     }
 
-    /// Waits for the join on its way, adopts the member id and generation it brought and returns the
-    /// assignment; `None` when the join must be tried again.
+    /// Waits for the round on its way and returns the assignment it brought; `None` when the member must
+    /// join again.
     async fn complete_join(&mut self) -> Result<Option<Vec<Tp>>, KafkaError> {
         let Some(pending) = self.pending_join.as_mut() else {
             return Ok(None);
         };
-        let response = match pending.await {
-            Ok(response) => response,
+        let outcome = match pending.await {
+            Ok(outcome) => outcome,
             Err(e) => Err(KafkaError::Backend(format!("the join task failed: {e}"))),
         };
         self.pending_join = None;
-        match response {
-            Ok(Response::Joined { assignment, .. }) => {
-                if self.heartbeat.is_none() {
-                    self.heartbeat = Some(tokio::spawn(heartbeats(
-                        Connection::new(&self.broker, self.request_timeout),
-                        self.group.clone(),
-                        self.timeouts.clone(),
-                        self.membership.clone(),
-                    )));
-                }
-                Ok(Some(assignment))
-            }
-            Ok(Response::Error(ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => {
-                // Thrown out while the join was on its way (a cooperative member still holds partitions):
+        match outcome? {
+            Round::Assigned(assignment) => Ok(Some(assignment)),
+            Round::Fenced => {
+                // Thrown out while the round was on its way (a cooperative member still holds partitions):
                 // they are lost, and the next poll says so before joining afresh.
                 let mut m = self.membership();
                 m.member_id = None;
-                m.lost = !self.owned.is_empty();
+                if !self.owned.is_empty() {
+                    m.lost = Some(Loss::Removed);
+                }
                 Ok(None)
             }
-            Ok(other) => Err(unexpected(other)),
-            Err(e) => {
-                tracing::debug!(group = %self.group, error = %e, "join failed; retrying");
-                tokio::time::sleep(RETRY_BACKOFF).await;
+            Round::Retry { backoff } => {
+                if backoff {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
                 Ok(None)
             }
         }
@@ -451,19 +416,19 @@ impl GroupConsumer for SimGroupConsumer {
             return Ok(GroupEvent::Assigned(added.iter().map(to_core).collect()));
         }
         let (joined, rejoin, lost) = {
-            let m = self.membership();
-            (m.joined, m.rejoin, m.lost)
+            let mut m = self.membership();
+            (m.joined, m.rejoin, m.lost.take())
         };
-        if lost {
-            self.membership().lost = false;
+        if let Some(loss) = lost {
             let parts = self.give_up_all();
             if !parts.is_empty() {
+                if loss == Loss::SessionTimedOut {
+                    coverage::reached(Event::PartitionsLost);
+                }
                 return Ok(GroupEvent::Lost(parts));
             }
         }
-        if let Some(assignment) = self.ready_assignment.take() {
-            return Ok(self.assignment_event(assignment));
-        }
+        let lost = lost.is_some();
         if joined && rejoin && !self.owned.is_empty() && !self.cooperative {
             // Eager: everything goes before rejoining.
             self.revoking = self.owned.iter().cloned().collect();
@@ -486,19 +451,13 @@ impl GroupConsumer for SimGroupConsumer {
     }
 
     async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError> {
-        // A join that has completed moved the group to a new generation, which alone may commit now (as in
-        // KIP-429, where revoked partitions are committed in the generation that revoked them). Its events
-        // still come from the next poll.
-        let finished = self.pending_join.as_ref().is_some_and(|j| j.is_finished());
-        if finished && self.revoking.is_empty() && self.ready_assignment.is_none() {
-            if let Ok(Some(assignment)) = self.complete_join().await {
-                self.ready_assignment = Some(assignment);
-            }
-        }
+        // The generation is the one the last JoinGroup answer brought, even before its assignment is in
+        // (as librdkafka's): revoked partitions are committed in the generation that revoked them
+        // (KIP-429).
         let (member_id, generation) = {
             let m = self.membership();
             match (&m.member_id, m.lost) {
-                (Some(id), false) => (id.clone(), m.generation),
+                (Some(id), None) => (id.clone(), m.generation),
                 _ => return Err(KafkaError::Fenced("not a member of the group".into())),
             }
         };
@@ -579,66 +538,6 @@ impl Drop for SimGroupConsumer {
         }
         if let Some(join) = self.pending_join.take() {
             join.abort();
-        }
-    }
-}
-
-/// Heartbeats until aborted; marks the membership for rejoin or as lost as the coordinator answers.
-async fn heartbeats(
-    connection: Connection,
-    group: String,
-    timeouts: Timeouts,
-    membership: Arc<Mutex<Membership>>,
-) {
-    let lock = || membership.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        tokio::time::sleep(timeouts.heartbeat).await;
-        let (member_id, generation) = {
-            let m = lock();
-            match (&m.member_id, m.joined) {
-                (Some(id), true) => (id.clone(), m.generation),
-                _ => continue,
-            }
-        };
-        if now().saturating_sub(lock().last_poll) > timeouts.max_poll_interval {
-            tracing::warn!(
-                %group,
-                max_poll_interval = ?timeouts.max_poll_interval,
-                "no poll within max.poll.interval.ms: leaving the group"
-            );
-            let request = Request::LeaveGroup {
-                group: group.clone(),
-                member_id,
-            };
-            // Whether or not the coordinator hears it, the member is out: its partitions are lost.
-            let _ = connection.call(&request, Duration::ZERO).await;
-            let mut m = lock();
-            m.lost = true;
-            m.joined = false;
-            m.member_id = None;
-            continue;
-        }
-        let request = Request::Heartbeat {
-            group: group.clone(),
-            member_id,
-            generation,
-        };
-        let response = connection.call(&request, Duration::ZERO).await;
-        let mut m = lock();
-        if m.generation != generation || !m.joined {
-            continue;
-        }
-        match response {
-            Ok(Response::Done) => {}
-            Ok(Response::Error(ErrorCode::RebalanceInProgress)) => m.rejoin = true,
-            Ok(Response::Error(ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => {
-                tracing::warn!(%group, "this member was removed from the group: its partitions are lost");
-                m.lost = true;
-                m.joined = false;
-                m.member_id = None;
-            }
-            Ok(other) => tracing::warn!(%group, response = ?other, "unexpected heartbeat response"),
-            Err(e) => tracing::debug!(%group, error = %e, "heartbeat failed"),
         }
     }
 }

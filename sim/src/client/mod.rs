@@ -2,8 +2,12 @@
 //! over `turmoil::net`, so the runtime and connectors run unchanged inside the simulation.
 
 mod admin;
+mod assignor;
 mod connection;
 mod consumer;
+mod heartbeat;
+mod join;
+mod membership;
 mod producer;
 mod reader;
 mod settings;

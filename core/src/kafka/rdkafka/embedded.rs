@@ -2,7 +2,7 @@
 //! this process, so Sluice runs with nothing installed.
 //!
 //! The mock cluster is not `Send`, so it lives on a thread of its own; topic creation (which its admin
-//! API cannot do) is sent to that thread over a channel.
+//! API cannot do) and network faults are sent to that thread over a channel.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::Mutex;
@@ -18,6 +18,10 @@ enum Command {
         name: String,
         partitions: i32,
         replication_factor: i32,
+        reply: std_mpsc::Sender<Result<(), KafkaError>>,
+    },
+    SetReachable {
+        reachable: bool,
         reply: std_mpsc::Sender<Result<(), KafkaError>>,
     },
     Stop,
@@ -65,6 +69,18 @@ impl EmbeddedBroker {
                                 });
                             let _ = reply.send(result);
                         }
+                        Command::SetReachable { reachable, reply } => {
+                            // -1: every broker of the cluster.
+                            let result = match reachable {
+                                true => cluster.broker_up(-1),
+                                false => cluster.broker_down(-1),
+                            };
+                            let _ = reply.send(result.map_err(|e| {
+                                KafkaError::Backend(format!(
+                                    "cannot set the brokers up or down: {e}"
+                                ))
+                            }));
+                        }
                         Command::Stop => break,
                     }
                 }
@@ -92,16 +108,30 @@ impl EmbeddedBroker {
         partitions: i32,
         replication_factor: i32,
     ) -> Result<(), KafkaError> {
+        self.call(|reply| Command::CreateTopic {
+            name: name.to_owned(),
+            partitions,
+            replication_factor,
+            reply,
+        })
+    }
+
+    /// Cuts the brokers off from every client (their connections are closed and new ones refused), or
+    /// lets clients connect again: a network fault for tests of what clients do without a broker.
+    pub fn set_reachable(&self, reachable: bool) -> Result<(), KafkaError> {
+        self.call(|reply| Command::SetReachable { reachable, reply })
+    }
+
+    /// Sends a command to the broker's thread and waits for its reply.
+    fn call(
+        &self,
+        command: impl FnOnce(std_mpsc::Sender<Result<(), KafkaError>>) -> Command,
+    ) -> Result<(), KafkaError> {
         let (reply, answer) = std_mpsc::channel();
         self.commands
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Command::CreateTopic {
-                name: name.to_owned(),
-                partitions,
-                replication_factor,
-                reply,
-            })
+            .send(command(reply))
             .map_err(|_| KafkaError::Backend("the embedded broker has stopped".into()))?;
         answer
             .recv()
