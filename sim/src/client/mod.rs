@@ -4,6 +4,7 @@
 mod admin;
 mod connection;
 mod consumer;
+mod pipeline;
 mod producer;
 mod reader;
 mod settings;
