@@ -301,11 +301,7 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
                 } else {
                     rng.random_range(20..=80)
                 },
-                duration: between(
-                    rng,
-                    Duration::from_secs(1),
-                    scenario.delivery_timeout * 2,
-                ),
+                duration: between(rng, Duration::from_secs(1), scenario.delivery_timeout * 2),
             }
         }
         FaultKind::Latency => Fault::Latency {

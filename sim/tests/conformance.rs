@@ -19,8 +19,8 @@ use sluice_core::kafka::{
     KafkaHeader, NewTopic, ProduceRecord, ProducerHandle, Subscription, TransactionalHandle,
 };
 use sluice_sim::broker::{serve, BrokerConfig, Cluster, ProduceErrors, BROKER_PORT};
-use sluice_sim::protocol::ErrorCode;
 use sluice_sim::client::SimBackend;
+use sluice_sim::protocol::ErrorCode;
 
 /// How long any awaited condition may take before the case fails (simulated or real time). Generous: the
 /// embedded broker completes a rebalance about 5 s after it starts, and now and then runs several rounds.

@@ -8,8 +8,8 @@ use super::journal::{lock, millis, SharedJournal};
 use crate::broker::{Cluster, ProduceErrors};
 use crate::coverage::{self, Event};
 use crate::faults::{Fault, ProduceError};
-use crate::protocol::ErrorCode;
 use crate::placement::Orchestrator;
+use crate::protocol::ErrorCode;
 use crate::workload::{DestinationStore, DiskFaults, StoreFault};
 
 /// What to do at a point in simulated time.

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ExactlyOnceSupport,
-    PluginRegistry, RecordMetadata, SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry,
+    RecordMetadata, SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigError, ConfigMap};
 use tokio::sync::watch;

@@ -4,7 +4,10 @@
 //! A batch is numbered when it is first sent and keeps its numbers through every retry. After a retriable
 //! failure the partition sends nothing until all its batches in flight are answered (the broker refuses
 //! the ones that followed a missing batch as out of order) and the retry backoff has passed; it then sends
-//! its failed batches again in sequence order, as librdkafka does.
+//! its failed batches again in sequence order, as librdkafka does. The broker recognizes a retry only
+//! among the last five batches it appended, so no batch is numbered more than
+//! `max.in.flight.requests.per.connection` batches past the oldest one not yet settled (acknowledged or
+//! failed for good), as the Java client ensures.
 
 use std::collections::VecDeque;
 
@@ -50,6 +53,8 @@ pub struct PartitionQueue {
     /// Batches in requests not answered yet.
     pub in_flight: usize,
     next_sequence: i64,
+    /// The base sequences of the batches from the oldest unsettled one on, and whether each is settled.
+    window: VecDeque<(i64, bool)>,
     /// Set by a retriable failure: nothing is sent until the batches in flight are answered and this
     /// time has come.
     retry_at: Option<Instant>,
@@ -67,14 +72,17 @@ impl PartitionQueue {
         self.queued.is_empty() && self.retry.is_empty()
     }
 
-    /// Whether a batch may be sent now.
-    pub fn sendable(&self, now: Instant) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        match self.retry_at {
-            Some(at) => self.in_flight == 0 && now >= at,
-            None => true,
+    /// Whether a batch may be sent now, with at most `window` batches numbered past the oldest unsettled.
+    pub fn sendable(&self, now: Instant, window: usize) -> bool {
+        let waiting = match self.retry_at {
+            Some(at) => self.in_flight > 0 || now < at,
+            None => false,
+        };
+        match (self.retry.is_empty(), self.queued.is_empty()) {
+            _ if waiting => false,
+            (false, _) => true,
+            (true, false) => self.window.len() < window,
+            (true, true) => false,
         }
     }
 
@@ -101,8 +109,19 @@ impl PartitionQueue {
             records: self.queued.drain(..n).collect(),
         };
         self.next_sequence += n as i64;
+        self.window.push_back((batch.base_sequence, false));
         self.in_flight += 1;
         Some(batch)
+    }
+
+    /// The batch numbered from `base_sequence` was acknowledged or failed for good.
+    pub fn settled(&mut self, base_sequence: i64) {
+        if let Some(entry) = self.window.iter_mut().find(|(b, _)| *b == base_sequence) {
+            entry.1 = true;
+        }
+        while self.window.front().is_some_and(|(_, settled)| *settled) {
+            self.window.pop_front();
+        }
     }
 
     /// A batch was answered (acknowledged or refused for good).
@@ -137,8 +156,14 @@ impl PartitionQueue {
     /// queued records. Records queue in the order they were sent, so expired ones are at the fronts.
     pub fn expire(&mut self, now: Instant) -> Expired {
         let mut expired = Expired::default();
-        while self.retry.front().and_then(Batch::deadline).is_some_and(|d| d <= now) {
+        while self
+            .retry
+            .front()
+            .and_then(Batch::deadline)
+            .is_some_and(|d| d <= now)
+        {
             if let Some(batch) = self.retry.pop_front() {
+                self.settled(batch.base_sequence);
                 expired.records.extend(batch.records);
                 expired.numbered = true;
             }
@@ -161,6 +186,7 @@ impl PartitionQueue {
     /// belonged to the transaction that ended, are given back to be failed.
     pub fn new_epoch(&mut self) -> Vec<Pending> {
         self.next_sequence = 0;
+        self.window.clear();
         self.retry_at = None;
         self.retry.drain(..).flat_map(|b| b.records).collect()
     }
@@ -173,6 +199,7 @@ impl PartitionQueue {
             self.queued.push_front(pending);
         }
         self.next_sequence = 0;
+        self.window.clear();
     }
 }
 
@@ -216,20 +243,47 @@ mod tests {
         let second = queue.next_batch(2, 0).expect("a batch");
         let third = queue.next_batch(2, 0).expect("a batch");
         assert_eq!(
-            [first.base_sequence, second.base_sequence, third.base_sequence],
+            [
+                first.base_sequence,
+                second.base_sequence,
+                third.base_sequence
+            ],
             [0, 2, 4]
         );
         let backoff = now + Duration::from_millis(100);
         queue.failed(second, KafkaError::Timeout("x".into()), backoff);
-        assert!(!queue.sendable(backoff), "two batches still in flight");
+        assert!(!queue.sendable(backoff, 5), "two batches still in flight");
         queue.failed(first, KafkaError::Timeout("x".into()), backoff);
         queue.answered();
-        assert!(!queue.sendable(now), "backing off");
-        assert!(queue.sendable(backoff));
+        queue.settled(third.base_sequence);
+        assert!(!queue.sendable(now, 5), "backing off");
+        assert!(queue.sendable(backoff, 5));
         let again = queue.next_batch(2, 0).expect("the first batch again");
         assert_eq!((again.base_sequence, again.records[0].index), (0, 0));
         assert_eq!(queue.next_batch(2, 0).map(|b| b.base_sequence), Some(2));
         assert!(queue.next_batch(2, 0).is_none());
+    }
+
+    #[test]
+    fn no_batch_is_numbered_further_than_the_window_past_the_oldest_unsettled() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut queue = PartitionQueue::default();
+        for i in 0..4 {
+            queue.push(pending(i, later));
+        }
+        let first = queue.next_batch(1, 0).expect("a batch");
+        let second = queue.next_batch(1, 0).expect("a batch");
+        assert!(!queue.sendable(now, 2), "two batches unsettled");
+        queue.answered();
+        queue.settled(second.base_sequence);
+        assert!(
+            !queue.sendable(now, 2),
+            "the first batch is unsettled, and the broker would forget it"
+        );
+        queue.answered();
+        queue.settled(first.base_sequence);
+        assert!(queue.sendable(now, 2));
     }
 
     #[test]

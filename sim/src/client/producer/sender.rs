@@ -270,7 +270,11 @@ impl Sender {
             failed.push((expired.records, partition.last_error.clone()));
         }
         let mut unplaced = Vec::new();
-        while self.unplaced.front().is_some_and(|u| u.pending.deadline <= now) {
+        while self
+            .unplaced
+            .front()
+            .is_some_and(|u| u.pending.deadline <= now)
+        {
             unplaced.extend(self.unplaced.pop_front().map(|u| u.pending));
         }
         failed.push((unplaced, self.last_error.clone()));
@@ -305,7 +309,7 @@ impl Sender {
             let ready: Vec<Tp> = self
                 .partitions
                 .iter()
-                .filter(|(_, p)| p.sendable(now))
+                .filter(|(_, p)| p.sendable(now, self.limits.max_in_flight))
                 .map(|(tp, _)| tp.clone())
                 .collect();
             if ready.is_empty() {
@@ -396,7 +400,9 @@ impl Sender {
                 transaction_timeout_ms: 0,
             };
             match self.control.call(&request, Duration::ZERO).await {
-                Ok(Response::ProducerId { producer_id, .. }) => self.producer_id = Some(producer_id),
+                Ok(Response::ProducerId { producer_id, .. }) => {
+                    self.producer_id = Some(producer_id)
+                }
                 Ok(other) => self.back_off(unexpected(other)),
                 Err(e) => self.back_off(e),
             }
@@ -504,6 +510,7 @@ impl Sender {
             Ok(base_offset) => {
                 if let Some(partition) = self.partitions.get_mut(&tp) {
                     partition.answered();
+                    partition.settled(batch.base_sequence);
                 }
                 return self.acknowledge(&tp, batch, base_offset);
             }
@@ -521,6 +528,7 @@ impl Sender {
             return;
         }
         partition.answered();
+        partition.settled(batch.base_sequence);
         // The broker did not take the batch, and the next ones would not follow it.
         self.start_over |= self.shared.txn.is_none();
         self.fail(batch.records, &error);
