@@ -834,7 +834,7 @@ fn send_round(
     first_token: u64,
 ) -> Vec<i32> {
     (0..partitions)
-        .map(|partition| {
+        .inspect(|&partition| {
             let sent = Sent::new(partition, seq);
             let record = ProduceRecord {
                 topic,
@@ -848,7 +848,6 @@ fn send_round(
                 .producer
                 .send(&record, first_token + partition as u64)
                 .expect("queue a record");
-            partition
         })
         .collect()
 }

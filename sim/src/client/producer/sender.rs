@@ -262,7 +262,7 @@ impl Sender {
     fn expire(&mut self, now: Instant) {
         let mut failed = Vec::new();
         for partition in self.partitions.values_mut() {
-            if !partition.next_deadline().is_some_and(|d| d <= now) {
+            if partition.next_deadline().is_none_or(|d| d > now) {
                 continue;
             }
             let expired = partition.expire(now);
