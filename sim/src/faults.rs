@@ -27,6 +27,17 @@ pub enum FaultKind {
     RestartBroker,
     Latency,
     TakeOver,
+    ProduceErrors,
+}
+
+/// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProduceError {
+    /// `NOT_LEADER_OR_FOLLOWER`: the batch is not appended (a leader is moving).
+    NotLeaderOrFollower,
+    /// `REQUEST_TIMED_OUT`: the batch is appended but not acknowledged (a follower lags).
+    RequestTimedOut,
 }
 
 /// One fault.
@@ -83,6 +94,16 @@ pub enum Fault {
     TakeOver {
         from: usize,
         to: usize,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// For `duration`, the broker answers `percent` of the produce batches for these partitions of the
+    /// pipeline's topic with a retriable error; a fault longer than the producer's `delivery.timeout.ms`
+    /// makes deliveries fail for good.
+    ProduceErrors {
+        error: ProduceError,
+        partitions: Vec<i32>,
+        percent: u8,
         #[serde(with = "millis")]
         duration: Duration,
     },
@@ -172,6 +193,8 @@ enum Target {
     Network,
     /// Where the source task runs: one take-over at a time.
     Source,
+    /// The broker's answers to produce requests: one produce fault at a time.
+    Produce,
 }
 
 impl Fault {
@@ -196,6 +219,7 @@ impl Fault {
             Fault::RestartBroker { down } => Some((Target::Broker, down)),
             Fault::Latency { duration, .. } => Some((Target::Network, duration)),
             Fault::TakeOver { duration, .. } => Some((Target::Source, duration)),
+            Fault::ProduceErrors { duration, .. } => Some((Target::Produce, duration)),
             _ => None,
         }
     }
@@ -252,6 +276,34 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             to: 0,
             duration: between(rng, Duration::from_secs(2), session * 2),
         },
+        // A few partitions, or all of them; mostly every batch, sometimes a share (so that a batch fails
+        // while the next one succeeds); often longer than delivery.timeout.ms.
+        FaultKind::ProduceErrors => {
+            let partitions: Vec<i32> = match rng.random_range(0..3) {
+                0 => (0..scenario.partitions).collect(),
+                _ => {
+                    let count = rng.random_range(1..=scenario.partitions.clamp(1, 3));
+                    let first = rng.random_range(0..scenario.partitions.max(1));
+                    (0..count)
+                        .map(|i| (first + i) % scenario.partitions.max(1))
+                        .collect()
+                }
+            };
+            Fault::ProduceErrors {
+                error: if rng.random_bool(0.5) {
+                    ProduceError::NotLeaderOrFollower
+                } else {
+                    ProduceError::RequestTimedOut
+                },
+                partitions,
+                percent: if rng.random_bool(0.5) {
+                    100
+                } else {
+                    rng.random_range(20..=80)
+                },
+                duration: between(rng, Duration::from_secs(1), scenario.delivery_timeout * 2),
+            }
+        }
         FaultKind::Latency => Fault::Latency {
             max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),
             duration: between(rng, Duration::from_secs(1), Duration::from_secs(20)),

@@ -267,6 +267,26 @@ pub enum ErrorCode {
     /// A produce to a partition not added to the transaction, or no transaction open.
     #[error("INVALID_TXN_STATE")]
     InvalidTxnState,
+    /// The broker is not the partition's leader (any more): nothing was appended; retriable.
+    #[error("NOT_LEADER_OR_FOLLOWER")]
+    NotLeaderOrFollower,
+    /// The batch was appended to the leader but not replicated in time: it may or may not stay;
+    /// retriable (an idempotent producer's retry is deduplicated).
+    #[error("REQUEST_TIMED_OUT")]
+    RequestTimedOut,
+}
+
+impl ErrorCode {
+    /// Whether a producer retries a batch refused with this code (within `delivery.timeout.ms`).
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` is, here: it answers the batches that followed a failed one.
+    pub fn is_retriable_produce_error(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotLeaderOrFollower
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::OutOfOrderSequence
+        )
+    }
 }
 
 /// Frames larger than this are refused as corrupt.

@@ -60,6 +60,9 @@ pub struct Scenario {
     pub max_poll_interval: Duration,
     /// `offset.flush.interval.ms`.
     pub commit_interval: Duration,
+    /// The source producers' `delivery.timeout.ms` (their `request.timeout.ms` is a third of it, at most
+    /// Kafka's 30 s): a fault that outlasts it makes deliveries fail for good.
+    pub delivery_timeout: Duration,
     /// The simulation's tick.
     pub tick: Duration,
     /// A planted bug in the source or sink connector (`bug` key), for the oracle's own tests.
@@ -98,6 +101,7 @@ impl Scenario {
         heartbeat_interval: Duration::from_secs(3),
         max_poll_interval: Duration::from_secs(30),
         commit_interval: Duration::from_secs(2),
+        delivery_timeout: Duration::from_secs(120),
         tick: Duration::from_millis(5),
         source_bug: "none",
         sink_bug: "none",
@@ -112,7 +116,7 @@ impl Scenario {
         vec![
             Scenario {
                 name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs, restarts, network holds and broker restarts",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs, restarts, network holds, broker restarts and retriable produce errors, some outlasting delivery.timeout.ms",
                 workload: Workload::Files,
                 streams: 1,
                 records_per_stream: 10_000,
@@ -123,8 +127,10 @@ impl Scenario {
                     FaultKind::RestartBroker,
                     FaultKind::FailSync,
                     FaultKind::Latency,
+                    FaultKind::ProduceErrors,
                 ],
                 max_faults: 6,
+                delivery_timeout: Duration::from_secs(15),
                 ..Scenario::BASE
             },
             Scenario {
@@ -152,7 +158,7 @@ impl Scenario {
             },
             Scenario {
                 name: "crash-restart-storm",
-                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, and the broker restarts",
+                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, the broker restarts and answers produce requests with retriable errors, some outlasting delivery.timeout.ms",
                 faults: &[
                     FaultKind::CrashWorker,
                     FaultKind::StopWorker,
@@ -161,8 +167,10 @@ impl Scenario {
                     FaultKind::RestartBroker,
                     FaultKind::FailFlush,
                     FaultKind::Latency,
+                    FaultKind::ProduceErrors,
                 ],
                 max_faults: 8,
+                delivery_timeout: Duration::from_secs(15),
                 ..Scenario::BASE
             },
             Scenario {

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sluice_core::api::TopicPartition;
-use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
+use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend, RetriableProduceError};
 use sluice_core::kafka::{
     ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaBackend, KafkaError,
-    KafkaHeader, NewTopic, ProduceRecord, Subscription, TransactionalHandle,
+    KafkaHeader, NewTopic, ProduceRecord, ProducerHandle, Subscription, TransactionalHandle,
 };
-use sluice_sim::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
+use sluice_sim::broker::{serve, BrokerConfig, Cluster, ProduceErrors, BROKER_PORT};
 use sluice_sim::client::SimBackend;
+use sluice_sim::protocol::ErrorCode;
 
 /// How long any awaited condition may take before the case fails (simulated or real time). Generous: the
 /// embedded broker completes a rebalance about 5 s after it starts, and now and then runs several rounds.
@@ -44,6 +45,8 @@ struct Env {
     limits: Limits,
     /// How the case's clients are cut off from the broker.
     network: Network,
+    /// Its broker's produce errors.
+    faults: Arc<dyn ProduceFaults>,
 }
 
 /// The network between the case's clients and the broker.
@@ -69,6 +72,51 @@ impl Network {
             Network::Simulated => turmoil::release("test", "broker"),
             Network::Embedded(broker) => broker.set_reachable(true).expect("bring the broker up"),
         }
+    }
+}
+
+/// Makes a backend's broker answer produce requests with a retriable error until told to stop.
+trait ProduceFaults: Send + Sync {
+    fn start(&self, error: RetriableProduceError, topic: &str, partitions: i32);
+    fn stop(&self);
+}
+
+/// The simulated cluster refuses every batch to the topic's partitions
+/// (`REQUEST_TIMED_OUT`: after appending it).
+struct SimulatedFaults(Arc<Cluster>);
+
+impl ProduceFaults for SimulatedFaults {
+    fn start(&self, error: RetriableProduceError, topic: &str, partitions: i32) {
+        self.0.start_produce_errors(ProduceErrors {
+            topic: topic.to_owned(),
+            partitions: (0..partitions).collect(),
+            error: match error {
+                RetriableProduceError::NotLeaderOrFollower => ErrorCode::NotLeaderOrFollower,
+                RetriableProduceError::RequestTimedOut => ErrorCode::RequestTimedOut,
+            },
+            percent: 100,
+        });
+    }
+
+    fn stop(&self) {
+        self.0.stop_produce_errors();
+    }
+}
+
+/// The embedded broker refuses whole produce requests, appending nothing.
+struct EmbeddedFaults(Arc<EmbeddedBroker>);
+
+impl ProduceFaults for EmbeddedFaults {
+    fn start(&self, error: RetriableProduceError, _: &str, _: i32) {
+        self.0
+            .fail_produce_requests(error, 100_000)
+            .expect("the embedded broker takes produce errors");
+    }
+
+    fn stop(&self) {
+        self.0
+            .clear_produce_errors()
+            .expect("the embedded broker clears produce errors");
     }
 }
 
@@ -123,6 +171,8 @@ conformance! {
     committed_transaction_is_visible_with_its_offsets,
     aborted_transaction_is_hidden_from_read_committed_readers,
     second_instance_fences_the_first,
+    retried_batches_keep_partition_order_and_are_appended_once,
+    delivery_outlasting_its_timeout_is_reported_failed,
 }
 
 /// Records produced to explicit partitions are acknowledged at consecutive offsets per partition, and a
@@ -612,6 +662,83 @@ async fn second_instance_fences_the_first(env: Env) {
     }
 }
 
+/// Produce requests answered with a retriable error for a while are retried: with records sent in
+/// rounds (several requests in flight) and idempotence, every record is acknowledged once, each partition
+/// keeps the order the records were sent in, and the log holds each record once. On the simulated broker
+/// `REQUEST_TIMED_OUT` comes after the batch was appended, so the retries must be recognized as such;
+/// the embedded broker appends nothing before either error.
+async fn retried_batches_keep_partition_order_and_are_appended_once(env: Env) {
+    let errors = [
+        RetriableProduceError::NotLeaderOrFollower,
+        RetriableProduceError::RequestTimedOut,
+    ];
+    for (n, error) in errors.into_iter().enumerate() {
+        let topic = format!("retried-{n}");
+        let all = create_topic(&env, &topic, 3).await;
+        env.faults.start(error, &topic, 3);
+        let heal = async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            env.faults.stop();
+            tokio::time::Instant::now()
+        };
+        let delivered = async {
+            let sent = produce(&env, &topic, 3, 20).await;
+            (sent, tokio::time::Instant::now())
+        };
+        let ((sent, delivered_at), healed_at) = tokio::join!(delivered, heal);
+        assert!(
+            delivered_at >= healed_at,
+            "every record was acknowledged while the broker refused them ({error:?})"
+        );
+        for (tp, offsets) in &sent {
+            assert_eq!(
+                offsets,
+                &(0..20).collect::<Vec<i64>>(),
+                "offsets acknowledged for {tp} under {error:?}, in the order the records were sent"
+            );
+        }
+        let expected: Vec<String> = (0..3)
+            .flat_map(|p| (0..20).map(move |seq| Sent::new(p, seq).value))
+            .collect();
+        assert_eq!(
+            read_values(&env, "read_uncommitted", &all).await,
+            expected,
+            "the log under {error:?}"
+        );
+    }
+}
+
+/// Records the broker refuses for longer than `delivery.timeout.ms` each get one failed delivery
+/// report; once the broker accepts again, the producer delivers the next record, and nothing of the
+/// failed ones was appended.
+async fn delivery_outlasting_its_timeout_is_reported_failed(env: Env) {
+    create_topic(&env, "expiring", 2).await;
+    let settings = ClientSettings::from([("delivery.timeout.ms".to_owned(), "1500".to_owned())]);
+    let mut handle = env.kafka.producer(&settings).expect("a producer");
+    env.faults
+        .start(RetriableProduceError::NotLeaderOrFollower, "expiring", 2);
+    let tokens = send_round(&handle, "expiring", 2, 0, 0);
+    let reports = await_reports(&mut handle, tokens.len()).await;
+    for (token, report) in &reports {
+        assert!(
+            report.is_err(),
+            "record {token} was refused for longer than its delivery timeout: {report:?}"
+        );
+    }
+    env.faults.stop();
+    let tokens = send_round(&handle, "expiring", 2, 1, tokens.len() as u64);
+    let reports = await_reports(&mut handle, tokens.len()).await;
+    for (token, report) in reports {
+        let (partition, offset) =
+            report.unwrap_or_else(|e| panic!("record {token} after the fault: {e}"));
+        assert_eq!(
+            (partition, offset),
+            (tokens[(token - 2) as usize], 0),
+            "record {token}: the failed records were never appended"
+        );
+    }
+}
+
 /// A transactional producer that has registered its id.
 async fn transactional(env: &Env, id: &str) -> TransactionalHandle {
     let handle = env
@@ -687,6 +814,7 @@ where
     Fut: Future<Output = ()> + 'static,
 {
     let cluster = Arc::new(Cluster::new(BrokerConfig::default()));
+    let faults = Arc::new(SimulatedFaults(cluster.clone()));
     let mut sim = turmoil::Builder::new()
         .rng_seed(1)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
@@ -709,6 +837,7 @@ where
                 fences_older_producers: true,
             },
             network: Network::Simulated,
+            faults,
         };
         case(env).await;
         Ok(())
@@ -721,6 +850,7 @@ fn on_embedded_broker() -> Env {
     let broker = Arc::new(EmbeddedBroker::start(1).expect("start the embedded broker"));
     Env {
         kafka: Arc::new(RdkafkaBackend::embedded(broker.clone())),
+        faults: Arc::new(EmbeddedFaults(broker.clone())),
         limits: Limits {
             refuses_commits_while_rebalancing: true,
             hides_aborted_records: false,
@@ -782,7 +912,8 @@ impl Sent {
     }
 }
 
-/// Sends `per_partition` records to each of `partitions` partitions, interleaved, and waits for every
+/// Sends `per_partition` records to each of `partitions` partitions, interleaved, in rounds a few
+/// milliseconds apart (so that several produce requests are in flight), and waits for every
 /// acknowledgement; the acknowledged offsets per partition, in the order the records were sent.
 async fn produce(
     env: &Env,
@@ -796,7 +927,38 @@ async fn produce(
         .expect("a producer");
     let mut tokens = Vec::new();
     for seq in 0..per_partition {
-        for partition in 0..partitions {
+        let round = send_round(&handle, topic, partitions, seq, tokens.len() as u64);
+        tokens.extend(round);
+        tokio::time::sleep(ROUND_GAP).await;
+    }
+    let mut offsets: BTreeMap<TopicPartition, Vec<i64>> = BTreeMap::new();
+    for (token, report) in await_reports(&mut handle, tokens.len()).await {
+        let (partition, offset) =
+            report.unwrap_or_else(|e| panic!("record {token} was not delivered: {e}"));
+        let wanted = tokens[token as usize];
+        assert_eq!(partition, wanted, "partition of record {token}");
+        offsets
+            .entry(TopicPartition::new(topic, partition))
+            .or_default()
+            .push(offset);
+    }
+    offsets
+}
+
+/// Pause between the rounds [`produce`] sends.
+const ROUND_GAP: Duration = Duration::from_millis(5);
+
+/// Queues record `seq` of each of `partitions` partitions, with tokens from `first_token`; their
+/// partitions, in token order.
+fn send_round(
+    handle: &ProducerHandle,
+    topic: &str,
+    partitions: i32,
+    seq: i64,
+    first_token: u64,
+) -> Vec<i32> {
+    (0..partitions)
+        .inspect(|&partition| {
             let sent = Sent::new(partition, seq);
             let record = ProduceRecord {
                 topic,
@@ -806,52 +968,40 @@ async fn produce(
                 headers: &sent.headers,
                 timestamp: Some(sent.timestamp),
             };
-            let token = tokens.len() as u64;
             handle
                 .producer
-                .send(&record, token)
+                .send(&record, first_token + partition as u64)
                 .expect("queue a record");
-            tokens.push(partition);
-        }
-    }
-    let mut acknowledged = BTreeMap::new();
+        })
+        .collect()
+}
+
+/// Waits for `count` delivery reports, each token reported once; (partition, offset) or the error per
+/// token, in token order.
+async fn await_reports(
+    handle: &mut ProducerHandle,
+    count: usize,
+) -> BTreeMap<u64, Result<(i32, i64), KafkaError>> {
+    let mut reports = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while acknowledged.len() < tokens.len() {
+    while reports.len() < count {
         let delivery = tokio::time::timeout_at(deadline, handle.deliveries.recv())
             .await
             .unwrap_or_else(|_| {
                 panic!(
-                    "only {} of {} records acknowledged within {DEADLINE:?}",
-                    acknowledged.len(),
-                    tokens.len()
+                    "only {} of {count} records reported within {DEADLINE:?}",
+                    reports.len()
                 )
             })
             .expect("the delivery channel stays open");
-        let metadata = delivery
-            .result
-            .unwrap_or_else(|e| panic!("record {} was not delivered: {e}", delivery.token));
-        let wanted = tokens[delivery.token as usize];
-        assert_eq!(
-            metadata.partition, wanted,
-            "partition of record {}",
-            delivery.token
-        );
+        let report = delivery.result.map(|m| (m.partition, m.offset));
         assert!(
-            acknowledged
-                .insert(delivery.token, metadata.offset)
-                .is_none(),
-            "record {} acknowledged twice",
+            reports.insert(delivery.token, report).is_none(),
+            "record {} reported twice",
             delivery.token
         );
     }
-    let mut offsets: BTreeMap<TopicPartition, Vec<i64>> = BTreeMap::new();
-    for (token, offset) in acknowledged {
-        offsets
-            .entry(TopicPartition::new(topic, tokens[token as usize]))
-            .or_default()
-            .push(offset);
-    }
-    offsets
+    reports
 }
 
 /// A group member and everything it has seen.

@@ -3,18 +3,28 @@
 //!
 //! Acknowledged data is never lost: the log models a replicated cluster, so a broker restart keeps it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::protocol::{ErrorCode, FetchedRecord, Isolation, ProduceBatch, Record, Tp};
 
-/// The last batch an idempotent producer appended to a partition.
+/// Batches the broker remembers per producer and partition, as Kafka does: enough to recognize a retry of
+/// any of the batches a producer may have in flight (`max.in.flight.requests.per.connection` <= 5).
+const REMEMBERED_BATCHES: usize = 5;
+
+/// A batch an idempotent producer appended to a partition.
 #[derive(Debug, Clone, Copy)]
-struct LastBatch {
-    epoch: i16,
+struct AppendedBatch {
     base_sequence: i64,
     base_offset: i64,
     records: usize,
+}
+
+/// An idempotent producer's state in one partition: its epoch and its latest batches, oldest first.
+#[derive(Debug, Clone)]
+struct ProducerBatches {
+    epoch: i16,
+    batches: VecDeque<AppendedBatch>,
 }
 
 /// Whether a read_committed consumer may see a record.
@@ -66,7 +76,7 @@ pub struct Read {
 #[derive(Debug, Default)]
 pub struct Logs {
     topics: BTreeMap<String, Vec<Vec<Entry>>>,
-    last_batches: BTreeMap<(i64, Tp), LastBatch>,
+    producers: BTreeMap<(i64, Tp), ProducerBatches>,
     next_producer_id: i64,
 }
 
@@ -114,9 +124,11 @@ impl Logs {
     }
 
     /// Appends a batch and returns the offset of its first record. A batch the producer already appended
-    /// (a retry after a lost response) is not appended again: its original offset is returned, and
-    /// `Ok((offset, false))` says so. A transactional batch's records stay [`Visibility::Pending`] until
-    /// its transaction ends; a plain one is visible at `now`.
+    /// (a retry after a lost or failed response, among its last [`REMEMBERED_BATCHES`]) is not appended
+    /// again: its original offset is returned, and `Ok((offset, false))` says so. A batch whose sequence
+    /// does not follow the producer's last one in this partition (one before it is missing) is refused
+    /// with `OUT_OF_ORDER_SEQUENCE_NUMBER`, as Kafka refuses it. A transactional batch's records stay
+    /// [`Visibility::Pending`] until its transaction ends; a plain one is visible at `now`.
     pub fn append(
         &mut self,
         producer_id: i64,
@@ -127,27 +139,30 @@ impl Logs {
     ) -> Result<(i64, bool), ErrorCode> {
         let key = (producer_id, batch.tp.clone());
         // A new epoch numbers its batches from zero again.
-        let last = self
-            .last_batches
+        let known = self
+            .producers
             .get(&key)
-            .copied()
-            .filter(|last| last.epoch == epoch);
+            .filter(|state| state.epoch == epoch)
+            .map(|state| &state.batches);
+        let expected = match known {
+            Some(batches) => {
+                if let Some(retry) = batches.iter().find(|b| {
+                    b.base_sequence == batch.base_sequence && b.records == batch.records.len()
+                }) {
+                    return Ok((retry.base_offset, false));
+                }
+                batches
+                    .back()
+                    .map_or(0, |last| last.base_sequence + last.records as i64)
+            }
+            None => 0,
+        };
+        if batch.base_sequence != expected {
+            return Err(ErrorCode::OutOfOrderSequence);
+        }
         let log = self
             .partition_mut(&batch.tp)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-        match last {
-            Some(last)
-                if batch.base_sequence == last.base_sequence
-                    && batch.records.len() == last.records =>
-            {
-                return Ok((last.base_offset, false));
-            }
-            Some(last) if batch.base_sequence <= last.base_sequence => {
-                return Err(ErrorCode::OutOfOrderSequence);
-            }
-            None if batch.base_sequence != 0 => return Err(ErrorCode::OutOfOrderSequence),
-            _ => {}
-        }
         let base_offset = log.len() as i64;
         let records = batch.records.len();
         let visibility = if transactional {
@@ -161,15 +176,27 @@ impl Logs {
             epoch,
             visibility,
         }));
-        self.last_batches.insert(
-            key,
-            LastBatch {
+        let state = self
+            .producers
+            .entry(key)
+            .and_modify(|state| {
+                if state.epoch != epoch {
+                    state.epoch = epoch;
+                    state.batches.clear();
+                }
+            })
+            .or_insert_with(|| ProducerBatches {
                 epoch,
-                base_sequence: batch.base_sequence,
-                base_offset,
-                records,
-            },
-        );
+                batches: VecDeque::new(),
+            });
+        if state.batches.len() == REMEMBERED_BATCHES {
+            state.batches.pop_front();
+        }
+        state.batches.push_back(AppendedBatch {
+            base_sequence: batch.base_sequence,
+            base_offset,
+            records,
+        });
         Ok((base_offset, true))
     }
 
@@ -396,6 +423,40 @@ mod tests {
             Ok((3, true)),
             "a new epoch numbers from zero"
         );
+    }
+
+    #[test]
+    fn batches_in_flight_are_recognized_when_retried_and_a_gap_is_refused() {
+        let mut logs = Logs::default();
+        logs.create("t", 1).unwrap();
+        let producer = logs.new_producer_id();
+        assert_eq!(
+            logs.append(producer, 0, false, batch(1, &["b"]), NOW),
+            Err(ErrorCode::OutOfOrderSequence),
+            "a first batch must start at zero"
+        );
+        for seq in 0..6 {
+            assert_eq!(
+                logs.append(producer, 0, false, batch(seq, &["x"]), NOW),
+                Ok((seq, true))
+            );
+        }
+        assert_eq!(
+            logs.append(producer, 0, false, batch(8, &["y"]), NOW),
+            Err(ErrorCode::OutOfOrderSequence),
+            "the batch numbered 6 is missing"
+        );
+        assert_eq!(
+            logs.append(producer, 0, false, batch(1, &["x"]), NOW),
+            Ok((1, false)),
+            "a retry of any of the last five batches is deduplicated"
+        );
+        assert_eq!(
+            logs.append(producer, 0, false, batch(0, &["x"]), NOW),
+            Err(ErrorCode::OutOfOrderSequence),
+            "older batches are forgotten"
+        );
+        assert_eq!(logs.end_offset(&Tp::new("t", 0)), Ok(6));
     }
 
     #[test]

@@ -8,11 +8,13 @@
 
 mod group;
 mod log;
+mod produce_errors;
 mod server;
 mod txn;
 
 pub use group::{Departure, GroupChange};
 pub use log::{Committed, Entry, Logs, Visibility};
+pub use produce_errors::ProduceErrors;
 pub use server::serve;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::protocol::Tp;
 use group::Group;
+use produce_errors::ProduceFaults;
 use txn::Transactions;
 
 /// The port the simulated broker listens on.
@@ -96,6 +99,7 @@ pub struct ClusterState {
     pub logs: Logs,
     groups: BTreeMap<String, Group>,
     transactions: Transactions,
+    produce_faults: ProduceFaults,
     /// `group.initial.rebalance.delay.ms`, for groups a transaction's offsets create.
     initial_rebalance_delay: Duration,
     observer: Option<Box<dyn ClusterObserver>>,
@@ -154,6 +158,7 @@ impl Cluster {
                 logs: Logs::default(),
                 groups: BTreeMap::new(),
                 transactions: Transactions::default(),
+                produce_faults: ProduceFaults::default(),
                 initial_rebalance_delay,
                 observer: None,
             }),
@@ -184,6 +189,16 @@ impl Cluster {
             topic_created(&mut state, name, partitions);
         }
         created
+    }
+
+    /// Answers a share of the produce batches for some partitions with a retriable error until
+    /// [`Cluster::stop_produce_errors`].
+    pub fn start_produce_errors(&self, errors: ProduceErrors) {
+        self.lock().produce_faults.start(errors);
+    }
+
+    pub fn stop_produce_errors(&self) {
+        self.lock().produce_faults.stop();
     }
 
     /// Runs the transaction coordinator's timer once: aborts transactions past their timeout.

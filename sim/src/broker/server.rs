@@ -2,8 +2,9 @@
 //!
 //! Fetches long-poll until records arrive (or a transaction's end moves a read_committed reader on) or
 //! their wait ends; a JoinGroup waits until its join phase ends, a SyncGroup until the leader's
-//! assignment arrives. A connection serves one request at a time, as a Kafka client's connection does in
-//! order.
+//! assignment arrives. A connection serves its requests one at a time, in the order they arrive, as Kafka
+//! does: a client may send several before the first is answered (the producer keeps up to
+//! `max.in.flight.requests.per.connection`), and gets the answers in that order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio::time::timeout;
 use turmoil::net::{TcpListener, TcpStream};
 
 use super::group::{Group, JoinOutcome, Joiner};
+use super::produce_errors::Verdict;
 use super::{now, topic_created, txn, Cluster, ClusterEvent};
 use crate::protocol::{
     read_frame, write_frame, ErrorCode, Isolation, ProduceBatch, Request, Response, TxnProducer,
@@ -109,6 +111,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
                     epoch,
                 });
                 let mut state = cluster.lock();
+                state.produce_faults.next_request();
                 batches
                     .into_iter()
                     .map(|batch| produce(&mut state, producer_id, epoch, producer.as_ref(), batch))
@@ -292,7 +295,7 @@ fn done(result: Result<(), ErrorCode>) -> Response {
 }
 
 /// Appends one batch: a transactional producer's only to a partition of its open transaction, in its
-/// current epoch.
+/// current epoch; an active produce fault may refuse it, or append it and answer with an error.
 fn produce(
     state: &mut super::ClusterState,
     producer_id: i64,
@@ -301,6 +304,10 @@ fn produce(
     batch: ProduceBatch,
 ) -> Result<i64, ErrorCode> {
     let tp = batch.tp.clone();
+    let verdict = state.produce_faults.verdict(&tp);
+    if let Verdict::Refuse(error) = verdict {
+        return Err(error);
+    }
     if let Some(producer) = transactional {
         state.transactions.check_produce(producer, &tp)?;
     }
@@ -311,7 +318,10 @@ fn produce(
     if let (Some(producer), true) = (transactional, new) {
         state.transactions.appended(producer, &tp, offset);
     }
-    Ok(offset)
+    match verdict {
+        Verdict::AppendThenFail(error) => Err(error),
+        _ => Ok(offset),
+    }
 }
 
 fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -> Response {

@@ -8,6 +8,7 @@ mod consumer;
 mod heartbeat;
 mod join;
 mod membership;
+mod pipeline;
 mod producer;
 mod reader;
 mod settings;

@@ -96,6 +96,11 @@ impl TxnShared {
         self.lock().added.extend(tps);
     }
 
+    /// Why the open transaction cannot commit, if it cannot.
+    pub fn failure(&self) -> Option<KafkaError> {
+        self.lock().error.clone()
+    }
+
     /// Records of the open transaction failed: it cannot commit (being fenced is kept over anything else).
     pub fn fail(&self, error: KafkaError) {
         let mut state = self.lock();

@@ -1,13 +1,15 @@
 //! Faults applied to the simulation, and what heals them: crashes and restarts, network holds and
-//! partitions, broker restarts, latency, store faults and take-overs of the source task.
+//! partitions, broker restarts, latency, store faults, produce errors and take-overs of the source task.
 
 use std::time::Duration;
 
 use super::hosts::WorkerHost;
 use super::journal::{lock, millis, SharedJournal};
+use crate::broker::{Cluster, ProduceErrors};
 use crate::coverage::{self, Event};
-use crate::faults::Fault;
+use crate::faults::{Fault, ProduceError};
 use crate::placement::Orchestrator;
+use crate::protocol::ErrorCode;
 use crate::workload::{DestinationStore, DiskFaults, StoreFault};
 
 /// What to do at a point in simulated time.
@@ -20,6 +22,7 @@ pub(super) enum Action {
     Repair(usize),
     BrokerUp,
     LatencyOff,
+    ProduceErrorsOff,
 }
 
 /// What faults act on.
@@ -29,6 +32,9 @@ pub(super) struct Targets<'a> {
     pub(super) disk: &'a DiskFaults,
     pub(super) journal: &'a SharedJournal,
     pub(super) orchestrator: &'a Orchestrator,
+    pub(super) cluster: &'a Cluster,
+    /// The pipeline's topic, which produce errors hit.
+    pub(super) topic: &'a str,
 }
 
 pub(super) fn apply(
@@ -44,6 +50,8 @@ pub(super) fn apply(
         disk,
         journal,
         orchestrator,
+        cluster,
+        topic,
     } = targets;
     lock(journal)
         .trace
@@ -84,6 +92,23 @@ pub(super) fn apply(
                 schedule.push((now + duration, Action::Release(from)));
                 orchestrator.place(to);
             }
+            Fault::ProduceErrors {
+                error,
+                partitions,
+                percent,
+                duration,
+            } => {
+                cluster.start_produce_errors(ProduceErrors {
+                    topic: (*topic).to_owned(),
+                    partitions,
+                    error: match error {
+                        ProduceError::NotLeaderOrFollower => ErrorCode::NotLeaderOrFollower,
+                        ProduceError::RequestTimedOut => ErrorCode::RequestTimedOut,
+                    },
+                    percent,
+                });
+                schedule.push((now + duration, Action::ProduceErrorsOff));
+            }
         },
         Action::Restart(worker) => {
             let host = workers[worker].name.as_str();
@@ -105,5 +130,6 @@ pub(super) fn apply(
         Action::Repair(worker) => sim.repair(workers[worker].name.as_str(), "broker"),
         Action::BrokerUp => sim.bounce("broker"),
         Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
+        Action::ProduceErrorsOff => cluster.stop_produce_errors(),
     }
 }

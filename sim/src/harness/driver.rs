@@ -214,6 +214,8 @@ pub fn run_planned(
         disk: &disk,
         journal: &journal,
         orchestrator: &orchestrator,
+        cluster: &cluster,
+        topic: scenario.topic(),
     };
     // Faults.
     while sim.elapsed() < scenario.active {

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sluice_core::config::{ConfigError, ConfigMap};
 use sluice_core::runtime::{SharedOffsetStore, StandaloneWorker, WorkerConfig};
 use tokio::sync::watch;
 
 use super::journal::{lock, millis, SharedJournal};
+use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::placement::Placement;
@@ -71,6 +73,17 @@ fn worker_props(scenario: &Scenario, index: usize) -> ConfigMap {
         (
             "consumer.partition.assignment.strategy",
             scenario.assignor().into(),
+        ),
+        (
+            "producer.delivery.timeout.ms",
+            scenario.delivery_timeout.as_millis().to_string(),
+        ),
+        (
+            "producer.request.timeout.ms",
+            (scenario.delivery_timeout / 3)
+                .min(Duration::from_secs(30))
+                .as_millis()
+                .to_string(),
         ),
     ])
 }
@@ -159,17 +172,25 @@ pub(super) struct HostContext {
 }
 
 impl HostContext {
-    fn worker(&self) -> Result<StandaloneWorker, ConfigError> {
+    /// A standalone worker; its source tasks report their failures to `failures`, if given.
+    fn worker(&self, failures: Option<&TaskFailures>) -> Result<StandaloneWorker, ConfigError> {
         let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
         let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
+        let mut plugins = workload::plugins(
+            self.store.clone(),
+            self.disk.clone(),
+            self.instances.clone(),
+        );
+        if let (Some(failures), Some(class)) = (
+            failures,
+            source_props(&self.scenario).get("connector.class"),
+        ) {
+            failures.watch(&mut plugins, class);
+        }
         Ok(StandaloneWorker::with_offset_store(
             config,
             backend,
-            workload::plugins(
-                self.store.clone(),
-                self.disk.clone(),
-                self.instances.clone(),
-            ),
+            plugins,
             self.offsets.clone(),
         ))
     }
@@ -183,7 +204,6 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
         ref files,
         ..
     } = host;
-    let mut stop = host.stop.clone();
     if scenario.workload == Workload::Files {
         input_file::create_data_dir()?;
     }
@@ -194,31 +214,46 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
             scenario.source_interval,
         ))
     });
-    let worker = host.worker()?;
-    let mut plans = Vec::new();
-    if index == 0 && !scenario.exactly_once {
-        plans.push(worker.plan(&source_props(scenario))?);
-    }
-    plans.push(worker.plan(&sink_props(scenario))?);
     let source = scenario
         .exactly_once
         .then(|| tokio::spawn(run_placed_source(host.clone())));
-    let shutdown = async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    };
-    let outcome = worker.run(plans, shutdown).await;
+    // The operator restarts the worker whenever its source task fails.
+    loop {
+        let failures = TaskFailures::new(host.stop.clone());
+        let worker = host.worker(Some(&failures))?;
+        let mut plans = Vec::new();
+        if index == 0 && !scenario.exactly_once {
+            plans.push(worker.plan(&source_props(scenario))?);
+        }
+        plans.push(worker.plan(&sink_props(scenario))?);
+        let shutdown = {
+            let failures = failures.clone();
+            let mut stop = host.stop.clone();
+            async move {
+                tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => {}
+                    () = failures.wait() => {}
+                }
+            }
+        };
+        let outcome = worker.run(plans, shutdown).await;
+        let now = millis(crate::broker::now());
+        let line = match outcome {
+            Ok(()) => format!("{now} worker-{index} stopped"),
+            Err(e) => format!("{now} worker-{index} failed: {e}"),
+        };
+        lock(journal).trace.push(line);
+        if !failures.raised() || *host.stop.borrow() {
+            break;
+        }
+        lock(journal).trace.push(format!(
+            "{now} operator restarts worker-{index}: a source task failed"
+        ));
+    }
     if let Some(source) = source {
         // It stops on the same signal.
         let _ = source.await;
     }
-    let line = match outcome {
-        Ok(()) => format!("{} worker-{index} stopped", millis(crate::broker::now())),
-        Err(e) => format!(
-            "{} worker-{index} failed: {e}",
-            millis(crate::broker::now())
-        ),
-    };
-    lock(journal).trace.push(line);
     if let Some(writer) = writer {
         writer.abort();
     }
@@ -256,7 +291,7 @@ async fn run_placed_source(host: HostContext) {
             return;
         };
         started = Some(generation);
-        let outcome = match host.worker() {
+        let outcome = match host.worker(None) {
             Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
                 Ok(plan) => {
                     let mut stop = host.stop.clone();

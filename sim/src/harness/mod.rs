@@ -7,12 +7,14 @@
 //!   the source wherever it is placed);
 //! - [`actions`]: faults and their healing applied to the simulation;
 //! - [`journal`]: the run's trace and the checks made as it goes;
-//! - [`offsets`]: worker 0's checked source offset store.
+//! - [`offsets`]: worker 0's checked source offset store;
+//! - [`operator`]: restarts a worker whose source task failed.
 
 mod actions;
 mod driver;
 mod hosts;
 mod journal;
 mod offsets;
+mod operator;
 
 pub use driver::{run, run_planned, RunError};

@@ -10,6 +10,7 @@ use std::thread;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::kafka::KafkaError;
 
@@ -24,7 +25,20 @@ enum Command {
         reachable: bool,
         reply: std_mpsc::Sender<Result<(), KafkaError>>,
     },
+    ProduceErrors {
+        errors: Option<(RetriableProduceError, usize)>,
+        reply: std_mpsc::Sender<()>,
+    },
     Stop,
+}
+
+/// A retriable error the embedded broker can answer produce requests with, to test a producer's retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetriableProduceError {
+    /// `NOT_LEADER_OR_FOLLOWER`.
+    NotLeaderOrFollower,
+    /// `REQUEST_TIMED_OUT` (the mock cluster appends nothing before answering with it).
+    RequestTimedOut,
 }
 
 /// A running embedded broker. Dropping it stops the broker.
@@ -81,6 +95,26 @@ impl EmbeddedBroker {
                                 ))
                             }));
                         }
+                        Command::ProduceErrors { errors, reply } => {
+                            match errors {
+                                Some((error, count)) => {
+                                    let code = match error {
+                                        RetriableProduceError::NotLeaderOrFollower => {
+                                            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION
+                                        }
+                                        RetriableProduceError::RequestTimedOut => {
+                                            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT
+                                        }
+                                    };
+                                    cluster.request_errors(
+                                        RDKafkaApiKey::Produce,
+                                        &vec![code; count],
+                                    );
+                                }
+                                None => cluster.clear_request_errors(RDKafkaApiKey::Produce),
+                            }
+                            let _ = reply.send(());
+                        }
                         Command::Stop => break,
                     }
                 }
@@ -136,6 +170,38 @@ impl EmbeddedBroker {
         answer
             .recv()
             .map_err(|_| KafkaError::Backend("the embedded broker has stopped".into()))?
+    }
+}
+
+impl EmbeddedBroker {
+    /// Answers the next `count` produce requests with `error` (tests of a producer's retries and
+    /// delivery timeout).
+    pub fn fail_produce_requests(
+        &self,
+        error: RetriableProduceError,
+        count: usize,
+    ) -> Result<(), KafkaError> {
+        self.produce_errors(Some((error, count)))
+    }
+
+    /// Answers produce requests normally again.
+    pub fn clear_produce_errors(&self) -> Result<(), KafkaError> {
+        self.produce_errors(None)
+    }
+
+    fn produce_errors(
+        &self,
+        errors: Option<(RetriableProduceError, usize)>,
+    ) -> Result<(), KafkaError> {
+        let (reply, answer) = std_mpsc::channel();
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Command::ProduceErrors { errors, reply })
+            .map_err(|_| KafkaError::Backend("the embedded broker has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| KafkaError::Backend("the embedded broker has stopped".into()))
     }
 }
 
