@@ -14,7 +14,7 @@ use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
 use tokio::io::AsyncReadExt;
 
-use super::fs::{FileSystem, LocalFs, Reader};
+use sluice_core::fs::{FileSystem, LocalFs, Reader};
 use super::FILE;
 
 pub const TOPIC: &str = "topic";
