@@ -25,6 +25,7 @@ pub enum FaultKind {
     StallPut,
     FailFlush,
     FailSync,
+    FailDirSync,
     FailWrite,
     ShortWrite,
     RestartBroker,
@@ -75,6 +76,8 @@ pub enum Fault {
     FailFlush,
     /// The next fsync on a simulated disk fails, keeping the dirty pages or dropping them as Linux does.
     FailSync { pages: DirtyPages },
+    /// The next fsync of a directory on a simulated disk fails (its new entries stay unsynced).
+    FailDirSync,
     /// The next write on a simulated disk fails with an I/O error or a full disk, writing nothing.
     FailWrite { error: WriteError },
     /// The next `writes` writes on a simulated disk write only half of what they were given.
@@ -256,6 +259,7 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
                 DirtyPages::Kept
             },
         },
+        FaultKind::FailDirSync => Fault::FailDirSync,
         FaultKind::FailWrite => Fault::FailWrite {
             error: if rng.random_bool(0.5) {
                 WriteError::Eio

@@ -112,7 +112,7 @@ impl Scenario {
         vec![
             Scenario {
                 name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs, restarts, network holds and broker restarts",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds and broker restarts",
                 workload: Workload::Files,
                 streams: 1,
                 records_per_stream: 10_000,
@@ -122,9 +122,12 @@ impl Scenario {
                     FaultKind::HoldNetwork,
                     FaultKind::RestartBroker,
                     FaultKind::FailSync,
+                    FaultKind::FailDirSync,
+                    FaultKind::FailWrite,
+                    FaultKind::ShortWrite,
                     FaultKind::Latency,
                 ],
-                max_faults: 6,
+                max_faults: 8,
                 ..Scenario::BASE
             },
             Scenario {
@@ -152,7 +155,7 @@ impl Scenario {
             },
             Scenario {
                 name: "crash-restart-storm",
-                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, and the broker restarts",
+                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, and the broker restarts; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes",
                 faults: &[
                     FaultKind::CrashWorker,
                     FaultKind::StopWorker,
@@ -160,6 +163,10 @@ impl Scenario {
                     FaultKind::PartitionNetwork,
                     FaultKind::RestartBroker,
                     FaultKind::FailFlush,
+                    FaultKind::FailSync,
+                    FaultKind::FailDirSync,
+                    FaultKind::FailWrite,
+                    FaultKind::ShortWrite,
                     FaultKind::Latency,
                 ],
                 max_faults: 8,

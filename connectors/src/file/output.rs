@@ -58,10 +58,7 @@ impl OutputFile {
                     self.written += n as u64;
                     rest = &rest[n..];
                 }
-                Err(e) => {
-                    self.cut_to = Some(start);
-                    return Err(e.into());
-                }
+                Err(e) => return Err(self.failed(start, e).await),
             }
         }
         Ok(())
@@ -73,11 +70,20 @@ impl OutputFile {
     pub async fn sync(&mut self) -> Result<(), OutputError> {
         self.repair().await?;
         if let Err(e) = self.file.sync().await {
-            self.cut_to = Some(self.synced);
-            return Err(e.into());
+            return Err(self.failed(self.synced, e).await);
         }
         self.synced = self.written;
         Ok(())
+    }
+
+    /// After a failure: cuts the file back to `len` now, so that no task that opens it next finds what
+    /// the failure left (or later, before this task writes again, if cutting fails too).
+    async fn failed(&mut self, len: u64, e: io::Error) -> OutputError {
+        self.cut_to = Some(len);
+        if let Err(repair) = self.repair().await {
+            tracing::warn!(error = %repair, "cannot cut the file back yet; will retry before the next write");
+        }
+        e.into()
     }
 
     /// Cuts the file back after a failure, if it is still as this task left it.

@@ -74,6 +74,7 @@ pub(super) fn apply(
             Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
             Fault::FailFlush => store.arm(StoreFault::FailFlush),
             Fault::FailSync { pages } => disk.fail_next_sync(pages),
+            Fault::FailDirSync => disk.fail_next_dir_sync(),
             Fault::FailWrite { error } => disk.fail_next_write(error),
             Fault::ShortWrite { writes } => disk.shorten_writes(writes),
             Fault::RestartBroker { down } => {

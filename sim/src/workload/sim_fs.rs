@@ -1,6 +1,7 @@
 //! Each host's simulated disk (turmoil's `unstable-fs`) behind Sluice's filesystem seam: a crash loses
-//! every write that was not synced, and the harness arms disk faults: failed fsyncs (with the dirty pages
-//! kept, or dropped as Linux drops them), failed writes (EIO, ENOSPC) and short writes.
+//! every write that was not synced, and the harness arms disk faults: failed fsyncs of files (with the
+//! dirty pages kept, or dropped as Linux drops them) and of directories, failed writes (EIO, ENOSPC) and
+//! short writes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Write};
@@ -54,6 +55,7 @@ pub struct DiskFaults {
 #[derive(Debug, Default)]
 struct DiskState {
     failing_syncs: VecDeque<DirtyPages>,
+    failing_dir_syncs: u32,
     failing_writes: VecDeque<WriteError>,
     short_writes: u32,
     /// Per host, the files (and directories) with changes not synced yet.
@@ -65,9 +67,14 @@ impl DiskFaults {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next fsync of a file, or of a directory the offset store syncs, fails.
+    /// The next fsync of a file fails.
     pub fn fail_next_sync(&self, pages: DirtyPages) {
         self.state().failing_syncs.push_back(pages);
+    }
+
+    /// The next fsync of a directory (after a rename or removal) fails.
+    pub fn fail_next_dir_sync(&self) {
+        self.state().failing_dir_syncs += 1;
     }
 
     /// The next write fails with `error`, writing nothing.
@@ -90,6 +97,13 @@ impl DiskFaults {
 
     fn take_sync_failure(&self) -> Option<DirtyPages> {
         self.state().failing_syncs.pop_front()
+    }
+
+    fn take_dir_sync_failure(&self) -> bool {
+        let mut state = self.state();
+        let failing = state.failing_dir_syncs > 0;
+        state.failing_dir_syncs = state.failing_dir_syncs.saturating_sub(1);
+        failing
     }
 
     fn take_write_failure(&self) -> Option<io::Error> {
@@ -196,7 +210,7 @@ impl FileSystem for SimFs {
     /// A failed directory sync leaves the directory's entries as they were: unsynced, so a crash before
     /// the next successful sync of the directory undoes them.
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.faults.take_sync_failure().is_some() {
+        if self.faults.take_dir_sync_failure() {
             return Err(WriteError::Eio.error());
         }
         blocking::sync_dir(dir)?;
