@@ -277,7 +277,10 @@ fn a_failed_directory_sync_makes_the_next_put_write_again() {
                 let err = offsets
                     .put("c", &[(partition(), offset(28))])
                     .expect_err("the directory sync fails");
-                assert!(matches!(err, OffsetStoreError::SyncDirectory { .. }), "{err}");
+                assert!(
+                    matches!(err, OffsetStoreError::SyncDirectory { .. }),
+                    "{err}"
+                );
                 offsets
                     .put("c", &[(partition(), offset(28))])
                     .expect("the retry syncs");

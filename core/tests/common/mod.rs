@@ -131,7 +131,8 @@ impl Cluster {
         connector: &str,
         partition: &sluice_core::api::SourcePartition,
     ) -> Option<serde_json::Value> {
-        let store = FileOffsetStore::open(std::sync::Arc::new(LocalFs), &self.offset_file()).expect("read the offset file");
+        let store = FileOffsetStore::open(std::sync::Arc::new(LocalFs), &self.offset_file())
+            .expect("read the offset file");
         store
             .get(connector, partition)
             .map(|o| serde_json::Value::Object(o.to_map()))

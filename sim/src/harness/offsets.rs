@@ -52,7 +52,11 @@ pub(super) struct OffsetFile {
 impl OffsetFile {
     /// Opens the file on this host's disk `fs`. Every offset reported committed must be in it: one
     /// missing (or a file that cannot be read) was reported durable before it was.
-    pub(super) fn open(&self, fs: SimFs, worker: usize) -> Result<CheckedOffsetStore, OffsetStoreError> {
+    pub(super) fn open(
+        &self,
+        fs: SimFs,
+        worker: usize,
+    ) -> Result<CheckedOffsetStore, OffsetStoreError> {
         let opened = create_dir(Path::new(OFFSET_FILE))
             .map_err(|source| OffsetStoreError::Write {
                 path: OFFSET_FILE.into(),

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sluice_core::fs::{existing, parent_dir, positioned, AppendFile, FileSystem, Reader, WriteFile};
+use sluice_core::fs::{
+    existing, parent_dir, positioned, AppendFile, FileSystem, Reader, WriteFile,
+};
 use tokio::io::AsyncWriteExt;
 use turmoil::fs::shim::std::fs as blocking;
 use turmoil::fs::shim::tokio::fs::{sync_dir, File, OpenOptions};
@@ -107,7 +109,10 @@ impl DiskFaults {
     }
 
     fn take_write_failure(&self) -> Option<io::Error> {
-        self.state().failing_writes.pop_front().map(WriteError::error)
+        self.state()
+            .failing_writes
+            .pop_front()
+            .map(WriteError::error)
     }
 
     /// How much of `len` bytes the next write writes.
