@@ -8,8 +8,7 @@ pub mod file;
 use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
-
-use file::{FileSystem, LocalFs};
+use sluice_core::fs::{FileSystem, LocalFs};
 
 /// A registry with every built-in connector, on the machine's filesystem.
 pub fn builtin_plugins() -> PluginRegistry {

@@ -5,12 +5,14 @@
 //! - [`api`]: the connector API (connectors, tasks, records, contexts) and the plugin registry.
 //! - [`convert`]: converters between Connect data and Kafka bytes.
 //! - [`kafka`]: the Kafka seam the runtime talks through, and its rdkafka implementation.
+//! - [`fs`]: the filesystem seam every file goes through (the offset file, the FileStream connectors').
 //! - [`runtime`]: the standalone worker: source and sink task loops, offset tracking and storage.
 
 pub mod api;
 pub mod config;
 pub mod convert;
 pub mod data;
+pub mod fs;
 pub mod hash;
 pub mod kafka;
 pub mod runtime;

@@ -11,6 +11,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::scenario::Scenario;
+use crate::workload::{DirtyPages, WriteError};
 
 /// The kinds of fault a scenario may allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -24,6 +25,9 @@ pub enum FaultKind {
     StallPut,
     FailFlush,
     FailSync,
+    FailDirSync,
+    FailWrite,
+    ShortWrite,
     RestartBroker,
     Latency,
     TakeOver,
@@ -81,8 +85,14 @@ pub enum Fault {
     },
     /// The next flush of the destination store fails.
     FailFlush,
-    /// The next fsync on a simulated disk fails.
-    FailSync,
+    /// The next fsync on a simulated disk fails, keeping the dirty pages or dropping them as Linux does.
+    FailSync { pages: DirtyPages },
+    /// The next fsync of a directory on a simulated disk fails (its new entries stay unsynced).
+    FailDirSync,
+    /// The next write on a simulated disk fails with an I/O error or a full disk, writing nothing.
+    FailWrite { error: WriteError },
+    /// The next `writes` writes on a simulated disk write only half of what they were given.
+    ShortWrite { writes: u32 },
     /// The broker host restarts: connections and requests in flight are dropped, data is kept.
     RestartBroker {
         #[serde(with = "millis")]
@@ -266,7 +276,24 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             duration: between(rng, session, max_poll + session),
         },
         FaultKind::FailFlush => Fault::FailFlush,
-        FaultKind::FailSync => Fault::FailSync,
+        FaultKind::FailSync => Fault::FailSync {
+            pages: if rng.random_bool(0.5) {
+                DirtyPages::Dropped
+            } else {
+                DirtyPages::Kept
+            },
+        },
+        FaultKind::FailDirSync => Fault::FailDirSync,
+        FaultKind::FailWrite => Fault::FailWrite {
+            error: if rng.random_bool(0.5) {
+                WriteError::Eio
+            } else {
+                WriteError::Enospc
+            },
+        },
+        FaultKind::ShortWrite => Fault::ShortWrite {
+            writes: rng.random_range(1..=5),
+        },
         FaultKind::RestartBroker => Fault::RestartBroker {
             down: between(rng, Duration::from_millis(100), session / 2),
         },

@@ -116,7 +116,7 @@ impl Scenario {
         vec![
             Scenario {
                 name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs, restarts, network holds, broker restarts and retriable produce errors, some outlasting delivery.timeout.ms",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds, broker restarts and retriable produce errors, some outlasting delivery.timeout.ms",
                 workload: Workload::Files,
                 streams: 1,
                 records_per_stream: 10_000,
@@ -126,10 +126,13 @@ impl Scenario {
                     FaultKind::HoldNetwork,
                     FaultKind::RestartBroker,
                     FaultKind::FailSync,
+                    FaultKind::FailDirSync,
+                    FaultKind::FailWrite,
+                    FaultKind::ShortWrite,
                     FaultKind::Latency,
                     FaultKind::ProduceErrors,
                 ],
-                max_faults: 6,
+                max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),
                 ..Scenario::BASE
             },
@@ -158,7 +161,7 @@ impl Scenario {
             },
             Scenario {
                 name: "crash-restart-storm",
-                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, the broker restarts and answers produce requests with retriable errors, some outlasting delivery.timeout.ms",
+                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, the broker restarts and answers produce requests with retriable errors, some outlasting delivery.timeout.ms; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes",
                 faults: &[
                     FaultKind::CrashWorker,
                     FaultKind::StopWorker,
@@ -166,6 +169,10 @@ impl Scenario {
                     FaultKind::PartitionNetwork,
                     FaultKind::RestartBroker,
                     FaultKind::FailFlush,
+                    FaultKind::FailSync,
+                    FaultKind::FailDirSync,
+                    FaultKind::FailWrite,
+                    FaultKind::ShortWrite,
                     FaultKind::Latency,
                     FaultKind::ProduceErrors,
                 ],

@@ -1,10 +1,10 @@
-//! The FileStream connectors: a file (or stdin) into a topic line by line, and a topic into a file.
+//! The FileStream connectors: a file (or stdin) into a topic line by line, and a topic into a file, on
+//! the filesystem seam of `sluice_core::fs`.
 
-pub mod fs;
+mod output;
 mod sink;
 mod source;
 
-pub use fs::{AppendFile, FileSystem, LocalFs};
 pub use sink::{FileStreamSinkConnector, FileStreamSinkTask};
 pub use source::{FileStreamSourceConnector, FileStreamSourceTask};
 

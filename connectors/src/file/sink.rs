@@ -1,5 +1,6 @@
 //! FileStreamSink: writes each record's value on its own line; `flush` fsyncs, so offsets are committed
-//! only for lines that are on disk.
+//! only for lines that are on disk. A failed write or fsync cuts the file back and has the records
+//! delivered again (see [`OutputFile`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Value;
+use sluice_core::fs::{FileSystem, LocalFs};
 use tokio::io::AsyncWriteExt;
 
-use super::fs::{AppendFile, FileSystem, LocalFs};
+use super::output::{OutputError, OutputFile};
 use super::FILE;
 
 fn config_def() -> ConfigDef {
@@ -58,6 +60,8 @@ impl Connector for FileStreamSinkConnector {
         Ok(())
     }
 
+    /// Tasks appending to one file work until a write or fsync fails: a task can then not cut the file
+    /// back without destroying the others' lines, and fails instead.
     fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
         vec![self.config.clone(); max_tasks.max(1)]
     }
@@ -74,7 +78,7 @@ impl SinkConnector for FileStreamSinkConnector {
 }
 
 enum Output {
-    File(Box<dyn AppendFile>),
+    File(OutputFile),
     Stdout(tokio::io::Stdout),
 }
 
@@ -103,18 +107,33 @@ impl FileStreamSinkTask {
         }
     }
 
+    /// Writes the buffered lines. A file write that fails is a retriable error: the lines are dropped,
+    /// what reached the file of them is cut away, and the runtime delivers the records again.
     async fn write_buffer(&mut self) -> Result<(), ConnectError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
         let written = match self.output.as_mut() {
-            Some(Output::File(file)) => file.append(&self.buffer).await,
-            Some(Output::Stdout(stdout)) => stdout.write_all(&self.buffer).await,
+            Some(Output::File(file)) => match file.append(&self.buffer).await {
+                Ok(()) => Ok(()),
+                Err(OutputError::Io(e)) => Err(ConnectError::retriable(format!(
+                    "cannot write {}: {e}; the records will be delivered again",
+                    self.file
+                ))),
+                Err(shared) => Err(self.unusable(shared)),
+            },
+            Some(Output::Stdout(stdout)) => stdout
+                .write_all(&self.buffer)
+                .await
+                .map_err(|e| ConnectError::io("cannot write stdout", e)),
             None => return Err(ConnectError::fatal("the sink task was not started")),
         };
-        written.map_err(|e| ConnectError::io(format!("cannot write {}", self.file), e))?;
         self.buffer.clear();
-        Ok(())
+        written
+    }
+
+    fn unusable(&self, e: OutputError) -> ConnectError {
+        ConnectError::fatal(format!("cannot use {}: {e}", self.file))
     }
 }
 
@@ -145,7 +164,7 @@ impl SinkTask for FileStreamSinkTask {
         self.output = Some(if self.file.is_empty() {
             Output::Stdout(tokio::io::stdout())
         } else {
-            let file = self.fs.open_append(&self.file).await.map_err(|e| {
+            let file = OutputFile::open(&*self.fs, &self.file).await.map_err(|e| {
                 ConnectError::io(format!("cannot open {} for writing", self.file), e)
             })?;
             Output::File(file)
@@ -162,14 +181,18 @@ impl SinkTask for FileStreamSinkTask {
         self.write_buffer().await
     }
 
+    /// Fsyncs the file. On failure the lines since the last successful fsync are cut away (a later fsync
+    /// would succeed without them), and the runtime delivers everything since its last commit again.
     async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
         self.write_buffer().await?;
-        let file = self.file.clone();
         match self.output.as_mut() {
-            Some(Output::File(output)) => output
-                .sync()
-                .await
-                .map_err(|e| ConnectError::io(format!("cannot sync {file}"), e)),
+            Some(Output::File(output)) => match output.sync().await {
+                Ok(()) => Ok(()),
+                Err(OutputError::Io(e)) => {
+                    Err(ConnectError::io(format!("cannot sync {}", self.file), e))
+                }
+                Err(shared) => Err(self.unusable(shared)),
+            },
             Some(Output::Stdout(s)) => s
                 .flush()
                 .await

@@ -14,8 +14,8 @@ use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
 use tokio::io::AsyncReadExt;
 
-use super::fs::{FileSystem, LocalFs, Reader};
 use super::FILE;
+use sluice_core::fs::{FileSystem, LocalFs, Reader};
 
 pub const TOPIC: &str = "topic";
 pub const BATCH_SIZE: &str = "batch.size";

@@ -22,7 +22,7 @@ mod topic_creation;
 pub mod worker;
 pub mod worker_config;
 
-pub use offset_store::{OffsetBackingStore, OffsetStoreError};
+pub use offset_store::{FileOffsetStore, OffsetBackingStore, OffsetStoreError};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source_offsets::SharedOffsetStore;
 pub use worker::{ConnectorPlan, StandaloneWorker, WorkerError};

@@ -2,14 +2,16 @@
 //! source partition, written atomically as checksummed, deterministic JSON, and never silently reset when damaged.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::api::record::{SourceMap, SourceOffset, SourcePartition};
+use crate::fs::{parent_dir, FileSystem};
 use crate::hash::fnv1a64;
 
 /// The file format version this code reads and writes.
@@ -69,18 +71,32 @@ type ConnectorOffsets = BTreeMap<String, (SourcePartition, SourceOffset)>;
 /// The file is `{"version": 1, "checksum": "<hex>", "offsets": [{"key": ["<connector>", {partition}],
 /// "value": {offset}}, ...]}`, sorted by connector and then by the partition's JSON text; the checksum is the
 /// FNV-1a 64 hash of the `offsets` array serialized compactly with object keys sorted.
-#[derive(Debug)]
 pub struct FileOffsetStore {
+    fs: Arc<dyn FileSystem>,
     path: PathBuf,
     offsets: BTreeMap<String, ConnectorOffsets>,
+    /// The last write replaced the file but syncing its directory failed: the rename may not survive a
+    /// crash, so the next `put` writes the file again even if its offsets are unchanged.
+    rename_unsynced: bool,
+}
+
+impl fmt::Debug for FileOffsetStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileOffsetStore")
+            .field("path", &self.path)
+            .field("offsets", &self.offsets)
+            .field("rename_unsynced", &self.rename_unsynced)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileOffsetStore {
-    /// Loads the file; a missing file is an empty store, and an unreadable or damaged one an error.
-    pub fn open(path: &Path) -> Result<FileOffsetStore, OffsetStoreError> {
-        let offsets = match fs::read(path) {
-            Ok(bytes) => parse_file(&bytes, path)?,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+    /// Loads the file from `fs`; a missing file is an empty store, and an unreadable or damaged one an
+    /// error.
+    pub fn open(fs: Arc<dyn FileSystem>, path: &Path) -> Result<FileOffsetStore, OffsetStoreError> {
+        let offsets = match fs.read(path) {
+            Ok(Some(bytes)) => parse_file(&bytes, path)?,
+            Ok(None) => BTreeMap::new(),
             Err(source) => {
                 return Err(OffsetStoreError::Read {
                     path: path.to_owned(),
@@ -89,8 +105,10 @@ impl FileOffsetStore {
             }
         };
         Ok(FileOffsetStore {
+            fs,
             path: path.to_owned(),
             offsets,
+            rename_unsynced: false,
         })
     }
 
@@ -119,7 +137,8 @@ impl OffsetBackingStore for FileOffsetStore {
     /// Merges offsets of a connector (a later entry for the same partition wins) and rewrites the file
     /// atomically. On error nothing changes in memory, so memory always matches the file; the caller should
     /// retry these offsets with its next commit. The one exception is [`OffsetStoreError::SyncDirectory`]:
-    /// the new file is then already in place, and memory holds its contents.
+    /// the new file is then already in place, and memory holds its contents; the next `put` writes the file
+    /// again, so that its success means the offsets are durable.
     fn put(
         &mut self,
         connector: &str,
@@ -135,7 +154,7 @@ impl OffsetBackingStore for FileOffsetStore {
             merged.insert(key, (partition.clone(), offset.clone()));
             changed = true;
         }
-        if !changed {
+        if !changed && !self.rename_unsynced {
             return Ok(());
         }
         let mut all: BTreeMap<&str, &ConnectorOffsets> = self
@@ -145,9 +164,10 @@ impl OffsetBackingStore for FileOffsetStore {
             .collect();
         all.insert(connector, &merged);
         let text = render(&all);
-        match write_atomically(&self.path, text.as_bytes()) {
+        match write_atomically(&*self.fs, &self.path, text.as_bytes()) {
             Ok(()) => {
                 self.offsets.insert(connector.to_owned(), merged);
+                self.rename_unsynced = false;
                 Ok(())
             }
             Err(WriteFailure::Write(source)) => Err(OffsetStoreError::Write {
@@ -156,6 +176,7 @@ impl OffsetBackingStore for FileOffsetStore {
             }),
             Err(WriteFailure::SyncDirectory(source)) => {
                 self.offsets.insert(connector.to_owned(), merged);
+                self.rename_unsynced = true;
                 Err(OffsetStoreError::SyncDirectory {
                     path: self.path.clone(),
                     source,
@@ -322,52 +343,45 @@ enum WriteFailure {
 }
 
 /// Writes a temp file next to `path`, syncs it, renames it over `path` and syncs the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
+fn write_atomically(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
     let Some(file_name) = path.file_name() else {
         return Err(WriteFailure::Write(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the offset file path does not name a file",
         )));
     };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let temp = dir.join(format!(
         ".{}.{}.{}.tmp",
         file_name.to_string_lossy(),
         std::process::id(),
         NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = File::create(&temp)
+    let written = fs
+        .create(&temp)
         .and_then(|mut file| {
             file.write_all(bytes)?;
+            // A failed sync is final: the file is dropped, and the next commit writes a new one.
             file.sync_all()
         })
-        .and_then(|()| fs::rename(&temp, path));
+        .and_then(|()| fs.rename(&temp, path));
     if let Err(err) = written {
         // Best effort: the temp file may not exist, and the write error is what matters.
-        let _ = fs::remove_file(&temp);
+        let _ = fs.remove_file(&temp);
         return Err(WriteFailure::Write(err));
     }
-    sync_dir(dir).map_err(WriteFailure::SyncDirectory)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
+    fs.sync_dir(dir).map_err(WriteFailure::SyncDirectory)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use std::fs;
+
     use serde_json::json;
+
+    use crate::fs::LocalFs;
 
     fn partition(file: &str) -> SourcePartition {
         SourcePartition::single("filename", file)
@@ -385,7 +399,7 @@ mod tests {
     }
 
     fn open(path: &Path) -> FileOffsetStore {
-        match FileOffsetStore::open(path) {
+        match FileOffsetStore::open(Arc::new(LocalFs), path) {
             Ok(store) => store,
             Err(e) => panic!("cannot open: {e}"),
         }
@@ -415,7 +429,7 @@ mod tests {
     }
 
     fn open_err(path: &Path) -> OffsetStoreError {
-        match FileOffsetStore::open(path) {
+        match FileOffsetStore::open(Arc::new(LocalFs), path) {
             Ok(store) => panic!("expected an error, opened {store:?}"),
             Err(e) => e,
         }

@@ -14,6 +14,7 @@ use crate::api::{
     SinkConnector, SinkTask, SourceConnector, SourceTask,
 };
 use crate::config::{ConfigError, ConfigMap};
+use crate::fs::LocalFs;
 use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
 use super::connector_config::{
@@ -104,13 +105,13 @@ pub struct StandaloneWorker {
 }
 
 impl StandaloneWorker {
-    /// Opens the offset file (a corrupt one is an error, never reset).
+    /// Opens the offset file on the machine's filesystem (a corrupt one is an error, never reset).
     pub fn new(
         config: WorkerConfig,
         backend: Arc<dyn KafkaBackend>,
         plugins: PluginRegistry,
     ) -> Result<StandaloneWorker, WorkerError> {
-        let offsets = FileOffsetStore::open(&config.offset_file())?;
+        let offsets = FileOffsetStore::open(Arc::new(LocalFs), &config.offset_file())?;
         Ok(StandaloneWorker::with_offset_store(
             config,
             backend,

@@ -15,6 +15,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice_core::api::{PluginRegistry, RecordMetadata, TopicPartition};
 use sluice_core::config::ConfigMap;
+use sluice_core::fs::LocalFs;
 use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
 use sluice_core::kafka::{KafkaBackend, ProduceRecord};
 use sluice_core::runtime::offset_store::FileOffsetStore;
@@ -130,7 +131,8 @@ impl Cluster {
         connector: &str,
         partition: &sluice_core::api::SourcePartition,
     ) -> Option<serde_json::Value> {
-        let store = FileOffsetStore::open(&self.offset_file()).expect("read the offset file");
+        let store = FileOffsetStore::open(std::sync::Arc::new(LocalFs), &self.offset_file())
+            .expect("read the offset file");
         store
             .get(connector, partition)
             .map(|o| serde_json::Value::Object(o.to_map()))

@@ -1,5 +1,5 @@
 //! Faults applied to the simulation, and what heals them: crashes and restarts, network holds and
-//! partitions, broker restarts, latency, store faults, produce errors and take-overs of the source task.
+//! partitions, broker restarts, latency, store and disk faults, produce errors and take-overs of the source task.
 
 use std::time::Duration;
 
@@ -61,6 +61,9 @@ pub(super) fn apply(
             Fault::CrashWorker { worker, down } => {
                 sim.crash(workers[worker].name.as_str());
                 coverage::reached(Event::WorkerCrashed);
+                if disk.crashed(&workers[worker].name) {
+                    coverage::reached(Event::UnsyncedDataLost);
+                }
                 schedule.push((now + down, Action::Restart(worker)));
             }
             Fault::StopWorker { worker, away } => {
@@ -78,7 +81,10 @@ pub(super) fn apply(
             Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
             Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
             Fault::FailFlush => store.arm(StoreFault::FailFlush),
-            Fault::FailSync => disk.fail_next_sync(),
+            Fault::FailSync { pages } => disk.fail_next_sync(pages),
+            Fault::FailDirSync => disk.fail_next_dir_sync(),
+            Fault::FailWrite { error } => disk.fail_next_write(error),
+            Fault::ShortWrite { writes } => disk.shorten_writes(writes),
             Fault::RestartBroker { down } => {
                 sim.crash("broker");
                 schedule.push((now + down, Action::BrokerUp));

@@ -8,14 +8,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sluice_core::runtime::SharedOffsetStore;
 use tokio::sync::watch;
 use turmoil::net::TcpListener;
 
 use super::actions::{apply, Action, Targets};
-use super::hosts::{run_worker, Files, HostContext, WorkerHost};
+use super::hosts::{run_worker, worker_name, Files, HostContext, WorkerHost};
 use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
-use super::offsets::CheckedOffsetStore;
+use super::offsets::{OffsetFile, SourceCommits};
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
@@ -146,10 +145,8 @@ pub fn run_planned(
     }));
     cluster.observe(Box::new(JournalObserver(journal.clone())));
     cluster.create_topic(scenario.topic(), scenario.partitions);
-    let source_offsets = Arc::new(Mutex::new(CheckedOffsetStore::new(
-        cluster.clone(),
-        journal.clone(),
-    )));
+    // Worker 0's: it runs the source, unless sources run exactly once.
+    let source_commits = SourceCommits::default();
 
     let total = scenario.active + scenario.drain_limit + STOP_LIMIT;
     let mut sim = turmoil::Builder::new()
@@ -175,15 +172,16 @@ pub fn run_planned(
     let (orchestrator, placement) = placement::orchestrator();
     let mut workers = Vec::new();
     for index in 0..scenario.workers {
-        let name = format!("worker-{index}");
+        let name = worker_name(index);
         let (stop, stop_rx) = watch::channel(false);
-        let offsets: SharedOffsetStore = if index == 0 {
-            source_offsets.clone()
-        } else {
-            Arc::new(Mutex::new(CheckedOffsetStore::new(
-                cluster.clone(),
-                journal.clone(),
-            )))
+        let offsets = OffsetFile {
+            commits: if index == 0 {
+                source_commits.clone()
+            } else {
+                SourceCommits::default()
+            },
+            cluster: cluster.clone(),
+            journal: journal.clone(),
         };
         let host = HostContext {
             index,
@@ -247,7 +245,7 @@ pub fn run_planned(
         }
         if now >= next_check {
             next_check = now + DRAIN_CHECK;
-            if schedule.is_empty() && drained(scenario, &cluster, &store, &source_offsets) {
+            if schedule.is_empty() && drained(scenario, &cluster, &store, &source_commits) {
                 break;
             }
         }
@@ -265,7 +263,7 @@ pub fn run_planned(
     drop(sim);
     let coverage = coverage::finish();
 
-    let source_committed = committed_source(scenario, &cluster, &source_offsets);
+    let source_committed = committed_source(scenario, &cluster, &source_commits);
     let writes = store.writes();
     let files = std::mem::take(&mut *files.lock().unwrap_or_else(|e| e.into_inner()));
     let outputs: Vec<String> = files
@@ -351,12 +349,12 @@ pub fn run_planned(
 fn committed_source(
     scenario: &Scenario,
     cluster: &Cluster,
-    source: &Mutex<CheckedOffsetStore>,
+    source: &SourceCommits,
 ) -> BTreeMap<i64, i64> {
     if scenario.exactly_once {
         placement::topic_offsets(&cluster.lock().logs)
     } else {
-        source.lock().unwrap_or_else(|e| e.into_inner()).committed()
+        source.committed()
     }
 }
 
@@ -365,7 +363,7 @@ fn drained(
     scenario: &Scenario,
     cluster: &Cluster,
     store: &DestinationStore,
-    source: &Mutex<CheckedOffsetStore>,
+    source: &SourceCommits,
 ) -> bool {
     let committed = committed_source(scenario, cluster, source);
     let source_done = (0..scenario.streams)

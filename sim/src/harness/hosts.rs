@@ -12,12 +12,13 @@ use sluice_core::runtime::{SharedOffsetStore, StandaloneWorker, WorkerConfig};
 use tokio::sync::watch;
 
 use super::journal::{lock, millis, SharedJournal};
+use super::offsets::{OffsetFile, OFFSET_FILE};
 use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
-use crate::workload::{self, input_file, DestinationStore, DiskFaults};
+use crate::workload::{self, input_file, DestinationStore, DiskFaults, SimFs};
 
 /// What a run needs to know for each worker host.
 pub(super) struct WorkerHost {
@@ -50,10 +51,7 @@ fn worker_props(scenario: &Scenario, index: usize) -> ConfigMap {
         ("bootstrap.servers", format!("broker:{BROKER_PORT}")),
         ("key.converter", string.clone()),
         ("value.converter", string),
-        (
-            "offset.storage.file.filename",
-            "/sluice/offsets.json".into(),
-        ),
+        ("offset.storage.file.filename", OFFSET_FILE.into()),
         (
             "offset.flush.interval.ms",
             scenario.commit_interval.as_millis().to_string(),
@@ -160,7 +158,8 @@ pub(super) struct HostContext {
     pub(super) index: usize,
     pub(super) scenario: Scenario,
     pub(super) store: Arc<DestinationStore>,
-    pub(super) offsets: SharedOffsetStore,
+    /// The worker's source offset file on its disk.
+    pub(super) offsets: OffsetFile,
     pub(super) stop: watch::Receiver<bool>,
     pub(super) journal: SharedJournal,
     pub(super) files: Files,
@@ -171,16 +170,28 @@ pub(super) struct HostContext {
     pub(super) placement: Placement,
 }
 
+/// The name of worker `index`'s host.
+pub(super) fn worker_name(index: usize) -> String {
+    format!("worker-{index}")
+}
+
 impl HostContext {
-    /// A standalone worker; its source tasks report their failures to `failures`, if given.
-    fn worker(&self, failures: Option<&TaskFailures>) -> Result<StandaloneWorker, ConfigError> {
+    /// This host's simulated disk.
+    fn fs(&self) -> SimFs {
+        SimFs::new(self.disk.clone(), worker_name(self.index))
+    }
+
+    /// A standalone worker keeping its source offsets in `offsets`; its source tasks report their
+    /// failures to `failures`, if given.
+    fn worker(
+        &self,
+        offsets: SharedOffsetStore,
+        failures: Option<&TaskFailures>,
+    ) -> Result<StandaloneWorker, ConfigError> {
         let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
         let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
-        let mut plugins = workload::plugins(
-            self.store.clone(),
-            self.disk.clone(),
-            self.instances.clone(),
-        );
+        let mut plugins =
+            workload::plugins(self.store.clone(), self.fs(), self.instances.clone());
         if let (Some(failures), Some(class)) = (
             failures,
             source_props(&self.scenario).get("connector.class"),
@@ -191,7 +202,7 @@ impl HostContext {
             config,
             backend,
             plugins,
-            self.offsets.clone(),
+            offsets,
         ))
     }
 }
@@ -214,13 +225,24 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
             scenario.source_interval,
         ))
     });
+    let offsets: SharedOffsetStore = match host.offsets.open(host.fs(), index) {
+        Ok(store) => Arc::new(Mutex::new(store)),
+        Err(e) => {
+            let line = format!(
+                "{} worker-{index} cannot start: {e}",
+                millis(crate::broker::now())
+            );
+            lock(journal).trace.push(line);
+            return Ok(());
+        }
+    };
     let source = scenario
         .exactly_once
-        .then(|| tokio::spawn(run_placed_source(host.clone())));
+        .then(|| tokio::spawn(run_placed_source(host.clone(), offsets.clone())));
     // The operator restarts the worker whenever its source task fails.
     loop {
         let failures = TaskFailures::new(host.stop.clone());
-        let worker = host.worker(Some(&failures))?;
+        let worker = host.worker(offsets.clone(), Some(&failures))?;
         let mut plans = Vec::new();
         if index == 0 && !scenario.exactly_once {
             plans.push(worker.plan(&source_props(scenario))?);
@@ -278,7 +300,7 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
 
 /// Runs an instance of the exactly-once source task whenever the orchestrator places it on this worker,
 /// until the worker stops. An instance that ends by itself (fenced as a zombie) is not restarted here.
-async fn run_placed_source(host: HostContext) {
+async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
     let mut placement = host.placement.clone();
     let mut stop = host.stop.clone();
     let mut started = None;
@@ -291,7 +313,7 @@ async fn run_placed_source(host: HostContext) {
             return;
         };
         started = Some(generation);
-        let outcome = match host.worker(None) {
+        let outcome = match host.worker(offsets.clone(), None) {
             Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
                 Ok(plan) => {
                     let mut stop = host.stop.clone();

@@ -1,30 +1,119 @@
-//! Worker 0's source offset store: kept outside the host, and checked at every commit.
+//! The workers' source offset files: each worker runs the real `FileOffsetStore` on its simulated disk,
+//! wrapped to check every commit against Kafka and to remember what the store reported committed, which
+//! the file must still hold after a crash.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_core::api::{SourceOffset, SourcePartition};
-use sluice_core::runtime::{OffsetBackingStore, OffsetStoreError};
+use sluice_core::runtime::{FileOffsetStore, OffsetBackingStore, OffsetStoreError};
+use turmoil::fs::shim::std::fs as blocking;
 
 use super::journal::{lock, millis, SharedJournal};
 use crate::broker::Cluster;
-use crate::workload::input_file;
+use crate::oracle::{Anomaly, AnomalyKind};
+use crate::workload::{input_file, SimFs};
 
-/// Worker 0's source offsets: kept outside the host, as a synced file survives a crash; every commit is
-/// checked against what Kafka holds at that moment.
+/// Where every worker keeps its source offsets (`offset.storage.file.filename`), on its own disk.
+pub(super) const OFFSET_FILE: &str = "/sluice/offsets.json";
+
+/// Per connector, per source partition (keyed by its JSON text): the partition and its offset.
+type Offsets = BTreeMap<String, BTreeMap<String, (SourcePartition, SourceOffset)>>;
+
+/// The offsets a worker's store reported committed, that is durable; kept outside the host, which
+/// forgets everything when it crashes.
+#[derive(Clone, Default)]
+pub(super) struct SourceCommits(Arc<Mutex<Offsets>>);
+
+impl SourceCommits {
+    fn lock(&self) -> MutexGuard<'_, Offsets> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Committed seq per stream.
+    pub(super) fn committed(&self) -> BTreeMap<i64, i64> {
+        self.lock()
+            .values()
+            .flat_map(|offsets| offsets.values())
+            .filter_map(|(partition, offset)| source_position(partition, offset))
+            .collect()
+    }
+}
+
+/// A worker's offset file, and what each commit through it is checked against.
+#[derive(Clone)]
+pub(super) struct OffsetFile {
+    pub(super) commits: SourceCommits,
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) journal: SharedJournal,
+}
+
+impl OffsetFile {
+    /// Opens the file on this host's disk `fs`. Every offset reported committed must be in it: one
+    /// missing (or a file that cannot be read) was reported durable before it was.
+    pub(super) fn open(
+        &self,
+        fs: SimFs,
+        worker: usize,
+    ) -> Result<CheckedOffsetStore, OffsetStoreError> {
+        let opened = create_dir(Path::new(OFFSET_FILE))
+            .map_err(|source| OffsetStoreError::Write {
+                path: OFFSET_FILE.into(),
+                source,
+            })
+            .and_then(|()| FileOffsetStore::open(Arc::new(fs), Path::new(OFFSET_FILE)));
+        let mut journal = lock(&self.journal);
+        let store = match opened {
+            Ok(store) => store,
+            Err(e) => {
+                journal.checks.anomalies.push(Anomaly {
+                    kind: AnomalyKind::CommittedBeforeDurable,
+                    detail: format!("worker-{worker} cannot open its offset file: {e}"),
+                });
+                return Err(e);
+            }
+        };
+        for (connector, offsets) in self.commits.lock().iter() {
+            for (partition, offset) in offsets.values() {
+                let reported = source_position(partition, offset);
+                let kept = store
+                    .get(connector, partition)
+                    .and_then(|kept| source_position(partition, &kept));
+                if kept < reported {
+                    journal.checks.anomalies.push(Anomaly {
+                        kind: AnomalyKind::CommittedBeforeDurable,
+                        detail: format!(
+                            "worker-{worker}'s offset store reported {connector} {partition} committed at {offset}, but its file holds {kept:?} after a restart"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(CheckedOffsetStore {
+            store,
+            file: self.clone(),
+        })
+    }
+}
+
+/// The directory of `path`, created durably.
+fn create_dir(path: &Path) -> std::io::Result<()> {
+    let dir = sluice_core::fs::parent_dir(path);
+    blocking::create_dir_all(dir)?;
+    blocking::sync_dir(sluice_core::fs::parent_dir(dir))
+}
+
+/// A worker's real offset store: every commit is checked against what Kafka holds at that moment, and
+/// what it reports committed is remembered.
 pub(super) struct CheckedOffsetStore {
-    /// Per connector, per source partition (keyed by its JSON text): the partition and its offset.
-    offsets: BTreeMap<String, BTreeMap<String, (SourcePartition, SourceOffset)>>,
-    cluster: Arc<Cluster>,
-    journal: SharedJournal,
+    store: FileOffsetStore,
+    file: OffsetFile,
 }
 
 impl OffsetBackingStore for CheckedOffsetStore {
     fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
-        self.offsets
-            .get(connector)?
-            .get(&partition.to_string())
-            .map(|(_, offset)| offset.clone())
+        self.store.get(connector, partition)
     }
 
     fn put(
@@ -36,39 +125,27 @@ impl OffsetBackingStore for CheckedOffsetStore {
             .iter()
             .filter_map(|(p, o)| source_position(p, o))
             .collect();
-        {
-            let state = self.cluster.lock();
-            let mut journal = lock(&self.journal);
-            journal.checks.on_source_commit(&state.logs, &commits);
-            journal.trace.push(format!(
-                "{} source commit {commits:?}",
-                millis(crate::broker::now())
-            ));
+        let stored = self.store.put(connector, offsets);
+        let state = self.file.cluster.lock();
+        let mut journal = lock(&self.file.journal);
+        let now = millis(crate::broker::now());
+        match &stored {
+            Ok(()) => {
+                journal.checks.on_source_commit(&state.logs, &commits);
+                journal
+                    .trace
+                    .push(format!("{now} source commit {commits:?}"));
+                let mut recorded = self.file.commits.lock();
+                let recorded = recorded.entry(connector.to_owned()).or_default();
+                for (partition, offset) in offsets {
+                    recorded.insert(partition.to_string(), (partition.clone(), offset.clone()));
+                }
+            }
+            Err(e) => journal
+                .trace
+                .push(format!("{now} source commit {commits:?} failed: {e}")),
         }
-        let stored = self.offsets.entry(connector.to_owned()).or_default();
-        for (partition, offset) in offsets {
-            stored.insert(partition.to_string(), (partition.clone(), offset.clone()));
-        }
-        Ok(())
-    }
-}
-
-impl CheckedOffsetStore {
-    pub(super) fn new(cluster: Arc<Cluster>, journal: SharedJournal) -> CheckedOffsetStore {
-        CheckedOffsetStore {
-            offsets: BTreeMap::new(),
-            cluster,
-            journal,
-        }
-    }
-
-    /// Committed seq per stream.
-    pub(super) fn committed(&self) -> BTreeMap<i64, i64> {
-        self.offsets
-            .values()
-            .flat_map(|offsets| offsets.values())
-            .filter_map(|(partition, offset)| source_position(partition, offset))
-            .collect()
+        stored
     }
 }
 

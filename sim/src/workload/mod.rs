@@ -10,7 +10,7 @@ mod store_sink;
 
 pub use destination::{DestinationStore, StoreFault, Write};
 pub use sequence_source::{SequenceSourceConnector, INSTANCE_HEADER};
-pub use sim_fs::{DiskFaults, SimFs};
+pub use sim_fs::{DirtyPages, DiskFaults, SimFs, WriteError};
 pub use store_sink::{SinkBug, StoreSinkConnector};
 
 use std::sync::atomic::AtomicU64;
@@ -18,15 +18,14 @@ use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
-/// The built-in connectors on the host's simulated disk (failing the syncs `disk` asks for), plus the
-/// workload connectors, whose sinks write to `store` and whose source task instances are numbered by
-/// `instances`.
+/// The built-in connectors on the host's simulated disk `fs`, plus the workload connectors, whose sinks
+/// write to `store` and whose source task instances are numbered by `instances`.
 pub fn plugins(
     store: Arc<DestinationStore>,
-    disk: Arc<DiskFaults>,
+    fs: SimFs,
     instances: Arc<AtomicU64>,
 ) -> PluginRegistry {
-    let mut registry = sluice_connectors::plugins_on(Arc::new(SimFs::new(disk)));
+    let mut registry = sluice_connectors::plugins_on(Arc::new(fs));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
         ConnectorPlugin::source(move || Box::new(SequenceSourceConnector::new(instances.clone()))),

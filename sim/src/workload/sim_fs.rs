@@ -1,44 +1,168 @@
-//! The FileStream connectors' filesystem inside the simulation: each host's own simulated disk (turmoil's
-//! `unstable-fs`), where a crash loses every write that was not synced, and where the harness can make an
-//! fsync fail.
+//! Each host's simulated disk (turmoil's `unstable-fs`) behind Sluice's filesystem seam: a crash loses
+//! every write that was not synced, and the harness arms disk faults: failed fsyncs of files (with the
+//! dirty pages kept, or dropped as Linux drops them) and of directories, failed writes (EIO, ENOSPC) and
+//! short writes.
 
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use sluice_connectors::file::fs::{parent_dir, positioned, Reader};
-use sluice_connectors::file::{AppendFile, FileSystem};
+use serde::Serialize;
+use sluice_core::fs::{
+    existing, parent_dir, positioned, AppendFile, FileSystem, Reader, WriteFile,
+};
 use tokio::io::AsyncWriteExt;
+use turmoil::fs::shim::std::fs as blocking;
 use turmoil::fs::shim::tokio::fs::{sync_dir, File, OpenOptions};
 
-/// Disk faults the harness arms: each makes one fsync, on whichever host syncs next, fail.
+/// What a failed fsync does to the pages it could not write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirtyPages {
+    /// They stay dirty, and a later fsync writes them.
+    Kept,
+    /// Linux's behaviour: they are marked clean and dropped. What was written since the last successful
+    /// sync reads back as zeros, and a later fsync succeeds and makes the zeros durable.
+    Dropped,
+}
+
+/// An error a write can fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteError {
+    Eio,
+    Enospc,
+}
+
+impl WriteError {
+    fn error(self) -> io::Error {
+        // Linux's error numbers, so the message reads as a real one.
+        io::Error::from_raw_os_error(match self {
+            WriteError::Eio => 5,
+            WriteError::Enospc => 28,
+        })
+    }
+}
+
+/// Disk faults the harness arms, each taken by whichever host next writes or syncs through a [`SimFs`];
+/// and which files each host wrote without syncing them yet.
 #[derive(Debug, Default)]
 pub struct DiskFaults {
-    failing_syncs: AtomicUsize,
+    state: Mutex<DiskState>,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    failing_syncs: VecDeque<DirtyPages>,
+    failing_dir_syncs: u32,
+    failing_writes: VecDeque<WriteError>,
+    short_writes: u32,
+    /// Per host, the files (and directories) with changes not synced yet.
+    dirty: BTreeMap<String, BTreeSet<PathBuf>>,
 }
 
 impl DiskFaults {
-    pub fn fail_next_sync(&self) {
-        self.failing_syncs.fetch_add(1, Ordering::SeqCst);
+    fn state(&self) -> MutexGuard<'_, DiskState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn take_sync_failure(&self) -> bool {
-        self.failing_syncs
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+    /// The next fsync of a file fails.
+    pub fn fail_next_sync(&self, pages: DirtyPages) {
+        self.state().failing_syncs.push_back(pages);
+    }
+
+    /// The next fsync of a directory (after a rename or removal) fails.
+    pub fn fail_next_dir_sync(&self) {
+        self.state().failing_dir_syncs += 1;
+    }
+
+    /// The next write fails with `error`, writing nothing.
+    pub fn fail_next_write(&self, error: WriteError) {
+        self.state().failing_writes.push_back(error);
+    }
+
+    /// The next `count` writes of more than one byte write only half of what they were given.
+    pub fn shorten_writes(&self, count: u32) {
+        self.state().short_writes += count;
+    }
+
+    /// `host` crashed: its unsynced changes are gone. Says whether it had any.
+    pub fn crashed(&self, host: &str) -> bool {
+        self.state()
+            .dirty
+            .remove(host)
+            .is_some_and(|paths| !paths.is_empty())
+    }
+
+    fn take_sync_failure(&self) -> Option<DirtyPages> {
+        self.state().failing_syncs.pop_front()
+    }
+
+    fn take_dir_sync_failure(&self) -> bool {
+        let mut state = self.state();
+        let failing = state.failing_dir_syncs > 0;
+        state.failing_dir_syncs = state.failing_dir_syncs.saturating_sub(1);
+        failing
+    }
+
+    fn take_write_failure(&self) -> Option<io::Error> {
+        self.state()
+            .failing_writes
+            .pop_front()
+            .map(WriteError::error)
+    }
+
+    /// How much of `len` bytes the next write writes.
+    fn write_len(&self, len: usize) -> usize {
+        let mut state = self.state();
+        if len > 1 && state.short_writes > 0 {
+            state.short_writes -= 1;
+            return len / 2;
+        }
+        len
+    }
+
+    fn dirtied(&self, host: &str, path: &Path) {
+        self.state()
+            .dirty
+            .entry(host.to_owned())
+            .or_default()
+            .insert(path.to_owned());
+    }
+
+    fn synced(&self, host: &str, path: &Path) {
+        if let Some(paths) = self.state().dirty.get_mut(host) {
+            paths.remove(path);
+        }
     }
 }
 
-/// The current host's simulated disk.
-#[derive(Debug, Default, Clone)]
+/// One host's simulated disk. Its files are reached through turmoil, which finds the disk of the host
+/// running; `host` names it for the faults' bookkeeping.
+#[derive(Debug, Clone)]
 pub struct SimFs {
     faults: Arc<DiskFaults>,
+    host: String,
 }
 
 impl SimFs {
-    pub fn new(faults: Arc<DiskFaults>) -> SimFs {
-        SimFs { faults }
+    pub fn new(faults: Arc<DiskFaults>, host: impl Into<String>) -> SimFs {
+        SimFs {
+            faults,
+            host: host.into(),
+        }
+    }
+
+    fn handle(&self, path: &Path) -> Handle {
+        Handle {
+            faults: self.faults.clone(),
+            host: self.host.clone(),
+            path: path.to_owned(),
+            synced: 0,
+        }
     }
 }
 
@@ -48,36 +172,177 @@ impl FileSystem for SimFs {
         positioned(File::open(path).await, position).await
     }
 
+    /// Creating the file syncs its directory; that sync is never made to fail, as a task that cannot
+    /// start stays failed until an operator restarts it, which the simulation does not model.
     async fn open_append(&self, path: &str) -> io::Result<Box<dyn AppendFile>> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .await?;
-        sync_dir(parent_dir(path)).await?;
-        Ok(Box::new(SimAppendFile {
+        sync_dir(parent_dir(Path::new(path))).await?;
+        let mut handle = self.handle(Path::new(path));
+        handle.synced = file.metadata().await?.len();
+        Ok(Box::new(SimAppendFile { file, handle }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        existing(blocking::read(path))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let file = blocking::File::create(path)?;
+        self.faults.dirtied(&self.host, parent_dir(path));
+        Ok(Box::new(SimWriteFile {
             file,
-            faults: self.faults.clone(),
+            handle: self.handle(path),
         }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        blocking::rename(from, to)?;
+        self.faults.dirtied(&self.host, parent_dir(to));
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        blocking::remove_file(path)?;
+        self.faults.synced(&self.host, path);
+        self.faults.dirtied(&self.host, parent_dir(path));
+        Ok(())
+    }
+
+    /// A failed directory sync leaves the directory's entries as they were: unsynced, so a crash before
+    /// the next successful sync of the directory undoes them.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.faults.take_dir_sync_failure() {
+            return Err(WriteError::Eio.error());
+        }
+        blocking::sync_dir(dir)?;
+        self.faults.synced(&self.host, dir);
+        Ok(())
+    }
+}
+
+/// The fault bookkeeping of one open file.
+struct Handle {
+    faults: Arc<DiskFaults>,
+    host: String,
+    path: PathBuf,
+    /// The file's length at its last successful sync through this handle (or when opened).
+    synced: u64,
+}
+
+impl Handle {
+    /// Before a write: the error it fails with, if one is armed, or how many of `len` bytes it writes.
+    fn before_write(&self, len: usize) -> io::Result<usize> {
+        match self.faults.take_write_failure() {
+            Some(error) => Err(error),
+            None => Ok(self.faults.write_len(len)),
+        }
+    }
+
+    fn written(&self) {
+        self.faults.dirtied(&self.host, &self.path);
+    }
+
+    /// Before a sync: what happens to the dirty pages, if it fails.
+    fn failing_sync(&self) -> Option<DirtyPages> {
+        self.faults.take_sync_failure()
+    }
+
+    fn sync_failed() -> io::Error {
+        WriteError::Eio.error()
+    }
+
+    fn synced(&mut self, len: u64) {
+        self.synced = len;
+        self.faults.synced(&self.host, &self.path);
     }
 }
 
 struct SimAppendFile {
     file: File,
-    faults: Arc<DiskFaults>,
+    handle: Handle,
 }
 
 #[async_trait]
 impl AppendFile for SimAppendFile {
-    async fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes).await
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let len = self.handle.before_write(bytes.len())?;
+        let written = self.file.write(&bytes[..len]).await?;
+        self.handle.written();
+        Ok(written)
     }
 
     async fn sync(&mut self) -> io::Result<()> {
-        if self.faults.take_sync_failure() {
-            // The writes stay unsynced: a crash before the next successful sync loses them.
-            return Err(io::Error::other("simulated fsync failure"));
+        let len = self.file.metadata().await?.len();
+        match self.handle.failing_sync() {
+            Some(DirtyPages::Kept) => Err(Handle::sync_failed()),
+            Some(DirtyPages::Dropped) => {
+                if len > self.handle.synced {
+                    let zeros = vec![0; (len - self.handle.synced) as usize];
+                    self.file.write_at(&zeros, self.handle.synced).await?;
+                    self.handle.written();
+                }
+                Err(Handle::sync_failed())
+            }
+            None => {
+                self.file.sync_all().await?;
+                self.handle.synced(len);
+                Ok(())
+            }
         }
-        self.file.sync_all().await
+    }
+
+    async fn length(&mut self) -> io::Result<u64> {
+        Ok(self.file.metadata().await?.len())
+    }
+
+    async fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len).await?;
+        self.handle.synced = self.handle.synced.min(len);
+        self.handle.written();
+        Ok(())
+    }
+}
+
+struct SimWriteFile {
+    file: blocking::File,
+    handle: Handle,
+}
+
+impl Write for SimWriteFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let len = self.handle.before_write(bytes.len())?;
+        let written = self.file.write(&bytes[..len])?;
+        self.handle.written();
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl WriteFile for SimWriteFile {
+    fn sync_all(&mut self) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        match self.handle.failing_sync() {
+            Some(DirtyPages::Kept) => Err(Handle::sync_failed()),
+            Some(DirtyPages::Dropped) => {
+                if len > self.handle.synced {
+                    let zeros = vec![0; (len - self.handle.synced) as usize];
+                    self.file.write_at(&zeros, self.handle.synced)?;
+                    self.handle.written();
+                }
+                Err(Handle::sync_failed())
+            }
+            None => {
+                self.file.sync_all()?;
+                self.handle.synced(len);
+                Ok(())
+            }
+        }
     }
 }
