@@ -236,9 +236,11 @@ impl Group {
         offsets: &[(Tp, i64)],
     ) -> Result<(), ErrorCode> {
         if !self.members.contains_key(member_id) {
+            crate::coverage::reached(crate::coverage::Event::CommitRefusedStale);
             return Err(ErrorCode::UnknownMemberId);
         }
         if generation != self.generation {
+            crate::coverage::reached(crate::coverage::Event::CommitRefusedStale);
             return Err(ErrorCode::IllegalGeneration);
         }
         for (tp, offset) in offsets {

@@ -610,6 +610,7 @@ async fn heartbeats(
                 group: group.clone(),
                 member_id,
             };
+            crate::coverage::reached(crate::coverage::Event::MemberThrownOut);
             // Whether or not the coordinator hears it, the member is out: its partitions are lost.
             let _ = connection.call(&request, Duration::ZERO).await;
             let mut m = lock();
