@@ -169,7 +169,7 @@ impl Scenario {
             },
             Scenario {
                 name: "sink-group-rebalance",
-                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated (with eager rebalances; cooperative ones may redeliver when a stop races a rebalance's completion)",
+                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated with eager rebalances; with cooperative ones a stop that races a rebalance's completion has its last commit refused and is delivered again, so those runs are held to at least once (guarantee_relaxed in the report)",
                 faults: &[FaultKind::StopWorker, FaultKind::Latency],
                 headline_faults: &[FaultKind::StopWorker],
                 headline: &[Event::CommitRefusedStale],
