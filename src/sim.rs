@@ -42,8 +42,9 @@ pub struct Args {
     #[arg(long, value_parser = ["skip-records", "early-offsets"])]
     source_bug: Option<String>,
     /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush,
-    /// write-twice or garble-values.
-    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values"])]
+    /// write-twice, garble-values (in buffer mode unless --sink-mode says otherwise) or skip-rewind (in
+    /// offsets-in-destination mode).
+    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values", "skip-rewind"])]
     sink_bug: Option<String>,
     /// Misconfigure the workers of an exactly-once scenario: distinct-group-ids gives each worker its own
     /// group.id, so a moved task's old instance is never fenced (the oracle reports zombie-write).
@@ -61,6 +62,7 @@ fn bug_name(bug: &str) -> &'static str {
         "reverse-flush",
         "write-twice",
         "garble-values",
+        "skip-rewind",
         "distinct-group-ids",
     ]
     .into_iter()
@@ -154,9 +156,13 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if let Some(bug) = &args.sink_bug {
         scenario.sink_bug = bug_name(bug);
         planted.push_str(&format!(" --sink-bug {bug}"));
-        // The planted bugs are written for the buffering sink (commit-before-flush approves its buffer).
+        // Each planted bug has the mode it is written for (commit-before-flush approves the buffer;
+        // skip-rewind leaves out the rewind of the sink that keeps its offsets).
         if args.sink_mode.is_none() {
-            scenario.sink_modes = sink_modes("buffer");
+            scenario.sink_modes = sink_modes(match bug.as_str() {
+                "skip-rewind" => "offsets-in-destination",
+                _ => "buffer",
+            });
         }
     }
     if let Some(mode) = &args.sink_mode {

@@ -72,10 +72,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
     let stops = plan
         .iter()
         .any(|s| matches!(s.fault, Fault::StopWorker { .. }));
-    let (guarantee, relaxed) = if narrowed.sink_mode() == Some(SinkMode::OffsetsInDestination) {
-        // The sink resumes from its own offsets: whatever Kafka's commits missed, nothing is written twice.
-        (scenario.guarantee.with_exactly_once_sink(), None)
-    } else if cooperative && stops && scenario.guarantee == Guarantee::ExactlyOnce {
+    // A sink that keeps its offsets in the destination resumes from them, whatever Kafka's commits
+    // missed: it needs no relaxing (run_planned holds it to exactly once).
+    let exactly_once_sink = narrowed.sink_mode() == Some(SinkMode::OffsetsInDestination);
+    let (guarantee, relaxed) = if cooperative
+        && stops
+        && !exactly_once_sink
+        && scenario.guarantee == Guarantee::ExactlyOnce
+    {
         (Guarantee::AtLeastOnce, Some(COOPERATIVE_STOPS))
     } else {
         (scenario.guarantee, None)
@@ -128,12 +132,20 @@ fn align_task_ids() -> Result<(), RunError> {
     }
 }
 
-/// Runs `scenario` under `seed` with a scripted list of faults.
+/// Runs `scenario` under `seed` with a scripted list of faults. A StoreSink keeping its offsets in the
+/// destination holds the sink side to exactly once.
 pub fn run_planned(
     scenario: &Scenario,
     seed: u64,
     plan: Vec<Scheduled>,
 ) -> Result<Report, RunError> {
+    let scenario = &Scenario {
+        guarantee: match scenario.sink_mode() {
+            Some(SinkMode::OffsetsInDestination) => scenario.guarantee.with_exactly_once_sink(),
+            _ => scenario.guarantee,
+        },
+        ..scenario.clone()
+    };
     if scenario.workers == 0 {
         return Err(RunError::Simulation(
             "a scenario needs at least one worker".into(),

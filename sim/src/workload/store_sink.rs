@@ -10,7 +10,8 @@
 //! `commit-before-flush` (pre_commit approves offsets before writing them; `buffer` mode), `pause-partition`
 //! (partition 0 is paused forever, so its records never arrive), `reverse-flush` (a write stores its records
 //! backwards), `write-twice` (every write is made again, as a blindly retried write would be),
-//! `garble-values` (values are written altered).
+//! `garble-values` (values are written altered), `skip-rewind` (`open` claims its partitions but does not
+//! rewind them, as if the runtime ignored the request; `offsets-in-destination` mode).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,6 +77,7 @@ pub enum SinkBug {
     ReverseFlush,
     WriteTwice,
     GarbleValues,
+    SkipRewind,
 }
 
 impl SinkBug {
@@ -87,6 +89,7 @@ impl SinkBug {
             "reverse-flush" => SinkBug::ReverseFlush,
             "write-twice" => SinkBug::WriteTwice,
             "garble-values" => SinkBug::GarbleValues,
+            "skip-rewind" => SinkBug::SkipRewind,
             _ => return None,
         })
     }
@@ -98,7 +101,7 @@ fn config_def() -> ConfigDef {
             BUG,
             ConfigType::String,
             "none",
-            "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice or garble-values.",
+            "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice, garble-values or skip-rewind.",
         )
         .optional(
             MODE,
@@ -260,6 +263,9 @@ impl StoreSinkTask {
             let Some(stored) = claim.stored else {
                 continue;
             };
+            if self.bug == SinkBug::SkipRewind {
+                continue;
+            }
             context.offset(
                 TopicPartition::new(claim.tp.topic.clone(), claim.tp.partition),
                 stored,
