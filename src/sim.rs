@@ -1,10 +1,13 @@
 //! `sluice sim`: runs the deterministic simulation from the binary, one line per seed, and the exact command
 //! that replays a seed that found an anomaly.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::RangeInclusive;
 
+use sluice_sim::coverage::Event;
 use sluice_sim::scenario::Workload;
+use sluice_sim::workload::SinkMode;
 use sluice_sim::{run, Scenario};
 
 #[derive(clap::Args)]
@@ -27,13 +30,21 @@ pub struct Args {
     /// Print each run's trace (every fault, group change, commit and write, with simulated times).
     #[arg(long)]
     trace: bool,
+    /// After the runs, print how many seeds reached each runtime event (headline events marked `*`).
+    #[arg(long)]
+    coverage: bool,
+    /// Run the StoreSink in this mode instead of the one each seed picks: buffer, write-in-put or
+    /// offsets-in-destination (with it, a record written twice to the destination is an anomaly).
+    #[arg(long, value_parser = ["buffer", "write-in-put", "offsets-in-destination"])]
+    sink_mode: Option<String>,
     /// Plant a bug in the workload's source connector to watch the oracle catch it: skip-records or
     /// early-offsets.
     #[arg(long, value_parser = ["skip-records", "early-offsets"])]
     source_bug: Option<String>,
     /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush,
-    /// write-twice or garble-values.
-    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values"])]
+    /// write-twice, garble-values (in buffer mode unless --sink-mode says otherwise) or skip-rewind (in
+    /// offsets-in-destination mode).
+    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values", "skip-rewind"])]
     sink_bug: Option<String>,
     /// Misconfigure the workers of an exactly-once scenario: distinct-group-ids gives each worker its own
     /// group.id, so a moved task's old instance is never fenced (the oracle reports zombie-write).
@@ -51,11 +62,21 @@ fn bug_name(bug: &str) -> &'static str {
         "reverse-flush",
         "write-twice",
         "garble-values",
+        "skip-rewind",
         "distinct-group-ids",
     ]
     .into_iter()
     .find(|known| *known == bug)
     .unwrap_or("none")
+}
+
+/// The one sink mode a run uses (clap has checked it is a mode's name).
+fn sink_modes(mode: &str) -> &'static [SinkMode] {
+    match SinkMode::parse(mode) {
+        Some(SinkMode::WriteInPut) => &[SinkMode::WriteInPut],
+        Some(SinkMode::OffsetsInDestination) => &[SinkMode::OffsetsInDestination],
+        Some(SinkMode::Buffer) | None => &[SinkMode::Buffer],
+    }
 }
 
 fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
@@ -114,10 +135,10 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         ))
     })?;
     if scenario.workload == Workload::Files
-        && (args.source_bug.is_some() || args.sink_bug.is_some())
+        && (args.source_bug.is_some() || args.sink_bug.is_some() || args.sink_mode.is_some())
     {
         return Err(Failure::Message(format!(
-            "--source-bug and --sink-bug plant bugs in the SequenceSource and StoreSink connectors, which scenario {:?} does not run",
+            "--source-bug, --sink-bug and --sink-mode concern the SequenceSource and StoreSink connectors, which scenario {:?} does not run",
             scenario.name
         )));
     }
@@ -135,6 +156,18 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if let Some(bug) = &args.sink_bug {
         scenario.sink_bug = bug_name(bug);
         planted.push_str(&format!(" --sink-bug {bug}"));
+        // Each planted bug has the mode it is written for (commit-before-flush approves the buffer;
+        // skip-rewind leaves out the rewind of the sink that keeps its offsets).
+        if args.sink_mode.is_none() {
+            scenario.sink_modes = sink_modes(match bug.as_str() {
+                "skip-rewind" => "offsets-in-destination",
+                _ => "buffer",
+            });
+        }
+    }
+    if let Some(mode) = &args.sink_mode {
+        scenario.sink_modes = sink_modes(mode);
+        planted.push_str(&format!(" --sink-mode {mode}"));
     }
     if let Some(bug) = &args.worker_bug {
         scenario.worker_bug = bug_name(bug);
@@ -146,10 +179,16 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         (None, None) => 1..=1,
     };
     let mut failed = Vec::new();
+    let mut reached: BTreeMap<Event, u64> = BTreeMap::new();
+    let mut runs = 0;
     for seed in seeds {
         let report =
             run(&scenario, seed).map_err(|e| Failure::Message(format!("seed {seed}: {e}")))?;
         writeln!(out, "{}", report.summary())?;
+        runs += 1;
+        for event in report.coverage.keys() {
+            *reached.entry(*event).or_insert(0) += 1;
+        }
         if args.report {
             write!(out, "{}", report.to_yaml())?;
         }
@@ -170,6 +209,22 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
             failed.push(seed);
         }
         out.flush()?;
+    }
+    if args.coverage {
+        writeln!(
+            out,
+            "coverage: seeds that reached each event, of {runs} (* headline events of {})",
+            scenario.name
+        )?;
+        for event in Event::ALL {
+            let mark = if scenario.headline.contains(&event) {
+                '*'
+            } else {
+                ' '
+            };
+            let count = reached.get(&event).copied().unwrap_or(0);
+            writeln!(out, "{mark} {:<30} {count}", event.as_str())?;
+        }
     }
     if failed.is_empty() {
         Ok(())

@@ -134,3 +134,72 @@ fn bad_arguments_name_what_is_wrong() {
         assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
     }
 }
+
+#[test]
+fn coverage_counts_the_seeds_that_reached_each_event() {
+    let output = sim(&[
+        "--scenario",
+        "crash-restart-storm",
+        "--seeds",
+        "3..4",
+        "--coverage",
+        "--report",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let (runs, summary) = text
+        .split_once("coverage: seeds that reached each event, of 2")
+        .unwrap_or_else(|| panic!("no coverage summary in:\n{text}"));
+    let counts: Vec<(bool, &str, usize)> = summary
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let headline = line.starts_with('*');
+            let mut words = line[1..].split_whitespace();
+            let event = words.next().expect("an event name");
+            let count = words.next().and_then(|n| n.parse().ok()).expect("a count");
+            (headline, event, count)
+        })
+        .collect();
+    assert_eq!(counts.len(), 10, "{summary}");
+    for (_, event, count) in &counts {
+        // Each seed's report lists the events it reached under `coverage:`, indented by two spaces.
+        let in_reports = runs.matches(&format!("\n  {event}: ")).count();
+        assert_eq!(*count, in_reports, "{event}:\n{text}");
+    }
+    let headline: Vec<&str> = counts
+        .iter()
+        .filter(|(headline, _, _)| *headline)
+        .map(|(_, event, _)| *event)
+        .collect();
+    assert_eq!(
+        headline,
+        [
+            "worker-crashed",
+            "member-thrown-out",
+            "commit-refused-stale",
+            "rewind-applied"
+        ]
+    );
+    // Seed 3 runs the exactly-once sink through crashes: its rewinds were applied.
+    assert!(counts.contains(&(true, "rewind-applied", 1)), "{summary}");
+}
+
+#[test]
+fn a_sink_mode_can_be_chosen_and_is_reported() {
+    let output = sim(&[
+        "--scenario",
+        "crash-restart-storm",
+        "--seed",
+        "4",
+        "--sink-mode",
+        "offsets-in-destination",
+        "--report",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains(" sink=offsets-in-destination "), "{text}");
+    assert!(text.contains("\nguarantee: exactly-once-sink\n"), "{text}");
+    // The same seed in write-in-put mode writes 99 records twice after its crash; this mode none.
+    assert!(text.contains("  sink_duplicates: 0\n"), "{text}");
+}

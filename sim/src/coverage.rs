@@ -44,6 +44,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event, in report order (keep in step with the enum).
+    pub const ALL: [Event; 11] = [
+        Event::WorkerCrashed,
+        Event::MemberThrownOut,
+        Event::CommitRefusedStale,
+        Event::FlushPastMaxPollInterval,
+        Event::RebalanceDuringFlush,
+        Event::UnsyncedDataLost,
+        Event::ZombieFenced,
+        Event::DeliveryFailed,
+        Event::RewindApplied,
+        Event::OutOfOrderAcknowledgement,
+        Event::PartitionsLost,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Event::WorkerCrashed => "worker-crashed",

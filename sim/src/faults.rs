@@ -1,8 +1,9 @@
 //! Faults: what can go wrong, and the plan of what will, drawn from the seed.
 //!
-//! The seed first picks which of the scenario's fault kinds this run uses (each with even odds, at least
-//! one: swarm testing, so some runs hammer one weakness), then how many faults, which kind each is, when it
-//! strikes and for how long. A test can also script the plan.
+//! The seed first picks which of the scenario's fault kinds this run uses (each with even odds, its headline
+//! kinds with high odds, at least one: swarm testing, so some runs hammer one weakness), then how many
+//! faults, which kind each is (each headline kind picked at least once), when it strikes and for how long.
+//! A test can also script the plan.
 
 use std::time::Duration;
 
@@ -144,18 +145,35 @@ pub fn plan(scenario: &Scenario, rng: &mut StdRng) -> Vec<Scheduled> {
         .faults
         .iter()
         .copied()
-        .filter(|_| rng.random_bool(0.5))
+        .filter(|kind| {
+            let odds = match scenario.headline_faults.contains(kind) {
+                true => HEADLINE_ODDS,
+                false => 0.5,
+            };
+            rng.random_bool(odds)
+        })
         .collect();
     if kinds.is_empty() {
         kinds.push(scenario.faults[rng.random_range(0..scenario.faults.len())]);
     }
-    let count = rng.random_range(1..=scenario.max_faults);
+    // Each headline kind picked is drawn first, so it strikes at least once.
+    let headline: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|kind| scenario.headline_faults.contains(kind))
+        .collect();
+    let count = rng
+        .random_range(1..=scenario.max_faults)
+        .max(headline.len());
     let active_ms = scenario.active.as_millis() as u64;
     let mut faults: Vec<Scheduled> = (0..count)
-        .map(|_| {
+        .map(|i| {
             // Leave the first seconds for the group to form.
             let at = Duration::from_millis(rng.random_range(5_000..active_ms.max(5_001)));
-            let kind = kinds[rng.random_range(0..kinds.len())];
+            let kind = match headline.get(i) {
+                Some(kind) => *kind,
+                None => kinds[rng.random_range(0..kinds.len())],
+            };
             Scheduled {
                 at,
                 fault: draw(kind, scenario, rng),
@@ -190,6 +208,9 @@ pub fn plan(scenario: &Scenario, rng: &mut StdRng) -> Vec<Scheduled> {
     }
     faults
 }
+
+/// The odds that a seed picks each of its scenario's headline fault kinds (the others: even odds).
+const HEADLINE_ODDS: f64 = 0.9;
 
 /// Time a host gets after a fault on it ends before another fault may strike it.
 const SETTLE: Duration = Duration::from_secs(5);

@@ -6,7 +6,8 @@
 //! - `unseen`: a record never reached its end: in Kafka but never durable in the destination, or never
 //!   sent to Kafka although the source system held it;
 //! - `duplicate`: one source record at two Kafka offsets, or one Kafka record written twice to the
-//!   destination (counted always; an anomaly only under [`Guarantee::ExactlyOnce`]);
+//!   destination (counted always; an anomaly under [`Guarantee::ExactlyOnce`], and on either side that
+//!   [`Guarantee::ExactlyOnceSource`] or [`Guarantee::ExactlyOnceSink`] promises once);
 //! - `nonmonotonic`: a task wrote a partition's records out of offset order within one delivery epoch;
 //! - `committed-before-durable`: a sink offset committed past what the destination held durably, or a source
 //!   offset committed while a record it covers was not yet in Kafka (it arrived later; one that never did
@@ -412,7 +413,11 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
             ),
         );
     }
-    if scenario.guarantee == Guarantee::ExactlyOnce && tally.sink_duplicates > 0 {
+    let exactly_once_out_of_kafka = matches!(
+        scenario.guarantee,
+        Guarantee::ExactlyOnce | Guarantee::ExactlyOnceSink
+    );
+    if exactly_once_out_of_kafka && tally.sink_duplicates > 0 {
         first(
             AnomalyKind::Duplicate,
             format!(

@@ -10,14 +10,21 @@ use crate::coverage::Coverage;
 use crate::faults::Scheduled;
 use crate::oracle::{Anomaly, Tally};
 use crate::scenario::Guarantee;
+use crate::workload::SinkMode;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub scenario: String,
     pub seed: u64,
     pub guarantee: Guarantee,
+    /// Why the run holds a weaker guarantee than its scenario's, if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guarantee_relaxed: Option<String>,
     /// The sink consumers' `partition.assignment.strategy`.
     pub assignor: String,
+    /// How the StoreSink made records durable (workloads with a StoreSink).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_mode: Option<SinkMode>,
     /// The source's `transaction.boundary`, with exactly-once source support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_boundary: Option<String>,
@@ -76,10 +83,13 @@ impl Report {
             format!("ANOMALY {}", kinds.join(","))
         };
         format!(
-            "scenario={} seed={} {verdict} assignor={} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
+            "scenario={} seed={} {verdict} assignor={}{} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
             self.scenario,
             self.seed,
             self.assignor,
+            self.sink_mode
+                .map(|mode| format!(" sink={}", mode.as_str()))
+                .unwrap_or_default(),
             self.faults.len(),
             self.records.in_kafka,
             self.records.delivered,

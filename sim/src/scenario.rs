@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use crate::coverage::Event;
 use crate::faults::FaultKind;
+use crate::workload::SinkMode;
 
 /// How strictly duplicates are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -16,6 +18,19 @@ pub enum Guarantee {
     /// Exactly-once source support: each source record is in Kafka once for read_committed readers,
     /// whatever happens (a duplicate there is an anomaly); the sink side stays at least once.
     ExactlyOnceSource,
+    /// The sink keeps its offsets in the destination: each Kafka record is written there once, whatever
+    /// happens (a duplicate there is an anomaly); the source side stays at least once.
+    ExactlyOnceSink,
+}
+
+impl Guarantee {
+    /// The guarantee with a sink that keeps its offsets in the destination, so the sink side is exactly once.
+    pub fn with_exactly_once_sink(self) -> Guarantee {
+        match self {
+            Guarantee::AtLeastOnce | Guarantee::ExactlyOnceSink => Guarantee::ExactlyOnceSink,
+            Guarantee::ExactlyOnce | Guarantee::ExactlyOnceSource => Guarantee::ExactlyOnce,
+        }
+    }
 }
 
 /// What the pipeline moves.
@@ -49,6 +64,10 @@ pub struct Scenario {
     pub drain_limit: Duration,
     /// The fault kinds a seed may pick from (it picks a subset, swarm-style).
     pub faults: &'static [FaultKind],
+    /// The fault kinds the scenario is about: a seed picks each with high odds and draws it at least once.
+    pub headline_faults: &'static [FaultKind],
+    /// The runtime events the scenario exists to reach; its CI seeds must reach each (`tests/headlines.rs`).
+    pub headline: &'static [Event],
     /// How many faults a run injects at most.
     pub max_faults: usize,
     /// The sink consumers' `partition.assignment.strategy` values a seed picks from: `range` (eager
@@ -75,6 +94,9 @@ pub struct Scenario {
     pub transaction_boundaries: &'static [&'static str],
     /// The sink consumers' `isolation.level`.
     pub sink_isolation: &'static str,
+    /// How the StoreSink makes records durable: the seed picks one of these (a seeded run narrows the list
+    /// to the one it picked). With [`SinkMode::OffsetsInDestination`] the sink side is judged exactly once.
+    pub sink_modes: &'static [SinkMode],
     /// A planted misconfiguration of the workers, for the oracle's own tests: `distinct-group-ids` gives
     /// each worker its own `group.id`, so a task's instances on two workers have different
     /// transactional ids and nothing fences the older one.
@@ -94,6 +116,8 @@ impl Scenario {
         active: Duration::from_secs(60),
         drain_limit: Duration::from_secs(120),
         faults: &[],
+        headline_faults: &[],
+        headline: &[],
         max_faults: 0,
         assignors: &["range", "cooperative-sticky"],
         guarantee: Guarantee::AtLeastOnce,
@@ -108,6 +132,11 @@ impl Scenario {
         exactly_once: false,
         transaction_boundaries: &[],
         sink_isolation: "read_uncommitted",
+        sink_modes: &[
+            SinkMode::Buffer,
+            SinkMode::WriteInPut,
+            SinkMode::OffsetsInDestination,
+        ],
         worker_bug: "none",
     };
 
@@ -132,8 +161,11 @@ impl Scenario {
                     FaultKind::Latency,
                     FaultKind::ProduceErrors,
                 ],
+                headline_faults: &[FaultKind::CrashWorker, FaultKind::HoldNetwork],
+                headline: &[Event::WorkerCrashed, Event::MemberThrownOut],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),
+                sink_modes: &[],
                 ..Scenario::BASE
             },
             Scenario {
@@ -146,8 +178,10 @@ impl Scenario {
             },
             Scenario {
                 name: "sink-group-rebalance",
-                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated (with eager rebalances; cooperative ones may redeliver when a stop races a rebalance's completion)",
+                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated with eager rebalances; with cooperative ones a stop that races a rebalance's completion has its last commit refused and is delivered again, so those runs are held to at least once (guarantee_relaxed in the report)",
                 faults: &[FaultKind::StopWorker, FaultKind::Latency],
+                headline_faults: &[FaultKind::StopWorker],
+                headline: &[Event::CommitRefusedStale],
                 max_faults: 5,
                 guarantee: Guarantee::ExactlyOnce,
                 ..Scenario::BASE
@@ -156,6 +190,12 @@ impl Scenario {
                 name: "slow-flush",
                 about: "flushes and puts stall past session.timeout.ms and max.poll.interval.ms; members are thrown out and partitions move",
                 faults: &[FaultKind::StallFlush, FaultKind::StallPut, FaultKind::FailFlush],
+                headline_faults: &[FaultKind::StallFlush],
+                headline: &[
+                    Event::FlushPastMaxPollInterval,
+                    Event::MemberThrownOut,
+                    Event::RebalanceDuringFlush,
+                ],
                 max_faults: 5,
                 ..Scenario::BASE
             },
@@ -176,6 +216,13 @@ impl Scenario {
                     FaultKind::Latency,
                     FaultKind::ProduceErrors,
                 ],
+                headline_faults: &[FaultKind::CrashWorker, FaultKind::HoldNetwork],
+                headline: &[
+                    Event::WorkerCrashed,
+                    Event::MemberThrownOut,
+                    Event::CommitRefusedStale,
+                    Event::RewindApplied,
+                ],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),
                 ..Scenario::BASE
@@ -191,6 +238,8 @@ impl Scenario {
                     FaultKind::RestartBroker,
                     FaultKind::Latency,
                 ],
+                headline_faults: &[FaultKind::TakeOver, FaultKind::CrashWorker],
+                headline: &[Event::ZombieFenced, Event::WorkerCrashed],
                 max_faults: 8,
                 // A transaction per poll costs several round trips: the source runs slower than at least once.
                 drain_limit: Duration::from_secs(240),
@@ -215,6 +264,16 @@ impl Scenario {
     /// to the one its seed picked).
     pub fn assignor(&self) -> &'static str {
         self.assignors.first().copied().unwrap_or("range")
+    }
+
+    /// The StoreSink's mode: the first allowed one (None when the workload has no StoreSink).
+    pub fn sink_mode(&self) -> Option<SinkMode> {
+        match self.workload {
+            Workload::Sequences => {
+                Some(self.sink_modes.first().copied().unwrap_or(SinkMode::Buffer))
+            }
+            Workload::Files => None,
+        }
     }
 
     /// The source's `transaction.boundary`: the first allowed one (a seeded run narrows the list to the

@@ -1,5 +1,6 @@
-//! The same seed gives the same run: every scenario, run twice per seed, yields identical reports and trace
-//! hashes (the trace covers every fault, group change, commit and destination write, with simulated times).
+//! The same seed gives the same run: every scenario, run twice per seed, passes and yields identical reports
+//! and trace hashes (the trace covers every fault, group change, commit and destination write, with
+//! simulated times).
 
 use sluice_sim::{run, Scenario};
 
@@ -9,6 +10,8 @@ fn each_seed_replays_exactly() {
         for seed in [7, 8] {
             let first = run(&scenario, seed).expect("the simulation runs");
             let second = run(&scenario, seed).expect("the simulation runs");
+            // A replay of a failing run would compare two wrong answers.
+            assert!(first.passed(), "{}", first.summary());
             assert_eq!(
                 first.trace_hash, second.trace_hash,
                 "{} seed {seed} is not deterministic",

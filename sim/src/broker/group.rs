@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::coverage::{self, Event};
 use crate::protocol::{ErrorCode, MemberSubscription, Tp};
 
 /// Why a member left the group.
@@ -329,7 +330,8 @@ impl Group {
         generation: i32,
         offsets: &[(Tp, i64)],
     ) -> Result<(), ErrorCode> {
-        self.validate(member_id, generation)?;
+        self.validate(member_id, generation)
+            .inspect_err(|_| coverage::reached(Event::CommitRefusedStale))?;
         match self.state {
             State::Empty => return Err(ErrorCode::UnknownMemberId),
             // The member has its JoinGroup answer but not its assignment yet (Kafka's words: "we should

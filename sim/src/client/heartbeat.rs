@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::connection::Connection;
 use super::membership::{Loss, SharedMembership, Timeouts};
 use crate::broker::now;
+use crate::coverage::{self, Event};
 use crate::protocol::{ErrorCode, Request, Response};
 
 /// Heartbeats until aborted; marks the membership for rejoin or as lost as the coordinator answers, or
@@ -56,6 +57,7 @@ pub async fn heartbeats(
                 group: group.clone(),
                 member_id,
             };
+            coverage::reached(Event::MemberThrownOut);
             // Whether or not the coordinator hears it, the member is out: its partitions are lost.
             let _ = connection.call(&request, Duration::ZERO).await;
             membership.lock().lose(Loss::Removed);

@@ -23,7 +23,7 @@ use crate::placement;
 use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Guarantee, Scenario, Workload};
-use crate::workload::{input_file, DestinationStore, DiskFaults};
+use crate::workload::{input_file, DestinationStore, DiskFaults, SinkMode};
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
 const EPOCH_SECS: u64 = 1_767_225_600;
@@ -53,33 +53,53 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
         [] | [_] => scenario.transaction_boundaries,
         all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
-    // A cooperative member keeps its partitions while the group rebalances; if it stops just as the
-    // rebalance completes, its last commit still carries the old generation and is refused (Kafka refuses
-    // it too), so what it flushed is delivered again: clean stops promise exactly once only with eager
-    // rebalances.
-    let guarantee = match (
-        cooperative,
-        plan.iter()
-            .any(|s| matches!(s.fault, Fault::StopWorker { .. })),
-    ) {
-        (true, true) => Guarantee::AtLeastOnce,
-        _ => scenario.guarantee,
+    // Drawn last, so narrowing the list (`sluice sim --sink-mode`) leaves the rest of the seed's choices alone.
+    let sink_modes = match (scenario.workload, scenario.sink_modes) {
+        (Workload::Files, _) | (_, [] | [_]) => scenario.sink_modes,
+        (_, all) => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
-    run_planned(
+    let narrowed = Scenario {
+        assignors: if cooperative {
+            &["cooperative-sticky"]
+        } else {
+            &["range"]
+        },
+        transaction_boundaries: boundary,
+        sink_modes,
+        ..scenario.clone()
+    };
+    let stops = plan
+        .iter()
+        .any(|s| matches!(s.fault, Fault::StopWorker { .. }));
+    // A sink that keeps its offsets in the destination resumes from them, whatever Kafka's commits
+    // missed: it needs no relaxing (run_planned holds it to exactly once).
+    let exactly_once_sink = narrowed.sink_mode() == Some(SinkMode::OffsetsInDestination);
+    let (guarantee, relaxed) = if cooperative
+        && stops
+        && !exactly_once_sink
+        && scenario.guarantee == Guarantee::ExactlyOnce
+    {
+        (Guarantee::AtLeastOnce, Some(COOPERATIVE_STOPS))
+    } else {
+        (scenario.guarantee, None)
+    };
+    let mut report = run_planned(
         &Scenario {
-            assignors: if cooperative {
-                &["cooperative-sticky"]
-            } else {
-                &["range"]
-            },
             guarantee,
-            transaction_boundaries: boundary,
-            ..scenario.clone()
+            ..narrowed
         },
         seed,
         plan,
-    )
+    )?;
+    report.guarantee_relaxed = relaxed.map(str::to_owned);
+    Ok(report)
 }
+
+/// Why clean stops with cooperative rebalances promise at least once only: a cooperative member keeps its
+/// partitions while the group rebalances; if it stops just as the rebalance completes, its last commit
+/// still carries the old generation and is refused (Kafka refuses it too), so what it flushed is
+/// delivered again.
+const COOPERATIVE_STOPS: &str = "exactly once relaxed to at least once: cooperative rebalances with clean stops (a member stopping as a rebalance completes has its last commit refused, so what it wrote is delivered again)";
 
 /// One simulation at a time per process: see [`align_task_ids`].
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -111,12 +131,20 @@ fn align_task_ids() -> Result<(), RunError> {
     }
 }
 
-/// Runs `scenario` under `seed` with a scripted list of faults.
+/// Runs `scenario` under `seed` with a scripted list of faults. A StoreSink keeping its offsets in the
+/// destination holds the sink side to exactly once.
 pub fn run_planned(
     scenario: &Scenario,
     seed: u64,
     plan: Vec<Scheduled>,
 ) -> Result<Report, RunError> {
+    let scenario = &Scenario {
+        guarantee: match scenario.sink_mode() {
+            Some(SinkMode::OffsetsInDestination) => scenario.guarantee.with_exactly_once_sink(),
+            _ => scenario.guarantee,
+        },
+        ..scenario.clone()
+    };
     if scenario.workers == 0 {
         return Err(RunError::Simulation(
             "a scenario needs at least one worker".into(),
@@ -143,7 +171,11 @@ pub fn run_planned(
         trace: Vec::new(),
         checks: CommitChecks::new(scenario, store.clone()),
     }));
-    cluster.observe(Box::new(JournalObserver(journal.clone())));
+    cluster.observe(Box::new(JournalObserver {
+        journal: journal.clone(),
+        store: store.clone(),
+        sink_group: scenario.sink_group(),
+    }));
     cluster.create_topic(scenario.topic(), scenario.partitions);
     // Worker 0's: it runs the source, unless sources run exactly once.
     let source_commits = SourceCommits::default();
@@ -319,7 +351,9 @@ pub fn run_planned(
         scenario: scenario.name.to_owned(),
         seed,
         guarantee: scenario.guarantee,
+        guarantee_relaxed: None,
         assignor: scenario.assignor().to_owned(),
+        sink_mode: scenario.sink_mode(),
         transaction_boundary: scenario
             .exactly_once
             .then(|| scenario.transaction_boundary().to_owned()),

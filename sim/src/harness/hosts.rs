@@ -18,7 +18,7 @@ use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
-use crate::workload::{self, input_file, DestinationStore, DiskFaults, SimFs};
+use crate::workload::{self, input_file, DestinationStore, DiskFaults, SimFs, SinkMode};
 
 /// What a run needs to know for each worker host.
 pub(super) struct WorkerHost {
@@ -146,6 +146,18 @@ fn sink_props(scenario: &Scenario) -> ConfigMap {
         ("tasks.max", "1".into()),
         ("topics", scenario.topic().into()),
         ("bug", scenario.sink_bug.into()),
+        (
+            "mode",
+            scenario
+                .sink_mode()
+                .unwrap_or(SinkMode::Buffer)
+                .as_str()
+                .into(),
+        ),
+        (
+            "max.poll.interval.ms",
+            scenario.max_poll_interval.as_millis().to_string(),
+        ),
     ])
 }
 

@@ -4,8 +4,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::broker::{ClusterEvent, ClusterObserver, Logs};
+use crate::broker::{ClusterEvent, ClusterObserver, Departure, GroupChange, Logs};
+use crate::coverage::{self, Event};
 use crate::oracle::CommitChecks;
+use crate::workload::DestinationStore;
 
 /// The run's trace and the checks made as it goes.
 pub(super) struct Journal {
@@ -23,11 +25,34 @@ pub(super) fn millis(d: Duration) -> u128 {
     d.as_millis()
 }
 
-pub(super) struct JournalObserver(pub(super) SharedJournal);
+/// Journals what the cluster does, and counts the coverage events only the cluster sees.
+pub(super) struct JournalObserver {
+    pub(super) journal: SharedJournal,
+    /// The sink's destination: told the sink group's commits, asked whether a flush is under way.
+    pub(super) store: Arc<DestinationStore>,
+    pub(super) sink_group: String,
+}
 
 impl ClusterObserver for JournalObserver {
     fn on_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs) {
-        let mut journal = lock(&self.0);
+        match event {
+            ClusterEvent::Group {
+                change:
+                    GroupChange::Departed(_, Departure::SessionExpired | Departure::MissedRebalance),
+                ..
+            } => coverage::reached(Event::MemberThrownOut),
+            ClusterEvent::Group {
+                group,
+                change: GroupChange::RebalanceStarted,
+            } if *group == self.sink_group && self.store.flush_in_progress() => {
+                coverage::reached(Event::RebalanceDuringFlush)
+            }
+            ClusterEvent::Committed { group, offsets, .. } if *group == self.sink_group => {
+                self.store.note_kafka_commit(offsets)
+            }
+            _ => {}
+        }
+        let mut journal = lock(&self.journal);
         journal.trace.push(format!("{} {event:?}", millis(at)));
         journal.checks.on_cluster_event(at, event, logs);
     }

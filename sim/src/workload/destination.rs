@@ -4,9 +4,13 @@
 //! It keeps every durable write with the writer's identity and delivery epoch, so the oracle can check order
 //! and compare what was committed in Kafka with what was durable at that moment. The harness arms its
 //! faults (a stalled or failing flush) at seeded times.
+//!
+//! A sink may also keep its offsets here, written atomically with its records, as an exactly-once sink
+//! keeps them in its database: opening a partition claims it (a write from an instance that lost its
+//! claim is refused, so a zombie cannot write behind its successor) and reads where delivery resumes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::broker::now;
@@ -37,6 +41,34 @@ pub enum StoreFault {
     FailFlush,
 }
 
+/// A write refused by the destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The writer's claim on the partition was taken by another instance (see [`DestinationStore::claim`]).
+    #[error("{tp} is claimed by {owner}: this writer was replaced")]
+    Fenced { tp: Tp, owner: String },
+}
+
+/// What opening a partition found in the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub tp: Tp,
+    /// The offset after the last record stored with its offset, where delivery must resume.
+    pub stored: Option<i64>,
+    /// Kafka's committed offset for the sink's group, as last seen by the harness (see
+    /// [`DestinationStore::note_kafka_commit`]): where the consumer would resume without a rewind.
+    pub kafka_committed: Option<i64>,
+}
+
+/// A partition whose offsets a sink keeps in the destination.
+#[derive(Debug)]
+struct Stored {
+    /// The offset after the last record written with offsets.
+    next: Option<i64>,
+    /// The writer instance that claimed it last.
+    owner: String,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     writes: Vec<Write>,
@@ -45,6 +77,49 @@ struct Inner {
     contiguous: BTreeMap<Tp, i64>,
     faults: VecDeque<StoreFault>,
     writers: u64,
+    stored: BTreeMap<Tp, Stored>,
+    kafka_committed: BTreeMap<Tp, i64>,
+    /// Flushes under way, for coverage ([`crate::coverage::Event::RebalanceDuringFlush`]).
+    flushing: usize,
+}
+
+impl Inner {
+    fn append(
+        &mut self,
+        task: &str,
+        epoch: u64,
+        records: impl IntoIterator<Item = (Tp, i64, String)>,
+    ) {
+        let at = now();
+        for (tp, offset, value) in records {
+            let set = self.durable.entry(tp.clone()).or_default();
+            set.insert(offset);
+            let mut next = self.contiguous.get(&tp).copied().unwrap_or(0);
+            let set = &self.durable[&tp];
+            while set.contains(&next) {
+                next += 1;
+            }
+            self.contiguous.insert(tp.clone(), next);
+            self.writes.push(Write {
+                tp,
+                offset,
+                value,
+                task: task.to_owned(),
+                epoch,
+                at,
+            });
+        }
+    }
+}
+
+/// A flush under way; it ends when this is dropped (also when the task's host crashes mid-flush).
+pub struct Flushing(Arc<DestinationStore>);
+
+impl Drop for Flushing {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.flushing = inner.flushing.saturating_sub(1);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -72,26 +147,97 @@ impl DestinationStore {
         epoch: u64,
         records: impl IntoIterator<Item = (Tp, i64, String)>,
     ) {
+        self.lock().append(task, epoch, records);
+    }
+
+    /// Claims partitions for `writer` (a writer that held them before can no longer write them) and
+    /// returns what each holds: one transaction, so no write of the previous owner lands after it.
+    pub fn claim(&self, writer: &str, partitions: &[Tp]) -> Vec<Claim> {
         let mut inner = self.lock();
-        let at = now();
-        for (tp, offset, value) in records {
-            let set = inner.durable.entry(tp.clone()).or_default();
-            set.insert(offset);
-            let mut next = inner.contiguous.get(&tp).copied().unwrap_or(0);
-            let set = &inner.durable[&tp];
-            while set.contains(&next) {
-                next += 1;
-            }
-            inner.contiguous.insert(tp.clone(), next);
-            inner.writes.push(Write {
-                tp,
-                offset,
-                value,
-                task: task.to_owned(),
-                epoch,
-                at,
-            });
+        partitions
+            .iter()
+            .map(|tp| {
+                let stored = inner.stored.entry(tp.clone()).or_insert(Stored {
+                    next: None,
+                    owner: String::new(),
+                });
+                stored.owner = writer.to_owned();
+                let stored = stored.next;
+                Claim {
+                    tp: tp.clone(),
+                    stored,
+                    kafka_committed: inner.kafka_committed.get(tp).copied(),
+                }
+            })
+            .collect()
+    }
+
+    /// Durably appends records and, in the same transaction, the offset after each partition's last one;
+    /// refused as a whole if `writer` no longer holds the claim on one of the partitions.
+    pub fn write_with_offsets(
+        &self,
+        writer: &str,
+        epoch: u64,
+        records: Vec<(Tp, i64, String)>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let mut next: BTreeMap<Tp, i64> = BTreeMap::new();
+        for (tp, offset, _) in &records {
+            let after = next.entry(tp.clone()).or_insert(offset + 1);
+            *after = (*after).max(offset + 1);
         }
+        for tp in next.keys() {
+            let owner = inner.stored.get(tp).map(|s| s.owner.as_str());
+            if owner != Some(writer) {
+                return Err(StoreError::Fenced {
+                    tp: tp.clone(),
+                    owner: owner.unwrap_or("nobody").to_owned(),
+                });
+            }
+        }
+        inner.append(writer, epoch, records);
+        for (tp, after) in next {
+            if let Some(stored) = inner.stored.get_mut(&tp) {
+                stored.next = Some(after);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored offsets of those `partitions` that `writer` still holds.
+    pub fn stored_offsets<'a>(
+        &self,
+        writer: &str,
+        partitions: impl IntoIterator<Item = &'a Tp>,
+    ) -> BTreeMap<Tp, i64> {
+        let inner = self.lock();
+        partitions
+            .into_iter()
+            .filter_map(|tp| {
+                let stored = inner.stored.get(tp).filter(|s| s.owner == writer)?;
+                Some((tp.clone(), stored.next?))
+            })
+            .collect()
+    }
+
+    /// The harness passes on each offset commit of the sink's group, so a sink can tell whether a rewind
+    /// it asks for moves the consumer (coverage only: no sink decision depends on it).
+    pub fn note_kafka_commit(&self, offsets: &[(Tp, i64)]) {
+        let mut inner = self.lock();
+        for (tp, offset) in offsets {
+            inner.kafka_committed.insert(tp.clone(), *offset);
+        }
+    }
+
+    /// Marks a flush under way until the returned guard is dropped.
+    pub fn flushing(self: &Arc<Self>) -> Flushing {
+        self.lock().flushing += 1;
+        Flushing(self.clone())
+    }
+
+    /// Whether a sink task is flushing now.
+    pub fn flush_in_progress(&self) -> bool {
+        self.lock().flushing > 0
     }
 
     /// The offset after the longest run of durable offsets from 0 (records of a log without gaps).

@@ -8,10 +8,10 @@ mod sequence_source;
 mod sim_fs;
 mod store_sink;
 
-pub use destination::{DestinationStore, StoreFault, Write};
+pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Write};
 pub use sequence_source::{SequenceSourceConnector, INSTANCE_HEADER};
 pub use sim_fs::{DirtyPages, DiskFaults, SimFs, WriteError};
-pub use store_sink::{SinkBug, StoreSinkConnector};
+pub use store_sink::{SinkBug, SinkMode, StoreSinkConnector};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;

@@ -1,14 +1,21 @@
-//! StoreSink: a sink connector writing record values to the [`DestinationStore`]. `put` buffers; `flush`
-//! writes the buffer durably, so offsets are committed only for durable records.
+//! StoreSink: a sink connector writing record values to the [`DestinationStore`], in one of three ways
+//! ([`SinkMode`], the `mode` key), so the simulation reaches every path of the runtime's sink loop: `put`
+//! buffering and `flush` writing (`buffer`); `put` writing at once, as FileStreamSink and most real sinks do
+//! (`write-in-put`); or `put` writing each batch with its partitions' offsets in one transaction, `open`
+//! rewinding to the stored offsets through the task context and `pre_commit` approving only what is stored
+//! (`offsets-in-destination`, Kafka Connect's exactly-once sink pattern). Offsets are committed only for
+//! durable records in every mode.
 //!
 //! Its `bug` key plants a deliberate mistake, so tests can show the oracle catches each kind of anomaly:
-//! `commit-before-flush` (pre_commit approves offsets before writing them), `pause-partition` (partition 0
-//! is paused forever, so its records never arrive), `reverse-flush` (a flush writes its records
-//! backwards), `write-twice` (every flush is written again, as a blindly retried write would be),
-//! `garble-values` (values are written altered).
+//! `commit-before-flush` (pre_commit approves offsets before writing them; `buffer` mode), `pause-partition`
+//! (partition 0 is paused forever, so its records never arrive), `reverse-flush` (a write stores its records
+//! backwards), `write-twice` (every write is made again, as a blindly retried write would be),
+//! `garble-values` (values are written altered), `skip-rewind` (`open` claims its partitions but does not
+//! rewind them, as if the runtime ignored the request; `offsets-in-destination` mode).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
@@ -17,12 +24,49 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Value;
+use tokio::time::Instant;
 
-use super::destination::{DestinationStore, StoreFault};
+use super::destination::{DestinationStore, StoreError, StoreFault};
+use crate::coverage::{self, Event};
 use crate::protocol::Tp;
 
 const BUG: &str = "bug";
+const MODE: &str = "mode";
+const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
 const TASK_ID: &str = "task.id";
+
+/// How the sink makes records durable, and which offsets it lets the runtime commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkMode {
+    /// `put` buffers; `flush` writes the buffer; the runtime commits the offsets it passed.
+    Buffer,
+    /// `put` writes at once; `flush` has nothing left to make durable.
+    WriteInPut,
+    /// `put` writes records and their offsets atomically; `open` claims its partitions and rewinds them to
+    /// the stored offsets; `pre_commit` returns the stored offsets. Every record is written once.
+    OffsetsInDestination,
+}
+
+impl SinkMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkMode::Buffer => "buffer",
+            SinkMode::WriteInPut => "write-in-put",
+            SinkMode::OffsetsInDestination => "offsets-in-destination",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SinkMode> {
+        [
+            SinkMode::Buffer,
+            SinkMode::WriteInPut,
+            SinkMode::OffsetsInDestination,
+        ]
+        .into_iter()
+        .find(|mode| mode.as_str() == text)
+    }
+}
 
 /// A deliberate mistake for the oracle to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +77,7 @@ pub enum SinkBug {
     ReverseFlush,
     WriteTwice,
     GarbleValues,
+    SkipRewind,
 }
 
 impl SinkBug {
@@ -44,18 +89,32 @@ impl SinkBug {
             "reverse-flush" => SinkBug::ReverseFlush,
             "write-twice" => SinkBug::WriteTwice,
             "garble-values" => SinkBug::GarbleValues,
+            "skip-rewind" => SinkBug::SkipRewind,
             _ => return None,
         })
     }
 }
 
 fn config_def() -> ConfigDef {
-    ConfigDef::new().optional(
-        BUG,
-        ConfigType::String,
-        "none",
-        "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice or garble-values.",
-    )
+    ConfigDef::new()
+        .optional(
+            BUG,
+            ConfigType::String,
+            "none",
+            "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice, garble-values or skip-rewind.",
+        )
+        .optional(
+            MODE,
+            ConfigType::String,
+            "buffer",
+            "How records are made durable: buffer, write-in-put or offsets-in-destination.",
+        )
+        .optional(
+            MAX_POLL_INTERVAL,
+            ConfigType::Long,
+            "300000",
+            "The consumers' max.poll.interval.ms: a put or flush that outlasts it is reported as coverage.",
+        )
 }
 
 pub struct StoreSinkConnector {
@@ -86,6 +145,12 @@ impl Connector for StoreSinkConnector {
                 parsed.string(BUG)
             )));
         }
+        if SinkMode::parse(parsed.string(MODE)).is_none() {
+            return Err(ConnectError::fatal(format!(
+                "mode: unknown value {:?}",
+                parsed.string(MODE)
+            )));
+        }
         self.config = config.clone();
         Ok(())
     }
@@ -113,9 +178,12 @@ impl SinkConnector for StoreSinkConnector {
             task: String::new(),
             context: None,
             bug: SinkBug::None,
+            mode: SinkMode::Buffer,
+            max_poll_interval: Duration::MAX,
             epoch: 0,
             buffer: Vec::new(),
             deferred: Vec::new(),
+            rewinds: BTreeMap::new(),
         })
     }
 }
@@ -125,32 +193,99 @@ pub struct StoreSinkTask {
     task: String,
     context: Option<SinkTaskContext>,
     bug: SinkBug,
+    mode: SinkMode,
+    /// A put or flush longer than this lost the consumer its place in the group (coverage).
+    max_poll_interval: Duration,
     epoch: u64,
     buffer: Vec<(Tp, i64, String)>,
     /// Records pre_commit approved without writing (the commit-before-flush bug); written later.
     deferred: Vec<(Tp, i64, String)>,
+    /// Partitions opened with a rewind that moves the consumer (the stored offset is past Kafka's
+    /// committed one), and the offset their first record must have if the runtime applied it (coverage).
+    rewinds: BTreeMap<Tp, i64>,
 }
 
 impl StoreSinkTask {
-    fn write(&mut self, records: Vec<(Tp, i64, String)>) {
-        match self.bug {
-            SinkBug::ReverseFlush => {
-                self.store
-                    .write(&self.task, self.epoch, records.into_iter().rev())
-            }
-            SinkBug::WriteTwice if !records.is_empty() => {
-                self.store.write(&self.task, self.epoch, records.clone());
-                self.epoch += 1;
+    /// Makes records durable as the mode does (with the planted bugs that change writes).
+    fn write(&mut self, mut records: Vec<(Tp, i64, String)>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.bug == SinkBug::ReverseFlush {
+            records.reverse();
+        }
+        if self.bug == SinkBug::WriteTwice {
+            self.store_write(records.clone())?;
+            self.epoch += 1;
+        }
+        self.store_write(records)
+    }
+
+    fn store_write(&self, records: Vec<(Tp, i64, String)>) -> Result<(), StoreError> {
+        match self.mode {
+            SinkMode::OffsetsInDestination => self
+                .store
+                .write_with_offsets(&self.task, self.epoch, records),
+            SinkMode::Buffer | SinkMode::WriteInPut => {
                 self.store.write(&self.task, self.epoch, records);
+                Ok(())
             }
-            _ => self.store.write(&self.task, self.epoch, records),
         }
     }
 
-    fn write_deferred(&mut self) {
+    fn write_deferred(&mut self) -> Result<(), StoreError> {
         let deferred = std::mem::take(&mut self.deferred);
-        self.write(deferred);
+        self.write(deferred)
     }
+
+    /// Writes a batch in `put` (the modes that write there); an armed store fault fails it whole.
+    fn write_batch(&mut self, batch: Vec<(Tp, i64, String)>) -> Result<(), ConnectError> {
+        if self
+            .store
+            .take_fault(|f| matches!(f, StoreFault::FailFlush))
+            .is_some()
+        {
+            // Nothing is written; the runtime delivers the batch again.
+            return Err(ConnectError::retriable("the destination failed the write"));
+        }
+        self.write(batch)
+            .map_err(|e| ConnectError::retriable(e.to_string()))
+    }
+
+    /// Claims opened partitions in the destination and asks the runtime to resume each where the
+    /// destination says (offsets-in-destination).
+    fn rewind_to_stored(&mut self, partitions: &[TopicPartition]) {
+        let Some(context) = &self.context else {
+            return;
+        };
+        let tps: Vec<Tp> = partitions.iter().map(to_tp).collect();
+        for claim in self.store.claim(&self.task, &tps) {
+            let Some(stored) = claim.stored else {
+                continue;
+            };
+            if self.bug == SinkBug::SkipRewind {
+                continue;
+            }
+            context.offset(
+                TopicPartition::new(claim.tp.topic.clone(), claim.tp.partition),
+                stored,
+            );
+            if stored > claim.kafka_committed.unwrap_or(0) {
+                self.rewinds.insert(claim.tp, stored);
+            }
+        }
+    }
+
+    /// Counts a put or flush that outlasted `max.poll.interval.ms`.
+    fn timed(&self, started: Instant) {
+        if started.elapsed() > self.max_poll_interval {
+            coverage::reached(Event::FlushPastMaxPollInterval);
+        }
+    }
+}
+
+fn to_tp(tp: &TopicPartition) -> Tp {
+    Tp::new(tp.topic.clone(), tp.partition)
 }
 
 fn text(value: &Value) -> String {
@@ -166,6 +301,9 @@ impl SinkTask for StoreSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let parsed = config_def().parse(context.configs())?;
         self.bug = SinkBug::parse(parsed.string(BUG)).unwrap_or(SinkBug::None);
+        self.mode = SinkMode::parse(parsed.string(MODE)).unwrap_or(SinkMode::Buffer);
+        self.max_poll_interval =
+            Duration::from_millis(u64::try_from(parsed.long(MAX_POLL_INTERVAL)).unwrap_or(0));
         let task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
         self.task = self.store.register_writer(&task);
         self.context = Some(context);
@@ -182,32 +320,55 @@ impl SinkTask for StoreSinkTask {
                 .collect();
             context.pause(&first);
         }
+        if self.mode == SinkMode::OffsetsInDestination {
+            self.rewind_to_stored(partitions);
+        }
         Ok(())
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        let started = Instant::now();
         if let Some(StoreFault::StallPut(stall)) = self
             .store
             .take_fault(|f| matches!(f, StoreFault::StallPut(_)))
         {
             tokio::time::sleep(stall).await;
         }
-        self.write_deferred();
+        self.write_deferred()
+            .map_err(|e| ConnectError::retriable(e.to_string()))?;
+        let mut batch = Vec::with_capacity(records.len());
         for record in records {
             let tp = Tp::new(&*record.topic, record.partition);
+            if let Some(resume_at) = self.rewinds.remove(&tp) {
+                if record.kafka_offset >= resume_at {
+                    coverage::reached(Event::RewindApplied);
+                }
+            }
             let mut value = text(&record.value.value);
             if self.bug == SinkBug::GarbleValues {
                 value.push('!');
             }
-            self.buffer.push((tp, record.kafka_offset, value));
+            batch.push((tp, record.kafka_offset, value));
         }
-        Ok(())
+        let written = match self.mode {
+            SinkMode::Buffer => {
+                self.buffer.append(&mut batch);
+                Ok(())
+            }
+            SinkMode::WriteInPut | SinkMode::OffsetsInDestination => self.write_batch(batch),
+        };
+        self.timed(started);
+        written
     }
 
     async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
-        let fault = self
-            .store
-            .take_fault(|f| matches!(f, StoreFault::StallFlush(_) | StoreFault::FailFlush));
+        let _flushing = self.store.flushing();
+        let started = Instant::now();
+        let buffered = self.mode == SinkMode::Buffer;
+        let fault = self.store.take_fault(|f| {
+            matches!(f, StoreFault::StallFlush(_))
+                || (buffered && matches!(f, StoreFault::FailFlush))
+        });
         match fault {
             Some(StoreFault::StallFlush(stall)) => tokio::time::sleep(stall).await,
             Some(StoreFault::FailFlush) => {
@@ -219,8 +380,11 @@ impl SinkTask for StoreSinkTask {
             _ => {}
         }
         let buffer = std::mem::take(&mut self.buffer);
-        self.write(buffer);
-        Ok(())
+        let written = self
+            .write(buffer)
+            .map_err(|e| ConnectError::retriable(e.to_string()));
+        self.timed(started);
+        written
     }
 
     async fn pre_commit(
@@ -232,21 +396,31 @@ impl SinkTask for StoreSinkTask {
             return Ok(offsets.clone());
         }
         self.flush(offsets).await?;
-        Ok(offsets.clone())
+        if self.mode != SinkMode::OffsetsInDestination {
+            return Ok(offsets.clone());
+        }
+        // What the destination holds, not what was handed to put: a write refused after this task was
+        // replaced must not be committed.
+        let tps: Vec<Tp> = offsets.keys().map(to_tp).collect();
+        Ok(self
+            .store
+            .stored_offsets(&self.task, &tps)
+            .into_iter()
+            .map(|(tp, offset)| (TopicPartition::new(tp.topic, tp.partition), offset))
+            .collect())
     }
 
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
-        self.write_deferred();
-        let closed: Vec<Tp> = partitions
-            .iter()
-            .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
-            .collect();
+        self.write_deferred()
+            .map_err(|e| ConnectError::retriable(e.to_string()))?;
+        let closed: Vec<Tp> = partitions.iter().map(to_tp).collect();
         self.buffer.retain(|(tp, _, _)| !closed.contains(tp));
+        self.rewinds.retain(|tp, _| !closed.contains(tp));
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
-        self.write_deferred();
-        Ok(())
+        self.write_deferred()
+            .map_err(|e| ConnectError::retriable(e.to_string()))
     }
 }
