@@ -51,7 +51,7 @@ pub struct PartitionQueue {
     /// Batches that failed retriably, in sequence order, to be sent again before anything new.
     retry: VecDeque<Batch>,
     /// Batches in requests not answered yet.
-    pub in_flight: usize,
+    in_flight: usize,
     next_sequence: i64,
     /// The base sequences of the batches from the oldest unsettled one on, and whether each is settled.
     window: VecDeque<(i64, bool)>,
