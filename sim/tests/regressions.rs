@@ -51,43 +51,6 @@ fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
     );
 }
 
-/// A cooperative member's join completed while the runtime was committing before a clean stop, and the
-/// simulated client committed with the generation it had before the join, which was refused: the flushed
-/// records were delivered again. Like librdkafka, the client now adopts a completed join's generation at
-/// once. Found by `sink-group-rebalance` seed 54, whose fault plan is kept here. (With the assignor and
-/// guarantee pinned: a seeded `run` promises exactly once only with eager rebalances.)
-#[test]
-fn a_commit_after_a_completed_cooperative_join_uses_the_new_generation() {
-    use sluice_sim::Guarantee;
-
-    let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        guarantee: Guarantee::ExactlyOnce,
-        ..Scenario::named("sink-group-rebalance").expect("a known scenario")
-    };
-    let at = |ms| Duration::from_millis(ms);
-    let stop = |ms, worker, away| Scheduled {
-        at: at(ms),
-        fault: Fault::StopWorker {
-            worker,
-            away: at(away),
-        },
-    };
-    let plan = vec![
-        stop(14_730, 0, 8_476),
-        stop(15_609, 2, 18_150),
-        stop(39_711, 2, 2_787),
-        stop(57_111, 1, 6_426),
-    ];
-    let report = run_planned(&scenario, 54, plan).expect("the simulation runs");
-    assert!(
-        report.passed(),
-        "{}\n{}",
-        report.summary(),
-        report.to_yaml()
-    );
-}
-
 /// A worker restarted while the broker was down could not create the offsets topic when it started its
 /// exactly-once source connector, and gave the connector up for good: nothing was produced after that.
 /// The worker now waits for Kafka to create the topic, as Kafka Connect's does. Found by
