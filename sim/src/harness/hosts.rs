@@ -202,8 +202,7 @@ impl HostContext {
     ) -> Result<StandaloneWorker, ConfigError> {
         let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
         let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
-        let mut plugins =
-            workload::plugins(self.store.clone(), self.fs(), self.instances.clone());
+        let mut plugins = workload::plugins(self.store.clone(), self.fs(), self.instances.clone());
         if let (Some(failures), Some(class)) = (
             failures,
             source_props(&self.scenario).get("connector.class"),
@@ -211,10 +210,7 @@ impl HostContext {
             failures.watch(&mut plugins, class);
         }
         Ok(StandaloneWorker::with_offset_store(
-            config,
-            backend,
-            plugins,
-            offsets,
+            config, backend, plugins, offsets,
         ))
     }
 }
