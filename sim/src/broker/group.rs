@@ -37,6 +37,9 @@ pub enum GroupChange {
     Completed {
         generation: i32,
         assignment: BTreeMap<String, Vec<Tp>>,
+        /// What each member reported owning when it joined this generation (members owning nothing are
+        /// left out): a partition assigned to one member while another still owns it is owned twice.
+        owned: BTreeMap<String, Vec<Tp>>,
     },
 }
 
@@ -384,9 +387,16 @@ impl Group {
             let assignment = self.assignment.get(id).cloned().unwrap_or_default();
             member.completed = Some((self.generation, assignment));
         }
+        let owned = self
+            .members
+            .iter()
+            .filter(|(_, member)| !member.owned.is_empty())
+            .map(|(id, member)| (id.clone(), member.owned.clone()))
+            .collect();
         changes.push(GroupChange::Completed {
             generation: self.generation,
             assignment: self.assignment.clone(),
+            owned,
         });
     }
 }

@@ -3,7 +3,6 @@
 //! task wherever the orchestrator places it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use sluice_core::config::{ConfigError, ConfigMap};
@@ -15,7 +14,7 @@ use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
-use crate::workload::{self, input_file, DestinationStore, DiskFaults};
+use crate::workload::{self, input_file};
 
 /// What a run needs to know for each worker host.
 pub(super) struct WorkerHost {
@@ -146,14 +145,12 @@ pub(super) type Files = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
 pub(super) struct HostContext {
     pub(super) index: usize,
     pub(super) scenario: Scenario,
-    pub(super) store: Arc<DestinationStore>,
+    /// What the workload connectors of every worker share.
+    pub(super) workload: workload::Shared,
     pub(super) offsets: SharedOffsetStore,
     pub(super) stop: watch::Receiver<bool>,
     pub(super) journal: SharedJournal,
     pub(super) files: Files,
-    pub(super) disk: Arc<DiskFaults>,
-    /// Numbers source task instances across the run.
-    pub(super) instances: Arc<AtomicU64>,
     /// Which worker runs the source, with exactly-once source support.
     pub(super) placement: Placement,
 }
@@ -165,11 +162,7 @@ impl HostContext {
         Ok(StandaloneWorker::with_offset_store(
             config,
             backend,
-            workload::plugins(
-                self.store.clone(),
-                self.disk.clone(),
-                self.instances.clone(),
-            ),
+            workload::plugins(&self.workload, self.index),
             self.offsets.clone(),
         ))
     }

@@ -39,11 +39,11 @@ impl OffsetBackingStore for CheckedOffsetStore {
         {
             let state = self.cluster.lock();
             let mut journal = lock(&self.journal);
-            journal.checks.on_source_commit(&state.logs, &commits);
-            journal.trace.push(format!(
-                "{} source commit {commits:?}",
-                millis(crate::broker::now())
-            ));
+            let now = crate::broker::now();
+            journal.checks.on_source_commit(now, &state.logs, &commits);
+            journal
+                .trace
+                .push(format!("{} source commit {commits:?}", millis(now)));
         }
         let stored = self.offsets.entry(connector.to_owned()).or_default();
         for (partition, offset) in offsets {

@@ -4,36 +4,53 @@
 
 mod destination;
 pub mod input_file;
+mod output_ledger;
 mod sequence_source;
 mod sim_fs;
 mod store_sink;
+mod strikes;
 
 pub use destination::{DestinationStore, StoreFault, Write};
+pub use output_ledger::{Line, OutputLedger};
 pub use sequence_source::{SequenceSourceConnector, INSTANCE_HEADER};
 pub use sim_fs::{DiskFaults, SimFs};
 pub use store_sink::{SinkBug, StoreSinkConnector};
+pub use strikes::{Strike, Strikes};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
-/// The built-in connectors on the host's simulated disk (failing the syncs `disk` asks for), plus the
-/// workload connectors, whose sinks write to `store` and whose source task instances are numbered by
-/// `instances`.
-pub fn plugins(
-    store: Arc<DestinationStore>,
-    disk: Arc<DiskFaults>,
-    instances: Arc<AtomicU64>,
-) -> PluginRegistry {
-    let mut registry = sluice_connectors::plugins_on(Arc::new(SimFs::new(disk)));
+/// What the workload connectors of every worker share: the destination store, the disks' faults and
+/// ledger, and the counter numbering source task instances.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    pub store: Arc<DestinationStore>,
+    pub disk: Arc<DiskFaults>,
+    pub ledger: Arc<OutputLedger>,
+    pub instances: Arc<AtomicU64>,
+}
+
+/// Worker `worker`'s connectors: the built-in ones on its simulated disk (failing the syncs the disk
+/// faults ask for, noting what they write in the ledger), plus the workload connectors, whose sinks write
+/// to the store and whose source task instances are numbered by the shared counter.
+pub fn plugins(shared: &Shared, worker: usize) -> PluginRegistry {
+    let Shared {
+        store,
+        disk,
+        ledger,
+        instances,
+    } = shared.clone();
+    let mut registry =
+        sluice_connectors::plugins_on(Arc::new(SimFs::new(disk, ledger, worker)));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
         ConnectorPlugin::source(move || Box::new(SequenceSourceConnector::new(instances.clone()))),
     );
     registry.register(
         "io.sluice.sim.StoreSinkConnector",
-        ConnectorPlugin::sink(move || Box::new(StoreSinkConnector::new(store.clone()))),
+        ConnectorPlugin::sink(move || Box::new(StoreSinkConnector::new(store.clone(), worker))),
     );
     registry
 }

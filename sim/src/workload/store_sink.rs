@@ -60,13 +60,16 @@ fn config_def() -> ConfigDef {
 
 pub struct StoreSinkConnector {
     store: Arc<DestinationStore>,
+    /// The worker the connector's tasks run on.
+    worker: usize,
     config: ConfigMap,
 }
 
 impl StoreSinkConnector {
-    pub fn new(store: Arc<DestinationStore>) -> StoreSinkConnector {
+    pub fn new(store: Arc<DestinationStore>, worker: usize) -> StoreSinkConnector {
         StoreSinkConnector {
             store,
+            worker,
             config: ConfigMap::new(),
         }
     }
@@ -110,6 +113,7 @@ impl SinkConnector for StoreSinkConnector {
     fn create_task(&self) -> Box<dyn SinkTask> {
         Box::new(StoreSinkTask {
             store: self.store.clone(),
+            worker: self.worker,
             task: String::new(),
             context: None,
             bug: SinkBug::None,
@@ -122,6 +126,7 @@ impl SinkConnector for StoreSinkConnector {
 
 pub struct StoreSinkTask {
     store: Arc<DestinationStore>,
+    worker: usize,
     task: String,
     context: Option<SinkTaskContext>,
     bug: SinkBug,
@@ -147,6 +152,13 @@ impl StoreSinkTask {
         }
     }
 
+    /// Stalls for a while, as a struck fault of this worker.
+    async fn stall(&self, stall: std::time::Duration) {
+        let from = crate::broker::now();
+        self.store.strikes().record(self.worker, from, from + stall);
+        tokio::time::sleep(stall).await;
+    }
+
     fn write_deferred(&mut self) {
         let deferred = std::mem::take(&mut self.deferred);
         self.write(deferred);
@@ -167,13 +179,14 @@ impl SinkTask for StoreSinkTask {
         let parsed = config_def().parse(context.configs())?;
         self.bug = SinkBug::parse(parsed.string(BUG)).unwrap_or(SinkBug::None);
         let task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
-        self.task = self.store.register_writer(&task);
+        self.task = self.store.register_writer(&task, self.worker);
         self.context = Some(context);
         Ok(())
     }
 
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         self.epoch += 1;
+        self.store.rewound(&self.task, self.epoch);
         if let (SinkBug::PausePartition, Some(context)) = (self.bug, &self.context) {
             let first: Vec<TopicPartition> = partitions
                 .iter()
@@ -190,7 +203,7 @@ impl SinkTask for StoreSinkTask {
             .store
             .take_fault(|f| matches!(f, StoreFault::StallPut(_)))
         {
-            tokio::time::sleep(stall).await;
+            self.stall(stall).await;
         }
         self.write_deferred();
         for record in records {
@@ -209,11 +222,14 @@ impl SinkTask for StoreSinkTask {
             .store
             .take_fault(|f| matches!(f, StoreFault::StallFlush(_) | StoreFault::FailFlush));
         match fault {
-            Some(StoreFault::StallFlush(stall)) => tokio::time::sleep(stall).await,
+            Some(StoreFault::StallFlush(stall)) => self.stall(stall).await,
             Some(StoreFault::FailFlush) => {
                 // The write is lost; the runtime rewinds to the committed offsets and delivers again.
+                let now = crate::broker::now();
+                self.store.strikes().record(self.worker, now, now);
                 self.buffer.clear();
                 self.epoch += 1;
+                self.store.rewound(&self.task, self.epoch);
                 return Err(ConnectError::retriable("the destination failed to sync"));
             }
             _ => {}
