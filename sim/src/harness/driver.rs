@@ -313,6 +313,7 @@ pub fn run_planned(
         plan: &plan,
         strikes: &strikes,
         sink_commits: &journal.checks.sink_commits(),
+        sink_ownership: &journal.checks.sink_ownership(),
         source_commits: journal.checks.source_commits(),
         sink: match scenario.workload {
             Workload::Sequences => SinkCopies::Store {

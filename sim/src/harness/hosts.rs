@@ -119,13 +119,17 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
     ])
 }
 
-fn sink_props(scenario: &Scenario) -> ConfigMap {
+/// The sink connector's config on worker `index`; its consumers' client id names the worker, so the oracle
+/// can tell which worker each group member runs on.
+fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
+    let client_id = ("consumer.override.client.id", workload::sink_client_id(index));
     if scenario.workload == Workload::Files {
         return props(&[
             ("name", scenario.sink_name().into()),
             ("connector.class", "FileStreamSink".into()),
             ("file", input_file::OUTPUT_FILE.into()),
             ("topics", scenario.topic().into()),
+            client_id,
         ]);
     }
     props(&[
@@ -134,6 +138,7 @@ fn sink_props(scenario: &Scenario) -> ConfigMap {
         ("tasks.max", "1".into()),
         ("topics", scenario.topic().into()),
         ("bug", scenario.sink_bug.into()),
+        client_id,
     ])
 }
 
@@ -192,7 +197,7 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
     if index == 0 && !scenario.exactly_once {
         plans.push(worker.plan(&source_props(scenario))?);
     }
-    plans.push(worker.plan(&sink_props(scenario))?);
+    plans.push(worker.plan(&sink_props(scenario, index))?);
     let source = scenario
         .exactly_once
         .then(|| tokio::spawn(run_placed_source(host.clone())));

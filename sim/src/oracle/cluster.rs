@@ -1,5 +1,5 @@
 //! The cluster's own invariants, checked as the journal records each of its events, and the history of
-//! every group's offset commits (the redelivery rules read it):
+//! every group's offset commits and partition ownership (the redelivery rules read them):
 //! - `stale-commit-accepted`: the coordinator accepted an offset commit from a member that is not in the
 //!   group's current generation (an older generation's, or one no longer in the group);
 //! - `committed-offset-regressed`: a group's committed offset for a partition moved backwards (nothing in
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::{Anomaly, AnomalyKind};
-use crate::broker::{ClusterEvent, GroupChange};
+use crate::broker::{ClusterEvent, Departure, GroupChange};
 use crate::protocol::Tp;
 
 /// An offset commit the coordinator accepted.
@@ -26,6 +26,39 @@ pub struct Commit {
     pub member: String,
 }
 
+/// Who owned which partition of a group when: each completed generation's assignment from its
+/// completion on, until a member departs or the next generation completes.
+#[derive(Debug, Default, Clone)]
+pub struct Ownership {
+    /// When each generation completed, and its assignment.
+    generations: Vec<(Duration, BTreeMap<String, Vec<Tp>>)>,
+    /// When each member departed, and why.
+    departures: BTreeMap<String, (Duration, Departure)>,
+}
+
+impl Ownership {
+    /// The member that owned `tp` at `at`.
+    pub fn owner(&self, tp: &Tp, at: Duration) -> Option<&str> {
+        let completed = self.generations.partition_point(|(when, _)| *when <= at);
+        let (_, assignment) = self.generations.get(completed.checked_sub(1)?)?;
+        let (member, _) = assignment
+            .iter()
+            .find(|(_, partitions)| partitions.contains(tp))?;
+        match self.departures.get(member) {
+            Some((departed, _)) if *departed <= at => None,
+            _ => Some(member),
+        }
+    }
+
+    /// When `member` was thrown out of the group (its session expired or it missed a rebalance).
+    pub fn thrown_out(&self, member: &str) -> Option<Duration> {
+        match self.departures.get(member) {
+            Some((at, Departure::SessionExpired | Departure::MissedRebalance)) => Some(*at),
+            _ => None,
+        }
+    }
+}
+
 /// One group as its events show it.
 #[derive(Debug, Default)]
 struct GroupView {
@@ -34,6 +67,7 @@ struct GroupView {
     members: BTreeSet<String>,
     /// Every accepted commit, per partition, in order.
     commits: BTreeMap<Tp, Vec<Commit>>,
+    ownership: Ownership,
 }
 
 /// Every group's view, and the invariants checked against it.
@@ -49,8 +83,11 @@ impl GroupInvariants {
             ClusterEvent::Group { group, change } => {
                 let view = self.groups.entry(group.clone()).or_default();
                 match change {
-                    GroupChange::Departed(member, _) => {
+                    GroupChange::Departed(member, why) => {
                         view.members.remove(member);
+                        view.ownership
+                            .departures
+                            .insert(member.clone(), (at, *why));
                     }
                     GroupChange::Completed {
                         generation,
@@ -60,6 +97,7 @@ impl GroupInvariants {
                         check_owners(group, *generation, assignment, owned, found);
                         view.generation = Some(*generation);
                         view.members = assignment.keys().cloned().collect();
+                        view.ownership.generations.push((at, assignment.clone()));
                     }
                     GroupChange::Joined(_) | GroupChange::RebalanceStarted => {}
                 }
@@ -116,6 +154,11 @@ impl GroupInvariants {
     /// Every commit a group's coordinator accepted, per partition, in order.
     pub fn commits(&self, group: &str) -> Option<&BTreeMap<Tp, Vec<Commit>>> {
         self.groups.get(group).map(|view| &view.commits)
+    }
+
+    /// Who owned which of a group's partitions when.
+    pub fn ownership(&self, group: &str) -> Option<&Ownership> {
+        self.groups.get(group).map(|view| &view.ownership)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::cluster::{Commit, GroupInvariants};
+use super::cluster::{Commit, GroupInvariants, Ownership};
 use super::durability::Durability;
 use super::{kafka_positions, parse_value, Anomaly, AnomalyKind};
 use crate::broker::{ClusterEvent, Logs};
@@ -63,6 +63,14 @@ impl CommitChecks {
     pub fn sink_commits(&self) -> BTreeMap<Tp, Vec<Commit>> {
         self.groups
             .commits(&self.sink_group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Who owned which partition of the sink's group when.
+    pub fn sink_ownership(&self) -> Ownership {
+        self.groups
+            .ownership(&self.sink_group)
             .cloned()
             .unwrap_or_default()
     }

@@ -5,10 +5,17 @@
 //! - `redelivered-after-commit`: the delivery that wrote the copy began (its consumer was positioned by an
 //!   assignment or rewound after a failed flush; a source task instance started) after a commit covering
 //!   the record had been accepted: it should have begun past it;
-//! - `redelivered-without-fault`: at the sink, the earlier copy had been written when the delivery that
-//!   wrote it again began, and the worker that wrote it suffered no fault in between (no crash, stop,
-//!   network fault, take-over, stalled or failed flush, failed sync; nor a broker restart): a partition
-//!   handed over cleanly is committed first, so nothing of it should come again.
+//! - `redelivered-without-fault`: at the sink, the earlier copy had been written, by the partition's
+//!   owner, when the delivery that wrote it again began, and that owner was neither thrown out of the group
+//!   nor suffered a fault in between (a crash, stop, network fault, take-over, stalled or failed flush,
+//!   failed sync; or a broker restart): a partition handed over cleanly is committed first, so nothing of
+//!   it should come again.
+//!
+//! Both sink rules judge deliveries by the partition's owner only.
+//!
+//! A member thrown out of the group may go on writing what it had fetched until it notices (a zombie): its
+//! copies, and what is delivered again after them, are what a lost session allows. The sink consumers'
+//! member ids name their worker, so the group's assignments say which worker owned a partition when.
 //!
 //! When a delivery began: a StoreSink delivery epoch starts when partitions are assigned to it or its flush
 //! fails, which the store notes. A FileStreamSink says nothing, so a worker's delivery of a partition is
@@ -23,13 +30,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::cluster::Commit;
+use super::cluster::{Commit, Ownership};
 use super::{kafka_positions, parse_value, Anomaly, AnomalyKind};
 use crate::broker::Logs;
 use crate::faults::{Fault, Scheduled};
 use crate::protocol::Tp;
 use crate::scenario::{Guarantee, Scenario};
-use crate::workload::{Line, Strike, Write};
+use crate::workload::{member_worker, Line, Strike, Write};
 
 /// What the sink wrote, each copy with who wrote it and when.
 pub enum SinkCopies<'a> {
@@ -52,6 +59,8 @@ pub struct Evidence<'a> {
     pub strikes: &'a [Strike],
     /// Every commit of the sink's group, per partition, in order.
     pub sink_commits: &'a BTreeMap<Tp, Vec<Commit>>,
+    /// Who owned which partition of the sink's group when.
+    pub sink_ownership: &'a Ownership,
     /// Every source commit, per stream: when, and the seq it covers.
     pub source_commits: &'a BTreeMap<i64, Vec<(Duration, i64)>>,
     pub sink: SinkCopies<'a>,
@@ -130,10 +139,25 @@ fn judge_sink(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
     };
     let excuses = excuses(evidence.plan, evidence.strikes);
     let aftermath = evidence.scenario.session_timeout;
-    let excused = |worker: usize, from: Duration, to: Duration| {
-        excuses.iter().any(|e| {
-            e.worker.is_none_or(|w| w == worker) && e.from <= to && e.to + aftermath >= from
-        })
+    let ownership = evidence.sink_ownership;
+    let owner = |tp: &Tp, at: Duration| ownership.owner(tp, at);
+    let owned_by = |worker: usize, tp: &Tp, at: Duration| {
+        owner(tp, at).and_then(member_worker) == Some(worker)
+    };
+    // Why the earlier copy's writer may not have committed it before the delivery began again.
+    let excused = |earlier: &Copy, began: Duration| {
+        let Some(member) = owner(&earlier.tp, earlier.at).filter(|m| member_worker(m) == Some(earlier.worker)) else {
+            // Not the owner: a zombie's copy.
+            return true;
+        };
+        ownership
+            .thrown_out(member)
+            .is_some_and(|at| earlier.at <= at && at <= began)
+            || excuses.iter().any(|e| {
+                e.worker.is_none_or(|w| w == earlier.worker)
+                    && e.from <= began
+                    && e.to + aftermath >= earlier.at
+            })
     };
     let mut last: BTreeMap<(Tp, i64), Copy> = BTreeMap::new();
     for copy in copies {
@@ -141,28 +165,31 @@ fn judge_sink(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
         if let Some(earlier) = last.get(&key) {
             let commit = committed_at(evidence.sink_commits, &copy.tp, copy.began.0);
             let (tp, offset, ms) = (&copy.tp, copy.offset, copy.at.as_millis());
+            // Only a delivery by the partition's owner must begin at the committed offset: a zombie's
+            // position is whatever it had when it lost its session.
+            let by_owner = owned_by(copy.worker, tp, copy.began.1);
             match commit {
-                Some(commit) if commit.offset > offset => found.push(Anomaly {
-                    kind: AnomalyKind::RedeliveredAfterCommit,
-                    detail: format!(
-                        "{} wrote {tp} offset {offset} again at {ms} ms in a delivery begun at {} ms, after {} had committed offset {} at {} ms",
-                        copy.writer,
-                        copy.began.0.as_millis(),
-                        commit.member,
-                        commit.offset,
-                        commit.at.as_millis()
-                    ),
-                }),
-                _ if earlier.at <= copy.began.0
-                    && !excused(earlier.worker, earlier.at, copy.began.1) =>
-                {
+                Some(commit) if by_owner && commit.offset > offset => {
+                    found.push(Anomaly {
+                        kind: AnomalyKind::RedeliveredAfterCommit,
+                        detail: format!(
+                            "{} wrote {tp} offset {offset} again at {ms} ms in a delivery begun at {} ms, after {} had committed offset {} at {} ms",
+                            copy.writer,
+                            copy.began.0.as_millis(),
+                            commit.member,
+                            commit.offset,
+                            commit.at.as_millis()
+                        ),
+                    })
+                }
+                _ if by_owner && earlier.at <= copy.began.0 && !excused(earlier, copy.began.1) => {
                     let committed = commit.map_or("nothing".to_owned(), |c| {
                         format!("offset {} at {} ms", c.offset, c.at.as_millis())
                     });
                     found.push(Anomaly {
                         kind: AnomalyKind::RedeliveredWithoutFault,
                         detail: format!(
-                            "{} wrote {tp} offset {offset} again at {ms} ms in a delivery begun by {} ms; {} had written it at {} ms and suffered no fault since, so handing the partition over should have committed it (committed then: {committed})",
+                            "{} wrote {tp} offset {offset} again at {ms} ms in a delivery begun by {} ms; {} had written it at {} ms as the partition's owner and suffered no fault since, so handing the partition over should have committed it (committed then: {committed})",
                             copy.writer,
                             copy.began.1.as_millis(),
                             earlier.writer,

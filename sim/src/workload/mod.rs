@@ -22,6 +22,22 @@ use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
+/// The client id of worker `worker`'s sink consumers: their member ids (`worker-N-M`) say which worker
+/// each member runs on.
+pub fn sink_client_id(worker: usize) -> String {
+    format!("worker-{worker}")
+}
+
+/// The worker a sink consumer group member runs on, from its member id.
+pub fn member_worker(member_id: &str) -> Option<usize> {
+    member_id
+        .strip_prefix("worker-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// What the workload connectors of every worker share: the destination store, the disks' faults and
 /// ledger, and the counter numbering source task instances.
 #[derive(Debug, Clone, Default)]
