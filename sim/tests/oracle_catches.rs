@@ -177,10 +177,7 @@ fn source_restart(source_bug: &'static str) -> Report {
         "worker 0 crashed"
     );
     assert!(
-        report
-            .trace
-            .iter()
-            .any(|line| line.contains("Restart(0)")),
+        report.trace.iter().any(|line| line.contains("Restart(0)")),
         "worker 0 came back"
     );
     report
@@ -229,7 +226,12 @@ fn cooperative_stops(broker_bug: &'static str) -> Report {
         assignors: &["cooperative-sticky"],
         ..Scenario::named("sink-group-rebalance").expect("a known scenario")
     };
-    broker(broker_bug, scenario, 3, vec![stop(15, 2), stop(30, 1), stop(45, 0)])
+    broker(
+        broker_bug,
+        scenario,
+        3,
+        vec![stop(15, 2), stop(30, 1), stop(45, 0)],
+    )
 }
 
 #[test]

@@ -252,7 +252,9 @@ pub fn run_planned(
         }
         if now >= next_check {
             next_check = now + DRAIN_CHECK;
-            if schedule.is_empty() && missing(scenario, &cluster, &journal, &source_offsets).is_empty() {
+            if schedule.is_empty()
+                && missing(scenario, &cluster, &journal, &source_offsets).is_empty()
+            {
                 drained = true;
                 break;
             }

@@ -122,7 +122,10 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
 /// The sink connector's config on worker `index`; its consumers' client id names the worker, so the oracle
 /// can tell which worker each group member runs on.
 fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
-    let client_id = ("consumer.override.client.id", workload::sink_client_id(index));
+    let client_id = (
+        "consumer.override.client.id",
+        workload::sink_client_id(index),
+    );
     if scenario.workload == Workload::Files {
         return props(&[
             ("name", scenario.sink_name().into()),

@@ -85,9 +85,7 @@ impl GroupInvariants {
                 match change {
                     GroupChange::Departed(member, why) => {
                         view.members.remove(member);
-                        view.ownership
-                            .departures
-                            .insert(member.clone(), (at, *why));
+                        view.ownership.departures.insert(member.clone(), (at, *why));
                     }
                     GroupChange::Completed {
                         generation,
@@ -204,7 +202,11 @@ fn check_owners(
 mod tests {
     use super::*;
 
-    fn completed(generation: i32, assignment: &[(&str, &[i32])], owned: &[(&str, &[i32])]) -> ClusterEvent {
+    fn completed(
+        generation: i32,
+        assignment: &[(&str, &[i32])],
+        owned: &[(&str, &[i32])],
+    ) -> ClusterEvent {
         let map = |pairs: &[(&str, &[i32])]| {
             pairs
                 .iter()
@@ -283,6 +285,35 @@ mod tests {
             commit("a", 1, 4),
         ];
         assert_eq!(kinds(&events), vec![AnomalyKind::CommittedOffsetRegressed]);
+    }
+
+    #[test]
+    fn ownership_follows_the_assignments_until_a_member_departs() {
+        let mut invariants = GroupInvariants::default();
+        let mut found = Vec::new();
+        let at = Duration::from_secs;
+        invariants.on_event(
+            at(1),
+            &completed(1, &[("a", &[0]), ("b", &[1])], &[]),
+            &mut found,
+        );
+        invariants.on_event(
+            at(5),
+            &ClusterEvent::Group {
+                group: "g".into(),
+                change: GroupChange::Departed("a".into(), Departure::SessionExpired),
+            },
+            &mut found,
+        );
+        invariants.on_event(at(7), &completed(2, &[("b", &[0, 1])], &[]), &mut found);
+        let ownership = invariants.ownership("g").unwrap();
+        let tp = Tp::new("t", 0);
+        assert_eq!(ownership.owner(&tp, at(0)), None);
+        assert_eq!(ownership.owner(&tp, at(3)), Some("a"));
+        assert_eq!(ownership.owner(&tp, at(6)), None);
+        assert_eq!(ownership.owner(&tp, at(8)), Some("b"));
+        assert_eq!(ownership.thrown_out("a"), Some(at(5)));
+        assert_eq!(ownership.thrown_out("b"), None);
     }
 
     #[test]

@@ -146,7 +146,9 @@ fn judge_sink(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
     };
     // Why the earlier copy's writer may not have committed it before the delivery began again.
     let excused = |earlier: &Copy, began: Duration| {
-        let Some(member) = owner(&earlier.tp, earlier.at).filter(|m| member_worker(m) == Some(earlier.worker)) else {
+        let Some(member) =
+            owner(&earlier.tp, earlier.at).filter(|m| member_worker(m) == Some(earlier.worker))
+        else {
             // Not the owner: a zombie's copy.
             return true;
         };
@@ -301,7 +303,10 @@ fn judge_source(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
     for partition in 0..evidence.logs.partition_count(topic).unwrap_or(0) {
         let tp = Tp::new(topic, partition);
         for record in evidence.logs.committed_records(&tp) {
-            if evidence.zombie_writes.contains(&(tp.clone(), record.offset)) {
+            if evidence
+                .zombie_writes
+                .contains(&(tp.clone(), record.offset))
+            {
                 continue;
             }
             if let Some(id) = record.record.value.as_deref().and_then(parse_value) {

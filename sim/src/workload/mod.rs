@@ -58,8 +58,7 @@ pub fn plugins(shared: &Shared, worker: usize) -> PluginRegistry {
         ledger,
         instances,
     } = shared.clone();
-    let mut registry =
-        sluice_connectors::plugins_on(Arc::new(SimFs::new(disk, ledger, worker)));
+    let mut registry = sluice_connectors::plugins_on(Arc::new(SimFs::new(disk, ledger, worker)));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
         ConnectorPlugin::source(move || Box::new(SequenceSourceConnector::new(instances.clone()))),
