@@ -175,7 +175,7 @@ fn judge_sink(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
                     found.push(Anomaly {
                         kind: AnomalyKind::RedeliveredAfterCommit,
                         detail: format!(
-                            "{} wrote {tp} offset {offset} again at {ms} ms in a delivery begun at {} ms, after {} had committed offset {} at {} ms",
+                            "{} wrote {tp} offset {offset} again at {ms} ms in a delivery begun no earlier than {} ms, after {} had committed offset {} at {} ms",
                             copy.writer,
                             copy.began.0.as_millis(),
                             commit.member,
