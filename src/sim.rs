@@ -37,9 +37,9 @@ pub struct Args {
     /// offsets-in-destination (with it, a record written twice to the destination is an anomaly).
     #[arg(long, value_parser = ["buffer", "write-in-put", "offsets-in-destination"])]
     sink_mode: Option<String>,
-    /// Plant a bug in the workload's source connector to watch the oracle catch it: skip-records or
-    /// early-offsets.
-    #[arg(long, value_parser = ["skip-records", "early-offsets"])]
+    /// Plant a bug in the workload's source connector to watch the oracle catch it: skip-records,
+    /// early-offsets or restart-from-beginning.
+    #[arg(long, value_parser = ["skip-records", "early-offsets", "restart-from-beginning"])]
     source_bug: Option<String>,
     /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush,
     /// write-twice, garble-values (in buffer mode unless --sink-mode says otherwise) or skip-rewind (in
@@ -50,6 +50,10 @@ pub struct Args {
     /// group.id, so a moved task's old instance is never fenced (the oracle reports zombie-write).
     #[arg(long, value_parser = ["distinct-group-ids"])]
     worker_bug: Option<String>,
+    /// Plant a bug in the simulated broker: accept-stale-commits makes the group coordinator accept offset
+    /// commits from members of older generations (the oracle reports stale-commit-accepted).
+    #[arg(long, value_parser = ["accept-stale-commits"])]
+    broker_bug: Option<String>,
 }
 
 /// A planted bug's name for the lifetime a scenario needs (clap has checked it is one of these).
@@ -57,6 +61,7 @@ fn bug_name(bug: &str) -> &'static str {
     [
         "skip-records",
         "early-offsets",
+        "restart-from-beginning",
         "commit-before-flush",
         "pause-partition",
         "reverse-flush",
@@ -64,6 +69,7 @@ fn bug_name(bug: &str) -> &'static str {
         "garble-values",
         "skip-rewind",
         "distinct-group-ids",
+        "accept-stale-commits",
     ]
     .into_iter()
     .find(|known| *known == bug)
@@ -172,6 +178,10 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if let Some(bug) = &args.worker_bug {
         scenario.worker_bug = bug_name(bug);
         planted.push_str(&format!(" --worker-bug {bug}"));
+    }
+    if let Some(bug) = &args.broker_bug {
+        scenario.broker_bug = bug_name(bug);
+        planted.push_str(&format!(" --broker-bug {bug}"));
     }
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => seed..=seed,

@@ -101,6 +101,9 @@ pub struct Scenario {
     /// each worker its own `group.id`, so a task's instances on two workers have different
     /// transactional ids and nothing fences the older one.
     pub worker_bug: &'static str,
+    /// A planted bug in the simulated broker, for the oracle's own tests: `accept-stale-commits` makes the
+    /// group coordinator accept offset commits from members of older generations.
+    pub broker_bug: &'static str,
 }
 
 impl Scenario {
@@ -138,6 +141,7 @@ impl Scenario {
             SinkMode::OffsetsInDestination,
         ],
         worker_bug: "none",
+        broker_bug: "none",
     };
 
     /// Every named scenario.

@@ -12,9 +12,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use sluice_core::api::{SourceOffset, SourcePartition};
 use sluice_core::fs::FileSystem;
 use sluice_core::runtime::{FileOffsetStore, OffsetBackingStore, OffsetStoreError};
-use sluice_sim::workload::{DirtyPages, DiskFaults, SimFs, WriteError};
+use sluice_sim::workload::{DirtyPages, DiskFaults, OutputLedger, SimFs, WriteError};
 
-const HOST: &str = "disk";
+/// The host is worker 0, as a simulated disk is named after its worker.
+const HOST: &str = "worker-0";
 const FILE: &str = "/data/file.txt";
 const OFFSETS: &str = "/data/offsets.json";
 
@@ -33,7 +34,7 @@ where
         .build();
     let phase = Rc::new(RefCell::new(0));
     let done = Rc::new(RefCell::new(0));
-    let fs = SimFs::new(faults.clone(), HOST);
+    let fs = SimFs::new(faults.clone(), Arc::new(OutputLedger::default()), 0);
     let before = Rc::new(before);
     let after = Rc::new(after);
     {

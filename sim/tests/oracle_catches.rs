@@ -42,19 +42,23 @@ fn a_source_that_commits_ahead_of_kafka_commits_before_durable() {
     );
 }
 
+/// It writes what it approved with the next batch: the last records wait for the task to stop, so the run
+/// does not drain either.
 #[test]
 fn a_sink_that_approves_offsets_before_writing_commits_before_durable() {
     assert_eq!(
         kinds_found("none", "commit-before-flush"),
-        BTreeSet::from([AnomalyKind::CommittedBeforeDurable])
+        BTreeSet::from([AnomalyKind::CommittedBeforeDurable, AnomalyKind::NotDrained])
     );
 }
 
+/// Its records never arrive, and its committed offset stays short of the log's end: the run does not
+/// drain.
 #[test]
-fn a_sink_that_never_reads_a_partition_leaves_records_unseen() {
+fn a_sink_that_never_reads_a_partition_leaves_records_unseen_and_does_not_drain() {
     assert_eq!(
         kinds_found("none", "pause-partition"),
-        BTreeSet::from([AnomalyKind::Unseen])
+        BTreeSet::from([AnomalyKind::Unseen, AnomalyKind::NotDrained])
     );
 }
 
@@ -148,4 +152,133 @@ fn a_sink_reading_uncommitted_writes_aborted_records() {
         "{}",
         report.to_yaml()
     );
+}
+
+/// The at-least-once storm scenario with one scripted crash of worker 0, where the source task runs: down
+/// at 20 s for 2 s.
+fn source_restart(source_bug: &'static str) -> Report {
+    let scenario = Scenario {
+        source_bug,
+        ..Scenario::named("crash-restart-storm").expect("a known scenario")
+    };
+    let plan = vec![Scheduled {
+        at: std::time::Duration::from_secs(20),
+        fault: Fault::CrashWorker {
+            worker: 0,
+            down: std::time::Duration::from_secs(2),
+        },
+    }];
+    let report = run_planned(&scenario, SEED, plan).expect("the simulation runs");
+    assert!(
+        report
+            .trace
+            .iter()
+            .any(|line| line.contains("Inject(CrashWorker { worker: 0")),
+        "worker 0 crashed"
+    );
+    assert!(
+        report.trace.iter().any(|line| line.contains("Restart(0)")),
+        "worker 0 came back"
+    );
+    report
+}
+
+#[test]
+fn a_restarted_source_resumes_after_its_committed_offset() {
+    let report = source_restart("none");
+    assert!(report.passed(), "{}", report.to_yaml());
+}
+
+#[test]
+fn a_source_that_restarts_from_the_beginning_redelivers_after_commit() {
+    let report = source_restart("restart-from-beginning");
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from([AnomalyKind::RedeliveredAfterCommit]),
+        "{}",
+        report.to_yaml()
+    );
+    assert!(report.records.kafka_duplicates > 0);
+}
+
+/// A broker whose coordinator accepts offset commits from older generations (`broker_bug`), or the
+/// correct one, under a scripted plan.
+fn broker(broker_bug: &'static str, scenario: Scenario, seed: u64, plan: Vec<Scheduled>) -> Report {
+    let scenario = Scenario {
+        broker_bug,
+        ..scenario
+    };
+    run_planned(&scenario, seed, plan).expect("the simulation runs")
+}
+
+/// Cooperative rebalances as workers stop and come back one after another: members keep consuming and
+/// committing while the group rebalances, and under seed 3 a periodic commit is made in the generation
+/// the rebalance is just ending.
+fn cooperative_stops(broker_bug: &'static str) -> Report {
+    let stop = |at: u64, worker: usize| Scheduled {
+        at: std::time::Duration::from_secs(at),
+        fault: Fault::StopWorker {
+            worker,
+            away: std::time::Duration::from_secs(5),
+        },
+    };
+    let scenario = Scenario {
+        assignors: &["cooperative-sticky"],
+        ..Scenario::named("sink-group-rebalance").expect("a known scenario")
+    };
+    broker(
+        broker_bug,
+        scenario,
+        3,
+        vec![stop(15, 2), stop(30, 1), stop(45, 0)],
+    )
+}
+
+#[test]
+fn a_coordinator_accepting_a_commit_of_the_generation_just_ended_is_caught() {
+    let report = cooperative_stops("accept-stale-commits");
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from([AnomalyKind::StaleCommitAccepted]),
+        "{}",
+        report.to_yaml()
+    );
+    assert!(cooperative_stops("none").passed());
+}
+
+/// Worker 1's messages to the broker are held for 20 s from 20 s on: its session expires and its
+/// partitions move; when the hold ends, the commits it made meanwhile reach the coordinator.
+fn zombie_commits(broker_bug: &'static str) -> Report {
+    let plan = vec![Scheduled {
+        at: std::time::Duration::from_secs(20),
+        fault: Fault::HoldNetwork {
+            worker: 1,
+            duration: std::time::Duration::from_secs(20),
+        },
+    }];
+    let scenario = Scenario::named("crash-restart-storm").expect("a known scenario");
+    let report = broker(broker_bug, scenario, SEED, plan);
+    assert!(
+        report
+            .trace
+            .iter()
+            .any(|line| line.contains("Departed(\"worker-1-") && line.contains("SessionExpired")),
+        "worker 1's member was thrown out"
+    );
+    report
+}
+
+#[test]
+fn a_coordinator_accepting_a_zombies_commits_moves_offsets_back() {
+    let report = zombie_commits("accept-stale-commits");
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from([
+            AnomalyKind::StaleCommitAccepted,
+            AnomalyKind::CommittedOffsetRegressed
+        ]),
+        "{}",
+        report.to_yaml()
+    );
+    assert!(zombie_commits("none").passed());
 }

@@ -39,6 +39,9 @@ pub enum GroupChange {
     Completed {
         generation: i32,
         assignment: BTreeMap<String, Vec<Tp>>,
+        /// What each member reported owning when it joined this generation (members owning nothing are
+        /// left out): a partition assigned to one member while another still owns it is owned twice.
+        owned: BTreeMap<String, Vec<Tp>>,
     },
 }
 
@@ -258,9 +261,16 @@ impl Group {
                 .map(|id| (id.clone(), given.remove(id).unwrap_or_default()))
                 .collect();
             self.state = State::Stable;
+            let owned = self
+                .members
+                .iter()
+                .filter(|(_, member)| !member.subscription.owned.is_empty())
+                .map(|(id, member)| (id.clone(), member.subscription.owned.clone()))
+                .collect();
             changes.push(GroupChange::Completed {
                 generation: self.generation,
                 assignment: self.assignment.clone(),
+                owned,
             });
         }
         if self.members.values().all(|m| m.synced) {
@@ -624,7 +634,7 @@ mod tests {
         );
         assert!(matches!(
             changes.as_slice(),
-            [GroupChange::Completed { generation: g, assignment }] if *g == generation && assignment.len() == 2
+            [GroupChange::Completed { generation: g, assignment, .. }] if *g == generation && assignment.len() == 2
         ));
     }
 

@@ -42,6 +42,9 @@ pub struct BrokerConfig {
     pub initial_rebalance_delay: Duration,
     /// How often the coordinator checks sessions and rebalance deadlines.
     pub coordinator_tick: Duration,
+    /// A planted bug, for the oracle's own tests: the coordinator accepts every offset commit, also from a
+    /// member of an older generation or one no longer in the group.
+    pub accept_stale_commits: bool,
 }
 
 impl Default for BrokerConfig {
@@ -51,6 +54,7 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             initial_rebalance_delay: Duration::from_secs(3),
             coordinator_tick: Duration::from_millis(100),
+            accept_stale_commits: false,
         }
     }
 }

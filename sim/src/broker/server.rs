@@ -256,6 +256,11 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
         } => {
             let mut state = cluster.lock();
             let result = match state.groups.get_mut(&group) {
+                // The planted bug: no generation or membership check.
+                Some(g) if cluster.config().accept_stale_commits => {
+                    g.apply_offsets(&offsets.iter().cloned().collect());
+                    Ok(())
+                }
                 Some(g) => g.commit(now(), &member_id, generation, &offsets),
                 None => Err(ErrorCode::UnknownMemberId),
             };

@@ -2,7 +2,6 @@
 //! and stop phases, and the oracle's verdict.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -18,12 +17,15 @@ use super::offsets::{OffsetFile, SourceCommits};
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
-use crate::oracle::{check_final, durable_end, CommitChecks, Destination, FinalState};
+use crate::oracle::drain::{shortfalls, DrainState};
+use crate::oracle::redelivery::{self, Evidence, SinkCopies};
+use crate::oracle::{
+    cap, check_final, Anomaly, AnomalyKind, CommitChecks, Destination, Durability, FinalState,
+};
 use crate::placement;
-use crate::protocol::Tp;
 use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Guarantee, Scenario, Workload};
-use crate::workload::{input_file, DestinationStore, DiskFaults, SinkMode};
+use crate::workload::{self, input_file, SinkMode};
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
 const EPOCH_SECS: u64 = 1_767_225_600;
@@ -165,11 +167,19 @@ pub fn run_planned(
     // The driver runs outside the simulation: the wall clock only measures the run for its report.
     #[allow(clippy::disallowed_methods)]
     let wall = std::time::Instant::now();
-    let store = Arc::new(DestinationStore::default());
-    let cluster = Arc::new(Cluster::new(BrokerConfig::default()));
+    let shared = workload::Shared::default();
+    let store = shared.store.clone();
+    let cluster = Arc::new(Cluster::new(BrokerConfig {
+        accept_stale_commits: scenario.broker_bug == "accept-stale-commits",
+        ..BrokerConfig::default()
+    }));
+    let durability = match scenario.workload {
+        Workload::Sequences => Durability::Store(store.clone()),
+        Workload::Files => Durability::files(shared.ledger.clone()),
+    };
     let journal: SharedJournal = Arc::new(Mutex::new(Journal {
         trace: Vec::new(),
-        checks: CommitChecks::new(scenario, store.clone()),
+        checks: CommitChecks::new(scenario, durability),
     }));
     cluster.observe(Box::new(JournalObserver {
         journal: journal.clone(),
@@ -199,8 +209,6 @@ pub fn run_planned(
         });
     }
     let files: Files = Arc::default();
-    let disk: Arc<DiskFaults> = Arc::default();
-    let instances: Arc<AtomicU64> = Arc::default();
     let (orchestrator, placement) = placement::orchestrator();
     let mut workers = Vec::new();
     for index in 0..scenario.workers {
@@ -218,13 +226,11 @@ pub fn run_planned(
         let host = HostContext {
             index,
             scenario: scenario.clone(),
-            store: store.clone(),
+            workload: shared.clone(),
             offsets,
             stop: stop_rx,
             journal: journal.clone(),
             files: files.clone(),
-            disk: disk.clone(),
-            instances: instances.clone(),
             placement: placement.clone(),
         };
         sim.host(name.as_str(), move || run_worker(host.clone()));
@@ -241,7 +247,7 @@ pub fn run_planned(
     let targets = Targets {
         workers: &workers,
         store: &store,
-        disk: &disk,
+        disk: &shared.disk,
         journal: &journal,
         orchestrator: &orchestrator,
         cluster: &cluster,
@@ -267,6 +273,7 @@ pub fn run_planned(
     }
     let drain_end = sim.elapsed() + scenario.drain_limit;
     let mut next_check = sim.elapsed();
+    let mut drained = false;
     while sim.elapsed() < drain_end {
         let now = sim.elapsed();
         // Stopped workers whose restart was postponed come back here.
@@ -277,12 +284,20 @@ pub fn run_planned(
         }
         if now >= next_check {
             next_check = now + DRAIN_CHECK;
-            if schedule.is_empty() && drained(scenario, &cluster, &store, &source_commits) {
+            if schedule.is_empty()
+                && missing(scenario, &cluster, &journal, &source_commits).is_empty()
+            {
+                drained = true;
                 break;
             }
         }
         step(&mut sim)?;
     }
+    let not_drained = if drained {
+        Vec::new()
+    } else {
+        missing(scenario, &cluster, &journal, &source_commits)
+    };
     // Stop every worker cleanly.
     for worker in &workers {
         let _ = worker.stop.send(true);
@@ -311,7 +326,7 @@ pub fn run_planned(
         .into_iter()
         .map(|zombie| (zombie.tp, zombie.offset))
         .collect();
-    let (tally, mut anomalies) = check_final(&FinalState {
+    let (tally, found) = check_final(&FinalState {
         scenario,
         logs: &state.logs,
         source_committed: &source_committed,
@@ -322,7 +337,38 @@ pub fn run_planned(
         zombie_writes: &zombie_writes,
     });
     let sink_committed = state.committed(&scenario.sink_group());
-    anomalies.splice(0..0, journal.checks.anomalies(&state.logs));
+    let lines = shared.ledger.lines(input_file::OUTPUT_FILE);
+    let epochs = store.epoch_starts();
+    let mut strikes = store.strikes().all();
+    strikes.extend(shared.disk.strikes().all());
+    let redelivered = redelivery::judge(&Evidence {
+        scenario,
+        logs: &state.logs,
+        plan: &plan,
+        strikes: &strikes,
+        sink_commits: &journal.checks.sink_commits(),
+        sink_ownership: &journal.checks.sink_ownership(),
+        source_commits: journal.checks.source_commits(),
+        sink: match scenario.workload {
+            Workload::Sequences => SinkCopies::Store {
+                writes: &writes,
+                epochs: &epochs,
+            },
+            Workload::Files => SinkCopies::Lines(&lines),
+        },
+        zombie_writes: &zombie_writes,
+    });
+    let mut anomalies = journal.checks.anomalies(&state.logs);
+    anomalies.extend(found);
+    anomalies.extend(redelivered);
+    anomalies.extend(not_drained.into_iter().map(|detail| Anomaly {
+        kind: AnomalyKind::NotDrained,
+        detail: format!(
+            "after the {} s drain limit: {detail}",
+            scenario.drain_limit.as_secs()
+        ),
+    }));
+    let anomalies = cap(anomalies);
     drop(state);
     let mut trace = journal.trace.clone();
     trace.extend(writes.iter().map(|write| {
@@ -392,29 +438,23 @@ fn committed_source(
     }
 }
 
-/// Everything the source holds is committed, in Kafka, durable in the destination and committed by the sink.
-fn drained(
+/// What is missing for the pipeline to have drained (see [`shortfalls`]): nothing once everything the
+/// source holds is committed, in Kafka, durable at the sink's end and committed by the sink.
+fn missing(
     scenario: &Scenario,
     cluster: &Cluster,
-    store: &DestinationStore,
+    journal: &SharedJournal,
     source: &SourceCommits,
-) -> bool {
-    let committed = committed_source(scenario, cluster, source);
-    let source_done = (0..scenario.streams)
-        .all(|s| committed.get(&s) == Some(&(scenario.records_per_stream - 1)));
-    if !source_done {
-        return false;
-    }
+) -> Vec<String> {
+    let source_committed = committed_source(scenario, cluster, source);
     let state = cluster.lock();
     let sink_committed = state.committed(&scenario.sink_group());
-    (0..scenario.partitions).all(|p| {
-        let tp = Tp::new(scenario.topic(), p);
-        // Where a sink that read everything commits: control markers and aborted records after the last
-        // record are never delivered to it.
-        let end = state.logs.committed_end(&tp);
-        // The FileStreamSink commits only what it synced; its files are read when the workers stop.
-        let durable =
-            scenario.workload == Workload::Files || durable_end(&state.logs, store, &tp) >= end;
-        durable && sink_committed.get(&tp).copied().unwrap_or(0) >= end
+    let journal = lock(journal);
+    shortfalls(&DrainState {
+        scenario,
+        logs: &state.logs,
+        source_committed: &source_committed,
+        sink_committed: &sink_committed,
+        durability: journal.checks.durability(),
     })
 }

@@ -3,7 +3,6 @@
 //! task wherever the orchestrator places it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
-use crate::workload::{self, input_file, DestinationStore, DiskFaults, SimFs, SinkMode};
+use crate::workload::{self, input_file, SimFs, SinkMode};
 
 /// What a run needs to know for each worker host.
 pub(super) struct WorkerHost {
@@ -131,13 +130,20 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
     ])
 }
 
-fn sink_props(scenario: &Scenario) -> ConfigMap {
+/// The sink connector's config on worker `index`; its consumers' client id names the worker, so the oracle
+/// can tell which worker each group member runs on.
+fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
+    let client_id = (
+        "consumer.override.client.id",
+        workload::sink_client_id(index),
+    );
     if scenario.workload == Workload::Files {
         return props(&[
             ("name", scenario.sink_name().into()),
             ("connector.class", "FileStreamSink".into()),
             ("file", input_file::OUTPUT_FILE.into()),
             ("topics", scenario.topic().into()),
+            client_id,
         ]);
     }
     props(&[
@@ -158,6 +164,7 @@ fn sink_props(scenario: &Scenario) -> ConfigMap {
             "max.poll.interval.ms",
             scenario.max_poll_interval.as_millis().to_string(),
         ),
+        client_id,
     ])
 }
 
@@ -169,15 +176,13 @@ pub(super) type Files = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
 pub(super) struct HostContext {
     pub(super) index: usize,
     pub(super) scenario: Scenario,
-    pub(super) store: Arc<DestinationStore>,
+    /// What the workload connectors of every worker share.
+    pub(super) workload: workload::Shared,
     /// The worker's source offset file on its disk.
     pub(super) offsets: OffsetFile,
     pub(super) stop: watch::Receiver<bool>,
     pub(super) journal: SharedJournal,
     pub(super) files: Files,
-    pub(super) disk: Arc<DiskFaults>,
-    /// Numbers source task instances across the run.
-    pub(super) instances: Arc<AtomicU64>,
     /// Which worker runs the source, with exactly-once source support.
     pub(super) placement: Placement,
 }
@@ -190,7 +195,11 @@ pub(super) fn worker_name(index: usize) -> String {
 impl HostContext {
     /// This host's simulated disk.
     fn fs(&self) -> SimFs {
-        SimFs::new(self.disk.clone(), worker_name(self.index))
+        SimFs::new(
+            self.workload.disk.clone(),
+            self.workload.ledger.clone(),
+            self.index,
+        )
     }
 
     /// A standalone worker keeping its source offsets in `offsets`; its source tasks report their
@@ -202,7 +211,7 @@ impl HostContext {
     ) -> Result<StandaloneWorker, ConfigError> {
         let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
         let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
-        let mut plugins = workload::plugins(self.store.clone(), self.fs(), self.instances.clone());
+        let mut plugins = workload::plugins(&self.workload, self.fs());
         if let (Some(failures), Some(class)) = (
             failures,
             source_props(&self.scenario).get("connector.class"),
@@ -255,7 +264,7 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
         if index == 0 && !scenario.exactly_once {
             plans.push(worker.plan(&source_props(scenario))?);
         }
-        plans.push(worker.plan(&sink_props(scenario))?);
+        plans.push(worker.plan(&sink_props(scenario, index))?);
         let shutdown = {
             let failures = failures.clone();
             let mut stop = host.stop.clone();

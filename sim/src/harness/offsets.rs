@@ -67,7 +67,7 @@ impl OffsetFile {
         let store = match opened {
             Ok(store) => store,
             Err(e) => {
-                journal.checks.anomalies.push(Anomaly {
+                journal.checks.report(Anomaly {
                     kind: AnomalyKind::CommittedBeforeDurable,
                     detail: format!("worker-{worker} cannot open its offset file: {e}"),
                 });
@@ -81,7 +81,7 @@ impl OffsetFile {
                     .get(connector, partition)
                     .and_then(|kept| source_position(partition, &kept));
                 if kept < reported {
-                    journal.checks.anomalies.push(Anomaly {
+                    journal.checks.report(Anomaly {
                         kind: AnomalyKind::CommittedBeforeDurable,
                         detail: format!(
                             "worker-{worker}'s offset store reported {connector} {partition} committed at {offset}, but its file holds {kept:?} after a restart"
@@ -128,10 +128,11 @@ impl OffsetBackingStore for CheckedOffsetStore {
         let stored = self.store.put(connector, offsets);
         let state = self.file.cluster.lock();
         let mut journal = lock(&self.file.journal);
-        let now = millis(crate::broker::now());
+        let at = crate::broker::now();
+        let now = millis(at);
         match &stored {
             Ok(()) => {
-                journal.checks.on_source_commit(&state.logs, &commits);
+                journal.checks.on_source_commit(at, &state.logs, &commits);
                 journal
                     .trace
                     .push(format!("{now} source commit {commits:?}"));

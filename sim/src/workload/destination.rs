@@ -1,9 +1,10 @@
 //! The sink destination: an external store the `StoreSink` connector writes to, living outside the worker
 //! hosts so it survives their crashes, as a database would.
 //!
-//! It keeps every durable write with the writer's identity and delivery epoch, so the oracle can check order
-//! and compare what was committed in Kafka with what was durable at that moment. The harness arms its
-//! faults (a stalled or failing flush) at seeded times.
+//! It keeps every durable write with the writer's identity, worker and delivery epoch, and when each epoch
+//! began (the rewind that started it), so the oracle can check order, compare what was committed in Kafka
+//! with what was durable at that moment, and judge each record written again. The harness arms its faults
+//! (a stalled or failing flush); the store notes which worker each struck, and when.
 //!
 //! A sink may also keep its offsets here, written atomically with its records, as an exactly-once sink
 //! keeps them in its database: opening a partition claims it (a write from an instance that lost its
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::strikes::Strikes;
 use crate::broker::now;
 use crate::protocol::Tp;
 
@@ -24,6 +26,8 @@ pub struct Write {
     pub value: String,
     /// The task instance that wrote it (see [`DestinationStore::register_writer`]).
     pub task: String,
+    /// The worker the task instance runs on.
+    pub worker: usize,
     /// The task's delivery epoch: it advances when partitions are assigned and after a failed flush (both
     /// rewind delivery to the committed offset).
     pub epoch: u64,
@@ -76,7 +80,10 @@ struct Inner {
     /// Per partition, the offset after the contiguous durable prefix.
     contiguous: BTreeMap<Tp, i64>,
     faults: VecDeque<StoreFault>,
-    writers: u64,
+    /// The worker of each registered writer.
+    workers: BTreeMap<String, usize>,
+    /// When each delivery epoch (writer, epoch) began.
+    epochs: BTreeMap<(String, u64), Duration>,
     stored: BTreeMap<Tp, Stored>,
     kafka_committed: BTreeMap<Tp, i64>,
     /// Flushes under way, for coverage ([`crate::coverage::Event::RebalanceDuringFlush`]).
@@ -91,6 +98,7 @@ impl Inner {
         records: impl IntoIterator<Item = (Tp, i64, String)>,
     ) {
         let at = now();
+        let worker = self.workers.get(task).copied().unwrap_or_default();
         for (tp, offset, value) in records {
             let set = self.durable.entry(tp.clone()).or_default();
             set.insert(offset);
@@ -105,6 +113,7 @@ impl Inner {
                 offset,
                 value,
                 task: task.to_owned(),
+                worker,
                 epoch,
                 at,
             });
@@ -125,6 +134,7 @@ impl Drop for Flushing {
 #[derive(Debug, Default)]
 pub struct DestinationStore {
     inner: Mutex<Inner>,
+    strikes: Strikes,
 }
 
 impl DestinationStore {
@@ -132,12 +142,29 @@ impl DestinationStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A name for a new writer: every task instance gets its own (`task#n`), as tasks of the same name run
-    /// in several workers and again after a restart.
-    pub fn register_writer(&self, task: &str) -> String {
+    /// A name for a new writer on `worker`: every task instance gets its own (`task#n`), as tasks of the
+    /// same name run in several workers and again after a restart.
+    pub fn register_writer(&self, task: &str, worker: usize) -> String {
         let mut inner = self.lock();
-        inner.writers += 1;
-        format!("{task}#{}", inner.writers)
+        let name = format!("{task}#{}", inner.workers.len() + 1);
+        inner.workers.insert(name.clone(), worker);
+        name
+    }
+
+    /// A writer's delivery epoch begins now: its consumer was just positioned (partitions assigned) or
+    /// rewound (after a failed flush), and what it delivers next comes from there.
+    pub fn rewound(&self, task: &str, epoch: u64) {
+        self.lock().epochs.insert((task.to_owned(), epoch), now());
+    }
+
+    /// When each delivery epoch (writer, epoch) began.
+    pub fn epoch_starts(&self) -> BTreeMap<(String, u64), Duration> {
+        self.lock().epochs.clone()
+    }
+
+    /// The faults that struck, with the worker each struck.
+    pub fn strikes(&self) -> &Strikes {
+        &self.strikes
     }
 
     /// Durably appends records, in order.

@@ -4,27 +4,58 @@
 
 mod destination;
 pub mod input_file;
+mod output_ledger;
 mod sequence_source;
 mod sim_fs;
 mod store_sink;
+mod strikes;
 
 pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Write};
+pub use output_ledger::{Line, OutputLedger};
 pub use sequence_source::{SequenceSourceConnector, INSTANCE_HEADER};
 pub use sim_fs::{DirtyPages, DiskFaults, SimFs, WriteError};
 pub use store_sink::{SinkBug, SinkMode, StoreSinkConnector};
+pub use strikes::{Strike, Strikes};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
-/// The built-in connectors on the host's simulated disk `fs`, plus the workload connectors, whose sinks
-/// write to `store` and whose source task instances are numbered by `instances`.
-pub fn plugins(
-    store: Arc<DestinationStore>,
-    fs: SimFs,
-    instances: Arc<AtomicU64>,
-) -> PluginRegistry {
+/// The client id of worker `worker`'s sink consumers: their member ids (`worker-N-M`) say which worker
+/// each member runs on.
+pub fn sink_client_id(worker: usize) -> String {
+    format!("worker-{worker}")
+}
+
+/// The worker a sink consumer group member runs on, from its member id.
+pub fn member_worker(member_id: &str) -> Option<usize> {
+    member_id
+        .strip_prefix("worker-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What the workload connectors of every worker share: the destination store, the disks' faults and
+/// ledger, and the counter numbering source task instances.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    pub store: Arc<DestinationStore>,
+    pub disk: Arc<DiskFaults>,
+    pub ledger: Arc<OutputLedger>,
+    pub instances: Arc<AtomicU64>,
+}
+
+/// A worker's connectors: the built-in ones on its simulated disk `fs` (suffering the disk faults,
+/// noting what they write in the ledger), plus the workload connectors, whose sinks write to the store
+/// and whose source task instances are numbered by the shared counter.
+pub fn plugins(shared: &Shared, fs: SimFs) -> PluginRegistry {
+    let worker = fs.worker();
+    let Shared {
+        store, instances, ..
+    } = shared.clone();
     let mut registry = sluice_connectors::plugins_on(Arc::new(fs));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
@@ -32,7 +63,7 @@ pub fn plugins(
     );
     registry.register(
         "io.sluice.sim.StoreSinkConnector",
-        ConnectorPlugin::sink(move || Box::new(StoreSinkConnector::new(store.clone()))),
+        ConnectorPlugin::sink(move || Box::new(StoreSinkConnector::new(store.clone(), worker))),
     );
     registry
 }

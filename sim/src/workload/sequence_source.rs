@@ -8,7 +8,8 @@
 //!
 //! Its `bug` key plants a deliberate mistake: `skip-records` advances past some records without sending
 //! them (lost), `early-offsets` labels each record with a later record's offset (committed before Kafka
-//! has the records it covers).
+//! has the records it covers), `restart-from-beginning` ignores the committed offsets when a task starts
+//! (a restarted task sends every record again).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +63,7 @@ fn config_def() -> ConfigDef {
             BUG,
             ConfigType::String,
             "none",
-            "A deliberate bug: none, skip-records or early-offsets.",
+            "A deliberate bug: none, skip-records, early-offsets or restart-from-beginning.",
         )
 }
 
@@ -96,7 +97,7 @@ impl Connector for SequenceSourceConnector {
         let parsed = config_def().parse(config)?;
         if !matches!(
             parsed.string(BUG),
-            "none" | "skip-records" | "early-offsets"
+            "none" | "skip-records" | "early-offsets" | "restart-from-beginning"
         ) {
             return Err(ConnectError::fatal(format!(
                 "bug: unknown value {:?}",
@@ -180,7 +181,11 @@ impl SourceTask for SequenceSourceTask {
                 .offset_storage_reader()
                 .offset(&SourceMap::single("stream", stream))
                 .and_then(|offset| offset.get("seq").and_then(|s| s.as_i64()));
-            self.next.insert(stream, stored.map_or(0, |seq| seq + 1));
+            let resume = match self.bug.as_str() {
+                "restart-from-beginning" => 0,
+                _ => stored.map_or(0, |seq| seq + 1),
+            };
+            self.next.insert(stream, resume);
         }
         Ok(())
     }

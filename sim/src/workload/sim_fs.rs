@@ -1,7 +1,8 @@
 //! Each host's simulated disk (turmoil's `unstable-fs`) behind Sluice's filesystem seam: a crash loses
 //! every write that was not synced, and the harness arms disk faults: failed fsyncs of files (with the
 //! dirty pages kept, or dropped as Linux drops them) and of directories, failed writes (EIO, ENOSPC) and
-//! short writes.
+//! short writes. Every append, sync and loss of the FileStream connectors' files is noted in the
+//! [`OutputLedger`], and every fault that struck in the disk faults' [`Strikes`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Write};
@@ -17,6 +18,10 @@ use sluice_core::fs::{
 use tokio::io::AsyncWriteExt;
 use turmoil::fs::shim::std::fs as blocking;
 use turmoil::fs::shim::tokio::fs::{sync_dir, File, OpenOptions};
+
+use super::output_ledger::OutputLedger;
+use super::strikes::Strikes;
+use crate::broker::now;
 
 /// What a failed fsync does to the pages it could not write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +57,7 @@ impl WriteError {
 #[derive(Debug, Default)]
 pub struct DiskFaults {
     state: Mutex<DiskState>,
+    strikes: Strikes,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +73,16 @@ struct DiskState {
 impl DiskFaults {
     fn state(&self) -> MutexGuard<'_, DiskState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The faults that struck, with the worker each struck.
+    pub fn strikes(&self) -> &Strikes {
+        &self.strikes
+    }
+
+    fn struck(&self, worker: usize) {
+        let at = now();
+        self.strikes.record(worker, at, at);
     }
 
     /// The next fsync of a file fails.
@@ -140,29 +156,43 @@ impl DiskFaults {
     }
 }
 
-/// One host's simulated disk. Its files are reached through turmoil, which finds the disk of the host
-/// running; `host` names it for the faults' bookkeeping.
+/// Worker `worker`'s simulated disk. Its files are reached through turmoil, which finds the disk of the
+/// host running; the worker's host name keys the faults' bookkeeping.
 #[derive(Debug, Clone)]
 pub struct SimFs {
     faults: Arc<DiskFaults>,
+    ledger: Arc<OutputLedger>,
+    worker: usize,
     host: String,
 }
 
 impl SimFs {
-    pub fn new(faults: Arc<DiskFaults>, host: impl Into<String>) -> SimFs {
+    pub fn new(faults: Arc<DiskFaults>, ledger: Arc<OutputLedger>, worker: usize) -> SimFs {
         SimFs {
             faults,
-            host: host.into(),
+            ledger,
+            worker,
+            host: format!("worker-{worker}"),
         }
+    }
+
+    /// The worker whose disk this is.
+    pub fn worker(&self) -> usize {
+        self.worker
     }
 
     fn handle(&self, path: &Path) -> Handle {
         Handle {
-            faults: self.faults.clone(),
-            host: self.host.clone(),
+            fs: self.clone(),
             path: path.to_owned(),
             synced: 0,
         }
+    }
+
+    /// `path` now holds `len` bytes, and what the ledger had past that is gone.
+    fn cut(&self, path: &Path, len: u64) {
+        self.ledger
+            .opened(self.worker, &path.to_string_lossy(), len);
     }
 }
 
@@ -183,6 +213,7 @@ impl FileSystem for SimFs {
         sync_dir(parent_dir(Path::new(path))).await?;
         let mut handle = self.handle(Path::new(path));
         handle.synced = file.metadata().await?.len();
+        self.cut(Path::new(path), handle.synced);
         Ok(Box::new(SimAppendFile { file, handle }))
     }
 
@@ -216,6 +247,7 @@ impl FileSystem for SimFs {
     /// the next successful sync of the directory undoes them.
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.faults.take_dir_sync_failure() {
+            self.faults.struck(self.worker);
             return Err(WriteError::Eio.error());
         }
         blocking::sync_dir(dir)?;
@@ -226,8 +258,7 @@ impl FileSystem for SimFs {
 
 /// The fault bookkeeping of one open file.
 struct Handle {
-    faults: Arc<DiskFaults>,
-    host: String,
+    fs: SimFs,
     path: PathBuf,
     /// The file's length at its last successful sync through this handle (or when opened).
     synced: u64,
@@ -236,19 +267,26 @@ struct Handle {
 impl Handle {
     /// Before a write: the error it fails with, if one is armed, or how many of `len` bytes it writes.
     fn before_write(&self, len: usize) -> io::Result<usize> {
-        match self.faults.take_write_failure() {
-            Some(error) => Err(error),
-            None => Ok(self.faults.write_len(len)),
+        match self.fs.faults.take_write_failure() {
+            Some(error) => {
+                self.fs.faults.struck(self.fs.worker);
+                Err(error)
+            }
+            None => Ok(self.fs.faults.write_len(len)),
         }
     }
 
     fn written(&self) {
-        self.faults.dirtied(&self.host, &self.path);
+        self.fs.faults.dirtied(&self.fs.host, &self.path);
     }
 
     /// Before a sync: what happens to the dirty pages, if it fails.
     fn failing_sync(&self) -> Option<DirtyPages> {
-        self.faults.take_sync_failure()
+        let failing = self.fs.faults.take_sync_failure();
+        if failing.is_some() {
+            self.fs.faults.struck(self.fs.worker);
+        }
+        failing
     }
 
     fn sync_failed() -> io::Error {
@@ -257,7 +295,12 @@ impl Handle {
 
     fn synced(&mut self, len: u64) {
         self.synced = len;
-        self.faults.synced(&self.host, &self.path);
+        self.fs.faults.synced(&self.fs.host, &self.path);
+    }
+
+    /// The ledger's name for the file.
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        self.path.to_string_lossy()
     }
 }
 
@@ -272,6 +315,9 @@ impl AppendFile for SimAppendFile {
         let len = self.handle.before_write(bytes.len())?;
         let written = self.file.write(&bytes[..len]).await?;
         self.handle.written();
+        let fs = &self.handle.fs;
+        fs.ledger
+            .appended(fs.worker, &self.handle.name(), &bytes[..written]);
         Ok(written)
     }
 
@@ -285,11 +331,15 @@ impl AppendFile for SimAppendFile {
                     self.file.write_at(&zeros, self.handle.synced).await?;
                     self.handle.written();
                 }
+                // What followed the last sync is zeros now: no line of it is in the file any more.
+                self.handle.fs.cut(&self.handle.path, self.handle.synced);
                 Err(Handle::sync_failed())
             }
             None => {
                 self.file.sync_all().await?;
                 self.handle.synced(len);
+                let fs = &self.handle.fs;
+                fs.ledger.synced(fs.worker, &self.handle.name());
                 Ok(())
             }
         }
@@ -303,6 +353,7 @@ impl AppendFile for SimAppendFile {
         self.file.set_len(len).await?;
         self.handle.synced = self.handle.synced.min(len);
         self.handle.written();
+        self.handle.fs.cut(&self.handle.path, len);
         Ok(())
     }
 }

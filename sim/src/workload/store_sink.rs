@@ -119,13 +119,16 @@ fn config_def() -> ConfigDef {
 
 pub struct StoreSinkConnector {
     store: Arc<DestinationStore>,
+    /// The worker the connector's tasks run on.
+    worker: usize,
     config: ConfigMap,
 }
 
 impl StoreSinkConnector {
-    pub fn new(store: Arc<DestinationStore>) -> StoreSinkConnector {
+    pub fn new(store: Arc<DestinationStore>, worker: usize) -> StoreSinkConnector {
         StoreSinkConnector {
             store,
+            worker,
             config: ConfigMap::new(),
         }
     }
@@ -175,6 +178,7 @@ impl SinkConnector for StoreSinkConnector {
     fn create_task(&self) -> Box<dyn SinkTask> {
         Box::new(StoreSinkTask {
             store: self.store.clone(),
+            worker: self.worker,
             task: String::new(),
             context: None,
             bug: SinkBug::None,
@@ -190,6 +194,7 @@ impl SinkConnector for StoreSinkConnector {
 
 pub struct StoreSinkTask {
     store: Arc<DestinationStore>,
+    worker: usize,
     task: String,
     context: Option<SinkTaskContext>,
     bug: SinkBug,
@@ -233,6 +238,13 @@ impl StoreSinkTask {
         }
     }
 
+    /// Stalls for a while, as a struck fault of this worker.
+    async fn stall(&self, stall: std::time::Duration) {
+        let from = crate::broker::now();
+        self.store.strikes().record(self.worker, from, from + stall);
+        tokio::time::sleep(stall).await;
+    }
+
     fn write_deferred(&mut self) -> Result<(), StoreError> {
         let deferred = std::mem::take(&mut self.deferred);
         self.write(deferred)
@@ -246,6 +258,8 @@ impl StoreSinkTask {
             .is_some()
         {
             // Nothing is written; the runtime delivers the batch again.
+            let now = crate::broker::now();
+            self.store.strikes().record(self.worker, now, now);
             return Err(ConnectError::retriable("the destination failed the write"));
         }
         self.write(batch)
@@ -305,13 +319,14 @@ impl SinkTask for StoreSinkTask {
         self.max_poll_interval =
             Duration::from_millis(u64::try_from(parsed.long(MAX_POLL_INTERVAL)).unwrap_or(0));
         let task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
-        self.task = self.store.register_writer(&task);
+        self.task = self.store.register_writer(&task, self.worker);
         self.context = Some(context);
         Ok(())
     }
 
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         self.epoch += 1;
+        self.store.rewound(&self.task, self.epoch);
         if let (SinkBug::PausePartition, Some(context)) = (self.bug, &self.context) {
             let first: Vec<TopicPartition> = partitions
                 .iter()
@@ -332,7 +347,7 @@ impl SinkTask for StoreSinkTask {
             .store
             .take_fault(|f| matches!(f, StoreFault::StallPut(_)))
         {
-            tokio::time::sleep(stall).await;
+            self.stall(stall).await;
         }
         self.write_deferred()
             .map_err(|e| ConnectError::retriable(e.to_string()))?;
@@ -370,11 +385,14 @@ impl SinkTask for StoreSinkTask {
                 || (buffered && matches!(f, StoreFault::FailFlush))
         });
         match fault {
-            Some(StoreFault::StallFlush(stall)) => tokio::time::sleep(stall).await,
+            Some(StoreFault::StallFlush(stall)) => self.stall(stall).await,
             Some(StoreFault::FailFlush) => {
                 // The write is lost; the runtime rewinds to the committed offsets and delivers again.
+                let now = crate::broker::now();
+                self.store.strikes().record(self.worker, now, now);
                 self.buffer.clear();
                 self.epoch += 1;
+                self.store.rewound(&self.task, self.epoch);
                 return Err(ConnectError::retriable("the destination failed to sync"));
             }
             _ => {}

@@ -1,0 +1,238 @@
+//! Checks made as the run goes, at each cluster event and source commit: a sink commit may not pass what
+//! the destination holds durably, a source commit may not cover a record Kafka does not have yet, the
+//! cluster keeps its own invariants ([`super::cluster`]); and the history the end-of-run judgement needs
+//! (every commit, every producer initialization).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::cluster::{Commit, GroupInvariants, Ownership};
+use super::durability::Durability;
+use super::{kafka_positions, parse_value, Anomaly, AnomalyKind};
+use crate::broker::{ClusterEvent, Logs};
+use crate::protocol::Tp;
+use crate::scenario::Scenario;
+use crate::workload::INSTANCE_HEADER;
+
+/// Checks at the moment of each commit.
+pub struct CommitChecks {
+    sink_group: String,
+    topic: String,
+    durability: Durability,
+    anomalies: Vec<Anomaly>,
+    groups: GroupInvariants,
+    /// Per stream, the highest seq such that it and every seq before it were in Kafka at a commit.
+    verified: BTreeMap<i64, i64>,
+    /// (stream, first seq missing from Kafka, committed seq) seen at source commits, judged at the end.
+    early: BTreeSet<(i64, i64, i64)>,
+    /// Per stream, every source commit: when, and the seq it covers.
+    source_commits: BTreeMap<i64, Vec<(Duration, i64)>>,
+    /// When each transactional producer epoch (producer id, epoch) was initialized.
+    inits: BTreeMap<(i64, i16), Duration>,
+}
+
+/// A record that became visible from a zombie instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZombieWrite {
+    pub tp: Tp,
+    pub offset: i64,
+    pub detail: String,
+}
+
+impl CommitChecks {
+    pub fn new(scenario: &Scenario, durability: Durability) -> CommitChecks {
+        CommitChecks {
+            sink_group: scenario.sink_group(),
+            topic: scenario.topic().to_owned(),
+            durability,
+            anomalies: Vec::new(),
+            groups: GroupInvariants::default(),
+            verified: BTreeMap::new(),
+            early: BTreeSet::new(),
+            source_commits: BTreeMap::new(),
+            inits: BTreeMap::new(),
+        }
+    }
+
+    /// Where the sink's records become durable.
+    pub fn durability(&self) -> &Durability {
+        &self.durability
+    }
+
+    /// Every commit of the sink's group the coordinator accepted, per partition, in order.
+    pub fn sink_commits(&self) -> BTreeMap<Tp, Vec<Commit>> {
+        self.groups
+            .commits(&self.sink_group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Who owned which partition of the sink's group when.
+    pub fn sink_ownership(&self) -> Ownership {
+        self.groups
+            .ownership(&self.sink_group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every source commit, per stream: when, and the seq it covers.
+    pub fn source_commits(&self) -> &BTreeMap<i64, Vec<(Duration, i64)>> {
+        &self.source_commits
+    }
+
+    /// The cluster's invariants; a sink commit may not pass the destination's durable prefix; a producer's
+    /// initialization fences its task's older instances.
+    pub fn on_cluster_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs) {
+        self.groups.on_event(at, event, &mut self.anomalies);
+        if let ClusterEvent::ProducerInitialized {
+            producer_id, epoch, ..
+        } = event
+        {
+            self.inits.entry((*producer_id, *epoch)).or_insert(at);
+            return;
+        }
+        let ClusterEvent::Committed {
+            group,
+            member_id,
+            offsets,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if *group != self.sink_group {
+            return;
+        }
+        for (tp, offset) in offsets {
+            let durable = self.durability.durable_end(logs, tp);
+            if *offset > durable {
+                self.anomalies.push(Anomaly {
+                    kind: AnomalyKind::CommittedBeforeDurable,
+                    detail: format!(
+                        "{member_id} committed {tp} at offset {offset}, but the destination held only offsets below {durable} durably"
+                    ),
+                });
+            }
+        }
+    }
+
+    /// A source commit of `seq` for `stream` at `at` needs every record up to it in Kafka. What is missing
+    /// now is judged at the end: a record that arrived later was committed before it was durable, one that
+    /// never did is lost.
+    pub fn on_source_commit(&mut self, at: Duration, logs: &Logs, commits: &[(i64, i64)]) {
+        let positions = kafka_positions(logs, &self.topic);
+        for &(stream, seq) in commits {
+            self.source_commits
+                .entry(stream)
+                .or_default()
+                .push((at, seq));
+            let verified = self.verified.entry(stream).or_insert(-1);
+            while *verified < seq && positions.contains_key(&(stream, *verified + 1)) {
+                *verified += 1;
+            }
+            if *verified < seq {
+                self.early.insert((stream, *verified + 1, seq));
+            }
+        }
+    }
+    /// Records of the topic that became visible from zombie instances. An instance (the number a
+    /// source task stamps on its records) started when its transactional producer was first
+    /// initialized; a newer instance of the same task (one writing the same stream) fences it from then on.
+    pub fn zombie_writes(&self, logs: &Logs) -> Vec<ZombieWrite> {
+        struct Seen {
+            tp: Tp,
+            offset: i64,
+            id: (i64, i64),
+            instance: String,
+            visible_at: Duration,
+        }
+        let mut seen = Vec::new();
+        let mut started: BTreeMap<String, Duration> = BTreeMap::new();
+        let mut writers: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let partitions = logs.partition_count(&self.topic).unwrap_or(0);
+        for partition in 0..partitions {
+            let tp = Tp::new(self.topic.as_str(), partition);
+            for committed in logs.committed_records(&tp) {
+                let record = committed.record;
+                let (Some(id), Some(instance)) = (
+                    record.value.as_deref().and_then(parse_value),
+                    record
+                        .headers
+                        .iter()
+                        .find(|(key, _)| key == INSTANCE_HEADER)
+                        .and_then(|(_, value)| value.as_deref())
+                        .map(|value| String::from_utf8_lossy(value).into_owned()),
+                ) else {
+                    continue;
+                };
+                if let Some(at) = self.inits.get(&(committed.producer_id, committed.epoch)) {
+                    let first = started.entry(instance.clone()).or_insert(*at);
+                    *first = (*first).min(*at);
+                }
+                writers.entry(id.0).or_default().insert(instance.clone());
+                seen.push(Seen {
+                    tp: tp.clone(),
+                    offset: committed.offset,
+                    id,
+                    instance,
+                    visible_at: committed.visible_at,
+                });
+            }
+        }
+        let mut zombies = Vec::new();
+        for record in seen {
+            let Some(mine) = started.get(&record.instance) else {
+                continue;
+            };
+            let successor = writers[&record.id.0]
+                .iter()
+                .filter_map(|other| started.get(other).map(|at| (*at, other)))
+                .filter(|(at, _)| at > mine && *at < record.visible_at)
+                .min();
+            if let Some((at, other)) = successor {
+                zombies.push(ZombieWrite {
+                    detail: format!(
+                        "instance {} wrote stream {} seq {} ({} offset {}), visible at {} ms, after instance {other} took over at {} ms",
+                        record.instance,
+                        record.id.0,
+                        record.id.1,
+                        record.tp,
+                        record.offset,
+                        record.visible_at.as_millis(),
+                        at.as_millis()
+                    ),
+                    tp: record.tp,
+                    offset: record.offset,
+                });
+            }
+        }
+        zombies
+    }
+
+    /// An anomaly found outside the cluster's events (the harness checking a worker's offset file).
+    pub fn report(&mut self, anomaly: Anomaly) {
+        self.anomalies.push(anomaly);
+    }
+
+    /// Every anomaly found at commits, now that Kafka's final contents are known.
+    pub fn anomalies(&self, logs: &Logs) -> Vec<Anomaly> {
+        let positions = kafka_positions(logs, &self.topic);
+        let mut found = self.anomalies.clone();
+        found.extend(self.zombie_writes(logs).into_iter().map(|zombie| Anomaly {
+            kind: AnomalyKind::ZombieWrite,
+            detail: zombie.detail,
+        }));
+        let mut judged = BTreeSet::new();
+        for &(stream, missing, committed) in &self.early {
+            if positions.contains_key(&(stream, missing)) && judged.insert((stream, missing)) {
+                found.push(Anomaly {
+                    kind: AnomalyKind::CommittedBeforeDurable,
+                    detail: format!(
+                        "source offset seq={committed} of stream {stream} was committed before Kafka acknowledged seq {missing}"
+                    ),
+                });
+            }
+        }
+        found
+    }
+}
