@@ -1,6 +1,6 @@
 //! A group consumer's heartbeat task, as librdkafka's background thread (and the Java client's heartbeat
-//! thread) runs it: a heartbeat every `heartbeat.interval.ms` while the member is steady, so a slow `put`
-//! or `flush` does not lose the session.
+//! thread) runs it: a heartbeat every `heartbeat.interval.ms` while the member holds an assignment, so a slow
+//! `put` or `flush` does not lose the session.
 //!
 //! It also enforces two timeouts in the client. When the runtime has not polled for
 //! `max.poll.interval.ms`, the member leaves the group. When no heartbeat has been answered for
@@ -8,7 +8,8 @@
 //! partitions up as lost and forgets its member id, as librdkafka does (`rd_kafka_cgrp_session_timeout_check`):
 //! by then the coordinator has likely expired the session and handed the partitions to another member,
 //! so keeping them until the network heals would let two members own them. Like librdkafka, it counts
-//! the session from the last answered heartbeat (or the assignment), and only while steady.
+//! the session from the last answered heartbeat (or the assignment), and only while steady (holding its
+//! assignment with no rebalance under way).
 
 use std::time::Duration;
 
@@ -30,20 +31,15 @@ pub async fn heartbeats(
 ) {
     loop {
         // Wake for the next heartbeat, or sooner when the session would end before it.
-        let wait = {
-            let m = membership.lock();
-            match m.joined {
-                true => timeouts
-                    .heartbeat
-                    .min(m.session_deadline.saturating_sub(now())),
-                false => timeouts.heartbeat,
-            }
+        let wait = match membership.lock().session_deadline() {
+            Some(deadline) => timeouts.heartbeat.min(deadline.saturating_sub(now())),
+            None => timeouts.heartbeat,
         };
         tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         let (member_id, generation, deadline) = {
             let m = membership.lock();
             match (&m.member_id, m.joined) {
-                (Some(id), true) => (id.clone(), m.generation, m.session_deadline),
+                (Some(id), true) => (id.clone(), m.generation, m.session_deadline()),
                 _ => continue,
             }
         };
@@ -63,7 +59,8 @@ pub async fn heartbeats(
             membership.lock().lose(Loss::Removed);
             continue;
         }
-        let left = deadline.saturating_sub(now());
+        // A rebalance under way (the member still to revoke and rejoin) stops the session's clock.
+        let left = deadline.map_or(Duration::MAX, |deadline| deadline.saturating_sub(now()));
         if left.is_zero() {
             session_timed_out(&group, &timeouts, &membership);
             continue;
@@ -73,16 +70,16 @@ pub async fn heartbeats(
             member_id,
             generation,
         };
-        let response = tokio::time::timeout_at(
-            Instant::now() + left,
-            connection.call(&request, Duration::ZERO),
-        )
-        .await;
+        let call = connection.call(&request, Duration::ZERO);
+        let response = match deadline {
+            Some(_) => tokio::time::timeout_at(Instant::now() + left, call).await,
+            None => Ok(call.await),
+        };
         let Ok(response) = response else {
             // Unanswered until the session's end (the heartbeat is dropped with its connection).
             let steady = {
                 let m = membership.lock();
-                m.joined && m.generation == generation
+                m.session_deadline().is_some() && m.generation == generation
             };
             if steady {
                 session_timed_out(&group, &timeouts, &membership);

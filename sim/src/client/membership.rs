@@ -20,8 +20,8 @@ pub struct Membership {
     pub member_id: Option<String>,
     /// Adopted from the JoinGroup answer, before the assignment arrives (as librdkafka does).
     pub generation: i32,
-    /// In the group with an assignment (not between a revocation or a rejoin and its SyncGroup answer):
-    /// librdkafka's steady state, the only one in which it heartbeats and checks its session.
+    /// In the group with an assignment (not between the start of a rejoin and its SyncGroup answer): the
+    /// member heartbeats.
     pub joined: bool,
     /// The coordinator asked members to rejoin.
     pub rejoin: bool,
@@ -33,6 +33,12 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// When the session ends without an answered heartbeat, if it is counting: only while steady,
+    /// as librdkafka checks it (`RD_KAFKA_CGRP_JOIN_STATE_STEADY`), not while a rebalance is under way.
+    pub fn session_deadline(&self) -> Option<Duration> {
+        (self.joined && !self.rejoin).then_some(self.session_deadline)
+    }
+
     /// Out of the group: the member id is forgotten, and what it owned is lost.
     pub fn lose(&mut self, why: Loss) {
         self.lost = Some(why);
