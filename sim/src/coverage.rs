@@ -41,11 +41,13 @@ pub enum Event {
     /// A group member heard no heartbeat answer within `session.timeout.ms` and gave its partitions up
     /// as lost (the client-side session timeout).
     PartitionsLost,
+    /// A rebalance gave a partition to another member than the one that owned it before.
+    PartitionHandedOver,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 12] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -57,6 +59,7 @@ impl Event {
         Event::RewindApplied,
         Event::OutOfOrderAcknowledgement,
         Event::PartitionsLost,
+        Event::PartitionHandedOver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Event {
             Event::RewindApplied => "rewind-applied",
             Event::OutOfOrderAcknowledgement => "out-of-order-acknowledgement",
             Event::PartitionsLost => "partitions-lost",
+            Event::PartitionHandedOver => "partition-handed-over",
         }
     }
 }

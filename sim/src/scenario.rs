@@ -166,7 +166,11 @@ impl Scenario {
                     FaultKind::ProduceErrors,
                 ],
                 headline_faults: &[FaultKind::CrashWorker, FaultKind::HoldNetwork],
-                headline: &[Event::WorkerCrashed, Event::MemberThrownOut],
+                headline: &[
+                    Event::WorkerCrashed,
+                    Event::MemberThrownOut,
+                    Event::UnsyncedDataLost,
+                ],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),
                 sink_modes: &[],
@@ -176,6 +180,7 @@ impl Scenario {
                 name: "pipeline",
                 about: "source to Kafka to sink on three workers, with message latency only; nothing may be lost or duplicated",
                 faults: &[FaultKind::Latency],
+                headline: &[Event::OutOfOrderAcknowledgement],
                 max_faults: 2,
                 guarantee: Guarantee::ExactlyOnce,
                 ..Scenario::BASE
@@ -185,7 +190,7 @@ impl Scenario {
                 about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated with eager rebalances; with cooperative ones a stop that races a rebalance's completion has its last commit refused and is delivered again, so those runs are held to at least once (guarantee_relaxed in the report)",
                 faults: &[FaultKind::StopWorker, FaultKind::Latency],
                 headline_faults: &[FaultKind::StopWorker],
-                headline: &[Event::CommitRefusedStale],
+                headline: &[Event::PartitionHandedOver],
                 max_faults: 5,
                 guarantee: Guarantee::ExactlyOnce,
                 ..Scenario::BASE
@@ -226,6 +231,8 @@ impl Scenario {
                     Event::MemberThrownOut,
                     Event::CommitRefusedStale,
                     Event::RewindApplied,
+                    Event::PartitionsLost,
+                    Event::DeliveryFailed,
                 ],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),

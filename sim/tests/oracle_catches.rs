@@ -211,41 +211,6 @@ fn broker(broker_bug: &'static str, scenario: Scenario, seed: u64, plan: Vec<Sch
     run_planned(&scenario, seed, plan).expect("the simulation runs")
 }
 
-/// Cooperative rebalances as workers stop and come back one after another: members keep consuming and
-/// committing while the group rebalances, and under seed 3 a periodic commit is made in the generation
-/// the rebalance is just ending.
-fn cooperative_stops(broker_bug: &'static str) -> Report {
-    let stop = |at: u64, worker: usize| Scheduled {
-        at: std::time::Duration::from_secs(at),
-        fault: Fault::StopWorker {
-            worker,
-            away: std::time::Duration::from_secs(5),
-        },
-    };
-    let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        ..Scenario::named("sink-group-rebalance").expect("a known scenario")
-    };
-    broker(
-        broker_bug,
-        scenario,
-        3,
-        vec![stop(15, 2), stop(30, 1), stop(45, 0)],
-    )
-}
-
-#[test]
-fn a_coordinator_accepting_a_commit_of_the_generation_just_ended_is_caught() {
-    let report = cooperative_stops("accept-stale-commits");
-    assert_eq!(
-        kinds(&report),
-        BTreeSet::from([AnomalyKind::StaleCommitAccepted]),
-        "{}",
-        report.to_yaml()
-    );
-    assert!(cooperative_stops("none").passed());
-}
-
 /// Worker 1's messages to the broker are held for 20 s from 20 s on: its session expires and its
 /// partitions move; when the hold ends, the commits it made meanwhile reach the coordinator.
 fn zombie_commits(broker_bug: &'static str) -> Report {

@@ -117,6 +117,8 @@ pub struct Group {
     /// Members that have not sent SyncGroup by then are removed.
     sync_deadline: Option<Duration>,
     committed: BTreeMap<Tp, i64>,
+    /// Each partition's member in the last generation that assigned it, to see partitions move.
+    owners: BTreeMap<Tp, String>,
     next_member: u64,
     initial_delay: Duration,
 }
@@ -134,6 +136,7 @@ impl Group {
             assignment: BTreeMap::new(),
             sync_deadline: None,
             committed: BTreeMap::new(),
+            owners: BTreeMap::new(),
             next_member: 0,
             initial_delay,
         }
@@ -261,6 +264,7 @@ impl Group {
                 .map(|id| (id.clone(), given.remove(id).unwrap_or_default()))
                 .collect();
             self.state = State::Stable;
+            self.note_owners();
             let owned = self
                 .members
                 .iter()
@@ -434,6 +438,19 @@ impl Group {
     }
 
     /// Kafka's checks before a member's request: it must be a member, of the current generation.
+    /// Records the new assignment's owners; a partition that moved from one member to another was handed
+    /// over (its old owner gave it up, committing first, and the new one resumes from that commit).
+    fn note_owners(&mut self) {
+        for (member, partitions) in &self.assignment {
+            for tp in partitions {
+                let before = self.owners.insert(tp.clone(), member.clone());
+                if before.is_some_and(|before| before != *member) {
+                    coverage::reached(Event::PartitionHandedOver);
+                }
+            }
+        }
+    }
+
     fn validate(&self, member_id: &str, generation: i32) -> Result<(), ErrorCode> {
         if !self.members.contains_key(member_id) {
             return Err(ErrorCode::UnknownMemberId);
