@@ -35,6 +35,12 @@ pub enum GroupChange {
     Joined(String),
     Departed(String, Departure),
     RebalanceStarted,
+    /// The join phase ended: a new generation with these members, whose commits the coordinator accepts
+    /// from now on (except between a member's JoinGroup answer and the leader's SyncGroup).
+    JoinPhaseEnded {
+        generation: i32,
+        members: Vec<String>,
+    },
     /// The leader's SyncGroup gave the generation its assignment.
     Completed {
         generation: i32,
@@ -417,7 +423,7 @@ impl Group {
                     self.members.remove(&id);
                     changes.push(GroupChange::Departed(id, Departure::MissedRebalance));
                 }
-                self.end_join_phase(now);
+                self.end_join_phase(now, changes);
             }
         }
     }
@@ -514,7 +520,7 @@ impl Group {
     }
 
     /// Ends the join phase: the next generation with the members that rejoined, waiting for the leader.
-    fn end_join_phase(&mut self, now: Duration) {
+    fn end_join_phase(&mut self, now: Duration, changes: &mut Vec<GroupChange>) {
         self.generation += 1;
         self.assignment.clear();
         if self.members.is_empty() {
@@ -523,6 +529,10 @@ impl Group {
             self.leader = None;
             return;
         }
+        changes.push(GroupChange::JoinPhaseEnded {
+            generation: self.generation,
+            members: self.members.keys().cloned().collect(),
+        });
         if !self
             .leader
             .as_ref()

@@ -97,6 +97,13 @@ impl GroupInvariants {
                         view.members = assignment.keys().cloned().collect();
                         view.ownership.generations.push((at, assignment.clone()));
                     }
+                    GroupChange::JoinPhaseEnded {
+                        generation,
+                        members,
+                    } => {
+                        view.generation = Some(*generation);
+                        view.members = members.iter().cloned().collect();
+                    }
                     GroupChange::Joined(_) | GroupChange::RebalanceStarted => {}
                 }
             }
