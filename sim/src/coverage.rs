@@ -43,11 +43,17 @@ pub enum Event {
     PartitionsLost,
     /// A rebalance gave a partition to another member than the one that owned it before.
     PartitionHandedOver,
+    /// A client found a partition's leader on another broker than before (after NOT_LEADER_OR_FOLLOWER or
+    /// a lost connection) and sent there.
+    LeaderMoved,
+    /// A client found its group's or transactional id's coordinator on another broker than before (after
+    /// NOT_COORDINATOR or a lost connection).
+    CoordinatorMoved,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 12] = [
+    pub const ALL: [Event; 14] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -60,6 +66,8 @@ impl Event {
         Event::OutOfOrderAcknowledgement,
         Event::PartitionsLost,
         Event::PartitionHandedOver,
+        Event::LeaderMoved,
+        Event::CoordinatorMoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +84,8 @@ impl Event {
             Event::OutOfOrderAcknowledgement => "out-of-order-acknowledgement",
             Event::PartitionsLost => "partitions-lost",
             Event::PartitionHandedOver => "partition-handed-over",
+            Event::LeaderMoved => "leader-moved",
+            Event::CoordinatorMoved => "coordinator-moved",
         }
     }
 }

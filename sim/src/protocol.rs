@@ -5,7 +5,9 @@
 //! epoch and sequence, fetch with long polling and an isolation level, the classic group protocol's
 //! JoinGroup, SyncGroup (the leader member's assignment), Heartbeat and LeaveGroup, offset commit with
 //! generation fencing, and transactions: InitProducerId, AddPartitionsToTxn, TxnOffsetCommit, EndTxn),
-//! without the Kafka protocol's encoding.
+//! without the Kafka protocol's encoding. Several brokers share the work as Kafka's do: metadata names
+//! each partition's leader, FindCoordinator each group's and transactional id's coordinator, and a
+//! request sent to the wrong broker is refused (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR).
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -97,9 +99,21 @@ pub struct MemberSubscription {
     pub owned: Vec<Tp>,
 }
 
+/// What a coordinator coordinates (FindCoordinator's key type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CoordinatorKind {
+    /// A consumer group, by group id.
+    Group,
+    /// A transactional producer, by transactional id.
+    Transaction,
+}
+
+/// A partition with no leader clients can reach, in a metadata answer.
+pub const NO_LEADER: i32 = -1;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// Partition counts of these topics (all topics when `None`); unknown topics are created with the
+    /// The brokers, and the partition leaders of these topics (all topics when `None`); unknown topics are created with the
     /// broker's default partition count when `auto_create` is set.
     Metadata {
         topics: Option<Vec<String>>,
@@ -108,6 +122,11 @@ pub enum Request {
     CreateTopic {
         name: String,
         partitions: i32,
+    },
+    /// Which broker coordinates this group or transactional id.
+    FindCoordinator {
+        kind: CoordinatorKind,
+        key: String,
     },
     /// A new producer id (idempotent producer), or, with a transactional id, its producer id with a
     /// bumped epoch: older epochs are fenced and their open transaction is aborted.
@@ -199,7 +218,13 @@ pub struct FetchedRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
     Metadata {
-        topics: Vec<(String, i32)>,
+        /// Every broker's id and address.
+        brokers: Vec<(i32, String)>,
+        /// Per topic, each partition's leader ([`NO_LEADER`] while it has none).
+        topics: Vec<(String, Vec<i32>)>,
+    },
+    Coordinator {
+        broker: i32,
     },
     TopicCreated {
         created: bool,
@@ -274,6 +299,12 @@ pub enum ErrorCode {
     /// retriable (an idempotent producer's retry is deduplicated).
     #[error("REQUEST_TIMED_OUT")]
     RequestTimedOut,
+    /// The broker does not coordinate this group or transactional id (any more): find it again.
+    #[error("NOT_COORDINATOR")]
+    NotCoordinator,
+    /// The coordinator is down and not failed over yet.
+    #[error("COORDINATOR_NOT_AVAILABLE")]
+    CoordinatorNotAvailable,
 }
 
 impl ErrorCode {

@@ -855,7 +855,7 @@ where
         let cluster = cluster.clone();
         async move {
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
-            serve(listener, cluster).await
+            serve(listener, cluster, 0).await
         }
     });
     sim.client("test", async move {

@@ -368,6 +368,14 @@ impl Group {
         Ok(())
     }
 
+    /// The group was loaded on a new coordinator: every member's session counts from now, as Kafka's
+    /// `onGroupLoaded` schedules each member's next heartbeat expiration afresh.
+    pub fn loaded(&mut self, now: Duration) {
+        for member in self.members.values_mut() {
+            member.last_seen = now;
+        }
+    }
+
     /// Applies offsets a transaction committed (TxnOffsetCommit): no generation check, as the producer's
     /// epoch fenced its zombies.
     pub fn apply_offsets(&mut self, offsets: &BTreeMap<Tp, i64>) {

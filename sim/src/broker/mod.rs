@@ -1,18 +1,22 @@
-//! The simulated Kafka cluster: partition logs, group coordinators, the transaction coordinator, and the
-//! server that answers clients over `turmoil::net`.
+//! The simulated Kafka cluster: partition logs, group coordinators, the transaction coordinator, which
+//! broker leads and coordinates what, and the server each broker host runs to answer clients over
+//! `turmoil::net`.
 //!
-//! [`Cluster`] is the cluster's state. It lives outside the broker host, so restarting the host (a broker
-//! bounce) drops connections and requests in flight but keeps acknowledged data, committed offsets,
-//! group membership and transaction state, as a replicated cluster does. The harness reads it to check what Kafka holds, and
+//! [`Cluster`] is the cluster's state, shared by its brokers. It lives outside the broker hosts, so
+//! restarting a host (a broker bounce) drops its connections and requests in flight but keeps
+//! acknowledged data, committed offsets, group membership and transaction state, as a replicated cluster
+//! does; its partitions and coordinators fail over to another broker ([`Layout`]). The harness reads it to check what Kafka holds, and
 //! watches what it does through a [`ClusterObserver`].
 
 mod group;
+mod layout;
 mod log;
 mod produce_errors;
 mod server;
 mod txn;
 
 pub use group::{Departure, GroupChange};
+pub use layout::{Layout, CONSUMER_OFFSETS, TRANSACTION_STATE};
 pub use log::{Committed, Entry, Logs, Visibility};
 pub use produce_errors::ProduceErrors;
 pub use server::serve;
@@ -23,7 +27,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::protocol::Tp;
+use crate::protocol::{CoordinatorKind, Tp};
 use group::Group;
 use produce_errors::ProduceFaults;
 use txn::Transactions;
@@ -34,6 +38,8 @@ pub const BROKER_PORT: u16 = 9092;
 /// Broker settings, as `server.properties` would give them.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// Each broker's advertised listener (`host:port`), in broker id order: how many brokers there are.
+    pub listeners: Vec<String>,
     /// `num.partitions`: partitions of an automatically created topic.
     pub default_partitions: i32,
     /// `auto.create.topics.enable`.
@@ -50,6 +56,7 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
+            listeners: vec![format!("broker:{BROKER_PORT}")],
             default_partitions: 1,
             auto_create_topics: true,
             initial_rebalance_delay: Duration::from_secs(3),
@@ -65,6 +72,12 @@ pub enum ClusterEvent {
     TopicCreated {
         topic: String,
         partitions: i32,
+    },
+    /// A partition's leadership moved (with an internal partition's, the coordinators it carries).
+    LeaderMoved {
+        tp: Tp,
+        from: i32,
+        to: i32,
     },
     Group {
         group: String,
@@ -101,6 +114,7 @@ pub trait ClusterObserver: Send {
 /// The cluster's state: logs and groups.
 pub struct ClusterState {
     pub logs: Logs,
+    pub layout: Layout,
     groups: BTreeMap<String, Group>,
     transactions: Transactions,
     produce_faults: ProduceFaults,
@@ -110,6 +124,48 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
+    /// Whether `broker` may answer for `tp`.
+    fn leads(&self, broker: i32, tp: &Tp) -> bool {
+        self.layout.leader(tp) == broker
+    }
+
+    /// Whether `broker` may answer for this group or transactional id.
+    fn coordinates(&self, broker: i32, kind: CoordinatorKind, key: &str) -> bool {
+        self.layout.coordinator(kind, key) == broker
+    }
+
+    /// Moves a partition's leadership; the groups it coordinates are loaded afresh on their new
+    /// coordinator, which restarts their members' session timers (as Kafka's `onGroupLoaded` does).
+    fn move_leader(&mut self, tp: &Tp, to: i32) -> bool {
+        let Some(from) = self.layout.move_leader(tp, to) else {
+            return false;
+        };
+        if tp.topic == CONSUMER_OFFSETS {
+            let at = now();
+            for (name, group) in &mut self.groups {
+                if Layout::coordinator_partition(CoordinatorKind::Group, name) == *tp {
+                    group.loaded(at);
+                }
+            }
+        }
+        self.emit(ClusterEvent::LeaderMoved {
+            tp: tp.clone(),
+            from,
+            to,
+        });
+        true
+    }
+
+    /// Every partition `broker` leads: of the topics, and of the internal topics.
+    fn led_by(&self, broker: i32) -> Vec<Tp> {
+        let topics = self
+            .logs
+            .topics()
+            .into_iter()
+            .flat_map(|(topic, count)| (0..count).map(move |p| Tp::new(topic.clone(), p)));
+        self.layout.led_by(broker, topics)
+    }
+
     /// Committed offsets of a group.
     pub fn committed(&self, group: &str) -> BTreeMap<Tp, i64> {
         self.groups
@@ -156,10 +212,12 @@ pub struct Cluster {
 impl Cluster {
     pub fn new(config: BrokerConfig) -> Cluster {
         let initial_rebalance_delay = config.initial_rebalance_delay;
+        let brokers = i32::try_from(config.listeners.len()).unwrap_or(i32::MAX);
         Cluster {
             config,
             state: Mutex::new(ClusterState {
                 logs: Logs::default(),
+                layout: Layout::new(brokers),
                 groups: BTreeMap::new(),
                 transactions: Transactions::default(),
                 produce_faults: ProduceFaults::default(),
@@ -205,19 +263,110 @@ impl Cluster {
         self.lock().produce_faults.stop();
     }
 
-    /// Runs the transaction coordinator's timer once: aborts transactions past their timeout.
-    pub fn tick_transactions(&self) {
-        let expired = txn::expire(&mut self.lock());
+    /// Moves a partition's leadership to broker `to` (a reassignment or an election); with an internal
+    /// partition, the coordinators it carries move too. Requests waiting on the old leader are answered
+    /// that it no longer leads.
+    pub fn move_leader(&self, tp: &Tp, to: i32) -> bool {
+        let moved = self.lock().move_leader(tp, to);
+        if moved {
+            self.leadership_changed();
+        }
+        moved
+    }
+
+    /// Moves the coordinator of every group and transactional id the cluster knows to broker `to`;
+    /// returns how many moved.
+    pub fn move_coordinators(&self, to: i32) -> usize {
+        let mut state = self.lock();
+        let mut partitions: Vec<Tp> = state
+            .groups
+            .keys()
+            .map(|g| Layout::coordinator_partition(CoordinatorKind::Group, g))
+            .chain(
+                state
+                    .transactions
+                    .ids()
+                    .map(|id| Layout::coordinator_partition(CoordinatorKind::Transaction, id)),
+            )
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        let moved = partitions
+            .iter()
+            .filter(|tp| state.move_leader(tp, to))
+            .count();
+        drop(state);
+        if moved > 0 {
+            self.leadership_changed();
+        }
+        moved
+    }
+
+    /// Broker `broker` went down (its host crashed): what it leads is unreachable until
+    /// [`Cluster::fail_over`].
+    pub fn broker_down(&self, broker: i32) {
+        self.lock().layout.set_down(broker, true);
+        self.leadership_changed();
+    }
+
+    /// The controller noticed broker `broker` is gone: another live broker takes over everything it
+    /// leads. Returns how many partitions moved.
+    pub fn fail_over(&self, broker: i32) -> usize {
+        let mut state = self.lock();
+        let Some(successor) = state.layout.successor(broker) else {
+            return 0;
+        };
+        let moved = state
+            .led_by(broker)
+            .iter()
+            .filter(|tp| state.move_leader(tp, successor))
+            .count();
+        drop(state);
+        self.leadership_changed();
+        moved
+    }
+
+    /// Broker `broker` is back; its preferred leaderships return to it (a preferred leader election).
+    pub fn broker_up(&self, broker: i32) -> usize {
+        let mut state = self.lock();
+        state.layout.set_down(broker, false);
+        let moved = state
+            .layout
+            .moved_away_from(broker)
+            .iter()
+            .filter(|tp| state.move_leader(tp, broker))
+            .count();
+        drop(state);
+        self.leadership_changed();
+        moved
+    }
+
+    /// Wakes the requests that wait on a leader or coordinator, so that one that moved is answered so.
+    fn leadership_changed(&self) {
+        self.appended.notify_waiters();
+        self.groups_changed.notify_waiters();
+    }
+
+    /// Runs the transaction coordinator's timer once on `broker`: aborts the transactions it
+    /// coordinates that are past their timeout.
+    pub fn tick_transactions(&self, broker: i32) {
+        let expired = txn::expire(&mut self.lock(), broker);
         if expired {
             self.appended.notify_waiters();
         }
     }
 
-    /// Runs the coordinators' timers once: session expiry and rebalance deadlines.
-    pub fn tick_groups(&self) {
+    /// Runs the group coordinator's timers once on `broker`, for the groups it coordinates: session
+    /// expiry and rebalance deadlines.
+    pub fn tick_groups(&self, broker: i32) {
         let now = now();
         let mut state = self.lock();
-        let names: Vec<String> = state.groups.keys().cloned().collect();
+        let names: Vec<String> = state
+            .groups
+            .keys()
+            .filter(|g| state.coordinates(broker, CoordinatorKind::Group, g))
+            .cloned()
+            .collect();
         let mut any = false;
         for name in names {
             let mut changes = Vec::new();

@@ -1,4 +1,7 @@
-//! The broker host's server: accepts client connections and answers each request from the [`Cluster`].
+//! A broker host's server: accepts client connections and answers each request from the [`Cluster`],
+//! for what this broker leads and coordinates; a request for a partition it does not lead is refused
+//! with NOT_LEADER_OR_FOLLOWER, one for a group or transactional id it does not coordinate with
+//! NOT_COORDINATOR, as a request held waiting is once its leadership moves.
 //!
 //! Fetches long-poll until records arrive (or a transaction's end moves a read_committed reader on) or
 //! their wait ends; a JoinGroup waits until its join phase ends, a SyncGroup until the leader's
@@ -14,13 +17,15 @@ use turmoil::net::{TcpListener, TcpStream};
 
 use super::group::{Group, JoinOutcome, Joiner};
 use super::produce_errors::Verdict;
-use super::{now, topic_created, txn, Cluster, ClusterEvent};
+use super::{now, topic_created, txn, Cluster, ClusterEvent, ClusterState};
 use crate::protocol::{
-    read_frame, write_frame, ErrorCode, Isolation, ProduceBatch, Request, Response, TxnProducer,
+    read_frame, write_frame, CoordinatorKind, ErrorCode, Isolation, ProduceBatch, Request,
+    Response, Tp, TxnProducer, NO_LEADER,
 };
 
-/// Serves clients on `listener` until the host stops; also runs the coordinators' timers.
-pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Result {
+/// Serves clients on `listener` as broker `broker` until the host stops; also runs the timers of the
+/// coordinators it holds.
+pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>, broker: i32) -> turmoil::Result {
     let ticker = {
         let cluster = cluster.clone();
         tokio::spawn(async move {
@@ -31,15 +36,15 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Res
             let mut interval = tokio::time::interval(tick);
             loop {
                 interval.tick().await;
-                cluster.tick_groups();
-                cluster.tick_transactions();
+                cluster.tick_groups(broker);
+                cluster.tick_transactions(broker);
             }
         })
     };
     let result = loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(connection(stream, cluster.clone()));
+                tokio::spawn(connection(stream, cluster.clone(), broker));
             }
             Err(e) => break Err(e.into()),
         }
@@ -48,21 +53,79 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) -> turmoil::Res
     result
 }
 
-async fn connection(mut stream: TcpStream, cluster: Arc<Cluster>) {
+async fn connection(mut stream: TcpStream, cluster: Arc<Cluster>, broker: i32) {
     loop {
         let request: Request = match read_frame(&mut stream).await {
             Ok(Some(request)) => request,
             Ok(None) | Err(_) => return,
         };
-        let response = handle(&cluster, request).await;
+        let response = handle(&cluster, broker, request).await;
         if write_frame(&mut stream, &response).await.is_err() {
             return;
         }
     }
 }
 
-async fn handle(cluster: &Cluster, request: Request) -> Response {
+/// NOT_COORDINATOR unless `broker` coordinates `key`.
+fn coordinating(
+    state: &ClusterState,
+    broker: i32,
+    kind: CoordinatorKind,
+    key: &str,
+) -> Result<(), ErrorCode> {
+    match state.coordinates(broker, kind, key) {
+        true => Ok(()),
+        false => Err(ErrorCode::NotCoordinator),
+    }
+}
+
+/// NOT_LEADER_OR_FOLLOWER unless `broker` leads every partition of `tps`.
+fn leading<'a>(
+    state: &ClusterState,
+    broker: i32,
+    mut tps: impl Iterator<Item = &'a Tp>,
+) -> Result<(), ErrorCode> {
+    match tps.all(|tp| state.leads(broker, tp)) {
+        true => Ok(()),
+        false => Err(ErrorCode::NotLeaderOrFollower),
+    }
+}
+
+async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
+    let group_request = match &request {
+        Request::JoinGroup { group, .. }
+        | Request::SyncGroup { group, .. }
+        | Request::Heartbeat { group, .. }
+        | Request::LeaveGroup { group, .. }
+        | Request::OffsetCommit { group, .. }
+        | Request::OffsetFetch { group, .. }
+        | Request::TxnOffsetCommit { group, .. } => Some((CoordinatorKind::Group, group.as_str())),
+        Request::InitProducerId {
+            transactional_id: Some(id),
+            ..
+        } => Some((CoordinatorKind::Transaction, id.as_str())),
+        Request::AddPartitionsToTxn { producer, .. } | Request::EndTxn { producer, .. } => Some((
+            CoordinatorKind::Transaction,
+            producer.transactional_id.as_str(),
+        )),
+        _ => None,
+    };
+    if let Some((kind, key)) = group_request {
+        if let Err(e) = coordinating(&cluster.lock(), broker, kind, key) {
+            return Response::Error(e);
+        }
+    }
     match request {
+        Request::FindCoordinator { kind, key } => {
+            let state = cluster.lock();
+            let coordinator = state.layout.coordinator(kind, &key);
+            match state.layout.is_down(coordinator) {
+                true => Response::Error(ErrorCode::CoordinatorNotAvailable),
+                false => Response::Coordinator {
+                    broker: coordinator,
+                },
+            }
+        }
         Request::Metadata {
             topics,
             auto_create,
@@ -114,7 +177,10 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
                 state.produce_faults.next_request();
                 batches
                     .into_iter()
-                    .map(|batch| produce(&mut state, producer_id, epoch, producer.as_ref(), batch))
+                    .map(|batch| match state.leads(broker, &batch.tp) {
+                        true => produce(&mut state, producer_id, epoch, producer.as_ref(), batch),
+                        false => Err(ErrorCode::NotLeaderOrFollower),
+                    })
                     .collect()
             };
             cluster.appended.notify_waiters();
@@ -125,7 +191,17 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             max_records,
             max_wait_ms,
             isolation,
-        } => fetch(cluster, positions, max_records, max_wait_ms, isolation).await,
+        } => {
+            fetch(
+                cluster,
+                broker,
+                positions,
+                max_records,
+                max_wait_ms,
+                isolation,
+            )
+            .await
+        }
         Request::AddPartitionsToTxn {
             producer,
             partitions,
@@ -151,6 +227,9 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
         }
         Request::EndOffsets { partitions } => {
             let state = cluster.lock();
+            if let Err(e) = leading(&state, broker, partitions.iter()) {
+                return Response::Error(e);
+            }
             let offsets: Result<Vec<_>, _> = partitions
                 .into_iter()
                 .map(|tp| state.logs.end_offset(&tp).map(|end| (tp, end)))
@@ -191,7 +270,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             };
             cluster.groups_changed.notify_waiters();
             match joined {
-                Ok(outcome) => await_join(cluster, &group, outcome).await,
+                Ok(outcome) => await_join(cluster, broker, &group, outcome).await,
                 Err(e) => Response::Error(e),
             }
         }
@@ -213,7 +292,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Response {
             };
             cluster.groups_changed.notify_waiters();
             match synced {
-                Ok(()) => await_sync(cluster, &group, &member_id, generation).await,
+                Ok(()) => await_sync(cluster, broker, &group, &member_id, generation).await,
                 Err(e) => Response::Error(e),
             }
         }
@@ -331,10 +410,34 @@ fn produce(
 
 fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -> Response {
     let mut state = cluster.lock();
+    let brokers = cluster
+        .config()
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(id, address)| (id as i32, address.clone()))
+        .collect();
+    let leaders = |state: &ClusterState, topic: &str, count: i32| -> Vec<i32> {
+        (0..count)
+            .map(|p| {
+                state
+                    .layout
+                    .live_leader(&Tp::new(topic, p))
+                    .unwrap_or(NO_LEADER)
+            })
+            .collect()
+    };
     let Some(wanted) = topics else {
-        return Response::Metadata {
-            topics: state.logs.topics(),
-        };
+        let topics = state
+            .logs
+            .topics()
+            .into_iter()
+            .map(|(topic, count)| {
+                let leaders = leaders(&state, &topic, count);
+                (topic, leaders)
+            })
+            .collect();
+        return Response::Metadata { brokers, topics };
     };
     let mut found = Vec::new();
     for topic in wanted {
@@ -350,15 +453,20 @@ fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -
             None => None,
         };
         if let Some(count) = count {
-            found.push((topic, count));
+            let leaders = leaders(&state, &topic, count);
+            found.push((topic, leaders));
         }
     }
-    Response::Metadata { topics: found }
+    Response::Metadata {
+        brokers,
+        topics: found,
+    }
 }
 
 async fn fetch(
     cluster: &Cluster,
-    positions: Vec<(crate::protocol::Tp, i64)>,
+    broker: i32,
+    positions: Vec<(Tp, i64)>,
     max_records: usize,
     max_wait_ms: u64,
     isolation: Isolation,
@@ -368,7 +476,12 @@ async fn fetch(
         let appended = cluster.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        match cluster.lock().logs.read(&positions, max_records, isolation) {
+        let read = {
+            let state = cluster.lock();
+            leading(&state, broker, positions.iter().map(|(tp, _)| tp))
+                .and_then(|()| state.logs.read(&positions, max_records, isolation))
+        };
+        match read {
             // Nothing to return may still move a read_committed reader past markers and aborted records.
             Ok(read) if !read.next.is_empty() => {
                 return Response::Fetched {
@@ -388,9 +501,11 @@ async fn fetch(
     }
 }
 
-/// Waits until `read` has an answer for a request the group holds: `Ok(None)` means not yet.
+/// Waits until `read` has an answer for a request the group holds: `Ok(None)` means not yet. Answered
+/// NOT_COORDINATOR once the group's coordinator moves away from `broker`.
 async fn await_group<T>(
     cluster: &Cluster,
+    broker: i32,
     group: &str,
     read: impl Fn(&Group) -> Result<Option<T>, ErrorCode>,
 ) -> Result<T, ErrorCode> {
@@ -398,12 +513,16 @@ async fn await_group<T>(
         let changed = cluster.groups_changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let ready = cluster
-            .lock()
-            .groups
-            .get(group)
-            .map(&read)
-            .unwrap_or(Err(ErrorCode::UnknownMemberId));
+        let ready = {
+            let state = cluster.lock();
+            coordinating(&state, broker, CoordinatorKind::Group, group).and_then(|()| {
+                state
+                    .groups
+                    .get(group)
+                    .map(&read)
+                    .unwrap_or(Err(ErrorCode::UnknownMemberId))
+            })
+        };
         match ready {
             Ok(Some(answer)) => return Ok(answer),
             Ok(None) => {}
@@ -414,9 +533,12 @@ async fn await_group<T>(
     }
 }
 
-async fn await_join(cluster: &Cluster, group: &str, outcome: JoinOutcome) -> Response {
+async fn await_join(cluster: &Cluster, broker: i32, group: &str, outcome: JoinOutcome) -> Response {
     let member_id = outcome.member_id;
-    let answer = await_group(cluster, group, |g| g.join_answer(&member_id, outcome.after)).await;
+    let answer = await_group(cluster, broker, group, |g| {
+        g.join_answer(&member_id, outcome.after)
+    })
+    .await;
     match answer {
         Ok(answer) => Response::Joined {
             member_id,
@@ -429,8 +551,18 @@ async fn await_join(cluster: &Cluster, group: &str, outcome: JoinOutcome) -> Res
     }
 }
 
-async fn await_sync(cluster: &Cluster, group: &str, member_id: &str, generation: i32) -> Response {
-    match await_group(cluster, group, |g| g.assignment_of(member_id, generation)).await {
+async fn await_sync(
+    cluster: &Cluster,
+    broker: i32,
+    group: &str,
+    member_id: &str,
+    generation: i32,
+) -> Response {
+    match await_group(cluster, broker, group, |g| {
+        g.assignment_of(member_id, generation)
+    })
+    .await
+    {
         Ok(assignment) => Response::Synced { assignment },
         Err(e) => Response::Error(e),
     }

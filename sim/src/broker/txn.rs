@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::{now, ClusterEvent, ClusterState};
 use crate::coverage::{self, Event};
-use crate::protocol::{ErrorCode, Tp, TxnProducer};
+use crate::protocol::{CoordinatorKind, ErrorCode, Tp, TxnProducer};
 
 /// One transactional id.
 #[derive(Debug)]
@@ -40,6 +40,11 @@ pub struct Transactions {
 }
 
 impl Transactions {
+    /// Every transactional id the coordinators know.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.producers.keys().map(String::as_str)
+    }
+
     /// The producer if `producer` is its current epoch; `ProducerFenced` if a newer epoch exists.
     fn current(&mut self, producer: &TxnProducer) -> Result<&mut Producer, ErrorCode> {
         let state = self
@@ -167,13 +172,15 @@ pub fn end(
     Ok(())
 }
 
-/// Aborts transactions open longer than their timeout and fences their producers. Returns whether any was.
-pub fn expire(state: &mut ClusterState) -> bool {
+/// Aborts the transactions `broker` coordinates that are open longer than their timeout, and fences
+/// their producers. Returns whether any was.
+pub fn expire(state: &mut ClusterState, broker: i32) -> bool {
     let at = now();
     let expired: Vec<String> = state
         .transactions
         .producers
         .iter()
+        .filter(|(id, _)| state.coordinates(broker, CoordinatorKind::Transaction, id))
         .filter(|(_, p)| p.open.as_ref().is_some_and(|o| at >= o.started + p.timeout))
         .map(|(id, _)| id.clone())
         .collect();
@@ -346,12 +353,12 @@ mod tests {
         let mut state = cluster.lock();
         let producer = identity("slow", init(&mut state, "slow", Duration::ZERO));
         write(&mut state, &producer, 0, "stalled");
-        assert!(expire(&mut state));
+        assert!(expire(&mut state, 0));
         assert_eq!(
             end(&mut state, &producer, true),
             Err(ErrorCode::ProducerFenced)
         );
         assert!(visible(&state).is_empty());
-        assert!(!expire(&mut state), "nothing left open");
+        assert!(!expire(&mut state, 0), "nothing left open");
     }
 }

@@ -1,4 +1,5 @@
-//! The simulated admin client: topic creation, partition counts, end offsets.
+//! The simulated admin client: topic creation, partition counts, end offsets (from each partition's
+//! leader).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,17 +8,18 @@ use async_trait::async_trait;
 use sluice_core::api::TopicPartition;
 use sluice_core::kafka::{Admin, KafkaError, NewTopic};
 
-use super::connection::{unexpected, Connection};
+use super::connection::unexpected;
+use super::routing::Router;
 use crate::protocol::{Request, Response, Tp};
 
 pub struct SimAdmin {
-    connection: Connection,
+    router: Router,
 }
 
 impl SimAdmin {
-    pub fn new(broker: &str, request_timeout: Duration) -> SimAdmin {
+    pub fn new(bootstrap: &str, request_timeout: Duration) -> SimAdmin {
         SimAdmin {
-            connection: Connection::new(broker, request_timeout),
+            router: Router::new(bootstrap, request_timeout),
         }
     }
 }
@@ -29,39 +31,45 @@ impl Admin for SimAdmin {
             name: topic.name.clone(),
             partitions: topic.partitions,
         };
-        match self.connection.call(&request, Duration::ZERO).await? {
+        match self.router.call_any(&request, Duration::ZERO).await? {
             Response::TopicCreated { created } => Ok(created),
             other => Err(unexpected(other)),
         }
     }
 
     async fn partition_count(&self, topic: &str) -> Result<Option<i32>, KafkaError> {
-        let request = Request::Metadata {
-            topics: Some(vec![topic.to_owned()]),
-            auto_create: false,
-        };
-        match self.connection.call(&request, Duration::ZERO).await? {
-            Response::Metadata { topics } => Ok(topics.first().map(|(_, count)| *count)),
-            other => Err(unexpected(other)),
-        }
+        let topics = self
+            .router
+            .metadata(Some(vec![topic.to_owned()]), false)
+            .await?;
+        Ok(topics.first().map(|(_, count)| *count))
     }
 
     async fn end_offsets(
         &self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
-        let request = Request::EndOffsets {
-            partitions: partitions
-                .iter()
-                .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
-                .collect(),
-        };
-        match self.connection.call(&request, Duration::ZERO).await? {
-            Response::EndOffsets { offsets } => Ok(offsets
-                .into_iter()
-                .map(|(tp, end)| (TopicPartition::new(tp.topic, tp.partition), end))
-                .collect()),
-            other => Err(unexpected(other)),
+        let tps = partitions
+            .iter()
+            .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+            .collect();
+        let answers = self
+            .router
+            .call_leaders(tps, Duration::ZERO, |partitions| Request::EndOffsets {
+                partitions,
+            })
+            .await;
+        let mut ends = BTreeMap::new();
+        for (_, answer) in answers {
+            match answer? {
+                Response::EndOffsets { offsets } => ends.extend(
+                    offsets
+                        .into_iter()
+                        .map(|(tp, end)| (TopicPartition::new(tp.topic, tp.partition), end)),
+                ),
+                other => return Err(unexpected(other)),
+            }
         }
+        Ok(ends)
     }
 }

@@ -26,25 +26,27 @@ use sluice_core::kafka::{
 };
 use tokio::task::JoinHandle;
 
-use super::connection::{code_error, unexpected, Connection};
+use super::connection::{code_error, unexpected};
 use super::heartbeat::heartbeats;
 use super::join::{round, JoinRequest, Round};
 use super::membership::{Loss, Membership, SharedMembership, Timeouts};
+use super::routing::Router;
 use super::settings::{isolation, millis, text};
 use crate::broker::now;
 use crate::coverage::{self, Event};
-use crate::protocol::{ErrorCode, Interest, Isolation, MemberSubscription, Request, Response, Tp};
+use crate::protocol::{
+    CoordinatorKind, ErrorCode, FetchedRecord, Interest, Isolation, MemberSubscription, Request,
+    Response, Tp,
+};
 
 /// Wait before retrying after the broker could not be reached.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct SimGroupConsumer {
-    connection: Arc<Connection>,
-    /// Joins wait for the whole group: they get a connection of their own.
-    join_connection: Arc<Connection>,
+    router: Router,
+    /// Joins wait for the whole group: they get connections of their own.
+    join_router: Arc<Router>,
     pending_join: Option<JoinHandle<Result<Round, KafkaError>>>,
-    broker: String,
-    request_timeout: Duration,
     group: String,
     client_id: String,
     interest: Interest,
@@ -105,12 +107,11 @@ impl SimGroupConsumer {
                 })
             }
         };
+        let router = Router::new(broker, request_timeout);
         Ok(SimGroupConsumer {
-            connection: Arc::new(Connection::new(broker, request_timeout)),
-            join_connection: Arc::new(Connection::new(broker, request_timeout)),
+            join_router: Arc::new(router.sibling()),
+            router,
             pending_join: None,
-            broker: broker.to_owned(),
-            request_timeout,
             group: group.to_owned(),
             client_id: text(settings, "client.id", "consumer").to_owned(),
             interest,
@@ -162,7 +163,7 @@ impl SimGroupConsumer {
         }
         if self.heartbeat.is_none() {
             self.heartbeat = Some(tokio::spawn(heartbeats(
-                Connection::new(&self.broker, self.request_timeout),
+                self.router.sibling(),
                 self.group.clone(),
                 self.timeouts.clone(),
                 self.membership.clone(),
@@ -181,7 +182,7 @@ impl SimGroupConsumer {
             },
         };
         self.pending_join = Some(tokio::spawn(round(
-            self.join_connection.clone(),
+            self.join_router.clone(),
             request,
             self.membership.clone(),
         )));
@@ -287,12 +288,17 @@ impl SimGroupConsumer {
             .collect();
         let mut reset = BTreeMap::new();
         if !unknown.is_empty() && self.reset_to_latest {
-            let request = Request::EndOffsets {
-                partitions: unknown,
-            };
-            match self.connection.call(&request, Duration::ZERO).await? {
-                Response::EndOffsets { offsets } => reset.extend(offsets),
-                other => return Err(unexpected(other)),
+            let answers = self
+                .router
+                .call_leaders(unknown, Duration::ZERO, |partitions| Request::EndOffsets {
+                    partitions,
+                })
+                .await;
+            for (_, answer) in answers {
+                match answer? {
+                    Response::EndOffsets { offsets } => reset.extend(offsets),
+                    other => return Err(unexpected(other)),
+                }
             }
         }
         for (tp, offset) in committed {
@@ -310,7 +316,7 @@ impl SimGroupConsumer {
             group: self.group.clone(),
             partitions: partitions.to_vec(),
         };
-        match self.connection.call(&request, Duration::ZERO).await? {
+        match self.coordinator(&request).await? {
             Response::Committed { offsets } => Ok(offsets),
             other => Err(unexpected(other)),
         }
@@ -336,26 +342,60 @@ impl SimGroupConsumer {
             tokio::time::sleep(max_wait).await;
             return Ok(GroupEvent::Records(Vec::new()));
         }
-        let request = Request::Fetch {
-            positions,
-            max_records,
-            max_wait_ms: max_wait.as_millis() as u64,
-            isolation: self.isolation,
-        };
-        let (records, next) = match self.connection.call(&request, max_wait).await {
-            Ok(Response::Fetched { records, next }) => (records, next),
-            Ok(Response::Error(ErrorCode::OffsetOutOfRange)) => {
-                // Positions past the end (a seek too far): start those partitions again from the reset point.
-                self.positions.clear();
-                return Ok(GroupEvent::Records(Vec::new()));
+        let wanted: BTreeMap<Tp, i64> = positions.into_iter().collect();
+        let isolation = self.isolation;
+        let answers = self
+            .router
+            .call_leaders(wanted.keys().cloned().collect(), max_wait, |share| {
+                Request::Fetch {
+                    positions: share
+                        .into_iter()
+                        .map(|tp| {
+                            let position = wanted.get(&tp).copied().unwrap_or(0);
+                            (tp, position)
+                        })
+                        .collect(),
+                    max_records,
+                    max_wait_ms: max_wait.as_millis() as u64,
+                    isolation,
+                }
+            })
+            .await;
+        let mut records = Vec::new();
+        let mut next = Vec::new();
+        let mut failed = 0;
+        let shares = answers.len();
+        for (share, answer) in answers {
+            match answer {
+                Ok(Response::Fetched {
+                    records: fetched,
+                    next: moved,
+                }) => {
+                    records.extend(fetched);
+                    next.extend(moved);
+                }
+                Ok(Response::Error(ErrorCode::OffsetOutOfRange)) => {
+                    // Positions past the end (a seek too far): start those partitions again from the
+                    // reset point.
+                    for tp in &share {
+                        self.positions.remove(tp);
+                    }
+                }
+                Ok(Response::Error(ErrorCode::NotLeaderOrFollower)) | Err(_) => failed += 1,
+                Ok(other) => return Err(unexpected(other)),
             }
-            Ok(other) => return Err(unexpected(other)),
-            Err(e) => {
-                tracing::debug!(group = %self.group, error = %e, "fetch failed; retrying");
-                tokio::time::sleep(RETRY_BACKOFF).await;
-                return Ok(GroupEvent::Records(Vec::new()));
-            }
-        };
+        }
+        if failed > 0 && failed == shares {
+            tracing::debug!(group = %self.group, "fetch failed; retrying");
+            tokio::time::sleep(RETRY_BACKOFF).await;
+            return Ok(GroupEvent::Records(Vec::new()));
+        }
+        Ok(GroupEvent::Records(self.consume(records, next)))
+    }
+
+    /// Fetched records as the runtime gets them, moving the positions past them (and past the markers
+    /// and aborted records the broker skipped).
+    fn consume(&mut self, records: Vec<FetchedRecord>, next: Vec<(Tp, i64)>) -> Vec<ConsumedRecord> {
         let mut out = Vec::with_capacity(records.len());
         for fetched in records {
             // Records of a partition paused, or positioned elsewhere, since the fetch was built are dropped.
@@ -399,7 +439,14 @@ impl SimGroupConsumer {
                 *position = (*position).max(next);
             }
         }
-        Ok(GroupEvent::Records(out))
+        out
+    }
+
+    /// Sends a request to the group's coordinator.
+    async fn coordinator(&self, request: &Request) -> Result<Response, KafkaError> {
+        self.router
+            .call_coordinator(CoordinatorKind::Group, &self.group, request, Duration::ZERO)
+            .await
     }
 }
 
@@ -467,7 +514,7 @@ impl GroupConsumer for SimGroupConsumer {
             generation,
             offsets: offsets.iter().map(|(tp, o)| (from_core(tp), *o)).collect(),
         };
-        match self.connection.call(&request, Duration::ZERO).await? {
+        match self.coordinator(&request).await? {
             Response::Done => Ok(()),
             Response::Error(code) => Err(code_error(code)),
             other => Err(unexpected(other)),
@@ -522,7 +569,7 @@ impl GroupConsumer for SimGroupConsumer {
                 group: self.group.clone(),
                 member_id,
             };
-            match self.connection.call(&request, Duration::ZERO).await? {
+            match self.coordinator(&request).await? {
                 Response::Done | Response::Error(ErrorCode::UnknownMemberId) => {}
                 other => return Err(unexpected(other)),
             }

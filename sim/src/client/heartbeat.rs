@@ -15,16 +15,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::connection::Connection;
 use super::membership::{Loss, SharedMembership, Timeouts};
+use super::routing::Router;
 use crate::broker::now;
 use crate::coverage::{self, Event};
-use crate::protocol::{ErrorCode, Request, Response};
+use crate::protocol::{CoordinatorKind, ErrorCode, Request, Response};
 
 /// Heartbeats until aborted; marks the membership for rejoin or as lost as the coordinator answers, or
 /// does not.
 pub async fn heartbeats(
-    connection: Connection,
+    router: Router,
     group: String,
     timeouts: Timeouts,
     membership: SharedMembership,
@@ -55,7 +55,9 @@ pub async fn heartbeats(
             };
             coverage::reached(Event::MemberThrownOut);
             // Whether or not the coordinator hears it, the member is out: its partitions are lost.
-            let _ = connection.call(&request, Duration::ZERO).await;
+            let _ = router
+                .call_coordinator(CoordinatorKind::Group, &group, &request, Duration::ZERO)
+                .await;
             membership.lock().lose(Loss::Removed);
             continue;
         }
@@ -70,7 +72,8 @@ pub async fn heartbeats(
             member_id,
             generation,
         };
-        let call = connection.call(&request, Duration::ZERO);
+        let call =
+            router.call_coordinator(CoordinatorKind::Group, &group, &request, Duration::ZERO);
         let response = match deadline {
             Some(_) => tokio::time::timeout_at(Instant::now() + left, call).await,
             None => Ok(call.await),

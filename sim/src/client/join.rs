@@ -14,10 +14,11 @@ use std::time::Duration;
 use sluice_core::kafka::KafkaError;
 
 use super::assignor;
-use super::connection::{unexpected, Connection};
+use super::connection::unexpected;
 use super::membership::SharedMembership;
+use super::routing::Router;
 use crate::broker::now;
-use crate::protocol::{ErrorCode, MemberSubscription, Request, Response, Tp};
+use crate::protocol::{CoordinatorKind, ErrorCode, MemberSubscription, Request, Response, Tp};
 
 /// How a round ended.
 #[derive(Debug)]
@@ -42,9 +43,9 @@ pub struct JoinRequest {
     pub subscription: MemberSubscription,
 }
 
-/// Runs one round on `connection` (a connection of its own: the answers wait for the whole group).
+/// Runs one round through `router` (connections of its own: the answers wait for the whole group).
 pub async fn round(
-    connection: Arc<Connection>,
+    router: Arc<Router>,
     request: JoinRequest,
     membership: SharedMembership,
 ) -> Result<Round, KafkaError> {
@@ -58,7 +59,17 @@ pub async fn round(
         cooperative: request.cooperative,
         subscription: request.subscription,
     };
-    let (member_id, generation, assignments) = match connection.call(&join, wait).await {
+    let group = request.group.clone();
+    let coordinator = |request: Request| {
+        let router = router.clone();
+        let group = group.clone();
+        async move {
+            router
+                .call_coordinator(CoordinatorKind::Group, &group, &request, wait)
+                .await
+        }
+    };
+    let (member_id, generation, assignments) = match coordinator(join).await {
         Ok(Response::Joined {
             member_id,
             generation,
@@ -72,7 +83,7 @@ pub async fn round(
                 m.generation = generation;
             }
             let assignments = if leader == member_id {
-                match leads(&connection, cooperative, members).await {
+                match leads(&router, cooperative, members).await {
                     Ok(assignments) => assignments,
                     Err(e) => return Ok(unreachable_broker(&request.group, &e)),
                 }
@@ -91,7 +102,7 @@ pub async fn round(
         generation,
         assignments,
     };
-    match connection.call(&sync, wait).await {
+    match coordinator(sync).await {
         Ok(Response::Synced { assignment }) => {
             let mut m = membership.lock();
             if m.generation == generation {
@@ -113,18 +124,11 @@ pub async fn round(
 
 /// The leader's part: every member's partitions, by the group's assignor over the topics there are now.
 async fn leads(
-    connection: &Connection,
+    router: &Router,
     cooperative: bool,
     members: Vec<(String, MemberSubscription)>,
 ) -> Result<Vec<(String, Vec<Tp>)>, KafkaError> {
-    let request = Request::Metadata {
-        topics: None,
-        auto_create: false,
-    };
-    let topics = match connection.call(&request, Duration::ZERO).await? {
-        Response::Metadata { topics } => topics,
-        other => return Err(unexpected(other)),
-    };
+    let topics = router.metadata(None, false).await?;
     let members: BTreeMap<String, MemberSubscription> = members.into_iter().collect();
     Ok(assignor::assign(cooperative, &members, &topics)
         .into_iter()

@@ -11,6 +11,7 @@ mod membership;
 mod pipeline;
 mod producer;
 mod reader;
+mod routing;
 mod settings;
 mod transactions;
 
@@ -26,15 +27,16 @@ use sluice_core::kafka::{
     Subscription, TransactionalHandle,
 };
 
-/// Clients of the simulated cluster at `broker` (`host:port`, a turmoil host name).
+/// Clients of the simulated cluster reached through `broker` (`bootstrap.servers`: comma-separated
+/// `host:port`s, turmoil host names).
 pub struct SimBackend {
     broker: String,
 }
 
 impl SimBackend {
-    pub fn new(broker: impl Into<String>) -> SimBackend {
+    pub fn new(bootstrap: impl Into<String>) -> SimBackend {
         SimBackend {
-            broker: broker.into(),
+            broker: bootstrap.into(),
         }
     }
 }

@@ -1,7 +1,9 @@
-//! A pipelined connection to the broker, as the producer uses one: requests are written as they are
-//! made, several may wait for their answers at once, and the answers come back in request order (the
-//! broker serves a connection's requests in order). A task of its own reads the answers, so waiting for
-//! the next one can be given up (in a `select!`) without losing a half-read frame.
+//! A pipelined connection to a broker, as the producer keeps one to each partition leader: requests are
+//! written as they are made, several may wait for their answers at once, and the answers come back in
+//! request order (the broker serves a connection's requests in order). A task of its own reads the
+//! answers into a channel the producer shares among its connections, each answer tagged with its
+//! connection's id, so waiting for the next one can be given up (in a `select!`) without losing a
+//! half-read frame.
 
 use std::time::Duration;
 
@@ -13,45 +15,44 @@ use turmoil::net::TcpStream;
 
 use crate::protocol::{read_frame, write_frame, Request, Response};
 
+/// An answer on connection `.0`: the response to its oldest unanswered request, or `None` once the
+/// connection is broken.
+pub type Answer = (u64, Option<Response>);
+
 pub struct Pipeline {
     write: OwnedWriteHalf,
-    answers: mpsc::UnboundedReceiver<Response>,
     reader: JoinHandle<()>,
 }
 
 impl Pipeline {
-    /// Connects to `broker`, waiting at most `timeout`.
-    pub async fn connect(broker: &str, timeout: Duration) -> Result<Pipeline, KafkaError> {
+    /// Connects to `broker`, waiting at most `timeout`; answers go to `answered`, tagged with `id`.
+    pub async fn connect(
+        broker: &str,
+        timeout: Duration,
+        id: u64,
+        answered: mpsc::UnboundedSender<Answer>,
+    ) -> Result<Pipeline, KafkaError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(broker))
             .await
             .map_err(|_| broken(broker, "connection timed out"))?
             .map_err(|e| broken(broker, e))?;
         let (mut read, write) = stream.into_split();
-        let (answered, answers) = mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {
             while let Ok(Some(response)) = read_frame::<_, Response>(&mut read).await {
-                if answered.send(response).is_err() {
+                if answered.send((id, Some(response))).is_err() {
                     return;
                 }
             }
+            let _ = answered.send((id, None));
         });
-        Ok(Pipeline {
-            write,
-            answers,
-            reader,
-        })
+        Ok(Pipeline { write, reader })
     }
 
-    /// Writes a request; its answer comes from [`Pipeline::answer`] after those of the requests before it.
+    /// Writes a request; its answer comes after those of the requests before it.
     pub async fn send(&mut self, request: &Request) -> Result<(), KafkaError> {
         write_frame(&mut self.write, request)
             .await
             .map_err(|e| KafkaError::Backend(format!("cannot send to the broker: {e}")))
-    }
-
-    /// The answer to the oldest unanswered request; `None` once the connection is broken.
-    pub async fn answer(&mut self) -> Option<Response> {
-        self.answers.recv().await
     }
 }
 

@@ -1,5 +1,5 @@
 //! The simulated log reader: reads whole partitions from their beginning to their end offsets, outside any
-//! group, under the configured `isolation.level`.
+//! group, under the configured `isolation.level`, from each partition's leader.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +9,8 @@ use sluice_core::api::TopicPartition;
 use sluice_core::kafka::{ClientSettings, ConsumedRecord, KafkaError, KafkaHeader, LogReader};
 use tokio::time::Instant;
 
-use super::connection::{unexpected, Connection};
+use super::connection::unexpected;
+use super::routing::Router;
 use super::settings::{isolation, millis};
 use crate::protocol::{Isolation, Request, Response, Tp};
 
@@ -21,50 +22,84 @@ const FETCH_WAIT: Duration = Duration::from_millis(100);
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct SimLogReader {
-    connection: Connection,
+    router: Router,
     isolation: Isolation,
 }
 
 impl SimLogReader {
-    pub fn new(broker: &str, settings: &ClientSettings) -> Result<SimLogReader, KafkaError> {
+    pub fn new(bootstrap: &str, settings: &ClientSettings) -> Result<SimLogReader, KafkaError> {
         Ok(SimLogReader {
-            connection: Connection::new(broker, millis(settings, "request.timeout.ms", 30_000)?),
+            router: Router::new(bootstrap, millis(settings, "request.timeout.ms", 30_000)?),
             isolation: isolation(settings)?,
         })
     }
 
     async fn end_offsets(&self, partitions: &[Tp]) -> Result<BTreeMap<Tp, i64>, KafkaError> {
-        let request = Request::EndOffsets {
-            partitions: partitions.to_vec(),
-        };
-        match self.connection.call(&request, Duration::ZERO).await? {
-            Response::EndOffsets { offsets } => Ok(offsets.into_iter().collect()),
-            other => Err(unexpected(other)),
+        let answers = self
+            .router
+            .call_leaders(partitions.to_vec(), Duration::ZERO, |partitions| {
+                Request::EndOffsets { partitions }
+            })
+            .await;
+        let mut ends = BTreeMap::new();
+        for (_, answer) in answers {
+            match answer? {
+                Response::EndOffsets { offsets } => ends.extend(offsets),
+                other => return Err(unexpected(other)),
+            }
         }
+        Ok(ends)
     }
 
-    /// One round: every record from `positions`, which move past what was read.
+    /// One round: every record from `positions`, which move past what was read; fails if a leader's
+    /// share failed (the others' records are kept).
     async fn fetch(
         &self,
         positions: &mut BTreeMap<Tp, i64>,
         ends: &BTreeMap<Tp, i64>,
         out: &mut Vec<ConsumedRecord>,
     ) -> Result<(), KafkaError> {
-        let request = Request::Fetch {
-            positions: positions
-                .iter()
-                .filter(|(tp, position)| ends.get(*tp).is_some_and(|end| *position < end))
-                .map(|(tp, position)| (tp.clone(), *position))
-                .collect(),
-            max_records: MAX_RECORDS,
-            max_wait_ms: FETCH_WAIT.as_millis() as u64,
-            isolation: self.isolation,
-        };
-        let (records, next) = match self.connection.call(&request, FETCH_WAIT).await? {
-            Response::Fetched { records, next } => (records, next),
-            other => return Err(unexpected(other)),
-        };
-        for fetched in records {
+        let unread: Vec<Tp> = positions
+            .iter()
+            .filter(|(tp, position)| ends.get(*tp).is_some_and(|end| *position < end))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let answers = self
+            .router
+            .call_leaders(unread, FETCH_WAIT, |share| Request::Fetch {
+                positions: share
+                    .into_iter()
+                    .map(|tp| {
+                        let position = positions.get(&tp).copied().unwrap_or(0);
+                        (tp, position)
+                    })
+                    .collect(),
+                max_records: MAX_RECORDS,
+                max_wait_ms: FETCH_WAIT.as_millis() as u64,
+                isolation: self.isolation,
+            })
+            .await;
+        let mut failure = None;
+        for (_, answer) in answers {
+            match answer {
+                Ok(Response::Fetched { records, next }) => {
+                    read_into(out, records);
+                    positions.extend(next);
+                }
+                Ok(other) => failure = Some(unexpected(other)),
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fetched records as consumed records.
+fn read_into(out: &mut Vec<ConsumedRecord>, records: Vec<crate::protocol::FetchedRecord>) {
+    for fetched in records {
             out.push(ConsumedRecord {
                 topic: fetched.tp.topic.as_str().into(),
                 partition: fetched.tp.partition,
@@ -79,9 +114,6 @@ impl SimLogReader {
                     .collect(),
                 timestamp: Some(fetched.record.timestamp),
             });
-        }
-        positions.extend(next);
-        Ok(())
     }
 }
 

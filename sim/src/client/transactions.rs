@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::connection::{code_error, unexpected};
 use super::SimProducer;
-use crate::protocol::{Request, Response, Tp, TxnProducer};
+use crate::protocol::{CoordinatorKind, Request, Response, Tp, TxnProducer};
 
 /// Wait before retrying a transaction request the broker did not answer.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -124,8 +124,20 @@ impl SimProducer {
         timeout: Duration,
     ) -> Result<Response, KafkaError> {
         let deadline = Instant::now() + timeout;
+        // TxnOffsetCommit goes to the group's coordinator, the rest to the transaction coordinator.
+        let (kind, key) = match request {
+            Request::TxnOffsetCommit { group, .. } => (CoordinatorKind::Group, group.clone()),
+            _ => (
+                CoordinatorKind::Transaction,
+                self.txn()?.transactional_id.clone(),
+            ),
+        };
         loop {
-            match self.control.call(request, Duration::ZERO).await {
+            let answer = self
+                .control
+                .call_coordinator(kind, &key, request, Duration::ZERO)
+                .await;
+            match answer {
                 Ok(Response::Error(code)) => {
                     let error = code_error(code);
                     if let KafkaError::ProducerFenced(_) = error {

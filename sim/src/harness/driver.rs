@@ -204,7 +204,7 @@ pub fn run_planned(
             let cluster = cluster.clone();
             async move {
                 let listener = TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
-                serve(listener, cluster).await
+                serve(listener, cluster, 0).await
             }
         });
     }

@@ -1,7 +1,8 @@
 //! The simulated producer: an idempotent Kafka producer, transactional when given a `transactional.id`.
 //!
 //! `send` queues a record; a background task ([`sender`]) batches the records per partition and keeps up
-//! to `max.in.flight.requests.per.connection` produce requests in flight on one connection. Each batch
+//! to `max.in.flight.requests.per.connection` produce requests in flight on each partition leader's
+//! connection. Each batch
 //! carries per-partition sequence numbers, so the broker appends a retried batch once and refuses one
 //! that does not follow its predecessor; batches refused with a retriable error are sent again in order
 //! ([`partition`]). Acknowledgements of different partitions complete independently, so they can come
@@ -27,7 +28,7 @@ use sluice_core::kafka::{
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::connection::Connection;
+use super::routing::Router;
 use super::settings::{millis, number, text};
 use super::transactions::TxnShared;
 use crate::protocol::Record;
@@ -80,8 +81,8 @@ impl Shared {
 
 pub struct SimProducer {
     pub(super) shared: Arc<Shared>,
-    /// Transaction requests go on a connection of their own (in Kafka, to the transaction coordinator).
-    pub(super) control: Connection,
+    /// Transaction requests go on connections of their own, to the transaction coordinator.
+    pub(super) control: Router,
 }
 
 impl SimProducer {
@@ -133,21 +134,10 @@ impl SimProducer {
             txn,
         });
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
-        let sender = Sender::new(
-            shared.clone(),
-            broker,
-            limits,
-            Connection::new(broker, request_timeout),
-            deliveries_tx,
-        );
+        let control = Router::new(broker, request_timeout);
+        let sender = Sender::new(shared.clone(), limits, control.sibling(), deliveries_tx);
         tokio::spawn(sender.run());
-        Ok((
-            SimProducer {
-                shared,
-                control: Connection::new(broker, request_timeout),
-            },
-            deliveries,
-        ))
+        Ok((SimProducer { shared, control }, deliveries))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The producer's background sender: places queued records on partitions, sends their batches in
-//! produce requests (up to `max.in.flight.requests.per.connection` unanswered at once, on one pipelined
-//! connection), and turns the answers into delivery reports: acknowledgements, retries, and failures
-//! once `delivery.timeout.ms` has passed.
+//! produce requests to each partition's leader (up to `max.in.flight.requests.per.connection`
+//! unanswered at once on each leader's pipelined connection), and turns the answers into delivery
+//! reports: acknowledgements, retries, and failures once `delivery.timeout.ms` has passed. A batch
+//! refused because its broker no longer leads the partition, or lost with its connection, makes the
+//! sender look the leader up again before retrying it.
 //!
 //! A batch whose records expire after it was sent may be in the log or not: numbering on could make the
 //! broker take a later batch for a retry of it, so an idempotent producer then waits for its requests in
@@ -23,10 +25,11 @@ use tokio::time::Instant;
 use super::ack_order::AckOrder;
 use super::partition::{Batch, PartitionQueue, Pending};
 use super::{Queued, Shared};
-use crate::client::connection::{code_error, unexpected, Connection};
-use crate::client::pipeline::Pipeline;
+use crate::client::connection::{code_error, unexpected};
+use crate::client::pipeline::{Answer, Pipeline};
+use crate::client::routing::Router;
 use crate::coverage::{self, Event};
-use crate::protocol::{ErrorCode, ProduceBatch, Request, Response, Tp};
+use crate::protocol::{CoordinatorKind, ErrorCode, ProduceBatch, Request, Response, Tp};
 
 /// Records per batch (one partition's share of a request).
 const MAX_BATCH: usize = 500;
@@ -54,6 +57,15 @@ struct SentRequest {
     sent_at: Instant,
 }
 
+/// The produce connection to one broker, and its requests waiting for answers.
+struct Link {
+    /// The id its answers carry (answers of a connection dropped before are stale).
+    id: u64,
+    address: String,
+    pipeline: Pipeline,
+    requests: VecDeque<SentRequest>,
+}
+
 /// Who the produce requests come from.
 struct Identity {
     producer_id: i64,
@@ -63,19 +75,21 @@ struct Identity {
 
 /// What woke the sender.
 enum Wake {
-    Answer(Option<Response>),
+    Answer(Option<Answer>),
     Work,
     Timer,
 }
 
 pub(super) struct Sender {
     shared: Arc<Shared>,
-    broker: String,
     limits: Limits,
-    /// Metadata, InitProducerId and AddPartitionsToTxn, one at a time.
-    control: Connection,
-    /// Produce requests.
-    pipeline: Option<Pipeline>,
+    /// Metadata, InitProducerId and AddPartitionsToTxn, one at a time; and where the leaders are.
+    control: Router,
+    /// Produce requests, per leader.
+    links: BTreeMap<i32, Link>,
+    answered: mpsc::UnboundedSender<Answer>,
+    answers: mpsc::UnboundedReceiver<Answer>,
+    next_link: u64,
     deliveries: mpsc::UnboundedSender<Delivery>,
     /// The idempotent producer's id, once it has one.
     producer_id: Option<i64>,
@@ -86,7 +100,6 @@ pub(super) struct Sender {
     /// Partition counts of the topics produced to.
     topics: BTreeMap<String, i32>,
     round_robin: i32,
-    requests: VecDeque<SentRequest>,
     /// A sent batch expired or failed for good: start over under a new producer id once nothing is in
     /// flight, sending nothing until then.
     start_over: bool,
@@ -101,17 +114,19 @@ pub(super) struct Sender {
 impl Sender {
     pub(super) fn new(
         shared: Arc<Shared>,
-        broker: &str,
         limits: Limits,
-        control: Connection,
+        control: Router,
         deliveries: mpsc::UnboundedSender<Delivery>,
     ) -> Sender {
+        let (answered, answers) = mpsc::unbounded_channel();
         Sender {
             shared,
-            broker: broker.to_owned(),
             limits,
             control,
-            pipeline: None,
+            links: BTreeMap::new(),
+            answered,
+            answers,
+            next_link: 0,
             deliveries,
             producer_id: None,
             epoch: 0,
@@ -119,7 +134,6 @@ impl Sender {
             unplaced: VecDeque::new(),
             topics: BTreeMap::new(),
             round_robin: 0,
-            requests: VecDeque::new(),
             start_over: false,
             backoff_until: None,
             last_error: None,
@@ -136,19 +150,26 @@ impl Sender {
             work.as_mut().enable();
             self.take_queued();
             let now = Instant::now();
-            if self
-                .requests
-                .front()
-                .is_some_and(|r| now >= r.sent_at + self.limits.request_timeout)
-            {
-                self.connection_lost(KafkaError::Timeout(format!(
-                    "no response from broker {} within {:?}",
-                    self.broker, self.limits.request_timeout
-                )));
+            let timed_out: Vec<i32> = self
+                .links
+                .iter()
+                .filter(|(_, link)| {
+                    link.requests
+                        .front()
+                        .is_some_and(|r| now >= r.sent_at + self.limits.request_timeout)
+                })
+                .map(|(broker, _)| *broker)
+                .collect();
+            for broker in timed_out {
+                let error = KafkaError::Timeout(format!(
+                    "no response from broker {broker} within {:?}",
+                    self.limits.request_timeout
+                ));
+                self.connection_lost(broker, error);
             }
             self.expire(now);
             self.give_up_if_transaction_failed();
-            if self.start_over && self.requests.is_empty() {
+            if self.start_over && self.in_flight() == 0 {
                 self.start_over = false;
                 self.producer_id = None;
                 for partition in self.partitions.values_mut() {
@@ -163,20 +184,26 @@ impl Sender {
                 return;
             }
             let wake = self.next_wake();
+            let waiting = self.in_flight() > 0;
             let woken = tokio::select! {
                 biased;
-                answer = next_answer(&mut self.pipeline), if !self.requests.is_empty() => Wake::Answer(answer),
+                answer = self.answers.recv(), if waiting => Wake::Answer(answer),
                 () = &mut work => Wake::Work,
                 () = sleep_until(wake) => Wake::Timer,
             };
-            if let Wake::Answer(answer) = woken {
-                self.on_answer(answer);
+            if let Wake::Answer(Some((link, answer))) = woken {
+                self.on_answer(link, answer);
             }
         }
     }
 
+    /// Produce requests waiting for their answers, on every connection.
+    fn in_flight(&self) -> usize {
+        self.links.values().map(|link| link.requests.len()).sum()
+    }
+
     fn is_idle(&self) -> bool {
-        self.requests.is_empty()
+        self.in_flight() == 0
             && self.unplaced.is_empty()
             && self.partitions.values().all(PartitionQueue::is_empty)
     }
@@ -240,13 +267,8 @@ impl Sender {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let request = Request::Metadata {
-            topics: Some(missing),
-            auto_create: true,
-        };
-        match self.control.call(&request, Duration::ZERO).await {
-            Ok(Response::Metadata { topics }) => self.topics.extend(topics),
-            Ok(other) => return self.back_off(unexpected(other)),
+        match self.control.metadata(Some(missing), true).await {
+            Ok(topics) => self.topics.extend(topics),
             Err(e) => return self.back_off(e),
         }
         for unplaced in std::mem::take(&mut self.unplaced) {
@@ -299,9 +321,10 @@ impl Sender {
         self.fail(records, &error);
     }
 
-    /// Sends produce requests while there is room in flight and a partition has a batch to send.
+    /// Sends produce requests while a partition has a batch to send and its leader's connection has
+    /// room in flight.
     async fn send_requests(&mut self) {
-        while self.requests.len() < self.limits.max_in_flight && !self.start_over {
+        while !self.start_over {
             let now = Instant::now();
             if self.backing_off(now) {
                 return;
@@ -315,19 +338,37 @@ impl Sender {
             if ready.is_empty() {
                 return;
             }
+            let leaders = match self.control.leaders(&ready).await {
+                Ok(leaders) => leaders,
+                Err(e) => return self.back_off(e),
+            };
+            let mut shares: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
+            for (tp, leader) in leaders {
+                let room = self
+                    .links
+                    .get(&leader)
+                    .is_none_or(|link| link.requests.len() < self.limits.max_in_flight);
+                if room {
+                    shares.entry(leader).or_default().push(tp);
+                }
+            }
+            let Some((leader, share)) = shares.pop_first() else {
+                // Every partition with a batch waits for room, or for a leader to be elected.
+                if self.in_flight() == 0 {
+                    self.back_off(KafkaError::Backend("no leader available".into()));
+                }
+                return;
+            };
             let Some(identity) = self.identity().await else {
                 return;
             };
-            if self.pipeline.is_none() {
-                match Pipeline::connect(&self.broker, self.limits.request_timeout).await {
-                    Ok(pipeline) => self.pipeline = Some(pipeline),
-                    Err(e) => return self.back_off(e),
-                }
-            }
-            if !self.add_to_transaction(&ready).await {
+            if !self.connect(leader).await {
                 return;
             }
-            let batches: Vec<(Tp, Batch)> = ready
+            if !self.add_to_transaction(&share).await {
+                return;
+            }
+            let batches: Vec<(Tp, Batch)> = share
                 .into_iter()
                 .filter_map(|tp| {
                     let batch = self
@@ -350,17 +391,53 @@ impl Sender {
                     })
                     .collect(),
             };
-            let sent = match &mut self.pipeline {
-                Some(pipeline) => pipeline.send(&request).await,
-                None => Err(KafkaError::Backend("not connected".into())),
+            let Some(link) = self.links.get_mut(&leader) else {
+                return;
             };
-            self.requests.push_back(SentRequest {
+            let sent = link.pipeline.send(&request).await;
+            link.requests.push_back(SentRequest {
                 batches,
                 sent_at: now,
             });
             if let Err(e) = sent {
-                self.connection_lost(e);
+                self.connection_lost(leader, e);
                 return;
+            }
+        }
+    }
+
+    /// Connects to broker `leader` unless connected; false (backing off) if that failed.
+    async fn connect(&mut self, leader: i32) -> bool {
+        if self.links.contains_key(&leader) {
+            return true;
+        }
+        let Some(address) = self.control.address(leader) else {
+            self.back_off(KafkaError::Backend(format!("broker {leader} is not known")));
+            return false;
+        };
+        self.next_link += 1;
+        let id = self.next_link;
+        let connected = Pipeline::connect(
+            &address,
+            self.limits.request_timeout,
+            id,
+            self.answered.clone(),
+        )
+        .await;
+        match connected {
+            Ok(pipeline) => {
+                let link = Link {
+                    id,
+                    address,
+                    pipeline,
+                    requests: VecDeque::new(),
+                };
+                self.links.insert(leader, link);
+                true
+            }
+            Err(e) => {
+                self.back_off(e);
+                false
             }
         }
     }
@@ -399,7 +476,7 @@ impl Sender {
                 transactional_id: None,
                 transaction_timeout_ms: 0,
             };
-            match self.control.call(&request, Duration::ZERO).await {
+            match self.control.call_any(&request, Duration::ZERO).await {
                 Ok(Response::ProducerId { producer_id, .. }) => {
                     self.producer_id = Some(producer_id)
                 }
@@ -430,11 +507,21 @@ impl Sender {
                 return false;
             }
         };
+        let transactional_id = producer.transactional_id.clone();
         let request = Request::AddPartitionsToTxn {
             producer,
             partitions: new.clone(),
         };
-        match self.control.call(&request, Duration::ZERO).await {
+        let answer = self
+            .control
+            .call_coordinator(
+                CoordinatorKind::Transaction,
+                &transactional_id,
+                &request,
+                Duration::ZERO,
+            )
+            .await;
+        match answer {
             Ok(Response::Done) => {
                 txn.added(new);
                 true
@@ -454,25 +541,31 @@ impl Sender {
         }
     }
 
-    /// The connection broke or timed out: every request in flight is unanswered, and its batches are
-    /// retried (the broker recognizes those it appended).
-    fn connection_lost(&mut self, error: KafkaError) {
-        self.pipeline = None;
-        for request in std::mem::take(&mut self.requests) {
+    /// The connection to broker `broker` broke or timed out: every request in flight on it is
+    /// unanswered, and its batches are retried (the broker recognizes those it appended), after the
+    /// leaders of their partitions are looked up again.
+    fn connection_lost(&mut self, broker: i32, error: KafkaError) {
+        let Some(link) = self.links.remove(&broker) else {
+            return;
+        };
+        for request in link.requests {
             for (tp, batch) in request.batches {
+                self.control.forget_leader(&tp);
                 self.on_batch(tp, batch, Err(Refusal::Retriable(error.clone())));
             }
         }
     }
 
-    fn on_answer(&mut self, answer: Option<Response>) {
-        let Some(answer) = answer else {
-            return self.connection_lost(KafkaError::Backend(format!(
-                "broker {}: connection closed",
-                self.broker
-            )));
+    /// An answer on the connection `id` (ignored if that connection was dropped since).
+    fn on_answer(&mut self, id: u64, answer: Option<Response>) {
+        let Some((&broker, link)) = self.links.iter_mut().find(|(_, link)| link.id == id) else {
+            return;
         };
-        let Some(request) = self.requests.pop_front() else {
+        let Some(answer) = answer else {
+            let error = KafkaError::Backend(format!("broker {}: connection closed", link.address));
+            return self.connection_lost(broker, error);
+        };
+        let Some(request) = link.requests.pop_front() else {
             return;
         };
         match answer {
@@ -514,7 +607,12 @@ impl Sender {
                 }
                 return self.acknowledge(&tp, batch, base_offset);
             }
-            Err(Refusal::Code(code)) => code_error(code),
+            Err(Refusal::Code(code)) => {
+                if code == ErrorCode::NotLeaderOrFollower {
+                    self.control.forget_leader(&tp);
+                }
+                code_error(code)
+            }
             Err(Refusal::Retriable(e)) => e,
         };
         let current = self.shared.txn.as_ref().is_none_or(|txn| {
@@ -579,9 +677,11 @@ impl Sender {
     fn next_wake(&self) -> Option<Instant> {
         let now = Instant::now();
         let requests = self
-            .requests
-            .front()
-            .map(|r| r.sent_at + self.limits.request_timeout);
+            .links
+            .values()
+            .filter_map(|link| link.requests.front())
+            .map(|r| r.sent_at + self.limits.request_timeout)
+            .min();
         let partitions = self.partitions.values().flat_map(|p| {
             let retry = p.retry_at().filter(|_| !p.is_empty());
             [p.next_deadline(), retry]
@@ -605,13 +705,6 @@ enum Refusal {
     Code(ErrorCode),
     /// No answer (connection lost, request timed out) or an unexpected one: retried.
     Retriable(KafkaError),
-}
-
-async fn next_answer(pipeline: &mut Option<Pipeline>) -> Option<Response> {
-    match pipeline {
-        Some(pipeline) => pipeline.answer().await,
-        None => None,
-    }
 }
 
 async fn sleep_until(wake: Option<Instant>) {
