@@ -30,6 +30,8 @@ pub enum FaultKind {
     FailWrite,
     ShortWrite,
     RestartBroker,
+    MoveLeaders,
+    MoveCoordinators,
     Latency,
     TakeOver,
     ProduceErrors,
@@ -94,11 +96,24 @@ pub enum Fault {
     FailWrite { error: WriteError },
     /// The next `writes` writes on a simulated disk write only half of what they were given.
     ShortWrite { writes: u32 },
-    /// The broker host restarts: connections and requests in flight are dropped, data is kept.
+    /// A broker host restarts: its connections and requests in flight are dropped, data is kept. What it
+    /// leads and coordinates is unreachable until the controller fails it over to another broker
+    /// `failover` after the crash (if that comes before the broker is back); once back, it is elected
+    /// leader of its partitions again.
     RestartBroker {
+        broker: usize,
         #[serde(with = "millis")]
         down: Duration,
+        #[serde(with = "millis")]
+        failover: Duration,
     },
+    /// The leadership of these partitions of the pipeline's topic moves to broker `to` (a reassignment):
+    /// requests to the old leader are refused with NOT_LEADER_OR_FOLLOWER.
+    MoveLeaders { partitions: Vec<i32>, to: usize },
+    /// Every group and transaction coordinator moves to broker `to` (their internal partitions'
+    /// leadership does): requests to the old one are refused with NOT_COORDINATOR, and requests it held
+    /// (a join waiting for the group) are answered so.
+    MoveCoordinators { to: usize },
     /// The source task's worker `from` is cut off from the broker (messages held, as in a long GC pause)
     /// for `duration`, and meanwhile the task is started on worker `to`, as an orchestrator replaces a
     /// worker it believes dead. When `from` comes back, its instance is a zombie.
@@ -219,7 +234,7 @@ const SETTLE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Worker(usize),
-    Broker,
+    Broker(usize),
     /// Message latency: one setting for the whole network, so latency faults must not overlap.
     Network,
     /// Where the source task runs: one take-over at a time.
@@ -247,7 +262,7 @@ impl Fault {
             Fault::PartitionNetwork { worker, duration } => {
                 Some((Target::Worker(worker), duration))
             }
-            Fault::RestartBroker { down } => Some((Target::Broker, down)),
+            Fault::RestartBroker { broker, down, .. } => Some((Target::Broker(broker), down)),
             Fault::Latency { duration, .. } => Some((Target::Network, duration)),
             Fault::TakeOver { duration, .. } => Some((Target::Source, duration)),
             Fault::ProduceErrors { duration, .. } => Some((Target::Produce, duration)),
@@ -315,8 +330,22 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         FaultKind::ShortWrite => Fault::ShortWrite {
             writes: rng.random_range(1..=5),
         },
-        FaultKind::RestartBroker => Fault::RestartBroker {
-            down: between(rng, Duration::from_millis(100), session / 2),
+        FaultKind::RestartBroker => {
+            let down = between(rng, Duration::from_millis(100), session / 2);
+            Fault::RestartBroker {
+                broker: rng.random_range(0..scenario.brokers.max(1)),
+                down,
+                // Often before the broker is back (a controlled shutdown fails over at once), sometimes
+                // not at all.
+                failover: between(rng, Duration::ZERO, down * 2),
+            }
+        }
+        FaultKind::MoveLeaders => Fault::MoveLeaders {
+            partitions: some_partitions(scenario, rng),
+            to: rng.random_range(0..scenario.brokers.max(1)),
+        },
+        FaultKind::MoveCoordinators => Fault::MoveCoordinators {
+            to: rng.random_range(0..scenario.brokers.max(1)),
         },
         // Who takes over from whom is settled once the plan is in order.
         FaultKind::TakeOver => Fault::TakeOver {
@@ -327,16 +356,7 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         // A few partitions, or all of them; mostly every batch, sometimes a share (so that a batch fails
         // while the next one succeeds); often longer than delivery.timeout.ms.
         FaultKind::ProduceErrors => {
-            let partitions: Vec<i32> = match rng.random_range(0..3) {
-                0 => (0..scenario.partitions).collect(),
-                _ => {
-                    let count = rng.random_range(1..=scenario.partitions.clamp(1, 3));
-                    let first = rng.random_range(0..scenario.partitions.max(1));
-                    (0..count)
-                        .map(|i| (first + i) % scenario.partitions.max(1))
-                        .collect()
-                }
-            };
+            let partitions = some_partitions(scenario, rng);
             Fault::ProduceErrors {
                 error: if rng.random_bool(0.5) {
                     ProduceError::NotLeaderOrFollower
@@ -356,6 +376,20 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),
             duration: between(rng, Duration::from_secs(1), Duration::from_secs(20)),
         },
+    }
+}
+
+/// A few partitions of the pipeline's topic, or all of them.
+fn some_partitions(scenario: &Scenario, rng: &mut StdRng) -> Vec<i32> {
+    match rng.random_range(0..3) {
+        0 => (0..scenario.partitions).collect(),
+        _ => {
+            let count = rng.random_range(1..=scenario.partitions.clamp(1, 3));
+            let first = rng.random_range(0..scenario.partitions.max(1));
+            (0..count)
+                .map(|i| (first + i) % scenario.partitions.max(1))
+                .collect()
+        }
     }
 }
 

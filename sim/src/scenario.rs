@@ -50,6 +50,8 @@ pub struct Scenario {
     pub about: &'static str,
     /// Worker hosts. Worker 0 runs the source connector and a sink task; the others a sink task each.
     pub workers: usize,
+    /// Broker hosts: partition leaders and coordinators are spread over them.
+    pub brokers: usize,
     pub workload: Workload,
     /// Partitions of the pipeline's topic.
     pub partitions: i32,
@@ -111,6 +113,7 @@ impl Scenario {
         name: "",
         about: "",
         workers: 3,
+        brokers: 3,
         workload: Workload::Sequences,
         partitions: 8,
         streams: 8,
@@ -149,7 +152,7 @@ impl Scenario {
         vec![
             Scenario {
                 name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds, broker restarts and retriable produce errors, some outlasting delivery.timeout.ms",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds, broker restarts, leader and coordinator moves and retriable produce errors, some outlasting delivery.timeout.ms",
                 workload: Workload::Files,
                 streams: 1,
                 records_per_stream: 10_000,
@@ -158,6 +161,8 @@ impl Scenario {
                     FaultKind::StopWorker,
                     FaultKind::HoldNetwork,
                     FaultKind::RestartBroker,
+                    FaultKind::MoveLeaders,
+                    FaultKind::MoveCoordinators,
                     FaultKind::FailSync,
                     FaultKind::FailDirSync,
                     FaultKind::FailWrite,
@@ -178,7 +183,7 @@ impl Scenario {
             },
             Scenario {
                 name: "pipeline",
-                about: "source to Kafka to sink on three workers, with message latency only; nothing may be lost or duplicated",
+                about: "source to Kafka to sink on three workers and three brokers, with message latency only; nothing may be lost or duplicated",
                 faults: &[FaultKind::Latency],
                 headline: &[Event::OutOfOrderAcknowledgement],
                 max_faults: 2,
@@ -210,13 +215,15 @@ impl Scenario {
             },
             Scenario {
                 name: "crash-restart-storm",
-                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, the broker restarts and answers produce requests with retriable errors, some outlasting delivery.timeout.ms; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes",
+                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, brokers restart (their partitions failing over) and partition leaders move, the brokers answer produce requests with retriable errors, some outlasting delivery.timeout.ms; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes",
                 faults: &[
                     FaultKind::CrashWorker,
                     FaultKind::StopWorker,
                     FaultKind::HoldNetwork,
                     FaultKind::PartitionNetwork,
                     FaultKind::RestartBroker,
+                    FaultKind::MoveLeaders,
+                    FaultKind::MoveCoordinators,
                     FaultKind::FailFlush,
                     FaultKind::FailSync,
                     FaultKind::FailDirSync,
@@ -225,7 +232,11 @@ impl Scenario {
                     FaultKind::Latency,
                     FaultKind::ProduceErrors,
                 ],
-                headline_faults: &[FaultKind::CrashWorker, FaultKind::HoldNetwork],
+                headline_faults: &[
+                    FaultKind::CrashWorker,
+                    FaultKind::HoldNetwork,
+                    FaultKind::MoveLeaders,
+                ],
                 headline: &[
                     Event::WorkerCrashed,
                     Event::MemberThrownOut,
@@ -233,6 +244,7 @@ impl Scenario {
                     Event::RewindApplied,
                     Event::PartitionsLost,
                     Event::DeliveryFailed,
+                    Event::LeaderMoved,
                 ],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),
@@ -240,17 +252,27 @@ impl Scenario {
             },
             Scenario {
                 name: "exactly-once-source",
-                about: "exactly-once source support: the source task's worker is cut off from the broker while an orchestrator starts the task on another worker; the old instance comes back as a zombie and must be fenced; workers crash and restart, the broker restarts; read_committed sinks",
+                about: "exactly-once source support: the source task's worker is cut off from the broker while an orchestrator starts the task on another worker; the old instance comes back as a zombie and must be fenced; workers crash and restart, brokers restart, group and transaction coordinators move; read_committed sinks",
                 faults: &[
                     FaultKind::TakeOver,
                     FaultKind::CrashWorker,
                     FaultKind::StopWorker,
                     FaultKind::PartitionNetwork,
                     FaultKind::RestartBroker,
+                    FaultKind::MoveLeaders,
+                    FaultKind::MoveCoordinators,
                     FaultKind::Latency,
                 ],
-                headline_faults: &[FaultKind::TakeOver, FaultKind::CrashWorker],
-                headline: &[Event::ZombieFenced, Event::WorkerCrashed],
+                headline_faults: &[
+                    FaultKind::TakeOver,
+                    FaultKind::CrashWorker,
+                    FaultKind::MoveCoordinators,
+                ],
+                headline: &[
+                    Event::ZombieFenced,
+                    Event::WorkerCrashed,
+                    Event::CoordinatorMoved,
+                ],
                 max_faults: 8,
                 // A transaction per poll costs several round trips: the source runs slower than at least once.
                 drain_limit: Duration::from_secs(240),

@@ -1,5 +1,6 @@
 //! Runs that once found a real bug, kept so the bug stays fixed: each says what it found, and keeps the
-//! fault plan and assignor that found it, so the schedule does not drift away as seeds' plans change.
+//! fault plan, assignor and broker count that found it, so the schedule does not drift away as seeds'
+//! plans change.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use sluice_sim::{run_planned, Scenario};
 fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
     let scenario = Scenario {
         assignors: &["cooperative-sticky"],
+        brokers: 1,
         ..Scenario::named("crash-restart-storm").expect("a known scenario")
     };
     let at = |ms| Duration::from_millis(ms);
@@ -24,7 +26,11 @@ fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
         },
         Scheduled {
             at: at(7_778),
-            fault: Fault::RestartBroker { down: at(747) },
+            fault: Fault::RestartBroker {
+                broker: 0,
+                down: at(747),
+                failover: at(747),
+            },
         },
         Scheduled {
             at: at(12_970),
@@ -60,6 +66,7 @@ fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
     let scenario = Scenario {
         assignors: &["cooperative-sticky"],
         transaction_boundaries: &["interval"],
+        brokers: 1,
         ..Scenario::named("exactly-once-source").expect("a known scenario")
     };
     let at = |ms| Duration::from_millis(ms);
@@ -72,7 +79,11 @@ fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
     };
     let broker = |ms, down| Scheduled {
         at: at(ms),
-        fault: Fault::RestartBroker { down: at(down) },
+        fault: Fault::RestartBroker {
+            broker: 0,
+            down: at(down),
+            failover: at(down),
+        },
     };
     let plan = vec![
         crash(8_120, 1, 8_810),

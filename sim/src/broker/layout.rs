@@ -145,7 +145,10 @@ mod tests {
         let partition = Layout::coordinator_partition(CoordinatorKind::Group, "connect-sink");
         let to = (before + 1) % 3;
         assert_eq!(layout.move_leader(&partition, to), Some(before));
-        assert_eq!(layout.coordinator(CoordinatorKind::Group, "connect-sink"), to);
+        assert_eq!(
+            layout.coordinator(CoordinatorKind::Group, "connect-sink"),
+            to
+        );
         assert_eq!(layout.moved_away_from(before), vec![partition.clone()]);
         layout.move_leader(&partition, before);
         assert!(layout.moved_away_from(before).is_empty());

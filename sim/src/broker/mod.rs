@@ -134,25 +134,27 @@ impl ClusterState {
         self.layout.coordinator(kind, key) == broker
     }
 
-    /// Moves a partition's leadership; the groups it coordinates are loaded afresh on their new
+    /// Moves a partition's leadership at `at`; the groups it coordinates are loaded afresh on their new
     /// coordinator, which restarts their members' session timers (as Kafka's `onGroupLoaded` does).
-    fn move_leader(&mut self, tp: &Tp, to: i32) -> bool {
+    fn move_leader(&mut self, tp: &Tp, to: i32, at: Duration) -> bool {
         let Some(from) = self.layout.move_leader(tp, to) else {
             return false;
         };
         if tp.topic == CONSUMER_OFFSETS {
-            let at = now();
             for (name, group) in &mut self.groups {
                 if Layout::coordinator_partition(CoordinatorKind::Group, name) == *tp {
                     group.loaded(at);
                 }
             }
         }
-        self.emit(ClusterEvent::LeaderMoved {
-            tp: tp.clone(),
-            from,
-            to,
-        });
+        self.emit_at(
+            at,
+            ClusterEvent::LeaderMoved {
+                tp: tp.clone(),
+                from,
+                to,
+            },
+        );
         true
     }
 
@@ -184,8 +186,12 @@ impl ClusterState {
     }
 
     fn emit(&mut self, event: ClusterEvent) {
+        self.emit_at(now(), event);
+    }
+
+    fn emit_at(&mut self, at: Duration, event: ClusterEvent) {
         if let Some(observer) = &mut self.observer {
-            observer.on_event(now(), &event, &self.logs);
+            observer.on_event(at, &event, &self.logs);
         }
     }
 
@@ -263,20 +269,21 @@ impl Cluster {
         self.lock().produce_faults.stop();
     }
 
-    /// Moves a partition's leadership to broker `to` (a reassignment or an election); with an internal
-    /// partition, the coordinators it carries move too. Requests waiting on the old leader are answered
-    /// that it no longer leads.
-    pub fn move_leader(&self, tp: &Tp, to: i32) -> bool {
-        let moved = self.lock().move_leader(tp, to);
+    /// Moves a partition's leadership to broker `to` (a reassignment or an election) at simulated time
+    /// `at` (the harness acts from outside the simulation's hosts); with an internal partition, the
+    /// coordinators it carries move too. Requests waiting on the old leader are answered that it no
+    /// longer leads.
+    pub fn move_leader(&self, tp: &Tp, to: i32, at: Duration) -> bool {
+        let moved = self.lock().move_leader(tp, to, at);
         if moved {
             self.leadership_changed();
         }
         moved
     }
 
-    /// Moves the coordinator of every group and transactional id the cluster knows to broker `to`;
-    /// returns how many moved.
-    pub fn move_coordinators(&self, to: i32) -> usize {
+    /// Moves the coordinator of every group and transactional id the cluster knows to broker `to` at
+    /// `at`; returns how many moved.
+    pub fn move_coordinators(&self, to: i32, at: Duration) -> usize {
         let mut state = self.lock();
         let mut partitions: Vec<Tp> = state
             .groups
@@ -293,7 +300,7 @@ impl Cluster {
         partitions.dedup();
         let moved = partitions
             .iter()
-            .filter(|tp| state.move_leader(tp, to))
+            .filter(|tp| state.move_leader(tp, to, at))
             .count();
         drop(state);
         if moved > 0 {
@@ -309,9 +316,9 @@ impl Cluster {
         self.leadership_changed();
     }
 
-    /// The controller noticed broker `broker` is gone: another live broker takes over everything it
-    /// leads. Returns how many partitions moved.
-    pub fn fail_over(&self, broker: i32) -> usize {
+    /// The controller noticed broker `broker` is gone (at `at`): another live broker takes over
+    /// everything it leads. Returns how many partitions moved.
+    pub fn fail_over(&self, broker: i32, at: Duration) -> usize {
         let mut state = self.lock();
         let Some(successor) = state.layout.successor(broker) else {
             return 0;
@@ -319,22 +326,23 @@ impl Cluster {
         let moved = state
             .led_by(broker)
             .iter()
-            .filter(|tp| state.move_leader(tp, successor))
+            .filter(|tp| state.move_leader(tp, successor, at))
             .count();
         drop(state);
         self.leadership_changed();
         moved
     }
 
-    /// Broker `broker` is back; its preferred leaderships return to it (a preferred leader election).
-    pub fn broker_up(&self, broker: i32) -> usize {
+    /// Broker `broker` is back (at `at`); its preferred leaderships return to it (a preferred leader
+    /// election).
+    pub fn broker_up(&self, broker: i32, at: Duration) -> usize {
         let mut state = self.lock();
         state.layout.set_down(broker, false);
         let moved = state
             .layout
             .moved_away_from(broker)
             .iter()
-            .filter(|tp| state.move_leader(tp, broker))
+            .filter(|tp| state.move_leader(tp, broker, at))
             .count();
         drop(state);
         self.leadership_changed();

@@ -395,7 +395,11 @@ impl SimGroupConsumer {
 
     /// Fetched records as the runtime gets them, moving the positions past them (and past the markers
     /// and aborted records the broker skipped).
-    fn consume(&mut self, records: Vec<FetchedRecord>, next: Vec<(Tp, i64)>) -> Vec<ConsumedRecord> {
+    fn consume(
+        &mut self,
+        records: Vec<FetchedRecord>,
+        next: Vec<(Tp, i64)>,
+    ) -> Vec<ConsumedRecord> {
         let mut out = Vec::with_capacity(records.len());
         for fetched in records {
             // Records of a partition paused, or positioned elsewhere, since the fetch was built are dropped.

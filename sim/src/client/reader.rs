@@ -100,20 +100,20 @@ impl SimLogReader {
 /// Fetched records as consumed records.
 fn read_into(out: &mut Vec<ConsumedRecord>, records: Vec<crate::protocol::FetchedRecord>) {
     for fetched in records {
-            out.push(ConsumedRecord {
-                topic: fetched.tp.topic.as_str().into(),
-                partition: fetched.tp.partition,
-                offset: fetched.offset,
-                key: fetched.record.key,
-                value: fetched.record.value,
-                headers: fetched
-                    .record
-                    .headers
-                    .into_iter()
-                    .map(|(key, value)| KafkaHeader { key, value })
-                    .collect(),
-                timestamp: Some(fetched.record.timestamp),
-            });
+        out.push(ConsumedRecord {
+            topic: fetched.tp.topic.as_str().into(),
+            partition: fetched.tp.partition,
+            offset: fetched.offset,
+            key: fetched.record.key,
+            value: fetched.record.value,
+            headers: fetched
+                .record
+                .headers
+                .into_iter()
+                .map(|(key, value)| KafkaHeader { key, value })
+                .collect(),
+            timestamp: Some(fetched.record.timestamp),
+        });
     }
 }
 

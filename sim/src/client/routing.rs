@@ -259,11 +259,7 @@ impl Router {
                 let mut answers = Vec::new();
                 for (leader, share, request, address) in calls {
                     let answer = match address {
-                        Some(address) => {
-                            self.connection(&address)
-                                .call(&request, extra_wait)
-                                .await
-                        }
+                        Some(address) => self.connection(&address).call(&request, extra_wait).await,
                         None => Err(KafkaError::Backend(format!("broker {leader} is not known"))),
                     };
                     answers.push((leader, share, answer));
@@ -349,11 +345,7 @@ impl Router {
     }
 
     fn forget_coordinator(&self, kind: CoordinatorKind, key: &str) {
-        if let Some(heard) = self
-            .known()
-            .coordinators
-            .get_mut(&(kind, key.to_owned()))
-        {
+        if let Some(heard) = self.known().coordinators.get_mut(&(kind, key.to_owned())) {
             heard.stale = true;
         }
     }

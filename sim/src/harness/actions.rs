@@ -9,7 +9,7 @@ use crate::broker::{Cluster, ProduceErrors};
 use crate::coverage::{self, Event};
 use crate::faults::{Fault, ProduceError};
 use crate::placement::Orchestrator;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Tp};
 use crate::workload::{DestinationStore, DiskFaults, StoreFault};
 
 /// What to do at a point in simulated time.
@@ -20,7 +20,9 @@ pub(super) enum Action {
     Restart(usize),
     Release(usize),
     Repair(usize),
-    BrokerUp,
+    /// The controller fails a crashed broker's partitions and coordinators over to another.
+    FailOver(usize),
+    BrokerUp(usize),
     LatencyOff,
     ProduceErrorsOff,
 }
@@ -28,6 +30,8 @@ pub(super) enum Action {
 /// What faults act on.
 pub(super) struct Targets<'a> {
     pub(super) workers: &'a [WorkerHost],
+    /// The broker hosts' names, in broker id order.
+    pub(super) brokers: &'a [String],
     pub(super) store: &'a DestinationStore,
     pub(super) disk: &'a DiskFaults,
     pub(super) journal: &'a SharedJournal,
@@ -46,6 +50,7 @@ pub(super) fn apply(
 ) {
     let Targets {
         workers,
+        brokers,
         store,
         disk,
         journal,
@@ -71,11 +76,15 @@ pub(super) fn apply(
                 schedule.push((now + away, Action::Restart(worker)));
             }
             Fault::HoldNetwork { worker, duration } => {
-                sim.hold(workers[worker].name.as_str(), "broker");
+                for broker in *brokers {
+                    sim.hold(workers[worker].name.as_str(), broker.as_str());
+                }
                 schedule.push((now + duration, Action::Release(worker)));
             }
             Fault::PartitionNetwork { worker, duration } => {
-                sim.partition(workers[worker].name.as_str(), "broker");
+                for broker in *brokers {
+                    sim.partition(workers[worker].name.as_str(), broker.as_str());
+                }
                 schedule.push((now + duration, Action::Repair(worker)));
             }
             Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
@@ -85,16 +94,34 @@ pub(super) fn apply(
             Fault::FailDirSync => disk.fail_next_dir_sync(),
             Fault::FailWrite { error } => disk.fail_next_write(error),
             Fault::ShortWrite { writes } => disk.shorten_writes(writes),
-            Fault::RestartBroker { down } => {
-                sim.crash("broker");
-                schedule.push((now + down, Action::BrokerUp));
+            Fault::RestartBroker {
+                broker,
+                down,
+                failover,
+            } => {
+                sim.crash(brokers[broker].as_str());
+                cluster.broker_down(broker as i32);
+                if failover < down {
+                    schedule.push((now + failover, Action::FailOver(broker)));
+                }
+                schedule.push((now + down, Action::BrokerUp(broker)));
+            }
+            Fault::MoveLeaders { partitions, to } => {
+                for partition in partitions {
+                    cluster.move_leader(&Tp::new(*topic, partition), to as i32, now);
+                }
+            }
+            Fault::MoveCoordinators { to } => {
+                cluster.move_coordinators(to as i32, now);
             }
             Fault::Latency { max, duration } => {
                 sim.set_max_message_latency(max);
                 schedule.push((now + duration, Action::LatencyOff));
             }
             Fault::TakeOver { from, to, duration } => {
-                sim.hold(workers[from].name.as_str(), "broker");
+                for broker in *brokers {
+                    sim.hold(workers[from].name.as_str(), broker.as_str());
+                }
                 schedule.push((now + duration, Action::Release(from)));
                 orchestrator.place(to);
             }
@@ -132,9 +159,23 @@ pub(super) fn apply(
                 }
             }
         }
-        Action::Release(worker) => sim.release(workers[worker].name.as_str(), "broker"),
-        Action::Repair(worker) => sim.repair(workers[worker].name.as_str(), "broker"),
-        Action::BrokerUp => sim.bounce("broker"),
+        Action::Release(worker) => {
+            for broker in *brokers {
+                sim.release(workers[worker].name.as_str(), broker.as_str());
+            }
+        }
+        Action::Repair(worker) => {
+            for broker in *brokers {
+                sim.repair(workers[worker].name.as_str(), broker.as_str());
+            }
+        }
+        Action::FailOver(broker) => {
+            cluster.fail_over(broker as i32, now);
+        }
+        Action::BrokerUp(broker) => {
+            sim.bounce(brokers[broker].as_str());
+            cluster.broker_up(broker as i32, now);
+        }
         Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
         Action::ProduceErrorsOff => cluster.stop_produce_errors(),
     }

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use turmoil::net::TcpListener;
 
 use super::actions::{apply, Action, Targets};
-use super::hosts::{run_worker, worker_name, Files, HostContext, WorkerHost};
+use super::hosts::{
+    broker_name, listeners, run_worker, worker_name, Files, HostContext, WorkerHost,
+};
 use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
 use super::offsets::{OffsetFile, SourceCommits};
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
@@ -170,6 +172,7 @@ pub fn run_planned(
     let shared = workload::Shared::default();
     let store = shared.store.clone();
     let cluster = Arc::new(Cluster::new(BrokerConfig {
+        listeners: listeners(scenario),
         accept_stale_commits: scenario.broker_bug == "accept-stale-commits",
         ..BrokerConfig::default()
     }));
@@ -198,13 +201,14 @@ pub fn run_planned(
         .simulation_duration(total + Duration::from_secs(10))
         .build();
 
-    {
+    let brokers: Vec<String> = (0..scenario.brokers.max(1)).map(broker_name).collect();
+    for (id, name) in brokers.iter().enumerate() {
         let cluster = cluster.clone();
-        sim.host("broker", move || {
+        sim.host(name.as_str(), move || {
             let cluster = cluster.clone();
             async move {
                 let listener = TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
-                serve(listener, cluster, 0).await
+                serve(listener, cluster, id as i32).await
             }
         });
     }
@@ -246,6 +250,7 @@ pub fn run_planned(
 
     let targets = Targets {
         workers: &workers,
+        brokers: &brokers,
         store: &store,
         disk: &shared.disk,
         journal: &journal,

@@ -47,7 +47,7 @@ fn worker_props(scenario: &Scenario, index: usize) -> ConfigMap {
         ("group.id", group),
         ("exactly.once.source.support", exactly_once.into()),
         ("consumer.isolation.level", scenario.sink_isolation.into()),
-        ("bootstrap.servers", format!("broker:{BROKER_PORT}")),
+        ("bootstrap.servers", bootstrap_servers(scenario)),
         ("key.converter", string.clone()),
         ("value.converter", string),
         ("offset.storage.file.filename", OFFSET_FILE.into()),
@@ -192,6 +192,23 @@ pub(super) fn worker_name(index: usize) -> String {
     format!("worker-{index}")
 }
 
+/// The name of broker `id`'s host.
+pub(super) fn broker_name(id: usize) -> String {
+    format!("broker-{id}")
+}
+
+/// Every broker's listener, in broker id order.
+pub(super) fn listeners(scenario: &Scenario) -> Vec<String> {
+    (0..scenario.brokers.max(1))
+        .map(|id| format!("{}:{BROKER_PORT}", broker_name(id)))
+        .collect()
+}
+
+/// The workers' `bootstrap.servers`: every broker.
+fn bootstrap_servers(scenario: &Scenario) -> String {
+    listeners(scenario).join(",")
+}
+
 impl HostContext {
     /// This host's simulated disk.
     fn fs(&self) -> SimFs {
@@ -210,7 +227,7 @@ impl HostContext {
         failures: Option<&TaskFailures>,
     ) -> Result<StandaloneWorker, ConfigError> {
         let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
-        let backend = Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}")));
+        let backend = Arc::new(SimBackend::new(bootstrap_servers(&self.scenario)));
         let mut plugins = workload::plugins(&self.workload, self.fs());
         if let (Some(failures), Some(class)) = (
             failures,

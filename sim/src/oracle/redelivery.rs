@@ -102,9 +102,11 @@ fn excuses(plan: &[Scheduled], strikes: &[Strike]) -> Vec<Excuse> {
                 Fault::HoldNetwork { worker, duration }
                 | Fault::PartitionNetwork { worker, duration } => (Some(worker), duration),
                 Fault::TakeOver { from, duration, .. } => (Some(from), duration),
-                Fault::RestartBroker { down } => (None, down),
+                Fault::RestartBroker { down, .. } => (None, down),
+                // A commit the old coordinator refused, and the new one did not get in time.
+                Fault::MoveCoordinators { .. } => (None, Duration::ZERO),
                 // Store and disk faults excuse the worker they struck, when they did (see strikes);
-                // latency alone stops nobody from committing.
+                // latency, and a partition's leader moving, stop nobody from committing.
                 _ => return None,
             };
             Some(Excuse {
