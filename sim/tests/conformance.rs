@@ -1,7 +1,8 @@
 //! The Kafka seam's conformance suite: the semantics the Sluice runtime relies on, written once over
 //! `Arc<dyn KafkaBackend>` and run against both backends, the simulated one (inside turmoil, simulated time)
 //! and the rdkafka one (on librdkafka's embedded mock cluster, real time). `sim::<case>` and
-//! `rdkafka::<case>` run the same case.
+//! `rdkafka::<case>` run the same case on one broker; `sim_three_brokers::<case>` and
+//! `rdkafka_three_brokers::<case>` on three, whose partition leaders and coordinators the case moves.
 //!
 //! The embedded broker accepts transactions but writes no control markers, stores nothing for
 //! TxnOffsetCommit and shows aborted records to read_committed readers; the transaction cases say so
@@ -13,14 +14,16 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sluice_core::api::TopicPartition;
-use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend, RetriableProduceError};
+use sluice_core::kafka::rdkafka::{
+    Coordinated, EmbeddedBroker, RdkafkaBackend, RetriableProduceError,
+};
 use sluice_core::kafka::{
     ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaBackend, KafkaError,
     KafkaHeader, NewTopic, ProduceRecord, ProducerHandle, Subscription, TransactionalHandle,
 };
-use sluice_sim::broker::{serve, BrokerConfig, Cluster, ProduceErrors, BROKER_PORT};
+use sluice_sim::broker::{serve, BrokerConfig, Cluster, Layout, ProduceErrors, BROKER_PORT};
 use sluice_sim::client::SimBackend;
-use sluice_sim::protocol::ErrorCode;
+use sluice_sim::protocol::{CoordinatorKind, ErrorCode, Tp};
 
 /// How long any awaited condition may take before the case fails (simulated or real time). Generous: the
 /// embedded broker completes a rebalance about 5 s after it starts, and now and then runs several rounds.
@@ -47,14 +50,55 @@ struct Env {
     network: Network,
     /// Its broker's produce errors.
     faults: Arc<dyn ProduceFaults>,
+    /// Moves its partition leaders and coordinators.
+    moves: Arc<dyn Moves>,
+}
+
+/// Moves partition leaders and group coordinators between a backend's brokers (numbered from 0 here).
+trait Moves: Send + Sync {
+    fn move_leader(&self, topic: &str, partition: i32, to: i32);
+    fn move_group_coordinator(&self, group: &str, to: i32);
+}
+
+/// The simulated cluster moves a leadership at once; requests held on the old broker are answered so.
+struct SimulatedMoves(Arc<Cluster>);
+
+impl Moves for SimulatedMoves {
+    fn move_leader(&self, topic: &str, partition: i32, to: i32) {
+        self.0
+            .move_leader(&Tp::new(topic, partition), to, sluice_sim::broker::now());
+    }
+
+    fn move_group_coordinator(&self, group: &str, to: i32) {
+        let partition = Layout::coordinator_partition(CoordinatorKind::Group, group);
+        self.0
+            .move_leader(&partition, to, sluice_sim::broker::now());
+    }
+}
+
+/// The embedded broker's ids count from 1.
+struct EmbeddedMoves(Arc<EmbeddedBroker>);
+
+impl Moves for EmbeddedMoves {
+    fn move_leader(&self, topic: &str, partition: i32, to: i32) {
+        self.0
+            .move_leader(topic, partition, to + 1)
+            .expect("the embedded broker moves a leader");
+    }
+
+    fn move_group_coordinator(&self, group: &str, to: i32) {
+        self.0
+            .move_coordinator(Coordinated::Group(group.to_owned()), to + 1)
+            .expect("the embedded broker moves a coordinator");
+    }
 }
 
 /// The network between the case's clients and the broker.
 #[derive(Clone)]
 enum Network {
-    /// The case runs as the turmoil host `test`: holding its link to `broker` leaves every request
-    /// unanswered.
-    Simulated,
+    /// The case runs as the turmoil host `test`: holding its links to the brokers (as many as this)
+    /// leaves every request unanswered.
+    Simulated(usize),
     /// The embedded broker closes its connections and refuses new ones.
     Embedded(Arc<EmbeddedBroker>),
 }
@@ -62,14 +106,22 @@ enum Network {
 impl Network {
     fn cut_off(&self) {
         match self {
-            Network::Simulated => turmoil::hold("test", "broker"),
+            Network::Simulated(brokers) => {
+                for broker in 0..*brokers {
+                    turmoil::hold("test", broker_host(*brokers, broker));
+                }
+            }
             Network::Embedded(broker) => broker.set_reachable(false).expect("take the broker down"),
         }
     }
 
     fn restore(&self) {
         match self {
-            Network::Simulated => turmoil::release("test", "broker"),
+            Network::Simulated(brokers) => {
+                for broker in 0..*brokers {
+                    turmoil::release("test", broker_host(*brokers, broker));
+                }
+            }
             Network::Embedded(broker) => broker.set_reachable(true).expect("bring the broker up"),
         }
     }
@@ -136,23 +188,23 @@ struct Limits {
     fences_older_producers: bool,
 }
 
-/// Generates `sim::<case>` and `rdkafka::<case>` for every case.
+/// Generates `<sim>::<case>` and `<rdkafka>::<case>` for every case, on clusters of `brokers` brokers.
 macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sim {
+    ($sim:ident, $rdkafka:ident, $brokers:expr; $($case:ident),* $(,)?) => {
+        mod $sim {
             $(
                 #[test]
                 fn $case() {
-                    super::in_simulation(super::$case);
+                    super::in_simulation($brokers, super::$case);
                 }
             )*
         }
 
-        mod rdkafka {
+        mod $rdkafka {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::on_embedded_broker()).await;
+                    super::$case(super::on_embedded_broker($brokers)).await;
                 }
             )*
         }
@@ -160,6 +212,13 @@ macro_rules! conformance {
 }
 
 conformance! {
+    sim_three_brokers, rdkafka_three_brokers, 3;
+    produce_and_fetch_follow_leader_moves,
+    group_member_follows_its_coordinator,
+}
+
+conformance! {
+    sim, rdkafka, 1;
     produce_then_fetch_in_offset_order,
     second_member_splits_the_partitions,
     leaving_member_hands_its_partitions_over,
@@ -770,6 +829,114 @@ async fn delivery_outlasting_its_timeout_is_reported_failed(env: Env) {
     }
 }
 
+/// Producers and group members follow partition leaders that move: records produced before, between
+/// and after two moves of every partition's leader are each acknowledged once, at consecutive offsets,
+/// and a member that keeps polling throughout reads each once, in order, without a rebalance.
+async fn produce_and_fetch_follow_leader_moves(env: Env) {
+    let all = create_topic(&env, "moving", 3).await;
+    let mut members = [Member::join(&env, "a", "moving", RELAXED_MAX_POLL_MS)];
+    let mut acknowledged: BTreeMap<TopicPartition, Vec<i64>> = BTreeMap::new();
+    // Each partition's leader moves to one broker, then to another: at least one move changes it.
+    for (round, step) in [0, 1, 2].into_iter().enumerate() {
+        if step > 0 {
+            for partition in 0..3 {
+                env.moves
+                    .move_leader("moving", partition, (partition + step) % 3);
+            }
+        }
+        let sent = produce_from(&env, "moving", 3, round as i64 * 5, 5).await;
+        for (tp, offsets) in sent {
+            acknowledged.entry(tp).or_default().extend(offsets);
+        }
+        let wanted = (round + 1) * 15;
+        drive(&mut members, "the member reads what was produced", |m| {
+            m[0].records.len() >= wanted
+        })
+        .await;
+    }
+    for tp in &all {
+        assert_eq!(
+            acknowledged[tp],
+            (0..15).collect::<Vec<i64>>(),
+            "offsets acknowledged for {tp} across the moves"
+        );
+    }
+    settle(&mut members).await;
+    let [a] = &mut members;
+    assert_eq!(
+        a.rebalances,
+        vec![GroupEvent::Assigned(all.clone())],
+        "leader moves do not rebalance the group"
+    );
+    assert_eq!(a.records.len(), 45, "records read: {}", a.describe());
+    for tp in &all {
+        let offsets: Vec<i64> = a
+            .records
+            .iter()
+            .filter(|r| r.partition == tp.partition)
+            .map(|r| r.offset)
+            .collect();
+        assert_eq!(
+            offsets,
+            (0..15).collect::<Vec<i64>>(),
+            "offsets read of {tp}"
+        );
+    }
+    a.close().await;
+}
+
+/// A group member follows its coordinator to another broker: it keeps its partitions (no rebalance,
+/// no lost session), and its commits, sent until one is accepted as the runtime does each commit
+/// interval, are stored and visible.
+async fn group_member_follows_its_coordinator(env: Env) {
+    let all = create_topic(&env, "steady", 3).await;
+    produce(&env, "steady", 3, 4).await;
+    let mut members = [Member::join(&env, "a", "steady", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a reads all 12 records", |m| {
+        m[0].records.len() >= 12
+    })
+    .await;
+    for (n, to) in [0, 1].into_iter().enumerate() {
+        env.moves.move_group_coordinator(GROUP, to);
+        // Heartbeats and polls go on past a session's worth of time.
+        let until = tokio::time::Instant::now() + Duration::from_millis(SESSION_MS + 2_000);
+        while tokio::time::Instant::now() < until {
+            members[0].poll().await;
+        }
+        let offset = 2 + n as i64;
+        let commit: BTreeMap<TopicPartition, i64> =
+            all.iter().map(|tp| (tp.clone(), offset)).collect();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match members[0].consumer().commit(&commit).await {
+                Ok(()) => break,
+                Err(e) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "no commit accepted after the coordinator moved: {e}"
+                    );
+                    members[0].poll().await;
+                }
+            }
+        }
+        let expected: BTreeMap<TopicPartition, Option<i64>> =
+            all.iter().map(|tp| (tp.clone(), Some(offset))).collect();
+        assert_eq!(
+            committed_offsets(&env, GROUP, &all).await,
+            expected,
+            "committed offsets after move {n}"
+        );
+    }
+    let [a] = &mut members;
+    assert_eq!(
+        a.rebalances,
+        vec![GroupEvent::Assigned(all.clone())],
+        "the member kept its partitions: {}",
+        a.describe()
+    );
+    a.close().await;
+}
+
 /// A transactional producer that has registered its id.
 async fn transactional(env: &Env, id: &str) -> TransactionalHandle {
     let handle = env
@@ -838,37 +1005,58 @@ async fn committed_offsets(
     committed
 }
 
-/// Runs a case as the client of a turmoil simulation whose broker host serves a fresh simulated cluster.
-fn in_simulation<F, Fut>(case: F)
+/// The host name of broker `id` of `brokers`: `broker` alone, `broker-<id>` among several.
+fn broker_host(brokers: usize, id: usize) -> String {
+    match brokers {
+        1 => "broker".to_owned(),
+        _ => format!("broker-{id}"),
+    }
+}
+
+/// Runs a case as the client of a turmoil simulation whose `brokers` broker hosts serve a fresh
+/// simulated cluster.
+fn in_simulation<F, Fut>(brokers: usize, case: F)
 where
     F: FnOnce(Env) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let cluster = Arc::new(Cluster::new(BrokerConfig::default()));
+    let listeners: Vec<String> = (0..brokers)
+        .map(|id| format!("{}:{BROKER_PORT}", broker_host(brokers, id)))
+        .collect();
+    let bootstrap = listeners.join(",");
+    let cluster = Arc::new(Cluster::new(BrokerConfig {
+        listeners,
+        ..BrokerConfig::default()
+    }));
     let faults = Arc::new(SimulatedFaults(cluster.clone()));
+    let moves = Arc::new(SimulatedMoves(cluster.clone()));
     let mut sim = turmoil::Builder::new()
         .rng_seed(1)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
         .simulation_duration(Duration::from_secs(600))
         .build();
-    sim.host("broker", move || {
+    for id in 0..brokers {
         let cluster = cluster.clone();
-        async move {
-            let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
-            serve(listener, cluster, 0).await
-        }
-    });
+        sim.host(broker_host(brokers, id), move || {
+            let cluster = cluster.clone();
+            async move {
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", BROKER_PORT)).await?;
+                serve(listener, cluster, id as i32).await
+            }
+        });
+    }
     sim.client("test", async move {
         let env = Env {
-            kafka: Arc::new(SimBackend::new(format!("broker:{BROKER_PORT}"))),
+            kafka: Arc::new(SimBackend::new(bootstrap)),
             limits: Limits {
                 refuses_commits_while_rebalancing: false,
                 hides_aborted_records: true,
                 stores_transactional_offsets: true,
                 fences_older_producers: true,
             },
-            network: Network::Simulated,
+            network: Network::Simulated(brokers),
             faults,
+            moves,
         };
         case(env).await;
         Ok(())
@@ -876,12 +1064,14 @@ where
     sim.run().expect("the simulation runs the case to its end");
 }
 
-/// The rdkafka backend on a fresh embedded broker (which the backend keeps running).
-fn on_embedded_broker() -> Env {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("start the embedded broker"));
+/// The rdkafka backend on a fresh embedded cluster of `brokers` brokers (which the backend keeps
+/// running).
+fn on_embedded_broker(brokers: i32) -> Env {
+    let broker = Arc::new(EmbeddedBroker::start(brokers).expect("start the embedded broker"));
     Env {
         kafka: Arc::new(RdkafkaBackend::embedded(broker.clone())),
         faults: Arc::new(EmbeddedFaults(broker.clone())),
+        moves: Arc::new(EmbeddedMoves(broker.clone())),
         limits: Limits {
             refuses_commits_while_rebalancing: true,
             hides_aborted_records: false,
@@ -952,12 +1142,23 @@ async fn produce(
     partitions: i32,
     per_partition: i64,
 ) -> BTreeMap<TopicPartition, Vec<i64>> {
+    produce_from(env, topic, partitions, 0, per_partition).await
+}
+
+/// As [`produce`], records `first..first + per_partition` of each partition.
+async fn produce_from(
+    env: &Env,
+    topic: &str,
+    partitions: i32,
+    first: i64,
+    per_partition: i64,
+) -> BTreeMap<TopicPartition, Vec<i64>> {
     let mut handle = env
         .kafka
         .producer(&ClientSettings::new())
         .expect("a producer");
     let mut tokens = Vec::new();
-    for seq in 0..per_partition {
+    for seq in first..first + per_partition {
         let round = send_round(&handle, topic, partitions, seq, tokens.len() as u64);
         tokens.extend(round);
         tokio::time::sleep(ROUND_GAP).await;

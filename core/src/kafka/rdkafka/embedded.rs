@@ -2,13 +2,14 @@
 //! this process, so Sluice runs with nothing installed.
 //!
 //! The mock cluster is not `Send`, so it lives on a thread of its own; topic creation (which its admin
-//! API cannot do) and network faults are sent to that thread over a channel.
+//! API cannot do), network faults and leader and coordinator moves are sent to that thread over a
+//! channel.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::Mutex;
 use std::thread;
 
-use rdkafka::mocking::MockCluster;
+use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
@@ -29,7 +30,27 @@ enum Command {
         errors: Option<(RetriableProduceError, usize)>,
         reply: std_mpsc::Sender<()>,
     },
+    MoveLeader {
+        topic: String,
+        partition: i32,
+        broker: i32,
+        reply: std_mpsc::Sender<Result<(), KafkaError>>,
+    },
+    MoveCoordinator {
+        coordinated: Coordinated,
+        broker: i32,
+        reply: std_mpsc::Sender<Result<(), KafkaError>>,
+    },
     Stop,
+}
+
+/// What a coordinator coordinates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coordinated {
+    /// A consumer group, by group id.
+    Group(String),
+    /// A transactional producer, by transactional id.
+    Transaction(String),
 }
 
 /// A retriable error the embedded broker can answer produce requests with, to test a producer's retries.
@@ -115,6 +136,38 @@ impl EmbeddedBroker {
                             }
                             let _ = reply.send(());
                         }
+                        Command::MoveLeader {
+                            topic,
+                            partition,
+                            broker,
+                            reply,
+                        } => {
+                            let result = cluster
+                                .partition_leader(&topic, partition, Some(broker))
+                                .map_err(|e| {
+                                    KafkaError::Backend(format!(
+                                        "cannot move the leader of {topic}-{partition} to broker {broker}: {e}"
+                                    ))
+                                });
+                            let _ = reply.send(result);
+                        }
+                        Command::MoveCoordinator {
+                            coordinated,
+                            broker,
+                            reply,
+                        } => {
+                            let described = format!("{coordinated:?}");
+                            let coordinator = match coordinated {
+                                Coordinated::Group(id) => MockCoordinator::Group(id),
+                                Coordinated::Transaction(id) => MockCoordinator::Transaction(id),
+                            };
+                            let result = cluster.coordinator(coordinator, broker).map_err(|e| {
+                                KafkaError::Backend(format!(
+                                    "cannot move the coordinator of {described} to broker {broker}: {e}"
+                                ))
+                            });
+                            let _ = reply.send(result);
+                        }
                         Command::Stop => break,
                     }
                 }
@@ -154,6 +207,31 @@ impl EmbeddedBroker {
     /// lets clients connect again: a network fault for tests of what clients do without a broker.
     pub fn set_reachable(&self, reachable: bool) -> Result<(), KafkaError> {
         self.call(|reply| Command::SetReachable { reachable, reply })
+    }
+
+    /// Makes broker `broker` (ids count from 1) the leader of a partition, as a reassignment or an
+    /// election does: requests to the old leader are refused with NOT_LEADER_OR_FOLLOWER.
+    pub fn move_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), KafkaError> {
+        self.call(|reply| Command::MoveLeader {
+            topic: topic.to_owned(),
+            partition,
+            broker,
+            reply,
+        })
+    }
+
+    /// Makes broker `broker` (ids count from 1) the coordinator of a group or transactional id:
+    /// requests to the old one are refused with NOT_COORDINATOR.
+    pub fn move_coordinator(
+        &self,
+        coordinated: Coordinated,
+        broker: i32,
+    ) -> Result<(), KafkaError> {
+        self.call(|reply| Command::MoveCoordinator {
+            coordinated,
+            broker,
+            reply,
+        })
     }
 
     /// Sends a command to the broker's thread and waits for its reply.

@@ -9,7 +9,7 @@ mod reader;
 mod signalled_queue;
 mod transactional;
 
-pub use embedded::{EmbeddedBroker, RetriableProduceError};
+pub use embedded::{Coordinated, EmbeddedBroker, RetriableProduceError};
 
 use std::sync::Arc;
 use std::time::Duration;
