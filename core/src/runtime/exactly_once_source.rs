@@ -171,12 +171,17 @@ impl ExactlyOnceSourceRunner {
         boundary_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let by_interval = matches!(boundary, TransactionBoundary::Interval(_));
         loop {
+            while let Ok(delivery) = self.deliveries.try_recv() {
+                self.on_delivery(delivery)?;
+            }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            // Acknowledgements wake the loop only when there is no room to poll (a poll they cancelled
+            // would start over; see the at-least-once loop).
             tokio::select! {
                 biased;
                 () = shutdown.recv() => return Ok(()),
-                Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery)?,
                 _ = boundary_timer.tick(), if by_interval => self.commit().await?,
+                Some(delivery) = self.deliveries.recv(), if !room => self.on_delivery(delivery)?,
                 batch = self.task.poll(), if room => match batch {
                     Ok(records) => {
                         self.send_batch(records).await?;

@@ -100,15 +100,19 @@ impl SourceTaskRunner {
         loop {
             // Acknowledgements arrive in bursts: serve every one that is ready before building the
             // select's futures again (the task's poll future among them) for the next.
-            while let Ok(delivery) = self.deliveries.try_recv() {
-                self.on_delivery(delivery).await?;
-            }
+            self.take_deliveries().await?;
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            // Acknowledgements wake the loop only when there is no room to poll: a poll they cancelled
+            // would start over, and a task that waits inside `poll` (for its next interval, or for
+            // data) would fall behind each time the producer heard from a broker.
             tokio::select! {
                 biased;
                 () = shutdown.recv() => return Ok(()),
-                Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery).await?,
-                _ = commit_timer.tick() => self.commit_offsets().await?,
+                _ = commit_timer.tick() => {
+                    self.take_deliveries().await?;
+                    self.commit_offsets().await?;
+                }
+                Some(delivery) = self.deliveries.recv(), if !room => self.on_delivery(delivery).await?,
                 batch = self.task.poll(), if room => match batch {
                     Ok(records) => self.send_batch(records).await?,
                     Err(e) if e.is_retriable() => {
@@ -119,6 +123,14 @@ impl SourceTaskRunner {
                 },
             }
         }
+    }
+
+    /// Serves every delivery report that has arrived.
+    async fn take_deliveries(&mut self) -> Result<(), TaskError> {
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.on_delivery(delivery).await?;
+        }
+        Ok(())
     }
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {

@@ -27,6 +27,7 @@ use sluice_core::kafka::{
 use tokio::task::JoinHandle;
 
 use super::connection::{code_error, unexpected};
+use super::fetcher::{Answered, Fetcher};
 use super::heartbeat::heartbeats;
 use super::join::{round, JoinRequest, Round};
 use super::membership::{Loss, Membership, SharedMembership, Timeouts};
@@ -35,8 +36,7 @@ use super::settings::{isolation, millis, text};
 use crate::broker::now;
 use crate::coverage::{self, Event};
 use crate::protocol::{
-    CoordinatorKind, ErrorCode, FetchedRecord, Interest, Isolation, MemberSubscription, Request,
-    Response, Tp,
+    CoordinatorKind, ErrorCode, FetchedRecord, Interest, MemberSubscription, Request, Response, Tp,
 };
 
 /// Wait before retrying after the broker could not be reached.
@@ -46,14 +46,14 @@ pub struct SimGroupConsumer {
     router: Router,
     /// Joins wait for the whole group: they get connections of their own.
     join_router: Arc<Router>,
+    /// Fetches stay on their way across polls: connections of their own too.
+    fetcher: Fetcher,
     pending_join: Option<JoinHandle<Result<Round, KafkaError>>>,
     group: String,
     client_id: String,
     interest: Interest,
     timeouts: Timeouts,
     reset_to_latest: bool,
-    /// `isolation.level`.
-    isolation: Isolation,
     membership: SharedMembership,
     heartbeat: Option<JoinHandle<()>>,
     owned: BTreeSet<Tp>,
@@ -108,8 +108,10 @@ impl SimGroupConsumer {
             }
         };
         let router = Router::new(broker, request_timeout);
+        let isolation = isolation(settings)?;
         Ok(SimGroupConsumer {
             join_router: Arc::new(router.sibling()),
+            fetcher: Fetcher::new(router.sibling(), isolation),
             router,
             pending_join: None,
             group: group.to_owned(),
@@ -123,7 +125,6 @@ impl SimGroupConsumer {
                 max_poll_interval: millis(settings, "max.poll.interval.ms", 300_000)?,
             },
             reset_to_latest,
-            isolation: isolation(settings)?,
             membership: SharedMembership::default(),
             heartbeat: None,
             owned: BTreeSet::new(),
@@ -343,52 +344,56 @@ impl SimGroupConsumer {
             return Ok(GroupEvent::Records(Vec::new()));
         }
         let wanted: BTreeMap<Tp, i64> = positions.into_iter().collect();
-        let isolation = self.isolation;
-        let answers = self
-            .router
-            .call_leaders(wanted.keys().cloned().collect(), max_wait, |share| {
-                Request::Fetch {
-                    positions: share
-                        .into_iter()
-                        .map(|tp| {
-                            let position = wanted.get(&tp).copied().unwrap_or(0);
-                            (tp, position)
-                        })
-                        .collect(),
-                    max_records,
-                    max_wait_ms: max_wait.as_millis() as u64,
-                    isolation,
-                }
-            })
-            .await;
+        if let Err(e) = self.fetcher.send(&wanted, max_records, max_wait).await {
+            tracing::debug!(group = %self.group, error = %e, "cannot find the partitions' leaders");
+        }
+        if self.fetcher.is_idle() {
+            tokio::time::sleep(RETRY_BACKOFF).await;
+            return Ok(GroupEvent::Records(Vec::new()));
+        }
+        let answers = self.fetcher.answers(max_wait).await;
         let mut records = Vec::new();
         let mut next = Vec::new();
-        let mut failed = 0;
-        let shares = answers.len();
-        for (share, answer) in answers {
+        let failed = answers
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.answer,
+                    Err(_) | Ok(Response::Error(ErrorCode::NotLeaderOrFollower))
+                )
+            })
+            .count();
+        let all_failed = failed > 0 && failed == answers.len();
+        for Answered { sent, answer } in answers {
+            // Only partitions still where the fetch began: the others moved on (or back) meanwhile.
+            let current = |tp: &Tp| {
+                self.positions.get(tp) == sent.get(tp)
+                    && self.owned.contains(tp)
+                    && !self.paused.contains(tp)
+            };
             match answer {
                 Ok(Response::Fetched {
                     records: fetched,
                     next: moved,
                 }) => {
-                    records.extend(fetched);
-                    next.extend(moved);
+                    records.extend(fetched.into_iter().filter(|r| current(&r.tp)));
+                    next.extend(moved.into_iter().filter(|(tp, _)| current(tp)));
                 }
                 Ok(Response::Error(ErrorCode::OffsetOutOfRange)) => {
                     // Positions past the end (a seek too far): start those partitions again from the
                     // reset point.
-                    for tp in &share {
-                        self.positions.remove(tp);
+                    let stale: Vec<Tp> = sent.keys().filter(|tp| current(tp)).cloned().collect();
+                    for tp in stale {
+                        self.positions.remove(&tp);
                     }
                 }
-                Ok(Response::Error(ErrorCode::NotLeaderOrFollower)) | Err(_) => failed += 1,
+                Ok(Response::Error(ErrorCode::NotLeaderOrFollower)) | Err(_) => {}
                 Ok(other) => return Err(unexpected(other)),
             }
         }
-        if failed > 0 && failed == shares {
+        if all_failed {
             tracing::debug!(group = %self.group, "fetch failed; retrying");
             tokio::time::sleep(RETRY_BACKOFF).await;
-            return Ok(GroupEvent::Records(Vec::new()));
         }
         Ok(GroupEvent::Records(self.consume(records, next)))
     }

@@ -5,6 +5,7 @@ mod admin;
 mod assignor;
 mod connection;
 mod consumer;
+mod fetcher;
 mod heartbeat;
 mod join;
 mod membership;

@@ -212,6 +212,12 @@ impl Router {
         self.known().brokers.get(&broker).cloned()
     }
 
+    /// This router's connection to broker `broker`; `None` if no metadata has named it.
+    pub fn connection_to(&self, broker: i32) -> Option<Arc<Connection>> {
+        self.address(broker)
+            .map(|address| self.connection(&address))
+    }
+
     /// Sends a request to broker `broker`.
     pub async fn call_broker(
         &self,
