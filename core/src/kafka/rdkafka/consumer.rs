@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::signalled_queue::SignalledQueue;
-use super::{blocking, rd_error};
+use super::{blocking, detached, rd_error};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader};
 
@@ -393,8 +393,9 @@ impl GroupConsumer for RdGroupConsumer {
         } = *self;
         // librdkafka waits for the application's queues before it destroys the client.
         drop(messages);
-        // Dropping the last handle leaves the group; librdkafka blocks while it does.
-        blocking(CALL_TIMEOUT, move || drop(inner)).await
+        // Dropping the last handle leaves the group; librdkafka blocks while it does, and now and then
+        // for good (so not on a blocking task, which a runtime's shutdown would wait for).
+        detached(CALL_TIMEOUT, move || drop(inner)).await
     }
 }
 

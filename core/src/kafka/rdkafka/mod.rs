@@ -190,6 +190,31 @@ fn rd_error(error: &RdError) -> KafkaError {
 /// Runs a blocking librdkafka call (sync commit, flush, leaving the group) off the async threads, and
 /// gives up waiting after `limit`: some of them (a sync commit, leaving the group) have no timeout of
 /// their own and would otherwise hang a task, and the process's exit, while Kafka is unreachable.
+/// Runs a librdkafka call that may never return (destroying a client: librdkafka now and then waits
+/// forever for a group that is gone) on a thread of its own, detached: a runtime shutting down waits
+/// for its blocking tasks, but not for this thread. The call's thread is leaked if it hangs.
+async fn detached<F>(limit: Duration, call: F) -> Result<(), KafkaError>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (done, finished) = tokio::sync::oneshot::channel();
+    // The production backend never runs simulated.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::Builder::new()
+        .name("sluice-rdkafka-close".into())
+        .spawn(move || {
+            call();
+            let _ = done.send(());
+        })
+        .map_err(|e| KafkaError::Backend(format!("cannot start a thread: {e}")))?;
+    match tokio::time::timeout(limit, finished).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(KafkaError::Timeout(format!(
+            "Kafka did not answer within {limit:?}"
+        ))),
+    }
+}
+
 async fn blocking<T, F>(limit: Duration, call: F) -> Result<T, KafkaError>
 where
     F: FnOnce() -> T + Send + 'static,
