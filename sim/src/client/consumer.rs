@@ -21,8 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sluice_core::api::TopicPartition;
 use sluice_core::kafka::{
-    ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader,
-    Subscription,
+    ClientSettings, ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, Subscription,
 };
 use tokio::task::JoinHandle;
 
@@ -424,20 +423,7 @@ impl SimGroupConsumer {
                 .entry(fetched.tp.topic.clone())
                 .or_insert_with(|| Arc::from(fetched.tp.topic.as_str()))
                 .clone();
-            out.push(ConsumedRecord {
-                topic,
-                partition: fetched.tp.partition,
-                offset: fetched.offset,
-                key: fetched.record.key,
-                value: fetched.record.value,
-                headers: fetched
-                    .record
-                    .headers
-                    .into_iter()
-                    .map(|(key, value)| KafkaHeader { key, value })
-                    .collect(),
-                timestamp: Some(fetched.record.timestamp),
-            });
+            out.push(super::consumed(fetched, topic));
         }
         // Past the markers and aborted records the broker skipped, which are never returned.
         for (tp, next) in next {

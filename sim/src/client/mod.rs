@@ -24,9 +24,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::kafka::{
-    Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, LogReader, ProducerHandle,
-    Subscription, TransactionalHandle,
+    Admin, ClientSettings, ConsumedRecord, GroupConsumer, KafkaBackend, KafkaError, KafkaHeader,
+    LogReader, ProducerHandle, Subscription, TransactionalHandle,
 };
+
+use crate::protocol::FetchedRecord;
+
+/// A record read back from the broker, as the runtime gets it (`topic`: its topic's shared name).
+fn consumed(fetched: FetchedRecord, topic: Arc<str>) -> ConsumedRecord {
+    ConsumedRecord {
+        topic,
+        partition: fetched.tp.partition,
+        offset: fetched.offset,
+        key: fetched.record.key,
+        value: fetched.record.value,
+        headers: fetched
+            .record
+            .headers
+            .into_iter()
+            .map(|(key, value)| KafkaHeader { key, value })
+            .collect(),
+        timestamp: Some(fetched.record.timestamp),
+    }
+}
 
 /// Clients of the simulated cluster reached through `broker` (`bootstrap.servers`: comma-separated
 /// `host:port`s, turmoil host names).

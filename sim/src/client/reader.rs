@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::TopicPartition;
-use sluice_core::kafka::{ClientSettings, ConsumedRecord, KafkaError, KafkaHeader, LogReader};
+use sluice_core::kafka::{ClientSettings, ConsumedRecord, KafkaError, LogReader};
 use tokio::time::Instant;
 
 use super::connection::unexpected;
@@ -100,20 +100,8 @@ impl SimLogReader {
 /// Fetched records as consumed records.
 fn read_into(out: &mut Vec<ConsumedRecord>, records: Vec<crate::protocol::FetchedRecord>) {
     for fetched in records {
-        out.push(ConsumedRecord {
-            topic: fetched.tp.topic.as_str().into(),
-            partition: fetched.tp.partition,
-            offset: fetched.offset,
-            key: fetched.record.key,
-            value: fetched.record.value,
-            headers: fetched
-                .record
-                .headers
-                .into_iter()
-                .map(|(key, value)| KafkaHeader { key, value })
-                .collect(),
-            timestamp: Some(fetched.record.timestamp),
-        });
+        let topic = fetched.tp.topic.as_str().into();
+        out.push(super::consumed(fetched, topic));
     }
 }
 
