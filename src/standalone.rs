@@ -44,6 +44,9 @@ pub async fn run(args: Args) -> Result<(), StandaloneError> {
             path: args.worker.clone(),
             source,
         })?;
+    for unknown in config.unknown_keys() {
+        tracing::warn!(file = %args.worker.display(), "{unknown}");
+    }
     let connector_props = args
         .connectors
         .iter()

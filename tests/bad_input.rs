@@ -231,3 +231,19 @@ fn offset_file_with_a_wrong_checksum_is_refused() {
         "the offset file must be left as it was"
     );
 }
+
+#[test]
+fn empty_bootstrap_servers_is_an_error_not_the_embedded_broker() {
+    let setup = Setup::new();
+    let worker = setup.properties(
+        "worker.properties",
+        &worker_props(&setup.offsets, None).set("bootstrap.servers", ""),
+    );
+    let source = setup.properties("source.properties", &setup.source());
+    setup.fails(
+        &worker,
+        &[&source],
+        &["bootstrap.servers", "empty", "worker.properties"],
+    );
+    setup.assert_no_state();
+}

@@ -155,6 +155,32 @@ impl ConfigDef {
         &self.keys
     }
 
+    /// The keys of `props` this definition does not declare and no prefix of `prefixes` covers (keys
+    /// for a client, a converter, a transform), each with the declared key it most likely misspells.
+    /// Kafka warns of these as "supplied but isn't a known config"; a misspelled key is otherwise
+    /// silently replaced by its default.
+    pub fn unknown_keys(&self, props: &ConfigMap, prefixes: &[&str]) -> Vec<UnknownKey> {
+        props
+            .keys()
+            .filter(|key| self.keys.iter().all(|k| k.name != key.as_str()))
+            .filter(|key| !prefixes.iter().any(|prefix| key.starts_with(prefix)))
+            .map(|key| UnknownKey {
+                key: key.clone(),
+                suggestion: self.closest(key),
+            })
+            .collect()
+    }
+
+    /// The declared key closest to `key`, if close enough to be a typo of it.
+    fn closest(&self, key: &str) -> Option<&'static str> {
+        self.keys
+            .iter()
+            .map(|k| (edit_distance(key, k.name), k.name))
+            .filter(|(distance, name)| *distance <= 2 || *distance * 5 <= name.len())
+            .min()
+            .map(|(_, name)| name)
+    }
+
     /// Checks every declared key of `props` and returns them with defaults filled in.
     /// Keys that are not declared are kept as they are (they may be meant for a converter or a client).
     pub fn parse(&self, props: &ConfigMap) -> Result<ParsedConfig, ConfigError> {
@@ -192,6 +218,43 @@ impl ConfigDef {
             Err(ConfigError { issues })
         }
     }
+}
+
+/// A supplied key that nothing declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKey {
+    pub key: String,
+    /// The declared key it most likely misspells.
+    pub suggestion: Option<&'static str>,
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the configuration {:?} was supplied but isn't a known config",
+            self.key
+        )?;
+        match self.suggestion {
+            Some(suggestion) => write!(f, " (did you mean {suggestion:?}?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Levenshtein distance: single-character insertions, deletions and substitutions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn check_type(kind: ConfigType, raw: &str) -> Result<(), String> {
@@ -280,6 +343,45 @@ mod tests {
                     Err("must be positive".into())
                 }
             })
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_they_misspell() {
+        let props: ConfigMap = [
+            ("topic", "t"),
+            ("batch.sise", "10"),
+            ("producer.linger.ms", "5"),
+            ("colour", "blue"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let unknown = def().unknown_keys(&props, &["producer."]);
+        assert_eq!(
+            unknown,
+            vec![
+                UnknownKey {
+                    key: "batch.sise".into(),
+                    suggestion: Some("batch.size"),
+                },
+                UnknownKey {
+                    key: "colour".into(),
+                    suggestion: None,
+                },
+            ]
+        );
+        assert_eq!(
+            unknown[0].to_string(),
+            "the configuration \"batch.sise\" was supplied but isn't a known config (did you mean \"batch.size\"?)"
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("bootstrap.server", "bootstrap.servers"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 
     #[test]

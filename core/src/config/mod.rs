@@ -5,7 +5,8 @@ mod def;
 mod files;
 
 pub use def::{
-    ConfigDef, ConfigError, ConfigIssue, ConfigKey, ConfigType, ParsedConfig, ValueCheck,
+    ConfigDef, ConfigError, ConfigIssue, ConfigKey, ConfigType, ParsedConfig, UnknownKey,
+    ValueCheck,
 };
 pub use files::{load_connector_file, load_properties_file, parse_properties, ConfigFileError};
 

@@ -23,6 +23,24 @@ pub const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
 pub const TRANSACTION_BOUNDARY: &str = "transaction.boundary";
 pub const TRANSACTION_BOUNDARY_INTERVAL: &str = "transaction.boundary.interval.ms";
 
+/// Prefixes of connector keys that are not the connector's own: client overrides, converters'
+/// settings, transforms and predicates, error handling, topic creation groups, and Kafka Connect keys
+/// of a distributed cluster that a standalone worker has no use for.
+pub const OTHER_CONNECTOR_PREFIXES: &[&str] = &[
+    "producer.override.",
+    "consumer.override.",
+    "admin.override.",
+    "key.converter",
+    "value.converter",
+    "header.converter",
+    "transforms",
+    "predicates",
+    "errors.",
+    "topic.creation.",
+    "offsets.storage.topic",
+    "config.action.reload",
+];
+
 /// Where an exactly-once source task ends one transaction and begins the next (`transaction.boundary`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionBoundary {

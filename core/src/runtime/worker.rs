@@ -18,8 +18,8 @@ use crate::fs::LocalFs;
 use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
 use super::connector_config::{
-    sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS, EXACTLY_ONCE_SUPPORT,
-    NAME,
+    connector_config_def, sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS,
+    EXACTLY_ONCE_SUPPORT, NAME, OTHER_CONNECTOR_PREFIXES,
 };
 use super::exactly_once_source::{ExactlyOnceSourceRunner, ExactlyOnceSourceSetup};
 use super::offset_store::{FileOffsetStore, OffsetStoreError};
@@ -161,6 +161,12 @@ impl StandaloneWorker {
             ConnectorPlugin::Sink(make) => (Plugin::Sink(make()), sink_config_def()),
         };
         let own = plugin.connector().validate(props);
+        let known = connector_config_def()
+            .merge(&extra)
+            .merge(&plugin.connector().config_def());
+        for unknown in known.unknown_keys(props, OTHER_CONNECTOR_PREFIXES) {
+            tracing::warn!(connector = %name, "{unknown}");
+        }
         let common = ConnectorConfig::parse(props, &extra, &self.config);
         let mut issues = Vec::new();
         if let Err(e) = &common {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig};
+use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig, UnknownKey};
 use crate::kafka::{ClientSettings, NewTopic};
 
 pub const BOOTSTRAP_SERVERS: &str = "bootstrap.servers";
@@ -26,6 +26,26 @@ const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 
 /// Prefixes of worker keys that apply to every Kafka client the worker creates.
 const COMMON_CLIENT_PREFIXES: &[&str] = &["security.", "sasl.", "ssl.", "client.dns.lookup"];
+
+/// Prefixes of worker keys that are not the worker's own: a client's (`producer.`...), a converter's, and
+/// Kafka Connect worker keys Sluice has no use for (plugins are built in; its REST API and metrics are
+/// configured elsewhere), which a `connect-standalone.properties` may well hold.
+const OTHER_WORKER_PREFIXES: &[&str] = &[
+    "producer.",
+    "consumer.",
+    "admin.",
+    "key.converter.",
+    "value.converter.",
+    "header.converter",
+    "plugin.path",
+    "plugin.discovery",
+    "listeners",
+    "rest.",
+    "config.providers",
+    "metric.reporters",
+    "metrics.",
+    "connector.client.config.override.policy",
+];
 
 /// The keys of a standalone worker, with Kafka Connect's defaults.
 pub fn worker_config_def() -> ConfigDef {
@@ -155,9 +175,31 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn parse(props: &ConfigMap) -> Result<WorkerConfig, ConfigError> {
+        // Left out, the key runs the worker on the embedded broker; set but empty, it is a mistake,
+        // and committing offsets to a broker that vanishes with the process would lose data.
+        if props
+            .get(BOOTSTRAP_SERVERS)
+            .is_some_and(|servers| servers.trim().is_empty())
+        {
+            return Err(ConfigError::single(
+                BOOTSTRAP_SERVERS,
+                "is empty: name the Kafka brokers (host:port,...), or leave the key out to run on the embedded broker",
+            ));
+        }
         Ok(WorkerConfig {
             parsed: worker_config_def().parse(props)?,
         })
+    }
+
+    /// The supplied keys the worker does not know (each with the key it likely misspells): worth a
+    /// warning at start, as a misspelled key silently falls back to its default.
+    pub fn unknown_keys(&self) -> Vec<UnknownKey> {
+        let prefixes: Vec<&str> = COMMON_CLIENT_PREFIXES
+            .iter()
+            .chain(OTHER_WORKER_PREFIXES)
+            .copied()
+            .collect();
+        worker_config_def().unknown_keys(self.parsed.map(), &prefixes)
     }
 
     pub fn props(&self) -> &ConfigMap {
