@@ -1,25 +1,73 @@
-//! The process's shutdown signal: SIGINT or SIGTERM.
+//! The process's shutdown signals: SIGINT, SIGTERM or SIGHUP starts a clean stop; a second one during the
+//! stop ends the process at once, as a user pressing Ctrl-C twice expects.
 
-/// Completes on the first SIGINT or SIGTERM.
+/// The exit status after a second signal cut a stop short (128 + SIGINT, as a shell reports an
+/// interrupted command).
+pub const INTERRUPTED_EXIT: i32 = 130;
+
+/// Completes on the first SIGINT, SIGTERM or SIGHUP; from then on, another one exits the process at once
+/// with [`INTERRUPTED_EXIT`].
 pub async fn terminated() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        match unix::Signals::new() {
+            Ok(mut signals) => {
+                let first = signals.next().await;
+                tracing::info!(
+                    signal = first,
+                    "shutdown signal received: stopping cleanly (send another to exit at once)"
+                );
+                tokio::spawn(async move {
+                    let second = signals.next().await;
+                    tracing::warn!(
+                        signal = second,
+                        "second shutdown signal: exiting at once, without finishing the stop"
+                    );
+                    std::process::exit(INTERRUPTED_EXIT);
+                });
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM and SIGHUP; stopping on Ctrl-C only");
                 let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutdown signal received");
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
+}
+
+#[cfg(unix)]
+mod unix {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+
+    /// The signals that stop the process, listened to for its whole life (once a handler is installed,
+    /// the signal no longer kills the process by default).
+    pub struct Signals {
+        interrupt: Signal,
+        terminate: Signal,
+        hangup: Signal,
+    }
+
+    impl Signals {
+        pub fn new() -> std::io::Result<Signals> {
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+                hangup: signal(SignalKind::hangup())?,
+            })
+        }
+
+        /// The next stop signal's name.
+        pub async fn next(&mut self) -> &'static str {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.hangup.recv() => "SIGHUP",
+            }
+        }
+    }
 }

@@ -380,9 +380,15 @@ impl Worker {
     }
 
     /// Clean stop: SIGTERM, then the worker must exit 0 within the deadline. Returns its log.
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
+        self.stop_with("TERM")
+    }
+
+    /// Clean stop on signal `name` (`TERM`, `INT`, `HUP`): the worker must exit 0 within the deadline.
+    /// Returns its log.
+    pub fn stop_with(mut self, name: &str) -> String {
         self.assert_running();
-        signal(self.child.id(), "TERM");
+        signal(self.child.id(), name);
         let status = self.wait_exit();
         let logs = self.logs();
         assert!(
@@ -398,6 +404,29 @@ impl Worker {
             self.report()
         );
         logs
+    }
+
+    /// Sends signal `name` and returns at once.
+    pub fn signal(&mut self, name: &str) {
+        self.assert_running();
+        signal(self.child.id(), name);
+    }
+
+    /// Waits until the worker exits (failing past `within`); its status and log.
+    pub fn exit_within(mut self, within: Duration) -> (ExitStatus, String) {
+        let deadline = now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the worker") {
+                return (status, self.logs());
+            }
+            assert!(
+                now() < deadline,
+                "worker {} did not exit within {within:?}\n{}",
+                self.label,
+                self.report()
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
     }
 
     /// Hard crash: SIGKILL, no chance to flush or commit.
