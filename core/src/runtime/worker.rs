@@ -68,6 +68,10 @@ pub enum WorkerError {
     },
     #[error("every task has failed; see the errors above")]
     AllTasksFailed,
+    /// The worker stopped, but some of its tasks had failed (while running, or while stopping: a
+    /// final offset commit that failed), so what they read may not be committed.
+    #[error("{} of the worker's tasks failed: {}", .0.len(), .0.join("; "))]
+    TasksFailed(Vec<String>),
 }
 
 enum Plugin {
@@ -251,16 +255,14 @@ impl StandaloneWorker {
             }
         }
         let total = tasks.len();
-        let mut failed = 0;
+        let mut failures = Vec::new();
         tokio::pin!(shutdown);
         let all_failed = loop {
             tokio::select! {
                 () = &mut shutdown => break false,
                 Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
-                    if task_failed(outcome) {
-                        failed += 1;
-                    }
-                    if failed == total {
+                    failures.extend(task_failure(outcome));
+                    if failures.len() == total {
                         break true;
                     }
                 }
@@ -269,21 +271,29 @@ impl StandaloneWorker {
         tracing::info!("worker stopping");
         trigger.fire();
         let drain = async {
+            let mut failed = Vec::new();
             while let Some(outcome) = tasks.join_next().await {
-                task_failed(outcome);
+                failed.extend(task_failure(outcome));
             }
+            failed
         };
         let limit = self.config.shutdown_timeout() + self.config.offset_flush_timeout();
-        if tokio::time::timeout(limit, drain).await.is_err() {
-            tracing::error!(?limit, "tasks did not stop in time; abandoning them");
-            tasks.abort_all();
+        match tokio::time::timeout(limit, drain).await {
+            Ok(failed) => failures.extend(failed),
+            Err(_) => {
+                tracing::error!(?limit, "tasks did not stop in time; abandoning them");
+                failures.push(format!(
+                    "tasks still running after {limit:?} were abandoned"
+                ));
+                tasks.abort_all();
+            }
         }
         stop_connectors(started).await;
         tracing::info!("worker stopped");
-        if all_failed {
-            Err(WorkerError::AllTasksFailed)
-        } else {
-            Ok(())
+        match (all_failed, failures.is_empty()) {
+            (true, _) => Err(WorkerError::AllTasksFailed),
+            (false, true) => Ok(()),
+            (false, false) => Err(WorkerError::TasksFailed(failures)),
         }
     }
 
@@ -515,16 +525,17 @@ fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {
     }
 }
 
-fn task_failed(outcome: Result<Result<(), TaskError>, tokio::task::JoinError>) -> bool {
+/// Why a task ended in failure, if it did (logged at once).
+fn task_failure(outcome: Result<Result<(), TaskError>, tokio::task::JoinError>) -> Option<String> {
     match outcome {
-        Ok(Ok(())) => false,
+        Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "task failed");
-            true
+            Some(e.to_string())
         }
         Err(e) => {
             tracing::error!(error = %e, "task panicked or was aborted");
-            true
+            Some(format!("a task panicked or was aborted: {e}"))
         }
     }
 }

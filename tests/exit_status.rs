@@ -1,0 +1,56 @@
+//! The exit status of a stopped worker tells the truth: a worker whose task had failed (while the others
+//! ran on) exits 1 after a clean stop, naming the task, where it used to exit 0 as if all was well.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    numbered_lines, read_lines, sink_props, source_props, wait_until, worker_props, Dir, Worker,
+};
+
+#[test]
+fn a_stop_after_a_task_failed_exits_non_zero_and_names_it() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let lines = numbered_lines(0, 20);
+    let input = dir.write("input.txt", lines.join("\n") + "\n");
+    let output = dir.path("output.txt");
+    let source = dir.write_properties(
+        "source.properties",
+        &source_props("good-source", &input, "status"),
+    );
+    let good = dir.write_properties(
+        "good.properties",
+        &sink_props("good-sink", &output, "status"),
+    );
+    // A sink whose file cannot be created: its task fails, the others run on.
+    let unwritable = dir.path("no-such-directory").join("out.txt");
+    let bad = dir.write_properties(
+        "bad.properties",
+        &sink_props("bad-sink", &unwritable, "status"),
+    );
+    let mut sluice = Worker::start(&dir, "status", &worker, &[&source, &good, &bad]);
+    sluice.wait_for_log("task failed");
+    wait_until(
+        "the good sink wrote every line",
+        || read_lines(&output).len() >= lines.len(),
+        || sluice.report(),
+    );
+    sluice.signal("TERM");
+    let (status, logs) = sluice.exit_within(Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a failed task fails the run:\n{logs}"
+    );
+    let error = logs
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no `error:` line:\n{logs}"));
+    assert!(
+        error.contains("tasks failed") && error.contains("bad-sink-0"),
+        "the error names the failed task: {error}"
+    );
+}
