@@ -1,5 +1,6 @@
 //! The rdkafka admin client behind [`Admin`], with topic creation routed to the embedded broker when
-//! there is one (the mock cluster does not implement CreateTopics).
+//! there is one (the mock cluster does not implement CreateTopics), and refused with directions when
+//! the broker is another process's embedded broker (`sluice broker`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use crate::api::TopicPartition;
 use crate::kafka::{Admin, KafkaError, NewTopic};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How librdkafka's mock cluster, the embedded broker, names itself (`mockCluster<hex>`).
+const EMBEDDED_CLUSTER_ID_PREFIX: &str = "mockCluster";
 
 pub(super) struct RdAdmin {
     admin: AdminClient<DefaultClientContext>,
@@ -55,6 +59,18 @@ impl Admin for RdAdmin {
             })
             .await??;
             return Ok(true);
+        }
+        // Another process's embedded broker would let CreateTopics time out after a while.
+        let metadata = self.metadata.clone();
+        let cluster = blocking(METADATA_TIMEOUT, move || {
+            metadata.client().fetch_cluster_id(METADATA_TIMEOUT)
+        })
+        .await?;
+        if cluster.is_some_and(|id| id.starts_with(EMBEDDED_CLUSTER_ID_PREFIX)) {
+            return Err(KafkaError::Backend(format!(
+                "cannot create topic {:?}: the broker is an embedded broker (`sluice broker`), which creates topics only for its own process; start it with `sluice broker --topic {}:{}`, or leave out the topic.creation.* keys and let it create the topic when first written",
+                topic.name, topic.name, topic.partitions
+            )));
         }
         let mut new = RdNewTopic::new(
             &topic.name,
