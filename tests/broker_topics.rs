@@ -21,7 +21,7 @@ fn a_topic_written_first_is_created_on_the_fly() {
         &worker_props(&offsets, Some(broker.bootstrap())),
     );
     let lines = numbered_lines(0, 10);
-    let input = dir.write("input.txt", lines.join("\n") + "\n");
+    let input = dir.write("input.txt", lines.concat());
     let output = dir.path("output.txt");
     let source = dir.write_properties(
         "source.properties",

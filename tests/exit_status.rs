@@ -1,5 +1,6 @@
-//! The exit status of a stopped worker tells the truth: a worker whose task had failed (while the others
-//! ran on) exits 1 after a clean stop, naming the task, where it used to exit 0 as if all was well.
+//! A failed task is visible: the worker's periodic status line gives each task's state and the records it
+//! moved, and a worker whose task had failed (while the others ran on) exits 1 after a clean stop,
+//! naming the task, where it used to exit 0 as if all was well.
 
 mod common;
 
@@ -13,9 +14,12 @@ use common::{
 fn a_stop_after_a_task_failed_exits_non_zero_and_names_it() {
     let dir = Dir::new();
     let offsets = dir.path("offsets.json");
-    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let worker = dir.write_properties(
+        "worker.properties",
+        &worker_props(&offsets, None).set("status.log.interval.ms", 300),
+    );
     let lines = numbered_lines(0, 20);
-    let input = dir.write("input.txt", lines.join("\n") + "\n");
+    let input = dir.write("input.txt", lines.concat());
     let output = dir.path("output.txt");
     let source = dir.write_properties(
         "source.properties",
@@ -38,6 +42,8 @@ fn a_stop_after_a_task_failed_exits_non_zero_and_names_it() {
         || read_lines(&output).len() >= lines.len(),
         || sluice.report(),
     );
+    sluice.wait_for_log("bad-sink-0 FAILED (task bad-sink-0");
+    sluice.wait_for_log("good-source-0 running, 20 records");
     sluice.signal("TERM");
     let (status, logs) = sluice.exit_within(Duration::from_secs(30));
     assert_eq!(

@@ -16,7 +16,7 @@ fn sighup_stops_the_worker_cleanly() {
     let offsets = dir.path("offsets.json");
     let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
     let lines = numbered_lines(0, 100);
-    let input = dir.write("input.txt", lines.join("\n") + "\n");
+    let input = dir.write("input.txt", lines.concat());
     let output = dir.path("output.txt");
     let source = dir.write_properties(
         "source.properties",
@@ -51,7 +51,7 @@ fn a_second_signal_during_a_stop_exits_at_once() {
             .set("offset.flush.timeout.ms", 60_000)
             .set("task.shutdown.graceful.timeout.ms", 60_000),
     );
-    let input = dir.write("input.txt", numbered_lines(0, 10).join("\n") + "\n");
+    let input = dir.write("input.txt", numbered_lines(0, 10).concat());
     let source = dir.write_properties(
         "source.properties",
         &source_props("stuck-source", &input, "stuck"),

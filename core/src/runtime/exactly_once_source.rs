@@ -29,6 +29,7 @@ use super::in_flight::InFlight;
 use super::offsets_topic::{offset_key, offset_value, TopicOffsets};
 use super::records::{send_when_room, Converters};
 use super::shutdown::Shutdown;
+use super::status::TaskCounter;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
@@ -64,6 +65,8 @@ pub struct ExactlyOnceSourceSetup {
 /// Runs one source task exactly once until shutdown, failure or fencing.
 pub struct ExactlyOnceSourceRunner {
     id: String,
+    /// What the worker's status line says of this task.
+    status: TaskCounter,
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
     config: Arc<ConnectorConfig>,
@@ -83,8 +86,15 @@ pub struct ExactlyOnceSourceRunner {
 }
 
 impl ExactlyOnceSourceRunner {
+    /// Reports this task's state and records to a worker's status line.
+    pub(crate) fn with_status(mut self, status: TaskCounter) -> Self {
+        self.status = status;
+        self
+    }
+
     pub fn new(task: Box<dyn SourceTask>, setup: ExactlyOnceSourceSetup) -> Self {
         ExactlyOnceSourceRunner {
+            status: TaskCounter::default(),
             id: setup.id,
             task,
             task_config: setup.task_config,
@@ -264,6 +274,7 @@ impl ExactlyOnceSourceRunner {
         match delivery.result {
             Ok(metadata) => {
                 self.acknowledged.push((record, Some(metadata)));
+                self.status.moved(1);
                 Ok(())
             }
             Err(e) => {

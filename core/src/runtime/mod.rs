@@ -17,6 +17,7 @@ pub mod shutdown;
 pub mod sink_task;
 pub mod source_offsets;
 pub mod source_task;
+mod status;
 pub mod submitted;
 mod topic_creation;
 pub mod worker;

@@ -15,6 +15,7 @@ use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
 use super::connector_config::ConnectorConfig;
 use super::records::Converters;
 use super::shutdown::Shutdown;
+use super::status::TaskCounter;
 use super::TaskError;
 
 /// Most records handed to one `put` (Kafka's `max.poll.records` default).
@@ -58,6 +59,8 @@ impl Run {
 /// Runs one sink task until shutdown or failure.
 pub struct SinkTaskRunner {
     id: String,
+    /// What the worker's status line says of this task.
+    status: TaskCounter,
     task: Box<dyn SinkTask>,
     context: SinkTaskContext,
     config: Arc<ConnectorConfig>,
@@ -77,6 +80,12 @@ pub struct SinkTaskRunner {
 }
 
 impl SinkTaskRunner {
+    /// Reports this task's state and records to a worker's status line.
+    pub(crate) fn with_status(mut self, status: TaskCounter) -> Self {
+        self.status = status;
+        self
+    }
+
     pub fn new(
         id: String,
         task: Box<dyn SinkTask>,
@@ -85,6 +94,7 @@ impl SinkTaskRunner {
         consumer: Box<dyn GroupConsumer>,
     ) -> SinkTaskRunner {
         SinkTaskRunner {
+            status: TaskCounter::default(),
             id,
             task,
             context: SinkTaskContext::new(task_config),
@@ -243,6 +253,7 @@ impl SinkTaskRunner {
     /// records and pauses every partition for a while; the consumer keeps polling meanwhile, so the
     /// task stays in its group, and the same records come again once the pause is over.
     async fn put(&mut self, batch: Batch) -> Result<(), TaskError> {
+        let count = batch.records.len() as u64;
         let result = if batch.records.is_empty() {
             Ok(())
         } else {
@@ -251,6 +262,7 @@ impl SinkTaskRunner {
         };
         match result {
             Ok(()) => {
+                self.status.moved(count);
                 for (partition, first) in batch.first {
                     self.starts.entry(partition).or_insert(first);
                 }

@@ -16,6 +16,7 @@ use super::in_flight::InFlight;
 use super::records::{send_when_room, Converters};
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
+use super::status::TaskCounter;
 use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
 use super::topic_creation::TopicCreator;
 use super::TaskError;
@@ -30,6 +31,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// Runs one source task until shutdown or failure.
 pub struct SourceTaskRunner {
     id: String,
+    /// What the worker's status line says of this task.
+    status: TaskCounter,
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
     config: Arc<ConnectorConfig>,
@@ -57,8 +60,15 @@ pub struct SourceTaskSetup {
 }
 
 impl SourceTaskRunner {
+    /// Reports this task's state and records to a worker's status line.
+    pub(crate) fn with_status(mut self, status: TaskCounter) -> SourceTaskRunner {
+        self.status = status;
+        self
+    }
+
     pub fn new(task: Box<dyn SourceTask>, setup: SourceTaskSetup) -> SourceTaskRunner {
         SourceTaskRunner {
+            status: TaskCounter::default(),
             id: setup.id,
             task,
             task_config: setup.task_config,
@@ -185,6 +195,7 @@ impl SourceTaskRunner {
             task,
             submitted,
             in_flight,
+            status,
             ..
         } = self;
         let acknowledged = in_flight.acknowledge(delivery.token, |record, handle| {
@@ -194,6 +205,7 @@ impl SourceTaskRunner {
                         submitted.ack(handle);
                     }
                     commit_record(id, &mut **task, record, Some(&metadata));
+                    status.moved(1);
                     Ok(())
                 }
                 Err(e) => {

@@ -27,6 +27,7 @@ use super::shutdown::ShutdownTrigger;
 use super::sink_task::SinkTaskRunner;
 use super::source_offsets::{ConnectorOffsets, SharedOffsetStore};
 use super::source_task::{SourceTaskRunner, SourceTaskSetup};
+use super::status::{TaskCounter, TaskStatuses};
 use super::worker_config::WorkerConfig;
 use super::TaskError;
 
@@ -241,10 +242,14 @@ impl StandaloneWorker {
         }
         tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
         let trigger = ShutdownTrigger::new();
+        let statuses = TaskStatuses::default();
         let mut tasks = JoinSet::new();
         let mut started = Vec::new();
         for plan in plans {
-            match self.start_connector(plan, &trigger, &mut tasks).await {
+            match self
+                .start_connector(plan, &trigger, &statuses, &mut tasks)
+                .await
+            {
                 Ok(plugin) => started.push(plugin),
                 Err(e) => {
                     trigger.fire();
@@ -256,10 +261,15 @@ impl StandaloneWorker {
         }
         let total = tasks.len();
         let mut failures = Vec::new();
+        let period = self.config.status_interval();
+        let mut status_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         let all_failed = loop {
             tokio::select! {
                 () = &mut shutdown => break false,
+                _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
                 Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
                     failures.extend(task_failure(outcome));
                     if failures.len() == total {
@@ -289,6 +299,7 @@ impl StandaloneWorker {
             }
         }
         stop_connectors(started).await;
+        tracing::info!("status at stop: {}", statuses.line());
         tracing::info!("worker stopped");
         match (all_failed, failures.is_empty()) {
             (true, _) => Err(WorkerError::AllTasksFailed),
@@ -301,6 +312,7 @@ impl StandaloneWorker {
         &self,
         mut plan: ConnectorPlan,
         trigger: &ShutdownTrigger,
+        statuses: &TaskStatuses,
         tasks: &mut JoinSet<Result<(), TaskError>>,
     ) -> Result<Plugin, WorkerError> {
         let config = plan.config;
@@ -317,7 +329,15 @@ impl StandaloneWorker {
                 source,
             })?;
         let task_configs = connector.task_configs(config.tasks_max());
-        if let Err(e) = self.spawn_tasks(&plan.plugin, &config, task_configs, trigger, tasks) {
+        let spawned = self.spawn_tasks(
+            &plan.plugin,
+            &config,
+            task_configs,
+            trigger,
+            statuses,
+            tasks,
+        );
+        if let Err(e) = spawned {
             // Tasks already spawned stop with the worker's trigger; the connector stops here.
             if let Err(stop) = plan.plugin.connector().stop().await {
                 tracing::warn!(connector = %name, error = %stop, "connector stop failed");
@@ -362,6 +382,7 @@ impl StandaloneWorker {
         config: &Arc<ConnectorConfig>,
         task_configs: Vec<ConfigMap>,
         trigger: &ShutdownTrigger,
+        statuses: &TaskStatuses,
         tasks: &mut JoinSet<Result<(), TaskError>>,
     ) -> Result<(), WorkerError> {
         let name = config.name();
@@ -374,35 +395,35 @@ impl StandaloneWorker {
         };
         for (index, task_config) in task_configs.into_iter().enumerate() {
             let id = format!("{name}-{index}");
+            let status = statuses.counter(&id);
             match (plugin, &admin) {
                 (Plugin::Source(connector), Some(admin)) if exactly_once => {
-                    let runner = self.exactly_once_runner(
-                        ExactlyOnceTask {
-                            id,
-                            index,
-                            task: connector.create_task(),
-                            task_config,
-                            creates_topics,
-                        },
-                        config,
-                        admin,
-                    )?;
-                    tasks.spawn(runner.run(trigger.subscribe()));
+                    let runner = self
+                        .exactly_once_runner(
+                            ExactlyOnceTask {
+                                id,
+                                index,
+                                task: connector.create_task(),
+                                task_config,
+                                creates_topics,
+                            },
+                            config,
+                            admin,
+                        )?
+                        .with_status(status.clone());
+                    tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
                 }
                 (Plugin::Source(connector), _) => {
-                    let runner = self.source_runner(
-                        id,
-                        connector.create_task(),
-                        task_config,
-                        config,
-                        &admin,
-                    )?;
-                    tasks.spawn(runner.run(trigger.subscribe()));
+                    let runner = self
+                        .source_runner(id, connector.create_task(), task_config, config, &admin)?
+                        .with_status(status.clone());
+                    tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
                 }
                 (Plugin::Sink(connector), _) => {
-                    let runner =
-                        self.sink_runner(id, connector.create_task(), task_config, config)?;
-                    tasks.spawn(runner.run(trigger.subscribe()));
+                    let runner = self
+                        .sink_runner(id, connector.create_task(), task_config, config)?
+                        .with_status(status.clone());
+                    tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
                 }
             }
         }
@@ -523,6 +544,16 @@ fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {
         connector: connector.to_owned(),
         source,
     }
+}
+
+/// Runs a task, then records in its status how it ended.
+async fn reporting(
+    status: TaskCounter,
+    run: impl Future<Output = Result<(), TaskError>>,
+) -> Result<(), TaskError> {
+    let outcome = run.await;
+    status.ended(outcome.as_ref().err().map(ToString::to_string));
+    outcome
 }
 
 /// Why a task ended in failure, if it did (logged at once).

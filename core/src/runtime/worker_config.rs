@@ -21,6 +21,7 @@ pub const EXACTLY_ONCE_SOURCE_SUPPORT: &str = "exactly.once.source.support";
 pub const OFFSET_STORAGE_TOPIC: &str = "offset.storage.topic";
 pub const OFFSET_STORAGE_PARTITIONS: &str = "offset.storage.partitions";
 pub const OFFSET_STORAGE_REPLICATION_FACTOR: &str = "offset.storage.replication.factor";
+pub const STATUS_INTERVAL: &str = "status.log.interval.ms";
 
 const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 
@@ -158,6 +159,13 @@ pub fn worker_config_def() -> ConfigDef {
             "Replication factor of the offsets topic, when the worker creates it.",
         )
         .check(positive)
+        .optional(
+            STATUS_INTERVAL,
+            ConfigType::Long,
+            "60000",
+            "How often the worker logs a status line (each task's state and the records it moved), in milliseconds (Sluice's own key).",
+        )
+        .check(positive)
 }
 
 pub(crate) fn positive(v: &str) -> Result<(), String> {
@@ -214,6 +222,11 @@ impl WorkerConfig {
 
     pub fn offset_file(&self) -> PathBuf {
         PathBuf::from(self.parsed.string(OFFSET_STORAGE_FILE))
+    }
+
+    /// `status.log.interval.ms`.
+    pub fn status_interval(&self) -> Duration {
+        millis(&self.parsed, STATUS_INTERVAL)
     }
 
     pub fn offset_flush_interval(&self) -> Duration {

@@ -1,0 +1,132 @@
+//! What each task of a worker is doing, for the worker's periodic status line: whether it runs, failed
+//! (and why) or stopped, and how many records it moved (acknowledged by Kafka for a source, handed to
+//! `put` for a sink) since the last line. An operator reading the log sees a task that failed while the
+//! others run on, instead of a worker that looks healthy.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Where a task stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Running,
+    Failed(String),
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Status {
+    state: State,
+    /// Records moved since the last status line.
+    moved: u64,
+}
+
+/// Every task's status, shared by the worker and its tasks.
+#[derive(Debug, Clone, Default)]
+pub struct TaskStatuses(Arc<Mutex<BTreeMap<String, Status>>>);
+
+impl TaskStatuses {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Status>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a task as running; what it reports through the counter shows in the status line.
+    pub fn counter(&self, task: &str) -> TaskCounter {
+        self.lock().insert(
+            task.to_owned(),
+            Status {
+                state: State::Running,
+                moved: 0,
+            },
+        );
+        TaskCounter {
+            statuses: Some(self.clone()),
+            task: task.to_owned(),
+        }
+    }
+
+    /// One line with every task's state and the records it moved since the last line (which this
+    /// starts counting afresh).
+    pub fn line(&self) -> String {
+        let mut statuses = self.lock();
+        let mut line = String::new();
+        for (task, status) in statuses.iter_mut() {
+            if !line.is_empty() {
+                line.push_str("; ");
+            }
+            let moved = std::mem::take(&mut status.moved);
+            let _ = match &status.state {
+                State::Running => write!(line, "{task} running, {moved} records"),
+                State::Stopped => write!(line, "{task} stopped, {moved} records"),
+                State::Failed(why) => write!(line, "{task} FAILED ({why}), {moved} records"),
+            };
+        }
+        line
+    }
+}
+
+/// A task's side of its status.
+#[derive(Debug, Clone, Default)]
+pub struct TaskCounter {
+    /// `None`: a task run outside a worker's status (its counts go nowhere).
+    statuses: Option<TaskStatuses>,
+    task: String,
+}
+
+impl TaskCounter {
+    fn update(&self, change: impl FnOnce(&mut Status)) {
+        if let Some(statuses) = &self.statuses {
+            if let Some(status) = statuses.lock().get_mut(&self.task) {
+                change(status);
+            }
+        }
+    }
+
+    /// The task moved `records` records.
+    pub fn moved(&self, records: u64) {
+        self.update(|status| status.moved += records);
+    }
+
+    /// The task ended: stopped, or failed for this reason.
+    pub fn ended(&self, failure: Option<String>) {
+        self.update(|status| {
+            status.state = match failure {
+                Some(why) => State::Failed(why),
+                None => State::Stopped,
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_gives_each_task_its_state_and_the_records_since_the_last_line() {
+        let statuses = TaskStatuses::default();
+        let source = statuses.counter("src-0");
+        let sink = statuses.counter("sink-0");
+        source.moved(5);
+        source.moved(7);
+        sink.moved(3);
+        sink.ended(Some("cannot open out.txt".into()));
+        assert_eq!(
+            statuses.line(),
+            "sink-0 FAILED (cannot open out.txt), 3 records; src-0 running, 12 records"
+        );
+        source.ended(None);
+        assert_eq!(
+            statuses.line(),
+            "sink-0 FAILED (cannot open out.txt), 0 records; src-0 stopped, 0 records"
+        );
+    }
+
+    #[test]
+    fn a_counter_outside_a_worker_counts_nowhere() {
+        let counter = TaskCounter::default();
+        counter.moved(1);
+        counter.ended(None);
+    }
+}
