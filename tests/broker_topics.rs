@@ -5,21 +5,27 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{
     numbered_lines, sink_props, source_props, wait_until, worker_props, Broker, Dir, Worker,
 };
 
+/// A worker file pointing at `broker`.
+fn worker_on(dir: &Dir, broker: &Broker) -> PathBuf {
+    let offsets = dir.path("offsets.json");
+    dir.write_properties(
+        "worker.properties",
+        &worker_props(&offsets, Some(broker.bootstrap())),
+    )
+}
+
 #[test]
 fn a_topic_written_first_is_created_on_the_fly() {
     let dir = Dir::new();
     let broker = Broker::start(&dir, &[]);
-    let offsets = dir.path("offsets.json");
-    let worker = dir.write_properties(
-        "worker.properties",
-        &worker_props(&offsets, Some(broker.bootstrap())),
-    );
+    let worker = worker_on(&dir, &broker);
     let lines = numbered_lines(0, 10);
     let input = dir.write("input.txt", lines.concat());
     let output = dir.path("output.txt");
@@ -41,11 +47,7 @@ fn a_topic_written_first_is_created_on_the_fly() {
 fn a_topic_with_creation_settings_gets_an_error_that_says_how() {
     let dir = Dir::new();
     let broker = Broker::start(&dir, &[]);
-    let offsets = dir.path("offsets.json");
-    let worker = dir.write_properties(
-        "worker.properties",
-        &worker_props(&offsets, Some(broker.bootstrap())),
-    );
+    let worker = worker_on(&dir, &broker);
     let input = dir.write("input.txt", "one\ntwo\n");
     let source = dir.write_properties(
         "source.properties",
