@@ -40,10 +40,6 @@ impl Layout {
         }
     }
 
-    pub fn brokers(&self) -> i32 {
-        self.brokers
-    }
-
     /// The partition's leader, whether it is up or not.
     pub fn leader(&self, tp: &Tp) -> i32 {
         self.moved

@@ -225,9 +225,7 @@ impl Router {
         request: &Request,
         extra_wait: Duration,
     ) -> Result<Response, KafkaError> {
-        let address = self
-            .address(broker)
-            .ok_or_else(|| KafkaError::Backend(format!("broker {broker} is not known")))?;
+        let address = self.address(broker).ok_or_else(|| unknown_broker(broker))?;
         self.connection(&address).call(request, extra_wait).await
     }
 
@@ -253,51 +251,28 @@ impl Router {
                 None => leaderless.push(tp),
             }
         }
-        let mut calls = Vec::with_capacity(shares.len());
-        for (leader, share) in shares {
+        // Every leader at once; answers are put back in leader order.
+        let mut set = JoinSet::new();
+        for (turn, (leader, share)) in shares.into_iter().enumerate() {
             let request = build(share.clone());
-            let address = self.address(leader);
-            calls.push((leader, share, request, address));
+            let connection = self.connection_to(leader);
+            set.spawn(async move {
+                let answer = match connection {
+                    Some(connection) => connection.call(&request, extra_wait).await,
+                    None => Err(unknown_broker(leader)),
+                };
+                (turn, share, answer)
+            });
         }
-        let mut answers = match calls.len() {
-            // The common case, without a task: one leader.
-            1 => {
-                let mut answers = Vec::new();
-                for (leader, share, request, address) in calls {
-                    let answer = match address {
-                        Some(address) => self.connection(&address).call(&request, extra_wait).await,
-                        None => Err(KafkaError::Backend(format!("broker {leader} is not known"))),
-                    };
-                    answers.push((leader, share, answer));
-                }
-                answers
+        let mut answers = Vec::with_capacity(set.len());
+        while let Some(joined) = set.join_next().await {
+            if let Ok(answer) = joined {
+                answers.push(answer);
             }
-            _ => {
-                let mut set = JoinSet::new();
-                for (leader, share, request, address) in calls {
-                    let connection = address.map(|address| self.connection(&address));
-                    set.spawn(async move {
-                        let answer = match connection {
-                            Some(connection) => connection.call(&request, extra_wait).await,
-                            None => {
-                                Err(KafkaError::Backend(format!("broker {leader} is not known")))
-                            }
-                        };
-                        (leader, share, answer)
-                    });
-                }
-                let mut answers = Vec::new();
-                while let Some(joined) = set.join_next().await {
-                    if let Ok(answer) = joined {
-                        answers.push(answer);
-                    }
-                }
-                answers.sort_by_key(|(leader, _, _)| *leader);
-                answers
-            }
-        };
+        }
+        answers.sort_by_key(|(turn, _, _)| *turn);
         let mut out = Vec::with_capacity(answers.len() + 1);
-        for (_, share, answer) in answers.drain(..) {
+        for (_, share, answer) in answers {
             if matches!(
                 answer,
                 Err(_) | Ok(Response::Error(ErrorCode::NotLeaderOrFollower))
@@ -394,4 +369,9 @@ impl Router {
         }
         Err(last)
     }
+}
+
+/// A broker no metadata has named.
+pub(super) fn unknown_broker(broker: i32) -> KafkaError {
+    KafkaError::Backend(format!("broker {broker} is not known"))
 }

@@ -27,7 +27,7 @@ use super::partition::{Batch, PartitionQueue, Pending};
 use super::{Queued, Shared};
 use crate::client::connection::{code_error, unexpected};
 use crate::client::pipeline::{Answer, Pipeline};
-use crate::client::routing::Router;
+use crate::client::routing::{unknown_broker, Router};
 use crate::coverage::{self, Event};
 use crate::protocol::{CoordinatorKind, ErrorCode, ProduceBatch, Request, Response, Tp};
 
@@ -412,7 +412,7 @@ impl Sender {
             return true;
         }
         let Some(address) = self.control.address(leader) else {
-            self.back_off(KafkaError::Backend(format!("broker {leader} is not known")));
+            self.back_off(unknown_broker(leader));
             return false;
         };
         self.next_link += 1;
