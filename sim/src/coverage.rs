@@ -49,11 +49,14 @@ pub enum Event {
     /// A client found its group's or transactional id's coordinator on another broker than before (after
     /// NOT_COORDINATOR or a lost connection).
     CoordinatorMoved,
+    /// The source's converter refused a record and the runtime dropped it (`errors.tolerance=all`),
+    /// telling the task through `commit_record` without a place in Kafka.
+    RecordSkipped,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 15] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -68,6 +71,7 @@ impl Event {
         Event::PartitionHandedOver,
         Event::LeaderMoved,
         Event::CoordinatorMoved,
+        Event::RecordSkipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +90,7 @@ impl Event {
             Event::PartitionHandedOver => "partition-handed-over",
             Event::LeaderMoved => "leader-moved",
             Event::CoordinatorMoved => "coordinator-moved",
+            Event::RecordSkipped => "record-skipped",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::coverage::Event;
 use crate::faults::FaultKind;
-use crate::workload::SinkMode;
+use crate::workload::{self, Poison, SinkMode};
 
 /// How strictly duplicates are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -185,7 +185,7 @@ impl Scenario {
                 name: "pipeline",
                 about: "source to Kafka to sink on three workers and three brokers, with message latency only; nothing may be lost or duplicated",
                 faults: &[FaultKind::Latency],
-                headline: &[Event::OutOfOrderAcknowledgement],
+                headline: &[Event::OutOfOrderAcknowledgement, Event::RecordSkipped],
                 max_faults: 2,
                 guarantee: Guarantee::ExactlyOnce,
                 ..Scenario::BASE
@@ -272,6 +272,7 @@ impl Scenario {
                     Event::ZombieFenced,
                     Event::WorkerCrashed,
                     Event::CoordinatorMoved,
+                    Event::RecordSkipped,
                 ],
                 max_faults: 8,
                 // A transaction per poll costs several round trips: the source runs slower than at least once.
@@ -291,6 +292,13 @@ impl Scenario {
 
     pub fn total_records(&self) -> i64 {
         self.streams * self.records_per_stream
+    }
+
+    /// Whether record `seq` of every stream is one the source's converter refuses (skipped, never in
+    /// Kafka; its offset is committed all the same).
+    pub fn refused_by_source(&self, seq: i64) -> bool {
+        self.workload == Workload::Sequences
+            && workload::poison(seq) == Some(Poison::RefusedBySource)
     }
 
     /// The assignor this run's sink consumers use: the first allowed one (a seeded run narrows the list

@@ -340,6 +340,7 @@ pub fn run_planned(
             Workload::Files => Destination::Lines(&outputs),
         },
         zombie_writes: &zombie_writes,
+        reports: &shared.reports.all(),
     });
     let sink_committed = state.committed(&scenario.sink_group());
     let lines = shared.ledger.lines(input_file::OUTPUT_FILE);

@@ -113,6 +113,12 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
         ),
         ("batch.size", "10".into()),
         ("instance.header", scenario.exactly_once.to_string()),
+        // Its records are bytes, and some are poison (see SequenceSource): skipped, not fatal.
+        (
+            "value.converter",
+            "org.apache.kafka.connect.converters.ByteArrayConverter".into(),
+        ),
+        ("errors.tolerance", "all".into()),
         ("bug", scenario.source_bug.into()),
         (
             "exactly.once.support",
@@ -150,6 +156,8 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
         ("name", scenario.sink_name().into()),
         ("connector.class", "io.sluice.sim.StoreSinkConnector".into()),
         ("tasks.max", "1".into()),
+        // Some records are not UTF-8 (see SequenceSource): skipped, not fatal.
+        ("errors.tolerance", "all".into()),
         ("topics", scenario.topic().into()),
         ("bug", scenario.sink_bug.into()),
         (

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::broker::{Entry, Logs};
 use crate::protocol::Tp;
-use crate::workload::{DestinationStore, OutputLedger};
+use crate::workload::{refused_by_sink, DestinationStore, OutputLedger};
 
 /// Where the sink's records become durable.
 #[derive(Debug)]
@@ -55,11 +55,17 @@ impl Durability {
     }
 }
 
-/// The offset after the longest prefix of `tp`'s records durable in the destination store.
+/// The offset after the longest prefix of `tp`'s records durable in the destination store. A record the
+/// sink's converter refuses has nothing to be durable: the sink skips it.
 pub fn durable_end(logs: &Logs, store: &DestinationStore, tp: &Tp) -> i64 {
     // Every offset below the contiguous durable run is durable: only what follows needs looking at.
     let from = store.contiguous_end(tp);
+    let entries = logs.entries(tp);
+    let to_write = logs.live_offsets_from(tp, from).filter(|offset| {
+        !matches!(&entries[*offset as usize], Entry::Data { record, .. }
+            if record.value.as_deref().is_some_and(refused_by_sink))
+    });
     store
-        .first_missing(tp, logs.live_offsets_from(tp, from))
+        .first_missing(tp, to_write)
         .unwrap_or_else(|| logs.live_end(tp).max(from))
 }

@@ -29,13 +29,16 @@
 //! - [`cluster`]: the group coordinator's invariants;
 //! - [`durability`]: how far each partition is durable at the sink's end;
 //! - [`redelivery`]: which records delivered again the protocol allows;
-//! - [`drain`]: what a run that did not drain is missing.
+//! - [`drain`]: what a run that did not drain is missing;
+//! - [`reports`]: what source tasks were told of their records (`commit-record-missing`,
+//!   `commit-record-wrong`).
 
 pub mod cluster;
 pub mod commits;
 pub mod drain;
 pub mod durability;
 pub mod redelivery;
+pub mod reports;
 
 pub use commits::{CommitChecks, ZombieWrite};
 pub use durability::{durable_end, Durability};
@@ -47,7 +50,7 @@ use serde::Serialize;
 use crate::broker::Logs;
 use crate::protocol::Tp;
 use crate::scenario::{Guarantee, Scenario};
-use crate::workload::Write;
+use crate::workload::{self, InstanceReports, Poison, Write};
 
 /// The kinds of anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -66,6 +69,8 @@ pub enum AnomalyKind {
     CommittedOffsetRegressed,
     PartitionOwnedTwice,
     NotDrained,
+    CommitRecordMissing,
+    CommitRecordWrong,
 }
 
 impl AnomalyKind {
@@ -84,6 +89,8 @@ impl AnomalyKind {
             AnomalyKind::CommittedOffsetRegressed => "committed-offset-regressed",
             AnomalyKind::PartitionOwnedTwice => "partition-owned-twice",
             AnomalyKind::NotDrained => "not-drained",
+            AnomalyKind::CommitRecordMissing => "commit-record-missing",
+            AnomalyKind::CommitRecordWrong => "commit-record-wrong",
         }
     }
 }
@@ -118,14 +125,13 @@ pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp
     positions
 }
 
-/// A record's place in its source: `stream-S:N` is (S, N); an input file's `line-N` is (0, N).
+/// A record's place in its source: SequenceSource's `stream-S:N` is (S, N) (see
+/// [`workload::parse_value`]); an input file's `line-N` is (0, N).
 pub fn parse_value(value: &[u8]) -> Option<(i64, i64)> {
-    let text = std::str::from_utf8(value).ok()?;
-    if let Some(line) = text.strip_prefix("line-") {
-        return Some((0, line.trim_end().parse().ok()?));
+    if let Some(line) = value.strip_prefix(b"line-") {
+        return Some((0, std::str::from_utf8(line).ok()?.trim_end().parse().ok()?));
     }
-    let (stream, seq) = text.strip_prefix("stream-")?.split_once(':')?;
-    Some((stream.parse().ok()?, seq.parse().ok()?))
+    workload::parse_value(value)
 }
 
 /// At most five anomalies of each kind, then one line saying how many more there were.
@@ -159,6 +165,10 @@ pub struct Tally {
     pub in_kafka: i64,
     /// Distinct source records whose offsets the source committed.
     pub source_committed: i64,
+    /// Source records the source's converter refused: skipped before Kafka.
+    pub skipped_by_source: i64,
+    /// Records in Kafka the sink's converter refused: skipped, not written to the destination.
+    pub skipped_by_sink: i64,
     /// Distinct Kafka records durable in the destination.
     pub delivered: i64,
     /// Source records at more than one Kafka offset (extra copies).
@@ -184,6 +194,8 @@ pub struct FinalState<'a> {
     pub destination: Destination<'a>,
     /// Records that became visible from zombie instances: reported as `zombie-write`, not as duplicates.
     pub zombie_writes: &'a BTreeSet<(Tp, i64)>,
+    /// What each source task instance was told through `commit_record` and `commit`.
+    pub reports: &'a BTreeMap<u64, InstanceReports>,
 }
 
 /// The end-of-run checks.
@@ -210,6 +222,16 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
                     .count()
                     .max(1)
             }) as i64;
+            if scenario.refused_by_source(seq) {
+                tally.skipped_by_source += 1;
+                if copies > 0 {
+                    first(
+                        AnomalyKind::Inconsistent,
+                        format!("stream {stream} seq {seq} is in Kafka, but the source's converter refuses it"),
+                    );
+                }
+                continue;
+            }
             tally.kafka_duplicates += (copies - 1).max(0);
             if copies > 0 {
                 continue;
@@ -227,6 +249,13 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         }
     }
     tally.in_kafka = positions.values().map(|p| p.len() as i64).sum();
+    reports::check(
+        scenario,
+        state.reports,
+        &positions,
+        state.source_committed,
+        &mut first,
+    );
 
     let example = match &state.destination {
         Destination::Store(writes) => {
@@ -325,9 +354,20 @@ fn check_store(
         }
         last.insert(key, write.offset);
     }
-    let kafka_records: BTreeSet<(Tp, i64)> = positions
-        .values()
-        .flat_map(|copies| copies.iter().cloned())
+    // Records the sink's converter refuses are skipped, not written.
+    let (refused, kafka_records): (Vec<_>, Vec<_>) = positions
+        .iter()
+        .flat_map(|((_, seq), copies)| {
+            let refused = workload::poison(*seq) == Some(Poison::RefusedBySink);
+            copies
+                .iter()
+                .map(move |position| (refused, position.clone()))
+        })
+        .partition(|(refused, _)| *refused);
+    tally.skipped_by_sink = refused.len() as i64;
+    let kafka_records: BTreeSet<(Tp, i64)> = kafka_records
+        .into_iter()
+        .map(|(_, position)| position)
         .collect();
     for (tp, offset) in &kafka_records {
         if !written.contains_key(&(tp.clone(), *offset)) {

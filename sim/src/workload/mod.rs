@@ -7,13 +7,18 @@ pub mod input_file;
 mod output_ledger;
 mod sequence_source;
 mod sim_fs;
+mod source_reports;
 mod store_sink;
 mod strikes;
 
 pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Write};
 pub use output_ledger::{Line, OutputLedger};
-pub use sequence_source::{SequenceSourceConnector, INSTANCE_HEADER};
+pub use sequence_source::{
+    parse_value, poison, refused_by_sink, Poison, SequenceSourceConnector, INSTANCE_HEADER,
+    REFUSED_BY_SINK_EVERY, REFUSED_BY_SOURCE_EVERY,
+};
 pub use sim_fs::{DirtyPages, DiskFaults, SimFs, WriteError};
+pub use source_reports::{InstanceReports, RecordId, SourceReports};
 pub use store_sink::{SinkBug, SinkMode, StoreSinkConnector};
 pub use strikes::{Strike, Strikes};
 
@@ -39,13 +44,14 @@ pub fn member_worker(member_id: &str) -> Option<usize> {
 }
 
 /// What the workload connectors of every worker share: the destination store, the disks' faults and
-/// ledger, and the counter numbering source task instances.
+/// ledger, the counter numbering source task instances and what those instances were told.
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     pub store: Arc<DestinationStore>,
     pub disk: Arc<DiskFaults>,
     pub ledger: Arc<OutputLedger>,
     pub instances: Arc<AtomicU64>,
+    pub reports: Arc<SourceReports>,
 }
 
 /// A worker's connectors: the built-in ones on its simulated disk `fs` (suffering the disk faults,
@@ -54,12 +60,20 @@ pub struct Shared {
 pub fn plugins(shared: &Shared, fs: SimFs) -> PluginRegistry {
     let worker = fs.worker();
     let Shared {
-        store, instances, ..
+        store,
+        instances,
+        reports,
+        ..
     } = shared.clone();
     let mut registry = sluice_connectors::plugins_on(Arc::new(fs));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
-        ConnectorPlugin::source(move || Box::new(SequenceSourceConnector::new(instances.clone()))),
+        ConnectorPlugin::source(move || {
+            Box::new(SequenceSourceConnector::new(
+                instances.clone(),
+                reports.clone(),
+            ))
+        }),
     );
     registry.register(
         "io.sluice.sim.StoreSinkConnector",

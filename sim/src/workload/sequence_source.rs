@@ -6,6 +6,15 @@
 //! it stamps its number on every record (header [`INSTANCE_HEADER`]), so the oracle can tell a zombie's
 //! writes from its successor's.
 //!
+//! Some records are poison, as real sources have: every [`REFUSED_BY_SOURCE_EVERY`]th record of a stream
+//! holds a value of a type the source's `ByteArrayConverter` refuses (a string), and every
+//! [`REFUSED_BY_SINK_EVERY`]th one bytes that are not UTF-8, which reach Kafka but which the sink's
+//! `StringConverter` refuses. Both connectors run with `errors.tolerance=all`, so each side skips its
+//! poison and commits offsets past it.
+//!
+//! Every task instance writes what it is told through `commit_record`, and what it polled before each
+//! `commit`, to the shared [`SourceReports`], where the oracle checks them.
+//!
 //! Its `bug` key plants a deliberate mistake: `skip-records` advances past some records without sending
 //! them (lost), `early-offsets` labels each record with a later record's offset (committed before Kafka
 //! has the records it covers), `restart-from-beginning` ignores the committed offsets when a task starts
@@ -18,11 +27,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header, SourceConnector,
-    SourceMap, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header, RecordMetadata,
+    SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
-use sluice_core::data::Data;
+use sluice_core::data::{Data, Value};
+
+use super::source_reports::SourceReports;
+use crate::coverage::{self, Event};
 
 const TOPIC: &str = "topic";
 const STREAMS: &str = "streams";
@@ -67,22 +79,81 @@ fn config_def() -> ConfigDef {
         )
 }
 
+/// Every this many records of a stream, one the source's converter refuses.
+pub const REFUSED_BY_SOURCE_EVERY: i64 = 97;
+/// Every this many records of a stream, one the sink's converter refuses.
+pub const REFUSED_BY_SINK_EVERY: i64 = 89;
+
+/// A record that one side's converter refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// A string where the source's `ByteArrayConverter` takes bytes: it never reaches Kafka.
+    RefusedBySource,
+    /// Bytes that are not UTF-8: in Kafka, but the sink's `StringConverter` refuses them.
+    RefusedBySink,
+}
+
+/// Whether record `seq` of a stream is poison, and to whom.
+pub fn poison(seq: i64) -> Option<Poison> {
+    if seq % REFUSED_BY_SOURCE_EVERY == REFUSED_BY_SOURCE_EVERY - 1 {
+        Some(Poison::RefusedBySource)
+    } else if seq % REFUSED_BY_SINK_EVERY == REFUSED_BY_SINK_EVERY - 1 {
+        Some(Poison::RefusedBySink)
+    } else {
+        None
+    }
+}
+
+/// The byte that makes a record's value invalid UTF-8, after its text.
+const NOT_UTF8: u8 = 0xff;
+
+/// Whether a value in Kafka is one the sink's converter refuses.
+pub fn refused_by_sink(value: &[u8]) -> bool {
+    std::str::from_utf8(value).is_err()
+}
+
+/// The record a value in Kafka holds (text `stream-S:N`, perhaps followed by the byte that makes it
+/// invalid UTF-8): (S, N).
+pub fn parse_value(value: &[u8]) -> Option<(i64, i64)> {
+    let text = value.strip_suffix(&[NOT_UTF8]).unwrap_or(value);
+    let (stream, seq) = std::str::from_utf8(text)
+        .ok()?
+        .strip_prefix("stream-")?
+        .split_once(':')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
 /// The key and value of record `seq` of stream `stream`.
 pub fn record_text(stream: i64, seq: i64) -> (String, String) {
     (format!("stream-{stream}"), format!("stream-{stream}:{seq}"))
+}
+
+/// Record `seq`'s value as the task hands it over: bytes, or its poison.
+fn record_value(text: String, seq: i64) -> Data {
+    match poison(seq) {
+        None => Data::schemaless(Value::Bytes(text.into_bytes())),
+        Some(Poison::RefusedBySource) => Data::string(text),
+        Some(Poison::RefusedBySink) => {
+            let mut bytes = text.into_bytes();
+            bytes.push(NOT_UTF8);
+            Data::schemaless(Value::Bytes(bytes))
+        }
+    }
 }
 
 pub struct SequenceSourceConnector {
     config: ConfigMap,
     /// Numbers task instances across the whole run.
     instances: Arc<AtomicU64>,
+    reports: Arc<SourceReports>,
 }
 
 impl SequenceSourceConnector {
-    pub fn new(instances: Arc<AtomicU64>) -> SequenceSourceConnector {
+    pub fn new(instances: Arc<AtomicU64>, reports: Arc<SourceReports>) -> SequenceSourceConnector {
         SequenceSourceConnector {
             config: ConfigMap::new(),
             instances,
+            reports,
         }
     }
 }
@@ -137,6 +208,7 @@ impl SourceConnector for SequenceSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(SequenceSourceTask {
             instances: self.instances.clone(),
+            reports: self.reports.clone(),
             ..SequenceSourceTask::default()
         })
     }
@@ -157,8 +229,11 @@ pub struct SequenceSourceTask {
     /// The next sequence number of each stream this task reads.
     next: BTreeMap<i64, i64>,
     instances: Arc<AtomicU64>,
-    /// This instance's number, stamped on its records when set.
-    instance: Option<u64>,
+    reports: Arc<SourceReports>,
+    /// This instance's number.
+    instance: u64,
+    /// Whether it is stamped on every record.
+    stamp: bool,
 }
 
 #[async_trait]
@@ -170,8 +245,8 @@ impl SourceTask for SequenceSourceTask {
         self.batch = parsed.int(BATCH).max(1) as usize;
         self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
         self.bug = parsed.string(BUG).to_owned();
-        let instance = self.instances.fetch_add(1, Ordering::SeqCst);
-        self.instance = parsed.boolean(STAMP).then_some(instance);
+        self.instance = self.instances.fetch_add(1, Ordering::SeqCst);
+        self.stamp = parsed.boolean(STAMP);
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
         for stream in assigned
             .split(',')
@@ -218,15 +293,16 @@ impl SourceTask for SequenceSourceTask {
                     SourceMap::single("stream", stream),
                     SourceMap::single("seq", labelled),
                     self.topic.as_str(),
-                    Data::string(value),
+                    record_value(value, seq),
                 );
                 record.key = Data::string(key);
-                if let Some(instance) = self.instance {
+                if self.stamp {
                     record.headers.push(Header {
                         key: INSTANCE_HEADER.into(),
-                        value: Data::string(instance.to_string()),
+                        value: Data::string(self.instance.to_string()),
                     });
                 }
+                self.reports.polled(self.instance, (stream, seq));
                 out.push(record);
             }
             if !progressed {
@@ -234,6 +310,30 @@ impl SourceTask for SequenceSourceTask {
             }
         }
         Ok(out)
+    }
+
+    async fn commit(&mut self) -> Result<(), ConnectError> {
+        self.reports.committed(self.instance);
+        Ok(())
+    }
+
+    fn commit_record(
+        &mut self,
+        record: &SourceRecord,
+        metadata: Option<&RecordMetadata>,
+    ) -> Result<(), ConnectError> {
+        let value = match &record.value.value {
+            Value::Bytes(bytes) => parse_value(bytes),
+            Value::String(text) => parse_value(text.as_bytes()),
+            _ => None,
+        };
+        let id = value.ok_or_else(|| ConnectError::fatal("commit_record: not a record of mine"))?;
+        if metadata.is_none() {
+            coverage::reached(Event::RecordSkipped);
+        }
+        self.reports
+            .told(self.instance, id, metadata.map(|m| (m.partition, m.offset)));
+        Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
