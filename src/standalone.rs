@@ -21,6 +21,10 @@ pub struct Args {
     /// One or more connector files (.properties, or .json in the REST API's shape).
     #[arg(required = true)]
     connectors: Vec<PathBuf>,
+    /// The offset file holds offsets of another Kafka cluster, and this cluster holds the same data (it
+    /// was migrated): keep the offsets and bind the file to this cluster instead of refusing to start.
+    #[arg(long)]
+    rebind_offsets: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +57,8 @@ pub async fn run(args: Args) -> Result<(), StandaloneError> {
         .map(|path| load_connector_file(path).map(|props| (path.clone(), props)))
         .collect::<Result<Vec<_>, _>>()?;
     let backend = backend(&config)?;
-    let worker = StandaloneWorker::new(config, backend, sluice_connectors::builtin_plugins())?;
+    let worker = StandaloneWorker::new(config, backend, sluice_connectors::builtin_plugins())?
+        .rebind_offsets(args.rebind_offsets);
     let plans = connector_props
         .iter()
         .map(|(path, props)| plan(&worker, path, props))

@@ -218,6 +218,7 @@ pub struct FetchedRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
     Metadata {
+        cluster_id: String,
         /// Every broker's id and address.
         brokers: Vec<(i32, String)>,
         /// Per topic, each partition's leader ([`NO_LEADER`] while it has none).

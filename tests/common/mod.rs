@@ -330,9 +330,21 @@ pub struct Worker {
 impl Worker {
     /// Starts `sluice standalone WORKER CONNECTOR...`; `label` names its log file (`<label>.log`).
     pub fn start(dir: &Dir, label: &str, worker: &Path, connectors: &[&Path]) -> Worker {
+        Worker::start_with(dir, label, &[], worker, connectors)
+    }
+
+    /// Starts `sluice standalone FLAGS... WORKER CONNECTOR...`.
+    pub fn start_with(
+        dir: &Dir,
+        label: &str,
+        flags: &[&str],
+        worker: &Path,
+        connectors: &[&Path],
+    ) -> Worker {
         let log = dir.path(&format!("{label}.log"));
         let child = Command::new(SLUICE)
             .arg("standalone")
+            .args(flags)
             .arg(worker)
             .args(connectors)
             .env("NO_COLOR", "1")

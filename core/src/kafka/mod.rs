@@ -176,4 +176,8 @@ pub trait Admin: Send + Sync {
         &self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError>;
+
+    /// The cluster's id, which names one Kafka cluster for as long as it lives (the worker binds its
+    /// source offsets to it). A broker that does not answer is an error the caller may retry.
+    async fn cluster_id(&self) -> Result<String, KafkaError>;
 }

@@ -1,5 +1,7 @@
 //! The standalone worker's source offset file (`offset.storage.file.filename`): offsets per connector and
 //! source partition, written atomically as checksummed, deterministic JSON, and never silently reset when damaged.
+//! The file names the Kafka cluster its offsets belong to: offsets that describe what one cluster holds
+//! are never applied to another.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +41,13 @@ pub enum OffsetStoreError {
         #[source]
         source: io::Error,
     },
+    /// The offsets describe what another Kafka cluster holds.
+    #[error("offset file {} holds source offsets for Kafka cluster {stored:?}, but the worker reached cluster {actual:?}", path.display())]
+    OtherCluster {
+        path: PathBuf,
+        stored: String,
+        actual: String,
+    },
     /// The new file is in place, but it may not survive a power loss.
     #[error("wrote offset file {} but could not sync its directory: {source}", path.display())]
     SyncDirectory {
@@ -61,6 +70,15 @@ pub trait OffsetBackingStore: Send {
         connector: &str,
         offsets: &[(SourcePartition, SourceOffset)],
     ) -> Result<(), OffsetStoreError>;
+
+    /// Binds the offsets to the Kafka cluster with id `cluster`, before any source task reads them: a
+    /// store bound to another cluster is an [`OffsetStoreError::OtherCluster`], unless `rebind` moves it
+    /// to this one (keeping its offsets). A store bound to no cluster yet (new, or written by an older
+    /// version) is bound to this one. The binding is written with the next offsets.
+    fn bind_cluster(&mut self, cluster: &str, rebind: bool) -> Result<(), OffsetStoreError>;
+
+    /// The cluster the offsets belong to, if known.
+    fn cluster(&self) -> Option<&str>;
 }
 
 /// A connector's offsets, keyed by the canonical JSON text of the source partition.
@@ -68,12 +86,17 @@ type ConnectorOffsets = BTreeMap<String, (SourcePartition, SourceOffset)>;
 
 /// Source offsets of every connector of a standalone worker, mirrored in one file.
 ///
-/// The file is `{"version": 1, "checksum": "<hex>", "offsets": [{"key": ["<connector>", {partition}],
-/// "value": {offset}}, ...]}`, sorted by connector and then by the partition's JSON text; the checksum is the
+/// The file is `{"version": 1, "cluster": "<Kafka cluster id>", "checksum": "<hex>", "offsets": [{"key":
+/// ["<connector>", {partition}], "value": {offset}}, ...]}` (`cluster` is absent until the store is bound
+/// to one, and in files of older versions), sorted by connector and then by the partition's JSON text; the checksum is the
 /// FNV-1a 64 hash of the `offsets` array serialized compactly with object keys sorted.
 pub struct FileOffsetStore {
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
+    /// The Kafka cluster the offsets belong to.
+    cluster: Option<String>,
+    /// The cluster the file names, written again by the next `put` when it differs from `cluster`.
+    file_cluster: Option<String>,
     offsets: BTreeMap<String, ConnectorOffsets>,
     /// The last write replaced the file but syncing its directory failed: the rename may not survive a
     /// crash, so the next `put` writes the file again even if its offsets are unchanged.
@@ -84,6 +107,7 @@ impl fmt::Debug for FileOffsetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileOffsetStore")
             .field("path", &self.path)
+            .field("cluster", &self.cluster)
             .field("offsets", &self.offsets)
             .field("rename_unsynced", &self.rename_unsynced)
             .finish_non_exhaustive()
@@ -94,9 +118,9 @@ impl FileOffsetStore {
     /// Loads the file from `fs`; a missing file is an empty store, and an unreadable or damaged one an
     /// error.
     pub fn open(fs: Arc<dyn FileSystem>, path: &Path) -> Result<FileOffsetStore, OffsetStoreError> {
-        let offsets = match fs.read(path) {
+        let (cluster, offsets) = match fs.read(path) {
             Ok(Some(bytes)) => parse_file(&bytes, path)?,
-            Ok(None) => BTreeMap::new(),
+            Ok(None) => (None, BTreeMap::new()),
             Err(source) => {
                 return Err(OffsetStoreError::Read {
                     path: path.to_owned(),
@@ -107,6 +131,8 @@ impl FileOffsetStore {
         Ok(FileOffsetStore {
             fs,
             path: path.to_owned(),
+            file_cluster: cluster.clone(),
+            cluster,
             offsets,
             rename_unsynced: false,
         })
@@ -154,7 +180,7 @@ impl OffsetBackingStore for FileOffsetStore {
             merged.insert(key, (partition.clone(), offset.clone()));
             changed = true;
         }
-        if !changed && !self.rename_unsynced {
+        if !changed && !self.rename_unsynced && self.file_cluster == self.cluster {
             return Ok(());
         }
         let mut all: BTreeMap<&str, &ConnectorOffsets> = self
@@ -163,11 +189,12 @@ impl OffsetBackingStore for FileOffsetStore {
             .map(|(name, offsets)| (name.as_str(), offsets))
             .collect();
         all.insert(connector, &merged);
-        let text = render(&all);
+        let text = render(self.cluster.as_deref(), &all);
         match write_atomically(&*self.fs, &self.path, text.as_bytes()) {
             Ok(()) => {
                 self.offsets.insert(connector.to_owned(), merged);
                 self.rename_unsynced = false;
+                self.file_cluster.clone_from(&self.cluster);
                 Ok(())
             }
             Err(WriteFailure::Write(source)) => Err(OffsetStoreError::Write {
@@ -177,12 +204,31 @@ impl OffsetBackingStore for FileOffsetStore {
             Err(WriteFailure::SyncDirectory(source)) => {
                 self.offsets.insert(connector.to_owned(), merged);
                 self.rename_unsynced = true;
+                self.file_cluster.clone_from(&self.cluster);
                 Err(OffsetStoreError::SyncDirectory {
                     path: self.path.clone(),
                     source,
                 })
             }
         }
+    }
+
+    fn bind_cluster(&mut self, cluster: &str, rebind: bool) -> Result<(), OffsetStoreError> {
+        match &self.cluster {
+            Some(stored) if stored != cluster && !rebind => Err(OffsetStoreError::OtherCluster {
+                path: self.path.clone(),
+                stored: stored.clone(),
+                actual: cluster.to_owned(),
+            }),
+            _ => {
+                self.cluster = Some(cluster.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
     }
 }
 
@@ -232,8 +278,8 @@ fn canonical_map(map: &SourceMap) -> String {
     out
 }
 
-/// The whole file: one offset entry per line, each in canonical form.
-fn render(all: &BTreeMap<&str, &ConnectorOffsets>) -> String {
+/// The whole file: the cluster, then one offset entry per line, each in canonical form.
+fn render(cluster: Option<&str>, all: &BTreeMap<&str, &ConnectorOffsets>) -> String {
     let mut entries = Vec::new();
     for (connector, offsets) in all {
         let name = Value::from(*connector).to_string();
@@ -250,13 +296,18 @@ fn render(all: &BTreeMap<&str, &ConnectorOffsets>) -> String {
     } else {
         format!("\n{}\n", entries.join(",\n"))
     };
-    format!("{{\"version\":{VERSION},\"checksum\":\"{checksum:016x}\",\"offsets\":[{body}]}}\n")
+    let cluster = cluster
+        .map(|id| format!("\"cluster\":{},", Value::from(id)))
+        .unwrap_or_default();
+    format!(
+        "{{\"version\":{VERSION},{cluster}\"checksum\":\"{checksum:016x}\",\"offsets\":[{body}]}}\n"
+    )
 }
 
-fn parse_file(
-    bytes: &[u8],
-    path: &Path,
-) -> Result<BTreeMap<String, ConnectorOffsets>, OffsetStoreError> {
+/// The cluster (absent in files of older versions) and the offsets of every connector.
+type FileContents = (Option<String>, BTreeMap<String, ConnectorOffsets>);
+
+fn parse_file(bytes: &[u8], path: &Path) -> Result<FileContents, OffsetStoreError> {
     let corrupt = |reason: String| OffsetStoreError::Corrupt {
         path: path.to_owned(),
         reason,
@@ -280,6 +331,11 @@ fn parse_file(
         Some(_) => return Err(corrupt("\"version\" is not a number".to_owned())),
         None => return Err(corrupt("\"version\" is missing".to_owned())),
     }
+    let cluster = match root.get("cluster") {
+        None => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(_) => return Err(corrupt("\"cluster\" is not a cluster id".to_owned())),
+    };
     let Some(Value::String(checksum)) = root.get("checksum") else {
         return Err(corrupt(
             "\"checksum\" is missing or not a string".to_owned(),
@@ -312,7 +368,7 @@ fn parse_file(
             )));
         }
     }
-    Ok(offsets)
+    Ok((cluster, offsets))
 }
 
 fn parse_entry(entry: &Value) -> Result<(&str, SourcePartition, SourceOffset), &'static str> {
@@ -454,6 +510,89 @@ mod tests {
         let root =
             json!({"version": version, "checksum": format!("{checksum:016x}"), "offsets": offsets});
         root.to_string().into_bytes()
+    }
+
+    #[test]
+    fn offsets_are_bound_to_one_cluster() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        assert_eq!(store.cluster(), None);
+        store.bind_cluster("cluster-a", false).expect("bind");
+        put(&mut store, "c", &[(partition("a"), offset(3))]);
+        let text = String::from_utf8(read(&path)).expect("utf-8");
+        assert!(
+            text.starts_with("{\"version\":1,\"cluster\":\"cluster-a\",\"checksum\""),
+            "{text}"
+        );
+
+        let mut reopened = open(&path);
+        assert_eq!(reopened.cluster(), Some("cluster-a"));
+        reopened
+            .bind_cluster("cluster-a", false)
+            .expect("the same cluster");
+        let err = reopened
+            .bind_cluster("cluster-b", false)
+            .expect_err("another cluster");
+        let message = err.to_string();
+        assert!(
+            matches!(err, OffsetStoreError::OtherCluster { .. }),
+            "{err:?}"
+        );
+        for part in ["cluster-a", "cluster-b", &path.display().to_string()] {
+            assert!(message.contains(part), "{message}");
+        }
+        assert_eq!(reopened.cluster(), Some("cluster-a"));
+        assert_eq!(reopened.get("c", &partition("a")), Some(offset(3)));
+    }
+
+    #[test]
+    fn a_rebind_keeps_the_offsets_and_is_written_with_the_next_commit() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        store.bind_cluster("cluster-a", false).expect("bind");
+        put(&mut store, "c", &[(partition("a"), offset(3))]);
+
+        let mut moved = open(&path);
+        moved.bind_cluster("cluster-b", true).expect("rebind");
+        assert_eq!(open(&path).cluster(), Some("cluster-a"), "not written yet");
+        // Unchanged offsets: the file is written all the same, for the binding.
+        put(&mut moved, "c", &[(partition("a"), offset(3))]);
+        let reopened = open(&path);
+        assert_eq!(reopened.cluster(), Some("cluster-b"));
+        assert_eq!(reopened.get("c", &partition("a")), Some(offset(3)));
+    }
+
+    #[test]
+    fn a_file_without_a_cluster_is_bound_to_the_first_one() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        write(
+            &path,
+            &file_with(
+                json!(1),
+                json!([{"key": ["c", {"filename": "a"}], "value": {"position": 9}}]),
+            ),
+        );
+        let mut store = open(&path);
+        assert_eq!(store.cluster(), None);
+        store.bind_cluster("cluster-a", false).expect("bind");
+        put(&mut store, "c", &[]);
+        assert_eq!(open(&path).cluster(), Some("cluster-a"));
+        assert_eq!(open(&path).get("c", &partition("a")), Some(offset(9)));
+    }
+
+    #[test]
+    fn a_cluster_that_is_not_an_id_is_corrupt() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        for cluster in [json!(""), json!(7)] {
+            let checksum = fnv1a64(b"[]");
+            let root = json!({"version": 1, "cluster": cluster, "checksum": format!("{checksum:016x}"), "offsets": []});
+            write(&path, root.to_string().as_bytes());
+            assert_corrupt(&path, "\"cluster\" is not a cluster id");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The standalone worker: validates connector configs, starts connectors and their tasks on a Kafka
 //! backend, and stops them cleanly (flush, commit, leave the group) when its shutdown signal fires.
 //! With `exactly.once.source.support=enabled` its source tasks run transactionally, their offsets in
-//! `offset.storage.topic`.
+//! `offset.storage.topic`. Before any source task starts, the worker binds its offset file to the Kafka
+//! cluster it reaches (its cluster id), so that offsets of one cluster are never applied to another.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use crate::api::{
 };
 use crate::config::{ConfigError, ConfigMap};
 use crate::fs::LocalFs;
+use crate::kafka::rdkafka::IN_PROCESS_CLUSTER_ID;
 use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
 use super::connector_config::{
@@ -35,6 +37,10 @@ use super::TaskError;
 const OFFSETS_TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
 /// Wait between attempts to create the offsets topic.
 const OFFSETS_TOPIC_RETRY: Duration = Duration::from_millis(500);
+/// Wait between attempts to learn the cluster id when Kafka does not answer.
+const CLUSTER_ID_RETRY: Duration = Duration::from_secs(1);
+/// How often a worker still waiting for the cluster id says so again.
+const CLUSTER_ID_REMINDER: Duration = Duration::from_secs(60);
 
 /// Why the worker could not start or run a connector.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,27 @@ pub enum WorkerError {
     DuplicateName(String),
     #[error(transparent)]
     OffsetStore(#[from] OffsetStoreError),
+    /// The offset file holds offsets of another Kafka cluster: they describe what that cluster holds, and
+    /// applied to this one they would skip records that never reached it.
+    #[error(
+        "offset file {} holds source offsets for Kafka cluster {}, but {kafka} is cluster {}. \
+         Offsets of one cluster would skip records that never reached another, so the worker does not start. \
+         To copy the sources from the beginning to this cluster, move the offset file away; \
+         if this cluster holds the same data (a migrated cluster), start the worker once with --rebind-offsets to keep the offsets",
+        path.display(), describe_cluster(stored), describe_cluster(actual)
+    )]
+    OffsetsOfAnotherCluster {
+        path: std::path::PathBuf,
+        stored: String,
+        actual: String,
+        kafka: String,
+    },
+    #[error("cannot create a Kafka client for {kafka}: {source}")]
+    KafkaClient {
+        kafka: String,
+        #[source]
+        source: KafkaError,
+    },
     #[error("connector {connector:?}: {source}")]
     Kafka {
         connector: String,
@@ -73,6 +100,15 @@ pub enum WorkerError {
     /// final offset commit that failed), so what they read may not be committed.
     #[error("{} of the worker's tasks failed: {}", .0.len(), .0.join("; "))]
     TasksFailed(Vec<String>),
+}
+
+/// A cluster id as the error shows it, saying which one is the in-process embedded broker.
+fn describe_cluster(id: &str) -> String {
+    if id == IN_PROCESS_CLUSTER_ID {
+        format!("{id:?} (the worker's in-process embedded broker, used when bootstrap.servers is not set)")
+    } else {
+        format!("{id:?}")
+    }
 }
 
 enum Plugin {
@@ -107,6 +143,8 @@ pub struct StandaloneWorker {
     backend: Arc<dyn KafkaBackend>,
     plugins: PluginRegistry,
     offsets: SharedOffsetStore,
+    /// Move an offset file bound to another cluster to this one (`--rebind-offsets`).
+    rebind_offsets: bool,
 }
 
 impl StandaloneWorker {
@@ -137,7 +175,15 @@ impl StandaloneWorker {
             backend,
             plugins,
             offsets,
+            rebind_offsets: false,
         }
+    }
+
+    /// Binds an offset file that holds another cluster's offsets to the cluster this worker reaches,
+    /// keeping them (for a cluster migrated with its data), instead of refusing to start.
+    pub fn rebind_offsets(mut self, rebind: bool) -> StandaloneWorker {
+        self.rebind_offsets = rebind;
+        self
     }
 
     /// Validates a connector config: common keys, the plugin's own keys, converters.
@@ -241,6 +287,19 @@ impl StandaloneWorker {
             }
         }
         tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
+        tokio::pin!(shutdown);
+        if plans
+            .iter()
+            .any(|plan| matches!(plan.plugin, Plugin::Source(_)))
+        {
+            tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("worker stopped before its connectors started");
+                    return Ok(());
+                }
+                bound = self.bind_offsets() => bound?,
+            }
+        }
         let trigger = ShutdownTrigger::new();
         let statuses = TaskStatuses::default();
         let mut tasks = JoinSet::new();
@@ -265,7 +324,6 @@ impl StandaloneWorker {
         let mut status_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
         let all_failed = loop {
             tokio::select! {
                 () = &mut shutdown => break false,
@@ -306,6 +364,57 @@ impl StandaloneWorker {
             (false, true) => Ok(()),
             (false, false) => Err(WorkerError::TasksFailed(failures)),
         }
+    }
+
+    /// Learns the id of the cluster the worker reaches, waiting for Kafka as long as it takes, and binds
+    /// the offset file to it.
+    async fn bind_offsets(&self) -> Result<(), WorkerError> {
+        let kafka = self.backend.describe();
+        let admin = self
+            .backend
+            .admin()
+            .map_err(|source| WorkerError::KafkaClient {
+                kafka: kafka.clone(),
+                source,
+            })?;
+        let mut said: Option<tokio::time::Instant> = None;
+        let cluster = loop {
+            match admin.cluster_id().await {
+                Ok(id) => break id,
+                Err(e) => {
+                    if said.is_none_or(|at| at.elapsed() >= CLUSTER_ID_REMINDER) {
+                        tracing::warn!(%kafka, error = %e, "cannot learn the Kafka cluster's id, which source offsets are bound to; source connectors start once Kafka answers; retrying");
+                        said = Some(tokio::time::Instant::now());
+                    }
+                    tokio::time::sleep(CLUSTER_ID_RETRY).await;
+                }
+            }
+        };
+        let mut store = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        let before = store.cluster().map(str::to_owned);
+        store
+            .bind_cluster(&cluster, self.rebind_offsets)
+            .map_err(|e| match e {
+                OffsetStoreError::OtherCluster {
+                    path,
+                    stored,
+                    actual,
+                } => WorkerError::OffsetsOfAnotherCluster {
+                    path,
+                    stored,
+                    actual,
+                    kafka,
+                },
+                other => other.into(),
+            })?;
+        match before {
+            None => tracing::info!(%cluster, "source offsets are bound to this Kafka cluster"),
+            Some(old) if old != cluster => {
+                tracing::warn!(from = %old, to = %cluster, "source offsets rebound to another Kafka cluster (--rebind-offsets)")
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     async fn start_connector(

@@ -40,6 +40,8 @@ pub const BROKER_PORT: u16 = 9092;
 pub struct BrokerConfig {
     /// Each broker's advertised listener (`host:port`), in broker id order: how many brokers there are.
     pub listeners: Vec<String>,
+    /// The cluster id metadata answers carry.
+    pub cluster_id: String,
     /// `num.partitions`: partitions of an automatically created topic.
     pub default_partitions: i32,
     /// `auto.create.topics.enable`.
@@ -57,6 +59,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             listeners: vec![format!("broker:{BROKER_PORT}")],
+            cluster_id: "sim-cluster".to_owned(),
             default_partitions: 1,
             auto_create_topics: true,
             initial_rebalance_delay: Duration::from_secs(3),

@@ -437,7 +437,11 @@ fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -
                 (topic, leaders)
             })
             .collect();
-        return Response::Metadata { brokers, topics };
+        return Response::Metadata {
+            cluster_id: cluster.config().cluster_id.clone(),
+            brokers,
+            topics,
+        };
     };
     let mut found = Vec::new();
     for topic in wanted {
@@ -458,6 +462,7 @@ fn metadata(cluster: &Cluster, topics: Option<Vec<String>>, auto_create: bool) -
         }
     }
     Response::Metadata {
+        cluster_id: cluster.config().cluster_id.clone(),
         brokers,
         topics: found,
     }

@@ -1,5 +1,5 @@
 //! The simulated admin client: topic creation, partition counts, end offsets (from each partition's
-//! leader).
+//! leader), the cluster id.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -71,5 +71,16 @@ impl Admin for SimAdmin {
             }
         }
         Ok(ends)
+    }
+
+    async fn cluster_id(&self) -> Result<String, KafkaError> {
+        let request = Request::Metadata {
+            topics: Some(Vec::new()),
+            auto_create: false,
+        };
+        match self.router.call_any(&request, Duration::ZERO).await? {
+            Response::Metadata { cluster_id, .. } => Ok(cluster_id),
+            other => Err(unexpected(other)),
+        }
     }
 }

@@ -162,7 +162,9 @@ impl Router {
             auto_create,
         };
         let (brokers, topics) = match self.call_any(&request, Duration::ZERO).await? {
-            Response::Metadata { brokers, topics } => (brokers, topics),
+            Response::Metadata {
+                brokers, topics, ..
+            } => (brokers, topics),
             other => return Err(unexpected(other)),
         };
         let mut known = self.known();

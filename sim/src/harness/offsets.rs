@@ -116,6 +116,14 @@ impl OffsetBackingStore for CheckedOffsetStore {
         self.store.get(connector, partition)
     }
 
+    fn bind_cluster(&mut self, cluster: &str, rebind: bool) -> Result<(), OffsetStoreError> {
+        self.store.bind_cluster(cluster, rebind)
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        self.store.cluster()
+    }
+
     fn put(
         &mut self,
         connector: &str,

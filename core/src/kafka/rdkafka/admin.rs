@@ -21,6 +21,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How librdkafka's mock cluster, the embedded broker, names itself (`mockCluster<hex>`).
 const EMBEDDED_CLUSTER_ID_PREFIX: &str = "mockCluster";
 
+/// The cluster id of the worker's in-process embedded broker.
+pub const IN_PROCESS_CLUSTER_ID: &str = "sluice-embedded";
+
 pub(super) struct RdAdmin {
     admin: AdminClient<DefaultClientContext>,
     /// Metadata and watermark queries go through a consumer without a group.
@@ -61,12 +64,11 @@ impl Admin for RdAdmin {
             return Ok(true);
         }
         // Another process's embedded broker would let CreateTopics time out after a while.
-        let metadata = self.metadata.clone();
-        let cluster = blocking(METADATA_TIMEOUT, move || {
-            metadata.client().fetch_cluster_id(METADATA_TIMEOUT)
-        })
-        .await?;
-        if cluster.is_some_and(|id| id.starts_with(EMBEDDED_CLUSTER_ID_PREFIX)) {
+        if self
+            .cluster_id()
+            .await?
+            .starts_with(EMBEDDED_CLUSTER_ID_PREFIX)
+        {
             return Err(KafkaError::Backend(format!(
                 "cannot create topic {:?}: the broker is an embedded broker (`sluice broker`), which creates topics only for its own process; start it with `sluice broker --topic {}:{}`, or leave out the topic.creation.* keys and let it create the topic when first written",
                 topic.name, topic.name, topic.partitions
@@ -130,5 +132,24 @@ impl Admin for RdAdmin {
             ends.insert(p.clone(), high);
         }
         Ok(ends)
+    }
+
+    /// The in-process embedded broker is new, and empty, at every start of the worker; it is named
+    /// [`IN_PROCESS_CLUSTER_ID`] so that a worker that runs on it again keeps its offsets. Another
+    /// process's (`sluice broker`) has the mock cluster's own id, new with each start of that process.
+    async fn cluster_id(&self) -> Result<String, KafkaError> {
+        if self.embedded.is_some() {
+            return Ok(IN_PROCESS_CLUSTER_ID.to_owned());
+        }
+        let metadata = self.metadata.clone();
+        blocking(METADATA_TIMEOUT * 2, move || {
+            metadata.client().fetch_cluster_id(METADATA_TIMEOUT)
+        })
+        .await?
+        .ok_or_else(|| {
+            KafkaError::Timeout(format!(
+                "Kafka did not tell its cluster id within {METADATA_TIMEOUT:?}"
+            ))
+        })
     }
 }

@@ -9,6 +9,7 @@ mod reader;
 mod signalled_queue;
 mod transactional;
 
+pub use admin::IN_PROCESS_CLUSTER_ID;
 pub use embedded::{Coordinated, EmbeddedBroker, RetriableProduceError};
 
 use std::sync::Arc;
