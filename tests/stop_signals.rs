@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    numbered_lines, read_lines, sink_props, source_props, wait_until, worker_props, Dir, Worker,
+    append, numbered_lines, read_lines, sink_props, source_props, wait_until, worker_props, Broker,
+    Dir, Worker,
 };
 
 #[test]
@@ -43,11 +44,12 @@ fn sighup_stops_the_worker_cleanly() {
 #[test]
 fn a_second_signal_during_a_stop_exits_at_once() {
     let dir = Dir::new();
+    let broker = Broker::start(&dir, &["stuck"]);
     let offsets = dir.path("offsets.json");
-    // Kafka cannot be reached, and the stop may wait a minute for the records to be acknowledged.
+    // The stop may wait a minute for records to be acknowledged.
     let worker = dir.write_properties(
         "worker.properties",
-        &worker_props(&offsets, Some("127.0.0.1:1"))
+        &worker_props(&offsets, Some(broker.bootstrap()))
             .set("offset.flush.timeout.ms", 60_000)
             .set("task.shutdown.graceful.timeout.ms", 60_000),
     );
@@ -58,6 +60,11 @@ fn a_second_signal_during_a_stop_exits_at_once() {
     );
     let mut sluice = Worker::start(&dir, "stuck", &worker, &[&source]);
     sluice.wait_for_log("source task started");
+    // Kafka goes away, and the lines read from now on are never acknowledged.
+    drop(broker);
+    append(&input, &numbered_lines(10, 10));
+    // The source tails the file every few milliseconds: give it time to read and send them.
+    std::thread::sleep(Duration::from_secs(2));
     sluice.signal("TERM");
     sluice.wait_for_log("shutdown signal received");
     sluice.signal("INT");

@@ -1,7 +1,8 @@
 //! The standalone worker runtime: source and sink task loops, offset tracking and offset storage.
 //!
 //! - [`worker`]: starts connectors and tasks, stops them cleanly.
-//! - [`source_task`] / [`sink_task`]: the task loops; [`exactly_once_source`]: the transactional source loop.
+//! - [`source_task`] / [`sink_task`]: the task loops; [`exactly_once_source`]: the transactional source loop;
+//!   [`leave_gate`]: a connector's sink tasks leave their group only once all of them committed.
 //! - [`submitted`], [`in_flight`]: which source records Kafka acknowledged, and so which offsets may be committed.
 //! - [`offset_store`], [`source_offsets`]: the source offset file; [`offsets_topic`]: exactly-once tasks'
 //!   offsets in `offset.storage.topic`.
@@ -10,6 +11,7 @@
 pub mod connector_config;
 pub mod exactly_once_source;
 pub mod in_flight;
+pub mod leave_gate;
 pub mod offset_store;
 pub mod offsets_topic;
 mod records;

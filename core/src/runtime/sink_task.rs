@@ -1,6 +1,7 @@
 //! The sink task loop (Kafka Connect's `WorkerSinkTask`): consume as a member of the connector's group,
 //! convert and `put` records, and commit only offsets that `pre_commit` (by default: after `flush`)
-//! declared durable, both periodically and before partitions are given up.
+//! declared durable, both periodically and before partitions are given up. A stop commits before the
+//! task leaves its group, and waits at its connector's [`LeaveGate`] until the other tasks committed too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::config::ConfigMap;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
 
 use super::connector_config::ConnectorConfig;
+use super::leave_gate::{GatePlace, LeaveGate};
 use super::records::Converters;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
@@ -77,12 +79,27 @@ pub struct SinkTaskRunner {
     retry_at: Option<Instant>,
     /// Partitions the task paused through its context.
     paused_by_task: BTreeSet<TopicPartition>,
+    /// Offsets the group refused to commit while it was rebalancing, committed again if the new
+    /// generation gives their partitions back to this task.
+    refused: BTreeMap<TopicPartition, i64>,
+    /// Where the task waits, when stopping, for its connector's other tasks to commit before leaving.
+    gate: GatePlace,
+    /// How long it waits there.
+    gate_limit: Duration,
 }
 
 impl SinkTaskRunner {
     /// Reports this task's state and records to a worker's status line.
     pub(crate) fn with_status(mut self, status: TaskCounter) -> Self {
         self.status = status;
+        self
+    }
+
+    /// Makes the task, when it stops, wait (at most `limit`) at `gate` for its connector's other tasks to
+    /// commit before it leaves the group. Alone, a task has a gate of its own.
+    pub fn with_leave_gate(mut self, gate: &LeaveGate, limit: Duration) -> Self {
+        self.gate = gate.place();
+        self.gate_limit = limit;
         self
     }
 
@@ -106,6 +123,9 @@ impl SinkTaskRunner {
             starts: BTreeMap::new(),
             retry_at: None,
             paused_by_task: BTreeSet::new(),
+            refused: BTreeMap::new(),
+            gate: LeaveGate::new().place(),
+            gate_limit: Duration::ZERO,
         }
     }
 
@@ -127,6 +147,8 @@ impl SinkTaskRunner {
         let outcome = self.run_until_stopped(&mut shutdown).await;
         let owned: Vec<_> = self.assigned.iter().cloned().collect();
         if outcome.is_ok() {
+            // Only this last commit's refusals are still this task's to report.
+            self.refused.clear();
             self.commit(&owned).await;
         }
         if let Err(e) = self.task.close(&owned).await {
@@ -135,6 +157,9 @@ impl SinkTaskRunner {
         if let Err(e) = self.task.stop().await {
             tracing::warn!(task = %self.id, error = %e, "sink task stop failed");
         }
+        if outcome.is_ok() && !self.wait_at_gate().await {
+            tracing::warn!(task = %self.id, limit = ?self.gate_limit, "leaving the group before every task of the connector committed");
+        }
         if let Some(consumer) = self.consumer.take() {
             if let Err(e) = consumer.close().await {
                 tracing::warn!(task = %self.id, error = %e, "leaving the group failed");
@@ -142,6 +167,40 @@ impl SinkTaskRunner {
         }
         tracing::info!(task = %self.id, "sink task stopped");
         outcome
+    }
+
+    /// Stays in the group until every task of the connector has committed and the offsets the group
+    /// refused (while a rebalance was under way) are committed by whoever owns their partitions now, for
+    /// at most the gate's limit. It keeps polling, so that a rebalance completes; the records it gets
+    /// are left for whoever reads the partitions next. Returns whether the gate opened.
+    async fn wait_at_gate(&mut self) -> bool {
+        self.gate.arrive(std::mem::take(&mut self.refused));
+        let deadline = Instant::now() + self.gate_limit;
+        loop {
+            let mine = self.gate.refused_of(&self.assigned);
+            if !mine.is_empty() && self.consumer().commit(&mine).await.is_ok() {
+                tracing::info!(task = %self.id, offsets = ?mine, "committed offsets refused during the rebalance");
+                self.gate.committed(&mine);
+            }
+            if self.gate.open() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            match self.consumer().poll(MAX_POLL_RECORDS, POLL_WAIT).await {
+                Ok(GroupEvent::Assigned(partitions)) => self.assigned.extend(partitions),
+                Ok(GroupEvent::Revoked(partitions) | GroupEvent::Lost(partitions)) => {
+                    for partition in &partitions {
+                        self.assigned.remove(partition);
+                    }
+                }
+                Ok(GroupEvent::Records(_)) => {}
+                Err(e) => {
+                    tracing::debug!(task = %self.id, error = %e, "poll while stopping failed")
+                }
+            }
+        }
     }
 
     async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {
@@ -185,7 +244,10 @@ impl SinkTaskRunner {
                 if let Err(e) = self.task.open(&partitions).await {
                     return Err(self.fail("open", e));
                 }
-                self.apply_requests()
+                let rewound: BTreeSet<TopicPartition> =
+                    self.context.requests().rewinds.keys().cloned().collect();
+                self.apply_requests()?;
+                self.commit_refused(&partitions, &rewound).await
             }
             GroupEvent::Revoked(partitions) => {
                 tracing::info!(task = %self.id, ?partitions, "partitions revoked");
@@ -194,6 +256,8 @@ impl SinkTaskRunner {
             }
             GroupEvent::Lost(partitions) => {
                 tracing::warn!(task = %self.id, ?partitions, "partitions lost; their uncommitted records will be redelivered elsewhere");
+                // Someone else may have owned them since: a refused offset is no longer this task's to commit.
+                self.refused.clear();
                 self.release(&partitions).await
             }
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
@@ -373,10 +437,44 @@ impl SinkTaskRunner {
                 self.committed.extend(to_commit);
             }
             Err(KafkaError::Fenced(reason)) => {
-                tracing::warn!(task = %self.id, reason, "offset commit rejected: the group has rebalanced");
+                tracing::warn!(task = %self.id, reason, "offset commit rejected: the group is rebalancing; retried if the partitions stay with this task");
+                self.refused.extend(to_commit);
             }
             Err(e) => tracing::error!(task = %self.id, error = %e, "offset commit failed"),
         }
+    }
+
+    /// The group refused offsets while it rebalanced: where the new generation gives their partitions
+    /// back to this task, commits them in it and resumes after them, instead of delivering the flushed
+    /// records again. Partitions the task rewound itself in `open` keep their rewind.
+    async fn commit_refused(
+        &mut self,
+        assigned: &[TopicPartition],
+        rewound: &BTreeSet<TopicPartition>,
+    ) -> Result<(), TaskError> {
+        let refused = std::mem::take(&mut self.refused);
+        let retry: BTreeMap<TopicPartition, i64> = assigned
+            .iter()
+            .filter(|p| !rewound.contains(*p))
+            .filter_map(|p| refused.get(p).map(|offset| (p.clone(), *offset)))
+            .collect();
+        if retry.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.consumer().commit(&retry).await {
+            tracing::warn!(task = %self.id, error = %e, "offsets refused during the rebalance were refused again; their records will be delivered again");
+            return Ok(());
+        }
+        tracing::info!(task = %self.id, offsets = ?retry, "committed the offsets refused during the rebalance");
+        for (partition, offset) in retry {
+            self.consumer()
+                .seek(&partition, offset)
+                .map_err(|e| self.kafka(e))?;
+            self.starts.insert(partition.clone(), offset);
+            self.positions.insert(partition.clone(), offset);
+            self.committed.insert(partition, offset);
+        }
+        Ok(())
     }
 
     /// After a failed flush the task may have lost what `put` gave it since the last commit: deliver

@@ -24,6 +24,7 @@ use super::connector_config::{
     EXACTLY_ONCE_SUPPORT, NAME, OTHER_CONNECTOR_PREFIXES,
 };
 use super::exactly_once_source::{ExactlyOnceSourceRunner, ExactlyOnceSourceSetup};
+use super::leave_gate::LeaveGate;
 use super::offset_store::{FileOffsetStore, OffsetStoreError};
 use super::shutdown::ShutdownTrigger;
 use super::sink_task::SinkTaskRunner;
@@ -502,6 +503,7 @@ impl StandaloneWorker {
             true => Some(self.backend.admin().map_err(|e| kafka_error(name, e))?),
             false => None,
         };
+        let gate = LeaveGate::new();
         for (index, task_config) in task_configs.into_iter().enumerate() {
             let id = format!("{name}-{index}");
             let status = statuses.counter(&id);
@@ -531,7 +533,8 @@ impl StandaloneWorker {
                 (Plugin::Sink(connector), _) => {
                     let runner = self
                         .sink_runner(id, connector.create_task(), task_config, config)?
-                        .with_status(status.clone());
+                        .with_status(status.clone())
+                        .with_leave_gate(&gate, self.config.shutdown_timeout());
                     tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
                 }
             }
