@@ -55,6 +55,8 @@ pub struct Scenario {
     pub workload: Workload,
     /// Partitions of the pipeline's topic.
     pub partitions: i32,
+    /// The StoreSink's `tasks.max` on each worker: its tasks on one worker stop together.
+    pub sink_tasks: usize,
     /// Source streams, and records in each.
     pub streams: i64,
     pub records_per_stream: i64,
@@ -116,6 +118,7 @@ impl Scenario {
         brokers: 3,
         workload: Workload::Sequences,
         partitions: 8,
+        sink_tasks: 1,
         streams: 8,
         records_per_stream: 1_250,
         source_interval: Duration::from_millis(100),
@@ -197,6 +200,7 @@ impl Scenario {
                 headline_faults: &[FaultKind::StopWorker],
                 headline: &[Event::PartitionHandedOver],
                 max_faults: 5,
+                sink_tasks: 2,
                 guarantee: Guarantee::ExactlyOnce,
                 ..Scenario::BASE
             },

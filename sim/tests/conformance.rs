@@ -410,8 +410,8 @@ async fn revoked_partitions_can_be_committed_before_the_next_poll(env: Env) {
     let outcome = a.consumer().commit(&commit).await;
     let expected: Option<i64> = if env.limits.refuses_commits_while_rebalancing {
         assert!(
-            matches!(outcome, Err(KafkaError::Fenced(_))),
-            "this broker refuses commits while the group rebalances, as fenced: got {outcome:?}"
+            matches!(outcome, Err(KafkaError::RebalanceInProgress(_))),
+            "this broker refuses commits while the group rebalances: got {outcome:?}"
         );
         None
     } else {
@@ -586,8 +586,8 @@ async fn cooperative_member_gives_up_only_the_partitions_that_move(env: Env) {
     // `revoked_partitions_can_be_committed_before_the_next_poll`).
     let expected: Option<i64> = if env.limits.refuses_commits_while_rebalancing {
         assert!(
-            matches!(outcome, Ok(()) | Err(KafkaError::Fenced(_))),
-            "this broker accepts the commit or refuses it as fenced: got {outcome:?}"
+            matches!(outcome, Ok(()) | Err(KafkaError::RebalanceInProgress(_))),
+            "this broker accepts the commit or refuses it while the group rebalances: got {outcome:?}"
         );
         outcome.is_ok().then_some(0)
     } else {

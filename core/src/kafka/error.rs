@@ -17,6 +17,11 @@ pub enum KafkaError {
     /// rejected until it rejoins.
     #[error("commit rejected, the group has rebalanced: {0}")]
     Fenced(String),
+    /// The group is rebalancing: this member is still in it, and a commit is refused until the new
+    /// generation forms (REBALANCE_IN_PROGRESS). Offsets of partitions the member still owns then may be
+    /// committed again.
+    #[error("commit refused while the group rebalances: {0}")]
+    RebalanceInProgress(String),
     /// A newer producer with the same `transactional.id` exists (or this one's transaction outlived
     /// `transaction.timeout.ms`): this producer is a zombie, and nothing it sends can commit any more.
     #[error("producer fenced: {0}")]

@@ -141,7 +141,8 @@ pub trait GroupConsumer: Send {
     ) -> Result<GroupEvent, KafkaError>;
 
     /// Commits offsets ("next offset to read") synchronously. Fails with [`KafkaError::Fenced`] when
-    /// this member is no longer part of the group's current generation.
+    /// this member is no longer part of the group's current generation, and with
+    /// [`KafkaError::RebalanceInProgress`] while the group forms a new one.
     async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError>;
 
     /// The group's committed offsets for these partitions (`None`: nothing committed).

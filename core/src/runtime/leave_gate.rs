@@ -11,7 +11,7 @@
 //! it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
@@ -21,22 +21,29 @@ use crate::api::TopicPartition;
 /// stopping tasks' offsets the group refused.
 #[derive(Debug, Clone)]
 pub struct LeaveGate {
-    waiting: Arc<watch::Sender<usize>>,
-    refused: Arc<Mutex<BTreeMap<TopicPartition, i64>>>,
+    state: Arc<watch::Sender<GateState>>,
+}
+
+/// What a gate holds; its changes wake the tasks waiting at it.
+#[derive(Debug, Default)]
+pub struct GateState {
+    /// Tasks that have not arrived.
+    waiting: usize,
+    /// Refused offsets not committed yet, by partition.
+    refused: BTreeMap<TopicPartition, i64>,
 }
 
 impl LeaveGate {
     pub fn new() -> LeaveGate {
         LeaveGate {
-            waiting: Arc::new(watch::channel(0).0),
-            refused: Arc::default(),
+            state: Arc::new(watch::channel(GateState::default()).0),
         }
     }
 
     /// A place at the gate for one task, held until the task arrives (or drops it: a task that failed
     /// holds nobody up).
     pub fn place(&self) -> GatePlace {
-        self.waiting.send_modify(|waiting| *waiting += 1);
+        self.state.send_modify(|state| state.waiting += 1);
         GatePlace {
             gate: self.clone(),
             arrived: false,
@@ -60,20 +67,34 @@ pub struct GatePlace {
 impl GatePlace {
     /// This task has committed what it could; the offsets the group refused are handed over.
     pub fn arrive(&mut self, refused: BTreeMap<TopicPartition, i64>) {
-        self.refused().extend(refused);
-        if !std::mem::replace(&mut self.arrived, true) {
-            self.gate.waiting.send_modify(|waiting| *waiting -= 1);
+        let arriving = !std::mem::replace(&mut self.arrived, true);
+        if arriving || !refused.is_empty() {
+            self.gate.state.send_modify(|state| {
+                state.refused.extend(refused);
+                if arriving {
+                    state.waiting -= 1;
+                }
+            });
         }
     }
 
     /// Whether every task of the connector has arrived and no refused offset is left to commit.
     pub fn open(&self) -> bool {
-        *self.gate.waiting.borrow() == 0 && self.refused().is_empty()
+        let state = self.gate.state.borrow();
+        state.waiting == 0 && state.refused.is_empty()
+    }
+
+    /// Completes when the gate changes: a task arrived, or refused offsets came or were committed.
+    pub fn changes(&self) -> watch::Receiver<GateState> {
+        self.gate.state.subscribe()
     }
 
     /// The refused offsets of the partitions in `owned`, for this task to commit.
     pub fn refused_of(&self, owned: &BTreeSet<TopicPartition>) -> BTreeMap<TopicPartition, i64> {
-        self.refused()
+        self.gate
+            .state
+            .borrow()
+            .refused
             .iter()
             .filter(|(partition, _)| owned.contains(*partition))
             .map(|(partition, offset)| (partition.clone(), *offset))
@@ -82,16 +103,13 @@ impl GatePlace {
 
     /// These refused offsets are committed now.
     pub fn committed(&self, offsets: &BTreeMap<TopicPartition, i64>) {
-        let mut refused = self.refused();
-        for (partition, offset) in offsets {
-            if refused.get(partition) == Some(offset) {
-                refused.remove(partition);
+        self.gate.state.send_modify(|state| {
+            for (partition, offset) in offsets {
+                if state.refused.get(partition) == Some(offset) {
+                    state.refused.remove(partition);
+                }
             }
-        }
-    }
-
-    fn refused(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, i64>> {
-        self.gate.refused.lock().unwrap_or_else(|e| e.into_inner())
+        });
     }
 }
 

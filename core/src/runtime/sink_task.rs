@@ -176,6 +176,7 @@ impl SinkTaskRunner {
     async fn wait_at_gate(&mut self) -> bool {
         self.gate.arrive(std::mem::take(&mut self.refused));
         let deadline = Instant::now() + self.gate_limit;
+        let mut changes = self.gate.changes();
         loop {
             let mine = self.gate.refused_of(&self.assigned);
             if !mine.is_empty() && self.consumer().commit(&mine).await.is_ok() {
@@ -188,7 +189,23 @@ impl SinkTaskRunner {
             if Instant::now() >= deadline {
                 return false;
             }
-            match self.consumer().poll(MAX_POLL_RECORDS, POLL_WAIT).await {
+            // A poll may wait for a rebalance to complete: not past the deadline, nor once the gate
+            // changed.
+            let consumer = self
+                .consumer
+                .as_mut()
+                .expect("consumer is present until the task stops");
+            let polled = tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return self.gate.open();
+                    }
+                    continue;
+                }
+                () = tokio::time::sleep_until(deadline) => return false,
+                polled = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => polled,
+            };
+            match polled {
                 Ok(GroupEvent::Assigned(partitions)) => self.assigned.extend(partitions),
                 Ok(GroupEvent::Revoked(partitions) | GroupEvent::Lost(partitions)) => {
                     for partition in &partitions {
@@ -437,7 +454,10 @@ impl SinkTaskRunner {
                 self.committed.extend(to_commit);
             }
             Err(KafkaError::Fenced(reason)) => {
-                tracing::warn!(task = %self.id, reason, "offset commit rejected: the group is rebalancing; retried if the partitions stay with this task");
+                tracing::warn!(task = %self.id, reason, "offset commit rejected: the group has rebalanced");
+            }
+            Err(KafkaError::RebalanceInProgress(reason)) => {
+                tracing::warn!(task = %self.id, reason, "offset commit refused while the group rebalances; retried in the new generation if the partitions stay with the connector's tasks");
                 self.refused.extend(to_commit);
             }
             Err(e) => tracing::error!(task = %self.id, error = %e, "offset commit failed"),

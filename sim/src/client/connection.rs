@@ -81,9 +81,10 @@ pub fn unexpected(response: Response) -> KafkaError {
 
 pub fn code_error(code: ErrorCode) -> KafkaError {
     match code {
-        ErrorCode::UnknownMemberId
-        | ErrorCode::IllegalGeneration
-        | ErrorCode::RebalanceInProgress => KafkaError::Fenced(code.to_string()),
+        ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+            KafkaError::Fenced(code.to_string())
+        }
+        ErrorCode::RebalanceInProgress => KafkaError::RebalanceInProgress(code.to_string()),
         ErrorCode::ProducerFenced => KafkaError::ProducerFenced(code.to_string()),
         other => KafkaError::Backend(other.to_string()),
     }

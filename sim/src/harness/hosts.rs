@@ -155,7 +155,7 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
     props(&[
         ("name", scenario.sink_name().into()),
         ("connector.class", "io.sluice.sim.StoreSinkConnector".into()),
-        ("tasks.max", "1".into()),
+        ("tasks.max", scenario.sink_tasks.to_string()),
         // Some records are not UTF-8 (see SequenceSource): skipped, not fatal.
         ("errors.tolerance", "all".into()),
         ("topics", scenario.topic().into()),

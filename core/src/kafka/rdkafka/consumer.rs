@@ -399,13 +399,16 @@ impl GroupConsumer for RdGroupConsumer {
     }
 }
 
-/// A failed commit: fencing codes mean this member's generation is over.
+/// A failed commit: fencing codes mean this member's generation is over; a rebalance under way refuses
+/// commits until the next generation forms.
 fn commit_error(error: &RdError) -> KafkaError {
     match error {
+        RdError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress) => {
+            KafkaError::RebalanceInProgress(error.to_string())
+        }
         RdError::ConsumerCommit(
             RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::UnknownMemberId
-            | RDKafkaErrorCode::RebalanceInProgress
             | RDKafkaErrorCode::FencedInstanceId
             | RDKafkaErrorCode::StaleMemberEpoch,
         ) => KafkaError::Fenced(error.to_string()),
