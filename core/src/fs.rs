@@ -12,10 +12,21 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncSeekExt};
 /// A file opened for reading, positioned where reading should start.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
+/// A file's length, and its device and inode where the filesystem has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub len: u64,
+    pub device_inode: Option<(u64, u64)>,
+}
+
 #[async_trait]
 pub trait FileSystem: Send + Sync {
     /// Opens `path` for reading from byte `position`; `None` if it does not exist (yet).
     async fn open_read(&self, path: &str, position: u64) -> io::Result<Option<Reader>>;
+
+    /// What is at `path` now: its length and, where the system has them, its device and inode; `None` if
+    /// nothing is.
+    async fn stat(&self, path: &str) -> io::Result<Option<FileStat>>;
 
     /// Opens `path` for appending, creating it if needed. A created file's directory entry is durable when
     /// this returns, so a crash cannot take away a file whose contents were synced.
@@ -99,6 +110,25 @@ pub struct LocalFs;
 impl FileSystem for LocalFs {
     async fn open_read(&self, path: &str, position: u64) -> io::Result<Option<Reader>> {
         positioned(tokio::fs::File::open(path).await, position).await
+    }
+
+    async fn stat(&self, path: &str) -> io::Result<Option<FileStat>> {
+        let metadata = match tokio::fs::metadata(path).await {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        #[cfg(unix)]
+        let device_inode = {
+            use std::os::unix::fs::MetadataExt;
+            Some((metadata.dev(), metadata.ino()))
+        };
+        #[cfg(not(unix))]
+        let device_inode = None;
+        Ok(Some(FileStat {
+            len: metadata.len(),
+            device_inode,
+        }))
     }
 
     async fn open_append(&self, path: &str) -> io::Result<Box<dyn AppendFile>> {

@@ -1,6 +1,7 @@
 //! The FileStream connectors: a file (or stdin) into a topic line by line, and a topic into a file, on
 //! the filesystem seam of `sluice_core::fs`.
 
+mod identity;
 mod output;
 mod sink;
 mod source;

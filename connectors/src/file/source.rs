@@ -1,6 +1,8 @@
 //! FileStreamSource: emits each complete line of a file as a string record, with source partition
-//! `{"filename": <file>}` and offset `{"position": <byte offset after the line>}`; resumes from the
-//! committed position and keeps tailing the file for appended lines.
+//! `{"filename": <file>}` and offset `{"position": <byte offset after the line>}` (plus the file's
+//! identity, see [`identity`](super::identity)); resumes from the committed position and keeps tailing
+//! the file for appended lines. A file truncated, replaced (rotated) or removed is noticed: the rest of
+//! the old file is finished, and the new one read from its start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
 use tokio::io::AsyncReadExt;
 
+use super::identity::{Change, FileIdentity, POSITION};
 use super::FILE;
 use sluice_core::fs::{FileSystem, LocalFs, Reader};
 
@@ -123,6 +126,8 @@ pub struct FileStreamSourceTask {
     pending: Vec<u8>,
     chunk: Vec<u8>,
     warned_missing: bool,
+    /// The file being read, as its offsets name it.
+    identity: FileIdentity,
 }
 
 impl Default for FileStreamSourceTask {
@@ -145,6 +150,7 @@ impl FileStreamSourceTask {
             pending: Vec::new(),
             chunk: Vec::new(),
             warned_missing: false,
+            identity: FileIdentity::default(),
         }
     }
 
@@ -158,7 +164,15 @@ impl FileStreamSourceTask {
             self.reader = Some(Box::new(tokio::io::stdin()));
             return Ok(true);
         }
-        let file = match self.fs.open_read(&self.file, resume_at).await {
+        let stat = match self.fs.stat(&self.file).await {
+            Ok(stat) => stat,
+            Err(e) => return Err(ConnectError::io(format!("cannot open {}", self.file), e)),
+        };
+        let opened = match stat {
+            Some(_) => self.fs.open_read(&self.file, resume_at).await,
+            None => Ok(None),
+        };
+        let file = match opened {
             Ok(Some(file)) => file,
             Ok(None) => {
                 if !self.warned_missing {
@@ -169,9 +183,96 @@ impl FileStreamSourceTask {
             }
             Err(e) => return Err(ConnectError::io(format!("cannot open {}", self.file), e)),
         };
+        if let Some(stat) = stat {
+            self.identity = FileIdentity::of(&*self.fs, &self.file, stat)
+                .await
+                .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
+        }
         self.position = resume_at;
+        self.pending.clear();
+        self.warned_missing = false;
         self.reader = Some(file);
         Ok(true)
+    }
+
+    /// Where a stored offset resumes in the file at the path now: its position if the file is the one
+    /// the offset was in, its start if that file was truncated or replaced since.
+    async fn resume_point(
+        &mut self,
+        position: u64,
+        stored: &FileIdentity,
+    ) -> Result<u64, ConnectError> {
+        let stat = self
+            .fs
+            .stat(&self.file)
+            .await
+            .map_err(|e| ConnectError::io(format!("cannot open {}", self.file), e))?;
+        let Some(stat) = stat else {
+            return Ok(0);
+        };
+        let change = stored
+            .compare(&*self.fs, &self.file, stat, position)
+            .await
+            .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
+        match change {
+            Change::Same => Ok(position),
+            Change::Truncated => {
+                tracing::warn!(file = %self.file, position, length = stat.len, "the source file is shorter than the committed position: it was truncated; reading it from its start");
+                Ok(0)
+            }
+            Change::Replaced => {
+                tracing::warn!(file = %self.file, position, "the source file is not the one the committed position is in: it was replaced; reading the new one from its start");
+                Ok(0)
+            }
+        }
+    }
+
+    /// At the end of what the file holds: if the path now holds a shorter or another file, or none,
+    /// returns the old file's unfinished last line (a replaced or removed file is finished) and moves
+    /// to the new file's start. `None`: nothing changed.
+    async fn follow_rotation(&mut self) -> Result<Option<Vec<SourceRecord>>, ConnectError> {
+        let read_to = self.position + self.pending.len() as u64;
+        let stat = self
+            .fs
+            .stat(&self.file)
+            .await
+            .map_err(|e| ConnectError::io(format!("cannot open {}", self.file), e))?;
+        let change = match stat {
+            None => Change::Replaced,
+            Some(stat) => self
+                .identity
+                .compare(&*self.fs, &self.file, stat, read_to)
+                .await
+                .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?,
+        };
+        let mut finished = Vec::new();
+        match (change, stat) {
+            (Change::Same, _) => return Ok(None),
+            (Change::Truncated, _) => {
+                tracing::warn!(file = %self.file, read = read_to, "the source file was truncated; reading it again from its start");
+                if !self.pending.is_empty() {
+                    tracing::warn!(file = %self.file, bytes = self.pending.len(), "an unfinished last line was cut off by the truncation and is dropped");
+                }
+            }
+            (Change::Replaced, stat) => {
+                if stat.is_some() {
+                    tracing::info!(file = %self.file, "the source file was replaced (rotated): finished the old one, reading the new one from its start");
+                } else {
+                    tracing::info!(file = %self.file, "the source file was removed: finished it, waiting for a new one");
+                }
+                // The old file is done: its last line needs no newline to be complete.
+                if !self.pending.is_empty() {
+                    self.pending.push(b'\n');
+                    self.take_lines(&mut finished);
+                }
+            }
+        }
+        self.reader = None;
+        self.pending.clear();
+        self.position = 0;
+        self.identity = FileIdentity::default();
+        self.open(0).await?;
+        Ok(Some(finished))
     }
 
     /// Moves complete lines out of `pending` into records, up to the batch size.
@@ -198,7 +299,7 @@ impl FileStreamSourceTask {
             let offset = if self.stdin() {
                 SourceMap::default()
             } else {
-                SourceMap::single("position", self.position + start as u64)
+                self.identity.offset(self.position + start as u64)
             };
             records.push(SourceRecord::new(
                 self.partition.clone(),
@@ -233,15 +334,19 @@ impl SourceTask for FileStreamSourceTask {
         };
         let resume_at = match stored {
             None => 0,
-            Some(offset) => offset
-                .get("position")
-                .and_then(|position| position.as_u64())
-                .ok_or_else(|| {
-                    ConnectError::fatal(format!(
-                        "stored offset {offset} for {} has no numeric \"position\"",
-                        self.partition
-                    ))
-                })?,
+            Some(offset) => {
+                let position = offset
+                    .get(POSITION)
+                    .and_then(|position| position.as_u64())
+                    .ok_or_else(|| {
+                        ConnectError::fatal(format!(
+                            "stored offset {offset} for {} has no numeric \"position\"",
+                            self.partition
+                        ))
+                    })?;
+                self.resume_point(position, &FileIdentity::from_offset(&offset))
+                    .await?
+            }
         };
         if resume_at > 0 {
             tracing::info!(file = %self.file, position = resume_at, "resuming from the committed position");
@@ -271,6 +376,11 @@ impl SourceTask for FileStreamSourceTask {
                 .await
                 .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
             if n == 0 {
+                if !self.stdin() {
+                    if let Some(finished) = self.follow_rotation().await? {
+                        return Ok(finished);
+                    }
+                }
                 tokio::time::sleep(TAIL_INTERVAL).await;
                 return Ok(Vec::new());
             }
@@ -393,6 +503,147 @@ mod tests {
         std::fs::write(&path, b"hello\n").unwrap();
         let records = task.poll().await.unwrap();
         assert_eq!(lines_and_positions(&records), [("hello".to_owned(), 6)]);
+    }
+
+    fn lines(records: &[SourceRecord]) -> Vec<String> {
+        lines_and_positions(records)
+            .into_iter()
+            .map(|(line, _)| line)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_truncated_file_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"one\ntwo\nthree\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["one", "two", "three"]);
+        // copytruncate: the same file, emptied, then written again.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"four\n")
+            .unwrap();
+        assert!(
+            task.poll().await.unwrap().is_empty(),
+            "the truncation is noticed"
+        );
+        assert_eq!(
+            lines_and_positions(&task.poll().await.unwrap()),
+            [("four".to_owned(), 5)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_rewritten_in_place_while_stopped_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"one\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        let committed = task.poll().await.unwrap().pop().unwrap().source_offset;
+        task.stop().await.unwrap();
+        // The same file (inode), emptied and written again past the committed position.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"five\nsix\n")
+            .unwrap();
+        let partition = SourceMap::single("filename", path.display().to_string());
+        let stored = BTreeMap::from([(partition.to_string(), committed)]);
+        let mut restarted = FileStreamSourceTask::default();
+        restarted
+            .start(SourceTaskContext::new(
+                context(&path, None).configs().clone(),
+                Arc::new(Committed(stored)),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(lines(&restarted.poll().await.unwrap()), ["five", "six"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotated_file_is_finished_then_the_new_one_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"old1\nold2\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["old1", "old2"]);
+        // The writer's last words, without a newline, then rotation by renaming.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"old3")
+            .unwrap();
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&path, b"new1\n").unwrap();
+        let finished = task.poll().await.unwrap();
+        assert_eq!(lines_and_positions(&finished), [("old3".to_owned(), 15)]);
+        let records = task.poll().await.unwrap();
+        assert_eq!(lines_and_positions(&records), [("new1".to_owned(), 5)]);
+        assert_ne!(
+            finished[0].source_offset.get("inode"),
+            records[0].source_offset.get("inode"),
+            "offsets name the file they are in"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_after_the_file_was_replaced_reads_the_new_one_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"a long first file line\nand its second\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        let committed = task.poll().await.unwrap().pop().unwrap().source_offset;
+        task.stop().await.unwrap();
+
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"short\n").unwrap();
+        let partition = SourceMap::single("filename", path.display().to_string());
+        let config = context(&path, None).configs().clone();
+        let stored = BTreeMap::from([(partition.to_string(), committed.clone())]);
+        let mut restarted = FileStreamSourceTask::default();
+        restarted
+            .start(SourceTaskContext::new(
+                config.clone(),
+                Arc::new(Committed(stored)),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(lines(&restarted.poll().await.unwrap()), ["short"]);
+
+        // Replaced by a longer file: the position fits, but the file is another one.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"another file, longer than the first one was\n").unwrap();
+        let stored = BTreeMap::from([(partition.to_string(), committed)]);
+        let mut again = FileStreamSourceTask::default();
+        again
+            .start(SourceTaskContext::new(config, Arc::new(Committed(stored))))
+            .await
+            .unwrap();
+        assert_eq!(
+            lines(&again.poll().await.unwrap()),
+            ["another file, longer than the first one was"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_position_past_the_end_of_a_file_kafka_committed_is_a_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"one\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, Some(400))).await.unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["one"]);
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use serde::Serialize;
 use sluice_core::fs::{
-    existing, parent_dir, positioned, AppendFile, FileSystem, Reader, WriteFile,
+    existing, parent_dir, positioned, AppendFile, FileStat, FileSystem, Reader, WriteFile,
 };
 use tokio::io::AsyncWriteExt;
 use turmoil::fs::shim::std::fs as blocking;
@@ -200,6 +200,20 @@ impl SimFs {
 impl FileSystem for SimFs {
     async fn open_read(&self, path: &str, position: u64) -> io::Result<Option<Reader>> {
         positioned(File::open(path).await, position).await
+    }
+
+    /// Turmoil's disks have no inodes: a file is known by its length (and its first bytes, which the
+    /// caller reads).
+    async fn stat(&self, path: &str) -> io::Result<Option<FileStat>> {
+        let file = match File::open(path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(FileStat {
+            len: file.metadata().await?.len(),
+            device_inode: None,
+        }))
     }
 
     /// Creating the file syncs its directory; that sync is never made to fail, as a task that cannot
