@@ -451,6 +451,10 @@ impl SinkTaskRunner {
         match self.consumer().commit(&to_commit).await {
             Ok(()) => {
                 tracing::debug!(task = %self.id, offsets = ?to_commit, "committed sink offsets");
+                // A refused offset is older than this one: never to be made again.
+                for partition in to_commit.keys() {
+                    self.refused.remove(partition);
+                }
                 self.committed.extend(to_commit);
             }
             Err(KafkaError::Fenced(reason)) => {
