@@ -28,6 +28,7 @@ use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::in_flight::InFlight;
 use super::offsets_topic::{offset_key, offset_value, TopicOffsets};
 use super::records::{send_when_room, Converters};
+use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
 use super::topic_creation::TopicCreator;
@@ -83,6 +84,8 @@ pub struct ExactlyOnceSourceRunner {
     /// Records of the open transaction Kafka acknowledged (or skipped), told to the task once it commits.
     acknowledged: Vec<(SourceRecord, Option<RecordMetadata>)>,
     topics: TopicCreator,
+    /// Records the converter refused (skipped under `errors.tolerance=all`).
+    refused: Repeated,
 }
 
 impl ExactlyOnceSourceRunner {
@@ -109,6 +112,7 @@ impl ExactlyOnceSourceRunner {
             open: false,
             offsets: BTreeMap::new(),
             acknowledged: Vec::new(),
+            refused: Repeated::default(),
         }
     }
 
@@ -222,7 +226,9 @@ impl ExactlyOnceSourceRunner {
             let produced = match converters.to_kafka(&record) {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
-                    tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
+                    if let Some(more) = self.refused.happened() {
+                        tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "skipping a record that cannot be converted");
+                    }
                     self.track_offset(&record);
                     self.acknowledged.push((record, None));
                     continue;

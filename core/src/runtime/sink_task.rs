@@ -16,6 +16,7 @@ use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
 use super::connector_config::ConnectorConfig;
 use super::leave_gate::{GatePlace, LeaveGate};
 use super::records::Converters;
+use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
 use super::TaskError;
@@ -86,6 +87,8 @@ pub struct SinkTaskRunner {
     gate: GatePlace,
     /// How long it waits there.
     gate_limit: Duration,
+    /// Records the converter refused (skipped under `errors.tolerance=all`).
+    refused_records: Repeated,
 }
 
 impl SinkTaskRunner {
@@ -126,6 +129,7 @@ impl SinkTaskRunner {
             refused: BTreeMap::new(),
             gate: LeaveGate::new().place(),
             gate_limit: Duration::ZERO,
+            refused_records: Repeated::default(),
         }
     }
 
@@ -285,7 +289,7 @@ impl SinkTaskRunner {
         }
     }
 
-    fn convert(&self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
+    fn convert(&mut self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
         let converters = Converters {
             key: &*self.config.key_converter,
             value: &*self.config.value_converter,
@@ -319,7 +323,9 @@ impl SinkTaskRunner {
             match converters.to_sink(record) {
                 Ok(sink_record) => batch.records.push(sink_record),
                 Err(e) if self.config.tolerates_errors() => {
-                    tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
+                    if let Some(more) = self.refused_records.happened() {
+                        tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "skipping a record that cannot be converted");
+                    }
                 }
                 Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             }

@@ -14,6 +14,7 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 use super::connector_config::ConnectorConfig;
 use super::in_flight::InFlight;
 use super::records::{send_when_room, Converters};
+use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
 use super::status::TaskCounter;
@@ -45,6 +46,10 @@ pub struct SourceTaskRunner {
     uncommitted: CommittableOffsets,
     topics: TopicCreator,
     flush_timeout: Duration,
+    /// Records the converter refused (skipped under `errors.tolerance=all`).
+    refused: Repeated,
+    /// Records Kafka did not accept.
+    undelivered: Repeated,
 }
 
 /// What a source task runner needs besides its task.
@@ -81,6 +86,8 @@ impl SourceTaskRunner {
             uncommitted: CommittableOffsets::default(),
             topics: TopicCreator::new(setup.admin),
             flush_timeout: setup.flush_timeout,
+            refused: Repeated::default(),
+            undelivered: Repeated::default(),
         }
     }
 
@@ -155,7 +162,9 @@ impl SourceTaskRunner {
             let produced = match converters.to_kafka(&record) {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
-                    tracing::warn!(task = %self.id, error = %e, "skipping a record that cannot be converted");
+                    if let Some(more) = self.refused.happened() {
+                        tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "skipping a record that cannot be converted");
+                    }
                     if let Some(handle) = self.track(&record) {
                         self.submitted.ack(handle);
                     }
@@ -196,6 +205,7 @@ impl SourceTaskRunner {
             submitted,
             in_flight,
             status,
+            undelivered,
             ..
         } = self;
         let acknowledged = in_flight.acknowledge(delivery.token, |record, handle| {
@@ -209,7 +219,9 @@ impl SourceTaskRunner {
                     Ok(())
                 }
                 Err(e) => {
-                    tracing::error!(task = %id, topic = %record.topic, error = %e, "Kafka did not accept a record");
+                    if let Some(more) = undelivered.happened() {
+                        tracing::error!(task = %id, topic = %record.topic, error = %e, more_since_last_line = more, "Kafka did not accept a record");
+                    }
                     Err(TaskError::Kafka {
                         task: id.clone(),
                         source: e,
@@ -254,9 +266,8 @@ impl SourceTaskRunner {
         while !self.in_flight.is_empty() {
             match tokio::time::timeout_at(deadline, self.deliveries.recv()).await {
                 Ok(Some(delivery)) => {
-                    if let Err(e) = self.on_delivery(delivery).await {
-                        tracing::warn!(task = %self.id, error = %e, "record failed while stopping");
-                    }
+                    // Counted (and logged at a bounded rate) by `on_delivery`, summarised below.
+                    let _ = self.on_delivery(delivery).await;
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!(task = %self.id, outstanding = self.in_flight.len(),
@@ -264,6 +275,14 @@ impl SourceTaskRunner {
                     break;
                 }
             }
+        }
+        let undelivered = self.undelivered.take_unlogged();
+        if undelivered > 0 {
+            tracing::error!(task = %self.id, records = undelivered, "more records Kafka did not accept; their offsets stay uncommitted");
+        }
+        let refused = self.refused.take_unlogged();
+        if refused > 0 {
+            tracing::warn!(task = %self.id, records = refused, "more records skipped because they cannot be converted");
         }
         self.commit_offsets().await?;
         if self.uncommitted.is_empty() {
