@@ -680,6 +680,37 @@ mod tests {
     }
 
     #[test]
+    fn batch_size_must_be_positive() {
+        let def = config_def();
+        for bad in ["0", "-3", "many"] {
+            let config = ConfigMap::from([
+                (TOPIC.to_owned(), "lines".to_owned()),
+                (BATCH_SIZE.to_owned(), bad.to_owned()),
+            ]);
+            let err = def.parse(&config).expect_err(bad);
+            assert_eq!(err.issues[0].key, BATCH_SIZE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_file_supports_exactly_once_and_stdin_does_not() {
+        let connector = FileStreamSourceConnector::default();
+        let with = |file: &str| ConfigMap::from([(FILE.to_owned(), file.to_owned())]);
+        assert_eq!(
+            connector.exactly_once_support(&with("/var/log/app.log")),
+            ExactlyOnceSupport::Supported
+        );
+        assert_eq!(
+            connector.exactly_once_support(&with(" ")),
+            ExactlyOnceSupport::Unsupported
+        );
+        assert_eq!(
+            connector.exactly_once_support(&ConfigMap::new()),
+            ExactlyOnceSupport::Unsupported
+        );
+    }
+
+    #[test]
     fn topic_is_required_and_single() {
         let def = config_def();
         let err = def.parse(&ConfigMap::new()).unwrap_err();

@@ -1,6 +1,6 @@
 //! The application that writes the file-to-file scenario's input: it appends numbered, fixed-width lines
-//! to a file on its host's simulated disk, syncing each batch as it writes it, and after a restart goes on
-//! from what the disk kept.
+//! to a file on its host's simulated disk, each batch in two pieces split inside a line and then synced,
+//! and after a restart goes on from what the disk kept.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -19,6 +19,9 @@ pub fn input_line(n: u64) -> String {
 
 /// Bytes in every input line.
 pub const LINE_BYTES: u64 = 14;
+
+/// The pause between the two pieces of a batch.
+const PIECE_PAUSE: Duration = Duration::from_millis(3);
 
 /// Creates the directory the files live in, durably.
 pub fn create_data_dir() -> io::Result<()> {
@@ -44,8 +47,12 @@ pub async fn write_input(total: u64, batch: u64, interval: Duration) -> io::Resu
         tokio::time::sleep(interval).await;
         let end = (next + batch).min(total);
         let text: String = (next..end).map(input_line).collect();
-        // Written and synced in one step, so a crash keeps whole batches only.
-        file.write_all(text.as_bytes())?;
+        // Written in two pieces split inside a line, as applications write (so the source meets half a
+        // line), then synced, so a crash keeps whole batches only.
+        let (first, rest) = text.as_bytes().split_at(text.len() / 2);
+        file.write_all(first)?;
+        tokio::time::sleep(PIECE_PAUSE).await;
+        file.write_all(rest)?;
         file.sync_all()?;
         next = end;
     }
