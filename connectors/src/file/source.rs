@@ -512,6 +512,20 @@ mod tests {
             .collect()
     }
 
+    /// A task started on `file` with `committed` as its stored offset, as after a restart.
+    async fn restarted_at(file: &std::path::Path, committed: &SourceMap) -> FileStreamSourceTask {
+        let partition = SourceMap::single("filename", file.display().to_string());
+        let stored = BTreeMap::from([(partition.to_string(), committed.clone())]);
+        let mut task = FileStreamSourceTask::default();
+        task.start(SourceTaskContext::new(
+            context(file, None).configs().clone(),
+            Arc::new(Committed(stored)),
+        ))
+        .await
+        .unwrap();
+        task
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_truncated_file_is_read_again_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
@@ -555,16 +569,7 @@ mod tests {
             .unwrap()
             .write_all(b"five\nsix\n")
             .unwrap();
-        let partition = SourceMap::single("filename", path.display().to_string());
-        let stored = BTreeMap::from([(partition.to_string(), committed)]);
-        let mut restarted = FileStreamSourceTask::default();
-        restarted
-            .start(SourceTaskContext::new(
-                context(&path, None).configs().clone(),
-                Arc::new(Committed(stored)),
-            ))
-            .await
-            .unwrap();
+        let mut restarted = restarted_at(&path, &committed).await;
         assert_eq!(lines(&restarted.poll().await.unwrap()), ["five", "six"]);
     }
 
@@ -608,28 +613,13 @@ mod tests {
 
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, b"short\n").unwrap();
-        let partition = SourceMap::single("filename", path.display().to_string());
-        let config = context(&path, None).configs().clone();
-        let stored = BTreeMap::from([(partition.to_string(), committed.clone())]);
-        let mut restarted = FileStreamSourceTask::default();
-        restarted
-            .start(SourceTaskContext::new(
-                config.clone(),
-                Arc::new(Committed(stored)),
-            ))
-            .await
-            .unwrap();
+        let mut restarted = restarted_at(&path, &committed).await;
         assert_eq!(lines(&restarted.poll().await.unwrap()), ["short"]);
 
         // Replaced by a longer file: the position fits, but the file is another one.
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, b"another file, longer than the first one was\n").unwrap();
-        let stored = BTreeMap::from([(partition.to_string(), committed)]);
-        let mut again = FileStreamSourceTask::default();
-        again
-            .start(SourceTaskContext::new(config, Arc::new(Committed(stored))))
-            .await
-            .unwrap();
+        let mut again = restarted_at(&path, &committed).await;
         assert_eq!(
             lines(&again.poll().await.unwrap()),
             ["another file, longer than the first one was"]

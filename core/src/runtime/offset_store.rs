@@ -568,13 +568,7 @@ mod tests {
     fn a_file_without_a_cluster_is_bound_to_the_first_one() {
         let dir = tempdir();
         let path = dir.path().join("offsets.json");
-        write(
-            &path,
-            &file_with(
-                json!(1),
-                json!([{"key": ["c", {"filename": "a"}], "value": {"position": 9}}]),
-            ),
-        );
+        write(&path, &hand_written_file());
         let mut store = open(&path);
         assert_eq!(store.cluster(), None);
         store.bind_cluster("cluster-a", false).expect("bind");
@@ -593,6 +587,14 @@ mod tests {
             write(&path, root.to_string().as_bytes());
             assert_corrupt(&path, "\"cluster\" is not a cluster id");
         }
+    }
+
+    /// A file as an older version (or a person) wrote it: no cluster, one offset, a valid checksum.
+    fn hand_written_file() -> Vec<u8> {
+        file_with(
+            json!(1),
+            json!([{"key": ["c", {"filename": "a"}], "value": {"position": 9}}]),
+        )
     }
 
     #[test]
@@ -852,13 +854,7 @@ mod tests {
     fn hand_written_file_with_valid_checksum_is_accepted() {
         let dir = tempdir();
         let path = dir.path().join("offsets.json");
-        write(
-            &path,
-            &file_with(
-                json!(1),
-                json!([{"key": ["c", {"filename": "a"}], "value": {"position": 9}}]),
-            ),
-        );
+        write(&path, &hand_written_file());
         assert_eq!(open(&path).get("c", &partition("a")), Some(offset(9)));
     }
 
