@@ -133,6 +133,10 @@ pub enum Request {
     InitProducerId {
         transactional_id: Option<String>,
         transaction_timeout_ms: u64,
+        /// The producer's own id and epoch when it bumps its epoch to recover from an abortable error
+        /// (KIP-360): refused as `ProducerFenced` unless they are still the current ones, so a zombie's
+        /// recovery cannot fence the instance that replaced it. `None`: a new instance, which always wins.
+        current: Option<(i64, i16)>,
     },
     Produce {
         producer_id: i64,

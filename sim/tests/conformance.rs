@@ -230,6 +230,7 @@ conformance! {
     committed_transaction_is_visible_with_its_offsets,
     aborted_transaction_is_hidden_from_read_committed_readers,
     second_instance_fences_the_first,
+    zombie_recovering_from_a_failed_transaction_does_not_fence_its_successor,
     retried_batches_keep_partition_order_and_are_appended_once,
     delivery_outlasting_its_timeout_is_reported_failed,
 }
@@ -750,6 +751,55 @@ async fn second_instance_fences_the_first(env: Env) {
             "the embedded broker lets the zombie commit"
         );
     }
+}
+
+/// A transaction whose records failed (refused past `delivery.timeout.ms`) cannot commit; aborting it
+/// recovers the producer by bumping its own epoch (KIP-360), naming the epoch it has. If another instance
+/// registered the same transactional.id meanwhile, that recovery is refused as fenced: a zombie's
+/// recovery must not fence the instance that replaced it, which commits afterwards.
+async fn zombie_recovering_from_a_failed_transaction_does_not_fence_its_successor(env: Env) {
+    let all = create_topic(&env, "txn-recover", 1).await;
+    let settings = ClientSettings::from([("delivery.timeout.ms".to_owned(), "1500".to_owned())]);
+    let zombie = env
+        .kafka
+        .transactional_producer(&settings, "txn-recover-0")
+        .expect("a transactional producer");
+    zombie
+        .producer
+        .init_transactions(DEADLINE)
+        .await
+        .expect("init_transactions");
+    zombie.producer.begin_transaction().expect("begin");
+    env.faults
+        .start(RetriableProduceError::NotLeaderOrFollower, "txn-recover", 1);
+    send_values(&zombie, "txn-recover", &[(0, "zombie")]);
+    let failed = zombie.producer.commit_transaction(DEADLINE).await;
+    env.faults.stop();
+    assert!(
+        failed.is_err(),
+        "a transaction whose record failed cannot commit"
+    );
+    let successor = transactional(&env, "txn-recover-0").await;
+    let recovery = zombie.producer.abort_transaction(DEADLINE).await;
+    if env.limits.fences_older_producers {
+        assert!(
+            matches!(recovery, Err(KafkaError::ProducerFenced(_))),
+            "the zombie's recovery: {recovery:?}"
+        );
+    }
+    successor.producer.begin_transaction().expect("begin");
+    send_values(&successor, "txn-recover", &[(0, "successor")]);
+    successor
+        .producer
+        .commit_transaction(DEADLINE)
+        .await
+        .expect("the successor is not fenced by the zombie's recovery");
+    let committed = read_values(&env, "read_committed", &all).await;
+    assert_eq!(
+        committed,
+        ["successor"],
+        "the failed record was never appended"
+    );
 }
 
 /// Produce requests answered with a retriable error for a while are retried: with records sent in

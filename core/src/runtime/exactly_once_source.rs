@@ -117,9 +117,13 @@ impl ExactlyOnceSourceRunner {
     }
 
     /// Fences older instances, reads the committed offsets, starts the task and runs it until `shutdown`
-    /// fires or it fails; then commits what is open (unless fenced) and stops the task.
+    /// fires or it fails; then commits what is open (unless fenced) and stops the task. A stop that comes
+    /// while the instance is still preparing ends it there, without a (further) InitProducerId.
     pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
-        let offsets = self.prepare().await?;
+        let Some(offsets) = self.prepare(&mut shutdown).await? else {
+            tracing::info!(task = %self.id, "exactly-once source task stopped before it started");
+            return Ok(());
+        };
         let context = SourceTaskContext::new(self.task_config.clone(), Arc::new(offsets));
         self.task
             .start(context)
@@ -146,12 +150,23 @@ impl ExactlyOnceSourceRunner {
     }
 
     /// Registers the transactional id (fencing zombies), then reads this connector's committed offsets;
-    /// retried while Kafka cannot be reached, up to [`START_TIMEOUT`].
-    async fn prepare(&mut self) -> Result<TopicOffsets, TaskError> {
+    /// retried while Kafka cannot be reached, up to [`START_TIMEOUT`]. `None` if `shutdown` fired first.
+    ///
+    /// The id is registered once: an instance that retried the registration after it succeeded would
+    /// fence whichever instance replaced it meanwhile. And a stop wins over every retry, so an instance
+    /// told to stop while cut off never registers when the network heals.
+    async fn prepare(
+        &mut self,
+        shutdown: &mut Shutdown,
+    ) -> Result<Option<TopicOffsets>, TaskError> {
         let deadline = Instant::now() + START_TIMEOUT;
+        let mut registered = false;
         loop {
             let attempt = async {
-                self.producer.init_transactions(START_TIMEOUT).await?;
+                if !registered {
+                    self.producer.init_transactions(START_TIMEOUT).await?;
+                    registered = true;
+                }
                 TopicOffsets::read(
                     &mut *self.reader,
                     &*self.admin,
@@ -161,15 +176,24 @@ impl ExactlyOnceSourceRunner {
                 )
                 .await
             };
-            match attempt.await {
-                Ok(offsets) => return Ok(offsets),
+            let outcome = tokio::select! {
+                biased;
+                () = shutdown.recv() => return Ok(None),
+                outcome = attempt => outcome,
+            };
+            match outcome {
+                Ok(offsets) => return Ok(Some(offsets)),
                 Err(e @ KafkaError::ProducerFenced(_)) => return Err(self.kafka_error(e)),
                 Err(e) if Instant::now() + RETRY_BACKOFF >= deadline => {
                     return Err(self.kafka_error(e))
                 }
                 Err(e) => {
                     tracing::warn!(task = %self.id, error = %e, "cannot start the task's transactions yet; retrying");
-                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    tokio::select! {
+                        biased;
+                        () = shutdown.recv() => return Ok(None),
+                        () = tokio::time::sleep(RETRY_BACKOFF) => {}
+                    }
                 }
             }
         }

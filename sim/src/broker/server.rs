@@ -152,14 +152,19 @@ async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
         Request::InitProducerId {
             transactional_id: Some(id),
             transaction_timeout_ms,
+            current,
         } => {
-            let (producer_id, epoch) = txn::init(
+            let initialized = txn::init(
                 &mut cluster.lock(),
                 &id,
                 Duration::from_millis(transaction_timeout_ms),
+                current,
             );
             cluster.appended.notify_waiters();
-            Response::ProducerId { producer_id, epoch }
+            match initialized {
+                Ok((producer_id, epoch)) => Response::ProducerId { producer_id, epoch },
+                Err(code) => Response::Error(code),
+            }
         }
         Request::Produce {
             producer_id,

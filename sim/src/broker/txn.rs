@@ -2,7 +2,9 @@
 //! of older epochs, and `transaction.timeout.ms`.
 //!
 //! InitProducerId bumps the epoch, which fences every older instance and aborts the transaction it left
-//! open; a transaction open longer than its timeout is aborted and its epoch bumped (Kafka before KIP-588:
+//! open. A producer that bumps its own epoch to recover from an abortable error names the id and epoch it
+//! has (KIP-360), and is refused as fenced unless they are still current: a zombie's recovery never fences
+//! the instance that replaced it. A transaction open longer than its timeout is aborted and its epoch bumped (Kafka before KIP-588:
 //! the stalled producer is fenced). Ending a transaction writes a control marker into each of its
 //! partitions and, on commit, applies its group offsets. The state lives in the cluster, so a broker
 //! restart keeps it, as a replicated transaction log does.
@@ -21,6 +23,9 @@ struct Producer {
     epoch: i16,
     timeout: Duration,
     open: Option<OpenTxn>,
+    /// The id and epoch the last recovery bumped from: a retry of it (its answer lost) gets the current
+    /// ones again rather than a fence.
+    recovered_from: Option<(i64, i16)>,
 }
 
 /// A transaction in progress.
@@ -89,14 +94,30 @@ impl Transactions {
 }
 
 /// InitProducerId with a transactional id: a new producer id at epoch 0, or the existing one with its
-/// epoch bumped (fencing older instances and aborting their open transaction).
-pub fn init(state: &mut ClusterState, transactional_id: &str, timeout: Duration) -> (i64, i16) {
+/// epoch bumped (fencing older instances and aborting their open transaction). With `current` (a
+/// producer recovering from an abortable error), only if that is the current id and epoch.
+pub fn init(
+    state: &mut ClusterState,
+    transactional_id: &str,
+    timeout: Duration,
+    current: Option<(i64, i16)>,
+) -> Result<(i64, i16), ErrorCode> {
     let existing = state
         .transactions
         .producers
         .get(transactional_id)
-        .map(|p| (p.producer_id, p.epoch));
-    let (producer_id, epoch) = match existing {
+        .map(|p| ((p.producer_id, p.epoch), p.recovered_from));
+    if let Some(expected) = current {
+        match existing {
+            Some((now, _)) if now == expected => {}
+            Some((now, recovered_from)) if recovered_from == Some(expected) => return Ok(now),
+            _ => {
+                coverage::reached(Event::ZombieFenced);
+                return Err(ErrorCode::ProducerFenced);
+            }
+        }
+    }
+    let (producer_id, epoch) = match existing.map(|(now, _)| now) {
         Some((producer_id, epoch)) => {
             abort_open(state, transactional_id, false);
             match epoch.checked_add(1) {
@@ -114,6 +135,7 @@ pub fn init(state: &mut ClusterState, transactional_id: &str, timeout: Duration)
             epoch,
             timeout,
             open: None,
+            recovered_from: current,
         },
     );
     state.emit(ClusterEvent::ProducerInitialized {
@@ -121,7 +143,7 @@ pub fn init(state: &mut ClusterState, transactional_id: &str, timeout: Duration)
         producer_id,
         epoch,
     });
-    (producer_id, epoch)
+    Ok((producer_id, epoch))
 }
 
 /// Opens the transaction if needed and adds partitions to it.
@@ -189,6 +211,7 @@ pub fn expire(state: &mut ClusterState, broker: i32) -> bool {
         if let Some(producer) = state.transactions.producers.get_mut(id) {
             // Fences the stalled producer; at the last epoch, leaves that to its next InitProducerId.
             producer.epoch = producer.epoch.saturating_add(1);
+            producer.recovered_from = None;
         }
     }
     !expired.is_empty()
@@ -298,12 +321,12 @@ mod tests {
         let mut state = cluster.lock();
         let old = identity(
             "task-0",
-            init(&mut state, "task-0", Duration::from_secs(60)),
+            init(&mut state, "task-0", Duration::from_secs(60), None).expect("init"),
         );
         write(&mut state, &old, 0, "zombie");
         let new = identity(
             "task-0",
-            init(&mut state, "task-0", Duration::from_secs(60)),
+            init(&mut state, "task-0", Duration::from_secs(60), None).expect("init"),
         );
         assert_eq!(
             (new.producer_id, new.epoch),
@@ -330,11 +353,40 @@ mod tests {
     }
 
     #[test]
+    fn a_recovery_bump_succeeds_only_from_the_current_epoch() {
+        let cluster = Cluster::new(BrokerConfig::default());
+        cluster.create_topic("t", 1);
+        let mut state = cluster.lock();
+        let minute = Duration::from_secs(60);
+        let zombie = init(&mut state, "task-0", minute, None).expect("init");
+        let live = init(&mut state, "task-0", minute, None).expect("a new instance");
+        assert_eq!(
+            init(&mut state, "task-0", minute, Some(zombie)),
+            Err(ErrorCode::ProducerFenced),
+            "the replaced instance's recovery is fenced"
+        );
+        let recovered = init(&mut state, "task-0", minute, Some(live)).expect("recover");
+        assert_eq!(recovered, (live.0, live.1 + 1));
+        assert_eq!(
+            init(&mut state, "task-0", minute, Some(live)),
+            Ok(recovered),
+            "a retried recovery gets the same epoch again"
+        );
+        let live = identity("task-0", recovered);
+        write(&mut state, &live, 0, "after recovery");
+        end(&mut state, &live, true).expect("the recovered producer commits");
+        assert_eq!(visible(&state), ["after recovery"]);
+    }
+
+    #[test]
     fn transactional_offsets_apply_only_on_commit() {
         let cluster = Cluster::new(BrokerConfig::default());
         cluster.create_topic("t", 1);
         let mut state = cluster.lock();
-        let producer = identity("p", init(&mut state, "p", Duration::from_secs(60)));
+        let producer = identity(
+            "p",
+            init(&mut state, "p", Duration::from_secs(60), None).expect("init"),
+        );
         let tp = Tp::new("t", 0);
         offset_commit(&mut state, &producer, "g", &[(tp.clone(), 5)]).expect("offsets");
         end(&mut state, &producer, false).expect("abort");
@@ -351,7 +403,10 @@ mod tests {
         let cluster = Cluster::new(BrokerConfig::default());
         cluster.create_topic("t", 1);
         let mut state = cluster.lock();
-        let producer = identity("slow", init(&mut state, "slow", Duration::ZERO));
+        let producer = identity(
+            "slow",
+            init(&mut state, "slow", Duration::ZERO, None).expect("init"),
+        );
         write(&mut state, &producer, 0, "stalled");
         assert!(expire(&mut state, 0));
         assert_eq!(

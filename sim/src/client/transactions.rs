@@ -152,12 +152,21 @@ impl SimProducer {
         }
     }
 
-    /// InitProducerId; the open transaction's state is dropped (the broker aborted it).
-    async fn init(&self, timeout: Duration) -> Result<(), KafkaError> {
+    /// InitProducerId; the open transaction's state is dropped (the broker aborted it). `recover`: bump
+    /// this producer's own epoch after an abortable error (KIP-360), which the broker refuses as fenced
+    /// if another instance has registered the id since.
+    async fn init(&self, timeout: Duration, recover: bool) -> Result<(), KafkaError> {
         let txn = self.txn()?;
+        let current = if recover {
+            let producer = txn.producer()?;
+            Some((producer.producer_id, producer.epoch))
+        } else {
+            None
+        };
         let request = Request::InitProducerId {
             transactional_id: Some(txn.transactional_id.clone()),
             transaction_timeout_ms: txn.timeout.as_millis() as u64,
+            current,
         };
         match self.call_until(&request, timeout).await? {
             Response::ProducerId { producer_id, epoch } => {
@@ -199,7 +208,7 @@ impl SimProducer {
 #[async_trait]
 impl TransactionalProducer for SimProducer {
     async fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.init(timeout).await
+        self.init(timeout, false).await
     }
 
     fn begin_transaction(&self) -> Result<(), KafkaError> {
@@ -271,7 +280,7 @@ impl TransactionalProducer for SimProducer {
         match failed {
             Some(e @ KafkaError::ProducerFenced(_)) => Err(e),
             // The batches' fate is unknown: a new epoch aborts the transaction and renumbers them.
-            Some(_) => self.init(timeout).await,
+            Some(_) => self.init(timeout, true).await,
             None => self.end(false, timeout).await,
         }
     }

@@ -475,6 +475,7 @@ impl Sender {
             let request = Request::InitProducerId {
                 transactional_id: None,
                 transaction_timeout_ms: 0,
+                current: None,
             };
             match self.control.call_any(&request, Duration::ZERO).await {
                 Ok(Response::ProducerId { producer_id, .. }) => {
