@@ -305,11 +305,21 @@ impl StandaloneWorker {
         let statuses = TaskStatuses::default();
         let mut tasks = JoinSet::new();
         let mut started = Vec::new();
+        // A stop wins over starting: a connector still waiting for Kafka (its offsets topic, say) is
+        // given up, so nothing of it reaches Kafka once the worker was told to stop.
+        let mut stopped_while_starting = false;
         for plan in plans {
-            match self
-                .start_connector(plan, &trigger, &statuses, &mut tasks)
-                .await
-            {
+            let starting = self.start_connector(plan, &trigger, &statuses, &mut tasks);
+            let outcome = tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    tracing::info!("worker told to stop while its connectors were starting");
+                    stopped_while_starting = true;
+                    break;
+                }
+                outcome = starting => outcome,
+            };
+            match outcome {
                 Ok(plugin) => started.push(plugin),
                 Err(e) => {
                     trigger.fire();
@@ -325,14 +335,18 @@ impl StandaloneWorker {
         let mut status_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let all_failed = loop {
-            tokio::select! {
-                () = &mut shutdown => break false,
-                _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
-                Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
-                    failures.extend(task_failure(outcome));
-                    if failures.len() == total {
-                        break true;
+        let all_failed = if stopped_while_starting {
+            false
+        } else {
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => break false,
+                    _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
+                    Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
+                        failures.extend(task_failure(outcome));
+                        if failures.len() == total {
+                            break true;
+                        }
                     }
                 }
             }
