@@ -286,7 +286,7 @@ async fn an_unacknowledged_record_holds_back_its_source_partition() {
     let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("held-back")]);
     let outcome = worker.join().await;
     assert!(
-        matches!(outcome, Err(WorkerError::AllTasksFailed)),
+        matches!(outcome, Err(WorkerError::AllTasksFailed(_))),
         "the task fails on a record Kafka refused: {outcome:?}"
     );
     assert_eq!(probe.stops.load(Ordering::SeqCst), 1);
@@ -525,7 +525,7 @@ async fn errors_tolerance_none_fails_the_task_on_an_unconvertible_record() {
     );
     let outcome = worker.join().await;
     assert!(
-        matches!(outcome, Err(WorkerError::AllTasksFailed)),
+        matches!(outcome, Err(WorkerError::AllTasksFailed(_))),
         "the only task fails, and with it the worker: {outcome:?}"
     );
     assert_eq!(probe.stops.load(Ordering::SeqCst), 1);
@@ -663,4 +663,60 @@ async fn exactly_once_keys_are_validated_by_name() {
     );
     assert_eq!(issues[0].key, "transaction.boundary");
     assert!(issues[0].message.contains("not supported"));
+}
+
+/// A worker with `exactly.once.source.generation` records it for each exactly-once task in the offsets
+/// topic; a worker of an older generation does not start the task (it would register the transactional
+/// id and fence the newer instance), and says why; a newer one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_of_an_older_generation_does_not_start_the_task() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let with_generation = |generation: &str| {
+        let mut worker = exactly_once_props(&cluster);
+        worker.insert("exactly.once.source.generation".into(), generation.into());
+        worker
+    };
+    let first = PROBES.create("eos-gen");
+    *lock(&first.watched) = vec![file("a")];
+    first.push((0..3).map(|i| line("a", i, "lines")));
+    let worker = cluster.start_worker(&with_generation("5"), registry(), &[source("eos-gen")]);
+    common::wait_until("3 records committed", || first.acks().len() >= 3).await;
+    worker.stop().await.expect("a clean stop");
+    let offsets = cluster.read("connect-offsets", 3, 2).await;
+    let recorded: Vec<(&str, &str)> = offsets
+        .iter()
+        .map(|s| (text(&s.key), text(&s.value)))
+        .collect();
+    assert!(
+        recorded.contains(&(r#"["eos-gen",{"sluice.task":0}]"#, r#"{"generation":5}"#)),
+        "{recorded:?}"
+    );
+
+    let older = PROBES.create("eos-gen");
+    older.push([line("a", 3, "lines")]);
+    let worker = cluster.start_worker(&with_generation("4"), registry(), &[source("eos-gen")]);
+    let outcome = worker.join().await;
+    let Err(WorkerError::AllTasksFailed(failures)) = outcome else {
+        panic!("the older generation's task must not run: {outcome:?}");
+    };
+    assert!(
+        failures[0].contains("shows generation 5")
+            && failures[0].contains("exactly.once.source.generation=4"),
+        "{failures:?}"
+    );
+    assert!(
+        lock(&older.restored).is_empty(),
+        "the task was never started"
+    );
+
+    let newer = PROBES.create("eos-gen");
+    *lock(&newer.watched) = vec![file("a")];
+    let worker = cluster.start_worker(&with_generation("6"), registry(), &[source("eos-gen")]);
+    common::wait_until("the newer generation's task", || {
+        !lock(&newer.restored).is_empty()
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(lock(&newer.restored).as_slice(), [vec![Some(position(2))]]);
 }

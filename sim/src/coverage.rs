@@ -52,11 +52,16 @@ pub enum Event {
     /// The source's converter refused a record and the runtime dropped it (`errors.tolerance=all`),
     /// telling the task through `commit_record` without a place in Kafka.
     RecordSkipped,
+    /// An exactly-once source instance found a newer generation of its task in the offsets topic and did
+    /// not register its transactional id (it would have fenced the live instance).
+    OlderGenerationRefused,
+    /// The operator started a failed exactly-once source instance again where it is placed.
+    FailedSourceRestarted,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 17] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -72,6 +77,8 @@ impl Event {
         Event::LeaderMoved,
         Event::CoordinatorMoved,
         Event::RecordSkipped,
+        Event::OlderGenerationRefused,
+        Event::FailedSourceRestarted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +98,8 @@ impl Event {
             Event::LeaderMoved => "leader-moved",
             Event::CoordinatorMoved => "coordinator-moved",
             Event::RecordSkipped => "record-skipped",
+            Event::OlderGenerationRefused => "older-generation-refused",
+            Event::FailedSourceRestarted => "failed-source-restarted",
         }
     }
 }

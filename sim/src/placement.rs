@@ -3,9 +3,15 @@
 //! placement that names it. The worker it moved away from is not told: if it was only cut off, its
 //! instance runs on as a zombie until the successor's transactional producer fences it.
 //!
+//! Each placement has a generation, which the worker's instance runs with
+//! (`exactly.once.source.generation`), so an instance of an older placement that regains the network
+//! does not start. An instance that fails where it is still placed is started again there, under a new
+//! generation, as an operator restarts a failed task.
+//!
 //! Also reads where the task's committed source offsets stand, from the offsets topic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
@@ -17,19 +23,29 @@ pub const OFFSETS_TOPIC: &str = "connect-offsets";
 
 /// The orchestrator's side: moves the task.
 pub struct Orchestrator {
-    placed: watch::Sender<(usize, u64)>,
+    placed: Arc<watch::Sender<(usize, u64)>>,
 }
 
-/// A worker's side: learns when to start an instance.
+/// A worker's side: learns when to start an instance, and restarts one that failed.
 #[derive(Clone)]
 pub struct Placement {
     placed: watch::Receiver<(usize, u64)>,
+    orchestrator: Arc<watch::Sender<(usize, u64)>>,
 }
 
-/// The task starts on worker 0.
+/// The task starts on worker 0, generation 0.
 pub fn orchestrator() -> (Orchestrator, Placement) {
     let (placed, receiver) = watch::channel((0, 0));
-    (Orchestrator { placed }, Placement { placed: receiver })
+    let placed = Arc::new(placed);
+    (
+        Orchestrator {
+            placed: placed.clone(),
+        },
+        Placement {
+            placed: receiver,
+            orchestrator: placed,
+        },
+    )
 }
 
 impl Orchestrator {
@@ -49,6 +65,18 @@ impl Placement {
             .await
             .ok()
             .map(|placed| placed.1)
+    }
+
+    /// Places the task on `worker` again, under a new generation, if `generation` there is still the
+    /// current placement; whether it did.
+    pub fn restart(&self, worker: usize, generation: u64) -> bool {
+        self.orchestrator.send_if_modified(|placed| {
+            let current = *placed == (worker, generation);
+            if current {
+                placed.1 += 1;
+            }
+            current
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use sluice_sim::coverage::Event;
 use sluice_sim::faults::{Fault, Scheduled};
 use sluice_sim::{run_planned, Scenario};
 
@@ -157,6 +158,58 @@ fn a_stopping_instance_that_regains_the_network_does_not_fence_the_live_one() {
         2,
         "worker 1's instances registered once, fencing worker 0's"
     );
+    assert!(
+        !report.trace.iter().any(|line| line.contains("epoch: 2")),
+        "nothing registered after the take-over"
+    );
+    assert!(
+        report.passed(),
+        "{}\n{}",
+        report.summary(),
+        report.to_yaml()
+    );
+}
+
+/// The same take-over as above, but nobody tells worker 0 to stop: when the network heals, its instance
+/// (placement 0) finishes starting. Registering would fence the live instance on worker 1 (placement 1);
+/// instead it reads generation 1 of its task in the offsets topic, newer than its own, and does not
+/// register.
+#[test]
+fn an_instance_of_an_older_placement_does_not_register() {
+    let scenario = Scenario {
+        assignors: &["range"],
+        transaction_boundaries: &["poll"],
+        ..Scenario::named("exactly-once-source").expect("a known scenario")
+    };
+    let at = |ms| Duration::from_millis(ms);
+    let plan = vec![
+        Scheduled {
+            at: at(27_830),
+            fault: Fault::StopWorker {
+                worker: 0,
+                away: at(1_450),
+            },
+        },
+        Scheduled {
+            at: at(29_400),
+            fault: Fault::TakeOver {
+                from: 0,
+                to: 1,
+                duration: at(16_656),
+            },
+        },
+    ];
+    let report = run_planned(&scenario, 593, plan).expect("the simulation runs");
+    assert_eq!(
+        report.coverage.get(&Event::OlderGenerationRefused),
+        Some(&1),
+        "the fault was reached: worker 0's instance found the newer generation\n{}",
+        report.trace.join("\n")
+    );
+    let refused = report.trace.iter().find(|line| {
+        line.contains("worker-0 source (placement 0) failed") && line.contains("shows generation 1")
+    });
+    assert!(refused.is_some(), "{}", report.trace.join("\n"));
     assert!(
         !report.trace.iter().any(|line| line.contains("epoch: 2")),
         "nothing registered after the take-over"

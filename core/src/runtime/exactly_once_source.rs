@@ -6,6 +6,10 @@
 //! older instance of the same task and aborts what it left open. A fenced instance is a zombie: it stops
 //! at once, without committing or aborting anything. Offsets are read back from the topic, not from the
 //! worker's offset file.
+//!
+//! Registering always wins, so an instance must not register when it is not the one meant to run: it
+//! registers at most once, never once told to stop, and, when the worker has a generation
+//! (`exactly.once.source.generation`), not if the offsets topic records a newer generation of the task.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +30,7 @@ use crate::kafka::{
 
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::in_flight::InFlight;
-use super::offsets_topic::{offset_key, offset_value, TopicOffsets};
+use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
 use super::records::{send_when_room, Converters};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
@@ -51,6 +55,13 @@ const OFFSET_TOKEN: u64 = u64::MAX;
 pub struct ExactlyOnceSourceSetup {
     /// `<connector>-<task>`.
     pub id: String,
+    /// The task's number.
+    pub task: usize,
+    /// `<group.id>-<connector>-<task>`.
+    pub transactional_id: String,
+    /// The worker's `exactly.once.source.generation`, and a read_uncommitted reader of the offsets topic
+    /// that checks it before the id is registered.
+    pub generation: Option<(u64, Box<dyn LogReader>)>,
     pub task_config: ConfigMap,
     pub config: Arc<ConnectorConfig>,
     /// A producer with the task's `transactional.id`.
@@ -66,6 +77,9 @@ pub struct ExactlyOnceSourceSetup {
 /// Runs one source task exactly once until shutdown, failure or fencing.
 pub struct ExactlyOnceSourceRunner {
     id: String,
+    task_number: usize,
+    transactional_id: String,
+    generation: Option<(u64, Box<dyn LogReader>)>,
     /// What the worker's status line says of this task.
     status: TaskCounter,
     task: Box<dyn SourceTask>,
@@ -99,6 +113,9 @@ impl ExactlyOnceSourceRunner {
         ExactlyOnceSourceRunner {
             status: TaskCounter::default(),
             id: setup.id,
+            task_number: setup.task,
+            transactional_id: setup.transactional_id,
+            generation: setup.generation,
             task,
             task_config: setup.task_config,
             config: setup.config,
@@ -135,7 +152,11 @@ impl ExactlyOnceSourceRunner {
             outcome = self.commit().await;
         }
         if let Err(TaskError::Fenced { .. }) = &outcome {
-            tracing::warn!(task = %self.id, "fenced: a newer instance of this task runs; stopping without committing");
+            tracing::error!(
+                task = %self.id,
+                transactional_id = %self.transactional_id,
+                "FENCED: another instance of this task registered its transactional.id with Kafka, so this one stops without committing (Kafka aborts its open transaction). If no other worker should run this connector, restart this one"
+            );
         } else if outcome.is_err() && self.open {
             // Records already in Kafka stay invisible to read_committed readers.
             if let Err(e) = self.producer.abort_transaction(TRANSACTION_TIMEOUT).await {
@@ -153,8 +174,9 @@ impl ExactlyOnceSourceRunner {
     /// retried while Kafka cannot be reached, up to [`START_TIMEOUT`]. `None` if `shutdown` fired first.
     ///
     /// The id is registered once: an instance that retried the registration after it succeeded would
-    /// fence whichever instance replaced it meanwhile. And a stop wins over every retry, so an instance
-    /// told to stop while cut off never registers when the network heals.
+    /// fence whichever instance replaced it meanwhile. A stop wins over every retry, so an instance
+    /// told to stop while cut off never registers when the network heals. With a generation, the
+    /// instance first looks for a newer one in the offsets topic, and records its own once registered.
     async fn prepare(
         &mut self,
         shutdown: &mut Shutdown,
@@ -164,17 +186,25 @@ impl ExactlyOnceSourceRunner {
         loop {
             let attempt = async {
                 if !registered {
+                    if let Some(newer) = self.newer_generation_before_registering().await? {
+                        return Ok(Err(newer));
+                    }
                     self.producer.init_transactions(START_TIMEOUT).await?;
                     registered = true;
                 }
-                TopicOffsets::read(
+                let offsets = TopicOffsets::read(
                     &mut *self.reader,
                     &*self.admin,
                     &self.offsets_topic,
                     self.config.name(),
                     START_TIMEOUT,
                 )
-                .await
+                .await?;
+                if let Some(newer) = self.newer_generation(&offsets) {
+                    return Ok(Err(newer));
+                }
+                self.record_generation(&offsets).await?;
+                Ok(Ok(offsets))
             };
             let outcome = tokio::select! {
                 biased;
@@ -182,7 +212,8 @@ impl ExactlyOnceSourceRunner {
                 outcome = attempt => outcome,
             };
             match outcome {
-                Ok(offsets) => return Ok(Some(offsets)),
+                Ok(Ok(offsets)) => return Ok(Some(offsets)),
+                Ok(Err(newer)) => return Err(self.superseded(newer)),
                 Err(e @ KafkaError::ProducerFenced(_)) => return Err(self.kafka_error(e)),
                 Err(e) if Instant::now() + RETRY_BACKOFF >= deadline => {
                     return Err(self.kafka_error(e))
@@ -197,6 +228,77 @@ impl ExactlyOnceSourceRunner {
                 }
             }
         }
+    }
+
+    /// A generation of this task newer than the worker's, as the offsets topic holds it before this
+    /// instance registers: read_uncommitted, so a newer instance's record counts from the moment it is
+    /// written, and no open transaction of the instance about to be fenced holds the read up.
+    async fn newer_generation_before_registering(&mut self) -> Result<Option<u64>, KafkaError> {
+        let Some((_, reader)) = &mut self.generation else {
+            return Ok(None);
+        };
+        let seen = TopicOffsets::read(
+            &mut **reader,
+            &*self.admin,
+            &self.offsets_topic,
+            self.config.name(),
+            START_TIMEOUT,
+        )
+        .await?;
+        Ok(self.newer_generation(&seen))
+    }
+
+    fn newer_generation(&self, offsets: &TopicOffsets) -> Option<u64> {
+        let (mine, _) = self.generation.as_ref()?;
+        offsets
+            .generation(self.task_number)
+            .filter(|recorded| recorded > mine)
+    }
+
+    /// Records this instance's generation in the offsets topic, in a transaction of its own, unless the
+    /// topic already holds it.
+    async fn record_generation(&mut self, offsets: &TopicOffsets) -> Result<(), KafkaError> {
+        let Some((generation, _)) = &self.generation else {
+            return Ok(());
+        };
+        if offsets.generation(self.task_number) == Some(*generation) {
+            return Ok(());
+        }
+        let (partition, value) = generation_record(self.task_number, *generation);
+        let key = offset_key(self.config.name(), &partition);
+        let value = offset_value(&value);
+        let record = ProduceRecord {
+            topic: &self.offsets_topic,
+            partition: None,
+            key: Some(&key),
+            value: Some(&value),
+            headers: &[],
+            timestamp: None,
+        };
+        self.producer.begin_transaction()?;
+        let written = async {
+            send_when_room(&*self.producer, &record, OFFSET_TOKEN).await?;
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT).await
+        };
+        if let Err(e) = written.await {
+            if let Err(abort) = self.producer.abort_transaction(TRANSACTION_TIMEOUT).await {
+                tracing::debug!(task = %self.id, error = %abort, "could not abort the generation's transaction");
+            }
+            return Err(e);
+        }
+        tracing::info!(task = %self.id, generation, "recorded this task's generation in the offsets topic");
+        Ok(())
+    }
+
+    fn superseded(&self, newer: u64) -> TaskError {
+        let generation = self.generation.as_ref().map_or(0, |(g, _)| *g);
+        let error = TaskError::Superseded {
+            task: self.id.clone(),
+            generation,
+            newer,
+        };
+        tracing::error!(task = %self.id, error = %error, "not starting: a newer generation of this task runs elsewhere");
+        error
     }
 
     async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {

@@ -64,4 +64,12 @@ pub enum TaskError {
     /// without committing anything.
     #[error("task {task} was fenced by a newer instance of itself: {reason}")]
     Fenced { task: String, reason: String },
+    /// The offsets topic records a newer generation of the task than this worker's
+    /// `exactly.once.source.generation`: another worker runs it, which registering would fence.
+    #[error("task {task} did not start: the offsets topic shows generation {newer} of it, newer than this worker's exactly.once.source.generation={generation}; the worker that runs it now keeps it")]
+    Superseded {
+        task: String,
+        generation: u64,
+        newer: u64,
+    },
 }

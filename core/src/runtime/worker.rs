@@ -95,8 +95,8 @@ pub enum WorkerError {
         #[source]
         source: ConnectError,
     },
-    #[error("every task has failed; see the errors above")]
-    AllTasksFailed,
+    #[error("every task has failed: {}", .0.join("; "))]
+    AllTasksFailed(Vec<String>),
     /// The worker stopped, but some of its tasks had failed (while running, or while stopping: a
     /// final offset commit that failed), so what they read may not be committed.
     #[error("{} of the worker's tasks failed: {}", .0.len(), .0.join("; "))]
@@ -375,7 +375,7 @@ impl StandaloneWorker {
         tracing::info!("status at stop: {}", statuses.line());
         tracing::info!("worker stopped");
         match (all_failed, failures.is_empty()) {
-            (true, _) => Err(WorkerError::AllTasksFailed),
+            (true, _) => Err(WorkerError::AllTasksFailed(failures)),
             (false, true) => Ok(()),
             (false, false) => Err(WorkerError::TasksFailed(failures)),
         }
@@ -603,20 +603,28 @@ impl StandaloneWorker {
             .backend
             .transactional_producer(&settings, &transactional_id)
             .map_err(|e| kafka_error(name, e))?;
-        let reader_settings =
-            ClientSettings::from([("isolation.level".to_owned(), "read_committed".to_owned())]);
-        let reader = self
-            .backend
-            .log_reader(&reader_settings)
-            .map_err(|e| kafka_error(name, e))?;
+        let reader = |isolation: &str| {
+            let settings =
+                ClientSettings::from([("isolation.level".to_owned(), isolation.to_owned())]);
+            self.backend
+                .log_reader(&settings)
+                .map_err(|e| kafka_error(name, e))
+        };
+        let generation = match self.config.source_generation() {
+            Some(generation) => Some((generation, reader("read_uncommitted")?)),
+            None => None,
+        };
         Ok(ExactlyOnceSourceRunner::new(
             task.task,
             ExactlyOnceSourceSetup {
                 id: task.id,
+                task: task.index,
+                transactional_id,
+                generation,
                 task_config: task.task_config,
                 config: config.clone(),
                 producer,
-                reader,
+                reader: reader("read_committed")?,
                 admin: admin.clone(),
                 creates_topics: task.creates_topics,
                 offsets_topic: self.config.offsets_topic().name,

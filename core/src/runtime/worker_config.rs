@@ -18,6 +18,7 @@ pub const SHUTDOWN_TIMEOUT: &str = "task.shutdown.graceful.timeout.ms";
 pub const TOPIC_CREATION_ENABLE: &str = "topic.creation.enable";
 pub const GROUP_ID: &str = "group.id";
 pub const EXACTLY_ONCE_SOURCE_SUPPORT: &str = "exactly.once.source.support";
+pub const EXACTLY_ONCE_SOURCE_GENERATION: &str = "exactly.once.source.generation";
 pub const OFFSET_STORAGE_TOPIC: &str = "offset.storage.topic";
 pub const OFFSET_STORAGE_PARTITIONS: &str = "offset.storage.partitions";
 pub const OFFSET_STORAGE_REPLICATION_FACTOR: &str = "offset.storage.replication.factor";
@@ -131,6 +132,17 @@ pub fn worker_config_def() -> ConfigDef {
             "disabled" | "enabled" => Ok(()),
             "preparing" => Err("preparing is a step of a distributed cluster's rolling upgrade, which Sluice does not have; use disabled or enabled".into()),
             _ => Err("must be disabled or enabled".into()),
+        })
+        .optional(
+            EXACTLY_ONCE_SOURCE_GENERATION,
+            ConfigType::String,
+            "",
+            "The generation of this worker's exactly-once source tasks, from whatever starts workers (a deployment's revision, say; Sluice's own key). A task records it in the offsets topic, and one of an older generation does not start, so a worker that regains the network after its task moved elsewhere never fences the newer instance. Unset: every start wins.",
+        )
+        .check(|v| match v {
+            "" => Ok(()),
+            v if v.parse::<u64>().is_ok() => Ok(()),
+            _ => Err("must be a non-negative whole number, or empty".into()),
         })
         .optional(
             OFFSET_STORAGE_TOPIC,
@@ -256,6 +268,14 @@ impl WorkerConfig {
     }
 
     /// The offsets topic (`offset.storage.*`) as the worker creates it: compacted, as Kafka Connect's.
+    /// `exactly.once.source.generation`, if set.
+    pub fn source_generation(&self) -> Option<u64> {
+        self.parsed
+            .string(EXACTLY_ONCE_SOURCE_GENERATION)
+            .parse()
+            .ok()
+    }
+
     pub fn offsets_topic(&self) -> NewTopic {
         NewTopic {
             name: self.parsed.string(OFFSET_STORAGE_TOPIC).to_owned(),
@@ -333,6 +353,25 @@ mod tests {
             props.insert(EXACTLY_ONCE_SOURCE_SUPPORT.into(), bad.into());
             let err = WorkerConfig::parse(&props).unwrap_err();
             assert_eq!(err.issues[0].key, EXACTLY_ONCE_SOURCE_SUPPORT, "{bad}");
+        }
+    }
+
+    #[test]
+    fn source_generation_is_a_whole_number_or_unset() {
+        let mut props = ConfigMap::from([(OFFSET_STORAGE_FILE.into(), "/tmp/o".into())]);
+        assert_eq!(
+            WorkerConfig::parse(&props).unwrap().source_generation(),
+            None
+        );
+        props.insert(EXACTLY_ONCE_SOURCE_GENERATION.into(), "42".into());
+        assert_eq!(
+            WorkerConfig::parse(&props).unwrap().source_generation(),
+            Some(42)
+        );
+        for bad in ["-1", "two", "1.5"] {
+            props.insert(EXACTLY_ONCE_SOURCE_GENERATION.into(), bad.into());
+            let err = WorkerConfig::parse(&props).unwrap_err();
+            assert_eq!(err.issues[0].key, EXACTLY_ONCE_SOURCE_GENERATION, "{bad}");
         }
     }
 

@@ -15,6 +15,7 @@ use super::offsets::{OffsetFile, OFFSET_FILE};
 use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
+use crate::coverage::{self, Event};
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
 use crate::workload::{self, input_file, SimFs, SinkMode};
@@ -228,13 +229,21 @@ impl HostContext {
     }
 
     /// A standalone worker keeping its source offsets in `offsets`; its source tasks report their
-    /// failures to `failures`, if given.
+    /// failures to `failures`, if given, and its exactly-once source tasks run with `generation`.
     fn worker(
         &self,
         offsets: SharedOffsetStore,
         failures: Option<&TaskFailures>,
+        generation: Option<u64>,
     ) -> Result<StandaloneWorker, ConfigError> {
-        let config = WorkerConfig::parse(&worker_props(&self.scenario, self.index))?;
+        let mut props = worker_props(&self.scenario, self.index);
+        if let Some(generation) = generation {
+            props.insert(
+                "exactly.once.source.generation".into(),
+                generation.to_string(),
+            );
+        }
+        let config = WorkerConfig::parse(&props)?;
         let backend = Arc::new(SimBackend::new(bootstrap_servers(&self.scenario)));
         let mut plugins = workload::plugins(&self.workload, self.fs());
         if let (Some(failures), Some(class)) = (
@@ -284,7 +293,7 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
     // The operator restarts the worker whenever its source task fails.
     loop {
         let failures = TaskFailures::new(host.stop.clone());
-        let worker = host.worker(offsets.clone(), Some(&failures))?;
+        let worker = host.worker(offsets.clone(), Some(&failures), None)?;
         let mut plans = Vec::new();
         if index == 0 && !scenario.exactly_once {
             plans.push(worker.plan(&source_props(scenario))?);
@@ -341,7 +350,9 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
 }
 
 /// Runs an instance of the exactly-once source task whenever the orchestrator places it on this worker,
-/// until the worker stops. An instance that ends by itself (fenced as a zombie) is not restarted here.
+/// until the worker stops. An instance that fails while it is still the current placement (fenced by a
+/// zombie that registered after it) is started again here under a new generation, as an operator
+/// restarts a failed task; one that is no longer current (a zombie fenced by its successor) is not.
 async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
     let mut placement = host.placement.clone();
     let mut stop = host.stop.clone();
@@ -355,7 +366,7 @@ async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
             return;
         };
         started = Some(generation);
-        let outcome = match host.worker(offsets.clone(), None) {
+        let outcome = match host.worker(offsets.clone(), None, Some(generation)) {
             Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
                 Ok(plan) => {
                     let mut stop = host.stop.clone();
@@ -372,6 +383,7 @@ async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
             Err(e) => Err(e.to_string()),
         };
         let now = millis(crate::broker::now());
+        let failed = outcome.is_err();
         let line = match outcome {
             Ok(()) => format!(
                 "{now} worker-{} source (placement {generation}) stopped",
@@ -382,9 +394,19 @@ async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
                 host.index
             ),
         };
+        if line.contains("exactly.once.source.generation") {
+            coverage::reached(Event::OlderGenerationRefused);
+        }
         lock(&host.journal).trace.push(line);
         if *host.stop.borrow() {
             return;
+        }
+        if failed && placement.restart(host.index, generation) {
+            lock(&host.journal).trace.push(format!(
+                "{now} operator restarts the source on worker-{}: its instance failed",
+                host.index
+            ));
+            coverage::reached(Event::FailedSourceRestarted);
         }
     }
 }
