@@ -341,12 +341,40 @@ impl Worker {
         worker: &Path,
         connectors: &[&Path],
     ) -> Worker {
-        let log = dir.path(&format!("{label}.log"));
-        let child = Command::new(SLUICE)
+        let mut command = Command::new(SLUICE);
+        command
             .arg("standalone")
             .args(flags)
             .arg(worker)
-            .args(connectors)
+            .args(connectors);
+        Worker::spawn(dir, label, command)
+    }
+
+    /// Starts `sluice standalone WORKER CONNECTOR...` unable to write files past `kib` KiB (its log
+    /// included): a write crossing the limit is cut short, and the next fails with EFBIG ("File too
+    /// large"), as a full disk fails a write with ENOSPC. Through bash, which ignores SIGXFSZ for it.
+    pub fn start_with_file_size_limit(
+        dir: &Dir,
+        label: &str,
+        kib: u64,
+        worker: &Path,
+        connectors: &[&Path],
+    ) -> Worker {
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(r#"trap '' XFSZ; ulimit -f "$0"; exec "$@""#)
+            .arg(kib.to_string())
+            .arg(SLUICE)
+            .arg("standalone")
+            .arg(worker)
+            .args(connectors);
+        Worker::spawn(dir, label, command)
+    }
+
+    fn spawn(dir: &Dir, label: &str, mut command: Command) -> Worker {
+        let log = dir.path(&format!("{label}.log"));
+        let child = command
             .env("NO_COLOR", "1")
             .env("SLUICE_LOG", "info")
             .stdin(Stdio::null())
