@@ -524,9 +524,14 @@ async fn errors_tolerance_none_fails_the_task_on_an_unconvertible_record() {
         &[bytes_source("strict", None)],
     );
     let outcome = worker.join().await;
+    let Err(WorkerError::AllTasksFailed(failures)) = outcome else {
+        panic!("the only task fails, and with it the worker: {outcome:?}");
+    };
     assert!(
-        matches!(outcome, Err(WorkerError::AllTasksFailed(_))),
-        "the only task fails, and with it the worker: {outcome:?}"
+        failures[0].contains(
+            r#"the record for topic blobs from source partition {"file":"strict"} at offset {"position":1}"#
+        ),
+        "the failure names the record: {failures:?}"
     );
     assert_eq!(probe.stops.load(Ordering::SeqCst), 1);
     let stored = cluster.read("blobs", 1, 1).await;

@@ -31,7 +31,7 @@ use crate::kafka::{
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
-use super::records::{send_when_room, Converters};
+use super::records::{convert_error, send_when_room, Converters};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
@@ -353,13 +353,16 @@ impl ExactlyOnceSourceRunner {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
                     if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "skipping a record that cannot be converted");
+                        tracing::warn!(task = %self.id, error = %convert_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be converted");
                     }
                     self.track_offset(&record);
                     self.acknowledged.push((record, None));
                     continue;
                 }
-                Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
+                Err(e) => {
+                    let error = convert_error(&record, &e);
+                    return Err(self.fail("convert", ConnectError::fatal(error)));
+                }
             };
             let token = self.in_flight.next_token();
             send_when_room(&*self.producer, &produced.produce_record(), token)

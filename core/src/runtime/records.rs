@@ -67,6 +67,14 @@ impl Converters<'_> {
 
 /// Header values travel as bytes: strings as UTF-8, bytes as they are, anything else as its string form
 /// (booleans and numbers as Kafka's `SimpleHeaderConverter` writes them: `true`, `-5`, `1.5`).
+/// A source record the converters refused, named by its topic and its place in the source.
+pub fn convert_error(record: &SourceRecord, error: &ConvertError) -> String {
+    format!(
+        "cannot convert the record for topic {} from source partition {} at offset {}: {error}",
+        record.topic, record.source_partition, record.source_offset
+    )
+}
+
 fn header_to_kafka(header: &Header) -> KafkaHeader {
     let value = match &header.value.value {
         Value::Null => None,

@@ -320,14 +320,21 @@ impl SinkTaskRunner {
                 continue;
             };
             current.next = record.offset + 1;
+            let offset = record.offset;
             match converters.to_sink(record) {
                 Ok(sink_record) => batch.records.push(sink_record),
-                Err(e) if self.config.tolerates_errors() => {
+                Err(e) => {
+                    let TopicPartition { topic, partition } = &current.partition;
+                    let error = format!(
+                        "cannot convert the record at topic {topic} partition {partition} offset {offset}: {e}"
+                    );
+                    if !self.config.tolerates_errors() {
+                        return Err(self.fail("convert", ConnectError::fatal(error)));
+                    }
                     if let Some(more) = self.refused_records.happened() {
-                        tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "skipping a record that cannot be converted");
+                        tracing::warn!(task = %self.id, %error, more_since_last_line = more, "skipping a record that cannot be converted");
                     }
                 }
-                Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
             }
         }
         if let Some(done) = run {

@@ -13,7 +13,7 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
 use super::in_flight::InFlight;
-use super::records::{send_when_room, Converters};
+use super::records::{convert_error, send_when_room, Converters};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
@@ -163,7 +163,7 @@ impl SourceTaskRunner {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
                     if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "skipping a record that cannot be converted");
+                        tracing::warn!(task = %self.id, error = %convert_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be converted");
                     }
                     if let Some(handle) = self.track(&record) {
                         self.submitted.ack(handle);
@@ -171,7 +171,10 @@ impl SourceTaskRunner {
                     commit_record(&self.id, &mut *self.task, &record, None);
                     continue;
                 }
-                Err(e) => return Err(self.fail("convert", ConnectError::fatal(e.to_string()))),
+                Err(e) => {
+                    let error = convert_error(&record, &e);
+                    return Err(self.fail("convert", ConnectError::fatal(error)));
+                }
             };
             let token = self.in_flight.next_token();
             send_when_room(&*self.producer, &produced.produce_record(), token)

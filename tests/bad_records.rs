@@ -1,0 +1,62 @@
+//! Records a converter cannot handle are named where they are: a sink names the record's topic,
+//! partition and offset, so a user can find it with any Kafka tool; a source names the topic and the
+//! record's place in the source. Under `errors.tolerance=all` the record is skipped with the same words.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{append, sink_props, source_props, wait_for_lines, worker_props, Dir, Worker};
+
+/// A worker copying `lines` from a file into a one-partition topic as strings, and from there into
+/// `output.txt` through a JsonConverter sink (with `errors.tolerance=tolerance`).
+fn start(dir: &Dir, lines: &[&str], tolerance: &str) -> Worker {
+    let input = dir.path("input.txt");
+    let lines: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
+    append(&input, &lines);
+    let worker = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), None),
+    );
+    let source = dir.write_properties(
+        "source.properties",
+        &source_props("json-source", &input, "json-lines")
+            .set("topic.creation.default.partitions", 1),
+    );
+    let sink = dir.write_properties(
+        "sink.properties",
+        &sink_props("json-sink", &dir.path("output.txt"), "json-lines")
+            .set(
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            )
+            .set("value.converter.schemas.enable", false)
+            .set("errors.tolerance", tolerance),
+    );
+    Worker::start(dir, "json", &worker, &[&source, &sink])
+}
+
+#[test]
+fn a_record_the_sink_cannot_convert_is_named_by_topic_partition_and_offset() {
+    let dir = Dir::new();
+    let mut sluice = start(&dir, &["{\"n\":1}", "not json", "{\"n\":2}"], "none");
+    sluice.wait_for_log("cannot convert the record at topic json-lines partition 0 offset 1");
+    sluice.signal("TERM");
+    let (status, logs) = sluice.exit_within(Duration::from_secs(60));
+    assert!(
+        !status.success(),
+        "a stop after a task failed exits non-zero:\n{logs}"
+    );
+}
+
+#[test]
+fn a_skipped_record_is_named_by_topic_partition_and_offset() {
+    let dir = Dir::new();
+    let sluice = start(&dir, &["{\"n\":1}", "not json", "{\"n\":2}"], "all");
+    wait_for_lines(&dir.path("output.txt"), 2, &[&sluice]);
+    let logs = sluice.stop();
+    assert!(
+        logs.contains("cannot convert the record at topic json-lines partition 0 offset 1"),
+        "{logs}"
+    );
+}
