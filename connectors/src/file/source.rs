@@ -22,6 +22,9 @@ use sluice_core::fs::{FileSystem, LocalFs, Reader};
 
 pub const TOPIC: &str = "topic";
 pub const BATCH_SIZE: &str = "batch.size";
+pub const MAX_LINE_BYTES: &str = "max.line.bytes";
+/// The runtime's key, which also says what a line too long for `max.line.bytes` does.
+const ERRORS_TOLERANCE: &str = "errors.tolerance";
 
 /// How long `poll` waits before looking for appended lines when it found none.
 const TAIL_INTERVAL: Duration = Duration::from_millis(200);
@@ -48,6 +51,16 @@ fn config_def() -> ConfigDef {
             ConfigType::Int,
             "2000",
             "Most lines returned by one poll.",
+        )
+        .check(|v| match v.parse::<i32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err("must be a positive integer".into()),
+        })
+        .optional(
+            MAX_LINE_BYTES,
+            ConfigType::Int,
+            "1048576",
+            "Longest line, in bytes (Sluice's own key; the default is the producer's max.request.size): a longer one fails the task, naming the file and byte position, or is skipped under errors.tolerance=all. Bounds the memory a file without newlines takes.",
         )
         .check(|v| match v.parse::<i32>() {
             Ok(n) if n > 0 => Ok(()),
@@ -128,6 +141,11 @@ pub struct FileStreamSourceTask {
     warned_missing: bool,
     /// The file being read, as its offsets name it.
     identity: FileIdentity,
+    max_line_bytes: usize,
+    /// Lines longer than `max_line_bytes` are skipped (`errors.tolerance=all`) rather than fatal.
+    skip_long_lines: bool,
+    /// Dropping the rest of a line too long to keep, up to its newline.
+    skipping: bool,
 }
 
 impl Default for FileStreamSourceTask {
@@ -151,6 +169,9 @@ impl FileStreamSourceTask {
             chunk: Vec::new(),
             warned_missing: false,
             identity: FileIdentity::default(),
+            max_line_bytes: usize::MAX,
+            skip_long_lines: false,
+            skipping: false,
         }
     }
 
@@ -190,6 +211,7 @@ impl FileStreamSourceTask {
         }
         self.position = resume_at;
         self.pending.clear();
+        self.skipping = false;
         self.warned_missing = false;
         self.reader = Some(file);
         Ok(true)
@@ -261,28 +283,40 @@ impl FileStreamSourceTask {
                     tracing::info!(file = %self.file, "the source file was removed: finished it, waiting for a new one");
                 }
                 // The old file is done: its last line needs no newline to be complete.
-                if !self.pending.is_empty() {
+                if !self.pending.is_empty() && !self.skipping {
                     self.pending.push(b'\n');
-                    self.take_lines(&mut finished);
+                    self.take_lines(&mut finished)?;
                 }
             }
         }
         self.reader = None;
         self.pending.clear();
+        self.skipping = false;
         self.position = 0;
         self.identity = FileIdentity::default();
         self.open(0).await?;
         Ok(Some(finished))
     }
 
-    /// Moves complete lines out of `pending` into records, up to the batch size.
-    fn take_lines(&mut self, records: &mut Vec<SourceRecord>) {
+    /// Moves complete lines out of `pending` into records, up to the batch size; a line longer than
+    /// `max.line.bytes` is skipped or fails the task.
+    fn take_lines(&mut self, records: &mut Vec<SourceRecord>) -> Result<(), ConnectError> {
         let mut start = 0;
         while records.len() < self.batch_size {
             let Some(newline) = memchr(b'\n', &self.pending[start..]) else {
                 break;
             };
             let end = start + newline;
+            if newline > self.max_line_bytes {
+                let at = self.position + start as u64;
+                if let Err(e) = self.line_too_long(at) {
+                    self.pending.drain(..start);
+                    self.position += start as u64;
+                    return Err(e);
+                }
+                start = end + 1;
+                continue;
+            }
             let line_end = if end > start && self.pending[end - 1] == b'\r' {
                 end - 1
             } else {
@@ -310,6 +344,45 @@ impl FileStreamSourceTask {
         }
         self.pending.drain(..start);
         self.position += start as u64;
+        Ok(())
+    }
+
+    /// A line starting at byte `at` is longer than `max.line.bytes`: an error, or (tolerated) a warning
+    /// and the line is skipped.
+    fn line_too_long(&self, at: u64) -> Result<(), ConnectError> {
+        let what = format!(
+            "{}: the line starting at byte {at} is longer than {MAX_LINE_BYTES}={}",
+            self.source_name(),
+            self.max_line_bytes
+        );
+        if !self.skip_long_lines {
+            return Err(ConnectError::fatal(format!(
+                "{what}; raise {MAX_LINE_BYTES}, or set {ERRORS_TOLERANCE}=all to skip such lines"
+            )));
+        }
+        tracing::warn!(file = %self.source_name(), position = at, "{what}: skipping it ({ERRORS_TOLERANCE}=all)");
+        Ok(())
+    }
+
+    fn source_name(&self) -> &str {
+        if self.stdin() {
+            "stdin"
+        } else {
+            &self.file
+        }
+    }
+
+    /// Drops the rest of a line too long to keep, up to and including its newline if it has come.
+    fn skip_rest_of_long_line(&mut self) {
+        let dropped = match memchr(b'\n', &self.pending) {
+            Some(newline) => {
+                self.skipping = false;
+                newline + 1
+            }
+            None => self.pending.len(),
+        };
+        self.pending.drain(..dropped);
+        self.position += dropped as u64;
     }
 }
 
@@ -324,6 +397,8 @@ impl SourceTask for FileStreamSourceTask {
         self.file = parsed.string(FILE).to_owned();
         self.topic = Arc::from(parsed.list(TOPIC).concat());
         self.batch_size = usize::try_from(parsed.int(BATCH_SIZE)).unwrap_or(2000);
+        self.max_line_bytes = usize::try_from(parsed.int(MAX_LINE_BYTES)).unwrap_or(usize::MAX);
+        self.skip_long_lines = parsed.get(ERRORS_TOLERANCE) == Some("all");
         self.chunk = vec![0; READ_CHUNK];
         if !self.stdin() {
             self.partition = SourceMap::single("filename", self.file.clone());
@@ -363,12 +438,21 @@ impl SourceTask for FileStreamSourceTask {
             return Ok(Vec::new());
         }
         loop {
+            if self.skipping {
+                self.skip_rest_of_long_line();
+            }
             let lines = self.pending.iter().filter(|&&b| b == b'\n').count();
             if lines > 0 {
                 // Records are large: growing the batch one doubling at a time would copy it over and over.
                 let mut records = Vec::with_capacity(lines.min(self.batch_size));
-                self.take_lines(&mut records);
+                self.take_lines(&mut records)?;
                 return Ok(records);
+            }
+            if self.pending.len() > self.max_line_bytes {
+                // No newline yet, and already too long: keeping more would grow without bound.
+                self.line_too_long(self.position)?;
+                self.skipping = true;
+                continue;
             }
             let reader = self.reader.as_mut().expect("opened above");
             let n = reader
@@ -434,6 +518,80 @@ mod tests {
                 (line, position.unwrap_or(u64::MAX))
             })
             .collect()
+    }
+
+    /// A task reading `path` with `max.line.bytes=10` and `errors.tolerance=tolerance`.
+    async fn short_lines_task(path: &std::path::Path, tolerance: &str) -> FileStreamSourceTask {
+        let mut config = context(path, None).configs().clone();
+        config.insert(MAX_LINE_BYTES.to_owned(), "10".to_owned());
+        config.insert(ERRORS_TOLERANCE.to_owned(), tolerance.to_owned());
+        let context = SourceTaskContext::new(config, Arc::new(Committed(BTreeMap::new())));
+        let mut task = FileStreamSourceTask::default();
+        task.start(context).await.unwrap();
+        task
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_past_max_line_bytes_fails_the_task_naming_file_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(
+            b"short
+no newline in sight",
+        )
+        .unwrap();
+        let mut task = short_lines_task(&path, "none").await;
+        assert_eq!(
+            lines_and_positions(&task.poll().await.unwrap()),
+            [("short".to_owned(), 6)]
+        );
+        let error = task.poll().await.expect_err("too long").to_string();
+        assert!(
+            error.contains(&format!(
+                "{}: the line starting at byte 6 is longer than max.line.bytes=10",
+                path.display()
+            )),
+            "{error}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_past_max_line_bytes_is_skipped_when_errors_are_tolerated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(
+            b"short
+no newline in sight",
+        )
+        .unwrap();
+        let mut task = short_lines_task(&path, "all").await;
+        assert_eq!(
+            lines_and_positions(&task.poll().await.unwrap()),
+            [("short".to_owned(), 6)]
+        );
+        assert!(task.poll().await.unwrap().is_empty());
+        assert!(
+            task.pending.len() <= 10,
+            "a line without a newline is not kept whole"
+        );
+        file.write_all(
+            b" yet
+next
+also much too long
+last
+",
+        )
+        .unwrap();
+        let mut records = Vec::new();
+        while records.len() < 2 {
+            records.extend(task.poll().await.unwrap());
+        }
+        assert_eq!(
+            lines_and_positions(&records),
+            [("next".to_owned(), 35), ("last".to_owned(), 59)]
+        );
     }
 
     #[tokio::test(start_paused = true)]

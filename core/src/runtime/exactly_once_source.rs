@@ -31,7 +31,7 @@ use crate::kafka::{
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
-use super::records::{convert_error, send_when_room, Converters};
+use super::records::{convert_error, describe, send_when_room, Converters};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
@@ -367,7 +367,14 @@ impl ExactlyOnceSourceRunner {
             let token = self.in_flight.next_token();
             send_when_room(&*self.producer, &produced.produce_record(), token)
                 .await
-                .map_err(|e| self.kafka_error(e))?;
+                .map_err(|e| match e {
+                    fenced @ KafkaError::ProducerFenced(_) => self.kafka_error(fenced),
+                    source => TaskError::Send {
+                        task: self.id.clone(),
+                        record: describe(&record),
+                        source,
+                    },
+                })?;
             self.track_offset(&record);
             self.in_flight.insert(record, None);
         }
@@ -413,7 +420,7 @@ impl ExactlyOnceSourceRunner {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(task = %self.id, topic = %record.topic, error = %e, "Kafka did not accept a record");
+                tracing::error!(task = %self.id, record = %describe(&record), error = %e, "Kafka did not accept a record");
                 Err(self.kafka_error(e))
             }
         }

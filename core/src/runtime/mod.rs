@@ -51,6 +51,14 @@ pub enum TaskError {
         #[source]
         source: KafkaError,
     },
+    /// The producer refused a record (too large for `max.request.size`, say); `record` says which.
+    #[error("task {task}: Kafka did not take {record}: {source}")]
+    Send {
+        task: String,
+        record: String,
+        #[source]
+        source: KafkaError,
+    },
     #[error("task {task}: cannot create topic {topic:?} (topic.creation.* keys): {source}")]
     TopicCreation {
         task: String,

@@ -69,8 +69,13 @@ impl Converters<'_> {
 /// (booleans and numbers as Kafka's `SimpleHeaderConverter` writes them: `true`, `-5`, `1.5`).
 /// A source record the converters refused, named by its topic and its place in the source.
 pub fn convert_error(record: &SourceRecord, error: &ConvertError) -> String {
+    format!("cannot convert {}: {error}", describe(record))
+}
+
+/// A source record, named by its topic and its place in the source.
+pub fn describe(record: &SourceRecord) -> String {
     format!(
-        "cannot convert the record for topic {} from source partition {} at offset {}: {error}",
+        "the record for topic {} from source partition {} at offset {}",
         record.topic, record.source_partition, record.source_offset
     )
 }

@@ -13,7 +13,7 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
 use super::in_flight::InFlight;
-use super::records::{convert_error, send_when_room, Converters};
+use super::records::{convert_error, describe, send_when_room, Converters};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
@@ -179,8 +179,9 @@ impl SourceTaskRunner {
             let token = self.in_flight.next_token();
             send_when_room(&*self.producer, &produced.produce_record(), token)
                 .await
-                .map_err(|e| TaskError::Kafka {
+                .map_err(|e| TaskError::Send {
                     task: self.id.clone(),
+                    record: describe(&record),
                     source: e,
                 })?;
             let handle = self.track(&record);
@@ -223,7 +224,7 @@ impl SourceTaskRunner {
                 }
                 Err(e) => {
                     if let Some(more) = undelivered.happened() {
-                        tracing::error!(task = %id, topic = %record.topic, error = %e, more_since_last_line = more, "Kafka did not accept a record");
+                        tracing::error!(task = %id, record = %describe(record), error = %e, more_since_last_line = more, "Kafka did not accept a record");
                     }
                     Err(TaskError::Kafka {
                         task: id.clone(),
