@@ -170,6 +170,10 @@ pub enum Request {
     EndOffsets {
         partitions: Vec<Tp>,
     },
+    /// Each partition's log start offset.
+    StartOffsets {
+        partitions: Vec<Tp>,
+    },
     /// Joins the group's next generation; answered once the coordinator has collected its members.
     JoinGroup {
         group: String,
@@ -249,6 +253,9 @@ pub enum Response {
         next: Vec<(Tp, i64)>,
     },
     EndOffsets {
+        offsets: Vec<(Tp, i64)>,
+    },
+    StartOffsets {
         offsets: Vec<(Tp, i64)>,
     },
     Joined {

@@ -151,6 +151,13 @@ pub trait GroupConsumer: Send {
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError>;
 
+    /// The first offset each partition still holds (its log start): records below it were deleted by
+    /// retention.
+    async fn log_start_offsets(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError>;
+
     /// Moves the fetch position of an owned (or just assigned) partition.
     fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError>;
 

@@ -265,8 +265,9 @@ impl SinkTaskRunner {
                 if let Err(e) = self.task.open(&partitions).await {
                     return Err(self.fail("open", e));
                 }
-                let rewound: BTreeSet<TopicPartition> =
-                    self.context.requests().rewinds.keys().cloned().collect();
+                let rewinds = self.context.requests().rewinds.clone();
+                self.report_retention_loss(&partitions, &rewinds).await;
+                let rewound: BTreeSet<TopicPartition> = rewinds.into_keys().collect();
                 self.apply_requests()?;
                 self.commit_refused(&partitions, &rewound).await
             }
@@ -285,6 +286,47 @@ impl SinkTaskRunner {
             GroupEvent::Records(records) => {
                 let batch = self.convert(records)?;
                 self.put(batch).await
+            }
+        }
+    }
+
+    /// Says so when records of newly assigned partitions were deleted by retention before this group
+    /// read them: the consumer goes on from the log start (`auto.offset.reset`), which Kafka Connect does
+    /// without a word. Where reading starts is the task's rewind, or else the committed offset.
+    async fn report_retention_loss(
+        &mut self,
+        partitions: &[TopicPartition],
+        rewinds: &BTreeMap<TopicPartition, i64>,
+    ) {
+        let consumer = self.consumer();
+        let found = async {
+            let committed = consumer.committed(partitions).await?;
+            let starts = consumer.log_start_offsets(partitions).await?;
+            Ok::<_, KafkaError>((committed, starts))
+        };
+        let (committed, starts) = match found.await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(task = %self.id, error = %e, "cannot compare where reading starts with the log start");
+                return;
+            }
+        };
+        for (partition, committed) in committed {
+            let Some(from) = rewinds.get(&partition).copied().or(committed) else {
+                continue;
+            };
+            let Some(&start) = starts.get(&partition) else {
+                continue;
+            };
+            if from < start {
+                let lost = start - from;
+                tracing::error!(
+                    task = %self.id,
+                    %partition,
+                    lost,
+                    "{lost} records of {partition} (offsets {from} to {}) were deleted by retention before this sink read them: they were never delivered; going on from offset {start}",
+                    start - 1
+                );
             }
         }
     }

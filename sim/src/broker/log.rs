@@ -1,7 +1,8 @@
 //! Topics and partition logs: append with idempotent-producer deduplication, transactional records and
 //! their control markers, and reads under either isolation level.
 //!
-//! Acknowledged data is never lost: the log models a replicated cluster, so a broker restart keeps it.
+//! Acknowledged data is never lost: the log models a replicated cluster, so a broker restart keeps it,
+//! and it has no retention, so every partition starts at offset 0.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -240,6 +241,13 @@ impl Logs {
     pub fn end_offset(&self, tp: &Tp) -> Result<i64, ErrorCode> {
         self.partition(tp)
             .map(|log| log.len() as i64)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)
+    }
+
+    /// The offset of a partition's first entry (the log start): always 0, as nothing is deleted.
+    pub fn start_offset(&self, tp: &Tp) -> Result<i64, ErrorCode> {
+        self.partition(tp)
+            .map(|_| 0)
             .ok_or(ErrorCode::UnknownTopicOrPartition)
     }
 

@@ -244,6 +244,20 @@ async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
                 Err(e) => Response::Error(e),
             }
         }
+        Request::StartOffsets { partitions } => {
+            let state = cluster.lock();
+            if let Err(e) = leading(&state, broker, partitions.iter()) {
+                return Response::Error(e);
+            }
+            let offsets: Result<Vec<_>, _> = partitions
+                .into_iter()
+                .map(|tp| state.logs.start_offset(&tp).map(|start| (tp, start)))
+                .collect();
+            match offsets {
+                Ok(offsets) => Response::StartOffsets { offsets },
+                Err(e) => Response::Error(e),
+            }
+        }
         Request::JoinGroup {
             group,
             member_id,

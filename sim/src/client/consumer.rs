@@ -528,6 +528,29 @@ impl GroupConsumer for SimGroupConsumer {
             .collect())
     }
 
+    async fn log_start_offsets(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let tps = partitions.iter().map(from_core).collect();
+        let answers = self
+            .router
+            .call_leaders(tps, Duration::ZERO, |partitions| Request::StartOffsets {
+                partitions,
+            })
+            .await;
+        let mut starts = BTreeMap::new();
+        for (_, answer) in answers {
+            match answer? {
+                Response::StartOffsets { offsets } => {
+                    starts.extend(offsets.iter().map(|(tp, start)| (to_core(tp), *start)))
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(starts)
+    }
+
     fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError> {
         let tp = from_core(partition);
         if !self.owned.contains(&tp) {

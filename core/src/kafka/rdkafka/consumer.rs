@@ -355,6 +355,24 @@ impl GroupConsumer for RdGroupConsumer {
             .collect())
     }
 
+    async fn log_start_offsets(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let mut starts = BTreeMap::new();
+        for p in partitions {
+            let consumer = self.inner.clone();
+            let (topic, partition) = (p.topic.clone(), p.partition);
+            let (low, _) = blocking(CALL_TIMEOUT * 2, move || {
+                consumer.fetch_watermarks(&topic, partition, CALL_TIMEOUT)
+            })
+            .await?
+            .map_err(|e| rd_error(&e))?;
+            starts.insert(p.clone(), low);
+        }
+        Ok(starts)
+    }
+
     fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError> {
         if let Some(Pending::Assign(tpl)) = &mut self.pending {
             if let Some(mut element) = tpl.find_partition(&partition.topic, partition.partition) {
