@@ -7,7 +7,9 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::{append, numbered_lines, source_props, wait_until, worker_props, Broker, Dir, Worker};
+use common::{
+    append, numbered_lines, sink_props, source_props, wait_until, worker_props, Broker, Dir, Worker,
+};
 
 #[test]
 fn thousands_of_failed_deliveries_are_one_error_and_a_count() {
@@ -47,4 +49,41 @@ fn thousands_of_failed_deliveries_are_one_error_and_a_count() {
     );
     let lines = logs.lines().count();
     assert!(lines < 60, "{lines} log lines:\n{logs}");
+}
+
+/// Kafka that cannot be reached is said once, in plain words, then counted: librdkafka alone reported it
+/// about 40 times a second (a connect failure, "all brokers are down", a failed poll), 2,867 lines a minute.
+#[test]
+fn an_unreachable_kafka_is_one_plain_line_not_a_flood() {
+    let dir = Dir::new();
+    // A port nothing listens on: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let worker = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), Some(&address)),
+    );
+    let sink = dir.write_properties(
+        "sink.properties",
+        &sink_props("nowhere-sink", &dir.path("output.txt"), "nowhere"),
+    );
+    let sluice = Worker::start(&dir, "unreachable", &worker, &[&sink]);
+    let plain = format!("cannot reach Kafka at {address}: connection refused; retrying");
+    sluice.wait_for_log(&plain);
+    std::thread::sleep(Duration::from_secs(5));
+    let logs = sluice.stop();
+    let first_problem = logs
+        .lines()
+        .find(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .unwrap_or_default();
+    assert!(
+        first_problem.contains(&plain),
+        "the first line that says something is wrong says what:\n{logs}"
+    );
+    assert_eq!(logs.matches(&plain).count(), 1, "{logs}");
+    let lines = logs.lines().count();
+    assert!(lines < 15, "{lines} log lines in 5 s:\n{logs}");
 }

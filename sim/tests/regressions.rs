@@ -221,3 +221,65 @@ fn an_instance_of_an_older_placement_does_not_register() {
         report.to_yaml()
     );
 }
+
+/// Worker 0 restarted at 41.2 s and began starting its exactly-once source tasks; a take-over cut it off
+/// at 42.0 s and started them on worker 1. One of worker 0's instances had checked the offsets topic for
+/// a newer generation just before worker 1 recorded its own, and its registration was on the wire: when
+/// the network healed it fenced worker 1's live instance (the check, then the act, cannot be one step).
+/// The fenced task stayed failed while its sibling ran on, and half the streams never reached Kafka.
+/// Found by `exactly-once-source` seed 773 (sweep of 1..2000 on 6aff571); now a failed task stops its
+/// instance, which the orchestrator's operator starts again under a new generation.
+#[test]
+fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
+    let scenario = Scenario {
+        assignors: &["cooperative-sticky"],
+        transaction_boundaries: &["poll"],
+        ..Scenario::named("exactly-once-source").expect("a known scenario")
+    };
+    let at = |ms| Duration::from_millis(ms);
+    let plan = vec![
+        Scheduled {
+            at: at(30_190),
+            fault: Fault::CrashWorker {
+                worker: 0,
+                down: at(11_039),
+            },
+        },
+        Scheduled {
+            at: at(31_274),
+            fault: Fault::MoveCoordinators { to: 1 },
+        },
+        Scheduled {
+            at: at(42_013),
+            fault: Fault::TakeOver {
+                from: 0,
+                to: 1,
+                duration: at(15_707),
+            },
+        },
+        Scheduled {
+            at: at(51_060),
+            fault: Fault::Latency {
+                max: at(119),
+                duration: at(13_821),
+            },
+        },
+        Scheduled {
+            at: at(59_824),
+            fault: Fault::MoveCoordinators { to: 2 },
+        },
+    ];
+    let report = run_planned(&scenario, 773, plan).expect("the simulation runs");
+    assert_eq!(
+        report.coverage.get(&Event::FailedSourceRestarted),
+        Some(&1),
+        "the fault was reached: a live instance was fenced and restarted\n{}",
+        report.trace.join("\n")
+    );
+    assert!(
+        report.passed(),
+        "{}\n{}",
+        report.summary(),
+        report.to_yaml()
+    );
+}

@@ -15,7 +15,7 @@ pub mod leave_gate;
 pub mod offset_store;
 pub mod offsets_topic;
 mod records;
-mod repeated;
+pub(crate) mod repeated;
 pub mod shutdown;
 pub mod sink_task;
 pub mod source_offsets;

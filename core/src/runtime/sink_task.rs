@@ -89,6 +89,8 @@ pub struct SinkTaskRunner {
     gate_limit: Duration,
     /// Records the converter refused (skipped under `errors.tolerance=all`).
     refused_records: Repeated,
+    /// Polls that failed (Kafka unreachable, say).
+    poll_failures: Repeated,
 }
 
 impl SinkTaskRunner {
@@ -130,6 +132,7 @@ impl SinkTaskRunner {
             gate: LeaveGate::new().place(),
             gate_limit: Duration::ZERO,
             refused_records: Repeated::default(),
+            poll_failures: Repeated::default(),
         }
     }
 
@@ -249,7 +252,11 @@ impl SinkTaskRunner {
                 }
                 event = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => match event {
                     Ok(event) => self.on_event(event).await?,
-                    Err(e) => tracing::warn!(task = %self.id, error = %e, "consumer poll failed"),
+                    Err(e) => {
+                        if let Some(more) = self.poll_failures.happened() {
+                            tracing::warn!(task = %self.id, error = %e, more_since_last_line = more, "consumer poll failed");
+                        }
+                    }
                 },
             }
         }

@@ -366,12 +366,18 @@ async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
             return;
         };
         started = Some(generation);
-        let outcome = match host.worker(offsets.clone(), None, Some(generation)) {
+        // A task that fails (fenced by a zombie that registered after it) stops the instance, which the
+        // operator then starts again below.
+        let failures = TaskFailures::new(host.stop.clone());
+        let outcome = match host.worker(offsets.clone(), Some(&failures), Some(generation)) {
             Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
                 Ok(plan) => {
                     let mut stop = host.stop.clone();
                     let shutdown = async move {
-                        let _ = stop.wait_for(|stop| *stop).await;
+                        tokio::select! {
+                            _ = stop.wait_for(|stop| *stop) => {}
+                            () = failures.wait() => {}
+                        }
                     };
                     worker
                         .run(vec![plan], shutdown)

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic as RdNewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
+use super::client_log::ClientLog;
 use super::{blocking, rd_error, EmbeddedBroker};
 use crate::api::TopicPartition;
 use crate::kafka::{Admin, KafkaError, NewTopic};
@@ -25,9 +25,9 @@ const EMBEDDED_CLUSTER_ID_PREFIX: &str = "mockCluster";
 pub const IN_PROCESS_CLUSTER_ID: &str = "sluice-embedded";
 
 pub(super) struct RdAdmin {
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<ClientLog>,
     /// Metadata and watermark queries go through a consumer without a group.
-    metadata: Arc<BaseConsumer>,
+    metadata: Arc<BaseConsumer<ClientLog>>,
     embedded: Option<Arc<EmbeddedBroker>>,
 }
 
@@ -37,8 +37,14 @@ impl RdAdmin {
         embedded: Option<Arc<EmbeddedBroker>>,
     ) -> Result<RdAdmin, KafkaError> {
         Ok(RdAdmin {
-            admin: config.create().map_err(|e| rd_error(&e))?,
-            metadata: Arc::new(config.create().map_err(|e| rd_error(&e))?),
+            admin: config
+                .create_with_context(ClientLog)
+                .map_err(|e| rd_error(&e))?,
+            metadata: Arc::new(
+                config
+                    .create_with_context(ClientLog)
+                    .map_err(|e| rd_error(&e))?,
+            ),
             embedded,
         })
     }
@@ -143,7 +149,12 @@ impl Admin for RdAdmin {
         }
         let metadata = self.metadata.clone();
         blocking(METADATA_TIMEOUT * 2, move || {
-            metadata.client().fetch_cluster_id(METADATA_TIMEOUT)
+            let id = metadata.client().fetch_cluster_id(METADATA_TIMEOUT);
+            if id.is_none() {
+                // Serves the client's queued error events, which say why (through `ClientLog`).
+                let _ = metadata.poll(Duration::ZERO);
+            }
+            id
         })
         .await?
         .ok_or_else(|| {

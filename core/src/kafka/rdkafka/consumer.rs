@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::bindings as rd;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::types::RDKafkaRespErr;
@@ -25,6 +26,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::client_log;
 use super::signalled_queue::SignalledQueue;
 use super::{blocking, detached, rd_error};
 use crate::api::TopicPartition;
@@ -63,7 +65,15 @@ impl RebalanceQueue {
     }
 }
 
-impl ClientContext for RebalanceQueue {}
+impl ClientContext for RebalanceQueue {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        client_log::log(level, facility, message);
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        client_log::report_error(&error, reason);
+    }
+}
 
 impl ConsumerContext for RebalanceQueue {
     fn rebalance(

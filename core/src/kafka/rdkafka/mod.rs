@@ -2,6 +2,7 @@
 //! module: the runtime sees only the traits of [`crate::kafka`].
 
 mod admin;
+mod client_log;
 mod consumer;
 mod embedded;
 mod producer;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::bindings as rd;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
@@ -17,6 +18,7 @@ use rdkafka::ClientContext;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use super::client_log;
 use super::signalled_queue::SignalledQueue;
 use super::{blocking, rd_error};
 use crate::api::RecordMetadata;
@@ -30,7 +32,15 @@ pub(super) struct DeliveryForwarder {
     deliveries: mpsc::UnboundedSender<Delivery>,
 }
 
-impl ClientContext for DeliveryForwarder {}
+impl ClientContext for DeliveryForwarder {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        client_log::log(level, facility, message);
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        client_log::report_error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryForwarder {
     type DeliveryOpaque = usize;

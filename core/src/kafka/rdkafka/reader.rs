@@ -11,6 +11,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
+use super::client_log::ClientLog;
 use super::{blocking, rd_error};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, LogReader};
@@ -19,13 +20,17 @@ use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, LogReader};
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
 pub(super) struct RdLogReader {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<ClientLog>>,
 }
 
 impl RdLogReader {
     pub(super) fn new(config: &rdkafka::ClientConfig) -> Result<RdLogReader, KafkaError> {
         Ok(RdLogReader {
-            consumer: Arc::new(config.create().map_err(|e| rd_error(&e))?),
+            consumer: Arc::new(
+                config
+                    .create_with_context(ClientLog)
+                    .map_err(|e| rd_error(&e))?,
+            ),
         })
     }
 }

@@ -10,6 +10,7 @@ use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::client_log::ClientLog;
 use super::producer::{DeliveryForwarder, RdProducer};
 use super::{blocking, rd_error};
 use crate::api::TopicPartition;
@@ -82,7 +83,9 @@ impl TransactionalProducer for RdTransactionalProducer {
         // librdkafka takes the group from a consumer's metadata; one that never joins gives just the group.
         let mut config = self.config.clone();
         config.set("group.id", group);
-        let consumer: BaseConsumer = config.create().map_err(|e| rd_error(&e))?;
+        let consumer: BaseConsumer<ClientLog> = config
+            .create_with_context(ClientLog)
+            .map_err(|e| rd_error(&e))?;
         let metadata = consumer
             .group_metadata()
             .ok_or_else(|| KafkaError::Backend(format!("no group metadata for group {group:?}")))?;
