@@ -340,7 +340,8 @@ async fn leaving_member_hands_its_partitions_over(env: Env) {
 }
 
 /// Commits are visible through `committed`, and a new member of the group starts each partition at its
-/// committed offset (a partition without one at the beginning, `auto.offset.reset=earliest`).
+/// committed offset (a partition without one at the beginning, `auto.offset.reset=earliest`, which is
+/// the log start: 0 while retention deleted nothing).
 async fn commits_are_visible_and_a_new_member_resumes_from_them(env: Env) {
     let all = create_topic(&env, "resume", 3).await;
     produce(&env, "resume", 3, 10).await;
@@ -362,6 +363,16 @@ async fn commits_are_visible_and_a_new_member_resumes_from_them(env: Env) {
     ]);
     let committed = a.consumer().committed(&all).await.expect("read commits");
     assert_eq!(committed, expected, "committed offsets seen by a");
+    let starts = a
+        .consumer()
+        .log_start_offsets(&all)
+        .await
+        .expect("read log starts");
+    assert_eq!(
+        starts,
+        all.iter().map(|tp| (tp.clone(), 0)).collect(),
+        "nothing was deleted: every partition still starts at 0"
+    );
     a.close().await;
 
     let mut members = [Member::join(&env, "b", "resume", RELAXED_MAX_POLL_MS)];
