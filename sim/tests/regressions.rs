@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::{Fault, Scheduled};
-use sluice_sim::{run_planned, Scenario};
+use sluice_sim::{run_planned, Report, Scenario};
 
 /// A cooperative rebalance took one partition from a sink task, and the flush before its commit failed:
 /// the task had dropped its whole buffer, but the runtime rewound only the revoked partition, so records of
@@ -65,10 +65,8 @@ fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
 #[test]
 fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
     let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        transaction_boundaries: &["interval"],
         brokers: 1,
-        ..Scenario::named("exactly-once-source").expect("a known scenario")
+        ..exactly_once(&["cooperative-sticky"], &["interval"])
     };
     let at = |ms| Duration::from_millis(ms);
     let crash = |ms, worker, down| Scheduled {
@@ -104,6 +102,65 @@ fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
     );
 }
 
+/// The `exactly-once-source` scenario with these assignors and transaction boundaries to pick from.
+fn exactly_once(
+    assignors: &'static [&'static str],
+    transaction_boundaries: &'static [&'static str],
+) -> Scenario {
+    Scenario {
+        assignors,
+        transaction_boundaries,
+        ..Scenario::named("exactly-once-source").expect("a known scenario")
+    }
+}
+
+fn at(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// At `ms`, worker `worker` is told to stop, and comes back `away` ms later.
+fn stop(ms: u64, worker: usize, away: u64) -> Scheduled {
+    Scheduled {
+        at: at(ms),
+        fault: Fault::StopWorker {
+            worker,
+            away: at(away),
+        },
+    }
+}
+
+/// At `ms`, worker 0 is cut off for `duration` ms and the source task is placed on worker 1.
+fn take_over(ms: u64, duration: u64) -> Scheduled {
+    Scheduled {
+        at: at(ms),
+        fault: Fault::TakeOver {
+            from: 0,
+            to: 1,
+            duration: at(duration),
+        },
+    }
+}
+
+/// Fails, with the report, unless the run passed.
+fn assert_passed(report: &Report) {
+    assert!(
+        report.passed(),
+        "{}\n{}",
+        report.summary(),
+        report.to_yaml()
+    );
+}
+
+/// Whether the trace shows a producer registering at `epoch`.
+fn registered_at_epoch(report: &Report, epoch: i16) -> usize {
+    let needle = format!("epoch: {epoch} }}");
+    report
+        .trace
+        .iter()
+        .filter(|line| line.contains("ProducerInitialized") && line.contains(&needle))
+        .count()
+}
+
 /// Worker 0 came back from a clean stop at 29.3 s, and its exactly-once source instances began registering
 /// their transactional ids; a take-over cut the worker off just then and started the task on worker 1.
 /// Worker 0 was told to stop at 41.7 s while still cut off, but its instances went on retrying the
@@ -113,33 +170,14 @@ fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
 /// 120 ms, where the instances are registering on today's code). Now a stop ends the retries.
 #[test]
 fn a_stopping_instance_that_regains_the_network_does_not_fence_the_live_one() {
-    let scenario = Scenario {
-        assignors: &["range"],
-        transaction_boundaries: &["poll"],
-        ..Scenario::named("exactly-once-source").expect("a known scenario")
-    };
-    let at = |ms| Duration::from_millis(ms);
-    let stop = |ms, worker, away| Scheduled {
-        at: at(ms),
-        fault: Fault::StopWorker {
-            worker,
-            away: at(away),
-        },
-    };
     let plan = vec![
         stop(27_785, 2, 19_417),
         stop(27_830, 0, 1_450),
-        Scheduled {
-            at: at(29_400),
-            fault: Fault::TakeOver {
-                from: 0,
-                to: 1,
-                duration: at(16_656),
-            },
-        },
+        take_over(29_400, 16_656),
         stop(41_695, 0, 7_795),
     ];
-    let report = run_planned(&scenario, 593, plan).expect("the simulation runs");
+    let report =
+        run_planned(&exactly_once(&["range"], &["poll"]), 593, plan).expect("the simulation runs");
     let at_ms = |line: &String| line.split(' ').next().and_then(|ms| ms.parse::<u64>().ok());
     let released = 29_400 + 16_656;
     let stopped_while_cut_off = report.trace.iter().any(|line| {
@@ -151,23 +189,17 @@ fn a_stopping_instance_that_regains_the_network_does_not_fence_the_live_one() {
         "the fault was reached: worker 0's instance stopped while cut off\n{}",
         report.trace.join("\n")
     );
-    let took_over =
-        |line: &&String| line.contains("ProducerInitialized") && line.contains("epoch: 1");
     assert_eq!(
-        report.trace.iter().filter(took_over).count(),
+        registered_at_epoch(&report, 1),
         2,
         "worker 1's instances registered once, fencing worker 0's"
     );
-    assert!(
-        !report.trace.iter().any(|line| line.contains("epoch: 2")),
+    assert_eq!(
+        registered_at_epoch(&report, 2),
+        0,
         "nothing registered after the take-over"
     );
-    assert!(
-        report.passed(),
-        "{}\n{}",
-        report.summary(),
-        report.to_yaml()
-    );
+    assert_passed(&report);
 }
 
 /// The same take-over as above, but nobody tells worker 0 to stop: when the network heals, its instance
@@ -176,30 +208,9 @@ fn a_stopping_instance_that_regains_the_network_does_not_fence_the_live_one() {
 /// register.
 #[test]
 fn an_instance_of_an_older_placement_does_not_register() {
-    let scenario = Scenario {
-        assignors: &["range"],
-        transaction_boundaries: &["poll"],
-        ..Scenario::named("exactly-once-source").expect("a known scenario")
-    };
-    let at = |ms| Duration::from_millis(ms);
-    let plan = vec![
-        Scheduled {
-            at: at(27_830),
-            fault: Fault::StopWorker {
-                worker: 0,
-                away: at(1_450),
-            },
-        },
-        Scheduled {
-            at: at(29_400),
-            fault: Fault::TakeOver {
-                from: 0,
-                to: 1,
-                duration: at(16_656),
-            },
-        },
-    ];
-    let report = run_planned(&scenario, 593, plan).expect("the simulation runs");
+    let plan = vec![stop(27_830, 0, 1_450), take_over(29_400, 16_656)];
+    let report =
+        run_planned(&exactly_once(&["range"], &["poll"]), 593, plan).expect("the simulation runs");
     assert_eq!(
         report.coverage.get(&Event::OlderGenerationRefused),
         Some(&1),
@@ -210,16 +221,12 @@ fn an_instance_of_an_older_placement_does_not_register() {
         line.contains("worker-0 source (placement 0) failed") && line.contains("shows generation 1")
     });
     assert!(refused.is_some(), "{}", report.trace.join("\n"));
-    assert!(
-        !report.trace.iter().any(|line| line.contains("epoch: 2")),
+    assert_eq!(
+        registered_at_epoch(&report, 2),
+        0,
         "nothing registered after the take-over"
     );
-    assert!(
-        report.passed(),
-        "{}\n{}",
-        report.summary(),
-        report.to_yaml()
-    );
+    assert_passed(&report);
 }
 
 /// Worker 0 restarted at 41.2 s and began starting its exactly-once source tasks; a take-over cut it off
@@ -231,12 +238,6 @@ fn an_instance_of_an_older_placement_does_not_register() {
 /// instance, which the orchestrator's operator starts again under a new generation.
 #[test]
 fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
-    let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        transaction_boundaries: &["poll"],
-        ..Scenario::named("exactly-once-source").expect("a known scenario")
-    };
-    let at = |ms| Duration::from_millis(ms);
     let plan = vec![
         Scheduled {
             at: at(30_190),
@@ -249,14 +250,7 @@ fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
             at: at(31_274),
             fault: Fault::MoveCoordinators { to: 1 },
         },
-        Scheduled {
-            at: at(42_013),
-            fault: Fault::TakeOver {
-                from: 0,
-                to: 1,
-                duration: at(15_707),
-            },
-        },
+        take_over(42_013, 15_707),
         Scheduled {
             at: at(51_060),
             fault: Fault::Latency {
@@ -269,17 +263,13 @@ fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
             fault: Fault::MoveCoordinators { to: 2 },
         },
     ];
-    let report = run_planned(&scenario, 773, plan).expect("the simulation runs");
+    let report = run_planned(&exactly_once(&["cooperative-sticky"], &["poll"]), 773, plan)
+        .expect("the simulation runs");
     assert_eq!(
         report.coverage.get(&Event::FailedSourceRestarted),
         Some(&1),
         "the fault was reached: a live instance was fenced and restarted\n{}",
         report.trace.join("\n")
     );
-    assert!(
-        report.passed(),
-        "{}\n{}",
-        report.summary(),
-        report.to_yaml()
-    );
+    assert_passed(&report);
 }

@@ -51,6 +51,32 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The delivery token of offset records: no record of the task's carries it.
 const OFFSET_TOKEN: u64 = u64::MAX;
 
+/// Where a task's offset records go.
+struct OffsetsPlace<'a> {
+    producer: &'a dyn TransactionalProducer,
+    topic: &'a str,
+    connector: &'a str,
+}
+
+/// Sends one record of the offsets topic in the open transaction.
+async fn send_offset(
+    place: OffsetsPlace<'_>,
+    partition: &SourcePartition,
+    offset: &SourceOffset,
+) -> Result<(), KafkaError> {
+    let key = offset_key(place.connector, partition);
+    let value = offset_value(offset);
+    let record = ProduceRecord {
+        topic: place.topic,
+        partition: None,
+        key: Some(&key),
+        value: Some(&value),
+        headers: &[],
+        timestamp: None,
+    };
+    send_when_room(place.producer, &record, OFFSET_TOKEN).await
+}
+
 /// What an exactly-once source task runner needs besides its task.
 pub struct ExactlyOnceSourceSetup {
     /// `<connector>-<task>`.
@@ -265,19 +291,14 @@ impl ExactlyOnceSourceRunner {
             return Ok(());
         }
         let (partition, value) = generation_record(self.task_number, *generation);
-        let key = offset_key(self.config.name(), &partition);
-        let value = offset_value(&value);
-        let record = ProduceRecord {
-            topic: &self.offsets_topic,
-            partition: None,
-            key: Some(&key),
-            value: Some(&value),
-            headers: &[],
-            timestamp: None,
-        };
         self.producer.begin_transaction()?;
         let written = async {
-            send_when_room(&*self.producer, &record, OFFSET_TOKEN).await?;
+            let place = OffsetsPlace {
+                producer: &*self.producer,
+                topic: &self.offsets_topic,
+                connector: self.config.name(),
+            };
+            send_offset(place, &partition, &value).await?;
             self.producer.commit_transaction(TRANSACTION_TIMEOUT).await
         };
         if let Err(e) = written.await {
@@ -434,17 +455,12 @@ impl ExactlyOnceSourceRunner {
         }
         let offsets = std::mem::take(&mut self.offsets);
         for (partition, offset) in offsets.values() {
-            let key = offset_key(self.config.name(), partition);
-            let value = offset_value(offset);
-            let record = ProduceRecord {
+            let place = OffsetsPlace {
+                producer: &*self.producer,
                 topic: &self.offsets_topic,
-                partition: None,
-                key: Some(&key),
-                value: Some(&value),
-                headers: &[],
-                timestamp: None,
+                connector: self.config.name(),
             };
-            send_when_room(&*self.producer, &record, OFFSET_TOKEN)
+            send_offset(place, partition, offset)
                 .await
                 .map_err(|e| self.kafka_error(e))?;
         }

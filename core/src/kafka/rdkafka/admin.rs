@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::client_log::ClientLog;
-use super::{blocking, rd_error, EmbeddedBroker};
+use super::{blocking, rd_error, watermarks, EmbeddedBroker};
 use crate::api::TopicPartition;
 use crate::kafka::{Admin, KafkaError, NewTopic};
 
@@ -126,18 +126,8 @@ impl Admin for RdAdmin {
         &self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
-        let mut ends = BTreeMap::new();
-        for p in partitions {
-            let consumer = self.metadata.clone();
-            let (topic, partition) = (p.topic.clone(), p.partition);
-            let (_, high) = blocking(METADATA_TIMEOUT * 2, move || {
-                consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
-            })
-            .await?
-            .map_err(|e| rd_error(&e))?;
-            ends.insert(p.clone(), high);
-        }
-        Ok(ends)
+        let marks = watermarks(&self.metadata, partitions, METADATA_TIMEOUT).await?;
+        Ok(marks.into_iter().map(|(p, (_, high))| (p, high)).collect())
     }
 
     /// The in-process embedded broker is new, and empty, at every start of the worker; it is named

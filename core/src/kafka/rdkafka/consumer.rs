@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use super::client_log;
 use super::signalled_queue::SignalledQueue;
-use super::{blocking, detached, rd_error};
+use super::{blocking, detached, rd_error, watermarks};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader};
 
@@ -369,18 +369,8 @@ impl GroupConsumer for RdGroupConsumer {
         &mut self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
-        let mut starts = BTreeMap::new();
-        for p in partitions {
-            let consumer = self.inner.clone();
-            let (topic, partition) = (p.topic.clone(), p.partition);
-            let (low, _) = blocking(CALL_TIMEOUT * 2, move || {
-                consumer.fetch_watermarks(&topic, partition, CALL_TIMEOUT)
-            })
-            .await?
-            .map_err(|e| rd_error(&e))?;
-            starts.insert(p.clone(), low);
-        }
-        Ok(starts)
+        let marks = watermarks(&self.inner, partitions, CALL_TIMEOUT).await?;
+        Ok(marks.into_iter().map(|(p, (low, _))| (p, low)).collect())
     }
 
     fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError> {

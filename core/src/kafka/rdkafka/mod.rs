@@ -13,9 +13,11 @@ mod transactional;
 pub use admin::IN_PROCESS_CLUSTER_ID;
 pub use embedded::{Coordinated, EmbeddedBroker, RetriableProduceError};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 
 use self::admin::RdAdmin;
@@ -23,6 +25,7 @@ use self::consumer::RdGroupConsumer;
 use self::producer::RdProducer;
 use self::reader::RdLogReader;
 use self::transactional::RdTransactionalProducer;
+use crate::api::TopicPartition;
 use crate::kafka::{
     Admin, ClientSettings, GroupConsumer, KafkaBackend, KafkaError, LogReader, ProducerHandle,
     Subscription, TransactionalHandle,
@@ -215,6 +218,26 @@ where
             "Kafka did not answer within {limit:?}"
         ))),
     }
+}
+
+/// Each partition's watermarks, `(low, high)`: its log start and its end.
+async fn watermarks<C: ConsumerContext + 'static>(
+    consumer: &Arc<BaseConsumer<C>>,
+    partitions: &[TopicPartition],
+    timeout: Duration,
+) -> Result<BTreeMap<TopicPartition, (i64, i64)>, KafkaError> {
+    let mut found = BTreeMap::new();
+    for p in partitions {
+        let consumer = consumer.clone();
+        let (topic, partition) = (p.topic.clone(), p.partition);
+        let marks = blocking(timeout * 2, move || {
+            consumer.fetch_watermarks(&topic, partition, timeout)
+        })
+        .await?
+        .map_err(|e| rd_error(&e))?;
+        found.insert(p.clone(), marks);
+    }
+    Ok(found)
 }
 
 async fn blocking<T, F>(limit: Duration, call: F) -> Result<T, KafkaError>
