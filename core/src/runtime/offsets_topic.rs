@@ -168,7 +168,7 @@ mod tests {
         offsets.apply("src", &key, Some(&offset_value(&older)));
         let (other, newer) = generation_record(0, 9);
         offsets.apply(
-            "other",
+            "src",
             &offset_key("other", &other),
             Some(&offset_value(&newer)),
         );
