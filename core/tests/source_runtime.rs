@@ -672,7 +672,7 @@ async fn exactly_once_keys_are_validated_by_name() {
 
 /// A worker with `exactly.once.source.generation` records it for each exactly-once task in the offsets
 /// topic; a worker of an older generation does not start the task (it would register the transactional
-/// id and fence the newer instance), and says why; a newer one does.
+/// id and fence the newer instance), and says why; the same generation (a restart) and a newer one do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_of_an_older_generation_does_not_start_the_task() {
     let cluster = Cluster::start();
@@ -715,13 +715,24 @@ async fn a_worker_of_an_older_generation_does_not_start_the_task() {
         "the task was never started"
     );
 
-    let newer = PROBES.create("eos-gen");
-    *lock(&newer.watched) = vec![file("a")];
-    let worker = cluster.start_worker(&with_generation("6"), registry(), &[source("eos-gen")]);
-    common::wait_until("the newer generation's task", || {
-        !lock(&newer.restored).is_empty()
-    })
-    .await;
-    worker.stop().await.expect("a clean stop");
-    assert_eq!(lock(&newer.restored).as_slice(), [vec![Some(position(2))]]);
+    // The same generation, as a restarted worker has, and a newer one, both start the task.
+    for generation in ["5", "6"] {
+        let started = PROBES.create("eos-gen");
+        *lock(&started.watched) = vec![file("a")];
+        let worker = cluster.start_worker(
+            &with_generation(generation),
+            registry(),
+            &[source("eos-gen")],
+        );
+        common::wait_until("the task of a generation as new as the topic's", || {
+            !lock(&started.restored).is_empty()
+        })
+        .await;
+        worker.stop().await.expect("a clean stop");
+        assert_eq!(
+            lock(&started.restored).as_slice(),
+            [vec![Some(position(2))]],
+            "generation {generation}"
+        );
+    }
 }
