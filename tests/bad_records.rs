@@ -71,7 +71,9 @@ fn start_copy(dir: &Dir, contents: &[u8], extra: &[(&str, &str)]) -> Worker {
         "worker.properties",
         &worker_props(&dir.path("offsets.json"), None),
     );
-    let mut source = source_props("long-source", &input, "long-lines");
+    // One partition: the sink writes the lines in the order they were read.
+    let mut source = source_props("long-source", &input, "long-lines")
+        .set("topic.creation.default.partitions", 1);
     for (key, value) in extra {
         source = source.set(key, value);
     }
