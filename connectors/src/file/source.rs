@@ -520,32 +520,37 @@ mod tests {
             .collect()
     }
 
-    /// A task reading `path` with `max.line.bytes=10` and `errors.tolerance=tolerance`.
-    async fn short_lines_task(path: &std::path::Path, tolerance: &str) -> FileStreamSourceTask {
-        let mut config = context(path, None).configs().clone();
+    /// A task reading a file that holds `short\n` and then 19 bytes without a newline, with
+    /// `max.line.bytes=10` and `errors.tolerance=tolerance`, after its first poll returned `short`.
+    /// Also the file, to append to, and its directory, which lives as long as the test.
+    async fn past_a_short_line(
+        tolerance: &str,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        std::fs::File,
+        FileStreamSourceTask,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"short\nno newline in sight").unwrap();
+        let mut config = context(&path, None).configs().clone();
         config.insert(MAX_LINE_BYTES.to_owned(), "10".to_owned());
         config.insert(ERRORS_TOLERANCE.to_owned(), tolerance.to_owned());
         let context = SourceTaskContext::new(config, Arc::new(Committed(BTreeMap::new())));
         let mut task = FileStreamSourceTask::default();
         task.start(context).await.unwrap();
-        task
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_line_past_max_line_bytes_fails_the_task_naming_file_and_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.txt");
-        let mut file = std::fs::File::create(&path).unwrap();
-        file.write_all(
-            b"short
-no newline in sight",
-        )
-        .unwrap();
-        let mut task = short_lines_task(&path, "none").await;
         assert_eq!(
             lines_and_positions(&task.poll().await.unwrap()),
             [("short".to_owned(), 6)]
         );
+        (dir, path, file, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_past_max_line_bytes_fails_the_task_naming_file_and_position() {
+        let (_dir, path, _file, mut task) = past_a_short_line("none").await;
         let error = task.poll().await.expect_err("too long").to_string();
         assert!(
             error.contains(&format!(
@@ -558,32 +563,14 @@ no newline in sight",
 
     #[tokio::test(start_paused = true)]
     async fn a_line_past_max_line_bytes_is_skipped_when_errors_are_tolerated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.txt");
-        let mut file = std::fs::File::create(&path).unwrap();
-        file.write_all(
-            b"short
-no newline in sight",
-        )
-        .unwrap();
-        let mut task = short_lines_task(&path, "all").await;
-        assert_eq!(
-            lines_and_positions(&task.poll().await.unwrap()),
-            [("short".to_owned(), 6)]
-        );
+        let (_dir, _path, mut file, mut task) = past_a_short_line("all").await;
         assert!(task.poll().await.unwrap().is_empty());
         assert!(
             task.pending.len() <= 10,
             "a line without a newline is not kept whole"
         );
-        file.write_all(
-            b" yet
-next
-also much too long
-last
-",
-        )
-        .unwrap();
+        file.write_all(b" yet\nnext\nalso much too long\nlast\n")
+            .unwrap();
         let mut records = Vec::new();
         while records.len() < 2 {
             records.extend(task.poll().await.unwrap());
