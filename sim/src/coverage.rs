@@ -57,11 +57,14 @@ pub enum Event {
     OlderGenerationRefused,
     /// The operator started a failed exactly-once source instance again where it is placed.
     FailedSourceRestarted,
+    /// A FileStreamSource read ended inside a line: the file's writer had written part of it, and the
+    /// source had to keep the part until the rest came.
+    PartialLineRead,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 17] = [
+    pub const ALL: [Event; 18] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -79,6 +82,7 @@ impl Event {
         Event::RecordSkipped,
         Event::OlderGenerationRefused,
         Event::FailedSourceRestarted,
+        Event::PartialLineRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +104,7 @@ impl Event {
             Event::RecordSkipped => "record-skipped",
             Event::OlderGenerationRefused => "older-generation-refused",
             Event::FailedSourceRestarted => "failed-source-restarted",
+            Event::PartialLineRead => "partial-line-read",
         }
     }
 }

@@ -178,6 +178,7 @@ impl Scenario {
                     Event::WorkerCrashed,
                     Event::MemberThrownOut,
                     Event::UnsyncedDataLost,
+                    Event::PartialLineRead,
                 ],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),

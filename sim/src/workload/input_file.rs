@@ -20,6 +20,13 @@ pub fn input_line(n: u64) -> String {
 /// Bytes in every input line.
 pub const LINE_BYTES: u64 = 14;
 
+/// Where a batch of `len` bytes is split: in the middle of the line around its middle (a batch of whole
+/// lines split at its half would often split between two lines).
+fn split_inside_a_line(len: usize) -> usize {
+    let line = LINE_BYTES as usize;
+    (len / 2 / line * line + line / 2).min(len - 1)
+}
+
 /// The pause between the two pieces of a batch.
 const PIECE_PAUSE: Duration = Duration::from_millis(3);
 
@@ -49,7 +56,7 @@ pub async fn write_input(total: u64, batch: u64, interval: Duration) -> io::Resu
         let text: String = (next..end).map(input_line).collect();
         // Written in two pieces split inside a line, as applications write (so the source meets half a
         // line), then synced, so a crash keeps whole batches only.
-        let (first, rest) = text.as_bytes().split_at(text.len() / 2);
+        let (first, rest) = text.as_bytes().split_at(split_inside_a_line(text.len()));
         file.write_all(first)?;
         tokio::time::sleep(PIECE_PAUSE).await;
         file.write_all(rest)?;
@@ -65,5 +72,20 @@ pub fn read_lines(path: &str) -> io::Result<Vec<String>> {
         Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_split_inside_a_line() {
+        for lines in 1..=20 {
+            let len = lines * LINE_BYTES as usize;
+            let at = split_inside_a_line(len);
+            assert!(0 < at && at < len, "{lines} lines split at {at}");
+            assert_ne!(at % LINE_BYTES as usize, 0, "{lines} lines split at {at}");
+        }
     }
 }

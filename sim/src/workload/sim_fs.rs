@@ -8,20 +8,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use serde::Serialize;
 use sluice_core::fs::{
     existing, parent_dir, positioned, AppendFile, FileStat, FileSystem, Reader, WriteFile,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use turmoil::fs::shim::std::fs as blocking;
 use turmoil::fs::shim::tokio::fs::{sync_dir, File, OpenOptions};
 
 use super::output_ledger::OutputLedger;
 use super::strikes::Strikes;
 use crate::broker::now;
+use crate::coverage::{self, Event};
 
 /// What a failed fsync does to the pages it could not write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -199,7 +202,8 @@ impl SimFs {
 #[async_trait]
 impl FileSystem for SimFs {
     async fn open_read(&self, path: &str, position: u64) -> io::Result<Option<Reader>> {
-        positioned(File::open(path).await, position).await
+        let reader = positioned(File::open(path).await, position).await?;
+        Ok(reader.map(|inner| Box::new(LineWatcher { inner }) as Reader))
     }
 
     /// Turmoil's disks have no inodes: a file is known by its length (and its first bytes, which the
@@ -409,5 +413,26 @@ impl WriteFile for SimWriteFile {
                 Ok(())
             }
         }
+    }
+}
+
+/// A reader of a file on a simulated disk that notes, for coverage, each read that ends inside a line
+/// (the writer had written part of the line so far).
+struct LineWatcher {
+    inner: Reader,
+}
+
+impl AsyncRead for LineWatcher {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before && buf.filled().last() != Some(&b'\n') {
+            coverage::reached(Event::PartialLineRead);
+        }
+        polled
     }
 }
