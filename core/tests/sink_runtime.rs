@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{lock, props, Cluster, Probes};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use sluice_core::api::{
     ConnectError, Connector, ConnectorContext, ConnectorPlugin, PluginRegistry, SinkConnector,
     SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
@@ -666,6 +667,80 @@ async fn clean_shutdown_flushes_commits_and_closes() {
         cluster.committed("connect-closer", &[tp("ledger", 0)]),
         [Some(10)],
         "the final offsets are committed on shutdown"
+    );
+}
+
+/// librdkafka's mock cluster, the embedded broker, refuses every offset commit while a group rebalances,
+/// so the commit a task makes when an eager rebalance revokes its partition is refused. When the
+/// rebalance gives the partition back, the task commits those offsets in the new generation and resumes
+/// after them, instead of receiving every flushed record again. (With the flush timer at ten minutes,
+/// the group holds offset 10 before the stop only through that retry.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_refused_during_a_rebalance_is_made_when_the_partition_comes_back() {
+    let cluster = Cluster::start();
+    cluster.create_topic("ledger", 1);
+    cluster.create_topic("elsewhere", 1);
+    cluster
+        .produce("ledger", 0, &strs(&numbered("entry", 0..10)))
+        .await;
+    let probe = PROBES.create("rejoiner");
+    let mut worker_props = cluster.worker_props();
+    worker_props.insert("offset.flush.interval.ms".into(), "600000".into());
+    let worker = cluster.start_worker(&worker_props, registry(), &[sink("rejoiner", "ledger")]);
+    common::wait_until("all records", || probe.offsets("ledger", 0).len() == 10).await;
+    let group = "connect-rejoiner";
+    assert_eq!(cluster.committed(group, &[tp("ledger", 0)]), [None]);
+
+    // Another member joins the sink's group for another topic: the rebalance takes the ledger's
+    // partition from the task, then gives it back (the newcomer reads only `elsewhere`).
+    let joiner: StreamConsumer = cluster
+        .client()
+        .set("group.id", group)
+        .set("partition.assignment.strategy", "range")
+        .create()
+        .expect("create the joining member");
+    joiner.subscribe(&["elsewhere"]).expect("subscribe");
+    let joiner = tokio::spawn(async move {
+        loop {
+            // Polling keeps the member in the group; `elsewhere` stays empty.
+            let _ = joiner.recv().await;
+        }
+    });
+    let opened = |probe: &SinkProbe| {
+        probe
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Open(_)))
+            .count()
+    };
+    common::wait_until("the partition back with the task", || opened(&probe) == 2).await;
+    let calls = probe.calls();
+    let revoked = calls
+        .iter()
+        .position(|c| matches!(c, Call::Close(_)))
+        .expect("the rebalance revoked the partition");
+    assert!(
+        matches!(&calls[revoked - 1], Call::PreCommit { approved, .. } if approved.get(&tp("ledger", 0)) == Some(&10)),
+        "the revocation committed offset 10 (refused by the rebalancing group): {calls:?}"
+    );
+    cluster
+        .produce("ledger", 0, &strs(&numbered("entry", 10..15)))
+        .await;
+    common::wait_until("the new records", || {
+        probe.offsets("ledger", 0).contains(&14)
+    })
+    .await;
+    assert_eq!(
+        cluster.committed(group, &[tp("ledger", 0)]),
+        [Some(10)],
+        "the refused commit was made in the new generation"
+    );
+    worker.stop().await.expect("a clean stop");
+    joiner.abort();
+    assert_eq!(
+        probe.offsets("ledger", 0),
+        (0..15).collect::<Vec<_>>(),
+        "each record once: the task resumed after the refused commit's offsets"
     );
 }
 

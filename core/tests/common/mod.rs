@@ -210,7 +210,8 @@ impl Cluster {
         offsets
     }
 
-    fn client(&self) -> ClientConfig {
+    /// A client of the embedded broker, with auto commits off.
+    pub fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", self.broker.bootstrap_servers())
