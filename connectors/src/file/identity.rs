@@ -10,7 +10,7 @@ use sluice_core::hash::fnv1a64;
 use tokio::io::AsyncReadExt;
 
 /// Bytes of a file's start that its fingerprint covers (fewer while the file is shorter).
-const HEAD_BYTES: u64 = 64;
+pub const HEAD_BYTES: u64 = 64;
 
 /// The offset key of the byte position, as Kafka's FileStreamSource names it.
 pub const POSITION: &str = "position";
@@ -77,6 +77,23 @@ impl FileIdentity {
                 .await?
                 .map(|hash| format!("{len}:{hash:016x}")),
         })
+    }
+
+    /// How many of the file's first bytes the fingerprint covers (0 without one).
+    pub fn head_len(&self) -> u64 {
+        self.head
+            .as_deref()
+            .and_then(|head| head.split_once(':'))
+            .and_then(|(len, _)| len.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Fingerprints the file's first bytes as its reader read them (at most [`HEAD_BYTES`]). A file
+    /// empty or short when it was opened would otherwise keep a fingerprint of a few bytes, or of none,
+    /// which matches whatever the file is later truncated and rewritten to.
+    pub fn read_head(&mut self, first_bytes: &[u8]) {
+        let len = first_bytes.len().min(HEAD_BYTES as usize);
+        self.head = Some(format!("{len}:{:016x}", fnv1a64(&first_bytes[..len])));
     }
 
     /// How the file at `path` (with `stat`) relates to this one, read up to `position`.

@@ -16,7 +16,7 @@ use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
 use tokio::io::AsyncReadExt;
 
-use super::identity::{Change, FileIdentity, POSITION};
+use super::identity::{Change, FileIdentity, HEAD_BYTES, POSITION};
 use super::FILE;
 use sluice_core::fs::{FileSystem, LocalFs, Reader};
 
@@ -146,6 +146,10 @@ pub struct FileStreamSourceTask {
     skip_long_lines: bool,
     /// Dropping the rest of a line too long to keep, up to its newline.
     skipping: bool,
+    /// The file's first bytes as read from its start, while the identity's fingerprint covers fewer
+    /// than [`HEAD_BYTES`] of them (the file was short when opened); `None` once it covers enough, or
+    /// when reading began past the start.
+    head: Option<Vec<u8>>,
 }
 
 impl Default for FileStreamSourceTask {
@@ -172,6 +176,7 @@ impl FileStreamSourceTask {
             max_line_bytes: usize::MAX,
             skip_long_lines: false,
             skipping: false,
+            head: None,
         }
     }
 
@@ -212,6 +217,7 @@ impl FileStreamSourceTask {
         self.position = resume_at;
         self.pending.clear();
         self.skipping = false;
+        self.head = (resume_at == 0 && self.identity.head_len() < HEAD_BYTES).then(Vec::new);
         self.warned_missing = false;
         self.reader = Some(file);
         Ok(true)
@@ -372,6 +378,22 @@ impl FileStreamSourceTask {
         }
     }
 
+    /// Extends the file's fingerprint with the `n` bytes just read, while it covers fewer than
+    /// [`HEAD_BYTES`].
+    fn lengthen_head(&mut self, n: usize) {
+        let Some(head) = self.head.as_mut() else {
+            return;
+        };
+        let wanted = (HEAD_BYTES as usize - head.len()).min(n);
+        head.extend_from_slice(&self.chunk[..wanted]);
+        if head.len() as u64 > self.identity.head_len() {
+            self.identity.read_head(head);
+        }
+        if head.len() as u64 >= HEAD_BYTES {
+            self.head = None;
+        }
+    }
+
     /// Drops the rest of a line too long to keep, up to and including its newline if it has come.
     fn skip_rest_of_long_line(&mut self) {
         let dropped = match memchr(b'\n', &self.pending) {
@@ -469,6 +491,7 @@ impl SourceTask for FileStreamSourceTask {
                 return Ok(Vec::new());
             }
             self.pending.extend_from_slice(&self.chunk[..n]);
+            self.lengthen_head(n);
         }
     }
 
@@ -716,6 +739,32 @@ mod tests {
             .unwrap();
         let mut restarted = restarted_at(&path, &committed).await;
         assert_eq!(lines(&restarted.poll().await.unwrap()), ["five", "six"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_empty_when_opened_is_fingerprinted_by_what_was_read_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert!(task.poll().await.unwrap().is_empty());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"first line\n")
+            .unwrap();
+        let committed = task.poll().await.unwrap().pop().unwrap().source_offset;
+        task.stop().await.unwrap();
+        // copytruncate: the same file, emptied and written past the committed position again.
+        std::fs::write(&path, b"another first line\n").unwrap();
+        let mut restarted = restarted_at(&path, &committed).await;
+        assert_eq!(
+            lines(&restarted.poll().await.unwrap()),
+            ["another first line"],
+            "the committed offset {committed} fingerprints the line read, not the empty file"
+        );
     }
 
     #[tokio::test(start_paused = true)]
