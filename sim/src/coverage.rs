@@ -60,11 +60,13 @@ pub enum Event {
     /// A FileStreamSource read ended inside a line: the file's writer had written part of it, and the
     /// source had to keep the part until the rest came.
     PartialLineRead,
+    /// The file-to-file input was rotated (copied aside and emptied in place) under the source reading it.
+    InputRotated,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 19] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -83,6 +85,7 @@ impl Event {
         Event::OlderGenerationRefused,
         Event::FailedSourceRestarted,
         Event::PartialLineRead,
+        Event::InputRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +108,7 @@ impl Event {
             Event::OlderGenerationRefused => "older-generation-refused",
             Event::FailedSourceRestarted => "failed-source-restarted",
             Event::PartialLineRead => "partial-line-read",
+            Event::InputRotated => "input-rotated",
         }
     }
 }

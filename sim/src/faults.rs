@@ -35,6 +35,7 @@ pub enum FaultKind {
     Latency,
     TakeOver,
     ProduceErrors,
+    RotateInput,
 }
 
 /// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
@@ -133,6 +134,9 @@ pub enum Fault {
         #[serde(with = "millis")]
         duration: Duration,
     },
+    /// The file-to-file input is rotated by copy and truncate, once the source has committed every line
+    /// in it (the application pauses meanwhile), as logrotate's `copytruncate` does.
+    RotateInput,
     /// Messages take up to `max` to arrive, for `duration`.
     Latency {
         #[serde(with = "millis")]
@@ -320,6 +324,7 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             },
         },
         FaultKind::FailDirSync => Fault::FailDirSync,
+        FaultKind::RotateInput => Fault::RotateInput,
         FaultKind::FailWrite => Fault::FailWrite {
             error: if rng.random_bool(0.5) {
                 WriteError::Eio

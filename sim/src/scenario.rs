@@ -155,7 +155,7 @@ impl Scenario {
         vec![
             Scenario {
                 name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds, broker restarts, leader and coordinator moves and retriable produce errors, some outlasting delivery.timeout.ms",
+                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with the input rotated by copy and truncate, crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds, broker restarts, leader and coordinator moves and retriable produce errors, some outlasting delivery.timeout.ms",
                 workload: Workload::Files,
                 streams: 1,
                 records_per_stream: 10_000,
@@ -172,13 +172,19 @@ impl Scenario {
                     FaultKind::ShortWrite,
                     FaultKind::Latency,
                     FaultKind::ProduceErrors,
+                    FaultKind::RotateInput,
                 ],
-                headline_faults: &[FaultKind::CrashWorker, FaultKind::HoldNetwork],
+                headline_faults: &[
+                    FaultKind::CrashWorker,
+                    FaultKind::HoldNetwork,
+                    FaultKind::RotateInput,
+                ],
                 headline: &[
                     Event::WorkerCrashed,
                     Event::MemberThrownOut,
                     Event::UnsyncedDataLost,
                     Event::PartialLineRead,
+                    Event::InputRotated,
                 ],
                 max_faults: 8,
                 delivery_timeout: Duration::from_secs(15),

@@ -10,6 +10,7 @@ use crate::coverage::{self, Event};
 use crate::faults::{Fault, ProduceError};
 use crate::placement::Orchestrator;
 use crate::protocol::{ErrorCode, Tp};
+use crate::workload::input_file::InputRotations;
 use crate::workload::{DestinationStore, DiskFaults, StoreFault};
 
 /// What to do at a point in simulated time.
@@ -34,6 +35,7 @@ pub(super) struct Targets<'a> {
     pub(super) brokers: &'a [String],
     pub(super) store: &'a DestinationStore,
     pub(super) disk: &'a DiskFaults,
+    pub(super) rotations: &'a InputRotations,
     pub(super) journal: &'a SharedJournal,
     pub(super) orchestrator: &'a Orchestrator,
     pub(super) cluster: &'a Cluster,
@@ -53,6 +55,7 @@ pub(super) fn apply(
         brokers,
         store,
         disk,
+        rotations,
         journal,
         orchestrator,
         cluster,
@@ -92,6 +95,7 @@ pub(super) fn apply(
             Fault::FailFlush => store.arm(StoreFault::FailFlush),
             Fault::FailSync { pages } => disk.fail_next_sync(pages),
             Fault::FailDirSync => disk.fail_next_dir_sync(),
+            Fault::RotateInput => rotations.request(),
             Fault::FailWrite { error } => disk.fail_next_write(error),
             Fault::ShortWrite { writes } => disk.shorten_writes(writes),
             Fault::RestartBroker {

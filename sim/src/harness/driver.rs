@@ -191,7 +191,7 @@ pub fn run_planned(
     }));
     cluster.create_topic(scenario.topic(), scenario.partitions);
     // Worker 0's: it runs the source, unless sources run exactly once.
-    let source_commits = SourceCommits::default();
+    let source_commits = SourceCommits::new(shared.rotations.clone());
 
     let total = scenario.active + scenario.drain_limit + STOP_LIMIT;
     let mut sim = turmoil::Builder::new()
@@ -222,7 +222,7 @@ pub fn run_planned(
             commits: if index == 0 {
                 source_commits.clone()
             } else {
-                SourceCommits::default()
+                SourceCommits::new(shared.rotations.clone())
             },
             cluster: cluster.clone(),
             journal: journal.clone(),
@@ -253,6 +253,7 @@ pub fn run_planned(
         brokers: &brokers,
         store: &store,
         disk: &shared.disk,
+        rotations: &shared.rotations,
         journal: &journal,
         orchestrator: &orchestrator,
         cluster: &cluster,

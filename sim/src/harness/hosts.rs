@@ -270,11 +270,14 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
         input_file::create_data_dir()?;
     }
     let writer = (scenario.workload == Workload::Files && index == 0).then(|| {
-        tokio::spawn(input_file::write_input(
-            scenario.total_records() as u64,
-            20,
-            scenario.source_interval,
-        ))
+        let total = scenario.total_records() as u64;
+        let interval = scenario.source_interval;
+        let rotations = host.workload.rotations.clone();
+        let commits = host.offsets.commits.clone();
+        tokio::spawn(async move {
+            let committed = || commits.committed().get(&0).copied();
+            input_file::write_input(total, 20, interval, &rotations, committed).await
+        })
     });
     let offsets: SharedOffsetStore = match host.offsets.open(host.fs(), index) {
         Ok(store) => Arc::new(Mutex::new(store)),

@@ -13,7 +13,8 @@ use turmoil::fs::shim::std::fs as blocking;
 use super::journal::{lock, millis, SharedJournal};
 use crate::broker::Cluster;
 use crate::oracle::{Anomaly, AnomalyKind};
-use crate::workload::{input_file, SimFs};
+use crate::workload::input_file::InputRotations;
+use crate::workload::SimFs;
 
 /// Where every worker keeps its source offsets (`offset.storage.file.filename`), on its own disk.
 pub(super) const OFFSET_FILE: &str = "/sluice/offsets.json";
@@ -23,12 +24,23 @@ type Offsets = BTreeMap<String, BTreeMap<String, (SourcePartition, SourceOffset)
 
 /// The offsets a worker's store reported committed, that is durable; kept outside the host, which
 /// forgets everything when it crashes.
-#[derive(Clone, Default)]
-pub(super) struct SourceCommits(Arc<Mutex<Offsets>>);
+/// FileStreamSource's offsets are mapped to lines through the input file's rotations.
+#[derive(Clone)]
+pub(super) struct SourceCommits {
+    offsets: Arc<Mutex<Offsets>>,
+    rotations: Arc<InputRotations>,
+}
 
 impl SourceCommits {
+    pub(super) fn new(rotations: Arc<InputRotations>) -> SourceCommits {
+        SourceCommits {
+            offsets: Arc::default(),
+            rotations,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Offsets> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.offsets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Committed seq per stream.
@@ -36,8 +48,21 @@ impl SourceCommits {
         self.lock()
             .values()
             .flat_map(|offsets| offsets.values())
-            .filter_map(|(partition, offset)| source_position(partition, offset))
+            .filter_map(|(partition, offset)| self.position(partition, offset))
             .collect()
+    }
+
+    /// A committed source offset as (stream, seq of the last record it covers): SequenceSource's
+    /// `{"stream": s}`/`{"seq": n}`, or FileStreamSource's `{"position": bytes, "head": ...}` (stream 0,
+    /// the line the position ends after in the life of the input file the head fingerprints).
+    fn position(&self, partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)> {
+        if offset.get("position").is_some() {
+            return self.rotations.last_line(offset).map(|line| (0, line));
+        }
+        Some((
+            partition.get("stream")?.as_i64()?,
+            offset.get("seq")?.as_i64()?,
+        ))
     }
 }
 
@@ -76,10 +101,10 @@ impl OffsetFile {
         };
         for (connector, offsets) in self.commits.lock().iter() {
             for (partition, offset) in offsets.values() {
-                let reported = source_position(partition, offset);
+                let reported = self.commits.position(partition, offset);
                 let kept = store
                     .get(connector, partition)
-                    .and_then(|kept| source_position(partition, &kept));
+                    .and_then(|kept| self.commits.position(partition, &kept));
                 if kept < reported {
                     journal.checks.report(Anomaly {
                         kind: AnomalyKind::CommittedBeforeDurable,
@@ -131,7 +156,7 @@ impl OffsetBackingStore for CheckedOffsetStore {
     ) -> Result<(), OffsetStoreError> {
         let commits: Vec<(i64, i64)> = offsets
             .iter()
-            .filter_map(|(p, o)| source_position(p, o))
+            .filter_map(|(p, o)| self.file.commits.position(p, o))
             .collect();
         let stored = self.store.put(connector, offsets);
         let state = self.file.cluster.lock();
@@ -156,17 +181,4 @@ impl OffsetBackingStore for CheckedOffsetStore {
         }
         stored
     }
-}
-
-/// A committed source offset as (stream, seq of the last record it covers): SequenceSource's
-/// `{"stream": s}`/`{"seq": n}`, or FileStreamSource's `{"position": bytes}` (stream 0, line `bytes / 14 - 1`).
-fn source_position(partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)> {
-    if let Some(position) = offset.get("position").and_then(|p| p.as_i64()) {
-        let last = position / input_file::LINE_BYTES as i64 - 1;
-        return (last >= 0).then_some((0, last));
-    }
-    Some((
-        partition.get("stream")?.as_i64()?,
-        offset.get("seq")?.as_i64()?,
-    ))
 }

@@ -1,14 +1,24 @@
 //! The application that writes the file-to-file scenario's input: it appends numbered, fixed-width lines
 //! to a file on its host's simulated disk, each batch in two pieces split inside a line and then synced,
-//! and after a restart goes on from what the disk kept.
+//! and after a restart goes on from what the disk kept. When the harness asks, it rotates the file as
+//! logrotate's `copytruncate` does: it copies the file aside and empties it in place, then goes on
+//! writing into it. [`InputRotations`] remembers where each of the file's lives began, so that a
+//! FileStreamSource offset (a byte position in one of them) maps back to a line.
 
 use std::io::{self, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use sluice_core::api::SourceOffset;
+use sluice_core::hash::fnv1a64;
 use turmoil::fs::shim::std::fs::{self, OpenOptions};
+
+use crate::coverage::{self, Event};
 
 /// Where the input lives, on worker 0's disk.
 pub const INPUT_FILE: &str = "/data/input.txt";
+/// Where a rotation copies the input before emptying it.
+pub const ROTATED_FILE: &str = "/data/input.txt.1";
 /// Where each worker's FileStreamSink writes, on its own disk.
 pub const OUTPUT_FILE: &str = "/data/output.txt";
 
@@ -36,22 +46,100 @@ pub fn create_data_dir() -> io::Result<()> {
     fs::sync_dir("/")
 }
 
+/// The input file's rotations: the first line of each of its lives, and the rotations the harness has
+/// asked for and the writer not yet made. Kept outside the host, which forgets everything in a crash.
+#[derive(Debug, Default)]
+pub struct InputRotations {
+    state: Mutex<Rotations>,
+}
+
+#[derive(Debug, Default)]
+struct Rotations {
+    /// The first line of every life of the file after its first (which begins at line 0).
+    firsts: Vec<u64>,
+    requested: bool,
+}
+
+impl InputRotations {
+    fn state(&self) -> std::sync::MutexGuard<'_, Rotations> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the writer to rotate the file once the source has committed every line it holds.
+    pub fn request(&self) {
+        self.state().requested = true;
+    }
+
+    fn requested(&self) -> bool {
+        self.state().requested
+    }
+
+    fn rotated(&self, first: u64) {
+        let mut state = self.state();
+        state.requested = false;
+        state.firsts.push(first);
+    }
+
+    /// The last input line a FileStreamSource offset covers: its `position` counts bytes from the start
+    /// of the life of the file its `head` fingerprints. `None` before the first line.
+    pub fn last_line(&self, offset: &SourceOffset) -> Option<i64> {
+        let position = offset.get("position")?.as_i64()?;
+        let lines = position / LINE_BYTES as i64;
+        if lines == 0 {
+            return None;
+        }
+        let head = offset
+            .get("head")
+            .and_then(|head| head.as_str().map(str::to_owned));
+        let first = match head.as_deref().and_then(|head| head.split_once(':')) {
+            None => 0,
+            Some((len, hash)) => {
+                let len: usize = len.parse().ok()?;
+                let firsts = self.state().firsts.clone();
+                let mut found = None;
+                for first in std::iter::once(0).chain(firsts) {
+                    let text: String = (first..first + 5).map(input_line).collect();
+                    if format!("{:016x}", fnv1a64(&text.as_bytes()[..len.min(text.len())])) == hash
+                    {
+                        found = Some(first);
+                    }
+                }
+                found?
+            }
+        };
+        Some(first as i64 + lines - 1)
+    }
+}
+
 /// Appends lines `0..total` to [`INPUT_FILE`], `batch` every `interval`, resuming after the lines already
-/// on disk.
-pub async fn write_input(total: u64, batch: u64, interval: Duration) -> io::Result<()> {
-    let on_disk = match fs::metadata(INPUT_FILE) {
-        Ok(metadata) => metadata.len() / LINE_BYTES,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e),
+/// on disk. When a rotation is asked for, it stops writing until `committed()` (the last line the
+/// source has committed) reaches the last line written, then rotates the file.
+pub async fn write_input(
+    total: u64,
+    batch: u64,
+    interval: Duration,
+    rotations: &InputRotations,
+    committed: impl Fn() -> Option<i64>,
+) -> io::Result<()> {
+    let mut next = match last_line_in(INPUT_FILE)? {
+        Some(last) => last + 1,
+        None => last_line_in(ROTATED_FILE)?.map_or(0, |last| last + 1),
     };
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(INPUT_FILE)?;
     fs::sync_dir("/data")?;
-    let mut next = on_disk;
     while next < total {
         tokio::time::sleep(interval).await;
+        if rotations.requested() {
+            if committed().is_some_and(|line| line + 1 >= next as i64) {
+                rotate(&mut file)?;
+                rotations.rotated(next);
+                coverage::reached(Event::InputRotated);
+            }
+            continue;
+        }
         let end = (next + batch).min(total);
         let text: String = (next..end).map(input_line).collect();
         // Written in two pieces split inside a line, as applications write (so the source meets half a
@@ -66,6 +154,26 @@ pub async fn write_input(total: u64, batch: u64, interval: Duration) -> io::Resu
     Ok(())
 }
 
+/// logrotate's `copytruncate`: the input is copied to [`ROTATED_FILE`] (durably), then emptied in place.
+fn rotate(input: &mut fs::File) -> io::Result<()> {
+    let mut copy = fs::File::create(ROTATED_FILE)?;
+    copy.write_all(&fs::read(INPUT_FILE)?)?;
+    copy.sync_all()?;
+    fs::sync_dir("/data")?;
+    input.set_len(0)?;
+    input.sync_all()
+}
+
+/// The number of the last whole line of a file on this host's disk.
+fn last_line_in(path: &str) -> io::Result<Option<u64>> {
+    let lines = read_lines(path)?;
+    Ok(lines.iter().rev().find_map(|line| {
+        line.strip_prefix("line-")
+            .filter(|n| n.len() == 8)
+            .and_then(|n| n.parse().ok())
+    }))
+}
+
 /// The lines of a file on this host's disk (empty if it does not exist).
 pub fn read_lines(path: &str) -> io::Result<Vec<String>> {
     match fs::read_to_string(path) {
@@ -78,6 +186,40 @@ pub fn read_lines(path: &str) -> io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FileStreamSource offset in the life of the file that begins at line `first`, `lines` lines in,
+    /// fingerprinted by the first `head` bytes of that life.
+    fn offset(first: u64, lines: u64, head: usize) -> SourceOffset {
+        let text: String = (first..first + 5).map(input_line).collect();
+        let hash = fnv1a64(&text.as_bytes()[..head]);
+        SourceOffset::new(
+            serde_json::json!({
+                "position": lines * LINE_BYTES,
+                "head": format!("{head}:{hash:016x}"),
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_offset_maps_to_a_line_of_the_life_of_the_file_it_is_in() {
+        let rotations = InputRotations::default();
+        assert_eq!(rotations.last_line(&offset(0, 30, 64)), Some(29));
+        rotations.request();
+        assert!(rotations.requested());
+        rotations.rotated(500);
+        assert!(!rotations.requested());
+        assert_eq!(rotations.last_line(&offset(0, 30, 64)), Some(29));
+        assert_eq!(rotations.last_line(&offset(500, 3, 42)), Some(502));
+        assert_eq!(rotations.last_line(&offset(500, 0, 0)), None, "no line yet");
+        assert_eq!(
+            rotations.last_line(&offset(7, 3, 64)),
+            None,
+            "no life of the file begins at line 7"
+        );
+    }
 
     #[test]
     fn a_batch_is_split_inside_a_line() {

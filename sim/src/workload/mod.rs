@@ -44,7 +44,8 @@ pub fn member_worker(member_id: &str) -> Option<usize> {
 }
 
 /// What the workload connectors of every worker share: the destination store, the disks' faults and
-/// ledger, the counter numbering source task instances and what those instances were told.
+/// ledger, the counter numbering source task instances and what those instances were told, and the
+/// input file's rotations.
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     pub store: Arc<DestinationStore>,
@@ -52,6 +53,7 @@ pub struct Shared {
     pub ledger: Arc<OutputLedger>,
     pub instances: Arc<AtomicU64>,
     pub reports: Arc<SourceReports>,
+    pub rotations: Arc<input_file::InputRotations>,
 }
 
 /// A worker's connectors: the built-in ones on its simulated disk `fs` (suffering the disk faults,
