@@ -72,11 +72,6 @@ impl CommittableOffsets {
         self.offsets.is_empty()
     }
 
-    /// Whether some records could not be committed yet.
-    pub fn has_pending(&self) -> bool {
-        self.uncommittable_messages > 0
-    }
-
     /// Merges `newer` into these offsets, as when a commit failed and its offsets are retried with the next:
     /// `newer`'s offset wins per partition, committable counts add up and the waiting counts are `newer`'s.
     pub fn updated_with(mut self, newer: CommittableOffsets) -> CommittableOffsets {
@@ -273,7 +268,7 @@ mod tests {
         assert_eq!(result.uncommittable_messages, 0);
         assert_eq!(result.largest_deque_partition, None);
         assert_eq!(result.largest_deque_size, 0);
-        assert!(!result.has_pending());
+        assert_eq!(result.uncommittable_messages, 0);
         assert_eq!(records.in_flight(), 0);
         assert!(records.committable().is_empty());
     }
