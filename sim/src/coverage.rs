@@ -62,11 +62,14 @@ pub enum Event {
     PartialLineRead,
     /// The file-to-file input was rotated (copied aside and emptied in place) under the source reading it.
     InputRotated,
+    /// A sink consumer's position was before its partition's log start (retention deleted the records
+    /// there before it read them), and `auto.offset.reset` moved it to the log start.
+    RetentionSkipped,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 20] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -86,6 +89,7 @@ impl Event {
         Event::FailedSourceRestarted,
         Event::PartialLineRead,
         Event::InputRotated,
+        Event::RetentionSkipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +113,7 @@ impl Event {
             Event::FailedSourceRestarted => "failed-source-restarted",
             Event::PartialLineRead => "partial-line-read",
             Event::InputRotated => "input-rotated",
+            Event::RetentionSkipped => "retention-skipped",
         }
     }
 }

@@ -36,6 +36,7 @@ pub enum FaultKind {
     TakeOver,
     ProduceErrors,
     RotateInput,
+    DeleteRecords,
 }
 
 /// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
@@ -134,6 +135,10 @@ pub enum Fault {
         #[serde(with = "millis")]
         duration: Duration,
     },
+    /// Retention deletes the oldest `percent` of the readable records of these partitions of the
+    /// pipeline's topic (100: all of them, up to the end), as time-based retention deletes old segments
+    /// or an administrator's DeleteRecords does.
+    DeleteRecords { partitions: Vec<i32>, percent: u8 },
     /// The file-to-file input is rotated by copy and truncate, once the source has committed every line
     /// in it (the application pauses meanwhile), as logrotate's `copytruncate` does.
     RotateInput,
@@ -325,6 +330,15 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         },
         FaultKind::FailDirSync => Fault::FailDirSync,
         FaultKind::RotateInput => Fault::RotateInput,
+        FaultKind::DeleteRecords => Fault::DeleteRecords {
+            partitions: some_partitions(scenario, rng),
+            // Often everything written so far: any consumer behind the end then finds its position gone.
+            percent: if rng.random_bool(0.5) {
+                100
+            } else {
+                rng.random_range(50..100)
+            },
+        },
         FaultKind::FailWrite => Fault::FailWrite {
             error: if rng.random_bool(0.5) {
                 WriteError::Eio

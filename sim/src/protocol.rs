@@ -251,6 +251,9 @@ pub enum Response {
         /// Per partition read, the offset to fetch from next: past the records returned and past the
         /// control markers and aborted records skipped, which are never returned.
         next: Vec<(Tp, i64)>,
+        /// Partitions whose position is outside the log (before its start, the records there deleted
+        /// by retention, or past its end): the consumer resets them as `auto.offset.reset` says.
+        out_of_range: Vec<Tp>,
     },
     EndOffsets {
         offsets: Vec<(Tp, i64)>,

@@ -294,6 +294,21 @@ impl Scenario {
                 sink_isolation: "read_committed",
                 ..Scenario::BASE
             },
+            Scenario {
+                name: "retention",
+                about: "retention deletes the oldest records of the pipeline's topic (often all of them so far) while sink workers stop, crash or lose the network; a sink consumer whose position or committed offset is before the log start skips to it (auto.offset.reset=earliest), and the records no sink task wrote count as deleted, not lost",
+                faults: &[
+                    FaultKind::DeleteRecords,
+                    FaultKind::StopWorker,
+                    FaultKind::CrashWorker,
+                    FaultKind::HoldNetwork,
+                    FaultKind::Latency,
+                ],
+                headline_faults: &[FaultKind::DeleteRecords, FaultKind::HoldNetwork],
+                headline: &[Event::RetentionSkipped],
+                max_faults: 6,
+                ..Scenario::BASE
+            },
         ]
     }
 

@@ -64,6 +64,11 @@ fn exactly_once_source() {
 }
 
 #[test]
+fn retention() {
+    check("retention");
+}
+
+#[test]
 fn every_scenario_with_faults_beyond_latency_has_headline_events() {
     for scenario in Scenario::all() {
         let only_latency = scenario

@@ -69,3 +69,8 @@ fn file_to_file() {
 fn exactly_once_source() {
     check("exactly-once-source");
 }
+
+#[test]
+fn retention() {
+    check("retention");
+}

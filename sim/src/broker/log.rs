@@ -71,6 +71,8 @@ pub struct Read {
     pub records: Vec<FetchedRecord>,
     /// Per partition read, the offset to read from next (past markers and skipped records).
     pub next: Vec<(Tp, i64)>,
+    /// Partitions whose position is before the log start or past the end.
+    pub out_of_range: Vec<Tp>,
 }
 
 /// Every topic's partitions and the producer state idempotence needs.
@@ -79,6 +81,9 @@ pub struct Logs {
     topics: BTreeMap<String, Vec<Vec<Entry>>>,
     producers: BTreeMap<(i64, Tp), ProducerBatches>,
     next_producer_id: i64,
+    /// Per partition, the log start where retention has deleted the records before it (0 elsewhere).
+    /// The entries stay, for the oracle: readers cannot read them.
+    starts: BTreeMap<Tp, i64>,
 }
 
 impl Logs {
@@ -244,11 +249,20 @@ impl Logs {
             .ok_or(ErrorCode::UnknownTopicOrPartition)
     }
 
-    /// The offset of a partition's first entry (the log start): always 0, as nothing is deleted.
+    /// The offset of a partition's first readable entry (the log start): 0 until retention deletes.
     pub fn start_offset(&self, tp: &Tp) -> Result<i64, ErrorCode> {
         self.partition(tp)
-            .map(|_| 0)
+            .map(|_| self.starts.get(tp).copied().unwrap_or(0))
             .ok_or(ErrorCode::UnknownTopicOrPartition)
+    }
+
+    /// Retention deletes a partition's records before `before` (at most up to its end), as time-based
+    /// retention deletes old segments or DeleteRecords does; returns the new log start.
+    pub fn delete_records(&mut self, tp: &Tp, before: i64) -> Result<i64, ErrorCode> {
+        let end = self.end_offset(tp)?;
+        let start = self.start_offset(tp)?.max(before.min(end));
+        self.starts.insert(tp.clone(), start);
+        Ok(start)
     }
 
     /// Up to `max` records of each partition from its position, partitions in the order given.
@@ -263,10 +277,14 @@ impl Logs {
             let log = self
                 .partition(tp)
                 .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-            let start = usize::try_from(*position).map_err(|_| ErrorCode::OffsetOutOfRange)?;
-            if start > log.len() {
-                return Err(ErrorCode::OffsetOutOfRange);
-            }
+            let log_start = self.starts.get(tp).copied().unwrap_or(0);
+            let start = match usize::try_from(*position) {
+                Ok(start) if *position >= log_start && start <= log.len() => start,
+                _ => {
+                    read.out_of_range.push(tp.clone());
+                    continue;
+                }
+            };
             let mut next = start;
             for entry in &log[start..] {
                 if read.records.len() >= max {
@@ -327,9 +345,11 @@ impl Logs {
     }
 
     /// Offsets from `from` on of the records that are visible or may still become visible (in open
-    /// transactions): what a reader may have read, whatever its isolation level, less what is aborted.
+    /// transactions): what a reader may have read, whatever its isolation level, less what is aborted
+    /// and what retention deleted (a sink owes nothing for records it could no longer read).
     pub fn live_offsets_from(&self, tp: &Tp, from: i64) -> impl Iterator<Item = i64> + '_ {
         let entries = self.entries(tp);
+        let from = from.max(self.starts.get(tp).copied().unwrap_or(0));
         let start = usize::try_from(from).unwrap_or(0).min(entries.len());
         entries[start..]
             .iter()
@@ -480,10 +500,47 @@ mod tests {
         assert_eq!(read.records.len(), 1);
         assert_eq!(read.records[0].offset, 1);
         assert_eq!(read.next, vec![(Tp::new("t", 0), 2)]);
-        assert!(matches!(
-            logs.read(&[(Tp::new("t", 0), 4)], 10, Isolation::ReadUncommitted),
-            Err(ErrorCode::OffsetOutOfRange)
-        ));
+        let past_the_end = logs
+            .read(&[(Tp::new("t", 0), 4)], 10, Isolation::ReadUncommitted)
+            .unwrap();
+        assert_eq!(past_the_end.out_of_range, [Tp::new("t", 0)]);
+    }
+
+    #[test]
+    fn deleted_records_cannot_be_read_and_owe_nothing() {
+        let tp = Tp::new("t", 0);
+        let mut logs = Logs::default();
+        logs.create("t", 1).unwrap();
+        let producer = logs.new_producer_id();
+        logs.append(producer, 0, false, batch(0, &["a", "b", "c", "d"]), NOW)
+            .unwrap();
+        assert_eq!(logs.delete_records(&tp, 2), Ok(2));
+        assert_eq!(logs.start_offset(&tp), Ok(2));
+        assert_eq!(
+            logs.delete_records(&tp, 1),
+            Ok(2),
+            "the log start never moves back"
+        );
+        let before = logs
+            .read(&[(tp.clone(), 1)], 10, Isolation::ReadUncommitted)
+            .unwrap();
+        assert_eq!(before.out_of_range, [tp.clone()]);
+        assert!(before.records.is_empty());
+        assert_eq!(
+            values(
+                &logs
+                    .read(&[(tp.clone(), 2)], 10, Isolation::ReadUncommitted)
+                    .unwrap()
+            ),
+            ["c", "d"]
+        );
+        assert_eq!(logs.live_offsets_from(&tp, 0).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            logs.committed_records(&tp).count(),
+            4,
+            "the oracle still sees every record"
+        );
+        assert_eq!(logs.delete_records(&tp, 10), Ok(4), "at most up to the end");
     }
 
     #[test]

@@ -297,6 +297,16 @@ impl Cluster {
         moved
     }
 
+    /// Retention deletes the oldest `percent` of a partition's readable records; returns the new log
+    /// start.
+    pub fn delete_records(&self, tp: &Tp, percent: u8) -> Option<i64> {
+        let mut state = self.lock();
+        let start = state.logs.start_offset(tp).ok()?;
+        let end = state.logs.end_offset(tp).ok()?;
+        let before = start + (end - start) * i64::from(percent.min(100)) / 100;
+        state.logs.delete_records(tp, before).ok()
+    }
+
     /// Moves the coordinator of every group and transactional id the cluster knows to broker `to` at
     /// `at`; returns how many moved.
     pub fn move_coordinators(&self, to: i32, at: Duration) -> usize {

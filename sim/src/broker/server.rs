@@ -507,10 +507,11 @@ async fn fetch(
         };
         match read {
             // Nothing to return may still move a read_committed reader past markers and aborted records.
-            Ok(read) if !read.next.is_empty() => {
+            Ok(read) if !read.next.is_empty() || !read.out_of_range.is_empty() => {
                 return Response::Fetched {
                     records: read.records,
                     next: read.next,
+                    out_of_range: read.out_of_range,
                 }
             }
             Ok(_) => {}
@@ -520,6 +521,7 @@ async fn fetch(
             return Response::Fetched {
                 records: Vec::new(),
                 next: Vec::new(),
+                out_of_range: Vec::new(),
             };
         }
     }

@@ -57,6 +57,9 @@ pub struct SimGroupConsumer {
     heartbeat: Option<JoinHandle<()>>,
     owned: BTreeSet<Tp>,
     positions: BTreeMap<Tp, i64>,
+    /// Partitions whose position a fetch found outside the log, with that position: they start again
+    /// where `auto.offset.reset` says, not at the committed offset.
+    out_of_range: BTreeMap<Tp, i64>,
     paused: BTreeSet<Tp>,
     /// Speaks the cooperative protocol (`partition.assignment.strategy=cooperative-sticky`).
     cooperative: bool,
@@ -128,6 +131,7 @@ impl SimGroupConsumer {
             heartbeat: None,
             owned: BTreeSet::new(),
             positions: BTreeMap::new(),
+            out_of_range: BTreeMap::new(),
             paused: BTreeSet::new(),
             cooperative,
             revoking: Vec::new(),
@@ -149,6 +153,7 @@ impl SimGroupConsumer {
         let parts: Vec<TopicPartition> = self.owned.iter().map(to_core).collect();
         self.owned.clear();
         self.positions.clear();
+        self.out_of_range.clear();
         self.paused.clear();
         self.revoking.clear();
         self.pending_assigned.clear();
@@ -262,6 +267,7 @@ impl SimGroupConsumer {
         for tp in std::mem::take(&mut self.revoking) {
             self.owned.remove(&tp);
             self.positions.remove(&tp);
+            self.out_of_range.remove(&tp);
             self.paused.remove(&tp);
         }
         let added = std::mem::take(&mut self.pending_assigned);
@@ -269,43 +275,72 @@ impl SimGroupConsumer {
         added
     }
 
-    /// Positions of owned partitions that have none yet: the committed offset, else `auto.offset.reset`.
+    /// Positions of owned partitions that have none yet: the committed offset, else (and for a position
+    /// a fetch found outside the log) where `auto.offset.reset` says: the log start or the end.
     async fn initialize_positions(&mut self) -> Result<(), KafkaError> {
-        let missing: Vec<Tp> = self
+        let (out_of_range, missing): (Vec<Tp>, Vec<Tp>) = self
             .owned
             .iter()
             .filter(|tp| !self.positions.contains_key(*tp))
             .cloned()
-            .collect();
-        if missing.is_empty() {
+            .partition(|tp| self.out_of_range.contains_key(tp));
+        if missing.is_empty() && out_of_range.is_empty() {
             return Ok(());
         }
-        let committed = self.fetch_committed(&missing).await?;
-        let unknown: Vec<Tp> = committed
-            .iter()
-            .filter(|(_, offset)| offset.is_none())
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        let mut reset = BTreeMap::new();
-        if !unknown.is_empty() && self.reset_to_latest {
-            let answers = self
-                .router
-                .call_leaders(unknown, Duration::ZERO, |partitions| Request::EndOffsets {
-                    partitions,
-                })
-                .await;
-            for (_, answer) in answers {
-                match answer? {
-                    Response::EndOffsets { offsets } => reset.extend(offsets),
-                    other => return Err(unexpected(other)),
-                }
+        let committed = match missing.is_empty() {
+            true => Vec::new(),
+            false => self.fetch_committed(&missing).await?,
+        };
+        let mut to_reset = out_of_range;
+        to_reset.extend(
+            committed
+                .iter()
+                .filter(|(_, offset)| offset.is_none())
+                .map(|(tp, _)| tp.clone()),
+        );
+        let reset = self.reset_points(to_reset).await?;
+        for (tp, offset) in committed {
+            if let Some(position) = offset.or_else(|| reset.get(&tp).copied()) {
+                self.positions.insert(tp, position);
             }
         }
-        for (tp, offset) in committed {
-            let position = offset.or_else(|| reset.get(&tp).copied()).unwrap_or(0);
+        for (tp, was) in std::mem::take(&mut self.out_of_range) {
+            let Some(&position) = reset.get(&tp) else {
+                self.out_of_range.insert(tp, was);
+                continue;
+            };
+            if position > was {
+                tracing::warn!(group = %self.group, %tp, from = was, to = position, "position before the log start: records deleted by retention are skipped (auto.offset.reset)");
+                coverage::reached(Event::RetentionSkipped);
+            }
             self.positions.insert(tp, position);
         }
         Ok(())
+    }
+
+    /// Where `auto.offset.reset` starts these partitions: their log start (earliest) or end (latest).
+    async fn reset_points(&self, partitions: Vec<Tp>) -> Result<BTreeMap<Tp, i64>, KafkaError> {
+        let mut reset = BTreeMap::new();
+        if partitions.is_empty() {
+            return Ok(reset);
+        }
+        let latest = self.reset_to_latest;
+        let answers = self
+            .router
+            .call_leaders(partitions, Duration::ZERO, |partitions| match latest {
+                true => Request::EndOffsets { partitions },
+                false => Request::StartOffsets { partitions },
+            })
+            .await;
+        for (_, answer) in answers {
+            match answer? {
+                Response::EndOffsets { offsets } | Response::StartOffsets { offsets } => {
+                    reset.extend(offsets)
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(reset)
     }
 
     async fn fetch_committed(
@@ -374,16 +409,17 @@ impl SimGroupConsumer {
                 Ok(Response::Fetched {
                     records: fetched,
                     next: moved,
+                    out_of_range,
                 }) => {
                     records.extend(fetched.into_iter().filter(|r| current(&r.tp)));
                     next.extend(moved.into_iter().filter(|(tp, _)| current(tp)));
-                }
-                Ok(Response::Error(ErrorCode::OffsetOutOfRange)) => {
-                    // Positions past the end (a seek too far): start those partitions again from the
-                    // reset point.
-                    let stale: Vec<Tp> = sent.keys().filter(|tp| current(tp)).cloned().collect();
-                    for tp in stale {
-                        self.positions.remove(&tp);
+                    // Before the log start (deleted by retention) or past the end (a seek too far):
+                    // those partitions start again where `auto.offset.reset` says.
+                    let gone: Vec<Tp> = out_of_range.into_iter().filter(|tp| current(tp)).collect();
+                    for tp in gone {
+                        if let Some(was) = self.positions.remove(&tp) {
+                            self.out_of_range.insert(tp, was);
+                        }
                     }
                 }
                 Ok(Response::Error(ErrorCode::NotLeaderOrFollower)) | Err(_) => {}
@@ -558,6 +594,7 @@ impl GroupConsumer for SimGroupConsumer {
                 "cannot seek {partition}: not assigned"
             )));
         }
+        self.out_of_range.remove(&tp);
         self.positions.insert(tp, offset);
         Ok(())
     }

@@ -115,6 +115,14 @@ pub(super) fn apply(
                     cluster.move_leader(&Tp::new(*topic, partition), to as i32, now);
                 }
             }
+            Fault::DeleteRecords {
+                partitions,
+                percent,
+            } => {
+                for partition in partitions {
+                    cluster.delete_records(&Tp::new(*topic, partition), percent);
+                }
+            }
             Fault::MoveCoordinators { to } => {
                 cluster.move_coordinators(to as i32, now);
             }

@@ -175,6 +175,13 @@ pub struct Tally {
     pub kafka_duplicates: i64,
     /// Kafka records written to the destination more than once (extra copies).
     pub sink_duplicates: i64,
+    /// Kafka records retention deleted before any sink task wrote them (not written, not owed).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted_unwritten: i64,
+}
+
+fn is_zero(count: &i64) -> bool {
+    *count == 0
 }
 
 /// Where the sink's records ended up.
@@ -370,7 +377,12 @@ fn check_store(
         .map(|(_, position)| position)
         .collect();
     for (tp, offset) in &kafka_records {
-        if !written.contains_key(&(tp.clone(), *offset)) {
+        if written.contains_key(&(tp.clone(), *offset)) {
+            continue;
+        }
+        if logs.start_offset(tp).is_ok_and(|start| *offset < start) {
+            tally.deleted_unwritten += 1;
+        } else {
             report(
                 AnomalyKind::Unseen,
                 format!("{tp} offset {offset} is in Kafka but never reached the destination"),
