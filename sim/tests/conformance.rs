@@ -52,6 +52,53 @@ struct Env {
     faults: Arc<dyn ProduceFaults>,
     /// Moves its partition leaders and coordinators.
     moves: Arc<dyn Moves>,
+    /// How retention deletes a partition's records.
+    retention: Retention,
+}
+
+/// How a backend's broker deletes a partition's oldest records.
+#[derive(Clone)]
+enum Retention {
+    /// The simulated cluster deletes every record written so far at once.
+    Simulated(Arc<Cluster>),
+    /// The embedded broker keeps about 5 MiB per partition: 10 MiB more of large records push the oldest
+    /// ones out.
+    Embedded,
+}
+
+impl Retention {
+    async fn delete_oldest(&self, env: &Env, tp: &TopicPartition) {
+        match self {
+            Retention::Simulated(cluster) => {
+                cluster.delete_records(&Tp::new(&tp.topic, tp.partition), 100);
+            }
+            Retention::Embedded => {
+                let mut handle = env
+                    .kafka
+                    .producer(&ClientSettings::new())
+                    .expect("a producer");
+                let filler = vec![b'x'; 100 * 1024];
+                for token in 0..100 {
+                    let record = ProduceRecord {
+                        topic: &tp.topic,
+                        partition: Some(tp.partition),
+                        key: None,
+                        value: Some(&filler),
+                        headers: &[],
+                        timestamp: None,
+                    };
+                    handle
+                        .producer
+                        .send(&record, token)
+                        .expect("queue a filler record");
+                }
+                for (token, report) in await_reports(&mut handle, 100).await {
+                    report
+                        .unwrap_or_else(|e| panic!("filler record {token} was not delivered: {e}"));
+                }
+            }
+        }
+    }
 }
 
 /// Moves partition leaders and group coordinators between a backend's brokers (numbered from 0 here).
@@ -233,6 +280,7 @@ conformance! {
     zombie_recovering_from_a_failed_transaction_does_not_fence_its_successor,
     retried_batches_keep_partition_order_and_are_appended_once,
     delivery_outlasting_its_timeout_is_reported_failed,
+    member_behind_the_log_start_resumes_there,
 }
 
 /// Records produced to explicit partitions are acknowledged at consecutive offsets per partition, and a
@@ -395,6 +443,51 @@ async fn commits_are_visible_and_a_new_member_resumes_from_them(env: Env) {
         "first offset b read per partition"
     );
     assert_eq!(b.records.len(), 19, "records b read");
+    b.close().await;
+}
+
+/// A member whose group committed an offset before the partition's log start (retention deleted the
+/// records there) starts at the log start, as `auto.offset.reset=earliest` says, and not at 0.
+async fn member_behind_the_log_start_resumes_there(env: Env) {
+    let all = create_topic(&env, "retained", 1).await;
+    produce(&env, "retained", 1, 10).await;
+    let mut members = [Member::join(&env, "a", "retained", RELAXED_MAX_POLL_MS)];
+    drive(&mut members, "a reads all 10 records", |m| {
+        m[0].records.len() >= 10
+    })
+    .await;
+    let [mut a] = members;
+    a.consumer()
+        .commit(&BTreeMap::from([(all[0].clone(), 2)]))
+        .await
+        .expect("a member of the current generation commits");
+    a.close().await;
+
+    env.retention.delete_oldest(&env, &all[0]).await;
+    produce_from(&env, "retained", 1, 10, 1).await;
+    let mut members = [Member::join(&env, "b", "retained", RELAXED_MAX_POLL_MS)];
+    drive(
+        &mut members,
+        "b reads up to the record after the deletion",
+        |m| {
+            m[0].records
+                .iter()
+                .any(|r| r.value.as_deref() == Some(Sent::new(0, 10).value.as_bytes()))
+        },
+    )
+    .await;
+    let [mut b] = members;
+    let start = b
+        .consumer()
+        .log_start_offsets(&all)
+        .await
+        .expect("read log starts")[&all[0]];
+    assert!(
+        start > 2,
+        "retention deleted records past the committed offset: log start {start}"
+    );
+    let first = b.records.iter().map(|r| r.offset).min();
+    assert_eq!(first, Some(start), "b starts at the log start");
     b.close().await;
 }
 
@@ -1119,6 +1212,7 @@ where
             network: Network::Simulated(brokers),
             faults,
             moves,
+            retention: Retention::Simulated(cluster),
         };
         case(env).await;
         Ok(())
@@ -1134,6 +1228,7 @@ fn on_embedded_broker(brokers: i32) -> Env {
         kafka: Arc::new(RdkafkaBackend::embedded(broker.clone())),
         faults: Arc::new(EmbeddedFaults(broker.clone())),
         moves: Arc::new(EmbeddedMoves(broker.clone())),
+        retention: Retention::Embedded,
         limits: Limits {
             refuses_commits_while_rebalancing: true,
             hides_aborted_records: false,
