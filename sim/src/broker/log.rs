@@ -524,7 +524,7 @@ mod tests {
         let before = logs
             .read(&[(tp.clone(), 1)], 10, Isolation::ReadUncommitted)
             .unwrap();
-        assert_eq!(before.out_of_range, [tp.clone()]);
+        assert_eq!(before.out_of_range, std::slice::from_ref(&tp));
         assert!(before.records.is_empty());
         assert_eq!(
             values(
