@@ -273,3 +273,60 @@ fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
     );
     assert_passed(&report);
 }
+
+/// Retention deleted every record of the partitions worker 2 owned while it was cut off, after the last
+/// record was written; when the partitions were assigned again the group's committed offset was before
+/// the log start and no record came after it, so the new owner never moved its position and committed
+/// the stale offset for the rest of the run (`retention` seed 83, before its drain check forgave
+/// offsets before the log start, reported the run not drained). The task now goes on from the log
+/// start, and commits it.
+#[test]
+fn a_sink_behind_the_log_start_commits_the_log_start() {
+    let scenario = Scenario {
+        assignors: &["cooperative-sticky"],
+        sink_modes: &[sluice_sim::workload::SinkMode::Buffer],
+        // The source has written its last record by about 54 s; the partitions move at about 58 s.
+        active: Duration::from_secs(90),
+        ..Scenario::named("retention").expect("a known scenario")
+    };
+    let at = |ms| Duration::from_millis(ms);
+    let plan = vec![
+        Scheduled {
+            at: at(48_000),
+            fault: Fault::HoldNetwork {
+                worker: 2,
+                duration: at(30_000),
+            },
+        },
+        Scheduled {
+            at: at(56_000),
+            fault: Fault::DeleteRecords {
+                partitions: (0..8).collect(),
+                percent: 100,
+            },
+        },
+    ];
+    let report = run_planned(&scenario, 83, plan).expect("the simulation runs");
+    assert!(
+        report.passed(),
+        "{}\n{}",
+        report.summary(),
+        report.to_yaml()
+    );
+    assert!(
+        report.records.deleted_unwritten > 0,
+        "retention deleted records no sink task had written:\n{}",
+        report.to_yaml()
+    );
+    let behind: Vec<_> = report
+        .final_offsets
+        .sink
+        .iter()
+        .filter(|(_, offset)| **offset != 1238)
+        .collect();
+    assert!(
+        behind.is_empty(),
+        "the group's offsets moved to the log start, the end of each partition: {behind:?}\n{}",
+        report.to_yaml()
+    );
+}

@@ -298,8 +298,10 @@ impl SinkTaskRunner {
     }
 
     /// Says so when records of newly assigned partitions were deleted by retention before this group
-    /// read them: the consumer goes on from the log start (`auto.offset.reset`), which Kafka Connect does
-    /// without a word. Where reading starts is the task's rewind, or else the committed offset.
+    /// read them, which Kafka Connect passes over without a word, and goes on from the log start: the
+    /// consumer is sought there and the task's position is the log start, so the next commit moves the
+    /// group's offset past the deleted records even if no record comes after them. Where reading
+    /// started was the task's rewind, or else the committed offset.
     async fn report_retention_loss(
         &mut self,
         partitions: &[TopicPartition],
@@ -334,6 +336,17 @@ impl SinkTaskRunner {
                     "{lost} records of {partition} (offsets {from} to {}) were deleted by retention before this sink read them: they were never delivered; going on from offset {start}",
                     start - 1
                 );
+                if let Err(e) = self.consumer().seek(&partition, start) {
+                    tracing::debug!(task = %self.id, %partition, error = %e, "cannot seek to the log start; the consumer resets there itself");
+                }
+                if rewinds.contains_key(&partition) {
+                    self.context
+                        .requests()
+                        .rewinds
+                        .insert(partition.clone(), start);
+                }
+                self.positions.insert(partition.clone(), start);
+                self.starts.insert(partition, start);
             }
         }
     }
