@@ -121,15 +121,16 @@ pub async fn write_input(
     rotations: &InputRotations,
     committed: impl Fn() -> Option<i64>,
 ) -> io::Result<()> {
-    let mut next = match last_line_in(INPUT_FILE)? {
-        Some(last) => last + 1,
-        None => last_line_in(ROTATED_FILE)?.map_or(0, |last| last + 1),
-    };
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(INPUT_FILE)?;
     fs::sync_dir("/data")?;
+    cut_unfinished_line(&file)?;
+    let mut next = match last_line_in(INPUT_FILE)? {
+        Some(last) => last + 1,
+        None => last_line_in(ROTATED_FILE)?.map_or(0, |last| last + 1),
+    };
     while next < total {
         tokio::time::sleep(interval).await;
         if rotations.requested() {
@@ -152,6 +153,21 @@ pub async fn write_input(
         next = end;
     }
     Ok(())
+}
+
+/// A writer stopped between the two pieces of a batch (its worker's host stopped cleanly, which keeps
+/// what was written) left half a line: cut it off before writing on, as an application repairs its log.
+fn cut_unfinished_line(file: &fs::File) -> io::Result<()> {
+    let text = fs::read(INPUT_FILE)?;
+    if text.last().is_none_or(|&last| last == b'\n') {
+        return Ok(());
+    }
+    let whole = text
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    file.set_len(whole as u64)?;
+    file.sync_all()
 }
 
 /// logrotate's `copytruncate`: the input is copied to [`ROTATED_FILE`] (durably), then emptied in place.
