@@ -65,11 +65,15 @@ pub enum Event {
     /// A sink consumer's position was before its partition's log start (retention deleted the records
     /// there before it read them), and `auto.offset.reset` moved it to the log start.
     RetentionSkipped,
+    /// A group member read a committed offset before its partition's log start: retention deleted
+    /// records the group had not committed past (the sink task reports them and goes on from the log
+    /// start).
+    CommitBeforeLogStart,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 21] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -90,6 +94,7 @@ impl Event {
         Event::PartialLineRead,
         Event::InputRotated,
         Event::RetentionSkipped,
+        Event::CommitBeforeLogStart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +119,7 @@ impl Event {
             Event::PartialLineRead => "partial-line-read",
             Event::InputRotated => "input-rotated",
             Event::RetentionSkipped => "retention-skipped",
+            Event::CommitBeforeLogStart => "commit-before-log-start",
         }
     }
 }

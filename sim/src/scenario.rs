@@ -305,7 +305,7 @@ impl Scenario {
                     FaultKind::Latency,
                 ],
                 headline_faults: &[FaultKind::DeleteRecords, FaultKind::HoldNetwork],
-                headline: &[Event::RetentionSkipped],
+                headline: &[Event::RetentionSkipped, Event::CommitBeforeLogStart],
                 max_faults: 6,
                 ..Scenario::BASE
             },

@@ -18,6 +18,7 @@ use turmoil::net::{TcpListener, TcpStream};
 use super::group::{Group, JoinOutcome, Joiner};
 use super::produce_errors::Verdict;
 use super::{now, topic_created, txn, Cluster, ClusterEvent, ClusterState};
+use crate::coverage::{self, Event};
 use crate::protocol::{
     read_frame, write_frame, CoordinatorKind, ErrorCode, Isolation, ProduceBatch, Request,
     Response, Tp, TxnProducer, NO_LEADER,
@@ -376,12 +377,17 @@ async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
             }
         }
         Request::OffsetFetch { group, partitions } => {
-            let committed = cluster.lock().committed(&group);
+            let state = cluster.lock();
+            let committed = state.committed(&group);
             Response::Committed {
                 offsets: partitions
                     .into_iter()
                     .map(|tp| {
                         let offset = committed.get(&tp).copied();
+                        let start = state.logs.start_offset(&tp).unwrap_or(0);
+                        if offset.is_some_and(|offset| offset < start) {
+                            coverage::reached(Event::CommitBeforeLogStart);
+                        }
                         (tp, offset)
                     })
                     .collect(),
