@@ -744,6 +744,58 @@ async fn a_commit_refused_during_a_rebalance_is_made_when_the_partition_comes_ba
     );
 }
 
+/// A `put` that fails with a non-retriable error fails the task: its records are not handed to it again
+/// and nothing is committed past them; the worker's stop says the task failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_put_error_fails_the_task() {
+    let cluster = Cluster::start();
+    cluster.create_topic("ledger", 1);
+    cluster
+        .produce("ledger", 0, &strs(&numbered("entry", 0..10)))
+        .await;
+    let probe = PROBES.create("fatal-put");
+    *lock(&probe.on_put) = Some(Box::new(|_: &SinkTaskContext, _: &[Seen]| {
+        Err(ConnectError::fatal("the destination rejected the batch"))
+    }));
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("fatal-put", "ledger")],
+    );
+    let failed_put = |probe: &SinkProbe| {
+        probe.calls().iter().any(|c| {
+            matches!(
+                c,
+                Call::Put {
+                    accepted: false,
+                    ..
+                }
+            )
+        })
+    };
+    common::wait_until("the failed put", || failed_put(&probe)).await;
+    let stopped = worker.stop().await;
+    assert!(
+        stopped.is_err(),
+        "the stop reports the failed task: {stopped:?}"
+    );
+    let puts = probe
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Put { .. }))
+        .count();
+    assert_eq!(
+        puts,
+        1,
+        "the failed records are not put again: {:?}",
+        probe.calls()
+    );
+    assert_eq!(
+        cluster.committed("connect-fatal-put", &[tp("ledger", 0)]),
+        [None]
+    );
+}
+
 /// A flush that fails may have lost what `put` buffered: the runtime commits nothing and delivers the
 /// records since the last commit again, as Kafka Connect does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
