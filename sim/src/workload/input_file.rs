@@ -37,6 +37,9 @@ fn split_inside_a_line(len: usize) -> usize {
     (len / 2 / line * line + line / 2).min(len - 1)
 }
 
+/// Lines enough to cover the 64 bytes FileStreamSource fingerprints of a file's start.
+const HEAD_LINES: u64 = 5;
+
 /// The pause between the two pieces of a batch.
 const PIECE_PAUSE: Duration = Duration::from_millis(3);
 
@@ -96,15 +99,11 @@ impl InputRotations {
             Some((len, hash)) => {
                 let len: usize = len.parse().ok()?;
                 let firsts = self.state().firsts.clone();
-                let mut found = None;
-                for first in std::iter::once(0).chain(firsts) {
-                    let text: String = (first..first + 5).map(input_line).collect();
-                    if format!("{:016x}", fnv1a64(&text.as_bytes()[..len.min(text.len())])) == hash
-                    {
-                        found = Some(first);
-                    }
-                }
-                found?
+                // The newest life whose first bytes have this fingerprint.
+                std::iter::once(0).chain(firsts).rev().find(|&first| {
+                    let text: String = (first..first + HEAD_LINES).map(input_line).collect();
+                    format!("{:016x}", fnv1a64(&text.as_bytes()[..len.min(text.len())])) == hash
+                })?
             }
         };
         Some(first as i64 + lines - 1)
