@@ -305,6 +305,10 @@ impl SimGroupConsumer {
             }
         }
         for (tp, was) in std::mem::take(&mut self.out_of_range) {
+            if !self.owned.contains(&tp) {
+                // Given up since: whoever owns it next starts at the committed offset.
+                continue;
+            }
             let Some(&position) = reset.get(&tp) else {
                 self.out_of_range.insert(tp, was);
                 continue;
