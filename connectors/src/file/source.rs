@@ -796,6 +796,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_rotated_file_that_ended_with_a_whole_line_adds_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"old1\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["old1"]);
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&path, b"new1\n").unwrap();
+        assert!(
+            task.poll().await.unwrap().is_empty(),
+            "nothing was left of the old file"
+        );
+        assert_eq!(lines(&task.poll().await.unwrap()), ["new1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_restart_after_the_file_was_replaced_reads_the_new_one_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
