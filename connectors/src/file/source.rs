@@ -768,6 +768,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_task_resumed_past_the_start_of_a_short_file_keeps_its_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let append = |text: &[u8]| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(text)
+                .unwrap()
+        };
+        std::fs::write(&path, b"line1\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        let first = task.poll().await.unwrap().pop().unwrap().source_offset;
+        task.stop().await.unwrap();
+        // Resumed past the start of a file still shorter than a fingerprint: the bytes it reads next
+        // are not the file's first bytes.
+        let mut resumed = restarted_at(&path, &first).await;
+        append(b"a second line, long enough to pass the fingerprint's 64 bytes\n");
+        let second = resumed.poll().await.unwrap().pop().unwrap().source_offset;
+        resumed.stop().await.unwrap();
+        append(b"last\n");
+        let mut again = restarted_at(&path, &second).await;
+        assert_eq!(
+            lines(&again.poll().await.unwrap()),
+            ["last"],
+            "the offset {second} still names this file"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_rotated_file_is_finished_then_the_new_one_read_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
