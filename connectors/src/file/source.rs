@@ -673,6 +673,15 @@ mod tests {
         assert_eq!(lines_and_positions(&records), [("hello".to_owned(), 6)]);
     }
 
+    fn append(path: &std::path::Path, bytes: &[u8]) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
     fn lines(records: &[SourceRecord]) -> Vec<String> {
         lines_and_positions(records)
             .into_iter()
@@ -749,12 +758,7 @@ mod tests {
         let mut task = FileStreamSourceTask::default();
         task.start(context(&path, None)).await.unwrap();
         assert!(task.poll().await.unwrap().is_empty());
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"first line\n")
-            .unwrap();
+        append(&path, b"first line\n");
         let committed = task.poll().await.unwrap().pop().unwrap().source_offset;
         task.stop().await.unwrap();
         // copytruncate: the same file, emptied and written past the committed position again.
@@ -771,14 +775,6 @@ mod tests {
     async fn a_task_resumed_past_the_start_of_a_short_file_keeps_its_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.txt");
-        let append = |text: &[u8]| {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .unwrap()
-                .write_all(text)
-                .unwrap()
-        };
         std::fs::write(&path, b"line1\n").unwrap();
         let mut task = FileStreamSourceTask::default();
         task.start(context(&path, None)).await.unwrap();
@@ -787,10 +783,13 @@ mod tests {
         // Resumed past the start of a file still shorter than a fingerprint: the bytes it reads next
         // are not the file's first bytes.
         let mut resumed = restarted_at(&path, &first).await;
-        append(b"a second line, long enough to pass the fingerprint's 64 bytes\n");
+        append(
+            &path,
+            b"a second line, long enough to pass the fingerprint's 64 bytes\n",
+        );
         let second = resumed.poll().await.unwrap().pop().unwrap().source_offset;
         resumed.stop().await.unwrap();
-        append(b"last\n");
+        append(&path, b"last\n");
         let mut again = restarted_at(&path, &second).await;
         assert_eq!(
             lines(&again.poll().await.unwrap()),
@@ -808,12 +807,7 @@ mod tests {
         task.start(context(&path, None)).await.unwrap();
         assert_eq!(lines(&task.poll().await.unwrap()), ["old1", "old2"]);
         // The writer's last words, without a newline, then rotation by renaming.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"old3")
-            .unwrap();
+        append(&path, b"old3");
         std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
         std::fs::write(&path, b"new1\n").unwrap();
         let finished = task.poll().await.unwrap();
