@@ -273,7 +273,8 @@ impl SinkTaskRunner {
                     return Err(self.fail("open", e));
                 }
                 let rewinds = self.context.requests().rewinds.clone();
-                self.report_retention_loss(&partitions, &rewinds).await;
+                self.pass_records_deleted_by_retention(&partitions, &rewinds)
+                    .await;
                 let rewound: BTreeSet<TopicPartition> = rewinds.into_keys().collect();
                 self.apply_requests()?;
                 self.commit_refused(&partitions, &rewound).await
@@ -302,7 +303,7 @@ impl SinkTaskRunner {
     /// consumer is sought there and the task's position is the log start, so the next commit moves the
     /// group's offset past the deleted records even if no record comes after them. Where reading
     /// started was the task's rewind, or else the committed offset.
-    async fn report_retention_loss(
+    async fn pass_records_deleted_by_retention(
         &mut self,
         partitions: &[TopicPartition],
         rewinds: &BTreeMap<TopicPartition, i64>,
