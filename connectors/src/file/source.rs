@@ -730,6 +730,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_truncation_into_an_unfinished_line_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        // Whole lines past the fingerprint's 64 bytes, then the start of a line.
+        let whole = "0123456789\n".repeat(7);
+        std::fs::write(&path, format!("{whole}abc")).unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert_eq!(task.poll().await.unwrap().len(), 7);
+        assert!(task.poll().await.unwrap().is_empty(), "abc is unfinished");
+        // Cut inside the unfinished line (the fingerprinted start stays), then, once the source has
+        // been to the end, written on.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(whole.len() as u64 + 1)
+            .unwrap();
+        assert!(
+            task.poll().await.unwrap().is_empty(),
+            "the truncation is noticed at the end of the file"
+        );
+        append(&path, b"xyz\n");
+        let mut read = Vec::new();
+        for _ in 0..4 {
+            read.extend(lines(&task.poll().await.unwrap()));
+        }
+        assert_eq!(
+            read.last().map(String::as_str),
+            Some("axyz"),
+            "the file is read again from its start: {read:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_file_rewritten_in_place_while_stopped_is_read_again_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.txt");
