@@ -286,8 +286,6 @@ pub enum Response {
 pub enum ErrorCode {
     #[error("UNKNOWN_TOPIC_OR_PARTITION")]
     UnknownTopicOrPartition,
-    #[error("OFFSET_OUT_OF_RANGE")]
-    OffsetOutOfRange,
     #[error("INVALID_PARTITIONS")]
     InvalidPartitions,
     #[error("UNKNOWN_MEMBER_ID")]

@@ -252,8 +252,13 @@ impl Logs {
     /// The offset of a partition's first readable entry (the log start): 0 until retention deletes.
     pub fn start_offset(&self, tp: &Tp) -> Result<i64, ErrorCode> {
         self.partition(tp)
-            .map(|_| self.starts.get(tp).copied().unwrap_or(0))
+            .map(|_| self.log_start(tp))
             .ok_or(ErrorCode::UnknownTopicOrPartition)
+    }
+
+    /// Where retention has deleted a partition's records up to (0 until it deletes).
+    fn log_start(&self, tp: &Tp) -> i64 {
+        self.starts.get(tp).copied().unwrap_or(0)
     }
 
     /// Retention deletes a partition's records before `before` (at most up to its end), as time-based
@@ -277,7 +282,7 @@ impl Logs {
             let log = self
                 .partition(tp)
                 .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-            let log_start = self.starts.get(tp).copied().unwrap_or(0);
+            let log_start = self.log_start(tp);
             let start = match usize::try_from(*position) {
                 Ok(start) if *position >= log_start && start <= log.len() => start,
                 _ => {
@@ -349,7 +354,7 @@ impl Logs {
     /// and what retention deleted (a sink owes nothing for records it could no longer read).
     pub fn live_offsets_from(&self, tp: &Tp, from: i64) -> impl Iterator<Item = i64> + '_ {
         let entries = self.entries(tp);
-        let from = from.max(self.starts.get(tp).copied().unwrap_or(0));
+        let from = from.max(self.log_start(tp));
         let start = usize::try_from(from).unwrap_or(0).min(entries.len());
         entries[start..]
             .iter()
