@@ -70,7 +70,11 @@ impl Retention {
     async fn delete_oldest(&self, env: &Env, tp: &TopicPartition) {
         match self {
             Retention::Simulated(cluster) => {
-                cluster.delete_records(&Tp::new(&tp.topic, tp.partition), 100);
+                cluster.delete_records(
+                    &Tp::new(&tp.topic, tp.partition),
+                    100,
+                    sluice_sim::broker::now(),
+                );
             }
             Retention::Embedded => {
                 let mut handle = env

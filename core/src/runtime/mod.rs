@@ -16,6 +16,7 @@ pub mod offset_store;
 pub mod offsets_topic;
 mod records;
 pub(crate) mod repeated;
+mod retention;
 pub mod shutdown;
 pub mod sink_task;
 pub mod source_offsets;

@@ -4,6 +4,7 @@
 //! task leaves its group, and waits at its connector's [`LeaveGate`] until the other tasks committed too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use super::connector_config::ConnectorConfig;
 use super::leave_gate::{GatePlace, LeaveGate};
 use super::records::Converters;
 use super::repeated::Repeated;
+use super::retention::{Loss, Skipped};
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
 use super::TaskError;
@@ -36,6 +38,8 @@ struct Batch {
     first: BTreeMap<TopicPartition, i64>,
     /// Per partition: the offset after its last record in the batch.
     next: BTreeMap<TopicPartition, i64>,
+    /// Offsets the consumer jumped over before records of the batch.
+    jumps: Vec<(TopicPartition, Range<i64>)>,
 }
 
 /// Consecutive records of one partition within a poll.
@@ -44,6 +48,8 @@ struct Run {
     owned: bool,
     first: i64,
     next: i64,
+    /// Where the partition's next record is expected, if the task knows.
+    expected: Option<i64>,
 }
 
 impl Run {
@@ -87,6 +93,8 @@ pub struct SinkTaskRunner {
     gate: GatePlace,
     /// How long it waits there.
     gate_limit: Duration,
+    /// Offsets the consumer skipped over, until the log start says whether retention deleted them.
+    skipped: Skipped,
     /// Records the converter refused (skipped under `errors.tolerance=all`).
     refused_records: Repeated,
     /// Polls that failed (Kafka unreachable, say).
@@ -131,6 +139,7 @@ impl SinkTaskRunner {
             refused: BTreeMap::new(),
             gate: LeaveGate::new().place(),
             gate_limit: Duration::ZERO,
+            skipped: Skipped::default(),
             refused_records: Repeated::default(),
             poll_failures: Repeated::default(),
         }
@@ -293,7 +302,11 @@ impl SinkTaskRunner {
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
             GroupEvent::Records(records) => {
                 let batch = self.convert(records)?;
-                self.put(batch).await
+                self.put(batch).await?;
+                if self.skipped.due() {
+                    self.explain_skipped().await;
+                }
+                Ok(())
             }
         }
     }
@@ -328,15 +341,14 @@ impl SinkTaskRunner {
             let Some(&start) = starts.get(&partition) else {
                 continue;
             };
+            self.skipped.expect(partition.clone(), from.max(start));
             if from < start {
-                let lost = start - from;
-                tracing::error!(
-                    task = %self.id,
-                    %partition,
-                    lost,
-                    "{lost} records of {partition} (offsets {from} to {}) were deleted by retention before this sink read them: they were never delivered; going on from offset {start}",
-                    start - 1
-                );
+                Loss {
+                    partition: partition.clone(),
+                    deleted: from..start,
+                    next: start,
+                }
+                .report(&self.id);
                 if let Err(e) = self.consumer().seek(&partition, start) {
                     tracing::debug!(task = %self.id, %partition, error = %e, "cannot seek to the log start; the consumer resets there itself");
                 }
@@ -348,6 +360,22 @@ impl SinkTaskRunner {
                 }
                 self.positions.insert(partition.clone(), start);
                 self.starts.insert(partition, start);
+            }
+        }
+    }
+
+    /// Compares the offsets the consumer jumped over with their partitions' log starts, and reports
+    /// those retention deleted. Jumps whose log start cannot be found now wait for the next try.
+    async fn explain_skipped(&mut self) {
+        let partitions = self.skipped.start_check();
+        match self.consumer().log_start_offsets(&partitions).await {
+            Ok(starts) => {
+                for loss in self.skipped.explain(&starts) {
+                    loss.report(&self.id);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(task = %self.id, error = %e, "cannot compare the offsets the consumer skipped with the log start; tried again before the next commit");
             }
         }
     }
@@ -372,18 +400,31 @@ impl SinkTaskRunner {
                     done.close(&mut batch);
                 }
                 let partition = TopicPartition::new(&*record.topic, record.partition);
+                let expected = batch
+                    .next
+                    .get(&partition)
+                    .or_else(|| self.positions.get(&partition))
+                    .copied()
+                    .or_else(|| self.skipped.expected(&partition));
                 run = Some(Run {
                     owned: self.assigned.contains(&partition),
                     partition,
                     first: record.offset,
                     next: record.offset,
+                    expected,
                 });
             }
             let Some(current) = run.as_mut().filter(|r| r.owned) else {
                 continue;
             };
-            current.next = record.offset + 1;
             let offset = record.offset;
+            if let Some(expected) = current.expected.filter(|expected| offset > *expected) {
+                batch
+                    .jumps
+                    .push((current.partition.clone(), expected..offset));
+            }
+            current.next = offset + 1;
+            current.expected = Some(offset + 1);
             match converters.to_sink(record) {
                 Ok(sink_record) => batch.records.push(sink_record),
                 Err(e) => {
@@ -424,6 +465,9 @@ impl SinkTaskRunner {
                     self.starts.entry(partition).or_insert(first);
                 }
                 self.positions.extend(batch.next);
+                for (partition, jump) in batch.jumps {
+                    self.skipped.note(partition, jump);
+                }
                 self.apply_requests()
             }
             Err(e) if e.is_retriable() => {
@@ -498,9 +542,15 @@ impl SinkTaskRunner {
     /// Asks the task what may be committed for these partitions (the default flushes first) and commits
     /// it synchronously. A commit rejected after a rebalance is logged, not fatal: the records will be
     /// redelivered to whoever owns the partitions now.
+    /// Offsets past a jump the log start has not explained yet are not committed: the jump may be records
+    /// retention deleted, to be reported by this task or, after a crash, by the next owner.
     async fn commit(&mut self, partitions: &[TopicPartition]) {
+        if partitions.iter().any(|p| self.skipped.unexplained(p)) {
+            self.explain_skipped().await;
+        }
         let current: BTreeMap<_, _> = partitions
             .iter()
+            .filter(|p| !self.skipped.unexplained(p))
             .filter_map(|p| self.positions.get(p).map(|o| (p.clone(), *o)))
             .collect();
         if current.is_empty() {
@@ -608,6 +658,7 @@ impl SinkTaskRunner {
             self.committed.remove(p);
             self.starts.remove(p);
             self.paused_by_task.remove(p);
+            self.skipped.forget(p);
         }
         self.context.requests().assignment = self.assigned.clone();
         Ok(())

@@ -363,14 +363,6 @@ impl Logs {
             .map(move |(i, _)| (start + i) as i64)
     }
 
-    /// One past the last record that is visible or may still become visible.
-    pub fn live_end(&self, tp: &Tp) -> i64 {
-        self.entries(tp)
-            .iter()
-            .rposition(is_live)
-            .map_or(0, |offset| offset as i64 + 1)
-    }
-
     /// One past the last record a read_committed reader sees in a partition: where a consumer that read
     /// everything commits (markers and aborted records after it are never delivered).
     pub fn committed_end(&self, tp: &Tp) -> i64 {
@@ -583,6 +575,5 @@ mod tests {
         assert_eq!(committed.len(), 1);
         assert_eq!((committed[0].offset, committed[0].visible_at), (1, later));
         assert_eq!(logs.live_offsets_from(&tp, 0).collect::<Vec<_>>(), [1]);
-        assert_eq!(logs.live_end(&tp), 2);
     }
 }

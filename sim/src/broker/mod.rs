@@ -22,6 +22,7 @@ pub use produce_errors::ProduceErrors;
 pub use server::serve;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -97,6 +98,11 @@ pub enum ClusterEvent {
         transactional_id: String,
         producer_id: i64,
         epoch: i16,
+    },
+    /// Retention (or an administrator's DeleteRecords) deleted a partition's records at these offsets.
+    RecordsDeleted {
+        tp: Tp,
+        deleted: Range<i64>,
     },
     /// A transaction committed or aborted (`timed_out`: by the coordinator, past `transaction.timeout.ms`).
     TransactionEnded {
@@ -299,12 +305,22 @@ impl Cluster {
 
     /// Retention deletes the oldest `percent` of a partition's readable records; returns the new log
     /// start.
-    pub fn delete_records(&self, tp: &Tp, percent: u8) -> Option<i64> {
+    pub fn delete_records(&self, tp: &Tp, percent: u8, at: Duration) -> Option<i64> {
         let mut state = self.lock();
         let start = state.logs.start_offset(tp).ok()?;
         let end = state.logs.end_offset(tp).ok()?;
         let before = start + (end - start) * i64::from(percent.min(100)) / 100;
-        state.logs.delete_records(tp, before).ok()
+        let new_start = state.logs.delete_records(tp, before).ok()?;
+        if new_start > start {
+            state.emit_at(
+                at,
+                ClusterEvent::RecordsDeleted {
+                    tp: tp.clone(),
+                    deleted: start..new_start,
+                },
+            );
+        }
+        Some(new_start)
     }
 
     /// Moves the coordinator of every group and transactional id the cluster knows to broker `to` at

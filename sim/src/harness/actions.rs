@@ -120,7 +120,7 @@ pub(super) fn apply(
                 percent,
             } => {
                 for partition in partitions {
-                    cluster.delete_records(&Tp::new(*topic, partition), percent);
+                    cluster.delete_records(&Tp::new(*topic, partition), percent, now);
                 }
             }
             Fault::MoveCoordinators { to } => {

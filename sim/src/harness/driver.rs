@@ -16,6 +16,7 @@ use super::hosts::{
 };
 use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
 use super::offsets::{OffsetFile, SourceCommits};
+use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
@@ -23,6 +24,7 @@ use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
 use crate::oracle::{
     cap, check_final, Anomaly, AnomalyKind, CommitChecks, Destination, Durability, FinalState,
+    RetentionEvidence,
 };
 use crate::placement;
 use crate::report::{FinalOffsets, Report, TraceHash};
@@ -166,6 +168,7 @@ pub fn run_planned(
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     align_task_ids()?;
     coverage::start();
+    let listening = told::listen();
     // The driver runs outside the simulation: the wall clock only measures the run for its report.
     #[allow(clippy::disallowed_methods)]
     let wall = std::time::Instant::now();
@@ -315,6 +318,7 @@ pub fn run_planned(
     let simulated = sim.elapsed();
     drop(sim);
     let coverage = coverage::finish();
+    let retention_reported = listening.finish();
 
     let source_committed = committed_source(scenario, &cluster, &source_commits);
     let writes = store.writes();
@@ -342,6 +346,10 @@ pub fn run_planned(
         },
         zombie_writes: &zombie_writes,
         reports: &shared.reports.all(),
+        retention: RetentionEvidence {
+            deleted_while_owed: journal.checks.deleted_while_owed(),
+            reported: &retention_reported,
+        },
     });
     let sink_committed = state.committed(&scenario.sink_group());
     let lines = shared.ledger.lines(input_file::OUTPUT_FILE);

@@ -16,5 +16,6 @@ mod hosts;
 mod journal;
 mod offsets;
 mod operator;
+mod told;
 
 pub use driver::{run, run_planned, RunError};

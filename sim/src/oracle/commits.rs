@@ -4,6 +4,7 @@
 //! (every commit, every producer initialization).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::time::Duration;
 
 use super::cluster::{Commit, GroupInvariants, Ownership};
@@ -30,6 +31,9 @@ pub struct CommitChecks {
     source_commits: BTreeMap<i64, Vec<(Duration, i64)>>,
     /// When each transactional producer epoch (producer id, epoch) was initialized.
     inits: BTreeMap<(i64, i16), Duration>,
+    /// Ranges of the topic retention deleted after the sink's group had committed an offset of their
+    /// partition.
+    deleted_while_owed: Vec<(Tp, Range<i64>)>,
 }
 
 /// A record that became visible from a zombie instance.
@@ -53,6 +57,7 @@ impl CommitChecks {
             early: BTreeSet::new(),
             source_commits: BTreeMap::new(),
             inits: BTreeMap::new(),
+            deleted_while_owed: Vec::new(),
         }
     }
 
@@ -77,6 +82,12 @@ impl CommitChecks {
             .unwrap_or_default()
     }
 
+    /// Ranges of the topic retention deleted after the sink's group had committed an offset of their
+    /// partition: records the group owed, which a sink task must report if none wrote them.
+    pub fn deleted_while_owed(&self) -> &[(Tp, Range<i64>)] {
+        &self.deleted_while_owed
+    }
+
     /// Every source commit, per stream: when, and the seq it covers.
     pub fn source_commits(&self) -> &BTreeMap<i64, Vec<(Duration, i64)>> {
         &self.source_commits
@@ -86,12 +97,24 @@ impl CommitChecks {
     /// initialization fences its task's older instances.
     pub fn on_cluster_event(&mut self, at: Duration, event: &ClusterEvent, logs: &Logs) {
         self.groups.on_event(at, event, &mut self.anomalies);
-        if let ClusterEvent::ProducerInitialized {
-            producer_id, epoch, ..
-        } = event
-        {
-            self.inits.entry((*producer_id, *epoch)).or_insert(at);
-            return;
+        match event {
+            ClusterEvent::ProducerInitialized {
+                producer_id, epoch, ..
+            } => {
+                self.inits.entry((*producer_id, *epoch)).or_insert(at);
+                return;
+            }
+            ClusterEvent::RecordsDeleted { tp, deleted } if tp.topic == self.topic => {
+                let owed = self
+                    .groups
+                    .commits(&self.sink_group)
+                    .is_some_and(|commits| commits.get(tp).is_some_and(|c| !c.is_empty()));
+                if owed {
+                    self.deleted_while_owed.push((tp.clone(), deleted.clone()));
+                }
+                return;
+            }
+            _ => {}
         }
         let ClusterEvent::Committed {
             group,

@@ -47,7 +47,7 @@ impl Durability {
                         };
                         !ledger.is_durable(&String::from_utf8_lossy(value.unwrap_or_default()))
                     })
-                    .unwrap_or_else(|| logs.live_end(tp).max(from));
+                    .unwrap_or_else(|| log_end(logs, tp).max(from));
                 verified.insert(tp.clone(), end);
                 end
             }
@@ -67,5 +67,12 @@ pub fn durable_end(logs: &Logs, store: &DestinationStore, tp: &Tp) -> i64 {
     });
     store
         .first_missing(tp, to_write)
-        .unwrap_or_else(|| logs.live_end(tp).max(from))
+        .unwrap_or_else(|| log_end(logs, tp).max(from))
+}
+
+/// Where a partition's log ends: past its last record, marker or aborted record (with no record missing
+/// before it, a sink may commit there; a consumer reading uncommitted data does, after aborted records
+/// it wrote).
+fn log_end(logs: &Logs, tp: &Tp) -> i64 {
+    logs.end_offset(tp).unwrap_or(0)
 }

@@ -39,9 +39,11 @@ pub mod drain;
 pub mod durability;
 pub mod redelivery;
 pub mod reports;
+pub mod retention;
 
 pub use commits::{CommitChecks, ZombieWrite};
 pub use durability::{durable_end, Durability};
+pub use retention::RetentionEvidence;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,6 +73,7 @@ pub enum AnomalyKind {
     NotDrained,
     CommitRecordMissing,
     CommitRecordWrong,
+    DeletedUnreported,
 }
 
 impl AnomalyKind {
@@ -91,6 +94,7 @@ impl AnomalyKind {
             AnomalyKind::NotDrained => "not-drained",
             AnomalyKind::CommitRecordMissing => "commit-record-missing",
             AnomalyKind::CommitRecordWrong => "commit-record-wrong",
+            AnomalyKind::DeletedUnreported => "deleted-unreported",
         }
     }
 }
@@ -203,6 +207,8 @@ pub struct FinalState<'a> {
     pub zombie_writes: &'a BTreeSet<(Tp, i64)>,
     /// What each source task instance was told through `commit_record` and `commit`.
     pub reports: &'a BTreeMap<u64, InstanceReports>,
+    /// Which records retention deleted while the sink's group owed them, and which a sink task reported.
+    pub retention: RetentionEvidence<'a>,
 }
 
 /// The end-of-run checks.
@@ -266,7 +272,17 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
 
     let example = match &state.destination {
         Destination::Store(writes) => {
-            check_store(writes, state.logs, &positions, &mut tally, &mut first)
+            let mut deleted = BTreeSet::new();
+            let example = check_store(
+                writes,
+                state.logs,
+                &positions,
+                &mut tally,
+                &mut deleted,
+                &mut first,
+            );
+            retention::check(&deleted, state.retention, &mut first);
+            example
         }
         Destination::Lines(lines) => check_lines(lines, scenario, &mut tally, &mut first),
     };
@@ -303,12 +319,14 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
 type Report<'r> = &'r mut dyn FnMut(AnomalyKind, String);
 
 /// Every Kafka record durable in the destination store; copies counted; order within a delivery epoch.
-/// Returns an example of a record written more than once.
+/// Returns an example of a record written more than once; adds to `deleted` the records retention
+/// deleted before any sink task wrote them.
 fn check_store(
     writes: &[Write],
     logs: &Logs,
     positions: &BTreeMap<(i64, i64), Vec<(Tp, i64)>>,
     tally: &mut Tally,
+    deleted: &mut BTreeSet<(Tp, i64)>,
     report: Report<'_>,
 ) -> Option<String> {
     let mut written: BTreeMap<(Tp, i64), usize> = BTreeMap::new();
@@ -382,6 +400,7 @@ fn check_store(
         }
         if logs.start_offset(tp).is_ok_and(|start| *offset < start) {
             tally.deleted_unwritten += 1;
+            deleted.insert((tp.clone(), *offset));
         } else {
             report(
                 AnomalyKind::Unseen,
