@@ -304,7 +304,7 @@ impl SinkTaskRunner {
                 let batch = self.convert(records)?;
                 self.put(batch).await?;
                 if self.skipped.due() {
-                    self.explain_skipped().await;
+                    self.compare_with_log_starts(&[]).await;
                 }
                 Ok(())
             }
@@ -364,19 +364,53 @@ impl SinkTaskRunner {
         }
     }
 
-    /// Compares the offsets the consumer jumped over with their partitions' log starts, and reports
-    /// those retention deleted. Jumps whose log start cannot be found now wait for the next try.
-    async fn explain_skipped(&mut self) {
-        let partitions = self.skipped.start_check();
-        match self.consumer().log_start_offsets(&partitions).await {
-            Ok(starts) => {
-                for loss in self.skipped.explain(&starts) {
-                    loss.report(&self.id);
-                }
-            }
+    /// Compares where the task reads with the log starts, and reports what retention deleted before the
+    /// task read it: the offsets the consumer jumped over, and the positions of `to_commit` (the
+    /// partitions about to be committed) that retention passed with no record after the deleted ones,
+    /// so no jump shows them. Such a position moves to the log start, so that the commit passes the
+    /// deleted records. Jumps whose log start cannot be found now wait for the next try.
+    async fn compare_with_log_starts(&mut self, to_commit: &[TopicPartition]) {
+        let mut partitions = self.skipped.start_check();
+        partitions.extend(
+            to_commit
+                .iter()
+                .filter(|p| self.positions.contains_key(*p))
+                .cloned(),
+        );
+        partitions.sort();
+        partitions.dedup();
+        if partitions.is_empty() {
+            return;
+        }
+        let starts = match self.consumer().log_start_offsets(&partitions).await {
+            Ok(starts) => starts,
             Err(e) => {
-                tracing::debug!(task = %self.id, error = %e, "cannot compare the offsets the consumer skipped with the log start; tried again before the next commit");
+                tracing::debug!(task = %self.id, error = %e, "cannot compare where the task reads with the log start; tried again before the next commit");
+                return;
             }
+        };
+        for loss in self.skipped.explain(&starts) {
+            loss.report(&self.id);
+        }
+        for partition in to_commit {
+            let (Some(&position), Some(&start)) =
+                (self.positions.get(partition), starts.get(partition))
+            else {
+                continue;
+            };
+            if position >= start {
+                continue;
+            }
+            Loss {
+                partition: partition.clone(),
+                deleted: position..start,
+                next: start,
+            }
+            .report(&self.id);
+            if let Err(e) = self.consumer().seek(partition, start) {
+                tracing::debug!(task = %self.id, %partition, error = %e, "cannot seek to the log start; the consumer resets there itself");
+            }
+            self.positions.insert(partition.clone(), start);
         }
     }
 
@@ -542,12 +576,11 @@ impl SinkTaskRunner {
     /// Asks the task what may be committed for these partitions (the default flushes first) and commits
     /// it synchronously. A commit rejected after a rebalance is logged, not fatal: the records will be
     /// redelivered to whoever owns the partitions now.
-    /// Offsets past a jump the log start has not explained yet are not committed: the jump may be records
-    /// retention deleted, to be reported by this task or, after a crash, by the next owner.
+    /// Retention losses are reported first. Offsets past a jump the log start has not explained yet are
+    /// not committed: the jump may be records retention deleted, to be reported by this task or, after a
+    /// crash, by the next owner.
     async fn commit(&mut self, partitions: &[TopicPartition]) {
-        if partitions.iter().any(|p| self.skipped.unexplained(p)) {
-            self.explain_skipped().await;
-        }
+        self.compare_with_log_starts(partitions).await;
         let current: BTreeMap<_, _> = partitions
             .iter()
             .filter(|p| !self.skipped.unexplained(p))
