@@ -29,6 +29,8 @@ pub(super) struct Skipped {
     expected: BTreeMap<TopicPartition, i64>,
     /// Per owned partition: the offset ranges the consumer jumped over, oldest first.
     jumps: BTreeMap<TopicPartition, Vec<Range<i64>>>,
+    /// Per owned partition: its position at the last commit.
+    committed_at: BTreeMap<TopicPartition, i64>,
     last_check: Option<Instant>,
 }
 
@@ -89,6 +91,13 @@ impl Skipped {
         self.jumps.contains_key(partition)
     }
 
+    /// Whether `partition` is still at `position`, where it was at the last commit; remembers it for the
+    /// next. Retention can pass an idle partition's position without a jump to show it: no record follows
+    /// the deleted ones.
+    pub(super) fn idle(&mut self, partition: &TopicPartition, position: i64) -> bool {
+        self.committed_at.insert(partition.clone(), position) == Some(position)
+    }
+
     /// Whether jumps wait and the last comparison is old enough to make another.
     pub(super) fn due(&self) -> bool {
         !self.jumps.is_empty()
@@ -128,6 +137,7 @@ impl Skipped {
     pub(super) fn forget(&mut self, partition: &TopicPartition) {
         self.expected.remove(partition);
         self.jumps.remove(partition);
+        self.committed_at.remove(partition);
     }
 }
 
@@ -178,12 +188,27 @@ mod tests {
     }
 
     #[test]
-    fn a_forgotten_partition_has_nothing_start_check() {
+    fn a_forgotten_partition_has_nothing_to_explain() {
         let mut skipped = Skipped::default();
         skipped.expect(tp(0), 7);
         skipped.note(tp(0), 7..9);
+        assert!(!skipped.idle(&tp(0), 9));
         assert!(skipped.due());
         skipped.forget(&tp(0));
         assert!(!skipped.due() && skipped.expected(&tp(0)).is_none());
+        assert!(
+            !skipped.idle(&tp(0), 9),
+            "forgotten, so not idle since a commit"
+        );
+    }
+
+    #[test]
+    fn a_partition_is_idle_when_its_position_has_not_moved_since_the_last_commit() {
+        let mut skipped = Skipped::default();
+        assert!(!skipped.idle(&tp(0), 5), "no commit before");
+        assert!(skipped.idle(&tp(0), 5));
+        assert!(!skipped.idle(&tp(0), 6));
+        assert!(skipped.idle(&tp(0), 6));
+        assert!(!skipped.idle(&tp(1), 6), "each partition apart");
     }
 }

@@ -365,18 +365,22 @@ impl SinkTaskRunner {
     }
 
     /// Compares where the task reads with the log starts, and reports what retention deleted before the
-    /// task read it: the offsets the consumer jumped over, and the positions of `to_commit` (the
-    /// partitions about to be committed) that retention passed with no record after the deleted ones,
-    /// so no jump shows them. Such a position moves to the log start, so that the commit passes the
-    /// deleted records. Jumps whose log start cannot be found now wait for the next try.
+    /// task read it: the offsets the consumer jumped over, and the positions of the partitions in
+    /// `to_commit` idle since the last commit, which retention may have passed with no record after the
+    /// deleted ones, so no jump shows them. Such a position moves to the log start, so that the commit
+    /// passes the deleted records. Jumps whose log start cannot be found now wait for the next try.
     async fn compare_with_log_starts(&mut self, to_commit: &[TopicPartition]) {
+        let idle: Vec<TopicPartition> = to_commit
+            .iter()
+            .filter(|p| {
+                self.positions
+                    .get(*p)
+                    .is_some_and(|position| self.skipped.idle(p, *position))
+            })
+            .cloned()
+            .collect();
         let mut partitions = self.skipped.start_check();
-        partitions.extend(
-            to_commit
-                .iter()
-                .filter(|p| self.positions.contains_key(*p))
-                .cloned(),
-        );
+        partitions.extend(idle.iter().cloned());
         partitions.sort();
         partitions.dedup();
         if partitions.is_empty() {
@@ -392,7 +396,7 @@ impl SinkTaskRunner {
         for loss in self.skipped.explain(&starts) {
             loss.report(&self.id);
         }
-        for partition in to_commit {
+        for partition in &idle {
             let (Some(&position), Some(&start)) =
                 (self.positions.get(partition), starts.get(partition))
             else {
