@@ -20,6 +20,8 @@ use crate::api::TopicPartition;
 
 /// How often, at most, jumps are compared with the log start between commits.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often, at most, the positions of idle partitions are compared with the log start.
+const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Offsets a sink task's consumer skipped over, until the log start explains them.
 #[derive(Debug, Default)]
@@ -32,6 +34,7 @@ pub(super) struct Skipped {
     /// Per owned partition: its position at the last commit.
     committed_at: BTreeMap<TopicPartition, i64>,
     last_check: Option<Instant>,
+    last_idle_check: Option<Instant>,
 }
 
 /// Records of a partition deleted by retention before the sink task read them.
@@ -91,11 +94,29 @@ impl Skipped {
         self.jumps.contains_key(partition)
     }
 
-    /// Whether `partition` is still at `position`, where it was at the last commit; remembers it for the
-    /// next. Retention can pass an idle partition's position without a jump to show it: no record follows
-    /// the deleted ones.
-    pub(super) fn idle(&mut self, partition: &TopicPartition, position: i64) -> bool {
-        self.committed_at.insert(partition.clone(), position) == Some(position)
+    /// Of `positions` (partitions about to be committed), those still where they were at the last commit,
+    /// if their last comparison with the log start is old enough to make another; remembers the
+    /// positions for the next commit. Retention can pass an idle partition's position without a jump to
+    /// show it: no record follows the deleted ones.
+    pub(super) fn idle(
+        &mut self,
+        positions: &BTreeMap<TopicPartition, i64>,
+    ) -> Vec<TopicPartition> {
+        let idle: Vec<TopicPartition> = positions
+            .iter()
+            .filter(|(partition, position)| {
+                self.committed_at.insert((*partition).clone(), **position) == Some(**position)
+            })
+            .map(|(partition, _)| partition.clone())
+            .collect();
+        let due = self
+            .last_idle_check
+            .is_none_or(|at| at.elapsed() >= IDLE_CHECK_INTERVAL);
+        if idle.is_empty() || !due {
+            return Vec::new();
+        }
+        self.last_idle_check = Some(Instant::now());
+        idle
     }
 
     /// Whether jumps wait and the last comparison is old enough to make another.
@@ -192,23 +213,33 @@ mod tests {
         let mut skipped = Skipped::default();
         skipped.expect(tp(0), 7);
         skipped.note(tp(0), 7..9);
-        assert!(!skipped.idle(&tp(0), 9));
+        let at_9 = BTreeMap::from([(tp(0), 9)]);
+        assert!(skipped.idle(&at_9).is_empty());
         assert!(skipped.due());
         skipped.forget(&tp(0));
         assert!(!skipped.due() && skipped.expected(&tp(0)).is_none());
         assert!(
-            !skipped.idle(&tp(0), 9),
+            skipped.idle(&at_9).is_empty(),
             "forgotten, so not idle since a commit"
         );
     }
 
-    #[test]
-    fn a_partition_is_idle_when_its_position_has_not_moved_since_the_last_commit() {
+    #[tokio::test(start_paused = true)]
+    async fn partitions_idle_since_the_last_commit_are_compared_at_most_every_few_seconds() {
         let mut skipped = Skipped::default();
-        assert!(!skipped.idle(&tp(0), 5), "no commit before");
-        assert!(skipped.idle(&tp(0), 5));
-        assert!(!skipped.idle(&tp(0), 6));
-        assert!(skipped.idle(&tp(0), 6));
-        assert!(!skipped.idle(&tp(1), 6), "each partition apart");
+        let positions = |p0, p1| BTreeMap::from([(tp(0), p0), (tp(1), p1)]);
+        assert!(
+            skipped.idle(&positions(5, 5)).is_empty(),
+            "no commit before"
+        );
+        assert_eq!(skipped.idle(&positions(5, 6)), vec![tp(0)]);
+        assert!(
+            skipped.idle(&positions(5, 6)).is_empty(),
+            "compared a moment ago"
+        );
+        tokio::time::advance(IDLE_CHECK_INTERVAL).await;
+        assert_eq!(skipped.idle(&positions(5, 6)), vec![tp(0), tp(1)]);
+        tokio::time::advance(IDLE_CHECK_INTERVAL).await;
+        assert!(skipped.idle(&positions(6, 7)).is_empty(), "both moved");
     }
 }

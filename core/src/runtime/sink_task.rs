@@ -258,6 +258,9 @@ impl SinkTaskRunner {
                 _ = commit_timer.tick() => {
                     let owned: Vec<_> = self.assigned.iter().cloned().collect();
                     self.commit(&owned).await;
+                    // The next commit comes a period after this one ended: a commit slower than the
+                    // period must not keep the loop from polling.
+                    commit_timer.reset();
                 }
                 event = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => match event {
                     Ok(event) => self.on_event(event).await?,
@@ -365,20 +368,16 @@ impl SinkTaskRunner {
     }
 
     /// Compares where the task reads with the log starts, and reports what retention deleted before the
-    /// task read it: the offsets the consumer jumped over, and the positions of the partitions in
-    /// `to_commit` idle since the last commit, which retention may have passed with no record after the
-    /// deleted ones, so no jump shows them. Such a position moves to the log start, so that the commit
+    /// task read it: the offsets the consumer jumped over, and (every few seconds) the positions of the
+    /// partitions in `to_commit` idle since the last commit, which retention may have passed with no
+    /// record after the deleted ones, so no jump shows them. Such a position moves to the log start, so that the commit
     /// passes the deleted records. Jumps whose log start cannot be found now wait for the next try.
     async fn compare_with_log_starts(&mut self, to_commit: &[TopicPartition]) {
-        let idle: Vec<TopicPartition> = to_commit
+        let positions: BTreeMap<TopicPartition, i64> = to_commit
             .iter()
-            .filter(|p| {
-                self.positions
-                    .get(*p)
-                    .is_some_and(|position| self.skipped.idle(p, *position))
-            })
-            .cloned()
+            .filter_map(|p| self.positions.get(p).map(|o| (p.clone(), *o)))
             .collect();
+        let idle = self.skipped.idle(&positions);
         let mut partitions = self.skipped.start_check();
         partitions.extend(idle.iter().cloned());
         partitions.sort();

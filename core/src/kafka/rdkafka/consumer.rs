@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use super::client_log;
 use super::signalled_queue::SignalledQueue;
-use super::{blocking, detached, rd_error, watermarks};
+use super::{blocking, detached, rd_error};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader};
 
@@ -369,8 +369,32 @@ impl GroupConsumer for RdGroupConsumer {
         &mut self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
-        let marks = watermarks(&self.inner, partitions, CALL_TIMEOUT).await?;
-        Ok(marks.into_iter().map(|(p, (low, _))| (p, low)).collect())
+        // ListOffsets with the EARLIEST timestamp (-2): one request per leader for every partition, where
+        // a watermark query costs two per partition.
+        let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+        for p in partitions {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Beginning)
+                .map_err(|e| rd_error(&e))?;
+        }
+        let consumer = self.inner.clone();
+        let found = blocking(CALL_TIMEOUT * 2, move || {
+            consumer.offsets_for_times(tpl, CALL_TIMEOUT)
+        })
+        .await?
+        .map_err(|e| rd_error(&e))?;
+        let mut starts = BTreeMap::new();
+        for element in found.elements() {
+            if let Some(error) = element.error().err() {
+                return Err(rd_error(&error));
+            }
+            if let Offset::Offset(start) = element.offset() {
+                starts.insert(
+                    TopicPartition::new(element.topic(), element.partition()),
+                    start,
+                );
+            }
+        }
+        Ok(starts)
     }
 
     fn seek(&mut self, partition: &TopicPartition, offset: i64) -> Result<(), KafkaError> {
