@@ -333,3 +333,47 @@ fn a_sink_behind_the_log_start_commits_the_log_start() {
         report.to_yaml()
     );
 }
+
+/// Worker 2 was cut off, and its partitions went to worker 0, whose tasks were assigned them at the
+/// committed offsets; retention then deleted every record before their first fetch. The consumer moved
+/// to the log start without a word and no record came after it, so no jump in the offsets showed the
+/// loss, and the tasks, having put nothing of those partitions, had no position to compare with the
+/// log start (`retention` seed 404, found by the oracle's `deleted-unreported`). Now a partition with
+/// nothing put yet counts as at its committed offset, and the last commit before a stop compares every
+/// position.
+#[test]
+fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
+    let scenario = Scenario {
+        assignors: &["cooperative-sticky"],
+        sink_modes: &[sluice_sim::workload::SinkMode::Buffer],
+        ..Scenario::named("retention").expect("a known scenario")
+    };
+    let plan = vec![
+        Scheduled {
+            at: at(40_108),
+            fault: Fault::HoldNetwork {
+                worker: 2,
+                duration: at(16_541),
+            },
+        },
+        Scheduled {
+            at: at(52_765),
+            fault: Fault::DeleteRecords {
+                partitions: (0..8).collect(),
+                percent: 100,
+            },
+        },
+    ];
+    let report = run_planned(&scenario, 404, plan).expect("the simulation runs");
+    assert!(
+        report.coverage.contains_key(&Event::RetentionSkipped),
+        "the fault was reached: a consumer's position fell behind the log start\n{}",
+        report.to_yaml()
+    );
+    assert!(
+        report.records.deleted_unwritten > 0,
+        "retention deleted records no sink task had written:\n{}",
+        report.to_yaml()
+    );
+    assert_passed(&report);
+}

@@ -35,6 +35,8 @@ pub(super) struct Skipped {
     committed_at: BTreeMap<TopicPartition, i64>,
     last_check: Option<Instant>,
     last_idle_check: Option<Instant>,
+    /// The next commit compares every position, idle or not.
+    compare_all: bool,
 }
 
 /// Records of a partition deleted by retention before the sink task read them.
@@ -95,28 +97,38 @@ impl Skipped {
     }
 
     /// Of `positions` (partitions about to be committed), those still where they were at the last commit,
-    /// if their last comparison with the log start is old enough to make another; remembers the
-    /// positions for the next commit. Retention can pass an idle partition's position without a jump to
-    /// show it: no record follows the deleted ones.
+    /// if their last comparison with the log start is old enough to make another (all of them, once
+    /// asked to); remembers the positions for the next commit. Retention can pass an idle partition's
+    /// position without a jump to show it: no record follows the deleted ones.
     pub(super) fn idle(
         &mut self,
         positions: &BTreeMap<TopicPartition, i64>,
     ) -> Vec<TopicPartition> {
+        let all = std::mem::take(&mut self.compare_all);
         let idle: Vec<TopicPartition> = positions
             .iter()
             .filter(|(partition, position)| {
                 self.committed_at.insert((*partition).clone(), **position) == Some(**position)
+                    || all
             })
             .map(|(partition, _)| partition.clone())
             .collect();
-        let due = self
-            .last_idle_check
-            .is_none_or(|at| at.elapsed() >= IDLE_CHECK_INTERVAL);
+        let due = all
+            || self
+                .last_idle_check
+                .is_none_or(|at| at.elapsed() >= IDLE_CHECK_INTERVAL);
         if idle.is_empty() || !due {
             return Vec::new();
         }
         self.last_idle_check = Some(Instant::now());
         idle
+    }
+
+    /// Makes the next commit compare every position with the log start, idle or not, however recent
+    /// the last comparison: the last commit before a stop, after which nobody may read the partitions
+    /// for a while.
+    pub(super) fn compare_all_at_next_commit(&mut self) {
+        self.compare_all = true;
     }
 
     /// Whether jumps wait and the last comparison is old enough to make another.
@@ -241,5 +253,12 @@ mod tests {
         assert_eq!(skipped.idle(&positions(5, 6)), vec![tp(0), tp(1)]);
         tokio::time::advance(IDLE_CHECK_INTERVAL).await;
         assert!(skipped.idle(&positions(6, 7)).is_empty(), "both moved");
+        skipped.compare_all_at_next_commit();
+        assert_eq!(
+            skipped.idle(&positions(7, 8)),
+            vec![tp(0), tp(1)],
+            "moved, but all at once"
+        );
+        assert!(skipped.idle(&positions(7, 8)).is_empty(), "then as before");
     }
 }

@@ -165,6 +165,7 @@ impl SinkTaskRunner {
         if outcome.is_ok() {
             // Only this last commit's refusals are still this task's to report.
             self.refused.clear();
+            self.skipped.compare_all_at_next_commit();
             self.commit(&owned).await;
         }
         if let Err(e) = self.task.close(&owned).await {
@@ -373,9 +374,17 @@ impl SinkTaskRunner {
     /// record after the deleted ones, so no jump shows them. Such a position moves to the log start, so that the commit
     /// passes the deleted records. Jumps whose log start cannot be found now wait for the next try.
     async fn compare_with_log_starts(&mut self, to_commit: &[TopicPartition]) {
+        // A partition the task has put nothing of yet is where its first record is expected.
         let positions: BTreeMap<TopicPartition, i64> = to_commit
             .iter()
-            .filter_map(|p| self.positions.get(p).map(|o| (p.clone(), *o)))
+            .filter_map(|p| {
+                let position = self
+                    .positions
+                    .get(p)
+                    .copied()
+                    .or_else(|| self.skipped.expected(p));
+                position.map(|o| (p.clone(), o))
+            })
             .collect();
         let idle = self.skipped.idle(&positions);
         let mut partitions = self.skipped.start_check();
@@ -396,8 +405,7 @@ impl SinkTaskRunner {
             loss.report(&self.id);
         }
         for partition in &idle {
-            let (Some(&position), Some(&start)) =
-                (self.positions.get(partition), starts.get(partition))
+            let (Some(&position), Some(&start)) = (positions.get(partition), starts.get(partition))
             else {
                 continue;
             };
