@@ -571,6 +571,71 @@ mod tests {
         (dir, path, file, task)
     }
 
+    /// A task reading `path` with `max.line.bytes=10` (lines longer than that fail the task).
+    async fn with_max_line_bytes_10(path: &std::path::Path) -> FileStreamSourceTask {
+        let mut config = context(path, None).configs().clone();
+        config.insert(MAX_LINE_BYTES.to_owned(), "10".to_owned());
+        let context = SourceTaskContext::new(config, Arc::new(Committed(BTreeMap::new())));
+        let mut task = FileStreamSourceTask::default();
+        task.start(context).await.unwrap();
+        task
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_of_exactly_max_line_bytes_is_kept_whole_or_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"0123456789\nabcdefghij").unwrap();
+        let mut task = with_max_line_bytes_10(&path).await;
+        assert_eq!(lines(&task.poll().await.unwrap()), ["0123456789"]);
+        // Ten bytes without their newline yet: not too long.
+        assert!(task.poll().await.unwrap().is_empty());
+        append(&path, b"\n");
+        assert_eq!(lines(&task.poll().await.unwrap()), ["abcdefghij"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_lines_are_records_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"\n\nx\n\n").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert_eq!(
+            lines_and_positions(&task.poll().await.unwrap()),
+            [
+                (String::new(), 1),
+                (String::new(), 2),
+                ("x".to_owned(), 4),
+                (String::new(), 5)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_empty_when_opened_then_written_past_a_fingerprint_in_one_go_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, b"").unwrap();
+        let mut task = FileStreamSourceTask::default();
+        task.start(context(&path, None)).await.unwrap();
+        assert!(task.poll().await.unwrap().is_empty());
+        // One read brings more than the fingerprint's 64 bytes.
+        append(
+            &path,
+            b"a first line, long enough on its own to pass the fingerprint's 64 bytes\n",
+        );
+        let committed = task.poll().await.unwrap().pop().unwrap().source_offset;
+        task.stop().await.unwrap();
+        append(&path, b"second\n");
+        let mut restarted = restarted_at(&path, &committed).await;
+        assert_eq!(
+            lines(&restarted.poll().await.unwrap()),
+            ["second"],
+            "the offset {committed} names this file: it resumes, not reads again"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_line_past_max_line_bytes_fails_the_task_naming_file_and_position() {
         let (_dir, path, _file, mut task) = past_a_short_line("none").await;
