@@ -102,7 +102,6 @@ pub struct SubmittedRecords {
     queues: Vec<PartitionQueue>,
     /// Index of the queue the last submission went to: tasks usually send runs of one partition.
     last: usize,
-    in_flight: usize,
 }
 
 impl SubmittedRecords {
@@ -118,12 +117,10 @@ impl SubmittedRecords {
             offset,
             acked: false,
         });
-        let handle = Submitted {
+        Submitted {
             queue: queue.id,
             seq,
-        };
-        self.in_flight += 1;
-        handle
+        }
     }
 
     /// Marks a record acknowledged. Acking twice, or a record already committed or unknown, does nothing.
@@ -172,13 +169,7 @@ impl SubmittedRecords {
         }
         self.queues.retain(|queue| !queue.records.is_empty());
         self.last = 0;
-        self.in_flight -= result.committable_messages;
         result
-    }
-
-    /// Records submitted and not yet removed by [`SubmittedRecords::committable`].
-    pub fn in_flight(&self) -> usize {
-        self.in_flight
     }
 
     /// The queue of `partition`, found by pointer first and by contents second, or a new one.
@@ -258,7 +249,6 @@ mod tests {
         let handles: Vec<_> = (1..=3)
             .map(|i| records.submit(a.clone(), offset(i)))
             .collect();
-        assert_eq!(records.in_flight(), 3);
         for &h in &handles {
             records.ack(h);
         }
@@ -269,7 +259,6 @@ mod tests {
         assert_eq!(result.largest_deque_partition, None);
         assert_eq!(result.largest_deque_size, 0);
         assert_eq!(result.uncommittable_messages, 0);
-        assert_eq!(records.in_flight(), 0);
         assert!(records.committable().is_empty());
     }
 
@@ -310,7 +299,6 @@ mod tests {
         assert_eq!(offsets_of(&result), vec![("a".to_owned(), 2)]);
         assert_eq!(result.committable_messages, 2);
         assert_eq!(result.uncommittable_messages, 2);
-        assert_eq!(records.in_flight(), 2);
     }
 
     #[test]
@@ -375,15 +363,12 @@ mod tests {
         let result = records.committable();
         assert!(result.is_empty());
         assert_eq!(result.uncommittable_messages, 1);
-        assert_eq!(records.in_flight(), 1);
         records.ack(h2);
         assert_eq!(
             offsets_of(&records.committable()),
             vec![("a".to_owned(), 2)]
         );
         records.ack(h2);
-        assert_eq!(records.in_flight(), 0);
-        assert_eq!(other.in_flight(), 1);
         assert!(other.committable().is_empty());
     }
 
@@ -592,8 +577,6 @@ mod tests {
                         model.live.retain(|&p| waiting_of(p) > 0);
                     }
                 }
-                let in_flight: usize = (0..3).map(|p| model.waiting(p)).sum();
-                prop_assert_eq!(records.in_flight(), in_flight);
             }
         }
     }
