@@ -558,12 +558,7 @@ mod tests {
         let path = dir.path().join("in.txt");
         let mut file = std::fs::File::create(&path).unwrap();
         file.write_all(b"short\nno newline in sight").unwrap();
-        let mut config = context(&path, None).configs().clone();
-        config.insert(MAX_LINE_BYTES.to_owned(), "10".to_owned());
-        config.insert(ERRORS_TOLERANCE.to_owned(), tolerance.to_owned());
-        let context = SourceTaskContext::new(config, Arc::new(Committed(BTreeMap::new())));
-        let mut task = FileStreamSourceTask::default();
-        task.start(context).await.unwrap();
+        let mut task = with_max_line_bytes_10(&path, tolerance).await;
         assert_eq!(
             lines_and_positions(&task.poll().await.unwrap()),
             [("short".to_owned(), 6)]
@@ -571,10 +566,14 @@ mod tests {
         (dir, path, file, task)
     }
 
-    /// A task reading `path` with `max.line.bytes=10` (lines longer than that fail the task).
-    async fn with_max_line_bytes_10(path: &std::path::Path) -> FileStreamSourceTask {
+    /// A task reading `path` with `max.line.bytes=10` and `errors.tolerance=tolerance`.
+    async fn with_max_line_bytes_10(
+        path: &std::path::Path,
+        tolerance: &str,
+    ) -> FileStreamSourceTask {
         let mut config = context(path, None).configs().clone();
         config.insert(MAX_LINE_BYTES.to_owned(), "10".to_owned());
+        config.insert(ERRORS_TOLERANCE.to_owned(), tolerance.to_owned());
         let context = SourceTaskContext::new(config, Arc::new(Committed(BTreeMap::new())));
         let mut task = FileStreamSourceTask::default();
         task.start(context).await.unwrap();
@@ -586,7 +585,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.txt");
         std::fs::write(&path, b"0123456789\nabcdefghij").unwrap();
-        let mut task = with_max_line_bytes_10(&path).await;
+        let mut task = with_max_line_bytes_10(&path, "none").await;
         assert_eq!(lines(&task.poll().await.unwrap()), ["0123456789"]);
         // Ten bytes without their newline yet: not too long.
         assert!(task.poll().await.unwrap().is_empty());
