@@ -4,7 +4,8 @@
 //! - [`config`]: string config maps, `ConfigDef` validation, `.properties` and JSON config files.
 //! - [`api`]: the connector API (connectors, tasks, records, contexts) and the plugin registry.
 //! - [`convert`]: converters between Connect data and Kafka bytes.
-//! - [`kafka`]: the Kafka seam the runtime talks through, and its rdkafka implementation.
+//! - [`kafka`]: the Kafka seam the runtime talks through, and its rdkafka implementation (cargo feature
+//!   `rdkafka`, on by default; connector crates turn it off and build without librdkafka).
 //! - [`fs`]: the filesystem seam every file goes through (the offset file, the FileStream connectors').
 //! - [`runtime`]: the standalone worker: source and sink task loops, offset tracking and storage.
 

@@ -3,8 +3,13 @@
 //! The runtime and connectors see these traits and plain Rust types, never a client library's. The
 //! production implementation ([`rdkafka`](self::rdkafka)) wraps librdkafka; a simulated implementation can
 //! sit behind the same traits. Every method is async and time is only ever `tokio::time`.
+//!
+//! The rdkafka backend is behind the `rdkafka` cargo feature (on by default): a connector crate, or a crate
+//! that tests connectors under the simulation, builds with `default-features = false` and never compiles
+//! librdkafka.
 
 mod error;
+#[cfg(feature = "rdkafka")]
 pub mod rdkafka;
 mod types;
 
@@ -22,6 +27,9 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::api::TopicPartition;
+
+/// The cluster id of the worker's in-process embedded broker.
+pub const IN_PROCESS_CLUSTER_ID: &str = "sluice-embedded";
 
 /// Creates the clients a worker needs. One per cluster; cheap to share.
 pub trait KafkaBackend: Send + Sync {

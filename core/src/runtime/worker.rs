@@ -16,7 +16,7 @@ use crate::api::{
 };
 use crate::config::{ConfigError, ConfigMap};
 use crate::fs::LocalFs;
-use crate::kafka::rdkafka::IN_PROCESS_CLUSTER_ID;
+use crate::kafka::IN_PROCESS_CLUSTER_ID;
 use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
 use super::connector_config::{

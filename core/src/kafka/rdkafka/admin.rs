@@ -14,15 +14,12 @@ use rdkafka::error::RDKafkaErrorCode;
 use super::client_log::ClientLog;
 use super::{blocking, rd_error, watermarks, EmbeddedBroker};
 use crate::api::TopicPartition;
-use crate::kafka::{Admin, KafkaError, NewTopic};
+use crate::kafka::{Admin, KafkaError, NewTopic, IN_PROCESS_CLUSTER_ID};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How librdkafka's mock cluster, the embedded broker, names itself (`mockCluster<hex>`).
 const EMBEDDED_CLUSTER_ID_PREFIX: &str = "mockCluster";
-
-/// The cluster id of the worker's in-process embedded broker.
-pub const IN_PROCESS_CLUSTER_ID: &str = "sluice-embedded";
 
 pub(super) struct RdAdmin {
     admin: AdminClient<ClientLog>,

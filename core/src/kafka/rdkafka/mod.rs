@@ -10,7 +10,6 @@ mod reader;
 mod signalled_queue;
 mod transactional;
 
-pub use admin::IN_PROCESS_CLUSTER_ID;
 pub use embedded::{Coordinated, EmbeddedBroker, RetriableProduceError};
 
 use std::collections::BTreeMap;
