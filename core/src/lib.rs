@@ -6,6 +6,7 @@
 //! - [`convert`]: converters between Connect data and Kafka bytes.
 //! - [`kafka`]: the Kafka seam the runtime talks through, and its rdkafka implementation (cargo feature
 //!   `rdkafka`, on by default; connector crates turn it off and build without librdkafka).
+//! - [`net`]: the network seam connectors reach their external systems through.
 //! - [`fs`]: the filesystem seam every file goes through (the offset file, the FileStream connectors').
 //! - [`runtime`]: the standalone worker: source and sink task loops, offset tracking and storage.
 
@@ -16,4 +17,5 @@ pub mod data;
 pub mod fs;
 pub mod hash;
 pub mod kafka;
+pub mod net;
 pub mod runtime;
