@@ -69,11 +69,14 @@ pub enum Event {
     /// records the group had not committed past (the sink task reports them and goes on from the log
     /// start).
     CommitBeforeLogStart,
+    /// A host of a connector's external system (a test kit run's destination) crashed: what it had not
+    /// made durable is gone.
+    ExternalCrashed,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 21] = [
+    pub const ALL: [Event; 22] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -95,6 +98,7 @@ impl Event {
         Event::InputRotated,
         Event::RetentionSkipped,
         Event::CommitBeforeLogStart,
+        Event::ExternalCrashed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +124,7 @@ impl Event {
             Event::InputRotated => "input-rotated",
             Event::RetentionSkipped => "retention-skipped",
             Event::CommitBeforeLogStart => "commit-before-log-start",
+            Event::ExternalCrashed => "external-crashed",
         }
     }
 }

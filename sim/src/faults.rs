@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
 use crate::workload::{DirtyPages, WriteError};
@@ -37,10 +37,11 @@ pub enum FaultKind {
     ProduceErrors,
     RotateInput,
     DeleteRecords,
+    CrashExternal,
 }
 
 /// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProduceError {
     /// `NOT_LEADER_OR_FOLLOWER`: the batch is not appended (a leader is moving).
@@ -50,7 +51,7 @@ pub enum ProduceError {
 }
 
 /// One fault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Fault {
     /// The worker's process dies (its unsynced state is gone) and starts again after `down`.
@@ -142,6 +143,12 @@ pub enum Fault {
     /// The file-to-file input is rotated by copy and truncate, once the source has committed every line
     /// in it (the application pauses meanwhile), as logrotate's `copytruncate` does.
     RotateInput,
+    /// The hosts of the connector's external system (a test kit run's destination) crash, losing what they
+    /// had not made durable, and start again after `down`.
+    CrashExternal {
+        #[serde(with = "millis")]
+        down: Duration,
+    },
     /// Messages take up to `max` to arrive, for `duration`.
     Latency {
         #[serde(with = "millis")]
@@ -152,7 +159,7 @@ pub enum Fault {
 }
 
 /// A fault and when it strikes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scheduled {
     #[serde(with = "millis")]
     pub at: Duration,
@@ -250,6 +257,8 @@ enum Target {
     Source,
     /// The broker's answers to produce requests: one produce fault at a time.
     Produce,
+    /// The connector's external system.
+    External,
 }
 
 impl Fault {
@@ -275,6 +284,7 @@ impl Fault {
             Fault::Latency { duration, .. } => Some((Target::Network, duration)),
             Fault::TakeOver { duration, .. } => Some((Target::Source, duration)),
             Fault::ProduceErrors { duration, .. } => Some((Target::Produce, duration)),
+            Fault::CrashExternal { down } => Some((Target::External, down)),
             _ => None,
         }
     }
@@ -391,6 +401,9 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
                 duration: between(rng, Duration::from_secs(1), scenario.delivery_timeout * 2),
             }
         }
+        FaultKind::CrashExternal => Fault::CrashExternal {
+            down: between(rng, Duration::from_millis(500), session),
+        },
         FaultKind::Latency => Fault::Latency {
             max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),
             duration: between(rng, Duration::from_secs(1), Duration::from_secs(20)),
@@ -412,11 +425,17 @@ fn some_partitions(scenario: &Scenario, rng: &mut StdRng) -> Vec<i32> {
     }
 }
 
-/// Durations in reports as whole milliseconds.
+/// Durations in reports and regression files as whole milliseconds.
 mod millis {
     use std::time::Duration;
 
+    use serde::Deserialize;
+
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
     }
 }

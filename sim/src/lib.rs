@@ -15,6 +15,7 @@ pub mod client;
 pub mod coverage;
 pub mod faults;
 pub mod harness;
+pub mod kit;
 pub mod oracle;
 pub mod placement;
 pub mod protocol;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod scenario;
 pub mod workload;
 
-pub use harness::{run, run_planned, RunError};
+pub use harness::{choose, run, run_planned, Choices, RunError};
 pub use report::Report;
 pub use scenario::{Guarantee, Scenario};
+pub use turmoil;

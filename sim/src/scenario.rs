@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::coverage::Event;
 use crate::faults::FaultKind;
+use crate::kit::SinkUnderTest;
 use crate::workload::{self, Poison, SinkMode};
 
 /// How strictly duplicates are judged.
@@ -108,6 +109,8 @@ pub struct Scenario {
     /// A planted bug in the simulated broker, for the oracle's own tests: `accept-stale-commits` makes the
     /// group coordinator accept offset commits from members of older generations.
     pub broker_bug: &'static str,
+    /// A connector author's sink and its external system, in place of the StoreSink (see [`crate::kit`]).
+    pub sink_under_test: Option<SinkUnderTest>,
 }
 
 impl Scenario {
@@ -148,7 +151,17 @@ impl Scenario {
         ],
         worker_bug: "none",
         broker_bug: "none",
+        sink_under_test: None,
     };
+
+    /// A scenario with the defaults every named one starts from: three workers and three brokers, 8
+    /// partitions, 10,000 records from 8 streams, 60 s of faults, at least once, no faults allowed.
+    pub fn base(name: &'static str) -> Scenario {
+        Scenario {
+            name,
+            ..Scenario::BASE
+        }
+    }
 
     /// Every named scenario.
     pub fn all() -> Vec<Scenario> {
@@ -335,6 +348,9 @@ impl Scenario {
 
     /// The StoreSink's mode: the first allowed one (None when the workload has no StoreSink).
     pub fn sink_mode(&self) -> Option<SinkMode> {
+        if self.sink_under_test.is_some() {
+            return None;
+        }
         match self.workload {
             Workload::Sequences => {
                 Some(self.sink_modes.first().copied().unwrap_or(SinkMode::Buffer))
@@ -362,6 +378,9 @@ impl Scenario {
 
     /// The sink connector's name.
     pub fn sink_name(&self) -> &'static str {
+        if self.sink_under_test.is_some() {
+            return "sink-under-test";
+        }
         match self.workload {
             Workload::Sequences => "store-sink",
             Workload::Files => "file-sink",

@@ -26,6 +26,8 @@ pub(super) enum Action {
     BrokerUp(usize),
     LatencyOff,
     ProduceErrorsOff,
+    /// Start the external system's crashed hosts again.
+    ExternalUp,
 }
 
 /// What faults act on.
@@ -41,6 +43,8 @@ pub(super) struct Targets<'a> {
     pub(super) cluster: &'a Cluster,
     /// The pipeline's topic, which produce errors hit.
     pub(super) topic: &'a str,
+    /// The hosts of the sink's external system (a test kit run's).
+    pub(super) external: &'a [String],
 }
 
 pub(super) fn apply(
@@ -60,6 +64,7 @@ pub(super) fn apply(
         orchestrator,
         cluster,
         topic,
+        external,
     } = targets;
     lock(journal)
         .trace
@@ -126,6 +131,15 @@ pub(super) fn apply(
             Fault::MoveCoordinators { to } => {
                 cluster.move_coordinators(to as i32, now);
             }
+            Fault::CrashExternal { down } => {
+                for host in *external {
+                    sim.crash(host.as_str());
+                }
+                if !external.is_empty() {
+                    coverage::reached(Event::ExternalCrashed);
+                }
+                schedule.push((now + down, Action::ExternalUp));
+            }
             Fault::Latency { max, duration } => {
                 sim.set_max_message_latency(max);
                 schedule.push((now + duration, Action::LatencyOff));
@@ -190,5 +204,12 @@ pub(super) fn apply(
         }
         Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
         Action::ProduceErrorsOff => cluster.stop_produce_errors(),
+        Action::ExternalUp => {
+            for host in *external {
+                if !sim.is_host_running(host.as_str()) {
+                    sim.bounce(host.as_str());
+                }
+            }
+        }
     }
 }

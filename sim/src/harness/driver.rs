@@ -20,6 +20,7 @@ use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
+use crate::kit::DurableWrites;
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
 use crate::oracle::{
@@ -47,6 +48,24 @@ pub enum RunError {
 
 /// Runs `scenario` under `seed` with the faults the seed draws.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    let choices = choose(scenario, seed);
+    let mut report = run_planned(&choices.scenario, seed, choices.plan)?;
+    report.guarantee_relaxed = choices.relaxed.map(str::to_owned);
+    Ok(report)
+}
+
+/// What a seed chooses before its run: the faults, and the scenario narrowed to the assignor,
+/// transaction boundary and sink mode it picked, held to the guarantee those allow.
+#[derive(Debug, Clone)]
+pub struct Choices {
+    pub scenario: Scenario,
+    pub plan: Vec<Scheduled>,
+    /// Why the run is held to a weaker guarantee than its scenario's, if it is.
+    pub relaxed: Option<&'static str>,
+}
+
+/// The choices `seed` makes for `scenario`; [`run_planned`] with them is [`run`].
+pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
     let mut rng = StdRng::seed_from_u64(seed);
     let plan = faults::plan(scenario, &mut rng);
     let assignor = scenario
@@ -89,16 +108,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
     } else {
         (scenario.guarantee, None)
     };
-    let mut report = run_planned(
-        &Scenario {
+    Choices {
+        scenario: Scenario {
             guarantee,
             ..narrowed
         },
-        seed,
         plan,
-    )?;
-    report.guarantee_relaxed = relaxed.map(str::to_owned);
-    Ok(report)
+        relaxed,
+    }
 }
 
 /// Why clean stops with cooperative rebalances promise at least once only: a cooperative member keeps its
@@ -215,6 +232,15 @@ pub fn run_planned(
             }
         });
     }
+    let external = match &scenario.sink_under_test {
+        Some(under_test) => {
+            under_test
+                .system
+                .build(&mut sim, DurableWrites::new(store.clone()));
+            under_test.system.hosts()
+        }
+        None => Vec::new(),
+    };
     let files: Files = Arc::default();
     let (orchestrator, placement) = placement::orchestrator();
     let mut workers = Vec::new();
@@ -261,6 +287,7 @@ pub fn run_planned(
         orchestrator: &orchestrator,
         cluster: &cluster,
         topic: scenario.topic(),
+        external: &external,
     };
     // Faults.
     while sim.elapsed() < scenario.active {

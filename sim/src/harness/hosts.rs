@@ -16,6 +16,7 @@ use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::coverage::{self, Event};
+use crate::kit::with_faults;
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
 use crate::workload::{self, input_file, SimFs, SinkMode};
@@ -144,6 +145,17 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
         "consumer.override.client.id",
         workload::sink_client_id(index),
     );
+    if let Some(under_test) = &scenario.sink_under_test {
+        let mut config = props(&[("errors.tolerance", "all".into())]);
+        config.extend(under_test.config.clone());
+        config.extend(props(&[
+            ("name", scenario.sink_name().into()),
+            ("connector.class", under_test.class.clone()),
+            ("topics", scenario.topic().into()),
+            client_id,
+        ]));
+        return config;
+    }
     if scenario.workload == Workload::Files {
         return props(&[
             ("name", scenario.sink_name().into()),
@@ -246,6 +258,17 @@ impl HostContext {
         let config = WorkerConfig::parse(&props)?;
         let backend = Arc::new(SimBackend::new(bootstrap_servers(&self.scenario)));
         let mut plugins = workload::plugins(&self.workload, self.fs());
+        if let Some(under_test) = &self.scenario.sink_under_test {
+            plugins.register(
+                &under_test.class,
+                with_faults(
+                    under_test.plugin.clone(),
+                    self.workload.store.clone(),
+                    self.index,
+                    self.scenario.max_poll_interval,
+                ),
+            );
+        }
         if let (Some(failures), Some(class)) = (
             failures,
             source_props(&self.scenario).get("connector.class"),

@@ -18,4 +18,4 @@ mod offsets;
 mod operator;
 mod told;
 
-pub use driver::{run, run_planned, RunError};
+pub use driver::{choose, run, run_planned, Choices, RunError};

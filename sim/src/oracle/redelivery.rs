@@ -43,7 +43,7 @@ pub enum SinkCopies<'a> {
     /// The destination store's writes, and when each delivery epoch (writer, epoch) began.
     Store {
         writes: &'a [Write],
-        epochs: &'a BTreeMap<(String, u64), Duration>,
+        epochs: &'a BTreeMap<(String, u64), (Duration, Duration)>,
     },
     /// Every line the FileStreamSinks appended to their output files.
     Lines(&'a [Line]),
@@ -221,7 +221,10 @@ fn committed_at<'c>(
 }
 
 /// The store's writes, each in the delivery epoch it was written in.
-fn store_copies(writes: &[Write], epochs: &BTreeMap<(String, u64), Duration>) -> Vec<Copy> {
+fn store_copies(
+    writes: &[Write],
+    epochs: &BTreeMap<(String, u64), (Duration, Duration)>,
+) -> Vec<Copy> {
     let mut first_write: BTreeMap<(&str, u64), Duration> = BTreeMap::new();
     writes
         .iter()
@@ -233,14 +236,14 @@ fn store_copies(writes: &[Write], epochs: &BTreeMap<(String, u64), Duration>) ->
             let began = epochs
                 .get(&(write.task.clone(), write.epoch))
                 .copied()
-                .unwrap_or(first);
+                .unwrap_or((first, first));
             Copy {
                 tp: write.tp.clone(),
                 offset: write.offset,
                 at: write.at,
                 worker: write.worker,
                 writer: format!("{} (worker-{})", write.task, write.worker),
-                began: (began, began),
+                began,
             }
         })
         .collect()

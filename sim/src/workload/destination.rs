@@ -82,8 +82,8 @@ struct Inner {
     faults: VecDeque<StoreFault>,
     /// The worker of each registered writer.
     workers: BTreeMap<String, usize>,
-    /// When each delivery epoch (writer, epoch) began.
-    epochs: BTreeMap<(String, u64), Duration>,
+    /// When each delivery epoch (writer, epoch) began: at some time between the two.
+    epochs: BTreeMap<(String, u64), (Duration, Duration)>,
     stored: BTreeMap<Tp, Stored>,
     kafka_committed: BTreeMap<Tp, i64>,
     /// Flushes under way, for coverage ([`crate::coverage::Event::RebalanceDuringFlush`]).
@@ -151,14 +151,28 @@ impl DestinationStore {
         name
     }
 
+    /// Names a writer on `worker` that is no task instance (a worker host writing to an external system).
+    pub fn name_writer(&self, name: &str, worker: usize) {
+        self.lock().workers.insert(name.to_owned(), worker);
+    }
+
     /// A writer's delivery epoch begins now: its consumer was just positioned (partitions assigned) or
     /// rewound (after a failed flush), and what it delivers next comes from there.
     pub fn rewound(&self, task: &str, epoch: u64) {
-        self.lock().epochs.insert((task.to_owned(), epoch), now());
+        let now = now();
+        self.rewound_between(task, epoch, now, now);
     }
 
-    /// When each delivery epoch (writer, epoch) began.
-    pub fn epoch_starts(&self) -> BTreeMap<(String, u64), Duration> {
+    /// A writer's delivery epoch began at some time between `from` and `to`: a writer that does not say
+    /// when it rewinds is seen to, where its writes go back to an earlier offset.
+    pub fn rewound_between(&self, task: &str, epoch: u64, from: Duration, to: Duration) {
+        self.lock()
+            .epochs
+            .insert((task.to_owned(), epoch), (from, to));
+    }
+
+    /// When each delivery epoch (writer, epoch) began: at some time between the two.
+    pub fn epoch_starts(&self) -> BTreeMap<(String, u64), (Duration, Duration)> {
         self.lock().epochs.clone()
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sluice_core::fs::{
     existing, parent_dir, positioned, AppendFile, FileStat, FileSystem, Reader, WriteFile,
 };
@@ -27,7 +27,7 @@ use crate::broker::now;
 use crate::coverage::{self, Event};
 
 /// What a failed fsync does to the pages it could not write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DirtyPages {
     /// They stay dirty, and a later fsync writes them.
@@ -38,7 +38,7 @@ pub enum DirtyPages {
 }
 
 /// An error a write can fail with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WriteError {
     Eio,

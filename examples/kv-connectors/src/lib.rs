@@ -1,0 +1,28 @@
+//! Connectors for a key-value service, written the way a third party writes a Sluice connector: against
+//! `sluice-core`'s connector API only (no librdkafka in the build), reaching the service through the
+//! [`Dialer`](sluice_core::net::Dialer) seam, so that the same code runs on the real network and in
+//! Sluice's simulation, where its tests run it with the test kit (`tests/`).
+//!
+//! - [`protocol`]: the service's line protocol and a client for it;
+//! - [`sink`]: `KvSinkConnector`, which writes each record under its Kafka coordinates.
+
+pub mod protocol;
+pub mod sink;
+
+use std::sync::Arc;
+
+use sluice_core::api::{ConnectorPlugin, PluginRegistry};
+use sluice_core::net::Dialer;
+
+/// The sink's class name.
+pub const SINK_CLASS: &str = "com.example.kv.KvSinkConnector";
+
+/// The crate's connectors, reaching the service through `dialer`.
+pub fn register(registry: &mut PluginRegistry, dialer: Arc<dyn Dialer>) {
+    registry.register(SINK_CLASS, sink_plugin(dialer));
+}
+
+/// The sink connector's plugin, reaching the service through `dialer`.
+pub fn sink_plugin(dialer: Arc<dyn Dialer>) -> ConnectorPlugin {
+    ConnectorPlugin::sink(move || Box::new(sink::KvSinkConnector::new(dialer.clone())))
+}

@@ -1,0 +1,119 @@
+//! The key-value service's protocol: one request per line, one answer line each.
+//!
+//! - `PUT <key> <value>` stores a value (not yet durable): `OK`;
+//! - `SYNC` makes everything this connection stored durable: `SYNCED` once it is;
+//! - an answer `ERR <message>` refuses a request.
+//!
+//! What a connection stored and did not sync is dropped when the connection closes, as an open
+//! transaction is rolled back. Requests may be pipelined: answers come in order.
+//!
+//! Keys and values are single tokens of printable text without spaces.
+
+use std::io;
+
+use sluice_core::net::{Connection, Dialer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// What can go wrong talking to the service.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("cannot reach the key-value service at {address}: {source}")]
+    Connect { address: String, source: io::Error },
+    #[error("the connection to the key-value service broke: {0}")]
+    Io(#[from] io::Error),
+    #[error("the key-value service closed the connection")]
+    Closed,
+    #[error("the key-value service refused {request}: {answer}")]
+    Refused {
+        request: &'static str,
+        answer: String,
+    },
+    #[error("{what} {text:?} has a space or a line break, which the protocol cannot carry")]
+    NotAToken { what: &'static str, text: String },
+}
+
+/// One connection to the service.
+pub struct KvClient {
+    stream: BufReader<Box<dyn Connection>>,
+}
+
+impl KvClient {
+    pub async fn connect(dialer: &dyn Dialer, address: &str) -> Result<KvClient, KvError> {
+        let stream = dialer
+            .dial(address)
+            .await
+            .map_err(|source| KvError::Connect {
+                address: address.to_owned(),
+                source,
+            })?;
+        Ok(KvClient {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Stores each value under its key, in one round trip; durable only after [`sync`](KvClient::sync).
+    pub async fn put_all(&mut self, entries: &[(String, String)]) -> Result<(), KvError> {
+        let mut lines = String::new();
+        for (key, value) in entries {
+            token("key", key)?;
+            token("value", value)?;
+            lines.push_str(&format!("PUT {key} {value}\n"));
+        }
+        self.stream.get_mut().write_all(lines.as_bytes()).await?;
+        for _ in entries {
+            self.answer("PUT", "OK").await?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything this connection stored durable.
+    pub async fn sync(&mut self) -> Result<(), KvError> {
+        self.request("SYNC", "SYNC\n", "SYNCED").await
+    }
+
+    /// Sends SYNC without waiting for the answer.
+    pub async fn sync_without_waiting(&mut self) -> Result<(), KvError> {
+        self.stream.get_mut().write_all(b"SYNC\n").await?;
+        Ok(())
+    }
+
+    async fn request(
+        &mut self,
+        request: &'static str,
+        line: &str,
+        expected: &str,
+    ) -> Result<(), KvError> {
+        self.stream.get_mut().write_all(line.as_bytes()).await?;
+        self.answer(request, expected).await
+    }
+
+    async fn answer(&mut self, request: &'static str, expected: &str) -> Result<(), KvError> {
+        loop {
+            let mut answer = String::new();
+            if self.stream.read_line(&mut answer).await? == 0 {
+                return Err(KvError::Closed);
+            }
+            match answer.trim_end() {
+                answer if answer == expected => return Ok(()),
+                // The late answer to a SYNC sent without waiting.
+                "SYNCED" => continue,
+                other => {
+                    return Err(KvError::Refused {
+                        request,
+                        answer: other.to_owned(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn token(what: &'static str, text: &str) -> Result<(), KvError> {
+    if text.is_empty() || text.chars().any(|c| c.is_whitespace()) {
+        return Err(KvError::NotAToken {
+            what,
+            text: text.to_owned(),
+        });
+    }
+    Ok(())
+}

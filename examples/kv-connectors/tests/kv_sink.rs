@@ -1,0 +1,70 @@
+//! The key-value sink under the simulation, with Sluice's test kit: the correct sink holds at least once
+//! through crashes of workers and of the service, lost sessions, slow and failed flushes; a sink that
+//! commits before its writes are durable is caught, shrunk to the faults that matter, and caught again
+//! from the saved regression file.
+
+mod support;
+
+use std::sync::Arc;
+
+use kv_connectors::{sink_plugin, SINK_CLASS};
+use sluice_sim::coverage::Event;
+use sluice_sim::kit::{SimDialer, SimTest, SinkUnderTest, TestError};
+use sluice_sim::oracle::AnomalyKind;
+use support::{KvService, ADDRESS};
+
+fn sink(bug: &str) -> SinkUnderTest {
+    SinkUnderTest {
+        class: SINK_CLASS.to_owned(),
+        plugin: sink_plugin(Arc::new(SimDialer)),
+        config: [("kv.address", ADDRESS), ("tasks.max", "2"), ("bug", bug)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        system: Arc::new(KvService),
+    }
+}
+
+#[test]
+fn the_kv_sink_delivers_every_record_at_least_once_through_every_fault() {
+    SimTest::sink("kv_sink_at_least_once", sink("none"))
+        .seeds(1..=200)
+        .require(&[
+            Event::ExternalCrashed,
+            Event::WorkerCrashed,
+            Event::MemberThrownOut,
+            Event::FlushPastMaxPollInterval,
+        ])
+        .check();
+}
+
+#[test]
+fn a_sink_that_commits_before_its_writes_are_durable_is_caught_shrunk_and_replayed() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let test = SimTest::sink("kv_sink_commit_before_sync", sink("commit-before-sync"))
+        .seeds(1..=100)
+        .regressions_in(dir.path());
+    let failure = test
+        .find_failure()
+        .expect("the simulation runs")
+        .expect("a seed of the first 100 catches it");
+    println!("{failure}");
+    let kinds: Vec<AnomalyKind> = failure
+        .shrunk_report
+        .anomalies
+        .iter()
+        .map(|a| a.kind)
+        .collect();
+    assert!(
+        kinds.contains(&AnomalyKind::CommittedBeforeDurable),
+        "{failure}"
+    );
+    assert!(failure.shrunk.plan.len() <= 3, "{failure}");
+    assert!(failure.shrunk.plan.len() <= failure.report.faults.len());
+
+    test.save(&failure.shrunk).expect("the regression is saved");
+    match test.replay_regressions() {
+        Err(TestError::RegressionFails { seed, .. }) => assert_eq!(seed, failure.report.seed),
+        other => panic!("the saved regression should fail again: {other:?}"),
+    }
+}

@@ -1,0 +1,84 @@
+//! A model of the key-value service for the simulation, as a connector author writes one for the test kit:
+//! a host that answers the service's protocol, keeps each connection's unsynced writes in its memory (a
+//! crash of the host loses them) and its durable data outside the host (as a disk would), and tells the
+//! kit each write that became durable.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use sluice_sim::kit::{DurableWrites, ExternalSink};
+use sluice_sim::turmoil;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The service's host and port, as the sink's `kv.address` names them.
+pub const ADDRESS: &str = "kv:7000";
+const HOST: &str = "kv";
+const PORT: u16 = 7000;
+
+/// The key-value service.
+pub struct KvService;
+
+impl ExternalSink for KvService {
+    fn build(&self, sim: &mut turmoil::Sim<'_>, durable: DurableWrites) {
+        // The disk: it outlives crashes of the host.
+        let disk: Disk = Arc::default();
+        sim.host(HOST, move || serve(disk.clone(), durable.clone()));
+    }
+
+    fn hosts(&self) -> Vec<String> {
+        vec![HOST.to_owned()]
+    }
+}
+
+type Disk = Arc<Mutex<BTreeMap<String, String>>>;
+
+async fn serve(disk: Disk, durable: DurableWrites) -> turmoil::Result {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        tokio::spawn(connection(stream, peer.ip(), disk.clone(), durable.clone()));
+    }
+}
+
+/// One client's connection: its writes stay in memory until it syncs them.
+async fn connection(
+    stream: turmoil::net::TcpStream,
+    peer: IpAddr,
+    disk: Disk,
+    durable: DurableWrites,
+) -> std::io::Result<()> {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut lines = BufReader::new(read).lines();
+    let mut unsynced: Vec<(String, String)> = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        let mut words = line.split(' ');
+        let answer = match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("PUT"), Some(key), Some(value), None) => {
+                unsynced.push((key.to_owned(), value.to_owned()));
+                "OK"
+            }
+            (Some("SYNC"), None, None, None) => {
+                let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, value) in unsynced.drain(..) {
+                    if let Some((topic, partition, offset)) = coordinates(&key) {
+                        durable.written(peer, topic, partition, offset, &value);
+                    }
+                    disk.insert(key, value);
+                }
+                "SYNCED"
+            }
+            _ => "ERR unknown request",
+        };
+        write.write_all(format!("{answer}\n").as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// The Kafka record a key names: the sink writes under `<topic>/<partition>/<offset>`.
+fn coordinates(key: &str) -> Option<(&str, i32, i64)> {
+    let mut parts = key.rsplitn(3, '/');
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    Some((parts.next()?, partition, offset))
+}

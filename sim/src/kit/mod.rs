@@ -1,0 +1,20 @@
+//! The test kit: connector authors run their own connectors, unchanged, in the simulation, from
+//! `cargo test`.
+//!
+//! - [`destination`]: the external system a sink under test writes to, as the author describes it;
+//! - [`dialer`]: the connector's way to its external system over the simulated network;
+//! - `faulty`: the runtime-side faults (slow `put` and flush, failed flush) the kit injects around the
+//!   author's tasks without touching their code;
+//! - [`runner`]: seeds, replay commands, determinism checks, required events and regression files;
+//! - `shrink`: a failing plan cut down to the faults that matter.
+
+pub mod destination;
+pub mod dialer;
+mod faulty;
+pub mod runner;
+mod shrink;
+
+pub use destination::{worker_at, DurableWrites, ExternalSink, SinkUnderTest};
+pub use dialer::SimDialer;
+pub(crate) use faulty::with_faults;
+pub use runner::{render_sweep, Failure, Regression, SimTest, Sweep, TestError, SINK_FAULTS};

@@ -1,0 +1,502 @@
+//! The runner for `cargo test`: a [`SimTest`] runs a connector under test over many seeds, each with the
+//! faults and choices it draws, and fails with what a person needs to act on a failure: the seed, the
+//! anomalies with the records involved, the fault plan shrunk to the faults that matter, and the command
+//! that replays it.
+//!
+//! Environment:
+//! - `SLUICE_SEED=N` runs seed N only; `SLUICE_SEEDS=N` runs seeds 1 to N, `SLUICE_SEEDS=A..B` seeds A to
+//!   B (inclusive), in place of the test's own count;
+//! - `SLUICE_CHECK_DETERMINISM=1` runs each seed twice and fails if the two traces differ.
+//!
+//! A failure's shrunk plan is saved in the crate's `sim-regressions/<test>.yaml` (as proptest keeps
+//! `proptest-regressions/`), and every later run of the test replays the saved plans first: commit the
+//! file, and the bug stays caught.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::destination::SinkUnderTest;
+use super::shrink::{kinds, same_failure, shrink};
+use crate::coverage::Event;
+use crate::faults::{FaultKind, Scheduled};
+use crate::harness::{choose, run_planned, RunError};
+use crate::report::Report;
+use crate::scenario::{Guarantee, Scenario};
+
+/// Seeds a test runs when neither it nor the environment says.
+const DEFAULT_SEEDS: u64 = 20;
+
+/// The faults a sink test draws from unless it says otherwise: every Kafka-side fault a sink task meets,
+/// and crashes of its external system.
+pub const SINK_FAULTS: &[FaultKind] = &[
+    FaultKind::CrashWorker,
+    FaultKind::StopWorker,
+    FaultKind::HoldNetwork,
+    FaultKind::PartitionNetwork,
+    FaultKind::RestartBroker,
+    FaultKind::MoveCoordinators,
+    FaultKind::StallFlush,
+    FaultKind::StallPut,
+    FaultKind::FailFlush,
+    FaultKind::CrashExternal,
+    FaultKind::Latency,
+];
+
+/// A simulation test of a connector: the scenario it runs in, the seeds, and what must happen.
+#[derive(Debug, Clone)]
+pub struct SimTest {
+    scenario: Scenario,
+    seeds: RangeInclusive<u64>,
+    required: Vec<Event>,
+    regressions: Option<PathBuf>,
+}
+
+/// One saved failure: the seed (which fixes the run's other choices) and its shrunk fault plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Regression {
+    pub seed: u64,
+    pub plan: Vec<Scheduled>,
+}
+
+/// A seed that failed, and what shrinking left of its plan.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The run as the seed drew it.
+    pub report: Report,
+    /// The shrunk plan and its run, which fails in the same way.
+    pub shrunk: Regression,
+    pub shrunk_report: Report,
+    /// The command that runs the failing seed again.
+    pub replay: String,
+}
+
+/// What a sweep of seeds found.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    /// Seeds run.
+    pub seeds: u64,
+    /// How many seeds reached each event.
+    pub events: BTreeMap<Event, u64>,
+    /// How many seeds drew each kind of fault.
+    pub faults: BTreeMap<String, u64>,
+}
+
+/// Why a test failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error("{0}")]
+    Failed(Box<Failure>),
+    #[error("a saved regression ({file}, seed {seed}) fails again:\n{report}")]
+    RegressionFails {
+        file: String,
+        seed: u64,
+        report: String,
+    },
+    #[error("seed {seed} is not deterministic: trace {first} then {second}; replay with {replay}")]
+    NotDeterministic {
+        seed: u64,
+        first: String,
+        second: String,
+        replay: String,
+    },
+    #[error("no seed of {seeds} reached {}: the test never got where it was meant to, so its passing proves nothing\n{}", .missing.join(", "), render_sweep(.sweep))]
+    NotReached {
+        seeds: u64,
+        missing: Vec<&'static str>,
+        sweep: Sweep,
+    },
+    #[error("the regression file {file}: {reason}")]
+    RegressionFile { file: String, reason: String },
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{variable}={value:?}: {reason}")]
+    Environment {
+        variable: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl SimTest {
+    /// A test of a sink connector: the kit's source feeds 2,000 records (4 streams of 500) through a
+    /// topic of 4 partitions to the sink on three workers, with faults from [`SINK_FAULTS`] for 40
+    /// simulated seconds, held to at least once. `name` names the test in reports and its regression
+    /// file.
+    pub fn sink(name: &'static str, under_test: SinkUnderTest) -> SimTest {
+        SimTest {
+            scenario: Scenario {
+                about: "a connector author's sink under the test kit",
+                partitions: 4,
+                streams: 4,
+                records_per_stream: 500,
+                active: Duration::from_secs(40),
+                faults: SINK_FAULTS,
+                max_faults: 6,
+                sink_modes: &[],
+                sink_under_test: Some(under_test),
+                ..Scenario::base(name)
+            },
+            seeds: 1..=DEFAULT_SEEDS,
+            required: Vec::new(),
+            regressions: None,
+        }
+    }
+
+    /// The guarantee the run is held to.
+    pub fn guarantee(mut self, guarantee: Guarantee) -> SimTest {
+        self.scenario.guarantee = guarantee;
+        self
+    }
+
+    /// The fault kinds a seed picks from, and how many faults a run has at most.
+    pub fn faults(mut self, kinds: &'static [FaultKind], max: usize) -> SimTest {
+        self.scenario.faults = kinds;
+        self.scenario.max_faults = max;
+        self
+    }
+
+    /// Fault kinds each seed picks with high odds and draws at least once.
+    pub fn headline_faults(mut self, kinds: &'static [FaultKind]) -> SimTest {
+        self.scenario.headline_faults = kinds;
+        self
+    }
+
+    /// Seeds to run, unless the environment says (`SLUICE_SEED`, `SLUICE_SEEDS`).
+    pub fn seeds(mut self, seeds: RangeInclusive<u64>) -> SimTest {
+        self.seeds = seeds;
+        self
+    }
+
+    /// Events some seed must reach (`sometimes` assertions): a sweep that reaches none of them fails.
+    pub fn require(mut self, events: &[Event]) -> SimTest {
+        self.required.extend_from_slice(events);
+        self
+    }
+
+    /// Keeps regression files in `dir` instead of the crate's `sim-regressions/`.
+    pub fn regressions_in(mut self, dir: impl Into<PathBuf>) -> SimTest {
+        self.regressions = Some(dir.into());
+        self
+    }
+
+    /// Changes anything else of the scenario: workers, brokers, partitions, records, timeouts.
+    pub fn with_scenario(mut self, change: impl FnOnce(&mut Scenario)) -> SimTest {
+        change(&mut self.scenario);
+        self
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Runs the test and panics with the failure, as a `#[test]` should.
+    pub fn check(&self) {
+        match self.run() {
+            Ok(sweep) => println!("{}", render_sweep(&sweep)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Replays the saved regressions, then runs the seeds; the first failure is shrunk and saved.
+    pub fn run(&self) -> Result<Sweep, TestError> {
+        self.replay_regressions()?;
+        let determinism = std::env::var("SLUICE_CHECK_DETERMINISM").is_ok_and(|v| v == "1");
+        let mut sweep = Sweep::default();
+        for seed in self.seed_range()? {
+            let report = self.run_seed(seed)?;
+            if determinism {
+                let again = self.run_seed(seed)?;
+                if again.trace_hash != report.trace_hash {
+                    return Err(TestError::NotDeterministic {
+                        seed,
+                        first: report.trace_hash,
+                        second: again.trace_hash,
+                        replay: self.replay_command(seed),
+                    });
+                }
+            }
+            sweep.count(&report);
+            if !report.passed() {
+                let failure = self.shrink(report)?;
+                self.save(&failure.shrunk)?;
+                return Err(TestError::Failed(Box::new(failure)));
+            }
+        }
+        let missing: Vec<&'static str> = self
+            .required
+            .iter()
+            .filter(|event| !sweep.events.contains_key(event))
+            .map(|event| event.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(TestError::NotReached {
+                seeds: sweep.seeds,
+                missing,
+                sweep,
+            });
+        }
+        Ok(sweep)
+    }
+
+    /// The first failing seed of the test's seeds, shrunk; nothing is saved. For tests that plant a bug
+    /// and expect the simulation to find it.
+    pub fn find_failure(&self) -> Result<Option<Failure>, TestError> {
+        for seed in self.seed_range()? {
+            let report = self.run_seed(seed)?;
+            if !report.passed() {
+                return Ok(Some(self.shrink(report)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs one seed with the faults it draws.
+    pub fn run_seed(&self, seed: u64) -> Result<Report, RunError> {
+        let choices = choose(&self.scenario, seed);
+        let mut report = run_planned(&choices.scenario, seed, choices.plan)?;
+        report.guarantee_relaxed = choices.relaxed.map(str::to_owned);
+        Ok(report)
+    }
+
+    /// Runs one seed with its other choices but `plan` for faults.
+    pub fn run_plan(&self, seed: u64, plan: Vec<Scheduled>) -> Result<Report, RunError> {
+        run_planned(&choose(&self.scenario, seed).scenario, seed, plan)
+    }
+
+    fn shrink(&self, report: Report) -> Result<Failure, TestError> {
+        let seed = report.seed;
+        let failed = kinds(&report);
+        let mut error = None;
+        let mut last = None;
+        let plan = shrink(report.faults.clone(), &mut |plan| match self
+            .run_plan(seed, plan.to_vec())
+        {
+            Ok(run) if same_failure(&failed, &run) => {
+                last = Some(run);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                error = Some(e);
+                false
+            }
+        });
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        // The shrunk plan's own run (the last failing one tried may have been another plan).
+        let shrunk_report = match last {
+            Some(run) if run.faults == plan => run,
+            _ => self.run_plan(seed, plan.clone())?,
+        };
+        Ok(Failure {
+            replay: self.replay_command(seed),
+            shrunk: Regression { seed, plan },
+            shrunk_report,
+            report,
+        })
+    }
+
+    fn seed_range(&self) -> Result<RangeInclusive<u64>, TestError> {
+        if let Ok(value) = std::env::var("SLUICE_SEED") {
+            let seed = value.trim().parse().map_err(|_| TestError::Environment {
+                variable: "SLUICE_SEED",
+                value: value.clone(),
+                reason: "not a seed (a whole number)",
+            })?;
+            return Ok(seed..=seed);
+        }
+        let Ok(value) = std::env::var("SLUICE_SEEDS") else {
+            return Ok(self.seeds.clone());
+        };
+        let bad = |reason| TestError::Environment {
+            variable: "SLUICE_SEEDS",
+            value: value.clone(),
+            reason,
+        };
+        let number = |text: &str| text.trim().parse::<u64>();
+        match value.split_once("..") {
+            Some((from, to)) => {
+                let from = number(from).map_err(|_| bad("A..B needs two whole numbers"))?;
+                let to = number(to.trim_start_matches('='))
+                    .map_err(|_| bad("A..B needs two whole numbers"))?;
+                if from > to {
+                    return Err(bad("A..B needs A <= B"));
+                }
+                Ok(from..=to)
+            }
+            None => {
+                let count = number(&value).map_err(|_| bad("a count of seeds, or A..B"))?;
+                if count == 0 {
+                    return Err(bad("a count of seeds, or A..B"));
+                }
+                Ok(1..=count)
+            }
+        }
+    }
+
+    /// `SLUICE_SEED=N cargo test -p CRATE TEST -- --exact`.
+    fn replay_command(&self, seed: u64) -> String {
+        let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned());
+        format!(
+            "SLUICE_SEED={seed} cargo test --release -p {package} {} -- --exact",
+            self.test_name()
+        )
+    }
+
+    /// The running `#[test]`'s name (libtest names its thread after it), or the scenario's.
+    fn test_name(&self) -> String {
+        std::thread::current()
+            .name()
+            .filter(|name| *name != "main")
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.scenario.name.to_owned())
+    }
+
+    fn regression_file(&self) -> PathBuf {
+        let dir = self.regressions.clone().unwrap_or_else(|| {
+            let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_owned());
+            Path::new(&crate_dir).join("sim-regressions")
+        });
+        dir.join(format!("{}.yaml", self.scenario.name))
+    }
+
+    /// The saved regressions of this test.
+    pub fn regressions(&self) -> Result<Vec<Regression>, TestError> {
+        let file = self.regression_file();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(TestError::RegressionFile {
+                    file: file.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        serde_yaml::from_str::<Option<Vec<Regression>>>(&text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| TestError::RegressionFile {
+                file: file.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Replays every saved regression: each must pass now.
+    pub fn replay_regressions(&self) -> Result<(), TestError> {
+        for regression in self.regressions()? {
+            let report = self.run_plan(regression.seed, regression.plan.clone())?;
+            if !report.passed() {
+                return Err(TestError::RegressionFails {
+                    file: self.regression_file().display().to_string(),
+                    seed: regression.seed,
+                    report: render_report(&report),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `regression` to the test's regression file (once).
+    pub fn save(&self, regression: &Regression) -> Result<(), TestError> {
+        let file = self.regression_file();
+        let failed = |reason: String| TestError::RegressionFile {
+            file: file.display().to_string(),
+            reason,
+        };
+        let mut saved = self.regressions()?;
+        if saved.contains(regression) {
+            return Ok(());
+        }
+        saved.push(regression.clone());
+        let yaml = serde_yaml::to_string(&saved).map_err(|e| failed(e.to_string()))?;
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+        }
+        let text = format!("{REGRESSION_HEADER}{yaml}");
+        std::fs::write(&file, text).map_err(|e| failed(e.to_string()))
+    }
+}
+
+const REGRESSION_HEADER: &str = "# Failures the simulation found and shrank: a seed (which fixes the run's other choices) and the\n# faults that matter. Every run of the test replays these first. Keep this file under version control.\n";
+
+impl Sweep {
+    fn count(&mut self, report: &Report) {
+        self.seeds += 1;
+        for event in report.coverage.keys() {
+            *self.events.entry(*event).or_insert(0) += 1;
+        }
+        let drawn: BTreeSet<String> = report.faults.iter().map(|s| fault_kind(&s.fault)).collect();
+        for kind in drawn {
+            *self.faults.entry(kind).or_insert(0) += 1;
+        }
+    }
+}
+
+/// A fault's kind as reports name it (`crash-worker`).
+fn fault_kind(fault: &crate::faults::Fault) -> String {
+    serde_yaml::to_value(fault)
+        .ok()
+        .and_then(|value| value.get("kind")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// How many seeds drew each fault and reached each event.
+pub fn render_sweep(sweep: &Sweep) -> String {
+    let mut out = format!("{} seeds\nfaults drawn (seeds):", sweep.seeds);
+    for (kind, seeds) in &sweep.faults {
+        out.push_str(&format!(" {kind}={seeds}"));
+    }
+    out.push_str("\nevents reached (seeds):");
+    for (event, seeds) in &sweep.events {
+        out.push_str(&format!(" {}={seeds}", event.as_str()));
+    }
+    out
+}
+
+/// A failing run for a person: its summary, anomalies and fault plan.
+fn render_report(report: &Report) -> String {
+    let mut out = format!("{}\nanomalies:\n", report.summary());
+    for anomaly in &report.anomalies {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            anomaly.kind.as_str(),
+            anomaly.detail
+        ));
+    }
+    out.push_str("faults:\n");
+    out.push_str(&render_plan(&report.faults));
+    out
+}
+
+fn render_plan(plan: &[Scheduled]) -> String {
+    if plan.is_empty() {
+        return "  (none)\n".to_owned();
+    }
+    let yaml = serde_yaml::to_string(plan).unwrap_or_default();
+    yaml.lines().map(|line| format!("  {line}\n")).collect()
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed {} failed ({} faults):\n{}",
+            self.report.seed,
+            self.report.faults.len(),
+            render_report(&self.report)
+        )?;
+        writeln!(
+            f,
+            "shrunk to {} faults, which fail the same way:\n{}",
+            self.shrunk.plan.len(),
+            render_report(&self.shrunk_report)
+        )?;
+        write!(f, "replay: {}", self.replay)
+    }
+}
