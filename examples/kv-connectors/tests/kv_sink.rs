@@ -38,12 +38,9 @@ fn the_kv_sink_delivers_every_record_at_least_once_through_every_fault() {
         .check();
 }
 
-#[test]
-fn a_sink_that_commits_before_its_writes_are_durable_is_caught_shrunk_and_replayed() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let test = SimTest::sink("kv_sink_commit_before_sync", sink("commit-before-sync"))
-        .seeds(1..=100)
-        .regressions_in(dir.path());
+/// Runs `test` until a seed fails, and checks that the failure is of `kind`, shrinks to at most three
+/// faults, and fails again when replayed from the regression file it is saved in.
+fn caught_shrunk_and_replayed(test: SimTest, kind: AnomalyKind) {
     let failure = test
         .find_failure()
         .expect("the simulation runs")
@@ -55,10 +52,7 @@ fn a_sink_that_commits_before_its_writes_are_durable_is_caught_shrunk_and_replay
         .iter()
         .map(|a| a.kind)
         .collect();
-    assert!(
-        kinds.contains(&AnomalyKind::CommittedBeforeDurable),
-        "{failure}"
-    );
+    assert!(kinds.contains(&kind), "{failure}");
     assert!(failure.shrunk.plan.len() <= 3, "{failure}");
     assert!(failure.shrunk.plan.len() <= failure.report.faults.len());
 
@@ -67,4 +61,15 @@ fn a_sink_that_commits_before_its_writes_are_durable_is_caught_shrunk_and_replay
         Err(TestError::RegressionFails { seed, .. }) => assert_eq!(seed, failure.report.seed),
         other => panic!("the saved regression should fail again: {other:?}"),
     }
+}
+
+#[test]
+fn a_sink_that_commits_before_its_writes_are_durable_is_caught_shrunk_and_replayed() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    caught_shrunk_and_replayed(
+        SimTest::sink("kv_sink_commit_before_sync", sink("commit-before-sync"))
+            .seeds(1..=100)
+            .regressions_in(dir.path()),
+        AnomalyKind::CommittedBeforeDurable,
+    );
 }

@@ -8,6 +8,7 @@ use super::journal::{lock, millis, SharedJournal};
 use crate::broker::{Cluster, ProduceErrors};
 use crate::coverage::{self, Event};
 use crate::faults::{Fault, ProduceError};
+use crate::kit::OpenPartitions;
 use crate::placement::Orchestrator;
 use crate::protocol::{ErrorCode, Tp};
 use crate::workload::input_file::InputRotations;
@@ -45,6 +46,7 @@ pub(super) struct Targets<'a> {
     pub(super) topic: &'a str,
     /// The hosts of the sink's external system (a test kit run's).
     pub(super) external: &'a [String],
+    pub(super) open_partitions: &'a OpenPartitions,
 }
 
 pub(super) fn apply(
@@ -65,6 +67,7 @@ pub(super) fn apply(
         cluster,
         topic,
         external,
+        open_partitions,
     } = targets;
     lock(journal)
         .trace
@@ -73,6 +76,7 @@ pub(super) fn apply(
         Action::Inject(fault) => match fault {
             Fault::CrashWorker { worker, down } => {
                 sim.crash(workers[worker].name.as_str());
+                open_partitions.crashed(worker);
                 coverage::reached(Event::WorkerCrashed);
                 if disk.crashed(&workers[worker].name) {
                     coverage::reached(Event::UnsyncedDataLost);

@@ -20,7 +20,7 @@ use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
-use crate::kit::DurableWrites;
+use crate::kit::{DurableWrites, OpenPartitions};
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
 use crate::oracle::{
@@ -242,6 +242,7 @@ pub fn run_planned(
         None => Vec::new(),
     };
     let files: Files = Arc::default();
+    let open_partitions = Arc::new(OpenPartitions::default());
     let (orchestrator, placement) = placement::orchestrator();
     let mut workers = Vec::new();
     for index in 0..scenario.workers {
@@ -265,6 +266,7 @@ pub fn run_planned(
             journal: journal.clone(),
             files: files.clone(),
             placement: placement.clone(),
+            open_partitions: open_partitions.clone(),
         };
         sim.host(name.as_str(), move || run_worker(host.clone()));
         workers.push(WorkerHost { name, stop });
@@ -288,6 +290,7 @@ pub fn run_planned(
         cluster: &cluster,
         topic: scenario.topic(),
         external: &external,
+        open_partitions: &open_partitions,
     };
     // Faults.
     while sim.elapsed() < scenario.active {
@@ -403,6 +406,7 @@ pub fn run_planned(
     let mut anomalies = journal.checks.anomalies(&state.logs);
     anomalies.extend(found);
     anomalies.extend(redelivered);
+    anomalies.extend(open_partitions.check(&writes));
     anomalies.extend(not_drained.into_iter().map(|detail| Anomaly {
         kind: AnomalyKind::NotDrained,
         detail: format!(

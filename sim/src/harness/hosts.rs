@@ -16,7 +16,7 @@ use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::coverage::{self, Event};
-use crate::kit::with_faults;
+use crate::kit::{with_faults, Faults, OpenPartitions};
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
 use crate::workload::{self, input_file, SimFs, SinkMode};
@@ -206,6 +206,8 @@ pub(super) struct HostContext {
     pub(super) files: Files,
     /// Which worker runs the source, with exactly-once source support.
     pub(super) placement: Placement,
+    /// The partitions a test kit's sink under test holds open on each worker.
+    pub(super) open_partitions: Arc<OpenPartitions>,
 }
 
 /// The name of worker `index`'s host.
@@ -263,9 +265,12 @@ impl HostContext {
                 &under_test.class,
                 with_faults(
                     under_test.plugin.clone(),
-                    self.workload.store.clone(),
-                    self.index,
-                    self.scenario.max_poll_interval,
+                    Faults {
+                        store: self.workload.store.clone(),
+                        open: self.open_partitions.clone(),
+                        worker: self.index,
+                        max_poll_interval: self.scenario.max_poll_interval,
+                    },
                 ),
             );
         }

@@ -15,40 +15,34 @@ use sluice_core::api::{
 use sluice_core::config::{ConfigDef, ConfigError, ConfigMap};
 use tokio::time::Instant;
 
+use super::OpenPartitions;
 use crate::broker::now;
 use crate::coverage::{self, Event};
+use crate::protocol::Tp;
 use crate::workload::{DestinationStore, StoreFault};
 
 /// `plugin`, a sink, with its tasks suffering the faults armed in `store`; they strike as worker `worker`,
 /// and a `put` or flush longer than `max_poll_interval` counts as
 /// [`Event::FlushPastMaxPollInterval`]. A source plugin is returned as it is.
-pub(crate) fn with_faults(
-    plugin: ConnectorPlugin,
-    store: Arc<DestinationStore>,
-    worker: usize,
-    max_poll_interval: Duration,
-) -> ConnectorPlugin {
+pub(crate) fn with_faults(plugin: ConnectorPlugin, faults: Faults) -> ConnectorPlugin {
     match plugin {
         ConnectorPlugin::Sink(make) => ConnectorPlugin::sink(move || {
             Box::new(FaultyConnector {
                 inner: make(),
-                faults: Faults {
-                    store: store.clone(),
-                    worker,
-                    max_poll_interval,
-                },
+                faults: faults.clone(),
             })
         }),
         source => source,
     }
 }
 
-/// Where a wrapped task's faults come from.
+/// Where a wrapped task's faults come from, and where it notes the partitions it opens and closes.
 #[derive(Clone)]
-struct Faults {
-    store: Arc<DestinationStore>,
-    worker: usize,
-    max_poll_interval: Duration,
+pub(crate) struct Faults {
+    pub(crate) store: Arc<DestinationStore>,
+    pub(crate) open: Arc<OpenPartitions>,
+    pub(crate) worker: usize,
+    pub(crate) max_poll_interval: Duration,
 }
 
 struct FaultyConnector {
@@ -118,6 +112,7 @@ impl SinkTask for FaultyTask {
     }
 
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        self.faults.open.opened(self.faults.worker, tps(partitions));
         self.inner.open(partitions).await
     }
 
@@ -165,10 +160,19 @@ impl SinkTask for FaultyTask {
     }
 
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
-        self.inner.close(partitions).await
+        let outcome = self.inner.close(partitions).await;
+        self.faults.open.closed(self.faults.worker, tps(partitions));
+        outcome
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
         self.inner.stop().await
     }
+}
+
+fn tps(partitions: &[TopicPartition]) -> Vec<Tp> {
+    partitions
+        .iter()
+        .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+        .collect()
 }

@@ -5,16 +5,19 @@
 //! - [`dialer`]: the connector's way to its external system over the simulated network;
 //! - `faulty`: the runtime-side faults (slow `put` and flush, failed flush) the kit injects around the
 //!   author's tasks without touching their code;
+//! - [`open_partitions`]: which partitions each worker's tasks hold open, for `written-after-close`;
 //! - [`runner`]: seeds, replay commands, determinism checks, required events and regression files;
 //! - `shrink`: a failing plan cut down to the faults that matter.
 
 pub mod destination;
 pub mod dialer;
 mod faulty;
+pub mod open_partitions;
 pub mod runner;
 mod shrink;
 
 pub use destination::{worker_at, DurableWrites, ExternalSink, SinkUnderTest};
 pub use dialer::SimDialer;
-pub(crate) use faulty::with_faults;
+pub(crate) use faulty::{with_faults, Faults};
+pub use open_partitions::OpenPartitions;
 pub use runner::{render_sweep, Failure, Regression, SimTest, Sweep, TestError, SINK_FAULTS};

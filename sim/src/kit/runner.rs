@@ -123,17 +123,18 @@ pub enum TestError {
 }
 
 impl SimTest {
-    /// A test of a sink connector: the kit's source feeds 2,000 records (4 streams of 500) through a
-    /// topic of 4 partitions to the sink on three workers, with faults from [`SINK_FAULTS`] for 40
-    /// simulated seconds, held to at least once. `name` names the test in reports and its regression
-    /// file.
+    /// A test of a sink connector: the kit's source feeds 1,200 records (4 streams of 300, spread over
+    /// about 35 s) through a topic of 4 partitions to the sink on three workers, with faults from
+    /// [`SINK_FAULTS`] for 40 simulated seconds, held to at least once. `name` names the test in reports
+    /// and its regression file.
     pub fn sink(name: &'static str, under_test: SinkUnderTest) -> SimTest {
         SimTest {
             scenario: Scenario {
                 about: "a connector author's sink under the test kit",
                 partitions: 4,
                 streams: 4,
-                records_per_stream: 500,
+                records_per_stream: 300,
+                source_interval: Duration::from_millis(500),
                 active: Duration::from_secs(40),
                 faults: SINK_FAULTS,
                 max_faults: 6,

@@ -21,6 +21,10 @@
 //!   initialized its transactional producer: the old instance was a zombie and should have been fenced.
 //!   Zombie copies are reported as such and left out of the duplicate count.
 //!
+//! A test kit's sink under test is also held to `written-after-close`: a worker made a partition's
+//! records durable after the runtime had closed that partition on it (see
+//! [`crate::kit::open_partitions`]).
+//!
 //! The cluster's own invariants are checked as its events happen ([`cluster`]: `stale-commit-accepted`,
 //! `committed-offset-regressed`, `partition-owned-twice`), and a run that does not drain within its limit
 //! is `not-drained` ([`drain`]).
@@ -74,6 +78,7 @@ pub enum AnomalyKind {
     CommitRecordMissing,
     CommitRecordWrong,
     DeletedUnreported,
+    WrittenAfterClose,
 }
 
 impl AnomalyKind {
@@ -95,6 +100,7 @@ impl AnomalyKind {
             AnomalyKind::CommitRecordMissing => "commit-record-missing",
             AnomalyKind::CommitRecordWrong => "commit-record-wrong",
             AnomalyKind::DeletedUnreported => "deleted-unreported",
+            AnomalyKind::WrittenAfterClose => "written-after-close",
         }
     }
 }
