@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use kv_connectors::{sink_plugin, SINK_CLASS};
 use sluice_sim::coverage::Event;
+use sluice_sim::faults::FaultKind;
 use sluice_sim::kit::{SimDialer, SimTest, SinkUnderTest, TestError};
 use sluice_sim::oracle::AnomalyKind;
 use support::{KvService, ADDRESS};
@@ -72,4 +73,29 @@ fn a_sink_that_commits_before_its_writes_are_durable_is_caught_shrunk_and_replay
             .regressions_in(dir.path()),
         AnomalyKind::CommittedBeforeDurable,
     );
+}
+
+#[test]
+fn a_test_whose_seeds_never_reach_a_required_event_fails() {
+    let test = SimTest::sink("kv_sink_latency_only", sink("none"))
+        .faults(&[FaultKind::Latency], 2)
+        .seeds(1..=3)
+        .require(&[Event::OutOfOrderAcknowledgement, Event::ExternalCrashed]);
+    match test.run() {
+        Err(TestError::NotReached { missing, seeds, .. }) => {
+            assert_eq!(seeds, 3);
+            assert_eq!(missing, vec!["external-crashed"]);
+        }
+        other => panic!("the test should fail for the event it never reached: {other:?}"),
+    }
+}
+
+#[test]
+fn every_seed_replays_exactly() {
+    let sweep = SimTest::sink("kv_sink_determinism", sink("none"))
+        .seeds(1..=5)
+        .check_determinism()
+        .run()
+        .expect("each seed runs the same twice");
+    assert_eq!(sweep.seeds, 5);
 }

@@ -40,10 +40,12 @@ pub trait ExternalSink: Send + Sync + 'static {
 pub struct SinkUnderTest {
     /// The class name the connector is registered under.
     pub class: String,
+    /// Makes the connector, with what it needs to reach its system (a [`SimDialer`](super::SimDialer)).
     pub plugin: ConnectorPlugin,
     /// The connector's config; the kit adds `name`, `topics` and the consumer's client id, and
     /// `errors.tolerance=all` unless the config sets it.
     pub config: ConfigMap,
+    /// The model of the system the connector writes to.
     pub system: Arc<dyn ExternalSink>,
 }
 

@@ -54,12 +54,15 @@ pub struct SimTest {
     seeds: RangeInclusive<u64>,
     required: Vec<Event>,
     regressions: Option<PathBuf>,
+    check_determinism: bool,
 }
 
 /// One saved failure: the seed (which fixes the run's other choices) and its shrunk fault plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Regression {
+    /// The seed: it fixes the scenario's other choices (assignor, ...) and the simulation's randomness.
     pub seed: u64,
+    /// The faults, and when they strike.
     pub plan: Vec<Scheduled>,
 }
 
@@ -68,8 +71,9 @@ pub struct Regression {
 pub struct Failure {
     /// The run as the seed drew it.
     pub report: Report,
-    /// The shrunk plan and its run, which fails in the same way.
+    /// The shrunk plan, which fails in the same way.
     pub shrunk: Regression,
+    /// The run of the shrunk plan.
     pub shrunk_report: Report,
     /// The command that runs the failing seed again.
     pub replay: String,
@@ -89,14 +93,17 @@ pub struct Sweep {
 /// Why a test failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TestError {
+    /// A seed failed; here it is, shrunk.
     #[error("{0}")]
     Failed(Box<Failure>),
+    /// A plan saved in the regression file fails again.
     #[error("a saved regression ({file}, seed {seed}) fails again:\n{report}")]
     RegressionFails {
         file: String,
         seed: u64,
         report: String,
     },
+    /// `SLUICE_CHECK_DETERMINISM=1`: a seed's second run differed from its first.
     #[error("seed {seed} is not deterministic: trace {first} then {second}; replay with {replay}")]
     NotDeterministic {
         seed: u64,
@@ -104,16 +111,20 @@ pub enum TestError {
         second: String,
         replay: String,
     },
+    /// No seed reached an event the test requires.
     #[error("no seed of {seeds} reached {}: the test never got where it was meant to, so its passing proves nothing\n{}", .missing.join(", "), render_sweep(.sweep))]
     NotReached {
         seeds: u64,
         missing: Vec<&'static str>,
         sweep: Sweep,
     },
+    /// The regression file cannot be read or written.
     #[error("the regression file {file}: {reason}")]
     RegressionFile { file: String, reason: String },
+    /// The simulation itself failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// `SLUICE_SEED` or `SLUICE_SEEDS` makes no sense.
     #[error("{variable}={value:?}: {reason}")]
     Environment {
         variable: &'static str,
@@ -145,6 +156,7 @@ impl SimTest {
             seeds: 1..=DEFAULT_SEEDS,
             required: Vec::new(),
             regressions: None,
+            check_determinism: false,
         }
     }
 
@@ -179,6 +191,12 @@ impl SimTest {
         self
     }
 
+    /// Runs each seed twice and fails if the two runs differ, as `SLUICE_CHECK_DETERMINISM=1` does.
+    pub fn check_determinism(mut self) -> SimTest {
+        self.check_determinism = true;
+        self
+    }
+
     /// Keeps regression files in `dir` instead of the crate's `sim-regressions/`.
     pub fn regressions_in(mut self, dir: impl Into<PathBuf>) -> SimTest {
         self.regressions = Some(dir.into());
@@ -191,6 +209,7 @@ impl SimTest {
         self
     }
 
+    /// The scenario the test runs.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
     }
@@ -206,7 +225,8 @@ impl SimTest {
     /// Replays the saved regressions, then runs the seeds; the first failure is shrunk and saved.
     pub fn run(&self) -> Result<Sweep, TestError> {
         self.replay_regressions()?;
-        let determinism = std::env::var("SLUICE_CHECK_DETERMINISM").is_ok_and(|v| v == "1");
+        let determinism = self.check_determinism
+            || std::env::var("SLUICE_CHECK_DETERMINISM").is_ok_and(|v| v == "1");
         let mut sweep = Sweep::default();
         for seed in self.seed_range()? {
             let report = self.run_seed(seed)?;
@@ -304,41 +324,11 @@ impl SimTest {
     }
 
     fn seed_range(&self) -> Result<RangeInclusive<u64>, TestError> {
-        if let Ok(value) = std::env::var("SLUICE_SEED") {
-            let seed = value.trim().parse().map_err(|_| TestError::Environment {
-                variable: "SLUICE_SEED",
-                value: value.clone(),
-                reason: "not a seed (a whole number)",
-            })?;
-            return Ok(seed..=seed);
-        }
-        let Ok(value) = std::env::var("SLUICE_SEEDS") else {
-            return Ok(self.seeds.clone());
-        };
-        let bad = |reason| TestError::Environment {
-            variable: "SLUICE_SEEDS",
-            value: value.clone(),
-            reason,
-        };
-        let number = |text: &str| text.trim().parse::<u64>();
-        match value.split_once("..") {
-            Some((from, to)) => {
-                let from = number(from).map_err(|_| bad("A..B needs two whole numbers"))?;
-                let to = number(to.trim_start_matches('='))
-                    .map_err(|_| bad("A..B needs two whole numbers"))?;
-                if from > to {
-                    return Err(bad("A..B needs A <= B"));
-                }
-                Ok(from..=to)
-            }
-            None => {
-                let count = number(&value).map_err(|_| bad("a count of seeds, or A..B"))?;
-                if count == 0 {
-                    return Err(bad("a count of seeds, or A..B"));
-                }
-                Ok(1..=count)
-            }
-        }
+        seed_range(
+            std::env::var("SLUICE_SEED").ok().as_deref(),
+            std::env::var("SLUICE_SEEDS").ok().as_deref(),
+            &self.seeds,
+        )
     }
 
     /// `SLUICE_SEED=N cargo test -p CRATE TEST -- --exact`.
@@ -424,6 +414,47 @@ impl SimTest {
     }
 }
 
+/// The seeds to run: `SLUICE_SEED` (one), else `SLUICE_SEEDS` (`N`: 1 to N; `A..B`: A to B), else the
+/// test's own.
+fn seed_range(
+    seed: Option<&str>,
+    seeds: Option<&str>,
+    own: &RangeInclusive<u64>,
+) -> Result<RangeInclusive<u64>, TestError> {
+    if let Some(value) = seed {
+        let seed = value.trim().parse().map_err(|_| TestError::Environment {
+            variable: "SLUICE_SEED",
+            value: value.to_owned(),
+            reason: "not a seed (a whole number)",
+        })?;
+        return Ok(seed..=seed);
+    }
+    let Some(value) = seeds else {
+        return Ok(own.clone());
+    };
+    let bad = |reason| TestError::Environment {
+        variable: "SLUICE_SEEDS",
+        value: value.to_owned(),
+        reason,
+    };
+    let number = |text: &str| text.trim().parse::<u64>();
+    match value.split_once("..") {
+        Some((from, to)) => {
+            let two = "A..B needs two whole numbers";
+            let from = number(from).map_err(|_| bad(two))?;
+            let to = number(to.trim_start_matches('=')).map_err(|_| bad(two))?;
+            if from > to {
+                return Err(bad("A..B needs A <= B"));
+            }
+            Ok(from..=to)
+        }
+        None => match number(value) {
+            Ok(count) if count > 0 => Ok(1..=count),
+            _ => Err(bad("a count of seeds, or A..B")),
+        },
+    }
+}
+
 const REGRESSION_HEADER: &str = "# Failures the simulation found and shrank: a seed (which fixes the run's other choices) and the\n# faults that matter. Every run of the test replays these first. Keep this file under version control.\n";
 
 impl Sweep {
@@ -499,5 +530,52 @@ impl fmt::Display for Failure {
             render_report(&self.shrunk_report)
         )?;
         write!(f, "replay: {}", self.replay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(seed: Option<&str>, seeds: Option<&str>) -> String {
+        match seed_range(seed, seeds, &(1..=20)) {
+            Err(e) => e.to_string(),
+            Ok(range) => panic!("{seed:?} {seeds:?} gave {range:?}"),
+        }
+    }
+
+    #[test]
+    fn seeds_come_from_the_environment_or_the_test() {
+        assert_eq!(seed_range(None, None, &(1..=20)).unwrap(), 1..=20);
+        assert_eq!(
+            seed_range(Some("7"), Some("500"), &(1..=20)).unwrap(),
+            7..=7
+        );
+        assert_eq!(seed_range(None, Some("500"), &(1..=20)).unwrap(), 1..=500);
+        assert_eq!(
+            seed_range(None, Some("100..199"), &(1..=20)).unwrap(),
+            100..=199
+        );
+        assert_eq!(seed_range(None, Some("3..=5"), &(1..=20)).unwrap(), 3..=5);
+    }
+
+    #[test]
+    fn bad_seed_variables_say_what_is_wrong() {
+        assert_eq!(
+            bad(Some("x"), None),
+            "SLUICE_SEED=\"x\": not a seed (a whole number)"
+        );
+        assert_eq!(
+            bad(None, Some("0")),
+            "SLUICE_SEEDS=\"0\": a count of seeds, or A..B"
+        );
+        assert_eq!(
+            bad(None, Some("9..2")),
+            "SLUICE_SEEDS=\"9..2\": A..B needs A <= B"
+        );
+        assert_eq!(
+            bad(None, Some("a..b")),
+            "SLUICE_SEEDS=\"a..b\": A..B needs two whole numbers"
+        );
     }
 }
