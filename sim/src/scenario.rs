@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::coverage::Event;
 use crate::faults::FaultKind;
-use crate::kit::SinkUnderTest;
+use crate::kit::{SinkUnderTest, SourceUnderTest};
 use crate::workload::{self, Poison, SinkMode};
 
 /// How strictly duplicates are judged.
@@ -111,6 +111,8 @@ pub struct Scenario {
     pub broker_bug: &'static str,
     /// A connector author's sink and its external system, in place of the StoreSink (see [`crate::kit`]).
     pub sink_under_test: Option<SinkUnderTest>,
+    /// A connector author's source and its external system, in place of the SequenceSource.
+    pub source_under_test: Option<SourceUnderTest>,
 }
 
 impl Scenario {
@@ -152,6 +154,7 @@ impl Scenario {
         worker_bug: "none",
         broker_bug: "none",
         sink_under_test: None,
+        source_under_test: None,
     };
 
     /// A scenario with the defaults every named one starts from: three workers and three brokers, 8
@@ -337,7 +340,16 @@ impl Scenario {
     /// Kafka; its offset is committed all the same).
     pub fn refused_by_source(&self, seq: i64) -> bool {
         self.workload == Workload::Sequences
+            && self.source_under_test.is_none()
             && workload::poison(seq) == Some(Poison::RefusedBySource)
+    }
+
+    /// Whether record `seq` of every stream is one the sink's converter refuses (in Kafka, skipped by
+    /// the sink).
+    pub fn refused_by_sink(&self, seq: i64) -> bool {
+        self.workload == Workload::Sequences
+            && self.source_under_test.is_none()
+            && workload::poison(seq) == Some(Poison::RefusedBySink)
     }
 
     /// The assignor this run's sink consumers use: the first allowed one (a seeded run narrows the list

@@ -4,10 +4,12 @@
 //! Sluice's simulation, where its tests run it with the test kit (`tests/`).
 //!
 //! - [`protocol`]: the service's line protocol and a client for it;
-//! - [`sink`]: `KvSinkConnector`, which writes each record under its Kafka coordinates.
+//! - [`sink`]: `KvSinkConnector`, which writes each record under its Kafka coordinates;
+//! - [`source`]: `KvLogSourceConnector`, which copies the service's event logs into a topic.
 
 pub mod protocol;
 pub mod sink;
+pub mod source;
 
 use std::sync::Arc;
 
@@ -16,10 +18,18 @@ use sluice_core::net::Dialer;
 
 /// The sink's class name.
 pub const SINK_CLASS: &str = "com.example.kv.KvSinkConnector";
+/// The source's class name.
+pub const SOURCE_CLASS: &str = "com.example.kv.KvLogSourceConnector";
 
 /// The crate's connectors, reaching the service through `dialer`.
 pub fn register(registry: &mut PluginRegistry, dialer: Arc<dyn Dialer>) {
-    registry.register(SINK_CLASS, sink_plugin(dialer));
+    registry.register(SINK_CLASS, sink_plugin(dialer.clone()));
+    registry.register(SOURCE_CLASS, source_plugin(dialer));
+}
+
+/// The source connector's plugin, reaching the service through `dialer`.
+pub fn source_plugin(dialer: Arc<dyn Dialer>) -> ConnectorPlugin {
+    ConnectorPlugin::source(move || Box::new(source::KvLogSourceConnector::new(dialer.clone())))
 }
 
 /// The sink connector's plugin, reaching the service through `dialer`.

@@ -2,6 +2,8 @@
 //!
 //! - `PUT <key> <value>` stores a value (not yet durable): `OK`;
 //! - `SYNC` makes everything this connection stored durable: `SYNCED` once it is;
+//! - `READ <stream> <from> <max>` reads an event log: up to `max` lines `EVENT <seq> <text>` from
+//!   `from` on, then `END <next>`, where `next` is the log's end;
 //! - an answer `ERR <message>` refuses a request.
 //!
 //! What a connection stored and did not sync is dropped when the connection closes, as an open
@@ -71,6 +73,40 @@ impl KvClient {
         self.request("SYNC", "SYNC\n", "SYNCED").await
     }
 
+    /// Up to `max` events of `stream` from `from` on, and where the log ended when it was read.
+    pub async fn read(
+        &mut self,
+        stream: i64,
+        from: i64,
+        max: usize,
+    ) -> Result<(Vec<(i64, String)>, i64), KvError> {
+        self.stream
+            .get_mut()
+            .write_all(format!("READ {stream} {from} {max}\n").as_bytes())
+            .await?;
+        let mut events = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self.stream.read_line(&mut line).await? == 0 {
+                return Err(KvError::Closed);
+            }
+            let mut words = line.trim_end().splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("EVENT"), Some(seq), Some(text)) => match seq.parse() {
+                    Ok(seq) => events.push((seq, text.to_owned())),
+                    Err(_) => return Err(refused("READ", &line)),
+                },
+                (Some("END"), Some(end), None) => match end.parse() {
+                    Ok(end) => return Ok((events, end)),
+                    Err(_) => return Err(refused("READ", &line)),
+                },
+                // The late answer to a SYNC sent without waiting.
+                (Some("SYNCED"), None, None) => continue,
+                _ => return Err(refused("READ", &line)),
+            }
+        }
+    }
+
     /// Sends SYNC without waiting for the answer.
     pub async fn sync_without_waiting(&mut self) -> Result<(), KvError> {
         self.stream.get_mut().write_all(b"SYNC\n").await?;
@@ -116,4 +152,11 @@ fn token(what: &'static str, text: &str) -> Result<(), KvError> {
         });
     }
     Ok(())
+}
+
+fn refused(request: &'static str, answer: &str) -> KvError {
+    KvError::Refused {
+        request,
+        answer: answer.trim_end().to_owned(),
+    }
 }

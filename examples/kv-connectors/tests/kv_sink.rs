@@ -3,16 +3,17 @@
 //! commits before its writes are durable is caught, shrunk to the faults that matter, and caught again
 //! from the saved regression file.
 
-mod support;
+#[path = "support/kv_service.rs"]
+mod kv_service;
 
 use std::sync::Arc;
 
 use kv_connectors::{sink_plugin, SINK_CLASS};
+use kv_service::{KvService, ADDRESS};
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::FaultKind;
 use sluice_sim::kit::{SimDialer, SimTest, SinkUnderTest, TestError};
 use sluice_sim::oracle::AnomalyKind;
-use support::{KvService, ADDRESS};
 
 fn sink(bug: &str) -> SinkUnderTest {
     SinkUnderTest {

@@ -20,7 +20,7 @@ use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
 use crate::faults::{self, Fault, Scheduled};
-use crate::kit::{DurableWrites, OpenPartitions};
+use crate::kit::{DurableWrites, OpenPartitions, SourceRecords};
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
 use crate::oracle::{
@@ -211,7 +211,11 @@ pub fn run_planned(
     }));
     cluster.create_topic(scenario.topic(), scenario.partitions);
     // Worker 0's: it runs the source, unless sources run exactly once.
-    let source_commits = SourceCommits::new(shared.rotations.clone());
+    let source_system = scenario
+        .source_under_test
+        .as_ref()
+        .map(|under_test| under_test.system.clone());
+    let source_commits = SourceCommits::new(shared.rotations.clone(), source_system.clone());
 
     let total = scenario.active + scenario.drain_limit + STOP_LIMIT;
     let mut sim = turmoil::Builder::new()
@@ -232,15 +236,24 @@ pub fn run_planned(
             }
         });
     }
-    let external = match &scenario.sink_under_test {
-        Some(under_test) => {
-            under_test
-                .system
-                .build(&mut sim, DurableWrites::new(store.clone()));
-            under_test.system.hosts()
-        }
-        None => Vec::new(),
-    };
+    let mut external = Vec::new();
+    if let Some(under_test) = &scenario.sink_under_test {
+        under_test
+            .system
+            .build(&mut sim, DurableWrites::new(store.clone()));
+        external.extend(under_test.system.hosts());
+    }
+    if let Some(under_test) = &scenario.source_under_test {
+        under_test.system.build(
+            &mut sim,
+            SourceRecords {
+                streams: scenario.streams,
+                per_stream: scenario.records_per_stream,
+                interval: scenario.source_interval,
+            },
+        );
+        external.extend(under_test.system.hosts());
+    }
     let files: Files = Arc::default();
     let open_partitions = Arc::new(OpenPartitions::default());
     let (orchestrator, placement) = placement::orchestrator();
@@ -252,7 +265,7 @@ pub fn run_planned(
             commits: if index == 0 {
                 source_commits.clone()
             } else {
-                SourceCommits::new(shared.rotations.clone())
+                SourceCommits::new(shared.rotations.clone(), source_system.clone())
             },
             cluster: cluster.clone(),
             journal: journal.clone(),

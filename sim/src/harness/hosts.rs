@@ -88,6 +88,14 @@ fn worker_props(scenario: &Scenario, index: usize) -> ConfigMap {
 }
 
 fn source_props(scenario: &Scenario) -> ConfigMap {
+    if let Some(under_test) = &scenario.source_under_test {
+        let mut config = under_test.config.clone();
+        config.extend(props(&[
+            ("name", "source-under-test".into()),
+            ("connector.class", under_test.class.clone()),
+        ]));
+        return config;
+    }
     if scenario.workload == Workload::Files {
         return props(&[
             ("name", "file-source".into()),
@@ -260,6 +268,9 @@ impl HostContext {
         let config = WorkerConfig::parse(&props)?;
         let backend = Arc::new(SimBackend::new(bootstrap_servers(&self.scenario)));
         let mut plugins = workload::plugins(&self.workload, self.fs());
+        if let Some(under_test) = &self.scenario.source_under_test {
+            plugins.register(&under_test.class, under_test.plugin.clone());
+        }
         if let Some(under_test) = &self.scenario.sink_under_test {
             plugins.register(
                 &under_test.class,

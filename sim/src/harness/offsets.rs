@@ -12,6 +12,7 @@ use turmoil::fs::shim::std::fs as blocking;
 
 use super::journal::{lock, millis, SharedJournal};
 use crate::broker::Cluster;
+use crate::kit::ExternalSource;
 use crate::oracle::{Anomaly, AnomalyKind};
 use crate::workload::input_file::InputRotations;
 use crate::workload::SimFs;
@@ -29,13 +30,19 @@ type Offsets = BTreeMap<String, BTreeMap<String, (SourcePartition, SourceOffset)
 pub(super) struct SourceCommits {
     offsets: Arc<Mutex<Offsets>>,
     rotations: Arc<InputRotations>,
+    /// A test kit's source system, which maps its connector's offsets to records.
+    under_test: Option<Arc<dyn ExternalSource>>,
 }
 
 impl SourceCommits {
-    pub(super) fn new(rotations: Arc<InputRotations>) -> SourceCommits {
+    pub(super) fn new(
+        rotations: Arc<InputRotations>,
+        under_test: Option<Arc<dyn ExternalSource>>,
+    ) -> SourceCommits {
         SourceCommits {
             offsets: Arc::default(),
             rotations,
+            under_test,
         }
     }
 
@@ -56,6 +63,9 @@ impl SourceCommits {
     /// `{"stream": s}`/`{"seq": n}`, or FileStreamSource's `{"position": bytes, "head": ...}` (stream 0,
     /// the line the position ends after in the life of the input file the head fingerprints).
     fn position(&self, partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)> {
+        if let Some(system) = &self.under_test {
+            return system.covered(partition, offset);
+        }
         if offset.get("position").is_some() {
             return self.rotations.last_line(offset).map(|line| (0, line));
         }

@@ -2,6 +2,7 @@
 //! `cargo test`.
 //!
 //! - [`destination`]: the external system a sink under test writes to, as the author describes it;
+//! - [`source`]: the external system a source under test reads;
 //! - [`dialer`]: the connector's way to its external system over the simulated network;
 //! - `faulty`: the runtime-side faults (slow `put` and flush, failed flush) the kit injects around the
 //!   author's tasks without touching their code;
@@ -15,9 +16,13 @@ mod faulty;
 pub mod open_partitions;
 pub mod runner;
 mod shrink;
+pub mod source;
 
 pub use destination::{worker_at, DurableWrites, ExternalSink, SinkUnderTest};
 pub use dialer::SimDialer;
 pub(crate) use faulty::{with_faults, Faults};
 pub use open_partitions::OpenPartitions;
-pub use runner::{render_sweep, Failure, Regression, SimTest, Sweep, TestError, SINK_FAULTS};
+pub use runner::{
+    render_sweep, Failure, Regression, SimTest, Sweep, TestError, SINK_FAULTS, SOURCE_FAULTS,
+};
+pub use source::{ExternalSource, SourceRecords, SourceUnderTest};

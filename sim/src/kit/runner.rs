@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::destination::SinkUnderTest;
 use super::shrink::{kinds, same_failure, shrink};
+use super::source::SourceUnderTest;
 use crate::coverage::Event;
 use crate::faults::{FaultKind, Scheduled};
 use crate::harness::{choose, run_planned, RunError};
@@ -43,6 +44,20 @@ pub const SINK_FAULTS: &[FaultKind] = &[
     FaultKind::StallFlush,
     FaultKind::StallPut,
     FaultKind::FailFlush,
+    FaultKind::CrashExternal,
+    FaultKind::Latency,
+];
+
+/// The faults a source test draws from unless it says otherwise: every Kafka-side fault a source task
+/// meets (produce errors outlasting `delivery.timeout.ms` among them), and crashes of its external system.
+pub const SOURCE_FAULTS: &[FaultKind] = &[
+    FaultKind::CrashWorker,
+    FaultKind::StopWorker,
+    FaultKind::HoldNetwork,
+    FaultKind::PartitionNetwork,
+    FaultKind::RestartBroker,
+    FaultKind::MoveLeaders,
+    FaultKind::ProduceErrors,
     FaultKind::CrashExternal,
     FaultKind::Latency,
 ];
@@ -158,6 +173,38 @@ impl SimTest {
             regressions: None,
             check_determinism: false,
         }
+    }
+
+    /// A test of a source connector: its system makes 1,200 records appear (4 streams of 300, one
+    /// record of each stream every 100 ms), which the connector copies into the topic [`SimTest::topic`]
+    /// names, on worker 0 of three; Sluice's own StoreSink takes them out of Kafka. Faults come from
+    /// [`SOURCE_FAULTS`] for 40 simulated seconds, with `delivery.timeout.ms` at 15 s; the run is held to
+    /// at least once.
+    pub fn source(name: &'static str, under_test: SourceUnderTest) -> SimTest {
+        SimTest {
+            scenario: Scenario {
+                about: "a connector author's source under the test kit",
+                partitions: 4,
+                streams: 4,
+                records_per_stream: 300,
+                source_interval: Duration::from_millis(100),
+                active: Duration::from_secs(40),
+                faults: SOURCE_FAULTS,
+                max_faults: 6,
+                delivery_timeout: Duration::from_secs(15),
+                source_under_test: Some(under_test),
+                ..Scenario::base(name)
+            },
+            seeds: 1..=DEFAULT_SEEDS,
+            required: Vec::new(),
+            regressions: None,
+            check_determinism: false,
+        }
+    }
+
+    /// The topic the source under test writes to and the sink under test reads.
+    pub fn topic(&self) -> &'static str {
+        self.scenario.topic()
     }
 
     /// The guarantee the run is held to.

@@ -56,7 +56,7 @@ use serde::Serialize;
 use crate::broker::Logs;
 use crate::protocol::Tp;
 use crate::scenario::{Guarantee, Scenario};
-use crate::workload::{self, InstanceReports, Poison, Write};
+use crate::workload::{self, InstanceReports, Write};
 
 /// The kinds of anomaly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -280,6 +280,7 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
         Destination::Store(writes) => {
             let mut deleted = BTreeSet::new();
             let example = check_store(
+                scenario,
                 writes,
                 state.logs,
                 &positions,
@@ -328,6 +329,7 @@ type Report<'r> = &'r mut dyn FnMut(AnomalyKind, String);
 /// Returns an example of a record written more than once; adds to `deleted` the records retention
 /// deleted before any sink task wrote them.
 fn check_store(
+    scenario: &Scenario,
     writes: &[Write],
     logs: &Logs,
     positions: &BTreeMap<(i64, i64), Vec<(Tp, i64)>>,
@@ -389,7 +391,7 @@ fn check_store(
     let (refused, kafka_records): (Vec<_>, Vec<_>) = positions
         .iter()
         .flat_map(|((_, seq), copies)| {
-            let refused = workload::poison(*seq) == Some(Poison::RefusedBySink);
+            let refused = scenario.refused_by_sink(*seq);
             copies
                 .iter()
                 .map(move |position| (refused, position.clone()))

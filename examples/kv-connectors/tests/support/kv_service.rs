@@ -1,6 +1,6 @@
-//! A model of the key-value service for the simulation, as a connector author writes one for the test kit:
-//! a host that answers the service's protocol, keeps each connection's unsynced writes in its memory (a
-//! crash of the host loses them) and its durable data outside the host (as a disk would), and tells the
+//! A model of the key-value service the sink writes to, as a connector author writes one for the test
+//! kit: a host that answers the service's protocol, keeps each connection's unsynced writes in its memory
+//! (a crash of the host loses them) and its durable data outside the host (as a disk would), and tells the
 //! kit each write that became durable.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,84 @@
+//! A model of the service's event logs, which the source reads, as a connector author writes one for the
+//! test kit: a host serving logs that grow over simulated time.
+
+use std::time::Duration;
+
+use sluice_core::api::{SourceOffset, SourcePartition};
+use sluice_sim::kit::{ExternalSource, SourceRecords};
+use sluice_sim::turmoil;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The event logs' host and port, as the source's `kv.address` names them.
+pub const LOG_ADDRESS: &str = "log:7001";
+const LOG_HOST: &str = "log";
+const LOG_PORT: u16 = 7001;
+
+/// The service's event logs: record `seq` of each stream appears `seq + 1` intervals after the start.
+pub struct EventLog;
+
+impl ExternalSource for EventLog {
+    fn build(&self, sim: &mut turmoil::Sim<'_>, records: SourceRecords) {
+        sim.host(LOG_HOST, move || serve_log(records));
+    }
+
+    fn hosts(&self) -> Vec<String> {
+        vec![LOG_HOST.to_owned()]
+    }
+
+    /// `{"stream": S}` at `{"next": N}` has read up to record N-1.
+    fn covered(&self, partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)> {
+        let stream = partition.get("stream")?.as_i64()?;
+        let next = offset.get("next")?.as_i64()?;
+        Some((stream, next - 1))
+    }
+}
+
+async fn serve_log(records: SourceRecords) -> turmoil::Result {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", LOG_PORT)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(log_connection(stream, records));
+    }
+}
+
+/// How many records of each stream there are now.
+fn log_end(records: SourceRecords) -> i64 {
+    let elapsed = turmoil::sim_elapsed().unwrap_or(Duration::ZERO);
+    let appeared = elapsed.as_millis() / records.interval.as_millis().max(1);
+    (appeared as i64).min(records.per_stream)
+}
+
+async fn log_connection(
+    stream: turmoil::net::TcpStream,
+    records: SourceRecords,
+) -> std::io::Result<()> {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        let words: Vec<&str> = line.split(' ').collect();
+        let answer = match words[..] {
+            ["READ", stream, from, max] => match (
+                stream.parse::<i64>(),
+                from.parse::<i64>(),
+                max.parse::<i64>(),
+            ) {
+                (Ok(stream), Ok(from), Ok(max)) if (0..records.streams).contains(&stream) => {
+                    let end = log_end(records);
+                    let mut answer = String::new();
+                    for seq in from.max(0)..end.min(from.max(0) + max) {
+                        answer.push_str(&format!(
+                            "EVENT {seq} {}\n",
+                            SourceRecords::value(stream, seq)
+                        ));
+                    }
+                    answer.push_str(&format!("END {end}"));
+                    answer
+                }
+                _ => "ERR bad READ".to_owned(),
+            },
+            _ => "ERR unknown request".to_owned(),
+        };
+        write.write_all(format!("{answer}\n").as_bytes()).await?;
+    }
+    Ok(())
+}
