@@ -106,7 +106,7 @@
 //!                             let (Ok(partition), Ok(offset)) = (partition.parse(), offset.parse()) else {
 //!                                 break;
 //!                             };
-//!                             durable.written(peer.ip(), topic, partition, offset, value);
+//!                             durable.written(peer, topic, partition, offset, value);
 //!                             if write.write_all(b"OK\n").await.is_err() {
 //!                                 break;
 //!                             }

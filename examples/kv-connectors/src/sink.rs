@@ -1,17 +1,27 @@
 //! `KvSinkConnector`: writes each record's value under the key `<topic>/<partition>/<offset>`, so the
-//! service holds each Kafka record once however often it is delivered. `put` writes at once; the flush
-//! before each offset commit makes the writes durable (`SYNC`), and only then are the offsets committed.
+//! service holds each Kafka record once however often it is delivered.
 //!
-//! A connection that breaks takes the writes made since the last sync with it; the task then fails its
-//! next flush (closing its connection, so nothing it stored since is kept either), and the runtime goes
-//! back to the committed offsets and delivers those records again.
+//! `put` writes at once; writes become durable when the task syncs them (`SYNC`), after
+//! `kv.sync.records` writes or, at a commit, once `kv.sync.interval.ms` passed since the last sync. Only
+//! synced offsets are committed (`pre_commit` returns them), as sinks that write files or batches commit
+//! only what they closed.
 //!
-//! Keys: `kv.address` (`host:port`, required); `bug`, a deliberate mistake for the crate's own tests of the
-//! simulation: `none` (the default) or `commit-before-sync` (the flush sends `SYNC` without waiting for
-//! the answer, so offsets can be committed before the writes are durable).
+//! Writes not yet synced are dropped by the service with the connection. The task drops its connection
+//! itself, and with it what it wrote since the last sync, when the connection breaks and when the
+//! runtime closes partitions (revoked or lost: their records go to another task now, which starts from
+//! the committed, synced, offsets). Its next flush then fails, dropping the connection again with what
+//! was written meanwhile, so the runtime goes back to the committed offsets and delivers everything since
+//! again.
+//!
+//! Keys: `kv.address` (`host:port`, required), `kv.sync.records` (default 100), `kv.sync.interval.ms`
+//! (default 3000); `bug`, a deliberate mistake for the crate's own tests of the simulation: `none` (the
+//! default), `commit-before-sync` (a sync sends `SYNC` without waiting for the answer, so offsets can be
+//! committed before the writes are durable) or `keep-lost-writes` (closing partitions keeps the
+//! connection and what it wrote of them, which the next sync makes durable behind the new owner's back).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
@@ -21,12 +31,15 @@ use sluice_core::api::{
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::Value;
 use sluice_core::net::Dialer;
+use tokio::time::Instant;
 
 use crate::protocol::{KvClient, KvError};
 
 const ADDRESS: &str = "kv.address";
+const SYNC_RECORDS: &str = "kv.sync.records";
+const SYNC_INTERVAL: &str = "kv.sync.interval.ms";
 const BUG: &str = "bug";
-const BUGS: &[&str] = &["none", "commit-before-sync"];
+const BUGS: &[&str] = &["none", "commit-before-sync", "keep-lost-writes"];
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -36,10 +49,22 @@ fn config_def() -> ConfigDef {
             "The key-value service, as host:port.",
         )
         .optional(
+            SYNC_RECORDS,
+            ConfigType::Int,
+            "100",
+            "Sync after this many writes.",
+        )
+        .optional(
+            SYNC_INTERVAL,
+            ConfigType::Long,
+            "3000",
+            "At a commit, sync if the last sync is this old (milliseconds).",
+        )
+        .optional(
             BUG,
             ConfigType::String,
             "none",
-            "A deliberate mistake, for tests of the simulation: none or commit-before-sync.",
+            "A deliberate mistake, for tests of the simulation: none, commit-before-sync or keep-lost-writes.",
         )
         .check(known_bug)
 }
@@ -91,23 +116,42 @@ impl SinkConnector for KvSinkConnector {
         Box::new(KvSinkTask {
             dialer: self.dialer.clone(),
             address: String::new(),
+            sync_records: 0,
+            sync_interval: Duration::ZERO,
             commit_before_sync: false,
+            keep_lost_writes: false,
             client: None,
-            unsynced: false,
-            maybe_lost: false,
+            partitions: BTreeMap::new(),
+            unsynced: 0,
+            rolled_back: false,
+            last_sync: Instant::now(),
         })
     }
+}
+
+/// What the task knows of one partition.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The offset after the last record written, synced or not.
+    written: Option<i64>,
+    /// The offset after the last record made durable: what may be committed.
+    synced: Option<i64>,
 }
 
 struct KvSinkTask {
     dialer: Arc<dyn Dialer>,
     address: String,
+    sync_records: usize,
+    sync_interval: Duration,
     commit_before_sync: bool,
+    keep_lost_writes: bool,
     client: Option<KvClient>,
-    /// Writes made since the last sync.
-    unsynced: bool,
-    /// A connection broke while it held unsynced writes: they may be gone.
-    maybe_lost: bool,
+    partitions: BTreeMap<TopicPartition, Progress>,
+    /// Writes since the last sync.
+    unsynced: usize,
+    /// Writes were dropped since the last flush: it must fail, so the runtime delivers them again.
+    rolled_back: bool,
+    last_sync: Instant,
 }
 
 impl KvSinkTask {
@@ -118,13 +162,70 @@ impl KvSinkTask {
         Ok(self.client.as_mut().expect("connected above"))
     }
 
-    /// The connection is gone, and with it perhaps what it had not synced.
-    fn broke(&mut self, e: KvError) -> ConnectError {
-        self.client = None;
-        if self.unsynced {
-            self.maybe_lost = true;
+    /// Makes every write so far durable; if that fails, rolls back.
+    async fn sync(&mut self) {
+        let wait = !self.commit_before_sync;
+        let synced = match self.client().await {
+            Ok(client) if wait => client.sync().await,
+            Ok(client) => client.sync_without_waiting().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            tracing::warn!(error = %e, "the key-value service did not sync; going back to the synced offsets");
+            self.roll_back();
+            return;
         }
-        ConnectError::retriable(e.to_string())
+        for progress in self.partitions.values_mut() {
+            // A delivery that went back rewrites what is durable already.
+            progress.synced = progress.synced.max(progress.written);
+        }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+    }
+
+    /// Stores a batch; `written` is the offset after its last record, per partition.
+    async fn write(
+        &mut self,
+        entries: Vec<(String, String)>,
+        written: BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), ConnectError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let stored = match self.client().await {
+            Ok(client) => client.put_all(&entries).await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => {
+                for (tp, next) in written {
+                    self.partitions.entry(tp).or_default().written = Some(next);
+                }
+                self.unsynced += entries.len();
+                if self.unsynced >= self.sync_records {
+                    self.sync().await;
+                }
+                Ok(())
+            }
+            Err(e @ KvError::NotAToken { .. }) => Err(ConnectError::fatal(e.to_string())),
+            Err(e) => {
+                // Part of the batch may be stored: drop it all and go back to what is durable.
+                tracing::warn!(error = %e, "the key-value service connection broke; going back to the synced offsets");
+                self.roll_back();
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops the connection, and with it every write since the last sync; the next flush fails, so that
+    /// the runtime delivers those records again.
+    fn roll_back(&mut self) {
+        self.client = None;
+        self.unsynced = 0;
+        self.rolled_back = true;
+        for progress in self.partitions.values_mut() {
+            progress.written = progress.synced;
+        }
     }
 }
 
@@ -140,13 +241,30 @@ impl SinkTask for KvSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let config = config_def().parse(context.configs())?;
         self.address = config.string(ADDRESS).to_owned();
+        self.sync_records = config.int(SYNC_RECORDS).max(1) as usize;
+        self.sync_interval = Duration::from_millis(config.long(SYNC_INTERVAL).max(0) as u64);
         self.commit_before_sync = config.string(BUG) == "commit-before-sync";
+        self.keep_lost_writes = config.string(BUG) == "keep-lost-writes";
+        Ok(())
+    }
+
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        for tp in partitions {
+            self.partitions.insert(tp.clone(), Progress::default());
+        }
         Ok(())
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        if self.rolled_back {
+            // The next flush fails and the runtime delivers these again: writing them now, past the
+            // dropped ones, could let a sync claim what is not there.
+            return Ok(());
+        }
         let mut entries = Vec::with_capacity(records.len());
+        let mut written: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for record in &records {
+            let tp = record.topic_partition();
             match &record.value.value {
                 Value::String(text) => entries.push((key(record), text.clone())),
                 other => {
@@ -156,58 +274,48 @@ impl SinkTask for KvSinkTask {
                     )))
                 }
             }
+            let progress = self.partitions.entry(tp.clone()).or_default();
+            // Nothing of the partition is durable yet: delivery resumes at its first record.
+            progress.synced.get_or_insert(record.kafka_offset);
+            written.insert(tp, record.kafka_offset + 1);
         }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let written = match self.client().await {
-            Ok(client) => client.put_all(&entries).await,
-            Err(e) => Err(e),
-        };
-        match written {
-            Ok(()) => {
-                self.unsynced = true;
-                Ok(())
-            }
-            Err(e @ KvError::NotAToken { .. }) => Err(ConnectError::fatal(e.to_string())),
-            // Part of the batch may be stored: the runtime hands the same batch over again.
-            Err(e) => {
-                self.unsynced = true;
-                Err(self.broke(e))
-            }
-        }
+        self.write(entries, written).await
     }
 
     async fn pre_commit(
         &mut self,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
-        if self.maybe_lost {
-            // The runtime goes back to the committed offsets and delivers everything since again; what
-            // this connection stored meanwhile is dropped with it, so nothing is written twice.
-            self.client = None;
-            self.maybe_lost = false;
-            self.unsynced = false;
+        if self.unsynced > 0 && self.last_sync.elapsed() >= self.sync_interval {
+            self.sync().await;
+        }
+        if self.rolled_back {
+            // The runtime starts again from the committed offsets.
+            self.rolled_back = false;
             return Err(ConnectError::retriable(
-                "a connection to the key-value service broke before it synced its writes",
+                "writes to the key-value service were dropped before they were synced",
             ));
         }
-        if self.unsynced {
-            let wait = !self.commit_before_sync;
-            let synced = match self.client().await {
-                Ok(client) if !wait => client.sync_without_waiting().await,
-                Ok(client) => client.sync().await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = synced {
-                let error = self.broke(e);
-                self.maybe_lost = false;
-                self.unsynced = false;
-                return Err(error);
-            }
-            self.unsynced = false;
+        Ok(offsets
+            .keys()
+            .filter_map(|tp| Some((tp.clone(), self.partitions.get(tp)?.synced?)))
+            .collect())
+    }
+
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        if self.keep_lost_writes {
+            return Ok(());
         }
-        Ok(offsets.clone())
+        let closed: BTreeSet<&TopicPartition> = partitions.iter().collect();
+        let holds_closed = self
+            .partitions
+            .iter()
+            .any(|(tp, p)| closed.contains(tp) && p.written != p.synced);
+        self.partitions.retain(|tp, _| !closed.contains(tp));
+        if holds_closed {
+            self.roll_back();
+        }
+        Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -72,13 +72,13 @@ pub struct DurableWrites {
 
 #[derive(Debug, Default)]
 struct Deliveries {
-    /// Per (worker, partition): the last offset written and when, and the delivery it was in.
-    last: BTreeMap<(usize, Tp), (i64, Duration, u64)>,
-    /// Per worker: the deliveries begun so far.
-    begun: BTreeMap<usize, u64>,
+    /// Per (writer, partition): the last offset written and when, and the delivery it was in.
+    last: BTreeMap<(String, Tp), (i64, Duration, u64)>,
+    /// Per writer: the deliveries begun so far.
+    begun: BTreeMap<String, u64>,
 }
 
-/// The writer name of writes from hosts that are not workers.
+/// The worker of writes from hosts that are not workers.
 const UNKNOWN_WORKER: usize = usize::MAX;
 
 impl DurableWrites {
@@ -94,44 +94,62 @@ impl DurableWrites {
     }
 
     /// The record at `topic`/`partition`/`offset`, whose value is `value`, is durable in the system now;
-    /// the connection that wrote it came from `peer` (a worker host's address). Call it inside the
-    /// simulation, once per write made durable: a record written twice is told twice.
-    pub fn written(&self, peer: IpAddr, topic: &str, partition: i32, offset: i64, value: &str) {
-        let worker = worker_at(peer).unwrap_or(UNKNOWN_WORKER);
-        self.written_by(worker, topic, partition, offset, value);
+    /// the connection that wrote it came from `peer` (a worker host's address and the connection's port,
+    /// which tells the tasks of a worker apart). Call it inside the simulation, once per write made
+    /// durable: a record written twice is told twice.
+    pub fn written(&self, peer: SocketAddr, topic: &str, partition: i32, offset: i64, value: &str) {
+        let worker = worker_at(peer.ip()).unwrap_or(UNKNOWN_WORKER);
+        let writer = match worker {
+            UNKNOWN_WORKER => format!("{peer} (no worker)"),
+            worker => format!("worker-{worker} via {peer}"),
+        };
+        self.record(writer, worker, topic, partition, offset, value);
     }
 
-    /// As [`written`](DurableWrites::written), naming the worker that wrote it.
+    /// As [`written`](DurableWrites::written), for a system that knows the writing worker but not its
+    /// connection: the worker's tasks count as one writer.
     pub fn written_by(&self, worker: usize, topic: &str, partition: i32, offset: i64, value: &str) {
+        self.record(
+            format!("worker-{worker}"),
+            worker,
+            topic,
+            partition,
+            offset,
+            value,
+        );
+    }
+
+    fn record(
+        &self,
+        writer: String,
+        worker: usize,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        value: &str,
+    ) {
         let tp = Tp::new(topic, partition);
         let at = now();
-        let task = writer_name(worker);
         let mut deliveries = self.deliveries();
         let Deliveries { last, begun } = &mut *deliveries;
-        let delivery = match last.get(&(worker, tp.clone())) {
+        let key = (writer.clone(), tp.clone());
+        let delivery = match last.get(&key) {
             Some((previous, _, delivery)) if offset > *previous => *delivery,
             seen => {
-                let count = begun.entry(worker).or_insert_with(|| {
-                    self.store.name_writer(&task, worker);
+                let count = begun.entry(writer.clone()).or_insert_with(|| {
+                    self.store.name_writer(&writer, worker);
                     0
                 });
                 *count += 1;
                 let from = seen.map_or(Duration::ZERO, |(_, previous_at, _)| *previous_at);
-                self.store.rewound_between(&task, *count, from, at);
+                self.store.rewound_between(&writer, *count, from, at);
                 *count
             }
         };
-        last.insert((worker, tp.clone()), (offset, at, delivery));
+        last.insert(key, (offset, at, delivery));
         drop(deliveries);
         self.store
-            .write(&task, delivery, [(tp, offset, value.to_owned())]);
-    }
-}
-
-fn writer_name(worker: usize) -> String {
-    match worker {
-        UNKNOWN_WORKER => "a host that is no worker".to_owned(),
-        worker => format!("worker-{worker}"),
+            .write(&writer, delivery, [(tp, offset, value.to_owned())]);
     }
 }
 

@@ -4,7 +4,7 @@
 //! kit each write that became durable.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use sluice_sim::kit::{DurableWrites, ExternalSink};
@@ -37,14 +37,14 @@ async fn serve(disk: Disk, durable: DurableWrites) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
     loop {
         let (stream, peer) = listener.accept().await?;
-        tokio::spawn(connection(stream, peer.ip(), disk.clone(), durable.clone()));
+        tokio::spawn(connection(stream, peer, disk.clone(), durable.clone()));
     }
 }
 
 /// One client's connection: its writes stay in memory until it syncs them.
 async fn connection(
     stream: turmoil::net::TcpStream,
-    peer: IpAddr,
+    peer: SocketAddr,
     disk: Disk,
     durable: DurableWrites,
 ) -> std::io::Result<()> {
