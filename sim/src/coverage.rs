@@ -72,11 +72,13 @@ pub enum Event {
     /// A host of a connector's external system (a test kit run's destination) crashed: what it had not
     /// made durable is gone.
     ExternalCrashed,
+    /// The connector's external system was unreachable from the workers for a while.
+    ExternalUnreachable,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 23] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -99,6 +101,7 @@ impl Event {
         Event::RetentionSkipped,
         Event::CommitBeforeLogStart,
         Event::ExternalCrashed,
+        Event::ExternalUnreachable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +128,7 @@ impl Event {
             Event::RetentionSkipped => "retention-skipped",
             Event::CommitBeforeLogStart => "commit-before-log-start",
             Event::ExternalCrashed => "external-crashed",
+            Event::ExternalUnreachable => "external-unreachable",
         }
     }
 }

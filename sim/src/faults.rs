@@ -38,6 +38,7 @@ pub enum FaultKind {
     RotateInput,
     DeleteRecords,
     CrashExternal,
+    HoldExternal,
 }
 
 /// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
@@ -148,6 +149,12 @@ pub enum Fault {
     CrashExternal {
         #[serde(with = "millis")]
         down: Duration,
+    },
+    /// Messages between the workers and the connector's external system are held for `duration`: the
+    /// system is unreachable (requests hang, nothing fails) and then answers everything at once.
+    HoldExternal {
+        #[serde(with = "millis")]
+        duration: Duration,
     },
     /// Messages take up to `max` to arrive, for `duration`.
     Latency {
@@ -285,6 +292,7 @@ impl Fault {
             Fault::TakeOver { duration, .. } => Some((Target::Source, duration)),
             Fault::ProduceErrors { duration, .. } => Some((Target::Produce, duration)),
             Fault::CrashExternal { down } => Some((Target::External, down)),
+            Fault::HoldExternal { duration } => Some((Target::External, duration)),
             _ => None,
         }
     }
@@ -403,6 +411,10 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         }
         FaultKind::CrashExternal => Fault::CrashExternal {
             down: between(rng, Duration::from_millis(500), session),
+        },
+        // Sometimes within the session (a slow system), sometimes long past it.
+        FaultKind::HoldExternal => Fault::HoldExternal {
+            duration: between(rng, Duration::from_secs(1), max_poll + session),
         },
         FaultKind::Latency => Fault::Latency {
             max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),

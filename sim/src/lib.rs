@@ -152,6 +152,7 @@ compile_error!(
 pub mod broker;
 pub mod client;
 pub mod coverage;
+mod delegate;
 pub mod faults;
 pub mod harness;
 pub mod kit;

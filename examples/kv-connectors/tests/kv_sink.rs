@@ -33,6 +33,7 @@ fn the_kv_sink_delivers_every_record_at_least_once_through_every_fault() {
         .seeds(1..=200)
         .require(&[
             Event::ExternalCrashed,
+            Event::ExternalUnreachable,
             Event::WorkerCrashed,
             Event::MemberThrownOut,
             Event::FlushPastMaxPollInterval,

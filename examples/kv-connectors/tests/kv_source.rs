@@ -47,6 +47,7 @@ fn the_event_log_source_delivers_every_record_at_least_once_through_every_fault(
         .seeds(1..=200)
         .require(&[
             Event::ExternalCrashed,
+            Event::ExternalUnreachable,
             Event::WorkerCrashed,
             Event::DeliveryFailed,
         ])

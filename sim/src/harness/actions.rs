@@ -29,6 +29,8 @@ pub(super) enum Action {
     ProduceErrorsOff,
     /// Start the external system's crashed hosts again.
     ExternalUp,
+    /// Let messages between the workers and the external system through again.
+    ReleaseExternal,
 }
 
 /// What faults act on.
@@ -144,6 +146,17 @@ pub(super) fn apply(
                 }
                 schedule.push((now + down, Action::ExternalUp));
             }
+            Fault::HoldExternal { duration } => {
+                for host in *external {
+                    for worker in *workers {
+                        sim.hold(worker.name.as_str(), host.as_str());
+                    }
+                }
+                if !external.is_empty() {
+                    coverage::reached(Event::ExternalUnreachable);
+                }
+                schedule.push((now + duration, Action::ReleaseExternal));
+            }
             Fault::Latency { max, duration } => {
                 sim.set_max_message_latency(max);
                 schedule.push((now + duration, Action::LatencyOff));
@@ -208,6 +221,13 @@ pub(super) fn apply(
         }
         Action::LatencyOff => sim.set_max_message_latency(Duration::ZERO),
         Action::ProduceErrorsOff => cluster.stop_produce_errors(),
+        Action::ReleaseExternal => {
+            for host in *external {
+                for worker in *workers {
+                    sim.release(worker.name.as_str(), host.as_str());
+                }
+            }
+        }
         Action::ExternalUp => {
             for host in *external {
                 if !sim.is_host_running(host.as_str()) {

@@ -6,11 +6,13 @@
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry,
-    RecordMetadata, SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectError, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry, RecordMetadata,
+    SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
 };
-use sluice_core::config::{ConfigDef, ConfigError, ConfigMap};
+use sluice_core::config::ConfigMap;
 use tokio::sync::watch;
+
+use crate::delegate::delegate_connector;
 
 /// Raised when a watched task fails; one per run of a worker.
 #[derive(Clone)]
@@ -69,32 +71,7 @@ struct Watched {
     failures: TaskFailures,
 }
 
-#[async_trait]
-impl Connector for Watched {
-    fn config_def(&self) -> ConfigDef {
-        self.inner.config_def()
-    }
-
-    fn validate(&self, config: &ConfigMap) -> Result<(), ConfigError> {
-        self.inner.validate(config)
-    }
-
-    async fn start(
-        &mut self,
-        config: &ConfigMap,
-        context: ConnectorContext,
-    ) -> Result<(), ConnectError> {
-        self.inner.start(config, context).await
-    }
-
-    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
-        self.inner.task_configs(max_tasks)
-    }
-
-    async fn stop(&mut self) -> Result<(), ConnectError> {
-        self.inner.stop().await
-    }
-}
+delegate_connector!(Watched);
 
 impl SourceConnector for Watched {
     fn create_task(&self) -> Box<dyn SourceTask> {

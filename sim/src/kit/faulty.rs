@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, SinkConnector, SinkRecord,
-    SinkTask, SinkTaskContext, TopicPartition,
+    ConnectError, ConnectorPlugin, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
+    TopicPartition,
 };
-use sluice_core::config::{ConfigDef, ConfigError, ConfigMap};
 use tokio::time::Instant;
 
 use super::OpenPartitions;
 use crate::broker::now;
 use crate::coverage::{self, Event};
+use crate::delegate::delegate_connector;
 use crate::protocol::Tp;
 use crate::workload::{DestinationStore, StoreFault};
 
@@ -50,32 +50,7 @@ struct FaultyConnector {
     faults: Faults,
 }
 
-#[async_trait]
-impl Connector for FaultyConnector {
-    fn config_def(&self) -> ConfigDef {
-        self.inner.config_def()
-    }
-
-    fn validate(&self, config: &ConfigMap) -> Result<(), ConfigError> {
-        self.inner.validate(config)
-    }
-
-    async fn start(
-        &mut self,
-        config: &ConfigMap,
-        context: ConnectorContext,
-    ) -> Result<(), ConnectError> {
-        self.inner.start(config, context).await
-    }
-
-    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
-        self.inner.task_configs(max_tasks)
-    }
-
-    async fn stop(&mut self) -> Result<(), ConnectError> {
-        self.inner.stop().await
-    }
-}
+delegate_connector!(FaultyConnector);
 
 impl SinkConnector for FaultyConnector {
     fn create_task(&self) -> Box<dyn SinkTask> {

@@ -45,6 +45,7 @@ pub const SINK_FAULTS: &[FaultKind] = &[
     FaultKind::StallPut,
     FaultKind::FailFlush,
     FaultKind::CrashExternal,
+    FaultKind::HoldExternal,
     FaultKind::Latency,
 ];
 
@@ -59,6 +60,7 @@ pub const SOURCE_FAULTS: &[FaultKind] = &[
     FaultKind::MoveLeaders,
     FaultKind::ProduceErrors,
     FaultKind::CrashExternal,
+    FaultKind::HoldExternal,
     FaultKind::Latency,
 ];
 

@@ -80,13 +80,14 @@ fn shorter(scheduled: &Scheduled) -> Option<Scheduled> {
         | Fault::TakeOver { duration: span, .. }
         | Fault::ProduceErrors { duration: span, .. }
         | Fault::CrashExternal { down: span }
+        | Fault::HoldExternal { duration: span }
         | Fault::Latency { duration: span, .. } => span,
         _ => return None,
     };
     if *span <= FLOOR {
         return None;
     }
-    *span = (*span / 2).max(FLOOR);
+    *span = whole_millis(*span / 2).max(FLOOR);
     Some(Scheduled {
         at: scheduled.at,
         fault,
@@ -96,9 +97,14 @@ fn shorter(scheduled: &Scheduled) -> Option<Scheduled> {
 /// The fault striking earlier: half as long after the first seconds the group needs to form.
 fn earlier(scheduled: &Scheduled) -> Option<Scheduled> {
     (scheduled.at > FORMING + FLOOR).then(|| Scheduled {
-        at: FORMING + (scheduled.at - FORMING) / 2,
+        at: whole_millis(FORMING + (scheduled.at - FORMING) / 2),
         fault: scheduled.fault.clone(),
     })
+}
+
+/// Plans are saved in whole milliseconds: a shrunk plan must replay the same from its regression file.
+fn whole_millis(duration: Duration) -> Duration {
+    Duration::from_millis(duration.as_millis() as u64)
 }
 
 /// The shortest span and earliest step shrinking tries.
@@ -112,7 +118,7 @@ mod tests {
 
     fn crash(at: u64, worker: usize) -> Scheduled {
         Scheduled {
-            at: Duration::from_secs(at),
+            at: Duration::from_millis(at * 1000 + 1),
             fault: Fault::CrashWorker {
                 worker,
                 down: Duration::from_secs(8),
@@ -156,5 +162,7 @@ mod tests {
             "{:?}",
             shrunk[0].at
         );
+        // In whole milliseconds, as the regression file keeps it.
+        assert_eq!(shrunk[0].at.subsec_nanos() % 1_000_000, 0);
     }
 }
