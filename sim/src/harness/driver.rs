@@ -246,11 +246,12 @@ pub fn run_planned(
     if let Some(under_test) = &scenario.source_under_test {
         under_test.system.build(
             &mut sim,
-            SourceRecords {
-                streams: scenario.streams,
-                per_stream: scenario.records_per_stream,
-                interval: scenario.source_interval,
-            },
+            SourceRecords::drawn(
+                scenario.streams,
+                scenario.records_per_stream,
+                scenario.source_interval,
+                seed,
+            ),
         );
         external.extend(under_test.system.hosts());
     }

@@ -12,6 +12,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use sluice_core::api::{ConnectorPlugin, SourceOffset, SourcePartition};
 use sluice_core::config::ConfigMap;
 
@@ -21,7 +24,8 @@ use sluice_core::config::ConfigMap;
 /// time.
 pub trait ExternalSource: Send + Sync + 'static {
     /// Adds the system's hosts to the simulation (with `sim.host`); they make `records` appear over
-    /// time. State that must survive a crash of a host lives outside the host's closure.
+    /// time ([`SourceRecords::appeared`]). State that must survive a crash of a host lives outside the
+    /// host's closure.
     fn build(&self, sim: &mut turmoil::Sim<'_>, records: SourceRecords);
 
     /// The names of the hosts `build` adds: a
@@ -33,23 +37,71 @@ pub trait ExternalSource: Send + Sync + 'static {
     fn covered(&self, partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)>;
 }
 
-/// What the system must hold by the end of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the system must hold by the end of the run, and when each record appears: the gaps between a
+/// stream's records are drawn from the run's seed, `interval` on average, some records coming in bursts
+/// and some after pauses of several intervals.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRecords {
     /// Streams `0..streams`.
     pub streams: i64,
     /// Records `0..per_stream` of each stream.
     pub per_stream: i64,
-    /// A record of each stream appears this often, from the start of the run.
+    /// The mean time between two records of a stream.
     pub interval: Duration,
+    /// Per stream, when each record appears (simulated time since the start of the run).
+    appears: Vec<Vec<Duration>>,
 }
 
 impl SourceRecords {
+    /// The records of a run under `seed`.
+    pub(crate) fn drawn(
+        streams: i64,
+        per_stream: i64,
+        interval: Duration,
+        seed: u64,
+    ) -> SourceRecords {
+        let mut rng = StdRng::seed_from_u64(seed ^ RECORD_TIMES);
+        let mean = interval.as_millis().max(1) as u64;
+        let appears = (0..streams)
+            .map(|_| {
+                let mut at = 0;
+                (0..per_stream)
+                    .map(|_| {
+                        at += match rng.random_range(0..10) {
+                            // A burst: together with the one before.
+                            0..=2 => 0,
+                            // A pause.
+                            9 => rng.random_range(mean..=mean * 5),
+                            _ => rng.random_range(mean / 2..=mean * 3 / 2),
+                        };
+                        Duration::from_millis(at)
+                    })
+                    .collect()
+            })
+            .collect();
+        SourceRecords {
+            streams,
+            per_stream,
+            interval,
+            appears,
+        }
+    }
+
+    /// How many records of `stream` have appeared by `at` (records `0..n`).
+    pub fn appeared(&self, stream: i64, at: Duration) -> i64 {
+        self.appears
+            .get(usize::try_from(stream).unwrap_or(usize::MAX))
+            .map_or(0, |times| times.partition_point(|t| *t <= at) as i64)
+    }
+
     /// The text record `seq` of stream `stream` carries.
     pub fn value(stream: i64, seq: i64) -> String {
         format!("stream-{stream}:{seq}")
     }
 }
+
+/// Mixed into the run's seed for the record times, so they do not repeat the fault plan's draws.
+const RECORD_TIMES: u64 = 0x5eed_7135;
 
 /// The connector under test and its external system.
 #[derive(Clone)]
@@ -72,5 +124,30 @@ impl fmt::Debug for SourceUnderTest {
             .field("config", &self.config)
             .field("hosts", &self.system.hosts())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_appear_over_time_as_the_seed_draws_them() {
+        let records = SourceRecords::drawn(2, 300, Duration::from_millis(100), 7);
+        assert_eq!(
+            records,
+            SourceRecords::drawn(2, 300, Duration::from_millis(100), 7)
+        );
+        assert_ne!(
+            records,
+            SourceRecords::drawn(2, 300, Duration::from_millis(100), 8)
+        );
+        assert_eq!(records.appeared(0, Duration::from_secs(3_600)), 300);
+        assert_eq!(records.appeared(2, Duration::from_secs(3_600)), 0);
+        let half = records.appeared(0, Duration::from_secs(15));
+        assert!((100..=200).contains(&half), "{half} records in 15 s");
+        // Streams differ, and some records come together.
+        assert_ne!(records.appears[0], records.appears[1]);
+        assert!(records.appears[0].windows(2).any(|w| w[0] == w[1]));
     }
 }

@@ -1,6 +1,7 @@
 //! A model of the service's event logs, which the source reads, as a connector author writes one for the
 //! test kit: a host serving logs that grow over simulated time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::api::{SourceOffset, SourcePartition};
@@ -13,12 +14,13 @@ pub const LOG_ADDRESS: &str = "log:7001";
 const LOG_HOST: &str = "log";
 const LOG_PORT: u16 = 7001;
 
-/// The service's event logs: record `seq` of each stream appears `seq + 1` intervals after the start.
+/// The service's event logs, growing as the kit's record times say.
 pub struct EventLog;
 
 impl ExternalSource for EventLog {
     fn build(&self, sim: &mut turmoil::Sim<'_>, records: SourceRecords) {
-        sim.host(LOG_HOST, move || serve_log(records));
+        let records = Arc::new(records);
+        sim.host(LOG_HOST, move || serve_log(records.clone()));
     }
 
     fn hosts(&self) -> Vec<String> {
@@ -33,24 +35,17 @@ impl ExternalSource for EventLog {
     }
 }
 
-async fn serve_log(records: SourceRecords) -> turmoil::Result {
+async fn serve_log(records: Arc<SourceRecords>) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", LOG_PORT)).await?;
     loop {
         let (stream, _) = listener.accept().await?;
-        tokio::spawn(log_connection(stream, records));
+        tokio::spawn(log_connection(stream, records.clone()));
     }
-}
-
-/// How many records of each stream there are now.
-fn log_end(records: SourceRecords) -> i64 {
-    let elapsed = turmoil::sim_elapsed().unwrap_or(Duration::ZERO);
-    let appeared = elapsed.as_millis() / records.interval.as_millis().max(1);
-    (appeared as i64).min(records.per_stream)
 }
 
 async fn log_connection(
     stream: turmoil::net::TcpStream,
-    records: SourceRecords,
+    records: Arc<SourceRecords>,
 ) -> std::io::Result<()> {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read).lines();
@@ -63,7 +58,8 @@ async fn log_connection(
                 max.parse::<i64>(),
             ) {
                 (Ok(stream), Ok(from), Ok(max)) if (0..records.streams).contains(&stream) => {
-                    let end = log_end(records);
+                    let now = turmoil::sim_elapsed().unwrap_or(Duration::ZERO);
+                    let end = records.appeared(stream, now);
                     let mut answer = String::new();
                     for seq in from.max(0)..end.min(from.max(0) + max) {
                         answer.push_str(&format!(
