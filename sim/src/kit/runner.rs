@@ -156,25 +156,19 @@ impl SimTest {
     /// [`SINK_FAULTS`] for 40 simulated seconds, held to at least once. `name` names the test in reports
     /// and its regression file.
     pub fn sink(name: &'static str, under_test: SinkUnderTest) -> SimTest {
-        SimTest {
-            scenario: Scenario {
-                about: "a connector author's sink under the test kit",
-                partitions: 4,
-                streams: 4,
-                records_per_stream: 300,
-                source_interval: Duration::from_millis(500),
-                active: Duration::from_secs(40),
-                faults: SINK_FAULTS,
-                max_faults: 6,
-                sink_modes: &[],
-                sink_under_test: Some(under_test),
-                ..Scenario::base(name)
-            },
-            seeds: 1..=DEFAULT_SEEDS,
-            required: Vec::new(),
-            regressions: None,
-            check_determinism: false,
-        }
+        SimTest::of(Scenario {
+            about: "a connector author's sink under the test kit",
+            partitions: 4,
+            streams: 4,
+            records_per_stream: 300,
+            source_interval: Duration::from_millis(500),
+            active: Duration::from_secs(40),
+            faults: SINK_FAULTS,
+            max_faults: 6,
+            sink_modes: &[],
+            sink_under_test: Some(under_test),
+            ..Scenario::base(name)
+        })
     }
 
     /// A test of a source connector: its system makes 1,200 records appear (4 streams of 300, one
@@ -183,20 +177,25 @@ impl SimTest {
     /// [`SOURCE_FAULTS`] for 40 simulated seconds, with `delivery.timeout.ms` at 15 s; the run is held to
     /// at least once.
     pub fn source(name: &'static str, under_test: SourceUnderTest) -> SimTest {
+        SimTest::of(Scenario {
+            about: "a connector author's source under the test kit",
+            partitions: 4,
+            streams: 4,
+            records_per_stream: 300,
+            source_interval: Duration::from_millis(100),
+            active: Duration::from_secs(40),
+            faults: SOURCE_FAULTS,
+            max_faults: 6,
+            delivery_timeout: Duration::from_secs(15),
+            source_under_test: Some(under_test),
+            ..Scenario::base(name)
+        })
+    }
+
+    /// A test of any scenario, with the default seeds and nothing required.
+    fn of(scenario: Scenario) -> SimTest {
         SimTest {
-            scenario: Scenario {
-                about: "a connector author's source under the test kit",
-                partitions: 4,
-                streams: 4,
-                records_per_stream: 300,
-                source_interval: Duration::from_millis(100),
-                active: Duration::from_secs(40),
-                faults: SOURCE_FAULTS,
-                max_faults: 6,
-                delivery_timeout: Duration::from_secs(15),
-                source_under_test: Some(under_test),
-                ..Scenario::base(name)
-            },
+            scenario,
             seeds: 1..=DEFAULT_SEEDS,
             required: Vec::new(),
             regressions: None,
