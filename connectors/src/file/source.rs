@@ -627,9 +627,8 @@ mod tests {
         let committed = task.poll().await.unwrap().pop().unwrap().source_offset;
         task.stop().await.unwrap();
         append(&path, b"second\n");
-        let mut restarted = restarted_at(&path, &committed).await;
         assert_eq!(
-            lines(&restarted.poll().await.unwrap()),
+            lines_after_restart(&path, &committed).await,
             ["second"],
             "the offset {committed} names this file: it resumes, not reads again"
         );
@@ -767,6 +766,12 @@ mod tests {
         task
     }
 
+    /// The lines a task restarted at `committed` reads first.
+    async fn lines_after_restart(file: &std::path::Path, committed: &SourceMap) -> Vec<String> {
+        let mut task = restarted_at(file, committed).await;
+        lines(&task.poll().await.unwrap())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_truncated_file_is_read_again_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
@@ -845,8 +850,10 @@ mod tests {
             .unwrap()
             .write_all(b"five\nsix\n")
             .unwrap();
-        let mut restarted = restarted_at(&path, &committed).await;
-        assert_eq!(lines(&restarted.poll().await.unwrap()), ["five", "six"]);
+        assert_eq!(
+            lines_after_restart(&path, &committed).await,
+            ["five", "six"]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -862,9 +869,8 @@ mod tests {
         task.stop().await.unwrap();
         // copytruncate: the same file, emptied and written past the committed position again.
         std::fs::write(&path, b"another first line\n").unwrap();
-        let mut restarted = restarted_at(&path, &committed).await;
         assert_eq!(
-            lines(&restarted.poll().await.unwrap()),
+            lines_after_restart(&path, &committed).await,
             ["another first line"],
             "the committed offset {committed} fingerprints the line read, not the empty file"
         );
@@ -889,9 +895,8 @@ mod tests {
         let second = resumed.poll().await.unwrap().pop().unwrap().source_offset;
         resumed.stop().await.unwrap();
         append(&path, b"last\n");
-        let mut again = restarted_at(&path, &second).await;
         assert_eq!(
-            lines(&again.poll().await.unwrap()),
+            lines_after_restart(&path, &second).await,
             ["last"],
             "the offset {second} still names this file"
         );
@@ -949,15 +954,13 @@ mod tests {
 
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, b"short\n").unwrap();
-        let mut restarted = restarted_at(&path, &committed).await;
-        assert_eq!(lines(&restarted.poll().await.unwrap()), ["short"]);
+        assert_eq!(lines_after_restart(&path, &committed).await, ["short"]);
 
         // Replaced by a longer file: the position fits, but the file is another one.
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, b"another file, longer than the first one was\n").unwrap();
-        let mut again = restarted_at(&path, &committed).await;
         assert_eq!(
-            lines(&again.poll().await.unwrap()),
+            lines_after_restart(&path, &committed).await,
             ["another file, longer than the first one was"]
         );
     }

@@ -32,7 +32,63 @@ pub fn source_plugin(dialer: Arc<dyn Dialer>) -> ConnectorPlugin {
     ConnectorPlugin::source(move || Box::new(source::KvLogSourceConnector::new(dialer.clone())))
 }
 
+/// A config check: `value` must be one of `options`.
+fn one_of(value: &str, options: &[&str]) -> Result<(), String> {
+    match options.contains(&value) {
+        true => Ok(()),
+        false => Err(format!("must be one of {}", options.join(", "))),
+    }
+}
+
 /// The sink connector's plugin, reaching the service through `dialer`.
 pub fn sink_plugin(dialer: Arc<dyn Dialer>) -> ConnectorPlugin {
     ConnectorPlugin::sink(move || Box::new(sink::KvSinkConnector::new(dialer.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::api::Connector;
+    use sluice_core::config::ConfigMap;
+    use sluice_core::net::TcpDialer;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_bug_is_refused_with_the_ones_there_are() {
+        let sink = sink::KvSinkConnector::new(Arc::new(TcpDialer));
+        let error = sink
+            .validate(&config(&[("kv.address", "kv:7000"), ("bug", "typo")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("bug"), "{error}");
+        assert!(
+            error.contains("none, commit-before-sync, keep-lost-writes"),
+            "{error}"
+        );
+        let source = source::KvLogSourceConnector::new(Arc::new(TcpDialer));
+        let error = source
+            .validate(&config(&[
+                ("kv.address", "log:7001"),
+                ("topic", "t"),
+                ("streams", "2"),
+                ("bug", "typo"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("none, offset-at-log-end"), "{error}");
+        assert!(source
+            .validate(&config(&[
+                ("kv.address", "log:7001"),
+                ("topic", "t"),
+                ("streams", "2"),
+            ]))
+            .is_ok());
+    }
 }

@@ -70,10 +70,7 @@ fn config_def() -> ConfigDef {
 }
 
 fn known_bug(value: &str) -> Result<(), String> {
-    match BUGS.contains(&value) {
-        true => Ok(()),
-        false => Err(format!("must be one of {}", BUGS.join(", "))),
-    }
+    crate::one_of(value, BUGS)
 }
 
 /// Splits the job into identical tasks; the consumer group spreads the partitions over them.

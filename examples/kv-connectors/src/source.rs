@@ -77,10 +77,7 @@ fn config_def() -> ConfigDef {
 }
 
 fn known_bug(value: &str) -> Result<(), String> {
-    match BUGS.contains(&value) {
-        true => Ok(()),
-        false => Err(format!("must be one of {}", BUGS.join(", "))),
-    }
+    crate::one_of(value, BUGS)
 }
 
 /// Spreads the streams over the tasks.
