@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 
 use sluice_sim::coverage::Event;
 use sluice_sim::scenario::Workload;
+use sluice_sim::timeline::html;
 use sluice_sim::workload::SinkMode;
 use sluice_sim::{run, Scenario};
 
@@ -30,6 +32,12 @@ pub struct Args {
     /// Print each run's trace (every fault, group change, commit and write, with simulated times).
     #[arg(long)]
     trace: bool,
+    /// Write the run's timeline as a self-contained HTML page to FILE: one lane per host, group and
+    /// group member, with faults, rebalances, commits, flushes and anomalies on simulated time. With
+    /// --seeds, each seed that found anomalies gets its own page, FILE with `-seed-N` before its
+    /// extension.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
     /// After the runs, print how many seeds reached each runtime event (headline events marked `*`).
     #[arg(long)]
     coverage: bool,
@@ -83,6 +91,23 @@ fn sink_modes(mode: &str) -> &'static [SinkMode] {
         Some(SinkMode::OffsetsInDestination) => &[SinkMode::OffsetsInDestination],
         Some(SinkMode::Buffer) | None => &[SinkMode::Buffer],
     }
+}
+
+/// Where seed `seed`'s timeline goes: `file` itself for a single seed, `file` with `-seed-N` before its
+/// extension in a sweep.
+fn timeline_path(file: &Path, seed: u64, one_seed: bool) -> PathBuf {
+    if one_seed {
+        return file.to_path_buf();
+    }
+    let stem = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "timeline".to_owned());
+    let name = match file.extension() {
+        Some(extension) => format!("{stem}-seed-{seed}.{}", extension.to_string_lossy()),
+        None => format!("{stem}-seed-{seed}"),
+    };
+    file.with_file_name(name)
 }
 
 fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
@@ -183,6 +208,7 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         scenario.broker_bug = bug_name(bug);
         planted.push_str(&format!(" --broker-bug {bug}"));
     }
+    let one_seed = args.seeds.is_none();
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => seed..=seed,
         (None, Some(range)) => range,
@@ -217,6 +243,18 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
                 scenario.name
             )?;
             failed.push(seed);
+        }
+        if let Some(file) = &args.timeline {
+            if one_seed || !report.passed() {
+                let path = timeline_path(file, seed, one_seed);
+                std::fs::write(&path, html::render(&report.timeline)).map_err(|e| {
+                    Failure::Message(format!(
+                        "cannot write the timeline to {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                writeln!(out, "  timeline: {}", path.display())?;
+            }
         }
         out.flush()?;
     }

@@ -161,6 +161,7 @@ pub mod placement;
 pub mod protocol;
 pub mod report;
 pub mod scenario;
+pub mod timeline;
 pub mod workload;
 
 pub use harness::{choose, run, run_planned, Choices, RunError};

@@ -10,6 +10,7 @@ use crate::coverage::Coverage;
 use crate::faults::Scheduled;
 use crate::oracle::{Anomaly, Tally};
 use crate::scenario::Guarantee;
+use crate::timeline::Timeline;
 use crate::workload::SinkMode;
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +44,10 @@ pub struct Report {
     /// The trace itself, one line per event (not part of the YAML report).
     #[serde(skip)]
     pub trace: Vec<String>,
+    /// The run drawn for a person: lanes of hosts, groups and members (not part of the YAML report; see
+    /// [`crate::timeline::html::render`]).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 /// Offsets at the end of the run.

@@ -14,6 +14,7 @@ use sluice_sim::coverage::Event;
 use sluice_sim::faults::FaultKind;
 use sluice_sim::kit::{SimDialer, SimTest, SinkUnderTest, TestError};
 use sluice_sim::oracle::AnomalyKind;
+use sluice_sim::timeline::LaneKind;
 
 fn sink(bug: &str) -> SinkUnderTest {
     SinkUnderTest {
@@ -59,6 +60,26 @@ fn caught_shrunk_and_replayed(test: SimTest, kinds: &[AnomalyKind]) {
     );
     assert!(failure.shrunk.plan.len() <= 3, "{failure}");
     assert!(failure.shrunk.plan.len() <= failure.report.faults.len());
+
+    // The shrunk run's timeline: a lane per host and per group member, and its anomalies.
+    let path = failure.timeline.as_ref().expect("the timeline is written");
+    let page = std::fs::read_to_string(path).expect("the timeline can be read");
+    for lane in failure.shrunk_report.timeline.lanes.iter() {
+        assert!(
+            page.contains(&format!("\"name\":\"{}\"", lane.name)),
+            "{}",
+            lane.name
+        );
+    }
+    let lanes = &failure.shrunk_report.timeline.lanes;
+    assert!(lanes.iter().any(|lane| lane.kind == LaneKind::Member));
+    for host in ["worker-0", "worker-1", "broker-0", "kv"] {
+        assert!(lanes.iter().any(|lane| lane.name == host), "{host}");
+    }
+    assert_eq!(
+        failure.shrunk_report.timeline.anomalies.len(),
+        failure.shrunk_report.anomalies.len()
+    );
 
     test.save(&failure.shrunk).expect("the regression is saved");
     match test.replay_regressions() {

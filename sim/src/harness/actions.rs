@@ -71,9 +71,11 @@ pub(super) fn apply(
         external,
         open_partitions,
     } = targets;
-    lock(journal)
-        .trace
-        .push(format!("{} {action:?}", millis(now)));
+    {
+        let mut journal = lock(journal);
+        journal.trace.push(format!("{} {action:?}", millis(now)));
+        super::marks::action(&mut journal.timeline, now, &action, external);
+    }
     match action {
         Action::Inject(fault) => match fault {
             Fault::CrashWorker { worker, down } => {

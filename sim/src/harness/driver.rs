@@ -30,6 +30,7 @@ use crate::oracle::{
 use crate::placement;
 use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Guarantee, Scenario, Workload};
+use crate::timeline::{LaneKind, TimelineBuilder};
 use crate::workload::{self, input_file, SinkMode};
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
@@ -203,6 +204,7 @@ pub fn run_planned(
     let journal: SharedJournal = Arc::new(Mutex::new(Journal {
         trace: Vec::new(),
         checks: CommitChecks::new(scenario, durability),
+        timeline: TimelineBuilder::default(),
     }));
     cluster.observe(Box::new(JournalObserver {
         journal: journal.clone(),
@@ -254,6 +256,18 @@ pub fn run_planned(
             ),
         );
         external.extend(under_test.system.hosts());
+    }
+    {
+        let timeline = &mut lock(&journal).timeline;
+        for name in &brokers {
+            timeline.lane(LaneKind::Broker, name);
+        }
+        for index in 0..scenario.workers {
+            timeline.lane(LaneKind::Worker, &worker_name(index));
+        }
+        for host in &external {
+            timeline.lane(LaneKind::External, host);
+        }
     }
     let files: Files = Arc::default();
     let open_partitions = Arc::new(OpenPartitions::default());
@@ -373,7 +387,7 @@ pub fn run_planned(
         .flat_map(|(_, lines)| lines.iter().cloned())
         .collect();
     let state = cluster.lock();
-    let journal = lock(&journal);
+    let mut journal = lock(&journal);
     let zombie_writes = journal
         .checks
         .zombie_writes(&state.logs)
@@ -430,6 +444,9 @@ pub fn run_planned(
     }));
     let anomalies = cap(anomalies);
     drop(state);
+    let mut timeline = std::mem::take(&mut journal.timeline);
+    timeline.flushes(&writes);
+    let timeline = timeline.finish(scenario.name, seed, simulated, &anomalies, &writes);
     let mut trace = journal.trace.clone();
     trace.extend(writes.iter().map(|write| {
         format!(
@@ -481,6 +498,7 @@ pub fn run_planned(
         trace_hash: hash.hex(),
         wall_ms: wall.elapsed().as_millis() as u64,
         trace,
+        timeline,
     })
 }
 

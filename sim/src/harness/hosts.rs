@@ -19,6 +19,7 @@ use crate::coverage::{self, Event};
 use crate::kit::{with_faults, Faults, OpenPartitions};
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
+use crate::timeline::{LaneKind, MarkKind};
 use crate::workload::{self, input_file, SimFs, SinkMode};
 
 /// What a run needs to know for each worker host.
@@ -321,11 +322,12 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
     let offsets: SharedOffsetStore = match host.offsets.open(host.fs(), index) {
         Ok(store) => Arc::new(Mutex::new(store)),
         Err(e) => {
-            let line = format!(
-                "{} worker-{index} cannot start: {e}",
-                millis(crate::broker::now())
+            worker_line(
+                journal,
+                index,
+                "failed",
+                format!("worker-{index} cannot start: {e}"),
             );
-            lock(journal).trace.push(line);
             return Ok(());
         }
     };
@@ -352,18 +354,24 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
             }
         };
         let outcome = worker.run(plans, shutdown).await;
-        let now = millis(crate::broker::now());
-        let line = match outcome {
-            Ok(()) => format!("{now} worker-{index} stopped"),
-            Err(e) => format!("{now} worker-{index} failed: {e}"),
-        };
-        lock(journal).trace.push(line);
+        match outcome {
+            Ok(()) => worker_line(journal, index, "stopped", format!("worker-{index} stopped")),
+            Err(e) => worker_line(
+                journal,
+                index,
+                "failed",
+                format!("worker-{index} failed: {e}"),
+            ),
+        }
         if !failures.raised() || *host.stop.borrow() {
             break;
         }
-        lock(journal).trace.push(format!(
-            "{now} operator restarts worker-{index}: a source task failed"
-        ));
+        worker_line(
+            journal,
+            index,
+            "restart",
+            format!("operator restarts worker-{index}: a source task failed"),
+        );
     }
     if let Some(source) = source {
         // It stops on the same signal.
@@ -430,31 +438,57 @@ async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
             },
             Err(e) => Err(e.to_string()),
         };
-        let now = millis(crate::broker::now());
         let failed = outcome.is_err();
-        let line = match outcome {
-            Ok(()) => format!(
-                "{now} worker-{} source (placement {generation}) stopped",
-                host.index
+        let (label, line) = match outcome {
+            Ok(()) => (
+                "stopped",
+                format!(
+                    "worker-{} source (placement {generation}) stopped",
+                    host.index
+                ),
             ),
-            Err(e) => format!(
-                "{now} worker-{} source (placement {generation}) failed: {e}",
-                host.index
+            Err(e) => (
+                "failed",
+                format!(
+                    "worker-{} source (placement {generation}) failed: {e}",
+                    host.index
+                ),
             ),
         };
         if line.contains("exactly.once.source.generation") {
             coverage::reached(Event::OlderGenerationRefused);
         }
-        lock(&host.journal).trace.push(line);
+        worker_line(&host.journal, host.index, label, line);
         if *host.stop.borrow() {
             return;
         }
         if failed && placement.restart(host.index, generation) {
-            lock(&host.journal).trace.push(format!(
-                "{now} operator restarts the source on worker-{}: its instance failed",
-                host.index
-            ));
+            worker_line(
+                &host.journal,
+                host.index,
+                "restart",
+                format!(
+                    "operator restarts the source on worker-{}: its instance failed",
+                    host.index
+                ),
+            );
             coverage::reached(Event::FailedSourceRestarted);
         }
     }
+}
+
+/// Puts a line about worker `index`'s tasks in the trace (after the simulated time), and on the
+/// worker's lane of the timeline.
+fn worker_line(journal: &SharedJournal, index: usize, label: &str, line: String) {
+    let at = crate::broker::now();
+    let lane = worker_name(index);
+    let mut journal = lock(journal);
+    journal.trace.push(format!("{} {line}", millis(at)));
+    journal.timeline.mark(
+        (LaneKind::Worker, &lane),
+        at,
+        MarkKind::Lifecycle,
+        label,
+        line,
+    );
 }

@@ -1,5 +1,5 @@
 //! The run's journal: its trace (every fault, group change, commit and write, with simulated times) and
-//! the oracle's checks made as events happen.
+//! the oracle's checks made as events happen, and its timeline.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -7,12 +7,26 @@ use std::time::Duration;
 use crate::broker::{ClusterEvent, ClusterObserver, Departure, GroupChange, Logs};
 use crate::coverage::{self, Event};
 use crate::oracle::CommitChecks;
+use crate::timeline::TimelineBuilder;
 use crate::workload::DestinationStore;
 
 /// The run's trace and the checks made as it goes.
 pub(super) struct Journal {
     pub(super) trace: Vec<String>,
     pub(super) checks: CommitChecks,
+    /// The same run drawn for a person ([`crate::timeline`]).
+    pub(super) timeline: TimelineBuilder,
+}
+
+impl Journal {
+    /// Makes a check at `at`; what it finds is marked on the timeline then.
+    pub(super) fn check(&mut self, at: Duration, check: impl FnOnce(&mut CommitChecks)) {
+        let before = self.checks.found().len();
+        check(&mut self.checks);
+        for anomaly in &self.checks.found()[before..] {
+            self.timeline.anomaly_found(at, anomaly);
+        }
+    }
 }
 
 pub(super) type SharedJournal = Arc<Mutex<Journal>>;
@@ -54,6 +68,7 @@ impl ClusterObserver for JournalObserver {
         }
         let mut journal = lock(&self.journal);
         journal.trace.push(format!("{} {event:?}", millis(at)));
-        journal.checks.on_cluster_event(at, event, logs);
+        super::marks::cluster_event(&mut journal.timeline, at, event);
+        journal.check(at, |checks| checks.on_cluster_event(at, event, logs));
     }
 }

@@ -7,6 +7,7 @@
 //!   the source wherever it is placed);
 //! - [`actions`]: faults and their healing applied to the simulation;
 //! - [`journal`]: the run's trace and the checks made as it goes;
+//! - [`marks`]: how actions and cluster events show on the run's timeline;
 //! - [`offsets`]: worker 0's checked source offset store;
 //! - [`operator`]: restarts a worker whose source task failed.
 
@@ -14,6 +15,7 @@ mod actions;
 mod driver;
 mod hosts;
 mod journal;
+mod marks;
 mod offsets;
 mod operator;
 mod told;

@@ -14,6 +14,7 @@ use super::journal::{lock, millis, SharedJournal};
 use crate::broker::Cluster;
 use crate::kit::ExternalSource;
 use crate::oracle::{Anomaly, AnomalyKind};
+use crate::timeline::{LaneKind, MarkKind};
 use crate::workload::input_file::InputRotations;
 use crate::workload::SimFs;
 
@@ -102,10 +103,11 @@ impl OffsetFile {
         let store = match opened {
             Ok(store) => store,
             Err(e) => {
-                journal.checks.report(Anomaly {
+                let anomaly = Anomaly {
                     kind: AnomalyKind::CommittedBeforeDurable,
                     detail: format!("worker-{worker} cannot open its offset file: {e}"),
-                });
+                };
+                journal.check(crate::broker::now(), |checks| checks.report(anomaly));
                 return Err(e);
             }
         };
@@ -116,18 +118,20 @@ impl OffsetFile {
                     .get(connector, partition)
                     .and_then(|kept| self.commits.position(partition, &kept));
                 if kept < reported {
-                    journal.checks.report(Anomaly {
+                    let anomaly = Anomaly {
                         kind: AnomalyKind::CommittedBeforeDurable,
                         detail: format!(
                             "worker-{worker}'s offset store reported {connector} {partition} committed at {offset}, but its file holds {kept:?} after a restart"
                         ),
-                    });
+                    };
+                    journal.check(crate::broker::now(), |checks| checks.report(anomaly));
                 }
             }
         }
         Ok(CheckedOffsetStore {
             store,
             file: self.clone(),
+            worker,
         })
     }
 }
@@ -144,6 +148,8 @@ fn create_dir(path: &Path) -> std::io::Result<()> {
 pub(super) struct CheckedOffsetStore {
     store: FileOffsetStore,
     file: OffsetFile,
+    /// The worker whose disk holds the file.
+    worker: usize,
 }
 
 impl OffsetBackingStore for CheckedOffsetStore {
@@ -175,10 +181,27 @@ impl OffsetBackingStore for CheckedOffsetStore {
         let now = millis(at);
         match &stored {
             Ok(()) => {
-                journal.checks.on_source_commit(at, &state.logs, &commits);
+                journal.check(at, |checks| {
+                    checks.on_source_commit(at, &state.logs, &commits)
+                });
                 journal
                     .trace
                     .push(format!("{now} source commit {commits:?}"));
+                let commits: Vec<String> = commits
+                    .iter()
+                    .map(|(stream, seq)| format!("stream-{stream}:{seq}"))
+                    .collect();
+                let lane = format!("worker-{}", self.worker);
+                journal.timeline.mark(
+                    (LaneKind::Worker, &lane),
+                    at,
+                    MarkKind::Commit,
+                    "source commit",
+                    format!(
+                        "{connector} commits its source offsets up to {}",
+                        commits.join(", ")
+                    ),
+                );
                 let mut recorded = self.file.commits.lock();
                 let recorded = recorded.entry(connector.to_owned()).or_default();
                 for (partition, offset) in offsets {

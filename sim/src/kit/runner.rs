@@ -1,12 +1,13 @@
 //! The runner for `cargo test`: a [`SimTest`] runs a connector under test over many seeds, each with the
 //! faults and choices it draws, and fails with what a person needs to act on a failure: the seed, the
 //! anomalies with the records involved, the fault plan shrunk to the faults that matter, and the command
-//! that replays it.
+//! that replays it, and writes the shrunk run's timeline as an HTML page ([`crate::timeline`]).
 //!
 //! Environment:
 //! - `SLUICE_SEED=N` runs seed N only; `SLUICE_SEEDS=N` runs seeds 1 to N, `SLUICE_SEEDS=A..B` seeds A to
 //!   B (inclusive), in place of the test's own count;
-//! - `SLUICE_CHECK_DETERMINISM=1` runs each seed twice and fails if the two traces differ.
+//! - `SLUICE_CHECK_DETERMINISM=1` runs each seed twice and fails if the two traces differ;
+//! - `SLUICE_TIMELINE_DIR=DIR` puts failures' timelines in DIR (by default `target/<profile>/sluice-timelines/`).
 //!
 //! A failure's shrunk plan is saved in the crate's `sim-regressions/<test>.yaml` (as proptest keeps
 //! `proptest-regressions/`), and every later run of the test replays the saved plans first: commit the
@@ -28,6 +29,7 @@ use crate::faults::{FaultKind, Scheduled};
 use crate::harness::{choose, run_planned, RunError};
 use crate::report::Report;
 use crate::scenario::{Guarantee, Scenario};
+use crate::timeline::html;
 
 /// Seeds a test runs when neither it nor the environment says.
 const DEFAULT_SEEDS: u64 = 20;
@@ -94,6 +96,8 @@ pub struct Failure {
     pub shrunk_report: Report,
     /// The command that runs the failing seed again.
     pub replay: String,
+    /// The HTML timeline of the shrunk plan's run ([`crate::timeline`]), or why it could not be written.
+    pub timeline: Result<PathBuf, String>,
 }
 
 /// What a sweep of seeds found.
@@ -365,10 +369,39 @@ impl SimTest {
         };
         Ok(Failure {
             replay: self.replay_command(seed),
+            timeline: self.write_timeline(&shrunk_report),
             shrunk: Regression { seed, plan },
             shrunk_report,
             report,
         })
+    }
+
+    /// Writes `report`'s timeline as `<test>-seed-N.html` in `SLUICE_TIMELINE_DIR`, or else in
+    /// `sluice-timelines/` beside the test binary's `deps/` folder (`target/<profile>/`).
+    fn write_timeline(&self, report: &Report) -> Result<PathBuf, String> {
+        let dir = match std::env::var_os("SLUICE_TIMELINE_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.parent()?.join("sluice-timelines")))
+                .unwrap_or_else(|| std::env::temp_dir().join("sluice-timelines")),
+        };
+        let name: String = self
+            .test_name()
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{name}-seed-{}.html", report.seed));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, html::render(&report.timeline)))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
     }
 
     fn seed_range(&self) -> Result<RangeInclusive<u64>, TestError> {
@@ -577,6 +610,10 @@ impl fmt::Display for Failure {
             self.shrunk.plan.len(),
             render_report(&self.shrunk_report)
         )?;
+        match &self.timeline {
+            Ok(path) => writeln!(f, "timeline of the shrunk run: {}", path.display())?,
+            Err(e) => writeln!(f, "timeline of the shrunk run: {e}")?,
+        }
         write!(f, "replay: {}", self.replay)
     }
 }

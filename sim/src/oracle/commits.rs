@@ -238,6 +238,11 @@ impl CommitChecks {
         zombies
     }
 
+    /// The anomalies found so far, in the order found.
+    pub fn found(&self) -> &[Anomaly] {
+        &self.anomalies
+    }
+
     /// An anomaly found outside the cluster's events (the harness checking a worker's offset file).
     pub fn report(&mut self, anomaly: Anomaly) {
         self.anomalies.push(anomaly);
