@@ -18,5 +18,5 @@ pub use record::{
     SourceValue, TopicPartition,
 };
 pub use registry::{ConnectorPlugin, PluginRegistry};
-pub use sink::{SinkTask, SinkTaskContext};
+pub use sink::{SinkTask, SinkTaskContext, SinkTaskControl};
 pub use source::{OffsetStorageReader, SourceTask, SourceTaskContext};

@@ -35,6 +35,15 @@ impl SinkTaskContext {
         }
     }
 
+    /// A context and its runtime side, for a harness that drives a sink task as the runtime does.
+    pub fn with_control(config: ConfigMap) -> (SinkTaskContext, SinkTaskControl) {
+        let context = SinkTaskContext::new(config);
+        let control = SinkTaskControl {
+            requests: context.requests.clone(),
+        };
+        (context, control)
+    }
+
     pub(crate) fn requests(&self) -> MutexGuard<'_, SinkRequests> {
         // A poisoned lock only means a task panicked mid-request; the data is still consistent.
         self.requests.lock().unwrap_or_else(|e| e.into_inner())
@@ -76,6 +85,44 @@ impl SinkTaskContext {
     /// Asks for an offset commit as soon as possible, not waiting for `offset.flush.interval.ms`.
     pub fn request_commit(&self) {
         self.requests().commit_requested = true;
+    }
+}
+
+/// The runtime's side of a [`SinkTaskContext`]: it tells the task its assignment and takes what the task
+/// asked for. The runtime keeps one of its own; [`SinkTaskContext::with_control`] gives one to a harness
+/// that drives a task without the runtime. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct SinkTaskControl {
+    requests: Arc<Mutex<SinkRequests>>,
+}
+
+impl SinkTaskControl {
+    fn requests(&self) -> MutexGuard<'_, SinkRequests> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What [`SinkTaskContext::assignment`] answers from now on.
+    pub fn set_assignment(&self, partitions: BTreeSet<TopicPartition>) {
+        self.requests().assignment = partitions;
+    }
+
+    /// The rewinds the task asked for since the last call ([`SinkTaskContext::offset`]).
+    pub fn take_rewinds(&self) -> BTreeMap<TopicPartition, i64> {
+        std::mem::take(&mut self.requests().rewinds)
+    }
+
+    /// The partitions the task asked to pause, and to resume, since the last call.
+    pub fn take_pauses(&self) -> (BTreeSet<TopicPartition>, BTreeSet<TopicPartition>) {
+        let mut requests = self.requests();
+        (
+            std::mem::take(&mut requests.pause),
+            std::mem::take(&mut requests.resume),
+        )
+    }
+
+    /// Whether the task asked for a commit since the last call ([`SinkTaskContext::request_commit`]).
+    pub fn take_commit_request(&self) -> bool {
+        std::mem::take(&mut self.requests().commit_requested)
     }
 }
 

@@ -405,11 +405,7 @@ impl SimTest {
     }
 
     fn seed_range(&self) -> Result<RangeInclusive<u64>, TestError> {
-        seed_range(
-            std::env::var("SLUICE_SEED").ok().as_deref(),
-            std::env::var("SLUICE_SEEDS").ok().as_deref(),
-            &self.seeds,
-        )
+        env_seeds(&self.seeds)
     }
 
     /// `SLUICE_SEED=N cargo test -p CRATE TEST -- --exact`.
@@ -497,6 +493,15 @@ impl SimTest {
 
 /// The seeds to run: `SLUICE_SEED` (one), else `SLUICE_SEEDS` (`N`: 1 to N; `A..B`: A to B), else the
 /// test's own.
+/// The seeds `SLUICE_SEED` or `SLUICE_SEEDS` name, or else `default`.
+pub(crate) fn env_seeds(default: &RangeInclusive<u64>) -> Result<RangeInclusive<u64>, TestError> {
+    seed_range(
+        std::env::var("SLUICE_SEED").ok().as_deref(),
+        std::env::var("SLUICE_SEEDS").ok().as_deref(),
+        default,
+    )
+}
+
 fn seed_range(
     seed: Option<&str>,
     seeds: Option<&str>,

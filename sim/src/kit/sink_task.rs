@@ -1,0 +1,953 @@
+//! A harness for one sink task, without Kafka: fast tests that drive the author's `SinkTask` as the
+//! runtime does (open, put, flush and pre_commit, close, rebalances, lost partitions, rewinds after a
+//! failed flush, restarts of the task) in an order the seed draws, on simulated time, against the same
+//! model of the external system as [`SimTest`](super::SimTest), while the system crashes or is cut off.
+//! The oracle is the kit's: every commit is checked against what the system held durably then
+//! (`committed-before-durable`), and at the end every record below the committed offsets must be
+//! durable with its value (`unseen`, `inconsistent`), written at most once under exactly once
+//! (`duplicate`), never made durable after the task closed its partition (`written-after-close`), and
+//! everything committed once the faults are over (`not-drained`).
+//!
+//! Kafka Connect authors write hand-rolled mock contexts for this; here the runtime's side of the
+//! context is [`SinkTaskControl`], so the task sees the assignment, rewinds, pauses and commit requests
+//! it would under the real runtime. A run of a few hundred steps takes milliseconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sluice_core::api::{
+    ConnectError, ConnectorContext, ConnectorPlugin, SinkConnector, SinkRecord, SinkTask,
+    SinkTaskContext, SinkTaskControl, TopicPartition,
+};
+use sluice_core::data::Data;
+
+use super::destination::{DurableWrites, SinkUnderTest};
+use super::open_partitions::OpenPartitions;
+use super::runner::env_seeds;
+use crate::broker::now;
+use crate::oracle::{cap, Anomaly, AnomalyKind};
+use crate::protocol::Tp;
+use crate::scenario::Guarantee;
+use crate::workload::DestinationStore;
+
+/// The worker host the task runs on (the models map writers to workers by host name).
+const WORKER: &str = "worker-0";
+
+/// What the harness did, counted over a sweep: a test can require some so that it cannot pass without
+/// reaching them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskStep {
+    /// `put` took a batch.
+    Put,
+    /// `put` answered a retriable error: the same records come again.
+    PutRetried,
+    /// `pre_commit` approved offsets, which were committed.
+    Commit,
+    /// `pre_commit` failed: every partition rewinds to its committed offset.
+    FlushFailed,
+    /// Partitions moved: the revoked ones committed and closed, the new ones opened.
+    Rebalance,
+    /// Partitions were lost: closed without a commit.
+    PartitionsLost,
+    /// The task asked to be rewound (`SinkTaskContext::offset`).
+    RewindRequested,
+    /// The task was stopped cleanly and a new instance started.
+    Restart,
+    /// The task's process died: a new instance started, the old one never closed.
+    Crash,
+    /// The task failed (a non-retriable error); a new instance started.
+    TaskFailed,
+    /// The external system's hosts crashed (losing what they had not made durable) and came back.
+    ExternalCrashed,
+    /// The external system was cut off from the task for a while.
+    ExternalUnreachable,
+}
+
+impl TaskStep {
+    pub const ALL: [TaskStep; 12] = [
+        TaskStep::Put,
+        TaskStep::PutRetried,
+        TaskStep::Commit,
+        TaskStep::FlushFailed,
+        TaskStep::Rebalance,
+        TaskStep::PartitionsLost,
+        TaskStep::RewindRequested,
+        TaskStep::Restart,
+        TaskStep::Crash,
+        TaskStep::TaskFailed,
+        TaskStep::ExternalCrashed,
+        TaskStep::ExternalUnreachable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStep::Put => "put",
+            TaskStep::PutRetried => "put-retried",
+            TaskStep::Commit => "commit",
+            TaskStep::FlushFailed => "flush-failed",
+            TaskStep::Rebalance => "rebalance",
+            TaskStep::PartitionsLost => "partitions-lost",
+            TaskStep::RewindRequested => "rewind-requested",
+            TaskStep::Restart => "restart",
+            TaskStep::Crash => "crash",
+            TaskStep::TaskFailed => "task-failed",
+            TaskStep::ExternalCrashed => "external-crashed",
+            TaskStep::ExternalUnreachable => "external-unreachable",
+        }
+    }
+}
+
+/// A test of one sink task: the connector under test and its system, the records it is fed, the seeds.
+#[derive(Debug, Clone)]
+pub struct SinkTaskTest {
+    name: &'static str,
+    under_test: SinkUnderTest,
+    topic: String,
+    partitions: i32,
+    records: i64,
+    steps: usize,
+    seeds: RangeInclusive<u64>,
+    guarantee: Guarantee,
+    required: Vec<TaskStep>,
+    external_faults: bool,
+}
+
+/// One seed's run.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub seed: u64,
+    /// What the harness did, one line per step, with simulated times.
+    pub log: Vec<String>,
+    /// How many times each step happened.
+    pub steps: BTreeMap<TaskStep, u64>,
+    pub anomalies: Vec<Anomaly>,
+    /// The committed offset of each partition at the end.
+    pub committed: BTreeMap<String, i64>,
+}
+
+impl TaskRun {
+    pub fn passed(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+}
+
+/// What a sweep of seeds did.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSweep {
+    pub seeds: u64,
+    /// How many seeds reached each step.
+    pub reached: BTreeMap<TaskStep, u64>,
+}
+
+impl fmt::Display for TaskSweep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} seeds; seeds that reached each step:", self.seeds)?;
+        for step in TaskStep::ALL {
+            let count = self.reached.get(&step).copied().unwrap_or(0);
+            writeln!(f, "  {:<22} {count}", step.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a task test failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskTestError {
+    /// A seed found anomalies.
+    #[error("seed {} failed:\n{}\nreplay: {replay}", .run.seed, render_run(.run))]
+    Failed { run: Box<TaskRun>, replay: String },
+    /// No seed reached a step the test requires.
+    #[error("no seed of {} reached {}: the test never got where it was meant to\n{sweep}", .sweep.seeds, .missing.join(", "))]
+    NotReached {
+        missing: Vec<&'static str>,
+        sweep: TaskSweep,
+    },
+    /// The seed variables are malformed, or the simulation itself failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn render_run(run: &TaskRun) -> String {
+    let mut out = String::from("anomalies:\n");
+    for anomaly in &run.anomalies {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            anomaly.kind.as_str(),
+            anomaly.detail
+        ));
+    }
+    out.push_str("steps:\n");
+    for line in &run.log {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
+}
+
+impl SinkTaskTest {
+    /// A test named `name` (the replay command names it) of the sink under test: one task fed 4
+    /// partitions of 100 records, 200 steps per seed, seeds 1 to 100, held to at least once, with the
+    /// external system crashing and cut off now and then.
+    pub fn new(name: &'static str, under_test: SinkUnderTest) -> SinkTaskTest {
+        SinkTaskTest {
+            name,
+            under_test,
+            topic: "records".to_owned(),
+            partitions: 4,
+            records: 100,
+            steps: 200,
+            seeds: 1..=100,
+            guarantee: Guarantee::AtLeastOnce,
+            required: Vec::new(),
+            external_faults: true,
+        }
+    }
+
+    /// Feeds `partitions` partitions of `records` records each.
+    pub fn records(mut self, partitions: i32, records: i64) -> SinkTaskTest {
+        self.partitions = partitions.max(1);
+        self.records = records.max(1);
+        self
+    }
+
+    /// Takes `steps` steps per seed before draining.
+    pub fn steps(mut self, steps: usize) -> SinkTaskTest {
+        self.steps = steps;
+        self
+    }
+
+    /// The seeds to run unless `SLUICE_SEED` or `SLUICE_SEEDS` says otherwise.
+    pub fn seeds(mut self, seeds: RangeInclusive<u64>) -> SinkTaskTest {
+        self.seeds = seeds;
+        self
+    }
+
+    /// The guarantee the task is held to: at least once, or exactly once (no record written twice).
+    pub fn guarantee(mut self, guarantee: Guarantee) -> SinkTaskTest {
+        self.guarantee = guarantee;
+        self
+    }
+
+    /// Fails the test if no seed reaches these steps.
+    pub fn require(mut self, steps: &[TaskStep]) -> SinkTaskTest {
+        self.required.extend_from_slice(steps);
+        self
+    }
+
+    /// Leaves the external system alone (no crashes, no holds).
+    pub fn without_external_faults(mut self) -> SinkTaskTest {
+        self.external_faults = false;
+        self
+    }
+
+    /// Runs the test and panics with the failure, as a `#[test]` should.
+    pub fn check(&self) {
+        match self.run() {
+            Ok(sweep) => println!("{sweep}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Runs the seeds; the first failing one is the error.
+    pub fn run(&self) -> Result<TaskSweep, TaskTestError> {
+        let seeds = env_seeds(&self.seeds).map_err(|e| TaskTestError::Setup(e.to_string()))?;
+        let mut sweep = TaskSweep::default();
+        for seed in seeds {
+            let run = self.run_seed(seed)?;
+            sweep.seeds += 1;
+            for step in run.steps.keys() {
+                *sweep.reached.entry(*step).or_insert(0) += 1;
+            }
+            if !run.passed() {
+                return Err(TaskTestError::Failed {
+                    replay: format!(
+                        "SLUICE_SEED={seed} cargo test --release -p {} {} -- --exact",
+                        std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned()),
+                        std::thread::current()
+                            .name()
+                            .filter(|name| *name != "main")
+                            .unwrap_or(self.name)
+                    ),
+                    run: Box::new(run),
+                });
+            }
+        }
+        let missing: Vec<&'static str> = self
+            .required
+            .iter()
+            .filter(|step| !sweep.reached.contains_key(step))
+            .map(|step| step.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(TaskTestError::NotReached { missing, sweep });
+        }
+        Ok(sweep)
+    }
+
+    /// Runs one seed.
+    pub fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError> {
+        let store = Arc::new(DestinationStore::default());
+        let open = Arc::new(OpenPartitions::default());
+        let shared = Arc::new(Mutex::new(Outcome::default()));
+        let active = Duration::from_secs(self.steps as u64 / 2 + 10);
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(seed)
+            .tick_duration(Duration::from_millis(1))
+            .simulation_duration(active + Duration::from_secs(600))
+            .build();
+        self.under_test
+            .system
+            .build(&mut sim, DurableWrites::new(store.clone()));
+        let hosts = self.under_test.system.hosts();
+        let driver = Driver::new(self, seed, store.clone(), open.clone(), shared.clone());
+        sim.client(WORKER, async move {
+            driver.run().await;
+            Ok(())
+        });
+
+        // The external system's faults, drawn up front, within the active steps.
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_fa17);
+        let mut faults: Vec<(Duration, bool, Duration)> = Vec::new();
+        if self.external_faults && !hosts.is_empty() {
+            for _ in 0..rng.random_range(0..=2) {
+                let at = Duration::from_millis(rng.random_range(0..active.as_millis() as u64));
+                let crash = rng.random_bool(0.5);
+                let lasts = Duration::from_millis(rng.random_range(100..8_000));
+                faults.push((at, crash, lasts));
+            }
+            faults.sort();
+        }
+        let mut healing: Vec<(Duration, bool)> = Vec::new();
+        loop {
+            let elapsed = sim.elapsed();
+            while faults.first().is_some_and(|(at, _, _)| *at <= elapsed) {
+                let (at, crash, lasts) = faults.remove(0);
+                for host in &hosts {
+                    match crash {
+                        true => sim.crash(host.as_str()),
+                        false => sim.hold(WORKER, host.as_str()),
+                    }
+                }
+                let step = match crash {
+                    true => TaskStep::ExternalCrashed,
+                    false => TaskStep::ExternalUnreachable,
+                };
+                lock(&shared).note(
+                    at,
+                    step,
+                    format!("{} for {} ms", step.as_str(), lasts.as_millis()),
+                );
+                healing.push((at + lasts, crash));
+            }
+            healing.retain(|(until, crash)| {
+                if *until > elapsed {
+                    return true;
+                }
+                for host in &hosts {
+                    match crash {
+                        true => sim.bounce(host.as_str()),
+                        false => sim.release(WORKER, host.as_str()),
+                    }
+                }
+                false
+            });
+            match sim.step() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => return Err(TaskTestError::Setup(format!("seed {seed}: {e}"))),
+            }
+        }
+        let outcome = std::mem::take(&mut *lock(&shared));
+        let mut anomalies = outcome.anomalies;
+        anomalies.extend(self.final_checks(&store, &outcome.committed));
+        anomalies.extend(open.check(&store.writes()));
+        Ok(TaskRun {
+            seed,
+            log: outcome.log,
+            steps: outcome.steps,
+            anomalies: cap(anomalies),
+            committed: outcome
+                .committed
+                .iter()
+                .map(|(tp, offset)| (tp.to_string(), *offset))
+                .collect(),
+        })
+    }
+
+    /// What must hold once the task is done: everything committed, durable and right, once each under
+    /// exactly once.
+    fn final_checks(
+        &self,
+        store: &DestinationStore,
+        committed: &BTreeMap<TopicPartition, i64>,
+    ) -> Vec<Anomaly> {
+        let mut anomalies = Vec::new();
+        let mut copies: BTreeMap<(String, i64), Vec<String>> = BTreeMap::new();
+        for write in store.writes() {
+            copies
+                .entry((write.tp.to_string(), write.offset))
+                .or_default()
+                .push(write.value.clone());
+            let expected = (write.tp.topic == self.topic
+                && (0..self.partitions).contains(&write.tp.partition)
+                && (0..self.records).contains(&write.offset))
+            .then(|| record_value(write.tp.partition, write.offset));
+            if expected.as_deref() != Some(write.value.as_str()) {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::Inconsistent,
+                    detail: format!(
+                        "{} offset {} was written as {:?}; the record is {expected:?}",
+                        write.tp, write.offset, write.value
+                    ),
+                });
+            }
+        }
+        for partition in 0..self.partitions {
+            let tp = TopicPartition::new(&self.topic, partition);
+            let end = committed.get(&tp).copied().unwrap_or(0);
+            if end < self.records {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::NotDrained,
+                    detail: format!(
+                        "{tp} is committed only up to offset {end} of {}",
+                        self.records
+                    ),
+                });
+            }
+            let sim_tp = Tp::new(&self.topic, partition);
+            if let Some(missing) = store.first_missing(&sim_tp, 0..end) {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::Unseen,
+                    detail: format!("{tp} offset {missing} is below the committed offset {end} but was never made durable"),
+                });
+            }
+            if self.guarantee != Guarantee::AtLeastOnce {
+                for offset in 0..self.records {
+                    let written = copies.get(&(tp.to_string(), offset)).map_or(0, Vec::len);
+                    if written > 1 {
+                        anomalies.push(Anomaly {
+                            kind: AnomalyKind::Duplicate,
+                            detail: format!("{tp} offset {offset} {written} times"),
+                        });
+                    }
+                }
+            }
+        }
+        anomalies
+    }
+}
+
+/// The value of a partition's record: `stream-P:OFFSET`, as the kit's other tests write them.
+pub fn record_value(partition: i32, offset: i64) -> String {
+    format!("stream-{partition}:{offset}")
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    log: Vec<String>,
+    steps: BTreeMap<TaskStep, u64>,
+    anomalies: Vec<Anomaly>,
+    committed: BTreeMap<TopicPartition, i64>,
+}
+
+impl Outcome {
+    fn note(&mut self, at: Duration, step: TaskStep, line: String) {
+        *self.steps.entry(step).or_insert(0) += 1;
+        self.log.push(format!("{} ms {line}", at.as_millis()));
+    }
+}
+
+fn lock(outcome: &Mutex<Outcome>) -> std::sync::MutexGuard<'_, Outcome> {
+    outcome.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Plays the runtime for one task, inside the simulation.
+struct Driver {
+    plugin: ConnectorPlugin,
+    config: sluice_core::config::ConfigMap,
+    topic: String,
+    partitions: i32,
+    records: i64,
+    steps: usize,
+    rng: StdRng,
+    store: Arc<DestinationStore>,
+    open: Arc<OpenPartitions>,
+    outcome: Arc<Mutex<Outcome>>,
+    /// The task instance running, with the runtime's side of its context.
+    task: Option<(Box<dyn SinkTask>, SinkTaskControl)>,
+    connector: Option<Box<dyn SinkConnector>>,
+    task_config: sluice_core::config::ConfigMap,
+    instance: u64,
+    assigned: BTreeSet<TopicPartition>,
+    paused: BTreeSet<TopicPartition>,
+    /// The next offset to deliver per assigned partition.
+    positions: BTreeMap<TopicPartition, i64>,
+    /// The group's committed offsets: they outlive task instances.
+    committed: BTreeMap<TopicPartition, i64>,
+}
+
+impl Driver {
+    fn new(
+        test: &SinkTaskTest,
+        seed: u64,
+        store: Arc<DestinationStore>,
+        open: Arc<OpenPartitions>,
+        outcome: Arc<Mutex<Outcome>>,
+    ) -> Driver {
+        let mut config = test.under_test.config.clone();
+        config.insert("name".to_owned(), test.name.to_owned());
+        config.insert("topics".to_owned(), test.topic.clone());
+        config
+            .entry("connector.class".to_owned())
+            .or_insert_with(|| test.under_test.class.clone());
+        Driver {
+            plugin: test.under_test.plugin.clone(),
+            config,
+            topic: test.topic.clone(),
+            partitions: test.partitions,
+            records: test.records,
+            steps: test.steps,
+            rng: StdRng::seed_from_u64(seed),
+            store,
+            open,
+            outcome,
+            task: None,
+            connector: None,
+            task_config: Default::default(),
+            instance: 0,
+            assigned: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            positions: BTreeMap::new(),
+            committed: BTreeMap::new(),
+        }
+    }
+
+    fn note(&self, step: TaskStep, line: impl Into<String>) {
+        lock(&self.outcome).note(now(), step, line.into());
+    }
+
+    fn log(&self, line: impl Into<String>) {
+        lock(&self.outcome)
+            .log
+            .push(format!("{} ms {}", now().as_millis(), line.into()));
+    }
+
+    async fn run(mut self) {
+        if let Err(e) = self.start_connector().await {
+            self.log(format!("the connector did not start: {e}"));
+            lock(&self.outcome).anomalies.push(Anomaly {
+                kind: AnomalyKind::NotDrained,
+                detail: format!("the connector did not start: {e}"),
+            });
+            return;
+        }
+        self.start_task().await;
+        let all: Vec<TopicPartition> = (0..self.partitions)
+            .map(|p| TopicPartition::new(&self.topic, p))
+            .collect();
+        let first: Vec<TopicPartition> = all
+            .iter()
+            .filter(|_| self.rng.random_bool(0.7))
+            .cloned()
+            .collect();
+        self.assign(first).await;
+        for _ in 0..self.steps {
+            self.step(&all).await;
+        }
+        self.drain(&all).await;
+        lock(&self.outcome).committed = self.committed.clone();
+    }
+
+    async fn start_connector(&mut self) -> Result<(), String> {
+        let ConnectorPlugin::Sink(make) = &self.plugin else {
+            return Err("the plugin under test is not a sink connector".to_owned());
+        };
+        let mut connector = make();
+        let name = self.config.get("name").cloned().unwrap_or_default();
+        connector
+            .start(&self.config, ConnectorContext::new(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.task_config = connector
+            .task_configs(1)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.config.clone());
+        self.connector = Some(connector);
+        Ok(())
+    }
+
+    /// Starts a new task instance; what was assigned is opened in it.
+    async fn start_task(&mut self) {
+        let Some(connector) = &self.connector else {
+            return;
+        };
+        self.instance += 1;
+        let mut task = connector.create_task();
+        let (context, control) = SinkTaskContext::with_control(self.task_config.clone());
+        if let Err(e) = task.start(context).await {
+            self.log(format!("instance {} failed to start: {e}", self.instance));
+        }
+        self.task = Some((task, control));
+        let reopen: Vec<TopicPartition> = std::mem::take(&mut self.assigned).into_iter().collect();
+        self.positions.clear();
+        self.paused.clear();
+        if !reopen.is_empty() {
+            self.assign(reopen).await;
+        }
+    }
+
+    /// One step, drawn.
+    async fn step(&mut self, all: &[TopicPartition]) {
+        if self.task.is_none() {
+            // The operator starts a failed task again.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.start_task().await;
+            return;
+        }
+        let roll = self.rng.random_range(0..100);
+        match roll {
+            0..=54 => self.put_some().await,
+            55..=74 => self.commit(None).await,
+            75..=79 => {
+                let wait = self.rng.random_range(100..4_000);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            80..=87 => self.rebalance(all).await,
+            88..=91 => self.lose_some().await,
+            92..=95 => self.restart().await,
+            _ => self.crash().await,
+        }
+        tokio::time::sleep(Duration::from_millis(self.rng.random_range(0..200))).await;
+    }
+
+    /// Assigns and opens `partitions`: each is delivered from its committed offset, or where the task
+    /// rewinds it in `open`.
+    async fn assign(&mut self, partitions: Vec<TopicPartition>) {
+        if partitions.is_empty() {
+            return;
+        }
+        self.assigned.extend(partitions.iter().cloned());
+        for tp in &partitions {
+            let from = self.committed.get(tp).copied().unwrap_or(0);
+            self.positions.insert(tp.clone(), from);
+        }
+        let Some((task, control)) = &mut self.task else {
+            return;
+        };
+        control.set_assignment(self.assigned.clone());
+        let opened = task.open(&partitions).await;
+        self.open.opened(0, partitions.iter().map(to_tp));
+        self.log(format!("open {}", names(&partitions)));
+        if let Err(e) = opened {
+            self.failed("open", e).await;
+            return;
+        }
+        self.apply_requests();
+    }
+
+    /// Takes what the task asked for through its context.
+    fn apply_requests(&mut self) {
+        let Some((_, control)) = &self.task else {
+            return;
+        };
+        let rewinds = control.take_rewinds();
+        let (pause, resume) = control.take_pauses();
+        for (tp, offset) in rewinds {
+            if self.assigned.contains(&tp) {
+                self.note(
+                    TaskStep::RewindRequested,
+                    format!("the task rewinds {tp} to {offset}"),
+                );
+                self.positions.insert(tp, offset);
+            }
+        }
+        self.paused
+            .extend(pause.into_iter().filter(|tp| self.assigned.contains(tp)));
+        for tp in resume {
+            self.paused.remove(&tp);
+        }
+    }
+
+    /// Puts the next records of some assigned, unpaused partitions.
+    async fn put_some(&mut self) {
+        let ready: Vec<TopicPartition> = self
+            .assigned
+            .iter()
+            .filter(|tp| !self.paused.contains(*tp))
+            .filter(|tp| self.positions.get(*tp).is_some_and(|p| *p < self.records))
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let mut batch = Vec::new();
+        let mut first = BTreeMap::new();
+        for tp in ready {
+            if !self.rng.random_bool(0.6) {
+                continue;
+            }
+            let from = self.positions[&tp];
+            let count = self.rng.random_range(1..=20).min(self.records - from);
+            first.insert(tp.clone(), from);
+            let topic: Arc<str> = Arc::from(tp.topic.as_str());
+            batch.extend((from..from + count).map(|offset| SinkRecord {
+                topic: topic.clone(),
+                partition: tp.partition,
+                kafka_offset: offset,
+                key: Data::string(format!("stream-{}", tp.partition)),
+                value: Data::string(record_value(tp.partition, offset)),
+                headers: Vec::new(),
+                timestamp: Some(offset),
+            }));
+            self.positions.insert(tp, from + count);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let Some((task, _)) = &mut self.task else {
+            return;
+        };
+        let count = batch.len();
+        match task.put(batch).await {
+            Ok(()) => {
+                let ranges: Vec<String> = first
+                    .iter()
+                    .map(|(tp, from)| format!("{tp}@{from}..{}", self.positions[tp]))
+                    .collect();
+                self.note(TaskStep::Put, format!("put {count}: {}", ranges.join(", ")));
+                self.apply_requests();
+            }
+            Err(e) if e.is_retriable() => {
+                self.note(
+                    TaskStep::PutRetried,
+                    format!("put of {count} will be retried: {e}"),
+                );
+                self.positions.extend(first);
+            }
+            Err(e) => self.failed("put", e).await,
+        }
+    }
+
+    /// Asks the task what may be committed (of `only`, or of every assigned partition) and commits it,
+    /// checking each offset against what the system holds durably now.
+    async fn commit(&mut self, only: Option<&[TopicPartition]>) {
+        let current: BTreeMap<TopicPartition, i64> = self
+            .positions
+            .iter()
+            .filter(|(tp, _)| only.is_none_or(|only| only.contains(tp)))
+            .map(|(tp, offset)| (tp.clone(), *offset))
+            .collect();
+        if current.is_empty() {
+            return;
+        }
+        let Some((task, _)) = &mut self.task else {
+            return;
+        };
+        match task.pre_commit(&current).await {
+            Ok(approved) => {
+                let approved: BTreeMap<TopicPartition, i64> = approved
+                    .into_iter()
+                    .filter(|(tp, offset)| {
+                        self.assigned.contains(tp) && self.committed.get(tp) != Some(offset)
+                    })
+                    .collect();
+                if approved.is_empty() {
+                    return;
+                }
+                let mut outcome = lock(&self.outcome);
+                for (tp, offset) in &approved {
+                    let durable = self.store.contiguous_end(&to_tp(tp));
+                    if *offset > durable {
+                        outcome.anomalies.push(Anomaly {
+                            kind: AnomalyKind::CommittedBeforeDurable,
+                            detail: format!("instance {} committed {tp} at offset {offset}, but the system held only offsets below {durable} durably", self.instance),
+                        });
+                    }
+                }
+                let offsets: Vec<String> =
+                    approved.iter().map(|(tp, o)| format!("{tp}@{o}")).collect();
+                outcome.note(
+                    now(),
+                    TaskStep::Commit,
+                    format!("commit {}", offsets.join(", ")),
+                );
+                drop(outcome);
+                self.committed.extend(approved);
+            }
+            Err(e) => {
+                self.note(
+                    TaskStep::FlushFailed,
+                    format!("pre_commit failed, rewinding to the committed offsets: {e}"),
+                );
+                let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+                for tp in assigned {
+                    let to = self.committed.get(&tp).copied().unwrap_or(0);
+                    self.positions.insert(tp, to);
+                }
+            }
+        }
+    }
+
+    /// Moves partitions: some assigned ones are committed and closed, some others opened.
+    async fn rebalance(&mut self, all: &[TopicPartition]) {
+        let revoked: Vec<TopicPartition> = self
+            .assigned
+            .iter()
+            .filter(|_| self.rng.random_bool(0.4))
+            .cloned()
+            .collect();
+        let added: Vec<TopicPartition> = all
+            .iter()
+            .filter(|tp| !self.assigned.contains(*tp) && self.rng.random_bool(0.6))
+            .cloned()
+            .collect();
+        self.note(
+            TaskStep::Rebalance,
+            format!(
+                "rebalance: revoke {}, assign {}",
+                names(&revoked),
+                names(&added)
+            ),
+        );
+        if !revoked.is_empty() {
+            self.commit(Some(&revoked)).await;
+            self.close(&revoked).await;
+        }
+        self.assign(added).await;
+    }
+
+    /// Some partitions are lost: closed with no commit (another member took them).
+    async fn lose_some(&mut self) {
+        let lost: Vec<TopicPartition> = self
+            .assigned
+            .iter()
+            .filter(|_| self.rng.random_bool(0.5))
+            .cloned()
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        self.note(TaskStep::PartitionsLost, format!("lost {}", names(&lost)));
+        self.close(&lost).await;
+    }
+
+    async fn close(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.assigned.remove(tp);
+            self.positions.remove(tp);
+            self.paused.remove(tp);
+        }
+        let Some((task, control)) = &mut self.task else {
+            return;
+        };
+        control.set_assignment(self.assigned.clone());
+        let closed = task.close(partitions).await;
+        self.open.closed(0, partitions.iter().map(to_tp));
+        self.log(format!("close {}", names(partitions)));
+        if let Err(e) = closed {
+            self.failed("close", e).await;
+        }
+    }
+
+    /// A clean stop (commit, close, stop) and a new instance.
+    async fn restart(&mut self) {
+        self.note(
+            TaskStep::Restart,
+            format!("instance {} stops cleanly", self.instance),
+        );
+        self.commit(None).await;
+        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        self.close(&assigned).await;
+        if let Some((mut task, _)) = self.task.take() {
+            if let Err(e) = task.stop().await {
+                self.log(format!("stop failed: {e}"));
+            }
+        }
+        self.assigned.extend(assigned);
+        self.start_task().await;
+    }
+
+    /// The task's process dies: the instance is dropped without a close, and a new one starts.
+    async fn crash(&mut self) {
+        self.note(
+            TaskStep::Crash,
+            format!("instance {} crashes", self.instance),
+        );
+        self.task = None;
+        self.open.crashed(0);
+        self.start_task().await;
+    }
+
+    /// The task failed: the runtime closes and stops it; the next step starts a new instance, which
+    /// opens the same partitions.
+    async fn failed(&mut self, stage: &str, error: ConnectError) {
+        self.note(
+            TaskStep::TaskFailed,
+            format!("instance {} failed in {stage}: {error}", self.instance),
+        );
+        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        if let Some((mut task, _)) = self.task.take() {
+            let _ = task.close(&assigned).await;
+            self.open.closed(0, assigned.iter().map(to_tp));
+            let _ = task.stop().await;
+        }
+    }
+
+    /// Every partition assigned, then puts and commits until everything is committed (or a simulated
+    /// minute has passed), then a clean stop.
+    async fn drain(&mut self, all: &[TopicPartition]) {
+        self.log("drain: every partition assigned until everything is committed");
+        let missing: Vec<TopicPartition> = all
+            .iter()
+            .filter(|tp| !self.assigned.contains(*tp))
+            .cloned()
+            .collect();
+        self.assign(missing).await;
+        let limit = now() + Duration::from_secs(120);
+        while now() < limit {
+            let done = all
+                .iter()
+                .all(|tp| self.committed.get(tp).copied().unwrap_or(0) >= self.records);
+            if done {
+                break;
+            }
+            if self.task.is_none() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.start_task().await;
+            }
+            self.paused.clear();
+            self.put_some().await;
+            self.commit(None).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        self.close(&assigned).await;
+        if let Some((mut task, _)) = self.task.take() {
+            let _ = task.stop().await;
+        }
+        if let Some(mut connector) = self.connector.take() {
+            let _ = connector.stop().await;
+        }
+        self.log("stopped");
+    }
+}
+
+fn to_tp(tp: &TopicPartition) -> Tp {
+    Tp::new(&tp.topic, tp.partition)
+}
+
+fn names(partitions: &[TopicPartition]) -> String {
+    if partitions.is_empty() {
+        return "nothing".to_owned();
+    }
+    partitions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
