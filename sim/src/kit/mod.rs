@@ -8,7 +8,7 @@
 //!   author's tasks without touching their code;
 //! - [`open_partitions`]: which partitions each worker's tasks hold open, for `written-after-close`;
 //! - [`runner`]: seeds, replay commands, determinism checks, required events and regression files;
-//! - [`sink_task`]: one sink task driven as the runtime drives it, without Kafka, for fast tests;
+//! - [`task`]: one task driven as the runtime drives it, without Kafka, for fast tests;
 //! - `shrink`: a failing plan cut down to the faults that matter.
 
 pub mod destination;
@@ -17,8 +17,8 @@ mod faulty;
 pub mod open_partitions;
 pub mod runner;
 mod shrink;
-pub mod sink_task;
 pub mod source;
+pub mod task;
 
 pub use destination::{worker_at, DurableWrites, ExternalSink, SinkUnderTest};
 pub use dialer::SimDialer;
@@ -27,5 +27,7 @@ pub use open_partitions::OpenPartitions;
 pub use runner::{
     render_sweep, Failure, Regression, SimTest, Sweep, TestError, SINK_FAULTS, SOURCE_FAULTS,
 };
-pub use sink_task::{SinkTaskTest, TaskRun, TaskStep, TaskSweep, TaskTestError};
 pub use source::{ExternalSource, SourceRecords, SourceUnderTest};
+pub use task::sink::SinkTaskTest;
+pub use task::source::SourceTaskTest;
+pub use task::{TaskRun, TaskStep, TaskSweep, TaskTestError};

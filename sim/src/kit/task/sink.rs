@@ -1,19 +1,14 @@
-//! A harness for one sink task, without Kafka: fast tests that drive the author's `SinkTask` as the
-//! runtime does (open, put, flush and pre_commit, close, rebalances, lost partitions, rewinds after a
-//! failed flush, restarts of the task) in an order the seed draws, on simulated time, against the same
-//! model of the external system as [`SimTest`](super::SimTest), while the system crashes or is cut off.
-//! The oracle is the kit's: every commit is checked against what the system held durably then
-//! (`committed-before-durable`), and at the end every record below the committed offsets must be
+//! The sink task harness: drives the author's `SinkTask` as the runtime does (open, put, flush and
+//! pre_commit, close, rebalances, lost partitions, rewinds after a failed flush, restarts and crashes of
+//! the task) in an order the seed draws. Every commit is checked against what the system held durably
+//! then (`committed-before-durable`), and at the end every record below the committed offsets must be
 //! durable with its value (`unseen`, `inconsistent`), written at most once under exactly once
 //! (`duplicate`), never made durable after the task closed its partition (`written-after-close`), and
-//! everything committed once the faults are over (`not-drained`).
-//!
-//! Kafka Connect authors write hand-rolled mock contexts for this; here the runtime's side of the
+//! everything committed once the faults are over (`not-drained`). The runtime's side of the task's
 //! context is [`SinkTaskControl`], so the task sees the assignment, rewinds, pauses and commit requests
-//! it would under the real runtime. A run of a few hundred steps takes milliseconds.
+//! it would under the real runtime.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,81 +21,14 @@ use sluice_core::api::{
 };
 use sluice_core::data::Data;
 
-use super::destination::{DurableWrites, SinkUnderTest};
-use super::open_partitions::OpenPartitions;
-use super::runner::env_seeds;
+use super::{lock, simulate, sweep, Outcome, TaskRun, TaskStep, TaskSweep, TaskTestError, WORKER};
 use crate::broker::now;
+use crate::kit::destination::{DurableWrites, SinkUnderTest};
+use crate::kit::open_partitions::OpenPartitions;
 use crate::oracle::{cap, Anomaly, AnomalyKind};
 use crate::protocol::Tp;
 use crate::scenario::Guarantee;
 use crate::workload::DestinationStore;
-
-/// The worker host the task runs on (the models map writers to workers by host name).
-const WORKER: &str = "worker-0";
-
-/// What the harness did, counted over a sweep: a test can require some so that it cannot pass without
-/// reaching them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TaskStep {
-    /// `put` took a batch.
-    Put,
-    /// `put` answered a retriable error: the same records come again.
-    PutRetried,
-    /// `pre_commit` approved offsets, which were committed.
-    Commit,
-    /// `pre_commit` failed: every partition rewinds to its committed offset.
-    FlushFailed,
-    /// Partitions moved: the revoked ones committed and closed, the new ones opened.
-    Rebalance,
-    /// Partitions were lost: closed without a commit.
-    PartitionsLost,
-    /// The task asked to be rewound (`SinkTaskContext::offset`).
-    RewindRequested,
-    /// The task was stopped cleanly and a new instance started.
-    Restart,
-    /// The task's process died: a new instance started, the old one never closed.
-    Crash,
-    /// The task failed (a non-retriable error); a new instance started.
-    TaskFailed,
-    /// The external system's hosts crashed (losing what they had not made durable) and came back.
-    ExternalCrashed,
-    /// The external system was cut off from the task for a while.
-    ExternalUnreachable,
-}
-
-impl TaskStep {
-    pub const ALL: [TaskStep; 12] = [
-        TaskStep::Put,
-        TaskStep::PutRetried,
-        TaskStep::Commit,
-        TaskStep::FlushFailed,
-        TaskStep::Rebalance,
-        TaskStep::PartitionsLost,
-        TaskStep::RewindRequested,
-        TaskStep::Restart,
-        TaskStep::Crash,
-        TaskStep::TaskFailed,
-        TaskStep::ExternalCrashed,
-        TaskStep::ExternalUnreachable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStep::Put => "put",
-            TaskStep::PutRetried => "put-retried",
-            TaskStep::Commit => "commit",
-            TaskStep::FlushFailed => "flush-failed",
-            TaskStep::Rebalance => "rebalance",
-            TaskStep::PartitionsLost => "partitions-lost",
-            TaskStep::RewindRequested => "rewind-requested",
-            TaskStep::Restart => "restart",
-            TaskStep::Crash => "crash",
-            TaskStep::TaskFailed => "task-failed",
-            TaskStep::ExternalCrashed => "external-crashed",
-            TaskStep::ExternalUnreachable => "external-unreachable",
-        }
-    }
-}
 
 /// A test of one sink task: the connector under test and its system, the records it is fed, the seeds.
 #[derive(Debug, Clone)]
@@ -115,77 +43,6 @@ pub struct SinkTaskTest {
     guarantee: Guarantee,
     required: Vec<TaskStep>,
     external_faults: bool,
-}
-
-/// One seed's run.
-#[derive(Debug, Clone)]
-pub struct TaskRun {
-    pub seed: u64,
-    /// What the harness did, one line per step, with simulated times.
-    pub log: Vec<String>,
-    /// How many times each step happened.
-    pub steps: BTreeMap<TaskStep, u64>,
-    pub anomalies: Vec<Anomaly>,
-    /// The committed offset of each partition at the end.
-    pub committed: BTreeMap<String, i64>,
-}
-
-impl TaskRun {
-    pub fn passed(&self) -> bool {
-        self.anomalies.is_empty()
-    }
-}
-
-/// What a sweep of seeds did.
-#[derive(Debug, Clone, Default)]
-pub struct TaskSweep {
-    pub seeds: u64,
-    /// How many seeds reached each step.
-    pub reached: BTreeMap<TaskStep, u64>,
-}
-
-impl fmt::Display for TaskSweep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} seeds; seeds that reached each step:", self.seeds)?;
-        for step in TaskStep::ALL {
-            let count = self.reached.get(&step).copied().unwrap_or(0);
-            writeln!(f, "  {:<22} {count}", step.as_str())?;
-        }
-        Ok(())
-    }
-}
-
-/// Why a task test failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskTestError {
-    /// A seed found anomalies.
-    #[error("seed {} failed:\n{}\nreplay: {replay}", .run.seed, render_run(.run))]
-    Failed { run: Box<TaskRun>, replay: String },
-    /// No seed reached a step the test requires.
-    #[error("no seed of {} reached {}: the test never got where it was meant to\n{sweep}", .sweep.seeds, .missing.join(", "))]
-    NotReached {
-        missing: Vec<&'static str>,
-        sweep: TaskSweep,
-    },
-    /// The seed variables are malformed, or the simulation itself failed.
-    #[error("{0}")]
-    Setup(String),
-}
-
-fn render_run(run: &TaskRun) -> String {
-    let mut out = String::from("anomalies:\n");
-    for anomaly in &run.anomalies {
-        out.push_str(&format!(
-            "  {}: {}\n",
-            anomaly.kind.as_str(),
-            anomaly.detail
-        ));
-    }
-    out.push_str("steps:\n");
-    for line in &run.log {
-        out.push_str(&format!("  {line}\n"));
-    }
-    out
 }
 
 impl SinkTaskTest {
@@ -254,38 +111,9 @@ impl SinkTaskTest {
 
     /// Runs the seeds; the first failing one is the error.
     pub fn run(&self) -> Result<TaskSweep, TaskTestError> {
-        let seeds = env_seeds(&self.seeds).map_err(|e| TaskTestError::Setup(e.to_string()))?;
-        let mut sweep = TaskSweep::default();
-        for seed in seeds {
-            let run = self.run_seed(seed)?;
-            sweep.seeds += 1;
-            for step in run.steps.keys() {
-                *sweep.reached.entry(*step).or_insert(0) += 1;
-            }
-            if !run.passed() {
-                return Err(TaskTestError::Failed {
-                    replay: format!(
-                        "SLUICE_SEED={seed} cargo test --release -p {} {} -- --exact",
-                        std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned()),
-                        std::thread::current()
-                            .name()
-                            .filter(|name| *name != "main")
-                            .unwrap_or(self.name)
-                    ),
-                    run: Box::new(run),
-                });
-            }
-        }
-        let missing: Vec<&'static str> = self
-            .required
-            .iter()
-            .filter(|step| !sweep.reached.contains_key(step))
-            .map(|step| step.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(TaskTestError::NotReached { missing, sweep });
-        }
-        Ok(sweep)
+        sweep(self.name, &self.seeds, &self.required, |seed| {
+            self.run_seed(seed)
+        })
     }
 
     /// Runs one seed.
@@ -309,58 +137,13 @@ impl SinkTaskTest {
             Ok(())
         });
 
-        // The external system's faults, drawn up front, within the active steps.
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_fa17);
-        let mut faults: Vec<(Duration, bool, Duration)> = Vec::new();
-        if self.external_faults && !hosts.is_empty() {
-            for _ in 0..rng.random_range(0..=2) {
-                let at = Duration::from_millis(rng.random_range(0..active.as_millis() as u64));
-                let crash = rng.random_bool(0.5);
-                let lasts = Duration::from_millis(rng.random_range(100..8_000));
-                faults.push((at, crash, lasts));
-            }
-            faults.sort();
-        }
-        let mut healing: Vec<(Duration, bool)> = Vec::new();
-        loop {
-            let elapsed = sim.elapsed();
-            while faults.first().is_some_and(|(at, _, _)| *at <= elapsed) {
-                let (at, crash, lasts) = faults.remove(0);
-                for host in &hosts {
-                    match crash {
-                        true => sim.crash(host.as_str()),
-                        false => sim.hold(WORKER, host.as_str()),
-                    }
-                }
-                let step = match crash {
-                    true => TaskStep::ExternalCrashed,
-                    false => TaskStep::ExternalUnreachable,
-                };
-                lock(&shared).note(
-                    at,
-                    step,
-                    format!("{} for {} ms", step.as_str(), lasts.as_millis()),
-                );
-                healing.push((at + lasts, crash));
-            }
-            healing.retain(|(until, crash)| {
-                if *until > elapsed {
-                    return true;
-                }
-                for host in &hosts {
-                    match crash {
-                        true => sim.bounce(host.as_str()),
-                        false => sim.release(WORKER, host.as_str()),
-                    }
-                }
-                false
-            });
-            match sim.step() {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => return Err(TaskTestError::Setup(format!("seed {seed}: {e}"))),
-            }
-        }
+        simulate(
+            &mut sim,
+            seed,
+            &hosts,
+            self.external_faults.then_some(active),
+            &shared,
+        )?;
         let outcome = std::mem::take(&mut *lock(&shared));
         let mut anomalies = outcome.anomalies;
         anomalies.extend(self.final_checks(&store, &outcome.committed));
@@ -370,11 +153,7 @@ impl SinkTaskTest {
             log: outcome.log,
             steps: outcome.steps,
             anomalies: cap(anomalies),
-            committed: outcome
-                .committed
-                .iter()
-                .map(|(tp, offset)| (tp.to_string(), *offset))
-                .collect(),
+            committed: outcome.committed,
         })
     }
 
@@ -383,7 +162,7 @@ impl SinkTaskTest {
     fn final_checks(
         &self,
         store: &DestinationStore,
-        committed: &BTreeMap<TopicPartition, i64>,
+        committed: &BTreeMap<String, i64>,
     ) -> Vec<Anomaly> {
         let mut anomalies = Vec::new();
         let mut copies: BTreeMap<(String, i64), Vec<String>> = BTreeMap::new();
@@ -408,7 +187,7 @@ impl SinkTaskTest {
         }
         for partition in 0..self.partitions {
             let tp = TopicPartition::new(&self.topic, partition);
-            let end = committed.get(&tp).copied().unwrap_or(0);
+            let end = committed.get(&tp.to_string()).copied().unwrap_or(0);
             if end < self.records {
                 anomalies.push(Anomaly {
                     kind: AnomalyKind::NotDrained,
@@ -444,25 +223,6 @@ impl SinkTaskTest {
 /// The value of a partition's record: `stream-P:OFFSET`, as the kit's other tests write them.
 pub fn record_value(partition: i32, offset: i64) -> String {
     format!("stream-{partition}:{offset}")
-}
-
-#[derive(Debug, Default)]
-struct Outcome {
-    log: Vec<String>,
-    steps: BTreeMap<TaskStep, u64>,
-    anomalies: Vec<Anomaly>,
-    committed: BTreeMap<TopicPartition, i64>,
-}
-
-impl Outcome {
-    fn note(&mut self, at: Duration, step: TaskStep, line: String) {
-        *self.steps.entry(step).or_insert(0) += 1;
-        self.log.push(format!("{} ms {line}", at.as_millis()));
-    }
-}
-
-fn lock(outcome: &Mutex<Outcome>) -> std::sync::MutexGuard<'_, Outcome> {
-    outcome.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Plays the runtime for one task, inside the simulation.
@@ -559,7 +319,11 @@ impl Driver {
             self.step(&all).await;
         }
         self.drain(&all).await;
-        lock(&self.outcome).committed = self.committed.clone();
+        lock(&self.outcome).committed = self
+            .committed
+            .iter()
+            .map(|(tp, offset)| (tp.to_string(), *offset))
+            .collect();
     }
 
     async fn start_connector(&mut self) -> Result<(), String> {

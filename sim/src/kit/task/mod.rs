@@ -1,0 +1,308 @@
+//! Task-level harnesses: fast tests of one task without Kafka or workers. The harness plays the runtime
+//! for a single task of the author's connector, drawing the runtime's calls from the seed, on simulated
+//! time, against the same model of the external system as [`SimTest`](super::SimTest) (which crashes and is
+//! cut off now and then), and checks what the task did with the kit's oracle.
+//!
+//! - [`sink`]: open, put, pre_commit, close, rebalances, lost partitions, rewinds, restarts and crashes;
+//! - [`source`]: poll (sometimes dropped while pending), acknowledgements, commits, and restarts from
+//!   the stored offsets.
+//!
+//! Kafka Connect authors write hand-rolled mock contexts for this. A run of a few hundred steps takes a
+//! fraction of a second.
+
+pub mod sink;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::runner::env_seeds;
+use crate::oracle::Anomaly;
+
+/// The worker host the task runs on (the models map writers to workers by host name).
+pub(crate) const WORKER: &str = "worker-0";
+
+/// What the harness did, counted over a sweep: a test can require some so that it cannot pass without
+/// reaching them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskStep {
+    /// `poll` returned records (a source task).
+    Poll,
+    /// A pending `poll` was dropped, as the runtime drops it to commit or to stop (a source task).
+    PollCancelled,
+    /// Kafka acknowledged records, told to the task with `commit_record` (a source task).
+    Acknowledged,
+    /// `put` took a batch.
+    Put,
+    /// `put` answered a retriable error: the same records come again.
+    PutRetried,
+    /// Offsets were committed (a sink's approved by `pre_commit`; a source's up to what Kafka
+    /// acknowledged).
+    Commit,
+    /// `pre_commit` failed: every partition rewinds to its committed offset.
+    FlushFailed,
+    /// Partitions moved: the revoked ones committed and closed, the new ones opened.
+    Rebalance,
+    /// Partitions were lost: closed without a commit.
+    PartitionsLost,
+    /// The task asked to be rewound (`SinkTaskContext::offset`).
+    RewindRequested,
+    /// The task was stopped cleanly (a last commit, then `close` and `stop`) and a new instance started.
+    Restart,
+    /// The task's process died: a new instance started, the old one never closed.
+    Crash,
+    /// The task failed (a non-retriable error); a new instance started.
+    TaskFailed,
+    /// The external system's hosts crashed (losing what they had not made durable) and came back.
+    ExternalCrashed,
+    /// The external system was cut off from the task for a while.
+    ExternalUnreachable,
+}
+
+impl TaskStep {
+    pub const ALL: [TaskStep; 15] = [
+        TaskStep::Poll,
+        TaskStep::PollCancelled,
+        TaskStep::Acknowledged,
+        TaskStep::Put,
+        TaskStep::PutRetried,
+        TaskStep::Commit,
+        TaskStep::FlushFailed,
+        TaskStep::Rebalance,
+        TaskStep::PartitionsLost,
+        TaskStep::RewindRequested,
+        TaskStep::Restart,
+        TaskStep::Crash,
+        TaskStep::TaskFailed,
+        TaskStep::ExternalCrashed,
+        TaskStep::ExternalUnreachable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStep::Poll => "poll",
+            TaskStep::PollCancelled => "poll-cancelled",
+            TaskStep::Acknowledged => "acknowledged",
+            TaskStep::Put => "put",
+            TaskStep::PutRetried => "put-retried",
+            TaskStep::Commit => "commit",
+            TaskStep::FlushFailed => "flush-failed",
+            TaskStep::Rebalance => "rebalance",
+            TaskStep::PartitionsLost => "partitions-lost",
+            TaskStep::RewindRequested => "rewind-requested",
+            TaskStep::Restart => "restart",
+            TaskStep::Crash => "crash",
+            TaskStep::TaskFailed => "task-failed",
+            TaskStep::ExternalCrashed => "external-crashed",
+            TaskStep::ExternalUnreachable => "external-unreachable",
+        }
+    }
+}
+
+/// One seed's run.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub seed: u64,
+    /// What the harness did, one line per step, with simulated times.
+    pub log: Vec<String>,
+    /// How many times each step happened.
+    pub steps: BTreeMap<TaskStep, u64>,
+    pub anomalies: Vec<Anomaly>,
+    /// The committed offset of each partition at the end (a source's: the last record each stream's
+    /// committed offset covers).
+    pub committed: BTreeMap<String, i64>,
+}
+
+impl TaskRun {
+    pub fn passed(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+}
+
+/// What a sweep of seeds did.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSweep {
+    pub seeds: u64,
+    /// How many seeds reached each step.
+    pub reached: BTreeMap<TaskStep, u64>,
+}
+
+impl fmt::Display for TaskSweep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} seeds; seeds that reached each step:", self.seeds)?;
+        for step in TaskStep::ALL {
+            let count = self.reached.get(&step).copied().unwrap_or(0);
+            writeln!(f, "  {:<22} {count}", step.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a task test failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskTestError {
+    /// A seed found anomalies.
+    #[error("seed {} failed:\n{}\nreplay: {replay}", .run.seed, render_run(.run))]
+    Failed { run: Box<TaskRun>, replay: String },
+    /// No seed reached a step the test requires.
+    #[error("no seed of {} reached {}: the test never got where it was meant to\n{sweep}", .sweep.seeds, .missing.join(", "))]
+    NotReached {
+        missing: Vec<&'static str>,
+        sweep: TaskSweep,
+    },
+    /// The seed variables are malformed, or the simulation itself failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn render_run(run: &TaskRun) -> String {
+    let mut out = String::from("anomalies:\n");
+    for anomaly in &run.anomalies {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            anomaly.kind.as_str(),
+            anomaly.detail
+        ));
+    }
+    out.push_str("steps:\n");
+    for line in &run.log {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
+}
+
+/// What a run's driver found, shared with the harness outside the simulation.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) log: Vec<String>,
+    pub(crate) steps: BTreeMap<TaskStep, u64>,
+    pub(crate) anomalies: Vec<Anomaly>,
+    /// What was committed at the end, by partition.
+    pub(crate) committed: BTreeMap<String, i64>,
+}
+
+impl Outcome {
+    /// Counts `step` and logs `line` at `at`.
+    pub(crate) fn note(&mut self, at: Duration, step: TaskStep, line: String) {
+        *self.steps.entry(step).or_insert(0) += 1;
+        self.log.push(format!("{} ms {line}", at.as_millis()));
+    }
+}
+
+pub(crate) fn lock(outcome: &Mutex<Outcome>) -> std::sync::MutexGuard<'_, Outcome> {
+    outcome.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs the seeds of a task test: the first failing one is the error, and a sweep that never reached a
+/// required step fails too.
+pub(crate) fn sweep(
+    name: &str,
+    seeds: &RangeInclusive<u64>,
+    required: &[TaskStep],
+    mut run_seed: impl FnMut(u64) -> Result<TaskRun, TaskTestError>,
+) -> Result<TaskSweep, TaskTestError> {
+    let seeds = env_seeds(seeds).map_err(|e| TaskTestError::Setup(e.to_string()))?;
+    let mut sweep = TaskSweep::default();
+    for seed in seeds {
+        let run = run_seed(seed)?;
+        sweep.seeds += 1;
+        for step in run.steps.keys() {
+            *sweep.reached.entry(*step).or_insert(0) += 1;
+        }
+        if !run.passed() {
+            return Err(TaskTestError::Failed {
+                replay: format!(
+                    "SLUICE_SEED={seed} cargo test --release -p {} {} -- --exact",
+                    std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned()),
+                    std::thread::current()
+                        .name()
+                        .filter(|name| *name != "main")
+                        .unwrap_or(name)
+                ),
+                run: Box::new(run),
+            });
+        }
+    }
+    let missing: Vec<&'static str> = required
+        .iter()
+        .filter(|step| !sweep.reached.contains_key(step))
+        .map(|step| step.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(TaskTestError::NotReached { missing, sweep });
+    }
+    Ok(sweep)
+}
+
+/// Runs the simulation to its end. With `faults_within`, the seed draws up to two faults of the external
+/// system's hosts in that time (a crash, or a hold of the messages between them and the task), each
+/// healed after up to 8 s.
+pub(crate) fn simulate(
+    sim: &mut turmoil::Sim<'_>,
+    seed: u64,
+    hosts: &[String],
+    faults_within: Option<Duration>,
+    shared: &Mutex<Outcome>,
+) -> Result<(), TaskTestError> {
+    let mut rng = StdRng::seed_from_u64(seed ^ EXTERNAL_FAULTS);
+    let mut faults: Vec<(Duration, bool, Duration)> = Vec::new();
+    if let Some(active) = faults_within.filter(|_| !hosts.is_empty()) {
+        for _ in 0..rng.random_range(0..=2) {
+            let at = Duration::from_millis(rng.random_range(0..active.as_millis() as u64));
+            let crash = rng.random_bool(0.5);
+            let lasts = Duration::from_millis(rng.random_range(100..8_000));
+            faults.push((at, crash, lasts));
+        }
+        faults.sort();
+    }
+    let mut healing: Vec<(Duration, bool)> = Vec::new();
+    loop {
+        let elapsed = sim.elapsed();
+        while faults.first().is_some_and(|(at, _, _)| *at <= elapsed) {
+            let (at, crash, lasts) = faults.remove(0);
+            for host in hosts {
+                match crash {
+                    true => sim.crash(host.as_str()),
+                    false => sim.hold(WORKER, host.as_str()),
+                }
+            }
+            let step = match crash {
+                true => TaskStep::ExternalCrashed,
+                false => TaskStep::ExternalUnreachable,
+            };
+            lock(shared).note(
+                at,
+                step,
+                format!("{} for {} ms", step.as_str(), lasts.as_millis()),
+            );
+            healing.push((at + lasts, crash));
+        }
+        healing.retain(|(until, crash)| {
+            if *until > elapsed {
+                return true;
+            }
+            for host in hosts {
+                match crash {
+                    true => sim.bounce(host.as_str()),
+                    false => sim.release(WORKER, host.as_str()),
+                }
+            }
+            false
+        });
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return Err(TaskTestError::Setup(format!("seed {seed}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Mixed into the seed for the external faults' draws.
+const EXTERNAL_FAULTS: u64 = 0x005e_ed0f_fa17;

@@ -1,0 +1,564 @@
+//! The source task harness: drives the author's `SourceTask` as the runtime does (poll, sometimes
+//! dropping a pending poll as the runtime does to commit or to stop; Kafka's acknowledgements told with
+//! `commit_record`; commits of the offsets of acknowledged records; clean restarts and crashes, each new
+//! instance reading the stored offsets) in an order the seed draws, while the system's records appear as
+//! the seed draws them. Every commit is checked against what "Kafka" (the harness's log of acknowledged
+//! records) holds (`committed-before-durable`: the offset covers a record not acknowledged), and at the
+//! end every record of the system must have reached Kafka (`unseen`), as itself (`inconsistent`), and be
+//! covered by the committed offsets once the faults are over (`not-drained`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sluice_core::api::{
+    ConnectorContext, ConnectorPlugin, OffsetStorageReader, RecordMetadata, SourceConnector,
+    SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+};
+use sluice_core::config::ConfigMap;
+use sluice_core::data::Value;
+
+use super::{lock, simulate, sweep, Outcome, TaskRun, TaskStep, TaskSweep, TaskTestError, WORKER};
+use crate::broker::now;
+use crate::kit::source::{ExternalSource, SourceRecords, SourceUnderTest};
+use crate::oracle::{cap, parse_value, Anomaly, AnomalyKind};
+
+/// A test of one source task: the connector under test and its system, the records that appear, the
+/// seeds.
+#[derive(Debug, Clone)]
+pub struct SourceTaskTest {
+    name: &'static str,
+    under_test: SourceUnderTest,
+    streams: i64,
+    per_stream: i64,
+    interval: Duration,
+    steps: usize,
+    seeds: RangeInclusive<u64>,
+    required: Vec<TaskStep>,
+    external_faults: bool,
+}
+
+impl SourceTaskTest {
+    /// A test named `name` (the replay command names it) of the source under test: its system makes 4
+    /// streams of 100 records appear (one record of each stream every 100 ms on average), 200 steps per
+    /// seed, seeds 1 to 100, with the system crashing and cut off now and then.
+    pub fn new(name: &'static str, under_test: SourceUnderTest) -> SourceTaskTest {
+        SourceTaskTest {
+            name,
+            under_test,
+            streams: 4,
+            per_stream: 100,
+            interval: Duration::from_millis(100),
+            steps: 200,
+            seeds: 1..=100,
+            required: Vec::new(),
+            external_faults: true,
+        }
+    }
+
+    /// The system's records: `streams` streams of `per_stream` records, one every `interval` on average.
+    pub fn records(mut self, streams: i64, per_stream: i64, interval: Duration) -> SourceTaskTest {
+        self.streams = streams.max(1);
+        self.per_stream = per_stream.max(1);
+        self.interval = interval;
+        self
+    }
+
+    /// Takes `steps` steps per seed before draining.
+    pub fn steps(mut self, steps: usize) -> SourceTaskTest {
+        self.steps = steps;
+        self
+    }
+
+    /// The seeds to run unless `SLUICE_SEED` or `SLUICE_SEEDS` says otherwise.
+    pub fn seeds(mut self, seeds: RangeInclusive<u64>) -> SourceTaskTest {
+        self.seeds = seeds;
+        self
+    }
+
+    /// Fails the test if no seed reaches these steps.
+    pub fn require(mut self, steps: &[TaskStep]) -> SourceTaskTest {
+        self.required.extend_from_slice(steps);
+        self
+    }
+
+    /// Leaves the external system alone (no crashes, no holds).
+    pub fn without_external_faults(mut self) -> SourceTaskTest {
+        self.external_faults = false;
+        self
+    }
+
+    /// Runs the test and panics with the failure, as a `#[test]` should.
+    pub fn check(&self) {
+        match self.run() {
+            Ok(sweep) => println!("{sweep}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Runs the seeds; the first failing one is the error.
+    pub fn run(&self) -> Result<TaskSweep, TaskTestError> {
+        sweep(self.name, &self.seeds, &self.required, |seed| {
+            self.run_seed(seed)
+        })
+    }
+
+    /// Runs one seed.
+    pub fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError> {
+        let shared = Arc::new(Mutex::new(Outcome::default()));
+        let kafka = Arc::new(Mutex::new(Vec::new()));
+        let active = Duration::from_secs(self.steps as u64 / 2 + 10);
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(seed)
+            .tick_duration(Duration::from_millis(1))
+            .simulation_duration(active + Duration::from_secs(600))
+            .build();
+        let records = SourceRecords::drawn(self.streams, self.per_stream, self.interval, seed);
+        self.under_test.system.build(&mut sim, records);
+        let hosts = self.under_test.system.hosts();
+        let driver = Driver::new(self, seed, kafka.clone(), shared.clone());
+        sim.client(WORKER, async move {
+            driver.run().await;
+            Ok(())
+        });
+        simulate(
+            &mut sim,
+            seed,
+            &hosts,
+            self.external_faults.then_some(active),
+            &shared,
+        )?;
+        let outcome = std::mem::take(&mut *lock(&shared));
+        let mut anomalies = outcome.anomalies;
+        anomalies.extend(self.final_checks(&kafka_log(&kafka), &outcome.committed));
+        Ok(TaskRun {
+            seed,
+            log: outcome.log,
+            steps: outcome.steps,
+            anomalies: cap(anomalies),
+            committed: outcome.committed,
+        })
+    }
+
+    /// Everything reached Kafka as itself, and is covered by the committed offsets.
+    fn final_checks(&self, kafka: &[String], committed: &BTreeMap<String, i64>) -> Vec<Anomaly> {
+        let mut anomalies = Vec::new();
+        let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+        for value in kafka {
+            match parse_value(value.as_bytes()) {
+                Some((stream, seq))
+                    if (0..self.streams).contains(&stream)
+                        && (0..self.per_stream).contains(&seq)
+                        && SourceRecords::value(stream, seq) == *value =>
+                {
+                    *seen.entry((stream, seq)).or_insert(0) += 1;
+                }
+                _ => anomalies.push(Anomaly {
+                    kind: AnomalyKind::Inconsistent,
+                    detail: format!("Kafka holds {value:?}, which is no record of the system"),
+                }),
+            }
+        }
+        for stream in 0..self.streams {
+            if let Some(seq) = (0..self.per_stream).find(|seq| !seen.contains_key(&(stream, *seq)))
+            {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::Unseen,
+                    detail: format!("stream {stream} seq {seq} never reached Kafka"),
+                });
+            }
+            let covered = committed
+                .get(&format!("stream-{stream}"))
+                .copied()
+                .unwrap_or(-1);
+            if covered < self.per_stream - 1 {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::NotDrained,
+                    detail: format!(
+                        "stream {stream}'s committed offset covers records only up to seq {covered} of {}",
+                        self.per_stream
+                    ),
+                });
+            }
+        }
+        anomalies
+    }
+}
+
+fn kafka_log(kafka: &Mutex<Vec<String>>) -> Vec<String> {
+    kafka.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The stored source offsets, which outlive task instances; keyed by the partition's JSON text.
+#[derive(Default)]
+struct StoredOffsets(Mutex<BTreeMap<String, (SourcePartition, SourceOffset)>>);
+
+impl StoredOffsets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (SourcePartition, SourceOffset)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl OffsetStorageReader for StoredOffsets {
+    fn offset(&self, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.lock()
+            .get(&partition.to_string())
+            .map(|(_, offset)| offset.clone())
+    }
+}
+
+/// Plays the runtime for one source task, inside the simulation.
+struct Driver {
+    plugin: ConnectorPlugin,
+    config: ConfigMap,
+    system: Arc<dyn ExternalSource>,
+    streams: i64,
+    per_stream: i64,
+    steps: usize,
+    rng: StdRng,
+    outcome: Arc<Mutex<Outcome>>,
+    /// The values of the records Kafka acknowledged, in order.
+    kafka: Arc<Mutex<Vec<String>>>,
+    stored: Arc<StoredOffsets>,
+    connector: Option<Box<dyn SourceConnector>>,
+    task_config: ConfigMap,
+    task: Option<Box<dyn SourceTask>>,
+    instance: u64,
+    /// Polled, not yet acknowledged, in poll order.
+    in_flight: VecDeque<SourceRecord>,
+    /// Per partition: the offset of its last acknowledged record (its records are acknowledged in order).
+    acknowledged: BTreeMap<String, (SourcePartition, SourceOffset)>,
+}
+
+impl Driver {
+    fn new(
+        test: &SourceTaskTest,
+        seed: u64,
+        kafka: Arc<Mutex<Vec<String>>>,
+        outcome: Arc<Mutex<Outcome>>,
+    ) -> Driver {
+        let mut config = test.under_test.config.clone();
+        config.insert("name".to_owned(), test.name.to_owned());
+        config
+            .entry("connector.class".to_owned())
+            .or_insert_with(|| test.under_test.class.clone());
+        Driver {
+            plugin: test.under_test.plugin.clone(),
+            config,
+            system: test.under_test.system.clone(),
+            streams: test.streams,
+            per_stream: test.per_stream,
+            steps: test.steps,
+            rng: StdRng::seed_from_u64(seed),
+            outcome,
+            kafka,
+            stored: Arc::default(),
+            connector: None,
+            task_config: ConfigMap::new(),
+            task: None,
+            instance: 0,
+            in_flight: VecDeque::new(),
+            acknowledged: BTreeMap::new(),
+        }
+    }
+
+    fn note(&self, step: TaskStep, line: impl Into<String>) {
+        lock(&self.outcome).note(now(), step, line.into());
+    }
+
+    fn log(&self, line: impl Into<String>) {
+        lock(&self.outcome)
+            .log
+            .push(format!("{} ms {}", now().as_millis(), line.into()));
+    }
+
+    async fn run(mut self) {
+        if let Err(e) = self.start_connector().await {
+            lock(&self.outcome).anomalies.push(Anomaly {
+                kind: AnomalyKind::NotDrained,
+                detail: format!("the connector did not start: {e}"),
+            });
+            return;
+        }
+        self.start_task().await;
+        for _ in 0..self.steps {
+            self.step().await;
+        }
+        self.drain().await;
+        let mut outcome = lock(&self.outcome);
+        for (partition, offset) in self.stored.lock().values() {
+            if let Some((stream, seq)) = self.system.covered(partition, offset) {
+                outcome.committed.insert(format!("stream-{stream}"), seq);
+            }
+        }
+    }
+
+    async fn start_connector(&mut self) -> Result<(), String> {
+        let ConnectorPlugin::Source(make) = &self.plugin else {
+            return Err("the plugin under test is not a source connector".to_owned());
+        };
+        let mut connector = make();
+        let name = self.config.get("name").cloned().unwrap_or_default();
+        connector
+            .start(&self.config, ConnectorContext::new(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.task_config = connector
+            .task_configs(1)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.config.clone());
+        self.connector = Some(connector);
+        Ok(())
+    }
+
+    /// Starts a new instance, which resumes from the stored offsets.
+    async fn start_task(&mut self) {
+        let Some(connector) = &self.connector else {
+            return;
+        };
+        self.instance += 1;
+        self.in_flight.clear();
+        self.acknowledged.clear();
+        let mut task = connector.create_task();
+        let stored: Arc<dyn OffsetStorageReader> = self.stored.clone();
+        let context = SourceTaskContext::new(self.task_config.clone(), stored);
+        match task.start(context).await {
+            Ok(()) => {
+                self.log(format!("instance {} started", self.instance));
+                self.task = Some(task);
+            }
+            Err(e) => {
+                self.note(
+                    TaskStep::TaskFailed,
+                    format!("instance {} failed to start: {e}", self.instance),
+                );
+            }
+        }
+    }
+
+    async fn step(&mut self) {
+        if self.task.is_none() {
+            // The operator starts a failed task again.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.start_task().await;
+            return;
+        }
+        match self.rng.random_range(0..100) {
+            0..=44 => {
+                let wait = Duration::from_millis(self.rng.random_range(0..2_000));
+                self.poll(wait).await;
+            }
+            45..=69 => self.acknowledge_some(),
+            70..=84 => self.commit().await,
+            85..=89 => {
+                let wait = self.rng.random_range(100..3_000);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            90..=95 => self.restart().await,
+            _ => self.crash().await,
+        }
+        tokio::time::sleep(Duration::from_millis(self.rng.random_range(0..200))).await;
+    }
+
+    /// Polls, dropping the poll if it is still pending after `wait`.
+    async fn poll(&mut self, wait: Duration) {
+        let Some(task) = &mut self.task else {
+            return;
+        };
+        match tokio::time::timeout(wait, task.poll()).await {
+            Err(_) => self.note(
+                TaskStep::PollCancelled,
+                format!("a poll pending for {} ms is dropped", wait.as_millis()),
+            ),
+            Ok(Ok(records)) if records.is_empty() => {}
+            Ok(Ok(records)) => {
+                let values: Vec<String> = records.iter().map(value_text).collect();
+                self.note(
+                    TaskStep::Poll,
+                    format!("poll: {} records ({})", records.len(), summary(&values)),
+                );
+                self.in_flight.extend(records);
+            }
+            Ok(Err(e)) if e.is_retriable() => {
+                self.log(format!("poll will be retried: {e}"));
+            }
+            Ok(Err(e)) => {
+                self.note(
+                    TaskStep::TaskFailed,
+                    format!("instance {} failed in poll: {e}", self.instance),
+                );
+                if let Some(mut task) = self.task.take() {
+                    let _ = task.stop().await;
+                }
+            }
+        }
+    }
+
+    /// Kafka acknowledges some of the oldest records in flight.
+    fn acknowledge_some(&mut self) {
+        if !self.in_flight.is_empty() {
+            let count = self.rng.random_range(1..=self.in_flight.len());
+            self.acknowledge(count);
+        }
+    }
+
+    /// Kafka acknowledges the `count` oldest records in flight; the task is told of each.
+    fn acknowledge(&mut self, count: usize) {
+        let Some(task) = &mut self.task else {
+            return;
+        };
+        if count == 0 {
+            return;
+        }
+        let mut values = Vec::new();
+        let mut refused = Vec::new();
+        for record in self.in_flight.drain(..count) {
+            let value = value_text(&record);
+            let offset = {
+                let mut kafka = self.kafka.lock().unwrap_or_else(|e| e.into_inner());
+                kafka.push(value.clone());
+                kafka.len() as i64 - 1
+            };
+            let metadata = RecordMetadata {
+                partition: record.kafka_partition.unwrap_or(0),
+                offset,
+                timestamp: record.timestamp,
+            };
+            if let Err(e) = task.commit_record(&record, Some(&metadata)) {
+                refused.push(format!("commit_record of {value} failed: {e}"));
+            }
+            self.acknowledged.insert(
+                record.source_partition.to_string(),
+                (
+                    record.source_partition.clone(),
+                    record.source_offset.clone(),
+                ),
+            );
+            values.push(value);
+        }
+        self.note(
+            TaskStep::Acknowledged,
+            format!("Kafka acknowledges {count} ({})", summary(&values)),
+        );
+        for line in refused {
+            self.log(line);
+        }
+    }
+
+    /// Stores the offsets of the acknowledged records, checking what each covers, and tells the task.
+    async fn commit(&mut self) {
+        if self.acknowledged.is_empty() {
+            return;
+        }
+        let offsets = std::mem::take(&mut self.acknowledged);
+        let kafka = kafka_log(&self.kafka);
+        let mut lines = Vec::new();
+        for (key, (partition, offset)) in offsets {
+            if let Some((stream, seq)) = self.system.covered(&partition, &offset) {
+                let missing =
+                    (0..=seq).find(|s| !kafka.contains(&SourceRecords::value(stream, *s)));
+                if let Some(missing) = missing {
+                    lock(&self.outcome).anomalies.push(Anomaly {
+                        kind: AnomalyKind::CommittedBeforeDurable,
+                        detail: format!(
+                            "instance {} committed {partition} at {offset}, which covers stream {stream} up to seq {seq}, but stream {stream} seq {missing} is not in Kafka",
+                            self.instance
+                        ),
+                    });
+                }
+            }
+            lines.push(format!("{partition} at {offset}"));
+            self.stored.lock().insert(key, (partition, offset));
+        }
+        self.note(TaskStep::Commit, format!("commit {}", lines.join(", ")));
+        if let Some(task) = &mut self.task {
+            if let Err(e) = task.commit().await {
+                self.log(format!("commit() failed: {e}"));
+            }
+        }
+    }
+
+    /// A clean stop: what Kafka acknowledged is committed, then a new instance.
+    async fn restart(&mut self) {
+        self.note(
+            TaskStep::Restart,
+            format!("instance {} stops cleanly", self.instance),
+        );
+        self.commit().await;
+        if let Some(mut task) = self.task.take() {
+            if let Err(e) = task.stop().await {
+                self.log(format!("stop failed: {e}"));
+            }
+        }
+        self.start_task().await;
+    }
+
+    /// The task's process dies: what was in flight is gone, and a new instance starts.
+    async fn crash(&mut self) {
+        self.note(
+            TaskStep::Crash,
+            format!(
+                "instance {} crashes with {} records in flight",
+                self.instance,
+                self.in_flight.len()
+            ),
+        );
+        self.task = None;
+        self.start_task().await;
+    }
+
+    /// Polls, acknowledges and commits everything until every record is committed (or two simulated
+    /// minutes have passed), then stops.
+    async fn drain(&mut self) {
+        self.log("drain: poll, acknowledge and commit until everything is committed");
+        let limit = now() + Duration::from_secs(120);
+        while now() < limit && !self.drained() {
+            if self.task.is_none() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.start_task().await;
+                continue;
+            }
+            self.poll(Duration::from_millis(500)).await;
+            self.acknowledge(self.in_flight.len());
+            self.commit().await;
+        }
+        if let Some(mut task) = self.task.take() {
+            let _ = task.stop().await;
+        }
+        if let Some(mut connector) = self.connector.take() {
+            let _ = connector.stop().await;
+        }
+        self.log("stopped");
+    }
+
+    /// Whether the stored offsets cover every record of every stream.
+    fn drained(&self) -> bool {
+        let stored = self.stored.lock();
+        (0..self.streams).all(|stream| {
+            stored.values().any(|(partition, offset)| {
+                self.system.covered(partition, offset) == Some((stream, self.per_stream - 1))
+            })
+        })
+    }
+}
+
+/// A record's value as text (the system's records carry `stream-S:N`).
+fn value_text(record: &SourceRecord) -> String {
+    match &record.value.value {
+        Value::String(text) => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The first and last of some values.
+fn summary(values: &[String]) -> String {
+    match values {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first} .. {last}"),
+    }
+}
