@@ -22,13 +22,20 @@ pub enum Guarantee {
     /// The sink keeps its offsets in the destination: each Kafka record is written there once, whatever
     /// happens (a duplicate there is an anomaly); the source side stays at least once.
     ExactlyOnceSink,
+    /// The sink's destination applies records as upserts by key (told with
+    /// [`DurableWrites::upserted`](crate::kit::DurableWrites::upserted)): a record written again is
+    /// harmless, whatever the fault, but each key must end with the value of its latest record in Kafka
+    /// (`stale-value` otherwise); the source side stays at least once.
+    EffectivelyOnce,
 }
 
 impl Guarantee {
     /// The guarantee with a sink that keeps its offsets in the destination, so the sink side is exactly once.
     pub fn with_exactly_once_sink(self) -> Guarantee {
         match self {
-            Guarantee::AtLeastOnce | Guarantee::ExactlyOnceSink => Guarantee::ExactlyOnceSink,
+            Guarantee::AtLeastOnce | Guarantee::ExactlyOnceSink | Guarantee::EffectivelyOnce => {
+                Guarantee::ExactlyOnceSink
+            }
             Guarantee::ExactlyOnce | Guarantee::ExactlyOnceSource => Guarantee::ExactlyOnce,
         }
     }

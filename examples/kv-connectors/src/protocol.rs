@@ -1,6 +1,9 @@
 //! The key-value service's protocol: one request per line, one answer line each.
 //!
-//! - `PUT <key> <value>` stores a value (not yet durable): `OK`;
+//! - `PUT <key> <value> [<version>]` stores a value (not yet durable), with an optional version the
+//!   service keeps beside it (an upsert's record coordinates `<topic>/<partition>/<offset>`): `OK`;
+//! - `UPSERT <key> <value> <version>` does the same unless, when it syncs, the key holds a newer
+//!   version of the same topic and partition (a later offset): then it leaves the key alone: `OK`;
 //! - `SYNC` makes everything this connection stored durable: `SYNCED` once it is;
 //! - `READ <stream> <from> <max>` reads an event log: up to `max` lines `EVENT <seq> <text>` from
 //!   `from` on, then `END <next>`, where `next` is the log's end;
@@ -34,6 +37,17 @@ pub enum KvError {
     NotAToken { what: &'static str, text: String },
 }
 
+/// A value to store under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    /// Kept beside the value: which record the value came from, for a sink that upserts by key.
+    pub version: Option<String>,
+    /// Stored only if the key does not hold a newer version by then (`UPSERT`).
+    pub only_if_newer: bool,
+}
+
 /// One connection to the service.
 pub struct KvClient {
     stream: BufReader<Box<dyn Connection>>,
@@ -54,12 +68,25 @@ impl KvClient {
     }
 
     /// Stores each value under its key, in one round trip; durable only after [`sync`](KvClient::sync).
-    pub async fn put_all(&mut self, entries: &[(String, String)]) -> Result<(), KvError> {
+    pub async fn put_all(&mut self, entries: &[Entry]) -> Result<(), KvError> {
         let mut lines = String::new();
-        for (key, value) in entries {
+        for Entry {
+            key,
+            value,
+            version,
+            only_if_newer,
+        } in entries
+        {
             token("key", key)?;
             token("value", value)?;
-            lines.push_str(&format!("PUT {key} {value}\n"));
+            let verb = if *only_if_newer { "UPSERT" } else { "PUT" };
+            match version {
+                Some(version) => {
+                    token("version", version)?;
+                    lines.push_str(&format!("{verb} {key} {value} {version}\n"));
+                }
+                None => lines.push_str(&format!("{verb} {key} {value}\n")),
+            }
         }
         self.stream.get_mut().write_all(lines.as_bytes()).await?;
         for _ in entries {

@@ -1,5 +1,9 @@
 //! `KvSinkConnector`: writes each record's value under the key `<topic>/<partition>/<offset>`, so the
-//! service holds each Kafka record once however often it is delivered.
+//! service holds each Kafka record once however often it is delivered; or, with `kv.key=record`, under
+//! the record's own key, as an upsert (`UPSERT`: the key holds the latest value written, with the
+//! record's coordinates as its version, and the service ignores a write older than what the key holds):
+//! delivered again, a record writes the same value again, and a zombie's late write of an older record
+//! changes nothing, so each key ends with its latest record (effectively once).
 //!
 //! `put` writes at once; writes become durable when the task syncs them (`SYNC`), after
 //! `kv.sync.records` writes or, at a commit, once `kv.sync.interval.ms` passed since the last sync. Only
@@ -13,8 +17,8 @@
 //! was written meanwhile, so the runtime goes back to the committed offsets and delivers everything since
 //! again.
 //!
-//! Keys: `kv.address` (`host:port`, required), `kv.sync.records` (default 100), `kv.sync.interval.ms`
-//! (default 3000); `bug`, a deliberate mistake for the crate's own tests of the simulation: `none` (the
+//! Keys: `kv.address` (`host:port`, required), `kv.key` (`coordinates`, the default, or `record`),
+//! `kv.sync.records` (default 100), `kv.sync.interval.ms` (default 3000); `bug`, a deliberate mistake for the crate's own tests of the simulation: `none` (the
 //! default), `commit-before-sync` (a sync sends `SYNC` without waiting for the answer, so offsets can be
 //! committed before the writes are durable) or `keep-lost-writes` (closing partitions keeps the
 //! connection and what it wrote of them, which the next sync makes durable behind the new owner's back).
@@ -33,13 +37,20 @@ use sluice_core::data::Value;
 use sluice_core::net::Dialer;
 use tokio::time::Instant;
 
-use crate::protocol::{KvClient, KvError};
+use crate::protocol::{Entry, KvClient, KvError};
 
 const ADDRESS: &str = "kv.address";
+const KEY: &str = "kv.key";
+const KEYS: &[&str] = &["coordinates", "record"];
 const SYNC_RECORDS: &str = "kv.sync.records";
 const SYNC_INTERVAL: &str = "kv.sync.interval.ms";
 const BUG: &str = "bug";
-const BUGS: &[&str] = &["none", "commit-before-sync", "keep-lost-writes"];
+const BUGS: &[&str] = &[
+    "none",
+    "commit-before-sync",
+    "keep-lost-writes",
+    "blind-upserts",
+];
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -48,6 +59,13 @@ fn config_def() -> ConfigDef {
             ConfigType::String,
             "The key-value service, as host:port.",
         )
+        .optional(
+            KEY,
+            ConfigType::String,
+            "coordinates",
+            "What the service's keys are: coordinates (<topic>/<partition>/<offset>) or record (the record's key, as an upsert).",
+        )
+        .check(|value| crate::one_of(value, KEYS))
         .optional(
             SYNC_RECORDS,
             ConfigType::Int,
@@ -64,7 +82,7 @@ fn config_def() -> ConfigDef {
             BUG,
             ConfigType::String,
             "none",
-            "A deliberate mistake, for tests of the simulation: none, commit-before-sync or keep-lost-writes.",
+            "A deliberate mistake, for tests of the simulation: none, commit-before-sync, keep-lost-writes or blind-upserts.",
         )
         .check(known_bug)
 }
@@ -113,6 +131,8 @@ impl SinkConnector for KvSinkConnector {
         Box::new(KvSinkTask {
             dialer: self.dialer.clone(),
             address: String::new(),
+            upsert: false,
+            blind_upserts: false,
             sync_records: 0,
             sync_interval: Duration::ZERO,
             commit_before_sync: false,
@@ -138,6 +158,10 @@ struct Progress {
 struct KvSinkTask {
     dialer: Arc<dyn Dialer>,
     address: String,
+    /// `kv.key=record`: the record's key is the service's key.
+    upsert: bool,
+    /// The planted bug `blind-upserts`: upserts overwrite whatever the key holds (`PUT`), newer or not.
+    blind_upserts: bool,
     sync_records: usize,
     sync_interval: Duration,
     commit_before_sync: bool,
@@ -183,7 +207,7 @@ impl KvSinkTask {
     /// Stores a batch; `written` is the offset after its last record, per partition.
     async fn write(
         &mut self,
-        entries: Vec<(String, String)>,
+        entries: Vec<Entry>,
         written: BTreeMap<TopicPartition, i64>,
     ) -> Result<(), ConnectError> {
         if entries.is_empty() {
@@ -226,6 +250,33 @@ impl KvSinkTask {
     }
 }
 
+impl KvSinkTask {
+    /// What to store for a record: under its coordinates, or under its key with its coordinates as the
+    /// version.
+    fn entry(&self, record: &SinkRecord, value: &str) -> Result<Entry, ConnectError> {
+        if !self.upsert {
+            return Ok(Entry {
+                key: key(record),
+                value: value.to_owned(),
+                version: None,
+                only_if_newer: false,
+            });
+        }
+        match &record.key.value {
+            Value::String(record_key) => Ok(Entry {
+                key: record_key.clone(),
+                value: value.to_owned(),
+                version: Some(key(record)),
+                only_if_newer: !self.blind_upserts,
+            }),
+            other => Err(ConnectError::fatal(format!(
+                "{}: kv.key=record needs string keys, not {other:?}",
+                key(record)
+            ))),
+        }
+    }
+}
+
 fn key(record: &SinkRecord) -> String {
     format!(
         "{}/{}/{}",
@@ -238,6 +289,8 @@ impl SinkTask for KvSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let config = config_def().parse(context.configs())?;
         self.address = config.string(ADDRESS).to_owned();
+        self.upsert = config.string(KEY) == "record";
+        self.blind_upserts = config.string(BUG) == "blind-upserts";
         self.sync_records = config.int(SYNC_RECORDS).max(1) as usize;
         self.sync_interval = Duration::from_millis(config.long(SYNC_INTERVAL).max(0) as u64);
         self.commit_before_sync = config.string(BUG) == "commit-before-sync";
@@ -263,7 +316,7 @@ impl SinkTask for KvSinkTask {
         for record in &records {
             let tp = record.topic_partition();
             match &record.value.value {
-                Value::String(text) => entries.push((key(record), text.clone())),
+                Value::String(text) => entries.push(self.entry(record, text)?),
                 other => {
                     return Err(ConnectError::fatal(format!(
                         "{}: the key-value sink stores strings, not {other:?}",

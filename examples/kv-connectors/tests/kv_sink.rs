@@ -14,6 +14,7 @@ use sluice_sim::coverage::Event;
 use sluice_sim::faults::FaultKind;
 use sluice_sim::kit::{SimDialer, SimTest, SinkUnderTest, TestError};
 use sluice_sim::oracle::AnomalyKind;
+use sluice_sim::scenario::Guarantee;
 use sluice_sim::timeline::LaneKind;
 
 fn sink(bug: &str) -> SinkUnderTest {
@@ -139,4 +140,55 @@ fn every_seed_replays_exactly() {
         .run()
         .expect("each seed runs the same twice");
     assert_eq!(sweep.seeds, 5);
+}
+
+/// The sink with `kv.key=record`: the service's keys are the records' keys, each holding its latest
+/// value (upserts).
+fn upserting_sink(bug: &str) -> SinkUnderTest {
+    let mut under_test = sink(bug);
+    under_test
+        .config
+        .insert("kv.key".to_owned(), "record".to_owned());
+    under_test
+}
+
+#[test]
+fn the_kv_sink_upserting_by_record_key_is_effectively_once_through_every_fault() {
+    SimTest::sink("kv_sink_effectively_once", upserting_sink("none"))
+        .guarantee(Guarantee::EffectivelyOnce)
+        .seeds(1..=200)
+        .require(&[
+            Event::ExternalCrashed,
+            Event::WorkerCrashed,
+            Event::MemberThrownOut,
+        ])
+        .check();
+}
+
+#[test]
+fn a_sink_whose_upserts_overwrite_newer_values_is_caught_shrunk_and_replayed() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    caught_shrunk_and_replayed(
+        SimTest::sink("kv_sink_blind_upserts", upserting_sink("blind-upserts"))
+            .guarantee(Guarantee::EffectivelyOnce)
+            .seeds(1..=100)
+            .regressions_in(dir.path()),
+        &[AnomalyKind::StaleValue],
+    );
+}
+
+#[test]
+fn effectively_once_needs_a_destination_that_tells_its_upserts() {
+    let report = SimTest::sink("kv_sink_effectively_once_unchecked", sink("none"))
+        .guarantee(Guarantee::EffectivelyOnce)
+        .run_seed(1)
+        .expect("the seed runs");
+    assert!(
+        report
+            .anomalies
+            .iter()
+            .any(|a| a.kind == AnomalyKind::StaleValue && a.detail.contains("told no upsert")),
+        "{:?}",
+        report.anomalies
+    );
 }

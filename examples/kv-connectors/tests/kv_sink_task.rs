@@ -12,6 +12,7 @@ use kv_connectors::{sink_plugin, SINK_CLASS};
 use kv_service::{KvService, ADDRESS};
 use sluice_sim::kit::{SimDialer, SinkTaskTest, SinkUnderTest, TaskStep, TaskTestError};
 use sluice_sim::oracle::AnomalyKind;
+use sluice_sim::scenario::Guarantee;
 
 fn sink(bug: &str) -> SinkUnderTest {
     SinkUnderTest {
@@ -105,4 +106,21 @@ fn a_seed_replays_exactly() {
     assert!(first.log.len() > 100, "{:?}", first.log);
     assert_eq!(first.log, second.log);
     assert_eq!(first.committed, second.committed);
+}
+
+#[test]
+fn the_upserting_kv_sink_task_is_effectively_once() {
+    let mut under_test = sink("none");
+    under_test
+        .config
+        .insert("kv.key".to_owned(), "record".to_owned());
+    SinkTaskTest::new("kv_sink_task_effectively_once", under_test)
+        .guarantee(Guarantee::EffectivelyOnce)
+        .seeds(1..=50)
+        .require(&[
+            TaskStep::Rebalance,
+            TaskStep::Crash,
+            TaskStep::ExternalCrashed,
+        ])
+        .check();
 }

@@ -23,6 +23,7 @@ use crate::faults::{self, Fault, Scheduled};
 use crate::kit::{DurableWrites, OpenPartitions, SourceRecords};
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
+use crate::oracle::upserts;
 use crate::oracle::{
     cap, check_final, Anomaly, AnomalyKind, CommitChecks, Destination, Durability, FinalState,
     RetentionEvidence,
@@ -435,6 +436,9 @@ pub fn run_planned(
     anomalies.extend(found);
     anomalies.extend(redelivered);
     anomalies.extend(open_partitions.check(&writes));
+    if scenario.guarantee == Guarantee::EffectivelyOnce {
+        anomalies.extend(upserts::check(&state.logs, &store.upserts()));
+    }
     anomalies.extend(not_drained.into_iter().map(|detail| Anomaly {
         kind: AnomalyKind::NotDrained,
         detail: format!(

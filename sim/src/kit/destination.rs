@@ -106,6 +106,24 @@ impl DurableWrites {
         self.record(writer, worker, topic, partition, offset, value);
     }
 
+    /// As [`written`](DurableWrites::written), for a destination that applies records as upserts by
+    /// key: its `key` holds this record from now on, replacing what it held. Runs held to
+    /// [`Guarantee::EffectivelyOnce`](crate::scenario::Guarantee::EffectivelyOnce) check that each key
+    /// ends with the latest record of its key.
+    pub fn upserted(
+        &self,
+        peer: SocketAddr,
+        key: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        value: &str,
+    ) {
+        self.written(peer, topic, partition, offset, value);
+        self.store
+            .upsert(key, Tp::new(topic, partition), offset, value);
+    }
+
     /// As [`written`](DurableWrites::written), for a system that knows the writing worker but not its
     /// connection: the worker's tasks count as one writer.
     pub fn written_by(&self, worker: usize, topic: &str, partition: i32, offset: i64, value: &str) {

@@ -21,6 +21,10 @@
 //!   initialized its transactional producer: the old instance was a zombie and should have been fenced.
 //!   Zombie copies are reported as such and left out of the duplicate count.
 //!
+//! A sink held to [`Guarantee::EffectivelyOnce`] (its destination applies records as upserts by key) is
+//! held to `stale-value` instead of judgments of its copies: each key must end with the latest record of
+//! its key ([`upserts`]).
+//!
 //! A test kit's sink under test is also held to `written-after-close`: a worker made a partition's
 //! records durable after the runtime had closed that partition on it (see
 //! [`crate::kit::open_partitions`]).
@@ -34,6 +38,7 @@
 //! - [`durability`]: how far each partition is durable at the sink's end;
 //! - [`redelivery`]: which records delivered again the protocol allows;
 //! - [`drain`]: what a run that did not drain is missing;
+//! - [`upserts`]: what the keys of an upserting destination end with;
 //! - [`reports`]: what source tasks were told of their records (`commit-record-missing`,
 //!   `commit-record-wrong`).
 
@@ -44,6 +49,7 @@ pub mod durability;
 pub mod redelivery;
 pub mod reports;
 pub mod retention;
+pub mod upserts;
 
 pub use commits::{CommitChecks, ZombieWrite};
 pub use durability::{durable_end, Durability};
@@ -79,6 +85,7 @@ pub enum AnomalyKind {
     CommitRecordWrong,
     DeletedUnreported,
     WrittenAfterClose,
+    StaleValue,
 }
 
 impl AnomalyKind {
@@ -101,6 +108,7 @@ impl AnomalyKind {
             AnomalyKind::CommitRecordWrong => "commit-record-wrong",
             AnomalyKind::DeletedUnreported => "deleted-unreported",
             AnomalyKind::WrittenAfterClose => "written-after-close",
+            AnomalyKind::StaleValue => "stale-value",
         }
     }
 }

@@ -34,6 +34,16 @@ pub struct Write {
     pub at: Duration,
 }
 
+/// A record a destination applied as an upsert: `key` holds the record at `tp`/`offset` from `at` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upsert {
+    pub key: String,
+    pub tp: Tp,
+    pub offset: i64,
+    pub value: String,
+    pub at: Duration,
+}
+
 /// A fault the harness arms; the next flush that sees it suffers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreFault {
@@ -88,6 +98,8 @@ struct Inner {
     kafka_committed: BTreeMap<Tp, i64>,
     /// Flushes under way, for coverage ([`crate::coverage::Event::RebalanceDuringFlush`]).
     flushing: usize,
+    /// What a destination that applies records by key said it applied, in order.
+    upserts: Vec<Upsert>,
 }
 
 impl Inner {
@@ -293,6 +305,22 @@ impl DestinationStore {
         offsets
             .into_iter()
             .find(|offset| !durable.is_some_and(|set| set.contains(offset)))
+    }
+
+    /// The destination's `key` now holds the record at `tp`/`offset` (also [`write`](Self::write) it).
+    pub fn upsert(&self, key: &str, tp: Tp, offset: i64, value: &str) {
+        self.lock().upserts.push(Upsert {
+            key: key.to_owned(),
+            tp,
+            offset,
+            value: value.to_owned(),
+            at: now(),
+        });
+    }
+
+    /// Every upsert, in the order applied.
+    pub fn upserts(&self) -> Vec<Upsert> {
+        self.lock().upserts.clone()
     }
 
     pub fn writes(&self) -> Vec<Write> {

@@ -11,7 +11,7 @@ mod source_reports;
 mod store_sink;
 mod strikes;
 
-pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Write};
+pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Upsert, Write};
 pub use output_ledger::{Line, OutputLedger};
 pub use sequence_source::{
     parse_value, poison, refused_by_sink, Poison, SequenceSourceConnector, INSTANCE_HEADER,

@@ -31,7 +31,10 @@ impl ExternalSink for KvService {
     }
 }
 
-type Disk = Arc<Mutex<BTreeMap<String, String>>>;
+/// A key's value and the version written with it.
+type Stored = (String, Option<String>);
+
+type Disk = Arc<Mutex<BTreeMap<String, Stored>>>;
 
 async fn serve(disk: Disk, durable: DurableWrites) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
@@ -39,6 +42,14 @@ async fn serve(disk: Disk, durable: DurableWrites) -> turmoil::Result {
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(connection(stream, peer, disk.clone(), durable.clone()));
     }
+}
+
+/// A write a connection made and has not synced.
+struct Unsynced {
+    key: String,
+    value: String,
+    version: Option<String>,
+    only_if_newer: bool,
 }
 
 /// One client's connection: its writes stay in memory until it syncs them.
@@ -50,21 +61,29 @@ async fn connection(
 ) -> std::io::Result<()> {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read).lines();
-    let mut unsynced: Vec<(String, String)> = Vec::new();
+    let mut unsynced: Vec<Unsynced> = Vec::new();
     while let Some(line) = lines.next_line().await? {
         let mut words = line.split(' ');
-        let answer = match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("PUT"), Some(key), Some(value), None) => {
-                unsynced.push((key.to_owned(), value.to_owned()));
+        let answer = match (
+            words.next(),
+            words.next(),
+            words.next(),
+            words.next(),
+            words.next(),
+        ) {
+            (Some(verb @ ("PUT" | "UPSERT")), Some(key), Some(value), version, None) => {
+                unsynced.push(Unsynced {
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                    version: version.map(str::to_owned),
+                    only_if_newer: verb == "UPSERT",
+                });
                 "OK"
             }
-            (Some("SYNC"), None, None, None) => {
+            (Some("SYNC"), None, None, None, None) => {
                 let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
-                for (key, value) in unsynced.drain(..) {
-                    if let Some((topic, partition, offset)) = coordinates(&key) {
-                        durable.written(peer, topic, partition, offset, &value);
-                    }
-                    disk.insert(key, value);
+                for entry in unsynced.drain(..) {
+                    sync(&mut disk, entry, peer, &durable);
                 }
                 "SYNCED"
             }
@@ -73,6 +92,38 @@ async fn connection(
         write.write_all(format!("{answer}\n").as_bytes()).await?;
     }
     Ok(())
+}
+
+/// Makes one write durable, and tells the kit which record the key holds now.
+fn sync(
+    disk: &mut BTreeMap<String, Stored>,
+    entry: Unsynced,
+    peer: SocketAddr,
+    durable: &DurableWrites,
+) {
+    let Some(version) = entry.version else {
+        if let Some((topic, partition, offset)) = coordinates(&entry.key) {
+            durable.written(peer, topic, partition, offset, &entry.value);
+        }
+        disk.insert(entry.key, (entry.value, None));
+        return;
+    };
+    let Some((topic, partition, offset)) = coordinates(&version) else {
+        disk.insert(entry.key, (entry.value, Some(version)));
+        return;
+    };
+    let held = disk
+        .get(&entry.key)
+        .and_then(|(_, held)| held.as_deref())
+        .and_then(coordinates);
+    let newer_held = held.is_some_and(|(t, p, o)| t == topic && p == partition && o > offset);
+    if entry.only_if_newer && newer_held {
+        // The key holds a later record already: this one is superseded, and durable as such.
+        durable.written(peer, topic, partition, offset, &entry.value);
+        return;
+    }
+    durable.upserted(peer, &entry.key, topic, partition, offset, &entry.value);
+    disk.insert(entry.key.clone(), (entry.value, Some(version.clone())));
 }
 
 /// The Kafka record a key names: the sink writes under `<topic>/<partition>/<offset>`.

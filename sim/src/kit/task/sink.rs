@@ -28,7 +28,7 @@ use crate::kit::open_partitions::OpenPartitions;
 use crate::oracle::{cap, Anomaly, AnomalyKind};
 use crate::protocol::Tp;
 use crate::scenario::Guarantee;
-use crate::workload::DestinationStore;
+use crate::workload::{DestinationStore, Upsert};
 
 /// A test of one sink task: the connector under test and its system, the records it is fed, the seeds.
 #[derive(Debug, Clone)]
@@ -83,7 +83,8 @@ impl SinkTaskTest {
         self
     }
 
-    /// The guarantee the task is held to: at least once, or exactly once (no record written twice).
+    /// The guarantee the task is held to: at least once, exactly once (no record written twice), or
+    /// effectively once (the destination upserts by key: each key must end with its latest record).
     pub fn guarantee(mut self, guarantee: Guarantee) -> SinkTaskTest {
         self.guarantee = guarantee;
         self
@@ -204,7 +205,10 @@ impl SinkTaskTest {
                     detail: format!("{tp} offset {missing} is below the committed offset {end} but was never made durable"),
                 });
             }
-            if self.guarantee != Guarantee::AtLeastOnce {
+            if matches!(
+                self.guarantee,
+                Guarantee::ExactlyOnce | Guarantee::ExactlyOnceSink
+            ) {
                 for offset in 0..self.records {
                     let written = copies.get(&(tp.to_string(), offset)).map_or(0, Vec::len);
                     if written > 1 {
@@ -216,7 +220,41 @@ impl SinkTaskTest {
                 }
             }
         }
+        if self.guarantee == Guarantee::EffectivelyOnce {
+            anomalies.extend(self.stale_values(&store.upserts()));
+        }
         anomalies
+    }
+
+    /// Under effectively once: each key of the destination ends with the last record of its partition
+    /// (a partition's records share one key).
+    fn stale_values(&self, upserts: &[Upsert]) -> Vec<Anomaly> {
+        if upserts.is_empty() {
+            return vec![Anomaly {
+                kind: AnomalyKind::StaleValue,
+                detail: "the task is held to effectively once, but the destination told no upsert (DurableWrites::upserted)".to_owned(),
+            }];
+        }
+        let mut last: BTreeMap<&str, &Upsert> = BTreeMap::new();
+        for upsert in upserts {
+            last.insert(upsert.key.as_str(), upsert);
+        }
+        let latest = self.records - 1;
+        last.into_iter()
+            .filter(|(_, held)| {
+                held.offset < latest && held.value != record_value(held.tp.partition, latest)
+            })
+            .map(|(key, held)| Anomaly {
+                kind: AnomalyKind::StaleValue,
+                detail: format!(
+                    "key {key} ends with {} offset {} ({}), applied at {} ms, but the latest record of its key is offset {latest}",
+                    held.tp,
+                    held.offset,
+                    held.value,
+                    held.at.as_millis()
+                ),
+            })
+            .collect()
     }
 }
 
