@@ -74,11 +74,16 @@ pub enum Event {
     ExternalCrashed,
     /// The connector's external system was unreachable from the workers for a while.
     ExternalUnreachable,
+    /// Messages between the workers and the connector's external system were slow for a while.
+    ExternalSlow,
+    /// The connector's external system answered a request with an error (its model asked
+    /// [`kit::answering_errors`](crate::kit::answering_errors) during an `errors-external` fault).
+    ExternalErrorAnswered,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 23] = [
+    pub const ALL: [Event; 25] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -102,6 +107,8 @@ impl Event {
         Event::CommitBeforeLogStart,
         Event::ExternalCrashed,
         Event::ExternalUnreachable,
+        Event::ExternalSlow,
+        Event::ExternalErrorAnswered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +136,8 @@ impl Event {
             Event::CommitBeforeLogStart => "commit-before-log-start",
             Event::ExternalCrashed => "external-crashed",
             Event::ExternalUnreachable => "external-unreachable",
+            Event::ExternalSlow => "external-slow",
+            Event::ExternalErrorAnswered => "external-error-answered",
         }
     }
 }

@@ -39,6 +39,8 @@ pub enum FaultKind {
     DeleteRecords,
     CrashExternal,
     HoldExternal,
+    SlowExternal,
+    ErrorsExternal,
 }
 
 /// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
@@ -153,6 +155,21 @@ pub enum Fault {
     /// Messages between the workers and the connector's external system are held for `duration`: the
     /// system is unreachable (requests hang, nothing fails) and then answers everything at once.
     HoldExternal {
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// Messages between the workers and the connector's external system take up to `latency` to arrive,
+    /// for `duration` (then they arrive without delay).
+    SlowExternal {
+        #[serde(with = "millis")]
+        latency: Duration,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// The connector's external system answers requests with errors for `duration`: its model asks
+    /// [`kit::answering_errors`](crate::kit::answering_errors) and answers with the system's own error
+    /// while it says so.
+    ErrorsExternal {
         #[serde(with = "millis")]
         duration: Duration,
     },
@@ -293,6 +310,8 @@ impl Fault {
             Fault::ProduceErrors { duration, .. } => Some((Target::Produce, duration)),
             Fault::CrashExternal { down } => Some((Target::External, down)),
             Fault::HoldExternal { duration } => Some((Target::External, duration)),
+            Fault::SlowExternal { duration, .. } => Some((Target::External, duration)),
+            Fault::ErrorsExternal { duration } => Some((Target::External, duration)),
             _ => None,
         }
     }
@@ -415,6 +434,13 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         // Sometimes within the session (a slow system), sometimes long past it.
         FaultKind::HoldExternal => Fault::HoldExternal {
             duration: between(rng, Duration::from_secs(1), max_poll + session),
+        },
+        FaultKind::SlowExternal => Fault::SlowExternal {
+            latency: between(rng, Duration::from_millis(50), Duration::from_secs(2)),
+            duration: between(rng, Duration::from_secs(1), Duration::from_secs(20)),
+        },
+        FaultKind::ErrorsExternal => Fault::ErrorsExternal {
+            duration: between(rng, Duration::from_millis(500), session),
         },
         FaultKind::Latency => Fault::Latency {
             max: between(rng, Duration::from_millis(5), Duration::from_millis(200)),

@@ -36,6 +36,8 @@ fn the_kv_sink_delivers_every_record_at_least_once_through_every_fault() {
         .require(&[
             Event::ExternalCrashed,
             Event::ExternalUnreachable,
+            Event::ExternalSlow,
+            Event::ExternalErrorAnswered,
             Event::WorkerCrashed,
             Event::MemberThrownOut,
             Event::FlushPastMaxPollInterval,

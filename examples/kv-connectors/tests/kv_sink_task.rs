@@ -39,6 +39,8 @@ fn the_kv_sink_task_holds_at_least_once_through_every_cycle() {
             TaskStep::FlushFailed,
             TaskStep::ExternalCrashed,
             TaskStep::ExternalUnreachable,
+            TaskStep::ExternalSlow,
+            TaskStep::ExternalErrors,
         ])
         .check();
 }

@@ -48,6 +48,8 @@ fn the_event_log_source_delivers_every_record_at_least_once_through_every_fault(
         .require(&[
             Event::ExternalCrashed,
             Event::ExternalUnreachable,
+            Event::ExternalSlow,
+            Event::ExternalErrorAnswered,
             Event::WorkerCrashed,
             Event::DeliveryFailed,
         ])

@@ -48,6 +48,8 @@ fn the_event_log_source_task_holds_at_least_once_through_every_cycle() {
             TaskStep::Crash,
             TaskStep::ExternalCrashed,
             TaskStep::ExternalUnreachable,
+            TaskStep::ExternalSlow,
+            TaskStep::ExternalErrors,
         ])
         .check();
 }

@@ -31,6 +31,10 @@ pub(super) enum Action {
     ExternalUp,
     /// Let messages between the workers and the external system through again.
     ReleaseExternal,
+    /// Messages between the workers and the external system arrive without delay again.
+    ExternalFast,
+    /// The external system stops answering with errors.
+    ExternalErrorsOff,
 }
 
 /// What faults act on.
@@ -159,6 +163,25 @@ pub(super) fn apply(
                 }
                 schedule.push((now + duration, Action::ReleaseExternal));
             }
+            Fault::SlowExternal { latency, duration } => {
+                for host in *external {
+                    for worker in *workers {
+                        sim.set_link_max_message_latency(
+                            worker.name.as_str(),
+                            host.as_str(),
+                            latency,
+                        );
+                    }
+                }
+                if !external.is_empty() {
+                    coverage::reached(Event::ExternalSlow);
+                }
+                schedule.push((now + duration, Action::ExternalFast));
+            }
+            Fault::ErrorsExternal { duration } => {
+                crate::kit::errors::answer_with_errors(true);
+                schedule.push((now + duration, Action::ExternalErrorsOff));
+            }
             Fault::Latency { max, duration } => {
                 sim.set_max_message_latency(max);
                 schedule.push((now + duration, Action::LatencyOff));
@@ -230,6 +253,18 @@ pub(super) fn apply(
                 }
             }
         }
+        Action::ExternalFast => {
+            for host in *external {
+                for worker in *workers {
+                    sim.set_link_max_message_latency(
+                        worker.name.as_str(),
+                        host.as_str(),
+                        Duration::ZERO,
+                    );
+                }
+            }
+        }
+        Action::ExternalErrorsOff => crate::kit::errors::answer_with_errors(false),
         Action::ExternalUp => {
             for host in *external {
                 if !sim.is_host_running(host.as_str()) {

@@ -187,6 +187,7 @@ pub fn run_planned(
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     align_task_ids()?;
     coverage::start();
+    crate::kit::errors::answer_with_errors(false);
     let listening = told::listen();
     // The driver runs outside the simulation: the wall clock only measures the run for its report.
     #[allow(clippy::disallowed_methods)]

@@ -81,7 +81,10 @@ pub(super) fn action(
             "produce errors off",
             "the brokers stop answering produce requests with errors",
         ),
-        Action::ExternalUp | Action::ReleaseExternal => {
+        Action::ExternalUp
+        | Action::ReleaseExternal
+        | Action::ExternalFast
+        | Action::ExternalErrorsOff => {
             for host in external {
                 timeline.mark(
                     (LaneKind::External, host),
@@ -162,7 +165,12 @@ fn inject(timeline: &mut TimelineBuilder, now: Duration, fault: &Fault, external
         Fault::MoveLeaders { .. }
         | Fault::MoveCoordinators { .. }
         | Fault::DeleteRecords { .. } => timeline.mark(KAFKA, now, MarkKind::Fault, label, detail),
-        Fault::CrashExternal { down: lasts } | Fault::HoldExternal { duration: lasts } => {
+        Fault::CrashExternal { down: lasts }
+        | Fault::HoldExternal { duration: lasts }
+        | Fault::SlowExternal {
+            duration: lasts, ..
+        }
+        | Fault::ErrorsExternal { duration: lasts } => {
             for host in external {
                 span(timeline, (LaneKind::External, host), *lasts);
             }

@@ -4,6 +4,7 @@
 //! - [`destination`]: the external system a sink under test writes to, as the author describes it;
 //! - [`source`]: the external system a source under test reads;
 //! - [`dialer`]: the connector's way to its external system over the simulated network;
+//! - [`errors`]: when the external system's model answers with errors;
 //! - `faulty`: the runtime-side faults (slow `put` and flush, failed flush) the kit injects around the
 //!   author's tasks without touching their code;
 //! - [`open_partitions`]: which partitions each worker's tasks hold open, for `written-after-close`;
@@ -13,6 +14,7 @@
 
 pub mod destination;
 pub mod dialer;
+pub mod errors;
 mod faulty;
 pub mod open_partitions;
 pub mod runner;
@@ -22,6 +24,7 @@ pub mod task;
 
 pub use destination::{worker_at, DurableWrites, ExternalSink, SinkUnderTest};
 pub use dialer::SimDialer;
+pub use errors::answering_errors;
 pub(crate) use faulty::{with_faults, Faults};
 pub use open_partitions::OpenPartitions;
 pub use runner::{

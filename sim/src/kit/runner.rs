@@ -48,6 +48,8 @@ pub const SINK_FAULTS: &[FaultKind] = &[
     FaultKind::FailFlush,
     FaultKind::CrashExternal,
     FaultKind::HoldExternal,
+    FaultKind::SlowExternal,
+    FaultKind::ErrorsExternal,
     FaultKind::Latency,
 ];
 
@@ -63,6 +65,8 @@ pub const SOURCE_FAULTS: &[FaultKind] = &[
     FaultKind::ProduceErrors,
     FaultKind::CrashExternal,
     FaultKind::HoldExternal,
+    FaultKind::SlowExternal,
+    FaultKind::ErrorsExternal,
     FaultKind::Latency,
 ];
 

@@ -81,6 +81,8 @@ fn shorter(scheduled: &Scheduled) -> Option<Scheduled> {
         | Fault::ProduceErrors { duration: span, .. }
         | Fault::CrashExternal { down: span }
         | Fault::HoldExternal { duration: span }
+        | Fault::SlowExternal { duration: span, .. }
+        | Fault::ErrorsExternal { duration: span }
         | Fault::Latency { duration: span, .. } => span,
         _ => return None,
     };

@@ -50,6 +50,36 @@ impl Ownership {
         }
     }
 
+    /// Whether a copy of `tp` that a task on `worker` made durable at `at` may be a zombie's, although
+    /// a member on `worker` owns `tp` then: another member on the same worker (another task) owned `tp`
+    /// when it departed, before `at`, while the owner was already in the group (so the two are different
+    /// tasks, and the departed one may still be finishing a stalled call). Any departure counts: a
+    /// member past `max.poll.interval.ms` leaves the group as a clean stop does, and a task that writes
+    /// after the runtime closed its partitions is caught as `written-after-close`.
+    pub fn zombie_on_worker(&self, worker: usize, tp: &Tp, at: Duration) -> bool {
+        let Some(owner) = self.owner(tp, at) else {
+            return false;
+        };
+        let Some(owner_joined) = self.first_generation(owner) else {
+            return false;
+        };
+        self.departures.iter().any(|(member, (when, _))| {
+            member != owner
+                && *when <= at
+                && owner_joined < *when
+                && crate::workload::member_worker(member) == Some(worker)
+                && self.owner(tp, when.saturating_sub(Duration::from_millis(1))) == Some(member)
+        })
+    }
+
+    /// When the first generation that had `member` completed.
+    fn first_generation(&self, member: &str) -> Option<Duration> {
+        self.generations
+            .iter()
+            .find(|(_, assignment)| assignment.contains_key(member))
+            .map(|(when, _)| *when)
+    }
+
     /// When `member` was thrown out of the group (its session expired or it missed a rebalance).
     pub fn thrown_out(&self, member: &str) -> Option<Duration> {
         match self.departures.get(member) {

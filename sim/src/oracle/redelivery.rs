@@ -174,8 +174,10 @@ fn judge_sink(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
             let commit = committed_at(evidence.sink_commits, &copy.tp, copy.began.0);
             let (tp, offset, ms) = (&copy.tp, copy.offset, copy.at.as_millis());
             // Only a delivery by the partition's owner must begin at the committed offset: a zombie's
-            // position is whatever it had when it lost its session.
-            let by_owner = owned_by(copy.worker, tp, copy.began.1);
+            // position is whatever it had when it lost its session (also a zombie task on the owner's
+            // worker, which the copy's worker cannot tell from the owner).
+            let by_owner = owned_by(copy.worker, tp, copy.began.1)
+                && !ownership.zombie_on_worker(copy.worker, tp, copy.at);
             match commit {
                 Some(commit) if by_owner && commit.offset > offset => {
                     found.push(Anomaly {

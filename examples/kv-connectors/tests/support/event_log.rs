@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::api::{SourceOffset, SourcePartition};
-use sluice_sim::kit::{ExternalSource, SourceRecords};
+use sluice_sim::kit::{answering_errors, ExternalSource, SourceRecords};
 use sluice_sim::turmoil;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -52,6 +52,8 @@ async fn log_connection(
     while let Some(line) = lines.next_line().await? {
         let words: Vec<&str> = line.split(' ').collect();
         let answer = match words[..] {
+            // Overloaded, as the seed says (an errors-external fault).
+            _ if answering_errors() => "ERR busy".to_owned(),
             ["READ", stream, from, max] => match (
                 stream.parse::<i64>(),
                 from.parse::<i64>(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use sluice_sim::kit::{DurableWrites, ExternalSink};
+use sluice_sim::kit::{answering_errors, DurableWrites, ExternalSink};
 use sluice_sim::turmoil;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -65,13 +65,16 @@ async fn connection(
     while let Some(line) = lines.next_line().await? {
         let mut words = line.split(' ');
         let answer = match (
+            // Overloaded, as the seed says (an errors-external fault): nothing is stored or synced.
+            answering_errors().then_some("ERR"),
             words.next(),
             words.next(),
             words.next(),
             words.next(),
             words.next(),
         ) {
-            (Some(verb @ ("PUT" | "UPSERT")), Some(key), Some(value), version, None) => {
+            (Some(_), ..) => "ERR busy",
+            (None, Some(verb @ ("PUT" | "UPSERT")), Some(key), Some(value), version, None) => {
                 unsynced.push(Unsynced {
                     key: key.to_owned(),
                     value: value.to_owned(),
@@ -80,7 +83,7 @@ async fn connection(
                 });
                 "OK"
             }
-            (Some("SYNC"), None, None, None, None) => {
+            (None, Some("SYNC"), None, None, None, None) => {
                 let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
                 for entry in unsynced.drain(..) {
                     sync(&mut disk, entry, peer, &durable);

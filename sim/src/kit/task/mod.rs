@@ -63,10 +63,14 @@ pub enum TaskStep {
     ExternalCrashed,
     /// The external system was cut off from the task for a while.
     ExternalUnreachable,
+    /// Messages between the external system and the task were slow for a while.
+    ExternalSlow,
+    /// The external system answered requests with errors for a while.
+    ExternalErrors,
 }
 
 impl TaskStep {
-    pub const ALL: [TaskStep; 15] = [
+    pub const ALL: [TaskStep; 17] = [
         TaskStep::Poll,
         TaskStep::PollCancelled,
         TaskStep::Acknowledged,
@@ -82,6 +86,8 @@ impl TaskStep {
         TaskStep::TaskFailed,
         TaskStep::ExternalCrashed,
         TaskStep::ExternalUnreachable,
+        TaskStep::ExternalSlow,
+        TaskStep::ExternalErrors,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +107,8 @@ impl TaskStep {
             TaskStep::TaskFailed => "task-failed",
             TaskStep::ExternalCrashed => "external-crashed",
             TaskStep::ExternalUnreachable => "external-unreachable",
+            TaskStep::ExternalSlow => "external-slow",
+            TaskStep::ExternalErrors => "external-errors",
         }
     }
 }
@@ -240,9 +248,59 @@ pub(crate) fn sweep(
     Ok(sweep)
 }
 
+/// A fault of the external system's hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ExternalFault {
+    /// The hosts crash (losing what they had not made durable) and start again.
+    Crash,
+    /// Messages between them and the task are held, then delivered.
+    Hold,
+    /// Messages between them and the task take up to this long.
+    Slow(Duration),
+    /// The model answers requests with errors ([`crate::kit::answering_errors`]).
+    Errors,
+}
+
+impl ExternalFault {
+    fn step(self) -> TaskStep {
+        match self {
+            ExternalFault::Crash => TaskStep::ExternalCrashed,
+            ExternalFault::Hold => TaskStep::ExternalUnreachable,
+            ExternalFault::Slow(_) => TaskStep::ExternalSlow,
+            ExternalFault::Errors => TaskStep::ExternalErrors,
+        }
+    }
+
+    fn strike(self, sim: &mut turmoil::Sim<'_>, hosts: &[String]) {
+        for host in hosts {
+            match self {
+                ExternalFault::Crash => sim.crash(host.as_str()),
+                ExternalFault::Hold => sim.hold(WORKER, host.as_str()),
+                ExternalFault::Slow(latency) => {
+                    sim.set_link_max_message_latency(WORKER, host.as_str(), latency)
+                }
+                ExternalFault::Errors => crate::kit::errors::answer_with_errors(true),
+            }
+        }
+    }
+
+    fn heal(self, sim: &mut turmoil::Sim<'_>, hosts: &[String]) {
+        for host in hosts {
+            match self {
+                ExternalFault::Crash => sim.bounce(host.as_str()),
+                ExternalFault::Hold => sim.release(WORKER, host.as_str()),
+                ExternalFault::Slow(_) => {
+                    sim.set_link_max_message_latency(WORKER, host.as_str(), Duration::ZERO)
+                }
+                ExternalFault::Errors => crate::kit::errors::answer_with_errors(false),
+            }
+        }
+    }
+}
+
 /// Runs the simulation to its end. With `faults_within`, the seed draws up to two faults of the external
-/// system's hosts in that time (a crash, or a hold of the messages between them and the task), each
-/// healed after up to 8 s.
+/// system's hosts in that time (a crash; a hold of the messages between them and the task; slow
+/// messages; errors answered), each healed after up to 8 s.
 pub(crate) fn simulate(
     sim: &mut turmoil::Sim<'_>,
     seed: u64,
@@ -250,57 +308,51 @@ pub(crate) fn simulate(
     faults_within: Option<Duration>,
     shared: &Mutex<Outcome>,
 ) -> Result<(), TaskTestError> {
+    crate::kit::errors::answer_with_errors(false);
     let mut rng = StdRng::seed_from_u64(seed ^ EXTERNAL_FAULTS);
-    let mut faults: Vec<(Duration, bool, Duration)> = Vec::new();
+    let mut faults: Vec<(Duration, ExternalFault, Duration)> = Vec::new();
     if let Some(active) = faults_within.filter(|_| !hosts.is_empty()) {
         for _ in 0..rng.random_range(0..=2) {
             let at = Duration::from_millis(rng.random_range(0..active.as_millis() as u64));
-            let crash = rng.random_bool(0.5);
+            let fault = match rng.random_range(0..4) {
+                0 => ExternalFault::Crash,
+                1 => ExternalFault::Hold,
+                2 => ExternalFault::Slow(Duration::from_millis(rng.random_range(50..2_000))),
+                _ => ExternalFault::Errors,
+            };
             let lasts = Duration::from_millis(rng.random_range(100..8_000));
-            faults.push((at, crash, lasts));
+            faults.push((at, fault, lasts));
         }
         faults.sort();
     }
-    let mut healing: Vec<(Duration, bool)> = Vec::new();
+    let mut healing: Vec<(Duration, ExternalFault)> = Vec::new();
     loop {
         let elapsed = sim.elapsed();
         while faults.first().is_some_and(|(at, _, _)| *at <= elapsed) {
-            let (at, crash, lasts) = faults.remove(0);
-            for host in hosts {
-                match crash {
-                    true => sim.crash(host.as_str()),
-                    false => sim.hold(WORKER, host.as_str()),
-                }
-            }
-            let step = match crash {
-                true => TaskStep::ExternalCrashed,
-                false => TaskStep::ExternalUnreachable,
-            };
+            let (at, fault, lasts) = faults.remove(0);
+            fault.strike(sim, hosts);
+            let step = fault.step();
             lock(shared).note(
                 at,
                 step,
                 format!("{} for {} ms", step.as_str(), lasts.as_millis()),
             );
-            healing.push((at + lasts, crash));
+            healing.push((at + lasts, fault));
         }
-        healing.retain(|(until, crash)| {
-            if *until > elapsed {
-                return true;
-            }
-            for host in hosts {
-                match crash {
-                    true => sim.bounce(host.as_str()),
-                    false => sim.release(WORKER, host.as_str()),
-                }
-            }
-            false
-        });
+        let (healed, still): (Vec<_>, Vec<_>) = healing
+            .into_iter()
+            .partition(|(until, _)| *until <= elapsed);
+        healing = still;
+        for (_, fault) in healed {
+            fault.heal(sim, hosts);
+        }
         match sim.step() {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => return Err(TaskTestError::Setup(format!("seed {seed}: {e}"))),
         }
     }
+    crate::kit::errors::answer_with_errors(false);
     Ok(())
 }
 
