@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sluice_core::api::{SourceMap, SourceOffset, SourcePartition};
+
 use tokio::sync::watch;
 
 use crate::broker::Logs;
@@ -99,6 +101,43 @@ pub fn topic_offsets(logs: &Logs) -> BTreeMap<i64, i64> {
         }
     }
     offsets
+}
+
+/// The committed source offsets in the offsets topic of a source under test (stream to the last seq
+/// each covers, by `covered`), as a read_committed reader sees them: keys `["<connector>",{partition}]`,
+/// values `{offset}`, the last record of a key winning.
+pub fn topic_offsets_covered(
+    logs: &Logs,
+    covered: impl Fn(&SourcePartition, &SourceOffset) -> Option<(i64, i64)>,
+) -> BTreeMap<i64, i64> {
+    let mut last: BTreeMap<Vec<u8>, Option<(i64, i64)>> = BTreeMap::new();
+    let partitions = logs.partition_count(OFFSETS_TOPIC).unwrap_or(0);
+    for partition in 0..partitions {
+        for committed in logs.committed_records(&Tp::new(OFFSETS_TOPIC, partition)) {
+            let (Some(key), Some(value)) = (&committed.record.key, &committed.record.value) else {
+                continue;
+            };
+            let position = source_map(key, Some(1))
+                .zip(source_map(value, None))
+                .and_then(|(partition, offset)| covered(&partition, &offset));
+            last.insert(key.clone(), position);
+        }
+    }
+    let mut offsets = BTreeMap::new();
+    for (stream, seq) in last.into_values().flatten() {
+        offsets.insert(stream, seq);
+    }
+    offsets
+}
+
+/// The JSON object in `json` (at `index` of an array, with an index) as a source map.
+fn source_map(json: &[u8], index: Option<usize>) -> Option<SourceMap> {
+    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let object = match index {
+        Some(index) => value.get(index)?.as_object()?.clone(),
+        None => value.as_object()?.clone(),
+    };
+    Some(SourceMap::new(object))
 }
 
 /// The integer right after `field` in JSON text.

@@ -88,3 +88,38 @@ fn a_source_whose_offsets_run_ahead_of_what_it_read_is_caught_shrunk_and_replaye
         other => panic!("the saved regression should fail again: {other:?}"),
     }
 }
+
+#[test]
+fn the_event_log_source_with_exactly_once_support_writes_each_record_once() {
+    source("none")
+        .with_scenario(|s| s.name = "kv_source_exactly_once")
+        .exactly_once_source()
+        .seeds(1..=100)
+        .require(&[
+            Event::ZombieFenced,
+            Event::WorkerCrashed,
+            Event::ExternalCrashed,
+            Event::ExternalErrorAnswered,
+        ])
+        .check();
+}
+
+#[test]
+fn a_source_whose_offsets_run_ahead_loses_records_under_exactly_once_support() {
+    let failure = source("offset-at-log-end")
+        .with_scenario(|s| s.name = "kv_source_exactly_once_offset_at_log_end")
+        .exactly_once_source()
+        .seeds(1..=100)
+        .find_failure()
+        .expect("the simulation runs")
+        .expect("a seed of the first 100 catches it");
+    println!("{failure}");
+    assert!(failure.shrunk.plan.len() <= 3, "{failure}");
+    assert!(
+        failure.shrunk_report.anomalies.iter().any(|a| matches!(
+            a.kind,
+            AnomalyKind::CommittedBeforeDurable | AnomalyKind::Lost | AnomalyKind::Unseen
+        )),
+        "{failure}"
+    );
+}

@@ -514,7 +514,11 @@ fn committed_source(
     cluster: &Cluster,
     source: &SourceCommits,
 ) -> BTreeMap<i64, i64> {
-    if scenario.exactly_once {
+    if let (true, Some(under_test)) = (scenario.exactly_once, &scenario.source_under_test) {
+        placement::topic_offsets_covered(&cluster.lock().logs, |partition, offset| {
+            under_test.system.covered(partition, offset)
+        })
+    } else if scenario.exactly_once {
         placement::topic_offsets(&cluster.lock().logs)
     } else {
         source.committed()

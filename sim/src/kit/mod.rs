@@ -28,7 +28,8 @@ pub use errors::answering_errors;
 pub(crate) use faulty::{with_faults, Faults};
 pub use open_partitions::OpenPartitions;
 pub use runner::{
-    render_sweep, Failure, Regression, SimTest, Sweep, TestError, SINK_FAULTS, SOURCE_FAULTS,
+    render_sweep, Failure, Regression, SimTest, Sweep, TestError, EXACTLY_ONCE_SOURCE_FAULTS,
+    SINK_FAULTS, SOURCE_FAULTS,
 };
 pub use source::{ExternalSource, SourceRecords, SourceUnderTest};
 pub use task::sink::SinkTaskTest;

@@ -70,6 +70,21 @@ pub const SOURCE_FAULTS: &[FaultKind] = &[
     FaultKind::Latency,
 ];
 
+/// The faults an exactly-once source test draws from ([`SimTest::exactly_once_source`]): the task moved
+/// away from a worker that is cut off, workers crashing, stopping and losing the network, brokers
+/// restarting, coordinators moving, and the external system crashing and answering errors.
+pub const EXACTLY_ONCE_SOURCE_FAULTS: &[FaultKind] = &[
+    FaultKind::TakeOver,
+    FaultKind::CrashWorker,
+    FaultKind::StopWorker,
+    FaultKind::PartitionNetwork,
+    FaultKind::RestartBroker,
+    FaultKind::MoveCoordinators,
+    FaultKind::CrashExternal,
+    FaultKind::ErrorsExternal,
+    FaultKind::Latency,
+];
+
 /// A simulation test of a connector: the scenario it runs in, the seeds, and what must happen.
 #[derive(Debug, Clone)]
 pub struct SimTest {
@@ -219,6 +234,24 @@ impl SimTest {
     /// The guarantee the run is held to.
     pub fn guarantee(mut self, guarantee: Guarantee) -> SimTest {
         self.scenario.guarantee = guarantee;
+        self
+    }
+
+    /// Runs a source under test with exactly-once source support (`exactly.once.source.support`): its
+    /// task runs on one worker at a time, in transactions (`transaction.boundary` poll or interval, as
+    /// the seed picks), with its offsets in the offsets topic; an orchestrator moves it to another
+    /// worker while the old one is cut off ([`FaultKind::TakeOver`]), and the old instance must be
+    /// fenced. The run is held to [`Guarantee::ExactlyOnceSource`]: each record in Kafka once for
+    /// read_committed readers. Faults come from [`EXACTLY_ONCE_SOURCE_FAULTS`].
+    pub fn exactly_once_source(mut self) -> SimTest {
+        self.scenario.exactly_once = true;
+        self.scenario.transaction_boundaries = &["poll", "interval"];
+        self.scenario.sink_isolation = "read_committed";
+        // A transaction per poll costs several round trips: the source runs slower than at least once.
+        self.scenario.drain_limit = self.scenario.drain_limit.max(Duration::from_secs(240));
+        self.scenario.guarantee = Guarantee::ExactlyOnceSource;
+        self.scenario.faults = EXACTLY_ONCE_SOURCE_FAULTS;
+        self.scenario.headline_faults = &[FaultKind::TakeOver];
         self
     }
 
