@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use kv_connectors::{sink_plugin, SINK_CLASS};
 use kv_service::{KvService, ADDRESS};
-use sluice_sim::kit::{SimDialer, SinkTaskTest, SinkUnderTest, TaskStep, TaskTestError};
+use sluice_sim::kit::{
+    SimDialer, SinkTaskTest, SinkUnderTest, TaskHarness, TaskStep, TaskTestError,
+};
 use sluice_sim::oracle::AnomalyKind;
 use sluice_sim::scenario::Guarantee;
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use event_log::{EventLog, LOG_ADDRESS};
 use kv_connectors::{source_plugin, SOURCE_CLASS};
-use sluice_sim::kit::{SimDialer, SourceTaskTest, SourceUnderTest, TaskStep, TaskTestError};
+use sluice_sim::kit::{
+    SimDialer, SourceTaskTest, SourceUnderTest, TaskHarness, TaskStep, TaskTestError,
+};
 use sluice_sim::oracle::AnomalyKind;
 
 fn source(name: &'static str, bug: &str) -> SourceTaskTest {

@@ -22,8 +22,12 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use sluice_core::api::{Connector, ConnectorContext};
+use sluice_core::config::ConfigMap;
+
 use super::runner::env_seeds;
-use crate::oracle::Anomaly;
+use crate::broker::now;
+use crate::oracle::{Anomaly, AnomalyKind};
 
 /// The worker host the task runs on (the models map writers to workers by host name).
 pub(crate) const WORKER: &str = "worker-0";
@@ -203,13 +207,152 @@ impl Outcome {
     }
 }
 
-pub(crate) fn lock(outcome: &Mutex<Outcome>) -> std::sync::MutexGuard<'_, Outcome> {
+fn lock(outcome: &Mutex<Outcome>) -> std::sync::MutexGuard<'_, Outcome> {
     outcome.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every task test is told: its name (the replay command names it), the steps per seed, the
+/// seeds, the steps some seed must reach, and whether the external system suffers faults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    name: &'static str,
+    steps: usize,
+    seeds: RangeInclusive<u64>,
+    required: Vec<TaskStep>,
+    external_faults: bool,
+}
+
+impl Settings {
+    /// 200 steps per seed, seeds 1 to 100, the external system crashing, cut off, slow and answering
+    /// errors now and then.
+    pub(crate) fn new(name: &'static str) -> Settings {
+        Settings {
+            name,
+            steps: 200,
+            seeds: 1..=100,
+            required: Vec::new(),
+            external_faults: true,
+        }
+    }
+
+    /// How long the steps may take, roughly: the external faults strike within it.
+    fn active(&self) -> Duration {
+        Duration::from_secs(self.steps as u64 / 2 + 10)
+    }
+}
+
+/// What the task harnesses ([`SinkTaskTest`](sink::SinkTaskTest),
+/// [`SourceTaskTest`](source::SourceTaskTest)) share: the seeds, the steps, what must be reached, and
+/// running as a `#[test]`.
+pub trait TaskHarness: Sized {
+    /// The test's settings.
+    fn settings(&mut self) -> &mut Settings;
+
+    /// Runs one seed.
+    fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError>;
+
+    /// The settings, to read.
+    fn settings_ref(&self) -> &Settings;
+
+    /// Takes `steps` steps per seed before draining.
+    fn steps(mut self, steps: usize) -> Self {
+        self.settings().steps = steps;
+        self
+    }
+
+    /// The seeds to run unless `SLUICE_SEED` or `SLUICE_SEEDS` says otherwise.
+    fn seeds(mut self, seeds: RangeInclusive<u64>) -> Self {
+        self.settings().seeds = seeds;
+        self
+    }
+
+    /// Fails the test if no seed reaches these steps.
+    fn require(mut self, steps: &[TaskStep]) -> Self {
+        self.settings().required.extend_from_slice(steps);
+        self
+    }
+
+    /// Leaves the external system alone (no crashes, holds, slowness or errors).
+    fn without_external_faults(mut self) -> Self {
+        self.settings().external_faults = false;
+        self
+    }
+
+    /// Runs the seeds; the first failing one is the error, and a sweep that never reached a required
+    /// step fails too.
+    fn run(&self) -> Result<TaskSweep, TaskTestError> {
+        let settings = self.settings_ref();
+        sweep(settings.name, &settings.seeds, &settings.required, |seed| {
+            self.run_seed(seed)
+        })
+    }
+
+    /// Runs the test and panics with the failure, as a `#[test]` should.
+    fn check(&self) {
+        match self.run() {
+            Ok(sweep) => println!("{sweep}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// The connector's config as a task test gives it: the author's, with `name` and `connector.class`.
+pub(crate) fn connector_config(config: &ConfigMap, name: &str, class: &str) -> ConfigMap {
+    let mut config = config.clone();
+    config.insert("name".to_owned(), name.to_owned());
+    config
+        .entry("connector.class".to_owned())
+        .or_insert_with(|| class.to_owned());
+    config
+}
+
+/// Starts the connector and asks it for one task's config (its own config if it gives none).
+pub(crate) async fn start_connector(
+    connector: &mut dyn Connector,
+    config: &ConfigMap,
+) -> Result<ConfigMap, String> {
+    let name = config.get("name").cloned().unwrap_or_default();
+    connector
+        .start(config, ConnectorContext::new(name))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(connector
+        .task_configs(1)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| config.clone()))
+}
+
+/// The run's log, as its driver writes it inside the simulation.
+#[derive(Clone)]
+pub(crate) struct Journal(std::sync::Arc<Mutex<Outcome>>);
+
+impl Journal {
+    /// Counts `step` and logs `line`, now.
+    pub(crate) fn note(&self, step: TaskStep, line: impl Into<String>) {
+        lock(&self.0).note(now(), step, line.into());
+    }
+
+    /// Logs `line`, now.
+    pub(crate) fn log(&self, line: impl Into<String>) {
+        lock(&self.0)
+            .log
+            .push(format!("{} ms {}", now().as_millis(), line.into()));
+    }
+
+    /// An anomaly found as the run goes.
+    pub(crate) fn anomaly(&self, kind: AnomalyKind, detail: String) {
+        lock(&self.0).anomalies.push(Anomaly { kind, detail });
+    }
+
+    pub(crate) fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
+        lock(&self.0)
+    }
 }
 
 /// Runs the seeds of a task test: the first failing one is the error, and a sweep that never reached a
 /// required step fails too.
-pub(crate) fn sweep(
+fn sweep(
     name: &str,
     seeds: &RangeInclusive<u64>,
     required: &[TaskStep],
@@ -298,10 +441,47 @@ impl ExternalFault {
     }
 }
 
+/// Runs one seed of a task test: a simulation with the external system (`build` adds its `hosts`) and
+/// the driver (made with the run's journal) on the worker host, the external faults the seed draws,
+/// until the driver is done; what it found.
+pub(crate) fn run_driver<F>(
+    seed: u64,
+    settings: &Settings,
+    build: impl FnOnce(&mut turmoil::Sim<'_>),
+    hosts: &[String],
+    driver: impl FnOnce(Journal) -> F,
+) -> Result<Outcome, TaskTestError>
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let shared = std::sync::Arc::new(Mutex::new(Outcome::default()));
+    let active = settings.active();
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .tick_duration(Duration::from_millis(1))
+        .simulation_duration(active + Duration::from_secs(600))
+        .build();
+    build(&mut sim);
+    let run = driver(Journal(shared.clone()));
+    sim.client(WORKER, async move {
+        run.await;
+        Ok(())
+    });
+    simulate(
+        &mut sim,
+        seed,
+        hosts,
+        settings.external_faults.then_some(active),
+        &shared,
+    )?;
+    let outcome = std::mem::take(&mut *lock(&shared));
+    Ok(outcome)
+}
+
 /// Runs the simulation to its end. With `faults_within`, the seed draws up to two faults of the external
 /// system's hosts in that time (a crash; a hold of the messages between them and the task; slow
 /// messages; errors answered), each healed after up to 8 s.
-pub(crate) fn simulate(
+fn simulate(
     sim: &mut turmoil::Sim<'_>,
     seed: u64,
     hosts: &[String],

@@ -9,19 +9,21 @@
 //! it would under the real runtime.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::RangeInclusive;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice_core::api::{
-    ConnectError, ConnectorContext, ConnectorPlugin, SinkConnector, SinkRecord, SinkTask,
-    SinkTaskContext, SinkTaskControl, TopicPartition,
+    ConnectError, ConnectorPlugin, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
+    SinkTaskControl, TopicPartition,
 };
 use sluice_core::data::Data;
 
-use super::{lock, simulate, sweep, Outcome, TaskRun, TaskStep, TaskSweep, TaskTestError, WORKER};
+use super::{
+    connector_config, run_driver, start_connector, Journal, Settings, TaskHarness, TaskRun,
+    TaskStep, TaskTestError,
+};
 use crate::broker::now;
 use crate::kit::destination::{DurableWrites, SinkUnderTest};
 use crate::kit::open_partitions::OpenPartitions;
@@ -33,34 +35,26 @@ use crate::workload::{DestinationStore, Upsert};
 /// A test of one sink task: the connector under test and its system, the records it is fed, the seeds.
 #[derive(Debug, Clone)]
 pub struct SinkTaskTest {
-    name: &'static str,
+    settings: Settings,
     under_test: SinkUnderTest,
     topic: String,
     partitions: i32,
     records: i64,
-    steps: usize,
-    seeds: RangeInclusive<u64>,
     guarantee: Guarantee,
-    required: Vec<TaskStep>,
-    external_faults: bool,
 }
 
 impl SinkTaskTest {
     /// A test named `name` (the replay command names it) of the sink under test: one task fed 4
     /// partitions of 100 records, 200 steps per seed, seeds 1 to 100, held to at least once, with the
-    /// external system crashing and cut off now and then.
+    /// external system crashing, cut off, slow and answering errors now and then.
     pub fn new(name: &'static str, under_test: SinkUnderTest) -> SinkTaskTest {
         SinkTaskTest {
-            name,
+            settings: Settings::new(name),
             under_test,
             topic: "records".to_owned(),
             partitions: 4,
             records: 100,
-            steps: 200,
-            seeds: 1..=100,
             guarantee: Guarantee::AtLeastOnce,
-            required: Vec::new(),
-            external_faults: true,
         }
     }
 
@@ -71,81 +65,37 @@ impl SinkTaskTest {
         self
     }
 
-    /// Takes `steps` steps per seed before draining.
-    pub fn steps(mut self, steps: usize) -> SinkTaskTest {
-        self.steps = steps;
-        self
-    }
-
-    /// The seeds to run unless `SLUICE_SEED` or `SLUICE_SEEDS` says otherwise.
-    pub fn seeds(mut self, seeds: RangeInclusive<u64>) -> SinkTaskTest {
-        self.seeds = seeds;
-        self
-    }
-
     /// The guarantee the task is held to: at least once, exactly once (no record written twice), or
     /// effectively once (the destination upserts by key: each key must end with its latest record).
     pub fn guarantee(mut self, guarantee: Guarantee) -> SinkTaskTest {
         self.guarantee = guarantee;
         self
     }
+}
 
-    /// Fails the test if no seed reaches these steps.
-    pub fn require(mut self, steps: &[TaskStep]) -> SinkTaskTest {
-        self.required.extend_from_slice(steps);
-        self
+impl TaskHarness for SinkTaskTest {
+    fn settings(&mut self) -> &mut Settings {
+        &mut self.settings
     }
 
-    /// Leaves the external system alone (no crashes, no holds).
-    pub fn without_external_faults(mut self) -> SinkTaskTest {
-        self.external_faults = false;
-        self
+    fn settings_ref(&self) -> &Settings {
+        &self.settings
     }
 
-    /// Runs the test and panics with the failure, as a `#[test]` should.
-    pub fn check(&self) {
-        match self.run() {
-            Ok(sweep) => println!("{sweep}"),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Runs the seeds; the first failing one is the error.
-    pub fn run(&self) -> Result<TaskSweep, TaskTestError> {
-        sweep(self.name, &self.seeds, &self.required, |seed| {
-            self.run_seed(seed)
-        })
-    }
-
-    /// Runs one seed.
-    pub fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError> {
+    fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError> {
         let store = Arc::new(DestinationStore::default());
         let open = Arc::new(OpenPartitions::default());
-        let shared = Arc::new(Mutex::new(Outcome::default()));
-        let active = Duration::from_secs(self.steps as u64 / 2 + 10);
-        let mut sim = turmoil::Builder::new()
-            .rng_seed(seed)
-            .tick_duration(Duration::from_millis(1))
-            .simulation_duration(active + Duration::from_secs(600))
-            .build();
-        self.under_test
-            .system
-            .build(&mut sim, DurableWrites::new(store.clone()));
-        let hosts = self.under_test.system.hosts();
-        let driver = Driver::new(self, seed, store.clone(), open.clone(), shared.clone());
-        sim.client(WORKER, async move {
-            driver.run().await;
-            Ok(())
-        });
-
-        simulate(
-            &mut sim,
+        let outcome = run_driver(
             seed,
-            &hosts,
-            self.external_faults.then_some(active),
-            &shared,
+            &self.settings,
+            |sim| {
+                self.under_test
+                    .system
+                    .build(sim, DurableWrites::new(store.clone()))
+            },
+            &self.under_test.system.hosts(),
+            |journal| Driver::new(self, seed, store.clone(), open.clone(), journal).run(),
         )?;
-        let outcome = std::mem::take(&mut *lock(&shared));
         let mut anomalies = outcome.anomalies;
         anomalies.extend(self.final_checks(&store, &outcome.committed));
         anomalies.extend(open.check(&store.writes()));
@@ -157,7 +107,9 @@ impl SinkTaskTest {
             committed: outcome.committed,
         })
     }
+}
 
+impl SinkTaskTest {
     /// What must hold once the task is done: everything committed, durable and right, once each under
     /// exactly once.
     fn final_checks(
@@ -274,7 +226,7 @@ struct Driver {
     rng: StdRng,
     store: Arc<DestinationStore>,
     open: Arc<OpenPartitions>,
-    outcome: Arc<Mutex<Outcome>>,
+    journal: Journal,
     /// The task instance running, with the runtime's side of its context.
     task: Option<(Box<dyn SinkTask>, SinkTaskControl)>,
     connector: Option<Box<dyn SinkConnector>>,
@@ -294,25 +246,25 @@ impl Driver {
         seed: u64,
         store: Arc<DestinationStore>,
         open: Arc<OpenPartitions>,
-        outcome: Arc<Mutex<Outcome>>,
+        journal: Journal,
     ) -> Driver {
-        let mut config = test.under_test.config.clone();
-        config.insert("name".to_owned(), test.name.to_owned());
+        let mut config = connector_config(
+            &test.under_test.config,
+            test.settings.name,
+            &test.under_test.class,
+        );
         config.insert("topics".to_owned(), test.topic.clone());
-        config
-            .entry("connector.class".to_owned())
-            .or_insert_with(|| test.under_test.class.clone());
         Driver {
             plugin: test.under_test.plugin.clone(),
             config,
             topic: test.topic.clone(),
             partitions: test.partitions,
             records: test.records,
-            steps: test.steps,
+            steps: test.settings.steps,
             rng: StdRng::seed_from_u64(seed),
             store,
             open,
-            outcome,
+            journal,
             task: None,
             connector: None,
             task_config: Default::default(),
@@ -325,22 +277,19 @@ impl Driver {
     }
 
     fn note(&self, step: TaskStep, line: impl Into<String>) {
-        lock(&self.outcome).note(now(), step, line.into());
+        self.journal.note(step, line);
     }
 
     fn log(&self, line: impl Into<String>) {
-        lock(&self.outcome)
-            .log
-            .push(format!("{} ms {}", now().as_millis(), line.into()));
+        self.journal.log(line);
     }
 
     async fn run(mut self) {
         if let Err(e) = self.start_connector().await {
-            self.log(format!("the connector did not start: {e}"));
-            lock(&self.outcome).anomalies.push(Anomaly {
-                kind: AnomalyKind::NotDrained,
-                detail: format!("the connector did not start: {e}"),
-            });
+            self.journal.anomaly(
+                AnomalyKind::NotDrained,
+                format!("the connector did not start: {e}"),
+            );
             return;
         }
         self.start_task().await;
@@ -357,7 +306,7 @@ impl Driver {
             self.step(&all).await;
         }
         self.drain(&all).await;
-        lock(&self.outcome).committed = self
+        self.journal.outcome().committed = self
             .committed
             .iter()
             .map(|(tp, offset)| (tp.to_string(), *offset))
@@ -369,16 +318,7 @@ impl Driver {
             return Err("the plugin under test is not a sink connector".to_owned());
         };
         let mut connector = make();
-        let name = self.config.get("name").cloned().unwrap_or_default();
-        connector
-            .start(&self.config, ConnectorContext::new(name))
-            .await
-            .map_err(|e| e.to_string())?;
-        self.task_config = connector
-            .task_configs(1)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| self.config.clone());
+        self.task_config = start_connector(connector.as_mut(), &self.config).await?;
         self.connector = Some(connector);
         Ok(())
     }
@@ -561,24 +501,18 @@ impl Driver {
                 if approved.is_empty() {
                     return;
                 }
-                let mut outcome = lock(&self.outcome);
                 for (tp, offset) in &approved {
                     let durable = self.store.contiguous_end(&to_tp(tp));
                     if *offset > durable {
-                        outcome.anomalies.push(Anomaly {
-                            kind: AnomalyKind::CommittedBeforeDurable,
-                            detail: format!("instance {} committed {tp} at offset {offset}, but the system held only offsets below {durable} durably", self.instance),
-                        });
+                        self.journal.anomaly(
+                            AnomalyKind::CommittedBeforeDurable,
+                            format!("instance {} committed {tp} at offset {offset}, but the system held only offsets below {durable} durably", self.instance),
+                        );
                     }
                 }
                 let offsets: Vec<String> =
                     approved.iter().map(|(tp, o)| format!("{tp}@{o}")).collect();
-                outcome.note(
-                    now(),
-                    TaskStep::Commit,
-                    format!("commit {}", offsets.join(", ")),
-                );
-                drop(outcome);
+                self.note(TaskStep::Commit, format!("commit {}", offsets.join(", ")));
                 self.committed.extend(approved);
             }
             Err(e) => {

@@ -8,20 +8,22 @@
 //! covered by the committed offsets once the faults are over (`not-drained`).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice_core::api::{
-    ConnectorContext, ConnectorPlugin, OffsetStorageReader, RecordMetadata, SourceConnector,
-    SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectorPlugin, OffsetStorageReader, RecordMetadata, SourceConnector, SourceOffset,
+    SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::ConfigMap;
 use sluice_core::data::Value;
 
-use super::{lock, simulate, sweep, Outcome, TaskRun, TaskStep, TaskSweep, TaskTestError, WORKER};
+use super::{
+    connector_config, run_driver, start_connector, Journal, Settings, TaskHarness, TaskRun,
+    TaskStep, TaskTestError,
+};
 use crate::broker::now;
 use crate::kit::source::{ExternalSource, SourceRecords, SourceUnderTest};
 use crate::oracle::{cap, parse_value, Anomaly, AnomalyKind};
@@ -30,32 +32,24 @@ use crate::oracle::{cap, parse_value, Anomaly, AnomalyKind};
 /// seeds.
 #[derive(Debug, Clone)]
 pub struct SourceTaskTest {
-    name: &'static str,
+    settings: Settings,
     under_test: SourceUnderTest,
     streams: i64,
     per_stream: i64,
     interval: Duration,
-    steps: usize,
-    seeds: RangeInclusive<u64>,
-    required: Vec<TaskStep>,
-    external_faults: bool,
 }
 
 impl SourceTaskTest {
     /// A test named `name` (the replay command names it) of the source under test: its system makes 4
     /// streams of 100 records appear (one record of each stream every 100 ms on average), 200 steps per
-    /// seed, seeds 1 to 100, with the system crashing and cut off now and then.
+    /// seed, seeds 1 to 100, with the system crashing, cut off, slow and answering errors now and then.
     pub fn new(name: &'static str, under_test: SourceUnderTest) -> SourceTaskTest {
         SourceTaskTest {
-            name,
+            settings: Settings::new(name),
             under_test,
             streams: 4,
             per_stream: 100,
             interval: Duration::from_millis(100),
-            steps: 200,
-            seeds: 1..=100,
-            required: Vec::new(),
-            external_faults: true,
         }
     }
 
@@ -66,72 +60,27 @@ impl SourceTaskTest {
         self.interval = interval;
         self
     }
+}
 
-    /// Takes `steps` steps per seed before draining.
-    pub fn steps(mut self, steps: usize) -> SourceTaskTest {
-        self.steps = steps;
-        self
+impl TaskHarness for SourceTaskTest {
+    fn settings(&mut self) -> &mut Settings {
+        &mut self.settings
     }
 
-    /// The seeds to run unless `SLUICE_SEED` or `SLUICE_SEEDS` says otherwise.
-    pub fn seeds(mut self, seeds: RangeInclusive<u64>) -> SourceTaskTest {
-        self.seeds = seeds;
-        self
+    fn settings_ref(&self) -> &Settings {
+        &self.settings
     }
 
-    /// Fails the test if no seed reaches these steps.
-    pub fn require(mut self, steps: &[TaskStep]) -> SourceTaskTest {
-        self.required.extend_from_slice(steps);
-        self
-    }
-
-    /// Leaves the external system alone (no crashes, no holds).
-    pub fn without_external_faults(mut self) -> SourceTaskTest {
-        self.external_faults = false;
-        self
-    }
-
-    /// Runs the test and panics with the failure, as a `#[test]` should.
-    pub fn check(&self) {
-        match self.run() {
-            Ok(sweep) => println!("{sweep}"),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Runs the seeds; the first failing one is the error.
-    pub fn run(&self) -> Result<TaskSweep, TaskTestError> {
-        sweep(self.name, &self.seeds, &self.required, |seed| {
-            self.run_seed(seed)
-        })
-    }
-
-    /// Runs one seed.
-    pub fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError> {
-        let shared = Arc::new(Mutex::new(Outcome::default()));
+    fn run_seed(&self, seed: u64) -> Result<TaskRun, TaskTestError> {
         let kafka = Arc::new(Mutex::new(Vec::new()));
-        let active = Duration::from_secs(self.steps as u64 / 2 + 10);
-        let mut sim = turmoil::Builder::new()
-            .rng_seed(seed)
-            .tick_duration(Duration::from_millis(1))
-            .simulation_duration(active + Duration::from_secs(600))
-            .build();
         let records = SourceRecords::drawn(self.streams, self.per_stream, self.interval, seed);
-        self.under_test.system.build(&mut sim, records);
-        let hosts = self.under_test.system.hosts();
-        let driver = Driver::new(self, seed, kafka.clone(), shared.clone());
-        sim.client(WORKER, async move {
-            driver.run().await;
-            Ok(())
-        });
-        simulate(
-            &mut sim,
+        let outcome = run_driver(
             seed,
-            &hosts,
-            self.external_faults.then_some(active),
-            &shared,
+            &self.settings,
+            |sim| self.under_test.system.build(sim, records),
+            &self.under_test.system.hosts(),
+            |journal| Driver::new(self, seed, kafka.clone(), journal).run(),
         )?;
-        let outcome = std::mem::take(&mut *lock(&shared));
         let mut anomalies = outcome.anomalies;
         anomalies.extend(self.final_checks(&kafka_log(&kafka), &outcome.committed));
         Ok(TaskRun {
@@ -142,7 +91,9 @@ impl SourceTaskTest {
             committed: outcome.committed,
         })
     }
+}
 
+impl SourceTaskTest {
     /// Everything reached Kafka as itself, and is covered by the committed offsets.
     fn final_checks(&self, kafka: &[String], committed: &BTreeMap<String, i64>) -> Vec<Anomaly> {
         let mut anomalies = Vec::new();
@@ -219,7 +170,7 @@ struct Driver {
     per_stream: i64,
     steps: usize,
     rng: StdRng,
-    outcome: Arc<Mutex<Outcome>>,
+    journal: Journal,
     /// The values of the records Kafka acknowledged, in order.
     kafka: Arc<Mutex<Vec<String>>>,
     stored: Arc<StoredOffsets>,
@@ -238,22 +189,22 @@ impl Driver {
         test: &SourceTaskTest,
         seed: u64,
         kafka: Arc<Mutex<Vec<String>>>,
-        outcome: Arc<Mutex<Outcome>>,
+        journal: Journal,
     ) -> Driver {
-        let mut config = test.under_test.config.clone();
-        config.insert("name".to_owned(), test.name.to_owned());
-        config
-            .entry("connector.class".to_owned())
-            .or_insert_with(|| test.under_test.class.clone());
+        let config = connector_config(
+            &test.under_test.config,
+            test.settings.name,
+            &test.under_test.class,
+        );
         Driver {
             plugin: test.under_test.plugin.clone(),
             config,
             system: test.under_test.system.clone(),
             streams: test.streams,
             per_stream: test.per_stream,
-            steps: test.steps,
+            steps: test.settings.steps,
             rng: StdRng::seed_from_u64(seed),
-            outcome,
+            journal,
             kafka,
             stored: Arc::default(),
             connector: None,
@@ -266,21 +217,19 @@ impl Driver {
     }
 
     fn note(&self, step: TaskStep, line: impl Into<String>) {
-        lock(&self.outcome).note(now(), step, line.into());
+        self.journal.note(step, line);
     }
 
     fn log(&self, line: impl Into<String>) {
-        lock(&self.outcome)
-            .log
-            .push(format!("{} ms {}", now().as_millis(), line.into()));
+        self.journal.log(line);
     }
 
     async fn run(mut self) {
         if let Err(e) = self.start_connector().await {
-            lock(&self.outcome).anomalies.push(Anomaly {
-                kind: AnomalyKind::NotDrained,
-                detail: format!("the connector did not start: {e}"),
-            });
+            self.journal.anomaly(
+                AnomalyKind::NotDrained,
+                format!("the connector did not start: {e}"),
+            );
             return;
         }
         self.start_task().await;
@@ -288,7 +237,7 @@ impl Driver {
             self.step().await;
         }
         self.drain().await;
-        let mut outcome = lock(&self.outcome);
+        let mut outcome = self.journal.outcome();
         for (partition, offset) in self.stored.lock().values() {
             if let Some((stream, seq)) = self.system.covered(partition, offset) {
                 outcome.committed.insert(format!("stream-{stream}"), seq);
@@ -301,16 +250,7 @@ impl Driver {
             return Err("the plugin under test is not a source connector".to_owned());
         };
         let mut connector = make();
-        let name = self.config.get("name").cloned().unwrap_or_default();
-        connector
-            .start(&self.config, ConnectorContext::new(name))
-            .await
-            .map_err(|e| e.to_string())?;
-        self.task_config = connector
-            .task_configs(1)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| self.config.clone());
+        self.task_config = start_connector(connector.as_mut(), &self.config).await?;
         self.connector = Some(connector);
         Ok(())
     }
@@ -462,13 +402,13 @@ impl Driver {
                 let missing =
                     (0..=seq).find(|s| !kafka.contains(&SourceRecords::value(stream, *s)));
                 if let Some(missing) = missing {
-                    lock(&self.outcome).anomalies.push(Anomaly {
-                        kind: AnomalyKind::CommittedBeforeDurable,
-                        detail: format!(
+                    self.journal.anomaly(
+                        AnomalyKind::CommittedBeforeDurable,
+                        format!(
                             "instance {} committed {partition} at {offset}, which covers stream {stream} up to seq {seq}, but stream {stream} seq {missing} is not in Kafka",
                             self.instance
                         ),
-                    });
+                    );
                 }
             }
             lines.push(format!("{partition} at {offset}"));
