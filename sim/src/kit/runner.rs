@@ -27,6 +27,7 @@ use super::source::SourceUnderTest;
 use crate::coverage::Event;
 use crate::faults::{FaultKind, Scheduled};
 use crate::harness::{choose, run_planned, RunError};
+use crate::oracle::Anomaly;
 use crate::report::Report;
 use crate::scenario::{Guarantee, Scenario};
 use crate::timeline::html;
@@ -447,20 +448,12 @@ impl SimTest {
 
     /// `SLUICE_SEED=N cargo test -p CRATE TEST -- --exact`.
     fn replay_command(&self, seed: u64) -> String {
-        let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned());
-        format!(
-            "SLUICE_SEED={seed} cargo test --release -p {package} {} -- --exact",
-            self.test_name()
-        )
+        replay_command(self.scenario.name, seed)
     }
 
     /// The running `#[test]`'s name (libtest names its thread after it), or the scenario's.
     fn test_name(&self) -> String {
-        std::thread::current()
-            .name()
-            .filter(|name| *name != "main")
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.scenario.name.to_owned())
+        test_name(self.scenario.name)
     }
 
     fn regression_file(&self) -> PathBuf {
@@ -614,16 +607,41 @@ pub fn render_sweep(sweep: &Sweep) -> String {
     out
 }
 
-/// A failing run for a person: its summary, anomalies and fault plan.
-fn render_report(report: &Report) -> String {
-    let mut out = format!("{}\nanomalies:\n", report.summary());
-    for anomaly in &report.anomalies {
+/// The running `#[test]`'s name (libtest names its thread after it), or else `default`.
+pub(crate) fn test_name(default: &str) -> String {
+    std::thread::current()
+        .name()
+        .filter(|name| *name != "main")
+        .unwrap_or(default)
+        .to_owned()
+}
+
+/// `SLUICE_SEED=N cargo test --release -p CRATE TEST -- --exact`, for the running test.
+pub(crate) fn replay_command(default_test: &str, seed: u64) -> String {
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned());
+    format!(
+        "SLUICE_SEED={seed} cargo test --release -p {package} {} -- --exact",
+        test_name(default_test)
+    )
+}
+
+/// A run's anomalies, one per line, under a heading.
+pub(crate) fn render_anomalies(anomalies: &[Anomaly]) -> String {
+    let mut out = String::from("anomalies:\n");
+    for anomaly in anomalies {
         out.push_str(&format!(
             "  {}: {}\n",
             anomaly.kind.as_str(),
             anomaly.detail
         ));
     }
+    out
+}
+
+/// A failing run for a person: its summary, anomalies and fault plan.
+fn render_report(report: &Report) -> String {
+    let mut out = format!("{}\n", report.summary());
+    out.push_str(&render_anomalies(&report.anomalies));
     out.push_str("faults:\n");
     out.push_str(&render_plan(&report.faults));
     out

@@ -155,13 +155,7 @@ impl TimelineBuilder {
         label: impl Into<String>,
         detail: impl Into<String>,
     ) {
-        self.lane(lane.0, lane.1).marks.push(Mark {
-            at_ms: ms(at),
-            until_ms: None,
-            kind,
-            label: label.into(),
-            detail: detail.into(),
-        });
+        self.add(lane, at, None, kind, label.into(), detail.into());
     }
 
     /// Adds a mark that lasts from `at` to `until`.
@@ -174,12 +168,24 @@ impl TimelineBuilder {
         label: impl Into<String>,
         detail: impl Into<String>,
     ) {
+        self.add(lane, at, Some(until), kind, label.into(), detail.into());
+    }
+
+    fn add(
+        &mut self,
+        lane: (LaneKind, &str),
+        at: Duration,
+        until: Option<Duration>,
+        kind: MarkKind,
+        label: String,
+        detail: String,
+    ) {
         self.lane(lane.0, lane.1).marks.push(Mark {
             at_ms: ms(at),
-            until_ms: Some(ms(until)),
+            until_ms: until.map(ms),
             kind,
-            label: label.into(),
-            detail: detail.into(),
+            label,
+            detail,
         });
     }
 

@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use sluice_core::api::{Connector, ConnectorContext};
 use sluice_core::config::ConfigMap;
 
-use super::runner::env_seeds;
+use super::runner::{env_seeds, render_anomalies, replay_command};
 use crate::broker::now;
 use crate::oracle::{Anomaly, AnomalyKind};
 
@@ -174,14 +174,7 @@ pub enum TaskTestError {
 }
 
 fn render_run(run: &TaskRun) -> String {
-    let mut out = String::from("anomalies:\n");
-    for anomaly in &run.anomalies {
-        out.push_str(&format!(
-            "  {}: {}\n",
-            anomaly.kind.as_str(),
-            anomaly.detail
-        ));
-    }
+    let mut out = render_anomalies(&run.anomalies);
     out.push_str("steps:\n");
     for line in &run.log {
         out.push_str(&format!("  {line}\n"));
@@ -368,14 +361,7 @@ fn sweep(
         }
         if !run.passed() {
             return Err(TaskTestError::Failed {
-                replay: format!(
-                    "SLUICE_SEED={seed} cargo test --release -p {} {} -- --exact",
-                    std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "<crate>".to_owned()),
-                    std::thread::current()
-                        .name()
-                        .filter(|name| *name != "main")
-                        .unwrap_or(name)
-                ),
+                replay: replay_command(name, seed),
                 run: Box::new(run),
             });
         }

@@ -276,14 +276,6 @@ impl Driver {
         }
     }
 
-    fn note(&self, step: TaskStep, line: impl Into<String>) {
-        self.journal.note(step, line);
-    }
-
-    fn log(&self, line: impl Into<String>) {
-        self.journal.log(line);
-    }
-
     async fn run(mut self) {
         if let Err(e) = self.start_connector().await {
             self.journal.anomaly(
@@ -332,7 +324,8 @@ impl Driver {
         let mut task = connector.create_task();
         let (context, control) = SinkTaskContext::with_control(self.task_config.clone());
         if let Err(e) = task.start(context).await {
-            self.log(format!("instance {} failed to start: {e}", self.instance));
+            self.journal
+                .log(format!("instance {} failed to start: {e}", self.instance));
         }
         self.task = Some((task, control));
         let reopen: Vec<TopicPartition> = std::mem::take(&mut self.assigned).into_iter().collect();
@@ -384,7 +377,7 @@ impl Driver {
         control.set_assignment(self.assigned.clone());
         let opened = task.open(&partitions).await;
         self.open.opened(0, partitions.iter().map(to_tp));
-        self.log(format!("open {}", names(&partitions)));
+        self.journal.log(format!("open {}", names(&partitions)));
         if let Err(e) = opened {
             self.failed("open", e).await;
             return;
@@ -401,7 +394,7 @@ impl Driver {
         let (pause, resume) = control.take_pauses();
         for (tp, offset) in rewinds {
             if self.assigned.contains(&tp) {
-                self.note(
+                self.journal.note(
                     TaskStep::RewindRequested,
                     format!("the task rewinds {tp} to {offset}"),
                 );
@@ -461,11 +454,12 @@ impl Driver {
                     .iter()
                     .map(|(tp, from)| format!("{tp}@{from}..{}", self.positions[tp]))
                     .collect();
-                self.note(TaskStep::Put, format!("put {count}: {}", ranges.join(", ")));
+                self.journal
+                    .note(TaskStep::Put, format!("put {count}: {}", ranges.join(", ")));
                 self.apply_requests();
             }
             Err(e) if e.is_retriable() => {
-                self.note(
+                self.journal.note(
                     TaskStep::PutRetried,
                     format!("put of {count} will be retried: {e}"),
                 );
@@ -512,11 +506,12 @@ impl Driver {
                 }
                 let offsets: Vec<String> =
                     approved.iter().map(|(tp, o)| format!("{tp}@{o}")).collect();
-                self.note(TaskStep::Commit, format!("commit {}", offsets.join(", ")));
+                self.journal
+                    .note(TaskStep::Commit, format!("commit {}", offsets.join(", ")));
                 self.committed.extend(approved);
             }
             Err(e) => {
-                self.note(
+                self.journal.note(
                     TaskStep::FlushFailed,
                     format!("pre_commit failed, rewinding to the committed offsets: {e}"),
                 );
@@ -542,7 +537,7 @@ impl Driver {
             .filter(|tp| !self.assigned.contains(*tp) && self.rng.random_bool(0.6))
             .cloned()
             .collect();
-        self.note(
+        self.journal.note(
             TaskStep::Rebalance,
             format!(
                 "rebalance: revoke {}, assign {}",
@@ -568,7 +563,8 @@ impl Driver {
         if lost.is_empty() {
             return;
         }
-        self.note(TaskStep::PartitionsLost, format!("lost {}", names(&lost)));
+        self.journal
+            .note(TaskStep::PartitionsLost, format!("lost {}", names(&lost)));
         self.close(&lost).await;
     }
 
@@ -584,7 +580,7 @@ impl Driver {
         control.set_assignment(self.assigned.clone());
         let closed = task.close(partitions).await;
         self.open.closed(0, partitions.iter().map(to_tp));
-        self.log(format!("close {}", names(partitions)));
+        self.journal.log(format!("close {}", names(partitions)));
         if let Err(e) = closed {
             self.failed("close", e).await;
         }
@@ -592,7 +588,7 @@ impl Driver {
 
     /// A clean stop (commit, close, stop) and a new instance.
     async fn restart(&mut self) {
-        self.note(
+        self.journal.note(
             TaskStep::Restart,
             format!("instance {} stops cleanly", self.instance),
         );
@@ -601,7 +597,7 @@ impl Driver {
         self.close(&assigned).await;
         if let Some((mut task, _)) = self.task.take() {
             if let Err(e) = task.stop().await {
-                self.log(format!("stop failed: {e}"));
+                self.journal.log(format!("stop failed: {e}"));
             }
         }
         self.assigned.extend(assigned);
@@ -610,7 +606,7 @@ impl Driver {
 
     /// The task's process dies: the instance is dropped without a close, and a new one starts.
     async fn crash(&mut self) {
-        self.note(
+        self.journal.note(
             TaskStep::Crash,
             format!("instance {} crashes", self.instance),
         );
@@ -622,7 +618,7 @@ impl Driver {
     /// The task failed: the runtime closes and stops it; the next step starts a new instance, which
     /// opens the same partitions.
     async fn failed(&mut self, stage: &str, error: ConnectError) {
-        self.note(
+        self.journal.note(
             TaskStep::TaskFailed,
             format!("instance {} failed in {stage}: {error}", self.instance),
         );
@@ -637,7 +633,8 @@ impl Driver {
     /// Every partition assigned, then puts and commits until everything is committed (or a simulated
     /// minute has passed), then a clean stop.
     async fn drain(&mut self, all: &[TopicPartition]) {
-        self.log("drain: every partition assigned until everything is committed");
+        self.journal
+            .log("drain: every partition assigned until everything is committed");
         let missing: Vec<TopicPartition> = all
             .iter()
             .filter(|tp| !self.assigned.contains(*tp))
@@ -669,7 +666,7 @@ impl Driver {
         if let Some(mut connector) = self.connector.take() {
             let _ = connector.stop().await;
         }
-        self.log("stopped");
+        self.journal.log("stopped");
     }
 }
 

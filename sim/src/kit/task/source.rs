@@ -216,14 +216,6 @@ impl Driver {
         }
     }
 
-    fn note(&self, step: TaskStep, line: impl Into<String>) {
-        self.journal.note(step, line);
-    }
-
-    fn log(&self, line: impl Into<String>) {
-        self.journal.log(line);
-    }
-
     async fn run(mut self) {
         if let Err(e) = self.start_connector().await {
             self.journal.anomaly(
@@ -268,11 +260,12 @@ impl Driver {
         let context = SourceTaskContext::new(self.task_config.clone(), stored);
         match task.start(context).await {
             Ok(()) => {
-                self.log(format!("instance {} started", self.instance));
+                self.journal
+                    .log(format!("instance {} started", self.instance));
                 self.task = Some(task);
             }
             Err(e) => {
-                self.note(
+                self.journal.note(
                     TaskStep::TaskFailed,
                     format!("instance {} failed to start: {e}", self.instance),
                 );
@@ -310,24 +303,24 @@ impl Driver {
             return;
         };
         match tokio::time::timeout(wait, task.poll()).await {
-            Err(_) => self.note(
+            Err(_) => self.journal.note(
                 TaskStep::PollCancelled,
                 format!("a poll pending for {} ms is dropped", wait.as_millis()),
             ),
             Ok(Ok(records)) if records.is_empty() => {}
             Ok(Ok(records)) => {
                 let values: Vec<String> = records.iter().map(value_text).collect();
-                self.note(
+                self.journal.note(
                     TaskStep::Poll,
                     format!("poll: {} records ({})", records.len(), summary(&values)),
                 );
                 self.in_flight.extend(records);
             }
             Ok(Err(e)) if e.is_retriable() => {
-                self.log(format!("poll will be retried: {e}"));
+                self.journal.log(format!("poll will be retried: {e}"));
             }
             Ok(Err(e)) => {
-                self.note(
+                self.journal.note(
                     TaskStep::TaskFailed,
                     format!("instance {} failed in poll: {e}", self.instance),
                 );
@@ -380,12 +373,12 @@ impl Driver {
             );
             values.push(value);
         }
-        self.note(
+        self.journal.note(
             TaskStep::Acknowledged,
             format!("Kafka acknowledges {count} ({})", summary(&values)),
         );
         for line in refused {
-            self.log(line);
+            self.journal.log(line);
         }
     }
 
@@ -414,24 +407,25 @@ impl Driver {
             lines.push(format!("{partition} at {offset}"));
             self.stored.lock().insert(key, (partition, offset));
         }
-        self.note(TaskStep::Commit, format!("commit {}", lines.join(", ")));
+        self.journal
+            .note(TaskStep::Commit, format!("commit {}", lines.join(", ")));
         if let Some(task) = &mut self.task {
             if let Err(e) = task.commit().await {
-                self.log(format!("commit() failed: {e}"));
+                self.journal.log(format!("commit() failed: {e}"));
             }
         }
     }
 
     /// A clean stop: what Kafka acknowledged is committed, then a new instance.
     async fn restart(&mut self) {
-        self.note(
+        self.journal.note(
             TaskStep::Restart,
             format!("instance {} stops cleanly", self.instance),
         );
         self.commit().await;
         if let Some(mut task) = self.task.take() {
             if let Err(e) = task.stop().await {
-                self.log(format!("stop failed: {e}"));
+                self.journal.log(format!("stop failed: {e}"));
             }
         }
         self.start_task().await;
@@ -439,7 +433,7 @@ impl Driver {
 
     /// The task's process dies: what was in flight is gone, and a new instance starts.
     async fn crash(&mut self) {
-        self.note(
+        self.journal.note(
             TaskStep::Crash,
             format!(
                 "instance {} crashes with {} records in flight",
@@ -454,7 +448,8 @@ impl Driver {
     /// Polls, acknowledges and commits everything until every record is committed (or two simulated
     /// minutes have passed), then stops.
     async fn drain(&mut self) {
-        self.log("drain: poll, acknowledge and commit until everything is committed");
+        self.journal
+            .log("drain: poll, acknowledge and commit until everything is committed");
         let limit = now() + Duration::from_secs(120);
         while now() < limit && !self.drained() {
             if self.task.is_none() {
@@ -472,7 +467,7 @@ impl Driver {
         if let Some(mut connector) = self.connector.take() {
             let _ = connector.stop().await;
         }
-        self.log("stopped");
+        self.journal.log("stopped");
     }
 
     /// Whether the stored offsets cover every record of every stream.
