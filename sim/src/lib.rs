@@ -155,12 +155,14 @@ pub mod coverage;
 mod delegate;
 pub mod faults;
 pub mod harness;
+#[warn(missing_docs)]
 pub mod kit;
 pub mod oracle;
 pub mod placement;
 pub mod protocol;
 pub mod report;
 pub mod scenario;
+#[warn(missing_docs)]
 pub mod timeline;
 pub mod workload;
 

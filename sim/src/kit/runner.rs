@@ -140,36 +140,54 @@ pub enum TestError {
     /// A plan saved in the regression file fails again.
     #[error("a saved regression ({file}, seed {seed}) fails again:\n{report}")]
     RegressionFails {
+        /// The regression file.
         file: String,
+        /// The saved seed.
         seed: u64,
+        /// The failing run, for a person.
         report: String,
     },
     /// `SLUICE_CHECK_DETERMINISM=1`: a seed's second run differed from its first.
     #[error("seed {seed} is not deterministic: trace {first} then {second}; replay with {replay}")]
     NotDeterministic {
+        /// The seed.
         seed: u64,
+        /// The first run's trace hash.
         first: String,
+        /// The second run's trace hash.
         second: String,
+        /// The command that runs the seed again.
         replay: String,
     },
     /// No seed reached an event the test requires.
     #[error("no seed of {seeds} reached {}: the test never got where it was meant to, so its passing proves nothing\n{}", .missing.join(", "), render_sweep(.sweep))]
     NotReached {
+        /// How many seeds ran.
         seeds: u64,
+        /// The required events no seed reached.
         missing: Vec<&'static str>,
+        /// What the seeds drew and reached.
         sweep: Sweep,
     },
     /// The regression file cannot be read or written.
     #[error("the regression file {file}: {reason}")]
-    RegressionFile { file: String, reason: String },
+    RegressionFile {
+        /// The regression file.
+        file: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The simulation itself failed.
     #[error(transparent)]
     Run(#[from] RunError),
     /// `SLUICE_SEED` or `SLUICE_SEEDS` makes no sense.
     #[error("{variable}={value:?}: {reason}")]
     Environment {
+        /// The variable.
         variable: &'static str,
+        /// Its value.
         value: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
 }

@@ -73,6 +73,7 @@ pub struct Mark {
     /// When the thing ended, for one that lasted (a fault's hold or downtime).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// What the mark shows.
     pub kind: MarkKind,
     /// A short label.
     pub label: String,
@@ -83,8 +84,11 @@ pub struct Mark {
 /// One lane and its marks, in time order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lane {
+    /// The host's, group's or member's name.
     pub name: String,
+    /// What the lane follows.
     pub kind: LaneKind,
+    /// What happened on it, in time order.
     pub marks: Vec<Mark>,
 }
 
@@ -92,7 +96,9 @@ pub struct Lane {
 /// the records it names with every write of them to the destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TimelineAnomaly {
+    /// The anomaly's kind (`lost`, `stale-value`...).
     pub kind: String,
+    /// The oracle's account of it.
     pub detail: String,
     /// The records named in the anomaly's account (`stream-S:N` or `TOPIC-P@OFFSET`).
     pub records: Vec<String>,
@@ -103,11 +109,15 @@ pub struct TimelineAnomaly {
 /// A run's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Timeline {
+    /// The scenario (or kit test) that ran.
     pub scenario: String,
+    /// Its seed.
     pub seed: u64,
     /// Simulated milliseconds the run took.
     pub end_ms: u64,
+    /// The lanes, in [`LaneKind`] order.
     pub lanes: Vec<Lane>,
+    /// Every anomaly of the run.
     pub anomalies: Vec<TimelineAnomaly>,
 }
 

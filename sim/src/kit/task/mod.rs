@@ -74,6 +74,7 @@ pub enum TaskStep {
 }
 
 impl TaskStep {
+    /// Every step, in the order sweeps list them.
     pub const ALL: [TaskStep; 17] = [
         TaskStep::Poll,
         TaskStep::PollCancelled,
@@ -94,6 +95,7 @@ impl TaskStep {
         TaskStep::ExternalErrors,
     ];
 
+    /// The step's name, as sweeps print it (`put-retried`).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStep::Poll => "poll",
@@ -120,11 +122,13 @@ impl TaskStep {
 /// One seed's run.
 #[derive(Debug, Clone)]
 pub struct TaskRun {
+    /// The seed.
     pub seed: u64,
     /// What the harness did, one line per step, with simulated times.
     pub log: Vec<String>,
     /// How many times each step happened.
     pub steps: BTreeMap<TaskStep, u64>,
+    /// What the oracle found.
     pub anomalies: Vec<Anomaly>,
     /// The committed offset of each partition at the end (a source's: the last record each stream's
     /// committed offset covers).
@@ -132,6 +136,7 @@ pub struct TaskRun {
 }
 
 impl TaskRun {
+    /// Whether the oracle found nothing.
     pub fn passed(&self) -> bool {
         self.anomalies.is_empty()
     }
@@ -140,6 +145,7 @@ impl TaskRun {
 /// What a sweep of seeds did.
 #[derive(Debug, Clone, Default)]
 pub struct TaskSweep {
+    /// How many seeds ran.
     pub seeds: u64,
     /// How many seeds reached each step.
     pub reached: BTreeMap<TaskStep, u64>,
@@ -161,11 +167,18 @@ impl fmt::Display for TaskSweep {
 pub enum TaskTestError {
     /// A seed found anomalies.
     #[error("seed {} failed:\n{}\nreplay: {replay}", .run.seed, render_run(.run))]
-    Failed { run: Box<TaskRun>, replay: String },
+    Failed {
+        /// The failing seed's run.
+        run: Box<TaskRun>,
+        /// The command that runs it again.
+        replay: String,
+    },
     /// No seed reached a step the test requires.
     #[error("no seed of {} reached {}: the test never got where it was meant to\n{sweep}", .sweep.seeds, .missing.join(", "))]
     NotReached {
+        /// The required steps no seed reached.
         missing: Vec<&'static str>,
+        /// What the seeds reached.
         sweep: TaskSweep,
     },
     /// The seed variables are malformed, or the simulation itself failed.
