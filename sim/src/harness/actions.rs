@@ -75,11 +75,9 @@ pub(super) fn apply(
         external,
         open_partitions,
     } = targets;
-    {
-        let mut journal = lock(journal);
-        journal.trace.push(format!("{} {action:?}", millis(now)));
-        super::marks::action(&mut journal.timeline, now, &action, external);
-    }
+    lock(journal)
+        .trace
+        .push(format!("{} {action:?}", millis(now)));
     match action {
         Action::Inject(fault) => match fault {
             Fault::CrashWorker { worker, down } => {

@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use turmoil::net::TcpListener;
 
 use super::actions::{apply, Action, Targets};
-use super::hosts::{
-    broker_name, listeners, run_worker, worker_name, Files, HostContext, WorkerHost,
-};
+use super::fault_marks;
+use super::hosts::{listeners, run_worker, Files, HostContext, WorkerHost};
 use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
+use super::names::{broker_name, worker_name};
 use super::offsets::{OffsetFile, SourceCommits};
 use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
@@ -328,7 +328,7 @@ pub fn run_planned(
         schedule.sort_by_key(|(at, _)| *at);
         while schedule.first().is_some_and(|(at, _)| *at <= now) {
             let (_, action) = schedule.remove(0);
-            apply(&mut sim, action, now, &targets, &mut schedule);
+            act(&mut sim, action, now, &targets, &mut schedule);
         }
         step(&mut sim)?;
     }
@@ -338,7 +338,7 @@ pub fn run_planned(
     healing.sort_by_key(|(at, _)| *at);
     for (_, action) in healing {
         let now = sim.elapsed();
-        apply(&mut sim, action, now, &targets, &mut schedule);
+        act(&mut sim, action, now, &targets, &mut schedule);
     }
     let drain_end = sim.elapsed() + scenario.drain_limit;
     let mut next_check = sim.elapsed();
@@ -349,7 +349,7 @@ pub fn run_planned(
         schedule.sort_by_key(|(at, _)| *at);
         while schedule.first().is_some_and(|(at, _)| *at <= now) {
             let (_, action) = schedule.remove(0);
-            apply(&mut sim, action, now, &targets, &mut schedule);
+            act(&mut sim, action, now, &targets, &mut schedule);
         }
         if now >= next_check {
             next_check = now + DRAIN_CHECK;
@@ -505,6 +505,23 @@ pub fn run_planned(
         trace,
         timeline,
     })
+}
+
+/// Marks `action` on the run's timeline, then applies it.
+fn act(
+    sim: &mut turmoil::Sim<'_>,
+    action: Action,
+    now: Duration,
+    targets: &Targets<'_>,
+    schedule: &mut Vec<(Duration, Action)>,
+) {
+    fault_marks::action(
+        &mut lock(targets.journal).timeline,
+        now,
+        &action,
+        targets.external,
+    );
+    apply(sim, action, now, targets, schedule);
 }
 
 /// Committed seq per stream: in the offsets topic with exactly-once source support, in worker 0's offset

@@ -11,6 +11,7 @@ use sluice_core::runtime::{SharedOffsetStore, StandaloneWorker, WorkerConfig};
 use tokio::sync::watch;
 
 use super::journal::{lock, millis, SharedJournal};
+use super::names::{broker_name, worker_name};
 use super::offsets::{OffsetFile, OFFSET_FILE};
 use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
@@ -217,16 +218,6 @@ pub(super) struct HostContext {
     pub(super) placement: Placement,
     /// The partitions a test kit's sink under test holds open on each worker.
     pub(super) open_partitions: Arc<OpenPartitions>,
-}
-
-/// The name of worker `index`'s host.
-pub(super) fn worker_name(index: usize) -> String {
-    format!("worker-{index}")
-}
-
-/// The name of broker `id`'s host.
-pub(super) fn broker_name(id: usize) -> String {
-    format!("broker-{id}")
 }
 
 /// Every broker's listener, in broker id order.

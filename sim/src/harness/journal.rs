@@ -68,7 +68,7 @@ impl ClusterObserver for JournalObserver {
         }
         let mut journal = lock(&self.journal);
         journal.trace.push(format!("{} {event:?}", millis(at)));
-        super::marks::cluster_event(&mut journal.timeline, at, event);
+        super::cluster_marks::cluster_event(&mut journal.timeline, at, event);
         journal.check(at, |checks| checks.on_cluster_event(at, event, logs));
     }
 }

@@ -7,15 +7,19 @@
 //!   the source wherever it is placed);
 //! - [`actions`]: faults and their healing applied to the simulation;
 //! - [`journal`]: the run's trace and the checks made as it goes;
-//! - [`marks`]: how actions and cluster events show on the run's timeline;
+//! - [`fault_marks`] and [`cluster_marks`]: how faults and the cluster's events show on the run's
+//!   timeline;
+//! - [`names`]: the hosts' names;
 //! - [`offsets`]: worker 0's checked source offset store;
 //! - [`operator`]: restarts a worker whose source task failed.
 
 mod actions;
+mod cluster_marks;
 mod driver;
+mod fault_marks;
 mod hosts;
 mod journal;
-mod marks;
+mod names;
 mod offsets;
 mod operator;
 mod told;
