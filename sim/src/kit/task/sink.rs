@@ -173,41 +173,41 @@ impl SinkTaskTest {
             }
         }
         if self.guarantee == Guarantee::EffectivelyOnce {
-            anomalies.extend(self.stale_values(&store.upserts()));
+            anomalies.extend(stale_values(self.records, &store.upserts()));
         }
         anomalies
     }
+}
 
-    /// Under effectively once: each key of the destination ends with the last record of its partition
-    /// (a partition's records share one key).
-    fn stale_values(&self, upserts: &[Upsert]) -> Vec<Anomaly> {
-        if upserts.is_empty() {
-            return vec![Anomaly {
-                kind: AnomalyKind::StaleValue,
-                detail: "the task is held to effectively once, but the destination told no upsert (DurableWrites::upserted)".to_owned(),
-            }];
-        }
-        let mut last: BTreeMap<&str, &Upsert> = BTreeMap::new();
-        for upsert in upserts {
-            last.insert(upsert.key.as_str(), upsert);
-        }
-        let latest = self.records - 1;
-        last.into_iter()
-            .filter(|(_, held)| {
-                held.offset < latest && held.value != record_value(held.tp.partition, latest)
-            })
-            .map(|(key, held)| Anomaly {
-                kind: AnomalyKind::StaleValue,
-                detail: format!(
-                    "key {key} ends with {} offset {} ({}), applied at {} ms, but the latest record of its key is offset {latest}",
-                    held.tp,
-                    held.offset,
-                    held.value,
-                    held.at.as_millis()
-                ),
-            })
-            .collect()
+/// Under effectively once: each key of the destination ends with the last record of its partition (a
+/// partition's `records` records share one key).
+fn stale_values(records: i64, upserts: &[Upsert]) -> Vec<Anomaly> {
+    if upserts.is_empty() {
+        return vec![Anomaly {
+            kind: AnomalyKind::StaleValue,
+            detail: "the task is held to effectively once, but the destination told no upsert (DurableWrites::upserted)".to_owned(),
+        }];
     }
+    let mut last: BTreeMap<&str, &Upsert> = BTreeMap::new();
+    for upsert in upserts {
+        last.insert(upsert.key.as_str(), upsert);
+    }
+    let latest = records - 1;
+    last.into_iter()
+        .filter(|(_, held)| {
+            held.offset < latest && held.value != record_value(held.tp.partition, latest)
+        })
+        .map(|(key, held)| Anomaly {
+            kind: AnomalyKind::StaleValue,
+            detail: format!(
+                "key {key} ends with {} offset {} ({}), applied at {} ms, but the latest record of its key is offset {latest}",
+                held.tp,
+                held.offset,
+                held.value,
+                held.at.as_millis()
+            ),
+        })
+        .collect()
 }
 
 /// The value of a partition's record: `stream-P:OFFSET`, as the kit's other tests write them.
@@ -683,4 +683,35 @@ fn names(partitions: &[TopicPartition]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert(key: &str, partition: i32, offset: i64, at: u64) -> Upsert {
+        Upsert {
+            key: key.to_owned(),
+            tp: Tp::new("records", partition),
+            offset,
+            value: record_value(partition, offset),
+            at: Duration::from_millis(at),
+        }
+    }
+
+    #[test]
+    fn a_key_must_end_with_its_latest_record_whatever_was_written_twice() {
+        let fine = [
+            upsert("stream-0", 0, 98, 10),
+            upsert("stream-0", 0, 99, 20),
+            upsert("stream-0", 0, 99, 30),
+        ];
+        assert!(stale_values(100, &fine).is_empty());
+        let stale = [upsert("stream-0", 0, 99, 20), upsert("stream-0", 0, 42, 30)];
+        let found = stale_values(100, &stale);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, AnomalyKind::StaleValue);
+        assert!(found[0].detail.contains("offset 42"), "{}", found[0].detail);
+        assert_eq!(stale_values(100, &[])[0].kind, AnomalyKind::StaleValue);
+    }
 }
