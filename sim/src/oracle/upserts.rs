@@ -14,15 +14,9 @@ use crate::workload::Upsert;
 /// never said what it applied (the guarantee cannot be checked).
 pub fn check(logs: &Logs, upserts: &[Upsert]) -> Vec<Anomaly> {
     if upserts.is_empty() {
-        return vec![Anomaly {
-            kind: AnomalyKind::StaleValue,
-            detail: "the run is held to effectively once, but the destination told no upsert (DurableWrites::upserted): nothing says what its keys hold".to_owned(),
-        }];
+        return vec![none_told()];
     }
-    let mut last: BTreeMap<&str, &Upsert> = BTreeMap::new();
-    for upsert in upserts {
-        last.insert(upsert.key.as_str(), upsert);
-    }
+    let last = last_per_key(upserts);
     let mut latest = Latest::default();
     let mut found = Vec::new();
     for (key, held) in last {
@@ -48,6 +42,23 @@ pub fn check(logs: &Logs, upserts: &[Upsert]) -> Vec<Anomaly> {
 
 /// A Kafka record's key (`None`: a record without one).
 type RecordKey = Option<Vec<u8>>;
+
+/// What a run held to effectively once finds when its destination told no upsert: nothing says what
+/// its keys hold, so nothing could be checked.
+pub fn none_told() -> Anomaly {
+    Anomaly {
+        kind: AnomalyKind::StaleValue,
+        detail: "the run is held to effectively once, but the destination told no upsert (DurableWrites::upserted): nothing says what its keys hold".to_owned(),
+    }
+}
+
+/// The upsert each key ended with.
+pub fn last_per_key(upserts: &[Upsert]) -> BTreeMap<&str, &Upsert> {
+    upserts
+        .iter()
+        .map(|upsert| (upsert.key.as_str(), upsert))
+        .collect()
+}
 
 /// Per partition and record key, the latest record in Kafka (offset and value), computed once per
 /// partition.

@@ -27,7 +27,7 @@ use super::{
 use crate::broker::now;
 use crate::kit::destination::{DurableWrites, SinkUnderTest};
 use crate::kit::open_partitions::OpenPartitions;
-use crate::oracle::{cap, Anomaly, AnomalyKind};
+use crate::oracle::{cap, upserts, Anomaly, AnomalyKind};
 use crate::protocol::Tp;
 use crate::scenario::Guarantee;
 use crate::workload::{DestinationStore, Upsert};
@@ -183,17 +183,11 @@ impl SinkTaskTest {
 /// partition's `records` records share one key).
 fn stale_values(records: i64, upserts: &[Upsert]) -> Vec<Anomaly> {
     if upserts.is_empty() {
-        return vec![Anomaly {
-            kind: AnomalyKind::StaleValue,
-            detail: "the task is held to effectively once, but the destination told no upsert (DurableWrites::upserted)".to_owned(),
-        }];
-    }
-    let mut last: BTreeMap<&str, &Upsert> = BTreeMap::new();
-    for upsert in upserts {
-        last.insert(upsert.key.as_str(), upsert);
+        return vec![upserts::none_told()];
     }
     let latest = records - 1;
-    last.into_iter()
+    upserts::last_per_key(upserts)
+        .into_iter()
         .filter(|(_, held)| {
             held.offset < latest && held.value != record_value(held.tp.partition, latest)
         })
