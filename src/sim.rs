@@ -6,11 +6,11 @@ use std::io::{self, Write};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
 use sluice_sim::scenario::Workload;
 use sluice_sim::timeline::html;
 use sluice_sim::workload::SinkMode;
-use sluice_sim::{run, Scenario};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,9 +50,9 @@ pub struct Args {
     #[arg(long, value_parser = ["skip-records", "early-offsets", "restart-from-beginning"])]
     source_bug: Option<String>,
     /// Plant a bug in the workload's sink connector: commit-before-flush, pause-partition, reverse-flush,
-    /// write-twice, garble-values (in buffer mode unless --sink-mode says otherwise) or skip-rewind (in
-    /// offsets-in-destination mode).
-    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values", "skip-rewind"])]
+    /// write-twice, garble-values, rewind-to-start (in buffer mode unless --sink-mode says otherwise) or
+    /// skip-rewind (in offsets-in-destination mode).
+    #[arg(long, value_parser = ["commit-before-flush", "pause-partition", "reverse-flush", "write-twice", "garble-values", "skip-rewind", "rewind-to-start"])]
     sink_bug: Option<String>,
     /// Misconfigure the workers of an exactly-once scenario: distinct-group-ids gives each worker its own
     /// group.id, so a moved task's old instance is never fenced (the oracle reports zombie-write).
@@ -76,6 +76,7 @@ fn bug_name(bug: &str) -> &'static str {
         "write-twice",
         "garble-values",
         "skip-rewind",
+        "rewind-to-start",
         "distinct-group-ids",
         "accept-stale-commits",
     ]
@@ -152,19 +153,19 @@ impl From<io::Error> for Failure {
 
 fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if args.list {
-        for scenario in Scenario::all() {
-            writeln!(out, "{:<22} {}", scenario.name, scenario.about)?;
+        for test in builtin::scenarios() {
+            writeln!(out, "{:<22} {}", test.name(), test.scenario().about)?;
         }
         return Ok(());
     }
     let name = args.scenario.unwrap_or_default();
-    let mut scenario = Scenario::named(&name).ok_or_else(|| {
-        let known: Vec<&str> = Scenario::all().iter().map(|s| s.name).collect();
+    let test = builtin::scenario(&name).ok_or_else(|| {
         Failure::Message(format!(
             "unknown scenario {name:?}; known: {}",
-            known.join(", ")
+            builtin::names().join(", ")
         ))
     })?;
+    let scenario = test.scenario();
     if scenario.workload == Workload::Files
         && (args.source_bug.is_some() || args.sink_bug.is_some() || args.sink_mode.is_some())
     {
@@ -181,33 +182,43 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     }
     let mut planted = String::new();
     if let Some(bug) = &args.source_bug {
-        scenario.source_bug = bug_name(bug);
         planted.push_str(&format!(" --source-bug {bug}"));
     }
     if let Some(bug) = &args.sink_bug {
-        scenario.sink_bug = bug_name(bug);
         planted.push_str(&format!(" --sink-bug {bug}"));
-        // Each planted bug has the mode it is written for (commit-before-flush approves the buffer;
-        // skip-rewind leaves out the rewind of the sink that keeps its offsets).
-        if args.sink_mode.is_none() {
+    }
+    if let Some(mode) = &args.sink_mode {
+        planted.push_str(&format!(" --sink-mode {mode}"));
+    }
+    if let Some(bug) = &args.worker_bug {
+        planted.push_str(&format!(" --worker-bug {bug}"));
+    }
+    if let Some(bug) = &args.broker_bug {
+        planted.push_str(&format!(" --broker-bug {bug}"));
+    }
+    let test = test.with_scenario(|scenario| {
+        if let Some(bug) = &args.source_bug {
+            scenario.source_bug = bug_name(bug);
+        }
+        if let Some(bug) = &args.sink_bug {
+            scenario.sink_bug = bug_name(bug);
+            // Each planted bug has the mode it is written for (commit-before-flush approves the buffer;
+            // skip-rewind leaves out the rewind of the sink that keeps its offsets).
             scenario.sink_modes = sink_modes(match bug.as_str() {
                 "skip-rewind" => "offsets-in-destination",
                 _ => "buffer",
             });
         }
-    }
-    if let Some(mode) = &args.sink_mode {
-        scenario.sink_modes = sink_modes(mode);
-        planted.push_str(&format!(" --sink-mode {mode}"));
-    }
-    if let Some(bug) = &args.worker_bug {
-        scenario.worker_bug = bug_name(bug);
-        planted.push_str(&format!(" --worker-bug {bug}"));
-    }
-    if let Some(bug) = &args.broker_bug {
-        scenario.broker_bug = bug_name(bug);
-        planted.push_str(&format!(" --broker-bug {bug}"));
-    }
+        if let Some(mode) = &args.sink_mode {
+            scenario.sink_modes = sink_modes(mode);
+        }
+        if let Some(bug) = &args.worker_bug {
+            scenario.worker_bug = bug_name(bug);
+        }
+        if let Some(bug) = &args.broker_bug {
+            scenario.broker_bug = bug_name(bug);
+        }
+    });
     let one_seed = args.seeds.is_none();
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => seed..=seed,
@@ -218,8 +229,9 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     let mut reached: BTreeMap<Event, u64> = BTreeMap::new();
     let mut runs = 0;
     for seed in seeds {
-        let report =
-            run(&scenario, seed).map_err(|e| Failure::Message(format!("seed {seed}: {e}")))?;
+        let report = test
+            .run_seed(seed)
+            .map_err(|e| Failure::Message(format!("seed {seed}: {e}")))?;
         writeln!(out, "{}", report.summary())?;
         runs += 1;
         for event in report.coverage.keys() {
@@ -240,7 +252,7 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
             writeln!(
                 out,
                 "  replay: sluice sim --scenario {} --seed {seed}{planted} --report",
-                scenario.name
+                test.name()
             )?;
             failed.push(seed);
         }
@@ -262,10 +274,10 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         writeln!(
             out,
             "coverage: seeds that reached each event, of {runs} (* headline events of {})",
-            scenario.name
+            test.name()
         )?;
         for event in Event::ALL {
-            let mark = if scenario.headline.contains(&event) {
+            let mark = if test.required().contains(&event) {
                 '*'
             } else {
                 ' '

@@ -4,8 +4,8 @@
 
 use std::process::{Command, Output};
 
+use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
-use sluice_sim::Scenario;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -175,9 +175,9 @@ fn coverage_counts_the_seeds_that_reached_each_event() {
         .filter(|(headline, _, _)| *headline)
         .map(|(_, event, _)| *event)
         .collect();
-    let scenario = Scenario::named("crash-restart-storm").expect("a known scenario");
+    let scenario = builtin::scenario("crash-restart-storm").expect("a known scenario");
     // The summary lists events in their declaration order.
-    let mut expected = scenario.headline.to_vec();
+    let mut expected = scenario.required().to_vec();
     expected.sort();
     let expected: Vec<&str> = expected.iter().map(|e| e.as_str()).collect();
     assert_eq!(headline, expected);

@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use sluice_sim::{run, Scenario};
+use sluice_sim::builtin;
+use sluice_sim::kit::SimTest;
 
 const SEEDS_PER_MINUTE_TARGET: f64 = 60.0;
 const SIMULATED_PER_WALL_TARGET: f64 = 100.0;
@@ -26,14 +27,14 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// One pass over the seeds: median wall seconds per seed, median simulated seconds per wall second,
 /// total wall and simulated time.
 #[allow(clippy::disallowed_methods)] // a benchmark measures the wall clock, outside any simulation
-fn measure(scenario: &Scenario, seeds: u64) -> (f64, f64, Duration, Duration) {
+fn measure(test: &SimTest, seeds: u64) -> (f64, f64, Duration, Duration) {
     let mut walls = Vec::new();
     let mut rates = Vec::new();
     let mut simulated_total = Duration::ZERO;
     let started = Instant::now();
     for seed in 1..=seeds {
         let start = Instant::now();
-        let report = run(scenario, seed).expect("the simulation runs");
+        let report = test.run_seed(seed).expect("the simulation runs");
         let wall = start.elapsed();
         let simulated = Duration::from_millis(report.simulated_ms);
         simulated_total += simulated;
@@ -54,15 +55,13 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(30);
-    let scenario = Scenario::named("pipeline").expect("the standard scenario exists");
+    let test = builtin::scenario("pipeline").expect("the standard scenario exists");
     // The baseline, in the same process: the same scenario on one broker, as the simulation had before
     // it had several.
-    let one_broker = Scenario {
-        brokers: 1,
-        ..scenario.clone()
-    };
+    let one_broker = test.clone().with_scenario(|s| s.brokers = 1);
     let (baseline_per_seed, baseline_rate, _, _) = measure(&one_broker, seeds);
-    let (per_seed, simulated_per_wall, total, simulated_total) = measure(&scenario, seeds);
+    let (per_seed, simulated_per_wall, total, simulated_total) = measure(&test, seeds);
+    let scenario = test.scenario();
     let seeds_per_minute = 60.0 / per_seed;
     println!(
         "standard scenario ({}): {} workers, {} brokers, {} partitions, {} records, {} seeds",

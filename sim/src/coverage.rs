@@ -3,7 +3,8 @@
 //! A seed that passes proves something only if the paths it was meant to exercise ran: a crash that lost
 //! unsynced data, a commit refused as stale, a rewind applied. The simulated broker, clients, disks and
 //! workload connectors call [`reached`] where such an event happens, and each run's report counts them.
-//! Each scenario names its headline events, and a test fails if its CI seeds never reach one.
+//! Each built-in scenario requires its headline events ([`SimTest::require`](crate::kit::SimTest::require)),
+//! and a test fails if its CI seeds never reach one.
 //!
 //! The collector is process-wide: runs are serialized per process (see `harness::driver`), and each run
 //! starts it empty ([`start`]) and takes it at the end ([`finish`]). Events from code running outside a

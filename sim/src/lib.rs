@@ -141,6 +141,9 @@
 //! its anomalies, its fault plan shrunk to the faults that matter and the command that replays it, and
 //! keeps the shrunk plan in the crate's `sim-regressions/` for every later run to replay first. The crate
 //! `examples/kv-connectors` is a complete third-party connector crate tested this way.
+//!
+//! Sluice's own scenarios ([`builtin`], the ones `sluice sim` runs) are written with the same
+//! [`kit::SimTest`] builder; the harness behind it is private.
 
 // Without tokio_unstable, tokio's `select!` draws from an unseeded generator and a seed no longer replays
 // exactly; `.cargo/config.toml` sets it, and a RUSTFLAGS variable would silently override that.
@@ -150,11 +153,12 @@ compile_error!(
 );
 
 pub mod broker;
+pub mod builtin;
 pub mod client;
 pub mod coverage;
 mod delegate;
 pub mod faults;
-pub mod harness;
+mod harness;
 #[warn(missing_docs)]
 pub mod kit;
 pub mod oracle;
@@ -166,7 +170,7 @@ pub mod scenario;
 pub mod timeline;
 pub mod workload;
 
-pub use harness::{choose, run, run_planned, Choices, RunError};
+pub use harness::RunError;
 pub use report::Report;
 pub use scenario::{Guarantee, Scenario};
 pub use turmoil;

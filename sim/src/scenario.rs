@@ -1,9 +1,9 @@
 //! Scenarios: the shape of a simulated deployment (workers, partitions, records, timeouts), which faults the
-//! seed may choose from, and which guarantee the oracle holds the run to.
+//! seed may choose from, and which guarantee the oracle holds the run to. A [`SimTest`](crate::kit::SimTest)
+//! builds one; the built-in ones are in [`crate::builtin`].
 
 use std::time::Duration;
 
-use crate::coverage::Event;
 use crate::faults::FaultKind;
 use crate::kit::{SinkUnderTest, SourceUnderTest};
 use crate::workload::{self, Poison, SinkMode};
@@ -78,8 +78,6 @@ pub struct Scenario {
     pub faults: &'static [FaultKind],
     /// The fault kinds the scenario is about: a seed picks each with high odds and draws it at least once.
     pub headline_faults: &'static [FaultKind],
-    /// The runtime events the scenario exists to reach; its CI seeds must reach each (`tests/headlines.rs`).
-    pub headline: &'static [Event],
     /// How many faults a run injects at most.
     pub max_faults: usize,
     /// The sink consumers' `partition.assignment.strategy` values a seed picks from: `range` (eager
@@ -138,7 +136,6 @@ impl Scenario {
         drain_limit: Duration::from_secs(120),
         faults: &[],
         headline_faults: &[],
-        headline: &[],
         max_faults: 0,
         assignors: &["range", "cooperative-sticky"],
         guarantee: Guarantee::AtLeastOnce,
@@ -171,172 +168,6 @@ impl Scenario {
             name,
             ..Scenario::BASE
         }
-    }
-
-    /// Every named scenario.
-    pub fn all() -> Vec<Scenario> {
-        vec![
-            Scenario {
-                name: "file-to-file",
-                about: "FileStreamSource to Kafka to FileStreamSink on simulated disks, with the input rotated by copy and truncate, crashes (unsynced writes are lost), failed fsyncs (the dirty pages kept, or dropped as Linux does) of files and directories, failed and short writes, restarts, network holds, broker restarts, leader and coordinator moves and retriable produce errors, some outlasting delivery.timeout.ms",
-                workload: Workload::Files,
-                streams: 1,
-                records_per_stream: 10_000,
-                faults: &[
-                    FaultKind::CrashWorker,
-                    FaultKind::StopWorker,
-                    FaultKind::HoldNetwork,
-                    FaultKind::RestartBroker,
-                    FaultKind::MoveLeaders,
-                    FaultKind::MoveCoordinators,
-                    FaultKind::FailSync,
-                    FaultKind::FailDirSync,
-                    FaultKind::FailWrite,
-                    FaultKind::ShortWrite,
-                    FaultKind::Latency,
-                    FaultKind::ProduceErrors,
-                    FaultKind::RotateInput,
-                ],
-                headline_faults: &[
-                    FaultKind::CrashWorker,
-                    FaultKind::HoldNetwork,
-                    FaultKind::RotateInput,
-                ],
-                headline: &[
-                    Event::WorkerCrashed,
-                    Event::MemberThrownOut,
-                    Event::UnsyncedDataLost,
-                    Event::PartialLineRead,
-                    Event::InputRotated,
-                ],
-                max_faults: 8,
-                delivery_timeout: Duration::from_secs(15),
-                sink_modes: &[],
-                ..Scenario::BASE
-            },
-            Scenario {
-                name: "pipeline",
-                about: "source to Kafka to sink on three workers and three brokers, with message latency only; nothing may be lost or duplicated",
-                faults: &[FaultKind::Latency],
-                headline: &[Event::OutOfOrderAcknowledgement, Event::RecordSkipped],
-                max_faults: 2,
-                guarantee: Guarantee::ExactlyOnce,
-                ..Scenario::BASE
-            },
-            Scenario {
-                name: "sink-group-rebalance",
-                about: "workers leave and rejoin the sink group cleanly; revoked partitions are committed before they move, so nothing is duplicated with eager rebalances; with cooperative ones a stop that races a rebalance's completion has its last commit refused and is delivered again, so those runs are held to at least once (guarantee_relaxed in the report)",
-                faults: &[FaultKind::StopWorker, FaultKind::Latency],
-                headline_faults: &[FaultKind::StopWorker],
-                headline: &[Event::PartitionHandedOver],
-                max_faults: 5,
-                sink_tasks: 2,
-                guarantee: Guarantee::ExactlyOnce,
-                ..Scenario::BASE
-            },
-            Scenario {
-                name: "slow-flush",
-                about: "flushes and puts stall past session.timeout.ms and max.poll.interval.ms; members are thrown out and partitions move",
-                faults: &[FaultKind::StallFlush, FaultKind::StallPut, FaultKind::FailFlush],
-                headline_faults: &[FaultKind::StallFlush],
-                headline: &[
-                    Event::FlushPastMaxPollInterval,
-                    Event::MemberThrownOut,
-                    Event::RebalanceDuringFlush,
-                ],
-                max_faults: 5,
-                ..Scenario::BASE
-            },
-            Scenario {
-                name: "crash-restart-storm",
-                about: "workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, brokers restart (their partitions failing over) and partition leaders move, the brokers answer produce requests with retriable errors, some outlasting delivery.timeout.ms; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes",
-                faults: &[
-                    FaultKind::CrashWorker,
-                    FaultKind::StopWorker,
-                    FaultKind::HoldNetwork,
-                    FaultKind::PartitionNetwork,
-                    FaultKind::RestartBroker,
-                    FaultKind::MoveLeaders,
-                    FaultKind::MoveCoordinators,
-                    FaultKind::FailFlush,
-                    FaultKind::FailSync,
-                    FaultKind::FailDirSync,
-                    FaultKind::FailWrite,
-                    FaultKind::ShortWrite,
-                    FaultKind::Latency,
-                    FaultKind::ProduceErrors,
-                ],
-                headline_faults: &[
-                    FaultKind::CrashWorker,
-                    FaultKind::HoldNetwork,
-                    FaultKind::MoveLeaders,
-                ],
-                headline: &[
-                    Event::WorkerCrashed,
-                    Event::MemberThrownOut,
-                    Event::CommitRefusedStale,
-                    Event::RewindApplied,
-                    Event::PartitionsLost,
-                    Event::DeliveryFailed,
-                    Event::LeaderMoved,
-                ],
-                max_faults: 8,
-                delivery_timeout: Duration::from_secs(15),
-                ..Scenario::BASE
-            },
-            Scenario {
-                name: "exactly-once-source",
-                about: "exactly-once source support: the source task's worker is cut off from the broker while an orchestrator starts the task on another worker; the old instance comes back as a zombie and must be fenced; workers crash and restart, brokers restart, group and transaction coordinators move; read_committed sinks",
-                faults: &[
-                    FaultKind::TakeOver,
-                    FaultKind::CrashWorker,
-                    FaultKind::StopWorker,
-                    FaultKind::PartitionNetwork,
-                    FaultKind::RestartBroker,
-                    FaultKind::MoveLeaders,
-                    FaultKind::MoveCoordinators,
-                    FaultKind::Latency,
-                ],
-                headline_faults: &[
-                    FaultKind::TakeOver,
-                    FaultKind::CrashWorker,
-                    FaultKind::MoveCoordinators,
-                ],
-                headline: &[
-                    Event::ZombieFenced,
-                    Event::WorkerCrashed,
-                    Event::CoordinatorMoved,
-                    Event::RecordSkipped,
-                ],
-                max_faults: 8,
-                // A transaction per poll costs several round trips: the source runs slower than at least once.
-                drain_limit: Duration::from_secs(240),
-                guarantee: Guarantee::ExactlyOnceSource,
-                exactly_once: true,
-                transaction_boundaries: &["poll", "interval"],
-                sink_isolation: "read_committed",
-                ..Scenario::BASE
-            },
-            Scenario {
-                name: "retention",
-                about: "retention deletes the oldest records of the pipeline's topic (often all of them so far) while sink workers stop, crash or lose the network; a sink consumer whose position or committed offset is before the log start skips to it (auto.offset.reset=earliest), and the records no sink task wrote count as deleted, not lost",
-                faults: &[
-                    FaultKind::DeleteRecords,
-                    FaultKind::StopWorker,
-                    FaultKind::CrashWorker,
-                    FaultKind::HoldNetwork,
-                    FaultKind::Latency,
-                ],
-                headline_faults: &[FaultKind::DeleteRecords, FaultKind::HoldNetwork],
-                headline: &[Event::RetentionSkipped, Event::CommitBeforeLogStart],
-                max_faults: 6,
-                ..Scenario::BASE
-            },
-        ]
-    }
-
-    pub fn named(name: &str) -> Option<Scenario> {
-        Scenario::all().into_iter().find(|s| s.name == name)
     }
 
     pub fn total_records(&self) -> i64 {

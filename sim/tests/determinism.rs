@@ -2,20 +2,21 @@
 //! and trace hashes (the trace covers every fault, group change, commit and destination write, with
 //! simulated times).
 
-use sluice_sim::{run, Scenario};
+use sluice_sim::builtin;
 
 #[test]
 fn each_seed_replays_exactly() {
-    for scenario in Scenario::all() {
+    for scenario in builtin::scenarios() {
         for seed in [7, 8] {
-            let first = run(&scenario, seed).expect("the simulation runs");
-            let second = run(&scenario, seed).expect("the simulation runs");
+            let first = scenario.run_seed(seed).expect("the simulation runs");
+            let second = scenario.run_seed(seed).expect("the simulation runs");
             // A replay of a failing run would compare two wrong answers.
             assert!(first.passed(), "{}", first.summary());
             assert_eq!(
-                first.trace_hash, second.trace_hash,
+                first.trace_hash,
+                second.trace_hash,
                 "{} seed {seed} is not deterministic",
-                scenario.name
+                scenario.name()
             );
             let strip = |yaml: String| {
                 yaml.lines()
@@ -30,10 +31,11 @@ fn each_seed_replays_exactly() {
 
 #[test]
 fn different_seeds_give_different_runs() {
-    let scenario = Scenario::named("crash-restart-storm").expect("a known scenario");
+    let scenario = builtin::scenario("crash-restart-storm").expect("a known scenario");
     let hashes: std::collections::BTreeSet<String> = (1..=4)
         .map(|seed| {
-            run(&scenario, seed)
+            scenario
+                .run_seed(seed)
                 .expect("the simulation runs")
                 .trace_hash
         })

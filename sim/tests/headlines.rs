@@ -5,20 +5,20 @@
 
 use std::collections::BTreeSet;
 
+use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
-use sluice_sim::{run, Scenario};
 
 /// Seeds 1 to this many are the CI seeds; each scenario runs them until its headline events are reached.
 const CI_SEEDS: u64 = 20;
 
 fn check(name: &str) {
-    let scenario = Scenario::named(name).expect("a known scenario");
+    let scenario = builtin::scenario(name).expect("a known scenario");
     let mut reached: BTreeSet<Event> = BTreeSet::new();
     for seed in 1..=CI_SEEDS {
-        if scenario.headline.iter().all(|e| reached.contains(e)) {
+        if scenario.required().iter().all(|e| reached.contains(e)) {
             return;
         }
-        let report = run(&scenario, seed).expect("the simulation runs");
+        let report = scenario.run_seed(seed).expect("the simulation runs");
         assert!(
             report.passed(),
             "{}\nreplay: sluice sim --scenario {name} --seed {seed} --report",
@@ -27,7 +27,7 @@ fn check(name: &str) {
         reached.extend(report.coverage.keys().copied());
     }
     let missing: Vec<&str> = scenario
-        .headline
+        .required()
         .iter()
         .filter(|e| !reached.contains(e))
         .map(|e| e.as_str())
@@ -70,15 +70,16 @@ fn retention() {
 
 #[test]
 fn every_scenario_with_faults_beyond_latency_has_headline_events() {
-    for scenario in Scenario::all() {
+    for scenario in builtin::scenarios() {
         let only_latency = scenario
+            .scenario()
             .faults
             .iter()
             .all(|kind| *kind == sluice_sim::faults::FaultKind::Latency);
         assert!(
-            only_latency || !scenario.headline.is_empty(),
+            only_latency || !scenario.required().is_empty(),
             "{} injects faults but names no headline event",
-            scenario.name
+            scenario.name()
         );
     }
 }

@@ -4,19 +4,23 @@
 use std::collections::BTreeSet;
 
 use sluice_sim::faults::{Fault, Scheduled};
+use sluice_sim::kit::SimTest;
 use sluice_sim::oracle::AnomalyKind;
-use sluice_sim::{run_planned, Report, Scenario};
+use sluice_sim::{builtin, Report};
 
 const SEED: u64 = 11;
 
 fn kinds_found(source_bug: &'static str, sink_bug: &'static str) -> BTreeSet<AnomalyKind> {
-    let scenario = Scenario {
-        source_bug,
-        sink_bug,
-        drain_limit: std::time::Duration::from_secs(20),
-        ..Scenario::named("pipeline").expect("a known scenario")
-    };
-    let report = run_planned(&scenario, SEED, Vec::new()).expect("the simulation runs");
+    let scenario = builtin::scenario("pipeline")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.source_bug = source_bug;
+            s.sink_bug = sink_bug;
+            s.drain_limit = std::time::Duration::from_secs(20);
+        });
+    let report = scenario
+        .run_exact(SEED, Vec::new())
+        .expect("the simulation runs");
     assert_eq!(report.seed, SEED);
     assert!(
         report.summary().contains(&format!("seed={SEED} ANOMALY")),
@@ -90,13 +94,14 @@ fn a_sink_that_alters_values_is_inconsistent() {
 /// broker at 20 s for 10 s while the task starts on worker 1; transactions end every 2 s, so the cut-off
 /// instance leaves one open.
 fn take_over(worker_bug: &'static str, sink_isolation: &'static str) -> Report {
-    let scenario = Scenario {
-        worker_bug,
-        sink_isolation,
-        transaction_boundaries: &["interval"],
-        drain_limit: std::time::Duration::from_secs(120),
-        ..Scenario::named("exactly-once-source").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("exactly-once-source")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.worker_bug = worker_bug;
+            s.sink_isolation = sink_isolation;
+            s.transaction_boundaries = &["interval"];
+            s.drain_limit = std::time::Duration::from_secs(120);
+        });
     let plan = vec![Scheduled {
         at: std::time::Duration::from_secs(20),
         fault: Fault::TakeOver {
@@ -105,7 +110,7 @@ fn take_over(worker_bug: &'static str, sink_isolation: &'static str) -> Report {
             duration: std::time::Duration::from_secs(10),
         },
     }];
-    run_planned(&scenario, SEED, plan).expect("the simulation runs")
+    scenario.run_exact(SEED, plan).expect("the simulation runs")
 }
 
 fn kinds(report: &Report) -> BTreeSet<AnomalyKind> {
@@ -157,10 +162,11 @@ fn a_sink_reading_uncommitted_writes_aborted_records() {
 /// The at-least-once storm scenario with one scripted crash of worker 0, where the source task runs: down
 /// at 20 s for 2 s.
 fn source_restart(source_bug: &'static str) -> Report {
-    let scenario = Scenario {
-        source_bug,
-        ..Scenario::named("crash-restart-storm").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("crash-restart-storm")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.source_bug = source_bug;
+        });
     let plan = vec![Scheduled {
         at: std::time::Duration::from_secs(20),
         fault: Fault::CrashWorker {
@@ -168,7 +174,7 @@ fn source_restart(source_bug: &'static str) -> Report {
             down: std::time::Duration::from_secs(2),
         },
     }];
-    let report = run_planned(&scenario, SEED, plan).expect("the simulation runs");
+    let report = scenario.run_exact(SEED, plan).expect("the simulation runs");
     assert!(
         report
             .trace
@@ -201,14 +207,61 @@ fn a_source_that_restarts_from_the_beginning_redelivers_after_commit() {
     assert!(report.records.kafka_duplicates > 0);
 }
 
+/// The at-least-once storm scenario with eager rebalances, the StoreSink buffering, and one scripted
+/// clean stop: worker 2 leaves the group at 20 s for 5 s, its partitions move to the other workers (whose
+/// tasks open them), and move back when it returns.
+fn sink_handover(sink_bug: &'static str) -> Report {
+    let scenario = builtin::scenario("crash-restart-storm")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.sink_bug = sink_bug;
+            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+            s.assignors = &["range"];
+        });
+    let plan = vec![Scheduled {
+        at: std::time::Duration::from_secs(20),
+        fault: Fault::StopWorker {
+            worker: 2,
+            away: std::time::Duration::from_secs(5),
+        },
+    }];
+    let report = scenario.run_exact(SEED, plan).expect("the simulation runs");
+    assert!(
+        report
+            .coverage
+            .contains_key(&sluice_sim::coverage::Event::PartitionHandedOver),
+        "the partitions moved: {}",
+        report.to_yaml()
+    );
+    report
+}
+
+#[test]
+fn sink_tasks_given_partitions_resume_after_the_committed_offsets() {
+    let report = sink_handover("none");
+    assert!(report.passed(), "{}", report.to_yaml());
+}
+
+/// The partitions' new owners are members in good standing, so nothing excuses the copies: the oracle
+/// must not take them for a zombie's.
+#[test]
+fn a_sink_that_rewinds_what_it_is_given_to_the_start_redelivers_after_commit() {
+    let report = sink_handover("rewind-to-start");
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from([AnomalyKind::RedeliveredAfterCommit]),
+        "{}",
+        report.to_yaml()
+    );
+}
+
 /// A broker whose coordinator accepts offset commits from older generations (`broker_bug`), or the
 /// correct one, under a scripted plan.
-fn broker(broker_bug: &'static str, scenario: Scenario, seed: u64, plan: Vec<Scheduled>) -> Report {
-    let scenario = Scenario {
-        broker_bug,
-        ..scenario
-    };
-    run_planned(&scenario, seed, plan).expect("the simulation runs")
+fn broker(broker_bug: &'static str, scenario: SimTest, seed: u64, plan: Vec<Scheduled>) -> Report {
+    let scenario = scenario.with_scenario(|s| {
+        s.broker_bug = broker_bug;
+    });
+    scenario.run_exact(seed, plan).expect("the simulation runs")
 }
 
 /// Worker 1's messages to the broker are held for 20 s from 20 s on: its session expires and its
@@ -221,7 +274,7 @@ fn zombie_commits(broker_bug: &'static str) -> Report {
             duration: std::time::Duration::from_secs(20),
         },
     }];
-    let scenario = Scenario::named("crash-restart-storm").expect("a known scenario");
+    let scenario = builtin::scenario("crash-restart-storm").expect("a known scenario");
     let report = broker(broker_bug, scenario, SEED, plan);
     assert!(
         report

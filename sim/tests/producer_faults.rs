@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::{Fault, ProduceError, Scheduled};
-use sluice_sim::{run_planned, Scenario};
 
 fn produce_errors(error: ProduceError, percent: u8, seconds: u64) -> Vec<Scheduled> {
     vec![Scheduled {
@@ -24,13 +24,13 @@ fn produce_errors(error: ProduceError, percent: u8, seconds: u64) -> Vec<Schedul
 /// operator restarts its worker, and the task resumes from its committed offsets: nothing is lost.
 #[test]
 fn deliveries_that_fail_for_good_fail_the_task_and_the_restart_loses_nothing() {
-    let scenario = Scenario::named("crash-restart-storm").expect("a known scenario");
+    let scenario = builtin::scenario("crash-restart-storm").expect("a known scenario");
     let plan = produce_errors(
         ProduceError::NotLeaderOrFollower,
         100,
-        scenario.delivery_timeout.as_secs() * 2,
+        scenario.scenario().delivery_timeout.as_secs() * 2,
     );
-    let report = run_planned(&scenario, 1, plan).expect("the simulation runs");
+    let report = scenario.run_exact(1, plan).expect("the simulation runs");
     assert!(report.passed(), "{}", report.to_yaml());
     assert!(
         report
@@ -56,13 +56,14 @@ fn deliveries_that_fail_for_good_fail_the_task_and_the_restart_loses_nothing() {
 /// record arrives once (the run is held to exactly once).
 #[test]
 fn batches_retried_after_request_timeouts_are_appended_once() {
-    let scenario = Scenario {
-        guarantee: sluice_sim::Guarantee::ExactlyOnce,
-        assignors: &["range"],
-        ..Scenario::named("crash-restart-storm").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("crash-restart-storm")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.guarantee = sluice_sim::Guarantee::ExactlyOnce;
+            s.assignors = &["range"];
+        });
     let plan = produce_errors(ProduceError::RequestTimedOut, 50, 5);
-    let report = run_planned(&scenario, 1, plan).expect("the simulation runs");
+    let report = scenario.run_exact(1, plan).expect("the simulation runs");
     assert!(report.passed(), "{}", report.to_yaml());
     assert_eq!(
         (

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::{Fault, Scheduled};
-use sluice_sim::{run_planned, Report, Scenario};
+use sluice_sim::kit::SimTest;
+use sluice_sim::{builtin, Report};
 
 /// A cooperative rebalance took one partition from a sink task, and the flush before its commit failed:
 /// the task had dropped its whole buffer, but the runtime rewound only the revoked partition, so records of
@@ -14,11 +15,12 @@ use sluice_sim::{run_planned, Report, Scenario};
 /// `crash-restart-storm` seed 51; its fault plan is kept here so the schedule cannot drift away.
 #[test]
 fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
-    let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        brokers: 1,
-        ..Scenario::named("crash-restart-storm").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("crash-restart-storm")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = &["cooperative-sticky"];
+            s.brokers = 1;
+        });
     let at = |ms| Duration::from_millis(ms);
     let plan = vec![
         Scheduled {
@@ -49,7 +51,7 @@ fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
             fault: Fault::FailFlush,
         },
     ];
-    let report = run_planned(&scenario, 51, plan).expect("the simulation runs");
+    let report = scenario.run_exact(51, plan).expect("the simulation runs");
     assert!(
         report.passed(),
         "{}\n{}",
@@ -64,10 +66,9 @@ fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
 /// `exactly-once-source` seed 15 (worker 0 comes back at 38.1 s, the broker at 39.0 s).
 #[test]
 fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
-    let scenario = Scenario {
-        brokers: 1,
-        ..exactly_once(&["cooperative-sticky"], &["interval"])
-    };
+    let scenario = exactly_once(&["cooperative-sticky"], &["interval"]).with_scenario(|s| {
+        s.brokers = 1;
+    });
     let at = |ms| Duration::from_millis(ms);
     let crash = |ms, worker, down| Scheduled {
         at: at(ms),
@@ -93,7 +94,7 @@ fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
         broker(49_527, 3_490),
         crash(52_524, 1, 2_802),
     ];
-    let report = run_planned(&scenario, 15, plan).expect("the simulation runs");
+    let report = scenario.run_exact(15, plan).expect("the simulation runs");
     assert!(
         report.passed(),
         "{}\n{}",
@@ -106,12 +107,13 @@ fn an_exactly_once_connector_started_while_the_broker_is_down_waits_for_it() {
 fn exactly_once(
     assignors: &'static [&'static str],
     transaction_boundaries: &'static [&'static str],
-) -> Scenario {
-    Scenario {
-        assignors,
-        transaction_boundaries,
-        ..Scenario::named("exactly-once-source").expect("a known scenario")
-    }
+) -> SimTest {
+    builtin::scenario("exactly-once-source")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = assignors;
+            s.transaction_boundaries = transaction_boundaries;
+        })
 }
 
 fn at(ms: u64) -> Duration {
@@ -176,8 +178,9 @@ fn a_stopping_instance_that_regains_the_network_does_not_fence_the_live_one() {
         take_over(29_400, 16_656),
         stop(41_695, 0, 7_795),
     ];
-    let report =
-        run_planned(&exactly_once(&["range"], &["poll"]), 593, plan).expect("the simulation runs");
+    let report = exactly_once(&["range"], &["poll"])
+        .run_exact(593, plan)
+        .expect("the simulation runs");
     let at_ms = |line: &String| line.split(' ').next().and_then(|ms| ms.parse::<u64>().ok());
     let released = 29_400 + 16_656;
     let stopped_while_cut_off = report.trace.iter().any(|line| {
@@ -209,8 +212,9 @@ fn a_stopping_instance_that_regains_the_network_does_not_fence_the_live_one() {
 #[test]
 fn an_instance_of_an_older_placement_does_not_register() {
     let plan = vec![stop(27_830, 0, 1_450), take_over(29_400, 16_656)];
-    let report =
-        run_planned(&exactly_once(&["range"], &["poll"]), 593, plan).expect("the simulation runs");
+    let report = exactly_once(&["range"], &["poll"])
+        .run_exact(593, plan)
+        .expect("the simulation runs");
     assert_eq!(
         report.coverage.get(&Event::OlderGenerationRefused),
         Some(&1),
@@ -266,7 +270,8 @@ fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
             fault: Fault::MoveCoordinators { to: 2 },
         },
     ];
-    let report = run_planned(&exactly_once(&["cooperative-sticky"], &["poll"]), 773, plan)
+    let report = exactly_once(&["cooperative-sticky"], &["poll"])
+        .run_exact(773, plan)
         .expect("the simulation runs");
     assert_eq!(
         report.coverage.get(&Event::FailedSourceRestarted),
@@ -285,13 +290,14 @@ fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
 /// start, and commits it.
 #[test]
 fn a_sink_behind_the_log_start_commits_the_log_start() {
-    let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        sink_modes: &[sluice_sim::workload::SinkMode::Buffer],
-        // The source has written its last record by about 54 s; the partitions move at about 58 s.
-        active: Duration::from_secs(90),
-        ..Scenario::named("retention").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("retention")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = &["cooperative-sticky"];
+            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+            // The source has written its last record by about 54 s; the partitions move at about 58 s.
+            s.active = Duration::from_secs(90);
+        });
     let at = |ms| Duration::from_millis(ms);
     let plan = vec![
         Scheduled {
@@ -309,7 +315,7 @@ fn a_sink_behind_the_log_start_commits_the_log_start() {
             },
         },
     ];
-    let report = run_planned(&scenario, 83, plan).expect("the simulation runs");
+    let report = scenario.run_exact(83, plan).expect("the simulation runs");
     assert!(
         report.passed(),
         "{}\n{}",
@@ -343,11 +349,12 @@ fn a_sink_behind_the_log_start_commits_the_log_start() {
 /// position.
 #[test]
 fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
-    let scenario = Scenario {
-        assignors: &["cooperative-sticky"],
-        sink_modes: &[sluice_sim::workload::SinkMode::Buffer],
-        ..Scenario::named("retention").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("retention")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = &["cooperative-sticky"];
+            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+        });
     let plan = vec![
         Scheduled {
             at: at(40_108),
@@ -364,7 +371,7 @@ fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
             },
         },
     ];
-    let report = run_planned(&scenario, 404, plan).expect("the simulation runs");
+    let report = scenario.run_exact(404, plan).expect("the simulation runs");
     assert!(
         report.coverage.contains_key(&Event::RetentionSkipped),
         "the fault was reached: a consumer's position fell behind the log start\n{}",

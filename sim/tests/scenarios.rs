@@ -3,7 +3,7 @@
 //! `SLUICE_SEED=<n>` replays one seed instead, `SLUICE_SEEDS=<n>` runs seeds 1 to n (neither compares
 //! snapshots).
 
-use sluice_sim::{run, Scenario};
+use sluice_sim::builtin;
 
 /// The seeds every `cargo test` runs, with their reports snapshotted.
 const FIXED_SEEDS: [u64; 3] = [1, 2, 3];
@@ -21,10 +21,10 @@ fn seeds() -> (Vec<u64>, bool) {
 }
 
 fn check(name: &str) {
-    let scenario = Scenario::named(name).expect("a known scenario");
+    let scenario = builtin::scenario(name).expect("a known scenario");
     let (seeds, snapshot) = seeds();
     for seed in seeds {
-        let report = run(&scenario, seed).expect("the simulation runs");
+        let report = scenario.run_seed(seed).expect("the simulation runs");
         assert!(
             report.passed(),
             "{}\nreplay: SLUICE_SEED={seed} cargo test -p sluice-sim --test scenarios {}\n{}",

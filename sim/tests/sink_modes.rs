@@ -10,18 +10,19 @@ use sluice_sim::coverage::Event;
 use sluice_sim::faults::{Fault, Scheduled};
 use sluice_sim::oracle::AnomalyKind;
 use sluice_sim::workload::SinkMode;
-use sluice_sim::{run_planned, Guarantee, Report, Scenario};
+use sluice_sim::{builtin, Guarantee, Report};
 
 /// `crash-restart-storm` seed 4's plan: worker 1 crashes 21.9 s in, for 7.9 s.
 const SEED: u64 = 4;
 
 fn crash_once(modes: &'static [SinkMode], sink_bug: &'static str) -> Report {
-    let scenario = Scenario {
-        assignors: &["range"],
-        sink_modes: modes,
-        sink_bug,
-        ..Scenario::named("crash-restart-storm").expect("a known scenario")
-    };
+    let scenario = builtin::scenario("crash-restart-storm")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = &["range"];
+            s.sink_modes = modes;
+            s.sink_bug = sink_bug;
+        });
     let plan = vec![Scheduled {
         at: Duration::from_millis(21_859),
         fault: Fault::CrashWorker {
@@ -29,7 +30,7 @@ fn crash_once(modes: &'static [SinkMode], sink_bug: &'static str) -> Report {
             down: Duration::from_millis(7_882),
         },
     }];
-    let report = run_planned(&scenario, SEED, plan).expect("the simulation runs");
+    let report = scenario.run_exact(SEED, plan).expect("the simulation runs");
     assert!(
         report.coverage.contains_key(&Event::WorkerCrashed),
         "{}",

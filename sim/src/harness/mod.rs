@@ -24,4 +24,4 @@ mod offsets;
 mod operator;
 mod told;
 
-pub use driver::{choose, run, run_planned, Choices, RunError};
+pub use driver::{choose, run, run_planned, RunError};

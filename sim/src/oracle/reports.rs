@@ -95,7 +95,10 @@ mod tests {
         reports: &SourceReports,
         committed: i64,
     ) -> Vec<(AnomalyKind, String)> {
-        let scenario = Scenario::named(scenario).expect("scenario");
+        let scenario = crate::builtin::scenario(scenario)
+            .expect("scenario")
+            .scenario()
+            .clone();
         let topic = scenario.topic();
         // Stream 0's records 0..=5 are at offsets 0..=5 of partition 0.
         let positions = (0..=5)

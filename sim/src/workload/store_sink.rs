@@ -11,7 +11,9 @@
 //! (partition 0 is paused forever, so its records never arrive), `reverse-flush` (a write stores its records
 //! backwards), `write-twice` (every write is made again, as a blindly retried write would be),
 //! `garble-values` (values are written altered), `skip-rewind` (`open` claims its partitions but does not
-//! rewind them, as if the runtime ignored the request; `offsets-in-destination` mode).
+//! rewind them, as if the runtime ignored the request; `offsets-in-destination` mode), `rewind-to-start`
+//! (`open` asks the runtime to resume every partition it is given from offset 0, past what the group had
+//! committed, as a sink that mistook an assignment for a fresh start would).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,6 +80,7 @@ pub enum SinkBug {
     WriteTwice,
     GarbleValues,
     SkipRewind,
+    RewindToStart,
 }
 
 impl SinkBug {
@@ -90,6 +93,7 @@ impl SinkBug {
             "write-twice" => SinkBug::WriteTwice,
             "garble-values" => SinkBug::GarbleValues,
             "skip-rewind" => SinkBug::SkipRewind,
+            "rewind-to-start" => SinkBug::RewindToStart,
             _ => return None,
         })
     }
@@ -101,7 +105,7 @@ fn config_def() -> ConfigDef {
             BUG,
             ConfigType::String,
             "none",
-            "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice, garble-values or skip-rewind.",
+            "A deliberate bug: none, commit-before-flush, pause-partition, reverse-flush, write-twice, garble-values, skip-rewind or rewind-to-start.",
         )
         .optional(
             MODE,
@@ -337,6 +341,11 @@ impl SinkTask for StoreSinkTask {
         }
         if self.mode == SinkMode::OffsetsInDestination {
             self.rewind_to_stored(partitions);
+        }
+        if let (SinkBug::RewindToStart, Some(context)) = (self.bug, &self.context) {
+            for tp in partitions {
+                context.offset(tp.clone(), 0);
+            }
         }
         Ok(())
     }
