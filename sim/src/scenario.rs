@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::faults::FaultKind;
 use crate::kit::{SinkUnderTest, SourceUnderTest};
+use crate::oracle;
 use crate::workload::{self, Poison, SinkMode};
 
 /// How strictly duplicates are judged.
@@ -188,6 +189,16 @@ impl Scenario {
         self.workload == Workload::Sequences
             && self.source_under_test.is_none()
             && workload::poison(seq) == Some(Poison::RefusedBySink)
+    }
+
+    /// The source record (stream, seq) a Kafka record's value holds: as the source under test's model
+    /// [identifies](crate::kit::ExternalSource::identify) it, or else as the built-in workloads write
+    /// them (see [`oracle::parse_value`]).
+    pub fn identify(&self, value: &[u8]) -> Option<(i64, i64)> {
+        match &self.source_under_test {
+            Some(under_test) => under_test.system.identify(value),
+            None => oracle::parse_value(value),
+        }
     }
 
     /// The assignor this run's sink consumers use: the first allowed one (a seeded run narrows the list

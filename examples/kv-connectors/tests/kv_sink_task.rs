@@ -50,13 +50,25 @@ fn the_kv_sink_task_holds_at_least_once_through_every_cycle() {
 /// The first failing seed of `test`: it must exist and show one of `kinds`.
 fn caught(test: SinkTaskTest, kinds: &[AnomalyKind]) {
     match test.run() {
-        Err(TaskTestError::Failed { run, replay }) => {
-            println!("seed {} caught it; replay: {replay}", run.seed);
+        Err(TaskTestError::Failed {
+            run,
+            shrunk,
+            replay,
+        }) => {
+            println!("seed {} caught it; replay: {replay}\n{shrunk}", run.seed);
             assert!(
                 run.anomalies.iter().any(|a| kinds.contains(&a.kind)),
                 "{:?}",
                 run.anomalies
             );
+            // Shrinking keeps a prefix of the run that fails in the same way, and cuts it down.
+            assert!(
+                shrunk.run.anomalies.iter().any(|a| kinds.contains(&a.kind)),
+                "{shrunk}"
+            );
+            assert!(shrunk.steps < shrunk.of, "{shrunk}");
+            assert!(shrunk.run.log.len() < run.log.len(), "{shrunk}");
+            assert_eq!(shrunk.run.seed, run.seed);
             assert!(
                 replay.starts_with(&format!("SLUICE_SEED={} ", run.seed)),
                 "{replay}"

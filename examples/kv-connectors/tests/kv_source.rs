@@ -1,7 +1,8 @@
 //! The event-log source under the simulation, with Sluice's test kit: the correct source holds at least
 //! once through crashes and stops of its worker, lost sessions, broker restarts, produce errors and
 //! crashes of the service; a source whose offsets run ahead of what it read is caught, shrunk to the
-//! faults that matter, and caught again from the saved regression file.
+//! faults that matter, and caught again from the saved regression file. Logs of JSON orders are checked
+//! by the identity the model reads back from each order.
 
 #[path = "support/event_log.rs"]
 mod event_log;
@@ -10,12 +11,21 @@ use std::sync::Arc;
 
 use event_log::{EventLog, LOG_ADDRESS};
 use kv_connectors::{source_plugin, SOURCE_CLASS};
+use sluice_core::api::{SourceOffset, SourcePartition};
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::FaultKind;
-use sluice_sim::kit::{SimDialer, SimTest, SourceUnderTest, TestError};
+use sluice_sim::kit::{
+    ExternalSource, SimDialer, SimTest, SourceRecords, SourceUnderTest, TestError,
+};
 use sluice_sim::oracle::AnomalyKind;
+use sluice_sim::turmoil;
 
 fn source(bug: &str) -> SimTest {
+    source_of(Arc::new(EventLog::plain()), bug)
+}
+
+/// The source reading `system`, with its planted bug `bug` (`none` for the correct one).
+fn source_of(system: Arc<dyn ExternalSource>, bug: &str) -> SimTest {
     let config = [
         ("kv.address", LOG_ADDRESS),
         ("topic", "sequences"),
@@ -33,7 +43,7 @@ fn source(bug: &str) -> SimTest {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
-            system: Arc::new(EventLog),
+            system,
         },
     );
     assert_eq!(test.topic(), "sequences");
@@ -119,6 +129,68 @@ fn a_source_whose_offsets_run_ahead_loses_records_under_exactly_once_support() {
         failure.shrunk_report.anomalies.iter().any(|a| matches!(
             a.kind,
             AnomalyKind::CommittedBeforeDurable | AnomalyKind::Lost | AnomalyKind::Unseen
+        )),
+        "{failure}"
+    );
+}
+
+/// The logs hold JSON orders, not the kit's `stream-S:N` text; the model identifies each order
+/// (`ExternalSource::identify`), and the oracle finds every one in Kafka by it.
+#[test]
+fn a_source_of_json_orders_is_held_to_the_identity_its_model_reads_back() {
+    source_of(Arc::new(EventLog::orders()), "none")
+        .with_scenario(|s| s.name = "kv_source_orders")
+        .seeds(1..=50)
+        .require(&[Event::WorkerCrashed, Event::ExternalCrashed])
+        .check();
+}
+
+/// The orders' model without its `identify`: the oracle cannot find a single order in Kafka, and says
+/// so, so the passing test above rests on the identities the model read back.
+#[test]
+fn orders_no_model_identifies_are_none_of_the_systems_records() {
+    struct Unidentified(EventLog);
+    impl ExternalSource for Unidentified {
+        fn build(&self, sim: &mut turmoil::Sim<'_>, records: SourceRecords) {
+            self.0.build(sim, records)
+        }
+        fn hosts(&self) -> Vec<String> {
+            self.0.hosts()
+        }
+        fn covered(
+            &self,
+            partition: &SourcePartition,
+            offset: &SourceOffset,
+        ) -> Option<(i64, i64)> {
+            self.0.covered(partition, offset)
+        }
+    }
+    let report = source_of(Arc::new(Unidentified(EventLog::orders())), "none")
+        .with_scenario(|s| s.name = "kv_source_orders_unidentified")
+        .run_exact(1, Vec::new())
+        .expect("the simulation runs");
+    let kinds: Vec<AnomalyKind> = report.anomalies.iter().map(|a| a.kind).collect();
+    assert!(
+        kinds.contains(&AnomalyKind::Unseen) || kinds.contains(&AnomalyKind::Lost),
+        "{kinds:?}"
+    );
+}
+
+/// The planted bug is caught as well when the oracle knows the records only by the model's identities.
+#[test]
+fn a_source_of_orders_whose_offsets_run_ahead_is_caught() {
+    let failure = source_of(Arc::new(EventLog::orders()), "offset-at-log-end")
+        .with_scenario(|s| s.name = "kv_source_orders_offset_at_log_end")
+        .headline_faults(&[FaultKind::CrashWorker, FaultKind::StopWorker])
+        .seeds(1..=100)
+        .find_failure()
+        .expect("the simulation runs")
+        .expect("a seed of the first 100 catches it");
+    println!("{failure}");
+    assert!(
+        failure.shrunk_report.anomalies.iter().any(|a| matches!(
+            a.kind,
+            AnomalyKind::CommittedBeforeDurable | AnomalyKind::Lost
         )),
         "{failure}"
     );

@@ -34,4 +34,4 @@ pub use runner::{
 pub use source::{ExternalSource, SourceRecords, SourceUnderTest};
 pub use task::sink::SinkTaskTest;
 pub use task::source::SourceTaskTest;
-pub use task::{TaskHarness, TaskRun, TaskStep, TaskSweep, TaskTestError};
+pub use task::{Shrunk, TaskHarness, TaskRun, TaskStep, TaskSweep, TaskTestError};

@@ -2,8 +2,9 @@
 //! author implements ([`ExternalSource`]).
 //!
 //! The system holds `streams` streams of records that appear over simulated time; record `seq` of stream
-//! `stream` carries the text [`SourceRecords::value`] (`stream-S:N`), which the connector copies into the
-//! Kafka record's value, so the oracle finds every record again in Kafka. The connector's committed source
+//! `stream` carries an identity the connector copies into the Kafka record's value, so the oracle finds
+//! every record again in Kafka: by default the text [`SourceRecords::value`] (`stream-S:N`), or whatever
+//! the model's [`ExternalSource::identify`] reads back (a row's key columns, an event's id). The connector's committed source
 //! offsets are mapped back to the last record they cover ([`ExternalSource::covered`]): a committed
 //! offset says everything up to that record reached Kafka, and a record before it that is not there is
 //! lost.
@@ -35,6 +36,15 @@ pub trait ExternalSource: Send + Sync + 'static {
     /// The record (stream, seq) a committed source offset of the connector covers up to and including,
     /// or None if it covers none yet (`seq` -1 also says so).
     fn covered(&self, partition: &SourcePartition, offset: &SourceOffset) -> Option<(i64, i64)>;
+
+    /// The record (stream, seq) a Kafka record's value holds, or None if it holds none of the system's
+    /// records. By default the value is the text [`SourceRecords::value`] (`stream-S:N`), exactly; a
+    /// system whose records look otherwise (JSON rows, events with ids) reads its own identity back
+    /// here. The oracle holds every Kafka record of the topic to it: a value it cannot identify is no
+    /// record of the system.
+    fn identify(&self, value: &[u8]) -> Option<(i64, i64)> {
+        SourceRecords::identify(value)
+    }
 }
 
 /// What the system must hold by the end of the run, and when each record appears: the gaps between a
@@ -98,6 +108,16 @@ impl SourceRecords {
     pub fn value(stream: i64, seq: i64) -> String {
         format!("stream-{stream}:{seq}")
     }
+
+    /// The record whose [`value`](SourceRecords::value) is `value`, exactly, if it is one.
+    pub fn identify(value: &[u8]) -> Option<(i64, i64)> {
+        let (stream, seq) = std::str::from_utf8(value)
+            .ok()?
+            .strip_prefix("stream-")?
+            .split_once(':')?;
+        let id = (stream.parse().ok()?, seq.parse().ok()?);
+        (SourceRecords::value(id.0, id.1).as_bytes() == value).then_some(id)
+    }
 }
 
 /// Mixed into the run's seed for the record times, so they do not repeat the fault plan's draws.
@@ -149,5 +169,22 @@ mod tests {
         // Streams differ, and some records come together.
         assert_ne!(records.appears[0], records.appears[1]);
         assert!(records.appears[0].windows(2).any(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn a_records_value_identifies_it_exactly() {
+        assert_eq!(
+            SourceRecords::identify(SourceRecords::value(3, 41).as_bytes()),
+            Some((3, 41))
+        );
+        for other in [
+            "stream-3:041",
+            "stream-3:41 ",
+            "stream-3",
+            "line-4",
+            "stream--1:x",
+        ] {
+            assert_eq!(SourceRecords::identify(other.as_bytes()), None, "{other}");
+        }
     }
 }

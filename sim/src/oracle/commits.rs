@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::cluster::{Commit, GroupInvariants, Ownership};
 use super::durability::Durability;
-use super::{kafka_positions, parse_value, Anomaly, AnomalyKind};
+use super::{kafka_positions, Anomaly, AnomalyKind};
 use crate::broker::{ClusterEvent, Logs};
 use crate::protocol::Tp;
 use crate::scenario::Scenario;
@@ -145,7 +145,7 @@ impl CommitChecks {
     /// now is judged at the end: a record that arrived later was committed before it was durable, one that
     /// never did is lost.
     pub fn on_source_commit(&mut self, at: Duration, logs: &Logs, commits: &[(i64, i64)]) {
-        let positions = kafka_positions(logs, &self.topic);
+        let positions = kafka_positions(logs, &self.scenario);
         for &(stream, seq) in commits {
             self.source_commits
                 .entry(stream)
@@ -184,7 +184,10 @@ impl CommitChecks {
             for committed in logs.committed_records(&tp) {
                 let record = committed.record;
                 let (Some(id), Some(instance)) = (
-                    record.value.as_deref().and_then(parse_value),
+                    record
+                        .value
+                        .as_deref()
+                        .and_then(|value| self.scenario.identify(value)),
                     record
                         .headers
                         .iter()
@@ -250,7 +253,7 @@ impl CommitChecks {
 
     /// Every anomaly found at commits, now that Kafka's final contents are known.
     pub fn anomalies(&self, logs: &Logs) -> Vec<Anomaly> {
-        let positions = kafka_positions(logs, &self.topic);
+        let positions = kafka_positions(logs, &self.scenario);
         let mut found = self.anomalies.clone();
         found.extend(self.zombie_writes(logs).into_iter().map(|zombie| Anomaly {
             kind: AnomalyKind::ZombieWrite,

@@ -121,8 +121,10 @@ pub struct Anomaly {
 }
 
 /// Where each source record landed in Kafka, as a read_committed reader sees it (records of aborted or
-/// still open transactions are not there): (stream, seq) to Kafka positions.
-pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp, i64)>> {
+/// still open transactions are not there): (stream, seq), as the scenario identifies it, to Kafka
+/// positions.
+pub fn kafka_positions(logs: &Logs, scenario: &Scenario) -> BTreeMap<(i64, i64), Vec<(Tp, i64)>> {
+    let topic = scenario.topic();
     let mut positions: BTreeMap<(i64, i64), Vec<(Tp, i64)>> = BTreeMap::new();
     for (name, partitions) in logs.topics() {
         if name != topic {
@@ -131,7 +133,12 @@ pub fn kafka_positions(logs: &Logs, topic: &str) -> BTreeMap<(i64, i64), Vec<(Tp
         for partition in 0..partitions {
             let tp = Tp::new(topic, partition);
             for committed in logs.committed_records(&tp) {
-                if let Some(id) = committed.record.value.as_deref().and_then(parse_value) {
+                if let Some(id) = committed
+                    .record
+                    .value
+                    .as_deref()
+                    .and_then(|value| scenario.identify(value))
+                {
                     positions
                         .entry(id)
                         .or_default()
@@ -228,8 +235,7 @@ pub struct FinalState<'a> {
 /// The end-of-run checks.
 pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
     let scenario = state.scenario;
-    let topic = scenario.topic();
-    let positions = kafka_positions(state.logs, topic);
+    let positions = kafka_positions(state.logs, scenario);
     let mut anomalies = Vec::new();
     let mut tally = Tally {
         source_records: scenario.total_records(),

@@ -257,7 +257,7 @@ fn store_copies(
 /// The lines still in the output files, each with the record it holds (lines whose value is at more than
 /// one Kafka offset cannot be told apart and are left out) and the span its delivery began in.
 fn line_copies(lines: &[Line], evidence: &Evidence<'_>) -> Vec<Copy> {
-    let positions = kafka_positions(evidence.logs, evidence.scenario.topic());
+    let positions = kafka_positions(evidence.logs, evidence.scenario);
     let mut copies = Vec::new();
     // Per (worker, partition): the worker's last line of it so far, and when the delivery it was in began.
     struct Run {
@@ -320,7 +320,12 @@ fn judge_source(evidence: &Evidence<'_>, found: &mut Vec<Anomaly>) {
             {
                 continue;
             }
-            if let Some(id) = record.record.value.as_deref().and_then(parse_value) {
+            if let Some(id) = record
+                .record
+                .value
+                .as_deref()
+                .and_then(|value| evidence.scenario.identify(value))
+            {
                 sent.push(Sent {
                     at: record.visible_at,
                     producer: record.producer_id,

@@ -15,12 +15,43 @@ const LOG_HOST: &str = "log";
 const LOG_PORT: u16 = 7001;
 
 /// The service's event logs, growing as the kit's record times say.
-pub struct EventLog;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventLog {
+    /// Each log is a customer's orders, and each event a JSON order (`{"customer":S,"order":N,...}`)
+    /// rather than the kit's `stream-S:N` text: the model reads each record's identity back itself.
+    pub orders: bool,
+}
+
+impl EventLog {
+    /// Events carrying the kit's `stream-S:N` text.
+    pub fn plain() -> EventLog {
+        EventLog { orders: false }
+    }
+
+    /// Events that are JSON orders.
+    pub fn orders() -> EventLog {
+        EventLog { orders: true }
+    }
+
+    /// The text of record `seq` of `stream`.
+    fn event(&self, stream: i64, seq: i64) -> String {
+        if self.orders {
+            format!(
+                r#"{{"customer": {stream}, "order": {seq}, "total": "{}.{:02}"}}"#,
+                10 + seq % 90,
+                seq % 100
+            )
+        } else {
+            SourceRecords::value(stream, seq)
+        }
+    }
+}
 
 impl ExternalSource for EventLog {
     fn build(&self, sim: &mut turmoil::Sim<'_>, records: SourceRecords) {
         let records = Arc::new(records);
-        sim.host(LOG_HOST, move || serve_log(records.clone()));
+        let log = *self;
+        sim.host(LOG_HOST, move || serve_log(log, records.clone()));
     }
 
     fn hosts(&self) -> Vec<String> {
@@ -33,17 +64,31 @@ impl ExternalSource for EventLog {
         let next = offset.get("next")?.as_i64()?;
         Some((stream, next - 1))
     }
+
+    /// An order is (customer, order number), and must be the order this log wrote.
+    fn identify(&self, value: &[u8]) -> Option<(i64, i64)> {
+        if !self.orders {
+            return SourceRecords::identify(value);
+        }
+        let order: serde_json::Value = serde_json::from_slice(value).ok()?;
+        let id = (
+            order.get("customer")?.as_i64()?,
+            order.get("order")?.as_i64()?,
+        );
+        (self.event(id.0, id.1).as_bytes() == value).then_some(id)
+    }
 }
 
-async fn serve_log(records: Arc<SourceRecords>) -> turmoil::Result {
+async fn serve_log(log: EventLog, records: Arc<SourceRecords>) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", LOG_PORT)).await?;
     loop {
         let (stream, _) = listener.accept().await?;
-        tokio::spawn(log_connection(stream, records.clone()));
+        tokio::spawn(log_connection(log, stream, records.clone()));
     }
 }
 
 async fn log_connection(
+    log: EventLog,
     stream: turmoil::net::TcpStream,
     records: Arc<SourceRecords>,
 ) -> std::io::Result<()> {
@@ -64,10 +109,7 @@ async fn log_connection(
                     let end = records.appeared(stream, now);
                     let mut answer = String::new();
                     for seq in from.max(0)..end.min(from.max(0) + max) {
-                        answer.push_str(&format!(
-                            "EVENT {seq} {}\n",
-                            SourceRecords::value(stream, seq)
-                        ));
+                        answer.push_str(&format!("EVENT {seq} {}\n", log.event(stream, seq)));
                     }
                     answer.push_str(&format!("END {end}"));
                     answer

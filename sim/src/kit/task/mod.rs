@@ -13,7 +13,7 @@
 pub mod sink;
 pub mod source;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
@@ -165,11 +165,13 @@ impl fmt::Display for TaskSweep {
 /// Why a task test failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskTestError {
-    /// A seed found anomalies.
-    #[error("seed {} failed:\n{}\nreplay: {replay}", .run.seed, render_run(.run))]
+    /// A seed found anomalies; here it is, and what shrinking left of it.
+    #[error("seed {} failed:\n{}{shrunk}\nreplay: {replay}", .run.seed, render_run(.run))]
     Failed {
         /// The failing seed's run.
         run: Box<TaskRun>,
+        /// The shortest run of the seed found that fails the same way.
+        shrunk: Box<Shrunk>,
         /// The command that runs it again.
         replay: String,
     },
@@ -193,6 +195,44 @@ fn render_run(run: &TaskRun) -> String {
         out.push_str(&format!("  {line}\n"));
     }
     out
+}
+
+/// A failing task run cut down: the same seed takes only its first `steps` steps (each step is the same
+/// draw as in the full run, so these are the full run's first steps), without the external system's
+/// faults if it fails without them too.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    /// The steps kept, of the failing run's.
+    pub steps: usize,
+    /// The failing run's steps.
+    pub of: usize,
+    /// Whether the external system's faults were kept.
+    pub external_faults: bool,
+    /// The shrunk run.
+    pub run: TaskRun,
+}
+
+impl fmt::Display for Shrunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "shrunk to its first {} steps of {}{} (`.steps({}){}`), which fail the same way:",
+            self.steps,
+            self.of,
+            if self.external_faults {
+                ""
+            } else {
+                ", without the external system's faults"
+            },
+            self.steps,
+            if self.external_faults {
+                ""
+            } else {
+                ".without_external_faults()"
+            },
+        )?;
+        write!(f, "{}", render_run(&self.run))
+    }
 }
 
 /// What a run's driver found, shared with the harness outside the simulation.
@@ -226,6 +266,9 @@ pub struct Settings {
     seeds: RangeInclusive<u64>,
     required: Vec<TaskStep>,
     external_faults: bool,
+    /// When the external faults may strike, if not within [`active`](Settings::active): a shrunk run
+    /// takes fewer steps, and keeps the full run's window so that its faults strike when they did.
+    fault_window: Option<Duration>,
 }
 
 impl Settings {
@@ -238,19 +281,21 @@ impl Settings {
             seeds: 1..=100,
             required: Vec::new(),
             external_faults: true,
+            fault_window: None,
         }
     }
 
     /// How long the steps may take, roughly: the external faults strike within it.
     fn active(&self) -> Duration {
-        Duration::from_secs(self.steps as u64 / 2 + 10)
+        self.fault_window
+            .unwrap_or(Duration::from_secs(self.steps as u64 / 2 + 10))
     }
 }
 
 /// What the task harnesses ([`SinkTaskTest`](sink::SinkTaskTest),
 /// [`SourceTaskTest`](source::SourceTaskTest)) share: the seeds, the steps, what must be reached, and
 /// running as a `#[test]`.
-pub trait TaskHarness: Sized {
+pub trait TaskHarness: Sized + Clone {
     /// The test's settings.
     fn settings(&mut self) -> &mut Settings;
 
@@ -284,12 +329,65 @@ pub trait TaskHarness: Sized {
         self
     }
 
-    /// Runs the seeds; the first failing one is the error, and a sweep that never reached a required
-    /// step fails too.
+    /// Runs the seeds; the first failing one is the error, shrunk, and a sweep that never reached a
+    /// required step fails too.
     fn run(&self) -> Result<TaskSweep, TaskTestError> {
         let settings = self.settings_ref();
-        sweep(settings.name, &settings.seeds, &settings.required, |seed| {
-            self.run_seed(seed)
+        sweep(
+            settings.name,
+            &settings.seeds,
+            &settings.required,
+            |seed| self.run_seed(seed),
+            |run| self.shrink(run),
+        )
+    }
+
+    /// The shortest prefix of `failed`'s run that still fails the same way (some anomaly of the same
+    /// kind), without the external faults if it can: first without them, then the fewest steps by
+    /// bisection.
+    fn shrink(&self, failed: &TaskRun) -> Result<Shrunk, TaskTestError> {
+        let kinds: BTreeSet<AnomalyKind> = failed.anomalies.iter().map(|a| a.kind).collect();
+        let settings = self.settings_ref();
+        let of = settings.steps;
+        let window = settings.active();
+        let attempt = |steps: usize, external_faults: bool| {
+            let mut test = self.clone();
+            let settings = test.settings();
+            settings.steps = steps;
+            settings.external_faults = external_faults && settings.external_faults;
+            settings.fault_window = Some(window);
+            let run = test.run_seed(failed.seed)?;
+            let same = run.anomalies.iter().any(|a| kinds.contains(&a.kind));
+            Ok::<_, TaskTestError>(same.then_some(run))
+        };
+        let mut external_faults = settings.external_faults;
+        let mut best = failed.clone();
+        if external_faults {
+            if let Some(run) = attempt(of, false)? {
+                external_faults = false;
+                best = run;
+            }
+        }
+        let (mut passes, mut fails) = (0, of);
+        if let Some(run) = attempt(0, external_faults)? {
+            fails = 0;
+            best = run;
+        }
+        while fails > passes + 1 {
+            let mid = passes + (fails - passes) / 2;
+            match attempt(mid, external_faults)? {
+                Some(run) => {
+                    fails = mid;
+                    best = run;
+                }
+                None => passes = mid,
+            }
+        }
+        Ok(Shrunk {
+            steps: fails,
+            of,
+            external_faults,
+            run: best,
         })
     }
 
@@ -363,6 +461,7 @@ fn sweep(
     seeds: &RangeInclusive<u64>,
     required: &[TaskStep],
     mut run_seed: impl FnMut(u64) -> Result<TaskRun, TaskTestError>,
+    mut shrink: impl FnMut(&TaskRun) -> Result<Shrunk, TaskTestError>,
 ) -> Result<TaskSweep, TaskTestError> {
     let seeds = env_seeds(seeds).map_err(|e| TaskTestError::Setup(e.to_string()))?;
     let mut sweep = TaskSweep::default();
@@ -375,6 +474,7 @@ fn sweep(
         if !run.passed() {
             return Err(TaskTestError::Failed {
                 replay: replay_command(name, seed),
+                shrunk: Box::new(shrink(&run)?),
                 run: Box::new(run),
             });
         }

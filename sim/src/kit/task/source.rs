@@ -7,7 +7,7 @@
 //! end every record of the system must have reached Kafka (`unseen`), as itself (`inconsistent`), and be
 //! covered by the committed offsets once the faults are over (`not-drained`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use super::{
 };
 use crate::broker::now;
 use crate::kit::source::{ExternalSource, SourceRecords, SourceUnderTest};
-use crate::oracle::{cap, parse_value, Anomaly, AnomalyKind};
+use crate::oracle::{cap, Anomaly, AnomalyKind};
 
 /// A test of one source task: the connector under test and its system, the records that appear, the
 /// seeds.
@@ -99,11 +99,10 @@ impl SourceTaskTest {
         let mut anomalies = Vec::new();
         let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
         for value in kafka {
-            match parse_value(value.as_bytes()) {
+            match self.under_test.system.identify(value.as_bytes()) {
                 Some((stream, seq))
                     if (0..self.streams).contains(&stream)
-                        && (0..self.per_stream).contains(&seq)
-                        && SourceRecords::value(stream, seq) == *value =>
+                        && (0..self.per_stream).contains(&seq) =>
                 {
                     *seen.entry((stream, seq)).or_insert(0) += 1;
                 }
@@ -392,8 +391,11 @@ impl Driver {
         let mut lines = Vec::new();
         for (key, (partition, offset)) in offsets {
             if let Some((stream, seq)) = self.system.covered(&partition, &offset) {
-                let missing =
-                    (0..=seq).find(|s| !kafka.contains(&SourceRecords::value(stream, *s)));
+                let in_kafka: BTreeSet<(i64, i64)> = kafka
+                    .iter()
+                    .filter_map(|value| self.system.identify(value.as_bytes()))
+                    .collect();
+                let missing = (0..=seq).find(|s| !in_kafka.contains(&(stream, *s)));
                 if let Some(missing) = missing {
                     self.journal.anomaly(
                         AnomalyKind::CommittedBeforeDurable,
