@@ -195,3 +195,29 @@ fn a_source_of_orders_whose_offsets_run_ahead_is_caught() {
         "{failure}"
     );
 }
+
+/// Workers misconfigured with a `group.id` each give a moved task's instances different transactional
+/// ids, so nothing fences the old one: the oracle tells its late records from its successor's by their
+/// transactional producers, with nothing asked of the connector, and reports `zombie-write`.
+#[test]
+fn a_zombie_of_the_source_that_nothing_fences_is_caught() {
+    let failure = source("none")
+        .with_scenario(|s| {
+            s.name = "kv_source_exactly_once_unfenced";
+            s.worker_bug = "distinct-group-ids";
+        })
+        .exactly_once_source()
+        .seeds(1..=50)
+        .find_failure()
+        .expect("the simulation runs")
+        .expect("a seed of the first 50 lets a zombie write");
+    println!("{failure}");
+    assert!(
+        failure
+            .report
+            .anomalies
+            .iter()
+            .any(|a| a.kind == AnomalyKind::ZombieWrite),
+        "{failure}"
+    );
+}

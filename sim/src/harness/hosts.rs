@@ -124,7 +124,6 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
             scenario.source_interval.as_millis().to_string(),
         ),
         ("batch.size", "10".into()),
-        ("instance.header", scenario.exactly_once.to_string()),
         // Its records are bytes, and some are poison (see SequenceSource): skipped, not fatal.
         (
             "value.converter",

@@ -13,7 +13,6 @@ use super::{kafka_positions, Anomaly, AnomalyKind};
 use crate::broker::{ClusterEvent, Logs};
 use crate::protocol::Tp;
 use crate::scenario::Scenario;
-use crate::workload::INSTANCE_HEADER;
 
 /// Checks at the moment of each commit.
 pub struct CommitChecks {
@@ -29,8 +28,9 @@ pub struct CommitChecks {
     early: BTreeSet<(i64, i64, i64)>,
     /// Per stream, every source commit: when, and the seq it covers.
     source_commits: BTreeMap<i64, Vec<(Duration, i64)>>,
-    /// When each transactional producer epoch (producer id, epoch) was initialized.
-    inits: BTreeMap<(i64, i16), Duration>,
+    /// When each transactional producer epoch (producer id, epoch) was initialized, and its
+    /// transactional id.
+    inits: BTreeMap<(i64, i16), (Duration, String)>,
     /// Ranges of the topic retention deleted after the sink's group had committed an offset of their
     /// partition.
     deleted_while_owed: Vec<(Tp, Range<i64>)>,
@@ -99,9 +99,13 @@ impl CommitChecks {
         self.groups.on_event(at, event, &mut self.anomalies);
         match event {
             ClusterEvent::ProducerInitialized {
-                producer_id, epoch, ..
+                transactional_id,
+                producer_id,
+                epoch,
             } => {
-                self.inits.entry((*producer_id, *epoch)).or_insert(at);
+                self.inits
+                    .entry((*producer_id, *epoch))
+                    .or_insert_with(|| (at, transactional_id.clone()));
                 return;
             }
             ClusterEvent::RecordsDeleted { tp, deleted } if tp.topic == self.topic => {
@@ -164,44 +168,37 @@ impl CommitChecks {
             }
         }
     }
-    /// Records of the topic that became visible from zombie instances. An instance (the number a
-    /// source task stamps on its records) started when its transactional producer was first
-    /// initialized; a newer instance of the same task (one writing the same stream) fences it from then on.
+    /// Records of the topic that became visible from zombie instances. An instance is a transactional
+    /// producer's epoch (the connector is not asked to say which task instance wrote what): it started
+    /// when the epoch was initialized, and a newer instance writing the same stream, whatever its
+    /// transactional id, fences it from then on. A correct worker gives a task's every instance one
+    /// transactional id, so the broker fences older epochs and no record of theirs becomes visible later;
+    /// a misconfigured one (another id per worker) lets a zombie write on.
     pub fn zombie_writes(&self, logs: &Logs) -> Vec<ZombieWrite> {
         struct Seen {
             tp: Tp,
             offset: i64,
             id: (i64, i64),
-            instance: String,
+            instance: (i64, i16),
             visible_at: Duration,
         }
         let mut seen = Vec::new();
-        let mut started: BTreeMap<String, Duration> = BTreeMap::new();
-        let mut writers: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let mut writers: BTreeMap<i64, BTreeSet<(i64, i16)>> = BTreeMap::new();
         let partitions = logs.partition_count(&self.topic).unwrap_or(0);
         for partition in 0..partitions {
             let tp = Tp::new(self.topic.as_str(), partition);
             for committed in logs.committed_records(&tp) {
-                let record = committed.record;
-                let (Some(id), Some(instance)) = (
-                    record
-                        .value
-                        .as_deref()
-                        .and_then(|value| self.scenario.identify(value)),
-                    record
-                        .headers
-                        .iter()
-                        .find(|(key, _)| key == INSTANCE_HEADER)
-                        .and_then(|(_, value)| value.as_deref())
-                        .map(|value| String::from_utf8_lossy(value).into_owned()),
-                ) else {
+                let instance = (committed.producer_id, committed.epoch);
+                let Some(id) = committed
+                    .record
+                    .value
+                    .as_deref()
+                    .and_then(|value| self.scenario.identify(value))
+                    .filter(|_| self.inits.contains_key(&instance))
+                else {
                     continue;
                 };
-                if let Some(at) = self.inits.get(&(committed.producer_id, committed.epoch)) {
-                    let first = started.entry(instance.clone()).or_insert(*at);
-                    *first = (*first).min(*at);
-                }
-                writers.entry(id.0).or_default().insert(instance.clone());
+                writers.entry(id.0).or_default().insert(instance);
                 seen.push(Seen {
                     tp: tp.clone(),
                     offset: committed.offset,
@@ -213,19 +210,19 @@ impl CommitChecks {
         }
         let mut zombies = Vec::new();
         for record in seen {
-            let Some(mine) = started.get(&record.instance) else {
+            let Some((mine, id)) = self.inits.get(&record.instance) else {
                 continue;
             };
             let successor = writers[&record.id.0]
                 .iter()
-                .filter_map(|other| started.get(other).map(|at| (*at, other)))
-                .filter(|(at, _)| at > mine && *at < record.visible_at)
+                .filter_map(|other| self.inits.get(other).map(|(at, id)| (*at, other, id)))
+                .filter(|(at, _, _)| at > mine && *at < record.visible_at)
                 .min();
-            if let Some((at, other)) = successor {
+            if let Some((at, (_, epoch), other)) = successor {
                 zombies.push(ZombieWrite {
                     detail: format!(
-                        "instance {} wrote stream {} seq {} ({} offset {}), visible at {} ms, after instance {other} took over at {} ms",
-                        record.instance,
+                        "{id} (epoch {}) wrote stream {} seq {} ({} offset {}), visible at {} ms, after {other} (epoch {epoch}) took over at {} ms",
+                        record.instance.1,
                         record.id.0,
                         record.id.1,
                         record.tp,

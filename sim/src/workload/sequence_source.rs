@@ -2,9 +2,7 @@
 //! `stream-i:1`, ... up to `records.per.stream`; a stream is a source partition (`{"stream": i}`) and the
 //! sequence number its offset (`{"seq": n}`), so a restarted task resumes after its last committed record.
 //!
-//! Each started task is one instance, numbered from a counter the harness shares; with `instance.header`
-//! it stamps its number on every record (header [`INSTANCE_HEADER`]), so the oracle can tell a zombie's
-//! writes from its successor's.
+//! Each started task is one instance, numbered from a counter the harness shares.
 //!
 //! Some records are poison, as real sources have: every [`REFUSED_BY_SOURCE_EVERY`]th record of a stream
 //! holds a value of a type the source's `ByteArrayConverter` refuses (a string), and every
@@ -27,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header, RecordMetadata,
-    SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, RecordMetadata, SourceConnector,
+    SourceMap, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Value};
@@ -43,10 +41,6 @@ const BATCH: &str = "batch.size";
 const INTERVAL: &str = "poll.interval.ms";
 const BUG: &str = "bug";
 const ASSIGNED: &str = "streams.assigned";
-const STAMP: &str = "instance.header";
-
-/// The record header naming the task instance that wrote the record.
-pub const INSTANCE_HEADER: &str = "sim.instance";
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -64,12 +58,6 @@ fn config_def() -> ConfigDef {
             ConfigType::Long,
             "20",
             "Pause before each poll, in milliseconds.",
-        )
-        .optional(
-            STAMP,
-            ConfigType::Boolean,
-            "false",
-            "Stamp the task instance's number on every record.",
         )
         .optional(
             BUG,
@@ -232,8 +220,6 @@ pub struct SequenceSourceTask {
     reports: Arc<SourceReports>,
     /// This instance's number.
     instance: u64,
-    /// Whether it is stamped on every record.
-    stamp: bool,
 }
 
 #[async_trait]
@@ -246,7 +232,6 @@ impl SourceTask for SequenceSourceTask {
         self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
         self.bug = parsed.string(BUG).to_owned();
         self.instance = self.instances.fetch_add(1, Ordering::SeqCst);
-        self.stamp = parsed.boolean(STAMP);
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
         for stream in assigned
             .split(',')
@@ -296,12 +281,6 @@ impl SourceTask for SequenceSourceTask {
                     record_value(value, seq),
                 );
                 record.key = Data::string(key);
-                if self.stamp {
-                    record.headers.push(Header {
-                        key: INSTANCE_HEADER.into(),
-                        value: Data::string(self.instance.to_string()),
-                    });
-                }
                 self.reports.polled(self.instance, (stream, seq));
                 out.push(record);
             }
