@@ -157,6 +157,7 @@ pub mod builtin;
 pub mod client;
 pub mod coverage;
 mod delegate;
+pub mod fault_plan;
 pub mod faults;
 mod harness;
 #[warn(missing_docs)]

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::faults::FaultKind;
 use crate::kit::{SinkUnderTest, SourceUnderTest};
-use crate::oracle;
 use crate::workload::{self, Poison, SinkMode};
 
 /// How strictly duplicates are judged.
@@ -193,11 +192,11 @@ impl Scenario {
 
     /// The source record (stream, seq) a Kafka record's value holds: as the source under test's model
     /// [identifies](crate::kit::ExternalSource::identify) it, or else as the built-in workloads write
-    /// them (see [`oracle::parse_value`]).
+    /// them (see [`workload::record_id`]).
     pub fn identify(&self, value: &[u8]) -> Option<(i64, i64)> {
         match &self.source_under_test {
             Some(under_test) => under_test.system.identify(value),
-            None => oracle::parse_value(value),
+            None => workload::record_id(value),
         }
     }
 

@@ -19,7 +19,8 @@ use super::offsets::{OffsetFile, SourceCommits};
 use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
-use crate::faults::{self, Fault, Scheduled};
+use crate::fault_plan;
+use crate::faults::{Fault, Scheduled};
 use crate::kit::{DurableWrites, OpenPartitions, SourceRecords};
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
@@ -69,7 +70,7 @@ pub struct Choices {
 /// The choices `seed` makes for `scenario`; [`run_planned`] with them is [`run`].
 pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
     let mut rng = StdRng::seed_from_u64(seed);
-    let plan = faults::plan(scenario, &mut rng);
+    let plan = fault_plan::plan(scenario, &mut rng);
     let assignor = scenario
         .assignors
         .get(rng.random_range(0..scenario.assignors.len().max(1)))

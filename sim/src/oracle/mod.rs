@@ -150,15 +150,6 @@ pub fn kafka_positions(logs: &Logs, scenario: &Scenario) -> BTreeMap<(i64, i64),
     positions
 }
 
-/// A record's place in its source: SequenceSource's `stream-S:N` is (S, N) (see
-/// [`workload::parse_value`]); an input file's `line-N` is (0, N).
-pub fn parse_value(value: &[u8]) -> Option<(i64, i64)> {
-    if let Some(line) = value.strip_prefix(b"line-") {
-        return Some((0, std::str::from_utf8(line).ok()?.trim_end().parse().ok()?));
-    }
-    workload::parse_value(value)
-}
-
 /// At most five anomalies of each kind, then one line saying how many more there were.
 pub fn cap(anomalies: Vec<Anomaly>) -> Vec<Anomaly> {
     let mut counts: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
@@ -448,7 +439,7 @@ fn check_lines(
 ) -> Option<String> {
     let mut copies: BTreeMap<i64, usize> = BTreeMap::new();
     for line in lines {
-        match parse_value(line.as_bytes()) {
+        match workload::record_id(line.as_bytes()) {
             Some((0, n)) => *copies.entry(n).or_insert(0) += 1,
             _ => report(
                 AnomalyKind::Unseen,

@@ -31,12 +31,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::cluster::{Commit, Ownership};
-use super::{kafka_positions, parse_value, Anomaly, AnomalyKind};
+use super::{kafka_positions, Anomaly, AnomalyKind};
 use crate::broker::Logs;
 use crate::faults::{Fault, Scheduled};
 use crate::protocol::Tp;
 use crate::scenario::{Guarantee, Scenario};
-use crate::workload::{member_worker, Line, Strike, Write};
+use crate::workload::{self, member_worker, Line, Strike, Write};
 
 /// What the sink wrote, each copy with who wrote it and when.
 pub enum SinkCopies<'a> {
@@ -267,7 +267,7 @@ fn line_copies(lines: &[Line], evidence: &Evidence<'_>) -> Vec<Copy> {
     }
     let mut runs: BTreeMap<(usize, Tp), Run> = BTreeMap::new();
     for line in lines {
-        let Some([(tp, offset)]) = parse_value(line.text.as_bytes())
+        let Some([(tp, offset)]) = workload::record_id(line.text.as_bytes())
             .and_then(|id| positions.get(&id))
             .map(Vec::as_slice)
         else {

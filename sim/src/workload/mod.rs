@@ -27,6 +27,15 @@ use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 
+/// A built-in workload record's place in its source: SequenceSource's `stream-S:N` is (S, N) (see
+/// [`parse_value`]); an input file's `line-N` is (0, N).
+pub fn record_id(value: &[u8]) -> Option<(i64, i64)> {
+    if let Some(line) = value.strip_prefix(b"line-") {
+        return Some((0, std::str::from_utf8(line).ok()?.trim_end().parse().ok()?));
+    }
+    parse_value(value)
+}
+
 /// The client id of worker `worker`'s sink consumers: their member ids (`worker-N-M`) say which worker
 /// each member runs on.
 pub fn sink_client_id(worker: usize) -> String {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::decimal_format::DecimalFormat;
 use super::payload::{at, schemaless_from_json, value_from_json, Payload};
 use super::schema::{schema_from_json, SchemaJson};
 use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType};
@@ -20,15 +21,6 @@ const DECIMAL_FORMAT: &str = "decimal.format";
 pub(super) const ENVELOPE_REQUIRED: &str = "JsonConverter with schemas.enable requires \"schema\" and \
     \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON \
     data, set schemas.enable=false in your converter configuration.";
-
-/// How decimals are written; both forms are read whatever the setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum DecimalFormat {
-    /// A base64 string of the unscaled value's big-endian two's-complement bytes.
-    Base64,
-    /// A JSON number, as `BigDecimal.toString` writes it.
-    Numeric,
-}
 
 /// Converts Connect data to and from JSON, with its schema in an envelope unless `schemas.enable=false`.
 #[derive(Debug, Clone)]

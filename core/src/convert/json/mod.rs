@@ -2,6 +2,7 @@
 //! read and written with serde_json, whose `arbitrary_precision` feature keeps numbers exact.
 
 mod converter;
+mod decimal_format;
 mod payload;
 mod schema;
 #[cfg(test)]

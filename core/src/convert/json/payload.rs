@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value as Json};
 
-use super::converter::DecimalFormat;
+use super::decimal_format::DecimalFormat;
 use crate::convert::string::java_decimal;
 use crate::data::logical::Logical;
 use crate::data::{Decimal, Schema, SchemaType, Struct, Value};

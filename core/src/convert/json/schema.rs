@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
-use super::converter::DecimalFormat;
+use super::decimal_format::DecimalFormat;
 use super::payload::{
     at, default_of, is_integral, key_schema, value_from_json, value_schema, within, Payload,
 };

@@ -7,7 +7,8 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 
-use super::converter::{DecimalFormat, ENVELOPE_REQUIRED};
+use super::converter::ENVELOPE_REQUIRED;
+use super::decimal_format::DecimalFormat;
 use super::JsonConverter;
 use crate::config::ConfigMap;
 use crate::convert::{ConvertError, Converter};
