@@ -3,10 +3,13 @@
 //! [`Dialer`](sluice_core::net::Dialer) seam, so that the same code runs on the real network and in
 //! Sluice's simulation, where its tests run it with the test kit (`tests/`).
 //!
+//! - [`journal`]: `KvJournalSinkConnector`, which appends records to a journal file on the worker's disk
+//!   for the service's bulk loader, through the [`FileSystem`](sluice_core::fs::FileSystem) seam;
 //! - [`protocol`]: the service's line protocol and a client for it;
 //! - [`sink`]: `KvSinkConnector`, which writes each record under its Kafka coordinates;
 //! - [`source`]: `KvLogSourceConnector`, which copies the service's event logs into a topic.
 
+pub mod journal;
 pub mod protocol;
 pub mod sink;
 pub mod source;
@@ -14,12 +17,15 @@ pub mod source;
 use std::sync::Arc;
 
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
+use sluice_core::fs::FileSystem;
 use sluice_core::net::Dialer;
 
 /// The sink's class name.
 pub const SINK_CLASS: &str = "com.example.kv.KvSinkConnector";
 /// The source's class name.
 pub const SOURCE_CLASS: &str = "com.example.kv.KvLogSourceConnector";
+/// The journal sink's class name.
+pub const JOURNAL_CLASS: &str = "com.example.kv.KvJournalSinkConnector";
 
 /// The crate's connectors, reaching the service through `dialer`.
 pub fn register(registry: &mut PluginRegistry, dialer: Arc<dyn Dialer>) {
@@ -38,6 +44,11 @@ fn one_of(value: &str, options: &[&str]) -> Result<(), String> {
         true => Ok(()),
         false => Err(format!("must be one of {}", options.join(", "))),
     }
+}
+
+/// The journal sink's plugin, keeping its journals on `fs`.
+pub fn journal_plugin(fs: Arc<dyn FileSystem>) -> ConnectorPlugin {
+    ConnectorPlugin::sink(move || Box::new(journal::KvJournalSinkConnector::new(fs.clone())))
 }
 
 /// The sink connector's plugin, reaching the service through `dialer`.

@@ -243,9 +243,12 @@ pub fn run_planned(
     }
     let mut external = Vec::new();
     if let Some(under_test) = &scenario.sink_under_test {
-        under_test
-            .system
-            .build(&mut sim, DurableWrites::new(store.clone()));
+        let durable = DurableWrites::new(store.clone());
+        under_test.system.build(&mut sim, durable.clone());
+        let system = under_test.system.clone();
+        shared.ledger.watch(Box::new(move |worker, path, lines| {
+            system.synced(&durable, worker, path, lines)
+        }));
         external.extend(under_test.system.hosts());
     }
     if let Some(under_test) = &scenario.source_under_test {

@@ -17,6 +17,7 @@ use super::operator::TaskFailures;
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::coverage::{self, Event};
+use crate::kit::disk::on_disk;
 use crate::kit::{with_faults, Faults, OpenPartitions};
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
@@ -260,13 +261,16 @@ impl HostContext {
         let backend = Arc::new(SimBackend::new(bootstrap_servers(&self.scenario)));
         let mut plugins = workload::plugins(&self.workload, self.fs());
         if let Some(under_test) = &self.scenario.source_under_test {
-            plugins.register(&under_test.class, under_test.plugin.clone());
+            plugins.register(
+                &under_test.class,
+                on_disk(under_test.plugin.clone(), Arc::new(self.fs())),
+            );
         }
         if let Some(under_test) = &self.scenario.sink_under_test {
             plugins.register(
                 &under_test.class,
                 with_faults(
-                    under_test.plugin.clone(),
+                    on_disk(under_test.plugin.clone(), Arc::new(self.fs())),
                     Faults {
                         store: self.workload.store.clone(),
                         open: self.open_partitions.clone(),

@@ -33,6 +33,13 @@ pub trait ExternalSink: Send + Sync + 'static {
     /// The names of the hosts `build` adds: a
     /// [`CrashExternal`](crate::faults::Fault::CrashExternal) fault crashes and restarts them.
     fn hosts(&self) -> Vec<String>;
+
+    /// For a sink that keeps files on the workers' disks ([`worker_disk`](super::worker_disk)): a sync
+    /// by worker `worker` made these `lines` of `path` durable. Tell `durable` which records they hold
+    /// ([`DurableWrites::written_by`]). By default nothing: the system is elsewhere.
+    fn synced(&self, durable: &DurableWrites, worker: usize, path: &str, lines: &[String]) {
+        let _ = (durable, worker, path, lines);
+    }
 }
 
 /// The connector under test and its external system.

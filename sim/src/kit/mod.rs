@@ -4,6 +4,7 @@
 //! - [`destination`]: the external system a sink under test writes to, as the author describes it;
 //! - [`source`]: the external system a source under test reads;
 //! - [`dialer`]: the connector's way to its external system over the simulated network;
+//! - [`disk`]: its way to the workers' simulated disks, for a sink that keeps files;
 //! - [`errors`]: when the external system's model answers with errors;
 //! - `faulty`: the runtime-side faults (slow `put` and flush, failed flush) the kit injects around the
 //!   author's tasks without touching their code;
@@ -14,6 +15,7 @@
 
 pub mod destination;
 pub mod dialer;
+pub mod disk;
 pub mod errors;
 mod faulty;
 pub mod open_partitions;
@@ -24,6 +26,7 @@ pub mod task;
 
 pub use destination::{worker_at, DurableWrites, ExternalSink, SinkUnderTest};
 pub use dialer::SimDialer;
+pub use disk::worker_disk;
 pub use errors::answering_errors;
 pub(crate) use faulty::{with_faults, Faults};
 pub use open_partitions::OpenPartitions;

@@ -12,7 +12,7 @@ mod store_sink;
 mod strikes;
 
 pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Upsert, Write};
-pub use output_ledger::{Line, OutputLedger};
+pub use output_ledger::{Line, OutputLedger, SyncWatcher};
 pub use sequence_source::{
     parse_value, poison, refused_by_sink, Poison, SequenceSourceConnector, REFUSED_BY_SINK_EVERY,
     REFUSED_BY_SOURCE_EVERY,

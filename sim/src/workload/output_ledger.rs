@@ -1,9 +1,11 @@
 //! What each worker wrote to its files on its simulated disk, line by line: when each line was appended,
 //! when it became durable (a sync covered it) and whether a crash took it away before that. The oracle
 //! reads it to check each FileStreamSink commit against the lines durable at that moment, and to judge the
-//! lines written more than once.
+//! lines written more than once. A watcher (the test kit's, for a sink under test that keeps files) is told
+//! the lines each sync made durable.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,10 +45,22 @@ struct Inner {
     durable: BTreeSet<String>,
 }
 
+/// Told the lines a sync made durable: the worker, the file, and the lines.
+pub type SyncWatcher = Box<dyn Fn(usize, &str, &[String]) + Send + Sync>;
+
 /// Every worker's files, line by line.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct OutputLedger {
     inner: Mutex<Inner>,
+    watcher: Mutex<Option<SyncWatcher>>,
+}
+
+impl fmt::Debug for OutputLedger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputLedger")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutputLedger {
@@ -99,12 +113,26 @@ impl OutputLedger {
         let Some(file) = files.get_mut(&(worker, path.to_owned())) else {
             return;
         };
+        let mut newly = Vec::new();
         for &(index, _) in &file.live[file.synced..] {
             let line = &mut file.history[index];
             line.synced = Some(at);
             durable.insert(line.text.clone());
+            newly.push(line.text.clone());
         }
         file.synced = file.live.len();
+        drop(inner);
+        if newly.is_empty() {
+            return;
+        }
+        if let Some(watcher) = &*self.watcher.lock().unwrap_or_else(|e| e.into_inner()) {
+            watcher(worker, path, &newly);
+        }
+    }
+
+    /// From now on, `watcher` is told the lines each sync makes durable.
+    pub fn watch(&self, watcher: SyncWatcher) {
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
     }
 
     /// Whether a line with this text is durable in some worker's file.
