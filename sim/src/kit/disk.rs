@@ -4,7 +4,8 @@
 //! not synced; the disk starts empty (only its root directory exists); the disk faults (`fail-sync`,
 //! `fail-write`, `short-write`, ...) strike it as they strike Sluice's FileStream connectors; and each
 //! sync's newly durable lines are told to the sink model's
-//! [`ExternalSink::synced`](super::ExternalSink::synced), which maps them back to records.
+//! [`ExternalSink::synced`](super::ExternalSink::synced), which maps them back to records. The disks are
+//! the workers' of a [`SimTest`](super::SimTest) run; the task harnesses have none yet.
 
 use std::cell::RefCell;
 use std::sync::Arc;
