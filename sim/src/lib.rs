@@ -153,6 +153,7 @@ compile_error!(
 );
 
 pub mod broker;
+#[warn(missing_docs)]
 pub mod builtin;
 pub mod client;
 pub mod coverage;

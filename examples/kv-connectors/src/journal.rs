@@ -7,8 +7,8 @@
 //! not synced are cut off the file when they cannot be trusted any more: when a sync fails (the kernel
 //! may have dropped them although a later sync succeeds) and when the runtime closes partitions while
 //! some of their lines are unsynced (they belong to another task now, which starts from the committed
-//! offsets). The next flush then fails, so the runtime goes back to the committed offsets and delivers
-//! everything since again.
+//! offsets). The next flush then fails, cutting off what was put meanwhile too, so the runtime goes back
+//! to the committed offsets and delivers everything since again, once.
 //!
 //! Keys: `journal.file` (required); `bug`, a deliberate mistake for the crate's own tests of the
 //! simulation: `none` (the default) or `commit-before-sync` (`pre_commit` approves what was written and
@@ -224,6 +224,8 @@ impl SinkTask for JournalTask {
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
         if let Some(why) = self.broken.take() {
+            // The runtime goes back to the committed offsets: what was put since comes again, once.
+            self.cut_unsynced().await;
             return Err(ConnectError::retriable(why));
         }
         if self.commit_before_sync {

@@ -90,7 +90,7 @@ fn journal(name: &'static str, bug: &str) -> SimTest {
 #[test]
 fn the_journal_sink_delivers_every_record_at_least_once_through_crashes_and_disk_faults() {
     journal("kv_journal_at_least_once", "none")
-        .seeds(1..=100)
+        .seeds(1..=200)
         .require(&[
             Event::WorkerCrashed,
             Event::UnsyncedDataLost,
