@@ -161,7 +161,7 @@ impl Scenario {
         source_under_test: None,
     };
 
-    /// A scenario with the defaults every named one starts from: three workers and three brokers, 8
+    /// A scenario with the defaults every built-in one starts from: three workers and three brokers, 8
     /// partitions, 10,000 records from 8 streams, 60 s of faults, at least once, no faults allowed.
     pub fn base(name: &'static str) -> Scenario {
         Scenario {

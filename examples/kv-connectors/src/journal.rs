@@ -5,7 +5,8 @@
 //!
 //! `put` appends; `pre_commit` syncs the file and approves only the offsets the sync made durable. Lines
 //! not synced are cut off the file when they cannot be trusted any more: when a sync fails (the kernel
-//! may have dropped them although a later sync succeeds) and when the runtime closes partitions while
+//! may have dropped them although a later sync succeeds), when a write fails (a line may be half
+//! written), and when the runtime closes partitions while
 //! some of their lines are unsynced (they belong to another task now, which starts from the committed
 //! offsets). The next flush then fails, cutting off what was put meanwhile too, so the runtime goes back
 //! to the committed offsets and delivers everything since again, once.
@@ -210,7 +211,12 @@ impl SinkTask for JournalTask {
                 "{} {} {} {}\n",
                 record.topic, record.partition, record.kafka_offset, value
             );
-            self.append(line.as_bytes()).await?;
+            if let Err(e) = self.append(line.as_bytes()).await {
+                // A line may be half written: cut off everything unsynced, and have it come again.
+                self.cut_unsynced().await;
+                self.broken = Some(e.to_string());
+                return Err(e);
+            }
             self.written.insert(
                 TopicPartition::new(&*record.topic, record.partition),
                 record.kafka_offset + 1,

@@ -28,7 +28,8 @@ impl ExternalSink for WorkerJournals {
     }
 
     /// Each line is `<topic> <partition> <offset> <value>`.
-    fn synced(&self, durable: &DurableWrites, worker: usize, _: &str, lines: &[String]) {
+    /// Each task keeps its own file: the path names the writer.
+    fn synced(&self, durable: &DurableWrites, worker: usize, path: &str, lines: &[String]) {
         for line in lines {
             let mut words = line.splitn(4, ' ');
             let (Some(topic), Some(partition), Some(offset), Some(value)) =
@@ -37,7 +38,7 @@ impl ExternalSink for WorkerJournals {
                 continue;
             };
             if let (Ok(partition), Ok(offset)) = (partition.parse(), offset.parse()) {
-                durable.written_by(worker, topic, partition, offset, value);
+                durable.written_as(worker, path, topic, partition, offset, value);
             }
         }
     }
@@ -62,7 +63,7 @@ const JOURNAL_FAULTS: &[FaultKind] = &[
 fn journal(name: &'static str, bug: &str) -> SimTest {
     let config = [
         ("journal.file", "/journal"),
-        ("tasks.max", "1"),
+        ("tasks.max", "2"),
         ("bug", bug),
     ];
     SimTest::sink(

@@ -35,8 +35,10 @@ pub trait ExternalSink: Send + Sync + 'static {
     fn hosts(&self) -> Vec<String>;
 
     /// For a sink that keeps files on the workers' disks ([`worker_disk`](super::worker_disk)): a sync
-    /// by worker `worker` made these `lines` of `path` durable. Tell `durable` which records they hold
-    /// ([`DurableWrites::written_by`]). By default nothing: the system is elsewhere.
+    /// by worker `worker` of `path`, a file it appends to (`FileSystem::open_append`), made these
+    /// `lines` durable. Tell `durable` which records they hold ([`DurableWrites::written_as`], with the
+    /// path as the writer). Files written whole (`create`, then `rename`) are not told, nor are synced
+    /// lines a truncation cuts off. By default nothing: the system is elsewhere.
     fn synced(&self, durable: &DurableWrites, worker: usize, path: &str, lines: &[String]) {
         let _ = (durable, worker, path, lines);
     }
@@ -129,6 +131,27 @@ impl DurableWrites {
         self.written(peer, topic, partition, offset, value);
         self.store
             .upsert(key, Tp::new(topic, partition), offset, value);
+    }
+
+    /// As [`written_by`](DurableWrites::written_by), with the writer named (a task's own file, say):
+    /// writers are told apart by name, so two tasks of one worker are two writers.
+    pub fn written_as(
+        &self,
+        worker: usize,
+        writer: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        value: &str,
+    ) {
+        self.record(
+            format!("worker-{worker} {writer}"),
+            worker,
+            topic,
+            partition,
+            offset,
+            value,
+        );
     }
 
     /// As [`written`](DurableWrites::written), for a system that knows the writing worker but not its

@@ -2,8 +2,8 @@
 //! [`FileSystem`] seam (production hands it `LocalFs`), and the test's plugin factory hands it
 //! [`worker_disk`], the disk of the worker the connector is made on. A crash of the worker loses what was
 //! not synced; the disk starts empty (only its root directory exists); the disk faults (`fail-sync`,
-//! `fail-write`, `short-write`, ...) strike it as they strike Sluice's FileStream connectors; and each
-//! sync's newly durable lines are told to the sink model's
+//! `fail-write`, `short-write`, ...) strike it as they strike Sluice's FileStream connectors; and the
+//! lines each sync of an appended file makes durable are told to the sink model's
 //! [`ExternalSink::synced`](super::ExternalSink::synced), which maps them back to records. The disks are
 //! the workers' of a [`SimTest`](super::SimTest) run; the task harnesses have none yet.
 

@@ -299,7 +299,8 @@ impl SimTest {
     /// the seed picks), with its offsets in the offsets topic; an orchestrator moves it to another
     /// worker while the old one is cut off ([`FaultKind::TakeOver`]), and the old instance must be
     /// fenced. The run is held to [`Guarantee::ExactlyOnceSource`]: each record in Kafka once for
-    /// read_committed readers. Faults come from [`EXACTLY_ONCE_SOURCE_FAULTS`].
+    /// read_committed readers. Faults come from [`EXACTLY_ONCE_SOURCE_FAULTS`]: call it before
+    /// [`faults`](SimTest::faults) and [`headline_faults`](SimTest::headline_faults), which it replaces.
     pub fn exactly_once_source(mut self) -> SimTest {
         self.scenario.exactly_once = true;
         self.scenario.transaction_boundaries = &["poll", "interval"];

@@ -173,7 +173,9 @@ impl CommitChecks {
     /// when the epoch was initialized, and a newer instance writing the same stream, whatever its
     /// transactional id, fences it from then on. A correct worker gives a task's every instance one
     /// transactional id, so the broker fences older epochs and no record of theirs becomes visible later;
-    /// a misconfigured one (another id per worker) lets a zombie write on.
+    /// a misconfigured one (another id per worker) lets a zombie write on. Only transactional writes are
+    /// judged. A fenced instance that initializes its producer again counts as a new instance: what it
+    /// then writes a second time is caught as a duplicate, not as a zombie's write.
     pub fn zombie_writes(&self, logs: &Logs) -> Vec<ZombieWrite> {
         struct Seen {
             tp: Tp,

@@ -1,6 +1,6 @@
 //! Records retention deleted before any sink task wrote them are not the sink's to deliver, but the
 //! user must hear of them: each must fall in a range the runtime reported (the sink task's ERROR that
-//! names the partition and the deleted offsets, which [`crate::harness::told`] reads from its log).
+//! names the partition and the deleted offsets, which the harness reads from its log).
 //!
 //! Exempt are records deleted before the sink's group had committed an offset of their partition: a
 //! consumer starting on a partition without a committed offset cannot tell records deleted before it

@@ -88,8 +88,9 @@ mod tests {
 
     #[test]
     fn names_records_by_source_identity_and_kafka_position_once_each() {
-        let detail = "instance 2 wrote stream 0 seq 49 (sequences-3 offset 17), visible at 5120 ms, \
-                      after instance 3 took over at 4000 ms; stream-0:49 again, sequences-3 at offset 17";
+        let detail = "connect-cluster-sequence-source-0 (epoch 2) wrote stream 0 seq 49 (sequences-3 offset 17), \
+                      visible at 5120 ms, after connect-cluster-sequence-source-0 (epoch 3) took over at 4000 ms; \
+                      stream-0:49 again, sequences-3 at offset 17";
         assert_eq!(involved_records(detail), ["stream-0:49", "sequences-3@17"]);
         assert_eq!(stated_time(detail), Some(Duration::from_millis(5120)));
         assert_eq!(

@@ -208,29 +208,41 @@ pub struct Shrunk {
     pub of: usize,
     /// Whether the external system's faults were kept.
     pub external_faults: bool,
+    /// The full run's window for the external faults, which a shrunk run keeps.
+    pub window: Duration,
     /// The shrunk run.
     pub run: TaskRun,
 }
 
 impl fmt::Display for Shrunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "shrunk to its first {} steps of {}{} (`.steps({}){}`), which fail the same way:",
-            self.steps,
-            self.of,
-            if self.external_faults {
-                ""
-            } else {
-                ", without the external system's faults"
-            },
-            self.steps,
-            if self.external_faults {
-                ""
-            } else {
-                ".without_external_faults()"
-            },
-        )?;
+        let replay = if self.external_faults {
+            format!(
+                ".steps({}).external_faults_within(Duration::from_millis({}))",
+                self.steps,
+                self.window.as_millis()
+            )
+        } else {
+            format!(".steps({}).without_external_faults()", self.steps)
+        };
+        if self.steps == self.of && self.external_faults {
+            writeln!(
+                f,
+                "could not be shortened: every shorter run passes (`{replay}`):"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "shrunk to its first {} steps of {}{} (`{replay}`), which fail the same way:",
+                self.steps,
+                self.of,
+                if self.external_faults {
+                    ""
+                } else {
+                    ", without the external system's faults"
+                },
+            )?;
+        }
         write!(f, "{}", render_run(&self.run))
     }
 }
@@ -329,6 +341,14 @@ pub trait TaskHarness: Sized + Clone {
         self
     }
 
+    /// Draws the external system's faults within `window` of simulated time, instead of a window that
+    /// grows with the steps; a shrunk run keeps its full run's window this way, so its faults strike
+    /// when they did.
+    fn external_faults_within(mut self, window: Duration) -> Self {
+        self.settings().fault_window = Some(window);
+        self
+    }
+
     /// Runs the seeds; the first failing one is the error, shrunk, and a sweep that never reached a
     /// required step fails too.
     fn run(&self) -> Result<TaskSweep, TaskTestError> {
@@ -344,8 +364,8 @@ pub trait TaskHarness: Sized + Clone {
 
     /// The shortest prefix of `failed`'s run that still fails the same way (some anomaly of the same
     /// kind), without the external faults if it can: first without them, then the fewest steps by
-    /// bisection.
-    fn shrink(&self, failed: &TaskRun) -> Result<Shrunk, TaskTestError> {
+    /// bisection. A try that cannot run counts as one that does not fail.
+    fn shrink(&self, failed: &TaskRun) -> Shrunk {
         let kinds: BTreeSet<AnomalyKind> = failed.anomalies.iter().map(|a| a.kind).collect();
         let settings = self.settings_ref();
         let of = settings.steps;
@@ -356,26 +376,26 @@ pub trait TaskHarness: Sized + Clone {
             settings.steps = steps;
             settings.external_faults = external_faults && settings.external_faults;
             settings.fault_window = Some(window);
-            let run = test.run_seed(failed.seed)?;
+            let run = test.run_seed(failed.seed).ok()?;
             let same = run.anomalies.iter().any(|a| kinds.contains(&a.kind));
-            Ok::<_, TaskTestError>(same.then_some(run))
+            same.then_some(run)
         };
         let mut external_faults = settings.external_faults;
         let mut best = failed.clone();
         if external_faults {
-            if let Some(run) = attempt(of, false)? {
+            if let Some(run) = attempt(of, false) {
                 external_faults = false;
                 best = run;
             }
         }
         let (mut passes, mut fails) = (0, of);
-        if let Some(run) = attempt(0, external_faults)? {
+        if let Some(run) = attempt(0, external_faults) {
             fails = 0;
             best = run;
         }
         while fails > passes + 1 {
             let mid = passes + (fails - passes) / 2;
-            match attempt(mid, external_faults)? {
+            match attempt(mid, external_faults) {
                 Some(run) => {
                     fails = mid;
                     best = run;
@@ -383,12 +403,13 @@ pub trait TaskHarness: Sized + Clone {
                 None => passes = mid,
             }
         }
-        Ok(Shrunk {
+        Shrunk {
             steps: fails,
             of,
             external_faults,
+            window,
             run: best,
-        })
+        }
     }
 
     /// Runs the test and panics with the failure, as a `#[test]` should.
@@ -461,7 +482,7 @@ fn sweep(
     seeds: &RangeInclusive<u64>,
     required: &[TaskStep],
     mut run_seed: impl FnMut(u64) -> Result<TaskRun, TaskTestError>,
-    mut shrink: impl FnMut(&TaskRun) -> Result<Shrunk, TaskTestError>,
+    mut shrink: impl FnMut(&TaskRun) -> Shrunk,
 ) -> Result<TaskSweep, TaskTestError> {
     let seeds = env_seeds(seeds).map_err(|e| TaskTestError::Setup(e.to_string()))?;
     let mut sweep = TaskSweep::default();
@@ -474,7 +495,7 @@ fn sweep(
         if !run.passed() {
             return Err(TaskTestError::Failed {
                 replay: replay_command(name, seed),
-                shrunk: Box::new(shrink(&run)?),
+                shrunk: Box::new(shrink(&run)),
                 run: Box::new(run),
             });
         }

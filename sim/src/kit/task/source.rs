@@ -387,14 +387,13 @@ impl Driver {
             return;
         }
         let offsets = std::mem::take(&mut self.acknowledged);
-        let kafka = kafka_log(&self.kafka);
+        let in_kafka: BTreeSet<(i64, i64)> = kafka_log(&self.kafka)
+            .iter()
+            .filter_map(|value| self.system.identify(value.as_bytes()))
+            .collect();
         let mut lines = Vec::new();
         for (key, (partition, offset)) in offsets {
             if let Some((stream, seq)) = self.system.covered(&partition, &offset) {
-                let in_kafka: BTreeSet<(i64, i64)> = kafka
-                    .iter()
-                    .filter_map(|value| self.system.identify(value.as_bytes()))
-                    .collect();
                 let missing = (0..=seq).find(|s| !in_kafka.contains(&(stream, *s)));
                 if let Some(missing) = missing {
                     self.journal.anomaly(
