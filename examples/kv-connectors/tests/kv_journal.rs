@@ -4,16 +4,19 @@
 //! The correct sink holds at least once; a sink that approves offsets before syncing is caught, shrunk,
 //! and caught again from the saved regression file.
 
+#[path = "support/caught.rs"]
+mod caught;
+
 use std::sync::Arc;
+
+use caught::{caught, replayed};
 
 use kv_connectors::journal::KvJournalSinkConnector;
 use kv_connectors::JOURNAL_CLASS;
 use sluice_core::api::ConnectorPlugin;
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::FaultKind;
-use sluice_sim::kit::{
-    worker_disk, DurableWrites, ExternalSink, SimTest, SinkUnderTest, TestError,
-};
+use sluice_sim::kit::{worker_disk, DurableWrites, ExternalSink, SimTest, SinkUnderTest};
 use sluice_sim::oracle::AnomalyKind;
 use sluice_sim::turmoil;
 
@@ -107,23 +110,6 @@ fn a_journal_that_commits_before_it_syncs_is_caught_shrunk_and_replayed() {
     let test = journal("kv_journal_commit_before_sync", "commit-before-sync")
         .seeds(1..=100)
         .regressions_in(dir.path());
-    let failure = test
-        .find_failure()
-        .expect("the simulation runs")
-        .expect("a seed of the first 100 catches it");
-    println!("{failure}");
-    assert!(
-        failure
-            .shrunk_report
-            .anomalies
-            .iter()
-            .any(|a| a.kind == AnomalyKind::CommittedBeforeDurable),
-        "{failure}"
-    );
-    assert!(failure.shrunk.plan.len() <= 3, "{failure}");
-    test.save(&failure.shrunk).expect("the regression is saved");
-    match test.replay_regressions() {
-        Err(TestError::RegressionFails { seed, .. }) => assert_eq!(seed, failure.report.seed),
-        other => panic!("the saved regression should fail again: {other:?}"),
-    }
+    let failure = caught(&test, &[AnomalyKind::CommittedBeforeDurable]);
+    replayed(&test, &failure);
 }

@@ -3,11 +3,14 @@
 //! commits before its writes are durable is caught, shrunk to the faults that matter, and caught again
 //! from the saved regression file.
 
+#[path = "support/caught.rs"]
+mod caught;
 #[path = "support/kv_service.rs"]
 mod kv_service;
 
 use std::sync::Arc;
 
+use caught::{caught, replayed};
 use kv_connectors::{sink_plugin, SINK_CLASS};
 use kv_service::{KvService, ADDRESS};
 use sluice_sim::coverage::Event;
@@ -48,21 +51,7 @@ fn the_kv_sink_delivers_every_record_at_least_once_through_every_fault() {
 /// Runs `test` until a seed fails, and checks that the failure is of one of `kinds`, shrinks to at most
 /// three faults, and fails again when replayed from the regression file it is saved in.
 fn caught_shrunk_and_replayed(test: SimTest, kinds: &[AnomalyKind]) {
-    let failure = test
-        .find_failure()
-        .expect("the simulation runs")
-        .expect("a seed of the first 100 catches it");
-    println!("{failure}");
-    assert!(
-        failure
-            .shrunk_report
-            .anomalies
-            .iter()
-            .any(|a| kinds.contains(&a.kind)),
-        "{failure}"
-    );
-    assert!(failure.shrunk.plan.len() <= 3, "{failure}");
-    assert!(failure.shrunk.plan.len() <= failure.report.faults.len());
+    let failure = caught(&test, kinds);
 
     // The shrunk run's timeline: a lane per host and per group member, and its anomalies.
     let path = failure.timeline.as_ref().expect("the timeline is written");
@@ -84,11 +73,7 @@ fn caught_shrunk_and_replayed(test: SimTest, kinds: &[AnomalyKind]) {
         failure.shrunk_report.anomalies.len()
     );
 
-    test.save(&failure.shrunk).expect("the regression is saved");
-    match test.replay_regressions() {
-        Err(TestError::RegressionFails { seed, .. }) => assert_eq!(seed, failure.report.seed),
-        other => panic!("the saved regression should fail again: {other:?}"),
-    }
+    replayed(&test, &failure);
 }
 
 #[test]

@@ -4,19 +4,20 @@
 //! faults that matter, and caught again from the saved regression file. Logs of JSON orders are checked
 //! by the identity the model reads back from each order.
 
+#[path = "support/caught.rs"]
+mod caught;
 #[path = "support/event_log.rs"]
 mod event_log;
 
 use std::sync::Arc;
 
+use caught::{caught, replayed};
 use event_log::{EventLog, LOG_ADDRESS};
 use kv_connectors::{source_plugin, SOURCE_CLASS};
 use sluice_core::api::{SourceOffset, SourcePartition};
 use sluice_sim::coverage::Event;
 use sluice_sim::faults::FaultKind;
-use sluice_sim::kit::{
-    ExternalSource, SimDialer, SimTest, SourceRecords, SourceUnderTest, TestError,
-};
+use sluice_sim::kit::{ExternalSource, SimDialer, SimTest, SourceRecords, SourceUnderTest};
 use sluice_sim::oracle::AnomalyKind;
 use sluice_sim::turmoil;
 
@@ -75,28 +76,12 @@ fn a_source_whose_offsets_run_ahead_of_what_it_read_is_caught_shrunk_and_replaye
         .headline_faults(&[FaultKind::CrashWorker, FaultKind::StopWorker])
         .seeds(1..=100)
         .regressions_in(dir.path());
-    let failure = test
-        .find_failure()
-        .expect("the simulation runs")
-        .expect("a seed of the first 100 catches it");
-    println!("{failure}");
-    let kinds: Vec<AnomalyKind> = failure
-        .shrunk_report
-        .anomalies
-        .iter()
-        .map(|a| a.kind)
-        .collect();
     // The committed offset covers records not yet in Kafka (and, after a restart, never).
-    assert!(
-        kinds.contains(&AnomalyKind::CommittedBeforeDurable) || kinds.contains(&AnomalyKind::Lost),
-        "{failure}"
+    let failure = caught(
+        &test,
+        &[AnomalyKind::CommittedBeforeDurable, AnomalyKind::Lost],
     );
-    assert!(failure.shrunk.plan.len() <= 3, "{failure}");
-    test.save(&failure.shrunk).expect("the regression is saved");
-    match test.replay_regressions() {
-        Err(TestError::RegressionFails { seed, .. }) => assert_eq!(seed, failure.report.seed),
-        other => panic!("the saved regression should fail again: {other:?}"),
-    }
+    replayed(&test, &failure);
 }
 
 #[test]
@@ -116,21 +101,16 @@ fn the_event_log_source_with_exactly_once_support_writes_each_record_once() {
 
 #[test]
 fn a_source_whose_offsets_run_ahead_loses_records_under_exactly_once_support() {
-    let failure = source("offset-at-log-end")
-        .with_scenario(|s| s.name = "kv_source_exactly_once_offset_at_log_end")
-        .exactly_once_source()
-        .seeds(1..=100)
-        .find_failure()
-        .expect("the simulation runs")
-        .expect("a seed of the first 100 catches it");
-    println!("{failure}");
-    assert!(failure.shrunk.plan.len() <= 3, "{failure}");
-    assert!(
-        failure.shrunk_report.anomalies.iter().any(|a| matches!(
-            a.kind,
-            AnomalyKind::CommittedBeforeDurable | AnomalyKind::Lost | AnomalyKind::Unseen
-        )),
-        "{failure}"
+    caught(
+        &source("offset-at-log-end")
+            .with_scenario(|s| s.name = "kv_source_exactly_once_offset_at_log_end")
+            .exactly_once_source()
+            .seeds(1..=100),
+        &[
+            AnomalyKind::CommittedBeforeDurable,
+            AnomalyKind::Lost,
+            AnomalyKind::Unseen,
+        ],
     );
 }
 
@@ -179,20 +159,12 @@ fn orders_no_model_identifies_are_none_of_the_systems_records() {
 /// The planted bug is caught as well when the oracle knows the records only by the model's identities.
 #[test]
 fn a_source_of_orders_whose_offsets_run_ahead_is_caught() {
-    let failure = source_of(Arc::new(EventLog::orders()), "offset-at-log-end")
-        .with_scenario(|s| s.name = "kv_source_orders_offset_at_log_end")
-        .headline_faults(&[FaultKind::CrashWorker, FaultKind::StopWorker])
-        .seeds(1..=100)
-        .find_failure()
-        .expect("the simulation runs")
-        .expect("a seed of the first 100 catches it");
-    println!("{failure}");
-    assert!(
-        failure.shrunk_report.anomalies.iter().any(|a| matches!(
-            a.kind,
-            AnomalyKind::CommittedBeforeDurable | AnomalyKind::Lost
-        )),
-        "{failure}"
+    caught(
+        &source_of(Arc::new(EventLog::orders()), "offset-at-log-end")
+            .with_scenario(|s| s.name = "kv_source_orders_offset_at_log_end")
+            .headline_faults(&[FaultKind::CrashWorker, FaultKind::StopWorker])
+            .seeds(1..=100),
+        &[AnomalyKind::CommittedBeforeDurable, AnomalyKind::Lost],
     );
 }
 
