@@ -655,18 +655,27 @@ impl SinkTaskRunner {
         if retry.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.consumer().commit(&retry).await {
-            tracing::warn!(task = %self.id, error = %e, "offsets refused during the rebalance were refused again; their records will be delivered again");
-            return Ok(());
-        }
-        tracing::info!(task = %self.id, offsets = ?retry, "committed the offsets refused during the rebalance");
+        // The records before a refused offset were flushed: whether or not Kafka takes the offset now,
+        // they need not be delivered again. Refused again, the offset is committed with the next commit.
+        let committed = match self.consumer().commit(&retry).await {
+            Ok(()) => {
+                tracing::info!(task = %self.id, offsets = ?retry, "committed the offsets refused during the rebalance");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(task = %self.id, error = %e, "offsets refused during the rebalance were refused again; they are committed with the next commit");
+                false
+            }
+        };
         for (partition, offset) in retry {
             self.consumer()
                 .seek(&partition, offset)
                 .map_err(|e| self.kafka(e))?;
             self.starts.insert(partition.clone(), offset);
             self.positions.insert(partition.clone(), offset);
-            self.committed.insert(partition, offset);
+            if committed {
+                self.committed.insert(partition, offset);
+            }
         }
         Ok(())
     }
