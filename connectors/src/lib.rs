@@ -2,21 +2,26 @@
 //! a `*Connector` (config and task split) and its task.
 //!
 //! - [`file`]: `FileStreamSource` and `FileStreamSink`, Kafka's example connectors.
+//! - [`jdbc`]: `JdbcSourceConnector`, Confluent's JDBC connector's keys and offsets, on SQLite and
+//!   PostgreSQL.
 
 pub mod file;
+pub mod jdbc;
 
 use std::sync::Arc;
 
+use jdbc::DatabaseOpener;
 use sluice_core::api::{ConnectorPlugin, PluginRegistry};
 use sluice_core::fs::{FileSystem, LocalFs};
 
-/// A registry with every built-in connector, on the machine's filesystem.
+/// A registry with every built-in connector, on the machine's filesystem and databases.
 pub fn builtin_plugins() -> PluginRegistry {
-    plugins_on(Arc::new(LocalFs))
+    plugins_on(Arc::new(LocalFs), Arc::new(jdbc::SqlOpener))
 }
 
-/// A registry with every built-in connector; the FileStream connectors use `fs`.
-pub fn plugins_on(fs: Arc<dyn FileSystem>) -> PluginRegistry {
+/// A registry with every built-in connector; the FileStream connectors use `fs`, the JDBC connectors
+/// open their databases with `databases`.
+pub fn plugins_on(fs: Arc<dyn FileSystem>, databases: Arc<dyn DatabaseOpener>) -> PluginRegistry {
     let mut registry = PluginRegistry::new();
     let sink_fs = fs.clone();
     registry
@@ -30,6 +35,12 @@ pub fn plugins_on(fs: Arc<dyn FileSystem>) -> PluginRegistry {
             file::SINK_CLASS,
             ConnectorPlugin::sink(move || {
                 Box::new(file::FileStreamSinkConnector::new(sink_fs.clone()))
+            }),
+        )
+        .register(
+            jdbc::SOURCE_CLASS,
+            ConnectorPlugin::source(move || {
+                Box::new(jdbc::JdbcSourceConnector::new(databases.clone()))
             }),
         );
     registry

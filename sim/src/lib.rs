@@ -163,6 +163,7 @@ pub mod faults;
 mod harness;
 #[warn(missing_docs)]
 pub mod kit;
+pub mod model_db;
 pub mod oracle;
 pub mod placement;
 pub mod protocol;

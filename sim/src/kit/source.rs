@@ -104,6 +104,12 @@ impl SourceRecords {
             .map_or(0, |times| times.partition_point(|t| *t <= at) as i64)
     }
 
+    /// When record `seq` of `stream` appears (simulated time since the start of the run), if it does.
+    pub fn appears_at(&self, stream: i64, seq: i64) -> Option<Duration> {
+        let times = self.appears.get(usize::try_from(stream).ok()?)?;
+        times.get(usize::try_from(seq).ok()?).copied()
+    }
+
     /// The text record `seq` of stream `stream` carries.
     pub fn value(stream: i64, seq: i64) -> String {
         format!("stream-{stream}:{seq}")
@@ -164,6 +170,10 @@ mod tests {
         );
         assert_eq!(records.appeared(0, Duration::from_secs(3_600)), 300);
         assert_eq!(records.appeared(2, Duration::from_secs(3_600)), 0);
+        let at = records.appears_at(0, 41).unwrap();
+        assert_eq!(records.appeared(0, at), 42.max(records.appeared(0, at)));
+        assert!(records.appeared(0, at) > 41);
+        assert_eq!(records.appears_at(0, 300), None);
         let half = records.appeared(0, Duration::from_secs(15));
         assert!((100..=200).contains(&half), "{half} records in 15 s");
         // Streams differ, and some records come together.

@@ -76,7 +76,8 @@ pub fn plugins(shared: &Shared, fs: SimFs) -> PluginRegistry {
         reports,
         ..
     } = shared.clone();
-    let mut registry = sluice_connectors::plugins_on(Arc::new(fs));
+    let databases = crate::model_db::client::ModelDbOpener::new(Arc::new(crate::kit::SimDialer));
+    let mut registry = sluice_connectors::plugins_on(Arc::new(fs), Arc::new(databases));
     registry.register(
         "io.sluice.sim.SequenceSourceConnector",
         ConnectorPlugin::source(move || {

@@ -1,0 +1,244 @@
+//! `JdbcSourceConnector`: reads database tables (or one query) into Kafka topics, a table per source
+//! partition, with Confluent's keys, modes and offsets.
+//!
+//! - [`settings`]: the keys and their checks;
+//! - [`reader`]: one table's criteria and offsets;
+//! - [`schema`]: rows as Connect structs;
+//! - [`task`]: the task's poll loop.
+
+pub mod reader;
+pub mod schema;
+pub mod settings;
+pub mod task;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sluice_core::api::{
+    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, SourceConnector, SourceTask,
+};
+use sluice_core::config::{ConfigDef, ConfigMap};
+
+use self::reader::Mode;
+use self::settings::{config_def, SourceSettings, TABLES};
+use self::task::{db_error, JdbcSourceTask};
+use super::database::{Column, ColumnType, Database, DatabaseOpener, Relation};
+
+/// Opens the database, trying `connection.attempts` times `connection.backoff.ms` apart while it is
+/// out of reach.
+pub(crate) async fn connect(
+    opener: &dyn DatabaseOpener,
+    settings: &SourceSettings,
+) -> Result<Arc<dyn Database>, ConnectError> {
+    let mut attempt = 1;
+    loop {
+        match opener.open(&settings.connection).await {
+            Ok(db) => return Ok(db),
+            Err(e) if e.is_retriable() && attempt < settings.attempts => {
+                tracing::warn!(error = %e, attempt, "cannot reach the database; trying again");
+                attempt += 1;
+                tokio::time::sleep(settings.backoff).await;
+            }
+            Err(e) => return Err(ConnectError::fatal(e.to_string())),
+        }
+    }
+}
+
+/// The mode's columns for one table: the named ones checked against the table's columns, or its integer
+/// primary key when `incrementing.column.name` is empty.
+pub(crate) fn resolve_mode(
+    settings: &SourceSettings,
+    relation: &Relation,
+    columns: &[Column],
+) -> Result<Mode, ConnectError> {
+    let fail = |message: String| ConnectError::fatal(format!("{relation}: {message}"));
+    let find = |name: &str| columns.iter().find(|c| c.name == name);
+    let incrementing = |given: &str| -> Result<String, ConnectError> {
+        let column = if settings.detect_incrementing {
+            let keys: Vec<&Column> = columns.iter().filter(|c| c.primary_key).collect();
+            match keys.as_slice() {
+                [key] if is_integer(&key.kind) => *key,
+                _ => return Err(fail(
+                    "has no single integer primary key to read by; set incrementing.column.name"
+                        .into(),
+                )),
+            }
+        } else {
+            match find(given) {
+                Some(column) => column,
+                None => {
+                    return Err(fail(format!(
+                        "has no column {given:?} (incrementing.column.name)"
+                    )))
+                }
+            }
+        };
+        if !is_integer(&column.kind) {
+            return Err(fail(format!(
+                "the incrementing column {:?} is a {:?}, not an integer",
+                column.name, column.kind
+            )));
+        }
+        if settings.validate_non_null && column.nullable {
+            return Err(fail(format!("the incrementing column {:?} is nullable; make it NOT NULL or set validate.non.null=false", column.name)));
+        }
+        Ok(column.name.clone())
+    };
+    let timestamps = |names: &[String]| -> Result<Vec<String>, ConnectError> {
+        for name in names {
+            let Some(column) = find(name) else {
+                return Err(fail(format!(
+                    "has no column {name:?} (timestamp.column.name)"
+                )));
+            };
+            if column.kind != ColumnType::Timestamp {
+                return Err(fail(format!(
+                    "the timestamp column {name:?} is a {:?}, not a timestamp",
+                    column.kind
+                )));
+            }
+            if settings.validate_non_null && column.nullable && names.len() == 1 {
+                return Err(fail(format!("the timestamp column {name:?} is nullable; make it NOT NULL or set validate.non.null=false")));
+            }
+        }
+        Ok(names.to_vec())
+    };
+    Ok(match &settings.mode {
+        Mode::Bulk => Mode::Bulk,
+        Mode::Incrementing { column } => Mode::Incrementing {
+            column: incrementing(column)?,
+        },
+        Mode::Timestamp { columns } => Mode::Timestamp {
+            columns: timestamps(columns)?,
+        },
+        Mode::TimestampIncrementing {
+            columns,
+            incrementing: column,
+        } => Mode::TimestampIncrementing {
+            columns: timestamps(columns)?,
+            incrementing: incrementing(column)?,
+        },
+    })
+}
+
+fn is_integer(kind: &ColumnType) -> bool {
+    matches!(
+        kind,
+        ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64
+    )
+}
+
+/// Finds the tables to read and spreads them over at most `tasks.max` tasks.
+pub struct JdbcSourceConnector {
+    opener: Arc<dyn DatabaseOpener>,
+    config: ConfigMap,
+    settings: Option<SourceSettings>,
+    tables: Vec<String>,
+}
+
+impl JdbcSourceConnector {
+    pub fn new(opener: Arc<dyn DatabaseOpener>) -> JdbcSourceConnector {
+        JdbcSourceConnector {
+            opener,
+            config: ConfigMap::new(),
+            settings: None,
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// The tables of the database the settings select.
+pub(crate) async fn selected_tables(
+    db: &dyn Database,
+    settings: &SourceSettings,
+) -> Result<Vec<String>, ConnectError> {
+    Ok(db
+        .tables()
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .filter(|t| settings.tables.accepts(t))
+        .collect())
+}
+
+#[async_trait]
+impl Connector for JdbcSourceConnector {
+    fn config_def(&self) -> ConfigDef {
+        config_def()
+    }
+
+    fn validate(&self, config: &ConfigMap) -> Result<(), sluice_core::config::ConfigError> {
+        SourceSettings::parse(config).map(drop)
+    }
+
+    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+        let settings = SourceSettings::parse(config)?;
+        if settings.query.is_none() {
+            let db = connect(&*self.opener, &settings).await?;
+            let all = db.tables().await.map_err(db_error)?;
+            let missing: Vec<String> = config
+                .get(settings::TABLE_WHITELIST)
+                .into_iter()
+                .flat_map(|list| list.split(','))
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !all.iter().any(|a| a == t))
+                .map(|t| format!("{t:?}"))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ConnectError::Config(
+                    sluice_core::config::ConfigError::single(
+                        settings::TABLE_WHITELIST,
+                        format!("the database has no table {}", missing.join(", ")),
+                    ),
+                ));
+            }
+            self.tables = selected_tables(&*db, &settings).await?;
+            if self.tables.is_empty() {
+                tracing::warn!("no table of the database matches the table lists: the connector has no task until one appears");
+            }
+        }
+        self.config = config.clone();
+        self.settings = Some(settings);
+        Ok(())
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Vec<ConfigMap> {
+        let Some(settings) = &self.settings else {
+            return Vec::new();
+        };
+        if settings.query.is_some() {
+            return vec![self.config.clone()];
+        }
+        let groups = max_tasks.max(1).min(self.tables.len());
+        (0..groups)
+            .map(|group| {
+                // Contiguous groups of nearly equal size, as Connect's `ConnectorUtils.groupPartitions`.
+                let per = self.tables.len() / groups;
+                let extra = self.tables.len() % groups;
+                let start = group * per + group.min(extra);
+                let len = per + usize::from(group < extra);
+                let mut config = self.config.clone();
+                config.insert(TABLES.into(), self.tables[start..start + len].join(","));
+                config
+            })
+            .collect()
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+impl SourceConnector for JdbcSourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(JdbcSourceTask::new(self.opener.clone()))
+    }
+
+    /// Incremental modes resume exactly from the stored offset; bulk reads everything again.
+    fn exactly_once_support(&self, config: &ConfigMap) -> ExactlyOnceSupport {
+        match config.get(settings::MODE).map(|m| m.trim()) {
+            Some("incrementing" | "timestamp+incrementing") => ExactlyOnceSupport::Supported,
+            _ => ExactlyOnceSupport::Unsupported,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The JDBC source task: reads its tables in turn, each at most every `poll.interval.ms` once read to its
+//! end, a batch of at most `batch.max.rows` rows per poll, and resumes each from its committed offset.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sluice_core::api::{ConnectError, SourceRecord, SourceTask, SourceTaskContext};
+use tokio::time::Instant;
+
+use super::reader::{query_partition, table_partition, Mode, Position, ReadError, TableReader};
+use super::settings::{SourceSettings, TABLES};
+use super::{connect, resolve_mode};
+use crate::jdbc::database::{Database, DatabaseOpener, DbError, Relation};
+use crate::jdbc::timestamp::Timestamp;
+
+/// A table being read, and when it is next due.
+struct Scheduled {
+    reader: TableReader,
+    due: Instant,
+}
+
+pub struct JdbcSourceTask {
+    opener: Arc<dyn DatabaseOpener>,
+    settings: Option<SourceSettings>,
+    db: Option<Arc<dyn Database>>,
+    tables: Vec<Scheduled>,
+}
+
+impl JdbcSourceTask {
+    pub fn new(opener: Arc<dyn DatabaseOpener>) -> JdbcSourceTask {
+        JdbcSourceTask {
+            opener,
+            settings: None,
+            db: None,
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// A database error as the task reports it: retried if the database is out of reach.
+pub(super) fn db_error(e: DbError) -> ConnectError {
+    if e.is_retriable() {
+        ConnectError::retriable(e.to_string())
+    } else {
+        ConnectError::fatal(e.to_string())
+    }
+}
+
+fn read_error(e: ReadError) -> ConnectError {
+    match e {
+        ReadError::Database(e) => db_error(e),
+        e => ConnectError::fatal(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl SourceTask for JdbcSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let config = context.configs();
+        let settings = SourceSettings::parse(config)?;
+        let db = connect(&*self.opener, &settings).await?;
+        let relations: Vec<Relation> = match &settings.query {
+            Some(query) => vec![Relation::Query(query.clone())],
+            None => config
+                .get(TABLES)
+                .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()))
+                .into_iter()
+                .flatten()
+                .map(|t| Relation::Table(t.to_owned()))
+                .collect(),
+        };
+        let offsets = context.offset_storage_reader();
+        let now = Instant::now();
+        for relation in relations {
+            let columns = db.columns(&relation).await.map_err(db_error)?;
+            let mode = resolve_mode(&settings, &relation, &columns)?;
+            let (partition, topic) = match &relation {
+                Relation::Table(table) => (
+                    table_partition(table),
+                    format!("{}{table}", settings.topic_prefix),
+                ),
+                Relation::Query(_) => (query_partition(), settings.topic_prefix.clone()),
+            };
+            // Offsets of Confluent's connector before its protocol versions name the table alone.
+            let legacy = match &relation {
+                Relation::Table(table) => Some(sluice_core::api::SourceMap::single(
+                    "table",
+                    serde_json::Value::from(table.as_str()),
+                )),
+                Relation::Query(_) => None,
+            };
+            let stored = offsets
+                .offset(&partition)
+                .or_else(|| legacy.and_then(|legacy| offsets.offset(&legacy)));
+            let mut position = stored
+                .as_ref()
+                .map(Position::from_offset)
+                .unwrap_or_default();
+            if stored.is_none() {
+                if let (
+                    Mode::Timestamp { .. } | Mode::TimestampIncrementing { .. },
+                    Some(initial),
+                ) = (&mode, settings.timestamp_initial)
+                {
+                    position.timestamp = Some(match initial {
+                        -1 => db.now().await.map_err(db_error)?,
+                        ms => Timestamp::from_millis(ms),
+                    });
+                }
+            }
+            if let (Mode::Incrementing { column }, Some(offset)) = (&mode, position.incrementing) {
+                if let Some(max) = db.max(&relation, column).await.map_err(db_error)? {
+                    if max < offset {
+                        return Err(ConnectError::fatal(format!(
+                            "{relation}: the incrementing column {column:?} went backwards: its greatest value is {max}, below the committed offset {offset} (was the table emptied or recreated?); rows up to {offset} would never be read"
+                        )));
+                    }
+                }
+            }
+            let (reader, left_out) = TableReader::new(
+                relation.clone(),
+                mode,
+                partition,
+                topic.into(),
+                settings.query_suffix.clone(),
+                position,
+                &columns,
+                settings.numeric_mapping,
+            );
+            for column in left_out {
+                tracing::warn!(%relation, column = column.name, kind = ?column.kind, "column left out: its type has no mapping to Connect's types");
+            }
+            self.tables.push(Scheduled { reader, due: now });
+        }
+        self.db = Some(db);
+        self.settings = Some(settings);
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let (Some(settings), Some(db)) = (&self.settings, &self.db) else {
+            return Err(ConnectError::fatal("poll before start"));
+        };
+        let Some(next) = (0..self.tables.len()).min_by_key(|&i| self.tables[i].due) else {
+            // No table to read: wait, so that the runtime can commit and stop.
+            tokio::time::sleep(settings.poll_interval).await;
+            return Ok(Vec::new());
+        };
+        tokio::time::sleep_until(self.tables[next].due).await;
+        let before = match self.tables[next].reader.mode_reads_timestamps() {
+            true => db
+                .now()
+                .await
+                .map_err(db_error)?
+                .minus_millis(settings.delay_ms),
+            false => Timestamp(i128::MAX),
+        };
+        let records = self.tables[next]
+            .reader
+            .read(&**db, before, settings.batch_max_rows)
+            .await
+            .map_err(read_error)?;
+        let now = Instant::now();
+        let table = &mut self.tables[next];
+        table.due = match table
+            .reader
+            .more_after(records.len(), settings.batch_max_rows)
+        {
+            true => now,
+            false => now + settings.poll_interval,
+        };
+        Ok(records)
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.tables.clear();
+        self.db = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! The model database as a simulated host: it answers the database seam's calls, one per connection,
+//! as frames of bincode (a 4-byte length, then the message). A host crash drops the connections and, on
+//! restart, rolls back the transactions that were in flight; an errors fault makes it refuse
+//! connections as a PostgreSQL server that is starting up does (`57P03`).
+
+use std::io;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sluice_connectors::jdbc::database::{Column, DbError, Relation, Rows, Select};
+use sluice_connectors::jdbc::timestamp::Timestamp;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::ModelDb;
+use crate::kit::answering_errors;
+
+/// A call of the database seam.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Tables,
+    Columns(Relation),
+    Now,
+    Max(Relation, String),
+    Select(Select),
+}
+
+/// Its answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Answer {
+    Tables(Vec<String>),
+    Columns(Vec<Column>),
+    Now(Timestamp),
+    Max(Option<i64>),
+    Rows(Rows),
+}
+
+/// Serves `db` on `port` until the host stops.
+pub async fn serve(db: Arc<ModelDb>, port: u16) -> turmoil::Result {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(answer(db.clone(), stream));
+    }
+}
+
+async fn answer(db: Arc<ModelDb>, mut stream: turmoil::net::TcpStream) -> io::Result<()> {
+    let request: Request = read_frame(&mut stream).await?;
+    let answer: Result<Answer, DbError> = if answering_errors() {
+        Err(DbError::Unreachable {
+            url: "the model database".into(),
+            message: "the database system is starting up (57P03)".into(),
+        })
+    } else {
+        match request {
+            Request::Tables => Ok(Answer::Tables(db.tables())),
+            Request::Columns(relation) => db.columns(&relation).map(Answer::Columns),
+            Request::Now => Ok(Answer::Now(db.clock())),
+            Request::Max(relation, column) => db.max(&relation, &column).map(Answer::Max),
+            Request::Select(select) => db.select(&select).map(Answer::Rows),
+        }
+    };
+    write_frame(&mut stream, &answer).await
+}
+
+/// Writes one message as a frame.
+pub async fn write_frame<T: Serialize>(
+    stream: &mut (impl AsyncWrite + Unpin),
+    message: &T,
+) -> io::Result<()> {
+    let bytes = bincode::serialize(message).map_err(io::Error::other)?;
+    stream.write_u32(bytes.len() as u32).await?;
+    stream.write_all(&bytes).await?;
+    stream.flush().await
+}
+
+/// Reads one frame's message.
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> io::Result<T> {
+    let len = stream.read_u32().await? as usize;
+    let mut bytes = vec![0; len];
+    stream.read_exact(&mut bytes).await?;
+    bincode::deserialize(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
