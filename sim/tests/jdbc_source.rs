@@ -103,3 +103,48 @@ fn a_delay_longer_than_the_longest_transaction_loses_nothing() {
     ])
     .check();
 }
+
+/// Timestamp mode alone, on a clock of whole seconds: rows come in runs of equal timestamps, and workers
+/// stop and crash inside them. The offset moves to a timestamp only with the last row of its run, so a
+/// restart reads the rest of the run again (kafka-connect-jdbc#598): nothing is lost.
+#[test]
+fn restarts_inside_runs_of_equal_timestamps_lose_nothing() {
+    jdbc_source(
+        WrittenTable::new(Precision::Seconds, LONGEST),
+        &[
+            ("mode", "timestamp"),
+            ("timestamp.delay.interval.ms", "3500"),
+            ("batch.max.rows", "7"),
+        ],
+    )
+    .with_scenario(|s| s.name = "jdbc_source_equal_timestamps")
+    .headline_faults(&[
+        sluice_sim::faults::FaultKind::CrashWorker,
+        sluice_sim::faults::FaultKind::StopWorker,
+    ])
+    .seeds(1..=200)
+    .require(&[Event::WorkerCrashed, Event::ExternalCrashed])
+    .check();
+}
+
+/// Timestamps of microseconds and of nanoseconds are kept whole in the offsets (Confluent's
+/// `timestamp_nanos`), so no row is read again forever and none is skipped (kafka-connect-jdbc#70).
+#[test]
+fn timestamps_finer_than_milliseconds_are_neither_reread_nor_skipped() {
+    for (precision, name) in [
+        (Precision::Micros, "jdbc_source_micros"),
+        (Precision::Nanos, "jdbc_source_nanos"),
+    ] {
+        jdbc_source(
+            WrittenTable::new(precision, LONGEST),
+            &[
+                ("mode", "timestamp"),
+                ("timestamp.delay.interval.ms", "2500"),
+            ],
+        )
+        .with_scenario(|s| s.name = name)
+        .seeds(1..=200)
+        .require(&[Event::WorkerCrashed])
+        .check();
+    }
+}

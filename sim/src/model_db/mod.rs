@@ -283,53 +283,52 @@ impl ModelDb {
             _ => None,
         };
         // Each kept row with its sort key.
-        let mut kept: Vec<(SortKey, &Vec<SqlValue>)> =
-            match &select.criteria {
-                Criteria::All => rows.map(|r| ((None, None), r)).collect(),
-                Criteria::Incrementing { column, after } => {
-                    let i = index(column)?;
-                    rows.filter_map(|r| {
-                        int(r, i)
-                            .filter(|n| n > after)
-                            .map(|n| ((None, Some(n)), r))
-                    })
+        let mut kept: Vec<(SortKey, &Vec<SqlValue>)> = match &select.criteria {
+            Criteria::All => rows.map(|r| ((None, None), r)).collect(),
+            Criteria::Incrementing { column, after } => {
+                let i = index(column)?;
+                rows.filter_map(|r| {
+                    int(r, i)
+                        .filter(|n| n > after)
+                        .map(|n| ((None, Some(n)), r))
+                })
+                .collect()
+            }
+            Criteria::Timestamp {
+                columns,
+                after,
+                before,
+            } => {
+                let ts = indices(columns)?;
+                rows.filter_map(|r| {
+                    timestamp(r, &ts)
+                        .filter(|t| after.is_none_or(|a| *t > a) && t < before)
+                        .map(|t| ((Some(t), None), r))
+                })
+                .collect()
+            }
+            Criteria::TimestampEquals { columns, at } => {
+                let ts = indices(columns)?;
+                rows.filter(|r| timestamp(r, &ts) == Some(*at))
+                    .map(|r| ((None, None), r))
                     .collect()
-                }
-                Criteria::Timestamp {
-                    columns,
-                    after,
-                    before,
-                } => {
-                    let ts = indices(columns)?;
-                    rows.filter_map(|r| {
-                        timestamp(r, &ts)
-                            .filter(|t| after.is_none_or(|a| *t > a) && t < before)
-                            .map(|t| ((Some(t), None), r))
-                    })
-                    .collect()
-                }
-                Criteria::TimestampEquals { columns, at } => {
-                    let ts = indices(columns)?;
-                    rows.filter(|r| timestamp(r, &ts) == Some(*at))
-                        .map(|r| ((None, None), r))
-                        .collect()
-                }
-                Criteria::TimestampIncrementing {
-                    timestamp_columns,
-                    incrementing,
-                    after,
-                    before,
-                } => {
-                    let ts = indices(timestamp_columns)?;
-                    let inc = index(incrementing)?;
-                    rows.filter_map(|r| {
-                        let key = (timestamp(r, &ts)?, int(r, inc)?);
-                        let later = after.is_none_or(|a| key > a);
-                        (key.0 < *before && later).then_some(((Some(key.0), Some(key.1)), r))
-                    })
-                    .collect()
-                }
-            };
+            }
+            Criteria::TimestampIncrementing {
+                timestamp_columns,
+                incrementing,
+                after,
+                before,
+            } => {
+                let ts = indices(timestamp_columns)?;
+                let inc = index(incrementing)?;
+                rows.filter_map(|r| {
+                    let key = (timestamp(r, &ts)?, int(r, inc)?);
+                    let later = after.is_none_or(|a| key > a);
+                    (key.0 < *before && later).then_some(((Some(key.0), Some(key.1)), r))
+                })
+                .collect()
+            }
+        };
         kept.sort_by_key(|(key, _)| *key);
         let limit = select.limit.map_or(usize::MAX, |l| l as usize);
         Ok(Rows {

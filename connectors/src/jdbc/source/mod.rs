@@ -173,6 +173,14 @@ impl Connector for JdbcSourceConnector {
 
     async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
         let settings = SourceSettings::parse(config)?;
+        if settings.delay_ms == 0
+            && matches!(
+                settings.mode,
+                Mode::Timestamp { .. } | Mode::TimestampIncrementing { .. }
+            )
+        {
+            tracing::warn!("timestamp.delay.interval.ms=0: a row whose transaction commits after a later row was read is skipped for good (kafka-connect-jdbc#27); set it longer than the longest transaction that writes the tables");
+        }
         if settings.query.is_none() {
             let db = connect(&*self.opener, &settings).await?;
             let all = db.tables().await.map_err(db_error)?;

@@ -227,7 +227,7 @@ pub fn postgres_row(
                 };
                 decimal(column, &d.to_string(), scale)?
             }
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+            "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" => {
                 SqlValue::Text(row.try_get(i).map_err(|e| sqlx(column, e))?)
             }
             "BYTEA" => SqlValue::Bytes(row.try_get(i).map_err(|e| sqlx(column, e))?),
