@@ -2,8 +2,8 @@
 //! a `*Connector` (config and task split) and its task.
 //!
 //! - [`file`]: `FileStreamSource` and `FileStreamSink`, Kafka's example connectors.
-//! - [`jdbc`]: `JdbcSourceConnector`, Confluent's JDBC connector's keys and offsets, on SQLite and
-//!   PostgreSQL.
+//! - [`jdbc`]: `JdbcSourceConnector` and `JdbcSinkConnector`, with Confluent's JDBC connectors' keys
+//!   and offsets, on SQLite and PostgreSQL.
 
 pub mod file;
 pub mod jdbc;
@@ -24,6 +24,7 @@ pub fn builtin_plugins() -> PluginRegistry {
 pub fn plugins_on(fs: Arc<dyn FileSystem>, databases: Arc<dyn DatabaseOpener>) -> PluginRegistry {
     let mut registry = PluginRegistry::new();
     let sink_fs = fs.clone();
+    let source_databases = databases.clone();
     registry
         .register(
             file::SOURCE_CLASS,
@@ -40,7 +41,13 @@ pub fn plugins_on(fs: Arc<dyn FileSystem>, databases: Arc<dyn DatabaseOpener>) -
         .register(
             jdbc::SOURCE_CLASS,
             ConnectorPlugin::source(move || {
-                Box::new(jdbc::JdbcSourceConnector::new(databases.clone()))
+                Box::new(jdbc::JdbcSourceConnector::new(source_databases.clone()))
+            }),
+        )
+        .register(
+            jdbc::SINK_CLASS,
+            ConnectorPlugin::sink(move || {
+                Box::new(jdbc::JdbcSinkConnector::new(databases.clone()))
             }),
         );
     registry

@@ -146,12 +146,68 @@ pub struct Rows {
     pub rows: Vec<Vec<SqlValue>>,
 }
 
+/// How a row is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteKind {
+    Insert,
+    /// Inserted, or the row with the same key replaced (`ON CONFLICT (key) DO UPDATE`).
+    Upsert,
+    /// The row with the same key changed; none is inserted.
+    Update,
+    /// The row with the same key deleted.
+    Delete,
+}
+
+/// One row written to a table. `key` names the columns (among `columns`) that find the row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    pub table: String,
+    pub kind: WriteKind,
+    pub columns: Vec<String>,
+    pub values: Vec<SqlValue>,
+    pub key: Vec<String>,
+}
+
+/// Kafka offsets a sink keeps in the database, in the same transaction as its rows: the next offset to
+/// read of each partition, per connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinkOffsets {
+    pub table: String,
+    pub connector: String,
+    pub offsets: Vec<SinkOffset>,
+}
+
+/// One partition's offset, moved from what the writer last saw to `next`. If the table holds another
+/// offset than `expected` (None: none at all), another task wrote the partition since: the batch is
+/// refused ([`DbError::Fenced`]), so that a task thrown out of its group writes nothing twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinkOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub expected: Option<i64>,
+    pub next: i64,
+}
+
+/// Rows written in one transaction, with the sink's offsets when it keeps them in the database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteBatch {
+    pub writes: Vec<Write>,
+    pub offsets: Option<SinkOffsets>,
+}
+
 /// Why a database call failed.
 #[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum DbError {
     /// The database cannot be reached or dropped the connection: worth retrying.
     #[error("cannot reach the database at {url}: {message}")]
     Unreachable { url: String, message: String },
+    /// A conflict with another transaction (a serialization failure, a deadlock, a locked SQLite file):
+    /// the same write may succeed if tried again.
+    #[error("the database could not apply the write now: {message}")]
+    Transient { message: String },
+    /// A sink's offsets moved under it: another task writes the partition now.
+    #[error("another task wrote {what} since this one last did")]
+    Fenced { what: String },
     #[error("{relation} does not exist")]
     NoSuchRelation { relation: String },
     #[error("{relation} has no column {column:?}")]
@@ -168,7 +224,10 @@ pub enum DbError {
 
 impl DbError {
     pub fn is_retriable(&self) -> bool {
-        matches!(self, DbError::Unreachable { .. })
+        matches!(
+            self,
+            DbError::Unreachable { .. } | DbError::Transient { .. }
+        )
     }
 }
 
@@ -188,6 +247,38 @@ pub trait Database: Send + Sync {
     async fn max(&self, relation: &Relation, column: &str) -> Result<Option<i64>, DbError>;
 
     async fn select(&self, select: &Select) -> Result<Rows, DbError>;
+
+    /// Creates a table with these columns; those marked `primary_key` make its primary key.
+    async fn create_table(&self, table: &str, columns: &[Column]) -> Result<(), DbError>;
+
+    /// Adds (nullable) columns to a table.
+    async fn add_columns(&self, table: &str, columns: &[Column]) -> Result<(), DbError>;
+
+    /// Writes a batch in one transaction: all of it, or nothing.
+    async fn write(&self, batch: &WriteBatch) -> Result<(), DbError>;
+
+    /// The offsets a sink connector kept in `table` (none if the table does not exist).
+    async fn sink_offsets(
+        &self,
+        table: &str,
+        connector: &str,
+    ) -> Result<Vec<(String, i32, i64)>, DbError>;
+}
+
+/// The columns of a sink offsets table.
+pub fn sink_offsets_columns() -> Vec<Column> {
+    let column = |name: &str, kind| Column {
+        name: name.into(),
+        kind,
+        nullable: false,
+        primary_key: name != "next_offset",
+    };
+    vec![
+        column("connector", ColumnType::Text),
+        column("topic", ColumnType::Text),
+        column("kafka_partition", ColumnType::Int32),
+        column("next_offset", ColumnType::Int64),
+    ]
 }
 
 /// A password: never shown by `Debug` or `Display`.
@@ -218,6 +309,8 @@ pub struct ConnectionSettings {
     pub password: Option<Password>,
     /// The zone of timestamp columns without one.
     pub timezone: TimeZone,
+    /// A SQLite file that is not there is created (for a sink); a source refuses to start.
+    pub create: bool,
 }
 
 /// Opens databases: sqlx in production, the model database in the simulation.
@@ -237,6 +330,7 @@ mod tests {
             user: Some("app".into()),
             password: Some(Password::new("s3cret")),
             timezone: TimeZone::Utc,
+            create: false,
         };
         let shown = format!("{settings:?}");
         assert!(!shown.contains("s3cret"), "{shown}");

@@ -17,6 +17,8 @@ pub(crate) struct SinkRequests {
     pub pause: BTreeSet<TopicPartition>,
     pub resume: BTreeSet<TopicPartition>,
     pub commit_requested: bool,
+    /// How long to wait before a put that failed with a retriable error is tried again.
+    pub retry_backoff: Option<std::time::Duration>,
 }
 
 /// What a sink task can ask of the runtime. Cheap to clone; all clones share state.
@@ -80,6 +82,12 @@ impl SinkTaskContext {
             requests.pause.remove(p);
             requests.resume.insert(p.clone());
         }
+    }
+
+    /// How long the runtime waits before it hands over the records of a put that failed with a retriable
+    /// error again (Connect's `SinkTaskContext.timeout`); the runtime's own backoff when never called.
+    pub fn timeout(&self, after: std::time::Duration) {
+        self.requests().retry_backoff = Some(after);
     }
 
     /// Asks for an offset commit as soon as possible, not waiting for `offset.flush.interval.ms`.

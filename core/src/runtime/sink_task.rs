@@ -524,7 +524,12 @@ impl SinkTaskRunner {
                 }
                 let owned: Vec<_> = self.assigned.iter().cloned().collect();
                 self.consumer().pause(&owned).map_err(|e| self.kafka(e))?;
-                self.retry_at = Some(Instant::now() + RETRY_BACKOFF);
+                let backoff = self
+                    .context
+                    .requests()
+                    .retry_backoff
+                    .unwrap_or(RETRY_BACKOFF);
+                self.retry_at = Some(Instant::now() + backoff);
                 Ok(())
             }
             Err(e) => Err(self.fail("put", e)),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sluice_connectors::jdbc::database::{
     Column, ConnectionSettings, Database, DatabaseOpener, DbError, Relation, Rows, Select,
+    WriteBatch,
 };
 use sluice_connectors::jdbc::sql::url::DatabaseUrl;
 use sluice_connectors::jdbc::timestamp::Timestamp;
@@ -123,6 +124,47 @@ impl Database for ModelDbClient {
     async fn select(&self, select: &Select) -> Result<Rows, DbError> {
         match self.call(Request::Select(select.clone())).await? {
             Answer::Rows(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn create_table(&self, table: &str, columns: &[Column]) -> Result<(), DbError> {
+        match self
+            .call(Request::CreateTable(table.to_owned(), columns.to_vec()))
+            .await?
+        {
+            Answer::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn add_columns(&self, table: &str, columns: &[Column]) -> Result<(), DbError> {
+        match self
+            .call(Request::AddColumns(table.to_owned(), columns.to_vec()))
+            .await?
+        {
+            Answer::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn write(&self, batch: &WriteBatch) -> Result<(), DbError> {
+        match self.call(Request::Write(batch.clone())).await? {
+            Answer::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn sink_offsets(
+        &self,
+        table: &str,
+        connector: &str,
+    ) -> Result<Vec<(String, i32, i64)>, DbError> {
+        match self
+            .call(Request::SinkOffsets(table.to_owned(), connector.to_owned()))
+            .await?
+        {
+            Answer::SinkOffsets(offsets) => Ok(offsets),
             other => Err(unexpected(other)),
         }
     }

@@ -10,10 +10,12 @@
 //! - [`server`]: the database as a simulated host, answering the seam's calls over the network;
 //! - [`client`]: the seam's side, dialing that host;
 //! - [`written_table`]: a table applications write in concurrent transactions, as a test-kit source
-//!   system.
+//!   system;
+//! - [`sink_tables`]: the tables a JDBC sink writes, as a test-kit destination.
 
 pub mod client;
 pub mod server;
+pub mod sink_tables;
 pub mod written_table;
 
 use std::collections::BTreeMap;
@@ -21,7 +23,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sluice_connectors::jdbc::database::{
-    Column, Criteria, DbError, Relation, Rows, Select, SqlValue,
+    sink_offsets_columns, Column, Criteria, DbError, Relation, Rows, Select, SqlValue, Write,
+    WriteBatch, WriteKind,
 };
 use sluice_connectors::jdbc::timestamp::Timestamp;
 
@@ -122,14 +125,181 @@ impl ModelDb {
         self.clock_at(crate::broker::now())
     }
 
+    /// Creates a table, unless one of that name exists.
     pub fn create_table(&self, name: &str, columns: Vec<Column>) {
-        self.lock().tables.insert(
-            name.to_owned(),
-            Table {
+        self.lock()
+            .tables
+            .entry(name.to_owned())
+            .or_insert_with(|| Table {
                 columns,
                 versions: Vec::new(),
-            },
-        );
+            });
+    }
+
+    /// Adds columns to a table; its rows hold nulls in them.
+    pub fn add_columns(&self, name: &str, columns: &[Column]) -> Result<(), DbError> {
+        let mut state = self.lock();
+        let table = state
+            .tables
+            .get_mut(name)
+            .ok_or_else(|| DbError::NoSuchRelation {
+                relation: Relation::Table(name.to_owned()).to_string(),
+            })?;
+        for column in columns {
+            if table.columns.iter().any(|c| c.name == column.name) {
+                return Err(DbError::Refused {
+                    what: format!("adding column {:?}", column.name),
+                    message: "it exists".into(),
+                });
+            }
+            table.columns.push(column.clone());
+            for version in &mut table.versions {
+                version.values.push(SqlValue::Null);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a batch of writes in one transaction, committed at once: all of it, or nothing.
+    pub fn apply(&self, batch: &WriteBatch) -> Result<(), DbError> {
+        let mut writes = batch.writes.clone();
+        if let Some(offsets) = &batch.offsets {
+            self.create_table(&offsets.table, sink_offsets_columns());
+            let stored = self.sink_offsets(&offsets.table, &offsets.connector);
+            for offset in &offsets.offsets {
+                let now = stored
+                    .iter()
+                    .find(|(t, p, _)| *t == offset.topic && *p == offset.partition)
+                    .map(|(_, _, next)| *next);
+                if now != offset.expected {
+                    return Err(DbError::Fenced {
+                        what: format!(
+                            "{}-{} of connector {:?}",
+                            offset.topic, offset.partition, offsets.connector
+                        ),
+                    });
+                }
+            }
+            writes.extend(offsets.offsets.iter().map(|offset| Write {
+                table: offsets.table.clone(),
+                kind: WriteKind::Upsert,
+                columns: sink_offsets_columns().into_iter().map(|c| c.name).collect(),
+                values: vec![
+                    SqlValue::Text(offsets.connector.clone()),
+                    SqlValue::Text(offset.topic.clone()),
+                    SqlValue::Int(i64::from(offset.partition)),
+                    SqlValue::Int(offset.next),
+                ],
+                key: vec!["connector".into(), "topic".into(), "kafka_partition".into()],
+            }));
+        }
+        let txn = self.begin();
+        for write in &writes {
+            if let Err(e) = self.apply_one(txn, write) {
+                self.roll_back(txn);
+                return Err(e);
+            }
+        }
+        self.commit(txn);
+        Ok(())
+    }
+
+    fn apply_one(&self, txn: TxnId, write: &Write) -> Result<(), DbError> {
+        let mut state = self.lock();
+        let State { tables, txns } = &mut *state;
+        let relation = Relation::Table(write.table.clone());
+        let table = tables
+            .get_mut(&write.table)
+            .ok_or_else(|| DbError::NoSuchRelation {
+                relation: relation.to_string(),
+            })?;
+        // The row's values in the table's column order.
+        let mut values = vec![SqlValue::Null; table.columns.len()];
+        for (name, value) in write.columns.iter().zip(&write.values) {
+            let i = column_index(table, &relation, name)?;
+            values[i] = value.clone();
+        }
+        let key: Vec<usize> = match write.kind {
+            WriteKind::Insert => table
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.primary_key)
+                .map(|(i, _)| i)
+                .collect(),
+            _ => write
+                .key
+                .iter()
+                .map(|k| column_index(table, &relation, k))
+                .collect::<Result<_, _>>()?,
+        };
+        // The row of the same key a transaction sees: committed, or written by itself.
+        let current = (!key.is_empty())
+            .then(|| {
+                table.versions.iter().position(|v| {
+                    let seen = v.created == txn || visible(txns, v);
+                    let gone = v.deleted == Some(txn);
+                    seen && !gone && key.iter().all(|&i| v.values[i] == values[i])
+                })
+            })
+            .flatten();
+        let written: Vec<usize> = write
+            .columns
+            .iter()
+            .filter_map(|name| table.columns.iter().position(|c| &c.name == name))
+            .collect();
+        match (write.kind, current) {
+            (WriteKind::Insert, Some(_)) => {
+                return Err(DbError::Refused {
+                    what: format!("a write to table {:?}", write.table),
+                    message: "duplicate key value violates the primary key".into(),
+                })
+            }
+            (WriteKind::Insert | WriteKind::Upsert, None) => table.versions.push(Version {
+                values,
+                created: txn,
+                deleted: None,
+            }),
+            (WriteKind::Upsert | WriteKind::Update, Some(i)) => {
+                let mut replaced = table.versions[i].values.clone();
+                for &c in &written {
+                    replaced[c] = values[c].clone();
+                }
+                table.versions[i].deleted = Some(txn);
+                table.versions.push(Version {
+                    values: replaced,
+                    created: txn,
+                    deleted: None,
+                });
+            }
+            (WriteKind::Delete, Some(i)) => table.versions[i].deleted = Some(txn),
+            (WriteKind::Update | WriteKind::Delete, None) => {}
+        }
+        Ok(())
+    }
+
+    /// The offsets a sink keeps in `table`.
+    pub fn sink_offsets(&self, table: &str, connector: &str) -> Vec<(String, i32, i64)> {
+        let all = Select {
+            relation: Relation::Table(table.to_owned()),
+            criteria: Criteria::All,
+            suffix: String::new(),
+            limit: None,
+        };
+        let Ok(rows) = self.select(&all) else {
+            return Vec::new();
+        };
+        rows.rows
+            .into_iter()
+            .filter_map(|row| match &row[..] {
+                [SqlValue::Text(c), SqlValue::Text(topic), SqlValue::Int(p), SqlValue::Int(next)]
+                    if c == connector =>
+                {
+                    Some((topic.clone(), *p as i32, *next))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Begins a transaction; its `CURRENT_TIMESTAMP` is the clock now.

@@ -4,10 +4,11 @@
 //! connections as a PostgreSQL server that is starting up does (`57P03`).
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sluice_connectors::jdbc::database::{Column, DbError, Relation, Rows, Select};
+use sluice_connectors::jdbc::database::{Column, DbError, Relation, Rows, Select, WriteBatch};
 use sluice_connectors::jdbc::timestamp::Timestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -22,6 +23,10 @@ pub enum Request {
     Now,
     Max(Relation, String),
     Select(Select),
+    CreateTable(String, Vec<Column>),
+    AddColumns(String, Vec<Column>),
+    Write(WriteBatch),
+    SinkOffsets(String, String),
 }
 
 /// Its answer.
@@ -32,18 +37,33 @@ pub enum Answer {
     Now(Timestamp),
     Max(Option<i64>),
     Rows(Rows),
+    Done,
+    SinkOffsets(Vec<(String, i32, i64)>),
 }
 
-/// Serves `db` on `port` until the host stops.
-pub async fn serve(db: Arc<ModelDb>, port: u16) -> turmoil::Result {
+/// Told of every batch of writes the database committed, with the address of the connection that
+/// wrote it (a worker's), so that a test's model can say what became durable.
+pub type WriteObserver = Arc<dyn Fn(SocketAddr, &WriteBatch) + Send + Sync>;
+
+/// Serves `db` on `port` until the host stops; `observer` is told of every committed write.
+pub async fn serve(
+    db: Arc<ModelDb>,
+    port: u16,
+    observer: Option<WriteObserver>,
+) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
     loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(answer(db.clone(), stream));
+        let (stream, peer) = listener.accept().await?;
+        tokio::spawn(answer(db.clone(), stream, peer, observer.clone()));
     }
 }
 
-async fn answer(db: Arc<ModelDb>, mut stream: turmoil::net::TcpStream) -> io::Result<()> {
+async fn answer(
+    db: Arc<ModelDb>,
+    mut stream: turmoil::net::TcpStream,
+    peer: SocketAddr,
+    observer: Option<WriteObserver>,
+) -> io::Result<()> {
     let request: Request = read_frame(&mut stream).await?;
     let answer: Result<Answer, DbError> = if answering_errors() {
         Err(DbError::Unreachable {
@@ -57,6 +77,22 @@ async fn answer(db: Arc<ModelDb>, mut stream: turmoil::net::TcpStream) -> io::Re
             Request::Now => Ok(Answer::Now(db.clock())),
             Request::Max(relation, column) => db.max(&relation, &column).map(Answer::Max),
             Request::Select(select) => db.select(&select).map(Answer::Rows),
+            Request::CreateTable(table, columns) => {
+                db.create_table(&table, columns);
+                Ok(Answer::Done)
+            }
+            Request::AddColumns(table, columns) => {
+                db.add_columns(&table, &columns).map(|()| Answer::Done)
+            }
+            Request::Write(batch) => db.apply(&batch).map(|()| {
+                if let Some(observer) = &observer {
+                    observer(peer, &batch);
+                }
+                Answer::Done
+            }),
+            Request::SinkOffsets(table, connector) => {
+                Ok(Answer::SinkOffsets(db.sink_offsets(&table, &connector)))
+            }
         }
     };
     write_frame(&mut stream, &answer).await

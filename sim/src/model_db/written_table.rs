@@ -94,7 +94,7 @@ impl ExternalSource for WrittenTable {
                 // A (re)start: what was in flight when it went down is rolled back.
                 db.recover();
                 tokio::spawn(write(db.clone(), records, longest));
-                server::serve(db, DB_PORT).await
+                server::serve(db, DB_PORT, None).await
             }
         });
     }

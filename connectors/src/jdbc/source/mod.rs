@@ -21,27 +21,22 @@ use sluice_core::config::{ConfigDef, ConfigMap};
 
 use self::reader::Mode;
 use self::settings::{config_def, SourceSettings, TABLES};
-use self::task::{db_error, JdbcSourceTask};
+use self::task::JdbcSourceTask;
 use super::database::{Column, ColumnType, Database, DatabaseOpener, Relation};
+use super::db_error;
 
-/// Opens the database, trying `connection.attempts` times `connection.backoff.ms` apart while it is
-/// out of reach.
+/// Opens the source's database.
 pub(crate) async fn connect(
     opener: &dyn DatabaseOpener,
     settings: &SourceSettings,
 ) -> Result<Arc<dyn Database>, ConnectError> {
-    let mut attempt = 1;
-    loop {
-        match opener.open(&settings.connection).await {
-            Ok(db) => return Ok(db),
-            Err(e) if e.is_retriable() && attempt < settings.attempts => {
-                tracing::warn!(error = %e, attempt, "cannot reach the database; trying again");
-                attempt += 1;
-                tokio::time::sleep(settings.backoff).await;
-            }
-            Err(e) => return Err(ConnectError::fatal(e.to_string())),
-        }
-    }
+    super::connect(
+        opener,
+        &settings.connection,
+        settings.attempts,
+        settings.backoff,
+    )
+    .await
 }
 
 /// The mode's columns for one table: the named ones checked against the table's columns, or its integer

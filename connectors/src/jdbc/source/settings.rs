@@ -229,6 +229,7 @@ impl SourceSettings {
                 user: Some(user.to_owned()).filter(|u| !u.is_empty()),
                 password: Some(Password::new(password)).filter(|_| !password.is_empty()),
                 timezone: TimeZone::parse(parsed.string(DB_TIMEZONE)).unwrap_or_default(),
+                create: false,
             },
             attempts: parsed.int(CONNECTION_ATTEMPTS).max(1) as u32,
             backoff: Duration::from_millis(parsed.long(CONNECTION_BACKOFF_MS).max(0) as u64),

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 use super::reader::{query_partition, table_partition, Mode, Position, ReadError, TableReader};
 use super::settings::{SourceSettings, TABLES};
 use super::{connect, resolve_mode};
-use crate::jdbc::database::{Database, DatabaseOpener, DbError, Relation};
+use crate::jdbc::database::{Database, DatabaseOpener, Relation};
+use crate::jdbc::db_error;
 use crate::jdbc::timestamp::Timestamp;
 
 /// A table being read, and when it is next due.
@@ -34,15 +35,6 @@ impl JdbcSourceTask {
             db: None,
             tables: Vec::new(),
         }
-    }
-}
-
-/// A database error as the task reports it: retried if the database is out of reach.
-pub(super) fn db_error(e: DbError) -> ConnectError {
-    if e.is_retriable() {
-        ConnectError::retriable(e.to_string())
-    } else {
-        ConnectError::fatal(e.to_string())
     }
 }
 

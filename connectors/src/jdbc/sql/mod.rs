@@ -7,6 +7,7 @@
 pub mod decode;
 pub mod render;
 pub mod url;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +21,8 @@ use sqlx::{Column as _, Executor, Row, TypeInfo};
 use self::render::{Bind, Dialect, Statement};
 use self::url::{hide_password, DatabaseUrl};
 use super::database::{
-    Column, ConnectionSettings, Database, DatabaseOpener, DbError, Relation, Rows, Select,
+    Column, ColumnType, ConnectionSettings, Database, DatabaseOpener, DbError, Relation, Rows,
+    Select, SinkOffset, SinkOffsets, SqlValue, Write, WriteBatch,
 };
 use super::timestamp::{TimeZone, Timestamp};
 
@@ -69,7 +71,7 @@ impl SqlDatabase {
         };
         let pool = match url {
             DatabaseUrl::Sqlite { path } => {
-                if !path.exists() {
+                if !settings.create && !path.exists() {
                     return Err(DbError::Refused {
                         what: format!("opening {shown}"),
                         message: format!("there is no SQLite database file at {}", path.display()),
@@ -77,6 +79,7 @@ impl SqlDatabase {
                 }
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
+                    .create_if_missing(settings.create)
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(2)
@@ -148,7 +151,11 @@ impl SqlDatabase {
                 let message = db.message().to_owned();
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 let relation_name = relation.map(ToString::to_string).unwrap_or_default();
-                if code == "42P01" || message.starts_with("no such table") {
+                if ["40001", "40P01", "55P03", "5", "6", "517"].contains(&code.as_str())
+                    || message.contains("database is locked")
+                {
+                    DbError::Transient { message }
+                } else if code == "42P01" || message.starts_with("no such table") {
                     DbError::NoSuchRelation {
                         relation: relation_name,
                     }
@@ -183,6 +190,47 @@ impl SqlDatabase {
                 message: e.to_string(),
             },
         }
+    }
+
+    /// A statement without results.
+    async fn execute(&self, sql: &str, what: &str) -> Result<(), DbError> {
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        };
+        result.map_err(|e| self.error(what, None, e))
+    }
+
+    /// Whether a sink offset moved as its writer expected; a batch whose offsets another task moved is
+    /// refused (and rolled back with its transaction).
+    fn offset_moved(
+        &self,
+        offsets: &SinkOffsets,
+        offset: &SinkOffset,
+        moved: Result<u64, sqlx::Error>,
+    ) -> Result<(), DbError> {
+        let fenced = || DbError::Fenced {
+            what: format!(
+                "{}-{} of connector {:?}",
+                offset.topic, offset.partition, offsets.connector
+            ),
+        };
+        match moved {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(fenced()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(fenced()),
+            Err(e) => Err(self.error("moving the sink's offsets", None, e)),
+        }
+    }
+
+    /// A failed write, naming its table.
+    fn write_error(&self, write: &Write, e: sqlx::Error) -> DbError {
+        let relation = Relation::Table(write.table.clone());
+        self.error(
+            &format!("a write to table {:?}", write.table),
+            Some(&relation),
+            e,
+        )
     }
 
     fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -458,6 +506,155 @@ impl Database for SqlDatabase {
             Self::lock(&self.columns).remove(&key(relation));
         }
         Ok(Rows { columns, rows })
+    }
+
+    async fn create_table(&self, table: &str, columns: &[Column]) -> Result<(), DbError> {
+        let sql = write::create_table(table, columns, self.dialect());
+        self.execute(&sql, &format!("creating table {table:?}"))
+            .await?;
+        Self::lock(&self.columns).remove(&key(&Relation::Table(table.to_owned())));
+        Ok(())
+    }
+
+    async fn add_columns(&self, table: &str, columns: &[Column]) -> Result<(), DbError> {
+        for column in columns {
+            let sql = write::add_column(table, column, self.dialect());
+            self.execute(
+                &sql,
+                &format!("adding column {:?} to table {table:?}", column.name),
+            )
+            .await?;
+        }
+        Self::lock(&self.columns).remove(&key(&Relation::Table(table.to_owned())));
+        Ok(())
+    }
+
+    async fn write(&self, batch: &WriteBatch) -> Result<(), DbError> {
+        let writes = &batch.writes;
+        let err = |e| self.error("a write", None, e);
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await.map_err(err)?;
+                for write in writes {
+                    let (sql, order) = write::statement(write, Dialect::Sqlite);
+                    let mut query = sqlx::query(&sql);
+                    for &i in &order {
+                        query = write::sqlite_bind(query, &write.values[i], self.zone);
+                    }
+                    query
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.write_error(write, e))?;
+                }
+                if let Some(offsets) = &batch.offsets {
+                    for offset in &offsets.offsets {
+                        let (sql, binds) =
+                            write::offset_statement(offsets, offset, Dialect::Sqlite);
+                        let mut query = sqlx::query(&sql);
+                        for bind in &binds {
+                            query = write::sqlite_bind(query, bind, self.zone);
+                        }
+                        let moved = query.execute(&mut *tx).await;
+                        self.offset_moved(offsets, offset, moved.map(|r| r.rows_affected()))?;
+                    }
+                }
+                tx.commit().await.map_err(err)
+            }
+            Pool::Postgres(pool) => {
+                let mut kinds = BTreeMap::new();
+                for write in writes {
+                    if !kinds.contains_key(&write.table) {
+                        let relation = Relation::Table(write.table.clone());
+                        let cached = Self::lock(&self.columns).get(&key(&relation)).cloned();
+                        let columns = match cached {
+                            Some(columns) => columns,
+                            None => self.read_columns(&relation).await?,
+                        };
+                        kinds.insert(write.table.clone(), columns);
+                    }
+                }
+                let mut tx = pool.begin().await.map_err(err)?;
+                for write in writes {
+                    let (sql, order) = write::statement(write, Dialect::Postgres);
+                    let columns = &kinds[&write.table];
+                    let mut query = sqlx::query(&sql);
+                    for &i in &order {
+                        let name = &write.columns[i];
+                        let kind = columns
+                            .iter()
+                            .find(|c| &c.name == name)
+                            .map(|c| c.kind.clone())
+                            .unwrap_or(ColumnType::Text);
+                        query =
+                            write::postgres_bind(query, &write.values[i], &kind, self.zone, name)?;
+                    }
+                    query
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.write_error(write, e))?;
+                }
+                if let Some(offsets) = &batch.offsets {
+                    for offset in &offsets.offsets {
+                        let (sql, binds) =
+                            write::offset_statement(offsets, offset, Dialect::Postgres);
+                        let mut query = sqlx::query(&sql);
+                        for bind in &binds {
+                            let kind = match bind {
+                                SqlValue::Int(_) => ColumnType::Int64,
+                                _ => ColumnType::Text,
+                            };
+                            query = write::postgres_bind(query, bind, &kind, self.zone, "offset")?;
+                        }
+                        let moved = query.execute(&mut *tx).await;
+                        self.offset_moved(offsets, offset, moved.map(|r| r.rows_affected()))?;
+                    }
+                }
+                tx.commit().await.map_err(err)
+            }
+        }
+    }
+
+    async fn sink_offsets(
+        &self,
+        table: &str,
+        connector: &str,
+    ) -> Result<Vec<(String, i32, i64)>, DbError> {
+        let relation = Relation::Table(table.to_owned());
+        match self.read_columns(&relation).await {
+            Err(DbError::NoSuchRelation { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let sql = format!(
+            "SELECT topic, kafka_partition, next_offset FROM {} WHERE connector = {}",
+            render::quote(table),
+            match self.dialect() {
+                Dialect::Sqlite => "?",
+                Dialect::Postgres => "$1",
+            }
+        );
+        let err = |e| self.error("reading the sink's offsets", Some(&relation), e);
+        let rows: Vec<(String, i64, i64)> = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(&sql)
+                .bind(connector)
+                .fetch_all(pool)
+                .await
+                .map_err(err)?,
+            Pool::Postgres(pool) => {
+                let rows: Vec<(String, i32, i64)> = sqlx::query_as(&sql)
+                    .bind(connector)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(err)?;
+                rows.into_iter()
+                    .map(|(t, p, o)| (t, i64::from(p), o))
+                    .collect()
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(topic, partition, next)| (topic, partition as i32, next))
+            .collect())
     }
 }
 
