@@ -265,3 +265,68 @@ fn a_postgres_table_is_copied_with_its_updates_through_a_crash() {
     worker.stop();
     assert_eq!(rows(&copy_url, pg_orders), rows(&source_url, pg_orders));
 }
+
+/// A table created while the worker runs is found within `table.poll.interval.ms`: the runtime stops
+/// the source's tasks cleanly, asks the connector for its task configs again and starts the new tasks,
+/// which resume the old tables from their offsets (no row copied twice) and read the new one.
+#[test]
+fn a_table_created_while_running_is_found_and_copied_without_duplicates() {
+    let dir = Dir::new();
+    let source_url = format!("sqlite:{}", dir.path("live.db").display());
+    let copy_url = format!("sqlite:{}", dir.path("copy.db").display());
+    execute(
+        &format!("{source_url}?mode=rwc"),
+        &[
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL)",
+            "INSERT INTO orders (item) VALUES ('tea'), ('milk'), ('bread')",
+        ],
+    );
+    let broker = common::Broker::start(&dir, &["live-orders:2", "live-refunds:2"]);
+    let worker_file = json_worker(&dir, Some(broker.bootstrap()));
+    let source = dir.write_properties(
+        "source.properties",
+        &Props::default()
+            .set("name", "live-source")
+            .set("connector.class", "JdbcSourceConnector")
+            .set("connection.url", format!("jdbc:{source_url}"))
+            .set("mode", "incrementing")
+            .set("topic.prefix", "live-")
+            .set("tasks.max", 2)
+            .set("poll.interval.ms", 200)
+            .set("table.poll.interval.ms", 500),
+    );
+    let sink = dir.write_properties(
+        "sink.properties",
+        &Props::default()
+            .set("name", "live-sink")
+            .set("connector.class", "JdbcSink")
+            .set("topics", "live-orders,live-refunds")
+            .set("connection.url", format!("jdbc:{copy_url}"))
+            .set("auto.create", true)
+            .set("exactly.once.enabled", true),
+    );
+    let worker = Worker::start(&dir, "worker", &worker_file, &[&source, &sink]);
+    wait_for_rows(&copy_url, "\"live-orders\"", 3, &worker);
+
+    execute(
+        &source_url,
+        &[
+            "CREATE TABLE refunds (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL)",
+            "INSERT INTO refunds (amount) VALUES (5), (7)",
+            "INSERT INTO orders (item) VALUES ('jam')",
+        ],
+    );
+    wait_for_rows(&copy_url, "\"live-refunds\"", 2, &worker);
+    wait_for_rows(&copy_url, "\"live-orders\"", 4, &worker);
+    worker.wait_for_log("task configs changed");
+    let logs = worker.stop();
+    assert!(logs.contains("the database's tables changed"), "{logs}");
+    assert_eq!(
+        rows(
+            &copy_url,
+            "SELECT id, item FROM \"live-orders\" ORDER BY id"
+        ),
+        rows(&source_url, "SELECT id, item FROM orders ORDER BY id"),
+        "every order once"
+    );
+}

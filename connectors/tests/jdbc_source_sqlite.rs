@@ -8,8 +8,8 @@ use serde_json::json;
 use sluice_connectors::jdbc::source::task::JdbcSourceTask;
 use sluice_connectors::jdbc::{JdbcSourceConnector, SqlOpener};
 use sluice_core::api::{
-    Connector, ConnectorContext, OffsetStorageReader, SourceMap, SourceOffset, SourcePartition,
-    SourceRecord, SourceTask, SourceTaskContext,
+    Connector, ConnectorContext, ConnectorRequest, OffsetStorageReader, SourceMap, SourceOffset,
+    SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::ConfigMap;
 use sluice_core::data::{Decimal, Value};
@@ -480,4 +480,49 @@ async fn tables_are_spread_over_at_most_tasks_max_tasks() {
     assert_eq!(tables(2), ["a,b", "c"]);
     assert_eq!(tables(8), ["a", "b", "c"]);
     assert_eq!(tables(1), ["a,b,c"]);
+}
+
+#[tokio::test]
+async fn tables_that_appear_or_disappear_ask_for_new_task_configs() {
+    let db = database(&["CREATE TABLE a (id INTEGER PRIMARY KEY)"]).await;
+    let (requests, mut requested) = tokio::sync::mpsc::unbounded_channel();
+    let context = ConnectorContext::with_requests("shop", move |request| {
+        let _ = requests.send(request);
+    });
+    let mut connector = JdbcSourceConnector::new(Arc::new(SqlOpener));
+    let mut cfg = config(
+        &db,
+        &[("mode", "incrementing"), ("table.poll.interval.ms", "20")],
+    );
+    cfg.remove("tables");
+    connector.start(&cfg, context).await.unwrap();
+    let tables = |connector: &JdbcSourceConnector| -> Vec<String> {
+        connector
+            .task_configs(2)
+            .iter()
+            .map(|c| c["tables"].clone())
+            .collect()
+    };
+    assert_eq!(tables(&connector), ["a"]);
+    db.run(&["CREATE TABLE b (id INTEGER PRIMARY KEY)"]).await;
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), requested.recv()).await,
+        Ok(Some(ConnectorRequest::Reconfigure))
+    );
+    assert_eq!(tables(&connector), ["a", "b"]);
+
+    db.run(&["DROP TABLE a"]).await;
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), requested.recv()).await,
+        Ok(Some(ConnectorRequest::Reconfigure))
+    );
+    assert_eq!(tables(&connector), ["b"]);
+
+    // Nothing changed: nothing asked.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), requested.recv())
+            .await
+            .is_err()
+    );
+    connector.stop().await.unwrap();
 }

@@ -1,24 +1,85 @@
 //! Connectors: they copy no data themselves; they validate a job's config and split it into task configs.
 
+use std::fmt;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::{ConnectError, SinkTask, SourceTask};
 use crate::config::{ConfigDef, ConfigError, ConfigMap};
 
-/// What a connector can ask of the runtime.
-#[derive(Debug, Clone, Default)]
+/// What a connector asks of the runtime through its [`ConnectorContext`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorRequest {
+    /// Ask `task_configs` again, and restart the tasks if they changed.
+    Reconfigure,
+    /// The connector failed: stop its tasks, with this reason.
+    Fail(String),
+}
+
+/// Where a context's requests go.
+type Requests = Arc<dyn Fn(ConnectorRequest) + Send + Sync>;
+
+/// What a connector can ask of the runtime. Cheap to clone: a connector may keep one in a task of its
+/// own that watches its system (Connect's table monitor thread, say).
+#[derive(Clone, Default)]
 pub struct ConnectorContext {
     name: String,
+    requests: Option<Requests>,
+}
+
+impl fmt::Debug for ConnectorContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorContext")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConnectorContext {
+    /// A context whose requests go nowhere (they are logged), for a connector run without a runtime.
     pub fn new(name: impl Into<String>) -> ConnectorContext {
-        ConnectorContext { name: name.into() }
+        ConnectorContext {
+            name: name.into(),
+            requests: None,
+        }
+    }
+
+    /// A context whose requests the runtime takes with `requests`.
+    pub fn with_requests(
+        name: impl Into<String>,
+        requests: impl Fn(ConnectorRequest) + Send + Sync + 'static,
+    ) -> ConnectorContext {
+        ConnectorContext {
+            name: name.into(),
+            requests: Some(Arc::new(requests)),
+        }
     }
 
     /// The connector's `name`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Asks the runtime to call `task_configs` again and, if the configs changed, to stop the tasks
+    /// cleanly (their offsets committed) and start new ones (Connect's
+    /// `requestTaskReconfiguration`): for a connector whose work changed, such as tables that appeared.
+    pub fn request_task_reconfiguration(&self) {
+        self.request(ConnectorRequest::Reconfigure);
+    }
+
+    /// Fails the connector: the runtime stops its tasks and reports `reason` (Connect's `raiseError`).
+    pub fn raise_error(&self, reason: impl Into<String>) {
+        self.request(ConnectorRequest::Fail(reason.into()));
+    }
+
+    fn request(&self, request: ConnectorRequest) {
+        match &self.requests {
+            Some(requests) => requests(request),
+            None => {
+                tracing::warn!(connector = %self.name, ?request, "no runtime takes this connector's request")
+            }
+        }
     }
 }
 

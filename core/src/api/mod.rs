@@ -10,7 +10,8 @@ mod source;
 mod source_map;
 
 pub use connector::{
-    Connector, ConnectorContext, ExactlyOnceSupport, SinkConnector, SourceConnector,
+    Connector, ConnectorContext, ConnectorRequest, ExactlyOnceSupport, SinkConnector,
+    SourceConnector,
 };
 pub use error::ConnectError;
 pub use record::{

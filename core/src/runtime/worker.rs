@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry,
-    SinkConnector, SinkTask, SourceConnector, SourceTask,
+    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ConnectorRequest,
+    ExactlyOnceSupport, PluginRegistry, SinkConnector, SinkTask, SourceConnector, SourceTask,
 };
 use crate::config::{ConfigError, ConfigMap};
 use crate::fs::LocalFs;
@@ -301,15 +301,20 @@ impl StandaloneWorker {
                 bound = self.bind_offsets() => bound?,
             }
         }
-        let trigger = ShutdownTrigger::new();
         let statuses = TaskStatuses::default();
-        let mut tasks = JoinSet::new();
-        let mut started = Vec::new();
+        let mut tasks: JoinSet<(usize, Result<(), TaskError>)> = JoinSet::new();
+        let mut running: Vec<Running> = Vec::new();
+        let (requests, mut requested) = tokio::sync::mpsc::unbounded_channel();
         // A stop wins over starting: a connector still waiting for Kafka (its offsets topic, say) is
         // given up, so nothing of it reaches Kafka once the worker was told to stop.
         let mut stopped_while_starting = false;
         for plan in plans {
-            let starting = self.start_connector(plan, &trigger, &statuses, &mut tasks);
+            let index = running.len();
+            let requests = requests.clone();
+            let context = ConnectorContext::with_requests(plan.name(), move |request| {
+                let _ = requests.send((index, request));
+            });
+            let starting = self.start_connector(plan, context, index, &statuses, &mut tasks);
             let outcome = tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -320,16 +325,17 @@ impl StandaloneWorker {
                 outcome = starting => outcome,
             };
             match outcome {
-                Ok(plugin) => started.push(plugin),
+                Ok(started) => running.push(started),
                 Err(e) => {
-                    trigger.fire();
+                    for connector in &running {
+                        connector.trigger.fire();
+                    }
                     while tasks.join_next().await.is_some() {}
-                    stop_connectors(started).await;
+                    stop_connectors(running).await;
                     return Err(e);
                 }
             }
         }
-        let total = tasks.len();
         let mut failures = Vec::new();
         let period = self.config.status_interval();
         let mut status_timer =
@@ -343,20 +349,25 @@ impl StandaloneWorker {
                     () = &mut shutdown => break false,
                     _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
                     Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
-                        failures.extend(task_failure(outcome));
-                        if failures.len() == total {
+                        failures.extend(ended(outcome, &mut running));
+                        if tasks.is_empty() && !failures.is_empty() {
                             break true;
                         }
+                    }
+                    Some((index, request)) = requested.recv() => {
+                        self.take_request(index, request, &mut running, &statuses, &mut tasks, &mut failures).await;
                     }
                 }
             }
         };
         tracing::info!("worker stopping");
-        trigger.fire();
+        for connector in &running {
+            connector.trigger.fire();
+        }
         let drain = async {
             let mut failed = Vec::new();
             while let Some(outcome) = tasks.join_next().await {
-                failed.extend(task_failure(outcome));
+                failed.extend(ended(outcome, &mut running));
             }
             failed
         };
@@ -371,13 +382,84 @@ impl StandaloneWorker {
                 tasks.abort_all();
             }
         }
-        stop_connectors(started).await;
+        stop_connectors(running).await;
         tracing::info!("status at stop: {}", statuses.line());
         tracing::info!("worker stopped");
         match (all_failed, failures.is_empty()) {
             (true, _) => Err(WorkerError::AllTasksFailed(failures)),
             (false, true) => Ok(()),
             (false, false) => Err(WorkerError::TasksFailed(failures)),
+        }
+    }
+
+    /// A connector's request: new task configs replace its tasks (stopped cleanly, offsets committed)
+    /// if they changed; a failure stops its tasks for good.
+    async fn take_request(
+        &self,
+        index: usize,
+        request: ConnectorRequest,
+        running: &mut [Running],
+        statuses: &TaskStatuses,
+        tasks: &mut JoinSet<(usize, Result<(), TaskError>)>,
+        failures: &mut Vec<String>,
+    ) {
+        let Some(connector) = running.get_mut(index) else {
+            return;
+        };
+        if connector.failed {
+            return;
+        }
+        let name = connector.config.name().to_owned();
+        let reconfigured = match request {
+            ConnectorRequest::Reconfigure => {
+                let configs = connector
+                    .plugin
+                    .connector()
+                    .task_configs(connector.config.tasks_max());
+                if configs == connector.task_configs {
+                    return;
+                }
+                tracing::info!(connector = %name, tasks = configs.len(), "task configs changed: restarting the connector's tasks with them");
+                Some(configs)
+            }
+            ConnectorRequest::Fail(reason) => {
+                tracing::error!(connector = %name, %reason, "connector failed; stopping its tasks");
+                failures.push(format!("connector {name} failed: {reason}"));
+                connector.failed = true;
+                None
+            }
+        };
+        connector.trigger.fire();
+        while running[index].live > 0 {
+            let Some(outcome) = tasks.join_next().await else {
+                break;
+            };
+            failures.extend(ended(outcome, running));
+        }
+        let Some(configs) = reconfigured else {
+            return;
+        };
+        let connector = &mut running[index];
+        connector.trigger = ShutdownTrigger::new();
+        let spawned = self.spawn_tasks(
+            &connector.plugin,
+            &connector.config,
+            configs.clone(),
+            index,
+            &connector.trigger,
+            statuses,
+            tasks,
+        );
+        match spawned {
+            Ok(()) => {
+                connector.live = configs.len();
+                connector.task_configs = configs;
+            }
+            Err(e) => {
+                tracing::error!(connector = %name, error = %e, "cannot start the reconfigured tasks");
+                failures.push(e.to_string());
+                connector.failed = true;
+            }
         }
     }
 
@@ -435,10 +517,11 @@ impl StandaloneWorker {
     async fn start_connector(
         &self,
         mut plan: ConnectorPlan,
-        trigger: &ShutdownTrigger,
+        context: ConnectorContext,
+        index: usize,
         statuses: &TaskStatuses,
-        tasks: &mut JoinSet<Result<(), TaskError>>,
-    ) -> Result<Plugin, WorkerError> {
+        tasks: &mut JoinSet<(usize, Result<(), TaskError>)>,
+    ) -> Result<Running, WorkerError> {
         let config = plan.config;
         let name = config.name().to_owned();
         if matches!(plan.plugin, Plugin::Source(_)) && self.config.exactly_once_source() {
@@ -446,29 +529,39 @@ impl StandaloneWorker {
         }
         let connector = plan.plugin.connector();
         connector
-            .start(config.props(), ConnectorContext::new(name.clone()))
+            .start(config.props(), context)
             .await
             .map_err(|source| WorkerError::Connector {
                 connector: name.clone(),
                 source,
             })?;
         let task_configs = connector.task_configs(config.tasks_max());
+        let trigger = ShutdownTrigger::new();
         let spawned = self.spawn_tasks(
             &plan.plugin,
             &config,
-            task_configs,
-            trigger,
+            task_configs.clone(),
+            index,
+            &trigger,
             statuses,
             tasks,
         );
         if let Err(e) = spawned {
             // Tasks already spawned stop with the worker's trigger; the connector stops here.
+            trigger.fire();
             if let Err(stop) = plan.plugin.connector().stop().await {
                 tracing::warn!(connector = %name, error = %stop, "connector stop failed");
             }
             return Err(e);
         }
-        Ok(plan.plugin)
+        Ok(Running {
+            live: task_configs.len(),
+            plugin: plan.plugin,
+            config,
+            trigger,
+            task_configs,
+            failed: false,
+        })
     }
 
     /// Creates `offset.storage.topic` if it does not exist, as Kafka Connect's distributed worker does,
@@ -499,15 +592,18 @@ impl StandaloneWorker {
         }
     }
 
-    /// Creates a runner per task config and spawns it.
+    /// Creates a runner per task config and spawns it; its outcome comes back tagged with
+    /// `connector_index`.
+    #[allow(clippy::too_many_arguments)]
     fn spawn_tasks(
         &self,
         plugin: &Plugin,
         config: &Arc<ConnectorConfig>,
         task_configs: Vec<ConfigMap>,
+        connector_index: usize,
         trigger: &ShutdownTrigger,
         statuses: &TaskStatuses,
-        tasks: &mut JoinSet<Result<(), TaskError>>,
+        tasks: &mut JoinSet<(usize, Result<(), TaskError>)>,
     ) -> Result<(), WorkerError> {
         let name = config.name();
         let creates_topics =
@@ -536,20 +632,32 @@ impl StandaloneWorker {
                             admin,
                         )?
                         .with_status(status.clone());
-                    tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
+                    tasks.spawn(reporting(
+                        connector_index,
+                        status,
+                        runner.run(trigger.subscribe()),
+                    ));
                 }
                 (Plugin::Source(connector), _) => {
                     let runner = self
                         .source_runner(id, connector.create_task(), task_config, config, &admin)?
                         .with_status(status.clone());
-                    tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
+                    tasks.spawn(reporting(
+                        connector_index,
+                        status,
+                        runner.run(trigger.subscribe()),
+                    ));
                 }
                 (Plugin::Sink(connector), _) => {
                     let runner = self
                         .sink_runner(id, connector.create_task(), task_config, config)?
                         .with_status(status.clone())
                         .with_leave_gate(&gate, self.config.shutdown_timeout());
-                    tasks.spawn(reporting(status, runner.run(trigger.subscribe())));
+                    tasks.spawn(reporting(
+                        connector_index,
+                        status,
+                        runner.run(trigger.subscribe()),
+                    ));
                 }
             }
         }
@@ -680,21 +788,39 @@ fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {
     }
 }
 
-/// Runs a task, then records in its status how it ended.
-async fn reporting(
-    status: TaskCounter,
-    run: impl Future<Output = Result<(), TaskError>>,
-) -> Result<(), TaskError> {
-    let outcome = run.await;
-    status.ended(outcome.as_ref().err().map(ToString::to_string));
-    outcome
+/// A started connector: its tasks' stop signal, how many of them run, and the configs they run with.
+struct Running {
+    plugin: Plugin,
+    config: Arc<ConnectorConfig>,
+    trigger: ShutdownTrigger,
+    live: usize,
+    task_configs: Vec<ConfigMap>,
+    /// It raised an error: its tasks are stopped for good.
+    failed: bool,
 }
 
-/// Why a task ended in failure, if it did (logged at once).
-fn task_failure(outcome: Result<Result<(), TaskError>, tokio::task::JoinError>) -> Option<String> {
+/// Runs a task of connector `index`, then records in its status how it ended.
+async fn reporting(
+    index: usize,
+    status: TaskCounter,
+    run: impl Future<Output = Result<(), TaskError>>,
+) -> (usize, Result<(), TaskError>) {
+    let outcome = run.await;
+    status.ended(outcome.as_ref().err().map(ToString::to_string));
+    (index, outcome)
+}
+
+/// A task ended: one fewer runs for its connector. Why it failed, if it did (logged at once).
+fn ended(
+    outcome: Result<(usize, Result<(), TaskError>), tokio::task::JoinError>,
+    running: &mut [Running],
+) -> Option<String> {
     match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => {
+        Ok((index, result)) => {
+            if let Some(connector) = running.get_mut(index) {
+                connector.live = connector.live.saturating_sub(1);
+            }
+            let e = result.err()?;
             tracing::error!(error = %e, "task failed");
             Some(e.to_string())
         }
@@ -705,9 +831,9 @@ fn task_failure(outcome: Result<Result<(), TaskError>, tokio::task::JoinError>) 
     }
 }
 
-async fn stop_connectors(connectors: Vec<Plugin>) {
-    for mut plugin in connectors {
-        if let Err(e) = plugin.connector().stop().await {
+async fn stop_connectors(connectors: Vec<Running>) {
+    for mut connector in connectors {
+        if let Err(e) = connector.plugin.connector().stop().await {
             tracing::warn!(error = %e, "connector stop failed");
         }
     }

@@ -11,13 +11,14 @@ pub mod schema;
 pub mod settings;
 pub mod task;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sluice_core::api::{
     ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, SourceConnector, SourceTask,
 };
 use sluice_core::config::{ConfigDef, ConfigMap};
+use tokio::task::JoinHandle;
 
 use self::reader::Mode;
 use self::settings::{config_def, SourceSettings, TABLES};
@@ -123,12 +124,14 @@ fn is_integer(kind: &ColumnType) -> bool {
     )
 }
 
-/// Finds the tables to read and spreads them over at most `tasks.max` tasks.
+/// Finds the tables to read and spreads them over at most `tasks.max` tasks; watches the database every
+/// `table.poll.interval.ms` and asks the runtime for new task configs when tables appear or disappear.
 pub struct JdbcSourceConnector {
     opener: Arc<dyn DatabaseOpener>,
     config: ConfigMap,
     settings: Option<SourceSettings>,
-    tables: Vec<String>,
+    tables: Arc<Mutex<Vec<String>>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl JdbcSourceConnector {
@@ -137,8 +140,59 @@ impl JdbcSourceConnector {
             opener,
             config: ConfigMap::new(),
             settings: None,
-            tables: Vec::new(),
+            tables: Arc::default(),
+            watcher: None,
         }
+    }
+
+    fn tables(&self) -> Vec<String> {
+        self.tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for JdbcSourceConnector {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+    }
+}
+
+/// Looks for tables that appeared or disappeared, every `table.poll.interval.ms`; a change makes the
+/// connector's task configs change, which the runtime is asked to take.
+async fn watch_tables(
+    db: Arc<dyn Database>,
+    settings: SourceSettings,
+    tables: Arc<Mutex<Vec<String>>>,
+    context: ConnectorContext,
+) {
+    loop {
+        tokio::time::sleep(settings.table_poll_interval).await;
+        let now = match selected_tables(&*db, &settings).await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(connector = context.name(), error = %e, "cannot list the database's tables; trying again at the next table.poll.interval.ms");
+                continue;
+            }
+        };
+        let mut known = tables.lock().unwrap_or_else(|e| e.into_inner());
+        if *known == now {
+            continue;
+        }
+        let added: Vec<&String> = now.iter().filter(|t| !known.contains(t)).collect();
+        let removed: Vec<&String> = known.iter().filter(|t| !now.contains(t)).collect();
+        tracing::info!(
+            connector = context.name(),
+            ?added,
+            ?removed,
+            "the database's tables changed: asking for new task configs"
+        );
+        *known = now;
+        drop(known);
+        context.request_task_reconfiguration();
     }
 }
 
@@ -166,7 +220,11 @@ impl Connector for JdbcSourceConnector {
         SourceSettings::parse(config).map(drop)
     }
 
-    async fn start(&mut self, config: &ConfigMap, _: ConnectorContext) -> Result<(), ConnectError> {
+    async fn start(
+        &mut self,
+        config: &ConfigMap,
+        context: ConnectorContext,
+    ) -> Result<(), ConnectError> {
         let settings = SourceSettings::parse(config)?;
         if settings.delay_ms == 0
             && matches!(
@@ -195,10 +253,17 @@ impl Connector for JdbcSourceConnector {
                     ),
                 ));
             }
-            self.tables = selected_tables(&*db, &settings).await?;
-            if self.tables.is_empty() {
+            let tables = selected_tables(&*db, &settings).await?;
+            if tables.is_empty() {
                 tracing::warn!("no table of the database matches the table lists: the connector has no task until one appears");
             }
+            *self.tables.lock().unwrap_or_else(|e| e.into_inner()) = tables;
+            self.watcher = Some(tokio::spawn(watch_tables(
+                db,
+                settings.clone(),
+                self.tables.clone(),
+                context,
+            )));
         }
         self.config = config.clone();
         self.settings = Some(settings);
@@ -212,22 +277,26 @@ impl Connector for JdbcSourceConnector {
         if settings.query.is_some() {
             return vec![self.config.clone()];
         }
-        let groups = max_tasks.max(1).min(self.tables.len());
+        let tables = self.tables();
+        let groups = max_tasks.max(1).min(tables.len());
         (0..groups)
             .map(|group| {
                 // Contiguous groups of nearly equal size, as Connect's `ConnectorUtils.groupPartitions`.
-                let per = self.tables.len() / groups;
-                let extra = self.tables.len() % groups;
+                let per = tables.len() / groups;
+                let extra = tables.len() % groups;
                 let start = group * per + group.min(extra);
                 let len = per + usize::from(group < extra);
                 let mut config = self.config.clone();
-                config.insert(TABLES.into(), self.tables[start..start + len].join(","));
+                config.insert(TABLES.into(), tables[start..start + len].join(","));
                 config
             })
             .collect()
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
         Ok(())
     }
 }
