@@ -226,7 +226,7 @@ impl DbError {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            DbError::Unreachable { .. } | DbError::Transient { .. }
+            DbError::Unreachable { .. } | DbError::Transient { .. } | DbError::Fenced { .. }
         )
     }
 }
