@@ -3,33 +3,18 @@
 
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/source_task.rs"]
+mod source_task;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde_json::json;
 use sluice_connectors::jdbc::source::task::JdbcSourceTask;
 use sluice_connectors::jdbc::{JdbcSourceConnector, SqlOpener};
-use sluice_core::api::{
-    Connector, ConnectorContext, OffsetStorageReader, SourceOffset, SourcePartition, SourceRecord,
-    SourceTask, SourceTaskContext,
-};
+use sluice_core::api::{Connector, ConnectorContext, SourceRecord, SourceTask, SourceTaskContext};
 use sluice_core::config::ConfigMap;
 use sluice_core::data::{Decimal, Value};
-
-#[derive(Default)]
-struct Offsets(Mutex<Vec<(SourcePartition, SourceOffset)>>);
-
-impl OffsetStorageReader for Offsets {
-    fn offset(&self, partition: &SourcePartition) -> Option<SourceOffset> {
-        let offsets = self.0.lock().unwrap();
-        offsets
-            .iter()
-            .rev()
-            .find(|(p, _)| p == partition)
-            .map(|(_, o)| o.clone())
-    }
-}
+use source_task::{drain, field, Offsets};
 
 fn config(url: &str, pairs: &[(&str, &str)]) -> ConfigMap {
     [
@@ -42,30 +27,6 @@ fn config(url: &str, pairs: &[(&str, &str)]) -> ConfigMap {
     .chain(pairs)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
-}
-
-async fn drain(task: &mut JdbcSourceTask) -> Vec<SourceRecord> {
-    let mut all = Vec::new();
-    loop {
-        let batch = tokio::time::timeout(Duration::from_secs(10), task.poll())
-            .await
-            .expect("a poll returns")
-            .expect("the poll succeeds");
-        if batch.is_empty() {
-            return all;
-        }
-        all.extend(batch);
-    }
-}
-
-fn field(record: &SourceRecord, name: &str) -> Value {
-    match &record.value.value {
-        Value::Struct(s) => s
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no field {name}")),
-        other => panic!("not a struct: {other:?}"),
-    }
 }
 
 fn ids(records: &[SourceRecord]) -> Vec<i32> {
@@ -151,11 +112,7 @@ async fn postgres_tables_are_read_with_their_types_and_resumed_from_their_offset
         &["INSERT INTO orders (price, created) VALUES (1, '2024-02-29 13:45:10.123456'), (2, '2024-03-02 00:00:00')"],
     )
     .await;
-    offsets
-        .0
-        .lock()
-        .unwrap()
-        .push((row.source_partition.clone(), row.source_offset.clone()));
+    offsets.commit(row);
     let mut task = started(config(&url, &settings), offsets).await;
     assert_eq!(ids(&drain(&mut task).await), [3, 2, 4]);
 }

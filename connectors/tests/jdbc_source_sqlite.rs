@@ -1,34 +1,23 @@
 //! The JDBC source task on real SQLite files: each mode reads what it should, resumes from Confluent's
 //! offsets, maps SQL types to Connect's, and names what is wrong with a bad config or table.
 
-use std::sync::{Arc, Mutex};
+#[path = "support/source_task.rs"]
+mod source_task;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use sluice_connectors::jdbc::source::task::JdbcSourceTask;
 use sluice_connectors::jdbc::{JdbcSourceConnector, SqlOpener};
 use sluice_core::api::{
-    Connector, ConnectorContext, ConnectorRequest, OffsetStorageReader, SourceMap, SourceOffset,
-    SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+    Connector, ConnectorContext, ConnectorRequest, SourceMap, SourceRecord, SourceTask,
+    SourceTaskContext,
 };
 use sluice_core::config::ConfigMap;
 use sluice_core::data::{Decimal, Value};
+use source_task::{drain, field, Offsets};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-
-/// Committed offsets, as the runtime's reader gives them back.
-#[derive(Default)]
-struct Offsets(Mutex<Vec<(SourcePartition, SourceOffset)>>);
-
-impl OffsetStorageReader for Offsets {
-    fn offset(&self, partition: &SourcePartition) -> Option<SourceOffset> {
-        let offsets = self.0.lock().unwrap();
-        offsets
-            .iter()
-            .rev()
-            .find(|(p, _)| p == partition)
-            .map(|(_, o)| o.clone())
-    }
-}
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -82,31 +71,6 @@ async fn started(config: ConfigMap, offsets: Arc<Offsets>) -> Result<JdbcSourceT
         .await
         .map_err(|e| e.to_string())?;
     Ok(task)
-}
-
-/// Polls until a poll returns nothing.
-async fn drain(task: &mut JdbcSourceTask) -> Vec<SourceRecord> {
-    let mut all = Vec::new();
-    loop {
-        let batch = tokio::time::timeout(Duration::from_secs(10), task.poll())
-            .await
-            .expect("a poll returns")
-            .expect("the poll succeeds");
-        if batch.is_empty() {
-            return all;
-        }
-        all.extend(batch);
-    }
-}
-
-fn field(record: &SourceRecord, name: &str) -> Value {
-    match &record.value.value {
-        Value::Struct(s) => s
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no field {name}")),
-        other => panic!("not a struct: {other:?}"),
-    }
 }
 
 fn ids(records: &[SourceRecord]) -> Vec<i64> {
@@ -201,10 +165,7 @@ async fn a_restart_inside_a_run_of_equal_timestamps_reads_the_rest() {
     task.stop().await.unwrap();
 
     // Committed up to the middle of the run: the restart reads all of it again, skipping none.
-    offsets.0.lock().unwrap().push((
-        records[2].source_partition.clone(),
-        records[2].source_offset.clone(),
-    ));
+    offsets.commit(&records[2]);
     let mut task = started(config(&db, &settings), offsets).await.unwrap();
     assert_eq!(ids(&drain(&mut task).await), [2, 3, 4, 5]);
 }
@@ -232,10 +193,7 @@ async fn timestamp_and_incrementing_resume_exactly_with_nanoseconds() {
         json!({"incrementing": 2, "timestamp": 1_704_103_200_123i64, "timestamp_nanos": 123_456_789})
     );
     task.stop().await.unwrap();
-    offsets.0.lock().unwrap().push((
-        records[1].source_partition.clone(),
-        records[1].source_offset.clone(),
-    ));
+    offsets.commit(&records[1]);
     let mut task = started(config(&db, &settings), offsets).await.unwrap();
     assert_eq!(
         ids(&drain(&mut task).await),

@@ -100,6 +100,8 @@ pub struct TableReader {
     schema: RowSchema,
     /// Bulk mode: the rows of the last read of the whole table not yet returned.
     pending: VecDeque<SourceRecord>,
+    /// The last read filled its batch: more rows may be waiting.
+    full: bool,
 }
 
 impl TableReader {
@@ -128,6 +130,7 @@ impl TableReader {
             position,
             schema,
             pending: VecDeque::new(),
+            full: false,
         };
         (reader, left_out)
     }
@@ -140,12 +143,12 @@ impl TableReader {
         )
     }
 
-    /// Whether the rows of the last read were all returned: a full batch of a bulk read can still have
-    /// more, and a full batch of an incremental read may.
-    pub fn more_after(&self, returned: usize, limit: u64) -> bool {
+    /// Whether rows may be waiting after the last read: a bulk read's rows not yet returned, or a full
+    /// batch of an incremental read (before a trailing run of equal timestamps was left for the next).
+    pub fn more_waiting(&self) -> bool {
         match self.mode {
             Mode::Bulk => !self.pending.is_empty(),
-            _ => returned as u64 >= limit,
+            _ => self.full,
         }
     }
 
@@ -192,11 +195,13 @@ impl TableReader {
             },
         };
         let mut rows = db.select(&self.select(criteria, Some(limit))).await?;
+        let full = rows.rows.len() as u64 >= limit;
         if let Mode::Timestamp { columns } = &self.mode {
-            if rows.rows.len() as u64 >= limit {
+            if full {
                 rows = self.complete_runs(db, columns.clone(), rows).await?;
             }
         }
+        self.full = full;
         let mode = self.mode.clone();
         let timestamps = match &mode {
             Mode::Timestamp { columns } | Mode::TimestampIncrementing { columns, .. } => {

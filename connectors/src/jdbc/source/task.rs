@@ -154,10 +154,7 @@ impl SourceTask for JdbcSourceTask {
             .map_err(read_error)?;
         let now = Instant::now();
         let table = &mut self.tables[next];
-        table.due = match table
-            .reader
-            .more_after(records.len(), settings.batch_max_rows)
-        {
+        table.due = match table.reader.more_waiting() {
             true => now,
             false => now + settings.poll_interval,
         };
