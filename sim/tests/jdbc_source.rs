@@ -30,6 +30,10 @@ fn jdbc_source(table: WrittenTable, settings: &[(&str, &str)]) -> SimTest {
         ("topic.prefix", ""),
         ("poll.interval.ms", "200"),
         ("batch.max.rows", "25"),
+        // The database answers errors for up to 10 s at a time: keep trying through that, where
+        // Confluent's 3 attempts 10 s apart would also hold (seed 285 of 500 ran out of 3 attempts 1 s
+        // apart, and the connector failed to start).
+        ("connection.attempts", "30"),
         ("connection.backoff.ms", "1000"),
         ("tasks.max", "1"),
         (
