@@ -109,8 +109,10 @@ fn a_delay_longer_than_the_longest_transaction_loses_nothing() {
 }
 
 /// Timestamp mode alone, on a clock of whole seconds: rows come in runs of equal timestamps, and workers
-/// stop and crash inside them. The offset moves to a timestamp only with the last row of its run, so a
-/// restart reads the rest of the run again (kafka-connect-jdbc#598): nothing is lost.
+/// stop and crash. The offset moves to a timestamp only with the last row of its run, so a restart
+/// reads the rest of the run again (kafka-connect-jdbc#598): nothing is lost. A run goes out in one
+/// batch, so a commit between its rows' acknowledgements is rare here; the SQLite task test
+/// `a_restart_inside_a_run_of_equal_timestamps_reads_the_rest` restarts inside a run on purpose.
 #[test]
 fn restarts_inside_runs_of_equal_timestamps_lose_nothing() {
     jdbc_source(
