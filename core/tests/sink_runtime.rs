@@ -842,3 +842,30 @@ async fn a_failed_flush_redelivers_everything_since_the_last_commit() {
         [Some(10)]
     );
 }
+
+/// `consumer.override.max.poll.records` bounds what one `put` receives, as Kafka's consumer setting does
+/// for a Java sink task (librdkafka has no such key: the runtime applies it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_poll_records_bounds_each_put() {
+    let cluster = Cluster::start();
+    cluster.create_topic("readings", 1);
+    let values = numbered("reading", 0..50);
+    cluster.produce("readings", 0, &strs(&values)).await;
+    let probe = PROBES.create("small-puts");
+    let mut config = sink("small-puts", "readings");
+    config.insert("consumer.override.max.poll.records".into(), "7".into());
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[config]);
+    common::wait_until("all records", || probe.offsets("readings", 0).len() == 50).await;
+    worker.stop().await.expect("a clean stop");
+    let sizes: Vec<usize> = probe
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Put { records, .. } if !records.is_empty() => Some(records.len()),
+            _ => None,
+        })
+        .collect();
+    assert!(sizes.iter().all(|n| *n <= 7), "put sizes: {sizes:?}");
+    assert!(sizes.contains(&7), "the bound was reached: {sizes:?}");
+    assert_eq!(probe.offsets("readings", 0), (0..50).collect::<Vec<_>>());
+}

@@ -22,6 +22,10 @@ pub const TOPIC_CREATION_REPLICATION: &str = "topic.creation.default.replication
 pub const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
 pub const TRANSACTION_BOUNDARY: &str = "transaction.boundary";
 pub const TRANSACTION_BOUNDARY_INTERVAL: &str = "transaction.boundary.interval.ms";
+/// Kafka's `max.poll.records`: the most records one poll hands to a sink task's `put`.
+pub const MAX_POLL_RECORDS: &str = "max.poll.records";
+/// Kafka's default `max.poll.records`.
+pub const DEFAULT_MAX_POLL_RECORDS: usize = 500;
 
 /// Prefixes of connector keys that are not the connector's own: client overrides, converters'
 /// settings, transforms and predicates, error handling, topic creation groups, and Kafka Connect keys
@@ -152,6 +156,7 @@ pub struct ConnectorConfig {
     pub key_converter: Arc<dyn Converter>,
     pub value_converter: Arc<dyn Converter>,
     offset_flush_interval: Duration,
+    max_poll_records: usize,
 }
 
 impl ConnectorConfig {
@@ -170,6 +175,7 @@ impl ConnectorConfig {
             key_converter,
             value_converter,
             offset_flush_interval: worker.offset_flush_interval(),
+            max_poll_records: max_poll_records(props, worker)?,
         })
     }
 
@@ -257,12 +263,41 @@ impl ConnectorConfig {
         settings
     }
 
-    /// The connector's `consumer.override.*` keys over the worker's `consumer.*` keys.
+    /// The connector's `consumer.override.*` keys over the worker's `consumer.*` keys, but for
+    /// `max.poll.records`, a Java client key that the runtime applies itself.
     pub fn consumer_settings(&self, worker: &WorkerConfig) -> ClientSettings {
         let mut settings = worker.consumer_settings();
         settings.extend(strip_prefix(self.props(), "consumer.override."));
+        settings.remove(MAX_POLL_RECORDS);
         settings
     }
+
+    /// The most records handed to one `put` of a sink task.
+    pub fn max_poll_records(&self) -> usize {
+        self.max_poll_records
+    }
+}
+
+/// The connector's `consumer.override.max.poll.records`, else the worker's `consumer.max.poll.records`,
+/// else Kafka's default.
+fn max_poll_records(props: &ConfigMap, worker: &WorkerConfig) -> Result<usize, ConfigError> {
+    let connector_key = format!("consumer.override.{MAX_POLL_RECORDS}");
+    let (key, value) = match props.get(&connector_key) {
+        Some(value) => (connector_key, value.clone()),
+        None => match worker.consumer_settings().get(MAX_POLL_RECORDS) {
+            Some(value) => (
+                format!("consumer.{MAX_POLL_RECORDS} (worker)"),
+                value.clone(),
+            ),
+            None => return Ok(DEFAULT_MAX_POLL_RECORDS),
+        },
+    };
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError::single(key, format!("{value:?} is not a positive integer")))
 }
 
 fn converter_for(
@@ -279,4 +314,61 @@ fn converter_for(
     let class = source.get(key).map(String::as_str).unwrap_or_default();
     let settings = strip_prefix(source, &format!("{key}."));
     converter_from_config(key, class, &settings, is_key).map(Arc::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::worker_config::OFFSET_STORAGE_FILE;
+
+    fn worker(props: &[(&str, &str)]) -> WorkerConfig {
+        let mut all = ConfigMap::from([(OFFSET_STORAGE_FILE.into(), "/tmp/o".into())]);
+        all.extend(props.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        WorkerConfig::parse(&all).unwrap()
+    }
+
+    fn sink(props: &[(&str, &str)], worker: &WorkerConfig) -> Result<ConnectorConfig, ConfigError> {
+        let mut all = ConfigMap::from([
+            (NAME.into(), "copy".into()),
+            (CONNECTOR_CLASS.into(), "FileStreamSink".into()),
+            (TOPICS.into(), "lines".into()),
+        ]);
+        all.extend(props.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ConnectorConfig::parse(&all, &sink_config_def(), worker)
+    }
+
+    #[test]
+    fn max_poll_records_is_applied_by_the_runtime_not_passed_to_the_client() {
+        let plain = worker(&[]);
+        assert_eq!(sink(&[], &plain).unwrap().max_poll_records(), 500);
+
+        let tuned = worker(&[
+            ("consumer.max.poll.records", "2000"),
+            ("consumer.fetch.min.bytes", "1"),
+        ]);
+        assert_eq!(sink(&[], &tuned).unwrap().max_poll_records(), 2000);
+        let config = sink(&[("consumer.override.max.poll.records", "50")], &tuned).unwrap();
+        assert_eq!(config.max_poll_records(), 50);
+        let client = config.consumer_settings(&tuned);
+        assert_eq!(client.get("fetch.min.bytes").map(String::as_str), Some("1"));
+        assert!(!client.contains_key(MAX_POLL_RECORDS), "{client:?}");
+    }
+
+    #[test]
+    fn a_bad_max_poll_records_names_its_key() {
+        let error = sink(&[("consumer.override.max.poll.records", "0")], &worker(&[]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "consumer.override.max.poll.records: \"0\" is not a positive integer"
+        );
+        let error = sink(&[], &worker(&[("consumer.max.poll.records", "many")]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "consumer.max.poll.records (worker): \"many\" is not a positive integer"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::api::{ConnectError, SinkRecord, SinkTask, SinkTaskContext, TopicParti
 use crate::config::ConfigMap;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
 
-use super::connector_config::ConnectorConfig;
+use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
 use super::leave_gate::{GatePlace, LeaveGate};
 use super::records::Converters;
 use super::repeated::Repeated;
@@ -23,8 +23,6 @@ use super::shutdown::Shutdown;
 use super::status::TaskCounter;
 use super::TaskError;
 
-/// Most records handed to one `put` (Kafka's `max.poll.records` default).
-const MAX_POLL_RECORDS: usize = 500;
 /// How long one poll waits for records before the loop checks its timers again.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How long partitions stay paused after a retriable `put` error before their records come again.
@@ -99,6 +97,8 @@ pub struct SinkTaskRunner {
     refused_records: Repeated,
     /// Polls that failed (Kafka unreachable, say).
     poll_failures: Repeated,
+    /// The most records handed to one `put` (`max.poll.records`).
+    max_poll_records: usize,
 }
 
 impl SinkTaskRunner {
@@ -113,6 +113,12 @@ impl SinkTaskRunner {
     pub fn with_leave_gate(mut self, gate: &LeaveGate, limit: Duration) -> Self {
         self.gate = gate.place();
         self.gate_limit = limit;
+        self
+    }
+
+    /// Hands at most `records` records to one `put` (Kafka's `max.poll.records`).
+    pub fn with_max_poll_records(mut self, records: usize) -> Self {
+        self.max_poll_records = records;
         self
     }
 
@@ -142,6 +148,7 @@ impl SinkTaskRunner {
             skipped: Skipped::default(),
             refused_records: Repeated::default(),
             poll_failures: Repeated::default(),
+            max_poll_records: DEFAULT_MAX_POLL_RECORDS,
         }
     }
 
@@ -208,6 +215,7 @@ impl SinkTaskRunner {
             }
             // A poll may wait for a rebalance to complete: not past the deadline, nor once the gate
             // changed.
+            let max_poll_records = self.max_poll_records;
             let consumer = self
                 .consumer
                 .as_mut()
@@ -220,7 +228,7 @@ impl SinkTaskRunner {
                     continue;
                 }
                 () = tokio::time::sleep_until(deadline) => return false,
-                polled = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => polled,
+                polled = consumer.poll(max_poll_records, POLL_WAIT) => polled,
             };
             match polled {
                 Ok(GroupEvent::Assigned(partitions)) => self.assigned.extend(partitions),
@@ -249,6 +257,7 @@ impl SinkTaskRunner {
                 let owned: Vec<_> = self.assigned.iter().cloned().collect();
                 self.commit(&owned).await;
             }
+            let max_poll_records = self.max_poll_records;
             let consumer = self
                 .consumer
                 .as_mut()
@@ -263,7 +272,7 @@ impl SinkTaskRunner {
                     // period must not keep the loop from polling.
                     commit_timer.reset();
                 }
-                event = consumer.poll(MAX_POLL_RECORDS, POLL_WAIT) => match event {
+                event = consumer.poll(max_poll_records, POLL_WAIT) => match event {
                     Ok(event) => self.on_event(event).await?,
                     Err(e) => {
                         if let Some(more) = self.poll_failures.happened() {

@@ -762,13 +762,10 @@ impl StandaloneWorker {
             .backend
             .group_consumer(&settings, &format!("connect-{name}"), &subscription)
             .map_err(|e| kafka_error(name, e))?;
-        Ok(SinkTaskRunner::new(
-            id,
-            task,
-            task_config,
-            config.clone(),
-            consumer,
-        ))
+        Ok(
+            SinkTaskRunner::new(id, task, task_config, config.clone(), consumer)
+                .with_max_poll_records(config.max_poll_records()),
+        )
     }
 }
 
