@@ -1,27 +1,25 @@
-//! `sluice bench`: measures the FileStream connectors against raw librdkafka clients on the embedded
-//! broker, in one run, and prints the ratios and the workers' peak memory.
+//! The FileStream benchmark: a FileStreamSource worker against a raw rdkafka producer writing the same
+//! lines, and a FileStreamSink worker against a raw rdkafka consumer writing the same values to a file.
 //!
-//! The broker runs as a child `sluice broker` process and each Sluice worker as a child
-//! `sluice standalone` process, so that a worker's peak RSS is its own and the raw clients, which run
-//! in this process, do not share a heap with the broker's ever larger one. The baselines are a raw rdkafka producer writing the same lines and a
-//! raw rdkafka consumer writing the same values to a file. The raw consumer and the sink read the same
-//! topic, the raw producer's: the embedded broker answers a fetch with one producer batch per partition,
-//! so a topic's batching sets how fast any consumer can read it.
-
-// The benchmark measures wall time on real threads; it never runs simulated.
-#![allow(clippy::disallowed_methods)]
+//! The raw consumer and the sink read the same topic, the raw producer's: the embedded broker answers a
+//! fetch with one producer batch per partition, so a topic's batching sets how fast any consumer can
+//! read it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
+
+use super::harness::{
+    median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker, TopicEnds,
+    Worker, PHASE_LIMIT, SPREAD_EVENLY,
+};
+use super::BenchError;
 
 /// Arguments of `sluice bench`.
 #[derive(clap::Args)]
@@ -41,36 +39,11 @@ pub struct Args {
     rounds: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("benchmark I/O: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("Kafka: {0}")]
-    Kafka(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<rdkafka::error::KafkaError> for BenchError {
-    fn from(e: rdkafka::error::KafkaError) -> Self {
-        BenchError::Kafka(e.to_string())
-    }
-}
-
-impl From<sluice_core::kafka::KafkaError> for BenchError {
-    fn from(e: sluice_core::kafka::KafkaError) -> Self {
-        BenchError::Kafka(e.to_string())
-    }
-}
-
+/// How often the watchers look.
+const POLL: Duration = Duration::from_millis(2);
 const SOURCE_TARGET: f64 = 0.8;
 const SINK_TARGET: f64 = 0.8;
 const RSS_TARGET_MB: f64 = 64.0;
-/// How long any one phase may take before the benchmark gives up.
-const PHASE_LIMIT: Duration = Duration::from_secs(120);
-/// librdkafka's sticky partitioner fills one partition at a time, which can push a partition past the
-/// embedded broker's retention; 0 spreads keyless records over the partitions one by one.
-const SPREAD_EVENLY: &str = "0";
 
 struct Round {
     raw_produce: Duration,
@@ -154,9 +127,7 @@ fn report(rounds: &[Round], lines: usize) -> Result<(), BenchError> {
         .map(|r| r.source_rss_mb.max(r.sink_rss_mb))
         .fold(0.0, f64::max);
     let rate = |d: Duration| lines as f64 / d.as_secs_f64() / 1e6;
-    let med = |f: fn(&Round) -> Duration| {
-        Duration::from_secs_f64(median(rounds.iter().map(|r| f(r).as_secs_f64())))
-    };
+    let med = |f: fn(&Round) -> Duration| median_duration(rounds, f);
     println!();
     println!(
         "source: sluice {:.2} M lines/s vs raw producer {:.2} M lines/s: ratio {source:.2} (target >= {SOURCE_TARGET})",
@@ -188,16 +159,6 @@ fn report(rounds: &[Round], lines: usize) -> Result<(), BenchError> {
             missed.join(", ")
         )))
     }
-}
-
-fn ratio(baseline: Duration, measured: Duration) -> f64 {
-    baseline.as_secs_f64() / measured.as_secs_f64()
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 struct RoundSetup<'a> {
@@ -290,24 +251,8 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     let done = Instant::now();
     // Leave nothing for the kernel to write back while the sink worker is timed.
     file.sync_data()?;
-    let assigned = consumer.context().assigned.lock().ok().and_then(|at| *at);
+    let assigned = consumer.context().assigned();
     Ok(done - assigned.unwrap_or(waiting))
-}
-
-/// Notes when the group first assigned partitions: the moment the sink worker logs as "assigned".
-#[derive(Default)]
-struct AssignmentClock {
-    assigned: Mutex<Option<Instant>>,
-}
-
-impl ClientContext for AssignmentClock {}
-
-impl ConsumerContext for AssignmentClock {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Assign(_), Ok(mut at)) = (rebalance, self.assigned.lock()) {
-            at.get_or_insert_with(Instant::now);
-        }
-    }
 }
 
 /// FileStreamSource in a child worker, timed until the topic holds every line.
@@ -320,32 +265,13 @@ fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64),
             setup.input.display()
         ),
     )?;
-    let watcher: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", setup.bootstrap)
-        .create()?;
-    // The end offsets of every partition in one ListOffsets request: the watcher must not load the
-    // broker the worker is writing to (the raw producer has no watcher, it waits for its own acks).
-    let mut ends = TopicPartitionList::with_capacity(setup.partitions as usize);
-    for p in 0..setup.partitions {
-        ends.add_partition_offset(topic, p, Offset::End)?;
-    }
+    let ends = TopicEnds::new(setup.bootstrap, topic, setup.partitions)?;
     let mut worker = spawn_worker(setup, "source", &connector, "source task started")?;
     // Timed from the task's start, as the raw producer is timed from its creation: starting a
     // process and reading its configuration is not moving data.
     let started = worker.ready()?;
-    let result = wait_until(started, &mut worker.child, || {
-        let total: i64 = match watcher.offsets_for_times(ends.clone(), Duration::from_secs(5)) {
-            Ok(found) => found
-                .elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(end) => end,
-                    _ => 0,
-                })
-                .sum(),
-            Err(_) => 0,
-        };
-        Ok(total as usize >= setup.lines)
+    let result = wait_until(started, &mut worker.child, POLL, || {
+        Ok(ends.total() >= setup.lines)
     });
     worker.finish(result, started)
 }
@@ -369,86 +295,10 @@ fn sluice_sink(
     // The consumer group's first join waits for the broker's initial rebalance delay; time from the
     // assignment, as the raw consumer's time starts at its assign().
     let assigned = worker.ready()?;
-    let result = wait_until(assigned, &mut worker.child, || {
+    let result = wait_until(assigned, &mut worker.child, POLL, || {
         Ok(std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0) >= expected_bytes)
     });
     worker.finish(result, assigned)
-}
-
-/// The embedded broker in a child `sluice broker` process, stopped when dropped.
-struct Broker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Broker {
-    /// Starts the broker with these topics and reads its bootstrap address.
-    fn start(topics: &[String], partitions: i32) -> Result<Broker, BenchError> {
-        let mut command = Command::new(std::env::current_exe()?);
-        command.arg("broker");
-        for topic in topics {
-            command.arg("--topic").arg(format!("{topic}:{partitions}"));
-        }
-        let mut child = command
-            .env("SLUICE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut bootstrap = String::new();
-        if let Some(stdout) = child.stdout.take() {
-            BufReader::new(stdout).read_line(&mut bootstrap)?;
-        }
-        let bootstrap = bootstrap.trim().to_owned();
-        let broker = Broker { child, bootstrap };
-        if broker.bootstrap.is_empty() {
-            return Err(BenchError::Failed("the broker did not start".into()));
-        }
-        Ok(broker)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        stop(&self.child);
-        let _ = self.child.wait();
-    }
-}
-
-/// Asks a child process to stop, as Ctrl-C would.
-fn stop(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-}
-
-struct Worker {
-    child: Child,
-    /// When the worker logged its ready line.
-    ready: mpsc::Receiver<Instant>,
-}
-
-impl Worker {
-    /// Waits for the worker's ready line.
-    fn ready(&mut self) -> Result<Instant, BenchError> {
-        self.ready
-            .recv_timeout(PHASE_LIMIT)
-            .map_err(|_| BenchError::Failed("a worker never logged that it was ready".into()))
-    }
-
-    /// Reads the child's peak RSS, stops it with SIGTERM and returns the elapsed time since `from`.
-    fn finish(
-        mut self,
-        result: Result<Instant, BenchError>,
-        from: Instant,
-    ) -> Result<(Duration, f64), BenchError> {
-        let rss = peak_rss_mb(self.child.id());
-        stop(&self.child);
-        let status = self.child.wait()?;
-        let done = result?;
-        if !status.success() {
-            return Err(BenchError::Failed(format!("a worker exited with {status}")));
-        }
-        Ok((done - from, rss.unwrap_or(f64::NAN)))
-    }
 }
 
 fn spawn_worker(
@@ -457,67 +307,11 @@ fn spawn_worker(
     connector: &Path,
     ready_line: &'static str,
 ) -> Result<Worker, BenchError> {
-    let worker_file = setup.work.join(format!("{name}-worker.properties"));
-    let offsets: PathBuf = setup.work.join(format!("{name}.offsets"));
-    std::fs::write(
-        &worker_file,
-        format!(
-            "bootstrap.servers={}\nkey.converter=org.apache.kafka.connect.storage.StringConverter\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\noffset.storage.file.filename={}\nproducer.sticky.partitioning.linger.ms={SPREAD_EVENLY}\n",
-            setup.bootstrap,
-            offsets.display()
-        ),
+    let worker_file = worker_file(
+        setup.work,
+        name,
+        setup.bootstrap,
+        "key.converter=org.apache.kafka.connect.storage.StringConverter\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\n",
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("standalone")
-        .arg(&worker_file)
-        .arg(connector)
-        .env("SLUICE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take();
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = stderr {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(ready_line) {
-                    let _ = tx.send(Instant::now());
-                }
-                if line.contains("ERROR") {
-                    eprintln!("worker: {line}");
-                }
-            }
-        });
-    }
-    Ok(Worker { child, ready: rx })
-}
-
-/// Polls `done` until it holds; fails if the child exits first or the phase takes too long.
-fn wait_until(
-    from: Instant,
-    child: &mut Child,
-    mut done: impl FnMut() -> Result<bool, BenchError>,
-) -> Result<Instant, BenchError> {
-    loop {
-        if done()? {
-            return Ok(Instant::now());
-        }
-        if let Some(status) = child.try_wait()? {
-            return Err(BenchError::Failed(format!(
-                "a worker exited early with {status}"
-            )));
-        }
-        if from.elapsed() > PHASE_LIMIT {
-            return Err(BenchError::Failed("a worker did not finish in time".into()));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A process's peak resident set (VmHWM), in MB.
-fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    Worker::spawn(&worker_file, connector, ready_line)
 }

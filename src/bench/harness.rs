@@ -1,0 +1,259 @@
+//! What every benchmark needs around the thing it measures: the embedded broker and the Sluice workers
+//! as child processes (so that a worker's peak RSS is its own), waiting with a deadline, the end
+//! offsets of a topic, and medians and ratios.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use super::BenchError;
+
+/// How long any one phase may take before the benchmark gives up.
+pub const PHASE_LIMIT: Duration = Duration::from_secs(120);
+/// librdkafka's sticky partitioner fills one partition at a time, which can push a partition past the
+/// embedded broker's retention; 0 spreads keyless records over the partitions one by one.
+pub const SPREAD_EVENLY: &str = "0";
+
+/// `measured` as a fraction of `baseline`'s speed: above 1 is faster than the baseline.
+pub fn ratio(baseline: Duration, measured: Duration) -> f64 {
+    baseline.as_secs_f64() / measured.as_secs_f64()
+}
+
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The median of one duration over the rounds.
+pub fn median_duration<R>(rounds: &[R], of: impl Fn(&R) -> Duration) -> Duration {
+    Duration::from_secs_f64(median(rounds.iter().map(|r| of(r).as_secs_f64())))
+}
+
+/// The embedded broker in a child `sluice broker` process, stopped when dropped.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    /// Starts the broker with these topics and reads its bootstrap address.
+    pub fn start(topics: &[String], partitions: i32) -> Result<Broker, BenchError> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("broker");
+        for topic in topics {
+            command.arg("--topic").arg(format!("{topic}:{partitions}"));
+        }
+        let mut child = command
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut bootstrap = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            BufReader::new(stdout).read_line(&mut bootstrap)?;
+        }
+        let bootstrap = bootstrap.trim().to_owned();
+        let broker = Broker { child, bootstrap };
+        if broker.bootstrap.is_empty() {
+            return Err(BenchError::Failed("the broker did not start".into()));
+        }
+        Ok(broker)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        stop(&self.child);
+        let _ = self.child.wait();
+    }
+}
+
+/// Asks a child process to stop, as Ctrl-C would.
+fn stop(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+/// Writes a worker file in `work` for a worker named `name` on this broker, with its own offsets
+/// file; `extra` holds more `key=value` lines (converters, client settings).
+pub fn worker_file(
+    work: &Path,
+    name: &str,
+    bootstrap: &str,
+    extra: &str,
+) -> Result<PathBuf, BenchError> {
+    let file = work.join(format!("{name}-worker.properties"));
+    let offsets = work.join(format!("{name}.offsets"));
+    std::fs::write(
+        &file,
+        format!(
+            "bootstrap.servers={bootstrap}\noffset.storage.file.filename={}\nproducer.sticky.partitioning.linger.ms={SPREAD_EVENLY}\n{extra}",
+            offsets.display()
+        ),
+    )?;
+    Ok(file)
+}
+
+/// A `sluice standalone` child process running one connector.
+pub struct Worker {
+    pub child: Child,
+    /// When the worker logged its ready line.
+    ready: mpsc::Receiver<Instant>,
+}
+
+impl Worker {
+    /// Starts a worker with this worker file and connector file; `ready_line` is the log line after
+    /// which it moves data.
+    pub fn spawn(
+        worker_file: &Path,
+        connector: &Path,
+        ready_line: &'static str,
+    ) -> Result<Worker, BenchError> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("standalone")
+            .arg(worker_file)
+            .arg(connector)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take();
+        let (tx, rx) = mpsc::channel();
+        if let Some(stderr) = stderr {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains(ready_line) {
+                        let _ = tx.send(Instant::now());
+                    }
+                    if line.contains("ERROR") {
+                        eprintln!("worker: {line}");
+                    }
+                }
+            });
+        }
+        Ok(Worker { child, ready: rx })
+    }
+
+    /// Waits for the worker's ready line.
+    pub fn ready(&mut self) -> Result<Instant, BenchError> {
+        self.ready
+            .recv_timeout(PHASE_LIMIT)
+            .map_err(|_| BenchError::Failed("a worker never logged that it was ready".into()))
+    }
+
+    /// Reads the child's peak RSS, stops it with SIGTERM and returns the elapsed time since `from`.
+    pub fn finish(
+        mut self,
+        result: Result<Instant, BenchError>,
+        from: Instant,
+    ) -> Result<(Duration, f64), BenchError> {
+        let rss = peak_rss_mb(self.child.id());
+        stop(&self.child);
+        let status = self.child.wait()?;
+        let done = result?;
+        if !status.success() {
+            return Err(BenchError::Failed(format!("a worker exited with {status}")));
+        }
+        Ok((done - from, rss.unwrap_or(f64::NAN)))
+    }
+}
+
+/// Polls `done` every `every` until it holds; fails if the child exits first or the phase takes too
+/// long.
+pub fn wait_until(
+    from: Instant,
+    child: &mut Child,
+    every: Duration,
+    mut done: impl FnMut() -> Result<bool, BenchError>,
+) -> Result<Instant, BenchError> {
+    loop {
+        if done()? {
+            return Ok(Instant::now());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(BenchError::Failed(format!(
+                "a worker exited early with {status}"
+            )));
+        }
+        if from.elapsed() > PHASE_LIMIT {
+            return Err(BenchError::Failed("a worker did not finish in time".into()));
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Notes when a raw consumer's group first assigned it partitions: the moment a sink worker logs as
+/// "partitions assigned".
+#[derive(Default)]
+pub struct AssignmentClock {
+    assigned: Mutex<Option<Instant>>,
+}
+
+impl AssignmentClock {
+    pub fn assigned(&self) -> Option<Instant> {
+        self.assigned.lock().ok().and_then(|at| *at)
+    }
+}
+
+impl ClientContext for AssignmentClock {}
+
+impl ConsumerContext for AssignmentClock {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(_), Ok(mut at)) = (rebalance, self.assigned.lock()) {
+            at.get_or_insert_with(Instant::now);
+        }
+    }
+}
+
+/// Counts the records of a topic from the end offsets of all its partitions, asked in one
+/// ListOffsets request: a watcher must not load the broker a worker is writing to.
+pub struct TopicEnds {
+    watcher: BaseConsumer,
+    ends: TopicPartitionList,
+}
+
+impl TopicEnds {
+    pub fn new(bootstrap: &str, topic: &str, partitions: i32) -> Result<TopicEnds, BenchError> {
+        let watcher: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()?;
+        let mut ends = TopicPartitionList::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            ends.add_partition_offset(topic, p, Offset::End)?;
+        }
+        Ok(TopicEnds { watcher, ends })
+    }
+
+    /// The records the topic holds; 0 when the broker does not answer in time.
+    pub fn total(&self) -> usize {
+        let total: i64 = match self
+            .watcher
+            .offsets_for_times(self.ends.clone(), Duration::from_secs(5))
+        {
+            Ok(found) => found
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(end) => end,
+                    _ => 0,
+                })
+                .sum(),
+            Err(_) => 0,
+        };
+        usize::try_from(total).unwrap_or(0)
+    }
+}
+
+/// A process's peak resident set (VmHWM), in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
