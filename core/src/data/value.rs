@@ -56,6 +56,12 @@ impl Struct {
         Struct { schema, values }
     }
 
+    /// A struct of this schema with these values, in field order; `None` if their number is not the
+    /// schema's.
+    pub fn from_values(schema: Arc<Schema>, values: Vec<Value>) -> Option<Struct> {
+        (values.len() == schema.fields.len()).then_some(Struct { schema, values })
+    }
+
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema
     }

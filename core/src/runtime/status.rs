@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a task stands.
@@ -18,8 +19,9 @@ enum State {
 #[derive(Debug)]
 struct Status {
     state: State,
-    /// Records moved since the last status line.
-    moved: u64,
+    /// Records moved since the last status line: counted by the task without the lock, as it moves
+    /// each record.
+    moved: Arc<AtomicU64>,
 }
 
 /// Every task's status, shared by the worker and its tasks.
@@ -33,16 +35,18 @@ impl TaskStatuses {
 
     /// Registers a task as running; what it reports through the counter shows in the status line.
     pub fn counter(&self, task: &str) -> TaskCounter {
+        let moved = Arc::new(AtomicU64::new(0));
         self.lock().insert(
             task.to_owned(),
             Status {
                 state: State::Running,
-                moved: 0,
+                moved: moved.clone(),
             },
         );
         TaskCounter {
             statuses: Some(self.clone()),
             task: task.to_owned(),
+            moved,
         }
     }
 
@@ -55,7 +59,7 @@ impl TaskStatuses {
             if !line.is_empty() {
                 line.push_str("; ");
             }
-            let moved = std::mem::take(&mut status.moved);
+            let moved = status.moved.swap(0, Ordering::Relaxed);
             let _ = match &status.state {
                 State::Running => write!(line, "{task} running, {moved} records"),
                 State::Stopped => write!(line, "{task} stopped, {moved} records"),
@@ -72,6 +76,7 @@ pub struct TaskCounter {
     /// `None`: a task run outside a worker's status (its counts go nowhere).
     statuses: Option<TaskStatuses>,
     task: String,
+    moved: Arc<AtomicU64>,
 }
 
 impl TaskCounter {
@@ -85,7 +90,7 @@ impl TaskCounter {
 
     /// The task moved `records` records.
     pub fn moved(&self, records: u64) {
-        self.update(|status| status.moved += records);
+        self.moved.fetch_add(records, Ordering::Relaxed);
     }
 
     /// The task ended: stopped, or failed for this reason.

@@ -55,6 +55,10 @@ impl Position {
     }
 
     pub fn to_offset(self) -> SourceOffset {
+        if let (Some(inc), None) = (self.incrementing, self.timestamp) {
+            // Held inline, without a map: a source makes one per record.
+            return SourceMap::single("incrementing", inc);
+        }
         let mut map = Map::new();
         if let Some(inc) = self.incrementing {
             map.insert("incrementing".into(), Json::from(inc));

@@ -207,7 +207,7 @@ impl RowSchema {
             })
             .collect();
         let schema = self.schema(scales);
-        let mut values = Struct::new(schema);
+        let mut values = Vec::with_capacity(schema.fields.len());
         for ((column, target), value) in self.columns.iter().zip(row) {
             let Some(target) = *target else {
                 continue;
@@ -222,9 +222,20 @@ impl RowSchema {
                     message: "is null, but the column is NOT NULL".into(),
                 });
             }
-            values.put(&column.name, value);
+            values.push(value);
         }
-        Ok(values)
+        // The schema has a field for each column with a target, in column order.
+        let found = values.len();
+        Struct::from_values(schema, values).ok_or_else(|| ConversionError {
+            column: self
+                .columns
+                .iter()
+                .filter(|(_, target)| target.is_some())
+                .nth(found)
+                .map(|(column, _)| column.name.clone())
+                .unwrap_or_default(),
+            message: "the row has no value for this column".into(),
+        })
     }
 }
 

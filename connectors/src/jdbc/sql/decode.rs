@@ -102,8 +102,9 @@ pub fn sqlite_row(
             values.push(SqlValue::Null);
             continue;
         }
-        let storage = raw.type_info().name().to_owned();
-        let value = match (&column.kind, storage.as_str()) {
+        let info = raw.type_info();
+        let storage = info.name();
+        let value = match (&column.kind, storage) {
             (ColumnType::Boolean, "INTEGER") => {
                 SqlValue::Bool(row.try_get::<i64, _>(i).map_err(|e| sqlx(column, e))? != 0)
             }
@@ -114,7 +115,7 @@ pub fn sqlite_row(
                 SqlValue::Float(row.try_get::<f64, _>(i).map_err(|e| sqlx(column, e))?)
             }
             (ColumnType::Numeric { scale, .. }, "INTEGER" | "REAL" | "TEXT") => {
-                let text = match storage.as_str() {
+                let text = match storage {
                     "INTEGER" => row
                         .try_get::<i64, _>(i)
                         .map_err(|e| sqlx(column, e))?
@@ -149,12 +150,12 @@ pub fn sqlite_row(
                     .into_bytes(),
             ),
             (ColumnType::Bytes, "INTEGER" | "REAL") => {
-                return Err(unexpected(column, &storage));
+                return Err(unexpected(column, storage));
             }
             (ColumnType::Timestamp, "TEXT") => {
-                let text: String = row.try_get(i).map_err(|e| sqlx(column, e))?;
-                *digits = Some(fraction_digits(&text));
-                SqlValue::Timestamp(Timestamp::parse(&text, zone).ok_or_else(|| {
+                let text: &str = row.try_get(i).map_err(|e| sqlx(column, e))?;
+                *digits = Some(fraction_digits(text));
+                SqlValue::Timestamp(Timestamp::parse(text, zone).ok_or_else(|| {
                     decode_error(column, format!("{text:?} is not an ISO-8601 timestamp"))
                 })?)
             }
@@ -178,7 +179,7 @@ pub fn sqlite_row(
                     })?;
                 SqlValue::Time(nanos_of_day(time))
             }
-            _ => return Err(unexpected(column, &storage)),
+            _ => return Err(unexpected(column, storage)),
         };
         values.push(value);
     }
