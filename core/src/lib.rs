@@ -8,6 +8,7 @@
 //!   `rdkafka`, on by default; connector crates turn it off and build without librdkafka).
 //! - [`net`]: the network seam connectors reach their external systems through.
 //! - [`fs`]: the filesystem seam every file goes through (the offset file, the FileStream connectors').
+//! - [`transforms`]: single message transforms and predicates, Kafka's built-in ones among them.
 //! - [`runtime`]: the standalone worker: source and sink task loops, offset tracking and storage.
 
 pub mod api;
@@ -19,3 +20,4 @@ pub mod hash;
 pub mod kafka;
 pub mod net;
 pub mod runtime;
+pub mod transforms;

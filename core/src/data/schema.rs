@@ -191,6 +191,29 @@ impl SchemaBuilder {
         self
     }
 
+    /// Appends a field whose schema is shared with another struct's.
+    pub fn field_shared(mut self, name: impl Into<String>, schema: Arc<Schema>) -> Self {
+        let index = self.schema.fields.len();
+        self.schema.fields.push(Field {
+            name: name.into(),
+            index,
+            schema,
+        });
+        self
+    }
+
+    /// A struct builder with the name, version, doc, parameters and optionality of `source` (Kafka's
+    /// `SchemaUtil.copySchemaBasics`, keeping optionality too).
+    pub fn struct_like(source: &Schema) -> SchemaBuilder {
+        let mut builder = SchemaBuilder::struct_();
+        builder.schema.name = source.name.clone();
+        builder.schema.version = source.version;
+        builder.schema.doc = source.doc.clone();
+        builder.schema.parameters = source.parameters.clone();
+        builder.schema.optional = source.optional;
+        builder
+    }
+
     pub fn build(self) -> Schema {
         self.schema
     }

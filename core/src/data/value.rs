@@ -83,6 +83,11 @@ impl Struct {
     pub fn values(&self) -> &[Value] {
         &self.values
     }
+
+    /// The values, in field order, taken out of the struct.
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
 }
 
 /// A Connect value. Logical types have their own variants so that connectors need not decode them.

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::PluginRegistry;
 use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig};
 use crate::convert::{converter_from_config, Converter};
 use crate::kafka::{ClientSettings, NewTopic, Subscription};
+use crate::transforms::TransformChain;
 
 use super::worker_config::{positive, strip_prefix, WorkerConfig, KEY_CONVERTER, VALUE_CONVERTER};
 
@@ -155,25 +157,41 @@ pub struct ConnectorConfig {
     parsed: ParsedConfig,
     pub key_converter: Arc<dyn Converter>,
     pub value_converter: Arc<dyn Converter>,
+    /// The `transforms=` chain, applied to every record before it is converted (sources) or after
+    /// (sinks).
+    pub transforms: Arc<TransformChain>,
     offset_flush_interval: Duration,
     max_poll_records: usize,
 }
 
 impl ConnectorConfig {
-    /// Validates the common keys (`extra` adds the sink or source keys) and builds the converters:
-    /// the connector's own `key.converter` / `value.converter` if it sets one, the worker's otherwise.
+    /// Validates the common keys (`extra` adds the sink or source keys) and builds the converters
+    /// (the connector's own `key.converter` / `value.converter` if it sets one, the worker's otherwise)
+    /// and the transforms, from the classes `plugins` knows. Every wrong key is named.
     pub fn parse(
         props: &ConfigMap,
         extra: &ConfigDef,
         worker: &WorkerConfig,
+        plugins: &PluginRegistry,
     ) -> Result<ConnectorConfig, ConfigError> {
-        let parsed = connector_config_def().merge(extra).parse(props)?;
+        let parsed = connector_config_def().merge(extra).parse(props);
+        let transforms = TransformChain::from_config(props, plugins);
+        let (parsed, transforms) = match (parsed, transforms) {
+            (Ok(parsed), Ok(transforms)) => (parsed, transforms),
+            (parsed, transforms) => {
+                let mut issues = Vec::new();
+                issues.extend(parsed.err().into_iter().flat_map(|e| e.issues));
+                issues.extend(transforms.err().into_iter().flat_map(|e| e.issues));
+                return Err(ConfigError { issues });
+            }
+        };
         let key_converter = converter_for(KEY_CONVERTER, props, worker, true)?;
         let value_converter = converter_for(VALUE_CONVERTER, props, worker, false)?;
         Ok(ConnectorConfig {
             parsed,
             key_converter,
             value_converter,
+            transforms: Arc::new(transforms),
             offset_flush_interval: worker.offset_flush_interval(),
             max_poll_records: max_poll_records(props, worker)?,
         })
@@ -334,7 +352,7 @@ mod tests {
             (TOPICS.into(), "lines".into()),
         ]);
         all.extend(props.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        ConnectorConfig::parse(&all, &sink_config_def(), worker)
+        ConnectorConfig::parse(&all, &sink_config_def(), worker, &PluginRegistry::new())
     }
 
     #[test]

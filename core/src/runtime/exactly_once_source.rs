@@ -31,7 +31,9 @@ use crate::kafka::{
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
-use super::records::{convert_error, describe, send_when_room, Converters};
+use super::records::{
+    convert_error, describe, send_when_room, transform_error, transform_source, Converters,
+};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
@@ -362,26 +364,46 @@ impl ExactlyOnceSourceRunner {
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
         for record in records {
+            let sent = match transform_source(&self.config.transforms, &record) {
+                Ok(Some(sent)) => sent,
+                Ok(None) => {
+                    self.begin()?;
+                    self.skip(record);
+                    continue;
+                }
+                Err(e) if self.config.tolerates_errors() => {
+                    if let Some(more) = self.refused.happened() {
+                        tracing::warn!(task = %self.id, error = %transform_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be transformed");
+                    }
+                    self.begin()?;
+                    self.skip(record);
+                    continue;
+                }
+                Err(e) => {
+                    let error = transform_error(&record, &e);
+                    return Err(self.fail("transform", ConnectError::fatal(error)));
+                }
+            };
             self.topics
-                .ensure(&self.id, &self.config, &record.topic)
+                .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
             self.begin()?;
             let converters = Converters {
                 key: &*self.config.key_converter,
                 value: &*self.config.value_converter,
             };
-            let produced = match converters.to_kafka(&record) {
+            let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
                     if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %convert_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be converted");
+                        tracing::warn!(task = %self.id, error = %convert_error(&sent, &e), more_since_last_line = more, "skipping a record that cannot be converted");
                     }
-                    self.track_offset(&record);
-                    self.acknowledged.push((record, None));
+                    drop(sent);
+                    self.skip(record);
                     continue;
                 }
                 Err(e) => {
-                    let error = convert_error(&record, &e);
+                    let error = convert_error(&sent, &e);
                     return Err(self.fail("convert", ConnectError::fatal(error)));
                 }
             };
@@ -392,10 +414,12 @@ impl ExactlyOnceSourceRunner {
                     fenced @ KafkaError::ProducerFenced(_) => self.kafka_error(fenced),
                     source => TaskError::Send {
                         task: self.id.clone(),
-                        record: describe(&record),
+                        record: describe(&sent),
                         source,
                     },
                 })?;
+            drop(produced);
+            drop(sent);
             self.track_offset(&record);
             self.in_flight.insert(record, None);
         }
@@ -403,6 +427,13 @@ impl ExactlyOnceSourceRunner {
             self.on_delivery(delivery)?;
         }
         Ok(())
+    }
+
+    /// A record that goes nowhere (dropped by a transform, or skipped as bad): its offset goes into
+    /// this transaction, and the task is told at its commit, without metadata.
+    fn skip(&mut self, record: SourceRecord) {
+        self.track_offset(&record);
+        self.acknowledged.push((record, None));
     }
 
     /// Opens a transaction if none is.

@@ -7,6 +7,7 @@ use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter};
 use crate::data::{Data, Value};
 use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, ProduceRecord, Producer, SendError};
+use crate::transforms::{Outcome, TransformChain, TransformFailed};
 
 /// A source record's key, value and headers as bytes, ready to be produced.
 pub struct Serialized<'a> {
@@ -63,6 +64,28 @@ impl Converters<'_> {
             timestamp: record.timestamp,
         })
     }
+}
+
+/// A source record through the connector's transforms: what goes to Kafka (the record itself when
+/// there are no transforms), or `None` when a transform dropped it. The task's own record stays as it
+/// was: its offset is committed, and `commit_record` is given it, as in Kafka Connect.
+pub fn transform_source<'a>(
+    chain: &TransformChain,
+    record: &'a SourceRecord,
+) -> Result<Option<Cow<'a, SourceRecord>>, TransformFailed> {
+    if chain.is_empty() {
+        return Ok(Some(Cow::Borrowed(record)));
+    }
+    let mut sent = record.clone();
+    Ok(match chain.apply(&mut sent)? {
+        Outcome::Keep => Some(Cow::Owned(sent)),
+        Outcome::Drop => None,
+    })
+}
+
+/// A source record the transforms refused, named by its topic and its place in the source.
+pub fn transform_error(record: &SourceRecord, error: &TransformFailed) -> String {
+    format!("cannot transform {}: {error}", describe(record))
 }
 
 /// Header values travel as bytes: strings as UTF-8, bytes as they are, anything else as its string form

@@ -13,6 +13,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use crate::api::{ConnectError, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
 use crate::config::ConfigMap;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
+use crate::transforms::Outcome;
 
 use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
 use super::leave_gate::{GatePlace, LeaveGate};
@@ -479,19 +480,29 @@ impl SinkTaskRunner {
             }
             current.next = offset + 1;
             current.expected = Some(offset + 1);
-            match converters.to_sink(record) {
-                Ok(sink_record) => batch.records.push(sink_record),
-                Err(e) => {
-                    let TopicPartition { topic, partition } = &current.partition;
-                    let error = format!(
-                        "cannot convert the record at topic {topic} partition {partition} offset {offset}: {e}"
-                    );
-                    if !self.config.tolerates_errors() {
-                        return Err(self.fail("convert", ConnectError::fatal(error)));
+            // A record dropped by a transform or skipped as bad is not put, and its offset is
+            // committed with the batch's.
+            let refused = match converters.to_sink(record) {
+                Ok(mut sink_record) => match self.config.transforms.apply(&mut sink_record) {
+                    Ok(Outcome::Keep) => {
+                        batch.records.push(sink_record);
+                        None
                     }
-                    if let Some(more) = self.refused_records.happened() {
-                        tracing::warn!(task = %self.id, %error, more_since_last_line = more, "skipping a record that cannot be converted");
-                    }
+                    Ok(Outcome::Drop) => None,
+                    Err(e) => Some(("transform", e.to_string())),
+                },
+                Err(e) => Some(("convert", e.to_string())),
+            };
+            if let Some((stage, e)) = refused {
+                let TopicPartition { topic, partition } = &current.partition;
+                let error = format!(
+                    "cannot {stage} the record at topic {topic} partition {partition} offset {offset}: {e}"
+                );
+                if !self.config.tolerates_errors() {
+                    return Err(self.fail(stage, ConnectError::fatal(error)));
+                }
+                if let Some(more) = self.refused_records.happened() {
+                    tracing::warn!(task = %self.id, %error, more_since_last_line = more, "skipping a record that cannot be converted or transformed");
                 }
             }
         }

@@ -13,7 +13,9 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
 use super::in_flight::InFlight;
-use super::records::{convert_error, describe, send_when_room, Converters};
+use super::records::{
+    convert_error, describe, send_when_room, transform_error, transform_source, Converters,
+};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
@@ -152,27 +154,42 @@ impl SourceTaskRunner {
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
         for record in records {
+            let sent = match transform_source(&self.config.transforms, &record) {
+                Ok(Some(sent)) => sent,
+                Ok(None) => {
+                    self.skip(&record);
+                    continue;
+                }
+                Err(e) if self.config.tolerates_errors() => {
+                    if let Some(more) = self.refused.happened() {
+                        tracing::warn!(task = %self.id, error = %transform_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be transformed");
+                    }
+                    self.skip(&record);
+                    continue;
+                }
+                Err(e) => {
+                    let error = transform_error(&record, &e);
+                    return Err(self.fail("transform", ConnectError::fatal(error)));
+                }
+            };
             self.topics
-                .ensure(&self.id, &self.config, &record.topic)
+                .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
             let converters = Converters {
                 key: &*self.config.key_converter,
                 value: &*self.config.value_converter,
             };
-            let produced = match converters.to_kafka(&record) {
+            let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
                 Err(e) if self.config.tolerates_errors() => {
                     if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %convert_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be converted");
+                        tracing::warn!(task = %self.id, error = %convert_error(&sent, &e), more_since_last_line = more, "skipping a record that cannot be converted");
                     }
-                    if let Some(handle) = self.track(&record) {
-                        self.submitted.ack(handle);
-                    }
-                    commit_record(&self.id, &mut *self.task, &record, None);
+                    self.skip(&record);
                     continue;
                 }
                 Err(e) => {
-                    let error = convert_error(&record, &e);
+                    let error = convert_error(&sent, &e);
                     return Err(self.fail("convert", ConnectError::fatal(error)));
                 }
             };
@@ -181,13 +198,24 @@ impl SourceTaskRunner {
                 .await
                 .map_err(|e| TaskError::Send {
                     task: self.id.clone(),
-                    record: describe(&record),
+                    record: describe(&sent),
                     source: e,
                 })?;
+            drop(produced);
+            drop(sent);
             let handle = self.track(&record);
             self.in_flight.insert(record, handle);
         }
         Ok(())
+    }
+
+    /// A record that goes nowhere (dropped by a transform, or skipped as bad): its offset is committed
+    /// and the task told, without metadata.
+    fn skip(&mut self, record: &SourceRecord) {
+        if let Some(handle) = self.track(record) {
+            self.submitted.ack(handle);
+        }
+        commit_record(&self.id, &mut *self.task, record, None);
     }
 
     /// Registers a record whose offset is to be committed once acknowledged. Records without a source

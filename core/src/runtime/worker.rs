@@ -219,7 +219,7 @@ impl StandaloneWorker {
         for unknown in known.unknown_keys(props, OTHER_CONNECTOR_PREFIXES) {
             tracing::warn!(connector = %name, "{unknown}");
         }
-        let common = ConnectorConfig::parse(props, &extra, &self.config);
+        let common = ConnectorConfig::parse(props, &extra, &self.config, &self.plugins);
         let mut issues = Vec::new();
         if let Err(e) = &common {
             issues.extend(e.issues.iter().cloned());
