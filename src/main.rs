@@ -2,7 +2,8 @@
 //!
 //! - `sluice standalone WORKER.properties CONNECTOR...` runs connectors, as `connect-standalone.sh`.
 //! - `sluice broker` runs the embedded Kafka-protocol broker alone.
-//! - `sluice bench` measures the FileStream connectors against raw librdkafka clients.
+//! - `sluice bench` measures the FileStream connectors against raw librdkafka clients, `sluice bench jdbc`
+//!   the JDBC connectors against plain sqlx + rdkafka programs.
 //! - `sluice sim` runs the deterministic simulation's scenarios under chosen seeds.
 
 mod bench;
@@ -30,7 +31,7 @@ enum Command {
     Standalone(standalone::Args),
     /// Run the embedded Kafka-protocol broker and print its bootstrap address.
     Broker(broker::Args),
-    /// Benchmark the FileStream connectors against raw librdkafka on the embedded broker.
+    /// Benchmark the FileStream connectors (or, `bench jdbc`, the JDBC ones) against plain programs on the embedded broker.
     Bench(bench::Args),
     /// Run a simulation scenario under one seed or a range of seeds (deterministic: a seed replays exactly).
     Sim(sim::Args),
