@@ -111,6 +111,56 @@ fn unknown_connector_class_is_named() {
 }
 
 #[test]
+fn unknown_transform_class_is_named_with_the_known_ones() {
+    let setup = Setup::new();
+    let sink = setup.properties(
+        "sink.properties",
+        &setup
+            .sink()
+            .set("transforms", "shout")
+            .set("transforms.shout.type", "com.example.Uppercase"),
+    );
+    setup.fails(
+        &setup.worker,
+        &[&sink],
+        &[
+            "transforms.shout.type",
+            "com.example.Uppercase",
+            "InsertField$Value",
+            "RegexRouter",
+        ],
+    );
+    setup.assert_no_state();
+}
+
+#[test]
+fn a_transform_without_its_required_key_and_an_undeclared_predicate_are_named() {
+    let setup = Setup::new();
+    let source = setup.properties(
+        "source.properties",
+        &setup
+            .source()
+            .set("transforms", "route")
+            .set(
+                "transforms.route.type",
+                "org.apache.kafka.connect.transforms.RegexRouter",
+            )
+            .set("transforms.route.regex", "(.*)")
+            .set("transforms.route.predicate", "isTest"),
+    );
+    setup.fails(
+        &setup.worker,
+        &[&source],
+        &[
+            "transforms.route.replacement",
+            "transforms.route.predicate",
+            "isTest",
+        ],
+    );
+    setup.assert_no_state();
+}
+
+#[test]
 fn non_numeric_tasks_max_names_the_key() {
     let setup = Setup::new();
     let sink = setup.properties("sink.properties", &setup.sink().set("tasks.max", "abc"));
