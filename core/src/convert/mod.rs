@@ -1,11 +1,14 @@
 //! Converters between Connect data and the bytes stored in Kafka: `StringConverter`,
-//! `ByteArrayConverter` and `JsonConverter`, chosen by `key.converter` / `value.converter`.
+//! `ByteArrayConverter` and `JsonConverter`, chosen by `key.converter` / `value.converter`, and the
+//! header converters chosen by `header.converter`.
 
 mod bytes;
+mod header;
 mod json;
 mod string;
 
 pub use bytes::ByteArrayConverter;
+pub use header::HeaderConverter;
 pub use json::JsonConverter;
 pub use string::StringConverter;
 

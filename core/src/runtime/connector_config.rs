@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::api::PluginRegistry;
 use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig};
-use crate::convert::{converter_from_config, Converter};
+use crate::convert::{converter_from_config, Converter, HeaderConverter};
 use crate::kafka::{ClientSettings, NewTopic, Subscription};
 use crate::transforms::TransformChain;
 
@@ -19,6 +19,7 @@ pub const TASKS_MAX: &str = "tasks.max";
 pub const TOPICS: &str = "topics";
 pub const TOPICS_REGEX: &str = "topics.regex";
 pub const ERRORS_TOLERANCE: &str = "errors.tolerance";
+pub const HEADER_CONVERTER: &str = "header.converter";
 pub const TOPIC_CREATION_PARTITIONS: &str = "topic.creation.default.partitions";
 pub const TOPIC_CREATION_REPLICATION: &str = "topic.creation.default.replication.factor";
 pub const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
@@ -157,6 +158,8 @@ pub struct ConnectorConfig {
     parsed: ParsedConfig,
     pub key_converter: Arc<dyn Converter>,
     pub value_converter: Arc<dyn Converter>,
+    /// `header.converter`: the connector's, or the worker's.
+    pub header_converter: HeaderConverter,
     /// The `transforms=` chain, applied to every record before it is converted (sources) or after
     /// (sinks).
     pub transforms: Arc<TransformChain>,
@@ -187,7 +190,13 @@ impl ConnectorConfig {
         };
         let key_converter = converter_for(KEY_CONVERTER, props, worker, true)?;
         let value_converter = converter_for(VALUE_CONVERTER, props, worker, false)?;
+        let header_class = props
+            .get(HEADER_CONVERTER)
+            .or_else(|| worker.props().get(HEADER_CONVERTER))
+            .map_or("", String::as_str);
+        let header_converter = HeaderConverter::from_config(HEADER_CONVERTER, header_class)?;
         Ok(ConnectorConfig {
+            header_converter,
             parsed,
             key_converter,
             value_converter,

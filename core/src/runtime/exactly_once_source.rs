@@ -391,6 +391,7 @@ impl ExactlyOnceSourceRunner {
             let converters = Converters {
                 key: &*self.config.key_converter,
                 value: &*self.config.value_converter,
+                header: self.config.header_converter,
             };
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,

@@ -4,8 +4,7 @@
 use std::borrow::Cow;
 
 use crate::api::{Header, SinkRecord, SourceRecord};
-use crate::convert::{ConvertError, Converter};
-use crate::data::{Data, Value};
+use crate::convert::{ConvertError, Converter, HeaderConverter};
 use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, ProduceRecord, Producer, SendError};
 use crate::transforms::{Outcome, TransformChain, TransformFailed};
 
@@ -32,10 +31,11 @@ impl Serialized<'_> {
     }
 }
 
-/// A connector's key and value converters.
+/// A connector's key, value and header converters.
 pub struct Converters<'a> {
     pub key: &'a dyn Converter,
     pub value: &'a dyn Converter,
+    pub header: HeaderConverter,
 }
 
 impl Converters<'_> {
@@ -45,7 +45,14 @@ impl Converters<'_> {
             record,
             key: self.key.from_connect(&record.topic, &record.key)?,
             value: self.value.from_connect(&record.topic, &record.value)?,
-            headers: record.headers.iter().map(header_to_kafka).collect(),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| KafkaHeader {
+                    key: h.key.clone(),
+                    value: self.header.to_kafka(&h.value),
+                })
+                .collect(),
         })
     }
 
@@ -53,7 +60,14 @@ impl Converters<'_> {
     pub fn to_sink(&self, record: ConsumedRecord) -> Result<SinkRecord, ConvertError> {
         let key = self.key.to_connect_owned(&record.topic, record.key)?;
         let value = self.value.to_connect_owned(&record.topic, record.value)?;
-        let headers = record.headers.into_iter().map(header_from_kafka).collect();
+        let headers = record
+            .headers
+            .into_iter()
+            .map(|h| Header {
+                value: self.header.from_kafka(h.value),
+                key: h.key,
+            })
+            .collect();
         Ok(SinkRecord {
             topic: record.topic,
             partition: record.partition,
@@ -88,8 +102,6 @@ pub fn transform_error(record: &SourceRecord, error: &TransformFailed) -> String
     format!("cannot transform {}: {error}", describe(record))
 }
 
-/// Header values travel as bytes: strings as UTF-8, bytes as they are, anything else as its string form
-/// (booleans and numbers as Kafka's `SimpleHeaderConverter` writes them: `true`, `-5`, `1.5`).
 /// A source record the converters refused, named by its topic and its place in the source.
 pub fn convert_error(record: &SourceRecord, error: &ConvertError) -> String {
     format!("cannot convert {}: {error}", describe(record))
@@ -101,42 +113,6 @@ pub fn describe(record: &SourceRecord) -> String {
         "the record for topic {} from source partition {} at offset {}",
         record.topic, record.source_partition, record.source_offset
     )
-}
-
-fn header_to_kafka(header: &Header) -> KafkaHeader {
-    let value = match &header.value.value {
-        Value::Null => None,
-        Value::Bytes(b) => Some(b.clone()),
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        Value::Boolean(v) => Some(v.to_string().into_bytes()),
-        Value::Int8(v) => Some(v.to_string().into_bytes()),
-        Value::Int16(v) => Some(v.to_string().into_bytes()),
-        Value::Int32(v) => Some(v.to_string().into_bytes()),
-        Value::Int64(v) => Some(v.to_string().into_bytes()),
-        // Debug keeps the fractional part (`1.0`), as Java's `Double.toString` does.
-        Value::Float32(v) => Some(format!("{v:?}").into_bytes()),
-        Value::Float64(v) => Some(format!("{v:?}").into_bytes()),
-        other => Some(format!("{other:?}").into_bytes()),
-    };
-    KafkaHeader {
-        key: header.key.clone(),
-        value,
-    }
-}
-
-/// Header values are read back as strings when they are UTF-8 and as bytes otherwise.
-fn header_from_kafka(header: KafkaHeader) -> Header {
-    let value = match header.value {
-        None => Data::NULL,
-        Some(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => Data::string(s),
-            Err(e) => Data::schemaless(e.into_bytes()),
-        },
-    };
-    Header {
-        key: header.key,
-        value,
-    }
 }
 
 /// Hands a record to the producer, waiting for room in its queue as long as it is full.

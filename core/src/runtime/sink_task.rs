@@ -439,6 +439,7 @@ impl SinkTaskRunner {
         let converters = Converters {
             key: &*self.config.key_converter,
             value: &*self.config.value_converter,
+            header: self.config.header_converter,
         };
         let mut batch = Batch {
             records: Vec::with_capacity(records.len()),
