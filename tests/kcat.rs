@@ -5,55 +5,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    append, append_gradually, assert_same_lines_once, numbered_lines, read_lines, sink_props,
-    source_props, wait_for_exit, wait_for_lines, wait_until, worker_props, Broker, Dir, Worker,
-    DEADLINE,
+    append, append_gradually, assert_same_lines_once, consume, numbered_lines, read_lines,
+    sink_props, source_props, wait_for_lines, wait_until, worker_props, Broker, Dir, Worker,
 };
-
-/// Runs `kcat ARGS...` to completion and returns its stdout.
-fn kcat(dir: &Dir, args: &[&str]) -> String {
-    let (stdout, stderr) = (dir.path("kcat.stdout"), dir.path("kcat.stderr"));
-    let mut child = match Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout).unwrap())
-        .stderr(File::create(&stderr).unwrap())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "kcat is not installed, and this test needs it as an independent Kafka client: \
-             install the Debian package `kcat` (apt-get install kcat)"
-        ),
-        Err(e) => panic!("cannot run kcat: {e}"),
-    };
-    let Some(status) = wait_for_exit(&mut child) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("kcat {args:?} did not finish within {DEADLINE:?}");
-    };
-    assert!(
-        status.success(),
-        "kcat {args:?} failed with {status}: {}",
-        fs::read_to_string(&stderr).unwrap_or_default()
-    );
-    fs::read_to_string(&stdout).unwrap()
-}
-
-/// Consumes `topic` from the beginning to its current end; with `format` as kcat's `-f`.
-fn consume(dir: &Dir, broker: &Broker, topic: &str, format: Option<&str>) -> String {
-    let mut args = vec!["-C", "-b", broker.bootstrap(), "-t", topic];
-    args.extend(["-o", "beginning", "-e", "-q"]);
-    if let Some(format) = format {
-        args.extend(["-f", format]);
-    }
-    kcat(dir, &args)
-}
 
 #[test]
 fn kcat_reads_the_lines_the_source_wrote() {

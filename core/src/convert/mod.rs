@@ -35,6 +35,16 @@ pub enum ConvertError {
     },
 }
 
+impl ConvertError {
+    /// The converter that refused the data.
+    pub fn converter(&self) -> &'static str {
+        match self {
+            ConvertError::Serialize { converter, .. }
+            | ConvertError::Deserialize { converter, .. } => converter,
+        }
+    }
+}
+
 /// Turns Connect data into bytes for Kafka and back, as `org.apache.kafka.connect.storage.Converter`.
 ///
 /// The method names follow Kafka's `fromConnectData` / `toConnectData`.

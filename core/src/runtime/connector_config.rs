@@ -20,6 +20,9 @@ pub const TOPICS: &str = "topics";
 pub const TOPICS_REGEX: &str = "topics.regex";
 pub const ERRORS_TOLERANCE: &str = "errors.tolerance";
 pub const HEADER_CONVERTER: &str = "header.converter";
+pub const DLQ_TOPIC: &str = "errors.deadletterqueue.topic.name";
+pub const DLQ_REPLICATION_FACTOR: &str = "errors.deadletterqueue.topic.replication.factor";
+pub const DLQ_CONTEXT_HEADERS: &str = "errors.deadletterqueue.context.headers.enable";
 pub const TOPIC_CREATION_PARTITIONS: &str = "topic.creation.default.partitions";
 pub const TOPIC_CREATION_REPLICATION: &str = "topic.creation.default.replication.factor";
 pub const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
@@ -90,6 +93,25 @@ pub fn connector_config_def() -> ConfigDef {
 /// Extra keys of sink connectors.
 pub fn sink_config_def() -> ConfigDef {
     ConfigDef::new()
+        .optional(
+            DLQ_TOPIC,
+            ConfigType::String,
+            "",
+            "With errors.tolerance=all: the topic records that cannot be converted or transformed are written to.",
+        )
+        .optional(
+            DLQ_REPLICATION_FACTOR,
+            ConfigType::Int,
+            "3",
+            "Replication factor of the dead letter queue topic when Sluice creates it.",
+        )
+        .check(positive)
+        .optional(
+            DLQ_CONTEXT_HEADERS,
+            ConfigType::Boolean,
+            "false",
+            "Whether dead letters carry __connect.errors.* headers saying where they came from and why.",
+        )
         .optional(TOPICS, ConfigType::List, "", "Topics to consume.")
         .optional(
             TOPICS_REGEX,
@@ -220,6 +242,15 @@ impl ConnectorConfig {
 
     pub fn props(&self) -> &ConfigMap {
         self.parsed.map()
+    }
+
+    /// The dead letter queue's topic, its replication factor and whether its records carry context
+    /// headers: set for sinks with `errors.deadletterqueue.topic.name`.
+    pub fn dead_letter_queue(&self) -> Option<(&str, i16, bool)> {
+        let topic = self.parsed.get(DLQ_TOPIC).filter(|t| !t.is_empty())?;
+        let replication =
+            i16::try_from(self.parsed.int(DLQ_REPLICATION_FACTOR)).unwrap_or(i16::MAX);
+        Some((topic, replication, self.parsed.boolean(DLQ_CONTEXT_HEADERS)))
     }
 
     /// Whether bad records are skipped (`errors.tolerance=all`) rather than failing the task.

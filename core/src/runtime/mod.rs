@@ -9,6 +9,7 @@
 //! - [`worker_config`], [`connector_config`]: the worker's and every connector's common keys.
 
 pub mod connector_config;
+pub mod dead_letter_queue;
 pub mod exactly_once_source;
 pub mod in_flight;
 pub mod leave_gate;

@@ -57,9 +57,20 @@ impl Converters<'_> {
     }
 
     /// Deserializes a consumed record for a sink task; converters may keep its bytes without copying.
-    pub fn to_sink(&self, record: ConsumedRecord) -> Result<SinkRecord, ConvertError> {
-        let key = self.key.to_connect_owned(&record.topic, record.key)?;
-        let value = self.value.to_connect_owned(&record.topic, record.value)?;
+    /// An error comes with the stage that refused the record, in Kafka's words (`KEY_CONVERTER`,
+    /// `VALUE_CONVERTER`).
+    pub fn to_sink(
+        &self,
+        record: ConsumedRecord,
+    ) -> Result<SinkRecord, (&'static str, ConvertError)> {
+        let key = self
+            .key
+            .to_connect_owned(&record.topic, record.key)
+            .map_err(|e| ("KEY_CONVERTER", e))?;
+        let value = self
+            .value
+            .to_connect_owned(&record.topic, record.value)
+            .map_err(|e| ("VALUE_CONVERTER", e))?;
         let headers = record
             .headers
             .into_iter()

@@ -16,6 +16,7 @@ use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
 use crate::transforms::Outcome;
 
 use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
+use super::dead_letter_queue::{DeadLetter, DeadLetterQueue};
 use super::leave_gate::{GatePlace, LeaveGate};
 use super::records::Converters;
 use super::repeated::Repeated;
@@ -39,6 +40,8 @@ struct Batch {
     next: BTreeMap<TopicPartition, i64>,
     /// Offsets the consumer jumped over before records of the batch.
     jumps: Vec<(TopicPartition, Range<i64>)>,
+    /// Records that could not be converted or transformed, for the dead letter queue.
+    dead_letters: Vec<DeadLetter>,
 }
 
 /// Consecutive records of one partition within a poll.
@@ -100,6 +103,8 @@ pub struct SinkTaskRunner {
     poll_failures: Repeated,
     /// The most records handed to one `put` (`max.poll.records`).
     max_poll_records: usize,
+    /// Where records that cannot be converted or transformed go under `errors.tolerance=all`.
+    dead_letter_queue: Option<DeadLetterQueue>,
 }
 
 impl SinkTaskRunner {
@@ -120,6 +125,13 @@ impl SinkTaskRunner {
     /// Hands at most `records` records to one `put` (Kafka's `max.poll.records`).
     pub fn with_max_poll_records(mut self, records: usize) -> Self {
         self.max_poll_records = records;
+        self
+    }
+
+    /// Writes records that cannot be converted or transformed to a dead letter queue (with
+    /// `errors.tolerance=all`) instead of only skipping them.
+    pub fn with_dead_letter_queue(mut self, queue: DeadLetterQueue) -> Self {
+        self.dead_letter_queue = Some(queue);
         self
     }
 
@@ -150,6 +162,7 @@ impl SinkTaskRunner {
             refused_records: Repeated::default(),
             poll_failures: Repeated::default(),
             max_poll_records: DEFAULT_MAX_POLL_RECORDS,
+            dead_letter_queue: None,
         }
     }
 
@@ -315,7 +328,9 @@ impl SinkTaskRunner {
             }
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
             GroupEvent::Records(records) => {
-                let batch = self.convert(records)?;
+                let mut batch = self.convert(records)?;
+                self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
+                    .await?;
                 self.put(batch).await?;
                 if self.skipped.due() {
                     self.compare_with_log_starts(&[]).await;
@@ -482,7 +497,8 @@ impl SinkTaskRunner {
             current.next = offset + 1;
             current.expected = Some(offset + 1);
             // A record dropped by a transform or skipped as bad is not put, and its offset is
-            // committed with the batch's.
+            // committed with the batch's (a bad one's once the dead letter queue has it).
+            let raw = self.dead_letter_queue.is_some().then(|| record.clone());
             let refused = match converters.to_sink(record) {
                 Ok(mut sink_record) => match self.config.transforms.apply(&mut sink_record) {
                     Ok(Outcome::Keep) => {
@@ -490,20 +506,33 @@ impl SinkTaskRunner {
                         None
                     }
                     Ok(Outcome::Drop) => None,
-                    Err(e) => Some(("transform", e.to_string())),
+                    Err(e) => Some(("TRANSFORMATION", e.class.clone(), e.to_string())),
                 },
-                Err(e) => Some(("convert", e.to_string())),
+                Err((stage, e)) => Some((stage, e.converter().to_owned(), e.to_string())),
             };
-            if let Some((stage, e)) = refused {
+            if let Some((stage, class, message)) = refused {
                 let TopicPartition { topic, partition } = &current.partition;
+                let verb = match stage {
+                    "TRANSFORMATION" => "transform",
+                    _ => "convert",
+                };
                 let error = format!(
-                    "cannot {stage} the record at topic {topic} partition {partition} offset {offset}: {e}"
+                    "cannot {verb} the record at topic {topic} partition {partition} offset {offset}: {message}"
                 );
                 if !self.config.tolerates_errors() {
-                    return Err(self.fail(stage, ConnectError::fatal(error)));
+                    return Err(self.fail(verb, ConnectError::fatal(error)));
                 }
                 if let Some(more) = self.refused_records.happened() {
                     tracing::warn!(task = %self.id, %error, more_since_last_line = more, "skipping a record that cannot be converted or transformed");
+                }
+                if let Some(record) = raw {
+                    batch.dead_letters.push(DeadLetter {
+                        record,
+                        stage,
+                        class,
+                        error_kind: "org.apache.kafka.connect.errors.DataException",
+                        message,
+                    });
                 }
             }
         }
@@ -511,6 +540,22 @@ impl SinkTaskRunner {
             done.close(&mut batch);
         }
         Ok(batch)
+    }
+
+    /// Writes a batch's dead letters and waits until Kafka has them, before the batch goes on: no
+    /// offset past them is committed before they are durable. A queue Kafka refuses fails the task.
+    async fn write_dead_letters(&mut self, letters: Vec<DeadLetter>) -> Result<(), TaskError> {
+        let Some(queue) = self.dead_letter_queue.as_mut() else {
+            return Ok(());
+        };
+        queue.write(letters).await.map_err(|e| {
+            tracing::error!(task = %self.id, error = %e, "sink task failed: its dead letters could not be written");
+            TaskError::Connector {
+                task: self.id.clone(),
+                stage: "dead letter queue",
+                source: ConnectError::fatal(e.to_string()),
+            }
+        })
     }
 
     /// Hands a batch to the task. On a retriable error, rewinds its partitions to the batch's first

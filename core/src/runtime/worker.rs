@@ -23,6 +23,7 @@ use super::connector_config::{
     connector_config_def, sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS,
     EXACTLY_ONCE_SUPPORT, NAME, OTHER_CONNECTOR_PREFIXES,
 };
+use super::dead_letter_queue::{DeadLetterQueue, DeadLetterQueueSetup};
 use super::exactly_once_source::{ExactlyOnceSourceRunner, ExactlyOnceSourceSetup};
 use super::leave_gate::LeaveGate;
 use super::offset_store::{FileOffsetStore, OffsetStoreError};
@@ -762,9 +763,30 @@ impl StandaloneWorker {
             .backend
             .group_consumer(&settings, &format!("connect-{name}"), &subscription)
             .map_err(|e| kafka_error(name, e))?;
+        let runner = SinkTaskRunner::new(id.clone(), task, task_config, config.clone(), consumer)
+            .with_max_poll_records(config.max_poll_records());
+        let Some((topic, replication_factor, context_headers)) = config.dead_letter_queue() else {
+            return Ok(runner);
+        };
+        let mut settings = config.producer_settings(&self.config);
+        settings
+            .entry("client.id".into())
+            .or_insert_with(|| format!("connector-dlq-producer-{id}"));
+        let producer = self
+            .backend
+            .producer(&settings)
+            .map_err(|e| kafka_error(name, e))?;
+        let admin = self.backend.admin().map_err(|e| kafka_error(name, e))?;
         Ok(
-            SinkTaskRunner::new(id, task, task_config, config.clone(), consumer)
-                .with_max_poll_records(config.max_poll_records()),
+            runner.with_dead_letter_queue(DeadLetterQueue::new(DeadLetterQueueSetup {
+                topic: topic.to_owned(),
+                replication_factor,
+                context_headers,
+                connector: name.to_owned(),
+                task: id,
+                producer,
+                admin,
+            })),
         )
     }
 }

@@ -1,0 +1,97 @@
+//! A sink's dead letter queue on `sluice broker`, written and read by kcat: under
+//! `errors.tolerance=all`, records that cannot be converted (garbage that is not JSON) or transformed
+//! (JSON that is not an object, for a transform that needs one) land in the queue's topic as they were
+//! produced, with the `__connect.errors.*` headers; the good records reach the file.
+
+mod common;
+
+use common::{
+    consume, kcat, read_lines, sink_props, wait_for_lines, worker_props, Broker, Dir, Worker,
+};
+
+#[test]
+fn garbage_and_untransformable_records_reach_the_dead_letter_queue_with_their_context() {
+    let dir = Dir::new();
+    // `sluice broker` creates topics only for its own process: the queue's topic is made here, as an
+    // operator would with kafka-topics, and the worker finds it there.
+    let broker = Broker::start(&dir, &["json-in:1", "json-dlq:1"]);
+    let input = dir.write(
+        "records.txt",
+        "{\"n\":1}\nnot json\n{\"n\":2}\n42\n{\"n\":3}\n",
+    );
+    kcat(
+        &dir,
+        &[
+            "-P",
+            "-b",
+            broker.bootstrap(),
+            "-t",
+            "json-in",
+            "-l",
+            &input.display().to_string(),
+        ],
+    );
+
+    let output = dir.path("output.txt");
+    let worker_config = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), Some(broker.bootstrap())),
+    );
+    let sink = dir.write_properties(
+        "sink.properties",
+        &sink_props("dlq-sink", &output, "json-in")
+            .set(
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            )
+            .set("value.converter.schemas.enable", false)
+            .set("transforms", "n")
+            .set("transforms.n.type", "ExtractField$Value")
+            .set("transforms.n.field", "n")
+            .set("errors.tolerance", "all")
+            .set("errors.deadletterqueue.topic.name", "json-dlq")
+            .set("errors.deadletterqueue.topic.replication.factor", 1)
+            .set("errors.deadletterqueue.context.headers.enable", true),
+    );
+    let worker = Worker::start(&dir, "worker", &worker_config, &[&sink]);
+    wait_for_lines(&output, 3, &[&worker]);
+    worker.wait_for_log(
+        "wrote records that could not be converted or transformed to the dead letter queue",
+    );
+    let logs = worker.stop();
+    assert_eq!(read_lines(&output), ["1\n", "2\n", "3\n"], "{logs}");
+
+    let dead = consume(&dir, &broker, "json-dlq", Some("%s|%h\n"));
+    let letters: Vec<&str> = dead.lines().collect();
+    assert_eq!(letters.len(), 2, "two dead letters, as produced:\n{dead}");
+    let (garbage, garbage_headers) = letters[0].split_once('|').unwrap();
+    assert_eq!(garbage, "not json");
+    for expected in [
+        "__connect.errors.topic=json-in",
+        "__connect.errors.partition=0",
+        "__connect.errors.offset=1",
+        "__connect.errors.connector.name=dlq-sink",
+        "__connect.errors.task.id=0",
+        "__connect.errors.stage=VALUE_CONVERTER",
+        "__connect.errors.class.name=JsonConverter",
+        "__connect.errors.exception.class.name=org.apache.kafka.connect.errors.DataException",
+    ] {
+        assert!(
+            garbage_headers.contains(expected),
+            "{expected} missing from {garbage_headers}"
+        );
+    }
+    let (number, number_headers) = letters[1].split_once('|').unwrap();
+    assert_eq!(number, "42");
+    for expected in [
+        "__connect.errors.offset=3",
+        "__connect.errors.stage=TRANSFORMATION",
+        "__connect.errors.class.name=ExtractField$Value",
+        "__connect.errors.exception.message=",
+    ] {
+        assert!(
+            number_headers.contains(expected),
+            "{expected} missing from {number_headers}"
+        );
+    }
+}
