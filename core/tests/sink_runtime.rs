@@ -15,6 +15,7 @@ use sluice_core::api::{
     SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
 };
 use sluice_core::config::{ConfigDef, ConfigMap};
+use sluice_core::data::Data;
 
 type Offsets = BTreeMap<TopicPartition, i64>;
 
@@ -868,4 +869,100 @@ async fn max_poll_records_bounds_each_put() {
     assert!(sizes.iter().all(|n| *n <= 7), "put sizes: {sizes:?}");
     assert!(sizes.contains(&7), "the bound was reached: {sizes:?}");
     assert_eq!(probe.offsets("readings", 0), (0..50).collect::<Vec<_>>());
+}
+
+/// A sink that reports every third record it is given as errant, as a destination declining it.
+fn report_every_third(probe: &SinkProbe) {
+    *lock(&probe.on_put) = Some(Box::new(|context: &SinkTaskContext, seen: &[Seen]| {
+        let reporter = context.errant_record_reporter();
+        for s in seen.iter().filter(|s| s.offset % 3 == 0) {
+            let record = SinkRecord {
+                topic: s.topic.as_str().into(),
+                partition: s.partition,
+                kafka_offset: s.offset,
+                key: Data::NULL,
+                value: Data::string(&s.value),
+                headers: Vec::new(),
+                timestamp: None,
+            };
+            reporter.report(&record, &"declined by the destination");
+        }
+        Ok(())
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_put_reports_as_errant_reach_the_dead_letter_queue_before_the_commit() {
+    let cluster = Cluster::start();
+    cluster.create_topic("payments", 1);
+    cluster.create_topic("payments-dlq", 1);
+    let values = numbered("payment", 0..10);
+    cluster.produce("payments", 0, &strs(&values)).await;
+    let probe = PROBES.create("errant");
+    report_every_third(&probe);
+    let mut config = sink("errant", "payments");
+    for (key, value) in [
+        ("errors.tolerance", "all"),
+        ("errors.deadletterqueue.topic.name", "payments-dlq"),
+        ("errors.deadletterqueue.topic.replication.factor", "1"),
+        ("errors.deadletterqueue.context.headers.enable", "true"),
+    ] {
+        config.insert(key.into(), value.into());
+    }
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[config]);
+    common::wait_until("all ten records committed", || {
+        cluster.committed("connect-errant", &[tp("payments", 0)]) == [Some(10)]
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+
+    let dead = cluster.read("payments-dlq", 1, 4).await;
+    let dead_values: Vec<String> = dead
+        .iter()
+        .map(|d| String::from_utf8(d.value.clone().unwrap_or_default()).unwrap())
+        .collect();
+    assert_eq!(
+        dead_values,
+        ["payment-0", "payment-3", "payment-6", "payment-9"]
+    );
+    let header = |stored: &common::Stored, name: &str| {
+        stored
+            .headers
+            .iter()
+            .find(|(k, _)| k == &format!("__connect.errors.{name}"))
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(header(&dead[1], "stage").as_deref(), Some("TASK_PUT"));
+    assert_eq!(header(&dead[1], "offset").as_deref(), Some("3"));
+    assert_eq!(
+        header(&dead[1], "exception.message").as_deref(),
+        Some("declined by the destination")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_errant_record_fails_the_task_without_error_tolerance() {
+    let cluster = Cluster::start();
+    cluster.create_topic("refunds", 1);
+    cluster
+        .produce("refunds", 0, &["refund-0", "refund-1"])
+        .await;
+    let probe = PROBES.create("intolerant");
+    report_every_third(&probe);
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("intolerant", "refunds")],
+    );
+    let error = worker.join().await.expect_err("the task fails");
+    assert!(
+        error.to_string().contains("errant") && error.to_string().contains("offset 0"),
+        "{error}"
+    );
+    assert_eq!(
+        cluster.committed("connect-intolerant", &[tp("refunds", 0)]),
+        [None],
+        "nothing is committed past a record the task could not write"
+    );
 }

@@ -19,5 +19,5 @@ pub use record::{
     SourceValue, TopicPartition,
 };
 pub use registry::{ConnectorPlugin, PluginRegistry};
-pub use sink::{SinkTask, SinkTaskContext, SinkTaskControl};
+pub use sink::{ErrantRecordReporter, SinkTask, SinkTaskContext, SinkTaskControl};
 pub use source::{OffsetStorageReader, SourceTask, SourceTaskContext};

@@ -19,6 +19,8 @@ pub(crate) struct SinkRequests {
     pub commit_requested: bool,
     /// How long to wait before a put that failed with a retriable error is tried again.
     pub retry_backoff: Option<std::time::Duration>,
+    /// Records the task reported as errant, and why.
+    pub errant: Vec<(SinkRecord, String)>,
 }
 
 /// What a sink task can ask of the runtime. Cheap to clone; all clones share state.
@@ -94,6 +96,33 @@ impl SinkTaskContext {
     pub fn request_commit(&self) {
         self.requests().commit_requested = true;
     }
+
+    /// Where the task reports records it cannot write (Kafka's `ErrantRecordReporter`).
+    pub fn errant_record_reporter(&self) -> ErrantRecordReporter {
+        ErrantRecordReporter {
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+/// Reports records a sink task cannot write, one at a time, while the rest of its batch goes on (Kafka's
+/// `ErrantRecordReporter`). Under `errors.tolerance=all` the runtime logs each and writes it to the
+/// connector's dead letter queue, if it has one, before any offset past it is committed; under
+/// `errors.tolerance=none` a report fails the task. Cheap to clone.
+#[derive(Clone)]
+pub struct ErrantRecordReporter {
+    requests: Arc<Mutex<SinkRequests>>,
+}
+
+impl ErrantRecordReporter {
+    /// Reports `record`, which the task could not write, and why.
+    pub fn report(&self, record: &SinkRecord, error: &dyn std::fmt::Display) {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .errant
+            .push((record.clone(), error.to_string()));
+    }
 }
 
 /// The runtime's side of a [`SinkTaskContext`]: it tells the task its assignment and takes what the task
@@ -126,6 +155,11 @@ impl SinkTaskControl {
             std::mem::take(&mut requests.pause),
             std::mem::take(&mut requests.resume),
         )
+    }
+
+    /// The records the task reported as errant since the last call, and why.
+    pub fn take_errant(&self) -> Vec<(SinkRecord, String)> {
+        std::mem::take(&mut self.requests().errant)
     }
 
     /// Whether the task asked for a commit since the last call ([`SinkTaskContext::request_commit`]).

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter, HeaderConverter};
+use crate::data::Data;
 use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, ProduceRecord, Producer, SendError};
 use crate::transforms::{Outcome, TransformChain, TransformFailed};
 
@@ -88,6 +89,36 @@ impl Converters<'_> {
             headers,
             timestamp: record.timestamp,
         })
+    }
+}
+
+impl Converters<'_> {
+    /// A sink record serialized again, as it would be consumed (for the dead letter queue); a key or
+    /// value the converters cannot serialize goes as null.
+    pub fn to_consumed(&self, record: &SinkRecord) -> ConsumedRecord {
+        let bytes = |converter: &dyn Converter, data: &Data| {
+            converter
+                .from_connect(&record.topic, data)
+                .ok()
+                .flatten()
+                .map(Cow::into_owned)
+        };
+        ConsumedRecord {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.kafka_offset,
+            key: bytes(self.key, &record.key),
+            value: bytes(self.value, &record.value),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| KafkaHeader {
+                    key: h.key.clone(),
+                    value: self.header.to_kafka(&h.value),
+                })
+                .collect(),
+            timestamp: record.timestamp,
+        }
     }
 }
 

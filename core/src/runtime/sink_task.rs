@@ -332,6 +332,7 @@ impl SinkTaskRunner {
                 self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
                     .await?;
                 self.put(batch).await?;
+                self.handle_errant_records().await?;
                 if self.skipped.due() {
                     self.compare_with_log_starts(&[]).await;
                 }
@@ -542,6 +543,50 @@ impl SinkTaskRunner {
         Ok(batch)
     }
 
+    /// The records the task reported as errant: under `errors.tolerance=all` each is logged and goes to
+    /// the dead letter queue, if any, serialized again by the connector's converters (acknowledged
+    /// before this returns, so before any offset past it is committed); otherwise the task fails.
+    async fn handle_errant_records(&mut self) -> Result<(), TaskError> {
+        let errant = std::mem::take(&mut self.context.requests().errant);
+        let Some((first, reason)) = errant.first() else {
+            return Ok(());
+        };
+        let describe = |record: &SinkRecord| {
+            format!(
+                "topic {} partition {} offset {}",
+                record.topic, record.partition, record.kafka_offset
+            )
+        };
+        if !self.config.tolerates_errors() {
+            let error = format!(
+                "the task reported the record at {} as errant: {reason} (errors.tolerance=none fails the task; all skips the record)",
+                describe(first)
+            );
+            return Err(self.fail("put", ConnectError::fatal(error)));
+        }
+        let converters = Converters {
+            key: &*self.config.key_converter,
+            value: &*self.config.value_converter,
+            header: self.config.header_converter,
+        };
+        let mut letters = Vec::new();
+        for (record, reason) in errant {
+            if let Some(more) = self.refused_records.happened() {
+                tracing::warn!(task = %self.id, record = %describe(&record), error = %reason, more_since_last_line = more, "the task reported a record it cannot write; skipping it");
+            }
+            if self.dead_letter_queue.is_some() {
+                letters.push(DeadLetter {
+                    record: converters.to_consumed(&record),
+                    stage: "TASK_PUT",
+                    class: self.config.class().to_owned(),
+                    error_kind: "org.apache.kafka.connect.errors.ConnectException",
+                    message: reason,
+                });
+            }
+        }
+        self.write_dead_letters(letters).await
+    }
+
     /// Writes a batch's dead letters and waits until Kafka has them, before the batch goes on: no
     /// offset past them is committed before they are durable. A queue Kafka refuses fails the task.
     async fn write_dead_letters(&mut self, letters: Vec<DeadLetter>) -> Result<(), TaskError> {
@@ -682,6 +727,12 @@ impl SinkTaskRunner {
                 return;
             }
         };
+        if let Err(e) = self.handle_errant_records().await {
+            tracing::error!(task = %self.id, error = %e, "records reported as errant were not handled; rewinding to the last committed offsets");
+            let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+            self.rewind_uncommitted(assigned.iter());
+            return;
+        }
         let to_commit: BTreeMap<_, _> = approved
             .into_iter()
             .filter(|(p, o)| self.assigned.contains(p) && self.committed.get(p) != Some(o))

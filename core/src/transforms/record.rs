@@ -25,74 +25,55 @@ pub trait ConnectRecord: Send {
     fn timestamp(&self) -> Option<i64>;
 }
 
+/// The accessors source and sink records share: both keep these in fields of the same names.
+macro_rules! shared_accessors {
+    () => {
+        fn topic(&self) -> &str {
+            &self.topic
+        }
+        fn set_topic(&mut self, topic: Arc<str>) {
+            self.topic = topic;
+        }
+        fn key(&self) -> &Data {
+            &self.key
+        }
+        fn key_mut(&mut self) -> &mut Data {
+            &mut self.key
+        }
+        fn value(&self) -> &Data {
+            &self.value
+        }
+        fn value_mut(&mut self) -> &mut Data {
+            &mut self.value
+        }
+        fn headers(&self) -> &[Header] {
+            &self.headers
+        }
+        fn headers_mut(&mut self) -> &mut Vec<Header> {
+            &mut self.headers
+        }
+        fn timestamp(&self) -> Option<i64> {
+            self.timestamp
+        }
+    };
+}
+
 impl ConnectRecord for SourceRecord {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn set_topic(&mut self, topic: Arc<str>) {
-        self.topic = topic;
-    }
+    shared_accessors!();
     fn kafka_partition(&self) -> Option<i32> {
         self.kafka_partition
     }
     fn kafka_offset(&self) -> Option<i64> {
         None
     }
-    fn key(&self) -> &Data {
-        &self.key
-    }
-    fn key_mut(&mut self) -> &mut Data {
-        &mut self.key
-    }
-    fn value(&self) -> &Data {
-        &self.value
-    }
-    fn value_mut(&mut self) -> &mut Data {
-        &mut self.value
-    }
-    fn headers(&self) -> &[Header] {
-        &self.headers
-    }
-    fn headers_mut(&mut self) -> &mut Vec<Header> {
-        &mut self.headers
-    }
-    fn timestamp(&self) -> Option<i64> {
-        self.timestamp
-    }
 }
 
 impl ConnectRecord for SinkRecord {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn set_topic(&mut self, topic: Arc<str>) {
-        self.topic = topic;
-    }
+    shared_accessors!();
     fn kafka_partition(&self) -> Option<i32> {
         Some(self.partition)
     }
     fn kafka_offset(&self) -> Option<i64> {
         Some(self.kafka_offset)
-    }
-    fn key(&self) -> &Data {
-        &self.key
-    }
-    fn key_mut(&mut self) -> &mut Data {
-        &mut self.key
-    }
-    fn value(&self) -> &Data {
-        &self.value
-    }
-    fn value_mut(&mut self) -> &mut Data {
-        &mut self.value
-    }
-    fn headers(&self) -> &[Header] {
-        &self.headers
-    }
-    fn headers_mut(&mut self) -> &mut Vec<Header> {
-        &mut self.headers
-    }
-    fn timestamp(&self) -> Option<i64> {
-        self.timestamp
     }
 }
