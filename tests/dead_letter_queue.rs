@@ -1,12 +1,14 @@
-//! A sink's dead letter queue on `sluice broker`, written and read by kcat: under
-//! `errors.tolerance=all`, records that cannot be converted (garbage that is not JSON) or transformed
-//! (JSON that is not an object, for a transform that needs one) land in the queue's topic as they were
-//! produced, with the `__connect.errors.*` headers; the good records reach the file.
+//! Dead letter queues on `sluice broker`, written and read by kcat: under `errors.tolerance=all`, a
+//! sink's records that cannot be converted (garbage that is not JSON) or transformed (JSON that is not
+//! an object, for a transform that needs one) land in the queue's topic as they were produced, with the
+//! `__connect.errors.*` headers, and the good records reach the file; a source's record that cannot be
+//! transformed lands in its queue as the task made it, and its offset is committed.
 
 mod common;
 
 use common::{
-    consume, kcat, read_lines, sink_props, wait_for_lines, worker_props, Broker, Dir, Worker,
+    consume, kcat, read_lines, sink_props, source_props, wait_for_lines, wait_until, worker_props,
+    Broker, Dir, Worker,
 };
 
 #[test]
@@ -94,4 +96,64 @@ fn garbage_and_untransformable_records_reach_the_dead_letter_queue_with_their_co
             "{expected} missing from {number_headers}"
         );
     }
+}
+
+#[test]
+fn a_source_record_that_cannot_be_transformed_goes_to_the_dead_letter_queue_and_its_offset_is_committed(
+) {
+    let dir = Dir::new();
+    let broker = Broker::start(&dir, &["dates:1", "dates-dlq:1"]);
+    let input = dir.write("dates.txt", "2023-11-14\nnot a date\n2023-11-15\n");
+    let offsets = dir.path("offsets.json");
+    let worker_config = dir.write_properties(
+        "worker.properties",
+        &worker_props(&offsets, Some(broker.bootstrap())),
+    );
+    let source = dir.write_properties(
+        "source.properties",
+        &source_props("dates-source", &input, "dates")
+            .set("transforms", "unix")
+            .set("transforms.unix.type", "TimestampConverter$Value")
+            .set("transforms.unix.target.type", "unix")
+            .set("transforms.unix.format", "yyyy-MM-dd")
+            .set("errors.tolerance", "all")
+            .set("errors.deadletterqueue.topic.name", "dates-dlq")
+            .set("errors.deadletterqueue.context.headers.enable", true),
+    );
+    let worker = Worker::start(&dir, "worker", &worker_config, &[&source]);
+    let end = std::fs::metadata(&input).unwrap().len();
+    wait_until(
+        "every line's offset, the dead letter's included, is committed",
+        || {
+            std::fs::read_to_string(&offsets)
+                .is_ok_and(|o| o.contains(&format!("\"position\":{end}}}")))
+        },
+        || worker.logs(),
+    );
+    worker.stop();
+
+    let converted = consume(&dir, &broker, "dates", None);
+    assert_eq!(
+        converted.lines().collect::<Vec<_>>(),
+        ["1699920000000", "1700006400000"]
+    );
+    let dead = consume(&dir, &broker, "dates-dlq", Some("%s|%h\n"));
+    let (value, headers) = dead.trim_end().split_once('|').expect("one dead letter");
+    assert_eq!(value, "not a date", "the record as the task made it");
+    for expected in [
+        "__connect.errors.topic=dates",
+        "__connect.errors.stage=TRANSFORMATION",
+        "__connect.errors.class.name=TimestampConverter$Value",
+        "__connect.errors.connector.name=dates-source",
+        "__connect.errors.source.offset={",
+    ] {
+        assert!(
+            headers.contains(expected),
+            "{expected} missing from {headers}"
+        );
+    }
+    assert!(
+        headers.contains("__connect.errors.source.partition={") && headers.contains("dates.txt"),
+        "the source partition names the file: {headers}"
+    );
 }

@@ -90,8 +90,9 @@ fn a_chain_of_transforms_routes_filters_and_casts_records() {
     wait_until(
         "the filtered source's offset reaches the end of its file",
         || {
-            fs::read_to_string(&offsets)
-                .is_ok_and(|o| o.contains("dropped.txt") && o.contains(&format!("{dropped_end}")))
+            fs::read_to_string(&offsets).is_ok_and(|o| {
+                o.contains("dropped.txt") && o.contains(&format!("\"position\":{dropped_end}}}"))
+            })
         },
         || {
             format!(

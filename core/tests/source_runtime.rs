@@ -736,3 +736,42 @@ async fn a_worker_of_an_older_generation_does_not_start_the_task() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconvertible_record_goes_to_the_dead_letter_queue_in_the_transaction_of_its_offset() {
+    let cluster = Cluster::start();
+    cluster.create_topic("blobs", 1);
+    cluster.create_topic("blobs-dlq", 1);
+    let probe = PROBES.create("eos-dlq");
+    *lock(&probe.watched) = vec![file("eos-dlq")];
+    probe.push(mixed_records("eos-dlq"));
+    let mut config = bytes_source("eos-dlq", Some("all"));
+    for (key, value) in [
+        ("errors.deadletterqueue.topic.name", "blobs-dlq"),
+        ("errors.deadletterqueue.context.headers.enable", "true"),
+    ] {
+        config.insert(key.into(), value.into());
+    }
+    let worker = cluster.start_worker(&exactly_once_props(&cluster), registry(), &[config]);
+    common::wait_until("three records committed", || probe.acks().len() >= 3).await;
+    worker.stop().await.expect("a clean stop");
+
+    let stored = cluster.read("blobs", 1, 2).await;
+    let values: Vec<&str> = stored.iter().map(|s| text(&s.value)).collect();
+    assert_eq!(values, ["blob-0", "blob-2"]);
+    let dead = cluster.read("blobs-dlq", 1, 1).await;
+    // ByteArrayConverter cannot write a string: the dead letter keeps it through JsonConverter.
+    let letter = text(&dead[0].value);
+    assert!(letter.contains(r#""payload":"eos-dlq-1""#), "{letter}");
+    let stage = dead[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "__connect.errors.stage")
+        .and_then(|(_, v)| v.clone());
+    assert_eq!(stage.as_deref(), Some(&b"VALUE_CONVERTER"[..]));
+    let offsets = cluster.read("connect-offsets", 3, 1).await;
+    assert_eq!(
+        text(&offsets.last().expect("an offset").value),
+        r#"{"position":2}"#
+    );
+}

@@ -90,8 +90,8 @@ pub fn connector_config_def() -> ConfigDef {
         })
 }
 
-/// Extra keys of sink connectors.
-pub fn sink_config_def() -> ConfigDef {
+/// The dead letter queue's keys (KIP-298 for sinks; Sluice's sources have one too).
+fn dead_letter_queue_def() -> ConfigDef {
     ConfigDef::new()
         .optional(
             DLQ_TOPIC,
@@ -112,6 +112,11 @@ pub fn sink_config_def() -> ConfigDef {
             "false",
             "Whether dead letters carry __connect.errors.* headers saying where they came from and why.",
         )
+}
+
+/// Extra keys of sink connectors.
+pub fn sink_config_def() -> ConfigDef {
+    dead_letter_queue_def()
         .optional(TOPICS, ConfigType::List, "", "Topics to consume.")
         .optional(
             TOPICS_REGEX,
@@ -126,9 +131,10 @@ pub fn sink_config_def() -> ConfigDef {
         })
 }
 
-/// Extra keys of source connectors (KIP-158 topic creation, default group only; KIP-618 exactly once).
+/// Extra keys of source connectors (KIP-158 topic creation, default group only; KIP-618 exactly once;
+/// the dead letter queue).
 pub fn source_config_def() -> ConfigDef {
-    ConfigDef::new()
+    dead_letter_queue_def()
         .optional(
             EXACTLY_ONCE_SUPPORT,
             ConfigType::String,
@@ -245,7 +251,7 @@ impl ConnectorConfig {
     }
 
     /// The dead letter queue's topic, its replication factor and whether its records carry context
-    /// headers: set for sinks with `errors.deadletterqueue.topic.name`.
+    /// headers: set with `errors.deadletterqueue.topic.name`.
     pub fn dead_letter_queue(&self) -> Option<(&str, i16, bool)> {
         let topic = self.parsed.get(DLQ_TOPIC).filter(|t| !t.is_empty())?;
         let replication =

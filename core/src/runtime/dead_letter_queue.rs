@@ -3,6 +3,9 @@
 //! consumed, to the queue's topic, with `__connect.errors.*` headers saying where it came from and why
 //! when `errors.deadletterqueue.context.headers.enable` is set.
 //!
+//! A source connector may have one too, for records that cannot be transformed or converted: see
+//! [`source_dead_letter`].
+//!
 //! Nothing is lost between the two: the batch's dead letters are acknowledged by Kafka before the batch
 //! goes on to `put`, so no offset past them can be committed before they are durable; a dead letter
 //! Kafka refuses fails the task, and its record is consumed again after the restart.
@@ -12,11 +15,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::api::SourceRecord;
+use crate::config::ConfigMap;
+use crate::convert::{Converter, JsonConverter};
 use crate::kafka::{
     Admin, Delivery, KafkaError, KafkaHeader, NewTopic, ProduceRecord, Producer, ProducerHandle,
 };
 
-use super::records::send_when_room;
+use super::records::{send_when_room, Converters};
 
 /// The prefix of the context headers.
 pub const HEADER_PREFIX: &str = "__connect.errors.";
@@ -192,4 +198,77 @@ impl DeadLetterQueue {
             ),
         ]
     }
+}
+
+/// Where a source's dead letters go: its queue topic, and what its context headers say.
+pub struct SourceDeadLetters {
+    pub topic: Arc<str>,
+    pub context_headers: bool,
+    pub connector: String,
+    pub task: String,
+}
+
+/// A source record that could not be transformed or converted, as bytes for the dead letter queue: its
+/// key and value through the connector's converters, or, where a converter refuses them, through
+/// JsonConverter with its schema (so that nothing of the record is lost); its headers, with the
+/// `__connect.errors.*` context when enabled (the topic it was meant for, `source.partition` and
+/// `source.offset` as JSON, and no Kafka partition or offset: it never had one).
+pub fn source_dead_letter(
+    queue: &SourceDeadLetters,
+    converters: &Converters<'_>,
+    record: &SourceRecord,
+    stage: &'static str,
+    class: &str,
+    message: &str,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>, Vec<KafkaHeader>) {
+    let json = JsonConverter::configure(&ConfigMap::new(), false).ok();
+    let bytes = |converter: &dyn Converter, data: &crate::data::Data| {
+        converter
+            .from_connect(&record.topic, data)
+            .or_else(|e| match &json {
+                Some(json) => json.from_connect(&record.topic, data),
+                None => Err(e),
+            })
+            .ok()
+            .flatten()
+            .map(std::borrow::Cow::into_owned)
+    };
+    let key = bytes(converters.key, &record.key);
+    let value = bytes(converters.value, &record.value);
+    let mut headers: Vec<KafkaHeader> = record
+        .headers
+        .iter()
+        .map(|h| KafkaHeader {
+            key: h.key.clone(),
+            value: converters.header.to_kafka(&h.value),
+        })
+        .collect();
+    if queue.context_headers {
+        let header = |name: &str, value: String| KafkaHeader {
+            key: format!("{HEADER_PREFIX}{name}"),
+            value: Some(value.into_bytes()),
+        };
+        headers.extend([
+            header("topic", record.topic.to_string()),
+            header("source.partition", record.source_partition.to_string()),
+            header("source.offset", record.source_offset.to_string()),
+            header("connector.name", queue.connector.clone()),
+            header(
+                "task.id",
+                queue.task.rsplit('-').next().unwrap_or("0").to_owned(),
+            ),
+            header("stage", stage.to_owned()),
+            header("class.name", class.to_owned()),
+            header(
+                "exception.class.name",
+                "org.apache.kafka.connect.errors.DataException".to_owned(),
+            ),
+            header("exception.message", message.to_owned()),
+            header(
+                "exception.stacktrace",
+                format!("org.apache.kafka.connect.errors.DataException: {message}"),
+            ),
+        ]);
+    }
+    (key, value, headers)
 }

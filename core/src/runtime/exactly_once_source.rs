@@ -29,6 +29,7 @@ use crate::kafka::{
 };
 
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
+use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
 use super::records::{
@@ -100,6 +101,8 @@ pub struct ExactlyOnceSourceSetup {
     /// Whether the connector may create its topics.
     pub creates_topics: bool,
     pub offsets_topic: String,
+    /// The connector's dead letter queue, if it has one.
+    pub dead_letters: Option<SourceDeadLetters>,
 }
 
 /// Runs one source task exactly once until shutdown, failure or fencing.
@@ -128,6 +131,8 @@ pub struct ExactlyOnceSourceRunner {
     topics: TopicCreator,
     /// Records the converter refused (skipped under `errors.tolerance=all`).
     refused: Repeated,
+    /// Where records that cannot be transformed or converted go, if anywhere.
+    dead_letters: Option<SourceDeadLetters>,
 }
 
 impl ExactlyOnceSourceRunner {
@@ -158,6 +163,7 @@ impl ExactlyOnceSourceRunner {
             offsets: BTreeMap::new(),
             acknowledged: Vec::new(),
             refused: Repeated::default(),
+            dead_letters: setup.dead_letters,
         }
     }
 
@@ -376,7 +382,9 @@ impl ExactlyOnceSourceRunner {
                         tracing::warn!(task = %self.id, error = %transform_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be transformed");
                     }
                     self.begin()?;
-                    self.skip(record);
+                    let message = e.to_string();
+                    self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
+                        .await?;
                     continue;
                 }
                 Err(e) => {
@@ -395,15 +403,17 @@ impl ExactlyOnceSourceRunner {
             };
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
-                Err(e) if self.config.tolerates_errors() => {
+                Err((stage, e)) if self.config.tolerates_errors() => {
                     if let Some(more) = self.refused.happened() {
                         tracing::warn!(task = %self.id, error = %convert_error(&sent, &e), more_since_last_line = more, "skipping a record that cannot be converted");
                     }
                     drop(sent);
-                    self.skip(record);
+                    let message = e.to_string();
+                    self.skip_or_dead_letter(record, stage, e.converter(), &message)
+                        .await?;
                     continue;
                 }
-                Err(e) => {
+                Err((_, e)) => {
                     let error = convert_error(&sent, &e);
                     return Err(self.fail("convert", ConnectError::fatal(error)));
                 }
@@ -427,6 +437,53 @@ impl ExactlyOnceSourceRunner {
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery)?;
         }
+        Ok(())
+    }
+
+    /// A record that cannot be transformed or converted, under `errors.tolerance=all`: its dead letter
+    /// goes into this transaction with its offset if the connector has a dead letter queue; otherwise it
+    /// is skipped.
+    async fn skip_or_dead_letter(
+        &mut self,
+        record: SourceRecord,
+        stage: &'static str,
+        class: &str,
+        message: &str,
+    ) -> Result<(), TaskError> {
+        let Some(queue) = &self.dead_letters else {
+            self.skip(record);
+            return Ok(());
+        };
+        let converters = Converters {
+            key: &*self.config.key_converter,
+            value: &*self.config.value_converter,
+            header: self.config.header_converter,
+        };
+        let (key, value, headers) =
+            source_dead_letter(queue, &converters, &record, stage, class, message);
+        let topic = queue.topic.clone();
+        self.topics.ensure(&self.id, &self.config, &topic).await?;
+        let token = self.in_flight.next_token();
+        let letter = ProduceRecord {
+            topic: &topic,
+            partition: None,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: &headers,
+            timestamp: record.timestamp,
+        };
+        send_when_room(&*self.producer, &letter, token)
+            .await
+            .map_err(|e| match e {
+                fenced @ KafkaError::ProducerFenced(_) => self.kafka_error(fenced),
+                source => TaskError::Send {
+                    task: self.id.clone(),
+                    record: format!("the dead letter of {}", describe(&record)),
+                    source,
+                },
+            })?;
+        self.track_offset(&record);
+        self.in_flight.insert(record, None);
         Ok(())
     }
 

@@ -40,12 +40,22 @@ pub struct Converters<'a> {
 }
 
 impl Converters<'_> {
-    /// Serializes a source record for the producer.
-    pub fn to_kafka<'a>(&self, record: &'a SourceRecord) -> Result<Serialized<'a>, ConvertError> {
+    /// Serializes a source record for the producer. An error comes with the stage that refused the
+    /// record, in Kafka's words (`KEY_CONVERTER`, `VALUE_CONVERTER`).
+    pub fn to_kafka<'a>(
+        &self,
+        record: &'a SourceRecord,
+    ) -> Result<Serialized<'a>, (&'static str, ConvertError)> {
         Ok(Serialized {
             record,
-            key: self.key.from_connect(&record.topic, &record.key)?,
-            value: self.value.from_connect(&record.topic, &record.value)?,
+            key: self
+                .key
+                .from_connect(&record.topic, &record.key)
+                .map_err(|e| ("KEY_CONVERTER", e))?,
+            value: self
+                .value
+                .from_connect(&record.topic, &record.value)
+                .map_err(|e| ("VALUE_CONVERTER", e))?,
             headers: record
                 .headers
                 .iter()

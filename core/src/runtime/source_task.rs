@@ -1,6 +1,7 @@
 //! The source task loop (Kafka Connect's `WorkerSourceTask`): poll the task, convert and produce its
 //! records, and commit source offsets only up to the contiguous prefix Kafka has acknowledged.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{ConnectError, RecordMetadata, SourceRecord, SourceTask, SourceTaskContext};
 use crate::config::ConfigMap;
-use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
+use crate::kafka::{Admin, Delivery, ProduceRecord, Producer, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
+use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::records::{
     convert_error, describe, send_when_room, transform_error, transform_source, Converters,
@@ -52,6 +54,10 @@ pub struct SourceTaskRunner {
     refused: Repeated,
     /// Records Kafka did not accept.
     undelivered: Repeated,
+    /// Where records that cannot be transformed or converted go, if anywhere.
+    dead_letters: Option<SourceDeadLetters>,
+    /// Tokens of the dead letters in flight: their acknowledgement commits their record's offset.
+    dead_letter_tokens: BTreeSet<u64>,
 }
 
 /// What a source task runner needs besides its task.
@@ -64,6 +70,8 @@ pub struct SourceTaskSetup {
     pub admin: Option<Arc<dyn Admin>>,
     pub offsets: ConnectorOffsets,
     pub flush_timeout: Duration,
+    /// The connector's dead letter queue, if it has one.
+    pub dead_letters: Option<SourceDeadLetters>,
 }
 
 impl SourceTaskRunner {
@@ -90,6 +98,8 @@ impl SourceTaskRunner {
             flush_timeout: setup.flush_timeout,
             refused: Repeated::default(),
             undelivered: Repeated::default(),
+            dead_letters: setup.dead_letters,
+            dead_letter_tokens: BTreeSet::new(),
         }
     }
 
@@ -164,7 +174,9 @@ impl SourceTaskRunner {
                     if let Some(more) = self.refused.happened() {
                         tracing::warn!(task = %self.id, error = %transform_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be transformed");
                     }
-                    self.skip(&record);
+                    let message = e.to_string();
+                    self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
+                        .await?;
                     continue;
                 }
                 Err(e) => {
@@ -182,14 +194,17 @@ impl SourceTaskRunner {
             };
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
-                Err(e) if self.config.tolerates_errors() => {
+                Err((stage, e)) if self.config.tolerates_errors() => {
                     if let Some(more) = self.refused.happened() {
                         tracing::warn!(task = %self.id, error = %convert_error(&sent, &e), more_since_last_line = more, "skipping a record that cannot be converted");
                     }
-                    self.skip(&record);
+                    drop(sent);
+                    let message = e.to_string();
+                    self.skip_or_dead_letter(record, stage, e.converter(), &message)
+                        .await?;
                     continue;
                 }
-                Err(e) => {
+                Err((_, e)) => {
                     let error = convert_error(&sent, &e);
                     return Err(self.fail("convert", ConnectError::fatal(error)));
                 }
@@ -207,6 +222,51 @@ impl SourceTaskRunner {
             let handle = self.track(&record);
             self.in_flight.insert(record, handle);
         }
+        Ok(())
+    }
+
+    /// A record that cannot be transformed or converted, under `errors.tolerance=all`: written to the
+    /// dead letter queue if the connector has one (its offset committed once Kafka acknowledged the dead
+    /// letter), skipped otherwise.
+    async fn skip_or_dead_letter(
+        &mut self,
+        record: SourceRecord,
+        stage: &'static str,
+        class: &str,
+        message: &str,
+    ) -> Result<(), TaskError> {
+        let Some(queue) = &self.dead_letters else {
+            self.skip(&record);
+            return Ok(());
+        };
+        let converters = Converters {
+            key: &*self.config.key_converter,
+            value: &*self.config.value_converter,
+            header: self.config.header_converter,
+        };
+        let (key, value, headers) =
+            source_dead_letter(queue, &converters, &record, stage, class, message);
+        let topic = queue.topic.clone();
+        self.topics.ensure(&self.id, &self.config, &topic).await?;
+        let token = self.in_flight.next_token();
+        let letter = ProduceRecord {
+            topic: &topic,
+            partition: None,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: &headers,
+            timestamp: record.timestamp,
+        };
+        send_when_room(&*self.producer, &letter, token)
+            .await
+            .map_err(|e| TaskError::Send {
+                task: self.id.clone(),
+                record: format!("the dead letter of {}", describe(&record)),
+                source: e,
+            })?;
+        self.dead_letter_tokens.insert(token);
+        let handle = self.track(&record);
+        self.in_flight.insert(record, handle);
         Ok(())
     }
 
@@ -232,6 +292,7 @@ impl SourceTaskRunner {
     }
 
     async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
+        let dead_letter = self.dead_letter_tokens.remove(&delivery.token);
         let SourceTaskRunner {
             id,
             task,
@@ -247,8 +308,13 @@ impl SourceTaskRunner {
                     if let Some(handle) = handle {
                         submitted.ack(handle);
                     }
-                    commit_record(id, &mut **task, record, Some(&metadata));
-                    status.moved(1);
+                    if dead_letter {
+                        // The record itself went nowhere: its dead letter is what Kafka stored.
+                        commit_record(id, &mut **task, record, None);
+                    } else {
+                        commit_record(id, &mut **task, record, Some(&metadata));
+                        status.moved(1);
+                    }
                     Ok(())
                 }
                 Err(e) => {

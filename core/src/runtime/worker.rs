@@ -23,7 +23,7 @@ use super::connector_config::{
     connector_config_def, sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS,
     EXACTLY_ONCE_SUPPORT, NAME, OTHER_CONNECTOR_PREFIXES,
 };
-use super::dead_letter_queue::{DeadLetterQueue, DeadLetterQueueSetup};
+use super::dead_letter_queue::{DeadLetterQueue, DeadLetterQueueSetup, SourceDeadLetters};
 use super::exactly_once_source::{ExactlyOnceSourceRunner, ExactlyOnceSourceSetup};
 use super::leave_gate::LeaveGate;
 use super::offset_store::{FileOffsetStore, OffsetStoreError};
@@ -673,6 +673,7 @@ impl StandaloneWorker {
         config: &Arc<ConnectorConfig>,
         admin: &Option<Arc<dyn Admin>>,
     ) -> Result<SourceTaskRunner, WorkerError> {
+        let id_for_dead_letters = id.clone();
         let mut settings = config.producer_settings(&self.config);
         settings
             .entry("client.id".into())
@@ -691,6 +692,7 @@ impl StandaloneWorker {
                 admin: admin.clone(),
                 offsets: ConnectorOffsets::new(self.offsets.clone(), config.name()),
                 flush_timeout: self.config.offset_flush_timeout(),
+                dead_letters: source_dead_letters(config, &id_for_dead_letters),
             },
         ))
     }
@@ -723,6 +725,7 @@ impl StandaloneWorker {
             Some(generation) => Some((generation, reader("read_uncommitted")?)),
             None => None,
         };
+        let dead_letters = source_dead_letters(config, &task.id);
         Ok(ExactlyOnceSourceRunner::new(
             task.task,
             ExactlyOnceSourceSetup {
@@ -737,6 +740,7 @@ impl StandaloneWorker {
                 admin: admin.clone(),
                 creates_topics: task.creates_topics,
                 offsets_topic: self.config.offsets_topic().name,
+                dead_letters,
             },
         ))
     }
@@ -798,6 +802,17 @@ struct ExactlyOnceTask {
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
     creates_topics: bool,
+}
+
+/// A source task's dead letter queue, when its connector has one.
+fn source_dead_letters(config: &ConnectorConfig, task: &str) -> Option<SourceDeadLetters> {
+    let (topic, _, context_headers) = config.dead_letter_queue()?;
+    Some(SourceDeadLetters {
+        topic: topic.into(),
+        context_headers,
+        connector: config.name().to_owned(),
+        task: task.to_owned(),
+    })
 }
 
 fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {

@@ -200,8 +200,9 @@ pub fn postgres_row(
             values.push(SqlValue::Null);
             continue;
         }
-        let type_name = raw.type_info().name().to_owned();
-        let value = match type_name.as_str() {
+        // Borrowed: a name per column per row would be an allocation per value.
+        let type_info = raw.type_info();
+        let value = match type_info.name() {
             "BOOL" => SqlValue::Bool(row.try_get(i).map_err(|e| sqlx(column, e))?),
             "INT2" => SqlValue::Int(
                 row.try_get::<i16, _>(i)
