@@ -26,6 +26,9 @@ use super::records::{send_when_room, Converters};
 
 /// The prefix of the context headers.
 pub const HEADER_PREFIX: &str = "__connect.errors.";
+/// The error kind records that cannot be converted or transformed are reported with (Kafka's
+/// exception class for them).
+pub const DATA_EXCEPTION: &str = "org.apache.kafka.connect.errors.DataException";
 
 /// A record that could not reach the task, and why.
 pub struct DeadLetter {
@@ -208,6 +211,28 @@ pub struct SourceDeadLetters {
     pub task: String,
 }
 
+/// A source's dead letter, ready to produce.
+pub struct SourceDeadLetter {
+    pub topic: Arc<str>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<KafkaHeader>,
+    timestamp: Option<i64>,
+}
+
+impl SourceDeadLetter {
+    pub fn produce_record(&self) -> ProduceRecord<'_> {
+        ProduceRecord {
+            topic: &self.topic,
+            partition: None,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: &self.headers,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
 /// A source record that could not be transformed or converted, as bytes for the dead letter queue: its
 /// key and value through the connector's converters, or, where a converter refuses them, through
 /// JsonConverter with its schema (so that nothing of the record is lost); its headers, with the
@@ -220,7 +245,7 @@ pub fn source_dead_letter(
     stage: &'static str,
     class: &str,
     message: &str,
-) -> (Option<Vec<u8>>, Option<Vec<u8>>, Vec<KafkaHeader>) {
+) -> SourceDeadLetter {
     let json = JsonConverter::configure(&ConfigMap::new(), false).ok();
     let bytes = |converter: &dyn Converter, data: &crate::data::Data| {
         converter
@@ -233,16 +258,7 @@ pub fn source_dead_letter(
             .flatten()
             .map(std::borrow::Cow::into_owned)
     };
-    let key = bytes(converters.key, &record.key);
-    let value = bytes(converters.value, &record.value);
-    let mut headers: Vec<KafkaHeader> = record
-        .headers
-        .iter()
-        .map(|h| KafkaHeader {
-            key: h.key.clone(),
-            value: converters.header.to_kafka(&h.value),
-        })
-        .collect();
+    let mut headers = converters.kafka_headers(&record.headers);
     if queue.context_headers {
         let header = |name: &str, value: String| KafkaHeader {
             key: format!("{HEADER_PREFIX}{name}"),
@@ -259,16 +275,19 @@ pub fn source_dead_letter(
             ),
             header("stage", stage.to_owned()),
             header("class.name", class.to_owned()),
-            header(
-                "exception.class.name",
-                "org.apache.kafka.connect.errors.DataException".to_owned(),
-            ),
+            header("exception.class.name", DATA_EXCEPTION.to_owned()),
             header("exception.message", message.to_owned()),
             header(
                 "exception.stacktrace",
-                format!("org.apache.kafka.connect.errors.DataException: {message}"),
+                format!("{DATA_EXCEPTION}: {message}"),
             ),
         ]);
     }
-    (key, value, headers)
+    SourceDeadLetter {
+        topic: queue.topic.clone(),
+        key: bytes(converters.key, &record.key),
+        value: bytes(converters.value, &record.value),
+        headers,
+        timestamp: record.timestamp,
+    }
 }

@@ -32,9 +32,7 @@ use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
-use super::records::{
-    convert_error, describe, send_when_room, transform_error, transform_source, Converters,
-};
+use super::records::{convert_error, describe, send_when_room, transform_error, transform_source};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
@@ -396,11 +394,7 @@ impl ExactlyOnceSourceRunner {
                 .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
             self.begin()?;
-            let converters = Converters {
-                key: &*self.config.key_converter,
-                value: &*self.config.value_converter,
-                header: self.config.header_converter,
-            };
+            let converters = self.config.converters();
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
                 Err((stage, e)) if self.config.tolerates_errors() => {
@@ -454,25 +448,13 @@ impl ExactlyOnceSourceRunner {
             self.skip(record);
             return Ok(());
         };
-        let converters = Converters {
-            key: &*self.config.key_converter,
-            value: &*self.config.value_converter,
-            header: self.config.header_converter,
-        };
-        let (key, value, headers) =
-            source_dead_letter(queue, &converters, &record, stage, class, message);
-        let topic = queue.topic.clone();
-        self.topics.ensure(&self.id, &self.config, &topic).await?;
+        let converters = self.config.converters();
+        let letter = source_dead_letter(queue, &converters, &record, stage, class, message);
+        self.topics
+            .ensure(&self.id, &self.config, &letter.topic)
+            .await?;
         let token = self.in_flight.next_token();
-        let letter = ProduceRecord {
-            topic: &topic,
-            partition: None,
-            key: key.as_deref(),
-            value: value.as_deref(),
-            headers: &headers,
-            timestamp: record.timestamp,
-        };
-        send_when_room(&*self.producer, &letter, token)
+        send_when_room(&*self.producer, &letter.produce_record(), token)
             .await
             .map_err(|e| match e {
                 fenced @ KafkaError::ProducerFenced(_) => self.kafka_error(fenced),

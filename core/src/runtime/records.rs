@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::connector_config::ConnectorConfig;
 use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter, HeaderConverter};
 use crate::data::Data;
@@ -39,6 +40,17 @@ pub struct Converters<'a> {
     pub header: HeaderConverter,
 }
 
+impl ConnectorConfig {
+    /// The connector's converters.
+    pub(crate) fn converters(&self) -> Converters<'_> {
+        Converters {
+            key: &*self.key_converter,
+            value: &*self.value_converter,
+            header: self.header_converter,
+        }
+    }
+}
+
 impl Converters<'_> {
     /// Serializes a source record for the producer. An error comes with the stage that refused the
     /// record, in Kafka's words (`KEY_CONVERTER`, `VALUE_CONVERTER`).
@@ -56,14 +68,7 @@ impl Converters<'_> {
                 .value
                 .from_connect(&record.topic, &record.value)
                 .map_err(|e| ("VALUE_CONVERTER", e))?,
-            headers: record
-                .headers
-                .iter()
-                .map(|h| KafkaHeader {
-                    key: h.key.clone(),
-                    value: self.header.to_kafka(&h.value),
-                })
-                .collect(),
+            headers: self.kafka_headers(&record.headers),
         })
     }
 
@@ -103,6 +108,17 @@ impl Converters<'_> {
 }
 
 impl Converters<'_> {
+    /// Record headers as bytes, through the header converter.
+    pub fn kafka_headers(&self, headers: &[Header]) -> Vec<KafkaHeader> {
+        headers
+            .iter()
+            .map(|h| KafkaHeader {
+                key: h.key.clone(),
+                value: self.header.to_kafka(&h.value),
+            })
+            .collect()
+    }
+
     /// A sink record serialized again, as it would be consumed (for the dead letter queue); a key or
     /// value the converters cannot serialize goes as null.
     pub fn to_consumed(&self, record: &SinkRecord) -> ConsumedRecord {
@@ -119,14 +135,7 @@ impl Converters<'_> {
             offset: record.kafka_offset,
             key: bytes(self.key, &record.key),
             value: bytes(self.value, &record.value),
-            headers: record
-                .headers
-                .iter()
-                .map(|h| KafkaHeader {
-                    key: h.key.clone(),
-                    value: self.header.to_kafka(&h.value),
-                })
-                .collect(),
+            headers: self.kafka_headers(&record.headers),
             timestamp: record.timestamp,
         }
     }

@@ -16,9 +16,8 @@ use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
 use crate::transforms::Outcome;
 
 use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
-use super::dead_letter_queue::{DeadLetter, DeadLetterQueue};
+use super::dead_letter_queue::{DeadLetter, DeadLetterQueue, DATA_EXCEPTION};
 use super::leave_gate::{GatePlace, LeaveGate};
-use super::records::Converters;
 use super::repeated::Repeated;
 use super::retention::{Loss, Skipped};
 use super::shutdown::Shutdown;
@@ -452,11 +451,7 @@ impl SinkTaskRunner {
     }
 
     fn convert(&mut self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
-        let converters = Converters {
-            key: &*self.config.key_converter,
-            value: &*self.config.value_converter,
-            header: self.config.header_converter,
-        };
+        let converters = self.config.converters();
         let mut batch = Batch {
             records: Vec::with_capacity(records.len()),
             ..Batch::default()
@@ -531,7 +526,7 @@ impl SinkTaskRunner {
                         record,
                         stage,
                         class,
-                        error_kind: "org.apache.kafka.connect.errors.DataException",
+                        error_kind: DATA_EXCEPTION,
                         message,
                     });
                 }
@@ -564,11 +559,7 @@ impl SinkTaskRunner {
             );
             return Err(self.fail("put", ConnectError::fatal(error)));
         }
-        let converters = Converters {
-            key: &*self.config.key_converter,
-            value: &*self.config.value_converter,
-            header: self.config.header_converter,
-        };
+        let converters = self.config.converters();
         let mut letters = Vec::new();
         for (record, reason) in errant {
             if let Some(more) = self.refused_records.happened() {

@@ -10,14 +10,12 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{ConnectError, RecordMetadata, SourceRecord, SourceTask, SourceTaskContext};
 use crate::config::ConfigMap;
-use crate::kafka::{Admin, Delivery, ProduceRecord, Producer, ProducerHandle};
+use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
-use super::records::{
-    convert_error, describe, send_when_room, transform_error, transform_source, Converters,
-};
+use super::records::{convert_error, describe, send_when_room, transform_error, transform_source};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
@@ -187,11 +185,7 @@ impl SourceTaskRunner {
             self.topics
                 .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
-            let converters = Converters {
-                key: &*self.config.key_converter,
-                value: &*self.config.value_converter,
-                header: self.config.header_converter,
-            };
+            let converters = self.config.converters();
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
                 Err((stage, e)) if self.config.tolerates_errors() => {
@@ -239,25 +233,13 @@ impl SourceTaskRunner {
             self.skip(&record);
             return Ok(());
         };
-        let converters = Converters {
-            key: &*self.config.key_converter,
-            value: &*self.config.value_converter,
-            header: self.config.header_converter,
-        };
-        let (key, value, headers) =
-            source_dead_letter(queue, &converters, &record, stage, class, message);
-        let topic = queue.topic.clone();
-        self.topics.ensure(&self.id, &self.config, &topic).await?;
+        let converters = self.config.converters();
+        let letter = source_dead_letter(queue, &converters, &record, stage, class, message);
+        self.topics
+            .ensure(&self.id, &self.config, &letter.topic)
+            .await?;
         let token = self.in_flight.next_token();
-        let letter = ProduceRecord {
-            topic: &topic,
-            partition: None,
-            key: key.as_deref(),
-            value: value.as_deref(),
-            headers: &headers,
-            timestamp: record.timestamp,
-        };
-        send_when_room(&*self.producer, &letter, token)
+        send_when_room(&*self.producer, &letter.produce_record(), token)
             .await
             .map_err(|e| TaskError::Send {
                 task: self.id.clone(),
