@@ -12,6 +12,9 @@ pub use header::HeaderConverter;
 pub use json::JsonConverter;
 pub use string::StringConverter;
 
+pub(crate) use json::unscaled_at_scale;
+pub(crate) use string::java_decimal;
+
 use std::borrow::Cow;
 
 use crate::config::{ConfigError, ConfigMap};

@@ -244,7 +244,7 @@ fn java_layout(lower_exp: &str) -> String {
 
 /// Java's `BigDecimal.toString`: plain when the scale is positive and the number not too small,
 /// otherwise scientific with the adjusted exponent (`1.23E+5`, `1E-10`).
-pub(super) fn java_decimal(d: &Decimal) -> String {
+pub(crate) fn java_decimal(d: &Decimal) -> String {
     let coeff = d.unscaled.unsigned_abs().to_string();
     let sign = if d.unscaled < 0 { "-" } else { "" };
     let scale = i64::from(d.scale);

@@ -13,6 +13,7 @@ use super::support::{
 };
 use super::{ConnectRecord, Outcome, TransformError, Transformation};
 use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType};
+use crate::convert::java_decimal;
 use crate::data::{Schema, SchemaBuilder, SchemaType, Value};
 
 const PURPOSE: &str = "cast types";
@@ -279,24 +280,12 @@ fn cast(value: Value, target: Target) -> Result<Value, TransformError> {
             Value::Float32(f) => format!("{f:?}"),
             Value::Float64(f) => format!("{f:?}"),
             Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
-            Value::Decimal(d) => decimal_text(d.unscaled, d.scale),
+            // Kafka's Cast writes `BigDecimal.toString`.
+            Value::Decimal(d) => java_decimal(d),
             Value::Timestamp(ms) => format_millis(*ms, ISO_TIMESTAMP),
             Value::Date(days) => format_millis(i64::from(*days) * 86_400_000, ISO_DATE),
             Value::Time(ms) => format_millis(i64::from(*ms), ISO_TIME),
             other => return Err(unsupported(other)),
         }),
     })
-}
-
-/// A decimal as Java's `BigDecimal.toPlainString`.
-fn decimal_text(unscaled: i128, scale: i32) -> String {
-    if scale <= 0 {
-        return format!("{}{}", unscaled, "0".repeat(scale.unsigned_abs() as usize));
-    }
-    let digits = unscaled.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    let sign = if unscaled < 0 { "-" } else { "" };
-    format!("{sign}{whole}.{fraction}")
 }

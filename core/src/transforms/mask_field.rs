@@ -5,6 +5,7 @@
 use super::support::{entry, field_index, make_struct, put_entry, Part};
 use super::{ConnectRecord, Outcome, TransformError, Transformation};
 use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType};
+use crate::convert::unscaled_at_scale;
 use crate::data::{Decimal, Value};
 
 const PURPOSE: &str = "masking fields";
@@ -83,26 +84,13 @@ impl MaskField {
             Value::Int64(_) => Value::Int64(text.parse().map_err(|_| number("int64"))?),
             Value::Float32(_) => Value::Float32(text.parse().map_err(|_| number("float32"))?),
             Value::Float64(_) => Value::Float64(text.parse().map_err(|_| number("float64"))?),
-            Value::Decimal(d) => {
-                Value::Decimal(decimal(text, d.scale).ok_or_else(|| number("decimal"))?)
-            }
+            Value::Decimal(d) => Value::Decimal(Decimal {
+                unscaled: unscaled_at_scale(text, d.scale).map_err(|_| number("decimal"))?,
+                scale: d.scale,
+            }),
             _ => return Err(cannot("cannot take a custom replacement")),
         })
     }
-}
-
-/// A decimal text at `scale`, when it has no more fraction digits than that.
-fn decimal(text: &str, scale: i32) -> Option<Decimal> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let scale_digits = usize::try_from(scale).ok()?;
-    if fraction.len() > scale_digits || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits = format!("{whole}{fraction:0<scale_digits$}");
-    Some(Decimal {
-        unscaled: digits.parse().ok()?,
-        scale,
-    })
 }
 
 impl Transformation for MaskField {

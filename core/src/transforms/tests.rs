@@ -293,6 +293,23 @@ fn cast_converts_fields_and_whole_values() {
     to_bool.apply(&mut text).unwrap();
     assert_eq!(text.value.value, Value::Boolean(true));
 
+    let decimal = |unscaled, scale| Value::Decimal(crate::data::Decimal { unscaled, scale });
+    let to_string = transform("Cast$Value", &[("spec", "string")]);
+    let mut price = sink(Data::NULL, Data::schemaless(decimal(12345, 2)));
+    to_string.apply(&mut price).unwrap();
+    assert_eq!(
+        price.value.value,
+        Value::String("123.45".into()),
+        "BigDecimal.toString"
+    );
+    let mut tiny = sink(Data::NULL, Data::schemaless(decimal(1, 10)));
+    to_string.apply(&mut tiny).unwrap();
+    assert_eq!(
+        tiny.value.value,
+        Value::String("1E-10".into()),
+        "BigDecimal.toString"
+    );
+
     assert!(config_error("Cast$Value", &[("spec", "id:decimal")]).contains("decimal"));
     let mut bad = sink(Data::NULL, Data::schemaless(Value::String("x".into())));
     assert!(whole.apply(&mut bad).is_err());

@@ -4,6 +4,8 @@
 mod converter;
 mod decimal_format;
 mod payload;
+
+pub(crate) use payload::unscaled_at_scale;
 mod schema;
 #[cfg(test)]
 mod tests;

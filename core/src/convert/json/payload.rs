@@ -481,7 +481,7 @@ fn floating<T: FromStr>(kind: SchemaType, json: &Json) -> Result<T, String> {
 }
 
 /// The unscaled value of a JSON number at `scale`, if that is exact and fits in 128 bits.
-fn unscaled_at_scale(text: &str, scale: i32) -> Result<i128, String> {
+pub(crate) fn unscaled_at_scale(text: &str, scale: i32) -> Result<i128, String> {
     let out_of_range = || format!("{text} does not fit a decimal of scale {scale} in 128 bits");
     let (mantissa, exponent) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
     let exponent: i64 = exponent.parse().map_err(|_| out_of_range())?;
