@@ -51,6 +51,8 @@ struct SinkProbe {
     on_put: Mutex<Option<PutHook>>,
     /// Replaces the default `pre_commit` (flush, then approve everything offered).
     on_pre_commit: Mutex<Option<PreCommitHook>>,
+    /// How long each `put` takes, in order (then: no time).
+    put_delays: Mutex<Vec<Duration>>,
 }
 
 impl SinkProbe {
@@ -178,6 +180,13 @@ impl SinkTask for ProbeSinkTask {
             })
             .collect();
         let probe = self.probe();
+        let delay = {
+            let mut delays = lock(&probe.put_delays);
+            (!delays.is_empty()).then(|| delays.remove(0))
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let result = match lock(&probe.on_put).as_mut() {
             Some(hook) => hook(self.context.as_ref().expect("started"), &seen),
             None => Ok(()),
@@ -428,6 +437,98 @@ async fn a_retriable_put_error_redelivers_the_same_records() {
     assert_eq!(
         cluster.committed("connect-flaky", &[tp("payments", 0), tp("payments", 1)]),
         [Some(20), Some(20)]
+    );
+}
+
+/// A `put` slower than `max.poll.interval.ms` does not cost the task its partitions: the runtime polls
+/// meanwhile with them paused, so the consumer neither leaves its group nor skips what arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_slower_than_max_poll_interval_keeps_the_partitions() {
+    let cluster = Cluster::start();
+    cluster.create_topic("slow", 1);
+    cluster
+        .produce("slow", 0, &strs(&numbered("s", 0..10)))
+        .await;
+    let probe = PROBES.create("slow-put");
+    lock(&probe.put_delays).push(Duration::from_secs(12));
+    let mut config = sink("slow-put", "slow");
+    config.extend(props(&[
+        ("consumer.override.max.poll.interval.ms", "6000"),
+        ("consumer.override.session.timeout.ms", "6000"),
+        ("consumer.override.heartbeat.interval.ms", "1000"),
+    ]));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[config]);
+    common::wait_until("the slow put to start", || {
+        lock(&probe.put_delays).is_empty()
+    })
+    .await;
+    cluster
+        .produce("slow", 0, &strs(&numbered("s", 10..20)))
+        .await;
+    common::wait_until("every record", || probe.offsets("slow", 0).contains(&19)).await;
+    let calls = probe.calls();
+    assert!(
+        calls.iter().filter(|c| matches!(c, Call::Open(_))).count() == 1
+            && !calls.iter().any(|c| matches!(c, Call::Close(_))),
+        "the 12 s put (max.poll.interval.ms 6 s) cost the task its partition: {calls:?}"
+    );
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(probe.offsets("slow", 0), (0..20).collect::<Vec<_>>());
+    assert_eq!(
+        cluster.committed("connect-slow-put", &[tp("slow", 0)]),
+        [Some(20)]
+    );
+}
+
+/// A `put` past `put.flush.limit.ms` is taken for a hung task: the runtime stops polling, the consumer
+/// leaves its group after `max.poll.interval.ms`, and when the call returns the partition is given up
+/// uncommitted and delivered again once the task has it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_past_its_limit_gives_the_partitions_up() {
+    let cluster = Cluster::start();
+    cluster.create_topic("hung", 1);
+    cluster
+        .produce("hung", 0, &strs(&numbered("h", 0..10)))
+        .await;
+    let probe = PROBES.create("hung-put");
+    lock(&probe.put_delays).push(Duration::from_secs(14));
+    let mut config = sink("hung-put", "hung");
+    config.extend(props(&[
+        ("put.flush.limit.ms", "3000"),
+        ("consumer.override.max.poll.interval.ms", "6000"),
+        ("consumer.override.session.timeout.ms", "6000"),
+        ("consumer.override.heartbeat.interval.ms", "1000"),
+    ]));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[config]);
+    common::wait_until("the partition given up and opened again", || {
+        probe
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Open(_)))
+            .count()
+            == 2
+    })
+    .await;
+    common::wait_until("the records again", || {
+        probe.offsets("hung", 0).iter().filter(|o| **o == 9).count() == 2
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+    let calls = probe.calls();
+    let closed = calls
+        .iter()
+        .position(|c| matches!(c, Call::Close(_)))
+        .expect("the lost partition was closed");
+    assert!(
+        !calls[..closed]
+            .iter()
+            .any(|c| matches!(c, Call::PreCommit { approved, .. } if !approved.is_empty())),
+        "nothing was committed for the hung put's records before the partition was lost: {calls:?}"
+    );
+    assert_eq!(
+        probe.offsets("hung", 0),
+        (0..10).chain(0..10).collect::<Vec<_>>(),
+        "the hung put's records are delivered again, once each"
     );
 }
 

@@ -89,7 +89,7 @@ fn sink_group_rebalance() -> SimTest {
 
 fn slow_flush() -> SimTest {
     SimTest::runtime("slow-flush")
-        .about("flushes and puts stall past session.timeout.ms and max.poll.interval.ms; members are thrown out and partitions move")
+        .about("flushes and puts stall past session.timeout.ms, often past max.poll.interval.ms: within put.flush.limit.ms the runtime polls meanwhile and no member may be thrown out (thrown-out-below-limit); past it the task stops polling, its member is thrown out and its partitions move")
         .faults(
             &[FaultKind::StallFlush, FaultKind::StallPut, FaultKind::FailFlush],
             5,
@@ -97,6 +97,7 @@ fn slow_flush() -> SimTest {
         .headline_faults(&[FaultKind::StallFlush])
         .require(&[
             Event::FlushPastMaxPollInterval,
+            Event::SlowCallKeptMembership,
             Event::MemberThrownOut,
             Event::RebalanceDuringFlush,
         ])

@@ -80,11 +80,14 @@ pub enum Event {
     /// The connector's external system answered a request with an error (its model asked
     /// [`kit::answering_errors`](crate::kit::answering_errors) during an `errors-external` fault).
     ExternalErrorAnswered,
+    /// A sink task's `put` or flush ran longer than `max.poll.interval.ms` but within
+    /// `put.flush.limit.ms`, and its worker's members stayed in the group meanwhile.
+    SlowCallKeptMembership,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 25] = [
+    pub const ALL: [Event; 26] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -110,6 +113,7 @@ impl Event {
         Event::ExternalUnreachable,
         Event::ExternalSlow,
         Event::ExternalErrorAnswered,
+        Event::SlowCallKeptMembership,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +143,7 @@ impl Event {
             Event::ExternalUnreachable => "external-unreachable",
             Event::ExternalSlow => "external-slow",
             Event::ExternalErrorAnswered => "external-error-answered",
+            Event::SlowCallKeptMembership => "slow-call-kept-membership",
         }
     }
 }

@@ -99,6 +99,17 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
     };
     let session = scenario.session_timeout;
     let max_poll = scenario.max_poll_interval;
+    // A stall of put or flush: half of them within put.flush.limit.ms (past the session timeout, often
+    // past max.poll.interval.ms: the runtime keeps the member in), half past it by max.poll.interval.ms
+    // (the member is thrown out).
+    let limit = scenario.put_flush_limit;
+    let stall = |rng: &mut StdRng| {
+        if rng.random_bool(0.5) {
+            between(rng, session, limit)
+        } else {
+            between(rng, limit + max_poll, limit + max_poll + session)
+        }
+    };
     match kind {
         FaultKind::CrashWorker => Fault::CrashWorker {
             worker,
@@ -125,12 +136,11 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             worker,
             duration: between(rng, session / 2, session * 2),
         },
-        // Past the session timeout (the heartbeat task keeps the member in), sometimes past max.poll.interval.ms.
         FaultKind::StallFlush => Fault::StallFlush {
-            duration: between(rng, session, max_poll + session),
+            duration: stall(rng),
         },
         FaultKind::StallPut => Fault::StallPut {
-            duration: between(rng, session, max_poll + session),
+            duration: stall(rng),
         },
         FaultKind::FailFlush => Fault::FailFlush,
         FaultKind::FailSync => Fault::FailSync {

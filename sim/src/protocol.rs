@@ -111,6 +111,16 @@ pub enum CoordinatorKind {
 /// A partition with no leader clients can reach, in a metadata answer.
 pub const NO_LEADER: i32 = -1;
 
+/// Why a member leaves its group, as the client says (LeaveGroup v5's `reason`, KIP-800).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaveReason {
+    /// The application closed the consumer.
+    Closing,
+    /// The application did not poll within `max.poll.interval.ms` (librdkafka: "consumer poll timeout
+    /// has expired").
+    PollTimeout,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// The brokers, and the partition leaders of these topics (all topics when `None`); unknown topics are created with the
@@ -202,6 +212,8 @@ pub enum Request {
     LeaveGroup {
         group: String,
         member_id: String,
+        /// Why the member leaves (LeaveGroup v5's `reason`, KIP-800).
+        reason: LeaveReason,
     },
     OffsetCommit {
         group: String,

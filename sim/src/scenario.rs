@@ -87,6 +87,9 @@ pub struct Scenario {
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub max_poll_interval: Duration,
+    /// The sink's `put.flush.limit.ms`: how long a `put` or flush may run while its task keeps its
+    /// partitions.
+    pub put_flush_limit: Duration,
     /// `offset.flush.interval.ms`.
     pub commit_interval: Duration,
     /// The source producers' `delivery.timeout.ms` (their `request.timeout.ms` is a third of it, at most
@@ -133,7 +136,7 @@ impl Scenario {
         records_per_stream: 1_250,
         source_interval: Duration::from_millis(100),
         active: Duration::from_secs(60),
-        drain_limit: Duration::from_secs(120),
+        drain_limit: Duration::from_secs(240),
         faults: &[],
         headline_faults: &[],
         max_faults: 0,
@@ -142,6 +145,7 @@ impl Scenario {
         session_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(3),
         max_poll_interval: Duration::from_secs(30),
+        put_flush_limit: Duration::from_secs(40),
         commit_interval: Duration::from_secs(2),
         delivery_timeout: Duration::from_secs(120),
         tick: Duration::from_millis(5),

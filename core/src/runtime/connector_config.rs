@@ -30,6 +30,11 @@ pub const TRANSACTION_BOUNDARY: &str = "transaction.boundary";
 pub const TRANSACTION_BOUNDARY_INTERVAL: &str = "transaction.boundary.interval.ms";
 /// Kafka's `max.poll.records`: the most records one poll hands to a sink task's `put`.
 pub const MAX_POLL_RECORDS: &str = "max.poll.records";
+pub const PUT_FLUSH_LIMIT: &str = "put.flush.limit.ms";
+/// The consumer key that bounds [`PUT_FLUSH_LIMIT`], and its Kafka default.
+const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
+const DEFAULT_PUT_FLUSH_LIMIT: Duration = Duration::from_secs(600);
+const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 /// Kafka's default `max.poll.records`.
 pub const DEFAULT_MAX_POLL_RECORDS: usize = 500;
 
@@ -117,6 +122,13 @@ fn dead_letter_queue_def() -> ConfigDef {
 /// Extra keys of sink connectors.
 pub fn sink_config_def() -> ConfigDef {
     dead_letter_queue_def()
+        .optional(
+            PUT_FLUSH_LIMIT,
+            ConfigType::Long,
+            "600000",
+            "How long a sink task's put or flush may run while the runtime keeps the task in its group: it polls with the task's partitions paused, so a call longer than max.poll.interval.ms costs no rebalance. A call that runs longer is reported in the log and the status, and the task stops polling, so the group hands its partitions to other tasks after max.poll.interval.ms.",
+        )
+        .check(positive)
         .optional(TOPICS, ConfigType::List, "", "Topics to consume.")
         .optional(
             TOPICS_REGEX,
@@ -193,6 +205,8 @@ pub struct ConnectorConfig {
     pub transforms: Arc<TransformChain>,
     offset_flush_interval: Duration,
     max_poll_records: usize,
+    max_poll_interval: Duration,
+    put_flush_limit: Duration,
 }
 
 impl ConnectorConfig {
@@ -216,6 +230,11 @@ impl ConnectorConfig {
                 return Err(ConfigError { issues });
             }
         };
+        // A source has no such key: the default is never used.
+        let put_flush_limit = parsed
+            .get(PUT_FLUSH_LIMIT)
+            .and_then(|v| v.parse().ok())
+            .map_or(DEFAULT_PUT_FLUSH_LIMIT, Duration::from_millis);
         let key_converter = converter_for(KEY_CONVERTER, props, worker, true)?;
         let value_converter = converter_for(VALUE_CONVERTER, props, worker, false)?;
         let header_class = props
@@ -231,6 +250,8 @@ impl ConnectorConfig {
             transforms: Arc::new(transforms),
             offset_flush_interval: worker.offset_flush_interval(),
             max_poll_records: max_poll_records(props, worker)?,
+            max_poll_interval: max_poll_interval(props, worker)?,
+            put_flush_limit,
         })
     }
 
@@ -340,6 +361,17 @@ impl ConnectorConfig {
     pub fn max_poll_records(&self) -> usize {
         self.max_poll_records
     }
+
+    /// How long a sink task's `put` or `flush` may run while the task keeps its partitions.
+    pub fn put_flush_limit(&self) -> Duration {
+        self.put_flush_limit
+    }
+
+    /// The sink consumer's `max.poll.interval.ms`, which is also how long its group waits for it to
+    /// rejoin in a rebalance.
+    pub fn max_poll_interval(&self) -> Duration {
+        self.max_poll_interval
+    }
 }
 
 /// The connector's `consumer.override.max.poll.records`, else the worker's `consumer.max.poll.records`,
@@ -362,6 +394,34 @@ fn max_poll_records(props: &ConfigMap, worker: &WorkerConfig) -> Result<usize, C
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| ConfigError::single(key, format!("{value:?} is not a positive integer")))
+}
+
+/// The consumer's `max.poll.interval.ms`: the connector's `consumer.override.`, the worker's `consumer.`, or
+/// Kafka's default.
+fn max_poll_interval(props: &ConfigMap, worker: &WorkerConfig) -> Result<Duration, ConfigError> {
+    let connector_key = format!("consumer.override.{MAX_POLL_INTERVAL}");
+    let (key, value) = match props.get(&connector_key) {
+        Some(value) => (connector_key, value.clone()),
+        None => match worker.consumer_settings().get(MAX_POLL_INTERVAL) {
+            Some(value) => (
+                format!("consumer.{MAX_POLL_INTERVAL} (worker)"),
+                value.clone(),
+            ),
+            None => return Ok(DEFAULT_MAX_POLL_INTERVAL),
+        },
+    };
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| {
+            ConfigError::single(
+                key,
+                format!("{value:?} is not a positive number of milliseconds"),
+            )
+        })
 }
 
 fn converter_for(

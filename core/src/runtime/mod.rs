@@ -12,6 +12,7 @@ pub mod connector_config;
 pub mod dead_letter_queue;
 pub mod exactly_once_source;
 pub mod in_flight;
+mod keep_alive;
 pub mod leave_gate;
 pub mod offset_store;
 pub mod offsets_topic;

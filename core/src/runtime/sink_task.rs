@@ -2,9 +2,17 @@
 //! convert and `put` records, and commit only offsets that `pre_commit` (by default: after `flush`)
 //! declared durable, both periodically and before partitions are given up. A stop commits before the
 //! task leaves its group, and waits at its connector's [`LeaveGate`] until the other tasks committed too.
+//!
+//! A slow `put` or periodic `flush` does not cost the task its partitions, as it does in Kafka Connect:
+//! while the call runs, the loop keeps polling with the task's partitions paused ([`KeepAlive`]), so
+//! `max.poll.interval.ms` never passes, and a lost membership is noticed at once. Past
+//! `put.flush.limit.ms` the call is reported as blocked and polling stops, so that the group hands a
+//! hung task's partitions to a live one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +25,7 @@ use crate::transforms::Outcome;
 
 use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
 use super::dead_letter_queue::{DeadLetter, DeadLetterQueue, DATA_EXCEPTION};
+use super::keep_alive::{Busy, KeepAlive};
 use super::leave_gate::{GatePlace, LeaveGate};
 use super::repeated::Repeated;
 use super::retention::{Loss, Skipped};
@@ -28,6 +37,9 @@ use super::TaskError;
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How long partitions stay paused after a retriable `put` error before their records come again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A call of the task, as its `async_trait` methods return it.
+type TaskCall<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
 
 /// Records for one `put`, with where each of their partitions starts and where `put` takes it.
 #[derive(Default)]
@@ -104,6 +116,11 @@ pub struct SinkTaskRunner {
     max_poll_records: usize,
     /// Where records that cannot be converted or transformed go under `errors.tolerance=all`.
     dead_letter_queue: Option<DeadLetterQueue>,
+    /// Rebalances the consumer announced while `put` or `flush` ran, handled in order before the next
+    /// poll.
+    deferred: VecDeque<GroupEvent>,
+    /// When the task heard of the revocation deferred among them: the rebalance has waited since.
+    revocation_heard: Option<Instant>,
 }
 
 impl SinkTaskRunner {
@@ -162,6 +179,8 @@ impl SinkTaskRunner {
             poll_failures: Repeated::default(),
             max_poll_records: DEFAULT_MAX_POLL_RECORDS,
             dead_letter_queue: None,
+            deferred: VecDeque::new(),
+            revocation_heard: None,
         }
     }
 
@@ -181,6 +200,7 @@ impl SinkTaskRunner {
         }
         tracing::info!(task = %self.id, "sink task started");
         let outcome = self.run_until_stopped(&mut shutdown).await;
+        self.close_deferred_losses().await;
         let owned: Vec<_> = self.assigned.iter().cloned().collect();
         if outcome.is_ok() {
             // Only this last commit's refusals are still this task's to report.
@@ -204,6 +224,27 @@ impl SinkTaskRunner {
         }
         tracing::info!(task = %self.id, "sink task stopped");
         outcome
+    }
+
+    /// Closes, when the task stops, the partitions it lost during its last call (and opened before).
+    async fn close_deferred_losses(&mut self) {
+        let mut never_opened = BTreeSet::new();
+        let mut lost = Vec::new();
+        for event in std::mem::take(&mut self.deferred) {
+            match event {
+                GroupEvent::Assigned(partitions) => never_opened.extend(partitions),
+                GroupEvent::Lost(partitions) => {
+                    lost.extend(partitions.into_iter().filter(|p| !never_opened.remove(p)))
+                }
+                GroupEvent::Revoked(_) | GroupEvent::Records(_) => {}
+            }
+        }
+        if lost.is_empty() {
+            return;
+        }
+        if let Err(e) = self.task.close(&lost).await {
+            tracing::warn!(task = %self.id, error = %e, "sink task close failed");
+        }
     }
 
     /// Stays in the group until every task of the connector has committed and the offsets the group
@@ -263,12 +304,16 @@ impl SinkTaskRunner {
         let mut commit_timer = interval_at(Instant::now() + period, period);
         commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            if let Some(event) = self.deferred.pop_front() {
+                self.on_event(event).await?;
+                continue;
+            }
             if self.retry_at.is_some_and(|at| at <= Instant::now()) {
                 self.resume_after_retry()?;
             }
             if std::mem::take(&mut self.context.requests().commit_requested) {
                 let owned: Vec<_> = self.assigned.iter().cloned().collect();
-                self.commit(&owned).await;
+                self.commit_polling(&owned).await?;
             }
             let max_poll_records = self.max_poll_records;
             let consumer = self
@@ -280,7 +325,7 @@ impl SinkTaskRunner {
                 () = shutdown.recv() => return Ok(()),
                 _ = commit_timer.tick() => {
                     let owned: Vec<_> = self.assigned.iter().cloned().collect();
-                    self.commit(&owned).await;
+                    self.commit_polling(&owned).await?;
                     // The next commit comes a period after this one ended: a commit slower than the
                     // period must not keep the loop from polling.
                     commit_timer.reset();
@@ -316,15 +361,15 @@ impl SinkTaskRunner {
             }
             GroupEvent::Revoked(partitions) => {
                 tracing::info!(task = %self.id, ?partitions, "partitions revoked");
-                self.commit(&partitions).await;
-                self.release(&partitions).await
+                self.commit_revoked(&partitions).await?;
+                // Those given up while the flush ran are closed with the loss that gave them up.
+                let still_owned: Vec<_> = partitions
+                    .into_iter()
+                    .filter(|p| self.assigned.contains(p))
+                    .collect();
+                self.release(&still_owned).await
             }
-            GroupEvent::Lost(partitions) => {
-                tracing::warn!(task = %self.id, ?partitions, "partitions lost; their uncommitted records will be redelivered elsewhere");
-                // Someone else may have owned them since: a refused offset is no longer this task's to commit.
-                self.refused.clear();
-                self.release(&partitions).await
-            }
+            GroupEvent::Lost(partitions) => self.lose(&partitions).await,
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
             GroupEvent::Records(records) => {
                 let mut batch = self.convert(records)?;
@@ -597,14 +642,20 @@ impl SinkTaskRunner {
     /// Hands a batch to the task. On a retriable error, rewinds its partitions to the batch's first
     /// records and pauses every partition for a while; the consumer keeps polling meanwhile, so the
     /// task stays in its group, and the same records come again once the pause is over.
-    async fn put(&mut self, batch: Batch) -> Result<(), TaskError> {
+    async fn put(&mut self, mut batch: Batch) -> Result<(), TaskError> {
         let count = batch.records.len() as u64;
         let result = if batch.records.is_empty() {
             Ok(())
         } else {
             tracing::trace!(task = %self.id, records = batch.records.len(), "put");
-            self.task.put(batch.records).await
+            let records = std::mem::take(&mut batch.records);
+            self.call_polling("put", None, |task| task.put(records))
+                .await?
         };
+        // Partitions lost while `put` ran are released: what the batch did for them is not theirs to keep.
+        for spans in [&mut batch.first, &mut batch.next] {
+            spans.retain(|partition, _| self.assigned.contains(partition));
+        }
         match result {
             Ok(()) => {
                 self.status.moved(count);
@@ -613,7 +664,9 @@ impl SinkTaskRunner {
                 }
                 self.positions.extend(batch.next);
                 for (partition, jump) in batch.jumps {
-                    self.skipped.note(partition, jump);
+                    if self.assigned.contains(&partition) {
+                        self.skipped.note(partition, jump);
+                    }
                 }
                 self.apply_requests()
             }
@@ -698,16 +751,64 @@ impl SinkTaskRunner {
     /// not committed: the jump may be records retention deleted, to be reported by this task or, after a
     /// crash, by the next owner.
     async fn commit(&mut self, partitions: &[TopicPartition]) {
+        let Some(current) = self.committable(partitions).await else {
+            return;
+        };
+        let approved = self.task.pre_commit(&current).await;
+        self.commit_approved(approved).await;
+    }
+
+    /// Commits as [`commit`](Self::commit) does, but keeps the task in its group while the flush runs.
+    async fn commit_polling(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        self.flush_and_commit(partitions, None).await
+    }
+
+    /// Commits revoked partitions before they go. The rebalance waits for the flush, for half of
+    /// `max.poll.interval.ms` at most: then the partitions are given up uncommitted ([`KeepAlive`]).
+    async fn commit_revoked(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        let heard = self.revocation_heard.take().unwrap_or_else(Instant::now);
+        self.flush_and_commit(partitions, Some((partitions, heard)))
+            .await
+    }
+
+    async fn flush_and_commit(
+        &mut self,
+        partitions: &[TopicPartition],
+        revoking: Option<(&[TopicPartition], Instant)>,
+    ) -> Result<(), TaskError> {
+        let Some(current) = self.committable(partitions).await else {
+            return Ok(());
+        };
+        let approved = self
+            .call_polling("flush", revoking, |task| {
+                Box::pin(async move { task.pre_commit(&current).await })
+            })
+            .await?;
+        self.commit_approved(approved).await;
+        Ok(())
+    }
+
+    /// The positions of these partitions that may be committed: past every jump the log start explains.
+    async fn committable(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Option<BTreeMap<TopicPartition, i64>> {
         self.compare_with_log_starts(partitions).await;
         let current: BTreeMap<_, _> = partitions
             .iter()
             .filter(|p| !self.skipped.unexplained(p))
             .filter_map(|p| self.positions.get(p).map(|o| (p.clone(), *o)))
             .collect();
-        if current.is_empty() {
-            return;
-        }
-        let approved = match self.task.pre_commit(&current).await {
+        (!current.is_empty()).then_some(current)
+    }
+
+    /// Commits what `pre_commit` approved, of the partitions the task still owns; a failed flush rewinds
+    /// to the last committed offsets instead.
+    async fn commit_approved(
+        &mut self,
+        approved: Result<BTreeMap<TopicPartition, i64>, ConnectError>,
+    ) {
+        let approved = match approved {
             Ok(approved) => approved,
             Err(e) => {
                 tracing::error!(task = %self.id, error = %e, "flush failed; rewinding to the last committed offsets");
@@ -813,21 +914,148 @@ impl SinkTaskRunner {
         }
     }
 
-    /// Closes partitions in the task and forgets them.
-    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
-        if let Err(e) = self.task.close(partitions).await {
-            return Err(self.fail("close", e));
+    /// Runs one of the task's calls while polling its consumer ([`KeepAlive`]), then deals with what the
+    /// group did meanwhile.
+    /// `revoking`: the partitions whose revocation the call is made for, if it is.
+    async fn call_polling<T>(
+        &mut self,
+        call: &'static str,
+        revoking: Option<(&[TopicPartition], Instant)>,
+        work: impl for<'t> FnOnce(&'t mut dyn SinkTask) -> TaskCall<'t, T>,
+    ) -> Result<T, TaskError> {
+        let pause = if self.retry_at.is_some() {
+            Vec::new()
+        } else {
+            self.assigned
+                .iter()
+                .filter(|p| !self.paused_by_task.contains(*p))
+                .cloned()
+                .collect()
+        };
+        let keep_alive = KeepAlive {
+            consumer: &mut **self
+                .consumer
+                .as_mut()
+                .expect("consumer is present until the task stops"),
+            task: &self.id,
+            status: &self.status,
+            poll_failures: &mut self.poll_failures,
+            max_poll_records: self.max_poll_records,
+            pause,
+            limit: self.config.put_flush_limit(),
+            max_poll_interval: self.config.max_poll_interval(),
+            revoking: revoking.map(|(partitions, heard)| (partitions.to_vec(), heard)),
+            quiet: !self.deferred.is_empty(),
+        };
+        let (output, mut busy) = keep_alive.run(call, work(&mut *self.task)).await;
+        if revoking.is_some() && busy.events.is_empty() {
+            // Still the revocation the call was made for (no poll ran): its caller goes on with it.
+            busy.held = None;
         }
+        self.after_busy(busy)?;
+        Ok(output)
+    }
+
+    /// After a call the loop polled through: partitions lost (or given up) meanwhile leave the task's
+    /// books at once, so nothing done for them during the call is kept or committed; the others are
+    /// sought back to records the consumer returned meanwhile and resumed; the group's changes are
+    /// handled next, in order (the losses close their partitions in the task).
+    fn after_busy(&mut self, busy: Busy) -> Result<(), TaskError> {
+        let Busy {
+            paused,
+            received,
+            events,
+            held,
+        } = busy;
+        // What is left to do: assignments not lost again before the call returned (never opened, those
+        // need nothing), and losses of partitions the task had opened.
+        let mut changes: Vec<GroupEvent> = Vec::new();
+        for event in events {
+            match event {
+                GroupEvent::Assigned(partitions) => changes.push(GroupEvent::Assigned(partitions)),
+                GroupEvent::Lost(partitions) => {
+                    let mut opened = Vec::new();
+                    for partition in partitions {
+                        let mut pending = false;
+                        for change in &mut changes {
+                            if let GroupEvent::Assigned(assigned) = change {
+                                let before = assigned.len();
+                                assigned.retain(|p| *p != partition);
+                                pending |= assigned.len() < before;
+                            }
+                        }
+                        if !pending && self.assigned.contains(&partition) {
+                            self.forget(&partition);
+                            opened.push(partition);
+                        }
+                    }
+                    if !opened.is_empty() {
+                        changes.push(GroupEvent::Lost(opened));
+                    }
+                }
+                GroupEvent::Revoked(_) | GroupEvent::Records(_) => {}
+            }
+        }
+        changes.retain(|change| !matches!(change, GroupEvent::Assigned(p) if p.is_empty()));
+        self.context.requests().assignment = self.assigned.clone();
+        let mut owned = self.assigned.clone();
+        for change in &changes {
+            if let GroupEvent::Assigned(partitions) = change {
+                owned.extend(partitions.iter().cloned());
+            }
+        }
+        for (partition, offset) in received {
+            if owned.contains(&partition) {
+                self.consumer()
+                    .seek(&partition, offset)
+                    .map_err(|e| self.kafka(e))?;
+            }
+        }
+        let resume: Vec<_> = paused.into_iter().filter(|p| owned.contains(p)).collect();
+        if !resume.is_empty() {
+            self.consumer().resume(&resume).map_err(|e| self.kafka(e))?;
+        }
+        self.deferred.extend(changes);
+        if let Some((partitions, heard)) = held {
+            self.deferred.push_back(GroupEvent::Revoked(partitions));
+            self.revocation_heard = Some(heard);
+        }
+        Ok(())
+    }
+
+    /// Gives up partitions the group took away without a revocation: their uncommitted records will be
+    /// redelivered to whoever owns them now.
+    async fn lose(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
+        tracing::warn!(task = %self.id, ?partitions, "partitions lost; their uncommitted records will be redelivered elsewhere");
+        // Someone else may have owned them since: a refused offset is no longer this task's to commit.
+        self.refused.clear();
+        self.release(partitions).await
+    }
+
+    /// Forgets partitions and closes them in the task.
+    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), TaskError> {
         for p in partitions {
-            self.assigned.remove(p);
-            self.positions.remove(p);
-            self.committed.remove(p);
-            self.starts.remove(p);
-            self.paused_by_task.remove(p);
-            self.skipped.forget(p);
+            self.forget(p);
         }
         self.context.requests().assignment = self.assigned.clone();
-        Ok(())
+        // A slow close keeps the task in its group as a slow put does: the revocation is committed.
+        let closing = partitions.to_vec();
+        let closed = self
+            .call_polling("close", None, |task| {
+                Box::pin(async move { task.close(&closing).await })
+            })
+            .await?;
+        closed.map_err(|e| self.fail("close", e))
+    }
+
+    /// Drops what the task knows of a partition it no longer owns.
+    fn forget(&mut self, partition: &TopicPartition) {
+        self.assigned.remove(partition);
+        self.positions.remove(partition);
+        self.committed.remove(partition);
+        self.starts.remove(partition);
+        self.paused_by_task.remove(partition);
+        self.skipped.forget(partition);
     }
 
     fn kafka(&self, source: KafkaError) -> TaskError {

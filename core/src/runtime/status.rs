@@ -1,7 +1,8 @@
 //! What each task of a worker is doing, for the worker's periodic status line: whether it runs, failed
 //! (and why) or stopped, and how many records it moved (acknowledged by Kafka for a source, handed to
-//! `put` for a sink) since the last line. An operator reading the log sees a task that failed while the
-//! others run on, instead of a worker that looks healthy.
+//! `put` for a sink) since the last line, and whether a running task is blocked in a call past its
+//! limit. An operator reading the log sees a task that failed or hangs while the others run on,
+//! instead of a worker that looks healthy.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +20,8 @@ enum State {
 #[derive(Debug)]
 struct Status {
     state: State,
+    /// Why a running task makes no progress (a `put` or `flush` past its limit), while it is so.
+    blocked: Option<String>,
     /// Records moved since the last status line: counted by the task without the lock, as it moves
     /// each record.
     moved: Arc<AtomicU64>,
@@ -40,6 +43,7 @@ impl TaskStatuses {
             task.to_owned(),
             Status {
                 state: State::Running,
+                blocked: None,
                 moved: moved.clone(),
             },
         );
@@ -60,10 +64,13 @@ impl TaskStatuses {
                 line.push_str("; ");
             }
             let moved = status.moved.swap(0, Ordering::Relaxed);
-            let _ = match &status.state {
-                State::Running => write!(line, "{task} running, {moved} records"),
-                State::Stopped => write!(line, "{task} stopped, {moved} records"),
-                State::Failed(why) => write!(line, "{task} FAILED ({why}), {moved} records"),
+            let _ = match (&status.state, &status.blocked) {
+                (State::Running, None) => write!(line, "{task} running, {moved} records"),
+                (State::Running, Some(why)) => {
+                    write!(line, "{task} running but BLOCKED ({why}), {moved} records")
+                }
+                (State::Stopped, _) => write!(line, "{task} stopped, {moved} records"),
+                (State::Failed(why), _) => write!(line, "{task} FAILED ({why}), {moved} records"),
             };
         }
         line
@@ -91,6 +98,11 @@ impl TaskCounter {
     /// The task moved `records` records.
     pub fn moved(&self, records: u64) {
         self.moved.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// The task is blocked for this reason (`None`: no longer).
+    pub fn blocked(&self, why: Option<String>) {
+        self.update(|status| status.blocked = why);
     }
 
     /// The task ended: stopped, or failed for this reason.
@@ -121,6 +133,12 @@ mod tests {
             statuses.line(),
             "sink-0 FAILED (cannot open out.txt), 3 records; src-0 running, 12 records"
         );
+        source.blocked(Some("in put for over 30s".into()));
+        assert_eq!(
+            statuses.line(),
+            "sink-0 FAILED (cannot open out.txt), 0 records; src-0 running but BLOCKED (in put for over 30s), 0 records"
+        );
+        source.blocked(None);
         source.ended(None);
         assert_eq!(
             statuses.line(),

@@ -18,12 +18,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::coverage::{self, Event};
-use crate::protocol::{ErrorCode, MemberSubscription, Tp};
+use crate::protocol::{ErrorCode, LeaveReason, MemberSubscription, Tp};
 
 /// Why a member left the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Departure {
     Left,
+    /// It left because its application did not poll within `max.poll.interval.ms`.
+    PollTimeout,
     SessionExpired,
     /// It did not rejoin, or did not send its SyncGroup, within the rebalance timeout.
     MissedRebalance,
@@ -333,12 +335,17 @@ impl Group {
         &mut self,
         now: Duration,
         member_id: &str,
+        reason: LeaveReason,
         changes: &mut Vec<GroupChange>,
     ) -> Result<(), ErrorCode> {
         if !self.members.contains_key(member_id) {
             return Err(ErrorCode::UnknownMemberId);
         }
-        self.remove(now, member_id, Departure::Left, changes);
+        let why = match reason {
+            LeaveReason::Closing => Departure::Left,
+            LeaveReason::PollTimeout => Departure::PollTimeout,
+        };
+        self.remove(now, member_id, why, changes);
         Ok(())
     }
 

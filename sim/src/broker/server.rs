@@ -330,12 +330,16 @@ async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
                 None => Response::Error(ErrorCode::UnknownMemberId),
             }
         }
-        Request::LeaveGroup { group, member_id } => {
+        Request::LeaveGroup {
+            group,
+            member_id,
+            reason,
+        } => {
             let result = {
                 let mut state = cluster.lock();
                 let mut changes = Vec::new();
                 let result = match state.groups.get_mut(&group) {
-                    Some(g) => g.leave(now(), &member_id, &mut changes),
+                    Some(g) => g.leave(now(), &member_id, reason, &mut changes),
                     None => Err(ErrorCode::UnknownMemberId),
                 };
                 state.emit_group(&group, changes);

@@ -35,7 +35,8 @@ use super::settings::{isolation, millis, text};
 use crate::broker::now;
 use crate::coverage::{self, Event};
 use crate::protocol::{
-    CoordinatorKind, ErrorCode, FetchedRecord, Interest, MemberSubscription, Request, Response, Tp,
+    CoordinatorKind, ErrorCode, FetchedRecord, Interest, LeaveReason, MemberSubscription, Request,
+    Response, Tp,
 };
 
 /// Wait before retrying after the broker could not be reached.
@@ -627,6 +628,7 @@ impl GroupConsumer for SimGroupConsumer {
             let request = Request::LeaveGroup {
                 group: self.group.clone(),
                 member_id,
+                reason: LeaveReason::Closing,
             };
             match self.coordinator(&request).await? {
                 Response::Done | Response::Error(ErrorCode::UnknownMemberId) => {}

@@ -19,7 +19,7 @@ use super::membership::{Loss, SharedMembership, Timeouts};
 use super::routing::Router;
 use crate::broker::now;
 use crate::coverage::{self, Event};
-use crate::protocol::{CoordinatorKind, ErrorCode, Request, Response};
+use crate::protocol::{CoordinatorKind, ErrorCode, LeaveReason, Request, Response};
 
 /// Heartbeats until aborted; marks the membership for rejoin or as lost as the coordinator answers, or
 /// does not.
@@ -52,6 +52,7 @@ pub async fn heartbeats(
             let request = Request::LeaveGroup {
                 group: group.clone(),
                 member_id,
+                reason: LeaveReason::PollTimeout,
             };
             coverage::reached(Event::MemberThrownOut);
             // Whether or not the coordinator hears it, the member is out: its partitions are lost.

@@ -24,11 +24,11 @@ use crate::faults::{Fault, Scheduled};
 use crate::kit::{DurableWrites, OpenPartitions, SourceRecords};
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
-use crate::oracle::upserts;
 use crate::oracle::{
     cap, check_final, Anomaly, AnomalyKind, CommitChecks, Destination, Durability, FinalState,
     RetentionEvidence,
 };
+use crate::oracle::{slow_calls, upserts};
 use crate::placement;
 use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Guarantee, Scenario, Workload};
@@ -381,7 +381,7 @@ pub fn run_planned(
     }
     let simulated = sim.elapsed();
     drop(sim);
-    let coverage = coverage::finish();
+    let mut coverage = coverage::finish();
     let retention_reported = listening.finish();
 
     let source_committed = committed_source(scenario, &cluster, &source_commits);
@@ -438,6 +438,12 @@ pub fn run_planned(
         zombie_writes: &zombie_writes,
     });
     let mut anomalies = journal.checks.anomalies(&state.logs);
+    anomalies.extend(slow_calls::check(
+        scenario,
+        &strikes,
+        &journal.checks.sink_ownership(),
+        &mut coverage,
+    ));
     anomalies.extend(found);
     anomalies.extend(redelivered);
     anomalies.extend(open_partitions.check(&writes));

@@ -155,8 +155,12 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
         "consumer.override.client.id",
         workload::sink_client_id(index),
     );
+    let limit = (
+        "put.flush.limit.ms",
+        scenario.put_flush_limit.as_millis().to_string(),
+    );
     if let Some(under_test) = &scenario.sink_under_test {
-        let mut config = props(&[("errors.tolerance", "all".into())]);
+        let mut config = props(&[("errors.tolerance", "all".into()), limit]);
         config.extend(under_test.config.clone());
         config.extend(props(&[
             ("name", scenario.sink_name().into()),
@@ -172,6 +176,7 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
             ("connector.class", "FileStreamSink".into()),
             ("file", input_file::OUTPUT_FILE.into()),
             ("topics", scenario.topic().into()),
+            limit,
             client_id,
         ]);
     }
@@ -195,6 +200,7 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
             "max.poll.interval.ms",
             scenario.max_poll_interval.as_millis().to_string(),
         ),
+        limit,
         client_id,
     ])
 }

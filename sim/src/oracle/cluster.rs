@@ -37,6 +37,13 @@ pub struct Ownership {
 }
 
 impl Ownership {
+    /// Every member that departed: when, and why.
+    pub fn departures(&self) -> impl Iterator<Item = (&str, Duration, Departure)> {
+        self.departures
+            .iter()
+            .map(|(member, (at, why))| (member.as_str(), *at, *why))
+    }
+
     /// The member that owned `tp` at `at`.
     pub fn owner(&self, tp: &Tp, at: Duration) -> Option<&str> {
         let completed = self.generations.partition_point(|(when, _)| *when <= at);

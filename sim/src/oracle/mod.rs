@@ -25,6 +25,9 @@
 //! held to `stale-value` instead of judgments of its copies: each key must end with the latest record of
 //! its key ([`upserts`]).
 //!
+//! Where the only faults are slow or failed calls, a member thrown out of the sink's group is
+//! `thrown-out-below-limit` unless a call ran past `put.flush.limit.ms` ([`slow_calls`]).
+//!
 //! A test kit's sink under test is also held to `written-after-close`: a worker made a partition's
 //! records durable after the runtime had closed that partition on it (see
 //! [`crate::kit::open_partitions`]).
@@ -49,6 +52,7 @@ pub mod durability;
 pub mod redelivery;
 pub mod reports;
 pub mod retention;
+pub mod slow_calls;
 pub mod upserts;
 
 pub use commits::{CommitChecks, ZombieWrite};
@@ -86,6 +90,7 @@ pub enum AnomalyKind {
     DeletedUnreported,
     WrittenAfterClose,
     StaleValue,
+    ThrownOutBelowLimit,
 }
 
 impl AnomalyKind {
@@ -109,6 +114,7 @@ impl AnomalyKind {
             AnomalyKind::DeletedUnreported => "deleted-unreported",
             AnomalyKind::WrittenAfterClose => "written-after-close",
             AnomalyKind::StaleValue => "stale-value",
+            AnomalyKind::ThrownOutBelowLimit => "thrown-out-below-limit",
         }
     }
 }

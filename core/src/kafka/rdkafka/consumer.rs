@@ -255,8 +255,19 @@ impl RdGroupConsumer {
         }
         let result = match self.pending.take() {
             None => return Ok(()),
-            Some(Pending::Assign(tpl)) if cooperative => self.inner.incremental_assign(&tpl),
-            Some(Pending::Assign(tpl)) => self.inner.assign(&tpl),
+            Some(Pending::Assign(tpl)) => {
+                let assigned = if cooperative {
+                    self.inner.incremental_assign(&tpl)
+                } else {
+                    self.inner.assign(&tpl)
+                };
+                // librdkafka keeps a partition's pause across its loss and return; a new assignment
+                // starts fetching, as the trait promises (the runtime pauses it again if it wants).
+                if let Err(e) = self.inner.resume(&tpl) {
+                    tracing::debug!(error = %e, "cannot resume newly assigned partitions");
+                }
+                assigned
+            }
             Some(Pending::Revoke(tpl)) if cooperative => self.inner.incremental_unassign(&tpl),
             Some(Pending::Revoke(_)) => self.inner.unassign(),
         };
