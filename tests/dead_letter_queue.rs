@@ -53,7 +53,9 @@ fn garbage_and_untransformable_records_reach_the_dead_letter_queue_with_their_co
             .set("errors.tolerance", "all")
             .set("errors.deadletterqueue.topic.name", "json-dlq")
             .set("errors.deadletterqueue.topic.replication.factor", 1)
-            .set("errors.deadletterqueue.context.headers.enable", true),
+            .set("errors.deadletterqueue.context.headers.enable", true)
+            .set("errors.log.enable", true)
+            .set("errors.log.include.messages", true),
     );
     let worker = Worker::start(&dir, "worker", &worker_config, &[&sink]);
     wait_for_lines(&output, 3, &[&worker]);
@@ -62,6 +64,24 @@ fn garbage_and_untransformable_records_reach_the_dead_letter_queue_with_their_co
     );
     let logs = worker.stop();
     assert_eq!(read_lines(&output), ["1\n", "2\n", "3\n"], "{logs}");
+    // errors.log.enable: a line per failure, with the record's content (include.messages).
+    let failures: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("error encountered in task"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{logs}");
+    assert!(
+        failures[0].contains("VALUE_CONVERTER")
+            && failures[0].contains("offset 1")
+            && failures[0].contains("not json"),
+        "{}",
+        failures[0]
+    );
+    assert!(
+        failures[1].contains("TRANSFORMATION") && failures[1].contains("value=\\\"42\\\""),
+        "{}",
+        failures[1]
+    );
 
     let dead = consume(&dir, &broker, "json-dlq", Some("%s|%h\n"));
     let letters: Vec<&str> = dead.lines().collect();

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap};
 use sluice_core::data::Data;
+use sluice_core::transforms::{ConnectRecord, Outcome, TransformError, Transformation};
 
 type Offsets = BTreeMap<TopicPartition, i64>;
 
@@ -232,8 +234,30 @@ impl SinkTask for ProbeSinkTask {
     }
 }
 
+/// Failures left for `FlakyLookup`: each application to the record `p-5` takes one and fails
+/// retriably, as a lookup in another system that timed out.
+static LOOKUP_FAILURES_LEFT: AtomicU32 = AtomicU32::new(0);
+
+/// A transform that looks each record up elsewhere, and sometimes cannot reach it.
+struct FlakyLookup;
+
+impl Transformation for FlakyLookup {
+    fn apply(&self, record: &mut dyn ConnectRecord) -> Result<Outcome, TransformError> {
+        let unlucky = record.value().value.as_str() == Some("p-5");
+        if unlucky
+            && LOOKUP_FAILURES_LEFT
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(TransformError::Retriable("the lookup timed out".into()));
+        }
+        Ok(Outcome::Keep)
+    }
+}
+
 fn registry() -> PluginRegistry {
     let mut plugins = PluginRegistry::new();
+    plugins.register_transform("test.FlakyLookup", Arc::new(|_| Ok(Box::new(FlakyLookup))));
     plugins.register(
         "test.ProbeSinkConnector",
         ConnectorPlugin::sink(|| Box::new(ProbeSinkConnector::default())),
@@ -529,6 +553,75 @@ async fn a_put_past_its_limit_gives_the_partitions_up() {
         probe.offsets("hung", 0),
         (0..10).chain(0..10).collect::<Vec<_>>(),
         "the hung put's records are delivered again, once each"
+    );
+}
+
+/// A transform that fails retriably (KIP-298) is tried again with backoff under `errors.retry.timeout`,
+/// and the record goes through once the failure passes; without retries it is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retriable_transform_failure_is_retried_until_it_passes() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lookups", 1);
+    cluster
+        .produce("lookups", 0, &strs(&numbered("p", 0..10)))
+        .await;
+    let config = |name: &str, timeout: &str| {
+        let mut config = sink(name, "lookups");
+        config.extend(props(&[
+            ("transforms", "lookup"),
+            ("transforms.lookup.type", "test.FlakyLookup"),
+            ("errors.tolerance", "all"),
+            ("errors.retry.timeout", timeout),
+            ("errors.retry.delay.max.ms", "1000"),
+            ("errors.log.enable", "true"),
+        ]));
+        config
+    };
+
+    LOOKUP_FAILURES_LEFT.store(3, Ordering::SeqCst);
+    let probe = PROBES.create("retried");
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[config("retried", "30000")],
+    );
+    common::wait_until("every record", || probe.offsets("lookups", 0).contains(&9)).await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        LOOKUP_FAILURES_LEFT.load(Ordering::SeqCst),
+        0,
+        "the lookup failed three times"
+    );
+    assert_eq!(
+        probe.values(),
+        numbered("p", 0..10),
+        "p-5 went through once retried"
+    );
+
+    LOOKUP_FAILURES_LEFT.store(3, Ordering::SeqCst);
+    let probe = PROBES.create("not-retried");
+    let worker = cluster.start_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[config("not-retried", "0")],
+    );
+    common::wait_until("every record", || probe.offsets("lookups", 0).contains(&9)).await;
+    worker.stop().await.expect("a clean stop");
+    assert_eq!(
+        LOOKUP_FAILURES_LEFT.load(Ordering::SeqCst),
+        2,
+        "errors.retry.timeout=0 tries once"
+    );
+    let mut expected = numbered("p", 0..10);
+    expected.retain(|v| v != "p-5");
+    assert_eq!(
+        probe.values(),
+        expected,
+        "p-5 skipped under errors.tolerance=all"
+    );
+    assert_eq!(
+        cluster.committed("connect-not-retried", &[tp("lookups", 0)]),
+        [Some(10)]
     );
 }
 

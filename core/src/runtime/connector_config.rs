@@ -11,6 +11,10 @@ use crate::convert::{converter_from_config, Converter, HeaderConverter};
 use crate::kafka::{ClientSettings, NewTopic, Subscription};
 use crate::transforms::TransformChain;
 
+use super::tolerance::{
+    ErrorLog, RetryPolicy, ERRORS_LOG_ENABLE, ERRORS_LOG_INCLUDE_MESSAGES, ERRORS_RETRY_DELAY_MAX,
+    ERRORS_RETRY_TIMEOUT,
+};
 use super::worker_config::{positive, strip_prefix, WorkerConfig, KEY_CONVERTER, VALUE_CONVERTER};
 
 pub const NAME: &str = "name";
@@ -93,6 +97,35 @@ pub fn connector_config_def() -> ConfigDef {
             "none" | "all" => Ok(()),
             _ => Err("must be none or all".into()),
         })
+        .optional(
+            ERRORS_RETRY_TIMEOUT,
+            ConfigType::Long,
+            "0",
+            "Milliseconds a retriable failure of a record's transformation is tried again; 0 never retries, -1 retries forever.",
+        )
+        .check(|v| match v.parse::<i64>() {
+            Ok(n) if n >= -1 => Ok(()),
+            _ => Err("must be a number of milliseconds, 0, or -1 (forever)".into()),
+        })
+        .optional(
+            ERRORS_RETRY_DELAY_MAX,
+            ConfigType::Long,
+            "60000",
+            "The longest wait between two retries (they double from 300 ms, jittered).",
+        )
+        .check(positive)
+        .optional(
+            ERRORS_LOG_ENABLE,
+            ConfigType::Boolean,
+            "false",
+            "Log every failed record at ERROR with its stage, class and origin (skipped records are always logged, at most once a minute otherwise).",
+        )
+        .optional(
+            ERRORS_LOG_INCLUDE_MESSAGES,
+            ConfigType::Boolean,
+            "false",
+            "With errors.log.enable: include the failed record's key, value and headers in its line.",
+        )
 }
 
 /// The dead letter queue's keys (KIP-298 for sinks; Sluice's sources have one too).
@@ -278,6 +311,22 @@ impl ConnectorConfig {
         let replication =
             i16::try_from(self.parsed.int(DLQ_REPLICATION_FACTOR)).unwrap_or(i16::MAX);
         Some((topic, replication, self.parsed.boolean(DLQ_CONTEXT_HEADERS)))
+    }
+
+    /// How long a retriable failure is tried again (`errors.retry.*`).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(
+            self.parsed.long(ERRORS_RETRY_TIMEOUT),
+            self.parsed.long(ERRORS_RETRY_DELAY_MAX),
+        )
+    }
+
+    /// How skipped records are logged (`errors.log.*`).
+    pub fn error_log(&self) -> ErrorLog {
+        ErrorLog {
+            each: self.parsed.boolean(ERRORS_LOG_ENABLE),
+            include_messages: self.parsed.boolean(ERRORS_LOG_INCLUDE_MESSAGES),
+        }
     }
 
     /// Whether bad records are skipped (`errors.tolerance=all`) rather than failing the task.

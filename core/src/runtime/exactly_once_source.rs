@@ -32,10 +32,13 @@ use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
-use super::records::{convert_error, describe, send_when_room, transform_error, transform_source};
+use super::records::{
+    content, convert_error, describe, send_when_room, transform_error, transform_source,
+};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
+use super::tolerance::Failure;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
@@ -368,28 +371,27 @@ impl ExactlyOnceSourceRunner {
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
         for record in records {
-            let sent = match transform_source(&self.config.transforms, &record) {
-                Ok(Some(sent)) => sent,
-                Ok(None) => {
-                    self.begin()?;
-                    self.skip(record);
-                    continue;
-                }
-                Err(e) if self.config.tolerates_errors() => {
-                    if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %transform_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be transformed");
+            let retry = self.config.retry_policy();
+            let sent =
+                match transform_source(&self.config.transforms, &record, &retry, &self.id).await {
+                    Ok(Some(sent)) => sent,
+                    Ok(None) => {
+                        self.begin()?;
+                        self.skip(record);
+                        continue;
                     }
-                    self.begin()?;
-                    let message = e.to_string();
-                    self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
-                        .await?;
-                    continue;
-                }
-                Err(e) => {
-                    let error = transform_error(&record, &e);
-                    return Err(self.fail("transform", ConnectError::fatal(error)));
-                }
-            };
+                    Err(e) if self.config.tolerates_errors() => {
+                        self.begin()?;
+                        let message = e.to_string();
+                        self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
+                            .await?;
+                        continue;
+                    }
+                    Err(e) => {
+                        let error = transform_error(&record, &e);
+                        return Err(self.fail("transform", ConnectError::fatal(error)));
+                    }
+                };
             self.topics
                 .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
@@ -398,9 +400,6 @@ impl ExactlyOnceSourceRunner {
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
                 Err((stage, e)) if self.config.tolerates_errors() => {
-                    if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %convert_error(&sent, &e), more_since_last_line = more, "skipping a record that cannot be converted");
-                    }
                     drop(sent);
                     let message = e.to_string();
                     self.skip_or_dead_letter(record, stage, e.converter(), &message)
@@ -444,6 +443,18 @@ impl ExactlyOnceSourceRunner {
         class: &str,
         message: &str,
     ) -> Result<(), TaskError> {
+        let failure = Failure {
+            task: &self.id,
+            stage,
+            class,
+            error: message,
+            record: &describe(&record),
+        };
+        self.config.error_log().skipped(
+            &failure,
+            || content(&record.key, &record.value, &record.headers),
+            &mut self.refused,
+        );
         let Some(queue) = &self.dead_letters else {
             self.skip(record);
             return Ok(());

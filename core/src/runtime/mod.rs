@@ -25,6 +25,7 @@ pub mod source_offsets;
 pub mod source_task;
 mod status;
 pub mod submitted;
+mod tolerance;
 mod topic_creation;
 pub mod worker;
 pub mod worker_config;

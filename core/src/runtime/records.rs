@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::connector_config::ConnectorConfig;
+use super::tolerance::RetryPolicy;
 use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter, HeaderConverter};
 use crate::data::Data;
@@ -144,18 +145,31 @@ impl Converters<'_> {
 /// A source record through the connector's transforms: what goes to Kafka (the record itself when
 /// there are no transforms), or `None` when a transform dropped it. The task's own record stays as it
 /// was: its offset is committed, and `commit_record` is given it, as in Kafka Connect.
-pub fn transform_source<'a>(
+/// A retriable failure is tried again on a fresh copy, as `retry` says.
+pub async fn transform_source<'a>(
     chain: &TransformChain,
     record: &'a SourceRecord,
+    retry: &RetryPolicy,
+    task: &str,
 ) -> Result<Option<Cow<'a, SourceRecord>>, TransformFailed> {
     if chain.is_empty() {
         return Ok(Some(Cow::Borrowed(record)));
     }
-    let mut sent = record.clone();
-    Ok(match chain.apply(&mut sent)? {
-        Outcome::Keep => Some(Cow::Owned(sent)),
-        Outcome::Drop => None,
-    })
+    let attempt = || {
+        let mut sent = record.clone();
+        Ok(match chain.apply(&mut sent)? {
+            Outcome::Keep => Some(Cow::Owned(sent)),
+            Outcome::Drop => None,
+        })
+    };
+    retry
+        .run(
+            task,
+            "TRANSFORMATION",
+            attempt,
+            TransformFailed::is_retriable,
+        )
+        .await
 }
 
 /// A source record the transforms refused, named by its topic and its place in the source.
@@ -166,6 +180,40 @@ pub fn transform_error(record: &SourceRecord, error: &TransformFailed) -> String
 /// A source record the converters refused, named by its topic and its place in the source.
 pub fn convert_error(record: &SourceRecord, error: &ConvertError) -> String {
     format!("cannot convert {}: {error}", describe(record))
+}
+
+/// What a record holds, for `errors.log.include.messages`.
+pub fn content(key: &Data, value: &Data, headers: &[Header]) -> String {
+    let headers: Vec<String> = headers
+        .iter()
+        .map(|h| format!("{}={:?}", h.key, h.value.value))
+        .collect();
+    format!(
+        "key={:?} value={:?} headers=[{}]",
+        key.value,
+        value.value,
+        headers.join(", ")
+    )
+}
+
+/// What a record as consumed holds (its bytes as text where they are UTF-8), for
+/// `errors.log.include.messages`.
+pub fn consumed_content(record: &ConsumedRecord) -> String {
+    let text = |bytes: &Option<Vec<u8>>| match bytes {
+        Some(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+        None => "null".to_owned(),
+    };
+    let headers: Vec<String> = record
+        .headers
+        .iter()
+        .map(|h| format!("{}={}", h.key, text(&h.value)))
+        .collect();
+    format!(
+        "key={} value={} headers=[{}]",
+        text(&record.key),
+        text(&record.value),
+        headers.join(", ")
+    )
 }
 
 /// A source record, named by its topic and its place in the source.

@@ -21,16 +21,18 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use crate::api::{ConnectError, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
 use crate::config::ConfigMap;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError};
-use crate::transforms::Outcome;
+use crate::transforms::{Outcome, TransformFailed};
 
 use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
 use super::dead_letter_queue::{DeadLetter, DeadLetterQueue, DATA_EXCEPTION};
 use super::keep_alive::{Busy, KeepAlive};
 use super::leave_gate::{GatePlace, LeaveGate};
+use super::records::{consumed_content, content};
 use super::repeated::Repeated;
 use super::retention::{Loss, Skipped};
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
+use super::tolerance::Failure;
 use super::TaskError;
 
 /// How long one poll waits for records before the loop checks its timers again.
@@ -372,7 +374,7 @@ impl SinkTaskRunner {
             GroupEvent::Lost(partitions) => self.lose(&partitions).await,
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
             GroupEvent::Records(records) => {
-                let mut batch = self.convert(records)?;
+                let mut batch = self.convert(records).await?;
                 self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
                     .await?;
                 self.put(batch).await?;
@@ -495,8 +497,9 @@ impl SinkTaskRunner {
         }
     }
 
-    fn convert(&mut self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
-        let converters = self.config.converters();
+    async fn convert(&mut self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
+        let config = self.config.clone();
+        let converters = config.converters();
         let mut batch = Batch {
             records: Vec::with_capacity(records.len()),
             ..Batch::default()
@@ -539,34 +542,43 @@ impl SinkTaskRunner {
             current.expected = Some(offset + 1);
             // A record dropped by a transform or skipped as bad is not put, and its offset is
             // committed with the batch's (a bad one's once the dead letter queue has it).
-            let raw = self.dead_letter_queue.is_some().then(|| record.clone());
+            let raw = (self.dead_letter_queue.is_some() || self.config.error_log().each)
+                .then(|| record.clone());
             let refused = match converters.to_sink(record) {
-                Ok(mut sink_record) => match self.config.transforms.apply(&mut sink_record) {
-                    Ok(Outcome::Keep) => {
+                Ok(sink_record) => match self.transform(sink_record).await? {
+                    Ok(Some(sink_record)) => {
                         batch.records.push(sink_record);
                         None
                     }
-                    Ok(Outcome::Drop) => None,
+                    Ok(None) => None,
                     Err(e) => Some(("TRANSFORMATION", e.class.clone(), e.to_string())),
                 },
                 Err((stage, e)) => Some((stage, e.converter().to_owned(), e.to_string())),
             };
             if let Some((stage, class, message)) = refused {
                 let TopicPartition { topic, partition } = &current.partition;
-                let verb = match stage {
-                    "TRANSFORMATION" => "transform",
-                    _ => "convert",
-                };
-                let error = format!(
-                    "cannot {verb} the record at topic {topic} partition {partition} offset {offset}: {message}"
-                );
+                let origin = format!("topic {topic} partition {partition} offset {offset}");
                 if !self.config.tolerates_errors() {
+                    let verb = match stage {
+                        "TRANSFORMATION" => "transform",
+                        _ => "convert",
+                    };
+                    let error = format!("cannot {verb} the record at {origin}: {message}");
                     return Err(self.fail(verb, ConnectError::fatal(error)));
                 }
-                if let Some(more) = self.refused_records.happened() {
-                    tracing::warn!(task = %self.id, %error, more_since_last_line = more, "skipping a record that cannot be converted or transformed");
-                }
-                if let Some(record) = raw {
+                let failure = Failure {
+                    task: &self.id,
+                    stage,
+                    class: &class,
+                    error: &message,
+                    record: &origin,
+                };
+                self.config.error_log().skipped(
+                    &failure,
+                    || raw.as_ref().map(consumed_content).unwrap_or_default(),
+                    &mut self.refused_records,
+                );
+                if let Some(record) = raw.filter(|_| self.dead_letter_queue.is_some()) {
                     batch.dead_letters.push(DeadLetter {
                         record,
                         stage,
@@ -581,6 +593,45 @@ impl SinkTaskRunner {
             done.close(&mut batch);
         }
         Ok(batch)
+    }
+
+    /// A record through the connector's transforms: `None` when one dropped it. A retriable failure is
+    /// tried again on a fresh copy as `errors.retry.*` say, the task staying in its group meanwhile.
+    async fn transform(
+        &mut self,
+        mut record: SinkRecord,
+    ) -> Result<Result<Option<SinkRecord>, TransformFailed>, TaskError> {
+        let chain = self.config.transforms.clone();
+        let retry = self.config.retry_policy();
+        let kept =
+            |(outcome, record): (Outcome, SinkRecord)| (outcome == Outcome::Keep).then_some(record);
+        if !retry.retries() {
+            let outcome = chain.apply(&mut record);
+            return Ok(outcome.map(|outcome| kept((outcome, record))));
+        }
+        let mut copy = record.clone();
+        match chain.apply(&mut copy) {
+            Err(e) if e.is_retriable() => {}
+            done => return Ok(done.map(|outcome| kept((outcome, copy)))),
+        }
+        let task = self.id.clone();
+        let retried = async move {
+            retry
+                .run(
+                    &task,
+                    "TRANSFORMATION",
+                    || {
+                        let mut copy = record.clone();
+                        chain.apply(&mut copy).map(|outcome| (outcome, copy))
+                    },
+                    TransformFailed::is_retriable,
+                )
+                .await
+        };
+        let outcome = self
+            .call_polling("transform", None, move |_| Box::pin(retried))
+            .await?;
+        Ok(outcome.map(kept))
     }
 
     /// The records the task reported as errant: under `errors.tolerance=all` each is logged and goes to
@@ -607,9 +658,18 @@ impl SinkTaskRunner {
         let converters = self.config.converters();
         let mut letters = Vec::new();
         for (record, reason) in errant {
-            if let Some(more) = self.refused_records.happened() {
-                tracing::warn!(task = %self.id, record = %describe(&record), error = %reason, more_since_last_line = more, "the task reported a record it cannot write; skipping it");
-            }
+            let failure = Failure {
+                task: &self.id,
+                stage: "TASK_PUT",
+                class: self.config.class(),
+                error: &reason,
+                record: &describe(&record),
+            };
+            self.config.error_log().skipped(
+                &failure,
+                || content(&record.key, &record.value, &record.headers),
+                &mut self.refused_records,
+            );
             if self.dead_letter_queue.is_some() {
                 letters.push(DeadLetter {
                     record: converters.to_consumed(&record),

@@ -15,12 +15,15 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
-use super::records::{convert_error, describe, send_when_room, transform_error, transform_source};
+use super::records::{
+    content, convert_error, describe, send_when_room, transform_error, transform_source,
+};
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
 use super::status::TaskCounter;
 use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
+use super::tolerance::Failure;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
@@ -162,26 +165,25 @@ impl SourceTaskRunner {
 
     async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
         for record in records {
-            let sent = match transform_source(&self.config.transforms, &record) {
-                Ok(Some(sent)) => sent,
-                Ok(None) => {
-                    self.skip(&record);
-                    continue;
-                }
-                Err(e) if self.config.tolerates_errors() => {
-                    if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %transform_error(&record, &e), more_since_last_line = more, "skipping a record that cannot be transformed");
+            let retry = self.config.retry_policy();
+            let sent =
+                match transform_source(&self.config.transforms, &record, &retry, &self.id).await {
+                    Ok(Some(sent)) => sent,
+                    Ok(None) => {
+                        self.skip(&record);
+                        continue;
                     }
-                    let message = e.to_string();
-                    self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
-                        .await?;
-                    continue;
-                }
-                Err(e) => {
-                    let error = transform_error(&record, &e);
-                    return Err(self.fail("transform", ConnectError::fatal(error)));
-                }
-            };
+                    Err(e) if self.config.tolerates_errors() => {
+                        let message = e.to_string();
+                        self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
+                            .await?;
+                        continue;
+                    }
+                    Err(e) => {
+                        let error = transform_error(&record, &e);
+                        return Err(self.fail("transform", ConnectError::fatal(error)));
+                    }
+                };
             self.topics
                 .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
@@ -189,9 +191,6 @@ impl SourceTaskRunner {
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,
                 Err((stage, e)) if self.config.tolerates_errors() => {
-                    if let Some(more) = self.refused.happened() {
-                        tracing::warn!(task = %self.id, error = %convert_error(&sent, &e), more_since_last_line = more, "skipping a record that cannot be converted");
-                    }
                     drop(sent);
                     let message = e.to_string();
                     self.skip_or_dead_letter(record, stage, e.converter(), &message)
@@ -229,6 +228,18 @@ impl SourceTaskRunner {
         class: &str,
         message: &str,
     ) -> Result<(), TaskError> {
+        let failure = Failure {
+            task: &self.id,
+            stage,
+            class,
+            error: message,
+            record: &describe(&record),
+        };
+        self.config.error_log().skipped(
+            &failure,
+            || content(&record.key, &record.value, &record.headers),
+            &mut self.refused,
+        );
         let Some(queue) = &self.dead_letters else {
             self.skip(&record);
             return Ok(());

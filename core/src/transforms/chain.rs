@@ -41,6 +41,13 @@ pub struct TransformFailed {
     pub source: TransformError,
 }
 
+impl TransformFailed {
+    /// Whether trying again may succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self.source, TransformError::Retriable(_))
+    }
+}
+
 impl TransformChain {
     /// Reads the chain from a connector's config; every wrong key is named.
     pub fn from_config(

@@ -75,6 +75,10 @@ pub enum TransformError {
     /// A value the transform cannot handle, and why.
     #[error("{0}")]
     Data(String),
+    /// A failure that may pass (a lookup in another system timed out): tried again for as long as
+    /// `errors.retry.timeout` allows.
+    #[error("{0}")]
+    Retriable(String),
 }
 
 /// Makes a transform from its own keys (`transforms.NAME.` stripped).
