@@ -35,6 +35,7 @@ fn list_names_every_scenario() {
         "pipeline",
         "sink-group-rebalance",
         "slow-flush",
+        "dead-letters",
         "crash-restart-storm",
         "exactly-once-source",
     ] {

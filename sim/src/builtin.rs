@@ -17,6 +17,7 @@ pub fn scenarios() -> Vec<SimTest> {
         pipeline(),
         sink_group_rebalance(),
         slow_flush(),
+        dead_letters(),
         crash_restart_storm(),
         exactly_once_source(),
         retention(),
@@ -101,6 +102,29 @@ fn slow_flush() -> SimTest {
             Event::MemberThrownOut,
             Event::RebalanceDuringFlush,
         ])
+}
+
+fn dead_letters() -> SimTest {
+    SimTest::runtime("dead-letters")
+        .about("the sink has a dead letter queue: its converter refuses some records and its destination rejects others, which the task reports through its ErrantRecordReporter, while puts and flushes stall (some past put.flush.limit.ms), flushes fail, workers crash and lose the network; every record of the topic must end in the destination or in the queue (found by its context headers), none in both, none lost")
+        .faults(
+            &[
+                FaultKind::StallPut,
+                FaultKind::StallFlush,
+                FaultKind::FailFlush,
+                FaultKind::CrashWorker,
+                FaultKind::HoldNetwork,
+                FaultKind::Latency,
+            ],
+            6,
+        )
+        .headline_faults(&[FaultKind::StallPut, FaultKind::CrashWorker])
+        .require(&[
+            Event::ErrantRecordReported,
+            Event::WorkerCrashed,
+            Event::FlushPastMaxPollInterval,
+        ])
+        .with_scenario(|s| s.dead_letters = true)
 }
 
 fn crash_restart_storm() -> SimTest {

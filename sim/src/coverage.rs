@@ -83,11 +83,13 @@ pub enum Event {
     /// A sink task's `put` or flush ran longer than `max.poll.interval.ms` but within
     /// `put.flush.limit.ms`, and its worker's members stayed in the group meanwhile.
     SlowCallKeptMembership,
+    /// A sink task reported a record its destination rejects through its `ErrantRecordReporter`.
+    ErrantRecordReported,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 26] = [
+    pub const ALL: [Event; 27] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -114,6 +116,7 @@ impl Event {
         Event::ExternalSlow,
         Event::ExternalErrorAnswered,
         Event::SlowCallKeptMembership,
+        Event::ErrantRecordReported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +147,7 @@ impl Event {
             Event::ExternalSlow => "external-slow",
             Event::ExternalErrorAnswered => "external-error-answered",
             Event::SlowCallKeptMembership => "slow-call-kept-membership",
+            Event::ErrantRecordReported => "errant-record-reported",
         }
     }
 }

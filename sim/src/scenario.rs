@@ -90,6 +90,9 @@ pub struct Scenario {
     /// The sink's `put.flush.limit.ms`: how long a `put` or flush may run while its task keeps its
     /// partitions.
     pub put_flush_limit: Duration,
+    /// The sink has a dead letter queue (`<topic>-dlq`, with context headers), and its destination
+    /// rejects some records, which the sink reports as errant.
+    pub dead_letters: bool,
     /// `offset.flush.interval.ms`.
     pub commit_interval: Duration,
     /// The source producers' `delivery.timeout.ms` (their `request.timeout.ms` is a third of it, at most
@@ -146,6 +149,7 @@ impl Scenario {
         heartbeat_interval: Duration::from_secs(3),
         max_poll_interval: Duration::from_secs(30),
         put_flush_limit: Duration::from_secs(40),
+        dead_letters: false,
         commit_interval: Duration::from_secs(2),
         delivery_timeout: Duration::from_secs(120),
         tick: Duration::from_millis(5),
@@ -192,6 +196,21 @@ impl Scenario {
         self.workload == Workload::Sequences
             && self.source_under_test.is_none()
             && workload::poison(seq) == Some(Poison::RefusedBySink)
+    }
+
+    /// Whether record `seq` of every stream is one the destination rejects (in Kafka, reported as errant
+    /// by the sink and sent to its dead letter queue).
+    pub fn rejected_by_destination(&self, seq: i64) -> bool {
+        self.dead_letters
+            && self.workload == Workload::Sequences
+            && self.source_under_test.is_none()
+            && self.sink_under_test.is_none()
+            && workload::rejected(seq)
+    }
+
+    /// The sink's dead letter queue, if it has one.
+    pub fn dead_letter_topic(&self) -> Option<String> {
+        self.dead_letters.then(|| format!("{}-dlq", self.topic()))
     }
 
     /// The source record (stream, seq) a Kafka record's value holds: as the source under test's model

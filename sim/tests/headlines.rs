@@ -54,6 +54,11 @@ fn slow_flush() {
 }
 
 #[test]
+fn dead_letters() {
+    check("dead-letters");
+}
+
+#[test]
 fn crash_restart_storm() {
     check("crash-restart-storm");
 }

@@ -195,6 +195,9 @@ pub fn run_planned(
     let wall = std::time::Instant::now();
     let shared = workload::Shared::default();
     let store = shared.store.clone();
+    if scenario.dead_letters {
+        store.reject_records();
+    }
     let cluster = Arc::new(Cluster::new(BrokerConfig {
         listeners: listeners(scenario),
         accept_stale_commits: scenario.broker_bug == "accept-stale-commits",

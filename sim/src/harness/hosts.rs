@@ -180,7 +180,7 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
             client_id,
         ]);
     }
-    props(&[
+    let mut config = props(&[
         ("name", scenario.sink_name().into()),
         ("connector.class", "io.sluice.sim.StoreSinkConnector".into()),
         ("tasks.max", scenario.sink_tasks.to_string()),
@@ -202,7 +202,21 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
         ),
         limit,
         client_id,
-    ])
+    ]);
+    if let Some(topic) = scenario.dead_letter_topic() {
+        config.extend(props(&[
+            ("errors.deadletterqueue.topic.name", topic),
+            (
+                "errors.deadletterqueue.topic.replication.factor",
+                "1".into(),
+            ),
+            (
+                "errors.deadletterqueue.context.headers.enable",
+                "true".into(),
+            ),
+        ]));
+    }
+    config
 }
 
 /// The files each worker's disk held when it last stopped cleanly: its output, and worker 0's input.

@@ -63,7 +63,7 @@ pub fn durable_end(logs: &Logs, store: &DestinationStore, tp: &Tp) -> i64 {
     let entries = logs.entries(tp);
     let to_write = logs.live_offsets_from(tp, from).filter(|offset| {
         !matches!(&entries[*offset as usize], Entry::Data { record, .. }
-            if record.value.as_deref().is_some_and(refused_by_sink))
+            if record.value.as_deref().is_some_and(|value| refused_by_sink(value) || store.rejects(value)))
     });
     store
         .first_missing(tp, to_write)

@@ -25,6 +25,10 @@
 //! held to `stale-value` instead of judgments of its copies: each key must end with the latest record of
 //! its key ([`upserts`]).
 //!
+//! A sink with a dead letter queue is held to `dead-letter-missing` (a record its converter refused or
+//! its destination rejected is in Kafka but not in the queue) and `dead-letter-unexpected` (a record in
+//! the queue that should have been written) ([`dead_letters`]).
+//!
 //! Where the only faults are slow or failed calls, a member thrown out of the sink's group is
 //! `thrown-out-below-limit` unless a call ran past `put.flush.limit.ms` ([`slow_calls`]).
 //!
@@ -47,6 +51,7 @@
 
 pub mod cluster;
 pub mod commits;
+pub mod dead_letters;
 pub mod drain;
 pub mod durability;
 pub mod redelivery;
@@ -91,6 +96,8 @@ pub enum AnomalyKind {
     WrittenAfterClose,
     StaleValue,
     ThrownOutBelowLimit,
+    DeadLetterMissing,
+    DeadLetterUnexpected,
 }
 
 impl AnomalyKind {
@@ -115,6 +122,8 @@ impl AnomalyKind {
             AnomalyKind::WrittenAfterClose => "written-after-close",
             AnomalyKind::StaleValue => "stale-value",
             AnomalyKind::ThrownOutBelowLimit => "thrown-out-below-limit",
+            AnomalyKind::DeadLetterMissing => "dead-letter-missing",
+            AnomalyKind::DeadLetterUnexpected => "dead-letter-unexpected",
         }
     }
 }
@@ -189,8 +198,12 @@ pub struct Tally {
     pub source_committed: i64,
     /// Source records the source's converter refused: skipped before Kafka.
     pub skipped_by_source: i64,
-    /// Records in Kafka the sink's converter refused: skipped, not written to the destination.
+    /// Records in Kafka the sink's converter refused, or its destination rejected: skipped, not written
+    /// to the destination.
     pub skipped_by_sink: i64,
+    /// Records in the sink's dead letter queue (with duplicates).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dead_lettered: i64,
     /// Distinct Kafka records durable in the destination.
     pub delivered: i64,
     /// Source records at more than one Kafka offset (extra copies).
@@ -300,6 +313,11 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
                 &mut first,
             );
             retention::check(&deleted, state.retention, &mut first);
+            for anomaly in
+                dead_letters::check(scenario, state.logs, &positions, &deleted, &mut tally)
+            {
+                first(anomaly.kind, anomaly.detail);
+            }
             example
         }
         Destination::Lines(lines) => check_lines(lines, scenario, &mut tally, &mut first),
@@ -398,11 +416,12 @@ fn check_store(
         }
         last.insert(key, write.offset);
     }
-    // Records the sink's converter refuses are skipped, not written.
+    // Records the sink's converter refuses are skipped, not written; those the destination rejects are
+    // reported as errant (both go to the dead letter queue, if there is one).
     let (refused, kafka_records): (Vec<_>, Vec<_>) = positions
         .iter()
         .flat_map(|((_, seq), copies)| {
-            let refused = scenario.refused_by_sink(*seq);
+            let refused = scenario.refused_by_sink(*seq) || scenario.rejected_by_destination(*seq);
             copies
                 .iter()
                 .map(move |position| (refused, position.clone()))

@@ -11,6 +11,7 @@
 //! claim is refused, so a zombie cannot write behind its successor) and reads where delivery resumes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -147,9 +148,23 @@ impl Drop for Flushing {
 pub struct DestinationStore {
     inner: Mutex<Inner>,
     strikes: Strikes,
+    /// Whether the destination rejects some records ([`super::rejected`]): the sink reports them as
+    /// errant, and they go to its dead letter queue.
+    rejects: AtomicBool,
 }
 
 impl DestinationStore {
+    /// Makes the destination reject some records (the `dead-letters` scenario).
+    pub fn reject_records(&self) {
+        self.rejects.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the destination rejects this record (by its value), as [`reject_records`](Self::reject_records) asked.
+    pub fn rejects(&self, value: &[u8]) -> bool {
+        self.rejects.load(Ordering::SeqCst)
+            && super::parse_value(value).is_some_and(|(_, seq)| super::rejected(seq))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -72,6 +72,15 @@ pub const REFUSED_BY_SOURCE_EVERY: i64 = 97;
 /// Every this many records of a stream, one the sink's converter refuses.
 pub const REFUSED_BY_SINK_EVERY: i64 = 89;
 
+/// Every this many records of a stream, one a destination that rejects records rejects (in the
+/// `dead-letters` scenario): the sink reports it through its `ErrantRecordReporter`.
+pub const REJECTED_EVERY: i64 = 41;
+
+/// Whether a destination that rejects records rejects record `seq` of a stream.
+pub fn rejected(seq: i64) -> bool {
+    seq % REJECTED_EVERY == REJECTED_EVERY / 2
+}
+
 /// A record that one side's converter refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Poison {

@@ -368,6 +368,16 @@ impl SinkTask for StoreSinkTask {
                     coverage::reached(Event::RewindApplied);
                 }
             }
+            if let Some(context) = &self.context {
+                let raw = text(&record.value.value);
+                if self.store.rejects(raw.as_bytes()) {
+                    coverage::reached(Event::ErrantRecordReported);
+                    context
+                        .errant_record_reporter()
+                        .report(&record, &"the destination rejects this record");
+                    continue;
+                }
+            }
             let mut value = text(&record.value.value);
             if self.bug == SinkBug::GarbleValues {
                 value.push('!');

@@ -1,0 +1,87 @@
+//! The sink's dead letter queue: every record its converter refused or its destination rejected (and
+//! reported as errant) must be in the queue, found by the `__connect.errors.topic`, `.partition` and
+//! `.offset` context headers of its dead letter (`dead-letter-missing` otherwise), and nothing else may
+//! be (`dead-letter-unexpected`). With the destination's check, every record of the topic is then
+//! accounted for exactly once: written, or dead-lettered. A dead letter may come twice (a crash between
+//! its write and the commit past it), as a record may be written twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::broker::{Entry, Logs};
+use crate::protocol::Tp;
+use crate::scenario::Scenario;
+
+use super::{Anomaly, AnomalyKind, Tally};
+
+/// Checks the queue against the records of the pipeline's topic (`positions`: each source record's
+/// Kafka offsets); `deleted` are records retention took before any sink task had them.
+pub fn check(
+    scenario: &Scenario,
+    logs: &Logs,
+    positions: &BTreeMap<(i64, i64), Vec<(Tp, i64)>>,
+    deleted: &BTreeSet<(Tp, i64)>,
+    tally: &mut Tally,
+) -> Vec<Anomaly> {
+    let Some(queue) = scenario.dead_letter_topic() else {
+        return Vec::new();
+    };
+    let letters = dead_letters(logs, &queue);
+    tally.dead_lettered = letters.values().map(|n| *n as i64).sum();
+    let mut found = Vec::new();
+    for ((_, seq), copies) in positions {
+        let dead = scenario.refused_by_sink(*seq) || scenario.rejected_by_destination(*seq);
+        for position in copies {
+            let lettered = letters.contains_key(position);
+            let (tp, offset) = position;
+            if dead && !lettered && !deleted.contains(position) {
+                found.push(Anomaly {
+                    kind: AnomalyKind::DeadLetterMissing,
+                    detail: format!("{tp} offset {offset} was skipped by the sink but is not in its dead letter queue {queue}"),
+                });
+            } else if !dead && lettered {
+                found.push(Anomaly {
+                    kind: AnomalyKind::DeadLetterUnexpected,
+                    detail: format!("{tp} offset {offset} is in the dead letter queue {queue} though the sink could write it"),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The records the queue holds, by where their context headers say they came from, with how many
+/// dead letters each has.
+fn dead_letters(logs: &Logs, queue: &str) -> BTreeMap<(Tp, i64), usize> {
+    let mut letters = BTreeMap::new();
+    for (name, partitions) in logs.topics() {
+        if name != queue {
+            continue;
+        }
+        for partition in 0..partitions {
+            for entry in logs.entries(&Tp::new(queue, partition)) {
+                let Entry::Data { record, .. } = entry else {
+                    continue;
+                };
+                let header = |key: &str| {
+                    record
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .and_then(|(_, v)| v.as_deref())
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                };
+                let origin = (
+                    header("__connect.errors.topic"),
+                    header("__connect.errors.partition").and_then(|p| p.parse().ok()),
+                    header("__connect.errors.offset").and_then(|o| o.parse().ok()),
+                );
+                if let (Some(topic), Some(partition), Some(offset)) = origin {
+                    *letters
+                        .entry((Tp::new(topic, partition), offset))
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    letters
+}
