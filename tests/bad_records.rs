@@ -58,7 +58,7 @@ fn a_skipped_record_is_named_by_topic_partition_and_offset() {
     wait_for_lines(&dir.path("output.txt"), 2, &[&sluice]);
     let logs = sluice.stop();
     assert!(
-        logs.contains("cannot convert the record at topic json-lines partition 0 offset 1"),
+        logs.contains("skipping the record at topic json-lines partition 0 offset 1"),
         "{logs}"
     );
 }

@@ -33,12 +33,11 @@ use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
 use super::records::{
-    content, convert_error, describe, send_when_room, transform_error, transform_source,
+    convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
 };
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::status::TaskCounter;
-use super::tolerance::Failure;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
@@ -443,16 +442,13 @@ impl ExactlyOnceSourceRunner {
         class: &str,
         message: &str,
     ) -> Result<(), TaskError> {
-        let failure = Failure {
-            task: &self.id,
+        log_skipped(
+            &self.config,
+            &self.id,
+            &record,
             stage,
             class,
-            error: message,
-            record: &describe(&record),
-        };
-        self.config.error_log().skipped(
-            &failure,
-            || content(&record.key, &record.value, &record.headers),
+            message,
             &mut self.refused,
         );
         let Some(queue) = &self.dead_letters else {

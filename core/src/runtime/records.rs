@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use super::connector_config::ConnectorConfig;
-use super::tolerance::RetryPolicy;
+use super::repeated::Repeated;
+use super::tolerance::{Failure, RetryPolicy};
 use crate::api::{Header, SinkRecord, SourceRecord};
 use crate::convert::{ConvertError, Converter, HeaderConverter};
 use crate::data::Data;
@@ -170,6 +171,30 @@ pub async fn transform_source<'a>(
             TransformFailed::is_retriable,
         )
         .await
+}
+
+/// Logs a source record skipped under `errors.tolerance=all` as the connector's `errors.log.*` say.
+pub fn log_skipped(
+    config: &ConnectorConfig,
+    task: &str,
+    record: &SourceRecord,
+    stage: &str,
+    class: &str,
+    message: &str,
+    repeated: &mut Repeated,
+) {
+    let failure = Failure {
+        task,
+        stage,
+        class,
+        error: message,
+        record: &describe(record),
+    };
+    config.error_log().skipped(
+        &failure,
+        || content(&record.key, &record.value, &record.headers),
+        repeated,
+    );
 }
 
 /// A source record the transforms refused, named by its topic and its place in the source.

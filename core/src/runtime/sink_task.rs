@@ -557,13 +557,14 @@ impl SinkTaskRunner {
             };
             if let Some((stage, class, message)) = refused {
                 let TopicPartition { topic, partition } = &current.partition;
-                let origin = format!("topic {topic} partition {partition} offset {offset}");
+                let origin =
+                    format!("the record at topic {topic} partition {partition} offset {offset}");
                 if !self.config.tolerates_errors() {
                     let verb = match stage {
                         "TRANSFORMATION" => "transform",
                         _ => "convert",
                     };
-                    let error = format!("cannot {verb} the record at {origin}: {message}");
+                    let error = format!("cannot {verb} {origin}: {message}");
                     return Err(self.fail(verb, ConnectError::fatal(error)));
                 }
                 let failure = Failure {
@@ -644,13 +645,13 @@ impl SinkTaskRunner {
         };
         let describe = |record: &SinkRecord| {
             format!(
-                "topic {} partition {} offset {}",
+                "the record at topic {} partition {} offset {}",
                 record.topic, record.partition, record.kafka_offset
             )
         };
         if !self.config.tolerates_errors() {
             let error = format!(
-                "the task reported the record at {} as errant: {reason} (errors.tolerance=none fails the task; all skips the record)",
+                "the task reported {} as errant: {reason} (errors.tolerance=none fails the task; all skips the record)",
                 describe(first)
             );
             return Err(self.fail("put", ConnectError::fatal(error)));

@@ -16,14 +16,13 @@ use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::records::{
-    content, convert_error, describe, send_when_room, transform_error, transform_source,
+    convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
 };
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
 use super::status::TaskCounter;
 use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
-use super::tolerance::Failure;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
@@ -228,16 +227,13 @@ impl SourceTaskRunner {
         class: &str,
         message: &str,
     ) -> Result<(), TaskError> {
-        let failure = Failure {
-            task: &self.id,
+        log_skipped(
+            &self.config,
+            &self.id,
+            &record,
             stage,
             class,
-            error: message,
-            record: &describe(&record),
-        };
-        self.config.error_log().skipped(
-            &failure,
-            || content(&record.key, &record.value, &record.headers),
+            message,
             &mut self.refused,
         );
         let Some(queue) = &self.dead_letters else {

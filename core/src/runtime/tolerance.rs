@@ -106,7 +106,7 @@ pub struct Failure<'a> {
     /// The class that failed.
     pub class: &'a str,
     pub error: &'a str,
-    /// Where the record came from.
+    /// The record, by where it came from ("the record at topic t partition 0 offset 7").
     pub record: &'a str,
 }
 
@@ -127,16 +127,15 @@ impl ErrorLog {
         } = failure;
         if self.each {
             let content = self.include_messages.then(content);
-            tracing::error!(task, stage, class, record, content, error, "error encountered in task {task} executing stage {stage} with class {class}; the record is skipped");
+            tracing::error!(task, stage, class, content, error, "error encountered in task {task} executing stage {stage} with class {class}: skipping {record}");
         } else if let Some(more) = repeated.happened() {
             tracing::warn!(
                 task,
                 stage,
                 class,
-                record,
                 error,
                 more_since_last_line = more,
-                "skipping a record a stage failed on (errors.log.enable=true logs each)"
+                "skipping {record}: stage {stage} failed (errors.log.enable=true logs each)"
             );
         }
     }
@@ -188,48 +187,32 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(150 + 300 + 500));
     }
 
+    /// Runs a stage that always fails under `policy`: its result and how many times it ran.
+    async fn always_failing(policy: RetryPolicy, retriable: bool) -> (Result<(), String>, u32) {
+        let mut calls = 0;
+        let result = policy
+            .run(
+                "t",
+                "TRANSFORMATION",
+                || {
+                    calls += 1;
+                    Err("down".to_owned())
+                },
+                |_| retriable,
+            )
+            .await;
+        (result, calls)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn gives_up_at_the_timeout_and_never_retries_without_one() {
-        let mut calls = 0;
-        let result: Result<(), String> = RetryPolicy::new(2_000, 60_000)
-            .run(
-                "t",
-                "TRANSFORMATION",
-                || {
-                    calls += 1;
-                    Err("down".into())
-                },
-                |_| true,
-            )
-            .await;
+        let (result, calls) = always_failing(RetryPolicy::new(2_000, 60_000), true).await;
         assert_eq!(result, Err("down".into()));
         assert!((3..=5).contains(&calls), "{calls} attempts in 2 s");
-        let mut calls = 0;
-        let result: Result<(), String> = RetryPolicy::new(0, 60_000)
-            .run(
-                "t",
-                "TRANSFORMATION",
-                || {
-                    calls += 1;
-                    Err("down".into())
-                },
-                |_| true,
-            )
-            .await;
+        let (result, calls) = always_failing(RetryPolicy::new(0, 60_000), true).await;
         assert!(result.is_err());
         assert_eq!(calls, 1, "errors.retry.timeout=0 never retries");
-        let mut calls = 0;
-        let result: Result<(), String> = RetryPolicy::new(-1, 60_000)
-            .run(
-                "t",
-                "TRANSFORMATION",
-                || {
-                    calls += 1;
-                    Err("bad data".into())
-                },
-                |_| false,
-            )
-            .await;
+        let (result, calls) = always_failing(RetryPolicy::new(-1, 60_000), false).await;
         assert!(result.is_err());
         assert_eq!(calls, 1, "a failure that is not retriable is not retried");
     }
