@@ -240,6 +240,9 @@ pub struct ConnectorConfig {
     max_poll_records: usize,
     max_poll_interval: Duration,
     put_flush_limit: Duration,
+    /// `errors.retry.*` and `errors.log.*`, read once: the record loops ask for them per record.
+    retry_policy: RetryPolicy,
+    error_log: ErrorLog,
 }
 
 impl ConnectorConfig {
@@ -263,6 +266,14 @@ impl ConnectorConfig {
                 return Err(ConfigError { issues });
             }
         };
+        let retry_policy = RetryPolicy::new(
+            parsed.long(ERRORS_RETRY_TIMEOUT),
+            parsed.long(ERRORS_RETRY_DELAY_MAX),
+        );
+        let error_log = ErrorLog {
+            each: parsed.boolean(ERRORS_LOG_ENABLE),
+            include_messages: parsed.boolean(ERRORS_LOG_INCLUDE_MESSAGES),
+        };
         // A source has no such key: the default is never used.
         let put_flush_limit = parsed
             .get(PUT_FLUSH_LIMIT)
@@ -285,6 +296,8 @@ impl ConnectorConfig {
             max_poll_records: max_poll_records(props, worker)?,
             max_poll_interval: max_poll_interval(props, worker)?,
             put_flush_limit,
+            retry_policy,
+            error_log,
         })
     }
 
@@ -315,18 +328,12 @@ impl ConnectorConfig {
 
     /// How long a retriable failure is tried again (`errors.retry.*`).
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new(
-            self.parsed.long(ERRORS_RETRY_TIMEOUT),
-            self.parsed.long(ERRORS_RETRY_DELAY_MAX),
-        )
+        self.retry_policy
     }
 
     /// How skipped records are logged (`errors.log.*`).
     pub fn error_log(&self) -> ErrorLog {
-        ErrorLog {
-            each: self.parsed.boolean(ERRORS_LOG_ENABLE),
-            include_messages: self.parsed.boolean(ERRORS_LOG_INCLUDE_MESSAGES),
-        }
+        self.error_log
     }
 
     /// Whether bad records are skipped (`errors.tolerance=all`) rather than failing the task.

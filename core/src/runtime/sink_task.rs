@@ -602,14 +602,14 @@ impl SinkTaskRunner {
         &mut self,
         mut record: SinkRecord,
     ) -> Result<Result<Option<SinkRecord>, TransformFailed>, TaskError> {
-        let chain = self.config.transforms.clone();
         let retry = self.config.retry_policy();
         let kept =
             |(outcome, record): (Outcome, SinkRecord)| (outcome == Outcome::Keep).then_some(record);
         if !retry.retries() {
-            let outcome = chain.apply(&mut record);
+            let outcome = self.config.transforms.apply(&mut record);
             return Ok(outcome.map(|outcome| kept((outcome, record))));
         }
+        let chain = self.config.transforms.clone();
         let mut copy = record.clone();
         match chain.apply(&mut copy) {
             Err(e) if e.is_retriable() => {}
