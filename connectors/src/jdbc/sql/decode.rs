@@ -3,9 +3,9 @@
 //! ISO-8601 text), PostgreSQL's by type name.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, TypeInfo, ValueRef};
+use sqlx::postgres::{PgRow, PgValueRef};
+use sqlx::sqlite::{SqliteRow, SqliteValueRef};
+use sqlx::{Decode, Postgres, Row, Sqlite, TypeInfo, ValueRef};
 
 use crate::jdbc::database::{Column, ColumnType, DbError, SqlValue};
 use crate::jdbc::timestamp::{TimeZone, Timestamp};
@@ -86,92 +86,114 @@ fn unexpected(column: &Column, found: &str) -> DbError {
     )
 }
 
+/// SQLite's storage classes: each value carries its own, whatever its column declares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    Integer,
+    Real,
+    Text,
+    Blob,
+}
+
+impl Storage {
+    fn of(name: &str) -> Option<Storage> {
+        Some(match name {
+            "INTEGER" => Storage::Integer,
+            "REAL" => Storage::Real,
+            "TEXT" => Storage::Text,
+            "BLOB" => Storage::Blob,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Storage::Integer => "INTEGER",
+            Storage::Real => "REAL",
+            Storage::Text => "TEXT",
+            Storage::Blob => "BLOB",
+        }
+    }
+}
+
 /// A SQLite row's values, each read as its column's declared type. Timestamps in text are read in
-/// `zone`; the fraction digits of the last timestamp text read are put in `digits`.
+/// `zone`; the fraction digits of the last timestamp text read are put in `digits`. Each value is
+/// decoded from the row's raw value once its storage class is known.
 pub fn sqlite_row(
     row: &SqliteRow,
     columns: &[Column],
     zone: TimeZone,
     digits: &mut Option<usize>,
 ) -> Result<Vec<SqlValue>, DbError> {
-    let sqlx = |column: &Column, e: sqlx::Error| decode_error(column, e.to_string());
+    fn decode<'r, T: Decode<'r, Sqlite>>(
+        column: &Column,
+        raw: SqliteValueRef<'r>,
+    ) -> Result<T, DbError> {
+        T::decode(raw).map_err(|e| decode_error(column, e.to_string()))
+    }
     let mut values = Vec::with_capacity(columns.len());
     for (i, column) in columns.iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(|e| sqlx(column, e))?;
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| decode_error(column, e.to_string()))?;
         if raw.is_null() {
             values.push(SqlValue::Null);
             continue;
         }
-        let info = raw.type_info();
-        let storage = info.name();
+        let storage = {
+            let info = raw.type_info();
+            Storage::of(info.name()).ok_or_else(|| unexpected(column, info.name()))?
+        };
+        use Storage::{Blob, Integer, Real, Text};
         let value = match (&column.kind, storage) {
-            (ColumnType::Boolean, "INTEGER") => {
-                SqlValue::Bool(row.try_get::<i64, _>(i).map_err(|e| sqlx(column, e))? != 0)
+            (ColumnType::Boolean, Integer) => SqlValue::Bool(decode::<i64>(column, raw)? != 0),
+            (ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64, Integer) => {
+                SqlValue::Int(decode(column, raw)?)
             }
-            (ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64, "INTEGER") => {
-                SqlValue::Int(row.try_get::<i64, _>(i).map_err(|e| sqlx(column, e))?)
+            (ColumnType::Float32 | ColumnType::Float64, Integer | Real) => {
+                SqlValue::Float(decode(column, raw)?)
             }
-            (ColumnType::Float32 | ColumnType::Float64, "INTEGER" | "REAL") => {
-                SqlValue::Float(row.try_get::<f64, _>(i).map_err(|e| sqlx(column, e))?)
-            }
-            (ColumnType::Numeric { scale, .. }, "INTEGER" | "REAL" | "TEXT") => {
+            (ColumnType::Numeric { scale, .. }, Integer | Real | Text) => {
                 let text = match storage {
-                    "INTEGER" => row
-                        .try_get::<i64, _>(i)
-                        .map_err(|e| sqlx(column, e))?
-                        .to_string(),
-                    "REAL" => row
-                        .try_get::<f64, _>(i)
-                        .map_err(|e| sqlx(column, e))?
-                        .to_string(),
-                    _ => row.try_get::<String, _>(i).map_err(|e| sqlx(column, e))?,
+                    Integer => decode::<i64>(column, raw)?.to_string(),
+                    Real => decode::<f64>(column, raw)?.to_string(),
+                    _ => decode(column, raw)?,
                 };
                 decimal(column, &text, *scale)?
             }
-            (ColumnType::Text | ColumnType::Other(_), "TEXT") => {
-                SqlValue::Text(row.try_get::<String, _>(i).map_err(|e| sqlx(column, e))?)
+            (ColumnType::Text | ColumnType::Other(_), Text) => SqlValue::Text(decode(column, raw)?),
+            (ColumnType::Text | ColumnType::Other(_), Integer) => {
+                SqlValue::Text(decode::<i64>(column, raw)?.to_string())
             }
-            (ColumnType::Text | ColumnType::Other(_), "INTEGER") => SqlValue::Text(
-                row.try_get::<i64, _>(i)
-                    .map_err(|e| sqlx(column, e))?
-                    .to_string(),
-            ),
-            (ColumnType::Text | ColumnType::Other(_), "REAL") => SqlValue::Text(
-                row.try_get::<f64, _>(i)
-                    .map_err(|e| sqlx(column, e))?
-                    .to_string(),
-            ),
-            (ColumnType::Bytes | ColumnType::Other(_), "BLOB") => {
-                SqlValue::Bytes(row.try_get::<Vec<u8>, _>(i).map_err(|e| sqlx(column, e))?)
+            (ColumnType::Text | ColumnType::Other(_), Real) => {
+                SqlValue::Text(decode::<f64>(column, raw)?.to_string())
             }
-            (ColumnType::Bytes, "TEXT") => SqlValue::Bytes(
-                row.try_get::<String, _>(i)
-                    .map_err(|e| sqlx(column, e))?
-                    .into_bytes(),
-            ),
-            (ColumnType::Bytes, "INTEGER" | "REAL") => {
-                return Err(unexpected(column, storage));
+            (ColumnType::Bytes | ColumnType::Other(_), Blob) => {
+                SqlValue::Bytes(decode(column, raw)?)
             }
-            (ColumnType::Timestamp, "TEXT") => {
-                let text: &str = row.try_get(i).map_err(|e| sqlx(column, e))?;
+            (ColumnType::Bytes, Text) => {
+                SqlValue::Bytes(decode::<String>(column, raw)?.into_bytes())
+            }
+            (ColumnType::Timestamp, Text) => {
+                let text: &str = decode(column, raw)?;
                 *digits = Some(fraction_digits(text));
                 SqlValue::Timestamp(Timestamp::parse(text, zone).ok_or_else(|| {
                     decode_error(column, format!("{text:?} is not an ISO-8601 timestamp"))
                 })?)
             }
-            (ColumnType::Timestamp, "INTEGER") => {
-                let seconds: i64 = row.try_get(i).map_err(|e| sqlx(column, e))?;
+            (ColumnType::Timestamp, Integer) => {
+                let seconds: i64 = decode(column, raw)?;
                 SqlValue::Timestamp(Timestamp(i128::from(seconds) * 1_000_000_000))
             }
-            (ColumnType::Date, "TEXT") => {
-                let text: String = row.try_get(i).map_err(|e| sqlx(column, e))?;
+            (ColumnType::Date, Text) => {
+                let text: &str = decode(column, raw)?;
                 let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
                     decode_error(column, format!("{text:?} is not a date (YYYY-MM-DD)"))
                 })?;
                 SqlValue::Date(days(date))
             }
-            (ColumnType::Time, "TEXT") => {
-                let text: String = row.try_get(i).map_err(|e| sqlx(column, e))?;
+            (ColumnType::Time, Text) => {
+                let text: &str = decode(column, raw)?;
                 let time = NaiveTime::parse_from_str(text.trim(), "%H:%M:%S%.f")
                     .or_else(|_| NaiveTime::parse_from_str(text.trim(), "%H:%M"))
                     .map_err(|_| {
@@ -179,76 +201,113 @@ pub fn sqlite_row(
                     })?;
                 SqlValue::Time(nanos_of_day(time))
             }
-            _ => return Err(unexpected(column, storage)),
+            _ => return Err(unexpected(column, storage.name())),
         };
         values.push(value);
     }
     Ok(values)
 }
 
-/// A PostgreSQL row's values, by each column's type; timestamps without a zone are in `zone`.
+/// The PostgreSQL types a row's values are read as.
+#[derive(Clone, Copy)]
+enum PgKind {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Text,
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+}
+
+impl PgKind {
+    fn of(name: &str) -> Option<PgKind> {
+        Some(match name {
+            "BOOL" => PgKind::Bool,
+            "INT2" => PgKind::Int2,
+            "INT4" => PgKind::Int4,
+            "INT8" => PgKind::Int8,
+            "FLOAT4" => PgKind::Float4,
+            "FLOAT8" => PgKind::Float8,
+            "NUMERIC" => PgKind::Numeric,
+            "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" => PgKind::Text,
+            "BYTEA" => PgKind::Bytea,
+            "DATE" => PgKind::Date,
+            "TIME" => PgKind::Time,
+            "TIMESTAMP" => PgKind::Timestamp,
+            "TIMESTAMPTZ" => PgKind::TimestampTz,
+            _ => return None,
+        })
+    }
+}
+
+/// A PostgreSQL row's values, by each column's type; timestamps without a zone are in `zone`. Each
+/// value is decoded from the row's raw value once its type is known, not looked up and checked again.
 pub fn postgres_row(
     row: &PgRow,
     columns: &[Column],
     zone: TimeZone,
 ) -> Result<Vec<SqlValue>, DbError> {
-    let sqlx = |column: &Column, e: sqlx::Error| decode_error(column, e.to_string());
+    fn decode<'r, T: Decode<'r, Postgres>>(
+        column: &Column,
+        raw: PgValueRef<'r>,
+    ) -> Result<T, DbError> {
+        T::decode(raw).map_err(|e| decode_error(column, e.to_string()))
+    }
     let mut values = Vec::with_capacity(columns.len());
     for (i, column) in columns.iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(|e| sqlx(column, e))?;
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| decode_error(column, e.to_string()))?;
         if raw.is_null() {
             values.push(SqlValue::Null);
             continue;
         }
         // Borrowed: a name per column per row would be an allocation per value.
-        let type_info = raw.type_info();
-        let value = match type_info.name() {
-            "BOOL" => SqlValue::Bool(row.try_get(i).map_err(|e| sqlx(column, e))?),
-            "INT2" => SqlValue::Int(
-                row.try_get::<i16, _>(i)
-                    .map_err(|e| sqlx(column, e))?
-                    .into(),
-            ),
-            "INT4" => SqlValue::Int(
-                row.try_get::<i32, _>(i)
-                    .map_err(|e| sqlx(column, e))?
-                    .into(),
-            ),
-            "INT8" => SqlValue::Int(row.try_get(i).map_err(|e| sqlx(column, e))?),
-            "FLOAT4" => SqlValue::Float(
-                row.try_get::<f32, _>(i)
-                    .map_err(|e| sqlx(column, e))?
-                    .into(),
-            ),
-            "FLOAT8" => SqlValue::Float(row.try_get(i).map_err(|e| sqlx(column, e))?),
-            "NUMERIC" => {
-                let d: rust_decimal::Decimal = row.try_get(i).map_err(|e| sqlx(column, e))?;
+        let kind = {
+            let type_info = raw.type_info();
+            PgKind::of(type_info.name()).ok_or_else(|| {
+                decode_error(
+                    column,
+                    format!(
+                        "PostgreSQL type {} has no mapping to Connect's types",
+                        type_info.name()
+                    ),
+                )
+            })?
+        };
+        let value = match kind {
+            PgKind::Bool => SqlValue::Bool(decode(column, raw)?),
+            PgKind::Int2 => SqlValue::Int(decode::<i16>(column, raw)?.into()),
+            PgKind::Int4 => SqlValue::Int(decode::<i32>(column, raw)?.into()),
+            PgKind::Int8 => SqlValue::Int(decode(column, raw)?),
+            PgKind::Float4 => SqlValue::Float(decode::<f32>(column, raw)?.into()),
+            PgKind::Float8 => SqlValue::Float(decode(column, raw)?),
+            PgKind::Numeric => {
+                let d: rust_decimal::Decimal = decode(column, raw)?;
                 let scale = match column.kind {
                     ColumnType::Numeric { scale, .. } => scale,
                     _ => None,
                 };
                 decimal(column, &d.to_string(), scale)?
             }
-            "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" => {
-                SqlValue::Text(row.try_get(i).map_err(|e| sqlx(column, e))?)
-            }
-            "BYTEA" => SqlValue::Bytes(row.try_get(i).map_err(|e| sqlx(column, e))?),
-            "DATE" => SqlValue::Date(days(row.try_get(i).map_err(|e| sqlx(column, e))?)),
-            "TIME" => SqlValue::Time(nanos_of_day(row.try_get(i).map_err(|e| sqlx(column, e))?)),
-            "TIMESTAMP" => {
-                let naive: NaiveDateTime = row.try_get(i).map_err(|e| sqlx(column, e))?;
+            PgKind::Text => SqlValue::Text(decode(column, raw)?),
+            PgKind::Bytea => SqlValue::Bytes(decode(column, raw)?),
+            PgKind::Date => SqlValue::Date(days(decode(column, raw)?)),
+            PgKind::Time => SqlValue::Time(nanos_of_day(decode(column, raw)?)),
+            PgKind::Timestamp => {
+                let naive: NaiveDateTime = decode(column, raw)?;
                 SqlValue::Timestamp(Timestamp::from_naive(naive, zone))
             }
-            "TIMESTAMPTZ" => {
-                let utc: chrono::DateTime<chrono::Utc> =
-                    row.try_get(i).map_err(|e| sqlx(column, e))?;
+            PgKind::TimestampTz => {
+                let utc: chrono::DateTime<chrono::Utc> = decode(column, raw)?;
                 SqlValue::Timestamp(Timestamp::from_naive(utc.naive_utc(), TimeZone::Utc))
-            }
-            other => {
-                return Err(decode_error(
-                    column,
-                    format!("PostgreSQL type {other} has no mapping to Connect's types"),
-                ))
             }
         };
         values.push(value);
