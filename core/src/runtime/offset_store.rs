@@ -398,6 +398,13 @@ enum WriteFailure {
     SyncDirectory(io::Error),
 }
 
+/// Replaces a small file whole: a crash leaves the old contents or the new ones.
+pub(crate) fn replace_file(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically(fs, path, bytes).map_err(|e| match e {
+        WriteFailure::Write(e) | WriteFailure::SyncDirectory(e) => e,
+    })
+}
+
 /// Writes a temp file next to `path`, syncs it, renames it over `path` and syncs the directory.
 fn write_atomically(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
     let Some(file_name) = path.file_name() else {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a task stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+pub enum TaskState {
     Running,
     Failed(String),
     Stopped,
@@ -19,7 +19,7 @@ enum State {
 
 #[derive(Debug)]
 struct Status {
-    state: State,
+    state: TaskState,
     /// Why a running task makes no progress (a `put` or `flush` past its limit), while it is so.
     blocked: Option<String>,
     /// Records moved since the last status line: counted by the task without the lock, as it moves
@@ -42,7 +42,7 @@ impl TaskStatuses {
         self.lock().insert(
             task.to_owned(),
             Status {
-                state: State::Running,
+                state: TaskState::Running,
                 blocked: None,
                 moved: moved.clone(),
             },
@@ -52,6 +52,18 @@ impl TaskStatuses {
             task: task.to_owned(),
             moved,
         }
+    }
+
+    /// A task's state, and why it is blocked if it is.
+    pub fn state(&self, task: &str) -> Option<(TaskState, Option<String>)> {
+        self.lock()
+            .get(task)
+            .map(|status| (status.state.clone(), status.blocked.clone()))
+    }
+
+    /// Forgets a task (its connector was deleted or stopped).
+    pub fn remove(&self, task: &str) {
+        self.lock().remove(task);
     }
 
     /// One line with every task's state and the records it moved since the last line (which this
@@ -65,12 +77,14 @@ impl TaskStatuses {
             }
             let moved = status.moved.swap(0, Ordering::Relaxed);
             let _ = match (&status.state, &status.blocked) {
-                (State::Running, None) => write!(line, "{task} running, {moved} records"),
-                (State::Running, Some(why)) => {
+                (TaskState::Running, None) => write!(line, "{task} running, {moved} records"),
+                (TaskState::Running, Some(why)) => {
                     write!(line, "{task} running but BLOCKED ({why}), {moved} records")
                 }
-                (State::Stopped, _) => write!(line, "{task} stopped, {moved} records"),
-                (State::Failed(why), _) => write!(line, "{task} FAILED ({why}), {moved} records"),
+                (TaskState::Stopped, _) => write!(line, "{task} stopped, {moved} records"),
+                (TaskState::Failed(why), _) => {
+                    write!(line, "{task} FAILED ({why}), {moved} records")
+                }
             };
         }
         line
@@ -109,8 +123,8 @@ impl TaskCounter {
     pub fn ended(&self, failure: Option<String>) {
         self.update(|status| {
             status.state = match failure {
-                Some(why) => State::Failed(why),
-                None => State::Stopped,
+                Some(why) => TaskState::Failed(why),
+                None => TaskState::Stopped,
             }
         });
     }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, ConnectorRequest,
-    ExactlyOnceSupport, PluginRegistry, SinkConnector, SinkTask, SourceConnector, SourceTask,
+    ConnectError, Connector, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry, SinkConnector,
+    SinkTask, SourceConnector, SourceTask,
 };
 use crate::config::{ConfigError, ConfigMap};
 use crate::fs::LocalFs;
@@ -32,8 +32,21 @@ use super::sink_task::SinkTaskRunner;
 use super::source_offsets::{ConnectorOffsets, SharedOffsetStore};
 use super::source_task::{SourceTaskRunner, SourceTaskSetup};
 use super::status::{TaskCounter, TaskStatuses};
+
+mod connector_store;
+pub mod control;
+mod herder;
+
 use super::worker_config::WorkerConfig;
 use super::TaskError;
+use connector_store::ConnectorStore;
+pub use connector_store::{ConnectorStoreError, StoredConnector};
+use control::task_id;
+pub use control::{
+    worker_control, ConnectorStatus, ConnectorType, ControlError, ControlInbox, State, TargetState,
+    TaskStatus, WorkerControl, WorkerView,
+};
+use herder::{Herder, Running, TaskOutcome};
 
 /// How long a worker waits for Kafka to create the offsets topic before giving up on a connector.
 const OFFSETS_TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -63,6 +76,8 @@ pub enum WorkerError {
     DuplicateName(String),
     #[error(transparent)]
     OffsetStore(#[from] OffsetStoreError),
+    #[error(transparent)]
+    ConnectorStore(#[from] ConnectorStoreError),
     /// The offset file holds offsets of another Kafka cluster: they describe what that cluster holds, and
     /// applied to this one they would skip records that never reached it.
     #[error(
@@ -276,10 +291,57 @@ impl StandaloneWorker {
         }
     }
 
-    /// Runs the connectors until `shutdown` completes, then stops every task cleanly.
+    /// Runs the connectors until `shutdown` completes, then stops every task cleanly. A worker whose
+    /// every task failed stops on its own: nothing could restart them.
     pub async fn run(
         self,
         plans: Vec<ConnectorPlan>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
+        self.run_inner(plans, None, shutdown).await
+    }
+
+    /// Runs the connectors, and the ones stored by earlier runs, until `shutdown` completes, taking
+    /// operators' commands from `inbox` meanwhile (connectors created, changed, stopped, restarted,
+    /// deleted: kept in the connector file next to the offset file). It stays up when tasks fail: an
+    /// operator can restart them.
+    pub async fn run_controlled(
+        self,
+        plans: Vec<ConnectorPlan>,
+        inbox: ControlInbox,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
+        self.run_inner(plans, Some(inbox), shutdown).await
+    }
+
+    /// The connectors a controlled worker starts with: the stored ones (made or changed over REST, with
+    /// their target state), then the given ones the store does not name.
+    fn starting_set(
+        &self,
+        store: &ConnectorStore,
+        plans: Vec<ConnectorPlan>,
+    ) -> Result<Vec<(ConnectorPlan, TargetState)>, WorkerError> {
+        let stored = store.load()?;
+        let mut set = Vec::new();
+        for (name, connector) in &stored {
+            let plan = self.plan(&connector.config)?;
+            if plans.iter().any(|p| p.name() == name) {
+                tracing::warn!(connector = %name, file = %store.path().display(), "the connector's config was changed over the REST API since its file was read: running the changed one");
+            }
+            set.push((plan, connector.target));
+        }
+        for plan in plans {
+            if !stored.contains_key(plan.name()) {
+                set.push((plan, TargetState::Started));
+            }
+        }
+        Ok(set)
+    }
+
+    async fn run_inner(
+        self,
+        plans: Vec<ConnectorPlan>,
+        inbox: Option<ControlInbox>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), WorkerError> {
         let mut names = std::collections::BTreeSet::new();
@@ -288,12 +350,26 @@ impl StandaloneWorker {
                 return Err(WorkerError::DuplicateName(plan.name().to_owned()));
             }
         }
+        let (store, plans) = match &inbox {
+            Some(_) => {
+                let store = ConnectorStore::beside(Arc::new(LocalFs), &self.config.offset_file());
+                let set = self.starting_set(&store, plans)?;
+                (Some(store), set)
+            }
+            None => (
+                None,
+                plans
+                    .into_iter()
+                    .map(|plan| (plan, TargetState::Started))
+                    .collect(),
+            ),
+        };
         tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
         tokio::pin!(shutdown);
-        if plans
-            .iter()
-            .any(|plan| matches!(plan.plugin, Plugin::Source(_)))
-        {
+        let sources = plans.iter().any(|(plan, target)| {
+            matches!(plan.plugin, Plugin::Source(_)) && *target == TargetState::Started
+        });
+        if sources {
             tokio::select! {
                 () = &mut shutdown => {
                     tracing::info!("worker stopped before its connectors started");
@@ -302,20 +378,17 @@ impl StandaloneWorker {
                 bound = self.bind_offsets() => bound?,
             }
         }
-        let statuses = TaskStatuses::default();
-        let mut tasks: JoinSet<(usize, Result<(), TaskError>)> = JoinSet::new();
-        let mut running: Vec<Running> = Vec::new();
+        let (view, mut commands) = match inbox {
+            Some(inbox) => (Some(inbox.view), Some(inbox.commands)),
+            None => (None, None),
+        };
+        let statuses = view.as_ref().map(|v| v.tasks().clone()).unwrap_or_default();
         let (requests, mut requested) = tokio::sync::mpsc::unbounded_channel();
+        let mut herder = Herder::new(&self, statuses.clone(), view, store, requests, sources);
         // A stop wins over starting: a connector still waiting for Kafka (its offsets topic, say) is
         // given up, so nothing of it reaches Kafka once the worker was told to stop.
         let mut stopped_while_starting = false;
-        for plan in plans {
-            let index = running.len();
-            let requests = requests.clone();
-            let context = ConnectorContext::with_requests(plan.name(), move |request| {
-                let _ = requests.send((index, request));
-            });
-            let starting = self.start_connector(plan, context, index, &statuses, &mut tasks);
+        for (plan, target) in plans {
             let outcome = tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -323,21 +396,13 @@ impl StandaloneWorker {
                     stopped_while_starting = true;
                     break;
                 }
-                outcome = starting => outcome,
+                outcome = herder.start(plan, target) => outcome,
             };
-            match outcome {
-                Ok(started) => running.push(started),
-                Err(e) => {
-                    for connector in &running {
-                        connector.trigger.fire();
-                    }
-                    while tasks.join_next().await.is_some() {}
-                    stop_connectors(running).await;
-                    return Err(e);
-                }
+            if let Err(e) = outcome {
+                herder.stop_all().await;
+                return Err(e);
             }
         }
-        let mut failures = Vec::new();
         let period = self.config.status_interval();
         let mut status_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -349,118 +414,41 @@ impl StandaloneWorker {
                 tokio::select! {
                     () = &mut shutdown => break false,
                     _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
-                    Some(outcome) = tasks.join_next(), if !tasks.is_empty() => {
-                        failures.extend(ended(outcome, &mut running));
-                        if tasks.is_empty() && !failures.is_empty() {
+                    Some(outcome) = herder.tasks.join_next(), if !herder.tasks.is_empty() => {
+                        herder.ended(outcome);
+                        if !herder.controlled() && herder.all_failed() {
                             break true;
                         }
                     }
-                    Some((index, request)) = requested.recv() => {
-                        self.take_request(index, request, &mut running, &statuses, &mut tasks, &mut failures).await;
+                    Some((name, epoch, request)) = requested.recv() => {
+                        herder.take_request(name, epoch, request).await;
+                    }
+                    Some(command) = next_command(&mut commands) => {
+                        herder.take_command(command).await;
                     }
                 }
             }
         };
         tracing::info!("worker stopping");
-        for connector in &running {
-            connector.trigger.fire();
-        }
-        let drain = async {
-            let mut failed = Vec::new();
-            while let Some(outcome) = tasks.join_next().await {
-                failed.extend(ended(outcome, &mut running));
-            }
-            failed
-        };
         let limit = self.config.shutdown_timeout() + self.config.offset_flush_timeout();
-        match tokio::time::timeout(limit, drain).await {
-            Ok(failed) => failures.extend(failed),
-            Err(_) => {
-                tracing::error!(?limit, "tasks did not stop in time; abandoning them");
-                failures.push(format!(
-                    "tasks still running after {limit:?} were abandoned"
-                ));
-                tasks.abort_all();
-            }
+        if tokio::time::timeout(limit, herder.stop_all())
+            .await
+            .is_err()
+        {
+            tracing::error!(?limit, "tasks did not stop in time; abandoning them");
+            herder.failures.insert(
+                String::new(),
+                format!("tasks still running after {limit:?} were abandoned"),
+            );
+            herder.tasks.abort_all();
         }
-        stop_connectors(running).await;
         tracing::info!("status at stop: {}", statuses.line());
         tracing::info!("worker stopped");
+        let failures: Vec<String> = herder.failures.into_values().collect();
         match (all_failed, failures.is_empty()) {
             (true, _) => Err(WorkerError::AllTasksFailed(failures)),
             (false, true) => Ok(()),
             (false, false) => Err(WorkerError::TasksFailed(failures)),
-        }
-    }
-
-    /// A connector's request: new task configs replace its tasks (stopped cleanly, offsets committed)
-    /// if they changed; a failure stops its tasks for good.
-    async fn take_request(
-        &self,
-        index: usize,
-        request: ConnectorRequest,
-        running: &mut [Running],
-        statuses: &TaskStatuses,
-        tasks: &mut JoinSet<(usize, Result<(), TaskError>)>,
-        failures: &mut Vec<String>,
-    ) {
-        let Some(connector) = running.get_mut(index) else {
-            return;
-        };
-        if connector.failed {
-            return;
-        }
-        let name = connector.config.name().to_owned();
-        let reconfigured = match request {
-            ConnectorRequest::Reconfigure => {
-                let configs = connector
-                    .plugin
-                    .connector()
-                    .task_configs(connector.config.tasks_max());
-                if configs == connector.task_configs {
-                    return;
-                }
-                tracing::info!(connector = %name, tasks = configs.len(), "task configs changed: restarting the connector's tasks with them");
-                Some(configs)
-            }
-            ConnectorRequest::Fail(reason) => {
-                tracing::error!(connector = %name, %reason, "connector failed; stopping its tasks");
-                failures.push(format!("connector {name} failed: {reason}"));
-                connector.failed = true;
-                None
-            }
-        };
-        connector.trigger.fire();
-        while running[index].live > 0 {
-            let Some(outcome) = tasks.join_next().await else {
-                break;
-            };
-            failures.extend(ended(outcome, running));
-        }
-        let Some(configs) = reconfigured else {
-            return;
-        };
-        let connector = &mut running[index];
-        connector.trigger = ShutdownTrigger::new();
-        let spawned = self.spawn_tasks(
-            &connector.plugin,
-            &connector.config,
-            configs.clone(),
-            index,
-            &connector.trigger,
-            statuses,
-            tasks,
-        );
-        match spawned {
-            Ok(()) => {
-                connector.live = configs.len();
-                connector.task_configs = configs;
-            }
-            Err(e) => {
-                tracing::error!(connector = %name, error = %e, "cannot start the reconfigured tasks");
-                failures.push(e.to_string());
-                connector.failed = true;
-            }
         }
     }
 
@@ -515,56 +503,6 @@ impl StandaloneWorker {
         Ok(())
     }
 
-    async fn start_connector(
-        &self,
-        mut plan: ConnectorPlan,
-        context: ConnectorContext,
-        index: usize,
-        statuses: &TaskStatuses,
-        tasks: &mut JoinSet<(usize, Result<(), TaskError>)>,
-    ) -> Result<Running, WorkerError> {
-        let config = plan.config;
-        let name = config.name().to_owned();
-        if matches!(plan.plugin, Plugin::Source(_)) && self.config.exactly_once_source() {
-            self.ensure_offsets_topic(&name).await?;
-        }
-        let connector = plan.plugin.connector();
-        connector
-            .start(config.props(), context)
-            .await
-            .map_err(|source| WorkerError::Connector {
-                connector: name.clone(),
-                source,
-            })?;
-        let task_configs = connector.task_configs(config.tasks_max());
-        let trigger = ShutdownTrigger::new();
-        let spawned = self.spawn_tasks(
-            &plan.plugin,
-            &config,
-            task_configs.clone(),
-            index,
-            &trigger,
-            statuses,
-            tasks,
-        );
-        if let Err(e) = spawned {
-            // Tasks already spawned stop with the worker's trigger; the connector stops here.
-            trigger.fire();
-            if let Err(stop) = plan.plugin.connector().stop().await {
-                tracing::warn!(connector = %name, error = %stop, "connector stop failed");
-            }
-            return Err(e);
-        }
-        Ok(Running {
-            live: task_configs.len(),
-            plugin: plan.plugin,
-            config,
-            trigger,
-            task_configs,
-            failed: false,
-        })
-    }
-
     /// Creates `offset.storage.topic` if it does not exist, as Kafka Connect's distributed worker does,
     /// waiting up to [`OFFSETS_TOPIC_TIMEOUT`] for Kafka to be reachable.
     async fn ensure_offsets_topic(&self, connector: &str) -> Result<(), WorkerError> {
@@ -593,20 +531,18 @@ impl StandaloneWorker {
         }
     }
 
-    /// Creates a runner per task config and spawns it; its outcome comes back tagged with
-    /// `connector_index`.
-    #[allow(clippy::too_many_arguments)]
+    /// Creates a runner for each of a connector's `tasks` (index and config) and spawns it with a
+    /// stop trigger of its own; its outcome comes back tagged with the connector's name and start.
     fn spawn_tasks(
         &self,
-        plugin: &Plugin,
-        config: &Arc<ConnectorConfig>,
-        task_configs: Vec<ConfigMap>,
-        connector_index: usize,
-        trigger: &ShutdownTrigger,
+        running: &mut Running,
+        tasks: Vec<(usize, ConfigMap)>,
         statuses: &TaskStatuses,
-        tasks: &mut JoinSet<(usize, Result<(), TaskError>)>,
+        spawned: &mut JoinSet<TaskOutcome>,
     ) -> Result<(), WorkerError> {
+        let config = running.config.clone();
         let name = config.name();
+        let plugin = &running.plugin;
         let creates_topics =
             matches!(plugin, Plugin::Source(_)) && self.config.topic_creation_enabled();
         let exactly_once = matches!(plugin, Plugin::Source(_)) && self.config.exactly_once_source();
@@ -615,52 +551,60 @@ impl StandaloneWorker {
             false => None,
         };
         let gate = LeaveGate::new();
-        for (index, task_config) in task_configs.into_iter().enumerate() {
-            let id = format!("{name}-{index}");
+        for (index, task_config) in tasks {
+            let id = task_id(name, index);
             let status = statuses.counter(&id);
-            match (plugin, &admin) {
-                (Plugin::Source(connector), Some(admin)) if exactly_once => {
-                    let runner = self
-                        .exactly_once_runner(
-                            ExactlyOnceTask {
+            let trigger = ShutdownTrigger::new();
+            let stop = trigger.subscribe();
+            let run: std::pin::Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>> =
+                match (plugin, &admin) {
+                    (Plugin::Source(connector), Some(admin)) if exactly_once => {
+                        let runner = self
+                            .exactly_once_runner(
+                                ExactlyOnceTask {
+                                    id,
+                                    index,
+                                    task: connector.create_task(),
+                                    task_config,
+                                    creates_topics,
+                                },
+                                &config,
+                                admin,
+                            )?
+                            .with_status(status.clone());
+                        Box::pin(runner.run(stop))
+                    }
+                    (Plugin::Source(connector), _) => {
+                        let runner = self
+                            .source_runner(
                                 id,
-                                index,
-                                task: connector.create_task(),
+                                connector.create_task(),
                                 task_config,
-                                creates_topics,
-                            },
-                            config,
-                            admin,
-                        )?
-                        .with_status(status.clone());
-                    tasks.spawn(reporting(
-                        connector_index,
-                        status,
-                        runner.run(trigger.subscribe()),
-                    ));
-                }
-                (Plugin::Source(connector), _) => {
-                    let runner = self
-                        .source_runner(id, connector.create_task(), task_config, config, &admin)?
-                        .with_status(status.clone());
-                    tasks.spawn(reporting(
-                        connector_index,
-                        status,
-                        runner.run(trigger.subscribe()),
-                    ));
-                }
-                (Plugin::Sink(connector), _) => {
-                    let runner = self
-                        .sink_runner(id, connector.create_task(), task_config, config)?
-                        .with_status(status.clone())
-                        .with_leave_gate(&gate, self.config.shutdown_timeout());
-                    tasks.spawn(reporting(
-                        connector_index,
-                        status,
-                        runner.run(trigger.subscribe()),
-                    ));
-                }
+                                &config,
+                                &admin,
+                            )?
+                            .with_status(status.clone());
+                        Box::pin(runner.run(stop))
+                    }
+                    (Plugin::Sink(connector), _) => {
+                        let runner = self
+                            .sink_runner(id, connector.create_task(), task_config, &config)?
+                            .with_status(status.clone())
+                            .with_leave_gate(&gate, self.config.shutdown_timeout());
+                        Box::pin(runner.run(stop))
+                    }
+                };
+            if let Some(slot) = running.triggers.get_mut(index) {
+                *slot = trigger;
             }
+            if let Some(live) = running.live.get_mut(index) {
+                *live = true;
+            }
+            spawned.spawn(reporting(
+                (name.to_owned(), running.epoch, index),
+                status,
+                run,
+            ));
         }
         Ok(())
     }
@@ -822,53 +766,23 @@ fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {
     }
 }
 
-/// A started connector: its tasks' stop signal, how many of them run, and the configs they run with.
-struct Running {
-    plugin: Plugin,
-    config: Arc<ConnectorConfig>,
-    trigger: ShutdownTrigger,
-    live: usize,
-    task_configs: Vec<ConfigMap>,
-    /// It raised an error: its tasks are stopped for good.
-    failed: bool,
-}
-
-/// Runs a task of connector `index`, then records in its status how it ended.
+/// Runs a task, then records in its status how it ended.
 async fn reporting(
-    index: usize,
+    (connector, epoch, task): (String, u64, usize),
     status: TaskCounter,
     run: impl Future<Output = Result<(), TaskError>>,
-) -> (usize, Result<(), TaskError>) {
+) -> TaskOutcome {
     let outcome = run.await;
     status.ended(outcome.as_ref().err().map(ToString::to_string));
-    (index, outcome)
+    (connector, epoch, task, outcome)
 }
 
-/// A task ended: one fewer runs for its connector. Why it failed, if it did (logged at once).
-fn ended(
-    outcome: Result<(usize, Result<(), TaskError>), tokio::task::JoinError>,
-    running: &mut [Running],
-) -> Option<String> {
-    match outcome {
-        Ok((index, result)) => {
-            if let Some(connector) = running.get_mut(index) {
-                connector.live = connector.live.saturating_sub(1);
-            }
-            let e = result.err()?;
-            tracing::error!(error = %e, "task failed");
-            Some(e.to_string())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "task panicked or was aborted");
-            Some(format!("a task panicked or was aborted: {e}"))
-        }
-    }
-}
-
-async fn stop_connectors(connectors: Vec<Running>) {
-    for mut connector in connectors {
-        if let Err(e) = connector.plugin.connector().stop().await {
-            tracing::warn!(error = %e, "connector stop failed");
-        }
+/// The next operator's command, if the worker is controlled (otherwise never).
+async fn next_command(
+    commands: &mut Option<tokio::sync::mpsc::UnboundedReceiver<control::Command>>,
+) -> Option<control::Command> {
+    match commands {
+        Some(commands) => commands.recv().await,
+        None => std::future::pending().await,
     }
 }

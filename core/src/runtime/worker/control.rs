@@ -1,0 +1,299 @@
+//! Control of a running worker from outside its loop: what the REST API asks of it. Reads (connector
+//! names, configs, states, task configs) come from a [`WorkerView`] the worker keeps up to date, so they
+//! never wait for the worker; changes go to the worker's loop as [`Command`]s and are answered once
+//! done, in the order they were asked.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{ConfigError, ConfigMap};
+
+use super::WorkerError;
+use crate::runtime::status::{TaskState, TaskStatuses};
+
+/// Whether a connector reads from a system into Kafka or writes from Kafka to a system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorType {
+    Source,
+    Sink,
+}
+
+/// A connector's or task's state, as Kafka Connect names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    Unassigned,
+    Running,
+    Paused,
+    Stopped,
+    Failed,
+    Restarting,
+}
+
+/// What an operator asked a connector to be: running, or stopped (its tasks gone, its offsets kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TargetState {
+    Started,
+    Stopped,
+}
+
+/// One task's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStatus {
+    pub id: usize,
+    pub state: State,
+    /// Why it failed.
+    pub trace: Option<String>,
+    /// Why a running task makes no progress (blocked in a call past its limit), while it is so.
+    pub blocked: Option<String>,
+}
+
+/// A connector's status and its tasks'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub kind: ConnectorType,
+    pub state: State,
+    pub trace: Option<String>,
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// What the worker knows of one connector, kept by its loop.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectorEntry {
+    pub config: ConfigMap,
+    pub kind: ConnectorType,
+    pub state: State,
+    pub trace: Option<String>,
+    /// The configs its running tasks were given (none while it is stopped).
+    pub task_configs: Vec<ConfigMap>,
+}
+
+/// The worker's connectors as its loop last left them, and its tasks' statuses.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerView {
+    connectors: Arc<Mutex<BTreeMap<String, ConnectorEntry>>>,
+    tasks: TaskStatuses,
+}
+
+impl WorkerView {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ConnectorEntry>> {
+        self.connectors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn tasks(&self) -> &TaskStatuses {
+        &self.tasks
+    }
+
+    /// The connectors' names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    pub fn config(&self, name: &str) -> Option<ConfigMap> {
+        self.lock().get(name).map(|c| c.config.clone())
+    }
+
+    pub fn kind(&self, name: &str) -> Option<ConnectorType> {
+        self.lock().get(name).map(|c| c.kind)
+    }
+
+    /// The configs of the connector's tasks, in task order.
+    pub fn task_configs(&self, name: &str) -> Option<Vec<ConfigMap>> {
+        self.lock().get(name).map(|c| c.task_configs.clone())
+    }
+
+    pub fn status(&self, name: &str) -> Option<ConnectorStatus> {
+        let entry = self.lock().get(name)?.clone();
+        let tasks = (0..entry.task_configs.len())
+            .map(|id| {
+                let (state, trace, blocked) = match self.tasks.state(&task_id(name, id)) {
+                    Some((TaskState::Running, blocked)) => (State::Running, None, blocked),
+                    Some((TaskState::Failed(why), _)) => (State::Failed, Some(why), None),
+                    Some((TaskState::Stopped, _)) => (State::Stopped, None, None),
+                    None => (State::Unassigned, None, None),
+                };
+                TaskStatus {
+                    id,
+                    state,
+                    trace,
+                    blocked,
+                }
+            })
+            .collect();
+        Some(ConnectorStatus {
+            name: name.to_owned(),
+            kind: entry.kind,
+            state: entry.state,
+            trace: entry.trace,
+            tasks,
+        })
+    }
+}
+
+/// A task's id: its connector's name and its index.
+pub(crate) fn task_id(connector: &str, task: usize) -> String {
+    format!("{connector}-{task}")
+}
+
+/// Why a command was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("Connector {0} not found")]
+    NotFound(String),
+    #[error("Task {task} of connector {connector} not found")]
+    TaskNotFound { connector: String, task: usize },
+    #[error("Connector {0} already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(ConfigError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error("the worker is stopping")]
+    Stopping,
+}
+
+/// A change the worker's loop makes, with where its answer goes.
+pub(crate) enum Command {
+    /// A new connector; with `replace`, an existing one of the name is stopped and started with this
+    /// config. Answers whether it was created (not replaced).
+    Put {
+        config: ConfigMap,
+        replace: bool,
+        reply: oneshot::Sender<Result<bool, ControlError>>,
+    },
+    Delete {
+        name: String,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    Target {
+        name: String,
+        target: TargetState,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    Restart {
+        name: String,
+        /// Restart the connector's tasks too.
+        include_tasks: bool,
+        /// Only what failed.
+        only_failed: bool,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    RestartTask {
+        name: String,
+        task: usize,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+}
+
+/// The handle the REST API holds: reads from the view, sends changes to the worker's loop.
+#[derive(Clone)]
+pub struct WorkerControl {
+    commands: mpsc::UnboundedSender<Command>,
+    view: WorkerView,
+}
+
+/// The worker's end of a [`WorkerControl`], given to [`super::StandaloneWorker::run_controlled`].
+pub struct ControlInbox {
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) view: WorkerView,
+}
+
+/// A control handle and the inbox of the worker it controls.
+pub fn worker_control() -> (WorkerControl, ControlInbox) {
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let view = WorkerView::default();
+    (
+        WorkerControl {
+            commands,
+            view: view.clone(),
+        },
+        ControlInbox {
+            commands: inbox,
+            view,
+        },
+    )
+}
+
+impl WorkerControl {
+    pub fn view(&self) -> &WorkerView {
+        &self.view
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, ControlError>>) -> Command,
+    ) -> Result<T, ControlError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .map_err(|_| ControlError::Stopping)?;
+        answer.await.map_err(|_| ControlError::Stopping)?
+    }
+
+    /// Creates a connector (`name` in the config); refused if one has the name.
+    pub async fn create(&self, config: ConfigMap) -> Result<(), ControlError> {
+        self.ask(|reply| Command::Put {
+            config,
+            replace: false,
+            reply,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates a connector or replaces the config of the one of that name (restarting it). True if
+    /// it was created.
+    pub async fn put(&self, config: ConfigMap) -> Result<bool, ControlError> {
+        self.ask(|reply| Command::Put {
+            config,
+            replace: true,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops a connector and its tasks and forgets it (its source offsets stay).
+    pub async fn delete(&self, name: &str) -> Result<(), ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Delete { name, reply }).await
+    }
+
+    /// Stops a connector's tasks and the connector (STOPPED), or starts it again (RUNNING).
+    pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Target {
+            name,
+            target,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<(), ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Restart {
+            name,
+            include_tasks,
+            only_failed,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn restart_task(&self, name: &str, task: usize) -> Result<(), ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::RestartTask { name, task, reply })
+            .await
+    }
+}

@@ -1,0 +1,625 @@
+//! The worker's loop (Kafka Connect calls it the herder): the connectors it runs, by name, each with its
+//! tasks; what happens when a task ends, when a connector asks for new task configs or fails, and when
+//! an operator creates, changes, stops, resumes, restarts or deletes a connector. Each change stops
+//! what it replaces cleanly (tasks flush and commit their offsets) before starting anything new.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::api::{ConnectorContext, ConnectorRequest};
+use crate::config::ConfigMap;
+use crate::runtime::status::TaskStatuses;
+use crate::runtime::{ShutdownTrigger, TaskError};
+
+use super::connector_store::ConnectorStore;
+use super::control::{
+    task_id, Command, ConnectorEntry, ConnectorType, ControlError, State, TargetState, WorkerView,
+};
+use super::{ConnectorPlan, Plugin, StandaloneWorker, WorkerError};
+use crate::runtime::connector_config::ConnectorConfig;
+
+/// How a task ended: its connector, the start it belongs to, its index, and its outcome.
+pub(super) type TaskOutcome = (String, u64, usize, Result<(), TaskError>);
+
+/// A connector the worker knows: running, stopped or failed.
+pub(super) struct Running {
+    pub plugin: Plugin,
+    pub config: Arc<ConnectorConfig>,
+    /// Which start of the connector its tasks belong to: outcomes of tasks of an earlier start are old news.
+    pub epoch: u64,
+    /// One stop signal per task.
+    pub triggers: Vec<ShutdownTrigger>,
+    /// Per task: still running.
+    pub live: Vec<bool>,
+    pub task_configs: Vec<ConfigMap>,
+    /// `start` succeeded, and `stop` is owed.
+    pub started: bool,
+    /// Why the connector failed (it raised an error, or could not start): its tasks stay stopped.
+    pub failure: Option<String>,
+    pub target: TargetState,
+}
+
+/// The connectors of a running worker and their tasks.
+pub(super) struct Herder<'w> {
+    pub worker: &'w StandaloneWorker,
+    pub connectors: BTreeMap<String, Running>,
+    pub tasks: JoinSet<TaskOutcome>,
+    pub statuses: TaskStatuses,
+    /// Operators' view, when the worker is controlled (REST).
+    pub view: Option<WorkerView>,
+    pub store: Option<ConnectorStore>,
+    pub requests: mpsc::UnboundedSender<(String, u64, ConnectorRequest)>,
+    /// Why tasks or connectors failed, by task id or connector name: the worker's exit says so. A
+    /// restart or a delete clears its connector's.
+    pub failures: BTreeMap<String, String>,
+    next_epoch: u64,
+    offsets_bound: bool,
+}
+
+impl<'w> Herder<'w> {
+    pub fn new(
+        worker: &'w StandaloneWorker,
+        statuses: TaskStatuses,
+        view: Option<WorkerView>,
+        store: Option<ConnectorStore>,
+        requests: mpsc::UnboundedSender<(String, u64, ConnectorRequest)>,
+        offsets_bound: bool,
+    ) -> Herder<'w> {
+        Herder {
+            worker,
+            connectors: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            statuses,
+            view,
+            store,
+            requests,
+            failures: BTreeMap::new(),
+            next_epoch: 0,
+            offsets_bound,
+        }
+    }
+
+    /// Whether operators can act on failures (restart a connector): then a worker whose every task
+    /// failed stays up.
+    pub fn controlled(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// Starts a connector (or only records it, stopped). A connector that cannot start is an error of
+    /// the worker when it is not controlled; a controlled worker keeps it, FAILED, with the reason.
+    pub async fn start(
+        &mut self,
+        plan: ConnectorPlan,
+        target: TargetState,
+    ) -> Result<(), WorkerError> {
+        let ConnectorPlan { config, plugin } = plan;
+        let name = config.name().to_owned();
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let mut running = Running {
+            plugin,
+            config,
+            epoch,
+            triggers: Vec::new(),
+            live: Vec::new(),
+            task_configs: Vec::new(),
+            started: false,
+            failure: None,
+            target,
+        };
+        if target == TargetState::Started {
+            let started = self.start_running(&mut running).await;
+            if let Err(e) = started {
+                if !self.controlled() {
+                    self.connectors.insert(name.clone(), running);
+                    self.stop_connector(&name).await;
+                    return Err(e);
+                }
+                tracing::error!(connector = %name, error = %e, "connector failed to start");
+                running.failure = Some(e.to_string());
+                self.failures.insert(name.clone(), e.to_string());
+            }
+        }
+        self.connectors.insert(name.clone(), running);
+        self.show(&name);
+        Ok(())
+    }
+
+    /// Starts the connector and its tasks.
+    async fn start_running(&mut self, running: &mut Running) -> Result<(), WorkerError> {
+        let name = running.config.name().to_owned();
+        if matches!(running.plugin, Plugin::Source(_)) {
+            if !self.offsets_bound {
+                self.worker.bind_offsets().await?;
+                self.offsets_bound = true;
+            }
+            if self.worker.config.exactly_once_source() {
+                self.worker.ensure_offsets_topic(&name).await?;
+            }
+        }
+        let requests = self.requests.clone();
+        let (context_name, epoch) = (name.clone(), running.epoch);
+        let context = ConnectorContext::with_requests(name.clone(), move |request| {
+            let _ = requests.send((context_name.clone(), epoch, request));
+        });
+        running
+            .plugin
+            .connector()
+            .start(running.config.props(), context)
+            .await
+            .map_err(|source| WorkerError::Connector {
+                connector: name.clone(),
+                source,
+            })?;
+        running.started = true;
+        let configs = running
+            .plugin
+            .connector()
+            .task_configs(running.config.tasks_max());
+        running.task_configs = configs.clone();
+        running.triggers = (0..configs.len()).map(|_| ShutdownTrigger::new()).collect();
+        running.live = vec![false; configs.len()];
+        let spawned = self.worker.spawn_tasks(
+            running,
+            configs.into_iter().enumerate().collect(),
+            &self.statuses,
+            &mut self.tasks,
+        );
+        if let Err(e) = spawned {
+            // Tasks already spawned stop with their triggers; their outcomes come back as usual.
+            for trigger in &running.triggers {
+                trigger.fire();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Stops a connector's tasks (each flushes and commits) and waits for them; handles other tasks'
+    /// endings meanwhile.
+    async fn stop_tasks(&mut self, name: &str, which: &[usize]) {
+        let Some(running) = self.connectors.get(name) else {
+            return;
+        };
+        for &task in which {
+            if let Some(trigger) = running.triggers.get(task) {
+                trigger.fire();
+            }
+        }
+        while self.connectors.get(name).is_some_and(|r| {
+            which
+                .iter()
+                .any(|&t| r.live.get(t).copied().unwrap_or(false))
+        }) {
+            let Some(outcome) = self.tasks.join_next().await else {
+                break;
+            };
+            self.ended(outcome);
+        }
+    }
+
+    /// Stops a connector's tasks, then the connector.
+    pub async fn stop_connector(&mut self, name: &str) {
+        let all: Vec<usize> = match self.connectors.get(name) {
+            Some(running) => (0..running.live.len()).collect(),
+            None => return,
+        };
+        self.stop_tasks(name, &all).await;
+        if let Some(running) = self.connectors.get_mut(name) {
+            if std::mem::take(&mut running.started) {
+                if let Err(e) = running.plugin.connector().stop().await {
+                    tracing::warn!(connector = %name, error = %e, "connector stop failed");
+                }
+            }
+        }
+    }
+
+    /// Stops every connector (the worker is stopping).
+    pub async fn stop_all(&mut self) {
+        for running in self.connectors.values() {
+            for trigger in &running.triggers {
+                trigger.fire();
+            }
+        }
+        let names: Vec<String> = self.connectors.keys().cloned().collect();
+        for name in names {
+            self.stop_connector(&name).await;
+        }
+    }
+
+    /// A task ended: logs a failure and keeps it for the worker's exit.
+    pub fn ended(&mut self, outcome: Result<TaskOutcome, tokio::task::JoinError>) {
+        match outcome {
+            Ok((name, epoch, task, result)) => {
+                let Some(running) = self.connectors.get_mut(&name) else {
+                    return;
+                };
+                if running.epoch != epoch {
+                    return;
+                }
+                if let Some(live) = running.live.get_mut(task) {
+                    *live = false;
+                }
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "task failed");
+                    self.failures.insert(task_id(&name, task), e.to_string());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "task panicked or was aborted");
+                self.failures.insert(
+                    format!("panic {e}"),
+                    format!("a task panicked or was aborted: {e}"),
+                );
+            }
+        }
+    }
+
+    /// Whether every task of every running connector has ended, and at least one failed.
+    pub fn all_failed(&self) -> bool {
+        self.tasks.is_empty() && !self.failures.is_empty()
+    }
+
+    /// A connector's request: new task configs replace its tasks if they changed; a failure stops
+    /// its tasks for good (until an operator restarts it).
+    pub async fn take_request(&mut self, name: String, epoch: u64, request: ConnectorRequest) {
+        let Some(running) = self.connectors.get_mut(&name) else {
+            return;
+        };
+        if running.epoch != epoch || running.failure.is_some() || !running.started {
+            return;
+        }
+        match request {
+            ConnectorRequest::Reconfigure => {
+                let configs = running
+                    .plugin
+                    .connector()
+                    .task_configs(running.config.tasks_max());
+                if configs == running.task_configs {
+                    return;
+                }
+                tracing::info!(connector = %name, tasks = configs.len(), "task configs changed: restarting the connector's tasks with them");
+                self.replace_tasks(&name, configs).await;
+            }
+            ConnectorRequest::Fail(reason) => {
+                tracing::error!(connector = %name, %reason, "connector failed; stopping its tasks");
+                self.failures
+                    .insert(name.clone(), format!("connector {name} failed: {reason}"));
+                running.failure = Some(reason);
+                let all: Vec<usize> = (0..running.live.len()).collect();
+                self.stop_tasks(&name, &all).await;
+            }
+        }
+        self.show(&name);
+    }
+
+    /// Stops a connector's tasks and starts new ones with these configs.
+    async fn replace_tasks(&mut self, name: &str, configs: Vec<ConfigMap>) {
+        let all: Vec<usize> = match self.connectors.get(name) {
+            Some(running) => (0..running.live.len()).collect(),
+            None => return,
+        };
+        self.stop_tasks(name, &all).await;
+        for task in &all {
+            self.statuses.remove(&task_id(name, *task));
+        }
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let Some(running) = self.connectors.get_mut(name) else {
+            return;
+        };
+        running.epoch = epoch;
+        running.task_configs = configs.clone();
+        running.triggers = (0..configs.len()).map(|_| ShutdownTrigger::new()).collect();
+        running.live = vec![false; configs.len()];
+        let spawned = self.worker.spawn_tasks(
+            running,
+            configs.into_iter().enumerate().collect(),
+            &self.statuses,
+            &mut self.tasks,
+        );
+        if let Err(e) = spawned {
+            tracing::error!(connector = %name, error = %e, "cannot start the connector's tasks");
+            running.failure = Some(e.to_string());
+            self.failures.insert(name.to_owned(), e.to_string());
+        }
+    }
+
+    /// Carries out an operator's command and answers it.
+    pub async fn take_command(&mut self, command: Command) {
+        match command {
+            Command::Put {
+                config,
+                replace,
+                reply,
+            } => {
+                let _ = reply.send(self.put(config, replace).await);
+            }
+            Command::Delete { name, reply } => {
+                let _ = reply.send(self.delete(&name).await);
+            }
+            Command::Target {
+                name,
+                target,
+                reply,
+            } => {
+                let _ = reply.send(self.set_target(&name, target).await);
+            }
+            Command::Restart {
+                name,
+                include_tasks,
+                only_failed,
+                reply,
+            } => {
+                let _ = reply.send(self.restart(&name, include_tasks, only_failed).await);
+            }
+            Command::RestartTask { name, task, reply } => {
+                let _ = reply.send(self.restart_task(&name, task).await);
+            }
+        }
+    }
+
+    fn plan(&self, config: &ConfigMap) -> Result<ConnectorPlan, ControlError> {
+        self.worker.plan(config).map_err(|e| match e {
+            WorkerError::Config { source, .. } => ControlError::Invalid(source),
+            other => ControlError::Worker(other),
+        })
+    }
+
+    async fn put(&mut self, config: ConfigMap, replace: bool) -> Result<bool, ControlError> {
+        let plan = self.plan(&config)?;
+        let name = plan.name().to_owned();
+        let existing = self.connectors.get(&name).map(|r| r.target);
+        if existing.is_some() && !replace {
+            return Err(ControlError::Exists(name));
+        }
+        if existing.is_some() {
+            tracing::info!(connector = %name, "connector config changed: restarting it");
+            self.forget(&name).await;
+        } else {
+            tracing::info!(connector = %name, "connector created");
+        }
+        let target = existing.unwrap_or(TargetState::Started);
+        self.start(plan, target).await?;
+        self.persist();
+        Ok(existing.is_none())
+    }
+
+    /// Stops a connector and removes it from the worker (not from the store).
+    async fn forget(&mut self, name: &str) {
+        self.stop_connector(name).await;
+        if let Some(running) = self.connectors.remove(name) {
+            for task in 0..running.live.len() {
+                self.statuses.remove(&task_id(name, task));
+            }
+        }
+        self.failures
+            .retain(|key, _| key != name && !is_task_of(key, name));
+    }
+
+    async fn delete(&mut self, name: &str) -> Result<(), ControlError> {
+        if !self.connectors.contains_key(name) {
+            return Err(ControlError::NotFound(name.to_owned()));
+        }
+        self.forget(name).await;
+        if let Some(view) = &self.view {
+            view.lock().remove(name);
+        }
+        tracing::info!(connector = %name, "connector deleted");
+        self.persist();
+        Ok(())
+    }
+
+    async fn set_target(&mut self, name: &str, target: TargetState) -> Result<(), ControlError> {
+        let Some(running) = self.connectors.get(name) else {
+            return Err(ControlError::NotFound(name.to_owned()));
+        };
+        if running.target == target {
+            return Ok(());
+        }
+        let config = running.config.props().clone();
+        match target {
+            TargetState::Stopped => {
+                tracing::info!(connector = %name, "stopping the connector and its tasks")
+            }
+            TargetState::Started => tracing::info!(connector = %name, "resuming the connector"),
+        }
+        let plan = self.plan(&config)?;
+        self.forget(name).await;
+        self.start(plan, target).await?;
+        self.persist();
+        Ok(())
+    }
+
+    async fn restart(
+        &mut self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<(), ControlError> {
+        let Some(running) = self.connectors.get(name) else {
+            return Err(ControlError::NotFound(name.to_owned()));
+        };
+        if running.target == TargetState::Stopped {
+            return Ok(());
+        }
+        let config = running.config.props().clone();
+        if running.failure.is_some() || !running.started {
+            // A failed connector has no tasks left: it starts afresh, tasks and all.
+            tracing::info!(connector = %name, "restarting the failed connector");
+            let plan = self.plan(&config)?;
+            self.forget(name).await;
+            self.start(plan, TargetState::Started).await?;
+            return Ok(());
+        }
+        if !only_failed {
+            tracing::info!(connector = %name, "restarting the connector");
+            let plan = self.plan(&config)?;
+            if self.restart_instance(name, plan).await? {
+                // Its task configs changed: every task was restarted with them.
+                return Ok(());
+            }
+        }
+        if include_tasks {
+            let tasks: Vec<usize> = (0..running_tasks(self, name))
+                .filter(|&task| !only_failed || self.failures.contains_key(&task_id(name, task)))
+                .collect();
+            self.restart_tasks(name, &tasks).await;
+        }
+        Ok(())
+    }
+
+    /// Replaces a running connector's instance with a new one, its tasks left running unless its new
+    /// task configs differ (then they are replaced, and this says so).
+    async fn restart_instance(
+        &mut self,
+        name: &str,
+        plan: ConnectorPlan,
+    ) -> Result<bool, ControlError> {
+        let Some(running) = self.connectors.get_mut(name) else {
+            return Err(ControlError::NotFound(name.to_owned()));
+        };
+        if std::mem::take(&mut running.started) {
+            if let Err(e) = running.plugin.connector().stop().await {
+                tracing::warn!(connector = %name, error = %e, "connector stop failed");
+            }
+        }
+        running.plugin = plan.plugin;
+        let requests = self.requests.clone();
+        let (context_name, epoch) = (name.to_owned(), running.epoch);
+        let context = ConnectorContext::with_requests(name, move |request| {
+            let _ = requests.send((context_name.clone(), epoch, request));
+        });
+        let started = running
+            .plugin
+            .connector()
+            .start(running.config.props(), context)
+            .await;
+        if let Err(e) = started {
+            let why = e.to_string();
+            tracing::error!(connector = %name, error = %why, "connector failed to start");
+            running.failure = Some(why.clone());
+            self.failures.insert(name.to_owned(), why);
+            let all: Vec<usize> = (0..running.live.len()).collect();
+            self.stop_tasks(name, &all).await;
+            self.show(name);
+            return Ok(true);
+        }
+        running.started = true;
+        let configs = running
+            .plugin
+            .connector()
+            .task_configs(running.config.tasks_max());
+        if configs == running.task_configs {
+            return Ok(false);
+        }
+        self.replace_tasks(name, configs).await;
+        self.show(name);
+        Ok(true)
+    }
+
+    async fn restart_task(&mut self, name: &str, task: usize) -> Result<(), ControlError> {
+        if !self.connectors.contains_key(name) {
+            return Err(ControlError::NotFound(name.to_owned()));
+        }
+        if task >= running_tasks(self, name) {
+            return Err(ControlError::TaskNotFound {
+                connector: name.to_owned(),
+                task,
+            });
+        }
+        self.restart_tasks(name, &[task]).await;
+        Ok(())
+    }
+
+    /// Stops these tasks of a connector and starts them again with their configs.
+    async fn restart_tasks(&mut self, name: &str, tasks: &[usize]) {
+        if tasks.is_empty() {
+            return;
+        }
+        tracing::info!(connector = %name, ?tasks, "restarting tasks");
+        self.stop_tasks(name, tasks).await;
+        for &task in tasks {
+            self.failures.remove(&task_id(name, task));
+        }
+        let Some(running) = self.connectors.get_mut(name) else {
+            return;
+        };
+        let restarted: Vec<(usize, ConfigMap)> = tasks
+            .iter()
+            .filter_map(|&task| Some((task, running.task_configs.get(task)?.clone())))
+            .collect();
+        if let Err(e) = self
+            .worker
+            .spawn_tasks(running, restarted, &self.statuses, &mut self.tasks)
+        {
+            tracing::error!(connector = %name, error = %e, "cannot restart the tasks");
+            self.failures.insert(name.to_owned(), e.to_string());
+        }
+    }
+}
+
+/// How many tasks a connector has (configs given).
+fn running_tasks(herder: &Herder<'_>, name: &str) -> usize {
+    herder
+        .connectors
+        .get(name)
+        .map_or(0, |r| r.task_configs.len())
+}
+
+/// Whether `key` (of [`Herder::failures`]) is the id of a task of `connector`.
+fn is_task_of(key: &str, connector: &str) -> bool {
+    key.strip_prefix(connector)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|index| index.parse::<usize>().is_ok())
+}
+
+impl Herder<'_> {
+    /// Writes the connectors' configs and target states to the store, if the worker keeps one.
+    fn persist(&mut self) {
+        let Some(store) = &mut self.store else {
+            return;
+        };
+        let connectors = self
+            .connectors
+            .iter()
+            .map(|(name, r)| (name.clone(), (r.config.props().clone(), r.target)))
+            .collect();
+        if let Err(e) = store.save(connectors) {
+            tracing::error!(error = %e, "cannot save the connectors' configs; changes made over REST are lost at the next restart");
+        }
+    }
+
+    /// Shows a connector as it now is to operators.
+    pub fn show(&self, name: &str) {
+        let Some(view) = &self.view else {
+            return;
+        };
+        let Some(running) = self.connectors.get(name) else {
+            view.lock().remove(name);
+            return;
+        };
+        let (state, trace) = match (&running.failure, running.target) {
+            (Some(why), _) => (State::Failed, Some(why.clone())),
+            (None, TargetState::Stopped) => (State::Stopped, None),
+            (None, TargetState::Started) => (State::Running, None),
+        };
+        let kind = match running.plugin {
+            Plugin::Sink(_) => ConnectorType::Sink,
+            _ => ConnectorType::Source,
+        };
+        view.lock().insert(
+            name.to_owned(),
+            ConnectorEntry {
+                config: running.config.props().clone(),
+                kind,
+                state,
+                trace,
+                task_configs: running.task_configs.clone(),
+            },
+        );
+    }
+}
