@@ -8,6 +8,7 @@
 
 mod bench;
 mod broker;
+mod rest;
 mod signals;
 mod sim;
 mod standalone;

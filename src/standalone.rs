@@ -1,6 +1,8 @@
 //! `sluice standalone`: reads the worker and connector files, connects to Kafka (or starts the embedded
-//! broker when `bootstrap.servers` is absent) and runs the connectors until SIGINT/SIGTERM.
+//! broker when `bootstrap.servers` is absent), serves the REST API on `listeners` (connectors created
+//! over it are kept next to the offset file) and runs the connectors until SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,8 +11,11 @@ use sluice_core::config::{
 };
 use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
 use sluice_core::kafka::{KafkaBackend, KafkaError};
-use sluice_core::runtime::{StandaloneWorker, WorkerConfig, WorkerError};
+use sluice_core::runtime::{worker_control, StandaloneWorker, WorkerConfig, WorkerError};
+use tokio::net::TcpListener;
 
+use crate::rest;
+use crate::rest::listener::{self, listen_address, ListenerError};
 use crate::signals;
 
 /// Arguments of `sluice standalone`, as `connect-standalone.sh`.
@@ -18,8 +23,8 @@ use crate::signals;
 pub struct Args {
     /// The worker's .properties file.
     worker: PathBuf,
-    /// One or more connector files (.properties, or .json in the REST API's shape).
-    #[arg(required = true)]
+    /// Connector files (.properties, or .json in the REST API's shape); connectors may also be created
+    /// over the REST API.
     connectors: Vec<PathBuf>,
     /// The offset file holds offsets of another Kafka cluster, and this cluster holds the same data (it
     /// was migrated): keep the offsets and bind the file to this cluster instead of refusing to start.
@@ -39,6 +44,18 @@ pub enum StandaloneError {
     Worker(#[from] WorkerError),
     #[error("cannot start the embedded broker: {0}")]
     Broker(KafkaError),
+    #[error("{path}: {source}")]
+    Listener {
+        path: PathBuf,
+        source: ListenerError,
+    },
+    #[error("cannot serve the REST API on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}: no connector to run: name connector files, or serve the REST API (listeners) to create them")]
+    NothingToRun(PathBuf),
 }
 
 pub async fn run(args: Args) -> Result<(), StandaloneError> {
@@ -56,6 +73,13 @@ pub async fn run(args: Args) -> Result<(), StandaloneError> {
         .iter()
         .map(|path| load_connector_file(path).map(|props| (path.clone(), props)))
         .collect::<Result<Vec<_>, _>>()?;
+    let address = listen_address(&worker_props).map_err(|source| StandaloneError::Listener {
+        path: args.worker.clone(),
+        source,
+    })?;
+    if address.is_none() && connector_props.is_empty() {
+        return Err(StandaloneError::NothingToRun(args.worker));
+    }
     let backend = backend(&config)?;
     let worker = StandaloneWorker::new(config, backend, sluice_connectors::builtin_plugins())?
         .rebind_offsets(args.rebind_offsets);
@@ -63,7 +87,37 @@ pub async fn run(args: Args) -> Result<(), StandaloneError> {
         .iter()
         .map(|(path, props)| plan(&worker, path, props))
         .collect::<Result<Vec<_>, _>>()?;
-    worker.run(plans, signals::terminated()).await?;
+    let Some(address) = address else {
+        worker.run(plans, signals::terminated()).await?;
+        return Ok(());
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| StandaloneError::Bind { address, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StandaloneError::Bind { address, source })?;
+    let (control, inbox) = worker_control();
+    let api = rest::Api::new(
+        control,
+        sluice_connectors::builtin_plugins(),
+        listener::worker_id(&worker_props, bound),
+    );
+    let (stopped, stop_serving) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rest::serve(listener, api, async {
+        let _ = stop_serving.await;
+    }));
+    tracing::info!(url = %format!("http://{bound}/"), "REST API listening");
+    let outcome = worker
+        .run_controlled(plans, inbox, signals::terminated())
+        .await;
+    let _ = stopped.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the REST API stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "the REST API panicked"),
+    }
+    outcome?;
     Ok(())
 }
 

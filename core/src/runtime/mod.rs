@@ -33,7 +33,10 @@ pub mod worker_config;
 pub use offset_store::{FileOffsetStore, OffsetBackingStore, OffsetStoreError};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source_offsets::SharedOffsetStore;
-pub use worker::{ConnectorPlan, StandaloneWorker, WorkerError};
+pub use worker::{
+    worker_control, ConnectorPlan, ConnectorStatus, ConnectorType, ControlError, ControlInbox,
+    StandaloneWorker, State, TargetState, TaskStatus, WorkerControl, WorkerError, WorkerView,
+};
 pub use worker_config::WorkerConfig;
 
 use crate::api::ConnectError;

@@ -79,6 +79,8 @@ pub(crate) struct ConnectorEntry {
 pub struct WorkerView {
     connectors: Arc<Mutex<BTreeMap<String, ConnectorEntry>>>,
     tasks: TaskStatuses,
+    /// The id of the Kafka cluster, once the worker learned it.
+    cluster: Arc<Mutex<Option<String>>>,
 }
 
 impl WorkerView {
@@ -88,6 +90,19 @@ impl WorkerView {
 
     pub(crate) fn tasks(&self) -> &TaskStatuses {
         &self.tasks
+    }
+
+    /// The id of the Kafka cluster the worker reaches, once it learned it (its first source connector
+    /// binds the offset file to it).
+    pub fn kafka_cluster_id(&self) -> Option<String> {
+        self.cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_kafka_cluster_id(&self, id: Option<String>) {
+        *self.cluster.lock().unwrap_or_else(|e| e.into_inner()) = id;
     }
 
     /// The connectors' names, sorted.
@@ -165,6 +180,8 @@ pub(crate) enum Command {
     Put {
         config: ConfigMap,
         replace: bool,
+        /// What a created connector starts as (a replaced one keeps its own).
+        initial: TargetState,
         reply: oneshot::Sender<Result<bool, ControlError>>,
     },
     Delete {
@@ -236,11 +253,16 @@ impl WorkerControl {
         answer.await.map_err(|_| ControlError::Stopping)?
     }
 
-    /// Creates a connector (`name` in the config); refused if one has the name.
-    pub async fn create(&self, config: ConfigMap) -> Result<(), ControlError> {
+    /// Creates a connector (`name` in the config), running or stopped; refused if one has the name.
+    pub async fn create(
+        &self,
+        config: ConfigMap,
+        initial: TargetState,
+    ) -> Result<(), ControlError> {
         self.ask(|reply| Command::Put {
             config,
             replace: false,
+            initial,
             reply,
         })
         .await
@@ -253,6 +275,7 @@ impl WorkerControl {
         self.ask(|reply| Command::Put {
             config,
             replace: true,
+            initial: TargetState::Started,
             reply,
         })
         .await

@@ -28,6 +28,8 @@ pub(super) type TaskOutcome = (String, u64, usize, Result<(), TaskError>);
 pub(super) struct Running {
     pub plugin: Plugin,
     pub config: Arc<ConnectorConfig>,
+    /// The config as given (without the defaults filled in): what operators read back and the store keeps.
+    pub given: ConfigMap,
     /// Which start of the connector its tasks belong to: outcomes of tasks of an earlier start are old news.
     pub epoch: u64,
     /// One stop signal per task.
@@ -68,7 +70,7 @@ impl<'w> Herder<'w> {
         requests: mpsc::UnboundedSender<(String, u64, ConnectorRequest)>,
         offsets_bound: bool,
     ) -> Herder<'w> {
-        Herder {
+        let herder = Herder {
             worker,
             connectors: BTreeMap::new(),
             tasks: JoinSet::new(),
@@ -79,6 +81,20 @@ impl<'w> Herder<'w> {
             failures: BTreeMap::new(),
             next_epoch: 0,
             offsets_bound,
+        };
+        herder.note_cluster();
+        herder
+    }
+
+    /// Shows operators the Kafka cluster the offsets are bound to, once they are.
+    fn note_cluster(&self) {
+        if let (Some(view), true) = (&self.view, self.offsets_bound) {
+            let store = self
+                .worker
+                .offsets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            view.set_kafka_cluster_id(store.cluster().map(str::to_owned));
         }
     }
 
@@ -95,13 +111,18 @@ impl<'w> Herder<'w> {
         plan: ConnectorPlan,
         target: TargetState,
     ) -> Result<(), WorkerError> {
-        let ConnectorPlan { config, plugin } = plan;
+        let ConnectorPlan {
+            config,
+            plugin,
+            given,
+        } = plan;
         let name = config.name().to_owned();
         let epoch = self.next_epoch;
         self.next_epoch += 1;
         let mut running = Running {
             plugin,
             config,
+            given,
             epoch,
             triggers: Vec::new(),
             live: Vec::new(),
@@ -135,6 +156,7 @@ impl<'w> Herder<'w> {
             if !self.offsets_bound {
                 self.worker.bind_offsets().await?;
                 self.offsets_bound = true;
+                self.note_cluster();
             }
             if self.worker.config.exactly_once_source() {
                 self.worker.ensure_offsets_topic(&name).await?;
@@ -334,9 +356,10 @@ impl<'w> Herder<'w> {
             Command::Put {
                 config,
                 replace,
+                initial,
                 reply,
             } => {
-                let _ = reply.send(self.put(config, replace).await);
+                let _ = reply.send(self.put(config, replace, initial).await);
             }
             Command::Delete { name, reply } => {
                 let _ = reply.send(self.delete(&name).await);
@@ -369,7 +392,12 @@ impl<'w> Herder<'w> {
         })
     }
 
-    async fn put(&mut self, config: ConfigMap, replace: bool) -> Result<bool, ControlError> {
+    async fn put(
+        &mut self,
+        config: ConfigMap,
+        replace: bool,
+        initial: TargetState,
+    ) -> Result<bool, ControlError> {
         let plan = self.plan(&config)?;
         let name = plan.name().to_owned();
         let existing = self.connectors.get(&name).map(|r| r.target);
@@ -382,7 +410,7 @@ impl<'w> Herder<'w> {
         } else {
             tracing::info!(connector = %name, "connector created");
         }
-        let target = existing.unwrap_or(TargetState::Started);
+        let target = existing.unwrap_or(initial);
         self.start(plan, target).await?;
         self.persist();
         Ok(existing.is_none())
@@ -420,7 +448,7 @@ impl<'w> Herder<'w> {
         if running.target == target {
             return Ok(());
         }
-        let config = running.config.props().clone();
+        let config = running.given.clone();
         match target {
             TargetState::Stopped => {
                 tracing::info!(connector = %name, "stopping the connector and its tasks")
@@ -446,7 +474,7 @@ impl<'w> Herder<'w> {
         if running.target == TargetState::Stopped {
             return Ok(());
         }
-        let config = running.config.props().clone();
+        let config = running.given.clone();
         if running.failure.is_some() || !running.started {
             // A failed connector has no tasks left: it starts afresh, tasks and all.
             tracing::info!(connector = %name, "restarting the failed connector");
@@ -488,6 +516,7 @@ impl<'w> Herder<'w> {
             }
         }
         running.plugin = plan.plugin;
+        running.given = plan.given;
         let requests = self.requests.clone();
         let (context_name, epoch) = (name.to_owned(), running.epoch);
         let context = ConnectorContext::with_requests(name, move |request| {
@@ -586,7 +615,7 @@ impl Herder<'_> {
         let connectors = self
             .connectors
             .iter()
-            .map(|(name, r)| (name.clone(), (r.config.props().clone(), r.target)))
+            .map(|(name, r)| (name.clone(), (r.given.clone(), r.target)))
             .collect();
         if let Err(e) = store.save(connectors) {
             tracing::error!(error = %e, "cannot save the connectors' configs; changes made over REST are lost at the next restart");
@@ -614,7 +643,7 @@ impl Herder<'_> {
         view.lock().insert(
             name.to_owned(),
             ConnectorEntry {
-                config: running.config.props().clone(),
+                config: running.given.clone(),
                 kind,
                 state,
                 trace,

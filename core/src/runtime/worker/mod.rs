@@ -146,6 +146,8 @@ impl Plugin {
 pub struct ConnectorPlan {
     config: Arc<ConnectorConfig>,
     plugin: Plugin,
+    /// The config as given.
+    given: ConfigMap,
 }
 
 impl ConnectorPlan {
@@ -260,6 +262,7 @@ impl StandaloneWorker {
         Ok(ConnectorPlan {
             config: Arc::new(config),
             plugin,
+            given: props.clone(),
         })
     }
 

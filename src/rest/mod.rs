@@ -1,0 +1,78 @@
+//! The REST API of a standalone worker, wire-compatible with Kafka Connect's (port 8083 by default):
+//! the same paths, JSON shapes, status codes and `{"error_code": N, "message": "..."}` errors, so that
+//! the Confluent CLI, Kafka UI and every script written for Kafka Connect manage Sluice too.
+//!
+//! - [`listener`]: the `listeners` key, and the socket it binds.
+//! - [`connectors`]: `/connectors` and what is under it; [`plugins`]: `/connector-plugins`.
+//! - [`error`]: the error body, and Kafka Connect's answers to bad requests.
+
+mod connectors;
+mod error;
+pub mod listener;
+mod plugins;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use sluice_core::api::PluginRegistry;
+use sluice_core::runtime::WorkerControl;
+use tokio::net::TcpListener;
+
+use error::ApiError;
+
+/// What every handler reaches: the worker, its plugins, and the id it reports as `worker_id`.
+#[derive(Clone)]
+pub struct Api {
+    control: WorkerControl,
+    plugins: Arc<PluginRegistry>,
+    worker_id: Arc<str>,
+}
+
+impl Api {
+    pub fn new(control: WorkerControl, plugins: PluginRegistry, worker_id: String) -> Api {
+        Api {
+            control,
+            plugins: Arc::new(plugins),
+            worker_id: worker_id.into(),
+        }
+    }
+}
+
+/// Every route, with Kafka Connect's answers to unknown paths (404) and wrong methods (405).
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .merge(connectors::routes())
+        .merge(plugins::routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(api)
+}
+
+/// `GET /`: the worker's version and the Kafka cluster it works with (null until a source connector
+/// bound the worker's offsets to it).
+async fn root(State(api): State<Api>) -> Json<serde_json::Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": option_env!("SLUICE_COMMIT").unwrap_or("unknown"),
+        "kafka_cluster_id": api.control.view().kafka_cluster_id(),
+    }))
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    api: Api,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A handler's answer: a JSON body, or an error in Kafka Connect's shape.
+type Reply<T> = Result<T, ApiError>;
