@@ -55,7 +55,9 @@ fn a_topic_with_creation_settings_gets_an_error_that_says_how() {
             .set("topic.creation.default.partitions", 3)
             .set("topic.creation.default.replication.factor", 1),
     );
-    let sluice = Worker::start(&dir, "made", &worker, &[&source]);
+    let mut sluice = Worker::start(&dir, "made", &worker, &[&source]);
+    sluice.wait_for_log("task failed");
+    sluice.signal("TERM");
     let (status, logs) = sluice.exit_within(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "the only task failed:\n{logs}");
     assert!(

@@ -116,7 +116,8 @@ fn json_worker(dir: &Dir, bootstrap: Option<&str>) -> std::path::PathBuf {
             "offset.storage.file.filename",
             dir.path("offsets").display(),
         )
-        .set("offset.flush.interval.ms", 500);
+        .set("offset.flush.interval.ms", 500)
+        .set("listeners", "http://127.0.0.1:0");
     if let Some(bootstrap) = bootstrap {
         props = props.set("bootstrap.servers", bootstrap);
     }

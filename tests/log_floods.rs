@@ -28,7 +28,7 @@ fn thousands_of_failed_deliveries_are_one_error_and_a_count() {
         "source.properties",
         &source_props("stall-source", &input, "stall"),
     );
-    let sluice = Worker::start(&dir, "stall", &worker, &[&source]);
+    let mut sluice = Worker::start(&dir, "stall", &worker, &[&source]);
     let end = fs::metadata(&input).expect("input").len().to_string();
     wait_until(
         "the first lines committed",
@@ -39,6 +39,10 @@ fn thousands_of_failed_deliveries_are_one_error_and_a_count() {
     // Kafka goes away: every record read from now on fails its delivery.
     drop(broker);
     append(&input, &numbered_lines(100, 5_000));
+    // The worker stays up with its task failed (an operator may restart it over REST); a stop then
+    // exits 1, naming the failure.
+    sluice.wait_for_log("task failed");
+    sluice.signal("TERM");
     let (status, logs) = sluice.exit_within(Duration::from_secs(60));
     assert_eq!(status.code(), Some(1), "the only task failed:\n{logs}");
     let errors = logs.matches("Kafka did not accept a record").count();

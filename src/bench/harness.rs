@@ -93,7 +93,7 @@ pub fn worker_file(
     std::fs::write(
         &file,
         format!(
-            "bootstrap.servers={bootstrap}\noffset.storage.file.filename={}\nproducer.sticky.partitioning.linger.ms={SPREAD_EVENLY}\n{extra}",
+            "bootstrap.servers={bootstrap}\noffset.storage.file.filename={}\nproducer.sticky.partitioning.linger.ms={SPREAD_EVENLY}\nlisteners=http://127.0.0.1:0\n{extra}",
             offsets.display()
         ),
     )?;

@@ -69,6 +69,8 @@ pub async fn serve(
     api: Api,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Connections wait in the listener's backlog until the worker shows the connectors it starts with.
+    api.control.view().ready().await;
     axum::serve(listener, router(api))
         .with_graceful_shutdown(shutdown)
         .await

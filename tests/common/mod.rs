@@ -55,7 +55,7 @@ pub fn wait_for_exit(child: &mut Child) -> Option<ExitStatus> {
 }
 
 /// Connector or worker configuration keys, written as `.properties` or as REST-API JSON.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Props(BTreeMap<String, String>);
 
 impl Props {
@@ -88,10 +88,11 @@ impl Props {
     }
 }
 
-/// A worker that keeps strings as they are and commits offsets twice a second. Without `bootstrap`, the
-/// worker starts its own embedded broker.
+/// A worker that keeps strings as they are and commits offsets twice a second, its REST API on a port
+/// of its own (tests run side by side). Without `bootstrap`, the worker starts its own embedded broker.
 pub fn worker_props(offsets: &Path, bootstrap: Option<&str>) -> Props {
     let props = Props::default()
+        .set("listeners", "http://127.0.0.1:0")
         .set(
             "key.converter",
             "org.apache.kafka.connect.storage.StringConverter",
@@ -417,6 +418,19 @@ impl Worker {
             || self.logs().contains(needle),
             || self.report(),
         );
+    }
+
+    /// The base URL of the worker's REST API (`http://127.0.0.1:PORT`), once it listens.
+    pub fn rest_url(&self) -> String {
+        const LINE: &str = "REST API listening url=http://";
+        self.wait_for_log(LINE);
+        let logs = self.logs();
+        let at = logs.find(LINE).map(|i| i + LINE.len()).unwrap_or_default();
+        let address: String = logs[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '/')
+            .collect();
+        format!("http://{address}")
     }
 
     /// Clean stop: SIGTERM, then the worker must exit 0 within the deadline. Returns its log.

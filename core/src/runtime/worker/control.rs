@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{ConfigError, ConfigMap};
 
@@ -75,12 +75,25 @@ pub(crate) struct ConnectorEntry {
 }
 
 /// The worker's connectors as its loop last left them, and its tasks' statuses.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WorkerView {
     connectors: Arc<Mutex<BTreeMap<String, ConnectorEntry>>>,
     tasks: TaskStatuses,
     /// The id of the Kafka cluster, once the worker learned it.
     cluster: Arc<Mutex<Option<String>>>,
+    /// The worker has put every connector it starts with in the view.
+    ready: Arc<watch::Sender<bool>>,
+}
+
+impl Default for WorkerView {
+    fn default() -> Self {
+        WorkerView {
+            connectors: Arc::default(),
+            tasks: TaskStatuses::default(),
+            cluster: Arc::default(),
+            ready: Arc::new(watch::channel(false).0),
+        }
+    }
 }
 
 impl WorkerView {
@@ -90,6 +103,16 @@ impl WorkerView {
 
     pub(crate) fn tasks(&self) -> &TaskStatuses {
         &self.tasks
+    }
+
+    /// Completes once the worker has put every connector it starts with in the view (as UNASSIGNED
+    /// until started), so that an API served from then on never shows a worker without them.
+    pub async fn ready(&self) {
+        let _ = self.ready.subscribe().wait_for(|ready| *ready).await;
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.send_replace(true);
     }
 
     /// The id of the Kafka cluster the worker reaches, once it learned it (its first source connector

@@ -367,6 +367,13 @@ impl StandaloneWorker {
                     .collect(),
             ),
         };
+        let (view, mut commands) = match inbox {
+            Some(inbox) => (Some(inbox.view), Some(inbox.commands)),
+            None => (None, None),
+        };
+        if let Some(view) = &view {
+            show_starting(view, &plans);
+        }
         tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
         tokio::pin!(shutdown);
         let sources = plans.iter().any(|(plan, target)| {
@@ -381,10 +388,6 @@ impl StandaloneWorker {
                 bound = self.bind_offsets() => bound?,
             }
         }
-        let (view, mut commands) = match inbox {
-            Some(inbox) => (Some(inbox.view), Some(inbox.commands)),
-            None => (None, None),
-        };
         let statuses = view.as_ref().map(|v| v.tasks().clone()).unwrap_or_default();
         let (requests, mut requested) = tokio::sync::mpsc::unbounded_channel();
         let mut herder = Herder::new(&self, statuses.clone(), view, store, requests, sources);
@@ -767,6 +770,34 @@ fn kafka_error(connector: &str, source: KafkaError) -> WorkerError {
         connector: connector.to_owned(),
         source,
     }
+}
+
+/// Shows operators the connectors a worker starts with, UNASSIGNED (or STOPPED) until started, and
+/// lets its API answer.
+fn show_starting(view: &WorkerView, plans: &[(ConnectorPlan, TargetState)]) {
+    let mut shown = view.lock();
+    for (plan, target) in plans {
+        let kind = match plan.plugin {
+            Plugin::Sink(_) => ConnectorType::Sink,
+            Plugin::Source(_) => ConnectorType::Source,
+        };
+        let state = match target {
+            TargetState::Stopped => State::Stopped,
+            TargetState::Started => State::Unassigned,
+        };
+        shown.insert(
+            plan.name().to_owned(),
+            control::ConnectorEntry {
+                config: plan.given.clone(),
+                kind,
+                state,
+                trace: None,
+                task_configs: Vec::new(),
+            },
+        );
+    }
+    drop(shown);
+    view.set_ready();
 }
 
 /// Runs a task, then records in its status how it ended.

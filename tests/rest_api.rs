@@ -1,0 +1,468 @@
+//! The REST API over a real listener, as Kafka Connect's clients use it: a FileStream pipeline created,
+//! watched, stopped, resumed, changed and deleted over HTTP, still there after the worker restarts;
+//! Kafka Connect's status codes and error bodies for bad requests, none of which stops the worker; a
+//! failed task shown FAILED with its trace, and restarted.
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    append, numbered_lines, read_lines, short_sessions, sink_props, source_props, wait_until,
+    worker_props, Dir, Props, Worker,
+};
+use serde_json::{json, Value};
+
+/// An HTTP client that hands back every status instead of failing on 4xx and 5xx.
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+/// A status code and the body, as JSON when it is JSON.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Client {
+    fn new(base: String) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client { agent, base }
+    }
+
+    fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+        let mut response = response.expect("the worker answers");
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .expect("a readable body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body }
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        Client::answer(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    fn delete(&self, path: &str) -> Answer {
+        Client::answer(self.agent.delete(format!("{}{path}", self.base)).call())
+    }
+
+    fn send(&self, method: &str, path: &str, body: &str) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let json = "application/json";
+        let response = match method {
+            "POST" => self.agent.post(url).content_type(json).send(body),
+            "PUT" => self.agent.put(url).content_type(json).send(body),
+            "PATCH" => self.agent.patch(url).content_type(json).send(body),
+            other => panic!("no {other} with a body"),
+        };
+        Client::answer(response)
+    }
+
+    fn put_empty(&self, path: &str) -> Answer {
+        Client::answer(self.agent.put(format!("{}{path}", self.base)).send_empty())
+    }
+
+    fn post_empty(&self, path: &str) -> Answer {
+        Client::answer(self.agent.post(format!("{}{path}", self.base)).send_empty())
+    }
+}
+
+fn config_json(props: &Props) -> Value {
+    let text = serde_json::to_string(props).expect("props as JSON");
+    serde_json::from_str(&text).expect("a JSON object")
+}
+
+fn connector_body(props: &Props) -> String {
+    let config = config_json(props);
+    json!({"name": config["name"], "config": config}).to_string()
+}
+
+fn state(client: &Client, connector: &str) -> (String, Vec<String>) {
+    let status = client.get(&format!("/connectors/{connector}/status")).body;
+    let tasks = status["tasks"]
+        .as_array()
+        .map(|tasks| {
+            tasks
+                .iter()
+                .map(|t| t["state"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        status["connector"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        tasks,
+    )
+}
+
+fn wait_for_state(client: &Client, worker: &Worker, connector: &str, want: (&str, &[&str])) {
+    wait_until(
+        &format!("{connector} in state {want:?}"),
+        || {
+            let (connector_state, tasks) = state(client, connector);
+            connector_state == want.0 && tasks == want.1
+        },
+        || {
+            format!(
+                "status: {}\n{}",
+                client.get(&format!("/connectors/{connector}/status")).body,
+                worker.report()
+            )
+        },
+    );
+}
+
+fn wait_for_output(output: &Path, lines: usize, worker: &Worker) {
+    wait_until(
+        &format!("{lines} lines in {}", output.display()),
+        || read_lines(output).len() >= lines,
+        || worker.report(),
+    );
+}
+
+#[test]
+fn a_pipeline_is_created_watched_stopped_resumed_changed_and_deleted_over_http() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties(
+        "worker.properties",
+        &short_sessions(worker_props(&offsets, None)),
+    );
+    let sluice = Worker::start(&dir, "rest", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+
+    let root = client.get("/");
+    assert_eq!(root.status, 200);
+    assert_eq!(root.body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(client.get("/connectors").body, json!([]));
+
+    let input = dir.path("input.txt");
+    let output = dir.path("output.txt");
+    let first = numbered_lines(0, 50);
+    append(&input, &first);
+    let source = source_props("files-in", &input, "lines");
+    let created = client.send("POST", "/connectors", &connector_body(&source));
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["name"], "files-in");
+    assert_eq!(created.body["type"], "source");
+    assert_eq!(
+        created.body["config"],
+        config_json(&source),
+        "the config as given, without defaults"
+    );
+    assert_eq!(
+        created.body["tasks"],
+        json!([{"connector": "files-in", "task": 0}])
+    );
+    let again = client.send("POST", "/connectors", &connector_body(&source));
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["error_code"], 409);
+    assert_eq!(again.body["message"], "Connector files-in already exists");
+
+    let sink = sink_props("files-out", &output, "lines");
+    let created = client.send(
+        "PUT",
+        "/connectors/files-out/config",
+        &config_json(&sink).to_string(),
+    );
+    assert_eq!(created.status, 201, "PUT creates: {}", created.body);
+    assert_eq!(created.body["type"], "sink");
+    wait_for_output(&output, first.len(), &sluice);
+
+    wait_for_state(&client, &sluice, "files-in", ("RUNNING", &["RUNNING"]));
+    let status = client.get("/connectors/files-out/status").body;
+    assert_eq!(status["name"], "files-out");
+    assert_eq!(status["type"], "sink");
+    assert_eq!(
+        status["connector"]["worker_id"],
+        status["tasks"][0]["worker_id"]
+    );
+    assert!(
+        client
+            .base
+            .ends_with(status["connector"]["worker_id"].as_str().unwrap_or("?")),
+        "the worker id is the address it serves: {status}"
+    );
+    let expanded = client.get("/connectors?expand=status&expand=info").body;
+    assert_eq!(
+        expanded["files-in"]["status"]["connector"]["state"],
+        "RUNNING"
+    );
+    assert_eq!(expanded["files-out"]["info"]["config"], config_json(&sink));
+    assert_eq!(
+        client.get("/connectors").body,
+        json!(["files-in", "files-out"])
+    );
+    let tasks = client.get("/connectors/files-in/tasks").body;
+    assert_eq!(tasks[0]["id"], json!({"connector": "files-in", "task": 0}));
+    assert_eq!(tasks[0]["config"]["file"], input.display().to_string());
+    let task = client.get("/connectors/files-in/tasks/0/status");
+    assert_eq!(
+        (
+            task.status,
+            task.body["id"].clone(),
+            task.body["state"].clone()
+        ),
+        (200, json!(0), json!("RUNNING"))
+    );
+    assert_eq!(
+        client.get("/connectors/files-in/config").body,
+        config_json(&source)
+    );
+
+    // Stopped: its task goes (offsets committed); resumed, it reads on from where it stopped.
+    let stopped = client.put_empty("/connectors/files-in/stop");
+    assert_eq!(stopped.status, 204);
+    let status = client.get("/connectors/files-in/status").body;
+    assert_eq!(status["connector"]["state"], "STOPPED");
+    assert_eq!(status["tasks"], json!([]));
+    let second = numbered_lines(50, 50);
+    append(&input, &second);
+    assert_eq!(client.put_empty("/connectors/files-in/resume").status, 202);
+    wait_for_state(&client, &sluice, "files-in", ("RUNNING", &["RUNNING"]));
+    wait_for_output(&output, 100, &sluice);
+    common::assert_same_lines_once(
+        &read_lines(&output),
+        &[first.clone(), second.clone()].concat(),
+    );
+
+    // A changed config restarts the connector with it; a null removes a key.
+    let patched = client.send(
+        "PATCH",
+        "/connectors/files-in/config",
+        &json!({"batch.size": "7", "tasks.max": null}).to_string(),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["config"]["batch.size"], "7");
+    assert!(patched.body["config"].get("tasks.max").is_none());
+    let replaced = client.send(
+        "PUT",
+        "/connectors/files-in/config",
+        &config_json(&source).to_string(),
+    );
+    assert_eq!(replaced.status, 200, "PUT replaces: {}", replaced.body);
+    assert_eq!(
+        client.post_empty("/connectors/files-in/restart").status,
+        204
+    );
+    let restarted = client.post_empty("/connectors/files-in/restart?includeTasks=true");
+    assert_eq!(restarted.status, 202);
+    assert_eq!(restarted.body["name"], "files-in");
+    assert_eq!(
+        client
+            .post_empty("/connectors/files-in/tasks/0/restart")
+            .status,
+        204
+    );
+    let third = numbered_lines(100, 50);
+    append(&input, &third);
+    wait_for_output(&output, 150, &sluice);
+
+    // Deleted: gone from the API; a restart of the worker brings back the other one, and only it.
+    assert_eq!(client.delete("/connectors/files-out").status, 204);
+    assert_eq!(client.get("/connectors/files-out").status, 404);
+    assert_eq!(client.get("/connectors").body, json!(["files-in"]));
+    let logs = sluice.stop();
+    assert!(
+        logs.contains("connector deleted connector=files-out"),
+        "{logs}"
+    );
+
+    let sluice = Worker::start(&dir, "rest-again", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    assert_eq!(client.get("/connectors").body, json!(["files-in"]));
+    assert_eq!(
+        client.get("/connectors/files-in/config").body,
+        config_json(&source)
+    );
+    wait_for_state(&client, &sluice, "files-in", ("RUNNING", &["RUNNING"]));
+    sluice.stop();
+    common::assert_same_lines_once(&read_lines(&output), &[first, second, third].concat());
+}
+
+#[test]
+fn bad_requests_get_kafka_connects_answers_and_the_worker_runs_on() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let mut sluice = Worker::start(&dir, "bad-requests", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    let input = dir.write("input.txt", "one\n");
+
+    let cases: Vec<(Answer, u16, &str)> = vec![
+        (
+            client.send("POST", "/connectors", "{\"name\": "),
+            400,
+            "not valid JSON",
+        ),
+        (
+            client.send("POST", "/connectors", "[1, 2]"),
+            400,
+            "expected shape",
+        ),
+        (
+            client.send("POST", "/connectors", "{\"config\": {}}"),
+            400,
+            "must name the connector",
+        ),
+        (
+            client.send(
+                "POST",
+                "/connectors",
+                &json!({"name": "x", "config": {"connector.class": "NoSuchConnector"}}).to_string(),
+            ),
+            400,
+            "NoSuchConnector",
+        ),
+        (
+            client.send(
+                "POST",
+                "/connectors",
+                &json!({"name": "x", "config": {"connector.class": "FileStreamSource", "tasks.max": "zero"}})
+                    .to_string(),
+            ),
+            400,
+            "contains the following 2 error(s)",
+        ),
+        (
+            client.send(
+                "POST",
+                "/connectors",
+                &json!({"name": "x", "config": {"connector.class": "FileStreamSource", "topic": {"a": 1}}})
+                    .to_string(),
+            ),
+            400,
+            "\"topic\" must be a string",
+        ),
+        (
+            client.send(
+                "POST",
+                "/connectors",
+                &json!({"name": "x", "initial_state": "SLEEPING", "config": config_json(&source_props("x", &input, "t"))})
+                    .to_string(),
+            ),
+            400,
+            "SLEEPING",
+        ),
+        (
+            client.send(
+                "PUT",
+                "/connectors/x/config",
+                &config_json(&source_props("y", &input, "t")).to_string(),
+            ),
+            400,
+            "doesn't match connector name in the URL (x)",
+        ),
+        (client.get("/connectors/nope"), 404, "Connector nope not found"),
+        (client.get("/connectors/nope/status"), 404, "Connector nope not found"),
+        (client.get("/connectors/nope/config"), 404, "Connector nope not found"),
+        (client.get("/connectors/nope/tasks"), 404, "Connector nope not found"),
+        (client.delete("/connectors/nope"), 404, "Connector nope not found"),
+        (client.put_empty("/connectors/nope/stop"), 404, "Connector nope not found"),
+        (client.post_empty("/connectors/nope/restart"), 404, "Connector nope not found"),
+        (client.get("/no/such/path"), 404, "Not Found"),
+        (client.delete("/connectors"), 405, "Method Not Allowed"),
+        (client.post_empty("/connectors/nope/status"), 405, "Method Not Allowed"),
+    ];
+    for (answer, status, says) in &cases {
+        assert_eq!(answer.status, *status, "{}", answer.body);
+        assert_eq!(answer.body["error_code"], *status, "{}", answer.body);
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{message:?} should say {says:?}");
+    }
+
+    let source = source_props("reader", &input, "t");
+    assert_eq!(
+        client
+            .send("POST", "/connectors", &connector_body(&source))
+            .status,
+        201
+    );
+    let cases = [
+        (
+            client.get("/connectors/reader/tasks/7/status"),
+            404,
+            "Task 7 of connector reader not found",
+        ),
+        (
+            client.get("/connectors/reader/tasks/x/status"),
+            404,
+            "Task x of connector reader not found",
+        ),
+        (
+            client.post_empty("/connectors/reader/tasks/3/restart"),
+            404,
+            "Task 3 of connector reader not found",
+        ),
+        (
+            client.post_empty("/connectors/reader/restart?includeTasks=maybe"),
+            400,
+            "includeTasks=maybe",
+        ),
+        (
+            client.get("/connectors?expand=everything"),
+            400,
+            "expand=everything",
+        ),
+    ];
+    for (answer, status, says) in &cases {
+        assert_eq!(answer.status, *status, "{}", answer.body);
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{message:?} should say {says:?}");
+    }
+    sluice.assert_running();
+    assert_eq!(client.get("/").status, 200);
+    let logs = sluice.stop();
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[test]
+fn a_failed_task_shows_failed_with_its_trace_and_restarts() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let input = dir.write("input.txt", "one\ntwo\n");
+    let source = dir.write_properties("source.properties", &source_props("lines-in", &input, "t"));
+    let sluice = Worker::start(&dir, "failing", &worker, &[&source]);
+    let client = Client::new(sluice.rest_url());
+    // The sink's directory does not exist yet: its task fails when it opens the file.
+    let missing = dir.path("later");
+    let output = missing.join("out.txt");
+    let sink = sink_props("lines-out", &output, "t");
+    assert_eq!(
+        client
+            .send("POST", "/connectors", &connector_body(&sink))
+            .status,
+        201
+    );
+    wait_for_state(&client, &sluice, "lines-out", ("RUNNING", &["FAILED"]));
+    let task = client.get("/connectors/lines-out/tasks/0/status").body;
+    let trace = task["trace"].as_str().unwrap_or_default();
+    assert!(
+        trace.contains("out.txt"),
+        "the trace says what failed: {task}"
+    );
+
+    std::fs::create_dir(&missing).expect("create the directory");
+    let restarted =
+        client.post_empty("/connectors/lines-out/restart?includeTasks=true&onlyFailed=true");
+    assert_eq!(restarted.status, 202, "{}", restarted.body);
+    wait_for_state(&client, &sluice, "lines-out", ("RUNNING", &["RUNNING"]));
+    wait_for_output(&output, 2, &sluice);
+    let status = client.get("/connectors/lines-out/tasks/0/status").body;
+    assert!(
+        status.get("trace").is_none(),
+        "a running task has no trace: {status}"
+    );
+    // The failure was restarted away: the stop is clean.
+    sluice.stop();
+}
