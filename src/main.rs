@@ -17,7 +17,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "A Kafka Connect runtime in Rust")]
@@ -46,16 +48,21 @@ fn main() -> ExitCode {
         Command::Sim(_) => "error",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
+    // The filter can be changed while the process runs (the REST API's /admin/loggers).
+    let base = std::env::var("SLUICE_LOG").unwrap_or_else(|_| default_filter.to_owned());
+    let filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         .init();
+    let loggers = rest::loggers::Loggers::new(handle, base);
     let result = match cli.command {
-        Command::Standalone(args) => block_on(standalone::run(args)),
+        Command::Standalone(args) => block_on(standalone::run(args, Some(loggers))),
         Command::Broker(args) => block_on(broker::run(args)),
         // The benchmark drives raw clients on plain threads and times them with the wall clock.
         Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::rest;
 use crate::rest::listener::{self, listen_address, ListenerError};
+use crate::rest::loggers::Loggers;
 use crate::signals;
 
 /// Arguments of `sluice standalone`, as `connect-standalone.sh`.
@@ -58,7 +59,7 @@ pub enum StandaloneError {
     NothingToRun(PathBuf),
 }
 
-pub async fn run(args: Args) -> Result<(), StandaloneError> {
+pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneError> {
     let worker_props = load_properties_file(&args.worker)?;
     let config =
         WorkerConfig::parse(&worker_props).map_err(|source| StandaloneError::WorkerConfig {
@@ -102,6 +103,7 @@ pub async fn run(args: Args) -> Result<(), StandaloneError> {
         control,
         sluice_connectors::builtin_plugins(),
         listener::worker_id(&worker_props, bound),
+        loggers,
     );
     let (stopped, stop_serving) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rest::serve(listener, api, async {

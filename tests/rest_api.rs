@@ -466,3 +466,249 @@ fn a_failed_task_shows_failed_with_its_trace_and_restarts() {
     // The failure was restarted away: the stop is clean.
     sluice.stop();
 }
+
+#[test]
+fn plugins_list_their_config_and_validate_configs_field_by_field() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let sluice = Worker::start(&dir, "plugins", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+
+    let plugins = client.get("/connector-plugins").body;
+    let classes: Vec<&str> = plugins
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|p| p["class"].as_str())
+        .collect();
+    assert!(
+        classes.contains(&"org.apache.kafka.connect.file.FileStreamSourceConnector")
+            && classes.contains(&"io.confluent.connect.jdbc.JdbcSinkConnector"),
+        "{plugins}"
+    );
+    let everything = client.get("/connector-plugins?connectorsOnly=false").body;
+    assert!(
+        everything
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|p| p["type"] == "transformation"),
+        "transforms listed: {everything}"
+    );
+
+    let definitions = client.get("/connector-plugins/FileStreamSource/config");
+    assert_eq!(definitions.status, 200);
+    let file = definitions
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|d| d["name"] == "file")
+        .cloned()
+        .expect("the file key is defined");
+    assert_eq!(file["type"], "STRING");
+    assert!(file["documentation"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    assert_eq!(client.get("/connector-plugins/NoSuch/config").status, 404);
+
+    let invalid = client.send(
+        "PUT",
+        "/connector-plugins/FileStreamSource/config/validate",
+        &json!({"name": "v", "tasks.max": "zero"}).to_string(),
+    );
+    assert_eq!(invalid.status, 200, "{}", invalid.body);
+    assert_eq!(invalid.body["error_count"], 2, "{}", invalid.body);
+    let errors_of = |body: &Value, key: &str| -> Vec<String> {
+        body["configs"]
+            .as_array()
+            .expect("configs")
+            .iter()
+            .find(|c| c["value"]["name"] == key)
+            .map(|c| {
+                c["value"]["errors"]
+                    .as_array()
+                    .expect("errors")
+                    .iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        errors_of(&invalid.body, "tasks.max").len(),
+        1,
+        "{}",
+        invalid.body
+    );
+    assert_eq!(
+        errors_of(&invalid.body, "topic").len(),
+        1,
+        "{}",
+        invalid.body
+    );
+    assert!(errors_of(&invalid.body, "name").is_empty());
+    let valid = client.send(
+        "PUT",
+        "/connector-plugins/org.apache.kafka.connect.file.FileStreamSourceConnector/config/validate",
+        &json!({"name": "v", "connector.class": "FileStreamSource", "topic": "t"}).to_string(),
+    );
+    assert_eq!(valid.body["error_count"], 0, "{}", valid.body);
+    assert!(valid.body["groups"]
+        .as_array()
+        .expect("groups")
+        .contains(&json!("Common")));
+    let mismatched = client.send(
+        "PUT",
+        "/connector-plugins/FileStreamSource/config/validate",
+        &json!({"name": "v", "connector.class": "FileStreamSink"}).to_string(),
+    );
+    assert_eq!(mismatched.status, 400, "{}", mismatched.body);
+    assert!(
+        client.get("/connectors").body == json!([]),
+        "validation creates nothing"
+    );
+    sluice.stop();
+}
+
+#[test]
+fn passwords_are_hidden_in_answers_and_kept_when_sent_back_hidden() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let sluice = Worker::start(&dir, "secrets", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    let db = dir.path("copy.db");
+    let config = json!({
+        "connector.class": "JdbcSinkConnector",
+        "connection.url": format!("jdbc:sqlite:{}", db.display()),
+        "connection.password": "s3cret",
+        "topics": "orders",
+    });
+    let created = client.send(
+        "POST",
+        "/connectors",
+        &json!({"name": "copy", "config": config, "initial_state": "STOPPED"}).to_string(),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["config"]["connection.password"], "[hidden]");
+    let shown = client.get("/connectors/copy/config").body;
+    assert_eq!(shown["connection.password"], "[hidden]");
+    assert_eq!(
+        client.get("/connectors/copy/status").body["connector"]["state"],
+        "STOPPED"
+    );
+    // Read, change a key, write back: the password stays what it was.
+    let mut changed = shown.clone();
+    changed["batch.size"] = json!("10");
+    let put = client.send("PUT", "/connectors/copy/config", &changed.to_string());
+    assert_eq!(put.status, 200, "{}", put.body);
+    let stored = std::fs::read_to_string(dir.path("offsets.json.connectors.json"))
+        .expect("the stored connectors");
+    assert!(stored.contains("\"s3cret\""), "{stored}");
+    assert!(!stored.contains("[hidden]"), "{stored}");
+    let logs = sluice.stop();
+    assert!(
+        !logs.contains("s3cret"),
+        "the password is never logged:\n{logs}"
+    );
+}
+
+#[test]
+fn log_levels_change_while_the_worker_runs() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let input = dir.write("input.txt", "one\n");
+    let output = dir.path("output.txt");
+    let sink = dir.write_properties("sink.properties", &sink_props("out", &output, "t"));
+    let source = dir.write_properties("source.properties", &source_props("in", &input, "t"));
+    let sluice = Worker::start(&dir, "loggers", &worker, &[&source, &sink]);
+    let client = Client::new(sluice.rest_url());
+    wait_for_output(&output, 1, &sluice);
+    assert_eq!(
+        client.get("/admin/loggers").body,
+        json!({"root": {"level": "INFO"}})
+    );
+    const LOGGER: &str = "sluice_core::runtime::sink_task";
+    assert!(
+        !sluice.logs().contains("committed sink offsets"),
+        "no DEBUG lines yet"
+    );
+
+    let set = client.send(
+        "PUT",
+        &format!("/admin/loggers/{LOGGER}"),
+        &json!({"level": "DEBUG"}).to_string(),
+    );
+    assert_eq!((set.status, set.body.clone()), (200, json!([LOGGER])));
+    assert_eq!(
+        client.get(&format!("/admin/loggers/{LOGGER}")).body,
+        json!({"level": "DEBUG"})
+    );
+    let all = client.get("/admin/loggers").body;
+    assert_eq!(all[LOGGER]["level"], "DEBUG", "{all}");
+    assert!(all[LOGGER]["last_modified"].as_i64().is_some(), "{all}");
+    append(&input, &["two\n".to_owned()]);
+    sluice.wait_for_log("committed sink offsets");
+    let logs = sluice.logs();
+    assert!(
+        !logs.contains("committed source offsets"),
+        "other loggers stay at INFO"
+    );
+
+    let bad = client.send(
+        "PUT",
+        &format!("/admin/loggers/{LOGGER}"),
+        &json!({"level": "LOUD"}).to_string(),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("LOUD"));
+    sluice.stop();
+}
+
+#[test]
+fn a_failed_task_restarts_on_its_own_with_the_opt_in_policy() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties(
+        "worker.properties",
+        &short_sessions(worker_props(&offsets, None)),
+    );
+    let input = dir.write("input.txt", "one\ntwo\n");
+    let source = dir.write_properties("source.properties", &source_props("in", &input, "t"));
+    let missing = dir.path("later");
+    let output = missing.join("out.txt");
+    let sink = dir.write_properties(
+        "sink.properties",
+        &sink_props("out", &output, "t")
+            .set("task.restart.policy", "on-failure")
+            .set("task.restart.backoff.ms", 300)
+            .set("task.restart.backoff.max.ms", 1_000),
+    );
+    let sluice = Worker::start(&dir, "auto-restart", &worker, &[&source, &sink]);
+    let client = Client::new(sluice.rest_url());
+    // Its file cannot be opened: it fails, and is restarted again and again, its restarts counted.
+    wait_until(
+        "three automatic restarts",
+        || client.get("/connectors/out/tasks/0/status").body["restarts"].as_u64() >= Some(3),
+        || sluice.report(),
+    );
+    let status = client.get("/connectors/out/tasks/0/status").body;
+    assert!(
+        ["RESTARTING", "FAILED", "RUNNING"].contains(&status["state"].as_str().unwrap_or_default()),
+        "{status}"
+    );
+    assert!(sluice
+        .logs()
+        .contains("restarting the failed task after a backoff"));
+    // Once it can open its file, a restart sticks and it writes what it missed.
+    std::fs::create_dir(&missing).expect("create the directory");
+    wait_for_output(&output, 2, &sluice);
+    wait_for_state(&client, &sluice, "out", ("RUNNING", &["RUNNING"]));
+    sluice.stop();
+}

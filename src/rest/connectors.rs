@@ -14,7 +14,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sluice_core::config::ConfigMap;
+use sluice_core::config::{ConfigMap, ConfigType};
+use sluice_core::runtime::connector_config::plugin_config_groups;
 use sluice_core::runtime::{ConnectorStatus, TargetState, TaskStatus};
 
 use super::error::{ApiError, Body};
@@ -40,6 +41,59 @@ pub fn routes() -> Router<Api> {
         .route("/connectors/{name}/resume", put(resume))
 }
 
+/// What the API shows in place of a secret.
+const HIDDEN: &str = "[hidden]";
+
+/// The keys of a config whose values are secrets: those of type PASSWORD in its connector's
+/// definitions, and client keys that hold passwords (`*.password`, `*sasl.jaas.config`).
+fn secret_keys(api: &Api, config: &ConfigMap) -> Vec<String> {
+    let declared: Vec<&'static str> = config
+        .get("connector.class")
+        .and_then(|class| Some((class, api.plugins.lookup(class)?)))
+        .map(|(class, plugin)| {
+            plugin_config_groups(class, &plugin)
+                .iter()
+                .flat_map(|(_, def)| def.keys().to_vec())
+                .filter(|key| key.kind == ConfigType::Password)
+                .map(|key| key.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    config
+        .keys()
+        .filter(|key| {
+            declared.contains(&key.as_str())
+                || key.ends_with("password")
+                || key.ends_with("sasl.jaas.config")
+        })
+        .cloned()
+        .collect()
+}
+
+/// A config as the API shows it: secrets as `[hidden]`.
+pub(super) fn hide_secrets(api: &Api, mut config: ConfigMap) -> ConfigMap {
+    for key in secret_keys(api, &config) {
+        config.insert(key, HIDDEN.to_owned());
+    }
+    config
+}
+
+/// A config sent back with `[hidden]` in place of a secret keeps the secret it has (a client that read
+/// the config, changed a key and wrote it back).
+fn keep_secrets(api: &Api, name: &str, mut config: ConfigMap) -> ConfigMap {
+    let Some(current) = api.control.view().config(name) else {
+        return config;
+    };
+    for key in secret_keys(api, &current) {
+        if config.get(&key).map(String::as_str) == Some(HIDDEN) {
+            if let Some(secret) = current.get(&key) {
+                config.insert(key, secret.clone());
+            }
+        }
+    }
+    config
+}
+
 fn not_found(name: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("Connector {name} not found"))
 }
@@ -55,6 +109,7 @@ fn info_of(api: &Api, name: &str) -> Reply<Value> {
     let tasks: Vec<Value> = (0..tasks.len())
         .map(|task| json!({"connector": name, "task": task}))
         .collect();
+    let config = hide_secrets(api, config);
     Ok(json!({"name": name, "config": config, "tasks": tasks, "type": kind}))
 }
 
@@ -65,6 +120,9 @@ fn task_json(api: &Api, task: &TaskStatus) -> Value {
     }
     if let Some(blocked) = &task.blocked {
         body["blocked"] = json!(blocked);
+    }
+    if task.restarts > 0 {
+        body["restarts"] = json!(task.restarts);
     }
     body
 }
@@ -122,14 +180,14 @@ async fn list(State(api): State<Api>, RawQuery(query): RawQuery) -> Reply<Json<V
 }
 
 /// The pairs of a query string.
-fn form_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn form_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
 }
 
 /// A config as a JSON body holds it: strings, or numbers and booleans written as strings.
-fn config_map(body: Map<String, Value>) -> Reply<ConfigMap> {
+pub(super) fn config_map(body: Map<String, Value>) -> Reply<ConfigMap> {
     body.into_iter()
         .map(|(key, value)| match value {
             Value::String(s) => Ok((key, s)),
@@ -201,7 +259,7 @@ async fn config(State(api): State<Api>, Path(name): Path<String>) -> Reply<Json<
     api.control
         .view()
         .config(&name)
-        .map(Json)
+        .map(|config| Json(hide_secrets(&api, config)))
         .ok_or_else(|| not_found(&name))
 }
 
@@ -222,6 +280,7 @@ async fn put_config(
             config.insert("name".into(), name.clone());
         }
     }
+    let config = keep_secrets(&api, &name, config);
     let created = api.control.put(config).await?;
     let status = match created {
         true => StatusCode::CREATED,
@@ -262,6 +321,7 @@ async fn patch_config(
         )));
     }
     config.insert("name".into(), name.clone());
+    let config = keep_secrets(&api, &name, config);
     api.control.put(config).await?;
     Ok(Json(info_of(&api, &name)?))
 }
@@ -281,7 +341,10 @@ async fn tasks(State(api): State<Api>, Path(name): Path<String>) -> Reply<Json<V
     let tasks: Vec<Value> = configs
         .into_iter()
         .enumerate()
-        .map(|(task, config)| json!({"id": {"connector": name, "task": task}, "config": config}))
+        .map(|(task, config)| {
+            let config = hide_secrets(&api, config);
+            json!({"id": {"connector": name, "task": task}, "config": config})
+        })
         .collect();
     Ok(Json(json!(tasks)))
 }

@@ -4,11 +4,13 @@
 //!
 //! - [`listener`]: the `listeners` key, and the socket it binds.
 //! - [`connectors`]: `/connectors` and what is under it; [`plugins`]: `/connector-plugins`.
+//! - [`loggers`]: `/admin/loggers`, log levels changed at run time.
 //! - [`error`]: the error body, and Kafka Connect's answers to bad requests.
 
 mod connectors;
 mod error;
 pub mod listener;
+pub mod loggers;
 mod plugins;
 
 use std::future::Future;
@@ -24,20 +26,28 @@ use tokio::net::TcpListener;
 
 use error::ApiError;
 
-/// What every handler reaches: the worker, its plugins, and the id it reports as `worker_id`.
+/// What every handler reaches: the worker, its plugins, the id it reports as `worker_id`, and its log
+/// levels (when the process's log filter can be changed).
 #[derive(Clone)]
 pub struct Api {
     control: WorkerControl,
     plugins: Arc<PluginRegistry>,
     worker_id: Arc<str>,
+    loggers: Option<loggers::Loggers>,
 }
 
 impl Api {
-    pub fn new(control: WorkerControl, plugins: PluginRegistry, worker_id: String) -> Api {
+    pub fn new(
+        control: WorkerControl,
+        plugins: PluginRegistry,
+        worker_id: String,
+        loggers: Option<loggers::Loggers>,
+    ) -> Api {
         Api {
             control,
             plugins: Arc::new(plugins),
             worker_id: worker_id.into(),
+            loggers,
         }
     }
 }
@@ -48,6 +58,7 @@ pub fn router(api: Api) -> Router {
         .route("/", get(root))
         .merge(connectors::routes())
         .merge(plugins::routes())
+        .merge(loggers::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(api)

@@ -35,6 +35,9 @@ pub const TRANSACTION_BOUNDARY_INTERVAL: &str = "transaction.boundary.interval.m
 /// Kafka's `max.poll.records`: the most records one poll hands to a sink task's `put`.
 pub const MAX_POLL_RECORDS: &str = "max.poll.records";
 pub const PUT_FLUSH_LIMIT: &str = "put.flush.limit.ms";
+pub const TASK_RESTART_POLICY: &str = "task.restart.policy";
+pub const TASK_RESTART_BACKOFF: &str = "task.restart.backoff.ms";
+pub const TASK_RESTART_BACKOFF_MAX: &str = "task.restart.backoff.max.ms";
 /// The consumer key that bounds [`PUT_FLUSH_LIMIT`], and its Kafka default.
 const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
 const DEFAULT_PUT_FLUSH_LIMIT: Duration = Duration::from_secs(600);
@@ -69,6 +72,28 @@ pub enum TransactionBoundary {
     Interval(Duration),
 }
 
+/// Every key a connector of this plugin accepts, in groups as Kafka Connect shows them (`Common`, the
+/// kind's own, then the connector's own keys under its class name).
+pub fn plugin_config_groups(
+    class: &str,
+    plugin: &crate::api::ConnectorPlugin,
+) -> Vec<(String, ConfigDef)> {
+    let (kind, own) = match plugin {
+        crate::api::ConnectorPlugin::Source(make) => ("Source", make().config_def()),
+        crate::api::ConnectorPlugin::Sink(make) => ("Sink", make().config_def()),
+    };
+    let extra = match plugin {
+        crate::api::ConnectorPlugin::Source(_) => source_config_def(),
+        crate::api::ConnectorPlugin::Sink(_) => sink_config_def(),
+    };
+    let simple = class.rsplit('.').next().unwrap_or(class);
+    vec![
+        ("Common".to_owned(), connector_config_def()),
+        (kind.to_owned(), extra),
+        (simple.to_owned(), own),
+    ]
+}
+
 /// Keys common to all connectors.
 pub fn connector_config_def() -> ConfigDef {
     ConfigDef::new()
@@ -97,6 +122,30 @@ pub fn connector_config_def() -> ConfigDef {
             "none" | "all" => Ok(()),
             _ => Err("must be none or all".into()),
         })
+        .optional(
+            TASK_RESTART_POLICY,
+            ConfigType::String,
+            "none",
+            "none leaves a failed task FAILED until an operator restarts it (as Kafka Connect); on-failure restarts it after task.restart.backoff.ms, doubling with each restart up to task.restart.backoff.max.ms.",
+        )
+        .check(|v| match v {
+            "none" | "on-failure" => Ok(()),
+            _ => Err("must be none or on-failure".into()),
+        })
+        .optional(
+            TASK_RESTART_BACKOFF,
+            ConfigType::Long,
+            "1000",
+            "With task.restart.policy=on-failure: milliseconds before a failed task's first restart.",
+        )
+        .check(positive)
+        .optional(
+            TASK_RESTART_BACKOFF_MAX,
+            ConfigType::Long,
+            "60000",
+            "With task.restart.policy=on-failure: the longest wait before a restart.",
+        )
+        .check(positive)
         .optional(
             ERRORS_RETRY_TIMEOUT,
             ConfigType::Long,
@@ -315,6 +364,19 @@ impl ConnectorConfig {
 
     pub fn props(&self) -> &ConfigMap {
         self.parsed.map()
+    }
+
+    /// With `task.restart.policy=on-failure`, how long before the restart of a task that failed for
+    /// the `attempt`th time in a row (from 1): `task.restart.backoff.ms`, doubling, at most
+    /// `task.restart.backoff.max.ms`. `None`: failed tasks stay failed.
+    pub fn restart_backoff(&self, attempt: u32) -> Option<Duration> {
+        if self.parsed.string(TASK_RESTART_POLICY) != "on-failure" {
+            return None;
+        }
+        let first = u64::try_from(self.parsed.long(TASK_RESTART_BACKOFF)).unwrap_or(1);
+        let max = u64::try_from(self.parsed.long(TASK_RESTART_BACKOFF_MAX)).unwrap_or(first);
+        let doubled = first.saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
+        Some(Duration::from_millis(doubled.min(max.max(first))))
     }
 
     /// The dead letter queue's topic, its replication factor and whether its records carry context

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::{ConfigError, ConfigMap};
+use crate::config::{ConfigError, ConfigIssue, ConfigMap};
 
 use super::WorkerError;
 use crate::runtime::status::{TaskState, TaskStatuses};
@@ -51,6 +51,8 @@ pub struct TaskStatus {
     pub trace: Option<String>,
     /// Why a running task makes no progress (blocked in a call past its limit), while it is so.
     pub blocked: Option<String>,
+    /// Automatic restarts in a row (`task.restart.policy=on-failure`).
+    pub restarts: u32,
 }
 
 /// A connector's status and its tasks'.
@@ -72,6 +74,8 @@ pub(crate) struct ConnectorEntry {
     pub trace: Option<String>,
     /// The configs its running tasks were given (none while it is stopped).
     pub task_configs: Vec<ConfigMap>,
+    /// By task: its automatic restarts in a row, and whether it waits for the next.
+    pub restarts: BTreeMap<usize, (u32, bool)>,
 }
 
 /// The worker's connectors as its loop last left them, and its tasks' statuses.
@@ -156,11 +160,18 @@ impl WorkerView {
                     Some((TaskState::Stopped, _)) => (State::Stopped, None, None),
                     None => (State::Unassigned, None, None),
                 };
+                let (restarts, waiting) = entry.restarts.get(&id).copied().unwrap_or((0, false));
+                // A failed task waiting for its automatic restart is RESTARTING, with its failure.
+                let state = match (state, waiting) {
+                    (State::Failed, true) => State::Restarting,
+                    (state, _) => state,
+                };
                 TaskStatus {
                     id,
                     state,
                     trace,
                     blocked,
+                    restarts,
                 }
             })
             .collect();
@@ -228,6 +239,11 @@ pub(crate) enum Command {
         name: String,
         task: usize,
         reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Validates a connector config as creating it would, without creating it: every key's error.
+    Validate {
+        config: ConfigMap,
+        reply: oneshot::Sender<Result<Vec<ConfigIssue>, ControlError>>,
     },
 }
 
@@ -335,6 +351,12 @@ impl WorkerControl {
             reply,
         })
         .await
+    }
+
+    /// What is wrong with a connector config, key by key, as creating it would find (nothing: it is
+    /// valid).
+    pub async fn validate(&self, config: ConfigMap) -> Result<Vec<ConfigIssue>, ControlError> {
+        self.ask(|reply| Command::Validate { config, reply }).await
     }
 
     pub async fn restart_task(&self, name: &str, task: usize) -> Result<(), ControlError> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::api::{ConnectorContext, ConnectorRequest};
 use crate::config::ConfigMap;
@@ -57,6 +58,13 @@ pub(super) struct Herder<'w> {
     /// Why tasks or connectors failed, by task id or connector name: the worker's exit says so. A
     /// restart or a delete clears its connector's.
     pub failures: BTreeMap<String, String>,
+    /// Failed tasks of connectors with `task.restart.policy=on-failure`, by connector and task: when
+    /// each restarts.
+    restarts_due: BTreeMap<(String, usize), Instant>,
+    /// Restarts in a row of each task (cleared when an operator restarts it or its connector).
+    restarts: BTreeMap<(String, usize), u32>,
+    /// The worker is stopping: failed tasks are not restarted.
+    stopping: bool,
     next_epoch: u64,
     offsets_bound: bool,
 }
@@ -79,6 +87,9 @@ impl<'w> Herder<'w> {
             store,
             requests,
             failures: BTreeMap::new(),
+            restarts_due: BTreeMap::new(),
+            restarts: BTreeMap::new(),
+            stopping: false,
             next_epoch: 0,
             offsets_bound,
         };
@@ -241,6 +252,8 @@ impl<'w> Herder<'w> {
 
     /// Stops every connector (the worker is stopping).
     pub async fn stop_all(&mut self) {
+        self.stopping = true;
+        self.restarts_due.clear();
         for running in self.connectors.values() {
             for trigger in &running.triggers {
                 trigger.fire();
@@ -268,7 +281,9 @@ impl<'w> Herder<'w> {
                 if let Err(e) = result {
                     tracing::error!(error = %e, "task failed");
                     self.failures.insert(task_id(&name, task), e.to_string());
+                    self.schedule_restart(&name, task);
                 }
+                self.show(&name);
             }
             Err(e) => {
                 tracing::error!(error = %e, "task panicked or was aborted");
@@ -328,6 +343,8 @@ impl<'w> Herder<'w> {
         for task in &all {
             self.statuses.remove(&task_id(name, *task));
         }
+        self.restarts_due
+            .retain(|(connector, _), _| connector != name);
         let epoch = self.next_epoch;
         self.next_epoch += 1;
         let Some(running) = self.connectors.get_mut(name) else {
@@ -382,6 +399,13 @@ impl<'w> Herder<'w> {
             Command::RestartTask { name, task, reply } => {
                 let _ = reply.send(self.restart_task(&name, task).await);
             }
+            Command::Validate { config, reply } => {
+                let _ = reply.send(match self.plan(&config) {
+                    Ok(_) => Ok(Vec::new()),
+                    Err(ControlError::Invalid(e)) => Ok(e.issues),
+                    Err(e) => Err(e),
+                });
+            }
         }
     }
 
@@ -426,6 +450,9 @@ impl<'w> Herder<'w> {
         }
         self.failures
             .retain(|key, _| key != name && !is_task_of(key, name));
+        self.restarts_due
+            .retain(|(connector, _), _| connector != name);
+        self.restarts.retain(|(connector, _), _| connector != name);
     }
 
     async fn delete(&mut self, name: &str) -> Result<(), ControlError> {
@@ -495,6 +522,7 @@ impl<'w> Herder<'w> {
             let tasks: Vec<usize> = (0..running_tasks(self, name))
                 .filter(|&task| !only_failed || self.failures.contains_key(&task_id(name, task)))
                 .collect();
+            self.reset_restarts(name, &tasks);
             self.restart_tasks(name, &tasks).await;
         }
         Ok(())
@@ -560,6 +588,7 @@ impl<'w> Herder<'w> {
                 task,
             });
         }
+        self.reset_restarts(name, &[task]);
         self.restart_tasks(name, &[task]).await;
         Ok(())
     }
@@ -573,6 +602,7 @@ impl<'w> Herder<'w> {
         self.stop_tasks(name, tasks).await;
         for &task in tasks {
             self.failures.remove(&task_id(name, task));
+            self.restarts_due.remove(&(name.to_owned(), task));
         }
         let Some(running) = self.connectors.get_mut(name) else {
             return;
@@ -607,6 +637,57 @@ fn is_task_of(key: &str, connector: &str) -> bool {
 }
 
 impl Herder<'_> {
+    /// A task failed: with `task.restart.policy=on-failure`, it restarts after its backoff.
+    fn schedule_restart(&mut self, name: &str, task: usize) {
+        let Some(running) = self.connectors.get(name) else {
+            return;
+        };
+        if self.stopping || running.failure.is_some() || running.target != TargetState::Started {
+            return;
+        }
+        let key = (name.to_owned(), task);
+        let attempt = self.restarts.get(&key).copied().unwrap_or(0) + 1;
+        let Some(backoff) = running.config.restart_backoff(attempt) else {
+            return;
+        };
+        tracing::warn!(task = %task_id(name, task), ?backoff, attempt, "restarting the failed task after a backoff (task.restart.policy=on-failure)");
+        self.restarts.insert(key.clone(), attempt);
+        self.restarts_due.insert(key, Instant::now() + backoff);
+    }
+
+    /// When the next automatic restart is due, if one is.
+    pub fn next_restart(&self) -> Option<Instant> {
+        self.restarts_due.values().min().copied()
+    }
+
+    /// Restarts the failed tasks whose backoff is over.
+    pub async fn restart_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(String, usize)> = self
+            .restarts_due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for (name, task) in due {
+            self.restarts_due.remove(&(name.clone(), task));
+            let attempts = self.restarts.get(&(name.clone(), task)).copied();
+            self.restart_tasks(&name, &[task]).await;
+            // An automatic restart counts on: only an operator's restart starts the count afresh.
+            if let Some(attempts) = attempts {
+                self.restarts.insert((name.clone(), task), attempts);
+            }
+            self.show(&name);
+        }
+    }
+
+    /// An operator restarted these tasks: their count of automatic restarts starts afresh.
+    fn reset_restarts(&mut self, name: &str, tasks: &[usize]) {
+        for &task in tasks {
+            self.restarts.remove(&(name.to_owned(), task));
+        }
+    }
+
     /// Writes the connectors' configs and target states to the store, if the worker keeps one.
     fn persist(&mut self) {
         let Some(store) = &mut self.store else {
@@ -640,6 +721,13 @@ impl Herder<'_> {
             Plugin::Sink(_) => ConnectorType::Sink,
             _ => ConnectorType::Source,
         };
+        let restarts = (0..running.task_configs.len())
+            .filter_map(|task| {
+                let key = (name.to_owned(), task);
+                let attempts = self.restarts.get(&key).copied()?;
+                Some((task, (attempts, self.restarts_due.contains_key(&key))))
+            })
+            .collect();
         view.lock().insert(
             name.to_owned(),
             ConnectorEntry {
@@ -648,6 +736,7 @@ impl Herder<'_> {
                 state,
                 trace,
                 task_configs: running.task_configs.clone(),
+                restarts,
             },
         );
     }

@@ -4,6 +4,7 @@
 //! `offset.storage.topic`. Before any source task starts, the worker binds its offset file to the Kafka
 //! cluster it reaches (its cluster id), so that offsets of one cluster are never applied to another.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -417,6 +418,7 @@ impl StandaloneWorker {
             false
         } else {
             loop {
+                let next_restart = herder.next_restart();
                 tokio::select! {
                     () = &mut shutdown => break false,
                     _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
@@ -432,6 +434,7 @@ impl StandaloneWorker {
                     Some(command) = next_command(&mut commands) => {
                         herder.take_command(command).await;
                     }
+                    () = restart_at(next_restart) => herder.restart_due().await,
                 }
             }
         };
@@ -793,6 +796,7 @@ fn show_starting(view: &WorkerView, plans: &[(ConnectorPlan, TargetState)]) {
                 state,
                 trace: None,
                 task_configs: Vec::new(),
+                restarts: BTreeMap::new(),
             },
         );
     }
@@ -809,6 +813,14 @@ async fn reporting(
     let outcome = run.await;
     status.ended(outcome.as_ref().err().map(ToString::to_string));
     (connector, epoch, task, outcome)
+}
+
+/// Completes when the next automatic restart is due (never, if none is).
+async fn restart_at(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next operator's command, if the worker is controlled (otherwise never).
