@@ -45,6 +45,39 @@ pub(super) struct Running {
     pub target: TargetState,
 }
 
+impl Running {
+    /// Starts a task for each of these configs, replacing the connector's tasks (all stopped).
+    fn spawn_all(
+        &mut self,
+        worker: &StandaloneWorker,
+        configs: Vec<ConfigMap>,
+        statuses: &TaskStatuses,
+        tasks: &mut JoinSet<TaskOutcome>,
+    ) -> Result<(), WorkerError> {
+        self.task_configs = configs.clone();
+        self.triggers = (0..configs.len()).map(|_| ShutdownTrigger::new()).collect();
+        self.live = vec![false; configs.len()];
+        worker.spawn_tasks(
+            self,
+            configs.into_iter().enumerate().collect(),
+            statuses,
+            tasks,
+        )
+    }
+}
+
+/// A connector's context whose requests reach the worker's loop, tagged with the connector's start.
+fn connector_context(
+    requests: &mpsc::UnboundedSender<(String, u64, ConnectorRequest)>,
+    name: &str,
+    epoch: u64,
+) -> ConnectorContext {
+    let (requests, tagged) = (requests.clone(), name.to_owned());
+    ConnectorContext::with_requests(name, move |request| {
+        let _ = requests.send((tagged.clone(), epoch, request));
+    })
+}
+
 /// The connectors of a running worker and their tasks.
 pub(super) struct Herder<'w> {
     pub worker: &'w StandaloneWorker,
@@ -173,11 +206,7 @@ impl<'w> Herder<'w> {
                 self.worker.ensure_offsets_topic(&name).await?;
             }
         }
-        let requests = self.requests.clone();
-        let (context_name, epoch) = (name.clone(), running.epoch);
-        let context = ConnectorContext::with_requests(name.clone(), move |request| {
-            let _ = requests.send((context_name.clone(), epoch, request));
-        });
+        let context = connector_context(&self.requests, &name, running.epoch);
         running
             .plugin
             .connector()
@@ -192,16 +221,7 @@ impl<'w> Herder<'w> {
             .plugin
             .connector()
             .task_configs(running.config.tasks_max());
-        running.task_configs = configs.clone();
-        running.triggers = (0..configs.len()).map(|_| ShutdownTrigger::new()).collect();
-        running.live = vec![false; configs.len()];
-        let spawned = self.worker.spawn_tasks(
-            running,
-            configs.into_iter().enumerate().collect(),
-            &self.statuses,
-            &mut self.tasks,
-        );
-        if let Err(e) = spawned {
+        if let Err(e) = running.spawn_all(self.worker, configs, &self.statuses, &mut self.tasks) {
             // Tasks already spawned stop with their triggers; their outcomes come back as usual.
             for trigger in &running.triggers {
                 trigger.fire();
@@ -351,16 +371,7 @@ impl<'w> Herder<'w> {
             return;
         };
         running.epoch = epoch;
-        running.task_configs = configs.clone();
-        running.triggers = (0..configs.len()).map(|_| ShutdownTrigger::new()).collect();
-        running.live = vec![false; configs.len()];
-        let spawned = self.worker.spawn_tasks(
-            running,
-            configs.into_iter().enumerate().collect(),
-            &self.statuses,
-            &mut self.tasks,
-        );
-        if let Err(e) = spawned {
+        if let Err(e) = running.spawn_all(self.worker, configs, &self.statuses, &mut self.tasks) {
             tracing::error!(connector = %name, error = %e, "cannot start the connector's tasks");
             running.failure = Some(e.to_string());
             self.failures.insert(name.to_owned(), e.to_string());
@@ -545,11 +556,7 @@ impl<'w> Herder<'w> {
         }
         running.plugin = plan.plugin;
         running.given = plan.given;
-        let requests = self.requests.clone();
-        let (context_name, epoch) = (name.to_owned(), running.epoch);
-        let context = ConnectorContext::with_requests(name, move |request| {
-            let _ = requests.send((context_name.clone(), epoch, request));
-        });
+        let context = connector_context(&self.requests, name, running.epoch);
         let started = running
             .plugin
             .connector()
