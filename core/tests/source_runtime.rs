@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ struct SourceProbe {
     acks: Mutex<Vec<(SourceRecord, Option<RecordMetadata>)>>,
     commits: AtomicUsize,
     stops: AtomicUsize,
+    /// Set when the task is to say that its `commit_record` reads no keys, values or headers.
+    reads_no_data: AtomicBool,
 }
 
 impl SourceProbe {
@@ -124,6 +126,10 @@ impl SourceTask for ProbeSourceTask {
     ) -> Result<(), ConnectError> {
         lock(&self.probe().acks).push((record.clone(), metadata.copied()));
         Ok(())
+    }
+
+    fn commit_record_reads_data(&self) -> bool {
+        !self.probe().reads_no_data.load(Ordering::SeqCst)
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
@@ -227,6 +233,41 @@ async fn commit_record_reports_where_kafka_stored_each_record_once() {
             (0..10).collect::<Vec<_>>(),
             "partition {partition}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_reads_no_data_in_commit_record_is_told_of_records_without_it() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lean", 1);
+    let probe = PROBES.create("lean");
+    probe.reads_no_data.store(true, Ordering::SeqCst);
+    probe.push((0..10).map(|i| SourceRecord {
+        key: Data::string(format!("key-{i}")),
+        headers: vec![Header {
+            key: "trace".into(),
+            value: Data::string(format!("t-{i}")),
+        }],
+        ..line("a", i, "lean")
+    }));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("lean")]);
+    common::wait_until("10 acknowledgements", || probe.acks().len() >= 10).await;
+    let stored = cluster.read("lean", 1, 10).await;
+    worker.stop().await.expect("a clean stop");
+
+    for (i, (record, metadata)) in probe.acks().iter().enumerate() {
+        assert_eq!(
+            (&record.key, &record.value, record.headers.len()),
+            (&Data::NULL, &Data::NULL, 0),
+            "ack {i}: the data was to be dropped once sent"
+        );
+        assert_eq!(record.source_offset, position(i as i64), "ack {i}");
+        assert_eq!(&*record.topic, "lean");
+        let metadata = metadata.unwrap_or_else(|| panic!("ack {i} has no metadata"));
+        let at = &stored[metadata.offset as usize];
+        assert_eq!(text(&at.value), format!("a-{i}"), "Kafka holds the data");
+        assert_eq!(at.key.as_deref(), Some(format!("key-{i}").as_bytes()));
+        assert_eq!(at.headers.len(), 1);
     }
 }
 

@@ -56,6 +56,17 @@ impl SourceRecord {
             timestamp: None,
         }
     }
+
+    /// The record without its key, value and headers: what `commit_record` is given by a task that
+    /// does not read them ([`SourceTask::commit_record_reads_data`](super::SourceTask::commit_record_reads_data)).
+    pub fn without_data(self) -> SourceRecord {
+        SourceRecord {
+            key: Data::NULL,
+            value: Data::NULL,
+            headers: Vec::new(),
+            ..self
+        }
+    }
 }
 
 /// A partition of a Kafka topic.

@@ -72,5 +72,15 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
+    /// Whether [`commit_record`](SourceTask::commit_record) reads the key, value and headers of the
+    /// records it is given; asked once, after `start`. A task that answers `false` gets its records in
+    /// `commit_record` with null keys and values and no headers (topic, partitions and offsets stay), and
+    /// the runtime frees each record's data as soon as it is sent instead of keeping it until Kafka
+    /// acknowledges it: less memory in flight, and a faster task (the data is freed while still in the
+    /// cache, by the thread that built it).
+    fn commit_record_reads_data(&self) -> bool {
+        true
+    }
+
     async fn stop(&mut self) -> Result<(), ConnectError>;
 }

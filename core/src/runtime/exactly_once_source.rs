@@ -122,6 +122,8 @@ pub struct ExactlyOnceSourceRunner {
     admin: Arc<dyn Admin>,
     offsets_topic: String,
     in_flight: InFlight,
+    /// Whether the task's `commit_record` reads keys and values (asked after `start`).
+    commit_record_reads_data: bool,
     /// A transaction is open.
     open: bool,
     /// The last source offset of each source partition in the open transaction, by the partition's JSON.
@@ -159,6 +161,7 @@ impl ExactlyOnceSourceRunner {
             admin: setup.admin,
             offsets_topic: setup.offsets_topic,
             in_flight: InFlight::default(),
+            commit_record_reads_data: true,
             open: false,
             offsets: BTreeMap::new(),
             acknowledged: Vec::new(),
@@ -180,6 +183,7 @@ impl ExactlyOnceSourceRunner {
             .start(context)
             .await
             .map_err(|e| self.fail("start", e))?;
+        self.commit_record_reads_data = self.task.commit_record_reads_data();
         tracing::info!(task = %self.id, "exactly-once source task started");
         let mut outcome = self.run_until_stopped(&mut shutdown).await;
         if outcome.is_ok() {
@@ -424,7 +428,12 @@ impl ExactlyOnceSourceRunner {
             drop(produced);
             drop(sent);
             self.track_offset(&record);
-            self.in_flight.insert(record, None);
+            // Kept for `commit_record`: whole if the task reads the data, its data freed now otherwise.
+            let kept = match self.commit_record_reads_data {
+                true => record,
+                false => record.without_data(),
+            };
+            self.in_flight.insert(kept, None);
         }
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery)?;

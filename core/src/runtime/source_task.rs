@@ -46,6 +46,8 @@ pub struct SourceTaskRunner {
     offsets: ConnectorOffsets,
     submitted: SubmittedRecords,
     in_flight: InFlight,
+    /// Whether the task's `commit_record` reads keys and values (asked after `start`).
+    commit_record_reads_data: bool,
     /// Offsets taken from `submitted` whose write to the store has not succeeded yet.
     uncommitted: CommittableOffsets,
     topics: TopicCreator,
@@ -93,6 +95,7 @@ impl SourceTaskRunner {
             offsets: setup.offsets,
             submitted: SubmittedRecords::new(),
             in_flight: InFlight::default(),
+            commit_record_reads_data: true,
             uncommitted: CommittableOffsets::default(),
             topics: TopicCreator::new(setup.admin),
             flush_timeout: setup.flush_timeout,
@@ -112,6 +115,7 @@ impl SourceTaskRunner {
             .start(context)
             .await
             .map_err(|e| self.fail("start", e))?;
+        self.commit_record_reads_data = self.task.commit_record_reads_data();
         tracing::info!(task = %self.id, "source task started");
         let outcome = self.run_until_stopped(&mut shutdown).await;
         let finished = self.finish().await;
@@ -212,7 +216,12 @@ impl SourceTaskRunner {
             drop(produced);
             drop(sent);
             let handle = self.track(&record);
-            self.in_flight.insert(record, handle);
+            // Kept for `commit_record`: whole if the task reads the data, its data freed now otherwise.
+            let kept = match self.commit_record_reads_data {
+                true => record,
+                false => record.without_data(),
+            };
+            self.in_flight.insert(kept, handle);
         }
         Ok(())
     }

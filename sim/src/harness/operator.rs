@@ -114,6 +114,10 @@ impl SourceTask for WatchedTask {
         self.inner.commit_record(record, metadata)
     }
 
+    fn commit_record_reads_data(&self) -> bool {
+        self.inner.commit_record_reads_data()
+    }
+
     async fn stop(&mut self) -> Result<(), ConnectError> {
         self.failures.task_stopped();
         self.inner.stop().await

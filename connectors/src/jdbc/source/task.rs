@@ -161,6 +161,11 @@ impl SourceTask for JdbcSourceTask {
         Ok(records)
     }
 
+    /// Its `commit_record` is the default, which reads nothing: records need not be kept whole.
+    fn commit_record_reads_data(&self) -> bool {
+        false
+    }
+
     async fn stop(&mut self) -> Result<(), ConnectError> {
         self.tables.clear();
         self.db = None;

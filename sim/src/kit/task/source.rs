@@ -346,6 +346,8 @@ impl Driver {
         if count == 0 {
             return;
         }
+        // As the runtime does: a task that does not read the data is told of records without it.
+        let reads_data = task.commit_record_reads_data();
         let mut values = Vec::new();
         let mut refused = Vec::new();
         for record in self.in_flight.drain(..count) {
@@ -360,7 +362,11 @@ impl Driver {
                 offset,
                 timestamp: record.timestamp,
             };
-            if let Err(e) = task.commit_record(&record, Some(&metadata)) {
+            let told = match reads_data {
+                true => record.clone(),
+                false => record.clone().without_data(),
+            };
+            if let Err(e) = task.commit_record(&told, Some(&metadata)) {
                 refused.push(format!("commit_record of {value} failed: {e}"));
             }
             self.acknowledged.insert(
