@@ -712,3 +712,193 @@ fn a_failed_task_restarts_on_its_own_with_the_opt_in_policy() {
     wait_for_state(&client, &sluice, "out", ("RUNNING", &["RUNNING"]));
     sluice.stop();
 }
+
+/// The entries of `GET /connectors/{name}/offsets`.
+fn offsets_of(client: &Client, connector: &str) -> Vec<Value> {
+    let answer = client.get(&format!("/connectors/{connector}/offsets"));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["offsets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("no offsets array: {}", answer.body))
+}
+
+#[test]
+fn offsets_are_read_changed_and_reset_over_http_while_connectors_are_stopped() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties(
+        "worker.properties",
+        &short_sessions(worker_props(&offsets, None)),
+    );
+    let sluice = Worker::start(&dir, "offsets", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    let input = dir.path("input.txt");
+    let output = dir.path("output.txt");
+    let lines = numbered_lines(0, 20);
+    append(&input, &lines);
+    let length = lines.concat().len() as u64;
+    for props in [
+        source_props("files-in", &input, "lines"),
+        sink_props("files-out", &output, "lines"),
+    ] {
+        let created = client.send("POST", "/connectors", &connector_body(&props));
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    wait_for_output(&output, lines.len(), &sluice);
+
+    let file = input.display().to_string();
+    wait_until(
+        "the source's offset at the end of its file",
+        || {
+            offsets_of(&client, "files-in")
+                .first()
+                .is_some_and(|o| o["offset"]["position"] == length)
+        },
+        || format!("{:?}", offsets_of(&client, "files-in")),
+    );
+    let source = offsets_of(&client, "files-in");
+    assert_eq!(source.len(), 1, "{source:?}");
+    assert_eq!(source[0]["partition"], json!({"filename": file}));
+    let committed = |client: &Client| -> u64 {
+        offsets_of(client, "files-out")
+            .iter()
+            .map(|o| o["offset"]["kafka_offset"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    wait_until(
+        "the sink's group offsets past every record",
+        || committed(&client) == lines.len() as u64,
+        || format!("{:?}", offsets_of(&client, "files-out")),
+    );
+    let sink = offsets_of(&client, "files-out");
+    assert!(sink
+        .iter()
+        .all(|o| o["partition"]["kafka_topic"] == "lines"
+            && o["partition"]["kafka_partition"].is_u64()));
+
+    let to_start =
+        json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": 0}}]});
+    let running = client.send(
+        "PATCH",
+        "/connectors/files-in/offsets",
+        &to_start.to_string(),
+    );
+    assert_eq!(running.status, 400, "{}", running.body);
+    assert!(
+        running.body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Connectors must be in the STOPPED state")),
+        "{}",
+        running.body
+    );
+    for name in ["files-in", "files-out"] {
+        assert_eq!(
+            client.put_empty(&format!("/connectors/{name}/stop")).status,
+            204
+        );
+    }
+    wait_for_state(&client, &sluice, "files-out", ("STOPPED", &[]));
+
+    for (body, says) in [
+        (json!({"offsets": 3}), "\"offsets\" must be an array"),
+        (json!({"offsets": []}), "must not be empty"),
+        (
+            json!({"offsets": [{"offset": {"position": 0}}]}),
+            "offsets[0]: the partition",
+        ),
+        (
+            json!({"offsets": [{"partition": {"file": file}, "offset": {"position": 0}}]}),
+            "has no \"filename\"",
+        ),
+        (
+            json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": -5}}]}),
+            "non-negative integer \"position\"",
+        ),
+    ] {
+        let refused = client.send("PATCH", "/connectors/files-in/offsets", &body.to_string());
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        assert!(
+            refused.body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{body}: {}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        offsets_of(&client, "files-in"),
+        source,
+        "refused changes change nothing"
+    );
+
+    let altered = client.send(
+        "PATCH",
+        "/connectors/files-in/offsets",
+        &to_start.to_string(),
+    );
+    assert_eq!(altered.status, 200, "{}", altered.body);
+    assert_eq!(
+        altered.body["message"],
+        "The offsets for this connector have been altered successfully"
+    );
+    assert_eq!(
+        offsets_of(&client, "files-in")[0]["offset"],
+        json!({"position": 0})
+    );
+    let reset = client.delete("/connectors/files-in/offsets");
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(
+        reset.body["message"],
+        "The offsets for this connector have been reset successfully"
+    );
+    assert_eq!(offsets_of(&client, "files-in"), Vec::<Value>::new());
+
+    let rewind: Vec<Value> = sink
+        .iter()
+        .map(|o| json!({"partition": o["partition"], "offset": {"kafka_offset": 0}}))
+        .collect();
+    let rewound = client.send(
+        "PATCH",
+        "/connectors/files-out/offsets",
+        &json!({ "offsets": rewind }).to_string(),
+    );
+    assert_eq!(rewound.status, 200, "{}", rewound.body);
+    assert_eq!(committed(&client), 0);
+    // The embedded broker (librdkafka's mock cluster) has no DeleteGroups: a sink's offsets cannot be
+    // removed there, only set; the answer says so and nothing changes.
+    let reset = client.delete("/connectors/files-out/offsets");
+    assert_eq!(reset.status, 500, "{}", reset.body);
+    assert!(
+        reset.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("embedded broker does not support DeleteGroups")),
+        "{}",
+        reset.body
+    );
+    assert_eq!(committed(&client), 0);
+    let bad_sink = json!({"offsets": [{"partition": {"kafka_topic": "lines"}, "offset": {"kafka_offset": 0}}]});
+    let refused = client.send(
+        "PATCH",
+        "/connectors/files-out/offsets",
+        &bad_sink.to_string(),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+
+    // Started again: the source reads its file from the start, the sink its topic from offset 0.
+    for name in ["files-in", "files-out"] {
+        assert_eq!(
+            client
+                .put_empty(&format!("/connectors/{name}/resume"))
+                .status,
+            202
+        );
+    }
+    wait_for_output(&output, lines.len() * 3, &sluice);
+    let copied = read_lines(&output);
+    assert_eq!(copied.len(), lines.len() * 3, "{copied:?}");
+    for line in &lines {
+        assert_eq!(copied.iter().filter(|c| *c == line).count(), 3, "{line}");
+    }
+    sluice.stop();
+}

@@ -225,6 +225,16 @@ pub enum Request {
         group: String,
         partitions: Vec<Tp>,
     },
+    /// An admin's commit for a group without members (generation -1 in Kafka): refused with
+    /// NON_EMPTY_GROUP while the group has members.
+    AdminOffsetCommit {
+        group: String,
+        offsets: Vec<(Tp, i64)>,
+    },
+    /// Deletes a group without members and its committed offsets (NON_EMPTY_GROUP otherwise).
+    DeleteGroup {
+        group: String,
+    },
 }
 
 /// A record read back, with its offset.
@@ -330,6 +340,9 @@ pub enum ErrorCode {
     /// The coordinator is down and not failed over yet.
     #[error("COORDINATOR_NOT_AVAILABLE")]
     CoordinatorNotAvailable,
+    /// An admin request for a group that still has members.
+    #[error("NON_EMPTY_GROUP")]
+    NonEmptyGroup,
 }
 
 impl ErrorCode {

@@ -55,6 +55,10 @@ impl From<ControlError> for ApiError {
             ControlError::Worker(WorkerError::UnknownClass { .. }) => StatusCode::BAD_REQUEST,
             ControlError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ControlError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            // Kafka answers 500 when a connector's alterOffsets throws; the offsets are the client's
+            // to fix, so Sluice says 400.
+            ControlError::NotStopped(_) | ControlError::BadOffsets(_) => StatusCode::BAD_REQUEST,
+            ControlError::Offsets { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }

@@ -3,7 +3,8 @@
 //! the Confluent CLI, Kafka UI and every script written for Kafka Connect manage Sluice too.
 //!
 //! - [`listener`]: the `listeners` key, and the socket it binds.
-//! - [`connectors`]: `/connectors` and what is under it; [`plugins`]: `/connector-plugins`.
+//! - [`connectors`]: `/connectors` and what is under it; [`offsets`]: `/connectors/{name}/offsets`;
+//!   [`plugins`]: `/connector-plugins`.
 //! - [`loggers`]: `/admin/loggers`, log levels changed at run time.
 //! - [`error`]: the error body, and Kafka Connect's answers to bad requests.
 
@@ -11,6 +12,7 @@ mod connectors;
 mod error;
 pub mod listener;
 pub mod loggers;
+mod offsets;
 mod plugins;
 
 use std::future::Future;
@@ -57,6 +59,7 @@ pub fn router(api: Api) -> Router {
     Router::new()
         .route("/", get(root))
         .merge(connectors::routes())
+        .merge(offsets::routes())
         .merge(plugins::routes())
         .merge(loggers::routes())
         .fallback(error::not_found)

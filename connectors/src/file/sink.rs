@@ -75,6 +75,15 @@ impl SinkConnector for FileStreamSinkConnector {
     fn create_task(&self) -> Box<dyn SinkTask> {
         Box::new(FileStreamSinkTask::new(self.fs.clone()))
     }
+
+    /// The file keeps no offsets: the consumer group's are all there is.
+    fn alter_offsets(
+        &self,
+        _config: &ConfigMap,
+        _offsets: &BTreeMap<TopicPartition, Option<i64>>,
+    ) -> Result<bool, ConnectError> {
+        Ok(true)
+    }
 }
 
 enum Output {

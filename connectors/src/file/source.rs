@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sluice_core::api::{
     ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, SourceConnector, SourceMap,
-    SourceRecord, SourceTask, SourceTaskContext,
+    SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
@@ -122,6 +122,31 @@ impl SourceConnector for FileStreamSourceConnector {
             Some(file) if !file.is_empty() => ExactlyOnceSupport::Supported,
             _ => ExactlyOnceSupport::Unsupported,
         }
+    }
+
+    /// As Kafka's FileStreamSourceConnector: partitions name a `filename`, offsets hold a non-negative
+    /// integer `position`; the connector keeps no offsets of its own.
+    fn alter_offsets(
+        &self,
+        _config: &ConfigMap,
+        offsets: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<bool, ConnectError> {
+        for (partition, offset) in offsets {
+            if !partition.get("filename").is_some_and(|f| f.is_string()) {
+                return Err(ConnectError::fatal(format!(
+                    "the partition {partition} has no \"filename\" (a FileStreamSource partition is {{\"filename\": <file>}})"
+                )));
+            }
+            let Some(offset) = offset else {
+                continue;
+            };
+            if offset.get(POSITION).and_then(|p| p.as_u64()).is_none() {
+                return Err(ConnectError::fatal(format!(
+                    "the offset {offset} of partition {partition} needs a non-negative integer \"position\" (the byte position to read from)"
+                )));
+            }
+        }
+        Ok(true)
     }
 }
 

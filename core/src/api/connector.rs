@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ConnectError, SinkTask, SourceTask};
+use std::collections::BTreeMap;
+
+use super::{ConnectError, SinkTask, SourceOffset, SourcePartition, SourceTask, TopicPartition};
 use crate::config::{ConfigDef, ConfigError, ConfigMap};
 
 /// What a connector asks of the runtime through its [`ConnectorContext`].
@@ -120,6 +122,21 @@ pub trait SourceConnector: Connector {
         let _ = config;
         ExactlyOnceSupport::Unsupported
     }
+
+    /// An operator changes the connector's source offsets (KIP-875's `alterOffsets`), while it is stopped:
+    /// `None` removes a partition's offset (a reset removes them all). Called before the runtime writes
+    /// them: an error refuses the change (say which offset and why; nothing is written). Answers whether
+    /// the connector has taken care of everything (`true`: it keeps no offsets of its own elsewhere, or
+    /// changed them too) or not (`false`, the default: the operator is told that offsets the connector
+    /// keeps in its system, if any, are left as they were).
+    fn alter_offsets(
+        &self,
+        config: &ConfigMap,
+        offsets: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<bool, ConnectError> {
+        let _ = (config, offsets);
+        Ok(false)
+    }
 }
 
 /// A source connector's answer to [`SourceConnector::exactly_once_support`].
@@ -133,4 +150,18 @@ pub enum ExactlyOnceSupport {
 pub trait SinkConnector: Connector {
     /// A new, unstarted task of this connector (Connect's `taskClass()`).
     fn create_task(&self) -> Box<dyn SinkTask>;
+
+    /// An operator changes the offsets of the connector's consumer group (KIP-875's `alterOffsets`),
+    /// while it is stopped: the next Kafka offset to deliver per partition, `None` to remove it (a
+    /// reset removes them all). As [`SourceConnector::alter_offsets`]: an error refuses the change,
+    /// `true` says the connector has taken care of everything, `false` (the default) that offsets it
+    /// keeps in its own system, if any, are left as they were.
+    fn alter_offsets(
+        &self,
+        config: &ConfigMap,
+        offsets: &BTreeMap<TopicPartition, Option<i64>>,
+    ) -> Result<bool, ConnectError> {
+        let _ = (config, offsets);
+        Ok(false)
+    }
 }

@@ -196,4 +196,26 @@ pub trait Admin: Send + Sync {
     /// The cluster's id, which names one Kafka cluster for as long as it lives (the worker binds its
     /// source offsets to it). A broker that does not answer is an error the caller may retry.
     async fn cluster_id(&self) -> Result<String, KafkaError>;
+
+    /// Every topic's name and partition count.
+    async fn topics(&self) -> Result<BTreeMap<String, i32>, KafkaError>;
+
+    /// The offsets a consumer group committed for these partitions; partitions without one are left out.
+    async fn group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError>;
+
+    /// Commits offsets for a consumer group that has no active member (an operator's change while its
+    /// consumers are stopped); a group with members refuses it.
+    async fn commit_group_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), KafkaError>;
+
+    /// Deletes a consumer group with no active member, and with it every offset it committed; a group
+    /// that does not exist is no error.
+    async fn delete_group(&self, group: &str) -> Result<(), KafkaError>;
 }

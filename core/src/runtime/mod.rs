@@ -35,7 +35,8 @@ pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source_offsets::SharedOffsetStore;
 pub use worker::{
     worker_control, ConnectorPlan, ConnectorStatus, ConnectorType, ControlError, ControlInbox,
-    StandaloneWorker, State, TargetState, TaskStatus, WorkerControl, WorkerError, WorkerView,
+    OffsetChanges, StandaloneWorker, State, StoredOffsets, TargetState, TaskStatus, WorkerControl,
+    WorkerError, WorkerView,
 };
 pub use worker_config::WorkerConfig;
 

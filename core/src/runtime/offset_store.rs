@@ -71,6 +71,17 @@ pub trait OffsetBackingStore: Send {
         offsets: &[(SourcePartition, SourceOffset)],
     ) -> Result<(), OffsetStoreError>;
 
+    /// Every stored offset of a connector.
+    fn offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)>;
+
+    /// Durably sets (`Some`) or removes (`None`) offsets of a connector, as an operator asks
+    /// (KIP-875). On error nothing changes.
+    fn alter(
+        &mut self,
+        connector: &str,
+        changes: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<(), OffsetStoreError>;
+
     /// Binds the offsets to the Kafka cluster with id `cluster`, before any source task reads them: a
     /// store bound to another cluster is an [`OffsetStoreError::OtherCluster`], unless `rebind` moves it
     /// to this one (keeping its offsets). A store bound to no cluster yet (new, or written by an older
@@ -142,43 +153,28 @@ impl FileOffsetStore {
         &self.path
     }
 
-    /// Every stored offset of a connector, sorted by the partition's JSON text.
-    pub fn offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
-        self.offsets
-            .get(connector)
-            .map(|offsets| offsets.values().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-impl OffsetBackingStore for FileOffsetStore {
-    /// The stored offset of one source partition of a connector.
-    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
-        self.offsets
-            .get(connector)?
-            .get(&canonical_map(partition))
-            .map(|(_, offset)| offset.clone())
-    }
-
-    /// Merges offsets of a connector (a later entry for the same partition wins) and rewrites the file
-    /// atomically. On error nothing changes in memory, so memory always matches the file; the caller should
-    /// retry these offsets with its next commit. The one exception is [`OffsetStoreError::SyncDirectory`]:
-    /// the new file is then already in place, and memory holds its contents; the next `put` writes the file
-    /// again, so that its success means the offsets are durable.
-    fn put(
+    /// Sets or removes offsets of a connector and rewrites the file atomically. On error nothing changes
+    /// in memory, so memory always matches the file; the caller should retry these offsets with its next
+    /// commit. The one exception is [`OffsetStoreError::SyncDirectory`]: the new file is then already in
+    /// place, and memory holds its contents; the next write writes the file again, so that its success
+    /// means the offsets are durable.
+    fn apply(
         &mut self,
         connector: &str,
-        offsets: &[(SourcePartition, SourceOffset)],
+        changes: &[(&SourcePartition, Option<&SourceOffset>)],
     ) -> Result<(), OffsetStoreError> {
         let mut merged = self.offsets.get(connector).cloned().unwrap_or_default();
         let mut changed = false;
-        for (partition, offset) in offsets {
+        for (partition, offset) in changes {
             let key = canonical_map(partition);
-            if merged.get(&key).is_some_and(|(_, old)| old == offset) {
-                continue;
+            match offset {
+                Some(offset) if merged.get(&key).is_some_and(|(_, old)| old == *offset) => {}
+                Some(offset) => {
+                    merged.insert(key, ((*partition).clone(), (*offset).clone()));
+                    changed = true;
+                }
+                None => changed |= merged.remove(&key).is_some(),
             }
-            merged.insert(key, (partition.clone(), offset.clone()));
-            changed = true;
         }
         if !changed && !self.rename_unsynced && self.file_cluster == self.cluster {
             return Ok(());
@@ -192,7 +188,7 @@ impl OffsetBackingStore for FileOffsetStore {
         let text = render(self.cluster.as_deref(), &all);
         match write_atomically(&*self.fs, &self.path, text.as_bytes()) {
             Ok(()) => {
-                self.offsets.insert(connector.to_owned(), merged);
+                self.keep(connector, merged);
                 self.rename_unsynced = false;
                 self.file_cluster.clone_from(&self.cluster);
                 Ok(())
@@ -202,7 +198,7 @@ impl OffsetBackingStore for FileOffsetStore {
                 source,
             }),
             Err(WriteFailure::SyncDirectory(source)) => {
-                self.offsets.insert(connector.to_owned(), merged);
+                self.keep(connector, merged);
                 self.rename_unsynced = true;
                 self.file_cluster.clone_from(&self.cluster);
                 Err(OffsetStoreError::SyncDirectory {
@@ -211,6 +207,55 @@ impl OffsetBackingStore for FileOffsetStore {
                 })
             }
         }
+    }
+
+    /// Holds a connector's offsets as written; a connector left without any is forgotten.
+    fn keep(&mut self, connector: &str, offsets: ConnectorOffsets) {
+        if offsets.is_empty() {
+            self.offsets.remove(connector);
+        } else {
+            self.offsets.insert(connector.to_owned(), offsets);
+        }
+    }
+}
+
+impl OffsetBackingStore for FileOffsetStore {
+    /// The stored offset of one source partition of a connector.
+    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.offsets
+            .get(connector)?
+            .get(&canonical_map(partition))
+            .map(|(_, offset)| offset.clone())
+    }
+
+    /// Merges offsets of a connector (a later entry for the same partition wins); see
+    /// [`FileOffsetStore::apply`].
+    fn put(
+        &mut self,
+        connector: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), OffsetStoreError> {
+        let changes: Vec<(&SourcePartition, Option<&SourceOffset>)> =
+            offsets.iter().map(|(p, o)| (p, Some(o))).collect();
+        self.apply(connector, &changes)
+    }
+
+    /// Every stored offset of a connector, sorted by the partition's JSON text.
+    fn offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
+        self.offsets
+            .get(connector)
+            .map(|offsets| offsets.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn alter(
+        &mut self,
+        connector: &str,
+        changes: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<(), OffsetStoreError> {
+        let changes: Vec<(&SourcePartition, Option<&SourceOffset>)> =
+            changes.iter().map(|(p, o)| (p, o.as_ref())).collect();
+        self.apply(connector, &changes)
     }
 
     fn bind_cluster(&mut self, cluster: &str, rebind: bool) -> Result<(), OffsetStoreError> {
@@ -730,6 +775,38 @@ mod tests {
             assert_eq!(store.get("c", &partition("a")), Some(offset(3)));
             assert_eq!(store.get("c", &partition("b")), Some(offset(1)));
         }
+    }
+
+    #[test]
+    fn alter_sets_and_removes_offsets_durably() {
+        let dir = tempdir();
+        let path = dir.path().join("offsets.json");
+        let mut store = open(&path);
+        put(
+            &mut store,
+            "c",
+            &[(partition("a"), offset(1)), (partition("b"), offset(1))],
+        );
+        put(&mut store, "d", &[(partition("a"), offset(7))]);
+        let changes = [(partition("a"), None), (partition("b"), Some(offset(9)))];
+        if let Err(e) = store.alter("c", &changes) {
+            panic!("alter failed: {e}");
+        }
+        for store in [&store, &open(&path)] {
+            assert_eq!(store.offsets("c"), [(partition("b"), offset(9))]);
+            assert_eq!(
+                store.get("d", &partition("a")),
+                Some(offset(7)),
+                "another connector's"
+            );
+        }
+        if let Err(e) = store.alter("c", &[(partition("b"), None)]) {
+            panic!("alter failed: {e}");
+        }
+        for store in [&store, &open(&path)] {
+            assert!(store.offsets("c").is_empty());
+        }
+        assert!(!String::from_utf8_lossy(&read(&path)).contains(r#"["c""#));
     }
 
     #[test]

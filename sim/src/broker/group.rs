@@ -150,6 +150,10 @@ impl Group {
         }
     }
 
+    pub fn has_members(&self) -> bool {
+        !self.members.is_empty()
+    }
+
     pub fn committed(&self) -> &BTreeMap<Tp, i64> {
         &self.committed
     }

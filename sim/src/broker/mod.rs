@@ -198,7 +198,17 @@ impl ClusterState {
             .unwrap_or_default()
     }
 
-    /// Applies a committed transaction's offsets to a group.
+    /// Whether a group has members (an admin may change only a group without).
+    fn group_has_members(&self, group: &str) -> bool {
+        self.groups.get(group).is_some_and(Group::has_members)
+    }
+
+    /// Forgets a group and its offsets.
+    fn delete_group(&mut self, group: &str) {
+        self.groups.remove(group);
+    }
+
+    /// Applies a committed transaction's (or an admin's) offsets to a group.
     fn commit_offsets(&mut self, group: &str, offsets: &BTreeMap<Tp, i64>) {
         let delay = self.initial_rebalance_delay;
         self.groups

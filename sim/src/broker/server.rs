@@ -100,6 +100,8 @@ async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
         | Request::LeaveGroup { group, .. }
         | Request::OffsetCommit { group, .. }
         | Request::OffsetFetch { group, .. }
+        | Request::AdminOffsetCommit { group, .. }
+        | Request::DeleteGroup { group }
         | Request::TxnOffsetCommit { group, .. } => Some((CoordinatorKind::Group, group.as_str())),
         Request::InitProducerId {
             transactional_id: Some(id),
@@ -379,6 +381,22 @@ async fn handle(cluster: &Cluster, broker: i32, request: Request) -> Response {
                 }
                 Err(e) => Response::Error(e),
             }
+        }
+        Request::AdminOffsetCommit { group, offsets } => {
+            let mut state = cluster.lock();
+            if state.group_has_members(&group) {
+                return Response::Error(ErrorCode::NonEmptyGroup);
+            }
+            state.commit_offsets(&group, &offsets.into_iter().collect());
+            Response::Done
+        }
+        Request::DeleteGroup { group } => {
+            let mut state = cluster.lock();
+            if state.group_has_members(&group) {
+                return Response::Error(ErrorCode::NonEmptyGroup);
+            }
+            state.delete_group(&group);
+            Response::Done
         }
         Request::OffsetFetch { group, partitions } => {
             let state = cluster.lock();

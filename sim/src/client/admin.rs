@@ -1,5 +1,5 @@
-//! The simulated admin client: topic creation, partition counts, end offsets (from each partition's
-//! leader), the cluster id.
+//! The simulated admin client: topic creation, partition counts and the topics, end offsets (from each
+//! partition's leader), the cluster id, and a consumer group's offsets (from its coordinator).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use sluice_core::kafka::{Admin, KafkaError, NewTopic};
 
 use super::connection::unexpected;
 use super::routing::Router;
-use crate::protocol::{Request, Response, Tp};
+use crate::protocol::{CoordinatorKind, Request, Response, Tp};
 
 pub struct SimAdmin {
     router: Router,
@@ -82,5 +82,76 @@ impl Admin for SimAdmin {
             Response::Metadata { cluster_id, .. } => Ok(cluster_id),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn topics(&self) -> Result<BTreeMap<String, i32>, KafkaError> {
+        Ok(self
+            .router
+            .metadata(None, false)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    async fn group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let request = Request::OffsetFetch {
+            group: group.to_owned(),
+            partitions: partitions
+                .iter()
+                .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+                .collect(),
+        };
+        match self.to_coordinator(group, &request).await? {
+            Response::Committed { offsets } => Ok(offsets
+                .into_iter()
+                .filter_map(|(tp, offset)| {
+                    Some((TopicPartition::new(tp.topic, tp.partition), offset?))
+                })
+                .collect()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn commit_group_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), KafkaError> {
+        let request = Request::AdminOffsetCommit {
+            group: group.to_owned(),
+            offsets: offsets
+                .iter()
+                .map(|(tp, offset)| (Tp::new(tp.topic.clone(), tp.partition), *offset))
+                .collect(),
+        };
+        self.to_coordinator(group, &request).await.and_then(done)
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), KafkaError> {
+        let request = Request::DeleteGroup {
+            group: group.to_owned(),
+        };
+        self.to_coordinator(group, &request).await.and_then(done)
+    }
+}
+
+impl SimAdmin {
+    async fn to_coordinator(&self, group: &str, request: &Request) -> Result<Response, KafkaError> {
+        self.router
+            .call_coordinator(CoordinatorKind::Group, group, request, Duration::ZERO)
+            .await
+    }
+}
+
+/// An answer that is only done or an error.
+fn done(answer: Response) -> Result<(), KafkaError> {
+    match answer {
+        Response::Done => Ok(()),
+        Response::Error(code) => Err(KafkaError::Backend(format!("the broker refused: {code}"))),
+        other => Err(unexpected(other)),
     }
 }

@@ -165,6 +165,32 @@ impl OffsetBackingStore for CheckedOffsetStore {
         self.store.cluster()
     }
 
+    fn offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
+        self.store.offsets(connector)
+    }
+
+    /// An operator's change: what the worker reports committed from now on starts from it.
+    fn alter(
+        &mut self,
+        connector: &str,
+        changes: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<(), OffsetStoreError> {
+        self.store.alter(connector, changes)?;
+        let mut recorded = self.file.commits.lock();
+        let recorded = recorded.entry(connector.to_owned()).or_default();
+        for (partition, offset) in changes {
+            match offset {
+                Some(offset) => {
+                    recorded.insert(partition.to_string(), (partition.clone(), offset.clone()));
+                }
+                None => {
+                    recorded.remove(&partition.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn put(
         &mut self,
         connector: &str,

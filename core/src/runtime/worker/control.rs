@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::api::{SourceOffset, SourcePartition, TopicPartition};
 use crate::config::{ConfigError, ConfigIssue, ConfigMap};
 
 use super::WorkerError;
@@ -20,6 +21,21 @@ use crate::runtime::status::{TaskState, TaskStatuses};
 pub enum ConnectorType {
     Source,
     Sink,
+}
+
+/// A connector's offsets as operators read them (KIP-875): a source's committed source offsets, or the
+/// next Kafka offset of each partition its sink's consumer group committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredOffsets {
+    Source(Vec<(SourcePartition, SourceOffset)>),
+    Sink(BTreeMap<TopicPartition, i64>),
+}
+
+/// An operator's change to a connector's offsets: `None` removes a partition's offset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OffsetChanges {
+    Source(Vec<(SourcePartition, Option<SourceOffset>)>),
+    Sink(BTreeMap<TopicPartition, Option<i64>>),
 }
 
 /// A connector's or task's state, as Kafka Connect names it.
@@ -205,6 +221,19 @@ pub enum ControlError {
     Worker(#[from] WorkerError),
     #[error("the worker is stopping")]
     Stopping,
+    /// Offsets change only while the connector is stopped (Kafka's words).
+    #[error("Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{0}/stop' endpoint")]
+    NotStopped(String),
+    /// Offsets that do not fit the connector (refused by it, or of the wrong kind).
+    #[error("{0}")]
+    BadOffsets(String),
+    /// The offsets could not be read or written.
+    #[error("the offsets of connector {connector} could not be {doing}: {reason}")]
+    Offsets {
+        connector: String,
+        doing: &'static str,
+        reason: String,
+    },
 }
 
 /// A change the worker's loop makes, with where its answer goes.
@@ -239,6 +268,17 @@ pub(crate) enum Command {
         name: String,
         task: usize,
         reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    Offsets {
+        name: String,
+        reply: oneshot::Sender<Result<StoredOffsets, ControlError>>,
+    },
+    /// Changes (`Some`) or resets (`None`) a stopped connector's offsets; answers whether the
+    /// connector took care of offsets it keeps elsewhere.
+    AlterOffsets {
+        name: String,
+        changes: Option<OffsetChanges>,
+        reply: oneshot::Sender<Result<bool, ControlError>>,
     },
     /// Validates a connector config as creating it would, without creating it: every key's error.
     Validate {
@@ -357,6 +397,39 @@ impl WorkerControl {
     /// valid).
     pub async fn validate(&self, config: ConfigMap) -> Result<Vec<ConfigIssue>, ControlError> {
         self.ask(|reply| Command::Validate { config, reply }).await
+    }
+
+    /// A connector's committed offsets.
+    pub async fn offsets(&self, name: &str) -> Result<StoredOffsets, ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Offsets { name, reply }).await
+    }
+
+    /// Changes a stopped connector's offsets; true if the connector took care of offsets it keeps in
+    /// its own system (or has none).
+    pub async fn alter_offsets(
+        &self,
+        name: &str,
+        changes: OffsetChanges,
+    ) -> Result<bool, ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::AlterOffsets {
+            name,
+            changes: Some(changes),
+            reply,
+        })
+        .await
+    }
+
+    /// Removes every offset of a stopped connector: it starts over as if new.
+    pub async fn reset_offsets(&self, name: &str) -> Result<bool, ControlError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::AlterOffsets {
+            name,
+            changes: None,
+            reply,
+        })
+        .await
     }
 
     pub async fn restart_task(&self, name: &str, task: usize) -> Result<(), ControlError> {

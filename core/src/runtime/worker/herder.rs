@@ -410,6 +410,16 @@ impl<'w> Herder<'w> {
             Command::RestartTask { name, task, reply } => {
                 let _ = reply.send(self.restart_task(&name, task).await);
             }
+            Command::Offsets { name, reply } => {
+                let _ = reply.send(self.offsets(&name).await);
+            }
+            Command::AlterOffsets {
+                name,
+                changes,
+                reply,
+            } => {
+                let _ = reply.send(self.alter_offsets(&name, changes).await);
+            }
             Command::Validate { config, reply } => {
                 let _ = reply.send(match self.plan(&config) {
                     Ok(_) => Ok(Vec::new()),

@@ -37,6 +37,7 @@ use super::status::{TaskCounter, TaskStatuses};
 mod connector_store;
 pub mod control;
 mod herder;
+mod offsets;
 
 use super::worker_config::WorkerConfig;
 use super::TaskError;
@@ -44,8 +45,8 @@ use connector_store::ConnectorStore;
 pub use connector_store::{ConnectorStoreError, StoredConnector};
 use control::task_id;
 pub use control::{
-    worker_control, ConnectorStatus, ConnectorType, ControlError, ControlInbox, State, TargetState,
-    TaskStatus, WorkerControl, WorkerView,
+    worker_control, ConnectorStatus, ConnectorType, ControlError, ControlInbox, OffsetChanges,
+    State, StoredOffsets, TargetState, TaskStatus, WorkerControl, WorkerView,
 };
 use herder::{Herder, Running, TaskOutcome};
 
