@@ -902,3 +902,101 @@ fn offsets_are_read_changed_and_reset_over_http_while_connectors_are_stopped() {
     }
     sluice.stop();
 }
+
+/// How long a paused connector is watched for data it must not move: several times what a running
+/// pipeline takes to move a line on this machine.
+const PAUSE_WATCH: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[test]
+fn a_paused_connector_keeps_its_tasks_but_moves_no_data_until_resumed() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties(
+        "worker.properties",
+        &short_sessions(worker_props(&offsets, None)),
+    );
+    let sluice = Worker::start(&dir, "pause", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    let input = dir.path("input.txt");
+    let output = dir.path("output.txt");
+    let copy = dir.path("copy.txt");
+    let lines = numbered_lines(0, 30);
+    append(&input, &lines[..10]);
+    for props in [
+        source_props("files-in", &input, "lines"),
+        sink_props("files-out", &output, "lines"),
+    ] {
+        let created = client.send("POST", "/connectors", &connector_body(&props));
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let mut paused_copy = config_json(&sink_props("files-copy", &copy, "lines"));
+    paused_copy["name"] = json!("files-copy");
+    let body = json!({"name": "files-copy", "config": paused_copy, "initial_state": "PAUSED"});
+    let created = client.send("POST", "/connectors", &body.to_string());
+    assert_eq!(created.status, 201, "{}", created.body);
+    wait_for_output(&output, 10, &sluice);
+    wait_for_state(&client, &sluice, "files-copy", ("PAUSED", &["PAUSED"]));
+    assert!(
+        read_lines(&copy).is_empty(),
+        "created paused, it copies nothing"
+    );
+
+    // The sink paused: the source goes on into Kafka, nothing reaches the file.
+    assert_eq!(client.put_empty("/connectors/files-out/pause").status, 202);
+    wait_for_state(&client, &sluice, "files-out", ("PAUSED", &["PAUSED"]));
+    append(&input, &lines[10..20]);
+    let end_of = |count: usize| lines[..count].concat().len() as u64;
+    let source_at = |client: &Client| {
+        offsets_of(client, "files-in")
+            .first()
+            .map(|o| o["offset"]["position"].clone())
+    };
+    wait_until(
+        "the source past 20 lines",
+        || source_at(&client) == Some(json!(end_of(20))),
+        || sluice.report(),
+    );
+    std::thread::sleep(PAUSE_WATCH);
+    assert_eq!(
+        read_lines(&output).len(),
+        10,
+        "a paused sink delivers nothing"
+    );
+    assert_eq!(client.put_empty("/connectors/files-out/resume").status, 202);
+    wait_for_output(&output, 20, &sluice);
+    wait_for_state(&client, &sluice, "files-out", ("RUNNING", &["RUNNING"]));
+
+    // The source paused: it reads nothing new until resumed.
+    assert_eq!(client.put_empty("/connectors/files-in/pause").status, 202);
+    wait_for_state(&client, &sluice, "files-in", ("PAUSED", &["PAUSED"]));
+    append(&input, &lines[20..]);
+    std::thread::sleep(PAUSE_WATCH);
+    assert_eq!(
+        source_at(&client),
+        Some(json!(end_of(20))),
+        "a paused source reads nothing"
+    );
+    assert_eq!(read_lines(&output).len(), 20);
+    assert_eq!(client.put_empty("/connectors/files-in/resume").status, 202);
+    wait_for_output(&output, 30, &sluice);
+    let mut copied = read_lines(&output);
+    copied.sort();
+    assert_eq!(copied, lines, "every line once");
+
+    assert_eq!(
+        client.put_empty("/connectors/files-copy/resume").status,
+        202
+    );
+    wait_for_output(&copy, 30, &sluice);
+    assert_eq!(read_lines(&copy).len(), 30);
+
+    // Paused again, it stays paused across a restart of the worker.
+    assert_eq!(client.put_empty("/connectors/files-copy/pause").status, 202);
+    wait_for_state(&client, &sluice, "files-copy", ("PAUSED", &["PAUSED"]));
+    sluice.stop();
+    let sluice = Worker::start(&dir, "pause-again", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    wait_for_state(&client, &sluice, "files-in", ("RUNNING", &["RUNNING"]));
+    wait_for_state(&client, &sluice, "files-copy", ("PAUSED", &["PAUSED"]));
+    sluice.stop();
+}

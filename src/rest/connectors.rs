@@ -1,5 +1,5 @@
 //! `/connectors`: create, read, change and delete connectors; their status, their tasks' configs and
-//! statuses; stop, resume and restart them. Shapes as Kafka Connect's: a connector's info is
+//! statuses; pause, stop, resume and restart them. Shapes as Kafka Connect's: a connector's info is
 //! `{"name", "config", "tasks": [{"connector", "task"}], "type"}`, its status
 //! `{"name", "connector": {"state", "worker_id", "trace"?}, "tasks": [{"id", "state", "worker_id",
 //! "trace"?}], "type"}`. A task that runs but makes no progress (blocked in a call past
@@ -38,6 +38,7 @@ pub fn routes() -> Router<Api> {
         )
         .route("/connectors/{name}/restart", post(restart))
         .route("/connectors/{name}/stop", put(stop))
+        .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
 }
 
@@ -232,10 +233,11 @@ async fn create(State(api): State<Api>, Body(body): Body<NewConnector>) -> Reply
     }
     let target = match body.initial_state.as_deref() {
         None | Some("RUNNING") => TargetState::Started,
+        Some("PAUSED") => TargetState::Paused,
         Some("STOPPED") => TargetState::Stopped,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "initial_state {other:?} is not one of RUNNING, STOPPED"
+                "initial_state {other:?} is not one of RUNNING, PAUSED, STOPPED"
             )))
         }
     };
@@ -421,6 +423,12 @@ async fn restart(
 async fn stop(State(api): State<Api>, Path(name): Path<String>) -> Reply<StatusCode> {
     api.control.set_target(&name, TargetState::Stopped).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /connectors/{name}/pause`: 202; the tasks stay, taking no new data.
+async fn pause(State(api): State<Api>, Path(name): Path<String>) -> Reply<StatusCode> {
+    api.control.set_target(&name, TargetState::Paused).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 /// `PUT /connectors/{name}/resume`: 202.

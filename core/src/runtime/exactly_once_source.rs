@@ -32,6 +32,7 @@ use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
+use super::pause::PauseSignal;
 use super::records::{
     convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
 };
@@ -124,6 +125,8 @@ pub struct ExactlyOnceSourceRunner {
     in_flight: InFlight,
     /// Whether the task's `commit_record` reads keys and values (asked after `start`).
     commit_record_reads_data: bool,
+    /// The connector's pause: while paused, the task is not polled.
+    pause: PauseSignal,
     /// A transaction is open.
     open: bool,
     /// The last source offset of each source partition in the open transaction, by the partition's JSON.
@@ -141,6 +144,12 @@ impl ExactlyOnceSourceRunner {
     /// Reports this task's state and records to a worker's status line.
     pub(crate) fn with_status(mut self, status: TaskCounter) -> Self {
         self.status = status;
+        self
+    }
+
+    /// Follows its connector's pause.
+    pub fn with_pause(mut self, pause: PauseSignal) -> Self {
+        self.pause = pause;
         self
     }
 
@@ -162,6 +171,7 @@ impl ExactlyOnceSourceRunner {
             offsets_topic: setup.offsets_topic,
             in_flight: InFlight::default(),
             commit_record_reads_data: true,
+            pause: PauseSignal::never(),
             open: false,
             offsets: BTreeMap::new(),
             acknowledged: Vec::new(),
@@ -348,14 +358,16 @@ impl ExactlyOnceSourceRunner {
                 self.on_delivery(delivery)?;
             }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
-            // Acknowledgements wake the loop only when there is no room to poll (a poll they cancelled
-            // would start over; see the at-least-once loop).
+            let paused = self.pause.is_paused();
+            // Acknowledgements wake the loop only when there is no room to poll, or no polling (a poll
+            // they cancelled would start over; see the at-least-once loop).
             tokio::select! {
                 biased;
                 () = shutdown.recv() => return Ok(()),
                 _ = boundary_timer.tick(), if by_interval => self.commit().await?,
-                Some(delivery) = self.deliveries.recv(), if !room => self.on_delivery(delivery)?,
-                batch = self.task.poll(), if room => match batch {
+                () = self.pause.changed() => {}
+                Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery)?,
+                batch = self.task.poll(), if room && !paused => match batch {
                     Ok(records) => {
                         self.send_batch(records).await?;
                         if !by_interval {

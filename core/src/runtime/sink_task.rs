@@ -27,6 +27,7 @@ use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
 use super::dead_letter_queue::{DeadLetter, DeadLetterQueue, DATA_EXCEPTION};
 use super::keep_alive::{Busy, KeepAlive};
 use super::leave_gate::{GatePlace, LeaveGate};
+use super::pause::PauseSignal;
 use super::records::{consumed_content, content};
 use super::repeated::Repeated;
 use super::retention::{Loss, Skipped};
@@ -101,6 +102,9 @@ pub struct SinkTaskRunner {
     retry_at: Option<Instant>,
     /// Partitions the task paused through its context.
     paused_by_task: BTreeSet<TopicPartition>,
+    /// The connector's pause, and whether this task's partitions are paused for it now.
+    pause: PauseSignal,
+    paused_by_operator: bool,
     /// Offsets the group refused to commit while it was rebalancing, committed again if the new
     /// generation gives their partitions back to this task.
     refused: BTreeMap<TopicPartition, i64>,
@@ -140,6 +144,12 @@ impl SinkTaskRunner {
         self
     }
 
+    /// Follows its connector's pause.
+    pub fn with_pause(mut self, pause: PauseSignal) -> Self {
+        self.pause = pause;
+        self
+    }
+
     /// Hands at most `records` records to one `put` (Kafka's `max.poll.records`).
     pub fn with_max_poll_records(mut self, records: usize) -> Self {
         self.max_poll_records = records;
@@ -173,6 +183,8 @@ impl SinkTaskRunner {
             starts: BTreeMap::new(),
             retry_at: None,
             paused_by_task: BTreeSet::new(),
+            pause: PauseSignal::never(),
+            paused_by_operator: false,
             refused: BTreeMap::new(),
             gate: LeaveGate::new().place(),
             gate_limit: Duration::ZERO,
@@ -313,6 +325,7 @@ impl SinkTaskRunner {
             if self.retry_at.is_some_and(|at| at <= Instant::now()) {
                 self.resume_after_retry()?;
             }
+            self.follow_pause()?;
             if std::mem::take(&mut self.context.requests().commit_requested) {
                 let owned: Vec<_> = self.assigned.iter().cloned().collect();
                 self.commit_polling(&owned).await?;
@@ -332,6 +345,7 @@ impl SinkTaskRunner {
                     // period must not keep the loop from polling.
                     commit_timer.reset();
                 }
+                () = self.pause.changed() => {}
                 event = consumer.poll(max_poll_records, POLL_WAIT) => match event {
                     Ok(event) => self.on_event(event).await?,
                     Err(e) => {
@@ -359,6 +373,11 @@ impl SinkTaskRunner {
                     .await;
                 let rewound: BTreeSet<TopicPartition> = rewinds.into_keys().collect();
                 self.apply_requests()?;
+                if self.paused_by_operator {
+                    self.consumer()
+                        .pause(&partitions)
+                        .map_err(|e| self.kafka(e))?;
+                }
                 self.commit_refused(&partitions, &rewound).await
             }
             GroupEvent::Revoked(partitions) => {
@@ -373,6 +392,7 @@ impl SinkTaskRunner {
             }
             GroupEvent::Lost(partitions) => self.lose(&partitions).await,
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
+            GroupEvent::Records(records) if self.paused_by_operator => self.unread(&records),
             GroupEvent::Records(records) => {
                 let mut batch = self.convert(records).await?;
                 self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
@@ -752,9 +772,56 @@ impl SinkTaskRunner {
         }
     }
 
-    /// Ends the pause after a retriable error, keeping the partitions the task paused itself.
+    /// Pauses every assigned partition when the connector is paused, and resumes them (but those the
+    /// task paused itself, and all of them while a retry's backoff lasts) when it resumes.
+    fn follow_pause(&mut self) -> Result<(), TaskError> {
+        let paused = self.pause.is_paused();
+        if paused == self.paused_by_operator {
+            return Ok(());
+        }
+        self.paused_by_operator = paused;
+        let owned: Vec<_> = self.assigned.iter().cloned().collect();
+        if paused {
+            tracing::info!(task = %self.id, "paused: no records are delivered until the connector resumes");
+            return self.consumer().pause(&owned).map_err(|e| self.kafka(e));
+        }
+        tracing::info!(task = %self.id, "resumed");
+        if self.retry_at.is_some() {
+            return Ok(());
+        }
+        let resume: Vec<_> = owned
+            .into_iter()
+            .filter(|p| !self.paused_by_task.contains(p))
+            .collect();
+        self.consumer().resume(&resume).map_err(|e| self.kafka(e))
+    }
+
+    /// Records fetched before a pause took hold are not delivered: each partition is sought back to its
+    /// first, to be fetched again after the resume.
+    fn unread(&mut self, records: &[ConsumedRecord]) -> Result<(), TaskError> {
+        let mut first: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for record in records {
+            let tp = TopicPartition::new(&*record.topic, record.partition);
+            let offset = first.entry(tp).or_insert(record.offset);
+            *offset = (*offset).min(record.offset);
+        }
+        for (tp, offset) in first {
+            if self.assigned.contains(&tp) {
+                self.consumer()
+                    .seek(&tp, offset)
+                    .map_err(|e| self.kafka(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the pause after a retriable error, keeping the partitions the task paused itself (and all
+    /// of them while the connector is paused).
     fn resume_after_retry(&mut self) -> Result<(), TaskError> {
         self.retry_at = None;
+        if self.paused_by_operator {
+            return Ok(());
+        }
         let resume: Vec<_> = self
             .assigned
             .iter()

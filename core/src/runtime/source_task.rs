@@ -15,6 +15,7 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
+use super::pause::PauseSignal;
 use super::records::{
     convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
 };
@@ -48,6 +49,8 @@ pub struct SourceTaskRunner {
     in_flight: InFlight,
     /// Whether the task's `commit_record` reads keys and values (asked after `start`).
     commit_record_reads_data: bool,
+    /// The connector's pause: while paused, the task is not polled.
+    pause: PauseSignal,
     /// Offsets taken from `submitted` whose write to the store has not succeeded yet.
     uncommitted: CommittableOffsets,
     topics: TopicCreator,
@@ -83,6 +86,12 @@ impl SourceTaskRunner {
         self
     }
 
+    /// Follows its connector's pause.
+    pub fn with_pause(mut self, pause: PauseSignal) -> SourceTaskRunner {
+        self.pause = pause;
+        self
+    }
+
     pub fn new(task: Box<dyn SourceTask>, setup: SourceTaskSetup) -> SourceTaskRunner {
         SourceTaskRunner {
             status: TaskCounter::default(),
@@ -96,6 +105,7 @@ impl SourceTaskRunner {
             submitted: SubmittedRecords::new(),
             in_flight: InFlight::default(),
             commit_record_reads_data: true,
+            pause: PauseSignal::never(),
             uncommitted: CommittableOffsets::default(),
             topics: TopicCreator::new(setup.admin),
             flush_timeout: setup.flush_timeout,
@@ -135,9 +145,10 @@ impl SourceTaskRunner {
             // select's futures again (the task's poll future among them) for the next.
             self.take_deliveries().await?;
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
-            // Acknowledgements wake the loop only when there is no room to poll: a poll they cancelled
-            // would start over, and a task that waits inside `poll` (for its next interval, or for
-            // data) would fall behind each time the producer heard from a broker.
+            let paused = self.pause.is_paused();
+            // Acknowledgements wake the loop only when there is no room to poll (or no polling): a
+            // poll they cancelled would start over, and a task that waits inside `poll` (for its next
+            // interval, or for data) would fall behind each time the producer heard from a broker.
             tokio::select! {
                 biased;
                 () = shutdown.recv() => return Ok(()),
@@ -145,8 +156,10 @@ impl SourceTaskRunner {
                     self.take_deliveries().await?;
                     self.commit_offsets().await?;
                 }
-                Some(delivery) = self.deliveries.recv(), if !room => self.on_delivery(delivery).await?,
-                batch = self.task.poll(), if room => match batch {
+                // A pause drops a pending poll (polls are cancel-safe); a resume polls again.
+                () = self.pause.changed() => {}
+                Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery).await?,
+                batch = self.task.poll(), if room && !paused => match batch {
                     Ok(records) => self.send_batch(records).await?,
                     Err(e) if e.is_retriable() => {
                         tracing::warn!(task = %self.id, error = %e, "retriable poll error");

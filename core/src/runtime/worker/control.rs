@@ -50,11 +50,13 @@ pub enum State {
     Restarting,
 }
 
-/// What an operator asked a connector to be: running, or stopped (its tasks gone, its offsets kept).
+/// What an operator asked a connector to be: running, paused (its tasks kept, taking no new data), or
+/// stopped (its tasks gone, its offsets kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TargetState {
     Started,
+    Paused,
     Stopped,
 }
 
@@ -171,6 +173,10 @@ impl WorkerView {
         let tasks = (0..entry.task_configs.len())
             .map(|id| {
                 let (state, trace, blocked) = match self.tasks.state(&task_id(name, id)) {
+                    // A running task of a paused connector takes no data: PAUSED, as in Kafka Connect.
+                    Some((TaskState::Running, _)) if entry.state == State::Paused => {
+                        (State::Paused, None, None)
+                    }
                     Some((TaskState::Running, blocked)) => (State::Running, None, blocked),
                     Some((TaskState::Failed(why), _)) => (State::Failed, Some(why), None),
                     Some((TaskState::Stopped, _)) => (State::Stopped, None, None),
@@ -366,7 +372,8 @@ impl WorkerControl {
         self.ask(|reply| Command::Delete { name, reply }).await
     }
 
-    /// Stops a connector's tasks and the connector (STOPPED), or starts it again (RUNNING).
+    /// Stops a connector's tasks and the connector (STOPPED), pauses them (PAUSED), or runs them again
+    /// (RUNNING).
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), ControlError> {
         let name = name.to_owned();
         self.ask(|reply| Command::Target {

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::api::{ConnectorContext, ConnectorRequest};
 use crate::config::ConfigMap;
+use crate::runtime::pause::PauseSwitch;
 use crate::runtime::status::TaskStatuses;
 use crate::runtime::{ShutdownTrigger, TaskError};
 
@@ -43,6 +44,8 @@ pub(super) struct Running {
     /// Why the connector failed (it raised an error, or could not start): its tasks stay stopped.
     pub failure: Option<String>,
     pub target: TargetState,
+    /// Pauses and resumes its tasks.
+    pub pause: PauseSwitch,
 }
 
 impl Running {
@@ -174,8 +177,9 @@ impl<'w> Herder<'w> {
             started: false,
             failure: None,
             target,
+            pause: PauseSwitch::new(target == TargetState::Paused),
         };
-        if target == TargetState::Started {
+        if target != TargetState::Stopped {
             let started = self.start_running(&mut running).await;
             if let Err(e) = started {
                 if !self.controlled() {
@@ -496,10 +500,28 @@ impl<'w> Herder<'w> {
         if running.target == target {
             return Ok(());
         }
+        if running.target != TargetState::Stopped && target != TargetState::Stopped {
+            // Between running and paused the tasks stay: they only stop or start taking data.
+            let paused = target == TargetState::Paused;
+            match paused {
+                true => tracing::info!(connector = %name, "pausing the connector's tasks"),
+                false => tracing::info!(connector = %name, "resuming the connector's tasks"),
+            }
+            if let Some(running) = self.connectors.get_mut(name) {
+                running.target = target;
+                running.pause.set(paused);
+            }
+            self.show(name);
+            self.persist();
+            return Ok(());
+        }
         let config = running.given.clone();
         match target {
             TargetState::Stopped => {
                 tracing::info!(connector = %name, "stopping the connector and its tasks")
+            }
+            TargetState::Paused => {
+                tracing::info!(connector = %name, "starting the connector with its tasks paused")
             }
             TargetState::Started => tracing::info!(connector = %name, "resuming the connector"),
         }
@@ -522,13 +544,13 @@ impl<'w> Herder<'w> {
         if running.target == TargetState::Stopped {
             return Ok(());
         }
-        let config = running.given.clone();
+        let (config, target) = (running.given.clone(), running.target);
         if running.failure.is_some() || !running.started {
-            // A failed connector has no tasks left: it starts afresh, tasks and all.
+            // A failed connector has no tasks left: it starts afresh, tasks and all (paused if it was).
             tracing::info!(connector = %name, "restarting the failed connector");
             let plan = self.plan(&config)?;
             self.forget(name).await;
-            self.start(plan, TargetState::Started).await?;
+            self.start(plan, target).await?;
             return Ok(());
         }
         if !only_failed {
@@ -659,7 +681,7 @@ impl Herder<'_> {
         let Some(running) = self.connectors.get(name) else {
             return;
         };
-        if self.stopping || running.failure.is_some() || running.target != TargetState::Started {
+        if self.stopping || running.failure.is_some() || running.target == TargetState::Stopped {
             return;
         }
         let key = (name.to_owned(), task);
@@ -732,6 +754,7 @@ impl Herder<'_> {
         let (state, trace) = match (&running.failure, running.target) {
             (Some(why), _) => (State::Failed, Some(why.clone())),
             (None, TargetState::Stopped) => (State::Stopped, None),
+            (None, TargetState::Paused) => (State::Paused, None),
             (None, TargetState::Started) => (State::Running, None),
         };
         let kind = match running.plugin {

@@ -379,7 +379,7 @@ impl StandaloneWorker {
         tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
         tokio::pin!(shutdown);
         let sources = plans.iter().any(|(plan, target)| {
-            matches!(plan.plugin, Plugin::Source(_)) && *target == TargetState::Started
+            matches!(plan.plugin, Plugin::Source(_)) && *target != TargetState::Stopped
         });
         if sources {
             tokio::select! {
@@ -581,7 +581,8 @@ impl StandaloneWorker {
                                 &config,
                                 admin,
                             )?
-                            .with_status(status.clone());
+                            .with_status(status.clone())
+                            .with_pause(running.pause.signal());
                         Box::pin(runner.run(stop))
                     }
                     (Plugin::Source(connector), _) => {
@@ -593,13 +594,15 @@ impl StandaloneWorker {
                                 &config,
                                 &admin,
                             )?
-                            .with_status(status.clone());
+                            .with_status(status.clone())
+                            .with_pause(running.pause.signal());
                         Box::pin(runner.run(stop))
                     }
                     (Plugin::Sink(connector), _) => {
                         let runner = self
                             .sink_runner(id, connector.create_task(), task_config, &config)?
                             .with_status(status.clone())
+                            .with_pause(running.pause.signal())
                             .with_leave_gate(&gate, self.config.shutdown_timeout());
                         Box::pin(runner.run(stop))
                     }
@@ -787,7 +790,7 @@ fn show_starting(view: &WorkerView, plans: &[(ConnectorPlan, TargetState)]) {
         };
         let state = match target {
             TargetState::Stopped => State::Stopped,
-            TargetState::Started => State::Unassigned,
+            TargetState::Started | TargetState::Paused => State::Unassigned,
         };
         shown.insert(
             plan.name().to_owned(),
