@@ -82,6 +82,13 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         return Err(StandaloneError::NothingToRun(args.worker));
     }
     let backend = backend(&config)?;
+    let admin = match backend.admin() {
+        Ok(admin) => Some(admin),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kafka admin client: the metrics leave out the sink partitions' lag");
+            None
+        }
+    };
     let worker = StandaloneWorker::new(config, backend, sluice_connectors::builtin_plugins())?
         .rebind_offsets(args.rebind_offsets);
     let plans = connector_props
@@ -104,6 +111,7 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         sluice_connectors::builtin_plugins(),
         listener::worker_id(&worker_props, bound),
         loggers,
+        admin,
     );
     let (stopped, stop_serving) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rest::serve(listener, api, async {

@@ -6,12 +6,14 @@
 //! - [`connectors`]: `/connectors` and what is under it; [`offsets`]: `/connectors/{name}/offsets`;
 //!   [`plugins`]: `/connector-plugins`.
 //! - [`loggers`]: `/admin/loggers`, log levels changed at run time.
+//! - [`metrics`]: `/metrics`, for Prometheus.
 //! - [`error`]: the error body, and Kafka Connect's answers to bad requests.
 
 mod connectors;
 mod error;
 pub mod listener;
 pub mod loggers;
+mod metrics;
 mod offsets;
 mod plugins;
 
@@ -23,19 +25,22 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use sluice_core::api::PluginRegistry;
+use sluice_core::kafka::Admin;
 use sluice_core::runtime::WorkerControl;
 use tokio::net::TcpListener;
 
 use error::ApiError;
 
-/// What every handler reaches: the worker, its plugins, the id it reports as `worker_id`, and its log
-/// levels (when the process's log filter can be changed).
+/// What every handler reaches: the worker, its plugins, the id it reports as `worker_id`, its log
+/// levels (when the process's log filter can be changed), and Kafka's admin client (for the sink
+/// partitions' lag in the metrics).
 #[derive(Clone)]
 pub struct Api {
     control: WorkerControl,
     plugins: Arc<PluginRegistry>,
     worker_id: Arc<str>,
     loggers: Option<loggers::Loggers>,
+    admin: Option<Arc<dyn Admin>>,
 }
 
 impl Api {
@@ -44,12 +49,14 @@ impl Api {
         plugins: PluginRegistry,
         worker_id: String,
         loggers: Option<loggers::Loggers>,
+        admin: Option<Arc<dyn Admin>>,
     ) -> Api {
         Api {
             control,
             plugins: Arc::new(plugins),
             worker_id: worker_id.into(),
             loggers,
+            admin,
         }
     }
 }
@@ -62,6 +69,7 @@ pub fn router(api: Api) -> Router {
         .merge(offsets::routes())
         .merge(plugins::routes())
         .merge(loggers::routes())
+        .merge(metrics::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(api)

@@ -77,7 +77,7 @@ impl Props {
     }
 
     /// `{"name": ..., "config": {...}}`, as `POST /connectors` takes it.
-    fn to_rest_json(&self) -> String {
+    pub fn to_rest_json(&self) -> String {
         let mut config = self.0.clone();
         let name = config.remove("name").unwrap_or_default();
         format!(

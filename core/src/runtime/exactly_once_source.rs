@@ -31,6 +31,7 @@ use crate::kafka::{
 use super::connector_config::{ConnectorConfig, TransactionBoundary};
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
+use super::metrics::timed;
 use super::offsets_topic::{generation_record, offset_key, offset_value, TopicOffsets};
 use super::pause::PauseSignal;
 use super::records::{
@@ -367,8 +368,9 @@ impl ExactlyOnceSourceRunner {
                 _ = boundary_timer.tick(), if by_interval => self.commit().await?,
                 () = self.pause.changed() => {}
                 Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery)?,
-                batch = self.task.poll(), if room && !paused => match batch {
+                (batch, took) = timed(self.task.poll()), if room && !paused => match batch {
                     Ok(records) => {
+                        self.status.metrics().polled(records.len(), took);
                         self.send_batch(records).await?;
                         if !by_interval {
                             self.commit().await?;
@@ -472,6 +474,7 @@ impl ExactlyOnceSourceRunner {
             message,
             &mut self.refused,
         );
+        self.status.metrics().skipped_for_error();
         let Some(queue) = &self.dead_letters else {
             self.skip(record);
             return Ok(());
@@ -492,6 +495,7 @@ impl ExactlyOnceSourceRunner {
                     source,
                 },
             })?;
+        self.status.metrics().dead_lettered(1, true);
         self.track_offset(&record);
         self.in_flight.insert(record, None);
         Ok(())
@@ -537,6 +541,7 @@ impl ExactlyOnceSourceRunner {
             Ok(metadata) => {
                 self.acknowledged.push((record, Some(metadata)));
                 self.status.moved(1);
+                self.status.metrics().written(1);
                 Ok(())
             }
             Err(e) => {
@@ -552,6 +557,13 @@ impl ExactlyOnceSourceRunner {
         if !self.open {
             return Ok(());
         }
+        let (committed, took) = timed(self.commit_transaction()).await;
+        self.status.metrics().committed(committed.is_ok(), took);
+        committed
+    }
+
+    /// The transaction's offsets written and the transaction committed, then the task told.
+    async fn commit_transaction(&mut self) -> Result<(), TaskError> {
         let offsets = std::mem::take(&mut self.offsets);
         for (partition, offset) in offsets.values() {
             let place = OffsetsPlace {

@@ -6,7 +6,7 @@
 //! - [`submitted`], [`in_flight`]: which source records Kafka acknowledged, and so which offsets may be committed.
 //! - [`offset_store`], [`source_offsets`]: the source offset file; [`offsets_topic`]: exactly-once tasks'
 //!   offsets in `offset.storage.topic`.
-//! - [`pause`]: an operator's pause of a connector's tasks.
+//! - [`pause`]: an operator's pause of a connector's tasks; [`metrics`]: the worker's Prometheus metrics.
 //! - [`worker_config`], [`connector_config`]: the worker's and every connector's common keys.
 
 pub mod connector_config;
@@ -15,6 +15,7 @@ pub mod exactly_once_source;
 pub mod in_flight;
 mod keep_alive;
 pub mod leave_gate;
+pub mod metrics;
 pub mod offset_store;
 pub mod offsets_topic;
 pub mod pause;

@@ -27,6 +27,7 @@ use super::connector_config::{ConnectorConfig, DEFAULT_MAX_POLL_RECORDS};
 use super::dead_letter_queue::{DeadLetter, DeadLetterQueue, DATA_EXCEPTION};
 use super::keep_alive::{Busy, KeepAlive};
 use super::leave_gate::{GatePlace, LeaveGate};
+use super::metrics::timed;
 use super::pause::PauseSignal;
 use super::records::{consumed_content, content};
 use super::repeated::Repeated;
@@ -236,6 +237,7 @@ impl SinkTaskRunner {
                 tracing::warn!(task = %self.id, error = %e, "leaving the group failed");
             }
         }
+        self.status.metrics().ended();
         tracing::info!(task = %self.id, "sink task stopped");
         outcome
     }
@@ -358,8 +360,26 @@ impl SinkTaskRunner {
         }
     }
 
-    /// Handles one consumer event.
+    /// Handles one consumer event, and counts the rebalances among them.
     async fn on_event(&mut self, event: GroupEvent) -> Result<(), TaskError> {
+        let rebalance = match &event {
+            GroupEvent::Assigned(_) => Some(Vec::new()),
+            GroupEvent::Revoked(partitions) | GroupEvent::Lost(partitions) => {
+                Some(partitions.clone())
+            }
+            GroupEvent::Records(_) => None,
+        };
+        let outcome = self.handle(event).await;
+        if let Some(gone) = rebalance {
+            let metrics = self.status.metrics();
+            metrics.unassigned(gone.iter().filter(|p| !self.assigned.contains(*p)));
+            metrics.rebalanced(self.assigned.len());
+        }
+        outcome
+    }
+
+    /// What one consumer event does to the task.
+    async fn handle(&mut self, event: GroupEvent) -> Result<(), TaskError> {
         match event {
             GroupEvent::Assigned(partitions) => {
                 tracing::info!(task = %self.id, ?partitions, "partitions assigned");
@@ -394,6 +414,7 @@ impl SinkTaskRunner {
             GroupEvent::Records(records) if records.is_empty() => Ok(()),
             GroupEvent::Records(records) if self.paused_by_operator => self.unread(&records),
             GroupEvent::Records(records) => {
+                self.status.metrics().read(records.len());
                 let mut batch = self.convert(records).await?;
                 self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
                     .await?;
@@ -599,6 +620,7 @@ impl SinkTaskRunner {
                     || raw.as_ref().map(consumed_content).unwrap_or_default(),
                     &mut self.refused_records,
                 );
+                self.status.metrics().skipped_for_error();
                 if let Some(record) = raw.filter(|_| self.dead_letter_queue.is_some()) {
                     batch.dead_letters.push(DeadLetter {
                         record,
@@ -691,6 +713,7 @@ impl SinkTaskRunner {
                 || content(&record.key, &record.value, &record.headers),
                 &mut self.refused_records,
             );
+            self.status.metrics().skipped_for_error();
             if self.dead_letter_queue.is_some() {
                 letters.push(DeadLetter {
                     record: converters.to_consumed(&record),
@@ -710,7 +733,12 @@ impl SinkTaskRunner {
         let Some(queue) = self.dead_letter_queue.as_mut() else {
             return Ok(());
         };
-        queue.write(letters).await.map_err(|e| {
+        let count = letters.len();
+        let written = queue.write(letters).await;
+        if count > 0 {
+            self.status.metrics().dead_lettered(count, written.is_ok());
+        }
+        written.map_err(|e| {
             tracing::error!(task = %self.id, error = %e, "sink task failed: its dead letters could not be written");
             TaskError::Connector {
                 task: self.id.clone(),
@@ -730,8 +758,9 @@ impl SinkTaskRunner {
         } else {
             tracing::trace!(task = %self.id, records = batch.records.len(), "put");
             let records = std::mem::take(&mut batch.records);
-            self.call_polling("put", None, |task| task.put(records))
-                .await?
+            let (put, took) = timed(self.call_polling("put", None, |task| task.put(records))).await;
+            self.status.metrics().put(count as usize, took);
+            put?
         };
         // Partitions lost while `put` ran are released: what the batch did for them is not theirs to keep.
         for spans in [&mut batch.first, &mut batch.next] {
@@ -743,6 +772,9 @@ impl SinkTaskRunner {
                 for (partition, first) in batch.first {
                     self.starts.entry(partition).or_insert(first);
                 }
+                for (partition, next) in &batch.next {
+                    self.status.metrics().position(partition, *next);
+                }
                 self.positions.extend(batch.next);
                 for (partition, jump) in batch.jumps {
                     if self.assigned.contains(&partition) {
@@ -753,6 +785,7 @@ impl SinkTaskRunner {
             }
             Err(e) if e.is_retriable() => {
                 tracing::warn!(task = %self.id, error = %e, "put will be retried");
+                self.status.metrics().retried();
                 for (tp, offset) in &batch.first {
                     self.consumer()
                         .seek(tp, *offset)
@@ -882,7 +915,8 @@ impl SinkTaskRunner {
         let Some(current) = self.committable(partitions).await else {
             return;
         };
-        let approved = self.task.pre_commit(&current).await;
+        let (approved, took) = timed(self.task.pre_commit(&current)).await;
+        self.status.metrics().flushed(took);
         self.commit_approved(approved).await;
     }
 
@@ -907,12 +941,12 @@ impl SinkTaskRunner {
         let Some(current) = self.committable(partitions).await else {
             return Ok(());
         };
-        let approved = self
-            .call_polling("flush", revoking, |task| {
-                Box::pin(async move { task.pre_commit(&current).await })
-            })
-            .await?;
-        self.commit_approved(approved).await;
+        let (approved, took) = timed(self.call_polling("flush", revoking, |task| {
+            Box::pin(async move { task.pre_commit(&current).await })
+        }))
+        .await;
+        self.status.metrics().flushed(took);
+        self.commit_approved(approved?).await;
         Ok(())
     }
 
@@ -960,7 +994,9 @@ impl SinkTaskRunner {
         if to_commit.is_empty() {
             return;
         }
-        match self.consumer().commit(&to_commit).await {
+        let (committed, took) = timed(self.consumer().commit(&to_commit)).await;
+        self.status.metrics().committed(committed.is_ok(), took);
+        match committed {
             Ok(()) => {
                 tracing::debug!(task = %self.id, offsets = ?to_commit, "committed sink offsets");
                 // A refused offset is older than this one: never to be made again.

@@ -15,6 +15,7 @@ use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
+use super::metrics::timed;
 use super::pause::PauseSignal;
 use super::records::{
     convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
@@ -159,8 +160,11 @@ impl SourceTaskRunner {
                 // A pause drops a pending poll (polls are cancel-safe); a resume polls again.
                 () = self.pause.changed() => {}
                 Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery).await?,
-                batch = self.task.poll(), if room && !paused => match batch {
-                    Ok(records) => self.send_batch(records).await?,
+                (batch, took) = timed(self.task.poll()), if room && !paused => match batch {
+                    Ok(records) => {
+                        self.status.metrics().polled(records.len(), took);
+                        self.send_batch(records).await?
+                    }
                     Err(e) if e.is_retriable() => {
                         tracing::warn!(task = %self.id, error = %e, "retriable poll error");
                         tokio::time::sleep(RETRY_BACKOFF).await;
@@ -258,6 +262,7 @@ impl SourceTaskRunner {
             message,
             &mut self.refused,
         );
+        self.status.metrics().skipped_for_error();
         let Some(queue) = &self.dead_letters else {
             self.skip(&record);
             return Ok(());
@@ -322,9 +327,11 @@ impl SourceTaskRunner {
                     if dead_letter {
                         // The record itself went nowhere: its dead letter is what Kafka stored.
                         commit_record(id, &mut **task, record, None);
+                        status.metrics().dead_lettered(1, true);
                     } else {
                         commit_record(id, &mut **task, record, Some(&metadata));
                         status.moved(1);
+                        status.metrics().written(1);
                     }
                     Ok(())
                 }
@@ -349,7 +356,12 @@ impl SourceTaskRunner {
         if self.uncommitted.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.offsets.commit(&self.uncommitted.offsets) {
+        let started = Instant::now();
+        let outcome = self.offsets.commit(&self.uncommitted.offsets);
+        self.status
+            .metrics()
+            .committed(outcome.is_ok(), started.elapsed());
+        if let Err(e) = outcome {
             tracing::error!(task = %self.id, error = %e, "failed to commit source offsets; will retry");
             return Ok(());
         }

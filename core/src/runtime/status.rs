@@ -1,13 +1,15 @@
-//! What each task of a worker is doing, for the worker's periodic status line: whether it runs, failed
+//! What each task of a worker is doing, for the worker's periodic status lines (one per task): whether it runs, failed
 //! (and why) or stopped, and how many records it moved (acknowledged by Kafka for a source, handed to
 //! `put` for a sink) since the last line, and whether a running task is blocked in a call past its
 //! limit. An operator reading the log sees a task that failed or hangs while the others run on,
 //! instead of a worker that looks healthy.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::metrics::{TaskMetrics, WorkerMetrics};
 
 /// Where a task stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,17 +29,25 @@ struct Status {
     moved: Arc<AtomicU64>,
 }
 
-/// Every task's status, shared by the worker and its tasks.
+/// Every task's status, shared by the worker and its tasks, and the worker's metrics.
 #[derive(Debug, Clone, Default)]
-pub struct TaskStatuses(Arc<Mutex<BTreeMap<String, Status>>>);
+pub struct TaskStatuses {
+    tasks: Arc<Mutex<BTreeMap<String, Status>>>,
+    metrics: WorkerMetrics,
+}
 
 impl TaskStatuses {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Status>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a task as running; what it reports through the counter shows in the status line.
-    pub fn counter(&self, task: &str) -> TaskCounter {
+    pub fn metrics(&self) -> &WorkerMetrics {
+        &self.metrics
+    }
+
+    /// Registers a task as running; what it reports through the counter shows in the status lines, and
+    /// what it counts through `metrics` in the worker's metrics.
+    pub fn counter(&self, task: &str, metrics: TaskMetrics) -> TaskCounter {
         let moved = Arc::new(AtomicU64::new(0));
         self.lock().insert(
             task.to_owned(),
@@ -51,6 +61,7 @@ impl TaskStatuses {
             statuses: Some(self.clone()),
             task: task.to_owned(),
             moved,
+            metrics,
         }
     }
 
@@ -66,28 +77,28 @@ impl TaskStatuses {
         self.lock().remove(task);
     }
 
-    /// One line with every task's state and the records it moved since the last line (which this
-    /// starts counting afresh).
-    pub fn line(&self) -> String {
+    /// A line for each task with its state, the records it moved since the last lines (which this
+    /// starts counting afresh) and their rate over `period`, the time since then.
+    pub fn lines(&self, period: Duration) -> Vec<String> {
         let mut statuses = self.lock();
-        let mut line = String::new();
-        for (task, status) in statuses.iter_mut() {
-            if !line.is_empty() {
-                line.push_str("; ");
-            }
-            let moved = status.moved.swap(0, Ordering::Relaxed);
-            let _ = match (&status.state, &status.blocked) {
-                (TaskState::Running, None) => write!(line, "{task} running, {moved} records"),
-                (TaskState::Running, Some(why)) => {
-                    write!(line, "{task} running but BLOCKED ({why}), {moved} records")
-                }
-                (TaskState::Stopped, _) => write!(line, "{task} stopped, {moved} records"),
-                (TaskState::Failed(why), _) => {
-                    write!(line, "{task} FAILED ({why}), {moved} records")
-                }
-            };
-        }
-        line
+        let seconds = period.as_secs_f64();
+        statuses
+            .iter_mut()
+            .map(|(task, status)| {
+                let moved = status.moved.swap(0, Ordering::Relaxed);
+                let rate = match seconds > 0.0 {
+                    true => moved as f64 / seconds,
+                    false => 0.0,
+                };
+                let state = match (&status.state, &status.blocked) {
+                    (TaskState::Running, None) => "running".to_owned(),
+                    (TaskState::Running, Some(why)) => format!("running but BLOCKED ({why})"),
+                    (TaskState::Stopped, _) => "stopped".to_owned(),
+                    (TaskState::Failed(why), _) => format!("FAILED ({why})"),
+                };
+                format!("{task} {state}, {moved} records, {rate:.1}/s")
+            })
+            .collect()
     }
 }
 
@@ -98,9 +109,15 @@ pub struct TaskCounter {
     statuses: Option<TaskStatuses>,
     task: String,
     moved: Arc<AtomicU64>,
+    metrics: TaskMetrics,
 }
 
 impl TaskCounter {
+    /// What the task counts in the worker's metrics.
+    pub fn metrics(&self) -> &TaskMetrics {
+        &self.metrics
+    }
+
     fn update(&self, change: impl FnOnce(&mut Status)) {
         if let Some(statuses) = &self.statuses {
             if let Some(status) = statuses.lock().get_mut(&self.task) {
@@ -135,28 +152,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_line_gives_each_task_its_state_and_the_records_since_the_last_line() {
+    fn each_task_has_a_line_with_its_state_and_the_records_since_the_last_lines() {
         let statuses = TaskStatuses::default();
-        let source = statuses.counter("src-0");
-        let sink = statuses.counter("sink-0");
+        let source = statuses.counter("src-0", TaskMetrics::default());
+        let sink = statuses.counter("sink-0", TaskMetrics::default());
         source.moved(5);
         source.moved(7);
         sink.moved(3);
         sink.ended(Some("cannot open out.txt".into()));
+        let minute = Duration::from_secs(60);
         assert_eq!(
-            statuses.line(),
-            "sink-0 FAILED (cannot open out.txt), 3 records; src-0 running, 12 records"
+            statuses.lines(Duration::from_secs(2)),
+            [
+                "sink-0 FAILED (cannot open out.txt), 3 records, 1.5/s",
+                "src-0 running, 12 records, 6.0/s"
+            ]
         );
         source.blocked(Some("in put for over 30s".into()));
         assert_eq!(
-            statuses.line(),
-            "sink-0 FAILED (cannot open out.txt), 0 records; src-0 running but BLOCKED (in put for over 30s), 0 records"
+            statuses.lines(minute),
+            [
+                "sink-0 FAILED (cannot open out.txt), 0 records, 0.0/s",
+                "src-0 running but BLOCKED (in put for over 30s), 0 records, 0.0/s"
+            ]
         );
         source.blocked(None);
         source.ended(None);
+        source.moved(30);
         assert_eq!(
-            statuses.line(),
-            "sink-0 FAILED (cannot open out.txt), 0 records; src-0 stopped, 0 records"
+            statuses.lines(minute),
+            [
+                "sink-0 FAILED (cannot open out.txt), 0 records, 0.0/s",
+                "src-0 stopped, 30 records, 0.5/s"
+            ]
         );
     }
 

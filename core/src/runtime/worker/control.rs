@@ -13,6 +13,7 @@ use crate::api::{SourceOffset, SourcePartition, TopicPartition};
 use crate::config::{ConfigError, ConfigIssue, ConfigMap};
 
 use super::WorkerError;
+use crate::runtime::metrics::WorkerMetrics;
 use crate::runtime::status::{TaskState, TaskStatuses};
 
 /// Whether a connector reads from a system into Kafka or writes from Kafka to a system.
@@ -125,6 +126,11 @@ impl WorkerView {
 
     pub(crate) fn tasks(&self) -> &TaskStatuses {
         &self.tasks
+    }
+
+    /// The worker's metrics.
+    pub fn metrics(&self) -> &WorkerMetrics {
+        self.tasks.metrics()
     }
 
     /// Completes once the worker has put every connector it starts with in the view (as UNASSIGNED

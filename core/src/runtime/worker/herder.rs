@@ -366,6 +366,7 @@ impl<'w> Herder<'w> {
         self.stop_tasks(name, &all).await;
         for task in &all {
             self.statuses.remove(&task_id(name, *task));
+            self.statuses.metrics().forget(name, *task);
         }
         self.restarts_due
             .retain(|(connector, _), _| connector != name);
@@ -471,6 +472,7 @@ impl<'w> Herder<'w> {
         if let Some(running) = self.connectors.remove(name) {
             for task in 0..running.live.len() {
                 self.statuses.remove(&task_id(name, task));
+                self.statuses.metrics().forget(name, task);
             }
         }
         self.failures

@@ -168,6 +168,15 @@ pub struct StandaloneWorker {
     rebind_offsets: bool,
 }
 
+/// Logs a progress line for each task: its state, and the records it moved since `last` and their rate.
+fn log_progress(statuses: &TaskStatuses, last: &mut tokio::time::Instant) {
+    let now = tokio::time::Instant::now();
+    for line in statuses.lines(now - *last) {
+        tracing::info!("progress: {line}");
+    }
+    *last = now;
+}
+
 impl StandaloneWorker {
     /// Opens the offset file on the machine's filesystem (a corrupt one is an error, never reset).
     pub fn new(
@@ -415,6 +424,7 @@ impl StandaloneWorker {
         let mut status_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_lines = tokio::time::Instant::now();
         let all_failed = if stopped_while_starting {
             false
         } else {
@@ -422,7 +432,7 @@ impl StandaloneWorker {
                 let next_restart = herder.next_restart();
                 tokio::select! {
                     () = &mut shutdown => break false,
-                    _ = status_timer.tick() => tracing::info!("status: {}", statuses.line()),
+                    _ = status_timer.tick() => log_progress(&statuses, &mut last_lines),
                     Some(outcome) = herder.tasks.join_next(), if !herder.tasks.is_empty() => {
                         herder.ended(outcome);
                         if !herder.controlled() && herder.all_failed() {
@@ -452,7 +462,7 @@ impl StandaloneWorker {
             );
             herder.tasks.abort_all();
         }
-        tracing::info!("status at stop: {}", statuses.line());
+        log_progress(&statuses, &mut last_lines);
         tracing::info!("worker stopped");
         let failures: Vec<String> = herder.failures.into_values().collect();
         match (all_failed, failures.is_empty()) {
@@ -563,7 +573,11 @@ impl StandaloneWorker {
         let gate = LeaveGate::new();
         for (index, task_config) in tasks {
             let id = task_id(name, index);
-            let status = statuses.counter(&id);
+            let kind = match plugin {
+                Plugin::Source(_) => ConnectorType::Source,
+                Plugin::Sink(_) => ConnectorType::Sink,
+            };
+            let status = statuses.counter(&id, statuses.metrics().task(name, index, kind));
             let trigger = ShutdownTrigger::new();
             let stop = trigger.subscribe();
             let run: std::pin::Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>> =
