@@ -15,6 +15,7 @@ use sluice_core::runtime::{worker_control, StandaloneWorker, WorkerConfig, Worke
 use tokio::net::TcpListener;
 
 use crate::rest;
+use crate::rest::auth::{AuthError, Credentials};
 use crate::rest::listener::{self, listen_address, ListenerError};
 use crate::rest::loggers::Loggers;
 use crate::signals;
@@ -50,6 +51,8 @@ pub enum StandaloneError {
         path: PathBuf,
         source: ListenerError,
     },
+    #[error("{path}: {source}")]
+    Auth { path: PathBuf, source: AuthError },
     #[error("cannot serve the REST API on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -78,6 +81,12 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         path: args.worker.clone(),
         source,
     })?;
+    let credentials =
+        Credentials::from_worker(&worker_props, std::env::var("KAFKA_OPTS").ok().as_deref())
+            .map_err(|source| StandaloneError::Auth {
+                path: args.worker.clone(),
+                source,
+            })?;
     if address.is_none() && connector_props.is_empty() {
         return Err(StandaloneError::NothingToRun(args.worker));
     }
@@ -106,13 +115,16 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         .local_addr()
         .map_err(|source| StandaloneError::Bind { address, source })?;
     let (control, inbox) = worker_control();
-    let api = rest::Api::new(
+    let mut api = rest::Api::new(
         control,
         sluice_connectors::builtin_plugins(),
         listener::worker_id(&worker_props, bound),
         loggers,
         admin,
     );
+    if let Some(credentials) = credentials {
+        api = api.with_basic_auth(credentials);
+    }
     let (stopped, stop_serving) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rest::serve(listener, api, async {
         let _ = stop_serving.await;

@@ -7,8 +7,10 @@
 //!   [`plugins`]: `/connector-plugins`.
 //! - [`loggers`]: `/admin/loggers`, log levels changed at run time.
 //! - [`metrics`]: `/metrics`, for Prometheus.
+//! - [`auth`]: basic authentication (Kafka's `BasicAuthSecurityRestExtension`).
 //! - [`error`]: the error body, and Kafka Connect's answers to bad requests.
 
+pub mod auth;
 mod connectors;
 mod error;
 pub mod listener;
@@ -41,6 +43,8 @@ pub struct Api {
     worker_id: Arc<str>,
     loggers: Option<loggers::Loggers>,
     admin: Option<Arc<dyn Admin>>,
+    /// Who may call the API, when basic authentication is on.
+    credentials: Option<Arc<auth::Credentials>>,
 }
 
 impl Api {
@@ -57,13 +61,21 @@ impl Api {
             worker_id: worker_id.into(),
             loggers,
             admin,
+            credentials: None,
         }
+    }
+
+    /// Lets in only requests with these users' credentials.
+    pub fn with_basic_auth(mut self, credentials: auth::Credentials) -> Api {
+        self.credentials = Some(Arc::new(credentials));
+        self
     }
 }
 
 /// Every route, with Kafka Connect's answers to unknown paths (404) and wrong methods (405).
 pub fn router(api: Api) -> Router {
-    Router::new()
+    let credentials = api.credentials.clone();
+    let routes = Router::new()
         .route("/", get(root))
         .merge(connectors::routes())
         .merge(offsets::routes())
@@ -72,7 +84,14 @@ pub fn router(api: Api) -> Router {
         .merge(metrics::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(api)
+        .with_state(api);
+    match credentials {
+        Some(credentials) => routes.layer(axum::middleware::from_fn_with_state(
+            credentials,
+            auth::require,
+        )),
+        None => routes,
+    }
 }
 
 /// `GET /`: the worker's version and the Kafka cluster it works with (null until a source connector

@@ -1,0 +1,172 @@
+//! The REST API's security over a real listener: basic authentication as Kafka's
+//! `BasicAuthSecurityRestExtension` (its JAAS file and credentials file), a 401 with Kafka Connect's
+//! body for every request without valid credentials, and a worker that refuses to start when its
+//! security settings cannot be honoured.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine as _;
+use common::{run_to_exit, source_props, worker_props, Dir, Worker};
+use serde_json::{json, Value};
+
+/// A status, a header and the JSON body of a request sent with `authorization` (if any).
+fn call(
+    method: &str,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Option<String>, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    let request = match authorization {
+        Some(value) => request.header("authorization", value),
+        None => request,
+    };
+    let mut response = agent
+        .run(
+            request
+                .body(body.unwrap_or_default().to_owned())
+                .expect("a request"),
+        )
+        .expect("the worker answers");
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        response.status().as_u16(),
+        challenge,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+#[test]
+fn basic_authentication_lets_in_only_known_users_with_their_passwords() {
+    let dir = Dir::new();
+    let users = dir.write(
+        "users.properties",
+        "# who may manage connectors\nadmin: s3cret\noperator=other-pass\n",
+    );
+    let jaas = dir.write(
+        "connect.jaas",
+        format!(
+            "KafkaConnect {{\n  org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule required\n  file=\"{}\";\n}};\n",
+            users.display()
+        ),
+    );
+    let worker = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), None)
+            .set(
+                "rest.extension.classes",
+                "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension",
+            )
+            .set("java.security.auth.login.config", jaas.display()),
+    );
+    let sluice = Worker::start(&dir, "basic-auth", &worker, &[]);
+    let base = sluice.rest_url();
+    let connectors = format!("{base}/connectors");
+    let refused = json!({"error_code": 401, "message": "User cannot access the resource."});
+
+    for authorization in [
+        None,
+        Some(basic("admin", "wrong")),
+        Some(basic("nobody", "s3cret")),
+        Some("Basic not-base64!".to_owned()),
+        Some("Bearer abc".to_owned()),
+    ] {
+        let (status, challenge, body) = call("GET", &connectors, authorization.as_deref(), None);
+        assert_eq!(status, 401, "{authorization:?}");
+        assert_eq!(body, refused, "{authorization:?}");
+        assert_eq!(challenge.as_deref(), Some("Basic realm=\"KafkaConnect\""));
+    }
+    for path in ["/", "/metrics", "/connector-plugins", "/no-such-path"] {
+        let (status, _, _) = call("GET", &format!("{base}{path}"), None, None);
+        assert_eq!(status, 401, "{path} without credentials");
+    }
+    let input = dir.write("input.txt", "");
+    let create = source_props("files-in", &input, "lines").to_rest_json();
+    let (status, _, _) = call("POST", &connectors, None, Some(&create));
+    assert_eq!(status, 401, "nothing is created without credentials");
+
+    let admin = basic("admin", "s3cret");
+    let (status, _, body) = call("GET", &connectors, Some(&admin), None);
+    assert_eq!((status, body), (200, json!([])));
+    let (status, _, body) = call("POST", &connectors, Some(&admin), Some(&create));
+    assert_eq!(status, 201, "{body}");
+    let operator = basic("operator", "other-pass");
+    let (status, _, body) = call("GET", &connectors, Some(&operator), None);
+    assert_eq!((status, body), (200, json!(["files-in"])));
+    let logs = sluice.stop();
+    assert!(!logs.contains("s3cret"), "a password in the log:\n{logs}");
+}
+
+#[test]
+fn a_worker_whose_rest_security_cannot_be_set_up_does_not_start() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let empty_users = dir.write("users.properties", "# nobody yet\n");
+    let other_jaas = dir.write("other.jaas", "KafkaServer { SomeModule required; };\n");
+    for (label, props, expected) in [
+        (
+            "unknown extension",
+            worker_props(&offsets, None)
+                .set("rest.extension.classes", "com.example.AuditExtension"),
+            "\"com.example.AuditExtension\" is a Java REST extension",
+        ),
+        (
+            "no credentials",
+            worker_props(&offsets, None)
+                .set("rest.extension.classes", "BasicAuthSecurityRestExtension"),
+            "no credentials file is given",
+        ),
+        (
+            "no KafkaConnect entry",
+            worker_props(&offsets, None)
+                .set("rest.extension.classes", "BasicAuthSecurityRestExtension")
+                .set("java.security.auth.login.config", other_jaas.display()),
+            "the JAAS file has no KafkaConnect entry",
+        ),
+        (
+            "no users",
+            worker_props(&offsets, None)
+                .set("rest.extension.classes", "BasicAuthSecurityRestExtension")
+                .set("rest.basic.auth.credentials.file", empty_users.display()),
+            "the credentials file names no user",
+        ),
+        (
+            "missing credentials file",
+            worker_props(&offsets, None)
+                .set("rest.extension.classes", "BasicAuthSecurityRestExtension")
+                .set(
+                    "rest.basic.auth.credentials.file",
+                    dir.path("missing.properties").display(),
+                ),
+            "missing.properties",
+        ),
+    ] {
+        let worker = dir.write_properties("worker.properties", &props);
+        let exit = run_to_exit(&dir, &[Path::new("standalone"), &worker]);
+        assert_eq!(exit.status.code(), Some(1), "{label}: {}", exit.stderr);
+        assert!(
+            exit.stderr.contains("worker.properties") && exit.stderr.contains(expected),
+            "{label}: {}",
+            exit.stderr
+        );
+    }
+}
