@@ -72,6 +72,8 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
     for unknown in config.unknown_keys() {
         tracing::warn!(file = %args.worker.display(), "{unknown}");
     }
+    // The worker's keys with config provider references filled in.
+    let worker_props = config.props().clone();
     let connector_props = args
         .connectors
         .iter()

@@ -1,7 +1,8 @@
 //! The REST API's security over a real listener: basic authentication as Kafka's
 //! `BasicAuthSecurityRestExtension` (its JAAS file and credentials file), a 401 with Kafka Connect's
-//! body for every request without valid credentials, and a worker that refuses to start when its
-//! security settings cannot be honoured.
+//! body for every request without valid credentials; config providers filling in `${...}` references
+//! that operators read back as written; and a worker that refuses to start when its security settings
+//! cannot be honoured.
 
 mod common;
 
@@ -150,6 +151,25 @@ fn a_worker_whose_rest_security_cannot_be_set_up_does_not_start() {
             "the credentials file names no user",
         ),
         (
+            "a provider without its class",
+            worker_props(&offsets, None).set("config.providers", "vault"),
+            "config.providers.vault.class: missing",
+        ),
+        (
+            "a worker key whose reference cannot be resolved",
+            worker_props(&offsets, None)
+                .set("config.providers", "env")
+                .set(
+                    "config.providers.env.class",
+                    "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+                )
+                .set(
+                    "offset.flush.interval.ms",
+                    "${env:SLUICE_TEST_SURELY_UNSET}",
+                ),
+            "offset.flush.interval.ms: ${env:SLUICE_TEST_SURELY_UNSET}: the environment variable",
+        ),
+        (
             "missing credentials file",
             worker_props(&offsets, None)
                 .set("rest.extension.classes", "BasicAuthSecurityRestExtension")
@@ -169,4 +189,106 @@ fn a_worker_whose_rest_security_cannot_be_set_up_does_not_start() {
             exit.stderr
         );
     }
+}
+
+#[test]
+fn config_providers_fill_in_references_that_operators_read_back_as_written() {
+    let dir = Dir::new();
+    let input = dir.write("input.txt", "first\nsecond\n");
+    let output = dir.path("output.txt");
+    let secrets = dir.write(
+        "secrets.properties",
+        "listeners=http://127.0.0.1:0\ntopic=lines\n",
+    );
+    let paths = dir.path("paths");
+    std::fs::create_dir_all(&paths).expect("a directory");
+    std::fs::write(paths.join("input"), input.display().to_string()).expect("a file");
+    // The worker inherits the test's environment.
+    std::env::set_var("SLUICE_TEST_OUTPUT_FILE", output.display().to_string());
+    let worker = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), None)
+            .set("config.providers", "file,env,directory")
+            .set(
+                "config.providers.file.class",
+                "org.apache.kafka.common.config.provider.FileConfigProvider",
+            )
+            .set(
+                "config.providers.env.class",
+                "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            )
+            .set(
+                "config.providers.env.param.allowlist.pattern",
+                "SLUICE_TEST_.*",
+            )
+            .set(
+                "config.providers.directory.class",
+                "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+            )
+            .set(
+                "config.providers.directory.param.allowed.paths",
+                dir.path("").display(),
+            )
+            .set(
+                "listeners",
+                format!("${{file:{}:listeners}}", secrets.display()),
+            ),
+    );
+    let sluice = Worker::start(&dir, "providers", &worker, &[]);
+    let base = sluice.rest_url();
+    let topic = format!("${{file:{}:topic}}", secrets.display());
+    let file = format!("${{directory:{}:input}}", paths.display());
+    let source = source_props("files-in", Path::new("unused"), "unused")
+        .set("file", &file)
+        .set("topic", &topic);
+    let sink = common::sink_props("files-out", Path::new("unused"), "unused")
+        .set("file", "${env:SLUICE_TEST_OUTPUT_FILE}")
+        .set("topics", &topic);
+    for props in [&source, &sink] {
+        let (status, _, body) = call(
+            "POST",
+            &format!("{base}/connectors"),
+            None,
+            Some(&props.to_rest_json()),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    common::wait_for_lines(&output, 2, &[&sluice]);
+    let mut copied = common::read_lines(&output);
+    copied.sort();
+    assert_eq!(copied, ["first\n", "second\n"]);
+
+    let (_, _, config) = call(
+        "GET",
+        &format!("{base}/connectors/files-in/config"),
+        None,
+        None,
+    );
+    assert_eq!(config["file"], json!(file), "the config as written");
+    let (_, _, tasks) = call(
+        "GET",
+        &format!("{base}/connectors/files-in/tasks"),
+        None,
+        None,
+    );
+    assert_eq!(tasks[0]["config"]["file"], json!(file), "{tasks}");
+    assert_eq!(tasks[0]["config"]["topic"], json!(topic), "{tasks}");
+
+    let unresolvable = source_props("bad", Path::new("unused"), "lines")
+        .set("file", "${env:SLUICE_TEST_SURELY_UNSET}")
+        .set("topic", "${env:HOME}");
+    let (status, _, body) = call(
+        "POST",
+        &format!("{base}/connectors"),
+        None,
+        Some(&unresolvable.to_rest_json()),
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("file: ${env:SLUICE_TEST_SURELY_UNSET}: the environment variable SLUICE_TEST_SURELY_UNSET is not set")
+            && message.contains("topic: ${env:HOME}: HOME is not in the provider's allowlist.pattern"),
+        "{message}"
+    );
+    sluice.stop();
 }

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigDef, ConfigError, ConfigMap, ConfigType, ParsedConfig, UnknownKey};
+use crate::config::{
+    ConfigDef, ConfigError, ConfigMap, ConfigProviders, ConfigType, ParsedConfig, UnknownKey,
+};
 use crate::kafka::{ClientSettings, NewTopic};
 
 pub const BOOTSTRAP_SERVERS: &str = "bootstrap.servers";
@@ -190,7 +192,9 @@ pub(crate) fn positive(v: &str) -> Result<(), String> {
 /// A validated worker configuration.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// The keys, with config provider references filled in.
     parsed: ParsedConfig,
+    providers: ConfigProviders,
 }
 
 impl WorkerConfig {
@@ -206,9 +210,17 @@ impl WorkerConfig {
                 "is empty: name the Kafka brokers (host:port,...), or leave the key out to run on the embedded broker",
             ));
         }
+        let providers = ConfigProviders::from_worker(props)?;
+        let props = providers.resolve(props)?;
         Ok(WorkerConfig {
-            parsed: worker_config_def().parse(props)?,
+            parsed: worker_config_def().parse(&props)?,
+            providers,
         })
+    }
+
+    /// The config providers the worker declares, which fill in references in connector configs.
+    pub fn providers(&self) -> &ConfigProviders {
+        &self.providers
     }
 
     /// The supplied keys the worker does not know (each with the key it likely misspells): worth a

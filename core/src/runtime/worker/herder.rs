@@ -777,9 +777,26 @@ impl Herder<'_> {
                 kind,
                 state,
                 trace,
-                task_configs: running.task_configs.clone(),
+                task_configs: running
+                    .task_configs
+                    .iter()
+                    .map(|task| with_references(task, &running.given))
+                    .collect(),
                 restarts,
             },
         );
     }
+}
+
+/// A task's config as operators read it: where the connector's config holds a config provider
+/// reference, the task's value of that key shows the reference instead of the secret it stands for
+/// (Kafka Connect's reverse transform).
+fn with_references(task: &ConfigMap, given: &ConfigMap) -> ConfigMap {
+    let mut shown = task.clone();
+    for (key, value) in given.iter().filter(|(_, v)| v.contains("${")) {
+        if let Some(slot) = shown.get_mut(key) {
+            slot.clone_from(value);
+        }
+    }
+    shown
 }

@@ -237,6 +237,14 @@ impl StandaloneWorker {
                 class: class.clone(),
                 known: self.plugins.classes().join(", "),
             })?;
+        // The connector and its tasks see the references filled in; operators and the store, as given.
+        let given = props;
+        let resolved = self
+            .config
+            .providers()
+            .resolve(given)
+            .map_err(config_error)?;
+        let props = &resolved;
         let (mut plugin, extra) = match plugin {
             ConnectorPlugin::Source(make) => (Plugin::Source(make()), source_config_def()),
             ConnectorPlugin::Sink(make) => (Plugin::Sink(make()), sink_config_def()),
@@ -273,7 +281,7 @@ impl StandaloneWorker {
         Ok(ConnectorPlan {
             config: Arc::new(config),
             plugin,
-            given: props.clone(),
+            given: given.clone(),
         })
     }
 
