@@ -16,8 +16,9 @@ use tokio::net::TcpListener;
 
 use crate::rest;
 use crate::rest::auth::{AuthError, Credentials};
-use crate::rest::listener::{self, listen_address, ListenerError};
+use crate::rest::listener::{self, listen_address, Listen, ListenerError};
 use crate::rest::loggers::Loggers;
+use crate::rest::tls::{self, TlsError, TlsListener};
 use crate::signals;
 
 /// Arguments of `sluice standalone`, as `connect-standalone.sh`.
@@ -53,6 +54,8 @@ pub enum StandaloneError {
     },
     #[error("{path}: {source}")]
     Auth { path: PathBuf, source: AuthError },
+    #[error("{path}: {source}")]
+    Tls { path: PathBuf, source: TlsError },
     #[error("cannot serve the REST API on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -79,17 +82,26 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         .iter()
         .map(|path| load_connector_file(path).map(|props| (path.clone(), props)))
         .collect::<Result<Vec<_>, _>>()?;
-    let address = listen_address(&worker_props).map_err(|source| StandaloneError::Listener {
+    let listen = listen_address(&worker_props).map_err(|source| StandaloneError::Listener {
         path: args.worker.clone(),
         source,
     })?;
+    let tls = match listen {
+        Some(Listen { https: true, .. }) => Some(tls::server_config(&worker_props).map_err(
+            |source| StandaloneError::Tls {
+                path: args.worker.clone(),
+                source,
+            },
+        )?),
+        _ => None,
+    };
     let credentials =
         Credentials::from_worker(&worker_props, std::env::var("KAFKA_OPTS").ok().as_deref())
             .map_err(|source| StandaloneError::Auth {
                 path: args.worker.clone(),
                 source,
             })?;
-    if address.is_none() && connector_props.is_empty() {
+    if listen.is_none() && connector_props.is_empty() {
         return Err(StandaloneError::NothingToRun(args.worker));
     }
     let backend = backend(&config)?;
@@ -106,7 +118,7 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         .iter()
         .map(|(path, props)| plan(&worker, path, props))
         .collect::<Result<Vec<_>, _>>()?;
-    let Some(address) = address else {
+    let Some(Listen { address, .. }) = listen else {
         worker.run(plans, signals::terminated()).await?;
         return Ok(());
     };
@@ -128,10 +140,22 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
         api = api.with_basic_auth(credentials);
     }
     let (stopped, stop_serving) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rest::serve(listener, api, async {
+    let stop_serving = async {
         let _ = stop_serving.await;
-    }));
-    tracing::info!(url = %format!("http://{bound}/"), "REST API listening");
+    };
+    let (server, scheme) = match tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls)
+                .map_err(|source| StandaloneError::Bind { address, source })?;
+            let server = tokio::spawn(rest::serve(listener, api, stop_serving));
+            (server, "https")
+        }
+        None => (
+            tokio::spawn(rest::serve(listener, api, stop_serving)),
+            "http",
+        ),
+    };
+    tracing::info!(url = %format!("{scheme}://{bound}/"), "REST API listening");
     let outcome = worker
         .run_controlled(plans, inbox, signals::terminated())
         .await;

@@ -1,4 +1,5 @@
-//! The REST API's security over a real listener: basic authentication as Kafka's
+//! The REST API's security over a real listener: TLS (`https://` listeners with Kafka's PEM keys,
+//! client certificates required), basic authentication as Kafka's
 //! `BasicAuthSecurityRestExtension` (its JAAS file and credentials file), a 401 with Kafka Connect's
 //! body for every request without valid credentials; config providers filling in `${...}` references
 //! that operators read back as written; and a worker that refuses to start when its security settings
@@ -170,6 +171,30 @@ fn a_worker_whose_rest_security_cannot_be_set_up_does_not_start() {
             "offset.flush.interval.ms: ${env:SLUICE_TEST_SURELY_UNSET}: the environment variable",
         ),
         (
+            "an https listener without a certificate",
+            worker_props(&offsets, None).set("listeners", "https://127.0.0.1:0"),
+            "an https listener needs a certificate and its key",
+        ),
+        (
+            "a JKS keystore",
+            worker_props(&offsets, None)
+                .set("listeners", "https://127.0.0.1:0")
+                .set("listeners.https.ssl.keystore.type", "JKS")
+                .set("listeners.https.ssl.keystore.location", "/etc/connect.jks"),
+            "listeners.https.ssl.keystore.type=JKS: Sluice reads PEM keystores and truststores only",
+        ),
+        (
+            "client certificates without a truststore",
+            worker_props(&offsets, None)
+                .set("listeners", "https://127.0.0.1:0")
+                .set(
+                    "listeners.https.ssl.keystore.location",
+                    tls_fixture("server-keystore.pem").display(),
+                )
+                .set("listeners.https.ssl.client.auth", "required"),
+            "listeners.https.ssl.truststore.location: client authentication needs the CAs",
+        ),
+        (
             "missing credentials file",
             worker_props(&offsets, None)
                 .set("rest.extension.classes", "BasicAuthSecurityRestExtension")
@@ -289,6 +314,123 @@ fn config_providers_fill_in_references_that_operators_read_back_as_written() {
         message.contains("file: ${env:SLUICE_TEST_SURELY_UNSET}: the environment variable SLUICE_TEST_SURELY_UNSET is not set")
             && message.contains("topic: ${env:HOME}: HOME is not in the provider's allowlist.pattern"),
         "{message}"
+    );
+    sluice.stop();
+}
+
+/// A file of `fixtures/tls` (made by its `make.sh`).
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/tls")
+        .join(name)
+}
+
+/// The base URL of a worker's HTTPS listener, once it listens.
+fn https_url(worker: &Worker) -> String {
+    const LINE: &str = "REST API listening url=https://";
+    worker.wait_for_log(LINE);
+    let logs = worker.logs();
+    let at = logs.find(LINE).map(|i| i + LINE.len()).unwrap_or_default();
+    let address: String = logs[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '/')
+        .collect();
+    format!("https://{address}")
+}
+
+/// A client that trusts the test CA and presents `client` (certificate and key files), if given.
+fn tls_client(client: Option<(&str, &str)>) -> ureq::Agent {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let read = |name: &str| std::fs::read(tls_fixture(name)).expect("a fixture");
+    let ca = Certificate::from_pem(&read("ca.pem")).expect("the CA");
+    let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[ca]));
+    if let Some((cert, key)) = client {
+        let cert = Certificate::from_pem(&read(cert)).expect("a certificate");
+        let key = PrivateKey::from_pem(&read(key)).expect("a key");
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&[cert], key)));
+    }
+    ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn https_worker(dir: &Dir, label: &str, extra: &[(&str, String)]) -> Worker {
+    let mut props = worker_props(&dir.path("offsets.json"), None)
+        .set("listeners", "https://127.0.0.1:0")
+        .set("listeners.https.ssl.keystore.type", "PEM");
+    for (key, value) in extra {
+        props = props.set(key, value);
+    }
+    let worker = dir.write_properties(&format!("{label}.properties"), &props);
+    Worker::start(dir, label, &worker, &[])
+}
+
+#[test]
+fn an_https_listener_serves_the_api_over_tls_and_can_require_client_certificates() {
+    let dir = Dir::new();
+    let keystore = tls_fixture("server-keystore.pem").display().to_string();
+    let sluice = https_worker(
+        &dir,
+        "https",
+        &[("listeners.https.ssl.keystore.location", keystore)],
+    );
+    let base = https_url(&sluice);
+    let mut answer = tls_client(None)
+        .get(format!("{base}/connectors"))
+        .call()
+        .expect("an answer over TLS");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.body_mut().read_to_string().unwrap(), "[]");
+    let untrusting = ureq::get(format!("{base}/connectors")).call();
+    assert!(
+        untrusting.is_err(),
+        "a client that does not trust the CA gets no answer"
+    );
+    let plain = ureq::get(base.replace("https://", "http://") + "/connectors").call();
+    assert!(plain.is_err(), "plain HTTP gets no answer from a TLS port");
+    sluice.stop();
+
+    // Client certificates required, the certificate and key inline as Kafka's PEM keys.
+    let read = |name: &str| std::fs::read_to_string(tls_fixture(name)).expect("a fixture");
+    let sluice = https_worker(
+        &dir,
+        "mutual-tls",
+        &[
+            // As a `.properties` value continued over lines gives them: the lines joined.
+            (
+                "listeners.https.ssl.keystore.key",
+                read("server.key").replace('\n', " "),
+            ),
+            (
+                "listeners.https.ssl.keystore.certificate.chain",
+                read("server.crt").replace('\n', " "),
+            ),
+            ("listeners.https.ssl.client.auth", "required".into()),
+            (
+                "listeners.https.ssl.truststore.location",
+                tls_fixture("ca.pem").display().to_string(),
+            ),
+        ],
+    );
+    let base = https_url(&sluice);
+    let connectors = format!("{base}/connectors");
+    let signed = tls_client(Some(("client.crt", "client.key")))
+        .get(&connectors)
+        .call()
+        .expect("a client with a certificate the CA signed is answered");
+    assert_eq!(signed.status().as_u16(), 200);
+    assert!(
+        tls_client(None).get(&connectors).call().is_err(),
+        "a client without a certificate gets no answer"
+    );
+    assert!(
+        tls_client(Some(("stranger.crt", "stranger.key")))
+            .get(&connectors)
+            .call()
+            .is_err(),
+        "a client whose certificate the CA did not sign gets no answer"
     );
     sluice.stop();
 }

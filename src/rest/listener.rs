@@ -1,5 +1,5 @@
-//! The `listeners` key (Kafka Connect's: a list of `http://HOST:PORT`, default `http://:8083`; an
-//! empty host binds every interface) and the worker id the API reports, from
+//! The `listeners` key (Kafka Connect's: a list of `http://HOST:PORT` or `https://HOST:PORT`, default
+//! `http://:8083`; an empty host binds every interface) and the worker id the API reports, from
 //! `rest.advertised.host.name` and `rest.advertised.port` when set.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,16 +12,21 @@ pub const DEFAULT_LISTENER: &str = "http://:8083";
 /// Why `listeners` cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
-    #[error("listeners: {listener:?} is not http://HOST:PORT ({why})")]
+    #[error("listeners: {listener:?} is not http://HOST:PORT or https://HOST:PORT ({why})")]
     Malformed { listener: String, why: String },
-    #[error("listeners: {0:?} asks for TLS, which Sluice's REST API does not serve yet; use an http:// listener")]
-    Https(String),
     #[error("listeners: Sluice serves one listener; {0} were given")]
     Several(usize),
 }
 
-/// The address to bind, from `listeners`; `None` when it is set empty (no REST API).
-pub fn listen_address(worker: &ConfigMap) -> Result<Option<SocketAddr>, ListenerError> {
+/// Where the REST API listens, and whether with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub address: SocketAddr,
+    pub https: bool,
+}
+
+/// Where to listen, from `listeners`; `None` when it is set empty (no REST API).
+pub fn listen_address(worker: &ConfigMap) -> Result<Option<Listen>, ListenerError> {
     let listeners = worker
         .get("listeners")
         .map(String::as_str)
@@ -40,13 +45,13 @@ pub fn listen_address(worker: &ConfigMap) -> Result<Option<SocketAddr>, Listener
         listener: listener.to_owned(),
         why: why.to_owned(),
     };
-    if listener.to_ascii_lowercase().starts_with("https://") {
-        return Err(ListenerError::Https(listener.to_owned()));
-    }
-    let rest = listener
-        .strip_prefix("http://")
-        .ok_or_else(|| malformed("it must start with http://"))?
-        .trim_end_matches('/');
+    let lower = listener.to_ascii_lowercase();
+    let (https, scheme) = match () {
+        () if lower.starts_with("http://") => (false, "http://".len()),
+        () if lower.starts_with("https://") => (true, "https://".len()),
+        () => return Err(malformed("it must start with http:// or https://")),
+    };
+    let rest = listener[scheme..].trim_end_matches('/');
     let (host, port) = rest
         .rsplit_once(':')
         .ok_or_else(|| malformed("it has no port"))?;
@@ -61,7 +66,10 @@ pub fn listen_address(worker: &ConfigMap) -> Result<Option<SocketAddr>, Listener
             .parse()
             .map_err(|_| malformed("the host is not an IP address or localhost"))?,
     };
-    Ok(Some(SocketAddr::new(ip, port)))
+    Ok(Some(Listen {
+        address: SocketAddr::new(ip, port),
+        https,
+    }))
 }
 
 /// The worker id the API reports: the advertised host and port when set, the bound address otherwise.
@@ -91,7 +99,7 @@ mod tests {
         if let Some(value) = value {
             worker.insert("listeners".into(), value.into());
         }
-        listen_address(&worker)
+        listen_address(&worker).map(|listen| listen.map(|l| l.address))
     }
 
     #[test]
@@ -109,10 +117,15 @@ mod tests {
             Some("[::1]:9000".parse().unwrap())
         );
         assert_eq!(listeners(Some("")).unwrap(), None);
-        assert!(matches!(
-            listeners(Some("https://:8443")),
-            Err(ListenerError::Https(_))
-        ));
+        let https = ConfigMap::from([("listeners".to_owned(), "HTTPS://:8443".to_owned())]);
+        assert_eq!(
+            listen_address(&https).unwrap(),
+            Some(Listen {
+                address: "0.0.0.0:8443".parse().unwrap(),
+                https: true
+            })
+        );
+        assert!(listeners(Some("ftp://:21")).is_err());
         let e = listeners(Some("http://host")).unwrap_err().to_string();
         assert!(
             e.contains("\"http://host\"") && e.contains("no port"),

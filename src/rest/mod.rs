@@ -2,7 +2,7 @@
 //! the same paths, JSON shapes, status codes and `{"error_code": N, "message": "..."}` errors, so that
 //! the Confluent CLI, Kafka UI and every script written for Kafka Connect manage Sluice too.
 //!
-//! - [`listener`]: the `listeners` key, and the socket it binds.
+//! - [`listener`]: the `listeners` key, and the socket it binds; [`tls`]: its TLS, for `https://`.
 //! - [`connectors`]: `/connectors` and what is under it; [`offsets`]: `/connectors/{name}/offsets`;
 //!   [`plugins`]: `/connector-plugins`.
 //! - [`loggers`]: `/admin/loggers`, log levels changed at run time.
@@ -18,6 +18,7 @@ pub mod loggers;
 mod metrics;
 mod offsets;
 mod plugins;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,7 +30,6 @@ use serde_json::json;
 use sluice_core::api::PluginRegistry;
 use sluice_core::kafka::Admin;
 use sluice_core::runtime::WorkerControl;
-use tokio::net::TcpListener;
 
 use error::ApiError;
 
@@ -104,12 +104,16 @@ async fn root(State(api): State<Api>) -> Json<serde_json::Value> {
     }))
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves the API on `listener` (plain TCP, or [`tls::TlsListener`]) until `shutdown` completes.
+pub async fn serve<L>(
+    listener: L,
     api: Api,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     // Connections wait in the listener's backlog until the worker shows the connectors it starts with.
     api.control.view().ready().await;
     axum::serve(listener, router(api))
