@@ -106,6 +106,7 @@ pub async fn run(args: Args, loggers: Option<Loggers>) -> Result<(), StandaloneE
     }
     let backend = backend(&config)?;
     let admin = match backend.admin() {
+        _ if listen.is_none() => None,
         Ok(admin) => Some(admin),
         Err(e) => {
             tracing::warn!(error = %e, "no Kafka admin client: the metrics leave out the sink partitions' lag");
