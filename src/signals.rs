@@ -6,37 +6,43 @@
 pub const INTERRUPTED_EXIT: i32 = 130;
 
 /// Completes on the first SIGINT, SIGTERM or SIGHUP; from then on, another one exits the process at once
-/// with [`INTERRUPTED_EXIT`].
-pub async fn terminated() {
+/// with [`INTERRUPTED_EXIT`]. The handlers are installed when this is called, not when the future is
+/// first polled: a signal that arrives while the worker is still starting (its REST API already
+/// answering) starts a clean stop instead of killing the process.
+pub fn terminated() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        match unix::Signals::new() {
-            Ok(mut signals) => {
-                let first = signals.next().await;
-                tracing::info!(
-                    signal = first,
-                    "shutdown signal received: stopping cleanly (send another to exit at once)"
-                );
-                tokio::spawn(async move {
-                    let second = signals.next().await;
-                    tracing::warn!(
-                        signal = second,
-                        "second shutdown signal: exiting at once, without finishing the stop"
+    let signals = unix::Signals::new();
+    async move {
+        #[cfg(unix)]
+        {
+            match signals {
+                Ok(mut signals) => {
+                    let first = signals.next().await;
+                    tracing::info!(
+                        signal = first,
+                        "shutdown signal received: stopping cleanly (send another to exit at once)"
                     );
-                    std::process::exit(INTERRUPTED_EXIT);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM and SIGHUP; stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutdown signal received");
+                    tokio::spawn(async move {
+                        let second = signals.next().await;
+                        tracing::warn!(
+                            signal = second,
+                            "second shutdown signal: exiting at once, without finishing the stop"
+                        );
+                        std::process::exit(INTERRUPTED_EXIT);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM and SIGHUP; stopping on Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                    tracing::info!("shutdown signal received");
+                }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutdown signal received");
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received");
+        }
     }
 }
 

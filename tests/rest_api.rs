@@ -1000,3 +1000,89 @@ fn a_paused_connector_keeps_its_tasks_but_moves_no_data_until_resumed() {
     wait_for_state(&client, &sluice, "files-copy", ("PAUSED", &["PAUSED"]));
     sluice.stop();
 }
+
+#[test]
+fn active_topics_are_tracked_reset_and_refused_as_the_worker_says() {
+    let dir = Dir::new();
+    let offsets = dir.path("offsets.json");
+    let worker = dir.write_properties("worker.properties", &worker_props(&offsets, None));
+    let sluice = Worker::start(&dir, "topics", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    let input = dir.path("input.txt");
+    let output = dir.path("output.txt");
+    append(&input, &numbered_lines(0, 5));
+    let sink = sink_props("files-out", &output, "unused")
+        .remove("topics")
+        .set("topics.regex", "li.*");
+    for props in [source_props("files-in", &input, "lines"), sink] {
+        let created = client.send("POST", "/connectors", &connector_body(&props));
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    wait_for_output(&output, 5, &sluice);
+    for name in ["files-in", "files-out"] {
+        let topics = client.get(&format!("/connectors/{name}/topics"));
+        assert_eq!(topics.status, 200);
+        assert_eq!(topics.body, json!({ name: {"topics": ["lines"]} }));
+    }
+    assert_eq!(client.get("/connectors/nope/topics").status, 404);
+    assert_eq!(
+        client.put_empty("/connectors/nope/topics/reset").status,
+        404
+    );
+
+    let reset = client.put_empty("/connectors/files-in/topics/reset");
+    assert_eq!(reset.status, 202, "{}", reset.body);
+    assert_eq!(
+        client.get("/connectors/files-in/topics").body,
+        json!({"files-in": {"topics": []}})
+    );
+    assert_eq!(
+        client.get("/connectors/files-out/topics").body,
+        json!({"files-out": {"topics": ["lines"]}}),
+        "another connector's set stays"
+    );
+    append(&input, &numbered_lines(5, 1));
+    wait_for_output(&output, 6, &sluice);
+    wait_until(
+        "the source's topic tracked again",
+        || {
+            client.get("/connectors/files-in/topics").body
+                == json!({"files-in": {"topics": ["lines"]}})
+        },
+        || sluice.report(),
+    );
+    sluice.stop();
+
+    for (label, key, refused) in [
+        (
+            "no-reset",
+            "topic.tracking.allow.reset",
+            "Topic tracking reset is disabled.",
+        ),
+        (
+            "no-tracking",
+            "topic.tracking.enable",
+            "Topic tracking is disabled.",
+        ),
+    ] {
+        let worker = dir.write_properties(
+            &format!("{label}.properties"),
+            &worker_props(&offsets, None).set(key, "false"),
+        );
+        let sluice = Worker::start(&dir, label, &worker, &[]);
+        let client = Client::new(sluice.rest_url());
+        // The connectors made over REST are still there.
+        let reset = client.put_empty("/connectors/files-in/topics/reset");
+        assert_eq!(reset.status, 403, "{label}");
+        assert_eq!(reset.body, json!({"error_code": 403, "message": refused}));
+        let topics = client.get("/connectors/files-in/topics");
+        match key {
+            "topic.tracking.enable" => {
+                assert_eq!(topics.status, 403);
+                assert_eq!(topics.body["message"], json!(refused));
+            }
+            _ => assert_eq!(topics.status, 200),
+        }
+        sluice.stop();
+    }
+}

@@ -4,6 +4,7 @@
 //!
 //! - [`listener`]: the `listeners` key, and the socket it binds; [`tls`]: its TLS, for `https://`.
 //! - [`connectors`]: `/connectors` and what is under it; [`offsets`]: `/connectors/{name}/offsets`;
+//!   [`topics`]: `/connectors/{name}/topics`;
 //!   [`plugins`]: `/connector-plugins`.
 //! - [`loggers`]: `/admin/loggers`, log levels changed at run time.
 //! - [`metrics`]: `/metrics`, for Prometheus.
@@ -19,6 +20,7 @@ mod metrics;
 mod offsets;
 mod plugins;
 pub mod tls;
+mod topics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -82,6 +84,7 @@ pub fn router(api: Api) -> Router {
         .merge(plugins::routes())
         .merge(loggers::routes())
         .merge(metrics::routes())
+        .merge(topics::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(api);

@@ -412,6 +412,7 @@ impl ExactlyOnceSourceRunner {
             self.topics
                 .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
+            self.status.used_topic(&sent.topic);
             self.begin()?;
             let converters = self.config.converters();
             let produced = match converters.to_kafka(&sent) {

@@ -6,9 +6,11 @@
 //! - [`submitted`], [`in_flight`]: which source records Kafka acknowledged, and so which offsets may be committed.
 //! - [`offset_store`], [`source_offsets`]: the source offset file; [`offsets_topic`]: exactly-once tasks'
 //!   offsets in `offset.storage.topic`.
+//! - [`active_topics`]: the topics each connector used (KIP-558).
 //! - [`pause`]: an operator's pause of a connector's tasks; [`metrics`]: the worker's Prometheus metrics.
 //! - [`worker_config`], [`connector_config`]: the worker's and every connector's common keys.
 
+pub mod active_topics;
 pub mod connector_config;
 pub mod dead_letter_queue;
 pub mod exactly_once_source;
@@ -38,8 +40,8 @@ pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source_offsets::SharedOffsetStore;
 pub use worker::{
     worker_control, ConnectorPlan, ConnectorStatus, ConnectorType, ControlError, ControlInbox,
-    OffsetChanges, StandaloneWorker, State, StoredOffsets, TargetState, TaskStatus, WorkerControl,
-    WorkerError, WorkerView,
+    OffsetChanges, StandaloneWorker, State, StoredOffsets, TargetState, TaskStatus,
+    TopicTrackingOff, WorkerControl, WorkerError, WorkerView,
 };
 pub use worker_config::WorkerConfig;
 

@@ -415,6 +415,9 @@ impl SinkTaskRunner {
             GroupEvent::Records(records) if self.paused_by_operator => self.unread(&records),
             GroupEvent::Records(records) => {
                 self.status.metrics().read(records.len());
+                for record in &records {
+                    self.status.used_topic(&record.topic);
+                }
                 let mut batch = self.convert(records).await?;
                 self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
                     .await?;

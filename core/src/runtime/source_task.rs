@@ -207,6 +207,7 @@ impl SourceTaskRunner {
             self.topics
                 .ensure(&self.id, &self.config, &sent.topic)
                 .await?;
+            self.status.used_topic(&sent.topic);
             let converters = self.config.converters();
             let produced = match converters.to_kafka(&sent) {
                 Ok(produced) => produced,

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::active_topics::{ActiveTopics, TopicTracker};
 use super::metrics::{TaskMetrics, WorkerMetrics};
 
 /// Where a task stands.
@@ -34,6 +35,7 @@ struct Status {
 pub struct TaskStatuses {
     tasks: Arc<Mutex<BTreeMap<String, Status>>>,
     metrics: WorkerMetrics,
+    topics: ActiveTopics,
 }
 
 impl TaskStatuses {
@@ -45,9 +47,13 @@ impl TaskStatuses {
         &self.metrics
     }
 
-    /// Registers a task as running; what it reports through the counter shows in the status lines, and
-    /// what it counts through `metrics` in the worker's metrics.
-    pub fn counter(&self, task: &str, metrics: TaskMetrics) -> TaskCounter {
+    pub fn active_topics(&self) -> &ActiveTopics {
+        &self.topics
+    }
+
+    /// Registers a task as running; what it reports through the counter shows in the status lines, what
+    /// it counts through `metrics` in the worker's metrics, and the topics it uses through `topics`.
+    pub fn counter(&self, task: &str, metrics: TaskMetrics, topics: TopicTracker) -> TaskCounter {
         let moved = Arc::new(AtomicU64::new(0));
         self.lock().insert(
             task.to_owned(),
@@ -62,6 +68,7 @@ impl TaskStatuses {
             task: task.to_owned(),
             moved,
             metrics,
+            topics,
         }
     }
 
@@ -110,9 +117,15 @@ pub struct TaskCounter {
     task: String,
     moved: Arc<AtomicU64>,
     metrics: TaskMetrics,
+    topics: TopicTracker,
 }
 
 impl TaskCounter {
+    /// The task used `topic` (wrote to it, or read from it).
+    pub fn used_topic(&mut self, topic: &str) {
+        self.topics.used(topic);
+    }
+
     /// What the task counts in the worker's metrics.
     pub fn metrics(&self) -> &TaskMetrics {
         &self.metrics
@@ -154,8 +167,8 @@ mod tests {
     #[test]
     fn each_task_has_a_line_with_its_state_and_the_records_since_the_last_lines() {
         let statuses = TaskStatuses::default();
-        let source = statuses.counter("src-0", TaskMetrics::default());
-        let sink = statuses.counter("sink-0", TaskMetrics::default());
+        let source = statuses.counter("src-0", TaskMetrics::default(), TopicTracker::default());
+        let sink = statuses.counter("sink-0", TaskMetrics::default(), TopicTracker::default());
         source.moved(5);
         source.moved(7);
         sink.moved(3);

@@ -25,6 +25,8 @@ pub const OFFSET_STORAGE_TOPIC: &str = "offset.storage.topic";
 pub const OFFSET_STORAGE_PARTITIONS: &str = "offset.storage.partitions";
 pub const OFFSET_STORAGE_REPLICATION_FACTOR: &str = "offset.storage.replication.factor";
 pub const STATUS_INTERVAL: &str = "status.log.interval.ms";
+pub const TOPIC_TRACKING_ENABLE: &str = "topic.tracking.enable";
+pub const TOPIC_TRACKING_ALLOW_RESET: &str = "topic.tracking.allow.reset";
 
 const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 
@@ -180,6 +182,18 @@ pub fn worker_config_def() -> ConfigDef {
             "How often the worker logs a status line (each task's state and the records it moved), in milliseconds (Sluice's own key).",
         )
         .check(positive)
+        .optional(
+            TOPIC_TRACKING_ENABLE,
+            ConfigType::Boolean,
+            "true",
+            "Track the topics each connector uses, for GET /connectors/{name}/topics.",
+        )
+        .optional(
+            TOPIC_TRACKING_ALLOW_RESET,
+            ConfigType::Boolean,
+            "true",
+            "Allow PUT /connectors/{name}/topics/reset.",
+        )
 }
 
 pub(crate) fn positive(v: &str) -> Result<(), String> {
@@ -246,6 +260,16 @@ impl WorkerConfig {
 
     pub fn offset_file(&self) -> PathBuf {
         PathBuf::from(self.parsed.string(OFFSET_STORAGE_FILE))
+    }
+
+    /// `topic.tracking.enable`.
+    pub fn topic_tracking(&self) -> bool {
+        self.parsed.boolean(TOPIC_TRACKING_ENABLE)
+    }
+
+    /// `topic.tracking.allow.reset`.
+    pub fn topic_tracking_reset(&self) -> bool {
+        self.parsed.boolean(TOPIC_TRACKING_ALLOW_RESET)
     }
 
     /// `status.log.interval.ms`.

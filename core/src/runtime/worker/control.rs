@@ -104,6 +104,8 @@ pub struct WorkerView {
     tasks: TaskStatuses,
     /// The id of the Kafka cluster, once the worker learned it.
     cluster: Arc<Mutex<Option<String>>>,
+    /// `topic.tracking.enable` and `topic.tracking.allow.reset`.
+    topic_tracking: Arc<Mutex<(bool, bool)>>,
     /// The worker has put every connector it starts with in the view.
     ready: Arc<watch::Sender<bool>>,
 }
@@ -114,6 +116,7 @@ impl Default for WorkerView {
             connectors: Arc::default(),
             tasks: TaskStatuses::default(),
             cluster: Arc::default(),
+            topic_tracking: Arc::new(Mutex::new((true, true))),
             ready: Arc::new(watch::channel(false).0),
         }
     }
@@ -154,6 +157,44 @@ impl WorkerView {
 
     pub(crate) fn set_kafka_cluster_id(&self, id: Option<String>) {
         *self.cluster.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+
+    pub(crate) fn set_topic_tracking(&self, enabled: bool, allow_reset: bool) {
+        *self
+            .topic_tracking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = (enabled, allow_reset);
+    }
+
+    /// The topics the connector's tasks used since it was created or its set reset (KIP-558); `None`
+    /// for an unknown connector.
+    pub fn active_topics(&self, name: &str) -> Option<Result<Vec<String>, TopicTrackingOff>> {
+        self.lock().get(name)?;
+        let (enabled, _) = *self
+            .topic_tracking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Some(match enabled {
+            true => Ok(self.tasks.active_topics().of(name)),
+            false => Err(TopicTrackingOff::Tracking),
+        })
+    }
+
+    /// Empties the connector's active topics; `None` for an unknown connector.
+    pub fn reset_active_topics(&self, name: &str) -> Option<Result<(), TopicTrackingOff>> {
+        self.lock().get(name)?;
+        let (enabled, allow_reset) = *self
+            .topic_tracking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Some(match (enabled, allow_reset) {
+            (false, _) => Err(TopicTrackingOff::Tracking),
+            (true, false) => Err(TopicTrackingOff::Reset),
+            (true, true) => {
+                self.tasks.active_topics().reset(name);
+                Ok(())
+            }
+        })
     }
 
     /// The connectors' names, sorted.
@@ -211,6 +252,15 @@ impl WorkerView {
             tasks,
         })
     }
+}
+
+/// Why active topics cannot be read or reset, in Kafka Connect's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TopicTrackingOff {
+    #[error("Topic tracking is disabled.")]
+    Tracking,
+    #[error("Topic tracking reset is disabled.")]
+    Reset,
 }
 
 /// A task's id: its connector's name and its index.

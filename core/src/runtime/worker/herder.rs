@@ -474,6 +474,7 @@ impl<'w> Herder<'w> {
                 self.statuses.remove(&task_id(name, task));
                 self.statuses.metrics().forget(name, task);
             }
+            self.statuses.active_topics().reset(name);
         }
         self.failures
             .retain(|key, _| key != name && !is_task_of(key, name));

@@ -20,6 +20,7 @@ use crate::fs::LocalFs;
 use crate::kafka::IN_PROCESS_CLUSTER_ID;
 use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
+use super::active_topics::TopicTracker;
 use super::connector_config::{
     connector_config_def, sink_config_def, source_config_def, ConnectorConfig, CONNECTOR_CLASS,
     EXACTLY_ONCE_SUPPORT, NAME, OTHER_CONNECTOR_PREFIXES,
@@ -46,7 +47,7 @@ pub use connector_store::{ConnectorStoreError, StoredConnector};
 use control::task_id;
 pub use control::{
     worker_control, ConnectorStatus, ConnectorType, ControlError, ControlInbox, OffsetChanges,
-    State, StoredOffsets, TargetState, TaskStatus, WorkerControl, WorkerView,
+    State, StoredOffsets, TargetState, TaskStatus, TopicTrackingOff, WorkerControl, WorkerView,
 };
 use herder::{Herder, Running, TaskOutcome};
 
@@ -391,6 +392,10 @@ impl StandaloneWorker {
             None => (None, None),
         };
         if let Some(view) = &view {
+            view.set_topic_tracking(
+                self.config.topic_tracking(),
+                self.config.topic_tracking_reset(),
+            );
             show_starting(view, &plans);
         }
         tracing::info!(kafka = %self.backend.describe(), connectors = plans.len(), "worker starting");
@@ -585,7 +590,11 @@ impl StandaloneWorker {
                 Plugin::Source(_) => ConnectorType::Source,
                 Plugin::Sink(_) => ConnectorType::Sink,
             };
-            let status = statuses.counter(&id, statuses.metrics().task(name, index, kind));
+            let topics = match self.config.topic_tracking() {
+                true => statuses.active_topics().tracker(name),
+                false => TopicTracker::default(),
+            };
+            let status = statuses.counter(&id, statuses.metrics().task(name, index, kind), topics);
             let trigger = ShutdownTrigger::new();
             let stop = trigger.subscribe();
             let run: std::pin::Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>> =
