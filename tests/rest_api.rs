@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{
     append, numbered_lines, read_lines, short_sessions, sink_props, source_props, wait_until,
-    worker_props, Dir, Props, Worker,
+    worker_props, Broker, Dir, Props, Worker,
 };
 use serde_json::{json, Value};
 
@@ -1085,4 +1085,60 @@ fn active_topics_are_tracked_reset_and_refused_as_the_worker_says() {
         }
         sluice.stop();
     }
+}
+
+#[test]
+fn an_exactly_once_sources_offsets_are_read_and_reset_in_the_offsets_topic() {
+    let dir = Dir::new();
+    let broker = Broker::start(&dir, &["connect-offsets:1", "lines:1"]);
+    let worker = dir.write_properties(
+        "worker.properties",
+        &short_sessions(worker_props(
+            &dir.path("offsets.json"),
+            Some(broker.bootstrap()),
+        ))
+        .set("exactly.once.source.support", "enabled")
+        .set("offset.storage.topic", "connect-offsets"),
+    );
+    let sluice = Worker::start(&dir, "eos-offsets", &worker, &[]);
+    let client = Client::new(sluice.rest_url());
+    let input = dir.path("input.txt");
+    let output = dir.path("output.txt");
+    let lines = numbered_lines(0, 10);
+    append(&input, &lines);
+    for props in [
+        source_props("files-in", &input, "lines"),
+        sink_props("files-out", &output, "lines"),
+    ] {
+        let created = client.send("POST", "/connectors", &connector_body(&props));
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    wait_for_output(&output, 10, &sluice);
+    let end = json!(lines.concat().len());
+    assert_eq!(client.put_empty("/connectors/files-in/stop").status, 204);
+    wait_for_state(&client, &sluice, "files-in", ("STOPPED", &[]));
+    let read = offsets_of(&client, "files-in");
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(read[0]["offset"]["position"], end, "{read:?}");
+
+    let reset = client.delete("/connectors/files-in/offsets");
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert!(offsets_of(&client, "files-in").is_empty());
+    assert_eq!(client.put_empty("/connectors/files-in/resume").status, 202);
+    wait_for_output(&output, 20, &sluice);
+    let copied = read_lines(&output);
+    for line in &lines {
+        assert_eq!(copied.iter().filter(|c| *c == line).count(), 2, "{line}");
+    }
+    wait_until(
+        "the source's offset back at the end of its file",
+        || {
+            offsets_of(&client, "files-in")
+                .first()
+                .map(|o| o["offset"]["position"].clone())
+                == Some(end.clone())
+        },
+        || sluice.report(),
+    );
+    sluice.stop();
 }

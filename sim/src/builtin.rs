@@ -21,6 +21,7 @@ pub fn scenarios() -> Vec<SimTest> {
         crash_restart_storm(),
         exactly_once_source(),
         retention(),
+        operator_calls(),
     ]
 }
 
@@ -68,6 +69,23 @@ fn file_to_file() -> SimTest {
             Event::InputRotated,
         ])
         .with_scenario(|s| s.delivery_timeout = Duration::from_secs(15))
+}
+
+fn operator_calls() -> SimTest {
+    SimTest::runtime("operator-calls")
+        .about("an operator pauses, stops, resumes, restarts and reconfigures the source and the sinks over the REST API (the worker's control), and resets the stopped source's offsets, while workers stop, crash and lose the network and the sink group rebalances; nothing may be lost (a reset source reads everything again: duplicates, within at least once), and each connector must show the state asked for after every call and when its worker stops (wrong-connector-state)")
+        .faults(
+            &[
+                FaultKind::Operate,
+                FaultKind::StopWorker,
+                FaultKind::CrashWorker,
+                FaultKind::HoldNetwork,
+                FaultKind::Latency,
+            ],
+            10,
+        )
+        .headline_faults(&[FaultKind::Operate])
+        .require(&[Event::OperatorCall])
 }
 
 fn pipeline() -> SimTest {

@@ -85,11 +85,15 @@ pub enum Event {
     SlowCallKeptMembership,
     /// A sink task reported a record its destination rejects through its `ErrantRecordReporter`.
     ErrantRecordReported,
+    /// An operator's REST call (pause, stop, resume, restart, config change) on a connector took effect.
+    OperatorCall,
+    /// An operator reset a stopped source's offsets over REST; resumed, it read everything again.
+    SourceOffsetsReset,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 27] = [
+    pub const ALL: [Event; 29] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -117,6 +121,8 @@ impl Event {
         Event::ExternalErrorAnswered,
         Event::SlowCallKeptMembership,
         Event::ErrantRecordReported,
+        Event::OperatorCall,
+        Event::SourceOffsetsReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,6 +154,8 @@ impl Event {
             Event::ExternalErrorAnswered => "external-error-answered",
             Event::SlowCallKeptMembership => "slow-call-kept-membership",
             Event::ErrantRecordReported => "errant-record-reported",
+            Event::OperatorCall => "operator-call",
+            Event::SourceOffsetsReset => "source-offsets-reset",
         }
     }
 }

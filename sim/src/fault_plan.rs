@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::faults::{Fault, FaultKind, ProduceError, Scheduled, Target};
+use crate::faults::{Fault, FaultKind, Operation, ProduceError, Role, Scheduled, Target};
 use crate::scenario::Scenario;
 use crate::workload::{DirtyPages, WriteError};
 
@@ -111,6 +111,34 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
         }
     };
     match kind {
+        FaultKind::Operate => {
+            // Worker 0 runs the source, unless exactly-once sources are placed elsewhere.
+            let source = worker == 0 && !scenario.exactly_once && rng.random_bool(0.5);
+            let operations: &[Operation] = match source {
+                true => &[
+                    Operation::Pause,
+                    Operation::Stop,
+                    Operation::Restart,
+                    Operation::ChangeConfig,
+                    Operation::ResetOffsets,
+                ],
+                false => &[
+                    Operation::Pause,
+                    Operation::Stop,
+                    Operation::Restart,
+                    Operation::ChangeConfig,
+                ],
+            };
+            Fault::Operate {
+                worker,
+                connector: match source {
+                    true => Role::Source,
+                    false => Role::Sink,
+                },
+                operation: operations[rng.random_range(0..operations.len())],
+                duration: between(rng, Duration::from_secs(1), session * 2),
+            }
+        }
         FaultKind::CrashWorker => Fault::CrashWorker {
             worker,
             down: between(

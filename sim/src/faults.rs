@@ -35,6 +35,32 @@ pub enum FaultKind {
     HoldExternal,
     SlowExternal,
     ErrorsExternal,
+    Operate,
+}
+
+/// What an operator does to a connector over the worker's REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// `PUT /connectors/{name}/pause`, then `/resume` after the fault's duration.
+    Pause,
+    /// `PUT /connectors/{name}/stop`, then `/resume` after the fault's duration.
+    Stop,
+    /// `POST /connectors/{name}/restart?includeTasks=true`.
+    Restart,
+    /// `PUT /connectors/{name}/config` with a key changed: the connector and its tasks are replaced.
+    ChangeConfig,
+    /// A source's offsets reset: stopped, `DELETE /connectors/{name}/offsets`, resumed after the fault's
+    /// duration; it reads everything again (duplicates, within at least once).
+    ResetOffsets,
+}
+
+/// Which of a worker's connectors an operation acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Source,
+    Sink,
 }
 
 /// The retriable error a [`Fault::ProduceErrors`] answers produce batches with.
@@ -167,6 +193,15 @@ pub enum Fault {
         #[serde(with = "millis")]
         duration: Duration,
     },
+    /// An operator works on one of the worker's connectors through its REST API (the worker's control):
+    /// see [`Operation`]; what it undoes (a pause, a stop) is undone after `duration`.
+    Operate {
+        worker: usize,
+        connector: Role,
+        operation: Operation,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
     /// Messages take up to `max` to arrive, for `duration`.
     Latency {
         #[serde(with = "millis")]
@@ -198,6 +233,8 @@ pub(crate) enum Target {
     Produce,
     /// The connector's external system.
     External,
+    /// A worker's connectors, which an operator works on one call at a time.
+    Connectors(usize),
 }
 
 impl Fault {
@@ -205,7 +242,7 @@ impl Fault {
     pub fn workers(&self) -> Vec<usize> {
         match (self, self.target()) {
             (Fault::TakeOver { from, to, .. }, _) => vec![*from, *to],
-            (_, Some((Target::Worker(worker), _))) => vec![worker],
+            (_, Some((Target::Worker(worker) | Target::Connectors(worker), _))) => vec![worker],
             _ => Vec::new(),
         }
     }
@@ -227,6 +264,9 @@ impl Fault {
             Fault::HoldExternal { duration } => Some((Target::External, duration)),
             Fault::SlowExternal { duration, .. } => Some((Target::External, duration)),
             Fault::ErrorsExternal { duration } => Some((Target::External, duration)),
+            Fault::Operate {
+                worker, duration, ..
+            } => Some((Target::Connectors(worker), duration)),
             _ => None,
         }
     }

@@ -79,3 +79,8 @@ fn exactly_once_source() {
 fn retention() {
     check("retention");
 }
+
+#[test]
+fn operator_calls() {
+    check("operator-calls");
+}

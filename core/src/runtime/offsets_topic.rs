@@ -42,7 +42,7 @@ pub fn generation_record(task: usize, generation: u64) -> (SourcePartition, Sour
 #[derive(Debug, Default)]
 pub struct TopicOffsets {
     /// Keyed by the partition's JSON text.
-    offsets: BTreeMap<String, SourceOffset>,
+    offsets: BTreeMap<String, (SourcePartition, SourceOffset)>,
     /// By task number.
     generations: BTreeMap<i64, i64>,
 }
@@ -68,7 +68,8 @@ impl TopicOffsets {
         }
         match value.map(serde_json::from_slice::<Option<SourceMap>>) {
             Some(Ok(Some(offset))) => {
-                self.offsets.insert(partition.to_string(), offset);
+                self.offsets
+                    .insert(partition.to_string(), (partition, offset));
             }
             _ => {
                 self.offsets.remove(&partition.to_string());
@@ -86,6 +87,11 @@ impl TopicOffsets {
             let newest = self.generations.entry(task).or_insert(generation);
             *newest = (*newest).max(generation);
         }
+    }
+
+    /// Every source partition's offset, in the order of the partitions' JSON text.
+    pub fn entries(&self) -> Vec<(SourcePartition, SourceOffset)> {
+        self.offsets.values().cloned().collect()
     }
 
     /// The newest generation recorded for task `task`.
@@ -121,7 +127,9 @@ impl TopicOffsets {
 
 impl OffsetStorageReader for TopicOffsets {
     fn offset(&self, partition: &SourcePartition) -> Option<SourceOffset> {
-        self.offsets.get(&partition.to_string()).cloned()
+        self.offsets
+            .get(&partition.to_string())
+            .map(|(_, offset)| offset.clone())
     }
 }
 

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::hosts::WorkerHost;
 use super::journal::{lock, millis, SharedJournal};
+use super::operator_calls::Call;
 use crate::broker::{Cluster, ProduceErrors};
 use crate::coverage::{self, Event};
-use crate::faults::{Fault, ProduceError};
+use crate::faults::{Fault, Operation, ProduceError, Role};
 use crate::kit::OpenPartitions;
 use crate::placement::Orchestrator;
 use crate::protocol::{ErrorCode, Tp};
@@ -35,6 +36,8 @@ pub(super) enum Action {
     ExternalFast,
     /// The external system stops answering with errors.
     ExternalErrorsOff,
+    /// The operator resumes what it paused or stopped on the worker.
+    EndOperation(usize, Role, Operation),
 }
 
 /// What faults act on.
@@ -104,6 +107,25 @@ pub(super) fn apply(
                     sim.partition(workers[worker].name.as_str(), broker.as_str());
                 }
                 schedule.push((now + duration, Action::Repair(worker)));
+            }
+            Fault::Operate {
+                worker,
+                connector,
+                operation,
+                duration,
+            } => {
+                workers[worker]
+                    .calls
+                    .send(Call::Begin(connector, operation));
+                if matches!(
+                    operation,
+                    Operation::Pause | Operation::Stop | Operation::ResetOffsets
+                ) {
+                    schedule.push((
+                        now + duration,
+                        Action::EndOperation(worker, connector, operation),
+                    ));
+                }
             }
             Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
             Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
@@ -263,6 +285,9 @@ pub(super) fn apply(
             }
         }
         Action::ExternalErrorsOff => crate::kit::errors::answer_with_errors(false),
+        Action::EndOperation(worker, connector, operation) => {
+            workers[worker].calls.send(Call::End(connector, operation))
+        }
         Action::ExternalUp => {
             for host in *external {
                 if !sim.is_host_running(host.as_str()) {

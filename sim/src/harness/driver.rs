@@ -16,6 +16,7 @@ use super::hosts::{listeners, run_worker, Files, HostContext, WorkerHost};
 use super::journal::{lock, millis, Journal, JournalObserver, SharedJournal};
 use super::names::{broker_name, worker_name};
 use super::offsets::{OffsetFile, SourceCommits};
+use super::operator_calls::Calls;
 use super::told;
 use crate::broker::{serve, BrokerConfig, Cluster, BROKER_PORT};
 use crate::coverage;
@@ -285,6 +286,7 @@ pub fn run_planned(
     for index in 0..scenario.workers {
         let name = worker_name(index);
         let (stop, stop_rx) = watch::channel(false);
+        let calls = Calls::new();
         let offsets = OffsetFile {
             commits: if index == 0 {
                 source_commits.clone()
@@ -304,9 +306,10 @@ pub fn run_planned(
             files: files.clone(),
             placement: placement.clone(),
             open_partitions: open_partitions.clone(),
+            calls: calls.clone(),
         };
         sim.host(name.as_str(), move || run_worker(host.clone()));
-        workers.push(WorkerHost { name, stop });
+        workers.push(WorkerHost { name, stop, calls });
     }
 
     let mut schedule: Vec<(Duration, Action)> = plan

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::actions::Action;
 use super::cluster_marks::KAFKA;
 use super::names::{broker_name, worker_name};
-use crate::faults::Fault;
+use crate::faults::{Fault, Operation};
 use crate::timeline::{LaneKind, MarkKind, TimelineBuilder};
 
 /// The lane of the sink's destination store.
@@ -79,6 +79,16 @@ pub(super) fn action(
             "produce errors off",
             "the brokers stop answering produce requests with errors",
         ),
+        Action::EndOperation(index, connector, _) => {
+            let (kind, name) = worker(*index);
+            timeline.mark(
+                (kind, &name),
+                now,
+                MarkKind::Recovery,
+                "resume",
+                format!("the operator resumes {name}'s {connector:?} connector"),
+            );
+        }
         Action::ExternalUp
         | Action::ReleaseExternal
         | Action::ExternalFast
@@ -128,6 +138,23 @@ fn inject(timeline: &mut TimelineBuilder, now: Duration, fault: &Fault, external
             worker: index,
             duration: lasts,
         } => span(timeline, (LaneKind::Worker, &worker(*index)), *lasts),
+        Fault::Operate {
+            worker: index,
+            duration,
+            operation,
+            ..
+        } => match operation {
+            Operation::Pause | Operation::Stop | Operation::ResetOffsets => {
+                span(timeline, (LaneKind::Worker, &worker(*index)), *duration)
+            }
+            Operation::Restart | Operation::ChangeConfig => timeline.mark(
+                (LaneKind::Worker, &worker(*index)),
+                now,
+                MarkKind::Fault,
+                label,
+                detail,
+            ),
+        },
         Fault::TakeOver { from, to, duration } => {
             span(timeline, (LaneKind::Worker, &worker(*from)), *duration);
             timeline.mark(

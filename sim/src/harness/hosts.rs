@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_core::config::{ConfigError, ConfigMap};
-use sluice_core::runtime::{SharedOffsetStore, StandaloneWorker, WorkerConfig};
+use sluice_core::runtime::{worker_control, SharedOffsetStore, StandaloneWorker, WorkerConfig};
 use tokio::sync::watch;
 
 use super::journal::{lock, millis, SharedJournal};
 use super::names::{broker_name, worker_name};
 use super::offsets::{OffsetFile, OFFSET_FILE};
 use super::operator::TaskFailures;
+use super::operator_calls::{self, Calls, Connectors};
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::coverage::{self, Event};
@@ -28,6 +29,8 @@ use crate::workload::{self, input_file, SimFs, SinkMode};
 pub(super) struct WorkerHost {
     pub(super) name: String,
     pub(super) stop: watch::Sender<bool>,
+    /// The operator's REST calls to the worker.
+    pub(super) calls: Calls,
 }
 
 fn props(pairs: &[(&str, String)]) -> ConfigMap {
@@ -238,6 +241,8 @@ pub(super) struct HostContext {
     pub(super) placement: Placement,
     /// The partitions a test kit's sink under test holds open on each worker.
     pub(super) open_partitions: Arc<OpenPartitions>,
+    /// The operator's REST calls to this worker.
+    pub(super) calls: Calls,
 }
 
 /// Every broker's listener, in broker id order.
@@ -306,9 +311,10 @@ impl HostContext {
         ) {
             failures.watch(&mut plugins, class);
         }
-        Ok(StandaloneWorker::with_offset_store(
-            config, backend, plugins, offsets,
-        ))
+        Ok(
+            StandaloneWorker::with_offset_store(config, backend, plugins, offsets)
+                .with_fs(Arc::new(self.fs())),
+        )
     }
 }
 
@@ -353,10 +359,25 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
         let failures = TaskFailures::new(host.stop.clone());
         let worker = host.worker(offsets.clone(), Some(&failures), None)?;
         let mut plans = Vec::new();
-        if index == 0 && !scenario.exactly_once {
-            plans.push(worker.plan(&source_props(scenario))?);
+        let source = (index == 0 && !scenario.exactly_once).then(|| source_props(scenario));
+        if let Some(source) = &source {
+            plans.push(worker.plan(source)?);
         }
-        plans.push(worker.plan(&sink_props(scenario, index))?);
+        let sink = sink_props(scenario, index);
+        plans.push(worker.plan(&sink)?);
+        let (control, inbox) = worker_control();
+        let connectors = Connectors {
+            source: source.and_then(|s| s.get("name").cloned()),
+            sink: sink.get("name").cloned().unwrap_or_default(),
+        };
+        let operator = tokio::spawn(operator_calls::serve(
+            host.calls.clone(),
+            control,
+            connectors,
+            journal.clone(),
+            index,
+            host.stop.clone(),
+        ));
         let shutdown = {
             let failures = failures.clone();
             let mut stop = host.stop.clone();
@@ -367,7 +388,8 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
                 }
             }
         };
-        let outcome = worker.run(plans, shutdown).await;
+        let outcome = worker.run_controlled(plans, inbox, shutdown).await;
+        operator.abort();
         match outcome {
             Ok(()) => worker_line(journal, index, "stopped", format!("worker-{index} stopped")),
             Err(e) => worker_line(

@@ -11,7 +11,8 @@
 //!   timeline;
 //! - [`names`]: the hosts' names;
 //! - [`offsets`]: worker 0's checked source offset store;
-//! - [`operator`]: restarts a worker whose source task failed.
+//! - [`operator`]: restarts a worker whose source task failed; [`operator_calls`]: an operator's REST
+//!   calls (pause, stop, restart, config change, offset reset) on a worker's connectors.
 
 mod actions;
 mod cluster_marks;
@@ -22,6 +23,7 @@ mod journal;
 mod names;
 mod offsets;
 mod operator;
+mod operator_calls;
 mod told;
 
 pub use driver::{choose, run, run_planned, RunError};

@@ -83,6 +83,7 @@ fn shorter(scheduled: &Scheduled) -> Option<Scheduled> {
         | Fault::HoldExternal { duration: span }
         | Fault::SlowExternal { duration: span, .. }
         | Fault::ErrorsExternal { duration: span }
+        | Fault::Operate { duration: span, .. }
         | Fault::Latency { duration: span, .. } => span,
         _ => return None,
     };

@@ -98,6 +98,7 @@ pub enum AnomalyKind {
     ThrownOutBelowLimit,
     DeadLetterMissing,
     DeadLetterUnexpected,
+    WrongConnectorState,
 }
 
 impl AnomalyKind {
@@ -124,6 +125,7 @@ impl AnomalyKind {
             AnomalyKind::ThrownOutBelowLimit => "thrown-out-below-limit",
             AnomalyKind::DeadLetterMissing => "dead-letter-missing",
             AnomalyKind::DeadLetterUnexpected => "dead-letter-unexpected",
+            AnomalyKind::WrongConnectorState => "wrong-connector-state",
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::api::{
     SinkTask, SourceConnector, SourceTask,
 };
 use crate::config::{ConfigError, ConfigMap};
-use crate::fs::LocalFs;
+use crate::fs::{FileSystem, LocalFs};
 use crate::kafka::IN_PROCESS_CLUSTER_ID;
 use crate::kafka::{Admin, ClientSettings, KafkaBackend, KafkaError};
 
@@ -167,6 +167,8 @@ pub struct StandaloneWorker {
     offsets: SharedOffsetStore,
     /// Move an offset file bound to another cluster to this one (`--rebind-offsets`).
     rebind_offsets: bool,
+    /// Where a controlled worker keeps its connectors (beside the offset file).
+    fs: Arc<dyn FileSystem>,
 }
 
 /// Logs a progress line for each task: its state, and the records it moved since `last` and their rate.
@@ -207,7 +209,15 @@ impl StandaloneWorker {
             plugins,
             offsets,
             rebind_offsets: false,
+            fs: Arc::new(LocalFs),
         }
+    }
+
+    /// Keeps the connectors made over the control on `fs` (the machine's filesystem by default; a
+    /// simulated worker's disk in the simulation).
+    pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> StandaloneWorker {
+        self.fs = fs;
+        self
     }
 
     /// Binds an offset file that holds another cluster's offsets to the cluster this worker reaches,
@@ -375,7 +385,7 @@ impl StandaloneWorker {
         }
         let (store, plans) = match &inbox {
             Some(_) => {
-                let store = ConnectorStore::beside(Arc::new(LocalFs), &self.config.offset_file());
+                let store = ConnectorStore::beside(self.fs.clone(), &self.config.offset_file());
                 let set = self.starting_set(&store, plans)?;
                 (Some(store), set)
             }

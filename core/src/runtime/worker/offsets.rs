@@ -1,5 +1,6 @@
 //! A connector's offsets as operators read and change them (KIP-875): a source's committed source
-//! offsets in the worker's offset store, a sink's in its consumer group (`connect-<name>`). Changes are
+//! offsets in the worker's offset store (or, with exactly-once source support, in the offsets topic), a
+//! sink's in its consumer group (`connect-<name>`). Changes are
 //! allowed only while the connector is stopped, so that no task commits over them; the connector's
 //! `alter_offsets` hook sees (and may refuse) each change before it is written.
 
@@ -8,8 +9,10 @@ use std::collections::BTreeMap;
 use regex::Regex;
 
 use crate::api::TopicPartition;
-use crate::kafka::{Admin, Subscription};
+use crate::kafka::{Admin, ClientSettings, ProduceRecord, Subscription};
 use crate::runtime::connector_config::ConnectorConfig;
+use crate::runtime::offsets_topic::{offset_key, offset_value, TopicOffsets};
+use crate::runtime::records::send_when_room;
 
 use super::control::{ControlError, OffsetChanges, StoredOffsets, TargetState};
 use super::herder::Herder;
@@ -39,8 +42,30 @@ impl Herder<'_> {
                     .map_err(|e| offsets_error(name, "read", e.to_string()))?;
                 Ok(StoredOffsets::Sink(offsets))
             }
+            Plugin::Source(_) if self.worker.config.exactly_once_source() => {
+                let admin = self.admin(name, "read")?;
+                let settings = ClientSettings::from([(
+                    "isolation.level".to_owned(),
+                    "read_committed".to_owned(),
+                )]);
+                let mut reader = self
+                    .worker
+                    .backend
+                    .log_reader(&settings)
+                    .map_err(|e| offsets_error(name, "read", e.to_string()))?;
+                let topic = self.worker.config.offsets_topic().name;
+                let offsets = TopicOffsets::read(
+                    &mut *reader,
+                    &*admin,
+                    &topic,
+                    name,
+                    self.worker.config.offset_flush_timeout(),
+                )
+                .await
+                .map_err(|e| offsets_error(name, "read", e.to_string()))?;
+                Ok(StoredOffsets::Source(offsets.entries()))
+            }
             Plugin::Source(_) => {
-                self.source_offsets_here(name)?;
                 let store = self
                     .worker
                     .offsets
@@ -95,14 +120,17 @@ impl Herder<'_> {
         };
         let handled = match (&running.plugin, changes) {
             (Plugin::Source(connector), OffsetChanges::Source(changes)) => {
-                self.source_offsets_here(name)?;
                 let handled = connector.alter_offsets(props, &changes).map_err(refused)?;
-                self.worker
-                    .offsets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .alter(name, &changes)
-                    .map_err(|e| offsets_error(name, doing, e.to_string()))?;
+                match self.worker.config.exactly_once_source() {
+                    true => self.write_topic_offsets(name, doing, &changes).await?,
+                    false => self
+                        .worker
+                        .offsets
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .alter(name, &changes)
+                        .map_err(|e| offsets_error(name, doing, e.to_string()))?,
+                }
                 handled
             }
             (Plugin::Sink(connector), OffsetChanges::Sink(changes)) => {
@@ -137,17 +165,58 @@ impl Herder<'_> {
             .map_err(|e| offsets_error(name, doing, e.to_string()))
     }
 
-    /// Source offsets live in the worker's offset file unless exactly-once source support keeps them in
-    /// the offsets topic, which operators cannot reach here yet.
-    fn source_offsets_here(&self, name: &str) -> Result<(), ControlError> {
-        match self.worker.config.exactly_once_source() {
-            false => Ok(()),
-            true => Err(offsets_error(
-                name,
-                "reached",
-                "with exactly.once.source.support=enabled they are kept in the offsets topic, which the REST API does not read or write yet".to_owned(),
-            )),
+    /// Writes a source's offset changes to the offsets topic, where its exactly-once tasks keep them:
+    /// Kafka Connect's records (a null value removes a partition's offset), keyed as the tasks key
+    /// theirs, so each lands in the partition of the record it replaces and is read after it.
+    async fn write_topic_offsets(
+        &self,
+        name: &str,
+        doing: &'static str,
+        changes: &[(
+            crate::api::SourcePartition,
+            Option<crate::api::SourceOffset>,
+        )],
+    ) -> Result<(), ControlError> {
+        let failed = |e: crate::kafka::KafkaError| offsets_error(name, doing, e.to_string());
+        let mut settings = self.worker.config.common_client_settings();
+        settings.insert("client.id".into(), format!("connector-offsets-{name}"));
+        let producer = self.worker.backend.producer(&settings).map_err(failed)?;
+        let topic = self.worker.config.offsets_topic().name;
+        for (token, (partition, offset)) in changes.iter().enumerate() {
+            let key = offset_key(name, partition);
+            let value = offset.as_ref().map(offset_value);
+            let record = ProduceRecord {
+                topic: &topic,
+                partition: None,
+                key: Some(&key),
+                value: value.as_deref(),
+                headers: &[],
+                timestamp: None,
+            };
+            send_when_room(&*producer.producer, &record, token as u64)
+                .await
+                .map_err(|e| offsets_error(name, doing, e.to_string()))?;
         }
+        let timeout = self.worker.config.offset_flush_timeout();
+        producer.producer.flush(timeout).await.map_err(failed)?;
+        let mut deliveries = producer.deliveries;
+        for _ in changes {
+            match tokio::time::timeout(timeout, deliveries.recv()).await {
+                Ok(Some(delivery)) => {
+                    delivery
+                        .result
+                        .map_err(|e| offsets_error(name, doing, e.to_string()))?;
+                }
+                Ok(None) | Err(_) => {
+                    return Err(offsets_error(
+                        name,
+                        doing,
+                        format!("Kafka did not acknowledge the offsets within {timeout:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
