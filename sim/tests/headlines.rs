@@ -74,6 +74,11 @@ fn retention() {
 }
 
 #[test]
+fn operator_calls() {
+    check("operator-calls");
+}
+
+#[test]
 fn every_scenario_with_faults_beyond_latency_has_headline_events() {
     for scenario in builtin::scenarios() {
         let only_latency = scenario
