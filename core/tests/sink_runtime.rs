@@ -392,6 +392,44 @@ async fn a_rewind_in_open_sets_where_delivery_starts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_retrying_a_put_says_so_in_its_status_until_the_retry_passes() {
+    let cluster = Cluster::start();
+    cluster.create_topic("refunds", 1);
+    let values = numbered("r", 0..10);
+    cluster.produce("refunds", 0, &strs(&values)).await;
+    let probe = PROBES.create("hesitant");
+    let mut refusals = 0;
+    *lock(&probe.on_put) = Some(Box::new(move |_, records| {
+        if refusals == 3 || records.is_empty() {
+            return Ok(());
+        }
+        refusals += 1;
+        Err(ConnectError::retriable("the destination is busy"))
+    }));
+    let (worker, view) = cluster.start_controlled_worker(
+        &cluster.worker_props(),
+        registry(),
+        &[sink("hesitant", "refunds")],
+    );
+    let blocked = || {
+        view.status("hesitant")
+            .and_then(|status| status.tasks.first().and_then(|t| t.blocked.clone()))
+    };
+    common::wait_until("the task's status saying it retries", || {
+        blocked().is_some_and(|why| {
+            why.contains("retrying put") && why.contains("the destination is busy")
+        })
+    })
+    .await;
+    common::wait_until("every record delivered", || {
+        probe.offsets("refunds", 0).contains(&9)
+    })
+    .await;
+    assert_eq!(blocked(), None, "the retry passed: nothing to say any more");
+    worker.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retriable_put_error_redelivers_the_same_records() {
     let cluster = Cluster::start();
     cluster.create_topic("payments", 2);

@@ -115,6 +115,8 @@ pub struct ExactlyOnceSourceRunner {
     generation: Option<(u64, Box<dyn LogReader>)>,
     /// What the worker's status line says of this task.
     status: TaskCounter,
+    /// The last poll failed with a retriable error: the status says so until a poll succeeds.
+    retrying: bool,
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
     config: Arc<ConnectorConfig>,
@@ -157,6 +159,7 @@ impl ExactlyOnceSourceRunner {
     pub fn new(task: Box<dyn SourceTask>, setup: ExactlyOnceSourceSetup) -> Self {
         ExactlyOnceSourceRunner {
             status: TaskCounter::default(),
+            retrying: false,
             id: setup.id,
             task_number: setup.task,
             transactional_id: setup.transactional_id,
@@ -371,6 +374,9 @@ impl ExactlyOnceSourceRunner {
                 (batch, took) = timed(self.task.poll()), if room && !paused => match batch {
                     Ok(records) => {
                         self.status.metrics().polled(records.len(), took);
+                        if std::mem::take(&mut self.retrying) {
+                            self.status.blocked(None);
+                        }
                         self.send_batch(records).await?;
                         if !by_interval {
                             self.commit().await?;
@@ -378,6 +384,8 @@ impl ExactlyOnceSourceRunner {
                     }
                     Err(e) if e.is_retriable() => {
                         tracing::warn!(task = %self.id, error = %e, "retriable poll error");
+                        self.retrying = true;
+                        self.status.blocked(Some(format!("retrying poll after a retriable error ({e})")));
                         tokio::time::sleep(RETRY_BACKOFF).await;
                     }
                     Err(e) => return Err(self.fail("poll", e)),

@@ -101,6 +101,9 @@ pub struct SinkTaskRunner {
     starts: BTreeMap<TopicPartition, i64>,
     /// Set after a retriable `put` error: every partition is paused and rewound until then.
     retry_at: Option<Instant>,
+    /// The group took every partition away (the member was thrown out): its status says so until it
+    /// is given partitions again.
+    lost_all: bool,
     /// Partitions the task paused through its context.
     paused_by_task: BTreeSet<TopicPartition>,
     /// The connector's pause, and whether this task's partitions are paused for it now.
@@ -183,6 +186,7 @@ impl SinkTaskRunner {
             committed: BTreeMap::new(),
             starts: BTreeMap::new(),
             retry_at: None,
+            lost_all: false,
             paused_by_task: BTreeSet::new(),
             pause: PauseSignal::never(),
             paused_by_operator: false,
@@ -383,6 +387,9 @@ impl SinkTaskRunner {
         match event {
             GroupEvent::Assigned(partitions) => {
                 tracing::info!(task = %self.id, ?partitions, "partitions assigned");
+                if std::mem::take(&mut self.lost_all) {
+                    self.status.blocked(None);
+                }
                 self.assigned.extend(partitions.iter().cloned());
                 self.context.requests().assignment = self.assigned.clone();
                 if let Err(e) = self.task.open(&partitions).await {
@@ -802,6 +809,9 @@ impl SinkTaskRunner {
                     .retry_backoff
                     .unwrap_or(RETRY_BACKOFF);
                 self.retry_at = Some(Instant::now() + backoff);
+                self.status.blocked(Some(format!(
+                    "retrying put after a retriable error ({e}), backing off {backoff:?}"
+                )));
                 Ok(())
             }
             Err(e) => Err(self.fail("put", e)),
@@ -855,6 +865,7 @@ impl SinkTaskRunner {
     /// of them while the connector is paused).
     fn resume_after_retry(&mut self) -> Result<(), TaskError> {
         self.retry_at = None;
+        self.status.blocked(None);
         if self.paused_by_operator {
             return Ok(());
         }
@@ -1196,7 +1207,14 @@ impl SinkTaskRunner {
         tracing::warn!(task = %self.id, ?partitions, "partitions lost; their uncommitted records will be redelivered elsewhere");
         // Someone else may have owned them since: a refused offset is no longer this task's to commit.
         self.refused.clear();
-        self.release(partitions).await
+        self.release(partitions).await?;
+        if self.assigned.is_empty() {
+            self.lost_all = true;
+            self.status.blocked(Some(
+                "lost its partitions (out of its group: session timeout or max.poll.interval.ms); rejoining".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Forgets partitions and closes them in the task.

@@ -40,6 +40,8 @@ pub struct SourceTaskRunner {
     id: String,
     /// What the worker's status line says of this task.
     status: TaskCounter,
+    /// The last poll failed with a retriable error: the status says so until a poll succeeds.
+    retrying: bool,
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
     config: Arc<ConnectorConfig>,
@@ -96,6 +98,7 @@ impl SourceTaskRunner {
     pub fn new(task: Box<dyn SourceTask>, setup: SourceTaskSetup) -> SourceTaskRunner {
         SourceTaskRunner {
             status: TaskCounter::default(),
+            retrying: false,
             id: setup.id,
             task,
             task_config: setup.task_config,
@@ -163,10 +166,15 @@ impl SourceTaskRunner {
                 (batch, took) = timed(self.task.poll()), if room && !paused => match batch {
                     Ok(records) => {
                         self.status.metrics().polled(records.len(), took);
+                        if std::mem::take(&mut self.retrying) {
+                            self.status.blocked(None);
+                        }
                         self.send_batch(records).await?
                     }
                     Err(e) if e.is_retriable() => {
                         tracing::warn!(task = %self.id, error = %e, "retriable poll error");
+                        self.retrying = true;
+                        self.status.blocked(Some(format!("retrying poll after a retriable error ({e})")));
                         tokio::time::sleep(RETRY_BACKOFF).await;
                     }
                     Err(e) => return Err(self.fail("poll", e)),

@@ -20,7 +20,9 @@ use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
 use sluice_core::kafka::{KafkaBackend, ProduceRecord};
 use sluice_core::runtime::offset_store::FileOffsetStore;
 use sluice_core::runtime::OffsetBackingStore;
-use sluice_core::runtime::{StandaloneWorker, WorkerConfig, WorkerError};
+use sluice_core::runtime::{
+    worker_control, StandaloneWorker, WorkerConfig, WorkerError, WorkerView,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -176,6 +178,42 @@ impl Cluster {
             stop: Some(stop),
             handle,
         }
+    }
+
+    /// Starts a worker as the REST API runs it (`run_controlled`), and hands back its view: the
+    /// connectors' and tasks' statuses as operators read them.
+    pub fn start_controlled_worker(
+        &self,
+        worker: &ConfigMap,
+        plugins: PluginRegistry,
+        connectors: &[ConfigMap],
+    ) -> (RunningWorker, WorkerView) {
+        let config = WorkerConfig::parse(worker).expect("a valid worker config");
+        let worker = StandaloneWorker::new(config, self.backend.clone(), plugins)
+            .expect("open the offset file");
+        let plans = connectors
+            .iter()
+            .map(|c| worker.plan(c).expect("a valid connector config"))
+            .collect();
+        let (control, inbox) = worker_control();
+        let view = control.view().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let outcome = worker
+                .run_controlled(plans, inbox, async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            drop(control);
+            outcome
+        });
+        (
+            RunningWorker {
+                stop: Some(stop),
+                handle,
+            },
+            view,
+        )
     }
 
     /// Produces `values` to one partition through the backend's producer and waits for their acks.

@@ -356,7 +356,7 @@ pub(super) async fn run_worker(host: HostContext) -> turmoil::Result {
         .then(|| tokio::spawn(run_placed_source(host.clone(), offsets.clone())));
     // The operator restarts the worker whenever its source task fails.
     loop {
-        let failures = TaskFailures::new(host.stop.clone());
+        let failures = TaskFailures::new(host.stop.clone(), host.calls.operating_source());
         let worker = host.worker(offsets.clone(), Some(&failures), None)?;
         let mut plans = Vec::new();
         let source = (index == 0 && !scenario.exactly_once).then(|| source_props(scenario));
@@ -454,7 +454,7 @@ async fn run_placed_source(host: HostContext, offsets: SharedOffsetStore) {
         started = Some(generation);
         // A task that fails (fenced by a zombie that registered after it) stops the instance, which the
         // operator then starts again below.
-        let failures = TaskFailures::new(host.stop.clone());
+        let failures = TaskFailures::new(host.stop.clone(), Arc::default());
         let outcome = match host.worker(offsets.clone(), Some(&failures), Some(generation)) {
             Ok(worker) => match worker.plan(&source_props(&host.scenario)) {
                 Ok(plan) => {

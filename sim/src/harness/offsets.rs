@@ -175,7 +175,20 @@ impl OffsetBackingStore for CheckedOffsetStore {
         connector: &str,
         changes: &[(SourcePartition, Option<SourceOffset>)],
     ) -> Result<(), OffsetStoreError> {
+        let altered: Vec<(i64, i64)> = changes
+            .iter()
+            .filter_map(|(partition, offset)| match offset {
+                Some(offset) => self.file.commits.position(partition, offset),
+                None => {
+                    let current = self.store.get(connector, partition)?;
+                    let (stream, _) = self.file.commits.position(partition, &current)?;
+                    Some((stream, -1))
+                }
+            })
+            .collect();
         self.store.alter(connector, changes)?;
+        let at = crate::broker::now();
+        lock(&self.file.journal).check(at, |checks| checks.on_source_offsets_altered(at, &altered));
         let mut recorded = self.file.commits.lock();
         let recorded = recorded.entry(connector.to_owned()).or_default();
         for (partition, offset) in changes {

@@ -1,7 +1,8 @@
 //! The operator: a source task whose record Kafka refused for good fails (Kafka Connect's
 //! `errors.tolerance=none`), and a failed task stays failed until someone restarts it. The harness does,
 //! as an operator or a restart policy would: it watches worker 0's source tasks and restarts the worker
-//! when one stops without the worker having been asked to stop; the new task resumes from its committed
+//! when one stops without the worker or the operator having asked for it (an operator's stop, restart
+//! or config change of the source stops its tasks too); the new task resumes from its committed
 //! offsets.
 
 use async_trait::async_trait;
@@ -10,6 +11,9 @@ use sluice_core::api::{
     SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::ConfigMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 use crate::delegate::delegate_connector;
@@ -17,21 +21,24 @@ use crate::delegate::delegate_connector;
 /// Raised when a watched task fails; one per run of a worker.
 #[derive(Clone)]
 pub(super) struct TaskFailures {
-    raised: std::sync::Arc<watch::Sender<bool>>,
+    raised: Arc<watch::Sender<bool>>,
     /// The worker's stop signal: a task stopped while it is set was asked to stop.
     stopping: watch::Receiver<bool>,
+    /// Set while an operator's call on the source is under way: its tasks stopping is expected.
+    operating: Arc<AtomicBool>,
 }
 
 impl TaskFailures {
-    pub(super) fn new(stopping: watch::Receiver<bool>) -> TaskFailures {
+    pub(super) fn new(stopping: watch::Receiver<bool>, operating: Arc<AtomicBool>) -> TaskFailures {
         TaskFailures {
-            raised: std::sync::Arc::new(watch::channel(false).0),
+            raised: Arc::new(watch::channel(false).0),
             stopping,
+            operating,
         }
     }
 
     fn task_stopped(&self) {
-        if !*self.stopping.borrow() {
+        if !*self.stopping.borrow() && !self.operating.load(Ordering::Acquire) {
             self.raised.send_replace(true);
         }
     }

@@ -11,7 +11,7 @@
 //! back the operator makes it again.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sluice_core::runtime::{State, TargetState, WorkerControl};
@@ -41,6 +41,8 @@ pub(crate) struct Calls {
     pending: Arc<Mutex<Option<(String, TargetState)>>>,
     /// Counts config changes, each a new value of the changed key.
     revisions: Arc<AtomicU64>,
+    /// Set while a call on the source is under way (the worker's source tasks stopping is expected).
+    operating_source: Arc<AtomicBool>,
 }
 
 impl Calls {
@@ -52,7 +54,13 @@ impl Calls {
             asked: Arc::default(),
             pending: Arc::default(),
             revisions: Arc::default(),
+            operating_source: Arc::default(),
         }
+    }
+
+    /// What tells the harness's watch of source tasks that the operator is stopping them.
+    pub(crate) fn operating_source(&self) -> Arc<AtomicBool> {
+        self.operating_source.clone()
     }
 
     pub(crate) fn send(&self, call: Call) {
@@ -89,9 +97,12 @@ pub(crate) async fn serve(
         .unwrap_or_else(|e| e.into_inner())
         .take();
     if let Some((name, target)) = unanswered {
+        let source = connectors.source.as_deref() == Some(name.as_str());
+        calls.operating_source.store(source, Ordering::Release);
         if control.set_target(&name, target).await.is_ok() {
             lock_asked(&calls.asked).insert(name, target);
         }
+        calls.operating_source.store(false, Ordering::Release);
     }
     let asked = lock_asked(&calls.asked).clone();
     for (name, target) in asked {
@@ -114,7 +125,10 @@ pub(crate) async fn serve(
                     Call::Begin(Role::Sink, _) | Call::End(Role::Sink, _) => Some(connectors.sink.clone()),
                 };
                 if let Some(name) = name {
+                    let source = matches!(call, Call::Begin(Role::Source, _) | Call::End(Role::Source, _));
+                    calls.operating_source.store(source, Ordering::Release);
                     settled = operator.make(call, &name).await;
+                    calls.operating_source.store(false, Ordering::Release);
                 }
             }
         }

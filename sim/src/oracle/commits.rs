@@ -148,6 +148,17 @@ impl CommitChecks {
     /// A source commit of `seq` for `stream` at `at` needs every record up to it in Kafka. What is missing
     /// now is judged at the end: a record that arrived later was committed before it was durable, one that
     /// never did is lost.
+    /// An operator set streams' source offsets (`seq` -1: removed, the source starts the stream over):
+    /// what the source delivers after it is judged against these, not against its earlier commits.
+    pub fn on_source_offsets_altered(&mut self, at: Duration, altered: &[(i64, i64)]) {
+        for &(stream, seq) in altered {
+            self.source_commits
+                .entry(stream)
+                .or_default()
+                .push((at, seq));
+        }
+    }
+
     pub fn on_source_commit(&mut self, at: Duration, logs: &Logs, commits: &[(i64, i64)]) {
         let positions = kafka_positions(logs, &self.scenario);
         for &(stream, seq) in commits {
