@@ -325,19 +325,6 @@ fn tls_fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-/// The base URL of a worker's HTTPS listener, once it listens.
-fn https_url(worker: &Worker) -> String {
-    const LINE: &str = "REST API listening url=https://";
-    worker.wait_for_log(LINE);
-    let logs = worker.logs();
-    let at = logs.find(LINE).map(|i| i + LINE.len()).unwrap_or_default();
-    let address: String = logs[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '/')
-        .collect();
-    format!("https://{address}")
-}
-
 /// A client that trusts the test CA and presents `client` (certificate and key files), if given.
 fn tls_client(client: Option<(&str, &str)>) -> ureq::Agent {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
@@ -376,7 +363,7 @@ fn an_https_listener_serves_the_api_over_tls_and_can_require_client_certificates
         "https",
         &[("listeners.https.ssl.keystore.location", keystore)],
     );
-    let base = https_url(&sluice);
+    let base = sluice.rest_url_of("https");
     let mut answer = tls_client(None)
         .get(format!("{base}/connectors"))
         .call()
@@ -414,7 +401,7 @@ fn an_https_listener_serves_the_api_over_tls_and_can_require_client_certificates
             ),
         ],
     );
-    let base = https_url(&sluice);
+    let base = sluice.rest_url_of("https");
     let connectors = format!("{base}/connectors");
     let signed = tls_client(Some(("client.crt", "client.key")))
         .get(&connectors)

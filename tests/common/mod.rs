@@ -422,15 +422,20 @@ impl Worker {
 
     /// The base URL of the worker's REST API (`http://127.0.0.1:PORT`), once it listens.
     pub fn rest_url(&self) -> String {
-        const LINE: &str = "REST API listening url=http://";
-        self.wait_for_log(LINE);
+        self.rest_url_of("http")
+    }
+
+    /// The base URL of the worker's REST API served with `scheme` (`http`, `https`), once it listens.
+    pub fn rest_url_of(&self, scheme: &str) -> String {
+        let line = format!("REST API listening url={scheme}://");
+        self.wait_for_log(&line);
         let logs = self.logs();
-        let at = logs.find(LINE).map(|i| i + LINE.len()).unwrap_or_default();
+        let at = logs.find(&line).map(|i| i + line.len()).unwrap_or_default();
         let address: String = logs[at..]
             .chars()
             .take_while(|c| !c.is_whitespace() && *c != '/')
             .collect();
-        format!("http://{address}")
+        format!("{scheme}://{address}")
     }
 
     /// Clean stop: SIGTERM, then the worker must exit 0 within the deadline. Returns its log.

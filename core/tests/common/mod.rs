@@ -21,7 +21,7 @@ use sluice_core::kafka::{KafkaBackend, ProduceRecord};
 use sluice_core::runtime::offset_store::FileOffsetStore;
 use sluice_core::runtime::OffsetBackingStore;
 use sluice_core::runtime::{
-    worker_control, StandaloneWorker, WorkerConfig, WorkerError, WorkerView,
+    worker_control, ConnectorPlan, StandaloneWorker, WorkerConfig, WorkerError, WorkerView,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -163,13 +163,7 @@ impl Cluster {
         plugins: PluginRegistry,
         connectors: &[ConfigMap],
     ) -> RunningWorker {
-        let config = WorkerConfig::parse(worker).expect("a valid worker config");
-        let worker = StandaloneWorker::new(config, self.backend.clone(), plugins)
-            .expect("open the offset file");
-        let plans = connectors
-            .iter()
-            .map(|c| worker.plan(c).expect("a valid connector config"))
-            .collect();
+        let (worker, plans) = self.worker(worker, plugins, connectors);
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(worker.run(plans, async move {
             let _ = stopped.await;
@@ -180,6 +174,23 @@ impl Cluster {
         }
     }
 
+    /// A worker on this cluster and its plans for `connectors`.
+    fn worker(
+        &self,
+        worker: &ConfigMap,
+        plugins: PluginRegistry,
+        connectors: &[ConfigMap],
+    ) -> (StandaloneWorker, Vec<ConnectorPlan>) {
+        let config = WorkerConfig::parse(worker).expect("a valid worker config");
+        let worker = StandaloneWorker::new(config, self.backend.clone(), plugins)
+            .expect("open the offset file");
+        let plans = connectors
+            .iter()
+            .map(|c| worker.plan(c).expect("a valid connector config"))
+            .collect();
+        (worker, plans)
+    }
+
     /// Starts a worker as the REST API runs it (`run_controlled`), and hands back its view: the
     /// connectors' and tasks' statuses as operators read them.
     pub fn start_controlled_worker(
@@ -188,13 +199,7 @@ impl Cluster {
         plugins: PluginRegistry,
         connectors: &[ConfigMap],
     ) -> (RunningWorker, WorkerView) {
-        let config = WorkerConfig::parse(worker).expect("a valid worker config");
-        let worker = StandaloneWorker::new(config, self.backend.clone(), plugins)
-            .expect("open the offset file");
-        let plans = connectors
-            .iter()
-            .map(|c| worker.plan(c).expect("a valid connector config"))
-            .collect();
+        let (worker, plans) = self.worker(worker, plugins, connectors);
         let (control, inbox) = worker_control();
         let view = control.view().clone();
         let (stop, stopped) = oneshot::channel::<()>();
