@@ -145,7 +145,7 @@ fn coverage_counts_the_seeds_that_reached_each_event() {
         "--scenario",
         "crash-restart-storm",
         "--seeds",
-        "3..4",
+        "6..7",
         "--coverage",
         "--report",
     ]);
@@ -182,7 +182,7 @@ fn coverage_counts_the_seeds_that_reached_each_event() {
     expected.sort();
     let expected: Vec<&str> = expected.iter().map(|e| e.as_str()).collect();
     assert_eq!(headline, expected);
-    // Seed 3 runs the exactly-once sink through crashes: its rewinds were applied.
+    // Seed 6 runs the exactly-once sink through crashes: its rewinds were applied.
     assert!(counts.contains(&(true, "rewind-applied", 1)), "{summary}");
 }
 
