@@ -270,9 +270,7 @@ fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64),
     // Timed from the task's start, as the raw producer is timed from its creation: starting a
     // process and reading its configuration is not moving data.
     let started = worker.ready()?;
-    let result = wait_until(started, &mut worker.child, POLL, || {
-        Ok(ends.total() >= setup.lines)
-    });
+    let result = ends.wait_for(started, &mut worker.child, setup.lines);
     worker.finish(result, started)
 }
 

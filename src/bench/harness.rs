@@ -172,10 +172,20 @@ pub fn wait_until(
     every: Duration,
     mut done: impl FnMut() -> Result<bool, BenchError>,
 ) -> Result<Instant, BenchError> {
+    wait_paced(from, child, || Ok((!done()?).then_some(every)))
+}
+
+/// Asks `next` until it returns `None` (done); otherwise it says how long to wait before asking
+/// again. Fails if the child exits first or the phase takes too long.
+fn wait_paced(
+    from: Instant,
+    child: &mut Child,
+    mut next: impl FnMut() -> Result<Option<Duration>, BenchError>,
+) -> Result<Instant, BenchError> {
     loop {
-        if done()? {
+        let Some(wait) = next()? else {
             return Ok(Instant::now());
-        }
+        };
         if let Some(status) = child.try_wait()? {
             return Err(BenchError::Failed(format!(
                 "a worker exited early with {status}"
@@ -184,7 +194,7 @@ pub fn wait_until(
         if from.elapsed() > PHASE_LIMIT {
             return Err(BenchError::Failed("a worker did not finish in time".into()));
         }
-        std::thread::sleep(every);
+        std::thread::sleep(wait);
     }
 }
 
@@ -228,6 +238,33 @@ impl TopicEnds {
             ends.add_partition_offset(topic, p, Offset::End)?;
         }
         Ok(TopicEnds { watcher, ends })
+    }
+
+    /// Waits until the topic holds `target` records, written by `child` since `from`. Asks rarely
+    /// while the end is far and every 5 ms near it: the embedded broker answers a ListOffsets by
+    /// walking each partition's log (for the leader epoch it returns), so a watcher asking every few
+    /// milliseconds loads the broker more and more as the topic grows, and takes CPU from the worker
+    /// being measured, which the plain programs (timed by their own flush) do not pay.
+    pub fn wait_for(
+        &self,
+        from: Instant,
+        child: &mut Child,
+        target: usize,
+    ) -> Result<Instant, BenchError> {
+        const NEAR: Duration = Duration::from_millis(5);
+        const FAR: Duration = Duration::from_millis(250);
+        wait_paced(from, child, || {
+            let held = self.total();
+            if held >= target {
+                return Ok(None);
+            }
+            if held == 0 {
+                return Ok(Some(NEAR * 4));
+            }
+            // At the rate so far, the rest takes `left`; ask again halfway there.
+            let left = from.elapsed().mul_f64((target - held) as f64 / held as f64);
+            Ok(Some((left / 2).clamp(NEAR, FAR)))
+        })
     }
 
     /// The records the topic holds; 0 when the broker does not answer in time.

@@ -116,7 +116,8 @@ impl Database {
                     .connect_with(
                         SqliteConnectOptions::new()
                             .filename(self.file(name))
-                            .create_if_missing(true),
+                            .create_if_missing(true)
+                            .row_buffer_size(sluice_connectors::jdbc::SQLITE_ROW_BUFFER),
                     )
                     .await?,
             ),
@@ -572,9 +573,7 @@ fn sluice_source(setup: &Setup<'_>) -> Result<(Duration, f64), BenchError> {
     )?;
     let mut worker = spawn_worker(setup, "source", &connector, "source task started")?;
     let started = worker.ready()?;
-    let result = wait_until(started, &mut worker.child, WATCH, || {
-        Ok(ends.total() >= setup.args.rows)
-    });
+    let result = ends.wait_for(started, &mut worker.child, setup.args.rows);
     worker.finish(result, started)
 }
 

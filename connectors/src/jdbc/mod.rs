@@ -29,6 +29,11 @@ pub const SOURCE_CLASS: &str = "io.confluent.connect.jdbc.JdbcSourceConnector";
 /// The sink connector's class, as Confluent names it.
 pub const SINK_CLASS: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";
 
+/// Rows SQLite's driver thread may read ahead of the task that takes them (sqlx's default is 50):
+/// with room for a whole batch, the thread runs a select to its end while the runtime is still
+/// sending the last batch, instead of stopping every 50 rows until the busy task takes them.
+pub const SQLITE_ROW_BUFFER: usize = 4096;
+
 /// Opens a database, trying `connection.attempts` times `connection.backoff.ms` apart while it is out
 /// of reach.
 pub(crate) async fn connect(

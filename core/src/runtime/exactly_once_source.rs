@@ -456,7 +456,7 @@ impl ExactlyOnceSourceRunner {
                 true => record,
                 false => record.without_data(),
             };
-            self.in_flight.insert(kept, None);
+            self.in_flight.insert(token, kept, None);
         }
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery)?;
@@ -506,7 +506,7 @@ impl ExactlyOnceSourceRunner {
             })?;
         self.status.metrics().dead_lettered(1, true);
         self.track_offset(&record);
-        self.in_flight.insert(record, None);
+        self.in_flight.insert(token, record, None);
         Ok(())
     }
 

@@ -21,12 +21,12 @@ impl InFlight {
         self.first_token + self.entries.len() as u64
     }
 
-    /// Stores a record sent with [`next_token`](InFlight::next_token) and returns that token.
-    pub fn insert(&mut self, record: SourceRecord, handle: Option<Submitted>) -> u64 {
-        let token = self.next_token();
+    /// Stores a record sent with `token`, which [`next_token`](InFlight::next_token) gave: nothing
+    /// may be inserted between the two.
+    pub fn insert(&mut self, token: u64, record: SourceRecord, handle: Option<Submitted>) {
+        debug_assert_eq!(token, self.next_token(), "a record inserted out of turn");
         self.entries.push_back(Some((record, handle)));
         self.outstanding += 1;
-        token
     }
 
     /// Removes and returns the record sent with `token`; `None` if it was already taken.
@@ -88,10 +88,13 @@ mod tests {
             .map(|i| {
                 let o = SourceMap::single("position", i);
                 let handle = submitted.submit(p.clone(), o.clone());
+                let token = in_flight.next_token();
                 in_flight.insert(
+                    token,
                     SourceRecord::new(p.clone(), o, "t", Data::NULL),
                     Some(handle),
-                )
+                );
+                token
             })
             .collect();
         assert_eq!(tokens, [0, 1, 2, 3]);

@@ -27,6 +27,7 @@ mod retention;
 pub mod shutdown;
 pub mod sink_task;
 pub mod source_offsets;
+mod source_outbox;
 pub mod source_task;
 mod status;
 pub mod submitted;

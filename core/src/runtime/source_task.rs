@@ -1,7 +1,6 @@
 //! The source task loop (Kafka Connect's `WorkerSourceTask`): poll the task, convert and produce its
 //! records, and commit source offsets only up to the contiguous prefix Kafka has acknowledged.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,27 +9,21 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{ConnectError, RecordMetadata, SourceRecord, SourceTask, SourceTaskContext};
 use crate::config::ConfigMap;
-use crate::kafka::{Admin, Delivery, Producer, ProducerHandle};
+use crate::kafka::{Admin, Delivery, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
-use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
-use super::in_flight::InFlight;
+use super::dead_letter_queue::SourceDeadLetters;
 use super::metrics::timed;
 use super::pause::PauseSignal;
-use super::records::{
-    convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
-};
+use super::records::describe;
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
+use super::source_outbox::{Outbox, OutboxSetup};
 use super::status::TaskCounter;
-use super::submitted::{CommittableOffsets, Submitted, SubmittedRecords};
+use super::submitted::CommittableOffsets;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
-
-/// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
-/// waits for acknowledgements past it.
-const MAX_IN_FLIGHT: usize = 16_384;
 
 /// How long to wait before polling again after a retriable poll error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
@@ -44,28 +37,19 @@ pub struct SourceTaskRunner {
     retrying: bool,
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
-    config: Arc<ConnectorConfig>,
-    producer: Box<dyn Producer>,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     offsets: ConnectorOffsets,
-    submitted: SubmittedRecords,
-    in_flight: InFlight,
-    /// Whether the task's `commit_record` reads keys and values (asked after `start`).
-    commit_record_reads_data: bool,
+    /// The task's records between its poll and Kafka's acknowledgement.
+    outbox: Outbox,
     /// The connector's pause: while paused, the task is not polled.
     pause: PauseSignal,
-    /// Offsets taken from `submitted` whose write to the store has not succeeded yet.
+    /// Offsets taken from the outbox whose write to the store has not succeeded yet.
     uncommitted: CommittableOffsets,
-    topics: TopicCreator,
+    /// `offset.flush.interval.ms`.
+    commit_interval: Duration,
     flush_timeout: Duration,
-    /// Records the converter refused (skipped under `errors.tolerance=all`).
-    refused: Repeated,
     /// Records Kafka did not accept.
     undelivered: Repeated,
-    /// Where records that cannot be transformed or converted go, if anywhere.
-    dead_letters: Option<SourceDeadLetters>,
-    /// Tokens of the dead letters in flight: their acknowledgement commits their record's offset.
-    dead_letter_tokens: BTreeSet<u64>,
 }
 
 /// What a source task runner needs besides its task.
@@ -85,6 +69,7 @@ pub struct SourceTaskSetup {
 impl SourceTaskRunner {
     /// Reports this task's state and records to a worker's status line.
     pub(crate) fn with_status(mut self, status: TaskCounter) -> SourceTaskRunner {
+        self.outbox.set_status(status.clone());
         self.status = status;
         self
     }
@@ -96,27 +81,28 @@ impl SourceTaskRunner {
     }
 
     pub fn new(task: Box<dyn SourceTask>, setup: SourceTaskSetup) -> SourceTaskRunner {
+        let commit_interval = setup.config.offset_flush_interval();
+        let outbox = Outbox::new(OutboxSetup {
+            id: setup.id.clone(),
+            config: setup.config,
+            producer: setup.producer.producer,
+            topics: TopicCreator::new(setup.admin),
+            dead_letters: setup.dead_letters,
+        });
         SourceTaskRunner {
             status: TaskCounter::default(),
             retrying: false,
             id: setup.id,
             task,
             task_config: setup.task_config,
-            config: setup.config,
-            producer: setup.producer.producer,
             deliveries: setup.producer.deliveries,
             offsets: setup.offsets,
-            submitted: SubmittedRecords::new(),
-            in_flight: InFlight::default(),
-            commit_record_reads_data: true,
+            outbox,
             pause: PauseSignal::never(),
             uncommitted: CommittableOffsets::default(),
-            topics: TopicCreator::new(setup.admin),
+            commit_interval,
             flush_timeout: setup.flush_timeout,
-            refused: Repeated::default(),
             undelivered: Repeated::default(),
-            dead_letters: setup.dead_letters,
-            dead_letter_tokens: BTreeSet::new(),
         }
     }
 
@@ -129,7 +115,7 @@ impl SourceTaskRunner {
             .start(context)
             .await
             .map_err(|e| self.fail("start", e))?;
-        self.commit_record_reads_data = self.task.commit_record_reads_data();
+        self.outbox.keep_data(self.task.commit_record_reads_data());
         tracing::info!(task = %self.id, "source task started");
         let outcome = self.run_until_stopped(&mut shutdown).await;
         let finished = self.finish().await;
@@ -141,18 +127,34 @@ impl SourceTaskRunner {
     }
 
     async fn run_until_stopped(&mut self, shutdown: &mut Shutdown) -> Result<(), TaskError> {
-        let period = self.config.offset_flush_interval();
+        let period = self.commit_interval;
         let mut commit_timer = interval_at(Instant::now() + period, period);
         commit_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             // Acknowledgements arrive in bursts: serve every one that is ready before building the
             // select's futures again (the task's poll future among them) for the next.
             self.take_deliveries().await?;
-            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            self.tell_skipped();
+            let poll = self.outbox.has_room() && !self.pause.is_paused();
+            let send = self.outbox.has_unsent();
             let paused = self.pause.is_paused();
+            let room = self.outbox.has_room();
+            // The task is polled for its next batch while its last one is sent: the send runs while
+            // the poll waits (for its database, its file), and only one batch is ever waiting.
             // Acknowledgements wake the loop only when there is no room to poll (or no polling): a
             // poll they cancelled would start over, and a task that waits inside `poll` (for its next
             // interval, or for data) would fall behind each time the producer heard from a broker.
+            let task = &mut *self.task;
+            let outbox = &mut self.outbox;
+            let polled_and_sent = async {
+                let polling = async {
+                    match poll {
+                        true => Some(timed(task.poll()).await),
+                        false => None,
+                    }
+                };
+                tokio::join!(polling, outbox.send_unsent())
+            };
             tokio::select! {
                 biased;
                 () = shutdown.recv() => return Ok(()),
@@ -163,22 +165,26 @@ impl SourceTaskRunner {
                 // A pause drops a pending poll (polls are cancel-safe); a resume polls again.
                 () = self.pause.changed() => {}
                 Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery).await?,
-                (batch, took) = timed(self.task.poll()), if room && !paused => match batch {
-                    Ok(records) => {
-                        self.status.metrics().polled(records.len(), took);
-                        if std::mem::take(&mut self.retrying) {
-                            self.status.blocked(None);
+                (polled, sent) = polled_and_sent, if poll || send => {
+                    sent?;
+                    match polled {
+                        Some((Ok(records), took)) => {
+                            self.status.metrics().polled(records.len(), took);
+                            if std::mem::take(&mut self.retrying) {
+                                self.status.blocked(None);
+                            }
+                            self.outbox.push(records);
                         }
-                        self.send_batch(records).await?
+                        Some((Err(e), _)) if e.is_retriable() => {
+                            tracing::warn!(task = %self.id, error = %e, "retriable poll error");
+                            self.retrying = true;
+                            self.status.blocked(Some(format!("retrying poll after a retriable error ({e})")));
+                            tokio::time::sleep(RETRY_BACKOFF).await;
+                        }
+                        Some((Err(e), _)) => return Err(self.fail("poll", e)),
+                        None => {}
                     }
-                    Err(e) if e.is_retriable() => {
-                        tracing::warn!(task = %self.id, error = %e, "retriable poll error");
-                        self.retrying = true;
-                        self.status.blocked(Some(format!("retrying poll after a retriable error ({e})")));
-                        tokio::time::sleep(RETRY_BACKOFF).await;
-                    }
-                    Err(e) => return Err(self.fail("poll", e)),
-                },
+                }
             }
         }
     }
@@ -191,148 +197,26 @@ impl SourceTaskRunner {
         Ok(())
     }
 
-    async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
-        for record in records {
-            let retry = self.config.retry_policy();
-            let sent =
-                match transform_source(&self.config.transforms, &record, &retry, &self.id).await {
-                    Ok(Some(sent)) => sent,
-                    Ok(None) => {
-                        self.skip(&record);
-                        continue;
-                    }
-                    Err(e) if self.config.tolerates_errors() => {
-                        let message = e.to_string();
-                        self.skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
-                            .await?;
-                        continue;
-                    }
-                    Err(e) => {
-                        let error = transform_error(&record, &e);
-                        return Err(self.fail("transform", ConnectError::fatal(error)));
-                    }
-                };
-            self.topics
-                .ensure(&self.id, &self.config, &sent.topic)
-                .await?;
-            self.status.used_topic(&sent.topic);
-            let converters = self.config.converters();
-            let produced = match converters.to_kafka(&sent) {
-                Ok(produced) => produced,
-                Err((stage, e)) if self.config.tolerates_errors() => {
-                    drop(sent);
-                    let message = e.to_string();
-                    self.skip_or_dead_letter(record, stage, e.converter(), &message)
-                        .await?;
-                    continue;
-                }
-                Err((_, e)) => {
-                    let error = convert_error(&sent, &e);
-                    return Err(self.fail("convert", ConnectError::fatal(error)));
-                }
-            };
-            let token = self.in_flight.next_token();
-            send_when_room(&*self.producer, &produced.produce_record(), token)
-                .await
-                .map_err(|e| TaskError::Send {
-                    task: self.id.clone(),
-                    record: describe(&sent),
-                    source: e,
-                })?;
-            drop(produced);
-            drop(sent);
-            let handle = self.track(&record);
-            // Kept for `commit_record`: whole if the task reads the data, its data freed now otherwise.
-            let kept = match self.commit_record_reads_data {
-                true => record,
-                false => record.without_data(),
-            };
-            self.in_flight.insert(kept, handle);
+    /// Tells the task of its records that went nowhere (their offsets are committable).
+    fn tell_skipped(&mut self) {
+        for record in self.outbox.take_skipped() {
+            commit_record(&self.id, &mut *self.task, &record, None);
         }
-        Ok(())
-    }
-
-    /// A record that cannot be transformed or converted, under `errors.tolerance=all`: written to the
-    /// dead letter queue if the connector has one (its offset committed once Kafka acknowledged the dead
-    /// letter), skipped otherwise.
-    async fn skip_or_dead_letter(
-        &mut self,
-        record: SourceRecord,
-        stage: &'static str,
-        class: &str,
-        message: &str,
-    ) -> Result<(), TaskError> {
-        log_skipped(
-            &self.config,
-            &self.id,
-            &record,
-            stage,
-            class,
-            message,
-            &mut self.refused,
-        );
-        self.status.metrics().skipped_for_error();
-        let Some(queue) = &self.dead_letters else {
-            self.skip(&record);
-            return Ok(());
-        };
-        let converters = self.config.converters();
-        let letter = source_dead_letter(queue, &converters, &record, stage, class, message);
-        self.topics
-            .ensure(&self.id, &self.config, &letter.topic)
-            .await?;
-        let token = self.in_flight.next_token();
-        send_when_room(&*self.producer, &letter.produce_record(), token)
-            .await
-            .map_err(|e| TaskError::Send {
-                task: self.id.clone(),
-                record: format!("the dead letter of {}", describe(&record)),
-                source: e,
-            })?;
-        self.dead_letter_tokens.insert(token);
-        let handle = self.track(&record);
-        self.in_flight.insert(record, handle);
-        Ok(())
-    }
-
-    /// A record that goes nowhere (dropped by a transform, or skipped as bad): its offset is committed
-    /// and the task told, without metadata.
-    fn skip(&mut self, record: &SourceRecord) {
-        if let Some(handle) = self.track(record) {
-            self.submitted.ack(handle);
-        }
-        commit_record(&self.id, &mut *self.task, record, None);
-    }
-
-    /// Registers a record whose offset is to be committed once acknowledged. Records without a source
-    /// partition (stdin, say) have no offset to commit and are not tracked, as in Kafka Connect.
-    fn track(&mut self, record: &SourceRecord) -> Option<Submitted> {
-        if record.source_partition.is_empty() {
-            return None;
-        }
-        Some(self.submitted.submit(
-            record.source_partition.clone(),
-            record.source_offset.clone(),
-        ))
     }
 
     async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
-        let dead_letter = self.dead_letter_tokens.remove(&delivery.token);
         let SourceTaskRunner {
             id,
             task,
-            submitted,
-            in_flight,
+            outbox,
             status,
             undelivered,
             ..
         } = self;
-        let acknowledged = in_flight.acknowledge(delivery.token, |record, handle| {
+        let stored = delivery.result.is_ok();
+        let acknowledged = outbox.delivered(delivery.token, stored, |record, dead_letter| {
             match delivery.result {
                 Ok(metadata) => {
-                    if let Some(handle) = handle {
-                        submitted.ack(handle);
-                    }
                     if dead_letter {
                         // The record itself went nowhere: its dead letter is what Kafka stored.
                         commit_record(id, &mut **task, record, None);
@@ -360,8 +244,10 @@ impl SourceTaskRunner {
 
     /// Writes the offsets of the acknowledged prefix to the offset store, then tells the task.
     async fn commit_offsets(&mut self) -> Result<(), TaskError> {
-        self.uncommitted =
-            std::mem::take(&mut self.uncommitted).updated_with(self.submitted.committable());
+        // A record's offset is committed only after the task heard of the record.
+        self.tell_skipped();
+        self.uncommitted = std::mem::take(&mut self.uncommitted)
+            .updated_with(self.outbox.submitted().committable());
         if self.uncommitted.is_empty() {
             return Ok(());
         }
@@ -391,17 +277,17 @@ impl SourceTaskRunner {
     /// Waits (up to `offset.flush.timeout.ms`) for outstanding acknowledgements, then commits.
     async fn finish(&mut self) -> Result<(), TaskError> {
         let deadline = Instant::now() + self.flush_timeout;
-        if let Err(e) = self.producer.flush(self.flush_timeout).await {
+        if let Err(e) = self.outbox.flush(self.flush_timeout).await {
             tracing::warn!(task = %self.id, error = %e, "producer flush on stop failed");
         }
-        while !self.in_flight.is_empty() {
+        while self.outbox.in_flight() > 0 {
             match tokio::time::timeout_at(deadline, self.deliveries.recv()).await {
                 Ok(Some(delivery)) => {
                     // Counted (and logged at a bounded rate) by `on_delivery`, summarised below.
                     let _ = self.on_delivery(delivery).await;
                 }
                 Ok(None) | Err(_) => {
-                    tracing::warn!(task = %self.id, outstanding = self.in_flight.len(),
+                    tracing::warn!(task = %self.id, outstanding = self.outbox.in_flight(),
                         "stopping with unacknowledged records; their offsets stay uncommitted");
                     break;
                 }
@@ -411,7 +297,7 @@ impl SourceTaskRunner {
         if undelivered > 0 {
             tracing::error!(task = %self.id, records = undelivered, "more records Kafka did not accept; their offsets stay uncommitted");
         }
-        let refused = self.refused.take_unlogged();
+        let refused = self.outbox.refused_unlogged();
         if refused > 0 {
             tracing::warn!(task = %self.id, records = refused, "more records skipped because they cannot be converted");
         }

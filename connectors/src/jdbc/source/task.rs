@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice_core::api::{ConnectError, SourceRecord, SourceTask, SourceTaskContext};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::reader::{query_partition, table_partition, Mode, Position, ReadError, TableReader};
@@ -16,9 +17,16 @@ use crate::jdbc::timestamp::Timestamp;
 
 /// A table being read, and when it is next due.
 struct Scheduled {
-    reader: TableReader,
+    /// `None` while `reading` has it.
+    reader: Option<TableReader>,
+    /// The table's next batch, read on a task of its own: once a read finds more rows waiting, the
+    /// next one starts at once, and runs while the runtime converts and sends the batch before it.
+    reading: Option<JoinHandle<Read>>,
     due: Instant,
 }
+
+/// A reader back from its read, with the records it read.
+type Read = (TableReader, Result<Vec<SourceRecord>, ConnectError>);
 
 pub struct JdbcSourceTask {
     opener: Arc<dyn DatabaseOpener>,
@@ -36,6 +44,27 @@ impl JdbcSourceTask {
             tables: Vec::new(),
         }
     }
+}
+
+/// Reads the next batch of a table: rows up to `delay_ms` before the database's time in the
+/// timestamp modes.
+fn read(
+    db: Arc<dyn Database>,
+    mut reader: TableReader,
+    delay_ms: u64,
+    limit: u64,
+) -> JoinHandle<Read> {
+    tokio::spawn(async move {
+        let before = match reader.mode_reads_timestamps() {
+            true => match db.now().await {
+                Ok(now) => now.minus_millis(delay_ms),
+                Err(e) => return (reader, Err(db_error(e))),
+            },
+            false => Timestamp(i128::MAX),
+        };
+        let records = reader.read(&*db, before, limit).await.map_err(read_error);
+        (reader, records)
+    })
 }
 
 fn read_error(e: ReadError) -> ConnectError {
@@ -122,7 +151,11 @@ impl SourceTask for JdbcSourceTask {
             for column in left_out {
                 tracing::warn!(%relation, column = column.name, kind = ?column.kind, "column left out: its type has no mapping to Connect's types");
             }
-            self.tables.push(Scheduled { reader, due: now });
+            self.tables.push(Scheduled {
+                reader: Some(reader),
+                reading: None,
+                due: now,
+            });
         }
         self.db = Some(db);
         self.settings = Some(settings);
@@ -138,27 +171,40 @@ impl SourceTask for JdbcSourceTask {
             tokio::time::sleep(settings.poll_interval).await;
             return Ok(Vec::new());
         };
-        tokio::time::sleep_until(self.tables[next].due).await;
-        let before = match self.tables[next].reader.mode_reads_timestamps() {
-            true => db
-                .now()
-                .await
-                .map_err(db_error)?
-                .minus_millis(settings.delay_ms),
-            false => Timestamp(i128::MAX),
-        };
-        let records = self.tables[next]
-            .reader
-            .read(&**db, before, settings.batch_max_rows)
-            .await
-            .map_err(read_error)?;
-        let now = Instant::now();
         let table = &mut self.tables[next];
-        table.due = match table.reader.more_waiting() {
-            true => now,
-            false => now + settings.poll_interval,
+        tokio::time::sleep_until(table.due).await;
+        if let Some(reader) = table.reader.take() {
+            table.reading = Some(read(
+                db.clone(),
+                reader,
+                settings.delay_ms,
+                settings.batch_max_rows,
+            ));
+        }
+        let Some(reading) = table.reading.as_mut() else {
+            return Err(ConnectError::fatal(
+                "a table has neither a reader nor a read",
+            ));
         };
-        Ok(records)
+        // Cancel-safe: a poll dropped here leaves the read running, and the next poll waits for it.
+        let joined = reading.await;
+        table.reading = None;
+        let (reader, records) =
+            joined.map_err(|e| ConnectError::fatal(format!("a table's read failed: {e}")))?;
+        let now = Instant::now();
+        if records.is_ok() && reader.more_waiting() {
+            table.due = now;
+            table.reading = Some(read(
+                db.clone(),
+                reader,
+                settings.delay_ms,
+                settings.batch_max_rows,
+            ));
+        } else {
+            table.due = now + settings.poll_interval;
+            table.reader = Some(reader);
+        }
+        records
     }
 
     /// Its `commit_record` is the default, which reads nothing: records need not be kept whole.
@@ -167,6 +213,11 @@ impl SourceTask for JdbcSourceTask {
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
+        for table in &self.tables {
+            if let Some(reading) = &table.reading {
+                reading.abort();
+            }
+        }
         self.tables.clear();
         self.db = None;
         Ok(())

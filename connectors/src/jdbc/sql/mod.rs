@@ -80,7 +80,8 @@ impl SqlDatabase {
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(settings.create)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    .row_buffer_size(super::SQLITE_ROW_BUFFER);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(2)
                     .acquire_timeout(CONNECT_TIMEOUT)

@@ -1,0 +1,319 @@
+//! A source task's records on their way to Kafka: the records a poll returned and not yet handed to
+//! the producer, and those handed over and not yet acknowledged.
+//!
+//! The outbox is what lets the source task runner poll the task for its next batch while the last
+//! one is still being transformed, converted and produced: it owns everything sending needs except
+//! the task itself. Sending is cancel-safe: a record leaves the unsent queue only once the producer
+//! has it (or once it went nowhere), so a send interrupted at an await resumes where it stopped, and
+//! no record is tracked out of order (which would let a later offset be committed past an earlier,
+//! unsent record).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{ConnectError, SourceRecord};
+use crate::kafka::{KafkaError, Producer};
+
+use super::connector_config::ConnectorConfig;
+use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
+use super::in_flight::InFlight;
+use super::records::{
+    convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
+};
+use super::repeated::Repeated;
+use super::status::TaskCounter;
+use super::submitted::{Submitted, SubmittedRecords};
+use super::topic_creation::TopicCreator;
+use super::TaskError;
+
+/// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
+/// is not polled past it.
+const MAX_IN_FLIGHT: usize = 16_384;
+
+/// Records polled and not yet acknowledged by Kafka.
+pub struct Outbox {
+    /// Polled, not yet handed to the producer, oldest first.
+    unsent: VecDeque<SourceRecord>,
+    /// Records that went nowhere (dropped by a transform, or skipped as bad), whose offsets are
+    /// committable: the task hears of them through `commit_record` once it is not being polled.
+    skipped: Vec<SourceRecord>,
+    dispatch: Dispatch,
+}
+
+/// Everything sending a record needs besides the record.
+struct Dispatch {
+    id: String,
+    config: Arc<ConnectorConfig>,
+    producer: Box<dyn Producer>,
+    status: TaskCounter,
+    topics: TopicCreator,
+    submitted: SubmittedRecords,
+    in_flight: InFlight,
+    /// Whether the task's `commit_record` reads keys and values: if not, a record's data is freed
+    /// as soon as it is sent.
+    keep_data: bool,
+    /// Records the converter refused (skipped under `errors.tolerance=all`).
+    refused: Repeated,
+    /// Where records that cannot be transformed or converted go, if anywhere.
+    dead_letters: Option<SourceDeadLetters>,
+    /// Tokens of the dead letters in flight: their acknowledgement commits their record's offset.
+    dead_letter_tokens: BTreeSet<u64>,
+}
+
+/// What became of the record at the front of the unsent queue.
+enum Sent {
+    /// The producer has it, under this token.
+    Produced(u64),
+    /// Its dead letter is with the producer, under this token.
+    DeadLettered(u64),
+    /// It goes nowhere.
+    Skipped,
+}
+
+/// What the outbox is built from.
+pub struct OutboxSetup {
+    pub id: String,
+    pub config: Arc<ConnectorConfig>,
+    pub producer: Box<dyn Producer>,
+    pub topics: TopicCreator,
+    pub dead_letters: Option<SourceDeadLetters>,
+}
+
+impl Outbox {
+    pub fn new(setup: OutboxSetup) -> Outbox {
+        Outbox {
+            unsent: VecDeque::new(),
+            skipped: Vec::new(),
+            dispatch: Dispatch {
+                id: setup.id,
+                config: setup.config,
+                producer: setup.producer,
+                status: TaskCounter::default(),
+                topics: setup.topics,
+                submitted: SubmittedRecords::new(),
+                in_flight: InFlight::default(),
+                keep_data: true,
+                refused: Repeated::default(),
+                dead_letters: setup.dead_letters,
+                dead_letter_tokens: BTreeSet::new(),
+            },
+        }
+    }
+
+    /// Reports metrics to this task's status.
+    pub fn set_status(&mut self, status: TaskCounter) {
+        self.dispatch.status = status;
+    }
+
+    /// Whether records are kept whole until acknowledged, for a `commit_record` that reads them.
+    pub fn keep_data(&mut self, keep: bool) {
+        self.dispatch.keep_data = keep;
+    }
+
+    /// Queues a poll's records for sending.
+    pub fn push(&mut self, records: Vec<SourceRecord>) {
+        self.unsent.extend(records);
+    }
+
+    pub fn has_unsent(&self) -> bool {
+        !self.unsent.is_empty()
+    }
+
+    /// Whether the task may be polled for more: not while too many records await acknowledgement.
+    pub fn has_room(&self) -> bool {
+        self.dispatch.in_flight.len() < MAX_IN_FLIGHT
+    }
+
+    /// How many records await acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.dispatch.in_flight.len()
+    }
+
+    /// The records that went nowhere since the last call, for the task's `commit_record`.
+    pub fn take_skipped(&mut self) -> Vec<SourceRecord> {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// Source offsets committable now: those of the acknowledged prefix of each source partition.
+    pub fn submitted(&mut self) -> &mut SubmittedRecords {
+        &mut self.dispatch.submitted
+    }
+
+    /// How many refused records were not logged one by one.
+    pub fn refused_unlogged(&mut self) -> u64 {
+        self.dispatch.refused.take_unlogged()
+    }
+
+    /// Waits for the producer to send what it holds.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.dispatch.producer.flush(timeout).await
+    }
+
+    /// Transforms, converts and hands every unsent record to the producer, in order. Cancel-safe.
+    pub async fn send_unsent(&mut self) -> Result<(), TaskError> {
+        while let Some(record) = self.unsent.front() {
+            let sent = self.dispatch.send(record).await?;
+            // Nothing below awaits: the record leaves the queue in the same poll its send finished.
+            let Some(record) = self.unsent.pop_front() else {
+                break;
+            };
+            match sent {
+                Sent::Produced(token) => {
+                    let handle = self.dispatch.track(&record);
+                    let kept = match self.dispatch.keep_data {
+                        true => record,
+                        false => record.without_data(),
+                    };
+                    self.dispatch.in_flight.insert(token, kept, handle);
+                }
+                Sent::DeadLettered(token) => {
+                    self.dispatch.dead_letter_tokens.insert(token);
+                    let handle = self.dispatch.track(&record);
+                    self.dispatch.in_flight.insert(token, record, handle);
+                }
+                Sent::Skipped => {
+                    if let Some(handle) = self.dispatch.track(&record) {
+                        self.dispatch.submitted.ack(handle);
+                    }
+                    self.skipped.push(record);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the record sent with `token` off the in-flight list, its offset committable if Kafka
+    /// `stored` it, and hands it to `then` with whether it was sent as a dead letter. `None` if the
+    /// token was already acknowledged.
+    pub fn delivered<R>(
+        &mut self,
+        token: u64,
+        stored: bool,
+        then: impl FnOnce(&SourceRecord, bool) -> R,
+    ) -> Option<R> {
+        let Dispatch {
+            in_flight,
+            submitted,
+            dead_letter_tokens,
+            ..
+        } = &mut self.dispatch;
+        let dead_letter = dead_letter_tokens.remove(&token);
+        in_flight.acknowledge(token, |record, handle| {
+            if let (true, Some(handle)) = (stored, handle) {
+                submitted.ack(handle);
+            }
+            then(record, dead_letter)
+        })
+    }
+}
+
+impl Dispatch {
+    /// Transforms, converts and produces one record (or its dead letter). Nothing is recorded
+    /// after the last await, so that a cancelled send leaves no trace but the producer's.
+    async fn send(&mut self, record: &SourceRecord) -> Result<Sent, TaskError> {
+        let retry = self.config.retry_policy();
+        let sent = match transform_source(&self.config.transforms, record, &retry, &self.id).await {
+            Ok(Some(sent)) => sent,
+            Ok(None) => return Ok(Sent::Skipped),
+            Err(e) if self.config.tolerates_errors() => {
+                let message = e.to_string();
+                return self
+                    .skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
+                    .await;
+            }
+            Err(e) => {
+                let error = transform_error(record, &e);
+                return Err(self.fail("transform", ConnectError::fatal(error)));
+            }
+        };
+        self.topics
+            .ensure(&self.id, &self.config, &sent.topic)
+            .await?;
+        self.status.used_topic(&sent.topic);
+        let converters = self.config.converters();
+        let produced = match converters.to_kafka(&sent) {
+            Ok(produced) => produced,
+            Err((stage, e)) if self.config.tolerates_errors() => {
+                drop(sent);
+                let message = e.to_string();
+                return self
+                    .skip_or_dead_letter(record, stage, e.converter(), &message)
+                    .await;
+            }
+            Err((_, e)) => {
+                let error = convert_error(&sent, &e);
+                return Err(self.fail("convert", ConnectError::fatal(error)));
+            }
+        };
+        let token = self.in_flight.next_token();
+        send_when_room(&*self.producer, &produced.produce_record(), token)
+            .await
+            .map_err(|e| TaskError::Send {
+                task: self.id.clone(),
+                record: describe(&sent),
+                source: e,
+            })?;
+        Ok(Sent::Produced(token))
+    }
+
+    /// A record that cannot be transformed or converted, under `errors.tolerance=all`: written to the
+    /// dead letter queue if the connector has one (its offset committed once Kafka acknowledged the
+    /// dead letter), skipped otherwise.
+    async fn skip_or_dead_letter(
+        &mut self,
+        record: &SourceRecord,
+        stage: &'static str,
+        class: &str,
+        message: &str,
+    ) -> Result<Sent, TaskError> {
+        log_skipped(
+            &self.config,
+            &self.id,
+            record,
+            stage,
+            class,
+            message,
+            &mut self.refused,
+        );
+        self.status.metrics().skipped_for_error();
+        let Some(queue) = &self.dead_letters else {
+            return Ok(Sent::Skipped);
+        };
+        let converters = self.config.converters();
+        let letter = source_dead_letter(queue, &converters, record, stage, class, message);
+        self.topics
+            .ensure(&self.id, &self.config, &letter.topic)
+            .await?;
+        let token = self.in_flight.next_token();
+        send_when_room(&*self.producer, &letter.produce_record(), token)
+            .await
+            .map_err(|e| TaskError::Send {
+                task: self.id.clone(),
+                record: format!("the dead letter of {}", describe(record)),
+                source: e,
+            })?;
+        Ok(Sent::DeadLettered(token))
+    }
+
+    /// Registers a record whose offset is to be committed once acknowledged. Records without a source
+    /// partition (stdin, say) have no offset to commit and are not tracked, as in Kafka Connect.
+    fn track(&mut self, record: &SourceRecord) -> Option<Submitted> {
+        if record.source_partition.is_empty() {
+            return None;
+        }
+        Some(self.submitted.submit(
+            record.source_partition.clone(),
+            record.source_offset.clone(),
+        ))
+    }
+
+    fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
+        tracing::error!(task = %self.id, stage, error = %error, "source task failed");
+        TaskError::Connector {
+            task: self.id.clone(),
+            stage,
+            source: error,
+        }
+    }
+}
