@@ -194,3 +194,50 @@ async fn postgres_tables_are_found_and_bad_ones_named() {
     );
     assert!(!e.contains("topsecret"), "{e}");
 }
+
+#[tokio::test]
+async fn postgres_is_read_over_tls_verified_against_the_given_ca() {
+    let server = postgres::Postgres::start_with_tls();
+    let url = server.database("secure").await;
+    run(
+        &url,
+        &[
+            "CREATE TABLE orders (id SERIAL PRIMARY KEY, note TEXT)",
+            "INSERT INTO orders (note) VALUES ('a'), ('b')",
+        ],
+    )
+    .await;
+    let address = url.split('?').next().expect("a URL");
+    let ca = postgres::tls_fixture("ca.pem");
+    let verified = format!(
+        "jdbc:{}?sslmode=verify-full&sslrootcert={}",
+        address.replace("postgres://", "postgresql://"),
+        ca.display()
+    );
+    let settings = [("mode", "incrementing"), ("incrementing.column.name", "id")];
+    let offsets = Arc::new(Offsets::default());
+    let mut task = started(config(&verified, &settings), offsets.clone()).await;
+    assert_eq!(ids(&drain(&mut task).await), [1, 2]);
+    task.stop().await.unwrap();
+
+    // The server refuses connections without TLS, so the read above was encrypted.
+    let refused = |url: String| async move {
+        let mut task = JdbcSourceTask::new(Arc::new(SqlOpener));
+        let config = config(&url, &[("mode", "bulk"), ("connection.attempts", "1")]);
+        match task
+            .start(SourceTaskContext::new(config, Arc::new(Offsets::default())))
+            .await
+        {
+            Ok(()) => panic!("{url}: connected"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let plain = refused(format!("{address}?sslmode=disable")).await;
+    assert!(plain.contains("no encryption"), "{plain}");
+    // A certificate the machine's roots do not vouch for is refused under verify-full.
+    let unverified = refused(format!("{address}?sslmode=verify-full")).await;
+    assert!(
+        unverified.to_lowercase().contains("certificate"),
+        "{unverified}"
+    );
+}

@@ -5,7 +5,11 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::offset::LocalResult;
+use chrono::{
+    DateTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone as _, Timelike,
+};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
@@ -49,10 +53,10 @@ impl Timestamp {
 
     /// The wall-clock time of this instant in `zone`.
     pub fn to_naive(self, zone: TimeZone) -> Option<NaiveDateTime> {
-        let local = self.0 + i128::from(zone.offset_seconds()) * NANOS_PER_SECOND;
-        let seconds = i64::try_from(local.div_euclid(NANOS_PER_SECOND)).ok()?;
-        let nanos = local.rem_euclid(NANOS_PER_SECOND) as u32;
-        DateTime::from_timestamp(seconds, nanos).map(|t| t.naive_utc())
+        let seconds = i64::try_from(self.0.div_euclid(NANOS_PER_SECOND)).ok()?;
+        let nanos = self.0.rem_euclid(NANOS_PER_SECOND) as u32;
+        let utc = DateTime::from_timestamp(seconds, nanos)?.naive_utc();
+        utc.checked_add_signed(TimeDelta::seconds(i64::from(zone.offset_at_instant(utc))))
     }
 
     /// The instant a wall-clock time in `zone` stands for.
@@ -60,7 +64,7 @@ impl Timestamp {
         let utc = time.and_utc();
         let nanos = i128::from(utc.timestamp()) * NANOS_PER_SECOND
             + i128::from(utc.timestamp_subsec_nanos());
-        Timestamp(nanos - i128::from(zone.offset_seconds()) * NANOS_PER_SECOND)
+        Timestamp(nanos - i128::from(zone.offset_at_wall_clock(time)) * NANOS_PER_SECOND)
     }
 
     /// Reads ISO-8601 text (`2024-05-01 12:00:00.123456`, `T` or a space, up to nine fraction digits,
@@ -143,17 +147,20 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// `db.timezone`: the zone of timestamp columns that have none. UTC, or a fixed offset.
+/// `db.timezone`: the zone of timestamp columns that have none: UTC, a fixed offset, or a zone of the
+/// IANA time zone database (`Europe/Paris`), whose offset follows its daylight saving time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeZone {
     #[default]
     Utc,
     /// Seconds east of UTC.
     Fixed(i32),
+    Named(Tz),
 }
 
 impl TimeZone {
-    /// `UTC`, `GMT`, `Z`, or an offset: `+02:00`, `-0530`, `UTC+2`, `GMT-03:00`.
+    /// `UTC`, `GMT`, `Z`, an offset (`+02:00`, `-0530`, `UTC+2`, `GMT-03:00`), or a zone name as Java
+    /// knows it (`America/New_York`; the database is built into Sluice, not read from the machine).
     pub fn parse(text: &str) -> Result<TimeZone, String> {
         let text = text.trim();
         if ["UTC", "GMT", "Z", "Etc/UTC", "Etc/GMT"].contains(&text) {
@@ -166,7 +173,11 @@ impl TimeZone {
         let (sign, rest) = match offset.as_bytes().first() {
             Some(b'+') => (1, &offset[1..]),
             Some(b'-') => (-1, &offset[1..]),
-            _ => return Err(format!("{text:?} is not a zone Sluice knows: give UTC or a fixed offset such as +02:00 (named zones such as Europe/Paris are not supported)")),
+            _ => {
+                return text.parse::<Tz>().map(TimeZone::Named).map_err(|_| {
+                    format!("{text:?} is not a zone Sluice knows: give UTC, a fixed offset such as +02:00, or a zone of the IANA database such as Europe/Paris")
+                })
+            }
         };
         let (hours, minutes) = match rest.split_once(':') {
             Some((h, m)) => (h, m),
@@ -186,10 +197,29 @@ impl TimeZone {
         }
     }
 
-    pub fn offset_seconds(self) -> i32 {
+    /// Seconds east of UTC at the instant `utc`.
+    fn offset_at_instant(self, utc: NaiveDateTime) -> i32 {
         match self {
             TimeZone::Utc => 0,
             TimeZone::Fixed(seconds) => seconds,
+            TimeZone::Named(zone) => zone.offset_from_utc_datetime(&utc).fix().local_minus_utc(),
+        }
+    }
+
+    /// Seconds east of UTC of the wall-clock time `local`, as Java's `LocalDateTime.atZone` (and so
+    /// Confluent's connector) resolves it: in an hour that repeats when the clocks go back, the earlier
+    /// offset; in an hour skipped when they go forward, the offset before the change, which moves the
+    /// time forward by the gap.
+    fn offset_at_wall_clock(self, local: NaiveDateTime) -> i32 {
+        let TimeZone::Named(zone) = self else {
+            return self.offset_at_instant(local);
+        };
+        match zone.offset_from_local_datetime(&local) {
+            LocalResult::Single(offset) | LocalResult::Ambiguous(offset, _) => {
+                offset.fix().local_minus_utc()
+            }
+            // Offsets change at most a few times a year: half a day earlier is before the gap.
+            LocalResult::None => self.offset_at_instant(local - TimeDelta::hours(12)),
         }
     }
 }
@@ -217,6 +247,39 @@ mod tests {
         assert_eq!(
             Timestamp::from_offset(before_epoch.millis(), Some(before_epoch.nanos_of_second())),
             before_epoch
+        );
+    }
+
+    #[test]
+    fn named_zones_follow_daylight_saving_time_as_java_resolves_it() {
+        let paris = TimeZone::parse("Europe/Paris").unwrap();
+        let at = |text: &str| Timestamp::parse(text, TimeZone::Utc).unwrap();
+        // Winter (+01:00) and summer (+02:00).
+        assert_eq!(
+            Timestamp::parse("2024-01-15 12:00:00", paris),
+            Some(at("2024-01-15 11:00:00"))
+        );
+        assert_eq!(
+            Timestamp::parse("2024-07-15 12:00:00", paris),
+            Some(at("2024-07-15 10:00:00"))
+        );
+        assert_eq!(
+            at("2024-07-15 10:00:00").format(paris, None),
+            "2024-07-15 12:00:00"
+        );
+        // 2024-10-27 02:30 happens twice in Paris: the earlier (summer, +02:00) is meant.
+        assert_eq!(
+            Timestamp::parse("2024-10-27 02:30:00", paris),
+            Some(at("2024-10-27 00:30:00"))
+        );
+        // 2024-03-31 02:30 never happens in Paris: it is read as 03:30 summer time.
+        assert_eq!(
+            Timestamp::parse("2024-03-31 02:30:00", paris),
+            Some(at("2024-03-31 01:30:00"))
+        );
+        assert_eq!(
+            at("2024-03-31 01:30:00").format(paris, None),
+            "2024-03-31 03:30:00"
         );
     }
 
@@ -275,12 +338,16 @@ mod tests {
     }
 
     #[test]
-    fn zones_are_utc_or_fixed_offsets() {
+    fn zones_are_utc_fixed_offsets_or_named() {
         assert_eq!(TimeZone::parse("UTC"), Ok(TimeZone::Utc));
         assert_eq!(TimeZone::parse("+00:00"), Ok(TimeZone::Utc));
         assert_eq!(TimeZone::parse("-0530"), Ok(TimeZone::Fixed(-19_800)));
         assert_eq!(TimeZone::parse("UTC+2"), Ok(TimeZone::Fixed(7_200)));
-        let named = TimeZone::parse("Europe/Paris").unwrap_err();
-        assert!(named.contains("Europe/Paris"), "{named}");
+        assert_eq!(
+            TimeZone::parse("Europe/Paris"),
+            Ok(TimeZone::Named(Tz::Europe__Paris))
+        );
+        let unknown = TimeZone::parse("Mars/Olympus_Mons").unwrap_err();
+        assert!(unknown.contains("Mars/Olympus_Mons"), "{unknown}");
     }
 }

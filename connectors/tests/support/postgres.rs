@@ -3,6 +3,9 @@
 //! user (`postgres` when the tests run as root), stopped when dropped. Without PostgreSQL the test fails
 //! and says what to install: it never skips.
 
+// Each test binary that includes this file uses part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +15,16 @@ pub struct Postgres {
     bin: PathBuf,
     port: u16,
     as_user: Option<String>,
+    /// The server takes TLS connections only.
+    tls: bool,
+}
+
+/// The test certificates (`fixtures/tls/make.sh`): a CA, and a server certificate it signed for
+/// 127.0.0.1 and localhost.
+pub fn tls_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/tls")
+        .join(name)
 }
 
 /// The newest PostgreSQL's programs on this machine.
@@ -45,11 +58,29 @@ fn free_port() -> u16 {
 impl Postgres {
     /// Starts a new cluster; its superuser `sluice` connects without a password from localhost.
     pub fn start() -> Postgres {
+        Postgres::launch(false)
+    }
+
+    /// Starts a new cluster that accepts TLS connections only, with the test server certificate.
+    pub fn start_with_tls() -> Postgres {
+        Postgres::launch(true)
+    }
+
+    fn launch(tls: bool) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("sluice-pg-")
             .tempdir()
             .expect("a temporary directory");
+        if tls {
+            for (from, to) in [("server.crt", "server.crt"), ("server.key", "server.key")] {
+                std::fs::copy(tls_fixture(from), dir.path().join(to)).expect("copy a certificate");
+            }
+            let key = dir.path().join("server.key");
+            let mut permissions = std::fs::metadata(&key).expect("the key").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+            std::fs::set_permissions(&key, permissions).expect("the key's permissions");
+        }
         let root = Command::new("id")
             .arg("-u")
             .output()
@@ -73,6 +104,7 @@ impl Postgres {
             port: free_port(),
             as_user,
             dir,
+            tls,
         };
         let data = postgres.data();
         postgres.run(
@@ -88,11 +120,24 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
             postgres.port,
             postgres.dir.path().display()
         );
+        if tls {
+            let dir = postgres.dir.path().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key"
+            ));
+            // TCP connections must use TLS: one without it is refused, so a test that connects
+            // proves it encrypted.
+            std::fs::write(
+                postgres.dir.path().join("data/pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .expect("pg_hba.conf");
+        }
         let log = postgres.dir.path().join("server.log");
         postgres.run(
             "pg_ctl",
@@ -139,7 +184,8 @@ impl Postgres {
 
     /// A `postgres://` URL of a database of this server.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://sluice@127.0.0.1:{}/{database}", self.port)
+        let tls = if self.tls { "?sslmode=require" } else { "" };
+        format!("postgres://sluice@127.0.0.1:{}/{database}{tls}", self.port)
     }
 
     /// A new database, created empty.

@@ -42,7 +42,7 @@ pub fn config_def() -> ConfigDef {
         .optional(CONNECTION_ATTEMPTS, ConfigType::Int, "3", "Attempts to connect before the task fails.")
         .optional(CONNECTION_BACKOFF_MS, ConfigType::Long, "10000", "Wait between two connection attempts.")
         .check(non_negative)
-        .optional(DB_TIMEZONE, ConfigType::String, "UTC", "The zone timestamps are written in to columns without one.")
+        .optional(DB_TIMEZONE, ConfigType::String, "UTC", "The zone timestamps are written in to columns without one: UTC, a fixed offset (+02:00) or a zone name (Europe/Paris).")
         .check(|v| TimeZone::parse(v).map(drop))
         .optional(INSERT_MODE, ConfigType::String, "insert", "insert, upsert (insert or replace by key) or update (by key).")
         .check(|v| match v.trim() {

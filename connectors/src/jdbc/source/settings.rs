@@ -70,7 +70,7 @@ pub fn config_def() -> ConfigDef {
         .optional(TIMESTAMP_DELAY_MS, ConfigType::Long, "0", "Rows are read only once their timestamp is this much older than the database's time, so that transactions that commit late are not skipped. Make it longer than the longest transaction that writes the tables.")
         .check(non_negative)
         .optional(TIMESTAMP_INITIAL, ConfigType::String, "", "Where timestamp modes start without an offset, in ms since the epoch; -1: the database's time now; empty: every row.")
-        .optional(DB_TIMEZONE, ConfigType::String, "UTC", "The zone of timestamp columns without one: UTC or a fixed offset (+02:00).")
+        .optional(DB_TIMEZONE, ConfigType::String, "UTC", "The zone of timestamp columns without one: UTC, a fixed offset (+02:00) or a zone name (Europe/Paris).")
         .check(|v| TimeZone::parse(v).map(drop))
         .optional(VALIDATE_NON_NULL, ConfigType::Boolean, "true", "Refuse to start when a mode's column is nullable.")
         .optional(POLL_INTERVAL_MS, ConfigType::Int, "5000", "How often a table that was read to its end is read again.")

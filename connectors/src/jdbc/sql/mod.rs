@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Column as _, Executor, Row, TypeInfo};
 
 use self::render::{Bind, Dialect, Statement};
-use self::url::{hide_password, DatabaseUrl};
+use self::url::{hide_password, DatabaseUrl, PgSslMode};
 use super::database::{
     Column, ColumnType, ConnectionSettings, Database, DatabaseOpener, DbError, Relation, Rows,
     Select, SinkOffset, SinkOffsets, SqlValue, Write, WriteBatch,
@@ -96,12 +96,30 @@ impl SqlDatabase {
                 database,
                 user,
                 password,
+                tls,
             } => {
                 let mut options = PgConnectOptions::new_without_pgpass()
                     .host(&host)
                     .port(port)
                     .database(&database)
-                    .application_name("sluice");
+                    .application_name("sluice")
+                    .ssl_mode(match tls.mode {
+                        PgSslMode::Disable => sqlx::postgres::PgSslMode::Disable,
+                        PgSslMode::Allow => sqlx::postgres::PgSslMode::Allow,
+                        PgSslMode::Prefer => sqlx::postgres::PgSslMode::Prefer,
+                        PgSslMode::Require => sqlx::postgres::PgSslMode::Require,
+                        PgSslMode::VerifyCa => sqlx::postgres::PgSslMode::VerifyCa,
+                        PgSslMode::VerifyFull => sqlx::postgres::PgSslMode::VerifyFull,
+                    });
+                if let Some(root) = &tls.root_cert {
+                    options = options.ssl_root_cert(root);
+                }
+                if let Some(cert) = &tls.client_cert {
+                    options = options.ssl_client_cert(cert);
+                }
+                if let Some(key) = &tls.client_key {
+                    options = options.ssl_client_key(key);
+                }
                 if let Some(user) = settings.user.as_deref().or(user.as_deref()) {
                     options = options.username(user);
                 }

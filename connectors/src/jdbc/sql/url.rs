@@ -17,7 +17,46 @@ pub enum DatabaseUrl {
         /// `user` and `password` given in the URL (`connection.user`/`connection.password` win).
         user: Option<String>,
         password: Option<String>,
+        tls: PgTls,
     },
+}
+
+/// TLS to PostgreSQL, from the URL's parameters as PostgreSQL's JDBC driver reads them: `sslmode`
+/// (`disable`, `allow`, `prefer` (the default), `require`, `verify-ca`, `verify-full`), `ssl=true`
+/// (`verify-full`), `sslrootcert` (the CA file; the machine's roots otherwise), `sslcert` and `sslkey`
+/// (a client certificate, PEM).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgTls {
+    pub mode: PgSslMode,
+    pub root_cert: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// `sslmode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PgSslMode {
+    Disable,
+    Allow,
+    #[default]
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl PgSslMode {
+    fn parse(text: &str) -> Option<PgSslMode> {
+        Some(match text {
+            "disable" => PgSslMode::Disable,
+            "allow" => PgSslMode::Allow,
+            "prefer" => PgSslMode::Prefer,
+            "require" => PgSslMode::Require,
+            "verify-ca" => PgSslMode::VerifyCa,
+            "verify-full" => PgSslMode::VerifyFull,
+            _ => return None,
+        })
+    }
 }
 
 /// Why a `connection.url` names no database Sluice can open.
@@ -63,10 +102,21 @@ impl DatabaseUrl {
             },
             None => (None, None),
         };
+        let mut tls = PgTls::default();
         for param in params.split('&').filter(|p| !p.is_empty()) {
             match param.split_once('=') {
                 Some(("user", value)) => user = Some(value.to_owned()),
                 Some(("password", value)) => password = Some(value.to_owned()),
+                Some(("sslmode", value)) => {
+                    tls.mode = PgSslMode::parse(value).ok_or_else(|| {
+                        fail(&format!("sslmode {value:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"))
+                    })?
+                }
+                Some(("ssl", "true")) => tls.mode = PgSslMode::VerifyFull,
+                Some(("ssl", "false")) => tls.mode = PgSslMode::Disable,
+                Some(("sslrootcert", value)) => tls.root_cert = Some(value.into()),
+                Some(("sslcert", value)) => tls.client_cert = Some(value.into()),
+                Some(("sslkey", value)) => tls.client_key = Some(value.into()),
                 _ => {}
             }
         }
@@ -90,6 +140,7 @@ impl DatabaseUrl {
             database: database.to_owned(),
             user,
             password,
+            tls,
         })
     }
 }
@@ -150,14 +201,38 @@ mod tests {
             database: "shop".into(),
             user: Some("app".into()),
             password: Some("pw".into()),
+            tls: PgTls::default(),
         };
         for url in [
             "jdbc:postgresql://db.local:5433/shop?user=app&password=pw",
             "postgres://app:pw@db.local:5433/shop",
-            "postgresql://app:pw@db.local:5433/shop?sslmode=disable",
+            "postgresql://app:pw@db.local:5433/shop?sslmode=prefer",
         ] {
             assert_eq!(DatabaseUrl::parse(url), Ok(expected.clone()), "{url}");
         }
+        let tls = |url: &str| match DatabaseUrl::parse(url) {
+            Ok(DatabaseUrl::Postgres { tls, .. }) => tls,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert_eq!(
+            tls("jdbc:postgresql://db/shop?sslmode=verify-ca&sslrootcert=/etc/ca.pem&sslcert=/c.pem&sslkey=/k.pem"),
+            PgTls {
+                mode: PgSslMode::VerifyCa,
+                root_cert: Some("/etc/ca.pem".into()),
+                client_cert: Some("/c.pem".into()),
+                client_key: Some("/k.pem".into()),
+            }
+        );
+        assert_eq!(
+            tls("jdbc:postgresql://db/shop?ssl=true").mode,
+            PgSslMode::VerifyFull
+        );
+        assert_eq!(
+            tls("jdbc:postgresql://db/shop?sslmode=disable").mode,
+            PgSslMode::Disable
+        );
+        let e = DatabaseUrl::parse("jdbc:postgresql://db/shop?sslmode=yes-please").unwrap_err();
+        assert!(e.to_string().contains("sslmode \"yes-please\""), "{e}");
         assert!(matches!(
             DatabaseUrl::parse("jdbc:postgresql://db/shop"),
             Ok(DatabaseUrl::Postgres { port: 5432, .. })
