@@ -125,7 +125,7 @@ pub struct ExactlyOnceSourceRunner {
     reader: Box<dyn LogReader>,
     admin: Arc<dyn Admin>,
     offsets_topic: String,
-    in_flight: InFlight,
+    in_flight: InFlight<SourceRecord>,
     /// Whether the task's `commit_record` reads keys and values (asked after `start`).
     commit_record_reads_data: bool,
     /// The connector's pause: while paused, the task is not polled.
@@ -456,7 +456,7 @@ impl ExactlyOnceSourceRunner {
                 true => record,
                 false => record.without_data(),
             };
-            self.in_flight.insert(token, kept, None);
+            self.in_flight.insert(token, kept);
         }
         while let Ok(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery)?;
@@ -506,7 +506,7 @@ impl ExactlyOnceSourceRunner {
             })?;
         self.status.metrics().dead_lettered(1, true);
         self.track_offset(&record);
-        self.in_flight.insert(token, record, None);
+        self.in_flight.insert(token, record);
         Ok(())
     }
 
@@ -543,7 +543,7 @@ impl ExactlyOnceSourceRunner {
     }
 
     fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
-        let Some((record, _)) = self.in_flight.take(delivery.token) else {
+        let Some(record) = self.in_flight.take(delivery.token) else {
             return Ok(());
         };
         match delivery.result {

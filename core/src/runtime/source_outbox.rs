@@ -8,11 +8,12 @@
 //! no record is tracked out of order (which would let a later offset be committed past an earlier,
 //! unsent record).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{ConnectError, SourceRecord};
+use crate::api::{ConnectError, SourceOffset, SourcePartition, SourceRecord};
+use crate::data::Data;
 use crate::kafka::{KafkaError, Producer};
 
 use super::connector_config::ConnectorConfig;
@@ -49,7 +50,7 @@ struct Dispatch {
     status: TaskCounter,
     topics: TopicCreator,
     submitted: SubmittedRecords,
-    in_flight: InFlight,
+    in_flight: InFlight<Pending>,
     /// Whether the task's `commit_record` reads keys and values: if not, a record's data is freed
     /// as soon as it is sent.
     keep_data: bool,
@@ -57,8 +58,68 @@ struct Dispatch {
     refused: Repeated,
     /// Where records that cannot be transformed or converted go, if anywhere.
     dead_letters: Option<SourceDeadLetters>,
-    /// Tokens of the dead letters in flight: their acknowledgement commits their record's offset.
-    dead_letter_tokens: BTreeSet<u64>,
+}
+
+/// A record with the producer, until Kafka acknowledges it.
+struct Pending {
+    record: Kept,
+    /// Its place among the source partition's records, whose offsets commit in order.
+    handle: Option<Submitted>,
+    /// Its dead letter was sent instead: the letter's acknowledgement commits the record's offset.
+    dead_letter: bool,
+}
+
+/// What is kept of a sent record for the task's `commit_record`. Small when the task does not read
+/// the data: a source has thousands of records in flight, and each acknowledgement reads its entry
+/// long after it was written, from memory rather than the cache.
+enum Kept {
+    Whole(Box<SourceRecord>),
+    /// A record without its key, value and headers.
+    Bare {
+        partition: SourcePartition,
+        offset: SourceOffset,
+        topic: Arc<str>,
+        kafka_partition: Option<i32>,
+        timestamp: Option<i64>,
+    },
+}
+
+impl Kept {
+    fn of(record: SourceRecord, keep_data: bool) -> Kept {
+        if keep_data {
+            return Kept::Whole(Box::new(record));
+        }
+        Kept::Bare {
+            partition: record.source_partition,
+            offset: record.source_offset,
+            topic: record.topic,
+            kafka_partition: record.kafka_partition,
+            timestamp: record.timestamp,
+        }
+    }
+
+    /// The record as `commit_record` gets it.
+    fn into_record(self) -> SourceRecord {
+        match self {
+            Kept::Whole(record) => *record,
+            Kept::Bare {
+                partition,
+                offset,
+                topic,
+                kafka_partition,
+                timestamp,
+            } => SourceRecord {
+                source_partition: partition,
+                source_offset: offset,
+                topic,
+                kafka_partition,
+                key: Data::NULL,
+                value: Data::NULL,
+                headers: Vec::new(),
+                timestamp,
+            },
+        }
+    }
 }
 
 /// What became of the record at the front of the unsent queue.
@@ -96,7 +157,6 @@ impl Outbox {
                 keep_data: true,
                 refused: Repeated::default(),
                 dead_letters: setup.dead_letters,
-                dead_letter_tokens: BTreeSet::new(),
             },
         }
     }
@@ -161,16 +221,22 @@ impl Outbox {
             match sent {
                 Sent::Produced(token) => {
                     let handle = self.dispatch.track(&record);
-                    let kept = match self.dispatch.keep_data {
-                        true => record,
-                        false => record.without_data(),
+                    let record = Kept::of(record, self.dispatch.keep_data);
+                    let pending = Pending {
+                        record,
+                        handle,
+                        dead_letter: false,
                     };
-                    self.dispatch.in_flight.insert(token, kept, handle);
+                    self.dispatch.in_flight.insert(token, pending);
                 }
                 Sent::DeadLettered(token) => {
-                    self.dispatch.dead_letter_tokens.insert(token);
                     let handle = self.dispatch.track(&record);
-                    self.dispatch.in_flight.insert(token, record, handle);
+                    let pending = Pending {
+                        record: Kept::of(record, true),
+                        handle,
+                        dead_letter: true,
+                    };
+                    self.dispatch.in_flight.insert(token, pending);
                 }
                 Sent::Skipped => {
                     if let Some(handle) = self.dispatch.track(&record) {
@@ -192,19 +258,11 @@ impl Outbox {
         stored: bool,
         then: impl FnOnce(&SourceRecord, bool) -> R,
     ) -> Option<R> {
-        let Dispatch {
-            in_flight,
-            submitted,
-            dead_letter_tokens,
-            ..
-        } = &mut self.dispatch;
-        let dead_letter = dead_letter_tokens.remove(&token);
-        in_flight.acknowledge(token, |record, handle| {
-            if let (true, Some(handle)) = (stored, handle) {
-                submitted.ack(handle);
-            }
-            then(record, dead_letter)
-        })
+        let pending = self.dispatch.in_flight.take(token)?;
+        if let (true, Some(handle)) = (stored, pending.handle) {
+            self.dispatch.submitted.ack(handle);
+        }
+        Some(then(&pending.record.into_record(), pending.dead_letter))
     }
 }
 
