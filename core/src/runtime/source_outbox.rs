@@ -367,11 +367,16 @@ impl Dispatch {
     }
 
     fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
-        tracing::error!(task = %self.id, stage, error = %error, "source task failed");
-        TaskError::Connector {
-            task: self.id.clone(),
-            stage,
-            source: error,
-        }
+        source_task_failed(&self.id, stage, error)
+    }
+}
+
+/// Logs why the source task `task` failed at `stage`, and says so as an error.
+pub fn source_task_failed(task: &str, stage: &'static str, error: ConnectError) -> TaskError {
+    tracing::error!(task = %task, stage, error = %error, "source task failed");
+    TaskError::Connector {
+        task: task.to_owned(),
+        stage,
+        source: error,
     }
 }

@@ -19,7 +19,7 @@ use super::records::describe;
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
-use super::source_outbox::{Outbox, OutboxSetup};
+use super::source_outbox::{source_task_failed, Outbox, OutboxSetup};
 use super::status::TaskCounter;
 use super::submitted::CommittableOffsets;
 use super::topic_creation::TopicCreator;
@@ -41,6 +41,8 @@ pub struct SourceTaskRunner {
     offsets: ConnectorOffsets,
     /// The task's records between its poll and Kafka's acknowledgement.
     outbox: Outbox,
+    /// What the last poll returned, not yet queued in the outbox.
+    polled: Option<(Result<Vec<SourceRecord>, ConnectError>, Duration)>,
     /// The connector's pause: while paused, the task is not polled.
     pause: PauseSignal,
     /// Offsets taken from the outbox whose write to the store has not succeeded yet.
@@ -98,6 +100,7 @@ impl SourceTaskRunner {
             deliveries: setup.producer.deliveries,
             offsets: setup.offsets,
             outbox,
+            polled: None,
             pause: PauseSignal::never(),
             uncommitted: CommittableOffsets::default(),
             commit_interval,
@@ -135,25 +138,31 @@ impl SourceTaskRunner {
             // select's futures again (the task's poll future among them) for the next.
             self.take_deliveries().await?;
             self.tell_skipped();
+            if let Some((polled, took)) = self.polled.take() {
+                self.on_polled(polled, took).await?;
+            }
             let poll = self.outbox.has_room() && !self.pause.is_paused();
             let send = self.outbox.has_unsent();
             let paused = self.pause.is_paused();
             let room = self.outbox.has_room();
             // The task is polled for its next batch while its last one is sent: the send runs while
-            // the poll waits (for its database, its file), and only one batch is ever waiting.
+            // the poll waits (for its database, its file), and only one batch is ever waiting. A poll
+            // that returned keeps its records in `polled` at once: the send beside it may still be
+            // waiting when another branch wins, and what a finished poll returned must not be dropped.
             // Acknowledgements wake the loop only when there is no room to poll (or no polling): a
             // poll they cancelled would start over, and a task that waits inside `poll` (for its next
             // interval, or for data) would fall behind each time the producer heard from a broker.
             let task = &mut *self.task;
             let outbox = &mut self.outbox;
+            let slot = &mut self.polled;
             let polled_and_sent = async {
                 let polling = async {
-                    match poll {
-                        true => Some(timed(task.poll()).await),
-                        false => None,
+                    if poll {
+                        *slot = Some(timed(task.poll()).await);
                     }
                 };
-                tokio::join!(polling, outbox.send_unsent())
+                let ((), sent) = tokio::join!(polling, outbox.send_unsent());
+                sent
             };
             tokio::select! {
                 biased;
@@ -165,27 +174,35 @@ impl SourceTaskRunner {
                 // A pause drops a pending poll (polls are cancel-safe); a resume polls again.
                 () = self.pause.changed() => {}
                 Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery).await?,
-                (polled, sent) = polled_and_sent, if poll || send => {
-                    sent?;
-                    match polled {
-                        Some((Ok(records), took)) => {
-                            self.status.metrics().polled(records.len(), took);
-                            if std::mem::take(&mut self.retrying) {
-                                self.status.blocked(None);
-                            }
-                            self.outbox.push(records);
-                        }
-                        Some((Err(e), _)) if e.is_retriable() => {
-                            tracing::warn!(task = %self.id, error = %e, "retriable poll error");
-                            self.retrying = true;
-                            self.status.blocked(Some(format!("retrying poll after a retriable error ({e})")));
-                            tokio::time::sleep(RETRY_BACKOFF).await;
-                        }
-                        Some((Err(e), _)) => return Err(self.fail("poll", e)),
-                        None => {}
-                    }
-                }
+                sent = polled_and_sent, if poll || send => sent?,
             }
+        }
+    }
+
+    /// Queues a poll's records for sending, or waits out a retriable poll error, or fails.
+    async fn on_polled(
+        &mut self,
+        polled: Result<Vec<SourceRecord>, ConnectError>,
+        took: Duration,
+    ) -> Result<(), TaskError> {
+        match polled {
+            Ok(records) => {
+                self.status.metrics().polled(records.len(), took);
+                if std::mem::take(&mut self.retrying) {
+                    self.status.blocked(None);
+                }
+                self.outbox.push(records);
+                Ok(())
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(task = %self.id, error = %e, "retriable poll error");
+                self.retrying = true;
+                self.status
+                    .blocked(Some(format!("retrying poll after a retriable error ({e})")));
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                Ok(())
+            }
+            Err(e) => Err(self.fail("poll", e)),
         }
     }
 
@@ -312,12 +329,7 @@ impl SourceTaskRunner {
     }
 
     fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
-        tracing::error!(task = %self.id, stage, error = %error, "source task failed");
-        TaskError::Connector {
-            task: self.id.clone(),
-            stage,
-            source: error,
-        }
+        source_task_failed(&self.id, stage, error)
     }
 }
 
