@@ -36,6 +36,8 @@ struct SourceProbe {
     stops: AtomicUsize,
     /// Set when the task is to say that its `commit_record` reads no keys, values or headers.
     reads_no_data: AtomicBool,
+    /// At most this many records per `poll` when set.
+    per_poll: AtomicUsize,
 }
 
 impl SourceProbe {
@@ -107,7 +109,14 @@ impl SourceTask for ProbeSourceTask {
     }
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
-        let batch: Vec<SourceRecord> = lock(&self.probe().queue).drain(..).collect();
+        let batch: Vec<SourceRecord> = {
+            let mut queue = lock(&self.probe().queue);
+            let limit = match self.probe().per_poll.load(Ordering::SeqCst) {
+                0 => queue.len(),
+                n => n.min(queue.len()),
+            };
+            queue.drain(..limit).collect()
+        };
         if batch.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -305,6 +314,35 @@ async fn acknowledged_offsets_are_stored_and_given_to_a_restarted_task() {
     assert_eq!(
         lock(&restarted.restored).as_slice(),
         [vec![Some(position(9)), Some(position(2)), None]]
+    );
+}
+
+/// The task is polled for its next batch while the last one is sent; a commit of offsets can interrupt
+/// a send that waits for room in the producer's queue. No batch a poll returned may be lost to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_polled_while_sends_wait_for_room_all_arrive() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let probe = PROBES.create("crowded");
+    probe.per_poll.store(100, Ordering::SeqCst);
+    probe.push((0..3000).map(|i| line("a", i, "lines")));
+    let mut props = cluster.worker_props();
+    props.insert("offset.flush.interval.ms".into(), "5".into());
+    props.insert("producer.queue.buffering.max.messages".into(), "20".into());
+    let worker = cluster.start_worker(&props, registry(), &[source("crowded")]);
+    common::wait_until("every record acknowledged", || probe.acks().len() >= 3000).await;
+    let stored = cluster.read("lines", 1, 3000).await;
+    let values: std::collections::BTreeSet<String> =
+        stored.iter().map(|r| text(&r.value).to_owned()).collect();
+    assert_eq!(values.len(), 3000, "records lost or duplicated");
+    assert_eq!(
+        cluster.stored_source_offset("crowded", &file("a")),
+        Some(json!({"position": 2999}))
+    );
+    worker.stop().await.expect("a clean stop");
+    assert!(
+        probe.commits.load(Ordering::SeqCst) >= 1,
+        "offsets were committed while the sends waited"
     );
 }
 
