@@ -195,7 +195,8 @@ impl Outbox {
         std::mem::take(&mut self.skipped)
     }
 
-    /// Source offsets committable now: those of the acknowledged prefix of each source partition.
+    /// The offsets of the records sent, in order per source partition, marked as Kafka acknowledges
+    /// them: the acknowledged prefix of each partition is what may be committed.
     pub fn submitted(&mut self) -> &mut SubmittedRecords {
         &mut self.dispatch.submitted
     }

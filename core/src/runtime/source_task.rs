@@ -141,10 +141,10 @@ impl SourceTaskRunner {
             if let Some((polled, took)) = self.polled.take() {
                 self.on_polled(polled, took).await?;
             }
-            let poll = self.outbox.has_room() && !self.pause.is_paused();
-            let send = self.outbox.has_unsent();
             let paused = self.pause.is_paused();
             let room = self.outbox.has_room();
+            let poll = room && !paused;
+            let send = self.outbox.has_unsent();
             // The task is polled for its next batch while its last one is sent: the send runs while
             // the poll waits (for its database, its file), and only one batch is ever waiting. A poll
             // that returned keeps its records in `polled` at once: the send beside it may still be
