@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
+use sluice_sim::kit::SimTest;
 use sluice_sim::scenario::Workload;
+use sluice_sim::shards::{run_sharded, Flow, SeedResult, Shard};
 use sluice_sim::timeline::html;
 use sluice_sim::workload::SinkMode;
 
@@ -26,6 +29,17 @@ pub struct Args {
     /// Run the seeds A through B, both included (A..B).
     #[arg(long, value_parser = parse_seeds)]
     seeds: Option<RangeInclusive<u64>>,
+    /// Run the seeds in this many processes at once (each seed alone in its process, as with one);
+    /// results are printed in seed order. Default: the machine's cores.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    jobs: Option<u64>,
+    /// Stop at the first seed that finds an anomaly.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Run only this shard of the seeds and write each seed's result as a line for the process that
+    /// started this one (`--jobs` starts such processes).
+    #[arg(long, hide = true, value_name = "K/N")]
+    shard: Option<Shard>,
     /// Print each run's full YAML report after its line.
     #[arg(long)]
     report: bool,
@@ -158,7 +172,7 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let name = args.scenario.unwrap_or_default();
+    let name = args.scenario.clone().unwrap_or_default();
     let test = builtin::scenario(&name).ok_or_else(|| {
         Failure::Message(format!(
             "unknown scenario {name:?}; known: {}",
@@ -220,60 +234,59 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         }
     });
     let one_seed = args.seeds.is_none();
-    let seeds = match (args.seed, args.seeds) {
+    let seeds = match (args.seed, args.seeds.clone()) {
         (Some(seed), _) => seed..=seed,
         (None, Some(range)) => range,
         (None, None) => 1..=1,
     };
-    let mut failed = Vec::new();
-    let mut reached: BTreeMap<Event, u64> = BTreeMap::new();
-    let mut runs = 0;
-    for seed in seeds {
-        let report = test
-            .run_seed(seed)
-            .map_err(|e| Failure::Message(format!("seed {seed}: {e}")))?;
-        writeln!(out, "{}", report.summary())?;
-        runs += 1;
-        for event in report.coverage.keys() {
-            *reached.entry(*event).or_insert(0) += 1;
-        }
-        if args.report {
-            write!(out, "{}", report.to_yaml())?;
-        }
-        if args.trace {
-            for line in &report.trace {
-                writeln!(out, "  {line}")?;
+    let run = Run {
+        test: &test,
+        planted: &planted,
+        one_seed,
+        args: &args,
+    };
+    if let Some(shard) = args.shard {
+        // A child of a parallel sweep: its results go to the parent, which prints them.
+        for seed in shard.seeds(seeds) {
+            let result = run.seed(seed)?;
+            let stop = args.fail_fast && !result.passed;
+            writeln!(out, "{}", result.to_line())?;
+            out.flush()?;
+            if stop {
+                break;
             }
         }
-        if !report.passed() {
-            for anomaly in &report.anomalies {
-                writeln!(out, "  {}: {}", anomaly.kind.as_str(), anomaly.detail)?;
-            }
-            writeln!(
-                out,
-                "  replay: sluice sim --scenario {} --seed {seed}{planted} --report",
-                test.name()
-            )?;
-            failed.push(seed);
-        }
-        if let Some(file) = &args.timeline {
-            if one_seed || !report.passed() {
-                let path = timeline_path(file, seed, one_seed);
-                std::fs::write(&path, html::render(&report.timeline)).map_err(|e| {
-                    Failure::Message(format!(
-                        "cannot write the timeline to {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                writeln!(out, "  timeline: {}", path.display())?;
+        return Ok(());
+    }
+    let jobs = args.jobs.unwrap_or_else(cores).min(seed_count(&seeds));
+    let mut sweep = Tally::default();
+    if jobs <= 1 {
+        for seed in seeds {
+            let result = run.seed(seed)?;
+            if sweep.add(result, out, args.fail_fast)? == Flow::Stop {
+                break;
             }
         }
-        out.flush()?;
+    } else {
+        let mut written = Ok(());
+        run_sharded(seeds, jobs as usize, child_command, |result| {
+            match sweep.add(result, out, args.fail_fast) {
+                Ok(flow) => flow,
+                Err(e) => {
+                    written = Err(e);
+                    Flow::Stop
+                }
+            }
+        })
+        .map_err(|e| Failure::Message(e.to_string()))?;
+        written?;
+        eprintln!("{} seed(s) run in {jobs} processes", sweep.runs);
     }
     if args.coverage {
         writeln!(
             out,
-            "coverage: seeds that reached each event, of {runs} (* headline events of {})",
+            "coverage: seeds that reached each event, of {} (* headline events of {})",
+            sweep.runs,
             test.name()
         )?;
         for event in Event::ALL {
@@ -282,16 +295,142 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
             } else {
                 ' '
             };
-            let count = reached.get(&event).copied().unwrap_or(0);
+            let count = sweep.reached.get(&event).copied().unwrap_or(0);
             writeln!(out, "{mark} {:<30} {count}", event.as_str())?;
         }
     }
-    if failed.is_empty() {
+    if sweep.failed.is_empty() {
         Ok(())
     } else {
         Err(Failure::Message(format!(
-            "{} seed(s) found anomalies: {failed:?}",
-            failed.len()
+            "{} seed(s) found anomalies: {:?}",
+            sweep.failed.len(),
+            sweep.failed
         )))
     }
+}
+
+/// One seed's run, as this command was asked for it.
+struct Run<'a> {
+    test: &'a SimTest,
+    /// The planted bugs' flags, for the replay command.
+    planted: &'a str,
+    one_seed: bool,
+    args: &'a Args,
+}
+
+impl Run<'_> {
+    /// Runs `seed` and says what it prints: its line, and its report, trace, anomalies, replay
+    /// command and timeline as asked.
+    fn seed(&self, seed: u64) -> Result<SeedResult, Failure> {
+        let report = self
+            .test
+            .run_seed(seed)
+            .map_err(|e| Failure::Message(format!("seed {seed}: {e}")))?;
+        let mut output = format!("{}\n", report.summary());
+        if self.args.report {
+            output.push_str(&report.to_yaml());
+        }
+        if self.args.trace {
+            for line in &report.trace {
+                output.push_str(&format!("  {line}\n"));
+            }
+        }
+        if !report.passed() {
+            for anomaly in &report.anomalies {
+                output.push_str(&format!(
+                    "  {}: {}\n",
+                    anomaly.kind.as_str(),
+                    anomaly.detail
+                ));
+            }
+            output.push_str(&format!(
+                "  replay: sluice sim --scenario {} --seed {seed}{} --report\n",
+                self.test.name(),
+                self.planted
+            ));
+        }
+        if let Some(file) = &self.args.timeline {
+            if self.one_seed || !report.passed() {
+                let path = timeline_path(file, seed, self.one_seed);
+                std::fs::write(&path, html::render(&report.timeline)).map_err(|e| {
+                    Failure::Message(format!(
+                        "cannot write the timeline to {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                output.push_str(&format!("  timeline: {}\n", path.display()));
+            }
+        }
+        Ok(SeedResult {
+            seed,
+            passed: report.passed(),
+            events: report.coverage.keys().copied().collect(),
+            faults: report.fault_kinds().into_iter().collect(),
+            output,
+        })
+    }
+}
+
+/// What a sweep printed and found so far.
+#[derive(Default)]
+struct Tally {
+    runs: u64,
+    reached: BTreeMap<Event, u64>,
+    failed: Vec<u64>,
+}
+
+impl Tally {
+    /// Prints a seed's result and counts it; says whether the sweep goes on.
+    fn add(
+        &mut self,
+        result: SeedResult,
+        out: &mut impl Write,
+        fail_fast: bool,
+    ) -> Result<Flow, Failure> {
+        out.write_all(result.output.as_bytes())?;
+        out.flush()?;
+        self.runs += 1;
+        for event in result.events {
+            *self.reached.entry(event).or_insert(0) += 1;
+        }
+        if result.passed {
+            return Ok(Flow::Continue);
+        }
+        self.failed.push(result.seed);
+        Ok(if fail_fast {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// How many seeds a range holds (saturating).
+fn seed_count(seeds: &RangeInclusive<u64>) -> u64 {
+    (seeds.end() - seeds.start()).saturating_add(1)
+}
+
+/// The machine's cores (the processes a sweep runs at once unless `--jobs` says).
+fn cores() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+/// This command again, for one shard of the seeds: the same arguments, without `--jobs`.
+fn child_command(shard: Shard) -> Command {
+    let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sluice"));
+    let mut command = Command::new(program);
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--jobs" {
+            args.next();
+            continue;
+        }
+        if arg.to_string_lossy().starts_with("--jobs=") {
+            continue;
+        }
+        command.arg(arg);
+    }
+    command.arg("--shard").arg(shard.to_string());
+    command
 }

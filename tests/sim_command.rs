@@ -71,6 +71,51 @@ fn a_seed_range_prints_a_line_per_seed_and_replays_exactly() {
 }
 
 #[test]
+fn a_sweep_over_processes_prints_what_one_process_prints_in_seed_order() {
+    let sweep = |jobs: &str, more: &[&str]| {
+        let mut args = vec![
+            "--scenario",
+            "crash-restart-storm",
+            "--seeds",
+            "1..6",
+            "--jobs",
+            jobs,
+        ];
+        args.extend_from_slice(more);
+        sim(&args)
+    };
+    let alone = sweep("1", &[]);
+    let three = sweep("3", &[]);
+    assert!(three.status.success(), "{}", stderr(&three));
+    assert_eq!(stdout(&three), stdout(&alone));
+    assert_eq!(stdout(&three).lines().count(), 6, "{}", stdout(&three));
+    assert!(
+        stderr(&three).contains("6 seed(s) run in 3 processes"),
+        "{}",
+        stderr(&three)
+    );
+
+    // With --fail-fast, the sweep stops at the first seed that finds an anomaly, as in one process.
+    let planted = ["--sink-bug", "write-twice", "--fail-fast"];
+    let alone = sweep("1", &planted);
+    let two = sweep("2", &planted);
+    assert_eq!(two.status.code(), Some(1), "{}", stderr(&two));
+    assert_eq!(stdout(&two), stdout(&alone));
+    let text = stdout(&two);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.contains("seed=1 ANOMALY"), "{text}");
+    assert!(
+        text.lines().all(|line| !line.contains("seed=2 ")),
+        "went on past the failure:\n{text}"
+    );
+    assert!(
+        stderr(&two).contains("1 seed(s) found anomalies: [1]"),
+        "{}",
+        stderr(&two)
+    );
+}
+
+#[test]
 fn an_anomaly_prints_the_replay_command_and_fails() {
     let output = sim(&[
         "--scenario",
@@ -119,6 +164,10 @@ fn bad_arguments_name_what_is_wrong() {
         stderr(&backwards)
     );
 
+    let no_jobs = sim(&["--scenario", "pipeline", "--seeds", "1..3", "--jobs", "0"]);
+    assert!(!no_jobs.status.success());
+    assert!(stderr(&no_jobs).contains("--jobs"), "{}", stderr(&no_jobs));
+
     let unused_bug = sim(&["--scenario", "file-to-file", "--sink-bug", "write-twice"]);
     assert_eq!(unused_bug.status.code(), Some(1));
     assert!(
@@ -134,7 +183,7 @@ fn bad_arguments_name_what_is_wrong() {
         "{}",
         stderr(&missing)
     );
-    for output in [&unknown, &backwards, &unused_bug, &missing] {
+    for output in [&unknown, &backwards, &no_jobs, &unused_bug, &missing] {
         assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
     }
 }

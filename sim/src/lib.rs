@@ -169,6 +169,7 @@ pub mod placement;
 pub mod protocol;
 pub mod report;
 pub mod scenario;
+pub mod shards;
 #[warn(missing_docs)]
 pub mod timeline;
 pub mod workload;

@@ -1,7 +1,7 @@
 //! The report of one run: what was injected, what flowed, what the oracle found, and a hash of the run's
 //! trace that changes whenever the run does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sluice_core::hash::{fnv1a64_extend, FNV1A64_START};
@@ -62,6 +62,19 @@ pub struct FinalOffsets {
 impl Report {
     pub fn passed(&self) -> bool {
         self.anomalies.is_empty()
+    }
+
+    /// The kinds of fault the run drew, as reports name them (`crash-worker`).
+    pub fn fault_kinds(&self) -> BTreeSet<String> {
+        self.faults
+            .iter()
+            .map(|scheduled| {
+                serde_yaml::to_value(&scheduled.fault)
+                    .ok()
+                    .and_then(|value| value.get("kind")?.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".to_owned())
+            })
+            .collect()
     }
 
     pub fn to_yaml(&self) -> String {

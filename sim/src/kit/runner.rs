@@ -6,15 +6,21 @@
 //! Environment:
 //! - `SLUICE_SEED=N` runs seed N only; `SLUICE_SEEDS=N` runs seeds 1 to N, `SLUICE_SEEDS=A..B` seeds A to
 //!   B (inclusive), in place of the test's own count;
-//! - `SLUICE_CHECK_DETERMINISM=1` runs each seed twice and fails if the two traces differ;
+//! - `SLUICE_JOBS=N` runs the seeds in N processes at once (the test binary again, for one shard of the
+//!   seeds each; by default the machine's cores when `SLUICE_SEED` or `SLUICE_SEEDS` is set, else one,
+//!   as `cargo test` runs tests side by side already); results are taken in seed order, and the first
+//!   failing seed is run again here to be shrunk;
+//! - `SLUICE_CHECK_DETERMINISM=1` runs each seed twice and fails if the two traces differ (in one
+//!   process);
 //! - `SLUICE_TIMELINE_DIR=DIR` puts failures' timelines in DIR (by default `target/<profile>/sluice-timelines/`).
 //!
 //! A failure's shrunk plan is saved in the crate's `sim-regressions/<test>.yaml` (as proptest keeps
 //! `proptest-regressions/`), and every later run of the test replays the saved plans first: commit the
 //! file, and the bug stays caught.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +36,7 @@ use crate::harness::{choose, run, run_planned, RunError};
 use crate::oracle::Anomaly;
 use crate::report::Report;
 use crate::scenario::{Guarantee, Scenario, Workload};
+use crate::shards::{run_sharded, Flow, SeedResult, Shard, ShardError};
 use crate::timeline::html;
 
 /// Seeds a test runs when neither it nor the environment says.
@@ -94,6 +101,8 @@ pub struct SimTest {
     required: Vec<Event>,
     regressions: Option<PathBuf>,
     check_determinism: bool,
+    /// Processes to run the seeds in, unless the environment says (`SLUICE_JOBS`).
+    jobs: Option<usize>,
 }
 
 /// One saved failure: the seed (which fixes the run's other choices) and its shrunk fault plan.
@@ -129,6 +138,8 @@ pub struct Sweep {
     pub events: BTreeMap<Event, u64>,
     /// How many seeds drew each kind of fault.
     pub faults: BTreeMap<String, u64>,
+    /// How many processes ran the seeds.
+    pub processes: usize,
 }
 
 /// Why a test failed.
@@ -180,7 +191,10 @@ pub enum TestError {
     /// The simulation itself failed.
     #[error(transparent)]
     Run(#[from] RunError),
-    /// `SLUICE_SEED` or `SLUICE_SEEDS` makes no sense.
+    /// The processes of a parallel sweep failed.
+    #[error("a sweep over several processes failed: {0}")]
+    Shards(#[from] ShardError),
+    /// `SLUICE_SEED`, `SLUICE_SEEDS` or `SLUICE_JOBS` makes no sense.
     #[error("{variable}={value:?}: {reason}")]
     Environment {
         /// The variable.
@@ -264,6 +278,7 @@ impl SimTest {
             required: Vec::new(),
             regressions: None,
             check_determinism: false,
+            jobs: None,
         }
     }
 
@@ -344,6 +359,12 @@ impl SimTest {
         self
     }
 
+    /// Runs the seeds in `jobs` processes at once, unless `SLUICE_JOBS` says otherwise.
+    pub fn jobs(mut self, jobs: usize) -> SimTest {
+        self.jobs = Some(jobs.max(1));
+        self
+    }
+
     /// Keeps regression files in `dir` instead of the crate's `sim-regressions/`.
     pub fn regressions_in(mut self, dir: impl Into<PathBuf>) -> SimTest {
         self.regressions = Some(dir.into());
@@ -371,29 +392,13 @@ impl SimTest {
 
     /// Replays the saved regressions, then runs the seeds; the first failure is shrunk and saved.
     pub fn run(&self) -> Result<Sweep, TestError> {
+        self.run_shard()?;
         self.replay_regressions()?;
-        let determinism = self.check_determinism
-            || std::env::var("SLUICE_CHECK_DETERMINISM").is_ok_and(|v| v == "1");
         let mut sweep = Sweep::default();
-        for seed in self.seed_range()? {
-            let report = self.run_seed(seed)?;
-            if determinism {
-                let again = self.run_seed(seed)?;
-                if again.trace_hash != report.trace_hash {
-                    return Err(TestError::NotDeterministic {
-                        seed,
-                        first: report.trace_hash,
-                        second: again.trace_hash,
-                        replay: self.replay_command(seed),
-                    });
-                }
-            }
-            sweep.count(&report);
-            if !report.passed() {
-                let failure = self.shrink(report)?;
-                self.save(&failure.shrunk)?;
-                return Err(TestError::Failed(Box::new(failure)));
-            }
+        if let Some(report) = self.first_failure(&mut sweep)? {
+            let failure = self.shrink(report)?;
+            self.save(&failure.shrunk)?;
+            return Err(TestError::Failed(Box::new(failure)));
         }
         let missing: Vec<&'static str> = self
             .required
@@ -414,13 +419,92 @@ impl SimTest {
     /// The first failing seed of the test's seeds, shrunk; nothing is saved. For tests that plant a bug
     /// and expect the simulation to find it.
     pub fn find_failure(&self) -> Result<Option<Failure>, TestError> {
-        for seed in self.seed_range()? {
+        self.run_shard()?;
+        match self.first_failure(&mut Sweep::default())? {
+            Some(report) => Ok(Some(self.shrink(report)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs the seeds, in seed order, until one fails: its report. Counts each seed in `sweep`.
+    fn first_failure(&self, sweep: &mut Sweep) -> Result<Option<Report>, TestError> {
+        let seeds = self.seed_range()?;
+        let determinism = self.check_determinism
+            || std::env::var("SLUICE_CHECK_DETERMINISM").is_ok_and(|v| v == "1");
+        let jobs = env_jobs(self.jobs)?.min(seeds.clone().count().max(1));
+        // A parallel sweep starts this test again in the test binary, found by its thread's name.
+        let test = libtest_name();
+        if let (Some(test), false, 2..) = (test, determinism, jobs) {
+            sweep.processes = jobs;
+            let mut failed = None;
+            let range = format!("{}..{}", seeds.start(), seeds.end());
+            run_sharded(
+                seeds,
+                jobs,
+                |shard| {
+                    let program = std::env::current_exe().unwrap_or_default();
+                    let mut command = std::process::Command::new(program);
+                    command
+                        .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+                        .env("SLUICE_SHARD", format!("{}:{shard}", self.scenario.name))
+                        .env("SLUICE_SEEDS", &range)
+                        .env_remove("SLUICE_SEED");
+                    command
+                },
+                |result| {
+                    sweep.count(&result);
+                    if result.passed {
+                        return Flow::Continue;
+                    }
+                    failed = Some(result.seed);
+                    Flow::Stop
+                },
+            )?;
+            // Runs are deterministic: the failing seed fails here again, to be shrunk.
+            return match failed {
+                Some(seed) => Ok(Some(self.run_seed(seed)?)),
+                None => Ok(None),
+            };
+        }
+        sweep.processes = 1;
+        for seed in seeds {
             let report = self.run_seed(seed)?;
+            if determinism {
+                let again = self.run_seed(seed)?;
+                if again.trace_hash != report.trace_hash {
+                    return Err(TestError::NotDeterministic {
+                        seed,
+                        first: report.trace_hash,
+                        second: again.trace_hash,
+                        replay: self.replay_command(seed),
+                    });
+                }
+            }
+            sweep.count(&seed_result(&report));
             if !report.passed() {
-                return Ok(Some(self.shrink(report)?));
+                return Ok(Some(report));
             }
         }
         Ok(None)
+    }
+
+    /// In a child process of a parallel sweep of this test: runs this process's shard of the seeds,
+    /// prints each result for the parent, up to the first failure, and ends the process (the rest of
+    /// the `#[test]` is the parent's). Returns only if this process is not such a child.
+    fn run_shard(&self) -> Result<(), TestError> {
+        let Some(shard) = env_shard(self.scenario.name)? else {
+            return Ok(());
+        };
+        let mut out = std::io::stdout().lock();
+        for seed in shard.seeds(self.seed_range()?) {
+            let result = seed_result(&self.run_seed(seed)?);
+            // The test binary may have begun a line: the result gets one of its own.
+            let written = writeln!(out, "\n{}", result.to_line()).and_then(|()| out.flush());
+            if written.is_err() || !result.passed {
+                break;
+            }
+        }
+        std::process::exit(0)
     }
 
     /// Runs one seed with the faults it draws.
@@ -635,29 +719,92 @@ fn seed_range(
 const REGRESSION_HEADER: &str = "# Failures the simulation found and shrank: a seed (which fixes the run's other choices) and the\n# faults that matter. Every run of the test replays these first. Keep this file under version control.\n";
 
 impl Sweep {
-    fn count(&mut self, report: &Report) {
+    fn count(&mut self, result: &SeedResult) {
         self.seeds += 1;
-        for event in report.coverage.keys() {
+        for event in &result.events {
             *self.events.entry(*event).or_insert(0) += 1;
         }
-        let drawn: BTreeSet<String> = report.faults.iter().map(|s| fault_kind(&s.fault)).collect();
-        for kind in drawn {
-            *self.faults.entry(kind).or_insert(0) += 1;
+        for kind in &result.faults {
+            *self.faults.entry(kind.clone()).or_insert(0) += 1;
         }
     }
 }
 
-/// A fault's kind as reports name it (`crash-worker`).
-fn fault_kind(fault: &crate::faults::Fault) -> String {
-    serde_yaml::to_value(fault)
-        .ok()
-        .and_then(|value| value.get("kind")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
+/// What a sweep keeps of a seed's run.
+fn seed_result(report: &Report) -> SeedResult {
+    SeedResult {
+        seed: report.seed,
+        passed: report.passed(),
+        events: report.coverage.keys().copied().collect(),
+        faults: report.fault_kinds().into_iter().collect(),
+        output: report.summary(),
+    }
+}
+
+/// The processes a sweep runs in: the test's or `SLUICE_JOBS`, else the machine's cores when the
+/// environment names the seeds (a person's sweep), else one.
+fn env_jobs(own: Option<usize>) -> Result<usize, TestError> {
+    if let Ok(value) = std::env::var("SLUICE_JOBS") {
+        return match value.trim().parse::<usize>() {
+            Ok(jobs) if jobs > 0 => Ok(jobs),
+            _ => Err(TestError::Environment {
+                variable: "SLUICE_JOBS",
+                value,
+                reason: "a number of processes (1 or more)",
+            }),
+        };
+    }
+    if let Some(jobs) = own {
+        return Ok(jobs);
+    }
+    let named =
+        std::env::var_os("SLUICE_SEED").is_some() || std::env::var_os("SLUICE_SEEDS").is_some();
+    Ok(match named {
+        true => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        false => 1,
+    })
+}
+
+/// The shard of the seeds this process runs for the parent of a parallel sweep of the test `name`
+/// (`SLUICE_SHARD=NAME:K/N`); none if this process is not such a child, or is one for another test.
+fn env_shard(name: &str) -> Result<Option<Shard>, TestError> {
+    let Ok(value) = std::env::var("SLUICE_SHARD") else {
+        return Ok(None);
+    };
+    let Some((test, shard)) = value.rsplit_once(':') else {
+        return Err(TestError::Environment {
+            variable: "SLUICE_SHARD",
+            value,
+            reason: "TEST:K/N (set by a parallel sweep for its child processes)",
+        });
+    };
+    if test != name {
+        return Ok(None);
+    }
+    match shard.parse() {
+        Ok(shard) => Ok(Some(shard)),
+        Err(_) => Err(TestError::Environment {
+            variable: "SLUICE_SHARD",
+            value,
+            reason: "TEST:K/N (set by a parallel sweep for its child processes)",
+        }),
+    }
+}
+
+/// The running `#[test]`'s full name, if libtest runs it (on a thread named after it).
+fn libtest_name() -> Option<String> {
+    std::thread::current()
+        .name()
+        .filter(|name| *name != "main")
+        .map(str::to_owned)
 }
 
 /// How many seeds drew each fault and reached each event.
 pub fn render_sweep(sweep: &Sweep) -> String {
-    let mut out = format!("{} seeds\nfaults drawn (seeds):", sweep.seeds);
+    let mut out = format!(
+        "{} seeds in {} process(es)\nfaults drawn (seeds):",
+        sweep.seeds, sweep.processes
+    );
     for (kind, seeds) in &sweep.faults {
         out.push_str(&format!(" {kind}={seeds}"));
     }
