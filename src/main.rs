@@ -44,8 +44,9 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     // Simulated workers log as real ones do; for many seeds only errors are worth a line.
-    let default_filter = match cli.command {
+    let default_filter = match &cli.command {
         Command::Sim(_) => "error",
+        Command::Bench(args) if args.simulates() => "error",
         _ => "info",
     };
     // The filter can be changed while the process runs (the REST API's /admin/loggers).

@@ -27,6 +27,7 @@ use super::harness::{
     median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker, TopicEnds,
     Worker, PHASE_LIMIT, SPREAD_EVENLY,
 };
+use super::history::{record, Better, Entry, HistoryArgs};
 use super::BenchError;
 
 /// Arguments of `sluice bench jdbc`.
@@ -363,7 +364,7 @@ fn topic(database: &str, side: &str, round: usize) -> String {
     format!("{database}-{side}-{round}-{TABLE}")
 }
 
-pub fn run(args: Args) -> Result<(), BenchError> {
+pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
     if args.rows == 0 || args.batch == 0 || args.rounds == 0 || args.partitions < 1 {
         return Err(BenchError::Failed(
             "--rows, --batch, --rounds and --partitions must be positive".into(),
@@ -390,6 +391,17 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     println!(
         "sluice bench jdbc: {} rows of 6 columns, batches of {}, {} partitions, embedded broker at {}",
         args.rows, args.batch, args.partitions, broker.bootstrap
+    );
+    let mut entry = Entry::new(
+        "jdbc",
+        &[
+            ("rows", args.rows.to_string()),
+            ("batch", args.batch.to_string()),
+            ("partitions", args.partitions.to_string()),
+            ("rounds", args.rounds.to_string()),
+            ("sources_only", args.sources_only.to_string()),
+            ("postgres", args.postgres.is_some().to_string()),
+        ],
     );
     let mut missed = Vec::new();
     for database in &databases {
@@ -451,8 +463,9 @@ pub fn run(args: Args) -> Result<(), BenchError> {
             );
             rounds.push(r);
         }
-        missed.extend(report(label, &rounds, args.rows));
+        missed.extend(report(label, &rounds, args.rows, &mut entry));
     }
+    record(history, &entry)?;
     if missed.is_empty() {
         println!("all targets met");
         Ok(())
@@ -464,8 +477,8 @@ pub fn run(args: Args) -> Result<(), BenchError> {
     }
 }
 
-/// Prints one database's medians; returns the targets it missed.
-fn report(label: &str, rounds: &[Round], rows: usize) -> Vec<String> {
+/// Prints one database's medians and puts them in `entry`; returns the targets it missed.
+fn report(label: &str, rounds: &[Round], rows: usize, entry: &mut Entry) -> Vec<String> {
     let source = median(rounds.iter().map(|r| ratio(r.raw_source, r.sluice_source)));
     let sinks: Vec<&SinkRound> = rounds.iter().filter_map(|r| r.sink.as_ref()).collect();
     let rss = rounds
@@ -480,6 +493,13 @@ fn report(label: &str, rounds: &[Round], rows: usize) -> Vec<String> {
         rate(median_duration(rounds, |r| r.sluice_source)),
         rate(median_duration(rounds, |r| r.raw_source)),
     );
+    entry.figure(format!("{label}_source_ratio"), source, Better::Higher);
+    entry.figure(
+        format!("{label}_source_krows_per_s"),
+        rate(median_duration(rounds, |r| r.sluice_source)),
+        Better::Higher,
+    );
+    entry.figure(format!("{label}_peak_rss_mb"), rss, Better::Lower);
     let mut missed = Vec::new();
     if source < SOURCE_TARGET {
         missed.push(format!("{label} source ratio"));
@@ -490,6 +510,12 @@ fn report(label: &str, rounds: &[Round], rows: usize) -> Vec<String> {
             "{label} sink:   sluice {:.0} k rows/s vs plain rdkafka + sqlx {:.0} k rows/s: ratio {sink:.2} (target >= {SINK_TARGET})",
             rate(median_duration(&sinks, |s| s.sluice)),
             rate(median_duration(&sinks, |s| s.raw)),
+        );
+        entry.figure(format!("{label}_sink_ratio"), sink, Better::Higher);
+        entry.figure(
+            format!("{label}_sink_krows_per_s"),
+            rate(median_duration(&sinks, |s| s.sluice)),
+            Better::Higher,
         );
         if sink < SINK_TARGET {
             missed.push(format!("{label} sink ratio"));

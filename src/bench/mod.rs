@@ -5,14 +5,18 @@
 //! - [`file`]: FileStream source and sink against raw librdkafka clients (`sluice bench`);
 //! - [`jdbc`]: the JDBC source and sink against programs that read and write the rows with sqlx and
 //!   produce and consume them with raw librdkafka (`sluice bench jdbc`);
-//! - [`harness`]: the broker and worker processes, deadlines and medians they share.
+//! - [`sim`]: how fast the deterministic simulation runs each scenario on one core (`sluice bench sim`);
+//! - [`harness`]: the broker and worker processes, deadlines and medians they share;
+//! - [`history`]: every run's figures appended to a file, and compared with the last run's.
 
 // The benchmarks measure wall time on real threads; they never run simulated.
 #![allow(clippy::disallowed_methods)]
 
 mod file;
 mod harness;
+mod history;
 mod jdbc;
+mod sim;
 
 /// Arguments of `sluice bench`: the FileStream benchmark, or another one named by a subcommand.
 #[derive(clap::Args)]
@@ -22,12 +26,17 @@ pub struct Args {
     suite: Option<Suite>,
     #[command(flatten)]
     file: file::Args,
+    #[command(flatten)]
+    history: history::HistoryArgs,
 }
 
 #[derive(clap::Subcommand)]
 enum Suite {
     /// The JDBC source and sink against plain sqlx + rdkafka programs.
     Jdbc(jdbc::Args),
+    /// How fast the simulation runs each scenario on one core (seeds per minute, simulated seconds per
+    /// wall second).
+    Sim(sim::Args),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +57,17 @@ impl From<rdkafka::error::KafkaError> for BenchError {
     }
 }
 
+impl Args {
+    /// Whether this benchmark runs the simulation (whose workers log only errors, as `sluice sim`'s).
+    pub fn simulates(&self) -> bool {
+        matches!(self.suite, Some(Suite::Sim(_)))
+    }
+}
+
 pub fn run(args: Args) -> Result<(), BenchError> {
     match args.suite {
-        None => file::run(args.file),
-        Some(Suite::Jdbc(jdbc)) => jdbc::run(jdbc),
+        None => file::run(args.file, &args.history),
+        Some(Suite::Jdbc(jdbc)) => jdbc::run(jdbc, &args.history),
+        Some(Suite::Sim(sim)) => sim::run(sim, &args.history),
     }
 }
