@@ -58,7 +58,7 @@ impl From<rdkafka::error::KafkaError> for BenchError {
 }
 
 impl Args {
-    /// Whether this benchmark runs the simulation (whose workers log only errors, as `sluice sim`'s).
+    /// Whether this benchmark runs the simulation (whose simulated workers then log nothing).
     pub fn simulates(&self) -> bool {
         matches!(self.suite, Some(Suite::Sim(_)))
     }
