@@ -162,6 +162,19 @@ pub fn record(args: &HistoryArgs, entry: &Entry) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// Says whether a run met its targets: `Ok` if none was `missed`, else an error naming them.
+pub fn verdict(missed: &[impl AsRef<str>]) -> Result<(), BenchError> {
+    if missed.is_empty() {
+        println!("all targets met");
+        return Ok(());
+    }
+    let names: Vec<&str> = missed.iter().map(AsRef::as_ref).collect();
+    Err(BenchError::Failed(format!(
+        "targets missed: {}",
+        names.join(", ")
+    )))
+}
+
 /// The last entry in `file` of the same benchmark with the same parameters.
 fn last_like(file: &Path, entry: &Entry) -> Result<Option<Entry>, BenchError> {
     let read = match std::fs::File::open(file) {

@@ -27,7 +27,7 @@ use super::harness::{
     median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker, TopicEnds,
     Worker, PHASE_LIMIT, SPREAD_EVENLY,
 };
-use super::history::{record, Better, Entry, HistoryArgs};
+use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
 
 /// Arguments of `sluice bench jdbc`.
@@ -466,15 +466,7 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
         missed.extend(report(label, &rounds, args.rows, &mut entry));
     }
     record(history, &entry)?;
-    if missed.is_empty() {
-        println!("all targets met");
-        Ok(())
-    } else {
-        Err(BenchError::Failed(format!(
-            "targets missed: {}",
-            missed.join(", ")
-        )))
-    }
+    verdict(&missed)
 }
 
 /// Prints one database's medians and puts them in `entry`; returns the targets it missed.

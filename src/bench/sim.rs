@@ -10,7 +10,7 @@ use sluice_sim::builtin;
 use sluice_sim::kit::SimTest;
 
 use super::harness::median;
-use super::history::{record, Better, Entry, HistoryArgs};
+use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
 
 /// Arguments of `sluice bench sim`.
@@ -118,15 +118,7 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
         }
     }
     record(history, &entry)?;
-    if missed.is_empty() {
-        println!("all targets met");
-        Ok(())
-    } else {
-        Err(BenchError::Failed(format!(
-            "targets missed: {}",
-            missed.join(", ")
-        )))
-    }
+    verdict(&missed)
 }
 
 /// Runs the seeds `args.rounds` times; the medians of the rounds.
