@@ -215,37 +215,30 @@ impl FileStreamSourceTask {
             self.reader = Some(Box::new(tokio::io::stdin()));
             return Ok(true);
         }
-        let stat = match self.fs.stat(&self.file).await {
-            Ok(stat) => stat,
-            Err(e) => return Err(ConnectError::io(format!("cannot open {}", self.file), e)),
-        };
-        let opened = match stat {
-            Some(_) => self.fs.open_read(&self.file, resume_at).await,
-            None => Ok(None),
-        };
-        let file = match opened {
-            Ok(Some(file)) => file,
-            Ok(None) => {
+        match open_at(&*self.fs, &self.file, resume_at).await? {
+            Some((file, identity)) => {
+                self.read_from(file, identity, resume_at);
+                Ok(true)
+            }
+            None => {
                 if !self.warned_missing {
                     tracing::warn!(file = %self.file, "source file not found; waiting for it to be created");
                     self.warned_missing = true;
                 }
-                return Ok(false);
+                Ok(false)
             }
-            Err(e) => return Err(ConnectError::io(format!("cannot open {}", self.file), e)),
-        };
-        if let Some(stat) = stat {
-            self.identity = FileIdentity::of(&*self.fs, &self.file, stat)
-                .await
-                .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
         }
-        self.position = resume_at;
+    }
+
+    /// Reads `file`, which is `identity`, from `position` on.
+    fn read_from(&mut self, file: Reader, identity: FileIdentity, position: u64) {
+        self.identity = identity;
+        self.position = position;
         self.pending.clear();
         self.skipping = false;
-        self.head = (resume_at == 0 && self.identity.head_len() < HEAD_BYTES).then(Vec::new);
+        self.head = (position == 0 && self.identity.head_len() < HEAD_BYTES).then(Vec::new);
         self.warned_missing = false;
         self.reader = Some(file);
-        Ok(true)
     }
 
     /// Where a stored offset resumes in the file at the path now: its position if the file is the one
@@ -280,10 +273,14 @@ impl FileStreamSourceTask {
         }
     }
 
-    /// At the end of what the file holds: if the path now holds a shorter or another file, or none,
-    /// returns the old file's unfinished last line (a replaced or removed file is finished) and moves
-    /// to the new file's start. `None`: nothing changed.
-    async fn follow_rotation(&mut self) -> Result<Option<Vec<SourceRecord>>, ConnectError> {
+    /// At the end of what the file holds: what the path holds now. A file replaced (rotated) or removed
+    /// is read to its end once more first, where inodes tell it apart from the new one: its writer may
+    /// have added lines between the read that found its end and the look at the path. Then its
+    /// unfinished last line is finished (a replaced or removed file is done) and reading moves to the
+    /// new file's start. A truncated file is read again from its start.
+    ///
+    /// Cancel-safe: the reader, position and unfinished line change only after the last await.
+    async fn follow_rotation(&mut self) -> Result<Rotation, ConnectError> {
         let read_to = self.position + self.pending.len() as u64;
         let stat = self
             .fs
@@ -298,35 +295,56 @@ impl FileStreamSourceTask {
                 .await
                 .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?,
         };
+        if change == Change::Same {
+            return Ok(Rotation::Unchanged);
+        }
+        // Only inodes prove the open file is another one than the path's: without them (turmoil's
+        // disks, some platforms) a new start may be this very file rewritten in place.
+        let still_readable = change == Change::Replaced && self.identity.inode.is_some();
+        if still_readable && self.read_chunk().await? > 0 {
+            return Ok(Rotation::OldFileGrew);
+        }
+        let next = open_at(&*self.fs, &self.file, 0).await?;
         let mut finished = Vec::new();
-        match (change, stat) {
-            (Change::Same, _) => return Ok(None),
-            (Change::Truncated, _) => {
-                tracing::warn!(file = %self.file, read = read_to, "the source file was truncated; reading it again from its start");
-                if !self.pending.is_empty() {
-                    tracing::warn!(file = %self.file, bytes = self.pending.len(), "an unfinished last line was cut off by the truncation and is dropped");
-                }
+        if change == Change::Truncated {
+            tracing::warn!(file = %self.file, read = read_to, "the source file was truncated; reading it again from its start");
+            if !self.pending.is_empty() {
+                tracing::warn!(file = %self.file, bytes = self.pending.len(), "an unfinished last line was cut off by the truncation and is dropped");
             }
-            (Change::Replaced, stat) => {
-                if stat.is_some() {
-                    tracing::info!(file = %self.file, "the source file was replaced (rotated): finished the old one, reading the new one from its start");
-                } else {
-                    tracing::info!(file = %self.file, "the source file was removed: finished it, waiting for a new one");
-                }
-                // The old file is done: its last line needs no newline to be complete.
-                if !self.pending.is_empty() && !self.skipping {
-                    self.pending.push(b'\n');
-                    self.take_lines(&mut finished)?;
-                }
+        } else {
+            if stat.is_some() {
+                tracing::info!(file = %self.file, "the source file was replaced (rotated): finished the old one, reading the new one from its start");
+            } else {
+                tracing::info!(file = %self.file, "the source file was removed: finished it, waiting for a new one");
+            }
+            if !self.pending.is_empty() && !self.skipping {
+                self.pending.push(b'\n');
+                self.take_lines(&mut finished)?;
             }
         }
-        self.reader = None;
-        self.pending.clear();
-        self.skipping = false;
-        self.position = 0;
-        self.identity = FileIdentity::default();
-        self.open(0).await?;
-        Ok(Some(finished))
+        match next {
+            Some((file, identity)) => self.read_from(file, identity, 0),
+            None => {
+                self.reader = None;
+                self.pending.clear();
+                self.skipping = false;
+                self.position = 0;
+                self.identity = FileIdentity::default();
+            }
+        }
+        Ok(Rotation::Moved(finished))
+    }
+
+    /// Reads the next bytes of the file into `pending`; 0 at its end.
+    async fn read_chunk(&mut self) -> Result<usize, ConnectError> {
+        let reader = self.reader.as_mut().expect("read only once opened");
+        let n = reader
+            .read(&mut self.chunk)
+            .await
+            .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
+        self.pending.extend_from_slice(&self.chunk[..n]);
+        self.lengthen_head(n);
+        Ok(n)
     }
 
     /// Moves complete lines out of `pending` into records, up to the batch size; a line longer than
@@ -433,6 +451,36 @@ impl FileStreamSourceTask {
     }
 }
 
+/// The file at `path` now, opened at `position`, and its identity; `None` if there is none. Changes
+/// nothing, so that a poll cancelled while it waits loses nothing.
+async fn open_at(
+    fs: &dyn FileSystem,
+    path: &str,
+    position: u64,
+) -> Result<Option<(Reader, FileIdentity)>, ConnectError> {
+    let cannot_open = |e| ConnectError::io(format!("cannot open {path}"), e);
+    let Some(stat) = fs.stat(path).await.map_err(cannot_open)? else {
+        return Ok(None);
+    };
+    let Some(file) = fs.open_read(path, position).await.map_err(cannot_open)? else {
+        return Ok(None);
+    };
+    let identity = FileIdentity::of(fs, path, stat)
+        .await
+        .map_err(|e| ConnectError::io(format!("cannot read {path}"), e))?;
+    Ok(Some((file, identity)))
+}
+
+/// What [`FileStreamSourceTask::follow_rotation`] found at the end of the file.
+enum Rotation {
+    /// The path still holds the file being read: wait for more lines.
+    Unchanged,
+    /// The file was replaced or removed, but had more bytes: they are pending, read on.
+    OldFileGrew,
+    /// Reading moved to what the path holds now; the old file's unfinished last line, finished.
+    Moved(Vec<SourceRecord>),
+}
+
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
@@ -501,22 +549,17 @@ impl SourceTask for FileStreamSourceTask {
                 self.skipping = true;
                 continue;
             }
-            let reader = self.reader.as_mut().expect("opened above");
-            let n = reader
-                .read(&mut self.chunk)
-                .await
-                .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
-            if n == 0 {
+            if self.read_chunk().await? == 0 {
                 if !self.stdin() {
-                    if let Some(finished) = self.follow_rotation().await? {
-                        return Ok(finished);
+                    match self.follow_rotation().await? {
+                        Rotation::Unchanged => {}
+                        Rotation::OldFileGrew => continue,
+                        Rotation::Moved(finished) => return Ok(finished),
                     }
                 }
                 tokio::time::sleep(TAIL_INTERVAL).await;
                 return Ok(Vec::new());
             }
-            self.pending.extend_from_slice(&self.chunk[..n]);
-            self.lengthen_head(n);
         }
     }
 
@@ -953,6 +996,86 @@ mod tests {
             records[0].source_offset.get("inode"),
             "offsets name the file they are in"
         );
+    }
+
+    /// The machine's filesystem, except that the first look at the path once armed is preceded by
+    /// `rotate`: the writer's last lines, a rename and a new file land between the task's read that
+    /// found the end of the file and its look at what the path holds.
+    struct RotatesWhenLookedAt {
+        rotate: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    }
+
+    #[async_trait]
+    impl FileSystem for RotatesWhenLookedAt {
+        async fn open_read(&self, path: &str, position: u64) -> std::io::Result<Option<Reader>> {
+            LocalFs.open_read(path, position).await
+        }
+
+        async fn stat(&self, path: &str) -> std::io::Result<Option<sluice_core::fs::FileStat>> {
+            let rotate = self.rotate.lock().unwrap().take();
+            if let Some(rotate) = rotate {
+                rotate();
+            }
+            LocalFs.stat(path).await
+        }
+
+        async fn open_append(
+            &self,
+            path: &str,
+        ) -> std::io::Result<Box<dyn sluice_core::fs::AppendFile>> {
+            LocalFs.open_append(path).await
+        }
+
+        fn read(&self, path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+            LocalFs.read(path)
+        }
+
+        fn create(
+            &self,
+            path: &std::path::Path,
+        ) -> std::io::Result<Box<dyn sluice_core::fs::WriteFile>> {
+            LocalFs.create(path)
+        }
+
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+            LocalFs.rename(from, to)
+        }
+
+        fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+            LocalFs.remove_file(path)
+        }
+
+        fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            LocalFs.sync_dir(dir)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_written_to_a_file_just_before_it_is_rotated_are_read_before_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"old1\n").unwrap();
+        let fs = Arc::new(RotatesWhenLookedAt {
+            rotate: std::sync::Mutex::new(None),
+        });
+        let mut task = FileStreamSourceTask::new(fs.clone());
+        task.start(context(&path, None)).await.unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["old1"]);
+        let (old, rotated) = (path.clone(), dir.path().join("app.log.1"));
+        *fs.rotate.lock().unwrap() = Some(Box::new(move || {
+            append(&old, b"old2\nold3\n");
+            std::fs::rename(&old, rotated).unwrap();
+            std::fs::write(&old, b"new1\n").unwrap();
+        }));
+        let mut read = Vec::new();
+        for _ in 0..4 {
+            read.extend(lines(&task.poll().await.unwrap()));
+        }
+        assert!(
+            fs.rotate.lock().unwrap().is_none(),
+            "the file was rotated between the read at its end and the look at the path"
+        );
+        assert_eq!(read, ["old2", "old3", "new1"]);
     }
 
     #[tokio::test(start_paused = true)]
