@@ -22,9 +22,11 @@ const HEAD: &str = "head";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileIdentity {
     /// `device:inode`, where the filesystem has them.
-    pub inode: Option<String>,
+    inode: Option<String>,
     /// `length:hash` of the file's first `length` bytes (at most [`HEAD_BYTES`]).
-    pub head: Option<String>,
+    head: Option<String>,
+    /// Both as offset entries, shared by the offsets of every line of the file.
+    entries: SourceMap,
 }
 
 /// How the file at a path relates to the one a position was in.
@@ -46,37 +48,43 @@ impl FileIdentity {
                 .get(key)
                 .and_then(|value| value.as_str().map(str::to_owned))
         };
+        FileIdentity::new(text(INODE), text(HEAD))
+    }
+
+    fn new(inode: Option<String>, head: Option<String>) -> FileIdentity {
+        let mut map = Map::new();
+        if let Some(inode) = &inode {
+            map.insert(INODE.to_owned(), Value::from(inode.as_str()));
+        }
+        if let Some(head) = &head {
+            map.insert(HEAD.to_owned(), Value::from(head.as_str()));
+        }
         FileIdentity {
-            inode: text(INODE),
-            head: text(HEAD),
+            inode,
+            head,
+            entries: SourceMap::new(map),
         }
     }
 
     /// The offset of byte `position` of this file: `{"position": N}` and the file's identity.
     pub fn offset(&self, position: u64) -> SourceMap {
-        if self.inode.is_none() && self.head.is_none() {
-            return SourceMap::single(POSITION, position);
-        }
-        let mut map = Map::new();
-        map.insert(POSITION.to_owned(), Value::from(position));
-        if let Some(inode) = &self.inode {
-            map.insert(INODE.to_owned(), Value::from(inode.as_str()));
-        }
-        if let Some(head) = &self.head {
-            map.insert(HEAD.to_owned(), Value::from(head.as_str()));
-        }
-        SourceMap::new(map)
+        self.entries.plus(POSITION, position)
     }
 
     /// The identity of what is at `path` now, given its `stat`.
     pub async fn of(fs: &dyn FileSystem, path: &str, stat: FileStat) -> std::io::Result<Self> {
         let len = stat.len.min(HEAD_BYTES);
-        Ok(FileIdentity {
-            inode: stat.device_inode.map(|(dev, ino)| format!("{dev}:{ino}")),
-            head: head(fs, path, len)
+        Ok(FileIdentity::new(
+            stat.device_inode.map(|(dev, ino)| format!("{dev}:{ino}")),
+            head(fs, path, len)
                 .await?
                 .map(|hash| format!("{len}:{hash:016x}")),
-        })
+        ))
+    }
+
+    /// Whether the filesystem tells files apart by inode: without, a file is known by its start only.
+    pub fn has_inode(&self) -> bool {
+        self.inode.is_some()
     }
 
     /// How many of the file's first bytes the fingerprint covers (0 without one).
@@ -93,7 +101,8 @@ impl FileIdentity {
     /// which matches whatever the file is later truncated and rewritten to.
     pub fn read_head(&mut self, first_bytes: &[u8]) {
         let len = first_bytes.len().min(HEAD_BYTES as usize);
-        self.head = Some(format!("{len}:{:016x}", fnv1a64(&first_bytes[..len])));
+        let head = format!("{len}:{:016x}", fnv1a64(&first_bytes[..len]));
+        *self = FileIdentity::new(self.inode.take(), Some(head));
     }
 
     /// How the file at `path` (with `stat`) relates to this one, read up to `position`.

@@ -300,7 +300,7 @@ impl FileStreamSourceTask {
         }
         // Only inodes prove the open file is another one than the path's: without them (turmoil's
         // disks, some platforms) a new start may be this very file rewritten in place.
-        let still_readable = change == Change::Replaced && self.identity.inode.is_some();
+        let still_readable = change == Change::Replaced && self.identity.has_inode();
         if still_readable && self.read_chunk().await? > 0 {
             return Ok(Rotation::OldFileGrew);
         }

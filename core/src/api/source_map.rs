@@ -1,5 +1,6 @@
 //! `SourceMap`: the string-keyed JSON map Kafka Connect uses for source partitions and source offsets,
-//! kept cheap for the common case of one entry with a number, built for every record a source emits.
+//! kept cheap for the common cases built for every record a source emits: one entry with a number, or
+//! one such entry beside entries every record of a batch shares (a file's identity beside a position).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,7 +14,8 @@ use serde_json::{Map, Value};
 ///
 /// Cheap to clone, so a task can stamp the same partition on every record of a batch: a map of one entry
 /// with a static key and an integer, boolean or null value (an offset such as `{"position": 1024}`) is
-/// held inline, without allocating; any other map is shared.
+/// held inline, without allocating, and so is such an entry added to a shared map (see
+/// [`plus`](SourceMap::plus)); any other map is shared.
 #[derive(Clone, Default)]
 pub struct SourceMap(Repr);
 
@@ -25,6 +27,8 @@ enum Repr {
     Scalar(Cow<'static, str>, Scalar),
     /// Anything else, keys sorted.
     Shared(Arc<Map<String, Value>>),
+    /// A shared map plus one scalar entry whose key it does not have.
+    Extended(Cow<'static, str>, Scalar, Arc<Map<String, Value>>),
 }
 
 /// A value that needs no allocation (JSON numbers are arbitrary-precision strings in this workspace).
@@ -140,12 +144,42 @@ impl SourceMap {
         }
     }
 
+    /// This map with `key` set to `value`. An integer, boolean or null value added to a shared map
+    /// shares its allocation: a source stamps each record's offset with its position beside entries
+    /// that stay the same for many records (`{"inode": .., "head": .., "position": 1024}`) without
+    /// building a map per record.
+    pub fn plus(
+        &self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<SourceValue>,
+    ) -> SourceMap {
+        let key = key.into();
+        let value = value.into().0;
+        match (&self.0, value) {
+            (Repr::Empty, value) => SourceMap::single(key, SourceValue(value)),
+            (Repr::Shared(rest), Entry::Scalar(scalar)) if !rest.contains_key(&*key) => {
+                SourceMap(Repr::Extended(key, scalar, rest.clone()))
+            }
+            (_, value) => {
+                let mut map = self.to_map();
+                let value = match value {
+                    Entry::Scalar(scalar) => scalar.to_value(),
+                    Entry::Json(value) => value,
+                };
+                map.insert(key.into_owned(), value);
+                SourceMap::new(map)
+            }
+        }
+    }
+
     /// The value of `key`; borrowed from a shared map, built for an inline one.
     pub fn get(&self, key: &str) -> Option<Cow<'_, Value>> {
         match &self.0 {
             Repr::Empty => None,
             Repr::Scalar(k, value) => (k == key).then(|| Cow::Owned(value.to_value())),
             Repr::Shared(map) => map.get(key).map(Cow::Borrowed),
+            Repr::Extended(k, value, _) if k == key => Some(Cow::Owned(value.to_value())),
+            Repr::Extended(_, _, rest) => rest.get(key).map(Cow::Borrowed),
         }
     }
 
@@ -158,6 +192,7 @@ impl SourceMap {
             Repr::Empty => 0,
             Repr::Scalar(..) => 1,
             Repr::Shared(map) => map.len(),
+            Repr::Extended(_, _, rest) => rest.len() + 1,
         }
     }
 
@@ -165,13 +200,22 @@ impl SourceMap {
     pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, Value>)> {
         let (scalar, shared) = match &self.0 {
             Repr::Empty => (None, None),
-            Repr::Scalar(key, value) => (Some((&**key, Cow::Owned(value.to_value()))), None),
-            Repr::Shared(map) => (
-                None,
-                Some(map.iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v)))),
-            ),
+            Repr::Scalar(key, value) => (Some((&**key, *value)), None),
+            Repr::Shared(map) => (None, Some(map)),
+            Repr::Extended(key, value, rest) => (Some((&**key, *value)), Some(rest)),
         };
-        scalar.into_iter().chain(shared.into_iter().flatten())
+        let shared = shared.map(|map| map.iter()).into_iter().flatten();
+        // The scalar entry goes where its key sorts among the shared ones (which never have its key).
+        let key = scalar.map(|(key, _)| key);
+        let before = shared
+            .clone()
+            .filter(move |(k, _)| key.is_none_or(|key| k.as_str() < key));
+        let after = shared.filter(move |(k, _)| key.is_some_and(|key| k.as_str() > key));
+        let scalar = scalar.map(|(key, value)| (key, Cow::Owned(value.to_value())));
+        before
+            .map(borrowed)
+            .chain(scalar)
+            .chain(after.map(borrowed))
     }
 
     /// The entries as a JSON object.
@@ -186,10 +230,19 @@ impl SourceMap {
     pub fn same(&self, other: &SourceMap) -> bool {
         match (&self.0, &other.0) {
             (Repr::Shared(a), Repr::Shared(b)) => Arc::ptr_eq(a, b),
-            (Repr::Shared(_), _) | (_, Repr::Shared(_)) => false,
+            (Repr::Extended(k1, v1, a), Repr::Extended(k2, v2, b)) => {
+                k1 == k2 && v1 == v2 && Arc::ptr_eq(a, b)
+            }
+            (Repr::Shared(_) | Repr::Extended(..), _)
+            | (_, Repr::Shared(_) | Repr::Extended(..)) => false,
             _ => self == other,
         }
     }
+}
+
+/// A shared map's entry as [`SourceMap::iter`] yields it.
+fn borrowed<'a>((key, value): (&'a String, &'a Value)) -> (&'a str, Cow<'a, Value>) {
+    (key.as_str(), Cow::Borrowed(value))
 }
 
 impl PartialEq for SourceMap {
@@ -283,6 +336,52 @@ mod tests {
         assert_eq!(SourceMap::default().to_string(), "{}");
         let back: SourceMap = serde_json::from_str(r#"{"position":7}"#).unwrap();
         assert_eq!(back, SourceMap::single("position", 7));
+    }
+
+    #[test]
+    fn an_entry_added_to_a_shared_map_reads_as_one_map() {
+        let Value::Object(identity) = json!({"inode": "1:2", "head": "64:ab"}) else {
+            unreachable!()
+        };
+        let identity = SourceMap::new(identity);
+        let offset = identity.plus("position", 1024);
+        assert_eq!(
+            offset.to_string(),
+            r#"{"head":"64:ab","inode":"1:2","position":1024}"#
+        );
+        assert_eq!(offset.len(), 3);
+        assert_eq!(offset.get("position").as_deref(), Some(&json!(1024)));
+        assert_eq!(offset.get("inode").as_deref(), Some(&json!("1:2")));
+        assert_eq!(offset.get("size"), None);
+        // Sorted between the shared keys, and equal to the same map built whole.
+        let middle = identity.plus("i", 7);
+        assert_eq!(
+            middle.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["head", "i", "inode"]
+        );
+        let whole: SourceMap =
+            serde_json::from_str(r#"{"head":"64:ab","inode":"1:2","position":1024}"#).unwrap();
+        assert_eq!(offset, whole);
+        assert!(offset.same(&identity.plus("position", 1024)));
+        assert!(!offset.same(&identity.plus("position", 1025)));
+        assert_ne!(offset, identity.plus("position", 1025));
+        // A key the shared map has, or a value that is not a scalar, makes a map of its own.
+        assert_eq!(
+            identity.plus("inode", 3).to_string(),
+            r#"{"head":"64:ab","inode":3}"#
+        );
+        assert_eq!(
+            identity.plus("name", "x").to_string(),
+            r#"{"head":"64:ab","inode":"1:2","name":"x"}"#
+        );
+        assert_eq!(
+            SourceMap::default().plus("position", 5),
+            SourceMap::single("position", 5)
+        );
+        assert_eq!(
+            SourceMap::single("a", 1).plus("b", 2).to_string(),
+            r#"{"a":1,"b":2}"#
+        );
     }
 
     #[test]
