@@ -1,5 +1,6 @@
 //! Stopping a worker mid-stream and starting it again on the same offset file and sink file, against a
-//! separate `sluice broker`: a clean stop (SIGTERM) loses and repeats nothing; a crash (SIGKILL) loses nothing.
+//! separate broker (`sluice broker`, and Tansu): a clean stop (SIGTERM) loses and repeats nothing; a
+//! crash (SIGKILL) loses nothing.
 
 mod common;
 
@@ -7,8 +8,8 @@ use std::path::PathBuf;
 
 use common::{
     append, append_gradually, assert_every_line_at_least_once, numbered_lines, read_lines,
-    short_sessions, sink_props, source_props, wait_for_lines, wait_until, worker_props, Broker,
-    Dir, Worker,
+    short_sessions, sink_props, source_props, wait_for_lines, wait_until, worker_props, Dir,
+    TestBroker, Worker,
 };
 
 /// Lines written before the stop, while the worker runs.
@@ -22,7 +23,7 @@ const TOTAL: usize = BEFORE_STOP + WHILE_DOWN + AFTER_RESTART;
 /// A broker with a one-partition topic, and the files of a worker copying `input` into `output` through it.
 struct Pipeline {
     dir: Dir,
-    _broker: Broker,
+    _broker: TestBroker,
     input: PathBuf,
     output: PathBuf,
     worker_config: PathBuf,
@@ -31,9 +32,13 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new() -> Pipeline {
+    /// On `sluice broker`, or on Tansu.
+    fn new(tansu: bool) -> Pipeline {
         let dir = Dir::new();
-        let broker = Broker::start(&dir, &["restart:1"]);
+        let broker = match tansu {
+            false => TestBroker::embedded(&dir, &["restart:1"]),
+            true => TestBroker::tansu(),
+        };
         let input = dir.path("input.txt");
         let output = dir.path("output.txt");
         let worker_config = dir.write_properties(
@@ -45,7 +50,11 @@ impl Pipeline {
         );
         let source = dir.write_properties(
             "source.properties",
-            &source_props("restart-source", &input, "restart").set("batch.size", 500),
+            // Tansu starts with no topics: the source creates its topic there.
+            &source_props("restart-source", &input, "restart")
+                .set("batch.size", 500)
+                .set("topic.creation.default.partitions", 1)
+                .set("topic.creation.default.replication.factor", 1),
         );
         let sink = dir.write_properties(
             "sink.properties",
@@ -86,7 +95,15 @@ impl Pipeline {
 
 #[test]
 fn clean_stop_mid_stream_loses_and_repeats_nothing() {
-    let pipeline = Pipeline::new();
+    clean_stop_mid_stream(Pipeline::new(false));
+}
+
+#[test]
+fn clean_stop_mid_stream_loses_and_repeats_nothing_on_tansu() {
+    clean_stop_mid_stream(Pipeline::new(true));
+}
+
+fn clean_stop_mid_stream(pipeline: Pipeline) {
     let lines = numbered_lines(0, TOTAL);
     let (before, rest) = lines.split_at(BEFORE_STOP);
     let (while_down, after) = rest.split_at(WHILE_DOWN);
@@ -125,9 +142,17 @@ fn clean_stop_mid_stream_loses_and_repeats_nothing() {
 
 #[test]
 fn hard_crash_mid_stream_loses_nothing() {
+    hard_crash_mid_stream(Pipeline::new(false));
+}
+
+#[test]
+fn hard_crash_mid_stream_loses_nothing_on_tansu() {
+    hard_crash_mid_stream(Pipeline::new(true));
+}
+
+fn hard_crash_mid_stream(pipeline: Pipeline) {
     // The killed sink stays in its group until its session times out (45 s by default, and the embedded
     // broker takes about twice that); Kafka Connect users shorten it the same way.
-    let pipeline = Pipeline::new();
     let lines = numbered_lines(0, TOTAL);
     let (before, rest) = lines.split_at(BEFORE_STOP);
     let (while_down, after) = rest.split_at(WHILE_DOWN);

@@ -170,6 +170,7 @@ pub mod protocol;
 pub mod report;
 pub mod scenario;
 pub mod shards;
+pub mod tansu;
 #[warn(missing_docs)]
 pub mod timeline;
 pub mod workload;

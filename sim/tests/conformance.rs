@@ -24,6 +24,7 @@ use sluice_core::kafka::{
 use sluice_sim::broker::{serve, BrokerConfig, Cluster, Layout, ProduceErrors, BROKER_PORT};
 use sluice_sim::client::SimBackend;
 use sluice_sim::protocol::{CoordinatorKind, ErrorCode, Tp};
+use sluice_sim::tansu::Tansu;
 
 /// How long any awaited condition may take before the case fails (simulated or real time). Generous: the
 /// embedded broker completes a rebalance about 5 s after it starts, and now and then runs several rounds.
@@ -48,12 +49,32 @@ struct Env {
     limits: Limits,
     /// How the case's clients are cut off from the broker.
     network: Network,
-    /// Its broker's produce errors.
-    faults: Arc<dyn ProduceFaults>,
-    /// Moves its partition leaders and coordinators.
-    moves: Arc<dyn Moves>,
-    /// How retention deletes a partition's records.
-    retention: Retention,
+    /// Its broker's produce errors, if it can be made to answer with them.
+    faults: Option<Arc<dyn ProduceFaults>>,
+    /// Moves its partition leaders and coordinators, if it has several brokers.
+    moves: Option<Arc<dyn Moves>>,
+    /// How retention deletes a partition's records, if a case can make it.
+    retention: Option<Retention>,
+}
+
+impl Env {
+    fn faults(&self) -> &dyn ProduceFaults {
+        self.faults
+            .as_deref()
+            .expect("cases with produce errors run only on brokers that take them")
+    }
+
+    fn moves(&self) -> &dyn Moves {
+        self.moves
+            .as_deref()
+            .expect("cases that move leaders run only on clusters of several brokers")
+    }
+
+    fn retention(&self) -> &Retention {
+        self.retention
+            .as_ref()
+            .expect("cases of retention run only on brokers whose retention they can trigger")
+    }
 }
 
 /// How a backend's broker deletes a partition's oldest records.
@@ -152,6 +173,8 @@ enum Network {
     Simulated(usize),
     /// The embedded broker closes its connections and refuses new ones.
     Embedded(Arc<EmbeddedBroker>),
+    /// The Tansu process is frozen: connections stay open and nothing is answered.
+    Tansu(Arc<Tansu>),
 }
 
 impl Network {
@@ -163,6 +186,7 @@ impl Network {
                 }
             }
             Network::Embedded(broker) => broker.set_reachable(false).expect("take the broker down"),
+            Network::Tansu(broker) => broker.freeze(),
         }
     }
 
@@ -174,6 +198,7 @@ impl Network {
                 }
             }
             Network::Embedded(broker) => broker.set_reachable(true).expect("bring the broker up"),
+            Network::Tansu(broker) => broker.thaw(),
         }
     }
 }
@@ -266,6 +291,38 @@ conformance! {
     sim_three_brokers, rdkafka_three_brokers, 3;
     produce_and_fetch_follow_leader_moves,
     group_member_follows_its_coordinator,
+}
+
+/// The cases Tansu runs too (through rdkafka, one broker per case: a case that cuts the network off
+/// freezes it). Not on Tansu: the three-broker cases (one broker), the produce-error cases and the
+/// zombie case (it cannot be told to answer with errors), the log-start case (its memory storage has
+/// no retention to trigger), and the fencing case: Tansu 0.6 neither fences the older producer nor
+/// completes its commit (EndTxn goes unanswered until the client times out), which no Kafka does.
+/// Like the embedded broker, it shows aborted records to read_committed readers.
+macro_rules! on_tansu {
+    ($($case:ident),* $(,)?) => {
+        mod rdkafka_tansu {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::on_tansu()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_tansu! {
+    produce_then_fetch_in_offset_order,
+    second_member_splits_the_partitions,
+    leaving_member_hands_its_partitions_over,
+    commits_are_visible_and_a_new_member_resumes_from_them,
+    revoked_partitions_can_be_committed_before_the_next_poll,
+    member_that_stops_polling_is_fenced,
+    member_cut_off_past_its_session_loses_its_partitions,
+    cooperative_member_gives_up_only_the_partitions_that_move,
+    committed_transaction_is_visible_with_its_offsets,
+    aborted_transaction_is_hidden_from_read_committed_readers,
 }
 
 conformance! {
@@ -467,7 +524,7 @@ async fn member_behind_the_log_start_resumes_there(env: Env) {
         .expect("a member of the current generation commits");
     a.close().await;
 
-    env.retention.delete_oldest(&env, &all[0]).await;
+    env.retention().delete_oldest(&env, &all[0]).await;
     produce_from(&env, "retained", 1, 10, 1).await;
     let mut members = [Member::join(&env, "b", "retained", RELAXED_MAX_POLL_MS)];
     drive(
@@ -878,11 +935,11 @@ async fn zombie_recovering_from_a_failed_transaction_does_not_fence_its_successo
         .await
         .expect("init_transactions");
     zombie.producer.begin_transaction().expect("begin");
-    env.faults
+    env.faults()
         .start(RetriableProduceError::NotLeaderOrFollower, "txn-recover", 1);
     send_values(&zombie, "txn-recover", &[(0, "zombie")]);
     let failed = zombie.producer.commit_transaction(DEADLINE).await;
-    env.faults.stop();
+    env.faults().stop();
     assert!(
         failed.is_err(),
         "a transaction whose record failed cannot commit"
@@ -923,10 +980,10 @@ async fn retried_batches_keep_partition_order_and_are_appended_once(env: Env) {
     for (n, error) in errors.into_iter().enumerate() {
         let topic = format!("retried-{n}");
         let all = create_topic(&env, &topic, 3).await;
-        env.faults.start(error, &topic, 3);
+        env.faults().start(error, &topic, 3);
         let heal = async {
             tokio::time::sleep(Duration::from_millis(600)).await;
-            env.faults.stop();
+            env.faults().stop();
             tokio::time::Instant::now()
         };
         let delivered = async {
@@ -963,7 +1020,7 @@ async fn delivery_outlasting_its_timeout_is_reported_failed(env: Env) {
     create_topic(&env, "expiring", 2).await;
     let settings = ClientSettings::from([("delivery.timeout.ms".to_owned(), "1500".to_owned())]);
     let mut handle = env.kafka.producer(&settings).expect("a producer");
-    env.faults
+    env.faults()
         .start(RetriableProduceError::NotLeaderOrFollower, "expiring", 2);
     let tokens = send_round(&handle, "expiring", 2, 0, 0);
     let reports = await_reports(&mut handle, tokens.len()).await;
@@ -973,7 +1030,7 @@ async fn delivery_outlasting_its_timeout_is_reported_failed(env: Env) {
             "record {token} was refused for longer than its delivery timeout: {report:?}"
         );
     }
-    env.faults.stop();
+    env.faults().stop();
     let tokens = send_round(&handle, "expiring", 2, 1, tokens.len() as u64);
     let reports = await_reports(&mut handle, tokens.len()).await;
     for (token, report) in reports {
@@ -998,7 +1055,7 @@ async fn produce_and_fetch_follow_leader_moves(env: Env) {
     for (round, step) in [0, 1, 2].into_iter().enumerate() {
         if step > 0 {
             for partition in 0..3 {
-                env.moves
+                env.moves()
                     .move_leader("moving", partition, (partition + step) % 3);
             }
         }
@@ -1055,7 +1112,7 @@ async fn group_member_follows_its_coordinator(env: Env) {
     })
     .await;
     for (n, to) in [0, 1].into_iter().enumerate() {
-        env.moves.move_group_coordinator(GROUP, to);
+        env.moves().move_group_coordinator(GROUP, to);
         // Heartbeats and polls go on past a session's worth of time.
         let until = tokio::time::Instant::now() + Duration::from_millis(SESSION_MS + 2_000);
         while tokio::time::Instant::now() < until {
@@ -1214,9 +1271,9 @@ where
                 fences_older_producers: true,
             },
             network: Network::Simulated(brokers),
-            faults,
-            moves,
-            retention: Retention::Simulated(cluster),
+            faults: Some(faults),
+            moves: Some(moves),
+            retention: Some(Retention::Simulated(cluster)),
         };
         case(env).await;
         Ok(())
@@ -1230,9 +1287,9 @@ fn on_embedded_broker(brokers: i32) -> Env {
     let broker = Arc::new(EmbeddedBroker::start(brokers).expect("start the embedded broker"));
     Env {
         kafka: Arc::new(RdkafkaBackend::embedded(broker.clone())),
-        faults: Arc::new(EmbeddedFaults(broker.clone())),
-        moves: Arc::new(EmbeddedMoves(broker.clone())),
-        retention: Retention::Embedded,
+        faults: Some(Arc::new(EmbeddedFaults(broker.clone()))),
+        moves: Some(Arc::new(EmbeddedMoves(broker.clone()))),
+        retention: Some(Retention::Embedded),
         limits: Limits {
             refuses_commits_while_rebalancing: true,
             hides_aborted_records: false,
@@ -1240,6 +1297,29 @@ fn on_embedded_broker(brokers: i32) -> Env {
             fences_older_producers: false,
         },
         network: Network::Embedded(broker),
+    }
+}
+
+/// The rdkafka backend on a fresh Tansu broker (in-memory storage), which the backend keeps running.
+fn on_tansu() -> Env {
+    let broker = Arc::new(Tansu::start().unwrap_or_else(|e| panic!("start Tansu: {e}")));
+    Env {
+        kafka: Arc::new(RdkafkaBackend::new(
+            broker.bootstrap(),
+            ClientSettings::new(),
+        )),
+        // One broker, no injected errors, and no retention to trigger: the cases that need them do not
+        // run on Tansu.
+        faults: None,
+        moves: None,
+        retention: None,
+        limits: Limits {
+            refuses_commits_while_rebalancing: false,
+            hides_aborted_records: false,
+            stores_transactional_offsets: true,
+            fences_older_producers: false,
+        },
+        network: Network::Tansu(broker),
     }
 }
 

@@ -321,6 +321,35 @@ impl Drop for Broker {
     }
 }
 
+/// The broker an end-to-end test runs against: `sluice broker` (librdkafka's mock cluster, the same
+/// library as the worker's client) or Tansu (an independent implementation of the Kafka protocol).
+pub enum TestBroker {
+    Embedded(Broker),
+    Tansu(sluice_sim::tansu::Tansu),
+}
+
+impl TestBroker {
+    /// `sluice broker` with `topics` (`NAME` or `NAME:PARTITIONS`).
+    pub fn embedded(dir: &Dir, topics: &[&str]) -> TestBroker {
+        TestBroker::Embedded(Broker::start(dir, topics))
+    }
+
+    /// A Tansu broker with no topics: the connectors create theirs. Fails the test if Tansu cannot
+    /// start.
+    pub fn tansu() -> TestBroker {
+        let tansu =
+            sluice_sim::tansu::Tansu::start().unwrap_or_else(|e| panic!("start Tansu: {e}"));
+        TestBroker::Tansu(tansu)
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        match self {
+            TestBroker::Embedded(broker) => broker.bootstrap(),
+            TestBroker::Tansu(tansu) => tansu.bootstrap(),
+        }
+    }
+}
+
 /// A `sluice standalone` process whose stderr (its log) goes to a file in the test's directory.
 pub struct Worker {
     label: String,
