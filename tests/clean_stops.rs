@@ -8,13 +8,22 @@ mod common;
 
 use common::{
     append, append_gradually, assert_same_lines_once, numbered_lines, read_lines, short_sessions,
-    sink_props, source_props, wait_until, worker_props, Broker, Dir, Worker,
+    sink_props, source_props, wait_until, worker_props, BrokerKind, Dir, TestBroker, Worker,
 };
 
 #[test]
 fn four_sink_tasks_stopped_and_restarted_during_a_stream_write_each_line_once() {
+    stopped_and_restarted(BrokerKind::Embedded);
+}
+
+#[test]
+fn four_sink_tasks_stopped_and_restarted_during_a_stream_write_each_line_once_on_tansu() {
+    stopped_and_restarted(BrokerKind::Tansu);
+}
+
+fn stopped_and_restarted(kind: BrokerKind) {
     let dir = Dir::new();
-    let broker = Broker::start(&dir, &["stream:8"]);
+    let broker = TestBroker::start(kind, &dir, &["stream:8"]);
     let input = dir.path("input.txt");
     let output = dir.path("output.txt");
     let source_worker = dir.write_properties(

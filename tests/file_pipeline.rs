@@ -1,5 +1,5 @@
-//! File → topic → file through one standalone worker with its embedded broker: the output holds exactly
-//! the input, byte for byte through one partition, and every line once through four.
+//! File → topic → file through one standalone worker (with its embedded broker, and through Tansu): the
+//! output holds exactly the input, byte for byte through one partition, and every line once through four.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::fs;
 
 use common::{
     append, assert_same_lines_once, assignments, numbered_lines, read_lines, sink_props,
-    source_props, wait_for_lines, worker_props, Dir, Worker,
+    source_props, wait_for_lines, worker_props, BrokerKind, Dir, TestBroker, Worker,
 };
 
 const LINES: usize = 10_000;
@@ -76,6 +76,19 @@ fn one_partition_copies_the_file_byte_for_byte() {
 
 #[test]
 fn four_partitions_deliver_every_line_once_in_partition_order() {
+    four_partitions(None);
+}
+
+/// The same through Tansu, where the source creates its topic with the admin client.
+#[test]
+fn four_partitions_deliver_every_line_once_in_partition_order_on_tansu() {
+    let dir = Dir::new();
+    let tansu = TestBroker::start(BrokerKind::Tansu, &dir, &[]);
+    four_partitions(Some(tansu.bootstrap()));
+}
+
+/// `bootstrap`: the broker; without, the worker's own embedded one.
+fn four_partitions(bootstrap: Option<&str>) {
     let dir = Dir::new();
     let input = dir.path("input.txt");
     let output = dir.path("output.txt");
@@ -83,7 +96,7 @@ fn four_partitions_deliver_every_line_once_in_partition_order() {
     append(&input, &lines);
     let worker_config = dir.write_properties(
         "worker.properties",
-        &worker_props(&dir.path("offsets.json"), None),
+        &worker_props(&dir.path("offsets.json"), bootstrap),
     );
     let source = dir.write_properties(
         "source.properties",

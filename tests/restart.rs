@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use common::{
     append, append_gradually, assert_every_line_at_least_once, numbered_lines, read_lines,
-    short_sessions, sink_props, source_props, wait_for_lines, wait_until, worker_props, Dir,
-    TestBroker, Worker,
+    short_sessions, sink_props, source_props, wait_for_lines, wait_until, worker_props, BrokerKind,
+    Dir, TestBroker, Worker,
 };
 
 /// Lines written before the stop, while the worker runs.
@@ -32,13 +32,9 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// On `sluice broker`, or on Tansu.
-    fn new(tansu: bool) -> Pipeline {
+    fn new(kind: BrokerKind) -> Pipeline {
         let dir = Dir::new();
-        let broker = match tansu {
-            false => TestBroker::embedded(&dir, &["restart:1"]),
-            true => TestBroker::tansu(),
-        };
+        let broker = TestBroker::start(kind, &dir, &["restart:1"]);
         let input = dir.path("input.txt");
         let output = dir.path("output.txt");
         let worker_config = dir.write_properties(
@@ -50,11 +46,7 @@ impl Pipeline {
         );
         let source = dir.write_properties(
             "source.properties",
-            // Tansu starts with no topics: the source creates its topic there.
-            &source_props("restart-source", &input, "restart")
-                .set("batch.size", 500)
-                .set("topic.creation.default.partitions", 1)
-                .set("topic.creation.default.replication.factor", 1),
+            &source_props("restart-source", &input, "restart").set("batch.size", 500),
         );
         let sink = dir.write_properties(
             "sink.properties",
@@ -95,12 +87,12 @@ impl Pipeline {
 
 #[test]
 fn clean_stop_mid_stream_loses_and_repeats_nothing() {
-    clean_stop_mid_stream(Pipeline::new(false));
+    clean_stop_mid_stream(Pipeline::new(BrokerKind::Embedded));
 }
 
 #[test]
 fn clean_stop_mid_stream_loses_and_repeats_nothing_on_tansu() {
-    clean_stop_mid_stream(Pipeline::new(true));
+    clean_stop_mid_stream(Pipeline::new(BrokerKind::Tansu));
 }
 
 fn clean_stop_mid_stream(pipeline: Pipeline) {
@@ -142,12 +134,12 @@ fn clean_stop_mid_stream(pipeline: Pipeline) {
 
 #[test]
 fn hard_crash_mid_stream_loses_nothing() {
-    hard_crash_mid_stream(Pipeline::new(false));
+    hard_crash_mid_stream(Pipeline::new(BrokerKind::Embedded));
 }
 
 #[test]
 fn hard_crash_mid_stream_loses_nothing_on_tansu() {
-    hard_crash_mid_stream(Pipeline::new(true));
+    hard_crash_mid_stream(Pipeline::new(BrokerKind::Tansu));
 }
 
 fn hard_crash_mid_stream(pipeline: Pipeline) {

@@ -1,6 +1,6 @@
 //! Sink tasks of one connector form one consumer group (`connect-<name>`): they split a topic's partitions,
 //! whether they run in two workers or as `tasks.max=2` in one, and a survivor takes over a stopped
-//! member's partitions without losing records.
+//! member's partitions without losing records: on `sluice broker` and on Tansu.
 
 mod common;
 
@@ -10,13 +10,13 @@ use std::path::Path;
 use common::{
     append, append_gradually, assert_every_line_at_least_once, assert_same_lines_once, assignments,
     numbered_lines, read_lines, short_sessions, sink_props, source_props, wait_for_lines,
-    wait_until, worker_props, Broker, Dir, Worker,
+    wait_until, worker_props, BrokerKind, Dir, TestBroker, Worker,
 };
 
 const ALL_PARTITIONS: [i32; 4] = [0, 1, 2, 3];
 
 /// Starts a worker running the `shared-sink` connector into `<label>.txt`.
-fn start_sink_worker(dir: &Dir, broker: &Broker, label: &str) -> Worker {
+fn start_sink_worker(dir: &Dir, broker: &TestBroker, label: &str) -> Worker {
     let config = dir.write_properties(
         &format!("{label}.properties"),
         &short_sessions(worker_props(
@@ -42,8 +42,17 @@ fn lines_of(paths: &[&Path]) -> Vec<String> {
 
 #[test]
 fn two_workers_share_partitions_and_the_survivor_takes_over() {
+    survivor_takes_over(BrokerKind::Embedded);
+}
+
+#[test]
+fn two_workers_share_partitions_and_the_survivor_takes_over_on_tansu() {
+    survivor_takes_over(BrokerKind::Tansu);
+}
+
+fn survivor_takes_over(kind: BrokerKind) {
     let dir = Dir::new();
-    let broker = Broker::start(&dir, &["shared:4"]);
+    let broker = TestBroker::start(kind, &dir, &["shared:4"]);
     let input = dir.path("input.txt");
     let (out_a, out_b) = (dir.path("sink-a.txt"), dir.path("sink-b.txt"));
     let lines = numbered_lines(0, 30_000);
@@ -135,7 +144,7 @@ fn two_workers_share_partitions_and_the_survivor_takes_over() {
 #[test]
 fn two_tasks_in_one_worker_split_the_partitions() {
     let dir = Dir::new();
-    let broker = Broker::start(&dir, &["pair:4"]);
+    let broker = TestBroker::start(BrokerKind::Embedded, &dir, &["pair:4"]);
     let input = dir.path("input.txt");
     let output = dir.path("output.txt");
     let lines = numbered_lines(0, 10_000);

@@ -321,25 +321,33 @@ impl Drop for Broker {
     }
 }
 
-/// The broker an end-to-end test runs against: `sluice broker` (librdkafka's mock cluster, the same
+/// Which broker an end-to-end test runs against: `sluice broker` (librdkafka's mock cluster, the same
 /// library as the worker's client) or Tansu (an independent implementation of the Kafka protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    Embedded,
+    Tansu,
+}
+
+/// A running broker of either kind.
 pub enum TestBroker {
     Embedded(Broker),
     Tansu(sluice_sim::tansu::Tansu),
 }
 
 impl TestBroker {
-    /// `sluice broker` with `topics` (`NAME` or `NAME:PARTITIONS`).
-    pub fn embedded(dir: &Dir, topics: &[&str]) -> TestBroker {
-        TestBroker::Embedded(Broker::start(dir, topics))
-    }
-
-    /// A Tansu broker with no topics: the connectors create theirs. Fails the test if Tansu cannot
+    /// A broker of `kind` with `topics` (`NAME` or `NAME:PARTITIONS`). Fails the test if Tansu cannot
     /// start.
-    pub fn tansu() -> TestBroker {
-        let tansu =
-            sluice_sim::tansu::Tansu::start().unwrap_or_else(|e| panic!("start Tansu: {e}"));
-        TestBroker::Tansu(tansu)
+    pub fn start(kind: BrokerKind, dir: &Dir, topics: &[&str]) -> TestBroker {
+        match kind {
+            BrokerKind::Embedded => TestBroker::Embedded(Broker::start(dir, topics)),
+            BrokerKind::Tansu => {
+                let tansu = sluice_sim::tansu::Tansu::start()
+                    .unwrap_or_else(|e| panic!("start Tansu: {e}"));
+                create_topics(tansu.bootstrap(), topics);
+                TestBroker::Tansu(tansu)
+            }
+        }
     }
 
     pub fn bootstrap(&self) -> &str {
@@ -347,6 +355,34 @@ impl TestBroker {
             TestBroker::Embedded(broker) => broker.bootstrap(),
             TestBroker::Tansu(tansu) => tansu.bootstrap(),
         }
+    }
+}
+
+/// Creates `topics` (`NAME` or `NAME:PARTITIONS`) through Sluice's admin client.
+fn create_topics(bootstrap: &str, topics: &[&str]) {
+    use sluice_core::kafka::rdkafka::RdkafkaBackend;
+    use sluice_core::kafka::{ClientSettings, KafkaBackend, NewTopic};
+    let admin = RdkafkaBackend::new(bootstrap, ClientSettings::new())
+        .admin()
+        .expect("an admin client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for topic in topics {
+        let (name, partitions) = match topic.split_once(':') {
+            Some((name, n)) => (name, n.parse().expect("a partition count")),
+            None => (*topic, 1),
+        };
+        let new = NewTopic {
+            name: name.to_owned(),
+            partitions,
+            replication_factor: 1,
+            config: BTreeMap::new(),
+        };
+        runtime
+            .block_on(admin.create_topic(&new))
+            .unwrap_or_else(|e| panic!("create topic {topic}: {e}"));
     }
 }
 
