@@ -49,14 +49,27 @@ pub struct Tansu {
 }
 
 impl Tansu {
-    /// Starts a broker and waits until it accepts connections.
+    /// Starts a broker and waits until it accepts connections. The free port it is given may be
+    /// taken by another process before Tansu binds it: a broker that exits at once is started again
+    /// on another port, twice at most.
     pub fn start() -> Result<Tansu, TansuError> {
         let binary = binary().ok_or(TansuError::NotFound)?;
+        let mut attempts = 1;
+        loop {
+            match Tansu::start_on_a_free_port(&binary) {
+                Err(TansuError::Exited { .. }) if attempts < 3 => attempts += 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_on_a_free_port(binary: &Path) -> Result<Tansu, TansuError> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let log = std::env::temp_dir().join(format!("sluice-tansu-{port}.log"));
-        let child = Command::new(&binary)
+        let output = File::create(&log)?;
+        let child = Command::new(binary)
             .args([
                 "broker",
                 "--listener-url",
@@ -67,10 +80,13 @@ impl Tansu {
             .args(["--storage-engine", "memory://tansu/"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(File::create(&log)?)
-            .stderr(File::create(&log)?)
+            .stdout(output.try_clone()?)
+            .stderr(output)
             .spawn()
-            .map_err(|source| TansuError::Spawn { binary, source })?;
+            .map_err(|source| TansuError::Spawn {
+                binary: binary.to_owned(),
+                source,
+            })?;
         let mut tansu = Tansu {
             child,
             bootstrap: address,

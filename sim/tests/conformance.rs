@@ -259,10 +259,26 @@ struct Limits {
     hides_aborted_records: bool,
     /// TxnOffsetCommit stores the offsets when the transaction commits (the embedded broker stores nothing).
     stores_transactional_offsets: bool,
-    /// InitProducerId with a transactional id fences the older producer (the embedded broker lets the
-    /// older one commit).
-    fences_older_producers: bool,
+    /// What InitProducerId with a transactional id does to the older producer of that id.
+    older_producer: OlderProducer,
+    /// A partition's end offset (ListOffsets LATEST) is one past its last record, whatever the batches
+    /// it was written in.
+    exact_end_offsets: bool,
 }
+
+/// What becomes of the older producer of a transactional id once a newer one registered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OlderProducer {
+    /// It is fenced: its commit fails with a typed error, as in Kafka.
+    Fenced,
+    /// Nothing: it commits (the embedded broker).
+    Commits,
+    /// Its commit goes unanswered until its client gives up (Tansu).
+    Unanswered,
+}
+
+/// How long a case waits for a commit the broker leaves unanswered.
+const UNANSWERED_COMMIT: Duration = Duration::from_secs(10);
 
 /// Generates `<sim>::<case>` and `<rdkafka>::<case>` for every case, on clusters of `brokers` brokers.
 macro_rules! conformance {
@@ -295,10 +311,11 @@ conformance! {
 
 /// The cases Tansu runs too (through rdkafka, one broker per case: a case that cuts the network off
 /// freezes it). Not on Tansu: the three-broker cases (one broker), the produce-error cases and the
-/// zombie case (it cannot be told to answer with errors), the log-start case (its memory storage has
-/// no retention to trigger), and the fencing case: Tansu 0.6 neither fences the older producer nor
-/// completes its commit (EndTxn goes unanswered until the client times out), which no Kafka does.
-/// Like the embedded broker, it shows aborted records to read_committed readers.
+/// zombie case (it cannot be told to answer with errors) and the log-start case (its memory storage has
+/// no retention to trigger). Where Tansu 0.6 departs from Kafka, [`Limits`] says so and the case asserts
+/// what it does: it shows aborted records to read_committed readers (no abort markers), and it neither
+/// fences the older producer of a transactional id nor completes its commit (EndTxn goes unanswered
+/// until the client gives up), which no Kafka does.
 macro_rules! on_tansu {
     ($($case:ident),* $(,)?) => {
         mod rdkafka_tansu {
@@ -323,10 +340,13 @@ on_tansu! {
     cooperative_member_gives_up_only_the_partitions_that_move,
     committed_transaction_is_visible_with_its_offsets,
     aborted_transaction_is_hidden_from_read_committed_readers,
+    second_instance_fences_the_first,
+    end_offset_counts_every_record_of_a_batch,
 }
 
 conformance! {
     sim, rdkafka, 1;
+    end_offset_counts_every_record_of_a_batch,
     produce_then_fetch_in_offset_order,
     second_member_splits_the_partitions,
     leaving_member_hands_its_partitions_over,
@@ -342,6 +362,59 @@ conformance! {
     retried_batches_keep_partition_order_and_are_appended_once,
     delivery_outlasting_its_timeout_is_reported_failed,
     member_behind_the_log_start_resumes_there,
+}
+
+/// Records sent in one go share produce batches: the partition's end offset is one past the last of
+/// them, and a log reader, which reads up to the end offsets as Kafka Connect's `KafkaBasedLog` does
+/// (the worker's internal topics), reads every one.
+async fn end_offset_counts_every_record_of_a_batch(env: Env) {
+    const RECORDS: i64 = 100;
+    let all = create_topic(&env, "batched", 1).await;
+    let mut handle = env
+        .kafka
+        .producer(&ClientSettings::new())
+        .expect("a producer");
+    for seq in 0..RECORDS {
+        let sent = Sent::new(0, seq);
+        let record = ProduceRecord {
+            topic: "batched",
+            partition: Some(0),
+            key: Some(sent.key.as_bytes()),
+            value: Some(sent.value.as_bytes()),
+            headers: &sent.headers,
+            timestamp: Some(sent.timestamp),
+        };
+        handle
+            .producer
+            .send(&record, seq as u64)
+            .expect("queue a record");
+    }
+    let offsets: Vec<i64> = await_reports(&mut handle, RECORDS as usize)
+        .await
+        .into_values()
+        .map(|report| report.expect("delivered").1)
+        .collect();
+    assert_eq!(offsets, (0..RECORDS).collect::<Vec<_>>());
+    let admin = env.kafka.admin().expect("an admin client");
+    let end = admin.end_offsets(&all).await.expect("end offsets")[&all[0]];
+    let mut reader = env
+        .kafka
+        .log_reader(&ClientSettings::new())
+        .expect("a log reader");
+    let read = reader
+        .read_to_end(&all, DEADLINE)
+        .await
+        .expect("read to the end");
+    if env.limits.exact_end_offsets {
+        assert_eq!(end, RECORDS, "the end offset");
+        assert_eq!(read.len(), RECORDS as usize, "records read to the end");
+    } else {
+        assert!(
+            end < RECORDS && read.len() == end as usize,
+            "Tansu's end offset counts batches short: {end} for {RECORDS} records, {} read",
+            read.len()
+        );
+    }
 }
 
 /// Records produced to explicit partitions are acknowledged at consecutive offsets per partition, and a
@@ -879,25 +952,35 @@ async fn second_instance_fences_the_first(env: Env) {
     send_values(&zombie, "txn-fence", &[(0, "zombie")]);
     zombie.producer.flush(DEADLINE).await.expect("flush");
     let successor = transactional(&env, "txn-fence-0").await;
-    let refused = zombie.producer.commit_transaction(DEADLINE).await;
-    if env.limits.fences_older_producers {
-        assert!(
-            matches!(refused, Err(KafkaError::ProducerFenced(_))),
-            "the zombie's commit: {refused:?}"
-        );
-        assert!(
-            matches!(
-                zombie.producer.begin_transaction(),
-                Err(KafkaError::ProducerFenced(_))
-            ),
-            "a fenced producer stays fenced"
-        );
-    } else {
-        assert_eq!(
+    let older = env.limits.older_producer;
+    let wait = match older {
+        OlderProducer::Unanswered => UNANSWERED_COMMIT,
+        OlderProducer::Fenced | OlderProducer::Commits => DEADLINE,
+    };
+    let refused = zombie.producer.commit_transaction(wait).await;
+    match older {
+        OlderProducer::Fenced => {
+            assert!(
+                matches!(refused, Err(KafkaError::ProducerFenced(_))),
+                "the zombie's commit: {refused:?}"
+            );
+            assert!(
+                matches!(
+                    zombie.producer.begin_transaction(),
+                    Err(KafkaError::ProducerFenced(_))
+                ),
+                "a fenced producer stays fenced"
+            );
+        }
+        OlderProducer::Commits => assert_eq!(
             refused,
             Ok(()),
             "the embedded broker does not fence the older producer"
-        );
+        ),
+        OlderProducer::Unanswered => assert!(
+            matches!(refused, Err(KafkaError::Timeout(_))),
+            "Tansu leaves the zombie's commit unanswered: {refused:?}"
+        ),
     }
     successor.producer.begin_transaction().expect("begin");
     send_values(&successor, "txn-fence", &[(0, "successor")]);
@@ -907,13 +990,14 @@ async fn second_instance_fences_the_first(env: Env) {
         .await
         .expect("the successor commits");
     let committed = read_values(&env, "read_committed", &all).await;
-    if env.limits.fences_older_producers && env.limits.hides_aborted_records {
+    if older == OlderProducer::Fenced && env.limits.hides_aborted_records {
         assert_eq!(committed, ["successor"]);
     } else {
         assert_eq!(
             committed,
             ["zombie", "successor"],
-            "the embedded broker lets the zombie commit"
+            "the zombie's record shows: the embedded broker lets it commit, and neither it nor \
+             Tansu writes the marker of the abort the successor's registration makes"
         );
     }
 }
@@ -946,7 +1030,7 @@ async fn zombie_recovering_from_a_failed_transaction_does_not_fence_its_successo
     );
     let successor = transactional(&env, "txn-recover-0").await;
     let recovery = zombie.producer.abort_transaction(DEADLINE).await;
-    if env.limits.fences_older_producers {
+    if env.limits.older_producer == OlderProducer::Fenced {
         assert!(
             matches!(recovery, Err(KafkaError::ProducerFenced(_))),
             "the zombie's recovery: {recovery:?}"
@@ -1268,7 +1352,8 @@ where
                 refuses_commits_while_rebalancing: false,
                 hides_aborted_records: true,
                 stores_transactional_offsets: true,
-                fences_older_producers: true,
+                older_producer: OlderProducer::Fenced,
+                exact_end_offsets: true,
             },
             network: Network::Simulated(brokers),
             faults: Some(faults),
@@ -1294,7 +1379,8 @@ fn on_embedded_broker(brokers: i32) -> Env {
             refuses_commits_while_rebalancing: true,
             hides_aborted_records: false,
             stores_transactional_offsets: false,
-            fences_older_producers: false,
+            older_producer: OlderProducer::Commits,
+            exact_end_offsets: true,
         },
         network: Network::Embedded(broker),
     }
@@ -1317,7 +1403,8 @@ fn on_tansu() -> Env {
             refuses_commits_while_rebalancing: false,
             hides_aborted_records: false,
             stores_transactional_offsets: true,
-            fences_older_producers: false,
+            older_producer: OlderProducer::Unanswered,
+            exact_end_offsets: false,
         },
         network: Network::Tansu(broker),
     }
