@@ -370,19 +370,7 @@ async fn end_offset_counts_every_record_of_a_batch(env: Env) {
         .producer(&ClientSettings::new())
         .expect("a producer");
     for seq in 0..RECORDS {
-        let sent = Sent::new(0, seq);
-        let record = ProduceRecord {
-            topic: "batched",
-            partition: Some(0),
-            key: Some(sent.key.as_bytes()),
-            value: Some(sent.value.as_bytes()),
-            headers: &sent.headers,
-            timestamp: Some(sent.timestamp),
-        };
-        handle
-            .producer
-            .send(&record, seq as u64)
-            .expect("queue a record");
+        send_one(&handle, "batched", 0, seq, seq as u64);
     }
     let offsets: Vec<i64> = await_reports(&mut handle, RECORDS as usize)
         .await
@@ -1514,21 +1502,32 @@ fn send_round(
 ) -> Vec<i32> {
     (0..partitions)
         .inspect(|&partition| {
-            let sent = Sent::new(partition, seq);
-            let record = ProduceRecord {
+            send_one(
+                handle,
                 topic,
-                partition: Some(partition),
-                key: Some(sent.key.as_bytes()),
-                value: Some(sent.value.as_bytes()),
-                headers: &sent.headers,
-                timestamp: Some(sent.timestamp),
-            };
-            handle
-                .producer
-                .send(&record, first_token + partition as u64)
-                .expect("queue a record");
+                partition,
+                seq,
+                first_token + partition as u64,
+            );
         })
         .collect()
+}
+
+/// Queues record `seq` of `partition`, as [`Sent::new`] makes it, under `token`.
+fn send_one(handle: &ProducerHandle, topic: &str, partition: i32, seq: i64, token: u64) {
+    let sent = Sent::new(partition, seq);
+    let record = ProduceRecord {
+        topic,
+        partition: Some(partition),
+        key: Some(sent.key.as_bytes()),
+        value: Some(sent.value.as_bytes()),
+        headers: &sent.headers,
+        timestamp: Some(sent.timestamp),
+    };
+    handle
+        .producer
+        .send(&record, token)
+        .expect("queue a record");
 }
 
 /// Waits for `count` delivery reports, each token reported once; (partition, offset) or the error per
