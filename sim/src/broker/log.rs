@@ -328,25 +328,43 @@ impl Logs {
 
     /// The records a read_committed reader sees in a partition, in offset order.
     pub fn committed_records(&self, tp: &Tp) -> impl Iterator<Item = Committed<'_>> {
-        self.entries(tp)
+        self.committed_records_from(tp, 0).0
+    }
+
+    /// The records a read_committed reader sees in a partition from offset `from` on, and the offset
+    /// where it stops: the last stable offset (the first record of a transaction still open), or the log
+    /// end. What such a reader sees below it never changes (the log only grows, and only open
+    /// transactions end), so a reader following the log goes on from there.
+    pub fn committed_records_from(
+        &self,
+        tp: &Tp,
+        from: i64,
+    ) -> (impl Iterator<Item = Committed<'_>>, i64) {
+        let entries = self.entries(tp);
+        let start = usize::try_from(from).unwrap_or(0).min(entries.len());
+        let stable = entries[start..]
+            .iter()
+            .position(is_pending)
+            .map_or(entries.len(), |pending| start + pending);
+        let records = entries[start..stable]
             .iter()
             .enumerate()
-            .take_while(|(_, entry)| !is_pending(entry))
-            .filter_map(|(offset, entry)| match entry {
+            .filter_map(move |(i, entry)| match entry {
                 Entry::Data {
                     record,
                     visibility: Visibility::Visible(at),
                     producer_id,
                     epoch,
                 } => Some(Committed {
-                    offset: offset as i64,
+                    offset: (start + i) as i64,
                     record,
                     visible_at: *at,
                     producer_id: *producer_id,
                     epoch: *epoch,
                 }),
                 _ => None,
-            })
+            });
+        (records, stable as i64)
     }
 
     /// Offsets from `from` on of the records that are visible or may still become visible (in open

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::cluster::{Commit, GroupInvariants, Ownership};
 use super::durability::Durability;
+use super::visible::VisibleIds;
 use super::{kafka_positions, Anomaly, AnomalyKind};
 use crate::broker::{ClusterEvent, Logs};
 use crate::protocol::Tp;
@@ -24,6 +25,8 @@ pub struct CommitChecks {
     groups: GroupInvariants,
     /// Per stream, the highest seq such that it and every seq before it were in Kafka at a commit.
     verified: BTreeMap<i64, i64>,
+    /// The source records in Kafka, followed from commit to commit.
+    visible: VisibleIds,
     /// (stream, first seq missing from Kafka, committed seq) seen at source commits, judged at the end.
     early: BTreeSet<(i64, i64, i64)>,
     /// Per stream, every source commit: when, and the seq it covers.
@@ -54,6 +57,7 @@ impl CommitChecks {
             anomalies: Vec::new(),
             groups: GroupInvariants::default(),
             verified: BTreeMap::new(),
+            visible: VisibleIds::default(),
             early: BTreeSet::new(),
             source_commits: BTreeMap::new(),
             inits: BTreeMap::new(),
@@ -145,9 +149,6 @@ impl CommitChecks {
         }
     }
 
-    /// A source commit of `seq` for `stream` at `at` needs every record up to it in Kafka. What is missing
-    /// now is judged at the end: a record that arrived later was committed before it was durable, one that
-    /// never did is lost.
     /// An operator set streams' source offsets (`seq` -1: removed, the source starts the stream over):
     /// what the source delivers after it is judged against these, not against its earlier commits.
     pub fn on_source_offsets_altered(&mut self, at: Duration, altered: &[(i64, i64)]) {
@@ -159,8 +160,13 @@ impl CommitChecks {
         }
     }
 
+    /// A source commit of `seq` for `stream` at `at` needs every record up to it in Kafka. What is missing
+    /// now is judged at the end: a record that arrived later was committed before it was durable, one that
+    /// never did is lost.
     pub fn on_source_commit(&mut self, at: Duration, logs: &Logs, commits: &[(i64, i64)]) {
-        let positions = kafka_positions(logs, &self.scenario);
+        let scenario = &self.scenario;
+        self.visible
+            .update(logs, &self.topic, |value| scenario.identify(value));
         for &(stream, seq) in commits {
             self.source_commits
                 .entry(stream)
@@ -169,7 +175,7 @@ impl CommitChecks {
             let verified = self.verified.entry(stream).or_insert(-1);
             // A record the source's converter refused is never in Kafka; its offset is committed anyway.
             while *verified < seq
-                && (positions.contains_key(&(stream, *verified + 1))
+                && (self.visible.contains((stream, *verified + 1))
                     || self.scenario.refused_by_source(*verified + 1))
             {
                 *verified += 1;

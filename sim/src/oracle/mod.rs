@@ -59,6 +59,7 @@ pub mod reports;
 pub mod retention;
 pub mod slow_calls;
 pub mod upserts;
+pub mod visible;
 
 pub use commits::{CommitChecks, ZombieWrite};
 pub use durability::{durable_end, Durability};
