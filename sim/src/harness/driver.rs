@@ -205,7 +205,7 @@ pub fn run_planned(
         ..BrokerConfig::default()
     }));
     let durability = match scenario.workload {
-        Workload::Sequences => Durability::Store(store.clone()),
+        Workload::Sequences => Durability::store(store.clone()),
         Workload::Files => Durability::files(shared.ledger.clone()),
     };
     let journal: SharedJournal = Arc::new(Mutex::new(Journal {

@@ -62,7 +62,7 @@ pub mod upserts;
 pub mod visible;
 
 pub use commits::{CommitChecks, ZombieWrite};
-pub use durability::{durable_end, Durability};
+pub use durability::Durability;
 pub use retention::RetentionEvidence;
 
 use std::collections::{BTreeMap, BTreeSet};
