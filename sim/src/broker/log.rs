@@ -410,24 +410,31 @@ fn is_live(entry: &Entry) -> bool {
     )
 }
 
+/// A batch of records with these values, for tests of what reads the logs.
+#[cfg(test)]
+pub(crate) fn test_batch(tp: Tp, sequence: i64, values: &[&[u8]]) -> ProduceBatch {
+    ProduceBatch {
+        tp,
+        base_sequence: sequence,
+        records: values
+            .iter()
+            .map(|v| Record {
+                key: None,
+                value: Some(v.to_vec()),
+                headers: Vec::new(),
+                timestamp: 0,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn batch(sequence: i64, values: &[&str]) -> ProduceBatch {
-        ProduceBatch {
-            tp: Tp::new("t", 0),
-            base_sequence: sequence,
-            records: values
-                .iter()
-                .map(|v| Record {
-                    key: None,
-                    value: Some(v.as_bytes().to_vec()),
-                    headers: Vec::new(),
-                    timestamp: 0,
-                })
-                .collect(),
-        }
+        let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        test_batch(Tp::new("t", 0), sequence, &values)
     }
 
     fn values(read: &Read) -> Vec<String> {

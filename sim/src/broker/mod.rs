@@ -17,6 +17,8 @@ mod txn;
 
 pub use group::{Departure, GroupChange};
 pub use layout::{Layout, CONSUMER_OFFSETS, TRANSACTION_STATE};
+#[cfg(test)]
+pub(crate) use log::test_batch;
 pub use log::{Committed, Entry, Logs, Visibility};
 pub use produce_errors::ProduceErrors;
 pub use server::serve;

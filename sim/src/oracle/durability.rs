@@ -87,16 +87,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::protocol::{ProduceBatch, Record};
-
-    fn record(value: &[u8]) -> Record {
-        Record {
-            key: None,
-            value: Some(value.to_vec()),
-            headers: Vec::new(),
-            timestamp: 0,
-        }
-    }
+    use crate::broker::test_batch;
 
     #[test]
     fn the_durable_prefix_moves_past_what_owes_nothing_and_waits_for_what_is_missing() {
@@ -105,11 +96,7 @@ mod tests {
         logs.create("t", 1).unwrap();
         let producer = logs.new_producer_id();
         // Offset 1 is not UTF-8: the sink refuses it, so it never becomes durable and owes nothing.
-        let batch = ProduceBatch {
-            tp: tp.clone(),
-            base_sequence: 0,
-            records: vec![record(b"a"), record(&[0xff]), record(b"c"), record(b"d")],
-        };
+        let batch = test_batch(tp.clone(), 0, &[b"a", &[0xff], b"c", b"d"]);
         logs.append(producer, 0, false, batch, Duration::ZERO)
             .unwrap();
         let store = Arc::new(DestinationStore::default());

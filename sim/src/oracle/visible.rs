@@ -53,7 +53,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::protocol::{ProduceBatch, Record};
+    use crate::broker::test_batch;
+    use crate::protocol::ProduceBatch;
 
     /// Values are "stream:seq"; anything else is not a source record.
     fn identify(value: &[u8]) -> Option<(i64, i64)> {
@@ -62,19 +63,8 @@ mod tests {
     }
 
     fn batch(partition: i32, sequence: i64, values: &[&str]) -> ProduceBatch {
-        ProduceBatch {
-            tp: Tp::new("t", partition),
-            base_sequence: sequence,
-            records: values
-                .iter()
-                .map(|v| Record {
-                    key: None,
-                    value: Some(v.as_bytes().to_vec()),
-                    headers: Vec::new(),
-                    timestamp: 0,
-                })
-                .collect(),
-        }
+        let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        test_batch(Tp::new("t", partition), sequence, &values)
     }
 
     /// What a reader of the whole topic sees now.
