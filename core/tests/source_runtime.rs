@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use common::{lock, props, Cluster, Probes, BYTES_CONVERTER, JSON_CONVERTER};
 use serde_json::json;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ConnectorPlugin, Header, PluginRegistry,
-    RecordMetadata, SourceConnector, SourceMap, SourceOffset, SourcePartition, SourceRecord,
-    SourceTask, SourceTaskContext,
+    CommitRecordReads, ConnectError, Connector, ConnectorContext, ConnectorPlugin, Header,
+    PluginRegistry, RecordMetadata, SourceConnector, SourceMap, SourceOffset, SourcePartition,
+    SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Schema, SchemaBuilder, SchemaType, Struct, Value};
@@ -34,8 +34,8 @@ struct SourceProbe {
     acks: Mutex<Vec<(SourceRecord, Option<RecordMetadata>)>>,
     commits: AtomicUsize,
     stops: AtomicUsize,
-    /// Set when the task is to say that its `commit_record` reads no keys, values or headers.
-    reads_no_data: AtomicBool,
+    /// What the task says its `commit_record` reads.
+    reads: Mutex<CommitRecordReads>,
     /// At most this many records per `poll` when set.
     per_poll: AtomicUsize,
 }
@@ -137,8 +137,8 @@ impl SourceTask for ProbeSourceTask {
         Ok(())
     }
 
-    fn commit_record_reads_data(&self) -> bool {
-        !self.probe().reads_no_data.load(Ordering::SeqCst)
+    fn commit_record_reads(&self) -> CommitRecordReads {
+        *lock(&self.probe().reads)
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
@@ -250,7 +250,7 @@ async fn a_task_that_reads_no_data_in_commit_record_is_told_of_records_without_i
     let cluster = Cluster::start();
     cluster.create_topic("lean", 1);
     let probe = PROBES.create("lean");
-    probe.reads_no_data.store(true, Ordering::SeqCst);
+    *lock(&probe.reads) = CommitRecordReads::NoData;
     probe.push((0..10).map(|i| SourceRecord {
         key: Data::string(format!("key-{i}")),
         headers: vec![Header {
@@ -278,6 +278,31 @@ async fn a_task_that_reads_no_data_in_commit_record_is_told_of_records_without_i
         assert_eq!(at.key.as_deref(), Some(format!("key-{i}").as_bytes()));
         assert_eq!(at.headers.len(), 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_commit_record_reads_nothing_is_not_told_and_its_offsets_commit() {
+    let cluster = Cluster::start();
+    cluster.create_topic("untold", 1);
+    let probe = PROBES.create("untold");
+    *lock(&probe.reads) = CommitRecordReads::Nothing;
+    probe.push((0..10).map(|i| line("a", i, "untold")));
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("untold")]);
+    common::wait_until("the last record's offset in the offset file", || {
+        cluster.stored_source_offset("untold", &file("a")) == Some(json!({"position": 9}))
+    })
+    .await;
+    let stored = cluster.read("untold", 1, 10).await;
+    worker.stop().await.expect("a clean stop");
+
+    let values: Vec<&str> = stored.iter().map(|r| text(&r.value)).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("a-{i}")).collect();
+    assert_eq!(values, expected);
+    assert!(
+        probe.acks().is_empty(),
+        "commit_record was called: {:?}",
+        probe.acks()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, SourceConnector, SourceMap,
-    SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+    CommitRecordReads, ConnectError, Connector, ConnectorContext, ExactlyOnceSupport,
+    SourceConnector, SourceMap, SourceOffset, SourcePartition, SourceRecord, SourceTask,
+    SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType, ParsedConfig};
 use sluice_core::data::Data;
@@ -563,9 +564,9 @@ impl SourceTask for FileStreamSourceTask {
         }
     }
 
-    /// Its `commit_record` is the default, which reads nothing: records need not be kept whole.
-    fn commit_record_reads_data(&self) -> bool {
-        false
+    /// Its `commit_record` is the default, which reads nothing: nothing of a record is kept for it.
+    fn commit_record_reads(&self) -> CommitRecordReads {
+        CommitRecordReads::Nothing
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {

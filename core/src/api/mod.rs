@@ -20,4 +20,4 @@ pub use record::{
 };
 pub use registry::{ConnectorPlugin, PluginRegistry};
 pub use sink::{ErrantRecordReporter, SinkTask, SinkTaskContext, SinkTaskControl};
-pub use source::{OffsetStorageReader, SourceTask, SourceTaskContext};
+pub use source::{CommitRecordReads, OffsetStorageReader, SourceTask, SourceTaskContext};

@@ -58,7 +58,7 @@ impl SourceRecord {
     }
 
     /// The record without its key, value and headers: what `commit_record` is given by a task that
-    /// does not read them ([`SourceTask::commit_record_reads_data`](super::SourceTask::commit_record_reads_data)).
+    /// does not read them ([`CommitRecordReads::NoData`](super::CommitRecordReads::NoData)).
     pub fn without_data(self) -> SourceRecord {
         SourceRecord {
             key: Data::NULL,

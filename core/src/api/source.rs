@@ -72,15 +72,27 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
-    /// Whether [`commit_record`](SourceTask::commit_record) reads the key, value and headers of the
-    /// records it is given; asked once, after `start`. A task that answers `false` gets its records in
-    /// `commit_record` with null keys and values and no headers (topic, partitions and offsets stay), and
-    /// the runtime frees each record's data as soon as it is sent instead of keeping it until Kafka
-    /// acknowledges it: less memory in flight, and a faster task (the data is freed while still in the
-    /// cache, by the thread that built it).
-    fn commit_record_reads_data(&self) -> bool {
-        true
+    /// What [`commit_record`](SourceTask::commit_record) reads of the records it is given; asked once,
+    /// after `start`. The less it reads, the less the runtime keeps of each record between sending it
+    /// and Kafka's acknowledgement (thousands of records are in flight): less memory, and a faster task.
+    fn commit_record_reads(&self) -> CommitRecordReads {
+        CommitRecordReads::Everything
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError>;
+}
+
+/// What a source task's [`SourceTask::commit_record`] reads of the records it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitRecordReads {
+    /// The whole record: it is kept whole until Kafka acknowledges it.
+    #[default]
+    Everything,
+    /// The topic, partitions, offsets and timestamp, not the key, value and headers: the runtime
+    /// frees a record's data as soon as it is sent (by the thread that built it, while still in the
+    /// cache), and `commit_record` gets null keys and values and no headers.
+    NoData,
+    /// Nothing: the task keeps the default `commit_record`, which the runtime then never calls. It
+    /// keeps of a sent record only its place among its source partition's offsets.
+    Nothing,
 }

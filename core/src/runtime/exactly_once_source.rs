@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{
-    ConnectError, RecordMetadata, SourceOffset, SourcePartition, SourceRecord, SourceTask,
-    SourceTaskContext,
+    CommitRecordReads, ConnectError, RecordMetadata, SourceOffset, SourcePartition, SourceRecord,
+    SourceTask, SourceTaskContext,
 };
 use crate::config::ConfigMap;
 use crate::kafka::{
@@ -126,8 +126,8 @@ pub struct ExactlyOnceSourceRunner {
     admin: Arc<dyn Admin>,
     offsets_topic: String,
     in_flight: InFlight<SourceRecord>,
-    /// Whether the task's `commit_record` reads keys and values (asked after `start`).
-    commit_record_reads_data: bool,
+    /// What the task's `commit_record` reads (asked after `start`).
+    commit_record_reads: CommitRecordReads,
     /// The connector's pause: while paused, the task is not polled.
     pause: PauseSignal,
     /// A transaction is open.
@@ -174,7 +174,7 @@ impl ExactlyOnceSourceRunner {
             admin: setup.admin,
             offsets_topic: setup.offsets_topic,
             in_flight: InFlight::default(),
-            commit_record_reads_data: true,
+            commit_record_reads: CommitRecordReads::Everything,
             pause: PauseSignal::never(),
             open: false,
             offsets: BTreeMap::new(),
@@ -197,7 +197,7 @@ impl ExactlyOnceSourceRunner {
             .start(context)
             .await
             .map_err(|e| self.fail("start", e))?;
-        self.commit_record_reads_data = self.task.commit_record_reads_data();
+        self.commit_record_reads = self.task.commit_record_reads();
         tracing::info!(task = %self.id, "exactly-once source task started");
         let mut outcome = self.run_until_stopped(&mut shutdown).await;
         if outcome.is_ok() {
@@ -452,9 +452,9 @@ impl ExactlyOnceSourceRunner {
             drop(sent);
             self.track_offset(&record);
             // Kept for `commit_record`: whole if the task reads the data, its data freed now otherwise.
-            let kept = match self.commit_record_reads_data {
-                true => record,
-                false => record.without_data(),
+            let kept = match self.commit_record_reads {
+                CommitRecordReads::Everything => record,
+                CommitRecordReads::NoData | CommitRecordReads::Nothing => record.without_data(),
             };
             self.in_flight.insert(token, kept);
         }
@@ -593,7 +593,9 @@ impl ExactlyOnceSourceRunner {
             self.on_delivery(delivery)?;
         }
         tracing::debug!(task = %self.id, partitions = offsets.len(), records = self.acknowledged.len(), "committed a transaction");
-        for (record, metadata) in std::mem::take(&mut self.acknowledged) {
+        let acknowledged = std::mem::take(&mut self.acknowledged);
+        let told = self.commit_record_reads != CommitRecordReads::Nothing;
+        for (record, metadata) in acknowledged.into_iter().filter(|_| told) {
             if let Err(e) = self.task.commit_record(&record, metadata.as_ref()) {
                 tracing::warn!(task = %self.id, error = %e, "commit_record failed");
             }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::connector_config::ConnectorConfig;
 use super::repeated::Repeated;
 use super::tolerance::{Failure, RetryPolicy};
-use crate::api::{Header, SinkRecord, SourceRecord};
+use crate::api::{Header, SinkRecord, SourceOffset, SourcePartition, SourceRecord};
 use crate::convert::{ConvertError, Converter, HeaderConverter};
 use crate::data::Data;
 use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, ProduceRecord, Producer, SendError};
@@ -243,10 +243,16 @@ pub fn consumed_content(record: &ConsumedRecord) -> String {
 
 /// A source record, named by its topic and its place in the source.
 pub fn describe(record: &SourceRecord) -> String {
-    format!(
-        "the record for topic {} from source partition {} at offset {}",
-        record.topic, record.source_partition, record.source_offset
+    describe_parts(
+        &record.topic,
+        &record.source_partition,
+        &record.source_offset,
     )
+}
+
+/// [`describe`] from a record's topic, source partition and offset.
+pub fn describe_parts(topic: &str, partition: &SourcePartition, offset: &SourceOffset) -> String {
+    format!("the record for topic {topic} from source partition {partition} at offset {offset}")
 }
 
 /// Hands a record to the producer, waiting for room in its queue as long as it is full.

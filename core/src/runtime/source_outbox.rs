@@ -12,15 +12,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{ConnectError, SourceOffset, SourcePartition, SourceRecord};
-use crate::data::Data;
+use crate::api::{CommitRecordReads, ConnectError, SourceOffset, SourcePartition, SourceRecord};
 use crate::kafka::{KafkaError, Producer};
 
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
 use super::in_flight::InFlight;
 use super::records::{
-    convert_error, describe, log_skipped, send_when_room, transform_error, transform_source,
+    convert_error, describe, describe_parts, log_skipped, send_when_room, transform_error,
+    transform_source,
 };
 use super::repeated::Repeated;
 use super::status::TaskCounter;
@@ -51,9 +51,8 @@ struct Dispatch {
     topics: TopicCreator,
     submitted: SubmittedRecords,
     in_flight: InFlight<Pending>,
-    /// Whether the task's `commit_record` reads keys and values: if not, a record's data is freed
-    /// as soon as it is sent.
-    keep_data: bool,
+    /// What the task's `commit_record` reads, and so what is kept of each record in flight.
+    reads: CommitRecordReads,
     /// Records the converter refused (skipped under `errors.tolerance=all`).
     refused: Repeated,
     /// Where records that cannot be transformed or converted go, if anywhere.
@@ -69,57 +68,25 @@ struct Pending {
     dead_letter: bool,
 }
 
-/// What is kept of a sent record for the task's `commit_record`. Small when the task does not read
-/// the data: a source has thousands of records in flight, and each acknowledgement reads its entry
-/// long after it was written, from memory rather than the cache.
+/// What is kept of a sent record for the task's `commit_record`: no more than it reads. A source has
+/// thousands of records in flight, and each acknowledgement reads its entry long after it was
+/// written, from memory rather than the cache: entries stay small.
 enum Kept {
-    Whole(Box<SourceRecord>),
-    /// A record without its key, value and headers.
-    Bare {
-        partition: SourcePartition,
-        offset: SourceOffset,
-        topic: Arc<str>,
-        kafka_partition: Option<i32>,
-        timestamp: Option<i64>,
-    },
+    /// The record, whole or without its data, for a `commit_record` that reads it.
+    Record(Box<SourceRecord>),
+    /// Only its topic (its partition and offset are in the submitted records), for a task whose
+    /// `commit_record` reads nothing: enough to say which record Kafka refused.
+    Topic(Arc<str>),
 }
 
-impl Kept {
-    fn of(record: SourceRecord, keep_data: bool) -> Kept {
-        if keep_data {
-            return Kept::Whole(Box::new(record));
-        }
-        Kept::Bare {
-            partition: record.source_partition,
-            offset: record.source_offset,
-            topic: record.topic,
-            kafka_partition: record.kafka_partition,
-            timestamp: record.timestamp,
-        }
-    }
-
-    /// The record as `commit_record` gets it.
-    fn into_record(self) -> SourceRecord {
-        match self {
-            Kept::Whole(record) => *record,
-            Kept::Bare {
-                partition,
-                offset,
-                topic,
-                kafka_partition,
-                timestamp,
-            } => SourceRecord {
-                source_partition: partition,
-                source_offset: offset,
-                topic,
-                kafka_partition,
-                key: Data::NULL,
-                value: Data::NULL,
-                headers: Vec::new(),
-                timestamp,
-            },
-        }
-    }
+/// A record Kafka acknowledged, or refused.
+pub struct Acknowledged {
+    /// The record as the task's `commit_record` gets it; `None` if `commit_record` reads nothing.
+    pub record: Option<SourceRecord>,
+    /// Its dead letter was sent instead.
+    pub dead_letter: bool,
+    /// Which record it was, for the error when Kafka did not store it.
+    pub refused: Option<String>,
 }
 
 /// What became of the record at the front of the unsent queue.
@@ -154,7 +121,7 @@ impl Outbox {
                 topics: setup.topics,
                 submitted: SubmittedRecords::new(),
                 in_flight: InFlight::default(),
-                keep_data: true,
+                reads: CommitRecordReads::Everything,
                 refused: Repeated::default(),
                 dead_letters: setup.dead_letters,
             },
@@ -166,9 +133,9 @@ impl Outbox {
         self.dispatch.status = status;
     }
 
-    /// Whether records are kept whole until acknowledged, for a `commit_record` that reads them.
-    pub fn keep_data(&mut self, keep: bool) {
-        self.dispatch.keep_data = keep;
+    /// Keeps of each record in flight what the task's `commit_record` reads.
+    pub fn keep_for(&mut self, reads: CommitRecordReads) {
+        self.dispatch.reads = reads;
     }
 
     /// Queues a poll's records for sending.
@@ -221,29 +188,30 @@ impl Outbox {
             };
             match sent {
                 Sent::Produced(token) => {
-                    let handle = self.dispatch.track(&record);
-                    let record = Kept::of(record, self.dispatch.keep_data);
-                    let pending = Pending {
-                        record,
-                        handle,
-                        dead_letter: false,
-                    };
+                    let pending = self.dispatch.pending(record, false);
                     self.dispatch.in_flight.insert(token, pending);
                 }
                 Sent::DeadLettered(token) => {
-                    let handle = self.dispatch.track(&record);
-                    let pending = Pending {
-                        record: Kept::of(record, true),
-                        handle,
-                        dead_letter: true,
-                    };
+                    let pending = self.dispatch.pending(record, true);
                     self.dispatch.in_flight.insert(token, pending);
                 }
                 Sent::Skipped => {
-                    if let Some(handle) = self.dispatch.track(&record) {
+                    let handle = match self.dispatch.reads {
+                        CommitRecordReads::Nothing => self
+                            .dispatch
+                            .track(record.source_partition, record.source_offset),
+                        _ => {
+                            let handle = self.dispatch.track(
+                                record.source_partition.clone(),
+                                record.source_offset.clone(),
+                            );
+                            self.skipped.push(record);
+                            handle
+                        }
+                    };
+                    if let Some(handle) = handle {
                         self.dispatch.submitted.ack(handle);
                     }
-                    self.skipped.push(record);
                 }
             }
         }
@@ -251,19 +219,33 @@ impl Outbox {
     }
 
     /// Takes the record sent with `token` off the in-flight list, its offset committable if Kafka
-    /// `stored` it, and hands it to `then` with whether it was sent as a dead letter. `None` if the
-    /// token was already acknowledged.
-    pub fn delivered<R>(
-        &mut self,
-        token: u64,
-        stored: bool,
-        then: impl FnOnce(&SourceRecord, bool) -> R,
-    ) -> Option<R> {
+    /// `stored` it. `None` if the token was already acknowledged.
+    pub fn delivered(&mut self, token: u64, stored: bool) -> Option<Acknowledged> {
         let pending = self.dispatch.in_flight.take(token)?;
-        if let (true, Some(handle)) = (stored, pending.handle) {
-            self.dispatch.submitted.ack(handle);
-        }
-        Some(then(&pending.record.into_record(), pending.dead_letter))
+        let submitted = &mut self.dispatch.submitted;
+        let refused = match (stored, pending.handle) {
+            (true, Some(handle)) => {
+                submitted.ack(handle);
+                None
+            }
+            (true, None) => None,
+            (false, handle) => Some(match &pending.record {
+                Kept::Record(record) => describe(record),
+                Kept::Topic(topic) => match handle.and_then(|h| submitted.get(h)) {
+                    Some((partition, offset)) => describe_parts(topic, partition, offset),
+                    None => format!("a record for topic {topic}"),
+                },
+            }),
+        };
+        let record = match pending.record {
+            Kept::Record(record) => Some(*record),
+            Kept::Topic(_) => None,
+        };
+        Some(Acknowledged {
+            record,
+            dead_letter: pending.dead_letter,
+            refused,
+        })
     }
 }
 
@@ -355,16 +337,39 @@ impl Dispatch {
         Ok(Sent::DeadLettered(token))
     }
 
-    /// Registers a record whose offset is to be committed once acknowledged. Records without a source
-    /// partition (stdin, say) have no offset to commit and are not tracked, as in Kafka Connect.
-    fn track(&mut self, record: &SourceRecord) -> Option<Submitted> {
-        if record.source_partition.is_empty() {
-            return None;
-        }
-        Some(self.submitted.submit(
+    /// Tracks a sent record and keeps what the task's `commit_record` reads of it until Kafka
+    /// acknowledges it (a dead-lettered record whole, for a task that reads records at all).
+    fn pending(&mut self, record: SourceRecord, dead_letter: bool) -> Pending {
+        let record = match (self.reads, dead_letter) {
+            (CommitRecordReads::Nothing, _) => {
+                let handle = self.track(record.source_partition, record.source_offset);
+                return Pending {
+                    record: Kept::Topic(record.topic),
+                    handle,
+                    dead_letter,
+                };
+            }
+            (CommitRecordReads::Everything, _) | (CommitRecordReads::NoData, true) => record,
+            (CommitRecordReads::NoData, false) => record.without_data(),
+        };
+        let handle = self.track(
             record.source_partition.clone(),
             record.source_offset.clone(),
-        ))
+        );
+        Pending {
+            record: Kept::Record(Box::new(record)),
+            handle,
+            dead_letter,
+        }
+    }
+
+    /// Registers a record whose offset is to be committed once acknowledged. Records without a source
+    /// partition (stdin, say) have no offset to commit and are not tracked, as in Kafka Connect.
+    fn track(&mut self, partition: SourcePartition, offset: SourceOffset) -> Option<Submitted> {
+        if partition.is_empty() {
+            return None;
+        }
+        Some(self.submitted.submit(partition, offset))
     }
 
     fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {

@@ -15,7 +15,6 @@ use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::SourceDeadLetters;
 use super::metrics::timed;
 use super::pause::PauseSignal;
-use super::records::describe;
 use super::repeated::Repeated;
 use super::shutdown::Shutdown;
 use super::source_offsets::ConnectorOffsets;
@@ -118,7 +117,7 @@ impl SourceTaskRunner {
             .start(context)
             .await
             .map_err(|e| self.fail("start", e))?;
-        self.outbox.keep_data(self.task.commit_record_reads_data());
+        self.outbox.keep_for(self.task.commit_record_reads());
         tracing::info!(task = %self.id, "source task started");
         let outcome = self.run_until_stopped(&mut shutdown).await;
         let finished = self.finish().await;
@@ -173,7 +172,12 @@ impl SourceTaskRunner {
                 }
                 // A pause drops a pending poll (polls are cancel-safe); a resume polls again.
                 () = self.pause.changed() => {}
-                Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_delivery(delivery).await?,
+                Some(delivery) = self.deliveries.recv(), if !room || paused => {
+                    let mut counts = Acknowledgements::default();
+                    let delivered = self.on_delivery(delivery, &mut counts);
+                    counts.report(&self.status);
+                    delivered?;
+                }
                 sent = polled_and_sent, if poll || send => sent?,
             }
         }
@@ -208,10 +212,16 @@ impl SourceTaskRunner {
 
     /// Serves every delivery report that has arrived.
     async fn take_deliveries(&mut self) -> Result<(), TaskError> {
+        let mut counts = Acknowledgements::default();
+        let mut served = Ok(());
         while let Ok(delivery) = self.deliveries.try_recv() {
-            self.on_delivery(delivery).await?;
+            served = self.on_delivery(delivery, &mut counts);
+            if served.is_err() {
+                break;
+            }
         }
-        Ok(())
+        counts.report(&self.status);
+        served
     }
 
     /// Tells the task of its records that went nowhere (their offsets are committable).
@@ -221,42 +231,47 @@ impl SourceTaskRunner {
         }
     }
 
-    async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
-        let SourceTaskRunner {
-            id,
-            task,
-            outbox,
-            status,
-            undelivered,
-            ..
-        } = self;
-        let stored = delivery.result.is_ok();
-        let acknowledged = outbox.delivered(delivery.token, stored, |record, dead_letter| {
-            match delivery.result {
-                Ok(metadata) => {
-                    if dead_letter {
-                        // The record itself went nowhere: its dead letter is what Kafka stored.
-                        commit_record(id, &mut **task, record, None);
-                        status.metrics().dead_lettered(1, true);
-                    } else {
-                        commit_record(id, &mut **task, record, Some(&metadata));
-                        status.moved(1);
-                        status.metrics().written(1);
+    /// Marks a record acknowledged (its offset committable) and tells the task, or fails if Kafka
+    /// refused it.
+    fn on_delivery(
+        &mut self,
+        delivery: Delivery,
+        counts: &mut Acknowledgements,
+    ) -> Result<(), TaskError> {
+        let Some(acknowledged) = self
+            .outbox
+            .delivered(delivery.token, delivery.result.is_ok())
+        else {
+            return Ok(());
+        };
+        let told = acknowledged.record.as_ref();
+        match delivery.result {
+            Ok(metadata) => {
+                if acknowledged.dead_letter {
+                    // The record itself went nowhere: its dead letter is what Kafka stored.
+                    if let Some(record) = told {
+                        commit_record(&self.id, &mut *self.task, record, None);
                     }
-                    Ok(())
-                }
-                Err(e) => {
-                    if let Some(more) = undelivered.happened() {
-                        tracing::error!(task = %id, record = %describe(record), error = %e, more_since_last_line = more, "Kafka did not accept a record");
+                    counts.dead_lettered += 1;
+                } else {
+                    if let Some(record) = told {
+                        commit_record(&self.id, &mut *self.task, record, Some(&metadata));
                     }
-                    Err(TaskError::Kafka {
-                        task: id.clone(),
-                        source: e,
-                    })
+                    counts.written += 1;
                 }
+                Ok(())
             }
-        });
-        acknowledged.unwrap_or(Ok(()))
+            Err(e) => {
+                if let Some(more) = self.undelivered.happened() {
+                    let record = acknowledged.refused.unwrap_or_default();
+                    tracing::error!(task = %self.id, record = %record, error = %e, more_since_last_line = more, "Kafka did not accept a record");
+                }
+                Err(TaskError::Kafka {
+                    task: self.id.clone(),
+                    source: e,
+                })
+            }
+        }
     }
 
     /// Writes the offsets of the acknowledged prefix to the offset store, then tells the task.
@@ -301,7 +316,9 @@ impl SourceTaskRunner {
             match tokio::time::timeout_at(deadline, self.deliveries.recv()).await {
                 Ok(Some(delivery)) => {
                     // Counted (and logged at a bounded rate) by `on_delivery`, summarised below.
-                    let _ = self.on_delivery(delivery).await;
+                    let mut counts = Acknowledgements::default();
+                    let _ = self.on_delivery(delivery, &mut counts);
+                    counts.report(&self.status);
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!(task = %self.id, outstanding = self.outbox.in_flight(),
@@ -330,6 +347,25 @@ impl SourceTaskRunner {
 
     fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
         source_task_failed(&self.id, stage, error)
+    }
+}
+
+/// Records Kafka acknowledged in a burst of delivery reports, counted once for the burst.
+#[derive(Default)]
+struct Acknowledgements {
+    written: u64,
+    dead_lettered: usize,
+}
+
+impl Acknowledgements {
+    fn report(self, status: &TaskCounter) {
+        if self.written > 0 {
+            status.moved(self.written);
+            status.metrics().written(self.written);
+        }
+        if self.dead_lettered > 0 {
+            status.metrics().dead_lettered(self.dead_lettered, true);
+        }
     }
 }
 

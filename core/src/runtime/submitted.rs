@@ -123,6 +123,18 @@ impl SubmittedRecords {
         }
     }
 
+    /// The source partition and offset of a submitted record not yet committed.
+    pub fn get(&self, handle: Submitted) -> Option<(&SourcePartition, &SourceOffset)> {
+        let index = self
+            .queues
+            .binary_search_by_key(&handle.queue, |queue| queue.id)
+            .ok()?;
+        let queue = self.queues.get(index)?;
+        let position = usize::try_from(handle.seq.checked_sub(queue.head)?).ok()?;
+        let slot = queue.records.get(position)?;
+        Some((&queue.partition, &slot.offset))
+    }
+
     /// Marks a record acknowledged. Acking twice, or a record already committed or unknown, does nothing.
     pub fn ack(&mut self, handle: Submitted) {
         let Ok(index) = self

@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry, RecordMetadata,
-    SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
+    CommitRecordReads, ConnectError, ConnectorPlugin, ExactlyOnceSupport, PluginRegistry,
+    RecordMetadata, SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::ConfigMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,8 +121,8 @@ impl SourceTask for WatchedTask {
         self.inner.commit_record(record, metadata)
     }
 
-    fn commit_record_reads_data(&self) -> bool {
-        self.inner.commit_record_reads_data()
+    fn commit_record_reads(&self) -> CommitRecordReads {
+        self.inner.commit_record_reads()
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {

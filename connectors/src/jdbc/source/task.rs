@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_core::api::{ConnectError, SourceRecord, SourceTask, SourceTaskContext};
+use sluice_core::api::{
+    CommitRecordReads, ConnectError, SourceRecord, SourceTask, SourceTaskContext,
+};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -207,9 +209,9 @@ impl SourceTask for JdbcSourceTask {
         records
     }
 
-    /// Its `commit_record` is the default, which reads nothing: records need not be kept whole.
-    fn commit_record_reads_data(&self) -> bool {
-        false
+    /// Its `commit_record` is the default, which reads nothing: nothing of a record is kept for it.
+    fn commit_record_reads(&self) -> CommitRecordReads {
+        CommitRecordReads::Nothing
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {

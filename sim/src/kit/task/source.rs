@@ -14,8 +14,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice_core::api::{
-    ConnectorPlugin, OffsetStorageReader, RecordMetadata, SourceConnector, SourceOffset,
-    SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+    CommitRecordReads, ConnectorPlugin, OffsetStorageReader, RecordMetadata, SourceConnector,
+    SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::ConfigMap;
 use sluice_core::data::Value;
@@ -346,8 +346,8 @@ impl Driver {
         if count == 0 {
             return;
         }
-        // As the runtime does: a task that does not read the data is told of records without it.
-        let reads_data = task.commit_record_reads_data();
+        // As the runtime does: a task is told of what its `commit_record` reads.
+        let reads = task.commit_record_reads();
         let mut values = Vec::new();
         let mut refused = Vec::new();
         for record in self.in_flight.drain(..count) {
@@ -362,12 +362,15 @@ impl Driver {
                 offset,
                 timestamp: record.timestamp,
             };
-            let told = match reads_data {
-                true => record.clone(),
-                false => record.clone().without_data(),
+            let told = match reads {
+                CommitRecordReads::Everything => Some(record.clone()),
+                CommitRecordReads::NoData => Some(record.clone().without_data()),
+                CommitRecordReads::Nothing => None,
             };
-            if let Err(e) = task.commit_record(&told, Some(&metadata)) {
-                refused.push(format!("commit_record of {value} failed: {e}"));
+            if let Some(told) = told {
+                if let Err(e) = task.commit_record(&told, Some(&metadata)) {
+                    refused.push(format!("commit_record of {value} failed: {e}"));
+                }
             }
             self.acknowledged.insert(
                 record.source_partition.to_string(),
