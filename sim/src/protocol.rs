@@ -376,10 +376,12 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     out: &mut W,
     message: &T,
 ) -> Result<(), FrameError> {
-    let body = bincode::serialize(message)?;
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(u32::MAX))?;
-    out.write_all(&len.to_be_bytes()).await?;
-    out.write_all(&body).await?;
+    // One write per frame: the simulated network carries each write as a segment of its own.
+    let mut frame = vec![0; 4];
+    bincode::serialize_into(&mut frame, message)?;
+    let len = u32::try_from(frame.len() - 4).map_err(|_| FrameError::TooLarge(u32::MAX))?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    out.write_all(&frame).await?;
     out.flush().await?;
     Ok(())
 }

@@ -2,6 +2,12 @@
 //! `connection.url` names (`jdbc:postgresql://db:5432/shop` dials `db:5432`), so the JDBC connectors run
 //! unchanged in the simulation, with every call crossing the simulated network, where it can be cut
 //! off, slowed or refused.
+//!
+//! The client waits as the production driver (sqlx) does: a connection is given up after a timeout,
+//! as a pool's acquire timeout gives up, but an answer is waited for as long as the connection
+//! lives, since the production code sets no statement timeout. A write is two round trips on one
+//! connection, the batch and then its COMMIT, as a transaction is: a client that never sent the
+//! COMMIT (it crashed, or its call was dropped) leaves nothing behind.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +19,12 @@ use sluice_connectors::jdbc::database::{
 };
 use sluice_connectors::jdbc::sql::url::DatabaseUrl;
 use sluice_connectors::jdbc::timestamp::Timestamp;
-use sluice_core::net::Dialer;
+use sluice_core::net::{Connection, Dialer};
 
 use super::server::{read_frame, write_frame, Answer, Request};
 
-/// How long a call may take before the database counts as out of reach.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting may take before the database counts as out of reach.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the model database over a dialer (the simulation's).
 pub struct ModelDbOpener {
@@ -60,24 +66,43 @@ struct ModelDbClient {
 }
 
 impl ModelDbClient {
-    async fn call(&self, request: Request) -> Result<Answer, DbError> {
-        let unreachable = |message: String| DbError::Unreachable {
+    fn unreachable(&self, message: String) -> DbError {
+        DbError::Unreachable {
             url: self.address.clone(),
             message,
-        };
-        let exchange = async {
-            let mut connection = self.dialer.dial(&self.address).await?;
-            write_frame(&mut connection, &request).await?;
-            read_frame::<Result<Answer, DbError>>(&mut connection).await
-        };
-        match tokio::time::timeout(CALL_TIMEOUT, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => Err(unreachable(e.to_string())),
-            Err(_) => Err(unreachable(format!(
-                "no answer within {} s",
-                CALL_TIMEOUT.as_secs()
+        }
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Connection>, DbError> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.dialer.dial(&self.address)).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(e)) => Err(self.unreachable(e.to_string())),
+            Err(_) => Err(self.unreachable(format!(
+                "no connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// Sends one request on `connection` and waits for its answer.
+    async fn exchange(
+        &self,
+        connection: &mut Box<dyn Connection>,
+        request: &Request,
+    ) -> Result<Answer, DbError> {
+        let exchanged = async {
+            write_frame(connection, request).await?;
+            read_frame::<Result<Answer, DbError>>(connection).await
+        };
+        exchanged
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?
+    }
+
+    /// One request on a connection of its own.
+    async fn call(&self, request: Request) -> Result<Answer, DbError> {
+        let mut connection = self.connect().await?;
+        self.exchange(&mut connection, &request).await
     }
 }
 
@@ -149,7 +174,15 @@ impl Database for ModelDbClient {
     }
 
     async fn write(&self, batch: &WriteBatch) -> Result<(), DbError> {
-        match self.call(Request::Write(batch.clone())).await? {
+        let mut connection = self.connect().await?;
+        match self
+            .exchange(&mut connection, &Request::Write(batch.clone()))
+            .await?
+        {
+            Answer::Staged => {}
+            other => return Err(unexpected(other)),
+        }
+        match self.exchange(&mut connection, &Request::Commit).await? {
             Answer::Done => Ok(()),
             other => Err(unexpected(other)),
         }
