@@ -594,10 +594,11 @@ impl ExactlyOnceSourceRunner {
         }
         tracing::debug!(task = %self.id, partitions = offsets.len(), records = self.acknowledged.len(), "committed a transaction");
         let acknowledged = std::mem::take(&mut self.acknowledged);
-        let told = self.commit_record_reads != CommitRecordReads::Nothing;
-        for (record, metadata) in acknowledged.into_iter().filter(|_| told) {
-            if let Err(e) = self.task.commit_record(&record, metadata.as_ref()) {
-                tracing::warn!(task = %self.id, error = %e, "commit_record failed");
+        if self.commit_record_reads != CommitRecordReads::Nothing {
+            for (record, metadata) in acknowledged {
+                if let Err(e) = self.task.commit_record(&record, metadata.as_ref()) {
+                    tracing::warn!(task = %self.id, error = %e, "commit_record failed");
+                }
             }
         }
         if let Err(e) = self.task.commit().await {

@@ -172,12 +172,7 @@ impl SourceTaskRunner {
                 }
                 // A pause drops a pending poll (polls are cancel-safe); a resume polls again.
                 () = self.pause.changed() => {}
-                Some(delivery) = self.deliveries.recv(), if !room || paused => {
-                    let mut counts = Acknowledgements::default();
-                    let delivered = self.on_delivery(delivery, &mut counts);
-                    counts.report(&self.status);
-                    delivered?;
-                }
+                Some(delivery) = self.deliveries.recv(), if !room || paused => self.on_one_delivery(delivery)?,
                 sent = polled_and_sent, if poll || send => sent?,
             }
         }
@@ -220,6 +215,14 @@ impl SourceTaskRunner {
                 break;
             }
         }
+        counts.report(&self.status);
+        served
+    }
+
+    /// Serves one delivery report that arrived alone.
+    fn on_one_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
+        let mut counts = Acknowledgements::default();
+        let served = self.on_delivery(delivery, &mut counts);
         counts.report(&self.status);
         served
     }
@@ -316,9 +319,7 @@ impl SourceTaskRunner {
             match tokio::time::timeout_at(deadline, self.deliveries.recv()).await {
                 Ok(Some(delivery)) => {
                     // Counted (and logged at a bounded rate) by `on_delivery`, summarised below.
-                    let mut counts = Acknowledgements::default();
-                    let _ = self.on_delivery(delivery, &mut counts);
-                    counts.report(&self.status);
+                    let _ = self.on_one_delivery(delivery);
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!(task = %self.id, outstanding = self.outbox.in_flight(),
