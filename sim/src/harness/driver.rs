@@ -26,8 +26,8 @@ use crate::kit::{DurableWrites, OpenPartitions, SourceRecords};
 use crate::oracle::drain::{shortfalls, DrainState};
 use crate::oracle::redelivery::{self, Evidence, SinkCopies};
 use crate::oracle::{
-    cap, check_final, Anomaly, AnomalyKind, CommitChecks, Destination, Durability, FinalState,
-    RetentionEvidence,
+    cap, check_final, kafka_positions, Anomaly, AnomalyKind, CommitChecks, Destination, Durability,
+    FinalState, RetentionEvidence,
 };
 use crate::oracle::{slow_calls, upserts};
 use crate::placement;
@@ -400,11 +400,12 @@ pub fn run_planned(
         .collect();
     let state = cluster.lock();
     let mut journal = lock(&journal);
-    let zombie_writes = journal
-        .checks
-        .zombie_writes(&state.logs)
-        .into_iter()
-        .map(|zombie| (zombie.tp, zombie.offset))
+    // What every check below reads of the run: computed once.
+    let positions = kafka_positions(&state.logs, scenario);
+    let zombies = journal.checks.zombie_writes(&state.logs);
+    let zombie_writes = zombies
+        .iter()
+        .map(|zombie| (zombie.tp.clone(), zombie.offset))
         .collect();
     let (tally, found) = check_final(&FinalState {
         scenario,
@@ -415,6 +416,7 @@ pub fn run_planned(
             Workload::Files => Destination::Lines(&outputs),
         },
         zombie_writes: &zombie_writes,
+        positions: &positions,
         reports: &shared.reports.all(),
         retention: RetentionEvidence {
             deleted_while_owed: journal.checks.deleted_while_owed(),
@@ -442,8 +444,9 @@ pub fn run_planned(
             Workload::Files => SinkCopies::Lines(&lines),
         },
         zombie_writes: &zombie_writes,
+        positions: &positions,
     });
-    let mut anomalies = journal.checks.anomalies(&state.logs);
+    let mut anomalies = journal.checks.anomalies(&positions, &zombies);
     anomalies.extend(slow_calls::check(
         scenario,
         &strikes,

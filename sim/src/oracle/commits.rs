@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::cluster::{Commit, GroupInvariants, Ownership};
 use super::durability::Durability;
 use super::visible::VisibleIds;
-use super::{kafka_positions, Anomaly, AnomalyKind};
+use super::{Anomaly, AnomalyKind, Positions};
 use crate::broker::{ClusterEvent, Logs};
 use crate::protocol::Tp;
 use crate::scenario::Scenario;
@@ -268,12 +268,11 @@ impl CommitChecks {
     }
 
     /// Every anomaly found at commits, now that Kafka's final contents are known.
-    pub fn anomalies(&self, logs: &Logs) -> Vec<Anomaly> {
-        let positions = kafka_positions(logs, &self.scenario);
+    pub fn anomalies(&self, positions: &Positions, zombie_writes: &[ZombieWrite]) -> Vec<Anomaly> {
         let mut found = self.anomalies.clone();
-        found.extend(self.zombie_writes(logs).into_iter().map(|zombie| Anomaly {
+        found.extend(zombie_writes.iter().map(|zombie| Anomaly {
             kind: AnomalyKind::ZombieWrite,
-            detail: zombie.detail,
+            detail: zombie.detail.clone(),
         }));
         let mut judged = BTreeSet::new();
         for &(stream, missing, committed) in &self.early {

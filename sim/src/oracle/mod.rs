@@ -138,12 +138,15 @@ pub struct Anomaly {
     pub detail: String,
 }
 
+/// Source records, (stream, seq), each with the Kafka positions it is at.
+pub type Positions = BTreeMap<(i64, i64), Vec<(Tp, i64)>>;
+
 /// Where each source record landed in Kafka, as a read_committed reader sees it (records of aborted or
 /// still open transactions are not there): (stream, seq), as the scenario identifies it, to Kafka
-/// positions.
-pub fn kafka_positions(logs: &Logs, scenario: &Scenario) -> BTreeMap<(i64, i64), Vec<(Tp, i64)>> {
+/// positions. Built once at the end of a run, for every check that needs it.
+pub fn kafka_positions(logs: &Logs, scenario: &Scenario) -> Positions {
     let topic = scenario.topic();
-    let mut positions: BTreeMap<(i64, i64), Vec<(Tp, i64)>> = BTreeMap::new();
+    let mut positions = Positions::new();
     for (name, partitions) in logs.topics() {
         if name != topic {
             continue;
@@ -239,6 +242,8 @@ pub struct FinalState<'a> {
     pub destination: Destination<'a>,
     /// Records that became visible from zombie instances: reported as `zombie-write`, not as duplicates.
     pub zombie_writes: &'a BTreeSet<(Tp, i64)>,
+    /// Where each source record is in Kafka ([`kafka_positions`]).
+    pub positions: &'a Positions,
     /// What each source task instance was told through `commit_record` and `commit`.
     pub reports: &'a BTreeMap<u64, InstanceReports>,
     /// Which records retention deleted while the sink's group owed them, and which a sink task reported.
@@ -248,7 +253,7 @@ pub struct FinalState<'a> {
 /// The end-of-run checks.
 pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
     let scenario = state.scenario;
-    let positions = kafka_positions(state.logs, scenario);
+    let positions = state.positions;
     let mut anomalies = Vec::new();
     let mut tally = Tally {
         source_records: scenario.total_records(),
@@ -298,7 +303,7 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
     reports::check(
         scenario,
         state.reports,
-        &positions,
+        positions,
         state.source_committed,
         &mut first,
     );
@@ -310,14 +315,14 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
                 scenario,
                 writes,
                 state.logs,
-                &positions,
+                positions,
                 &mut tally,
                 &mut deleted,
                 &mut first,
             );
             retention::check(&deleted, state.retention, &mut first);
             for anomaly in
-                dead_letters::check(scenario, state.logs, &positions, &deleted, &mut tally)
+                dead_letters::check(scenario, state.logs, positions, &deleted, &mut tally)
             {
                 first(anomaly.kind, anomaly.detail);
             }

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::cluster::{Commit, Ownership};
-use super::{kafka_positions, Anomaly, AnomalyKind};
+use super::{Anomaly, AnomalyKind, Positions};
 use crate::broker::Logs;
 use crate::faults::{Fault, Scheduled};
 use crate::protocol::Tp;
@@ -66,6 +66,8 @@ pub struct Evidence<'a> {
     pub sink: SinkCopies<'a>,
     /// Records that became visible from zombie instances: no source redeliveries.
     pub zombie_writes: &'a BTreeSet<(Tp, i64)>,
+    /// Where each source record is in Kafka.
+    pub positions: &'a Positions,
 }
 
 /// The copies the guarantee does not allow.
@@ -257,7 +259,7 @@ fn store_copies(
 /// The lines still in the output files, each with the record it holds (lines whose value is at more than
 /// one Kafka offset cannot be told apart and are left out) and the span its delivery began in.
 fn line_copies(lines: &[Line], evidence: &Evidence<'_>) -> Vec<Copy> {
-    let positions = kafka_positions(evidence.logs, evidence.scenario);
+    let positions = evidence.positions;
     let mut copies = Vec::new();
     // Per (worker, partition): the worker's last line of it so far, and when the delivery it was in began.
     struct Run {
