@@ -9,18 +9,21 @@
 //! each partition's leader, FindCoordinator each group's and transactional id's coordinator, and a
 //! request sent to the wrong broker is refused (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// A topic partition on the wire.
+/// A topic partition on the wire. The topic's name is shared: a partition is cloned into every map and
+/// record that names it (on the wire it is a string as before).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Tp {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
 }
 
 impl Tp {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Tp {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Tp {
         Tp {
             topic: topic.into(),
             partition,

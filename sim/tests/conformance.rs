@@ -92,7 +92,7 @@ impl Retention {
         match self {
             Retention::Simulated(cluster) => {
                 cluster.delete_records(
-                    &Tp::new(&tp.topic, tp.partition),
+                    &Tp::new(tp.topic.as_str(), tp.partition),
                     100,
                     sluice_sim::broker::now(),
                 );

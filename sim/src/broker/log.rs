@@ -119,13 +119,13 @@ impl Logs {
 
     fn partition(&self, tp: &Tp) -> Option<&Vec<Entry>> {
         self.topics
-            .get(&tp.topic)?
+            .get(&*tp.topic)?
             .get(usize::try_from(tp.partition).ok()?)
     }
 
     fn partition_mut(&mut self, tp: &Tp) -> Option<&mut Vec<Entry>> {
         self.topics
-            .get_mut(&tp.topic)?
+            .get_mut(&*tp.topic)?
             .get_mut(usize::try_from(tp.partition).ok()?)
     }
 

@@ -152,7 +152,7 @@ impl ClusterState {
             return false;
         };
         let mut carries = false;
-        if tp.topic == CONSUMER_OFFSETS {
+        if *tp.topic == *CONSUMER_OFFSETS {
             for (name, group) in &mut self.groups {
                 if Layout::coordinator_partition(CoordinatorKind::Group, name) == *tp {
                     group.loaded(at);
@@ -160,14 +160,14 @@ impl ClusterState {
                 }
             }
         }
-        if tp.topic == TRANSACTION_STATE {
+        if *tp.topic == *TRANSACTION_STATE {
             carries = self
                 .transactions
                 .ids()
                 .any(|id| Layout::coordinator_partition(CoordinatorKind::Transaction, id) == *tp);
         }
         // An internal partition that coordinates nothing the cluster knows moves silently.
-        let internal = tp.topic == CONSUMER_OFFSETS || tp.topic == TRANSACTION_STATE;
+        let internal = *tp.topic == *CONSUMER_OFFSETS || *tp.topic == *TRANSACTION_STATE;
         if internal && !carries {
             return true;
         }

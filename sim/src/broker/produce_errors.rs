@@ -58,7 +58,7 @@ impl ProduceFaults {
         let Some(errors) = &self.active else {
             return Verdict::Append;
         };
-        if tp.topic != errors.topic || !errors.partitions.contains(&tp.partition) {
+        if *tp.topic != *errors.topic || !errors.partitions.contains(&tp.partition) {
             return Verdict::Append;
         }
         let roll = fnv1a64_extend(

@@ -65,7 +65,7 @@ impl Admin for SimAdmin {
                 Response::EndOffsets { offsets } => ends.extend(
                     offsets
                         .into_iter()
-                        .map(|(tp, end)| (TopicPartition::new(tp.topic, tp.partition), end)),
+                        .map(|(tp, end)| (TopicPartition::new(&*tp.topic, tp.partition), end)),
                 ),
                 other => return Err(unexpected(other)),
             }
@@ -109,7 +109,7 @@ impl Admin for SimAdmin {
             Response::Committed { offsets } => Ok(offsets
                 .into_iter()
                 .filter_map(|(tp, offset)| {
-                    Some((TopicPartition::new(tp.topic, tp.partition), offset?))
+                    Some((TopicPartition::new(&*tp.topic, tp.partition), offset?))
                 })
                 .collect()),
             other => Err(unexpected(other)),

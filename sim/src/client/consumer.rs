@@ -68,7 +68,6 @@ pub struct SimGroupConsumer {
     revoking: Vec<Tp>,
     /// Partitions a cooperative rebalance added, reported once the revoked ones are gone.
     pending_assigned: Vec<Tp>,
-    topics: BTreeMap<String, Arc<str>>,
 }
 
 impl SimGroupConsumer {
@@ -137,7 +136,6 @@ impl SimGroupConsumer {
             cooperative,
             revoking: Vec::new(),
             pending_assigned: Vec::new(),
-            topics: BTreeMap::new(),
         })
     }
 
@@ -459,11 +457,7 @@ impl SimGroupConsumer {
             }
             self.positions
                 .insert(fetched.tp.clone(), fetched.offset + 1);
-            let topic = self
-                .topics
-                .entry(fetched.tp.topic.clone())
-                .or_insert_with(|| Arc::from(fetched.tp.topic.as_str()))
-                .clone();
+            let topic = fetched.tp.topic.clone();
             out.push(super::consumed(fetched, topic));
         }
         // Past the markers and aborted records the broker skipped, which are never returned.
@@ -651,7 +645,7 @@ impl Drop for SimGroupConsumer {
 }
 
 fn to_core(tp: &Tp) -> TopicPartition {
-    TopicPartition::new(tp.topic.clone(), tp.partition)
+    TopicPartition::new(&*tp.topic, tp.partition)
 }
 
 fn from_core(tp: &TopicPartition) -> Tp {

@@ -101,7 +101,7 @@ impl SimLogReader {
 /// Fetched records as consumed records.
 fn read_into(out: &mut Vec<ConsumedRecord>, records: Vec<crate::protocol::FetchedRecord>) {
     for fetched in records {
-        let topic = fetched.tp.topic.as_str().into();
+        let topic = fetched.tp.topic.clone();
         out.push(super::consumed(fetched, topic));
     }
 }

@@ -188,7 +188,7 @@ impl Router {
             let known = self.known();
             tps.iter()
                 .filter(|tp| known.leader(tp).is_none())
-                .map(|tp| tp.topic.clone())
+                .map(|tp| tp.topic.to_string())
                 .collect()
         };
         if !missing.is_empty() {

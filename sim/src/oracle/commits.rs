@@ -112,7 +112,7 @@ impl CommitChecks {
                     .or_insert_with(|| (at, transactional_id.clone()));
                 return;
             }
-            ClusterEvent::RecordsDeleted { tp, deleted } if tp.topic == self.topic => {
+            ClusterEvent::RecordsDeleted { tp, deleted } if *tp.topic == *self.topic => {
                 let owed = self
                     .groups
                     .commits(&self.sink_group)

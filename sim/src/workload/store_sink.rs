@@ -285,7 +285,7 @@ impl StoreSinkTask {
                 continue;
             }
             context.offset(
-                TopicPartition::new(claim.tp.topic.clone(), claim.tp.partition),
+                TopicPartition::new(&*claim.tp.topic, claim.tp.partition),
                 stored,
             );
             if stored > claim.kafka_committed.unwrap_or(0) {
@@ -443,7 +443,7 @@ impl SinkTask for StoreSinkTask {
             .store
             .stored_offsets(&self.task, &tps)
             .into_iter()
-            .map(|(tp, offset)| (TopicPartition::new(tp.topic, tp.partition), offset))
+            .map(|(tp, offset)| (TopicPartition::new(&*tp.topic, tp.partition), offset))
             .collect())
     }
 

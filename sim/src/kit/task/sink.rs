@@ -124,7 +124,7 @@ impl SinkTaskTest {
                 .entry((write.tp.to_string(), write.offset))
                 .or_default()
                 .push(write.value.clone());
-            let expected = (write.tp.topic == self.topic
+            let expected = (*write.tp.topic == *self.topic
                 && (0..self.partitions).contains(&write.tp.partition)
                 && (0..self.records).contains(&write.offset))
             .then(|| record_value(write.tp.partition, write.offset));
@@ -150,7 +150,7 @@ impl SinkTaskTest {
                     ),
                 });
             }
-            let sim_tp = Tp::new(&self.topic, partition);
+            let sim_tp = Tp::new(self.topic.as_str(), partition);
             if let Some(missing) = store.first_missing(&sim_tp, 0..end) {
                 anomalies.push(Anomaly {
                     kind: AnomalyKind::Unseen,
@@ -665,7 +665,7 @@ impl Driver {
 }
 
 fn to_tp(tp: &TopicPartition) -> Tp {
-    Tp::new(&tp.topic, tp.partition)
+    Tp::new(tp.topic.as_str(), tp.partition)
 }
 
 fn names(partitions: &[TopicPartition]) -> String {
