@@ -417,7 +417,7 @@ pub fn run_planned(
         },
         zombie_writes: &zombie_writes,
         positions: &positions,
-        reports: &shared.reports.all(),
+        reports: &shared.reports.take(),
         retention: RetentionEvidence {
             deleted_while_owed: journal.checks.deleted_while_owed(),
             reported: &retention_reported,

@@ -107,7 +107,7 @@ mod tests {
         let mut found = Vec::new();
         check(
             &scenario,
-            &reports.all(),
+            &reports.take(),
             &positions,
             &BTreeMap::from([(0, committed)]),
             &mut |kind, detail| found.push((kind, detail)),

@@ -60,8 +60,8 @@ impl SourceReports {
         }
     }
 
-    /// Every instance's reports.
-    pub fn all(&self) -> BTreeMap<u64, InstanceReports> {
-        self.lock().clone()
+    /// Every instance's reports, taken at the end of a run (nothing is reported after).
+    pub fn take(&self) -> BTreeMap<u64, InstanceReports> {
+        std::mem::take(&mut *self.lock())
     }
 }
