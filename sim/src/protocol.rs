@@ -379,8 +379,11 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     out: &mut W,
     message: &T,
 ) -> Result<(), FrameError> {
-    // One write per frame: the simulated network carries each write as a segment of its own.
-    let mut frame = vec![0; 4];
+    // One write per frame: the simulated network carries each write as a segment of its own. Sized
+    // first, the frame is encoded without growing its buffer.
+    let size = usize::try_from(bincode::serialized_size(message)?).unwrap_or(0);
+    let mut frame = Vec::with_capacity(4 + size);
+    frame.extend_from_slice(&[0; 4]);
     bincode::serialize_into(&mut frame, message)?;
     let len = u32::try_from(frame.len() - 4).map_err(|_| FrameError::TooLarge(u32::MAX))?;
     frame[..4].copy_from_slice(&len.to_be_bytes());
