@@ -42,6 +42,12 @@ pub const TASK_RESTART_BACKOFF_MAX: &str = "task.restart.backoff.max.ms";
 const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
 const DEFAULT_PUT_FLUSH_LIMIT: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+/// Kafka's `max.request.size`: the largest request, and so the largest record, a producer sends.
+const MAX_REQUEST_SIZE: &str = "max.request.size";
+
+/// librdkafka's name for Kafka's `max.request.size`.
+const MESSAGE_MAX_BYTES: &str = "message.max.bytes";
+
 /// Kafka's default `max.poll.records`.
 pub const DEFAULT_MAX_POLL_RECORDS: usize = 500;
 
@@ -335,6 +341,7 @@ impl ConnectorConfig {
             .or_else(|| worker.props().get(HEADER_CONVERTER))
             .map_or("", String::as_str);
         let header_converter = HeaderConverter::from_config(HEADER_CONVERTER, header_class)?;
+        check_max_request_size(props, worker)?;
         Ok(ConnectorConfig {
             header_converter,
             parsed,
@@ -459,10 +466,15 @@ impl ConnectorConfig {
         })
     }
 
-    /// The connector's `producer.override.*` keys over the worker's `producer.*` keys.
+    /// The connector's `producer.override.*` keys over the worker's `producer.*` keys, with Kafka's
+    /// `max.request.size` under librdkafka's name for it, `message.max.bytes` (which wins when both are
+    /// set).
     pub fn producer_settings(&self, worker: &WorkerConfig) -> ClientSettings {
         let mut settings = worker.producer_settings();
         settings.extend(strip_prefix(self.props(), "producer.override."));
+        if let Some(size) = settings.remove(MAX_REQUEST_SIZE) {
+            settings.entry(MESSAGE_MAX_BYTES.into()).or_insert(size);
+        }
         settings
     }
 
@@ -512,6 +524,37 @@ fn max_poll_records(props: &ConfigMap, worker: &WorkerConfig) -> Result<usize, C
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| ConfigError::single(key, format!("{value:?} is not a positive integer")))
+}
+
+/// The connector's `producer.override.max.request.size` and the worker's `producer.max.request.size` are
+/// byte counts: checked here, where the error can name the key the operator wrote (librdkafka would name
+/// `message.max.bytes`).
+fn check_max_request_size(props: &ConfigMap, worker: &WorkerConfig) -> Result<(), ConfigError> {
+    let connector_key = format!("producer.override.{MAX_REQUEST_SIZE}");
+    let worker_settings = worker.producer_settings();
+    let set = [
+        (props.get(&connector_key), connector_key.clone()),
+        (
+            worker_settings.get(MAX_REQUEST_SIZE),
+            format!("producer.{MAX_REQUEST_SIZE} (worker)"),
+        ),
+    ];
+    for (value, key) in set {
+        let Some(value) = value else { continue };
+        if value
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .is_none()
+        {
+            return Err(ConfigError::single(
+                key,
+                format!("{value:?} is not a positive number of bytes"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The consumer's `max.poll.interval.ms`: the connector's `consumer.override.`, the worker's `consumer.`, or
@@ -594,6 +637,49 @@ mod tests {
         let client = config.consumer_settings(&tuned);
         assert_eq!(client.get("fetch.min.bytes").map(String::as_str), Some("1"));
         assert!(!client.contains_key(MAX_POLL_RECORDS), "{client:?}");
+    }
+
+    #[test]
+    fn max_request_size_reaches_the_producer_under_librdkafkas_name() {
+        let tuned = worker(&[("producer.max.request.size", "2097152")]);
+        let client = sink(&[], &tuned).unwrap().producer_settings(&tuned);
+        assert_eq!(
+            client.get(MESSAGE_MAX_BYTES).map(String::as_str),
+            Some("2097152")
+        );
+        assert!(!client.contains_key(MAX_REQUEST_SIZE), "{client:?}");
+
+        let config = sink(&[("producer.override.max.request.size", "4096")], &tuned).unwrap();
+        let client = config.producer_settings(&tuned);
+        assert_eq!(
+            client.get(MESSAGE_MAX_BYTES).map(String::as_str),
+            Some("4096")
+        );
+
+        let error = sink(&[("producer.override.max.request.size", "lots")], &tuned)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "producer.override.max.request.size: \"lots\" is not a positive number of bytes"
+        );
+        let error = sink(&[], &worker(&[("producer.max.request.size", "-1")]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "producer.max.request.size (worker): \"-1\" is not a positive number of bytes"
+        );
+
+        let both = worker(&[
+            ("producer.max.request.size", "2097152"),
+            ("producer.message.max.bytes", "3000000"),
+        ]);
+        let client = sink(&[], &both).unwrap().producer_settings(&both);
+        assert_eq!(
+            client.get(MESSAGE_MAX_BYTES).map(String::as_str),
+            Some("3000000")
+        );
     }
 
     #[test]
