@@ -466,15 +466,15 @@ impl ConnectorConfig {
         })
     }
 
-    /// The connector's `producer.override.*` keys over the worker's `producer.*` keys, with Kafka's
-    /// `max.request.size` under librdkafka's name for it, `message.max.bytes` (which wins when both are
-    /// set).
+    /// The connector's `producer.override.*` keys over the worker's `producer.*` keys, each with Kafka's
+    /// `max.request.size` under librdkafka's name for it, `message.max.bytes` (so a connector's
+    /// `max.request.size` overrides the worker's `message.max.bytes`).
     pub fn producer_settings(&self, worker: &WorkerConfig) -> ClientSettings {
-        let mut settings = worker.producer_settings();
-        settings.extend(strip_prefix(self.props(), "producer.override."));
-        if let Some(size) = settings.remove(MAX_REQUEST_SIZE) {
-            settings.entry(MESSAGE_MAX_BYTES.into()).or_insert(size);
-        }
+        let mut settings = librdkafka_names(worker.producer_settings());
+        settings.extend(librdkafka_names(strip_prefix(
+            self.props(),
+            "producer.override.",
+        )));
         settings
     }
 
@@ -524,6 +524,15 @@ fn max_poll_records(props: &ConfigMap, worker: &WorkerConfig) -> Result<usize, C
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| ConfigError::single(key, format!("{value:?} is not a positive integer")))
+}
+
+/// One level's producer settings with `max.request.size` as `message.max.bytes`; an explicit
+/// `message.max.bytes` of the same level wins.
+fn librdkafka_names(mut settings: ClientSettings) -> ClientSettings {
+    if let Some(size) = settings.remove(MAX_REQUEST_SIZE) {
+        settings.entry(MESSAGE_MAX_BYTES.into()).or_insert(size);
+    }
+    settings
 }
 
 /// The connector's `producer.override.max.request.size` and the worker's `producer.max.request.size` are
@@ -679,6 +688,13 @@ mod tests {
         assert_eq!(
             client.get(MESSAGE_MAX_BYTES).map(String::as_str),
             Some("3000000")
+        );
+        // The connector's override beats the worker's setting, whichever name either uses.
+        let config = sink(&[("producer.override.max.request.size", "4096")], &both).unwrap();
+        let client = config.producer_settings(&both);
+        assert_eq!(
+            client.get(MESSAGE_MAX_BYTES).map(String::as_str),
+            Some("4096")
         );
     }
 
