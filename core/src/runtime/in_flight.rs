@@ -45,9 +45,11 @@ impl<T> InFlight<T> {
     }
 
     fn drop_acknowledged_prefix(&mut self) {
-        let done = self.entries.iter().take_while(|e| e.is_none()).count();
-        self.entries.drain(..done);
-        self.first_token += done as u64;
+        // Usually the oldest entry is still waiting and nothing moves.
+        while let Some(None) = self.entries.front() {
+            self.entries.pop_front();
+            self.first_token += 1;
+        }
     }
 
     /// How many records await acknowledgement.

@@ -8,6 +8,7 @@
 //! no record is tracked out of order (which would let a later offset be committed past an earlier,
 //! unsent record).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +83,9 @@ enum Kept {
 /// A record Kafka acknowledged, or refused.
 pub struct Acknowledged {
     /// The record as the task's `commit_record` gets it; `None` if `commit_record` reads nothing.
-    pub record: Option<SourceRecord>,
+    /// Boxed as it was kept: an acknowledgement is returned for every record, and a record inline
+    /// would be copied with each one.
+    pub record: Option<Box<SourceRecord>>,
     /// Its dead letter was sent instead.
     pub dead_letter: bool,
     /// Which record it was, for the error when Kafka did not store it.
@@ -238,7 +241,7 @@ impl Outbox {
             }),
         };
         let record = match pending.record {
-            Kept::Record(record) => Some(*record),
+            Kept::Record(record) => Some(record),
             Kept::Topic(_) => None,
         };
         Some(Acknowledged {
@@ -253,19 +256,25 @@ impl Dispatch {
     /// Transforms, converts and produces one record (or its dead letter). Nothing is recorded
     /// after the last await, so that a cancelled send leaves no trace but the producer's.
     async fn send(&mut self, record: &SourceRecord) -> Result<Sent, TaskError> {
-        let retry = self.config.retry_policy();
-        let sent = match transform_source(&self.config.transforms, record, &retry, &self.id).await {
-            Ok(Some(sent)) => sent,
-            Ok(None) => return Ok(Sent::Skipped),
-            Err(e) if self.config.tolerates_errors() => {
-                let message = e.to_string();
-                return self
-                    .skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
-                    .await;
-            }
-            Err(e) => {
-                let error = transform_error(record, &e);
-                return Err(self.fail("transform", ConnectError::fatal(error)));
+        // Without transforms the record goes as it is, and no transformation future is built (with
+        // its retry policy, and its result copied out) for each record.
+        let sent = if self.config.transforms.is_empty() {
+            Cow::Borrowed(record)
+        } else {
+            let retry = self.config.retry_policy();
+            match transform_source(&self.config.transforms, record, &retry, &self.id).await {
+                Ok(Some(sent)) => sent,
+                Ok(None) => return Ok(Sent::Skipped),
+                Err(e) if self.config.tolerates_errors() => {
+                    let message = e.to_string();
+                    return self
+                        .skip_or_dead_letter(record, "TRANSFORMATION", &e.class, &message)
+                        .await;
+                }
+                Err(e) => {
+                    let error = transform_error(record, &e);
+                    return Err(self.fail("transform", ConnectError::fatal(error)));
+                }
             }
         };
         self.topics
