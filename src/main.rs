@@ -82,8 +82,14 @@ fn main() -> ExitCode {
 
 /// Caps glibc's per-thread malloc arenas. librdkafka's threads and the async workers each get an
 /// arena of their own by default, and records allocated on one thread and freed on another leave
-/// each arena fragmented: the cap keeps a busy worker's resident set about a third smaller.
+/// each arena fragmented: the cap keeps a busy worker's resident set about a third smaller. An
+/// operator's own setting (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`) wins.
 fn limit_malloc_arenas() {
+    let set_by_operator = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|tunables| tunables.contains("arena_max"));
+    if set_by_operator {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator tunable; it is called before any other thread exists.
     unsafe {
