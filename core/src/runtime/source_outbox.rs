@@ -9,7 +9,7 @@
 //! unsent record).
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ struct Dispatch {
     topics: TopicCreator,
     submitted: SubmittedRecords,
     in_flight: InFlight<Pending>,
+    /// The topics of the records in flight whose entries keep no more than their topic.
+    sent_topics: SentTopics,
     /// What the task's `commit_record` reads, and so what is kept of each record in flight.
     reads: CommitRecordReads,
     /// Records the converter refused (skipped under `errors.tolerance=all`).
@@ -75,9 +77,43 @@ struct Pending {
 enum Kept {
     /// The record, whole or without its data, for a `commit_record` that reads it.
     Record(Box<SourceRecord>),
-    /// Only its topic (its partition and offset are in the submitted records), for a task whose
-    /// `commit_record` reads nothing: enough to say which record Kafka refused.
-    Topic(Arc<str>),
+    /// Only its topic, as an index into [`SentTopics`] (its partition and offset are in the submitted
+    /// records), for a task whose `commit_record` reads nothing: enough to say which record Kafka
+    /// refused.
+    Topic(usize),
+}
+
+/// The topics records were sent to, each named once. An entry in flight names its record's topic by
+/// index rather than by a shared name: acknowledgements, served on whichever thread, then neither
+/// read nor release the name's reference count, which the thread creating records keeps changing.
+#[derive(Default)]
+struct SentTopics {
+    names: Vec<Arc<str>>,
+    indexes: BTreeMap<Arc<str>, usize>,
+    /// The last topic's index: a task usually writes runs of records to one topic.
+    last: usize,
+}
+
+impl SentTopics {
+    fn index_of(&mut self, topic: &Arc<str>) -> usize {
+        if self.names.get(self.last).is_some_and(|last| last == topic) {
+            return self.last;
+        }
+        let index = match self.indexes.get(topic) {
+            Some(&index) => index,
+            None => {
+                self.names.push(topic.clone());
+                self.indexes.insert(topic.clone(), self.names.len() - 1);
+                self.names.len() - 1
+            }
+        };
+        self.last = index;
+        index
+    }
+
+    fn name(&self, index: usize) -> &str {
+        self.names.get(index).map_or("?", |name| name)
+    }
 }
 
 /// A record Kafka acknowledged, or refused.
@@ -124,6 +160,7 @@ impl Outbox {
                 topics: setup.topics,
                 submitted: SubmittedRecords::new(),
                 in_flight: InFlight::default(),
+                sent_topics: SentTopics::default(),
                 reads: CommitRecordReads::Everything,
                 refused: Repeated::default(),
                 dead_letters: setup.dead_letters,
@@ -234,10 +271,13 @@ impl Outbox {
             (true, None) => None,
             (false, handle) => Some(match &pending.record {
                 Kept::Record(record) => describe(record),
-                Kept::Topic(topic) => match handle.and_then(|h| submitted.get(h)) {
-                    Some((partition, offset)) => describe_parts(topic, partition, offset),
-                    None => format!("a record for topic {topic}"),
-                },
+                Kept::Topic(index) => {
+                    let topic = self.dispatch.sent_topics.name(*index);
+                    match handle.and_then(|h| submitted.get(h)) {
+                        Some((partition, offset)) => describe_parts(topic, partition, offset),
+                        None => format!("a record for topic {topic}"),
+                    }
+                }
             }),
         };
         let record = match pending.record {
@@ -351,9 +391,10 @@ impl Dispatch {
     fn pending(&mut self, record: SourceRecord, dead_letter: bool) -> Pending {
         let record = match (self.reads, dead_letter) {
             (CommitRecordReads::Nothing, _) => {
+                let topic = self.sent_topics.index_of(&record.topic);
                 let handle = self.track(record.source_partition, record.source_offset);
                 return Pending {
-                    record: Kept::Topic(record.topic),
+                    record: Kept::Topic(topic),
                     handle,
                     dead_letter,
                 };
@@ -393,5 +434,32 @@ pub fn source_task_failed(task: &str, stage: &'static str, error: ConnectError) 
         task: task.to_owned(),
         stage,
         source: error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sent_topics_name_each_topic_once_by_index() {
+        let mut topics = SentTopics::default();
+        let orders: Arc<str> = Arc::from("orders");
+        let a = topics.index_of(&orders);
+        assert_eq!(topics.index_of(&orders.clone()), a, "the same name, shared");
+        assert_eq!(
+            topics.index_of(&Arc::from("orders")),
+            a,
+            "the same name, apart"
+        );
+        let b = topics.index_of(&Arc::from("refunds"));
+        assert_ne!(a, b);
+        assert_eq!(
+            topics.index_of(&orders),
+            a,
+            "back to the first after another"
+        );
+        assert_eq!((topics.name(a), topics.name(b)), ("orders", "refunds"));
+        assert_eq!(topics.names.len(), 2);
     }
 }
