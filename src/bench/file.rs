@@ -16,8 +16,8 @@ use rdkafka::{ClientConfig, Message};
 use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
 
 use super::harness::{
-    median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker, TopicEnds,
-    Worker, PHASE_LIMIT, SPREAD_EVENLY,
+    in_turn, median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker,
+    TopicEnds, Worker, PHASE_LIMIT, SPREAD_EVENLY,
 };
 use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
@@ -91,11 +91,17 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
             lines: args.lines,
             partitions: args.partitions,
         };
-        let raw_produce = raw_produce(&bench, &raw_topic)?;
-        let (sluice_source, source_rss_mb) = sluice_source(&bench, &sluice_topic)?;
-        let raw_consume = raw_consume(&bench, &raw_topic)?;
-        let (sluice_sink, sink_rss_mb) =
-            sluice_sink(&bench, &raw_topic, (args.lines * args.line_bytes) as u64)?;
+        let (raw_produce, (sluice_source, source_rss_mb)) = in_turn(
+            round,
+            || raw_produce(&bench, &raw_topic),
+            || sluice_source(&bench, &sluice_topic),
+        )?;
+        // Both read the raw producer's topic, written above whichever side went first.
+        let (raw_consume, (sluice_sink, sink_rss_mb)) = in_turn(
+            round,
+            || raw_consume(&bench, &raw_topic),
+            || sluice_sink(&bench, &raw_topic, (args.lines * args.line_bytes) as u64),
+        )?;
         let r = Round {
             raw_produce,
             sluice_source,

@@ -24,6 +24,23 @@ pub fn ratio(baseline: Duration, measured: Duration) -> f64 {
     baseline.as_secs_f64() / measured.as_secs_f64()
 }
 
+/// Runs a round's baseline and the Sluice side it is compared with: the baseline first in even rounds,
+/// second in odd ones, so that what the first run leaves behind (a broker holding a million more
+/// records, a database writing back what was inserted) weighs on both sides alike.
+pub fn in_turn<B, S>(
+    round: usize,
+    baseline: impl FnOnce() -> Result<B, BenchError>,
+    sluice: impl FnOnce() -> Result<S, BenchError>,
+) -> Result<(B, S), BenchError> {
+    if round % 2 == 0 {
+        let baseline = baseline()?;
+        Ok((baseline, sluice()?))
+    } else {
+        let sluice = sluice()?;
+        Ok((baseline()?, sluice))
+    }
+}
+
 pub fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);

@@ -24,8 +24,8 @@ use sqlx::Row;
 use tokio::runtime::Runtime;
 
 use super::harness::{
-    median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker, TopicEnds,
-    Worker, PHASE_LIMIT, SPREAD_EVENLY,
+    in_turn, median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker,
+    TopicEnds, Worker, PHASE_LIMIT, SPREAD_EVENLY,
 };
 use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
@@ -423,13 +423,19 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
                 work: &work,
                 round,
             };
-            let raw_source = raw_source(&setup, &source)?;
-            let (sluice_source, source_rss_mb) = sluice_source(&setup)?;
+            let (raw_source, (sluice_source, source_rss_mb)) = in_turn(
+                round,
+                || raw_source(&setup, &source),
+                || sluice_source(&setup),
+            )?;
             let sink = match args.sources_only {
                 true => None,
                 false => {
-                    let raw = raw_sink(&setup, expected)?;
-                    let (sluice, rss_mb) = sluice_sink(&setup, expected)?;
+                    let (raw, (sluice, rss_mb)) = in_turn(
+                        round,
+                        || raw_sink(&setup, expected),
+                        || sluice_sink(&setup, expected),
+                    )?;
                     Some(SinkRound {
                         raw,
                         sluice,
