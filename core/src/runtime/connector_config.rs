@@ -15,7 +15,10 @@ use super::tolerance::{
     ErrorLog, RetryPolicy, ERRORS_LOG_ENABLE, ERRORS_LOG_INCLUDE_MESSAGES, ERRORS_RETRY_DELAY_MAX,
     ERRORS_RETRY_TIMEOUT,
 };
-use super::worker_config::{positive, strip_prefix, WorkerConfig, KEY_CONVERTER, VALUE_CONVERTER};
+use super::worker_config::{
+    check_max_request_size, positive, strip_prefix, WorkerConfig, KEY_CONVERTER, MAX_REQUEST_SIZE,
+    VALUE_CONVERTER,
+};
 
 pub const NAME: &str = "name";
 pub const CONNECTOR_CLASS: &str = "connector.class";
@@ -42,9 +45,6 @@ pub const TASK_RESTART_BACKOFF_MAX: &str = "task.restart.backoff.max.ms";
 const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
 const DEFAULT_PUT_FLUSH_LIMIT: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
-/// Kafka's `max.request.size`: the largest request, and so the largest record, a producer sends.
-const MAX_REQUEST_SIZE: &str = "max.request.size";
-
 /// librdkafka's name for Kafka's `max.request.size`.
 const MESSAGE_MAX_BYTES: &str = "message.max.bytes";
 
@@ -341,7 +341,8 @@ impl ConnectorConfig {
             .or_else(|| worker.props().get(HEADER_CONVERTER))
             .map_or("", String::as_str);
         let header_converter = HeaderConverter::from_config(HEADER_CONVERTER, header_class)?;
-        check_max_request_size(props, worker)?;
+        let key = format!("producer.override.{MAX_REQUEST_SIZE}");
+        check_max_request_size(&key, props.get(&key))?;
         Ok(ConnectorConfig {
             header_converter,
             parsed,
@@ -535,37 +536,6 @@ fn librdkafka_names(mut settings: ClientSettings) -> ClientSettings {
     settings
 }
 
-/// The connector's `producer.override.max.request.size` and the worker's `producer.max.request.size` are
-/// byte counts: checked here, where the error can name the key the operator wrote (librdkafka would name
-/// `message.max.bytes`).
-fn check_max_request_size(props: &ConfigMap, worker: &WorkerConfig) -> Result<(), ConfigError> {
-    let connector_key = format!("producer.override.{MAX_REQUEST_SIZE}");
-    let worker_settings = worker.producer_settings();
-    let set = [
-        (props.get(&connector_key), connector_key.clone()),
-        (
-            worker_settings.get(MAX_REQUEST_SIZE),
-            format!("producer.{MAX_REQUEST_SIZE} (worker)"),
-        ),
-    ];
-    for (value, key) in set {
-        let Some(value) = value else { continue };
-        if value
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .is_none()
-        {
-            return Err(ConfigError::single(
-                key,
-                format!("{value:?} is not a positive number of bytes"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The consumer's `max.poll.interval.ms`: the connector's `consumer.override.`, the worker's `consumer.`, or
 /// Kafka's default.
 fn max_poll_interval(props: &ConfigMap, worker: &WorkerConfig) -> Result<Duration, ConfigError> {
@@ -672,12 +642,12 @@ mod tests {
             error.to_string(),
             "producer.override.max.request.size: \"lots\" is not a positive number of bytes"
         );
-        let error = sink(&[], &worker(&[("producer.max.request.size", "-1")]))
-            .err()
-            .unwrap();
+        let mut bad_worker = ConfigMap::from([(OFFSET_STORAGE_FILE.into(), "/tmp/o".into())]);
+        bad_worker.insert("producer.max.request.size".into(), "-1".into());
+        let error = WorkerConfig::parse(&bad_worker).err().unwrap();
         assert_eq!(
             error.to_string(),
-            "producer.max.request.size (worker): \"-1\" is not a positive number of bytes"
+            "producer.max.request.size: \"-1\" is not a positive number of bytes"
         );
 
         let both = worker(&[

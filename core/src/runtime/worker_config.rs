@@ -203,6 +203,31 @@ pub(crate) fn positive(v: &str) -> Result<(), String> {
     }
 }
 
+/// Kafka's `max.request.size`: the largest request, and so the largest record, a producer sends.
+pub(crate) const MAX_REQUEST_SIZE: &str = "max.request.size";
+
+/// A producer's `max.request.size` (`key` as the operator wrote it) is a byte count: checked when the
+/// configuration is read, where the error can name that key (librdkafka, which gets it as
+/// `message.max.bytes`, would name its own).
+pub(crate) fn check_max_request_size(key: &str, value: Option<&String>) -> Result<(), ConfigError> {
+    match value {
+        Some(value)
+            if value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .is_none() =>
+        {
+            Err(ConfigError::single(
+                key,
+                format!("{value:?} is not a positive number of bytes"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A validated worker configuration.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -226,6 +251,8 @@ impl WorkerConfig {
         }
         let providers = ConfigProviders::from_worker(props)?;
         let props = providers.resolve(props)?;
+        let key = format!("producer.{MAX_REQUEST_SIZE}");
+        check_max_request_size(&key, props.get(&key))?;
         Ok(WorkerConfig {
             parsed: worker_config_def().parse(&props)?,
             providers,
