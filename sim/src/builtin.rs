@@ -171,6 +171,7 @@ fn crash_restart_storm() -> SimTest {
             FaultKind::CrashWorker,
             FaultKind::HoldNetwork,
             FaultKind::MoveLeaders,
+            FaultKind::ProduceErrors,
         ])
         .require(&[
             Event::WorkerCrashed,
@@ -179,6 +180,7 @@ fn crash_restart_storm() -> SimTest {
             Event::RewindApplied,
             Event::PartitionsLost,
             Event::DeliveryFailed,
+            Event::DeliveryFailedUnstored,
             Event::LeaderMoved,
         ])
         .with_scenario(|s| s.delivery_timeout = Duration::from_secs(15))

@@ -35,6 +35,11 @@ pub enum Event {
     ZombieFenced,
     /// A source record's delivery failed for good (the producer gave up on it).
     DeliveryFailed,
+    /// A source record's delivery failed for good and no broker can hold it: it was never sent, or every
+    /// attempt was refused without being appended (`NOT_LEADER_OR_FOLLOWER` until `delivery.timeout.ms`).
+    /// Unlike a delivery that timed out waiting for an answer, the record is not in Kafka: committing
+    /// its offset loses it.
+    DeliveryFailedUnstored,
     /// A sink task's rewind (`SinkTaskContext` offset reset) moved the consumer's position.
     RewindApplied,
     /// The producer acknowledged a record before an earlier record of the same task.
@@ -93,7 +98,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 29] = [
+    pub const ALL: [Event; 30] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -102,6 +107,7 @@ impl Event {
         Event::UnsyncedDataLost,
         Event::ZombieFenced,
         Event::DeliveryFailed,
+        Event::DeliveryFailedUnstored,
         Event::RewindApplied,
         Event::OutOfOrderAcknowledgement,
         Event::PartitionsLost,
@@ -135,6 +141,7 @@ impl Event {
             Event::UnsyncedDataLost => "unsynced-data-lost",
             Event::ZombieFenced => "zombie-fenced",
             Event::DeliveryFailed => "delivery-failed",
+            Event::DeliveryFailedUnstored => "delivery-failed-unstored",
             Event::RewindApplied => "rewind-applied",
             Event::OutOfOrderAcknowledgement => "out-of-order-acknowledgement",
             Event::PartitionsLost => "partitions-lost",

@@ -222,10 +222,21 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             to: 0,
             duration: between(rng, Duration::from_secs(2), session * 2),
         },
-        // A few partitions, or all of them; mostly every batch, sometimes a share (so that a batch fails
-        // while the next one succeeds); often longer than delivery.timeout.ms.
+        // A few partitions, or all of them. A third of the time they have no leader for longer than
+        // delivery.timeout.ms (every batch refused unappended, so deliveries fail for good with
+        // records Kafka does not hold); otherwise either error, mostly on every batch, sometimes on a
+        // share (so that a batch fails while the next one succeeds), often past delivery.timeout.ms.
         FaultKind::ProduceErrors => {
             let partitions = some_partitions(scenario, rng);
+            let timeout = scenario.delivery_timeout;
+            if rng.random_bool(1.0 / 3.0) {
+                return Fault::ProduceErrors {
+                    error: ProduceError::NotLeaderOrFollower,
+                    partitions,
+                    percent: 100,
+                    duration: between(rng, timeout + Duration::from_secs(1), timeout * 2),
+                };
+            }
             Fault::ProduceErrors {
                 error: if rng.random_bool(0.5) {
                     ProduceError::NotLeaderOrFollower
@@ -238,7 +249,7 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
                 } else {
                     rng.random_range(20..=80)
                 },
-                duration: between(rng, Duration::from_secs(1), scenario.delivery_timeout * 2),
+                duration: between(rng, Duration::from_secs(1), timeout * 2),
             }
         }
         FaultKind::CrashExternal => Fault::CrashExternal {

@@ -25,6 +25,9 @@ pub struct Pending {
     pub record: Record,
     /// `delivery.timeout.ms` after it was sent.
     pub deadline: Instant,
+    /// An attempt to append it had an unknown outcome (no answer, or `REQUEST_TIMED_OUT` after the
+    /// broker appended it): the log may hold it even if its delivery fails.
+    pub maybe_stored: bool,
 }
 
 /// Records sent together to one partition, numbered from `base_sequence`.
@@ -228,6 +231,7 @@ mod tests {
                 timestamp: 0,
             },
             deadline,
+            maybe_stored: false,
         }
     }
 

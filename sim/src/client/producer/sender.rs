@@ -231,6 +231,7 @@ impl Sender {
                 index: self.next_index,
                 record: queued.record,
                 deadline: queued.deadline,
+                maybe_stored: false,
             };
             self.next_index += 1;
             self.place(queued.topic, queued.partition, pending);
@@ -594,12 +595,20 @@ impl Sender {
     }
 
     /// One batch's outcome: acknowledged, back in line for a retry, or failed.
-    fn on_batch(&mut self, tp: Tp, batch: Batch, outcome: Result<i64, Refusal>) {
-        let retriable = match &outcome {
-            Ok(_) => false,
-            Err(Refusal::Code(code)) => code.is_retriable_produce_error(),
-            Err(Refusal::Retriable(_)) => true,
+    fn on_batch(&mut self, tp: Tp, mut batch: Batch, outcome: Result<i64, Refusal>) {
+        let (retriable, maybe_appended) = match &outcome {
+            Ok(_) => (false, false),
+            Err(Refusal::Code(code)) => (
+                code.is_retriable_produce_error(),
+                *code == ErrorCode::RequestTimedOut,
+            ),
+            Err(Refusal::Retriable(_)) => (true, true),
         };
+        if maybe_appended {
+            for pending in &mut batch.records {
+                pending.maybe_stored = true;
+            }
+        }
         let error = match outcome {
             Ok(base_offset) => {
                 if let Some(partition) = self.partitions.get_mut(&tp) {
@@ -657,8 +666,12 @@ impl Sender {
             return;
         }
         coverage::reached(Event::DeliveryFailed);
-        if let Some(txn) = &self.shared.txn {
-            txn.fail(error.clone());
+        match &self.shared.txn {
+            Some(txn) => txn.fail(error.clone()),
+            None if records.iter().any(|p| !p.maybe_stored) => {
+                coverage::reached(Event::DeliveryFailedUnstored);
+            }
+            None => {}
         }
         let count = records.len();
         for pending in records {
