@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sluice_sim::coverage::Event;
-use sluice_sim::faults::{Fault, Scheduled};
+use sluice_sim::faults::{Fault, Operation, Role, Scheduled};
 use sluice_sim::kit::SimTest;
 use sluice_sim::{builtin, Report};
 
@@ -383,4 +383,112 @@ fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
         report.to_yaml()
     );
     assert_passed(&report);
+}
+
+/// Worker 2 stopped cleanly and the sink group began rebalancing; worker 1's consumer rejoined, and the
+/// operator stopped the sink connector on worker 1 while that JoinGroup was on its way. The task's last
+/// commit carried the old generation and reached the coordinator just after the join phase ended, which
+/// answered ILLEGAL_GENERATION (the member was in the new generation, its commit from before it heard):
+/// the runtime took that as a member thrown out and dropped the offsets, and worker 0, given the
+/// partitions, delivered 70 flushed records again with no fault to explain it. Found by
+/// `operator-calls` seed 569 (its first two faults; the rest came after). Now a commit refused for a
+/// stale generation is retried in the new one, as one refused during the rebalance is.
+#[test]
+fn a_last_commit_of_the_generation_before_is_retried_in_the_new_one() {
+    let scenario = builtin::scenario("operator-calls")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = &["cooperative-sticky"];
+            s.sink_modes = &[sluice_sim::workload::SinkMode::WriteInPut];
+        });
+    let plan = vec![
+        stop(7_269, 2, 10_670),
+        Scheduled {
+            at: at(9_253),
+            fault: Fault::Operate {
+                worker: 1,
+                connector: Role::Sink,
+                operation: Operation::Stop,
+                duration: at(9_084),
+            },
+        },
+    ];
+    let report = scenario.run_exact(569, plan).expect("the simulation runs");
+    assert_passed(&report);
+    assert!(
+        report.coverage.contains_key(&Event::CommitRefusedStale),
+        "no commit was refused for its generation: {:?}",
+        report.coverage
+    );
+    // The stopping task waited at its connector's gate for the new generation and committed there.
+    let trace = report.trace.join("\n");
+    let committed = trace
+        .find("member_id: \"worker-1-1\", generation: 2,")
+        .expect("worker 1's sink task did not commit in the new generation");
+    let left = trace
+        .find("Departed(\"worker-1-1\", Left)")
+        .expect("worker 1's sink task did not leave the group");
+    assert!(
+        committed < left,
+        "worker 1's sink task left before it committed"
+    );
+}
+
+/// Worker 1 crashed holding partitions 4 and 5, and retention deleted every record while it was down. The
+/// run ended as drained: the drain check took a group offset behind a log start that had reached the
+/// end as caught up, so no sink task had yet taken the partitions over, found its position behind the
+/// log start and reported the deleted records (`retention` seed 1241, the oracle's
+/// `deleted-unreported`). Now the run drains only once the group's offsets reach each partition's end.
+#[test]
+fn a_run_drains_only_once_the_group_moved_past_what_retention_deleted() {
+    let scenario = builtin::scenario("retention")
+        .expect("a known scenario")
+        .with_scenario(|s| {
+            s.assignors = &["range"];
+            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+        });
+    let hold = |ms, worker, duration| Scheduled {
+        at: at(ms),
+        fault: Fault::HoldNetwork {
+            worker,
+            duration: at(duration),
+        },
+    };
+    let delete = |ms, partitions: Vec<i32>, percent| Scheduled {
+        at: at(ms),
+        fault: Fault::DeleteRecords {
+            partitions,
+            percent,
+        },
+    };
+    let plan = vec![
+        hold(23_779, 1, 9_671),
+        hold(23_853, 2, 16_609),
+        Scheduled {
+            at: at(49_495),
+            fault: Fault::CrashWorker {
+                worker: 1,
+                down: at(11_683),
+            },
+        },
+        delete(55_983, (0..8).collect(), 100),
+        delete(57_366, vec![0, 1, 2], 74),
+    ];
+    let report = scenario.run_exact(1241, plan).expect("the simulation runs");
+    assert_passed(&report);
+    assert!(
+        report.coverage.contains_key(&Event::CommitBeforeLogStart),
+        "no sink task found the group's offset behind the log start\n{}",
+        report.to_yaml()
+    );
+    let behind: Vec<_> = report
+        .final_offsets
+        .sink
+        .iter()
+        .filter(|(_, offset)| **offset != 1238)
+        .collect();
+    assert!(
+        behind.is_empty(),
+        "the group's offsets moved to the end of each partition: {behind:?}"
+    );
 }

@@ -18,8 +18,10 @@ pub enum KafkaError {
     #[error("commit rejected, the group has rebalanced: {0}")]
     Fenced(String),
     /// The group is rebalancing: this member is still in it, and a commit is refused until the new
-    /// generation forms (REBALANCE_IN_PROGRESS). Offsets of partitions the member still owns then may be
-    /// committed again.
+    /// generation forms (REBALANCE_IN_PROGRESS), or the new generation formed, with this member, while
+    /// its commit carried the generation before (ILLEGAL_GENERATION: the coordinator answers
+    /// UNKNOWN_MEMBER_ID to a member it no longer has). Offsets of partitions the member still owns in
+    /// the new generation may be committed again.
     #[error("commit refused while the group rebalances: {0}")]
     RebalanceInProgress(String),
     /// A newer producer with the same `transactional.id` exists (or this one's transaction outlived

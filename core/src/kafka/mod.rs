@@ -149,8 +149,9 @@ pub trait GroupConsumer: Send {
     ) -> Result<GroupEvent, KafkaError>;
 
     /// Commits offsets ("next offset to read") synchronously. Fails with [`KafkaError::Fenced`] when
-    /// this member is no longer part of the group's current generation, and with
-    /// [`KafkaError::RebalanceInProgress`] while the group forms a new one.
+    /// this member is no longer part of the group, and with [`KafkaError::RebalanceInProgress`] while
+    /// the group forms a new generation, or when it formed one with this member before the member heard
+    /// (`ILLEGAL_GENERATION`: the commit carried the generation before).
     async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), KafkaError>;
 
     /// The group's committed offsets for these partitions (`None`: nothing committed).

@@ -546,6 +546,11 @@ impl GroupConsumer for SimGroupConsumer {
         };
         match self.coordinator(&request).await? {
             Response::Done => Ok(()),
+            // The coordinator knows the member (it checks that first): a generation formed with it
+            // while this commit carried the one before, as when the commit overtook the JoinGroup answer.
+            Response::Error(ErrorCode::IllegalGeneration) => Err(KafkaError::RebalanceInProgress(
+                ErrorCode::IllegalGeneration.to_string(),
+            )),
             Response::Error(code) => Err(code_error(code)),
             other => Err(unexpected(other)),
         }

@@ -364,7 +364,7 @@ pub fn run_planned(
         if now >= next_check {
             next_check = now + DRAIN_CHECK;
             if schedule.is_empty()
-                && missing(scenario, &cluster, &journal, &source_commits).is_empty()
+                && missing(scenario, &cluster, &journal, &source_commits, &listening).is_empty()
             {
                 drained = true;
                 break;
@@ -375,7 +375,7 @@ pub fn run_planned(
     let not_drained = if drained {
         Vec::new()
     } else {
-        missing(scenario, &cluster, &journal, &source_commits)
+        missing(scenario, &cluster, &journal, &source_commits, &listening)
     };
     // Stop every worker cleanly.
     for worker in &workers {
@@ -568,8 +568,10 @@ fn missing(
     cluster: &Cluster,
     journal: &SharedJournal,
     source: &SourceCommits,
+    listening: &told::Listening,
 ) -> Vec<String> {
     let source_committed = committed_source(scenario, cluster, source);
+    let reported = listening.reported();
     let state = cluster.lock();
     let sink_committed = state.committed(&scenario.sink_group());
     let journal = lock(journal);
@@ -579,5 +581,6 @@ fn missing(
         source_committed: &source_committed,
         sink_committed: &sink_committed,
         durability: journal.checks.durability(),
+        reported: &reported,
     })
 }

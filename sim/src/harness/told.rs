@@ -42,6 +42,14 @@ pub(super) fn listen() -> Listening {
 }
 
 impl Listening {
+    /// The ranges sink tasks reported as deleted by retention so far, in the order told.
+    pub(super) fn reported(&self) -> Vec<(Tp, Range<i64>)> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Stops listening; the ranges sink tasks reported as deleted by retention, in the order told.
     pub(super) fn finish(self) -> Vec<(Tp, Range<i64>)> {
         let reports = std::mem::take(&mut *self.reports.lock().unwrap_or_else(|e| e.into_inner()));

@@ -3,6 +3,7 @@
 //! drain limit passes is `not-drained`, with what is missing.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use super::durability::Durability;
 use crate::broker::Logs;
@@ -18,6 +19,8 @@ pub struct DrainState<'a> {
     /// The sink group's committed offsets.
     pub sink_committed: &'a BTreeMap<Tp, i64>,
     pub durability: &'a Durability,
+    /// The ranges sink tasks reported as deleted by retention so far.
+    pub reported: &'a [(Tp, Range<i64>)],
 }
 
 /// What is missing for the pipeline to have drained, one line each (nothing: it drained).
@@ -47,10 +50,14 @@ pub fn shortfalls(state: &DrainState<'_>) -> Vec<String> {
                 "{tp}: the destination holds records durably only below offset {durable} of {end}"
             ));
         }
-        // Records retention deleted are owed to nobody: a consumer behind the log start resumes there.
+        // Records retention deleted are owed to nobody, but the user must hear of those the group had
+        // committed offsets short of: a group offset behind a log start at the end is caught up once a
+        // sink task said what was deleted (or moved the offset). A group that never committed an offset
+        // of the partition owes nothing once everything was deleted.
         let start = state.logs.start_offset(&tp).unwrap_or(0);
         match state.sink_committed.get(&tp) {
-            Some(offset) if (*offset).max(start) >= end => {}
+            Some(offset) if *offset >= end => {}
+            Some(offset) if start >= end && told_deleted(state.reported, &tp, *offset..start) => {}
             Some(offset) => missing.push(format!(
                 "{tp}: the sink group committed offset {offset} of {end}"
             )),
@@ -61,4 +68,13 @@ pub fn shortfalls(state: &DrainState<'_>) -> Vec<String> {
         }
     }
     missing
+}
+
+/// Whether sink tasks reported every offset of `range` of `tp` as deleted by retention.
+fn told_deleted(reported: &[(Tp, Range<i64>)], tp: &Tp, range: Range<i64>) -> bool {
+    range.into_iter().all(|offset| {
+        reported
+            .iter()
+            .any(|(t, told)| t == tp && told.contains(&offset))
+    })
 }

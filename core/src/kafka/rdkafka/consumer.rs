@@ -452,16 +452,16 @@ impl GroupConsumer for RdGroupConsumer {
     }
 }
 
-/// A failed commit: fencing codes mean this member's generation is over; a rebalance under way refuses
-/// commits until the next generation forms.
+/// A failed commit: fencing codes mean this member is out of the group; a rebalance under way refuses
+/// commits until the next generation forms, and a generation formed with this member refuses one that
+/// carried the generation before (ILLEGAL_GENERATION: the coordinator checks the member first).
 fn commit_error(error: &RdError) -> KafkaError {
     match error {
-        RdError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress) => {
-            KafkaError::RebalanceInProgress(error.to_string())
-        }
         RdError::ConsumerCommit(
-            RDKafkaErrorCode::IllegalGeneration
-            | RDKafkaErrorCode::UnknownMemberId
+            RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration,
+        ) => KafkaError::RebalanceInProgress(error.to_string()),
+        RdError::ConsumerCommit(
+            RDKafkaErrorCode::UnknownMemberId
             | RDKafkaErrorCode::FencedInstanceId
             | RDKafkaErrorCode::StaleMemberEpoch,
         ) => KafkaError::Fenced(error.to_string()),
