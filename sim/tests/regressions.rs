@@ -153,6 +153,22 @@ fn assert_passed(report: &Report) {
     );
 }
 
+/// Fails unless the sink group's offset of every partition is at its end (offset 1,238: retention
+/// deleted everything before it).
+fn assert_group_at_the_end(report: &Report) {
+    let behind: Vec<_> = report
+        .final_offsets
+        .sink
+        .iter()
+        .filter(|(_, offset)| **offset != 1238)
+        .collect();
+    assert!(
+        behind.is_empty(),
+        "the group's offsets did not reach the end of each partition: {behind:?}\n{}",
+        report.to_yaml()
+    );
+}
+
 /// Whether the trace shows a producer registering at `epoch`.
 fn registered_at_epoch(report: &Report, epoch: i16) -> usize {
     let needle = format!("epoch: {epoch} }}");
@@ -327,17 +343,7 @@ fn a_sink_behind_the_log_start_commits_the_log_start() {
         "retention deleted records no sink task had written:\n{}",
         report.to_yaml()
     );
-    let behind: Vec<_> = report
-        .final_offsets
-        .sink
-        .iter()
-        .filter(|(_, offset)| **offset != 1238)
-        .collect();
-    assert!(
-        behind.is_empty(),
-        "the group's offsets moved to the log start, the end of each partition: {behind:?}\n{}",
-        report.to_yaml()
-    );
+    assert_group_at_the_end(&report);
 }
 
 /// Worker 2 was cut off, and its partitions went to worker 0, whose tasks were assigned them at the
@@ -481,14 +487,5 @@ fn a_run_drains_only_once_the_group_moved_past_what_retention_deleted() {
         "no sink task found the group's offset behind the log start\n{}",
         report.to_yaml()
     );
-    let behind: Vec<_> = report
-        .final_offsets
-        .sink
-        .iter()
-        .filter(|(_, offset)| **offset != 1238)
-        .collect();
-    assert!(
-        behind.is_empty(),
-        "the group's offsets moved to the end of each partition: {behind:?}"
-    );
+    assert_group_at_the_end(&report);
 }
