@@ -131,6 +131,28 @@ fn stop(ms: u64, worker: usize, away: u64) -> Scheduled {
     }
 }
 
+/// At `ms`, worker `worker` loses the network for `duration` ms.
+fn hold(ms: u64, worker: usize, duration: u64) -> Scheduled {
+    Scheduled {
+        at: at(ms),
+        fault: Fault::HoldNetwork {
+            worker,
+            duration: at(duration),
+        },
+    }
+}
+
+/// At `ms`, retention deletes `percent` of the readable records of `partitions`.
+fn delete(ms: u64, partitions: Vec<i32>, percent: u8) -> Scheduled {
+    Scheduled {
+        at: at(ms),
+        fault: Fault::DeleteRecords {
+            partitions,
+            percent,
+        },
+    }
+}
+
 /// At `ms`, worker 0 is cut off for `duration` ms and the source task is placed on worker 1.
 fn take_over(ms: u64, duration: u64) -> Scheduled {
     Scheduled {
@@ -314,22 +336,9 @@ fn a_sink_behind_the_log_start_commits_the_log_start() {
             // The source has written its last record by about 54 s; the partitions move at about 58 s.
             s.active = Duration::from_secs(90);
         });
-    let at = |ms| Duration::from_millis(ms);
     let plan = vec![
-        Scheduled {
-            at: at(48_000),
-            fault: Fault::HoldNetwork {
-                worker: 2,
-                duration: at(30_000),
-            },
-        },
-        Scheduled {
-            at: at(56_000),
-            fault: Fault::DeleteRecords {
-                partitions: (0..8).collect(),
-                percent: 100,
-            },
-        },
+        hold(48_000, 2, 30_000),
+        delete(56_000, (0..8).collect(), 100),
     ];
     let report = scenario.run_exact(83, plan).expect("the simulation runs");
     assert!(
@@ -362,20 +371,8 @@ fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
             s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
         });
     let plan = vec![
-        Scheduled {
-            at: at(40_108),
-            fault: Fault::HoldNetwork {
-                worker: 2,
-                duration: at(16_541),
-            },
-        },
-        Scheduled {
-            at: at(52_765),
-            fault: Fault::DeleteRecords {
-                partitions: (0..8).collect(),
-                percent: 100,
-            },
-        },
+        hold(40_108, 2, 16_541),
+        delete(52_765, (0..8).collect(), 100),
     ];
     let report = scenario.run_exact(404, plan).expect("the simulation runs");
     assert!(
@@ -453,20 +450,6 @@ fn a_run_drains_only_once_the_group_moved_past_what_retention_deleted() {
             s.assignors = &["range"];
             s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
         });
-    let hold = |ms, worker, duration| Scheduled {
-        at: at(ms),
-        fault: Fault::HoldNetwork {
-            worker,
-            duration: at(duration),
-        },
-    };
-    let delete = |ms, partitions: Vec<i32>, percent| Scheduled {
-        at: at(ms),
-        fault: Fault::DeleteRecords {
-            partitions,
-            percent,
-        },
-    };
     let plan = vec![
         hold(23_779, 1, 9_671),
         hold(23_853, 2, 16_609),

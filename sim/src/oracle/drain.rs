@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::durability::Durability;
+use super::retention;
 use crate::broker::Logs;
 use crate::protocol::Tp;
 use crate::scenario::Scenario;
@@ -57,7 +58,9 @@ pub fn shortfalls(state: &DrainState<'_>) -> Vec<String> {
         let start = state.logs.start_offset(&tp).unwrap_or(0);
         match state.sink_committed.get(&tp) {
             Some(offset) if *offset >= end => {}
-            Some(offset) if start >= end && told_deleted(state.reported, &tp, *offset..start) => {}
+            Some(offset)
+                if start >= end
+                    && (*offset..start).all(|o| retention::within(state.reported, &tp, o)) => {}
             Some(offset) => missing.push(format!(
                 "{tp}: the sink group committed offset {offset} of {end}"
             )),
@@ -68,13 +71,4 @@ pub fn shortfalls(state: &DrainState<'_>) -> Vec<String> {
         }
     }
     missing
-}
-
-/// Whether sink tasks reported every offset of `range` of `tp` as deleted by retention.
-fn told_deleted(reported: &[(Tp, Range<i64>)], tp: &Tp, range: Range<i64>) -> bool {
-    range.into_iter().all(|offset| {
-        reported
-            .iter()
-            .any(|(t, told)| t == tp && told.contains(&offset))
-    })
 }

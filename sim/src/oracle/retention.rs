@@ -29,11 +29,6 @@ pub(super) fn check(
     evidence: RetentionEvidence<'_>,
     report: Report<'_>,
 ) {
-    let within = |ranges: &[(Tp, Range<i64>)], tp: &Tp, offset: i64| {
-        ranges
-            .iter()
-            .any(|(t, range)| t == tp && range.contains(&offset))
-    };
     let mut silent: Option<(Tp, Range<i64>)> = None;
     let mut say = |(tp, range): (Tp, Range<i64>)| {
         report(
@@ -63,6 +58,13 @@ pub(super) fn check(
     if let Some(done) = silent {
         say(done);
     }
+}
+
+/// Whether `offset` of `tp` falls in one of `ranges`.
+pub(super) fn within(ranges: &[(Tp, Range<i64>)], tp: &Tp, offset: i64) -> bool {
+    ranges
+        .iter()
+        .any(|(t, range)| t == tp && range.contains(&offset))
 }
 
 #[cfg(test)]
