@@ -124,7 +124,7 @@ fn slow_flush() -> SimTest {
 
 fn dead_letters() -> SimTest {
     SimTest::runtime("dead-letters")
-        .about("the sink has a dead letter queue: its converter refuses some records and its destination rejects others, which the task reports through its ErrantRecordReporter, while puts and flushes stall (some past put.flush.limit.ms), flushes fail, workers crash and lose the network; every record of the topic must end in the destination or in the queue (found by its context headers), none in both, none lost")
+        .about("the source and the sink have dead letter queues and single message transforms: the source's converter refuses some records and its transforms drop or fail on others (Filter, ExtractField with HasHeaderKey predicates), the sink's converter refuses some, its transforms drop or fail on others and its destination rejects others, which the task reports through its ErrantRecordReporter, while puts and flushes stall (some past put.flush.limit.ms), flushes fail, workers crash and lose the network; every source record must end in the topic, dropped, or in the source's queue (its offset committed only once its dead letter is in Kafka), every record of the topic in the destination, dropped, or in the sink's queue (found by its context headers), none in both, none lost")
         .faults(
             &[
                 FaultKind::StallPut,
@@ -141,8 +141,13 @@ fn dead_letters() -> SimTest {
             Event::ErrantRecordReported,
             Event::WorkerCrashed,
             Event::FlushPastMaxPollInterval,
+            Event::SourceRecordFiltered,
+            Event::SourceTransformFailed,
         ])
-        .with_scenario(|s| s.dead_letters = true)
+        .with_scenario(|s| {
+            s.dead_letters = true;
+            s.transforms = true;
+        })
 }
 
 fn crash_restart_storm() -> SimTest {

@@ -94,11 +94,16 @@ pub enum Event {
     OperatorCall,
     /// An operator reset a stopped source's offsets over REST; resumed, it read everything again.
     SourceOffsetsReset,
+    /// The source's transforms dropped a record (a `Filter`): the task was told it went nowhere.
+    SourceRecordFiltered,
+    /// A source transform failed on a record under `errors.tolerance=all`: the record was
+    /// dead-lettered (or skipped), and the task told it went nowhere.
+    SourceTransformFailed,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 30] = [
+    pub const ALL: [Event; 32] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -129,6 +134,8 @@ impl Event {
         Event::ErrantRecordReported,
         Event::OperatorCall,
         Event::SourceOffsetsReset,
+        Event::SourceRecordFiltered,
+        Event::SourceTransformFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -163,6 +170,8 @@ impl Event {
             Event::ErrantRecordReported => "errant-record-reported",
             Event::OperatorCall => "operator-call",
             Event::SourceOffsetsReset => "source-offsets-reset",
+            Event::SourceRecordFiltered => "source-record-filtered",
+            Event::SourceTransformFailed => "source-transform-failed",
         }
     }
 }

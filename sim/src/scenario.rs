@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::faults::FaultKind;
 use crate::kit::{SinkUnderTest, SourceUnderTest};
-use crate::workload::{self, Poison, SinkMode};
+use crate::workload::{self, Mark, Poison, SinkMode};
 
 /// How strictly duplicates are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -93,6 +93,12 @@ pub struct Scenario {
     /// The sink has a dead letter queue (`<topic>-dlq`, with context headers), and its destination
     /// rejects some records, which the sink reports as errant.
     pub dead_letters: bool,
+    /// Single message transforms on both sides: the SequenceSource marks some records with headers
+    /// (see [`workload::Mark`]), the source's chain drops or fails those marked for it and adds an
+    /// `origin` header to the rest, the sink's chain drops records without that header and drops or
+    /// fails those marked for it. With `dead_letters` the source has a dead letter queue too
+    /// (`<topic>-source-dlq`).
+    pub transforms: bool,
     /// `offset.flush.interval.ms`.
     pub commit_interval: Duration,
     /// The source producers' `delivery.timeout.ms` (their `request.timeout.ms` is a third of it, at most
@@ -150,7 +156,11 @@ impl Scenario {
         max_poll_interval: Duration::from_secs(30),
         put_flush_limit: Duration::from_secs(40),
         dead_letters: false,
-        commit_interval: Duration::from_secs(2),
+        transforms: false,
+        // Not a multiple of the source's poll interval: commits would otherwise always come right before
+        // a poll, when the last poll's records have long been acknowledged, and never see a window
+        // between a send and its acknowledgement.
+        commit_interval: Duration::from_millis(2_030),
         delivery_timeout: Duration::from_secs(120),
         tick: Duration::from_millis(5),
         source_bug: "none",
@@ -190,6 +200,43 @@ impl Scenario {
             && workload::poison(seq) == Some(Poison::RefusedBySource)
     }
 
+    /// The mark record `seq` of every stream carries for the transforms, if the scenario has them.
+    pub fn mark(&self, seq: i64) -> Option<Mark> {
+        (self.transforms
+            && self.workload == Workload::Sequences
+            && self.source_under_test.is_none())
+        .then(|| workload::mark(seq))
+        .flatten()
+    }
+
+    /// Whether record `seq` of every stream never reaches the pipeline's topic: the source's converter
+    /// refuses it, or its transforms drop it or fail on it (its offset is committed all the same).
+    pub fn kept_out_of_kafka(&self, seq: i64) -> bool {
+        self.refused_by_source(seq)
+            || matches!(self.mark(seq), Some(Mark::SourceDrop | Mark::SourceFail))
+    }
+
+    /// Whether record `seq` of every stream has a dead letter in the source's queue.
+    pub fn source_dead_lettered(&self, seq: i64) -> bool {
+        self.source_dead_letter_topic().is_some()
+            && (self.refused_by_source(seq) || self.mark(seq) == Some(Mark::SourceFail))
+    }
+
+    /// Whether record `seq` of every stream is in Kafka but never written by the sink: its converter
+    /// refuses it, its destination rejects it, or its transforms drop it or fail on it.
+    pub fn kept_out_of_destination(&self, seq: i64) -> bool {
+        self.sink_dead_lettered(seq) || self.mark(seq) == Some(Mark::SinkDrop)
+    }
+
+    /// Whether record `seq` of every stream is skipped by the sink as an error: its converter refuses
+    /// it, its destination rejects it, or a sink transform fails on it (each dead-lettered, when the
+    /// sink has a queue).
+    pub fn sink_dead_lettered(&self, seq: i64) -> bool {
+        self.refused_by_sink(seq)
+            || self.rejected_by_destination(seq)
+            || self.mark(seq) == Some(Mark::SinkFail)
+    }
+
     /// Whether record `seq` of every stream is one the sink's converter refuses (in Kafka, skipped by
     /// the sink).
     pub fn refused_by_sink(&self, seq: i64) -> bool {
@@ -211,6 +258,11 @@ impl Scenario {
     /// The sink's dead letter queue, if it has one.
     pub fn dead_letter_topic(&self) -> Option<String> {
         self.dead_letters.then(|| format!("{}-dlq", self.topic()))
+    }
+
+    /// The source's dead letter queue, if it has one (with transforms and dead letters).
+    pub fn source_dead_letter_topic(&self) -> Option<String> {
+        (self.dead_letters && self.transforms).then(|| format!("{}-source-dlq", self.topic()))
     }
 
     /// The source record (stream, seq) a Kafka record's value holds: as the source under test's model

@@ -446,7 +446,7 @@ pub fn run_planned(
         zombie_writes: &zombie_writes,
         positions: &positions,
     });
-    let mut anomalies = journal.checks.anomalies(&positions, &zombies);
+    let mut anomalies = journal.checks.anomalies(&state.logs, &positions, &zombies);
     anomalies.extend(slow_calls::check(
         scenario,
         &strikes,

@@ -23,7 +23,7 @@ use crate::kit::{with_faults, Faults, OpenPartitions};
 use crate::placement::Placement;
 use crate::scenario::{Scenario, Workload};
 use crate::timeline::{LaneKind, MarkKind};
-use crate::workload::{self, input_file, SimFs, SinkMode};
+use crate::workload::{self, input_file, Mark, SimFs, SinkMode};
 
 /// What a run needs to know for each worker host.
 pub(super) struct WorkerHost {
@@ -110,7 +110,7 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
             ("topic", scenario.topic().into()),
         ]);
     }
-    props(&[
+    let mut config = props(&[
         ("name", "sequence-source".into()),
         (
             "connector.class",
@@ -147,6 +147,109 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
         (
             "transaction.boundary",
             scenario.transaction_boundary().into(),
+        ),
+    ]);
+    if scenario.transforms {
+        config.extend(source_transforms());
+    }
+    if let Some(topic) = scenario.source_dead_letter_topic() {
+        config.extend(dead_letter_queue(topic));
+    }
+    config
+}
+
+/// The marker of records that went through the source's transforms.
+const ORIGIN_HEADER: &str = "sim.origin";
+
+/// The source's chain: drops the records marked for it (`Filter`), fails on those marked to fail
+/// (`ExtractField` of a value that is no map), and adds an origin header to every other record.
+fn source_transforms() -> ConfigMap {
+    props(&[
+        ("marks", "true".into()),
+        ("transforms", "dropMarked,failMarked,origin".into()),
+        (
+            "transforms.dropMarked.type",
+            "org.apache.kafka.connect.transforms.Filter".into(),
+        ),
+        ("transforms.dropMarked.predicate", "dropMark".into()),
+        (
+            "transforms.failMarked.type",
+            "org.apache.kafka.connect.transforms.ExtractField$Value".into(),
+        ),
+        ("transforms.failMarked.field", "missing".into()),
+        ("transforms.failMarked.predicate", "failMark".into()),
+        (
+            "transforms.origin.type",
+            "org.apache.kafka.connect.transforms.InsertHeader".into(),
+        ),
+        ("transforms.origin.header", ORIGIN_HEADER.into()),
+        ("transforms.origin.value.literal", "sequence-source".into()),
+        ("predicates", "dropMark,failMark".into()),
+        (
+            "predicates.dropMark.type",
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
+        ),
+        ("predicates.dropMark.name", Mark::SourceDrop.header().into()),
+        (
+            "predicates.failMark.type",
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
+        ),
+        ("predicates.failMark.name", Mark::SourceFail.header().into()),
+    ])
+}
+
+/// The sink's chain: drops records without the source's origin header and those marked to be
+/// dropped, and fails on those marked to fail.
+fn sink_transforms() -> ConfigMap {
+    props(&[
+        ("transforms", "requireOrigin,dropMarked,failMarked".into()),
+        (
+            "transforms.requireOrigin.type",
+            "org.apache.kafka.connect.transforms.Filter".into(),
+        ),
+        ("transforms.requireOrigin.predicate", "fromSource".into()),
+        ("transforms.requireOrigin.negate", "true".into()),
+        (
+            "transforms.dropMarked.type",
+            "org.apache.kafka.connect.transforms.Filter".into(),
+        ),
+        ("transforms.dropMarked.predicate", "dropMark".into()),
+        (
+            "transforms.failMarked.type",
+            "org.apache.kafka.connect.transforms.ExtractField$Value".into(),
+        ),
+        ("transforms.failMarked.field", "missing".into()),
+        ("transforms.failMarked.predicate", "failMark".into()),
+        ("predicates", "fromSource,dropMark,failMark".into()),
+        (
+            "predicates.fromSource.type",
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
+        ),
+        ("predicates.fromSource.name", ORIGIN_HEADER.into()),
+        (
+            "predicates.dropMark.type",
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
+        ),
+        ("predicates.dropMark.name", Mark::SinkDrop.header().into()),
+        (
+            "predicates.failMark.type",
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
+        ),
+        ("predicates.failMark.name", Mark::SinkFail.header().into()),
+    ])
+}
+
+/// A dead letter queue with Kafka Connect's context headers, on a topic of one replica.
+fn dead_letter_queue(topic: String) -> ConfigMap {
+    props(&[
+        ("errors.deadletterqueue.topic.name", topic),
+        (
+            "errors.deadletterqueue.topic.replication.factor",
+            "1".into(),
+        ),
+        (
+            "errors.deadletterqueue.context.headers.enable",
+            "true".into(),
         ),
     ])
 }
@@ -206,18 +309,11 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
         limit,
         client_id,
     ]);
+    if scenario.transforms {
+        config.extend(sink_transforms());
+    }
     if let Some(topic) = scenario.dead_letter_topic() {
-        config.extend(props(&[
-            ("errors.deadletterqueue.topic.name", topic),
-            (
-                "errors.deadletterqueue.topic.replication.factor",
-                "1".into(),
-            ),
-            (
-                "errors.deadletterqueue.context.headers.enable",
-                "true".into(),
-            ),
-        ]));
+        config.extend(dead_letter_queue(topic));
     }
     config
 }

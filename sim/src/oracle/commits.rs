@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::cluster::{Commit, GroupInvariants, Ownership};
+use super::dead_letters;
 use super::durability::Durability;
 use super::visible::VisibleIds;
 use super::{Anomaly, AnomalyKind, Positions};
@@ -27,6 +28,8 @@ pub struct CommitChecks {
     verified: BTreeMap<i64, i64>,
     /// The source records in Kafka, followed from commit to commit.
     visible: VisibleIds,
+    /// The source records with a dead letter in the source's queue, if it has one.
+    source_letters: Option<(String, VisibleIds)>,
     /// (stream, first seq missing from Kafka, committed seq) seen at source commits, judged at the end.
     early: BTreeSet<(i64, i64, i64)>,
     /// Per stream, every source commit: when, and the seq it covers.
@@ -58,6 +61,9 @@ impl CommitChecks {
             groups: GroupInvariants::default(),
             verified: BTreeMap::new(),
             visible: VisibleIds::default(),
+            source_letters: scenario
+                .source_dead_letter_topic()
+                .map(|queue| (queue, VisibleIds::default())),
             early: BTreeSet::new(),
             source_commits: BTreeMap::new(),
             inits: BTreeMap::new(),
@@ -165,19 +171,28 @@ impl CommitChecks {
     /// never did is lost.
     pub fn on_source_commit(&mut self, at: Duration, logs: &Logs, commits: &[(i64, i64)]) {
         let scenario = &self.scenario;
-        self.visible
-            .update(logs, &self.topic, |value| scenario.identify(value));
+        self.visible.update(logs, &self.topic, |record| {
+            scenario.identify(record.value.as_deref()?)
+        });
+        if let Some((queue, letters)) = &mut self.source_letters {
+            letters.update(logs, queue, dead_letters::source_origin);
+        }
         for &(stream, seq) in commits {
             self.source_commits
                 .entry(stream)
                 .or_default()
                 .push((at, seq));
             let verified = self.verified.entry(stream).or_insert(-1);
-            // A record the source's converter refused is never in Kafka; its offset is committed anyway.
-            while *verified < seq
-                && (self.visible.contains((stream, *verified + 1))
-                    || self.scenario.refused_by_source(*verified + 1))
-            {
+            // A record the source's converter refused or its transforms dropped is never in the
+            // topic; its offset is committed anyway, once its dead letter is in the queue, if it has
+            // one.
+            let stored = |seq: i64| match &self.source_letters {
+                Some((_, letters)) if scenario.source_dead_lettered(seq) => {
+                    letters.contains((stream, seq))
+                }
+                _ => scenario.kept_out_of_kafka(seq) || self.visible.contains((stream, seq)),
+            };
+            while *verified < seq && stored(*verified + 1) {
                 *verified += 1;
             }
             if *verified < seq {
@@ -268,7 +283,15 @@ impl CommitChecks {
     }
 
     /// Every anomaly found at commits, now that Kafka's final contents are known.
-    pub fn anomalies(&self, positions: &Positions, zombie_writes: &[ZombieWrite]) -> Vec<Anomaly> {
+    pub fn anomalies(
+        &mut self,
+        logs: &Logs,
+        positions: &Positions,
+        zombie_writes: &[ZombieWrite],
+    ) -> Vec<Anomaly> {
+        if let Some((queue, letters)) = &mut self.source_letters {
+            letters.update(logs, queue, dead_letters::source_origin);
+        }
         let mut found = self.anomalies.clone();
         found.extend(zombie_writes.iter().map(|zombie| Anomaly {
             kind: AnomalyKind::ZombieWrite,
@@ -276,7 +299,13 @@ impl CommitChecks {
         }));
         let mut judged = BTreeSet::new();
         for &(stream, missing, committed) in &self.early {
-            if positions.contains_key(&(stream, missing)) && judged.insert((stream, missing)) {
+            let arrived = match &self.source_letters {
+                Some((_, letters)) if self.scenario.source_dead_lettered(missing) => {
+                    letters.contains((stream, missing))
+                }
+                _ => positions.contains_key(&(stream, missing)),
+            };
+            if arrived && judged.insert((stream, missing)) {
                 found.push(Anomaly {
                     kind: AnomalyKind::CommittedBeforeDurable,
                     detail: format!(

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::broker::{Entry, Logs};
-use crate::protocol::Tp;
+use crate::protocol::{Record, Tp};
 use crate::scenario::Scenario;
 
 use super::{Anomaly, AnomalyKind, Tally};
@@ -29,7 +29,7 @@ pub fn check(
     tally.dead_lettered = letters.values().map(|n| *n as i64).sum();
     let mut found = Vec::new();
     for ((_, seq), copies) in positions {
-        let dead = scenario.refused_by_sink(*seq) || scenario.rejected_by_destination(*seq);
+        let dead = scenario.sink_dead_lettered(*seq);
         for position in copies {
             let lettered = letters.contains_key(position);
             let (tp, offset) = position;
@@ -53,35 +53,95 @@ pub fn check(
 /// dead letters each has.
 fn dead_letters(logs: &Logs, queue: &str) -> BTreeMap<(Tp, i64), usize> {
     let mut letters = BTreeMap::new();
+    for record in queue_records(logs, queue) {
+        let origin = (
+            header(record, "__connect.errors.topic"),
+            header(record, "__connect.errors.partition").and_then(|p| p.parse().ok()),
+            header(record, "__connect.errors.offset").and_then(|o| o.parse().ok()),
+        );
+        if let (Some(topic), Some(partition), Some(offset)) = origin {
+            *letters
+                .entry((Tp::new(topic, partition), offset))
+                .or_insert(0) += 1;
+        }
+    }
+    letters
+}
+
+/// The source's dead letter queue: every record its converter refused or its transforms failed on must
+/// have a dead letter there, found by the `__connect.errors.source.partition` and `.source.offset`
+/// context headers (`{"stream":S}`, `{"seq":N}`), and no other record may. A dead letter may come
+/// twice (a crash between its acknowledgement and the commit of its offset).
+pub fn check_source(scenario: &Scenario, logs: &Logs, tally: &mut Tally) -> Vec<Anomaly> {
+    let Some(queue) = scenario.source_dead_letter_topic() else {
+        return Vec::new();
+    };
+    let mut letters: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for origin in queue_records(logs, &queue)
+        .into_iter()
+        .filter_map(source_origin)
+    {
+        *letters.entry(origin).or_insert(0) += 1;
+    }
+    tally.source_dead_lettered = letters.values().map(|n| *n as i64).sum();
+    let mut found = Vec::new();
+    for stream in 0..scenario.streams {
+        for seq in 0..scenario.records_per_stream {
+            let dead = scenario.source_dead_lettered(seq);
+            let lettered = letters.contains_key(&(stream, seq));
+            if dead && !lettered {
+                found.push(Anomaly {
+                    kind: AnomalyKind::DeadLetterMissing,
+                    detail: format!("stream {stream} seq {seq} was refused by the source's converter or transforms but is not in its dead letter queue {queue}"),
+                });
+            } else if !dead && lettered {
+                found.push(Anomaly {
+                    kind: AnomalyKind::DeadLetterUnexpected,
+                    detail: format!("stream {stream} seq {seq} is in the source's dead letter queue {queue} though the source could send it"),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The source record (stream, seq) a source dead letter is of, by its `__connect.errors.source.partition`
+/// and `.source.offset` context headers.
+pub fn source_origin(letter: &Record) -> Option<(i64, i64)> {
+    let number = |name: &str, key: &str| {
+        let json: serde_json::Value = serde_json::from_str(header(letter, name)?).ok()?;
+        json.get(key)?.as_i64()
+    };
+    Some((
+        number("__connect.errors.source.partition", "stream")?,
+        number("__connect.errors.source.offset", "seq")?,
+    ))
+}
+
+/// The records of every partition of `queue`.
+fn queue_records<'l>(logs: &'l Logs, queue: &str) -> Vec<&'l Record> {
+    let mut records = Vec::new();
     for (name, partitions) in logs.topics() {
         if name != queue {
             continue;
         }
         for partition in 0..partitions {
             for entry in logs.entries(&Tp::new(queue, partition)) {
-                let Entry::Data { record, .. } = entry else {
-                    continue;
-                };
-                let header = |key: &str| {
-                    record
-                        .headers
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .and_then(|(_, v)| v.as_deref())
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                };
-                let origin = (
-                    header("__connect.errors.topic"),
-                    header("__connect.errors.partition").and_then(|p| p.parse().ok()),
-                    header("__connect.errors.offset").and_then(|o| o.parse().ok()),
-                );
-                if let (Some(topic), Some(partition), Some(offset)) = origin {
-                    *letters
-                        .entry((Tp::new(topic, partition), offset))
-                        .or_insert(0) += 1;
+                if let Entry::Data { record, .. } = entry {
+                    records.push(record);
                 }
             }
         }
     }
-    letters
+    records
+}
+
+/// A record's header, as text.
+fn header<'r>(record: &'r Record, key: &str) -> Option<&'r str> {
+    record
+        .headers
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
 }

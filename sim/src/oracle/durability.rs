@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::broker::{Entry, Logs};
 use crate::protocol::Tp;
-use crate::workload::{refused_by_sink, DestinationStore, OutputLedger};
+use crate::workload::{refused_by_sink, DestinationStore, Mark, OutputLedger};
 
 /// Where the sink's records become durable, and how far each partition was found durable.
 #[derive(Debug)]
@@ -15,7 +15,8 @@ pub struct Durability {
     sink: Sink,
     /// Per partition, an offset below which every record is durable or owes nothing. It only moves on:
     /// records stay durable, and a record that owes nothing never owes again (markers and aborted records,
-    /// records the sink refuses, records the destination rejects, which it only starts doing). Without
+    /// records the sink refuses or its transforms skip, records the destination rejects, which it only
+    /// starts doing). Without
     /// it every sink commit looked again at every record after the first that owes nothing.
     verified: Mutex<BTreeMap<Tp, i64>>,
 }
@@ -58,11 +59,21 @@ impl Durability {
             Sink::Store(store) => {
                 // Every offset below the store's contiguous durable run is durable.
                 from = from.max(store.contiguous_end(tp));
-                // A record the sink's converter refuses has nothing to be durable: the sink skips it.
-                let to_write = logs.live_offsets_from(tp, from).filter(|&offset| {
-                    !value(offset)
-                        .is_some_and(|value| refused_by_sink(value) || store.rejects(value))
-                });
+                // A record the sink's converter refuses, or its transforms drop or fail on, has
+                // nothing to be durable: the sink skips it.
+                let skipped = |offset: i64| match &entries[offset as usize] {
+                    Entry::Data { record, .. } => {
+                        Mark::for_sink(&record.headers)
+                            || record
+                                .value
+                                .as_deref()
+                                .is_some_and(|value| refused_by_sink(value) || store.rejects(value))
+                    }
+                    Entry::Marker { .. } => false,
+                };
+                let to_write = logs
+                    .live_offsets_from(tp, from)
+                    .filter(|&offset| !skipped(offset));
                 store.first_missing(tp, to_write)
             }
             Sink::Files(ledger) => logs.live_offsets_from(tp, from).find(|&offset| {

@@ -202,14 +202,18 @@ pub struct Tally {
     pub in_kafka: i64,
     /// Distinct source records whose offsets the source committed.
     pub source_committed: i64,
-    /// Source records the source's converter refused: skipped before Kafka.
+    /// Source records the source's converter refused or its transforms dropped or failed on: skipped
+    /// before Kafka.
     pub skipped_by_source: i64,
-    /// Records in Kafka the sink's converter refused, or its destination rejected: skipped, not written
-    /// to the destination.
+    /// Records in Kafka the sink's converter refused, its destination rejected or its transforms
+    /// dropped or failed on: skipped, not written to the destination.
     pub skipped_by_sink: i64,
     /// Records in the sink's dead letter queue (with duplicates).
     #[serde(skip_serializing_if = "is_zero")]
     pub dead_lettered: i64,
+    /// Records in the source's dead letter queue (with duplicates).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub source_dead_lettered: i64,
     /// Distinct Kafka records durable in the destination.
     pub delivered: i64,
     /// Source records at more than one Kafka offset (extra copies).
@@ -273,12 +277,12 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
                     .count()
                     .max(1)
             }) as i64;
-            if scenario.refused_by_source(seq) {
+            if scenario.kept_out_of_kafka(seq) {
                 tally.skipped_by_source += 1;
                 if copies > 0 {
                     first(
                         AnomalyKind::Inconsistent,
-                        format!("stream {stream} seq {seq} is in Kafka, but the source's converter refuses it"),
+                        format!("stream {stream} seq {seq} is in Kafka, but the source's converter refuses it or its transforms drop it"),
                     );
                 }
                 continue;
@@ -324,6 +328,9 @@ pub fn check_final(state: &FinalState<'_>) -> (Tally, Vec<Anomaly>) {
             for anomaly in
                 dead_letters::check(scenario, state.logs, positions, &deleted, &mut tally)
             {
+                first(anomaly.kind, anomaly.detail);
+            }
+            for anomaly in dead_letters::check_source(scenario, state.logs, &mut tally) {
                 first(anomaly.kind, anomaly.detail);
             }
             example
@@ -424,18 +431,27 @@ fn check_store(
         }
         last.insert(key, write.offset);
     }
-    // Records the sink's converter refuses are skipped, not written; those the destination rejects are
-    // reported as errant (both go to the dead letter queue, if there is one).
+    // Records the sink's converter refuses or its transforms drop or fail on are skipped, not written;
+    // those the destination rejects are reported as errant (all but the dropped go to the dead letter
+    // queue, if there is one).
     let (refused, kafka_records): (Vec<_>, Vec<_>) = positions
         .iter()
         .flat_map(|((_, seq), copies)| {
-            let refused = scenario.refused_by_sink(*seq) || scenario.rejected_by_destination(*seq);
+            let refused = scenario.kept_out_of_destination(*seq);
             copies
                 .iter()
                 .map(move |position| (refused, position.clone()))
         })
         .partition(|(refused, _)| *refused);
     tally.skipped_by_sink = refused.len() as i64;
+    for (_, (tp, offset)) in &refused {
+        if written.contains_key(&(tp.clone(), *offset)) {
+            report(
+                AnomalyKind::Inconsistent,
+                format!("{tp} offset {offset} was written, though the sink's converter refuses it, its destination rejects it or its transforms drop it"),
+            );
+        }
+    }
     let kafka_records: BTreeSet<(Tp, i64)> = kafka_records
         .into_iter()
         .map(|(_, position)| position)

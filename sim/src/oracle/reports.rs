@@ -31,7 +31,7 @@ pub fn check(
     let topic = scenario.topic();
     for (instance, instance_reports) in reports {
         for (&(stream, seq), told) in &instance_reports.told {
-            let refused = scenario.refused_by_source(seq);
+            let refused = scenario.kept_out_of_kafka(seq);
             for stored in told {
                 let wrong = match stored {
                     None if refused => continue,

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use crate::broker::Logs;
-use crate::protocol::Tp;
+use crate::protocol::{Record, Tp};
 
 /// The (stream, seq) of every record a read_committed reader of one topic has been able to see.
 #[derive(Debug, Default)]
@@ -21,12 +21,12 @@ pub struct VisibleIds {
 
 impl VisibleIds {
     /// Takes in what became visible in `topic` since the last call; `identify` tells a record's
-    /// (stream, seq) from its value (`None`: not a source record).
+    /// (stream, seq) (`None`: not a source record).
     pub fn update(
         &mut self,
         logs: &Logs,
         topic: &str,
-        identify: impl Fn(&[u8]) -> Option<(i64, i64)>,
+        identify: impl Fn(&Record) -> Option<(i64, i64)>,
     ) {
         let partitions = logs.partition_count(topic).unwrap_or(0);
         self.read_to
@@ -34,10 +34,8 @@ impl VisibleIds {
         for (partition, read_to) in (0..partitions).zip(self.read_to.iter_mut()) {
             let (records, stable) =
                 logs.committed_records_from(&Tp::new(topic, partition), *read_to);
-            self.ids.extend(
-                records
-                    .filter_map(|committed| committed.record.value.as_deref().and_then(&identify)),
-            );
+            self.ids
+                .extend(records.filter_map(|committed| identify(committed.record)));
             *read_to = stable;
         }
     }
@@ -90,7 +88,7 @@ mod tests {
         );
         let mut visible = VisibleIds::default();
         let mut check = |logs: &Logs, expected: &[(i64, i64)]| {
-            visible.update(logs, "t", identify);
+            visible.update(logs, "t", |record| identify(record.value.as_deref()?));
             let expected: BTreeSet<(i64, i64)> = expected.iter().copied().collect();
             assert_eq!(seen_by_full_read(logs), expected);
             for id in [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (3, 0)] {

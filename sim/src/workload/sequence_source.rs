@@ -10,6 +10,10 @@
 //! `StringConverter` refuses. Both connectors run with `errors.tolerance=all`, so each side skips its
 //! poison and commits offsets past it.
 //!
+//! With `marks=true` some other records carry a header that the scenario's single message transforms act
+//! on (see [`Mark`]): the source's chain drops or fails records marked for it, the sink's those marked
+//! for it.
+//!
 //! Every task instance writes what it is told through `commit_record`, and what it polled before each
 //! `commit`, to the shared [`SourceReports`], where the oracle checks them.
 //!
@@ -25,8 +29,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, RecordMetadata, SourceConnector,
-    SourceMap, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header, RecordMetadata,
+    SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Value};
@@ -40,6 +44,7 @@ const RECORDS: &str = "records.per.stream";
 const BATCH: &str = "batch.size";
 const INTERVAL: &str = "poll.interval.ms";
 const BUG: &str = "bug";
+const MARKS: &str = "marks";
 const ASSIGNED: &str = "streams.assigned";
 
 fn config_def() -> ConfigDef {
@@ -64,6 +69,12 @@ fn config_def() -> ConfigDef {
             ConfigType::String,
             "none",
             "A deliberate bug: none, skip-records, early-offsets or restart-from-beginning.",
+        )
+        .optional(
+            MARKS,
+            ConfigType::Boolean,
+            "false",
+            "Mark some records with a header for the transforms (see Mark).",
         )
 }
 
@@ -99,6 +110,57 @@ pub fn poison(seq: i64) -> Option<Poison> {
     } else {
         None
     }
+}
+
+/// What a scenario's transforms do to a marked record, told by a header (its key is all they test,
+/// with `HasHeaderKey`). Only records that are neither poison nor rejected are marked, so a record
+/// meets at most one of these fates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The source's `Filter` drops it: never in Kafka, its offset committed all the same.
+    SourceDrop,
+    /// A source transform fails on it: under `errors.tolerance=all`, dead-lettered by the source (or
+    /// skipped, without a queue), never in the topic.
+    SourceFail,
+    /// The sink's `Filter` drops it: in Kafka, never written, its offset committed all the same.
+    SinkDrop,
+    /// A sink transform fails on it: in Kafka, dead-lettered by the sink (or skipped).
+    SinkFail,
+}
+
+impl Mark {
+    /// The header a marked record carries.
+    pub fn header(self) -> &'static str {
+        match self {
+            Mark::SourceDrop => "sim.source.drop",
+            Mark::SourceFail => "sim.source.fail",
+            Mark::SinkDrop => "sim.sink.drop",
+            Mark::SinkFail => "sim.sink.fail",
+        }
+    }
+
+    /// Whether a Kafka record's headers carry a mark for the sink's transforms.
+    pub fn for_sink(headers: &[(String, Option<Vec<u8>>)]) -> bool {
+        headers
+            .iter()
+            .any(|(key, _)| key == Mark::SinkDrop.header() || key == Mark::SinkFail.header())
+    }
+}
+
+/// The mark record `seq` of a stream carries when the source marks records.
+pub fn mark(seq: i64) -> Option<Mark> {
+    if poison(seq).is_some() || rejected(seq) {
+        return None;
+    }
+    [
+        (53, Mark::SourceDrop),
+        (13, Mark::SourceFail),
+        (61, Mark::SinkDrop),
+        (67, Mark::SinkFail),
+    ]
+    .into_iter()
+    .find(|(every, _)| seq % every == every / 2)
+    .map(|(_, mark)| mark)
 }
 
 /// The byte that makes a record's value invalid UTF-8, after its text.
@@ -223,6 +285,8 @@ pub struct SequenceSourceTask {
     batch: usize,
     interval: Duration,
     bug: String,
+    /// Records get their [`Mark`] headers.
+    marks: bool,
     /// The next sequence number of each stream this task reads.
     next: BTreeMap<i64, i64>,
     instances: Arc<AtomicU64>,
@@ -240,6 +304,7 @@ impl SourceTask for SequenceSourceTask {
         self.batch = parsed.int(BATCH).max(1) as usize;
         self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
         self.bug = parsed.string(BUG).to_owned();
+        self.marks = parsed.boolean(MARKS);
         self.instance = self.instances.fetch_add(1, Ordering::SeqCst);
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
         for stream in assigned
@@ -290,6 +355,12 @@ impl SourceTask for SequenceSourceTask {
                     record_value(value, seq),
                 );
                 record.key = Data::string(key);
+                if let Some(mark) = mark(seq).filter(|_| self.marks) {
+                    record.headers.push(Header {
+                        key: mark.header().to_owned(),
+                        value: Data::string(""),
+                    });
+                }
                 self.reports.polled(self.instance, (stream, seq));
                 out.push(record);
             }
@@ -318,6 +389,12 @@ impl SourceTask for SequenceSourceTask {
         let id = value.ok_or_else(|| ConnectError::fatal("commit_record: not a record of mine"))?;
         if metadata.is_none() {
             coverage::reached(Event::RecordSkipped);
+            let marked = |mark: Mark| record.headers.iter().any(|h| h.key == mark.header());
+            if marked(Mark::SourceDrop) {
+                coverage::reached(Event::SourceRecordFiltered);
+            } else if marked(Mark::SourceFail) {
+                coverage::reached(Event::SourceTransformFailed);
+            }
         }
         self.reports
             .told(self.instance, id, metadata.map(|m| (m.partition, m.offset)));
