@@ -145,3 +145,75 @@ fn header<'r>(record: &'r Record, key: &str) -> Option<&'r str> {
         .and_then(|(_, v)| v.as_deref())
         .and_then(|v| std::str::from_utf8(v).ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::ProduceBatch;
+
+    /// A source dead letter of record `seq` of stream `stream`, with its context headers.
+    fn letter(stream: i64, seq: i64) -> Record {
+        let header = |key: &str, value: String| (key.to_owned(), Some(value.into_bytes()));
+        Record {
+            key: None,
+            value: Some(format!("stream-{stream}:{seq}").into_bytes()),
+            headers: vec![
+                header(
+                    "__connect.errors.source.partition",
+                    format!("{{\"stream\":{stream}}}"),
+                ),
+                header(
+                    "__connect.errors.source.offset",
+                    format!("{{\"seq\":{seq}}}"),
+                ),
+            ],
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn every_source_dead_letter_is_owed_and_no_other() {
+        let scenario = Scenario {
+            dead_letters: true,
+            transforms: true,
+            streams: 1,
+            records_per_stream: 100,
+            ..Scenario::base("source-dead-letters")
+        };
+        let queue = scenario.source_dead_letter_topic().unwrap();
+        let owed: Vec<i64> = (0..100)
+            .filter(|&seq| scenario.source_dead_lettered(seq))
+            .collect();
+        // Records the transforms fail on (every 13th) and the one the converter refuses (the 97th).
+        assert_eq!(owed, [6, 19, 32, 45, 58, 71, 84, 96, 97]);
+        let mut logs = Logs::default();
+        logs.create(&queue, 1).unwrap();
+        // All but the first, one twice, and one of a record the source could send.
+        let records: Vec<Record> = owed[1..]
+            .iter()
+            .chain([&owed[1], &0])
+            .map(|&seq| letter(0, seq))
+            .collect();
+        let producer = logs.new_producer_id();
+        let batch = ProduceBatch {
+            tp: Tp::new(queue.as_str(), 0),
+            base_sequence: 0,
+            records,
+        };
+        logs.append(producer, 0, false, batch, Duration::ZERO)
+            .unwrap();
+        let mut tally = Tally::default();
+        let found: Vec<(AnomalyKind, String)> = check_source(&scenario, &logs, &mut tally)
+            .into_iter()
+            .map(|a| (a.kind, a.detail))
+            .collect();
+        assert_eq!(tally.source_dead_lettered, 10);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, AnomalyKind::DeadLetterUnexpected);
+        assert!(found[0].1.starts_with("stream 0 seq 0 "), "{found:?}");
+        assert_eq!(found[1].0, AnomalyKind::DeadLetterMissing);
+        assert!(found[1].1.starts_with("stream 0 seq 6 "), "{found:?}");
+    }
+}
