@@ -152,7 +152,7 @@ fn dead_letters() -> SimTest {
 
 fn crash_restart_storm() -> SimTest {
     SimTest::runtime("crash-restart-storm")
-        .about("workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, brokers restart (their partitions failing over) and partition leaders move, the brokers answer produce requests with retriable errors, some outlasting delivery.timeout.ms; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes")
+        .about("workers crash and restart, lose the network (held or partitioned) long enough to expire their sessions, brokers restart (their partitions failing over) and partition leaders move, the brokers answer produce requests with retriable errors, some outlasting delivery.timeout.ms; the source's offset file sees failed fsyncs of itself and its directory, and failed and short writes; the source system fails polls (down for a while, or refusing a task for good) and the destination fails a put for good, the failed tasks restarting by task.restart.policy=on-failure")
         .faults(
             &[
                 FaultKind::CrashWorker,
@@ -163,6 +163,8 @@ fn crash_restart_storm() -> SimTest {
                 FaultKind::MoveLeaders,
                 FaultKind::MoveCoordinators,
                 FaultKind::FailFlush,
+                FaultKind::FailPoll,
+                FaultKind::FailPut,
                 FaultKind::FailSync,
                 FaultKind::FailDirSync,
                 FaultKind::FailWrite,
@@ -177,6 +179,8 @@ fn crash_restart_storm() -> SimTest {
             FaultKind::HoldNetwork,
             FaultKind::MoveLeaders,
             FaultKind::ProduceErrors,
+            FaultKind::FailPoll,
+            FaultKind::FailPut,
         ])
         .require(&[
             Event::WorkerCrashed,
@@ -187,6 +191,10 @@ fn crash_restart_storm() -> SimTest {
             Event::DeliveryFailed,
             Event::DeliveryFailedUnstored,
             Event::LeaderMoved,
+            Event::PollFailedRetriable,
+            Event::PollFailedFatal,
+            Event::PutFailedFatal,
+            Event::TaskRestartedAfterFailure,
         ])
         .with_scenario(|s| s.delivery_timeout = Duration::from_secs(15))
 }

@@ -99,11 +99,20 @@ pub enum Event {
     /// A source transform failed on a record under `errors.tolerance=all`: the record was
     /// dead-lettered (or skipped), and the task told it went nowhere.
     SourceTransformFailed,
+    /// A source task's poll failed with a retriable error (its source system was down): the runtime
+    /// polls again after a backoff.
+    PollFailedRetriable,
+    /// A source task's poll failed with a fatal error: the task failed.
+    PollFailedFatal,
+    /// A sink task's `put` failed with a fatal error: the task failed with what it had buffered.
+    PutFailedFatal,
+    /// A task that failed started again (`task.restart.policy=on-failure`).
+    TaskRestartedAfterFailure,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 32] = [
+    pub const ALL: [Event; 36] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -136,6 +145,10 @@ impl Event {
         Event::SourceOffsetsReset,
         Event::SourceRecordFiltered,
         Event::SourceTransformFailed,
+        Event::PollFailedRetriable,
+        Event::PollFailedFatal,
+        Event::PutFailedFatal,
+        Event::TaskRestartedAfterFailure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +185,10 @@ impl Event {
             Event::SourceOffsetsReset => "source-offsets-reset",
             Event::SourceRecordFiltered => "source-record-filtered",
             Event::SourceTransformFailed => "source-transform-failed",
+            Event::PollFailedRetriable => "poll-failed-retriable",
+            Event::PollFailedFatal => "poll-failed-fatal",
+            Event::PutFailedFatal => "put-failed-fatal",
+            Event::TaskRestartedAfterFailure => "task-restarted-after-failure",
         }
     }
 }

@@ -171,6 +171,12 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
             duration: stall(rng),
         },
         FaultKind::FailFlush => Fault::FailFlush,
+        // Mostly an outage of a few seconds to past the session, sometimes a refusal for good.
+        FaultKind::FailPoll => Fault::FailPoll {
+            fatal: rng.random_bool(0.3),
+            duration: between(rng, Duration::from_secs(1), session * 2),
+        },
+        FaultKind::FailPut => Fault::FailPut,
         FaultKind::FailSync => Fault::FailSync {
             pages: if rng.random_bool(0.5) {
                 DirtyPages::Dropped

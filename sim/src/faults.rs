@@ -19,6 +19,8 @@ pub enum FaultKind {
     StallFlush,
     StallPut,
     FailFlush,
+    FailPoll,
+    FailPut,
     FailSync,
     FailDirSync,
     FailWrite,
@@ -114,6 +116,17 @@ pub enum Fault {
     },
     /// The next flush of the destination store fails.
     FailFlush,
+    /// The source system fails the SequenceSource's polls: for `duration` with a retriable error (the
+    /// runtime polls again after a backoff), or, if `fatal`, the next one for good (the task fails, and
+    /// its `task.restart.policy` restarts it).
+    FailPoll {
+        fatal: bool,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// The next `put` of the StoreSink fails for good: the task fails with what it buffered, and its
+    /// `task.restart.policy` restarts it.
+    FailPut,
     /// The next fsync on a simulated disk fails, keeping the dirty pages or dropping them as Linux does.
     FailSync { pages: DirtyPages },
     /// The next fsync of a directory on a simulated disk fails (its new entries stay unsynced).

@@ -15,12 +15,10 @@ use sluice_sim::{builtin, Report};
 /// `crash-restart-storm` seed 51; its fault plan is kept here so the schedule cannot drift away.
 #[test]
 fn a_failed_flush_during_a_cooperative_revocation_rewinds_every_partition() {
-    let scenario = builtin::scenario("crash-restart-storm")
-        .expect("a known scenario")
-        .with_scenario(|s| {
-            s.assignors = &["cooperative-sticky"];
-            s.brokers = 1;
-        });
+    let scenario = found_in("crash-restart-storm").with_scenario(|s| {
+        s.assignors = &["cooperative-sticky"];
+        s.brokers = 1;
+    });
     let at = |ms| Duration::from_millis(ms);
     let plan = vec![
         Scheduled {
@@ -108,12 +106,18 @@ fn exactly_once(
     assignors: &'static [&'static str],
     transaction_boundaries: &'static [&'static str],
 ) -> SimTest {
-    builtin::scenario("exactly-once-source")
+    found_in("exactly-once-source").with_scenario(|s| {
+        s.assignors = assignors;
+        s.transaction_boundaries = transaction_boundaries;
+    })
+}
+
+/// The built-in scenario `name` as it was when these runs found their bugs: source commits every 2 s
+/// (since then 2,030 ms, off the polls' beat), so that each plan still meets the moments it was found at.
+fn found_in(name: &str) -> SimTest {
+    builtin::scenario(name)
         .expect("a known scenario")
-        .with_scenario(|s| {
-            s.assignors = assignors;
-            s.transaction_boundaries = transaction_boundaries;
-        })
+        .with_scenario(|s| s.commit_interval = Duration::from_secs(2))
 }
 
 fn at(ms: u64) -> Duration {
@@ -328,14 +332,12 @@ fn a_live_instance_fenced_by_a_late_registration_is_restarted() {
 /// start, and commits it.
 #[test]
 fn a_sink_behind_the_log_start_commits_the_log_start() {
-    let scenario = builtin::scenario("retention")
-        .expect("a known scenario")
-        .with_scenario(|s| {
-            s.assignors = &["cooperative-sticky"];
-            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
-            // The source has written its last record by about 54 s; the partitions move at about 58 s.
-            s.active = Duration::from_secs(90);
-        });
+    let scenario = found_in("retention").with_scenario(|s| {
+        s.assignors = &["cooperative-sticky"];
+        s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+        // The source has written its last record by about 54 s; the partitions move at about 58 s.
+        s.active = Duration::from_secs(90);
+    });
     let plan = vec![
         hold(48_000, 2, 30_000),
         delete(56_000, (0..8).collect(), 100),
@@ -364,12 +366,10 @@ fn a_sink_behind_the_log_start_commits_the_log_start() {
 /// position.
 #[test]
 fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
-    let scenario = builtin::scenario("retention")
-        .expect("a known scenario")
-        .with_scenario(|s| {
-            s.assignors = &["cooperative-sticky"];
-            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
-        });
+    let scenario = found_in("retention").with_scenario(|s| {
+        s.assignors = &["cooperative-sticky"];
+        s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+    });
     let plan = vec![
         hold(40_108, 2, 16_541),
         delete(52_765, (0..8).collect(), 100),
@@ -398,12 +398,10 @@ fn a_partition_retention_empties_before_its_first_fetch_is_reported() {
 /// stale generation is retried in the new one, as one refused during the rebalance is.
 #[test]
 fn a_last_commit_of_the_generation_before_is_retried_in_the_new_one() {
-    let scenario = builtin::scenario("operator-calls")
-        .expect("a known scenario")
-        .with_scenario(|s| {
-            s.assignors = &["cooperative-sticky"];
-            s.sink_modes = &[sluice_sim::workload::SinkMode::WriteInPut];
-        });
+    let scenario = found_in("operator-calls").with_scenario(|s| {
+        s.assignors = &["cooperative-sticky"];
+        s.sink_modes = &[sluice_sim::workload::SinkMode::WriteInPut];
+    });
     let plan = vec![
         stop(7_269, 2, 10_670),
         Scheduled {
@@ -444,12 +442,10 @@ fn a_last_commit_of_the_generation_before_is_retried_in_the_new_one() {
 /// `deleted-unreported`). Now the run drains only once the group's offsets reach each partition's end.
 #[test]
 fn a_run_drains_only_once_the_group_moved_past_what_retention_deleted() {
-    let scenario = builtin::scenario("retention")
-        .expect("a known scenario")
-        .with_scenario(|s| {
-            s.assignors = &["range"];
-            s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
-        });
+    let scenario = found_in("retention").with_scenario(|s| {
+        s.assignors = &["range"];
+        s.sink_modes = &[sluice_sim::workload::SinkMode::Buffer];
+    });
     let plan = vec![
         hold(23_779, 1, 9_671),
         hold(23_853, 2, 16_609),

@@ -13,7 +13,7 @@ use crate::kit::OpenPartitions;
 use crate::placement::Orchestrator;
 use crate::protocol::{ErrorCode, Tp};
 use crate::workload::input_file::InputRotations;
-use crate::workload::{DestinationStore, DiskFaults, StoreFault};
+use crate::workload::{DestinationStore, DiskFaults, SourceOutages, StoreFault};
 
 /// What to do at a point in simulated time.
 #[derive(Debug, Clone)]
@@ -48,6 +48,7 @@ pub(super) struct Targets<'a> {
     pub(super) store: &'a DestinationStore,
     pub(super) disk: &'a DiskFaults,
     pub(super) rotations: &'a InputRotations,
+    pub(super) outages: &'a SourceOutages,
     pub(super) journal: &'a SharedJournal,
     pub(super) orchestrator: &'a Orchestrator,
     pub(super) cluster: &'a Cluster,
@@ -71,6 +72,7 @@ pub(super) fn apply(
         store,
         disk,
         rotations,
+        outages,
         journal,
         orchestrator,
         cluster,
@@ -130,6 +132,8 @@ pub(super) fn apply(
             Fault::StallFlush { duration } => store.arm(StoreFault::StallFlush(duration)),
             Fault::StallPut { duration } => store.arm(StoreFault::StallPut(duration)),
             Fault::FailFlush => store.arm(StoreFault::FailFlush),
+            Fault::FailPut => store.arm(StoreFault::FailPut),
+            Fault::FailPoll { fatal, duration } => outages.fail(now, duration, fatal),
             Fault::FailSync { pages } => disk.fail_next_sync(pages),
             Fault::FailDirSync => disk.fail_next_dir_sync(),
             Fault::RotateInput => rotations.request(),

@@ -325,6 +325,7 @@ pub fn run_planned(
         store: &store,
         disk: &shared.disk,
         rotations: &shared.rotations,
+        outages: &shared.outages,
         journal: &journal,
         orchestrator: &orchestrator,
         cluster: &cluster,

@@ -11,6 +11,8 @@ use crate::timeline::{LaneKind, MarkKind, TimelineBuilder};
 
 /// The lane of the sink's destination store.
 const DESTINATION: (LaneKind, &str) = (LaneKind::Destination, "destination");
+/// The lane of the SequenceSource's source system (its outages).
+const SOURCE_SYSTEM: (LaneKind, &str) = (LaneKind::Destination, "source system");
 /// The lane of the simulated disks' faults.
 const DISKS: (LaneKind, &str) = (LaneKind::Destination, "disks");
 
@@ -172,12 +174,25 @@ fn inject(timeline: &mut TimelineBuilder, now: Duration, fault: &Fault, external
         Fault::RestartBroker { broker, down, .. } => {
             span(timeline, (LaneKind::Broker, &broker_name(*broker)), *down)
         }
-        Fault::StallFlush { .. } | Fault::StallPut { .. } | Fault::FailFlush => timeline.mark(
-            DESTINATION,
+        Fault::StallFlush { .. } | Fault::StallPut { .. } | Fault::FailFlush | Fault::FailPut => {
+            timeline.mark(
+                DESTINATION,
+                now,
+                MarkKind::Fault,
+                label,
+                format!("armed for the next one: {detail}"),
+            )
+        }
+        Fault::FailPoll {
+            fatal: false,
+            duration,
+        } => span(timeline, SOURCE_SYSTEM, *duration),
+        Fault::FailPoll { fatal: true, .. } => timeline.mark(
+            SOURCE_SYSTEM,
             now,
             MarkKind::Fault,
             label,
-            format!("armed for the next one: {detail}"),
+            format!("armed for the next poll: {detail}"),
         ),
         Fault::FailSync { .. }
         | Fault::FailDirSync

@@ -18,6 +18,7 @@ use super::operator_calls::{self, Calls, Connectors};
 use crate::broker::BROKER_PORT;
 use crate::client::SimBackend;
 use crate::coverage::{self, Event};
+use crate::faults::FaultKind;
 use crate::kit::disk::on_disk;
 use crate::kit::{with_faults, Faults, OpenPartitions};
 use crate::placement::Placement;
@@ -152,6 +153,9 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
     if scenario.transforms {
         config.extend(source_transforms());
     }
+    if scenario.faults.contains(&FaultKind::FailPoll) {
+        config.extend(restart_on_failure());
+    }
     if let Some(topic) = scenario.source_dead_letter_topic() {
         config.extend(dead_letter_queue(topic));
     }
@@ -239,6 +243,12 @@ fn sink_transforms() -> ConfigMap {
     ])
 }
 
+/// A failed task restarts after a second (doubling with each failure in a row): the scenario's tasks
+/// fail on purpose.
+fn restart_on_failure() -> ConfigMap {
+    props(&[("task.restart.policy", "on-failure".into())])
+}
+
 /// A dead letter queue with Kafka Connect's context headers, on a topic of one replica.
 fn dead_letter_queue(topic: String) -> ConfigMap {
     props(&[
@@ -311,6 +321,9 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
     ]);
     if scenario.transforms {
         config.extend(sink_transforms());
+    }
+    if scenario.faults.contains(&FaultKind::FailPut) {
+        config.extend(restart_on_failure());
     }
     if let Some(topic) = scenario.dead_letter_topic() {
         config.extend(dead_letter_queue(topic));

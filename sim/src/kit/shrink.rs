@@ -77,6 +77,7 @@ fn shorter(scheduled: &Scheduled) -> Option<Scheduled> {
         | Fault::PartitionNetwork { duration: span, .. }
         | Fault::StallFlush { duration: span }
         | Fault::StallPut { duration: span }
+        | Fault::FailPoll { duration: span, .. }
         | Fault::TakeOver { duration: span, .. }
         | Fault::ProduceErrors { duration: span, .. }
         | Fault::CrashExternal { down: span }

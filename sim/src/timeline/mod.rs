@@ -31,7 +31,7 @@ pub enum LaneKind {
     External,
     /// The cluster as a whole: topics, leader and coordinator moves, transactions, deleted records.
     Kafka,
-    /// The sink's destination and the simulated disks: the faults armed there.
+    /// The sink's destination, the source's system and the simulated disks: the faults armed there.
     Destination,
     /// A consumer group: its rebalances and generations.
     Group,

@@ -54,6 +54,9 @@ pub enum StoreFault {
     StallPut(Duration),
     /// The flush fails (a sync error): nothing of it is written.
     FailFlush,
+    /// The next `put` fails for good (the destination refuses the task): the task fails, and its
+    /// `task.restart.policy` restarts it.
+    FailPut,
 }
 
 /// A write refused by the destination.
@@ -99,6 +102,8 @@ struct Inner {
     kafka_committed: BTreeMap<Tp, i64>,
     /// Flushes under way, for coverage ([`crate::coverage::Event::RebalanceDuringFlush`]).
     flushing: usize,
+    /// Workers whose sink task failed for good and has not started again since.
+    failed: BTreeSet<usize>,
     /// What a destination that applies records by key said it applied, in order.
     upserts: Vec<Upsert>,
 }
@@ -344,6 +349,16 @@ impl DestinationStore {
 
     pub fn arm(&self, fault: StoreFault) {
         self.lock().faults.push_back(fault);
+    }
+
+    /// A sink task on `worker` failed for good.
+    pub fn task_failed(&self, worker: usize) {
+        self.lock().failed.insert(worker);
+    }
+
+    /// A sink task on `worker` started: whether it is the restart of one that failed for good.
+    pub fn task_started(&self, worker: usize) -> bool {
+        self.lock().failed.remove(&worker)
     }
 
     /// Takes the next armed fault of the kind `pick` accepts.

@@ -7,6 +7,7 @@ pub mod input_file;
 mod output_ledger;
 mod sequence_source;
 mod sim_fs;
+mod source_outages;
 mod source_reports;
 mod store_sink;
 mod strikes;
@@ -18,6 +19,7 @@ pub use sequence_source::{
     REFUSED_BY_SINK_EVERY, REFUSED_BY_SOURCE_EVERY, REJECTED_EVERY,
 };
 pub use sim_fs::{DirtyPages, DiskFaults, SimFs, WriteError};
+pub use source_outages::SourceOutages;
 pub use source_reports::{InstanceReports, RecordId, SourceReports};
 pub use store_sink::{SinkBug, SinkMode, StoreSinkConnector};
 pub use strikes::{Strike, Strikes};
@@ -53,8 +55,8 @@ pub fn member_worker(member_id: &str) -> Option<usize> {
 }
 
 /// What the workload connectors of every worker share: the destination store, the disks' faults and
-/// ledger, the counter numbering source task instances and what those instances were told, and the
-/// input file's rotations.
+/// ledger, the counter numbering source task instances, what those instances were told and the source
+/// system's outages, and the input file's rotations.
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     pub store: Arc<DestinationStore>,
@@ -62,6 +64,7 @@ pub struct Shared {
     pub ledger: Arc<OutputLedger>,
     pub instances: Arc<AtomicU64>,
     pub reports: Arc<SourceReports>,
+    pub outages: Arc<SourceOutages>,
     pub rotations: Arc<input_file::InputRotations>,
 }
 
@@ -74,6 +77,7 @@ pub fn plugins(shared: &Shared, fs: SimFs) -> PluginRegistry {
         store,
         instances,
         reports,
+        outages,
         ..
     } = shared.clone();
     let databases = crate::model_db::client::ModelDbOpener::new(Arc::new(crate::kit::SimDialer));
@@ -84,6 +88,7 @@ pub fn plugins(shared: &Shared, fs: SimFs) -> PluginRegistry {
             Box::new(SequenceSourceConnector::new(
                 instances.clone(),
                 reports.clone(),
+                outages.clone(),
             ))
         }),
     );

@@ -35,6 +35,7 @@ use sluice_core::api::{
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Value};
 
+use super::source_outages::SourceOutages;
 use super::source_reports::SourceReports;
 use crate::coverage::{self, Event};
 
@@ -205,14 +206,20 @@ pub struct SequenceSourceConnector {
     /// Numbers task instances across the whole run.
     instances: Arc<AtomicU64>,
     reports: Arc<SourceReports>,
+    outages: Arc<SourceOutages>,
 }
 
 impl SequenceSourceConnector {
-    pub fn new(instances: Arc<AtomicU64>, reports: Arc<SourceReports>) -> SequenceSourceConnector {
+    pub fn new(
+        instances: Arc<AtomicU64>,
+        reports: Arc<SourceReports>,
+        outages: Arc<SourceOutages>,
+    ) -> SequenceSourceConnector {
         SequenceSourceConnector {
             config: ConfigMap::new(),
             instances,
             reports,
+            outages,
         }
     }
 }
@@ -268,6 +275,7 @@ impl SourceConnector for SequenceSourceConnector {
         Box::new(SequenceSourceTask {
             instances: self.instances.clone(),
             reports: self.reports.clone(),
+            outages: self.outages.clone(),
             ..SequenceSourceTask::default()
         })
     }
@@ -291,6 +299,7 @@ pub struct SequenceSourceTask {
     next: BTreeMap<i64, i64>,
     instances: Arc<AtomicU64>,
     reports: Arc<SourceReports>,
+    outages: Arc<SourceOutages>,
     /// This instance's number.
     instance: u64,
 }
@@ -306,6 +315,7 @@ impl SourceTask for SequenceSourceTask {
         self.bug = parsed.string(BUG).to_owned();
         self.marks = parsed.boolean(MARKS);
         self.instance = self.instances.fetch_add(1, Ordering::SeqCst);
+        self.outages.started();
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
         for stream in assigned
             .split(',')
@@ -326,6 +336,7 @@ impl SourceTask for SequenceSourceTask {
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
         tokio::time::sleep(self.interval).await;
+        self.outages.poll(crate::broker::now())?;
         let mut out = Vec::new();
         let streams: Vec<i64> = self.next.keys().copied().collect();
         'fill: loop {

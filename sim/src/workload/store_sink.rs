@@ -324,6 +324,9 @@ impl SinkTask for StoreSinkTask {
             Duration::from_millis(u64::try_from(parsed.long(MAX_POLL_INTERVAL)).unwrap_or(0));
         let task = context.configs().get(TASK_ID).cloned().unwrap_or_default();
         self.task = self.store.register_writer(&task, self.worker);
+        if self.store.task_started(self.worker) {
+            coverage::reached(Event::TaskRestartedAfterFailure);
+        }
         self.context = Some(context);
         Ok(())
     }
@@ -352,6 +355,18 @@ impl SinkTask for StoreSinkTask {
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
         let started = Instant::now();
+        if let Some(StoreFault::FailPut) =
+            self.store.take_fault(|f| matches!(f, StoreFault::FailPut))
+        {
+            // The task dies with what it buffered; whoever reads its partitions next delivers it again.
+            let now = crate::broker::now();
+            self.store.strikes().record(self.worker, now, now);
+            self.store.task_failed(self.worker);
+            coverage::reached(Event::PutFailedFatal);
+            return Err(ConnectError::fatal(
+                "the destination refused this task for good",
+            ));
+        }
         if let Some(StoreFault::StallPut(stall)) = self
             .store
             .take_fault(|f| matches!(f, StoreFault::StallPut(_)))
