@@ -277,6 +277,9 @@ fn sink_props(scenario: &Scenario, index: usize) -> ConfigMap {
     );
     if let Some(under_test) = &scenario.sink_under_test {
         let mut config = props(&[("errors.tolerance", "all".into()), limit]);
+        if scenario.faults.contains(&FaultKind::FailPut) {
+            config.extend(restart_on_failure());
+        }
         config.extend(under_test.config.clone());
         config.extend(props(&[
             ("name", scenario.sink_name().into()),

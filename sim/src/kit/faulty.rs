@@ -1,7 +1,8 @@
 //! Runtime-side faults for a connector under test, without touching its code: the kit wraps the author's
 //! sink connector so that its tasks' `put` and `pre_commit` (the runtime's flush) stall past
-//! `session.timeout.ms` or `max.poll.interval.ms`, or the flush fails, when the fault plan says so. The
-//! task itself runs unchanged inside the wrapper.
+//! `session.timeout.ms` or `max.poll.interval.ms`, the flush fails, or a `put` fails for good (the task
+//! fails before its own `put` sees the records, and `task.restart.policy=on-failure` restarts it), when
+//! the fault plan says so. The task itself runs unchanged inside the wrapper.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -83,6 +84,9 @@ impl Faults {
 #[async_trait]
 impl SinkTask for FaultyTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        if self.faults.store.task_started(self.faults.worker) {
+            coverage::reached(Event::TaskRestartedAfterFailure);
+        }
         self.inner.start(context).await
     }
 
@@ -93,12 +97,22 @@ impl SinkTask for FaultyTask {
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
         let started = Instant::now();
-        if let Some(StoreFault::StallPut(stall)) = self
-            .faults
+        let faults = &self.faults;
+        match faults
             .store
-            .take_fault(|f| matches!(f, StoreFault::StallPut(_)))
+            .take_fault(|f| matches!(f, StoreFault::StallPut(_) | StoreFault::FailPut))
         {
-            self.faults.stall(stall).await;
+            Some(StoreFault::StallPut(stall)) => faults.stall(stall).await,
+            Some(StoreFault::FailPut) => {
+                let at = now();
+                faults.store.strikes().record(faults.worker, at, at);
+                faults.store.task_failed(faults.worker);
+                coverage::reached(Event::PutFailedFatal);
+                return Err(ConnectError::fatal(
+                    "the put failed for good (a fault the simulation injected)",
+                ));
+            }
+            _ => {}
         }
         let outcome = self.inner.put(records).await;
         self.faults.timed(started);

@@ -43,7 +43,8 @@ use crate::timeline::html;
 const DEFAULT_SEEDS: u64 = 20;
 
 /// The faults a sink test draws from unless it says otherwise: every Kafka-side fault a sink task meets,
-/// and crashes of its external system.
+/// a `put` failing for good (the task restarted by `task.restart.policy=on-failure`), and crashes of its
+/// external system.
 pub const SINK_FAULTS: &[FaultKind] = &[
     FaultKind::CrashWorker,
     FaultKind::StopWorker,
@@ -54,6 +55,7 @@ pub const SINK_FAULTS: &[FaultKind] = &[
     FaultKind::StallFlush,
     FaultKind::StallPut,
     FaultKind::FailFlush,
+    FaultKind::FailPut,
     FaultKind::CrashExternal,
     FaultKind::HoldExternal,
     FaultKind::SlowExternal,
