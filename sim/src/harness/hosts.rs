@@ -165,23 +165,13 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
 /// The marker of records that went through the source's transforms.
 const ORIGIN_HEADER: &str = "sim.origin";
 
-/// The source's chain: drops the records marked for it (`Filter`), fails on those marked to fail
-/// (`ExtractField` of a value that is no map), and adds an origin header to every other record.
+/// The source's chain: drops the records marked for it, fails on those marked to fail, and adds an
+/// origin header to every other record.
 fn source_transforms() -> ConfigMap {
-    props(&[
+    let mut config = marked_transforms(Mark::SourceDrop, Mark::SourceFail);
+    config.extend(props(&[
         ("marks", "true".into()),
         ("transforms", "dropMarked,failMarked,origin".into()),
-        (
-            "transforms.dropMarked.type",
-            "org.apache.kafka.connect.transforms.Filter".into(),
-        ),
-        ("transforms.dropMarked.predicate", "dropMark".into()),
-        (
-            "transforms.failMarked.type",
-            "org.apache.kafka.connect.transforms.ExtractField$Value".into(),
-        ),
-        ("transforms.failMarked.field", "missing".into()),
-        ("transforms.failMarked.predicate", "failMark".into()),
         (
             "transforms.origin.type",
             "org.apache.kafka.connect.transforms.InsertHeader".into(),
@@ -189,23 +179,16 @@ fn source_transforms() -> ConfigMap {
         ("transforms.origin.header", ORIGIN_HEADER.into()),
         ("transforms.origin.value.literal", "sequence-source".into()),
         ("predicates", "dropMark,failMark".into()),
-        (
-            "predicates.dropMark.type",
-            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
-        ),
-        ("predicates.dropMark.name", Mark::SourceDrop.header().into()),
-        (
-            "predicates.failMark.type",
-            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
-        ),
-        ("predicates.failMark.name", Mark::SourceFail.header().into()),
-    ])
+    ]));
+    config
 }
 
 /// The sink's chain: drops records without the source's origin header and those marked to be
 /// dropped, and fails on those marked to fail.
 fn sink_transforms() -> ConfigMap {
-    props(&[
+    let mut config = marked_transforms(Mark::SinkDrop, Mark::SinkFail);
+    config.extend(has_header("fromSource", ORIGIN_HEADER));
+    config.extend(props(&[
         ("transforms", "requireOrigin,dropMarked,failMarked".into()),
         (
             "transforms.requireOrigin.type",
@@ -213,6 +196,16 @@ fn sink_transforms() -> ConfigMap {
         ),
         ("transforms.requireOrigin.predicate", "fromSource".into()),
         ("transforms.requireOrigin.negate", "true".into()),
+        ("predicates", "fromSource,dropMark,failMark".into()),
+    ]));
+    config
+}
+
+/// The transforms `dropMarked` (a `Filter` of the records with `drop`'s header) and `failMarked` (an
+/// `ExtractField` of a value that is no map, on the records with `fail`'s header), and their predicates
+/// `dropMark` and `failMark`; the chain's `transforms` and `predicates` lists name them.
+fn marked_transforms(drop: Mark, fail: Mark) -> ConfigMap {
+    let mut config = props(&[
         (
             "transforms.dropMarked.type",
             "org.apache.kafka.connect.transforms.Filter".into(),
@@ -224,22 +217,20 @@ fn sink_transforms() -> ConfigMap {
         ),
         ("transforms.failMarked.field", "missing".into()),
         ("transforms.failMarked.predicate", "failMark".into()),
-        ("predicates", "fromSource,dropMark,failMark".into()),
+    ]);
+    config.extend(has_header("dropMark", drop.header()));
+    config.extend(has_header("failMark", fail.header()));
+    config
+}
+
+/// The predicate `alias`: the record has a header `key` (`HasHeaderKey`).
+fn has_header(alias: &str, key: &str) -> ConfigMap {
+    props(&[
         (
-            "predicates.fromSource.type",
+            &format!("predicates.{alias}.type"),
             "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
         ),
-        ("predicates.fromSource.name", ORIGIN_HEADER.into()),
-        (
-            "predicates.dropMark.type",
-            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
-        ),
-        ("predicates.dropMark.name", Mark::SinkDrop.header().into()),
-        (
-            "predicates.failMark.type",
-            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey".into(),
-        ),
-        ("predicates.failMark.name", Mark::SinkFail.header().into()),
+        (&format!("predicates.{alias}.name"), key.into()),
     ])
 }
 
