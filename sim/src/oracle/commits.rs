@@ -182,21 +182,21 @@ impl CommitChecks {
                 .entry(stream)
                 .or_default()
                 .push((at, seq));
-            let verified = self.verified.entry(stream).or_insert(-1);
             // A record the source's converter refused or its transforms dropped is never in the
             // topic; its offset is committed anyway, once its dead letter is in the queue, if it has
             // one.
-            let stored = |seq: i64| match &self.source_letters {
-                Some((_, letters)) if scenario.source_dead_lettered(seq) => {
-                    letters.contains((stream, seq))
-                }
-                _ => scenario.kept_out_of_kafka(seq) || self.visible.contains((stream, seq)),
+            let stored = |seq: i64| {
+                self.dead_letter_stored((stream, seq)).unwrap_or_else(|| {
+                    scenario.kept_out_of_kafka(seq) || self.visible.contains((stream, seq))
+                })
             };
-            while *verified < seq && stored(*verified + 1) {
-                *verified += 1;
+            let mut verified = self.verified.get(&stream).copied().unwrap_or(-1);
+            while verified < seq && stored(verified + 1) {
+                verified += 1;
             }
-            if *verified < seq {
-                self.early.insert((stream, *verified + 1, seq));
+            self.verified.insert(stream, verified);
+            if verified < seq {
+                self.early.insert((stream, verified + 1, seq));
             }
         }
     }
@@ -282,6 +282,15 @@ impl CommitChecks {
         self.anomalies.push(anomaly);
     }
 
+    /// For a record the source sends to its dead letter queue, whether its dead letter was in the
+    /// queue at the last look; `None` for every other record (or without a queue).
+    fn dead_letter_stored(&self, (stream, seq): (i64, i64)) -> Option<bool> {
+        let (_, letters) = self.source_letters.as_ref()?;
+        self.scenario
+            .source_dead_lettered(seq)
+            .then(|| letters.contains((stream, seq)))
+    }
+
     /// Every anomaly found at commits, now that Kafka's final contents are known.
     pub fn anomalies(
         &mut self,
@@ -299,12 +308,9 @@ impl CommitChecks {
         }));
         let mut judged = BTreeSet::new();
         for &(stream, missing, committed) in &self.early {
-            let arrived = match &self.source_letters {
-                Some((_, letters)) if self.scenario.source_dead_lettered(missing) => {
-                    letters.contains((stream, missing))
-                }
-                _ => positions.contains_key(&(stream, missing)),
-            };
+            let arrived = self
+                .dead_letter_stored((stream, missing))
+                .unwrap_or_else(|| positions.contains_key(&(stream, missing)));
             if arrived && judged.insert((stream, missing)) {
                 found.push(Anomaly {
                     kind: AnomalyKind::CommittedBeforeDurable,

@@ -14,10 +14,10 @@ use crate::workload::{refused_by_sink, DestinationStore, Mark, OutputLedger};
 pub struct Durability {
     sink: Sink,
     /// Per partition, an offset below which every record is durable or owes nothing. It only moves on:
-    /// records stay durable, and a record that owes nothing never owes again (markers and aborted records,
-    /// records the sink refuses or its transforms skip, records the destination rejects, which it only
-    /// starts doing). Without
-    /// it every sink commit looked again at every record after the first that owes nothing.
+    /// records stay durable, and a record that owes nothing never owes again (markers and aborted
+    /// records, records the sink refuses or its transforms skip, records the destination rejects, which
+    /// it only starts doing). Without it every sink commit looked again at every record after the
+    /// first that owes nothing.
     verified: Mutex<BTreeMap<Tp, i64>>,
 }
 
