@@ -8,11 +8,13 @@
 //! that tests connectors under the simulation, builds with `default-features = false` and never compiles
 //! librdkafka.
 
+mod deliveries;
 mod error;
 #[cfg(feature = "rdkafka")]
 pub mod rdkafka;
 mod types;
 
+pub use deliveries::{delivery_channel, DeliveryReceiver, DeliverySender};
 pub use error::{KafkaError, SendError};
 pub use types::{
     ClientSettings, ConsumedRecord, Delivery, GroupEvent, KafkaHeader, NewTopic, ProduceRecord,
@@ -24,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use crate::api::TopicPartition;
 
@@ -66,14 +67,14 @@ pub trait KafkaBackend: Send + Sync {
 /// on `deliveries`, tagged with the record's token.
 pub struct ProducerHandle {
     pub producer: Box<dyn Producer>,
-    pub deliveries: mpsc::UnboundedReceiver<Delivery>,
+    pub deliveries: DeliveryReceiver,
 }
 
 /// A transactional producer and its acknowledgements, as [`ProducerHandle`]. A record is acknowledged when
 /// Kafka appended it; it becomes visible to read_committed readers only when its transaction commits.
 pub struct TransactionalHandle {
     pub producer: Box<dyn TransactionalProducer>,
-    pub deliveries: mpsc::UnboundedReceiver<Delivery>,
+    pub deliveries: DeliveryReceiver,
 }
 
 /// Writes records to Kafka.

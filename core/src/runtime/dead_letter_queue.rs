@@ -13,13 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use crate::api::SourceRecord;
 use crate::config::ConfigMap;
 use crate::convert::{Converter, JsonConverter};
 use crate::kafka::{
-    Admin, Delivery, KafkaError, KafkaHeader, NewTopic, ProduceRecord, Producer, ProducerHandle,
+    Admin, Delivery, DeliveryReceiver, KafkaError, KafkaHeader, NewTopic, ProduceRecord, Producer,
+    ProducerHandle,
 };
 
 use super::records::{send_when_room, Converters};
@@ -67,7 +66,7 @@ pub struct DeadLetterQueue {
     connector: String,
     task: String,
     producer: Box<dyn Producer>,
-    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    deliveries: DeliveryReceiver,
     admin: Arc<dyn Admin>,
     created: bool,
 }

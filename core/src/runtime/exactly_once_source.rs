@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{
@@ -24,7 +23,7 @@ use crate::api::{
 };
 use crate::config::ConfigMap;
 use crate::kafka::{
-    Admin, Delivery, KafkaError, LogReader, ProduceRecord, TransactionalHandle,
+    Admin, Delivery, DeliveryReceiver, KafkaError, LogReader, ProduceRecord, TransactionalHandle,
     TransactionalProducer,
 };
 
@@ -121,7 +120,7 @@ pub struct ExactlyOnceSourceRunner {
     task_config: ConfigMap,
     config: Arc<ConnectorConfig>,
     producer: Box<dyn TransactionalProducer>,
-    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    deliveries: DeliveryReceiver,
     reader: Box<dyn LogReader>,
     admin: Arc<dyn Admin>,
     offsets_topic: String,
@@ -358,7 +357,7 @@ impl ExactlyOnceSourceRunner {
         boundary_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let by_interval = matches!(boundary, TransactionBoundary::Interval(_));
         loop {
-            while let Ok(delivery) = self.deliveries.try_recv() {
+            while let Some(delivery) = self.deliveries.try_recv() {
                 self.on_delivery(delivery)?;
             }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
@@ -458,7 +457,7 @@ impl ExactlyOnceSourceRunner {
             };
             self.in_flight.insert(token, kept);
         }
-        while let Ok(delivery) = self.deliveries.try_recv() {
+        while let Some(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery)?;
         }
         Ok(())
@@ -589,7 +588,7 @@ impl ExactlyOnceSourceRunner {
             .await
             .map_err(|e| self.kafka_error(e))?;
         self.open = false;
-        while let Ok(delivery) = self.deliveries.try_recv() {
+        while let Some(delivery) = self.deliveries.try_recv() {
             self.on_delivery(delivery)?;
         }
         tracing::debug!(task = %self.id, partitions = offsets.len(), records = self.acknowledged.len(), "committed a transaction");

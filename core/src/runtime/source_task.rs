@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::api::{ConnectError, RecordMetadata, SourceRecord, SourceTask, SourceTaskContext};
 use crate::config::ConfigMap;
-use crate::kafka::{Admin, Delivery, ProducerHandle};
+use crate::kafka::{Admin, Delivery, DeliveryReceiver, ProducerHandle};
 
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::SourceDeadLetters;
@@ -36,7 +35,7 @@ pub struct SourceTaskRunner {
     retrying: bool,
     task: Box<dyn SourceTask>,
     task_config: ConfigMap,
-    deliveries: mpsc::UnboundedReceiver<Delivery>,
+    deliveries: DeliveryReceiver,
     offsets: ConnectorOffsets,
     /// The task's records between its poll and Kafka's acknowledgement.
     outbox: Outbox,
@@ -209,7 +208,7 @@ impl SourceTaskRunner {
     async fn take_deliveries(&mut self) -> Result<(), TaskError> {
         let mut counts = Acknowledgements::default();
         let mut served = Ok(());
-        while let Ok(delivery) = self.deliveries.try_recv() {
+        while let Some(delivery) = self.deliveries.try_recv() {
             served = self.on_delivery(delivery, &mut counts);
             if served.is_err() {
                 break;

@@ -4,8 +4,9 @@
 //! Delivery reports are served by a task on the runtime rather than by a polling thread of their
 //! own: librdkafka signals the task when its event queue fills, and the task serves every waiting
 //! batch of reports at once, so reports cross no thread and wake the source task once per batch.
+//! The reports of a batch are gathered and handed over together, one message on the channel.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,21 +16,38 @@ use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::client_log;
 use super::signalled_queue::SignalledQueue;
 use super::{blocking, rd_error};
 use crate::api::RecordMetadata;
-use crate::kafka::{Delivery, KafkaError, ProduceRecord, Producer, SendError};
+use crate::kafka::{
+    delivery_channel, Delivery, DeliveryReceiver, DeliverySender, KafkaError, ProduceRecord,
+    Producer, SendError,
+};
 
 /// How long `wait_for_room` waits for a delivery report before letting the caller try again.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Forwards delivery reports to the runtime.
 pub(super) struct DeliveryForwarder {
-    deliveries: mpsc::UnboundedSender<Delivery>,
+    /// The reports served since the last hand-over. Whoever polls the client hands them over when
+    /// its poll returns: librdkafka calls [`delivery`](ProducerContext::delivery) from inside a poll.
+    gathered: Mutex<Vec<Delivery>>,
+    deliveries: DeliverySender,
+}
+
+impl DeliveryForwarder {
+    /// Hands the gathered reports over. The lock is held while sending, so that two pollers cannot
+    /// hand over their batches in the other order.
+    pub(super) fn forward(&self) {
+        let mut gathered = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
+        if !gathered.is_empty() {
+            self.deliveries.send(std::mem::take(&mut *gathered));
+        }
+    }
 }
 
 impl ClientContext for DeliveryForwarder {
@@ -54,11 +72,13 @@ impl ProducerContext for DeliveryForwarder {
             }),
             Err((error, _)) => Err(rd_error(error)),
         };
-        // The receiver is gone only when the task was torn down; its acknowledgements no longer matter.
-        let _ = self.deliveries.send(Delivery {
-            token: token as u64,
-            result,
-        });
+        self.gathered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Delivery {
+                token: token as u64,
+                result,
+            });
     }
 }
 
@@ -75,6 +95,7 @@ async fn serve_events(
         };
         while !events.is_empty() {
             producer.poll(Duration::ZERO);
+            producer.context().forward();
             // A long burst of reports must not keep the tasks sharing this thread waiting.
             tokio::task::consume_budget().await;
         }
@@ -93,11 +114,14 @@ impl RdProducer {
     /// A producer whose events are served by a task on the current tokio runtime.
     pub(super) fn new(
         config: &rdkafka::ClientConfig,
-    ) -> Result<(RdProducer, mpsc::UnboundedReceiver<Delivery>), KafkaError> {
+    ) -> Result<(RdProducer, DeliveryReceiver), KafkaError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| KafkaError::Backend("a producer needs a tokio runtime".into()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let context = DeliveryForwarder { deliveries: tx };
+        let (tx, rx) = delivery_channel();
+        let context = DeliveryForwarder {
+            gathered: Mutex::default(),
+            deliveries: tx,
+        };
         let inner = Arc::new(
             config
                 .create_with_context::<_, BaseProducer<_>>(context)
@@ -183,8 +207,13 @@ impl Producer for RdProducer {
 
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let inner = self.inner.clone();
-        blocking(timeout * 2, move || inner.flush(timeout))
-            .await?
-            .map_err(|e| rd_error(&e))
+        blocking(timeout * 2, move || {
+            let flushed = inner.flush(timeout);
+            // A flush polls the client while it waits: the reports it served are handed over here.
+            inner.context().forward();
+            flushed
+        })
+        .await?
+        .map_err(|e| rd_error(&e))
     }
 }

@@ -35,9 +35,14 @@ impl RdTransactionalProducer {
             + 'static,
     {
         let client = self.producer.client();
-        blocking(timeout * 2, move || call(&client, timeout))
-            .await?
-            .map_err(|e| rd_error(&e))
+        blocking(timeout * 2, move || {
+            let called = call(&client, timeout);
+            // A commit flushes, and a flush polls the client: the reports it served are handed over.
+            client.context().forward();
+            called
+        })
+        .await?
+        .map_err(|e| rd_error(&e))
     }
 }
 

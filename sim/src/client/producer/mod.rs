@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::kafka::{
-    ClientSettings, Delivery, KafkaError, ProduceRecord, Producer, ProducerHandle, SendError,
-    TransactionalHandle,
+    delivery_channel, ClientSettings, DeliveryReceiver, KafkaError, ProduceRecord, Producer,
+    ProducerHandle, SendError, TransactionalHandle,
 };
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::routing::Router;
@@ -113,7 +113,7 @@ impl SimProducer {
         broker: &str,
         settings: &ClientSettings,
         txn: Option<TxnShared>,
-    ) -> Result<(SimProducer, mpsc::UnboundedReceiver<Delivery>), KafkaError> {
+    ) -> Result<(SimProducer, DeliveryReceiver), KafkaError> {
         let capacity = number(settings, "queue.buffering.max.messages", 100_000usize)?;
         let request_timeout = millis(settings, "request.timeout.ms", 30_000)?;
         let delivery_timeout = millis(settings, "delivery.timeout.ms", 120_000)?;
@@ -133,7 +133,7 @@ impl SimProducer {
             closed: AtomicBool::new(false),
             txn,
         });
-        let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
+        let (deliveries_tx, deliveries) = delivery_channel();
         let control = Router::new(broker, request_timeout);
         let sender = Sender::new(shared.clone(), limits, control.sibling(), deliveries_tx);
         tokio::spawn(sender.run());

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sluice_core::api::RecordMetadata;
 use sluice_core::hash::fnv1a64;
-use sluice_core::kafka::{Delivery, KafkaError};
+use sluice_core::kafka::{Delivery, DeliverySender, KafkaError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -90,7 +90,7 @@ pub(super) struct Sender {
     answered: mpsc::UnboundedSender<Answer>,
     answers: mpsc::UnboundedReceiver<Answer>,
     next_link: u64,
-    deliveries: mpsc::UnboundedSender<Delivery>,
+    deliveries: DeliverySender,
     /// The idempotent producer's id, once it has one.
     producer_id: Option<i64>,
     /// The epoch the partitions' sequence numbers count in.
@@ -116,7 +116,7 @@ impl Sender {
         shared: Arc<Shared>,
         limits: Limits,
         control: Router,
-        deliveries: mpsc::UnboundedSender<Delivery>,
+        deliveries: DeliverySender,
     ) -> Sender {
         let (answered, answers) = mpsc::unbounded_channel();
         Sender {
@@ -645,6 +645,7 @@ impl Sender {
     fn acknowledge(&mut self, tp: &Tp, batch: Batch, base_offset: i64) {
         let count = batch.records.len();
         let mut overtook = false;
+        let mut acknowledged = Vec::with_capacity(count);
         for (n, pending) in batch.records.into_iter().enumerate() {
             overtook |= self.order.report(pending.index);
             let metadata = RecordMetadata {
@@ -652,8 +653,12 @@ impl Sender {
                 offset: base_offset + n as i64,
                 timestamp: Some(pending.record.timestamp),
             };
-            self.report(pending.token, Ok(metadata));
+            acknowledged.push(Delivery {
+                token: pending.token,
+                result: Ok(metadata),
+            });
         }
+        self.deliveries.send(acknowledged);
         if overtook {
             coverage::reached(Event::OutOfOrderAcknowledgement);
         }
@@ -674,16 +679,18 @@ impl Sender {
             None => {}
         }
         let count = records.len();
-        for pending in records {
-            self.order.report(pending.index);
-            self.report(pending.token, Err(error.clone()));
-        }
+        let failed = records
+            .into_iter()
+            .map(|pending| {
+                self.order.report(pending.index);
+                Delivery {
+                    token: pending.token,
+                    result: Err(error.clone()),
+                }
+            })
+            .collect();
+        self.deliveries.send(failed);
         self.shared.reported(count);
-    }
-
-    fn report(&self, token: u64, result: Result<RecordMetadata, KafkaError>) {
-        // The receiver is gone only when the runtime stopped listening; nothing is left to tell.
-        let _ = self.deliveries.send(Delivery { token, result });
     }
 
     /// The next moment something is due: a request's timeout, a partition's retry, a record's deadline,
