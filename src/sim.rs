@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sluice_core::api::CommitRecordReads;
 use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
 use sluice_sim::kit::SimTest;
@@ -59,6 +60,10 @@ pub struct Args {
     /// offsets-in-destination (with it, a record written twice to the destination is an anomaly).
     #[arg(long, value_parser = ["buffer", "write-in-put", "offsets-in-destination"])]
     sink_mode: Option<String>,
+    /// Run the SequenceSource with a `commit_record` that reads this instead of what each seed picks:
+    /// everything, no-data or nothing (the runtime then keeps less of each record in flight).
+    #[arg(long, value_parser = ["everything", "no-data", "nothing"])]
+    reads: Option<String>,
     /// Plant a bug in the workload's source connector to watch the oracle catch it: skip-records,
     /// early-offsets or restart-from-beginning.
     #[arg(long, value_parser = ["skip-records", "early-offsets", "restart-from-beginning"])]
@@ -105,6 +110,15 @@ fn sink_modes(mode: &str) -> &'static [SinkMode] {
         Some(SinkMode::WriteInPut) => &[SinkMode::WriteInPut],
         Some(SinkMode::OffsetsInDestination) => &[SinkMode::OffsetsInDestination],
         Some(SinkMode::Buffer) | None => &[SinkMode::Buffer],
+    }
+}
+
+/// The one `commit_record` reading a run's SequenceSource uses (clap has checked the name).
+fn commit_record_reads(reads: &str) -> &'static [CommitRecordReads] {
+    match reads {
+        "no-data" => &[CommitRecordReads::NoData],
+        "nothing" => &[CommitRecordReads::Nothing],
+        _ => &[CommitRecordReads::Everything],
     }
 }
 
@@ -181,10 +195,13 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     })?;
     let scenario = test.scenario();
     if scenario.workload == Workload::Files
-        && (args.source_bug.is_some() || args.sink_bug.is_some() || args.sink_mode.is_some())
+        && (args.source_bug.is_some()
+            || args.sink_bug.is_some()
+            || args.sink_mode.is_some()
+            || args.reads.is_some())
     {
         return Err(Failure::Message(format!(
-            "--source-bug, --sink-bug and --sink-mode concern the SequenceSource and StoreSink connectors, which scenario {:?} does not run",
+            "--source-bug, --sink-bug, --sink-mode and --reads concern the SequenceSource and StoreSink connectors, which scenario {:?} does not run",
             scenario.name
         )));
     }
@@ -203,6 +220,9 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     }
     if let Some(mode) = &args.sink_mode {
         planted.push_str(&format!(" --sink-mode {mode}"));
+    }
+    if let Some(reads) = &args.reads {
+        planted.push_str(&format!(" --reads {reads}"));
     }
     if let Some(bug) = &args.worker_bug {
         planted.push_str(&format!(" --worker-bug {bug}"));
@@ -225,6 +245,9 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         }
         if let Some(mode) = &args.sink_mode {
             scenario.sink_modes = sink_modes(mode);
+        }
+        if let Some(reads) = &args.reads {
+            scenario.commit_record_reads = commit_record_reads(reads);
         }
         if let Some(bug) = &args.worker_bug {
             scenario.worker_bug = bug_name(bug);

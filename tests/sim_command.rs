@@ -253,3 +253,33 @@ fn a_sink_mode_can_be_chosen_and_is_reported() {
     // The same seed in write-in-put mode writes 99 records twice after its crash; this mode none.
     assert!(text.contains("  sink_duplicates: 0\n"), "{text}");
 }
+
+#[test]
+fn what_the_source_task_reads_can_be_chosen_and_is_reported() {
+    let run = |reads: &str| {
+        let output = sim(&[
+            "--scenario",
+            "pipeline",
+            "--seed",
+            "1",
+            "--reads",
+            reads,
+            "--report",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let nothing = run("nothing");
+    assert!(nothing.contains(" reads=nothing "), "{nothing}");
+    assert!(
+        nothing.contains("\ncommit_record_reads: nothing\n"),
+        "{nothing}"
+    );
+    // The runtime never calls a `commit_record` that reads nothing, yet commits past the poison records
+    // it skipped: every stream's offset reaches its end.
+    assert!(!nothing.contains("record-skipped"), "{nothing}");
+    assert!(nothing.contains("  source_committed: 10000\n"), "{nothing}");
+    let everything = run("everything");
+    assert!(!everything.contains("reads="), "{everything}");
+    assert!(everything.contains("record-skipped"), "{everything}");
+}

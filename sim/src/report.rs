@@ -26,6 +26,9 @@ pub struct Report {
     /// How the StoreSink made records durable (workloads with a StoreSink).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink_mode: Option<SinkMode>,
+    /// What the SequenceSource's `commit_record` read, when less than everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_record_reads: Option<String>,
     /// The source's `transaction.boundary`, with exactly-once source support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_boundary: Option<String>,
@@ -101,12 +104,16 @@ impl Report {
             format!("ANOMALY {}", kinds.join(","))
         };
         format!(
-            "scenario={} seed={} {verdict} assignor={}{} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
+            "scenario={} seed={} {verdict} assignor={}{}{} faults={} kafka={} delivered={} duplicates={} simulated={}s trace={}",
             self.scenario,
             self.seed,
             self.assignor,
             self.sink_mode
                 .map(|mode| format!(" sink={}", mode.as_str()))
+                .unwrap_or_default(),
+            self.commit_record_reads
+                .as_deref()
+                .map(|reads| format!(" reads={reads}"))
                 .unwrap_or_default(),
             self.faults.len(),
             self.records.in_kafka,

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use sluice_core::api::CommitRecordReads;
+
 use crate::faults::FaultKind;
 use crate::kit::{SinkUnderTest, SourceUnderTest};
 use crate::workload::{self, Mark, Poison, SinkMode};
@@ -119,6 +121,9 @@ pub struct Scenario {
     /// How the StoreSink makes records durable: the seed picks one of these (a seeded run narrows the list
     /// to the one it picked). With [`SinkMode::OffsetsInDestination`] the sink side is judged exactly once.
     pub sink_modes: &'static [SinkMode],
+    /// What the SequenceSource's `commit_record` reads: the seed picks one of these (a seeded run narrows
+    /// the list to the one it picked), and with it how the runtime keeps the records in flight.
+    pub commit_record_reads: &'static [CommitRecordReads],
     /// A planted misconfiguration of the workers, for the oracle's own tests: `distinct-group-ids` gives
     /// each worker its own `group.id`, so a task's instances on two workers have different
     /// transactional ids and nothing fences the older one.
@@ -172,6 +177,11 @@ impl Scenario {
             SinkMode::Buffer,
             SinkMode::WriteInPut,
             SinkMode::OffsetsInDestination,
+        ],
+        commit_record_reads: &[
+            CommitRecordReads::Everything,
+            CommitRecordReads::NoData,
+            CommitRecordReads::Nothing,
         ],
         worker_bug: "none",
         broker_bug: "none",
@@ -291,6 +301,20 @@ impl Scenario {
                 Some(self.sink_modes.first().copied().unwrap_or(SinkMode::Buffer))
             }
             Workload::Files => None,
+        }
+    }
+
+    /// What the SequenceSource's `commit_record` reads: the first allowed one (None when the workload
+    /// has no SequenceSource).
+    pub fn commit_record_reads(&self) -> Option<CommitRecordReads> {
+        match (self.workload, &self.source_under_test) {
+            (Workload::Sequences, None) => Some(
+                self.commit_record_reads
+                    .first()
+                    .copied()
+                    .unwrap_or_default(),
+            ),
+            _ => None,
         }
     }
 

@@ -35,6 +35,7 @@ use crate::report::{FinalOffsets, Report, TraceHash};
 use crate::scenario::{Guarantee, Scenario, Workload};
 use crate::timeline::{LaneKind, TimelineBuilder};
 use crate::workload::{self, input_file, SinkMode};
+use sluice_core::api::CommitRecordReads;
 
 /// Simulated time starts here (2026-01-01T00:00:00Z), so timestamps do not depend on the wall clock.
 const EPOCH_SECS: u64 = 1_767_225_600;
@@ -87,6 +88,11 @@ pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
         (Workload::Files, _) | (_, [] | [_]) => scenario.sink_modes,
         (_, all) => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
+    // Drawn after the sink mode, so that each seed keeps the choices it made before there was this one.
+    let commit_record_reads = match scenario.commit_record_reads {
+        [] | [_] => scenario.commit_record_reads,
+        all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
+    };
     let narrowed = Scenario {
         assignors: if cooperative {
             &["cooperative-sticky"]
@@ -95,6 +101,7 @@ pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
         },
         transaction_boundaries: boundary,
         sink_modes,
+        commit_record_reads,
         ..scenario.clone()
     };
     let stops = plan
@@ -502,6 +509,10 @@ pub fn run_planned(
         guarantee_relaxed: None,
         assignor: scenario.assignor().to_owned(),
         sink_mode: scenario.sink_mode(),
+        commit_record_reads: scenario
+            .commit_record_reads()
+            .filter(|&reads| reads != CommitRecordReads::Everything)
+            .map(|reads| workload::reads_name(reads).to_owned()),
         transaction_boundary: scenario
             .exactly_once
             .then(|| scenario.transaction_boundary().to_owned()),

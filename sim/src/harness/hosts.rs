@@ -137,6 +137,10 @@ fn source_props(scenario: &Scenario) -> ConfigMap {
         ("errors.tolerance", "all".into()),
         ("bug", scenario.source_bug.into()),
         (
+            "commit.record.reads",
+            workload::reads_name(scenario.commit_record_reads().unwrap_or_default()).into(),
+        ),
+        (
             "exactly.once.support",
             if scenario.exactly_once {
                 "required"

@@ -15,7 +15,11 @@
 //! for it.
 //!
 //! Every task instance writes what it is told through `commit_record`, and what it polled before each
-//! `commit`, to the shared [`SourceReports`], where the oracle checks them.
+//! `commit`, to the shared [`SourceReports`], where the oracle checks them. Its `commit.record.reads`
+//! key says what its `commit_record` reads ([`CommitRecordReads`]), and so which of the runtime's ways of
+//! keeping records in flight a run takes: with `no-data` the task knows a record by its source partition
+//! and offset alone; with `nothing` it keeps the default `commit_record`, which the runtime never calls,
+//! and reports nothing.
 //!
 //! Its `bug` key plants a deliberate mistake: `skip-records` advances past some records without sending
 //! them (lost), `early-offsets` labels each record with a later record's offset (committed before Kafka
@@ -29,8 +33,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::api::{
-    ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header, RecordMetadata,
-    SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext,
+    CommitRecordReads, ConnectError, Connector, ConnectorContext, ExactlyOnceSupport, Header,
+    RecordMetadata, SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext,
 };
 use sluice_core::config::{ConfigDef, ConfigMap, ConfigType};
 use sluice_core::data::{Data, Value};
@@ -46,6 +50,7 @@ const BATCH: &str = "batch.size";
 const INTERVAL: &str = "poll.interval.ms";
 const BUG: &str = "bug";
 const MARKS: &str = "marks";
+const READS: &str = "commit.record.reads";
 const ASSIGNED: &str = "streams.assigned";
 
 fn config_def() -> ConfigDef {
@@ -77,6 +82,32 @@ fn config_def() -> ConfigDef {
             "false",
             "Mark some records with a header for the transforms (see Mark).",
         )
+        .optional(
+            READS,
+            ConfigType::String,
+            reads_name(CommitRecordReads::Everything),
+            "What commit_record reads: everything, no-data or nothing.",
+        )
+}
+
+/// The `commit.record.reads` value that asks for `reads`.
+pub fn reads_name(reads: CommitRecordReads) -> &'static str {
+    match reads {
+        CommitRecordReads::Everything => "everything",
+        CommitRecordReads::NoData => "no-data",
+        CommitRecordReads::Nothing => "nothing",
+    }
+}
+
+fn parse_reads(name: &str) -> Result<CommitRecordReads, ConnectError> {
+    [
+        CommitRecordReads::Everything,
+        CommitRecordReads::NoData,
+        CommitRecordReads::Nothing,
+    ]
+    .into_iter()
+    .find(|&reads| reads_name(reads) == name)
+    .ok_or_else(|| ConnectError::fatal(format!("{READS}: unknown value {name:?}")))
 }
 
 /// Every this many records of a stream, one the source's converter refuses.
@@ -241,6 +272,7 @@ impl Connector for SequenceSourceConnector {
                 parsed.string(BUG)
             )));
         }
+        parse_reads(parsed.string(READS))?;
         self.config = config.clone();
         Ok(())
     }
@@ -295,6 +327,7 @@ pub struct SequenceSourceTask {
     bug: String,
     /// Records get their [`Mark`] headers.
     marks: bool,
+    reads: CommitRecordReads,
     /// The next sequence number of each stream this task reads.
     next: BTreeMap<i64, i64>,
     instances: Arc<AtomicU64>,
@@ -314,6 +347,7 @@ impl SourceTask for SequenceSourceTask {
         self.interval = Duration::from_millis(parsed.long(INTERVAL).max(0) as u64);
         self.bug = parsed.string(BUG).to_owned();
         self.marks = parsed.boolean(MARKS);
+        self.reads = parse_reads(parsed.string(READS))?;
         self.instance = self.instances.fetch_add(1, Ordering::SeqCst);
         self.outages.started();
         let assigned = context.configs().get(ASSIGNED).cloned().unwrap_or_default();
@@ -392,12 +426,14 @@ impl SourceTask for SequenceSourceTask {
         record: &SourceRecord,
         metadata: Option<&RecordMetadata>,
     ) -> Result<(), ConnectError> {
-        let value = match &record.value.value {
-            Value::Bytes(bytes) => parse_value(bytes),
-            Value::String(text) => parse_value(text.as_bytes()),
+        let id = match (&record.value.value, self.reads) {
+            (Value::Bytes(bytes), _) => parse_value(bytes),
+            (Value::String(text), _) => parse_value(text.as_bytes()),
+            // The runtime keeps no record's data for a task that reads none: its place is all it has.
+            (Value::Null, CommitRecordReads::NoData) => record_place(record),
             _ => None,
         };
-        let id = value.ok_or_else(|| ConnectError::fatal("commit_record: not a record of mine"))?;
+        let id = id.ok_or_else(|| ConnectError::fatal("commit_record: not a record of mine"))?;
         if metadata.is_none() {
             coverage::reached(Event::RecordSkipped);
             let marked = |mark: Mark| record.headers.iter().any(|h| h.key == mark.header());
@@ -412,7 +448,18 @@ impl SourceTask for SequenceSourceTask {
         Ok(())
     }
 
+    fn commit_record_reads(&self) -> CommitRecordReads {
+        self.reads
+    }
+
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
     }
+}
+
+/// The record at a source partition and offset of this source: (stream, seq).
+fn record_place(record: &SourceRecord) -> Option<(i64, i64)> {
+    let stream = record.source_partition.get("stream")?.as_i64()?;
+    let seq = record.source_offset.get("seq")?.as_i64()?;
+    Some((stream, seq))
 }
