@@ -86,6 +86,7 @@ fn operator_calls() -> SimTest {
         )
         .headline_faults(&[FaultKind::Operate])
         .require(&[Event::OperatorCall])
+        .with_scenario(|s| s.cut_off_stops = true)
 }
 
 fn pipeline() -> SimTest {

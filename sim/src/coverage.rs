@@ -108,11 +108,14 @@ pub enum Event {
     PutFailedFatal,
     /// A task that failed started again (`task.restart.policy=on-failure`).
     TaskRestartedAfterFailure,
+    /// A source task stopped with records it had polled that the runtime never told it of: Kafka had not
+    /// acknowledged them by the end of the stop (or refused them), and their offsets stayed uncommitted.
+    SourceStoppedUntold,
 }
 
 impl Event {
     /// Every event, in report order (keep in step with the enum).
-    pub const ALL: [Event; 36] = [
+    pub const ALL: [Event; 37] = [
         Event::WorkerCrashed,
         Event::MemberThrownOut,
         Event::CommitRefusedStale,
@@ -149,6 +152,7 @@ impl Event {
         Event::PollFailedFatal,
         Event::PutFailedFatal,
         Event::TaskRestartedAfterFailure,
+        Event::SourceStoppedUntold,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,6 +193,7 @@ impl Event {
             Event::PollFailedFatal => "poll-failed-fatal",
             Event::PutFailedFatal => "put-failed-fatal",
             Event::TaskRestartedAfterFailure => "task-restarted-after-failure",
+            Event::SourceStoppedUntold => "source-stopped-untold",
         }
     }
 }

@@ -154,6 +154,8 @@ fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut StdRng) -> Fault {
                 Duration::from_secs(1),
                 (session * 2).max(Duration::from_secs(1)),
             ),
+            // Drawn after the plan, where the scenario allows it (see `driver::choose`).
+            cut_off: false,
         },
         FaultKind::HoldNetwork => Fault::HoldNetwork {
             worker,

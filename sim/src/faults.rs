@@ -85,11 +85,17 @@ pub enum Fault {
         #[serde(with = "millis")]
         down: Duration,
     },
-    /// The worker stops cleanly (leaving its group) and starts again after `away`.
+    /// The worker stops cleanly (leaving its group) and starts again after `away`. If `cut_off`, it has
+    /// just lost the brokers (its messages held, as in [`Fault::HoldNetwork`]) when it is told to stop,
+    /// as an operator stops a worker that cannot reach Kafka: its tasks stop with records unacknowledged
+    /// and commits that reach no broker, and give up after their timeouts; the messages go through again
+    /// when it starts.
     StopWorker {
         worker: usize,
         #[serde(with = "millis")]
         away: Duration,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cut_off: bool,
     },
     /// Messages between the worker and the broker are held (a silent death: no FIN, heartbeats lost).
     HoldNetwork {
@@ -264,7 +270,7 @@ impl Fault {
     pub(crate) fn target(&self) -> Option<(Target, Duration)> {
         match *self {
             Fault::CrashWorker { worker, down } => Some((Target::Worker(worker), down)),
-            Fault::StopWorker { worker, away } => Some((Target::Worker(worker), away)),
+            Fault::StopWorker { worker, away, .. } => Some((Target::Worker(worker), away)),
             Fault::HoldNetwork { worker, duration } => Some((Target::Worker(worker), duration)),
             Fault::PartitionNetwork { worker, duration } => {
                 Some((Target::Worker(worker), duration))

@@ -124,6 +124,9 @@ pub struct Scenario {
     /// What the SequenceSource's `commit_record` reads: the seed picks one of these (a seeded run narrows
     /// the list to the one it picked), and with it how the runtime keeps the records in flight.
     pub commit_record_reads: &'static [CommitRecordReads],
+    /// Whether a seed may cut a worker off from the brokers just before stopping it (even odds for each
+    /// stop of its plan; see [`Fault::StopWorker`](crate::faults::Fault::StopWorker)).
+    pub cut_off_stops: bool,
     /// A planted misconfiguration of the workers, for the oracle's own tests: `distinct-group-ids` gives
     /// each worker its own `group.id`, so a task's instances on two workers have different
     /// transactional ids and nothing fences the older one.
@@ -183,6 +186,7 @@ impl Scenario {
             CommitRecordReads::NoData,
             CommitRecordReads::Nothing,
         ],
+        cut_off_stops: false,
         worker_bug: "none",
         broker_bug: "none",
         sink_under_test: None,

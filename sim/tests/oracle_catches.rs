@@ -223,6 +223,7 @@ fn sink_handover(sink_bug: &'static str) -> Report {
         fault: Fault::StopWorker {
             worker: 2,
             away: std::time::Duration::from_secs(5),
+            cut_off: false,
         },
     }];
     let report = scenario.run_exact(SEED, plan).expect("the simulation runs");

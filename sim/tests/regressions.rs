@@ -131,6 +131,7 @@ fn stop(ms: u64, worker: usize, away: u64) -> Scheduled {
         fault: Fault::StopWorker {
             worker,
             away: at(away),
+            cut_off: false,
         },
     }
 }

@@ -94,7 +94,17 @@ pub(super) fn apply(
                 }
                 schedule.push((now + down, Action::Restart(worker)));
             }
-            Fault::StopWorker { worker, away } => {
+            Fault::StopWorker {
+                worker,
+                away,
+                cut_off,
+            } => {
+                if cut_off {
+                    for broker in *brokers {
+                        sim.hold(workers[worker].name.as_str(), broker.as_str());
+                    }
+                    schedule.push((now + away, Action::Release(worker)));
+                }
                 let _ = workers[worker].stop.send(true);
                 schedule.push((now + away, Action::Restart(worker)));
             }

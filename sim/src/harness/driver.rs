@@ -72,7 +72,7 @@ pub struct Choices {
 /// The choices `seed` makes for `scenario`; [`run_planned`] with them is [`run`].
 pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
     let mut rng = StdRng::seed_from_u64(seed);
-    let plan = fault_plan::plan(scenario, &mut rng);
+    let mut plan = fault_plan::plan(scenario, &mut rng);
     let assignor = scenario
         .assignors
         .get(rng.random_range(0..scenario.assignors.len().max(1)))
@@ -93,6 +93,14 @@ pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
         [] | [_] => scenario.commit_record_reads,
         all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
+    // Drawn last of all, for the same reason.
+    if scenario.cut_off_stops {
+        for scheduled in &mut plan {
+            if let Fault::StopWorker { cut_off, .. } = &mut scheduled.fault {
+                *cut_off = rng.random_bool(0.5);
+            }
+        }
+    }
     let narrowed = Scenario {
         assignors: if cooperative {
             &["cooperative-sticky"]

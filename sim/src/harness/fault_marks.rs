@@ -131,6 +131,7 @@ fn inject(timeline: &mut TimelineBuilder, now: Duration, fault: &Fault, external
         | Fault::StopWorker {
             worker: index,
             away: lasts,
+            ..
         }
         | Fault::HoldNetwork {
             worker: index,

@@ -103,7 +103,7 @@ fn excuses(plan: &[Scheduled], strikes: &[Strike]) -> Vec<Excuse> {
         .filter_map(|scheduled| {
             let (worker, span) = match scheduled.fault {
                 Fault::CrashWorker { worker, down } => (Some(worker), down),
-                Fault::StopWorker { worker, away } => (Some(worker), away),
+                Fault::StopWorker { worker, away, .. } => (Some(worker), away),
                 Fault::HoldNetwork { worker, duration }
                 | Fault::PartitionNetwork { worker, duration } => (Some(worker), duration),
                 Fault::TakeOver { from, duration, .. } => (Some(from), duration),

@@ -453,6 +453,11 @@ impl SourceTask for SequenceSourceTask {
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
+        // The runtime has waited for acknowledgements and committed what it could (a task that reads
+        // nothing is never told anything).
+        if self.reads != CommitRecordReads::Nothing && self.reports.untold(self.instance) > 0 {
+            coverage::reached(Event::SourceStoppedUntold);
+        }
         Ok(())
     }
 }

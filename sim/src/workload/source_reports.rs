@@ -51,6 +51,11 @@ impl SourceReports {
         reports.told.entry(id).or_default().push(stored);
     }
 
+    /// How many records `instance` polled and was not told of.
+    pub fn untold(&self, instance: u64) -> usize {
+        self.lock().get(&instance).map_or(0, |r| r.untold.len())
+    }
+
     /// The runtime called `commit` on `instance`.
     pub fn committed(&self, instance: u64) {
         let mut instances = self.lock();
