@@ -233,6 +233,9 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     let test = test.with_scenario(|scenario| {
         if let Some(bug) = &args.source_bug {
             scenario.source_bug = bug_name(bug);
+            // A task that reads everything of its records: `early-offsets` labels records with later
+            // offsets, and a task that knew its records by their offsets alone would be told of the wrong ones.
+            scenario.commit_record_reads = commit_record_reads("everything");
         }
         if let Some(bug) = &args.sink_bug {
             scenario.sink_bug = bug_name(bug);

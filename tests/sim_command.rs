@@ -283,3 +283,14 @@ fn what_the_source_task_reads_can_be_chosen_and_is_reported() {
     assert!(!everything.contains("reads="), "{everything}");
     assert!(everything.contains("record-skipped"), "{everything}");
 }
+
+#[test]
+fn a_worker_stopped_just_after_it_lost_the_brokers_stops_with_records_untold() {
+    let output = sim(&["--scenario", "operator-calls", "--seed", "5", "--report"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    // The seed cuts a stopping worker off from the brokers, and its source task stops with records
+    // Kafka had not acknowledged; nothing is lost.
+    assert!(text.contains("\n  cut_off: true\n"), "{text}");
+    assert!(text.contains("\n  source-stopped-untold: "), "{text}");
+}

@@ -108,8 +108,9 @@ pub enum Event {
     PutFailedFatal,
     /// A task that failed started again (`task.restart.policy=on-failure`).
     TaskRestartedAfterFailure,
-    /// A source task stopped with records it had polled that the runtime never told it of: Kafka had not
-    /// acknowledged them by the end of the stop (or refused them), and their offsets stayed uncommitted.
+    /// A source task stopped with records it had polled that the runtime never told it of, their offsets
+    /// uncommitted: Kafka had not acknowledged them by the end of the stop, had refused them, or (exactly
+    /// once) held them in a transaction that did not commit.
     SourceStoppedUntold,
 }
 

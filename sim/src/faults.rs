@@ -86,10 +86,11 @@ pub enum Fault {
         down: Duration,
     },
     /// The worker stops cleanly (leaving its group) and starts again after `away`. If `cut_off`, it has
-    /// just lost the brokers (its messages held, as in [`Fault::HoldNetwork`]) when it is told to stop,
-    /// as an operator stops a worker that cannot reach Kafka: its tasks stop with records unacknowledged
-    /// and commits that reach no broker, and give up after their timeouts; the messages go through again
-    /// when it starts.
+    /// just lost the brokers (its messages dropped, as in [`Fault::PartitionNetwork`]) when it is told to
+    /// stop, as an operator stops a worker that cannot reach Kafka: its tasks stop with records
+    /// unacknowledged (their produce requests lost, or their answers) and commits that reach no broker,
+    /// and give up after their timeouts. The network heals after `away`, also if the worker is still
+    /// stopping then (it starts once it has stopped).
     StopWorker {
         worker: usize,
         #[serde(with = "millis")]

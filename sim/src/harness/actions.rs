@@ -101,9 +101,9 @@ pub(super) fn apply(
             } => {
                 if cut_off {
                     for broker in *brokers {
-                        sim.hold(workers[worker].name.as_str(), broker.as_str());
+                        sim.partition(workers[worker].name.as_str(), broker.as_str());
                     }
-                    schedule.push((now + away, Action::Release(worker)));
+                    schedule.push((now + away, Action::Repair(worker)));
                 }
                 let _ = workers[worker].stop.send(true);
                 schedule.push((now + away, Action::Restart(worker)));

@@ -83,17 +83,17 @@ pub fn choose(scenario: &Scenario, seed: u64) -> Choices {
         [] | [_] => scenario.transaction_boundaries,
         all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
-    // Drawn last, so narrowing the list (`sluice sim --sink-mode`) leaves the rest of the seed's choices alone.
+    // The later choices are drawn after the earlier ones, so that a seed keeps what it chose before each
+    // was added. Narrowing a list to one choice (`sluice sim --sink-mode`, `--reads`) skips its draw and
+    // changes the draws after it: a run replays exactly with the same seed and the same options.
     let sink_modes = match (scenario.workload, scenario.sink_modes) {
         (Workload::Files, _) | (_, [] | [_]) => scenario.sink_modes,
         (_, all) => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
-    // Drawn after the sink mode, so that each seed keeps the choices it made before there was this one.
     let commit_record_reads = match scenario.commit_record_reads {
         [] | [_] => scenario.commit_record_reads,
         all => std::slice::from_ref(&all[rng.random_range(0..all.len())]),
     };
-    // Drawn last of all, for the same reason.
     if scenario.cut_off_stops {
         for scheduled in &mut plan {
             if let Fault::StopWorker { cut_off, .. } = &mut scheduled.fault {

@@ -3,8 +3,9 @@
 //!
 //! Delivery reports are served by a task on the runtime rather than by a polling thread of their
 //! own: librdkafka signals the task when its event queue fills, and the task serves every waiting
-//! batch of reports at once, so reports cross no thread and wake the source task once per batch.
-//! The reports of a batch are gathered and handed over together, one message on the channel.
+//! batch of reports at once, and wakes the source task once per batch. The reports of a batch are
+//! gathered and handed over together, one message on the channel. A flush or a transaction commit
+//! serves reports on the blocking thread it runs on, and hands them over when it returns.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
