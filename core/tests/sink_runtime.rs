@@ -17,6 +17,7 @@ use sluice_core::api::{
 };
 use sluice_core::config::{ConfigDef, ConfigMap};
 use sluice_core::data::Data;
+use sluice_core::kafka::KafkaHeader;
 use sluice_core::transforms::{ConnectRecord, Outcome, TransformError, Transformation};
 
 type Offsets = BTreeMap<TopicPartition, i64>;
@@ -55,6 +56,8 @@ struct SinkProbe {
     on_pre_commit: Mutex<Option<PreCommitHook>>,
     /// How long each `put` takes, in order (then: no time).
     put_delays: Mutex<Vec<Duration>>,
+    /// Each record put, as its value and the keys of its headers.
+    headers: Mutex<Vec<(String, Vec<String>)>>,
 }
 
 impl SinkProbe {
@@ -146,6 +149,8 @@ impl SinkConnector for ProbeSinkConnector {
 struct ProbeSinkTask {
     probe: Option<Arc<SinkProbe>>,
     context: Option<SinkTaskContext>,
+    /// `probe.reads.headers=false` says `put` reads no headers.
+    reads_headers: bool,
 }
 
 impl ProbeSinkTask {
@@ -158,6 +163,10 @@ impl ProbeSinkTask {
 impl SinkTask for ProbeSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         self.probe = Some(PROBES.of(context.configs()));
+        self.reads_headers = context
+            .configs()
+            .get("probe.reads.headers")
+            .is_none_or(|reads| reads != "false");
         self.context = Some(context);
         Ok(())
     }
@@ -182,6 +191,10 @@ impl SinkTask for ProbeSinkTask {
             })
             .collect();
         let probe = self.probe();
+        lock(&probe.headers).extend(records.iter().map(|r| {
+            let keys = r.headers.iter().map(|h| h.key.clone()).collect();
+            (r.value.value.as_str().unwrap_or_default().to_owned(), keys)
+        }));
         let delay = {
             let mut delays = lock(&probe.put_delays);
             (!delays.is_empty()).then(|| delays.remove(0))
@@ -198,6 +211,10 @@ impl SinkTask for ProbeSinkTask {
             accepted: result.is_ok(),
         });
         result
+    }
+
+    fn reads_headers(&self) -> bool {
+        self.reads_headers
     }
 
     async fn flush(&mut self, offsets: &Offsets) -> Result<(), ConnectError> {
@@ -1196,5 +1213,113 @@ async fn an_errant_record_fails_the_task_without_error_tolerance() {
         cluster.committed("connect-intolerant", &[tp("refunds", 0)]),
         [None],
         "nothing is committed past a record the task could not write"
+    );
+}
+
+/// Headers are read out of Kafka only when something looks at them: a task that says it reads none
+/// gets its records without them, unless its transforms need them (here a filter on a header's
+/// presence, which must still see them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_read_when_the_task_or_its_transforms_look_at_them() {
+    let cluster = Cluster::start();
+    cluster.create_topic("tagged", 1);
+    let tag = [KafkaHeader {
+        key: "skip".into(),
+        value: Some(b"yes".to_vec()),
+    }];
+    cluster
+        .produce_with_headers("tagged", 0, &["a-0", "a-1"], &tag)
+        .await;
+    cluster.produce("tagged", 0, &["b-0", "b-1"]).await;
+    let reading = PROBES.create("headers-read");
+    let unread = PROBES.create("headers-unread");
+    let filtered = PROBES.create("headers-filtered");
+    let mut configs = vec![sink("headers-read", "tagged")];
+    let mut config = sink("headers-unread", "tagged");
+    config.insert("probe.reads.headers".into(), "false".into());
+    configs.push(config);
+    let mut config = sink("headers-filtered", "tagged");
+    for (key, value) in [
+        ("probe.reads.headers", "false"),
+        ("transforms", "drop"),
+        ("transforms.drop.type", "Filter"),
+        ("transforms.drop.predicate", "skipped"),
+        ("predicates", "skipped"),
+        ("predicates.skipped.type", "HasHeaderKey"),
+        ("predicates.skipped.name", "skip"),
+    ] {
+        config.insert(key.into(), value.into());
+    }
+    configs.push(config);
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &configs);
+    for name in ["headers-read", "headers-unread", "headers-filtered"] {
+        common::wait_until(&format!("{name} committed all four"), || {
+            cluster.committed(&format!("connect-{name}"), &[tp("tagged", 0)]) == [Some(4)]
+        })
+        .await;
+    }
+    worker.stop().await.expect("a clean stop");
+
+    let seen = |probe: &SinkProbe| lock(&probe.headers).clone();
+    let tagged = |value: &str| (value.to_owned(), vec!["skip".to_owned()]);
+    let bare = |value: &str| (value.to_owned(), Vec::new());
+    assert_eq!(
+        seen(&reading),
+        [tagged("a-0"), tagged("a-1"), bare("b-0"), bare("b-1")]
+    );
+    assert_eq!(
+        seen(&unread),
+        [bare("a-0"), bare("a-1"), bare("b-0"), bare("b-1")]
+    );
+    assert_eq!(seen(&filtered), [bare("b-0"), bare("b-1")]);
+}
+
+/// A record the converter refuses goes to the dead letter queue as it was consumed, headers and all,
+/// even for a task that reads no headers itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_its_headers_when_the_task_reads_none() {
+    let cluster = Cluster::start();
+    cluster.create_topic("readings-json", 1);
+    cluster.create_topic("readings-dlq", 1);
+    let origin = [KafkaHeader {
+        key: "origin".into(),
+        value: Some(b"plant-7".to_vec()),
+    }];
+    cluster
+        .produce_with_headers("readings-json", 0, &["not json"], &origin)
+        .await;
+    cluster.produce("readings-json", 0, &["{\"n\":1}"]).await;
+    let probe = PROBES.create("headerless-dlq");
+    let mut config = sink("headerless-dlq", "readings-json");
+    for (key, value) in [
+        ("probe.reads.headers", "false"),
+        (
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("value.converter.schemas.enable", "false"),
+        ("errors.tolerance", "all"),
+        ("errors.deadletterqueue.topic.name", "readings-dlq"),
+        ("errors.deadletterqueue.topic.replication.factor", "1"),
+    ] {
+        config.insert(key.into(), value.into());
+    }
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[config]);
+    common::wait_until("both records committed", || {
+        cluster.committed("connect-headerless-dlq", &[tp("readings-json", 0)]) == [Some(2)]
+    })
+    .await;
+    worker.stop().await.expect("a clean stop");
+
+    assert_eq!(
+        lock(&probe.headers).len(),
+        1,
+        "only the good record was put"
+    );
+    let dead = cluster.read("readings-dlq", 1, 1).await;
+    assert_eq!(dead[0].value.as_deref(), Some(&b"not json"[..]));
+    assert_eq!(
+        dead[0].headers,
+        [("origin".to_owned(), Some(b"plant-7".to_vec()))]
     );
 }

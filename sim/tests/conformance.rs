@@ -342,6 +342,7 @@ one_broker! {
     also on Tansu:
     end_offset_counts_every_record_of_a_batch,
     produce_then_fetch_in_offset_order,
+    member_told_to_skip_headers_reads_records_without_them,
     second_member_splits_the_partitions,
     leaving_member_hands_its_partitions_over,
     commits_are_visible_and_a_new_member_resumes_from_them,
@@ -434,6 +435,34 @@ async fn produce_then_fetch_in_offset_order(env: Env) {
             assert_eq!(record.timestamp, Some(expected.timestamp));
         }
     }
+    a.close().await;
+}
+
+/// A member told not to read headers gets the same records, each without its headers.
+async fn member_told_to_skip_headers_reads_records_without_them(env: Env) {
+    create_topic(&env, "tagged", 1).await;
+    produce(&env, "tagged", 1, 3).await;
+    let mut members = [Member::join(&env, "a", "tagged", RELAXED_MAX_POLL_MS)];
+    members[0].consumer().read_headers(false);
+    drive(&mut members, "3 records read back", |m| {
+        m[0].records.len() >= 3
+    })
+    .await;
+    let [a] = &mut members;
+    let values: Vec<Option<Vec<u8>>> = a.records.iter().map(|r| r.value.clone()).collect();
+    let expected: Vec<Option<Vec<u8>>> = (0..3)
+        .map(|seq| Some(Sent::new(0, seq).value.into_bytes()))
+        .collect();
+    assert_eq!(values, expected);
+    assert!(
+        !Sent::new(0, 0).headers.is_empty(),
+        "the records were sent with headers"
+    );
+    assert!(
+        a.records.iter().all(|r| r.headers.is_empty()),
+        "headers read: {:?}",
+        a.records
+    );
     a.close().await;
 }
 

@@ -190,6 +190,11 @@ impl SinkTask for FileStreamSinkTask {
         self.write_buffer().await
     }
 
+    /// Only values are written.
+    fn reads_headers(&self) -> bool {
+        false
+    }
+
     /// Fsyncs the file. On failure the lines since the last successful fsync are cut away (a later fsync
     /// would succeed without them), and the runtime delivers everything since its last commit again.
     async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {

@@ -176,6 +176,10 @@ pub trait GroupConsumer: Send {
 
     fn resume(&mut self, partitions: &[TopicPartition]) -> Result<(), KafkaError>;
 
+    /// Whether records come with their headers (they do until told otherwise); without, each comes
+    /// with none, and the client does not read them.
+    fn read_headers(&mut self, read: bool);
+
     /// Leaves the group. The caller must have committed what it wanted to first.
     async fn close(self: Box<Self>) -> Result<(), KafkaError>;
 }

@@ -211,6 +211,15 @@ impl SinkTaskRunner {
             .expect("consumer is present until the task stops")
     }
 
+    /// Whether anything looks at the records' headers: the task, a transform or predicate, the dead
+    /// letter queue (which keeps a record as it was consumed) or the error log's record contents.
+    fn headers_needed(&self) -> bool {
+        self.task.reads_headers()
+            || !self.config.transforms.is_empty()
+            || self.dead_letter_queue.is_some()
+            || self.config.error_log().include_messages
+    }
+
     /// Starts the task and runs it until `shutdown` fires or it fails; then commits what was flushed,
     /// closes the partitions, stops the task and leaves the group.
     pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
@@ -218,6 +227,8 @@ impl SinkTaskRunner {
             return Err(self.fail("start", e));
         }
         tracing::info!(task = %self.id, "sink task started");
+        let headers = self.headers_needed();
+        self.consumer().read_headers(headers);
         let outcome = self.run_until_stopped(&mut shutdown).await;
         self.close_deferred_losses().await;
         let owned: Vec<_> = self.assigned.iter().cloned().collect();
@@ -551,6 +562,8 @@ impl SinkTaskRunner {
     async fn convert(&mut self, records: Vec<ConsumedRecord>) -> Result<Batch, TaskError> {
         let config = self.config.clone();
         let converters = config.converters();
+        // Without retries a record goes through the transforms in place, with no future around it.
+        let retrying = config.retry_policy().retries();
         let mut batch = Batch {
             records: Vec::with_capacity(records.len()),
             ..Batch::default()
@@ -596,7 +609,17 @@ impl SinkTaskRunner {
             let raw = (self.dead_letter_queue.is_some() || self.config.error_log().each)
                 .then(|| record.clone());
             let refused = match converters.to_sink(record) {
-                Ok(sink_record) => match self.transform(sink_record).await? {
+                Ok(mut sink_record) if !retrying => {
+                    match config.transforms.apply(&mut sink_record) {
+                        Ok(Outcome::Keep) => {
+                            batch.records.push(sink_record);
+                            None
+                        }
+                        Ok(Outcome::Drop) => None,
+                        Err(e) => Some(("TRANSFORMATION", e.class.clone(), e.to_string())),
+                    }
+                }
+                Ok(sink_record) => match self.transform_retrying(sink_record).await? {
                     Ok(Some(sink_record)) => {
                         batch.records.push(sink_record);
                         None
@@ -648,19 +671,16 @@ impl SinkTaskRunner {
         Ok(batch)
     }
 
-    /// A record through the connector's transforms: `None` when one dropped it. A retriable failure is
-    /// tried again on a fresh copy as `errors.retry.*` say, the task staying in its group meanwhile.
-    async fn transform(
+    /// A record through the connector's transforms when `errors.retry.*` ask for retries: `None` when
+    /// one dropped it. A retriable failure is tried again on a fresh copy, the task staying in its
+    /// group meanwhile.
+    async fn transform_retrying(
         &mut self,
-        mut record: SinkRecord,
+        record: SinkRecord,
     ) -> Result<Result<Option<SinkRecord>, TransformFailed>, TaskError> {
         let retry = self.config.retry_policy();
         let kept =
             |(outcome, record): (Outcome, SinkRecord)| (outcome == Outcome::Keep).then_some(record);
-        if !retry.retries() {
-            let outcome = self.config.transforms.apply(&mut record);
-            return Ok(outcome.map(|outcome| kept((outcome, record))));
-        }
         let chain = self.config.transforms.clone();
         let mut copy = record.clone();
         match chain.apply(&mut copy) {

@@ -17,7 +17,7 @@ use sluice_core::api::{PluginRegistry, RecordMetadata, TopicPartition};
 use sluice_core::config::ConfigMap;
 use sluice_core::fs::LocalFs;
 use sluice_core::kafka::rdkafka::{EmbeddedBroker, RdkafkaBackend};
-use sluice_core::kafka::{KafkaBackend, ProduceRecord};
+use sluice_core::kafka::{KafkaBackend, KafkaHeader, ProduceRecord};
 use sluice_core::runtime::offset_store::FileOffsetStore;
 use sluice_core::runtime::OffsetBackingStore;
 use sluice_core::runtime::{
@@ -223,6 +223,18 @@ impl Cluster {
 
     /// Produces `values` to one partition through the backend's producer and waits for their acks.
     pub async fn produce(&self, topic: &str, partition: i32, values: &[&str]) -> Vec<i64> {
+        self.produce_with_headers(topic, partition, values, &[])
+            .await
+    }
+
+    /// Produces `values`, each with `headers`, to one partition and waits for their acks.
+    pub async fn produce_with_headers(
+        &self,
+        topic: &str,
+        partition: i32,
+        values: &[&str],
+        headers: &[KafkaHeader],
+    ) -> Vec<i64> {
         let mut handle = self
             .backend
             .producer(&ConfigMap::new())
@@ -233,7 +245,7 @@ impl Cluster {
                 partition: Some(partition),
                 key: None,
                 value: Some(value.as_bytes()),
-                headers: &[],
+                headers,
                 timestamp: None,
             };
             handle

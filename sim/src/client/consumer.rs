@@ -68,6 +68,8 @@ pub struct SimGroupConsumer {
     revoking: Vec<Tp>,
     /// Partitions a cooperative rebalance added, reported once the revoked ones are gone.
     pending_assigned: Vec<Tp>,
+    /// Whether records are handed over with their headers.
+    headers: bool,
 }
 
 impl SimGroupConsumer {
@@ -136,6 +138,7 @@ impl SimGroupConsumer {
             cooperative,
             revoking: Vec::new(),
             pending_assigned: Vec::new(),
+            headers: true,
         })
     }
 
@@ -458,7 +461,11 @@ impl SimGroupConsumer {
             self.positions
                 .insert(fetched.tp.clone(), fetched.offset + 1);
             let topic = fetched.tp.topic.clone();
-            out.push(super::consumed(fetched, topic));
+            let mut record = super::consumed(fetched, topic);
+            if !self.headers {
+                record.headers.clear();
+            }
+            out.push(record);
         }
         // Past the markers and aborted records the broker skipped, which are never returned.
         for (tp, next) in next {
@@ -613,6 +620,10 @@ impl GroupConsumer for SimGroupConsumer {
             self.paused.remove(&from_core(tp));
         }
         Ok(())
+    }
+
+    fn read_headers(&mut self, read: bool) {
+        self.headers = read;
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), KafkaError> {

@@ -255,6 +255,11 @@ impl SinkTask for JdbcSinkTask {
         Ok(())
     }
 
+    /// Rows are built from keys and values only.
+    fn reads_headers(&self) -> bool {
+        false
+    }
+
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
         let (settings, _) = self.parts()?;
         let settings = settings.clone();

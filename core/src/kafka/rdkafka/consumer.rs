@@ -190,6 +190,9 @@ pub(super) struct RdGroupConsumer {
     last_topic: Option<Arc<str>>,
     /// Messages read from the message queue, not yet copied out.
     batch: Vec<*mut rd::rd_kafka_message_t>,
+    /// Whether records are copied out with their headers: librdkafka parses a record's headers when
+    /// asked, allocating even to find that it has none.
+    headers: bool,
 }
 
 /// Marks the consumer as closing when dropped.
@@ -231,6 +234,7 @@ impl RdGroupConsumer {
             pending: None,
             last_topic: None,
             batch: Vec::new(),
+            headers: true,
         })
     }
 
@@ -438,6 +442,10 @@ impl GroupConsumer for RdGroupConsumer {
             .map_err(|e| rd_error(&e))
     }
 
+    fn read_headers(&mut self, read: bool) {
+        self.headers = read;
+    }
+
     async fn close(mut self: Box<Self>) -> Result<(), KafkaError> {
         self.inner.context().closing.store(true, Ordering::SeqCst);
         self.apply_pending()?;
@@ -546,7 +554,11 @@ impl RdGroupConsumer {
                 offset: m.offset,
                 key: bytes(m.key, m.key_len),
                 value: bytes(m.payload, m.len),
-                headers: headers(message),
+                headers: if self.headers {
+                    headers(message)
+                } else {
+                    Vec::new()
+                },
                 timestamp,
             })
         }
