@@ -71,8 +71,9 @@ pub struct KeepAlive<'a> {
     pub status: &'a TaskCounter,
     pub poll_failures: &'a mut Repeated,
     pub max_poll_records: usize,
-    /// Partitions to pause once the call runs long: those not paused already.
-    pub pause: Vec<TopicPartition>,
+    /// Partitions to pause once the call runs long (those not paused already), worked out only then:
+    /// nearly every call returns first.
+    pub pause: &'a (dyn Fn() -> Vec<TopicPartition> + Sync),
     /// How long the call may run while the task keeps its membership.
     pub limit: Duration,
     /// The consumer's `max.poll.interval.ms`: how long a rebalance waits for the member.
@@ -137,8 +138,9 @@ impl KeepAlive<'_> {
                 }
                 () = sleep_until(started + KEEP_ALIVE_AFTER), if !polling => {
                     polling = true;
+                    let pause = pause();
                     match consumer.pause(&pause) {
-                        Ok(()) => heard.busy.paused = pause.clone(),
+                        Ok(()) => heard.busy.paused = pause,
                         // Records fetched meanwhile are sought back to after the call all the same.
                         Err(e) => tracing::debug!(task, error = %e, "cannot pause the partitions while the task is busy"),
                     }

@@ -1121,12 +1121,15 @@ impl SinkTaskRunner {
         revoking: Option<(&[TopicPartition], Instant)>,
         work: impl for<'t> FnOnce(&'t mut dyn SinkTask) -> TaskCall<'t, T>,
     ) -> Result<T, TaskError> {
-        let pause = if self.retry_at.is_some() {
-            Vec::new()
-        } else {
-            self.assigned
+        let (assigned, paused_by_task) = (&self.assigned, &self.paused_by_task);
+        let retrying = self.retry_at.is_some();
+        let pause = move || {
+            if retrying {
+                return Vec::new();
+            }
+            assigned
                 .iter()
-                .filter(|p| !self.paused_by_task.contains(*p))
+                .filter(|p| !paused_by_task.contains(*p))
                 .cloned()
                 .collect()
         };
@@ -1139,7 +1142,7 @@ impl SinkTaskRunner {
             status: &self.status,
             poll_failures: &mut self.poll_failures,
             max_poll_records: self.max_poll_records,
-            pause,
+            pause: &pause,
             limit: self.config.put_flush_limit(),
             max_poll_interval: self.config.max_poll_interval(),
             revoking: revoking.map(|(partitions, heard)| (partitions.to_vec(), heard)),
@@ -1168,6 +1171,7 @@ impl SinkTaskRunner {
         // What is left to do: assignments not lost again before the call returned (never opened, those
         // need nothing), and losses of partitions the task had opened.
         let mut changes: Vec<GroupEvent> = Vec::new();
+        let mut forgot = false;
         for event in events {
             match event {
                 GroupEvent::Assigned(partitions) => changes.push(GroupEvent::Assigned(partitions)),
@@ -1184,6 +1188,7 @@ impl SinkTaskRunner {
                         }
                         if !pending && self.assigned.contains(&partition) {
                             self.forget(&partition);
+                            forgot = true;
                             opened.push(partition);
                         }
                     }
@@ -1195,21 +1200,23 @@ impl SinkTaskRunner {
             }
         }
         changes.retain(|change| !matches!(change, GroupEvent::Assigned(p) if p.is_empty()));
-        self.context.requests().assignment = self.assigned.clone();
-        let mut owned = self.assigned.clone();
-        for change in &changes {
-            if let GroupEvent::Assigned(partitions) = change {
-                owned.extend(partitions.iter().cloned());
-            }
+        if forgot {
+            self.context.requests().assignment = self.assigned.clone();
         }
-        for (partition, offset) in received {
-            if owned.contains(&partition) {
-                self.consumer()
-                    .seek(&partition, offset)
-                    .map_err(|e| self.kafka(e))?;
-            }
+        // Owned: assigned before the call, or meanwhile.
+        let owned = |partition: &TopicPartition| {
+            self.assigned.contains(partition)
+                || changes.iter().any(
+                    |change| matches!(change, GroupEvent::Assigned(p) if p.contains(partition)),
+                )
+        };
+        let seeks: Vec<_> = received.into_iter().filter(|(p, _)| owned(p)).collect();
+        let resume: Vec<_> = paused.into_iter().filter(|p| owned(p)).collect();
+        for (partition, offset) in seeks {
+            self.consumer()
+                .seek(&partition, offset)
+                .map_err(|e| self.kafka(e))?;
         }
-        let resume: Vec<_> = paused.into_iter().filter(|p| owned.contains(p)).collect();
         if !resume.is_empty() {
             self.consumer().resume(&resume).map_err(|e| self.kafka(e))?;
         }
