@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use clap::builder::PossibleValuesParser;
 use sluice_core::api::CommitRecordReads;
 use sluice_sim::builtin;
 use sluice_sim::coverage::Event;
@@ -14,7 +15,7 @@ use sluice_sim::kit::SimTest;
 use sluice_sim::scenario::Workload;
 use sluice_sim::shards::{run_sharded, Flow, SeedResult, Shard};
 use sluice_sim::timeline::html;
-use sluice_sim::workload::SinkMode;
+use sluice_sim::workload::{reads_name, reads_named, SinkMode, ALL_READS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -62,7 +63,7 @@ pub struct Args {
     sink_mode: Option<String>,
     /// Run the SequenceSource with a `commit_record` that reads this instead of what each seed picks:
     /// everything, no-data or nothing (the runtime then keeps less of each record in flight).
-    #[arg(long, value_parser = ["everything", "no-data", "nothing"])]
+    #[arg(long, value_parser = PossibleValuesParser::new(ALL_READS.map(reads_name)))]
     reads: Option<String>,
     /// Plant a bug in the workload's source connector to watch the oracle catch it: skip-records,
     /// early-offsets or restart-from-beginning.
@@ -110,15 +111,6 @@ fn sink_modes(mode: &str) -> &'static [SinkMode] {
         Some(SinkMode::WriteInPut) => &[SinkMode::WriteInPut],
         Some(SinkMode::OffsetsInDestination) => &[SinkMode::OffsetsInDestination],
         Some(SinkMode::Buffer) | None => &[SinkMode::Buffer],
-    }
-}
-
-/// The one `commit_record` reading a run's SequenceSource uses (clap has checked the name).
-fn commit_record_reads(reads: &str) -> &'static [CommitRecordReads] {
-    match reads {
-        "no-data" => &[CommitRecordReads::NoData],
-        "nothing" => &[CommitRecordReads::Nothing],
-        _ => &[CommitRecordReads::Everything],
     }
 }
 
@@ -230,12 +222,19 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
     if let Some(bug) = &args.broker_bug {
         planted.push_str(&format!(" --broker-bug {bug}"));
     }
+    let reads = match args.reads.as_deref() {
+        Some(name) => Some(
+            reads_named(name)
+                .ok_or_else(|| Failure::Message(format!("unknown --reads {name:?}")))?,
+        ),
+        None => None,
+    };
     let test = test.with_scenario(|scenario| {
         if let Some(bug) = &args.source_bug {
             scenario.source_bug = bug_name(bug);
             // A task that reads everything of its records: `early-offsets` labels records with later
             // offsets, and a task that knew its records by their offsets alone would be told of the wrong ones.
-            scenario.commit_record_reads = commit_record_reads("everything");
+            scenario.commit_record_reads = &[CommitRecordReads::Everything];
         }
         if let Some(bug) = &args.sink_bug {
             scenario.sink_bug = bug_name(bug);
@@ -249,8 +248,8 @@ fn run_seeds(args: Args, out: &mut impl Write) -> Result<(), Failure> {
         if let Some(mode) = &args.sink_mode {
             scenario.sink_modes = sink_modes(mode);
         }
-        if let Some(reads) = &args.reads {
-            scenario.commit_record_reads = commit_record_reads(reads);
+        if let Some(reads) = reads {
+            scenario.commit_record_reads = reads;
         }
         if let Some(bug) = &args.worker_bug {
             scenario.worker_bug = bug_name(bug);

@@ -181,11 +181,7 @@ impl Scenario {
             SinkMode::WriteInPut,
             SinkMode::OffsetsInDestination,
         ],
-        commit_record_reads: &[
-            CommitRecordReads::Everything,
-            CommitRecordReads::NoData,
-            CommitRecordReads::Nothing,
-        ],
+        commit_record_reads: &workload::ALL_READS,
         cut_off_stops: false,
         worker_bug: "none",
         broker_bug: "none",

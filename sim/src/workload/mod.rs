@@ -15,8 +15,9 @@ mod strikes;
 pub use destination::{Claim, DestinationStore, Flushing, StoreError, StoreFault, Upsert, Write};
 pub use output_ledger::{Line, OutputLedger, SyncWatcher};
 pub use sequence_source::{
-    mark, parse_value, poison, reads_name, refused_by_sink, rejected, Mark, Poison,
-    SequenceSourceConnector, REFUSED_BY_SINK_EVERY, REFUSED_BY_SOURCE_EVERY, REJECTED_EVERY,
+    mark, parse_value, poison, reads_name, reads_named, refused_by_sink, rejected, Mark, Poison,
+    SequenceSourceConnector, ALL_READS, REFUSED_BY_SINK_EVERY, REFUSED_BY_SOURCE_EVERY,
+    REJECTED_EVERY,
 };
 pub use sim_fs::{DirtyPages, DiskFaults, SimFs, WriteError};
 pub use source_outages::SourceOutages;

@@ -99,15 +99,25 @@ pub fn reads_name(reads: CommitRecordReads) -> &'static str {
     }
 }
 
+/// Every `commit_record` reading the SequenceSource can take.
+pub static ALL_READS: [CommitRecordReads; 3] = [
+    CommitRecordReads::Everything,
+    CommitRecordReads::NoData,
+    CommitRecordReads::Nothing,
+];
+
+/// The reading [`reads_name`] spells `name`, alone in a list (as a scenario holds its choices).
+pub fn reads_named(name: &str) -> Option<&'static [CommitRecordReads]> {
+    ALL_READS
+        .iter()
+        .find(|&&reads| reads_name(reads) == name)
+        .map(std::slice::from_ref)
+}
+
 fn parse_reads(name: &str) -> Result<CommitRecordReads, ConnectError> {
-    [
-        CommitRecordReads::Everything,
-        CommitRecordReads::NoData,
-        CommitRecordReads::Nothing,
-    ]
-    .into_iter()
-    .find(|&reads| reads_name(reads) == name)
-    .ok_or_else(|| ConnectError::fatal(format!("{READS}: unknown value {name:?}")))
+    reads_named(name)
+        .map(|reads| reads[0])
+        .ok_or_else(|| ConnectError::fatal(format!("{READS}: unknown value {name:?}")))
 }
 
 /// Every this many records of a stream, one the source's converter refuses.
