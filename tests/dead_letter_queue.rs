@@ -2,7 +2,8 @@
 //! sink's records that cannot be converted (garbage that is not JSON) or transformed (JSON that is not
 //! an object, for a transform that needs one) land in the queue's topic as they were produced, with the
 //! `__connect.errors.*` headers, and the good records reach the file; a source's record that cannot be
-//! transformed lands in its queue as the task made it, and its offset is committed.
+//! transformed lands in its queue as the task made it, and its offset is committed. The error log's
+//! record contents carry the headers of a record even for a sink that reads none.
 
 mod common;
 
@@ -175,5 +176,58 @@ fn a_source_record_that_cannot_be_transformed_goes_to_the_dead_letter_queue_and_
     assert!(
         headers.contains("__connect.errors.source.partition={") && headers.contains("dates.txt"),
         "the source partition names the file: {headers}"
+    );
+}
+
+/// `errors.log.include.messages` logs a refused record with its headers, though the sink (FileStreamSink)
+/// reads none itself and no transform or dead letter queue would have them read.
+#[test]
+fn a_logged_failure_shows_the_headers_of_a_record_for_a_sink_that_reads_none() {
+    let dir = Dir::new();
+    let broker = Broker::start(&dir, &["tagged-in:1"]);
+    let garbage = dir.write("garbage.txt", "not json\n");
+    let good = dir.write("good.txt", "7\n");
+    for (file, extra) in [(&garbage, &["-H", "origin=plant-7"][..]), (&good, &[][..])] {
+        let file = file.display().to_string();
+        let mut args = vec![
+            "-P",
+            "-b",
+            broker.bootstrap(),
+            "-t",
+            "tagged-in",
+            "-l",
+            &file,
+        ];
+        args.extend(extra);
+        kcat(&dir, &args);
+    }
+    let output = dir.path("output.txt");
+    let worker_config = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), Some(broker.bootstrap())),
+    );
+    let sink = dir.write_properties(
+        "sink.properties",
+        &sink_props("logged-sink", &output, "tagged-in")
+            .set(
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            )
+            .set("value.converter.schemas.enable", false)
+            .set("errors.tolerance", "all")
+            .set("errors.log.enable", true)
+            .set("errors.log.include.messages", true),
+    );
+    let worker = Worker::start(&dir, "worker", &worker_config, &[&sink]);
+    wait_for_lines(&output, 1, &[&worker]);
+    let logs = worker.stop();
+    assert_eq!(read_lines(&output), ["7\n"], "{logs}");
+    let failure = logs
+        .lines()
+        .find(|l| l.contains("error encountered in task"))
+        .unwrap_or_else(|| panic!("no failure logged:\n{logs}"));
+    assert!(
+        failure.contains("not json") && failure.contains("origin=\\\"plant-7\\\""),
+        "{failure}"
     );
 }
