@@ -433,8 +433,13 @@ impl SinkTaskRunner {
             GroupEvent::Records(records) if self.paused_by_operator => self.unread(&records),
             GroupEvent::Records(records) => {
                 self.status.metrics().read(records.len());
+                // Records come in runs of one topic: note each run's once.
+                let mut last: Option<&str> = None;
                 for record in &records {
-                    self.status.used_topic(&record.topic);
+                    if last != Some(&*record.topic) {
+                        self.status.used_topic(&record.topic);
+                        last = Some(&record.topic);
+                    }
                 }
                 let mut batch = self.convert(records).await?;
                 self.write_dead_letters(std::mem::take(&mut batch.dead_letters))
