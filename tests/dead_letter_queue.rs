@@ -7,9 +7,11 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{
     consume, kcat, read_lines, sink_props, source_props, wait_for_lines, wait_until, worker_props,
-    Broker, Dir, Worker,
+    Broker, Dir, Props, Worker,
 };
 
 #[test]
@@ -36,18 +38,8 @@ fn garbage_and_untransformable_records_reach_the_dead_letter_queue_with_their_co
     );
 
     let output = dir.path("output.txt");
-    let worker_config = dir.write_properties(
-        "worker.properties",
-        &worker_props(&dir.path("offsets.json"), Some(broker.bootstrap())),
-    );
-    let sink = dir.write_properties(
-        "sink.properties",
-        &sink_props("dlq-sink", &output, "json-in")
-            .set(
-                "value.converter",
-                "org.apache.kafka.connect.json.JsonConverter",
-            )
-            .set("value.converter.schemas.enable", false)
+    let (worker_config, sink) = json_sink(&dir, &broker, "dlq-sink", &output, "json-in", |props| {
+        props
             .set("transforms", "n")
             .set("transforms.n.type", "ExtractField$Value")
             .set("transforms.n.field", "n")
@@ -56,8 +48,8 @@ fn garbage_and_untransformable_records_reach_the_dead_letter_queue_with_their_co
             .set("errors.deadletterqueue.topic.replication.factor", 1)
             .set("errors.deadletterqueue.context.headers.enable", true)
             .set("errors.log.enable", true)
-            .set("errors.log.include.messages", true),
-    );
+            .set("errors.log.include.messages", true)
+    });
     let worker = Worker::start(&dir, "worker", &worker_config, &[&sink]);
     wait_for_lines(&output, 3, &[&worker]);
     worker.wait_for_log(
@@ -202,21 +194,18 @@ fn a_logged_failure_shows_the_headers_of_a_record_for_a_sink_that_reads_none() {
         kcat(&dir, &args);
     }
     let output = dir.path("output.txt");
-    let worker_config = dir.write_properties(
-        "worker.properties",
-        &worker_props(&dir.path("offsets.json"), Some(broker.bootstrap())),
-    );
-    let sink = dir.write_properties(
-        "sink.properties",
-        &sink_props("logged-sink", &output, "tagged-in")
-            .set(
-                "value.converter",
-                "org.apache.kafka.connect.json.JsonConverter",
-            )
-            .set("value.converter.schemas.enable", false)
-            .set("errors.tolerance", "all")
-            .set("errors.log.enable", true)
-            .set("errors.log.include.messages", true),
+    let (worker_config, sink) = json_sink(
+        &dir,
+        &broker,
+        "logged-sink",
+        &output,
+        "tagged-in",
+        |props| {
+            props
+                .set("errors.tolerance", "all")
+                .set("errors.log.enable", true)
+                .set("errors.log.include.messages", true)
+        },
     );
     let worker = Worker::start(&dir, "worker", &worker_config, &[&sink]);
     wait_for_lines(&output, 1, &[&worker]);
@@ -230,4 +219,28 @@ fn a_logged_failure_shows_the_headers_of_a_record_for_a_sink_that_reads_none() {
         failure.contains("not json") && failure.contains("origin=\\\"plant-7\\\""),
         "{failure}"
     );
+}
+
+/// A worker's file on `broker`, and a FileStreamSink `name` writing the schemaless JSON values of
+/// `topic` to `output`, with what `settings` adds (error handling, transforms).
+fn json_sink(
+    dir: &Dir,
+    broker: &Broker,
+    name: &str,
+    output: &Path,
+    topic: &str,
+    settings: impl FnOnce(Props) -> Props,
+) -> (PathBuf, PathBuf) {
+    let worker_config = dir.write_properties(
+        "worker.properties",
+        &worker_props(&dir.path("offsets.json"), Some(broker.bootstrap())),
+    );
+    let sink = sink_props(name, output, topic)
+        .set(
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        )
+        .set("value.converter.schemas.enable", false);
+    let sink = dir.write_properties("sink.properties", &settings(sink));
+    (worker_config, sink)
 }
