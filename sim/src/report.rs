@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use sluice_core::api::CommitRecordReads;
 use sluice_core::hash::{fnv1a64_extend, FNV1A64_START};
 
 use crate::coverage::Coverage;
@@ -11,7 +12,7 @@ use crate::faults::Scheduled;
 use crate::oracle::{Anomaly, Tally};
 use crate::scenario::Guarantee;
 use crate::timeline::Timeline;
-use crate::workload::SinkMode;
+use crate::workload::{self, SinkMode};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -27,8 +28,11 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink_mode: Option<SinkMode>,
     /// What the SequenceSource's `commit_record` read, when less than everything.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub commit_record_reads: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "reads_by_name"
+    )]
+    pub commit_record_reads: Option<CommitRecordReads>,
     /// The source's `transaction.boundary`, with exactly-once source support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_boundary: Option<String>,
@@ -51,6 +55,17 @@ pub struct Report {
     /// [`crate::timeline::html::render`]).
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+/// A `commit_record` reading as the SequenceSource's `commit.record.reads` spells it.
+fn reads_by_name<S: Serializer>(
+    reads: &Option<CommitRecordReads>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match reads {
+        Some(reads) => serializer.serialize_str(workload::reads_name(*reads)),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Offsets at the end of the run.
@@ -112,8 +127,7 @@ impl Report {
                 .map(|mode| format!(" sink={}", mode.as_str()))
                 .unwrap_or_default(),
             self.commit_record_reads
-                .as_deref()
-                .map(|reads| format!(" reads={reads}"))
+                .map(|reads| format!(" reads={}", workload::reads_name(reads)))
                 .unwrap_or_default(),
             self.faults.len(),
             self.records.in_kafka,

@@ -614,24 +614,24 @@ impl SinkTaskRunner {
             let raw = (self.dead_letter_queue.is_some() || self.config.error_log().each)
                 .then(|| record.clone());
             let refused = match converters.to_sink(record) {
-                Ok(mut sink_record) if !retrying => {
-                    match config.transforms.apply(&mut sink_record) {
-                        Ok(Outcome::Keep) => {
-                            batch.records.push(sink_record);
+                Ok(mut sink_record) => {
+                    let transformed = if retrying {
+                        self.transform_retrying(sink_record).await?
+                    } else {
+                        config
+                            .transforms
+                            .apply(&mut sink_record)
+                            .map(|outcome| (outcome == Outcome::Keep).then_some(sink_record))
+                    };
+                    match transformed {
+                        Ok(Some(kept)) => {
+                            batch.records.push(kept);
                             None
                         }
-                        Ok(Outcome::Drop) => None,
+                        Ok(None) => None,
                         Err(e) => Some(("TRANSFORMATION", e.class.clone(), e.to_string())),
                     }
                 }
-                Ok(sink_record) => match self.transform_retrying(sink_record).await? {
-                    Ok(Some(sink_record)) => {
-                        batch.records.push(sink_record);
-                        None
-                    }
-                    Ok(None) => None,
-                    Err(e) => Some(("TRANSFORMATION", e.class.clone(), e.to_string())),
-                },
                 Err((stage, e)) => Some((stage, e.converter().to_owned(), e.to_string())),
             };
             if let Some((stage, class, message)) = refused {

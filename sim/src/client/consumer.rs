@@ -461,11 +461,7 @@ impl SimGroupConsumer {
             self.positions
                 .insert(fetched.tp.clone(), fetched.offset + 1);
             let topic = fetched.tp.topic.clone();
-            let mut record = super::consumed(fetched, topic);
-            if !self.headers {
-                record.headers.clear();
-            }
-            out.push(record);
+            out.push(super::consumed(fetched, topic, self.headers));
         }
         // Past the markers and aborted records the broker skipped, which are never returned.
         for (tp, next) in next {

@@ -30,20 +30,26 @@ use sluice_core::kafka::{
 
 use crate::protocol::FetchedRecord;
 
-/// A record read back from the broker, as the runtime gets it (`topic`: its topic's shared name).
-fn consumed(fetched: FetchedRecord, topic: Arc<str>) -> ConsumedRecord {
+/// A record read back from the broker, as the runtime gets it (`topic`: its topic's shared name;
+/// `with_headers`: false for a reader told to skip them).
+fn consumed(fetched: FetchedRecord, topic: Arc<str>, with_headers: bool) -> ConsumedRecord {
+    let headers = if with_headers {
+        fetched
+            .record
+            .headers
+            .into_iter()
+            .map(|(key, value)| KafkaHeader { key, value })
+            .collect()
+    } else {
+        Vec::new()
+    };
     ConsumedRecord {
         topic,
         partition: fetched.tp.partition,
         offset: fetched.offset,
         key: fetched.record.key,
         value: fetched.record.value,
-        headers: fetched
-            .record
-            .headers
-            .into_iter()
-            .map(|(key, value)| KafkaHeader { key, value })
-            .collect(),
+        headers,
         timestamp: Some(fetched.record.timestamp),
     }
 }

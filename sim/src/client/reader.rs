@@ -102,7 +102,7 @@ impl SimLogReader {
 fn read_into(out: &mut Vec<ConsumedRecord>, records: Vec<crate::protocol::FetchedRecord>) {
     for fetched in records {
         let topic = fetched.tp.topic.clone();
-        out.push(super::consumed(fetched, topic));
+        out.push(super::consumed(fetched, topic, true));
     }
 }
 

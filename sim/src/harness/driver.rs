@@ -519,8 +519,7 @@ pub fn run_planned(
         sink_mode: scenario.sink_mode(),
         commit_record_reads: scenario
             .commit_record_reads()
-            .filter(|&reads| reads != CommitRecordReads::Everything)
-            .map(|reads| workload::reads_name(reads).to_owned()),
+            .filter(|&reads| reads != CommitRecordReads::Everything),
         transaction_boundary: scenario
             .exactly_once
             .then(|| scenario.transaction_boundary().to_owned()),
