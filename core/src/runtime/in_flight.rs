@@ -57,6 +57,12 @@ impl<T> InFlight<T> {
         self.outstanding
     }
 
+    /// How many records lie from the oldest awaiting acknowledgement to the newest inserted, those
+    /// acknowledged in between included: what the list holds.
+    pub fn span(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.outstanding == 0
     }
@@ -81,6 +87,7 @@ mod tests {
         assert_eq!(in_flight.take(2), None, "taken twice");
         assert_eq!(in_flight.take(0).as_deref(), Some("record 0"));
         assert_eq!(in_flight.len(), 2);
+        assert_eq!(in_flight.span(), 3, "record 2 is held behind record 1");
         assert_eq!(in_flight.take(1).as_deref(), Some("record 1"));
         assert!(!in_flight.is_empty());
         assert_eq!(in_flight.take(3).as_deref(), Some("record 3"));

@@ -29,9 +29,13 @@ use super::submitted::{Submitted, SubmittedRecords};
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
-/// Records handed to the producer and not yet acknowledged, at most: bounds memory, and the source
-/// is not polled past it.
-const MAX_IN_FLIGHT: usize = 16_384;
+/// How many records may lie between the oldest one awaiting acknowledgement and the newest one sent
+/// before the task is no longer polled. The in-flight list and the offset tracker hold that whole span,
+/// records acknowledged behind a late one included (with 64 partitions one late batch holds it open),
+/// so it is the span, not the count awaiting acknowledgement, that bounds their memory. Two polls' records
+/// go on top (one batch is sent while the next is polled): 12,288 plus two of FileStreamSource's 2,000
+/// keeps both deques within 16,384 entries.
+const MAX_IN_FLIGHT_SPAN: usize = 12_288;
 
 /// Records polled and not yet acknowledged by Kafka.
 pub struct Outbox {
@@ -178,18 +182,23 @@ impl Outbox {
         self.dispatch.reads = reads;
     }
 
-    /// Queues a poll's records for sending.
+    /// Queues a poll's records for sending. Usually the last poll's are all sent, and the poll's own
+    /// vector becomes the queue without a copy (a queue of its own would hold two polls' worth).
     pub fn push(&mut self, records: Vec<SourceRecord>) {
-        self.unsent.extend(records);
+        if self.unsent.is_empty() {
+            self.unsent = VecDeque::from(records);
+        } else {
+            self.unsent.extend(records);
+        }
     }
 
     pub fn has_unsent(&self) -> bool {
         !self.unsent.is_empty()
     }
 
-    /// Whether the task may be polled for more: not while too many records await acknowledgement.
+    /// Whether the task may be polled for more: not while the records in flight span too many.
     pub fn has_room(&self) -> bool {
-        self.dispatch.in_flight.len() < MAX_IN_FLIGHT
+        self.dispatch.in_flight.span() < MAX_IN_FLIGHT_SPAN
     }
 
     /// How many records await acknowledgement.
