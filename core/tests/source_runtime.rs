@@ -1,6 +1,7 @@
 //! The source task runtime on a real (embedded) broker: acknowledgements reach `commit_record`, only
 //! acknowledged source offsets are stored and handed back on restart, records reach Kafka as sent, and
-//! `errors.tolerance` decides what an unconvertible record does; with exactly-once source support, offsets
+//! `errors.tolerance` decides what an unconvertible record does, polling waits while the records in flight
+//! span the outbox's bound; with exactly-once source support, offsets
 //! go to the offsets topic and come back from it.
 
 mod common;
@@ -369,6 +370,40 @@ async fn batches_polled_while_sends_wait_for_room_all_arrive() {
         probe.commits.load(Ordering::SeqCst) >= 1,
         "offsets were committed while the sends waited"
     );
+}
+
+/// The source loop stops polling once the records in flight span 12,288 (the outbox's bound); the one
+/// batch being sent and the one polled beside it may go on top.
+const IN_FLIGHT_SPAN: usize = 12_288;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_waits_while_the_records_in_flight_span_the_bound() {
+    let cluster = Cluster::start();
+    cluster.create_topic("lines", 1);
+    let probe = PROBES.create("bounded");
+    probe.per_poll.store(1000, Ordering::SeqCst);
+    probe.push((0..20_000).map(|i| line("a", i, "lines")));
+    let mut props = cluster.worker_props();
+    // The producer holds every record for 4 s: nothing is acknowledged until then.
+    props.insert("producer.linger.ms".into(), "4000".into());
+    props.insert("producer.batch.num.messages".into(), "100000".into());
+    let worker = cluster.start_worker(&props, registry(), &[source("bounded")]);
+    let polled = || 20_000 - lock(&probe.queue).len();
+    common::wait_until("polls up to the bound", || polled() >= IN_FLIGHT_SPAN).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        probe.acks().is_empty(),
+        "the producer acknowledged a record before its linger ran out"
+    );
+    assert!(
+        polled() <= IN_FLIGHT_SPAN + 2 * 1000,
+        "polled {} records with none acknowledged",
+        polled()
+    );
+    common::wait_until("every record acknowledged", || probe.acks().len() >= 20_000).await;
+    worker.stop().await.expect("a clean stop");
+    let stored = cluster.read("lines", 1, 20_000).await;
+    assert_eq!(stored.len(), 20_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
