@@ -128,18 +128,25 @@ fn a_scrape_parses_and_its_counters_match_the_records_moved() {
     let caught_up = |moved: f64| {
         move |samples: &[Sample]| {
             let lags = lags(samples);
+            // The source counts a write when it takes the acknowledgement, which waits while its
+            // task waits in `poll` for more lines: the sink can see a record first.
             value(
                 samples,
                 "kafka_connect_sink_task_sink_record_send_total",
                 &sink,
             ) == Some(moved)
+                && value(
+                    samples,
+                    "kafka_connect_source_task_source_record_write_total",
+                    &source,
+                ) == Some(moved)
                 && !lags.is_empty()
                 && lags.iter().all(|lag| *lag == 0.0)
         }
     };
     let mut samples = Vec::new();
     wait_until(
-        "the sink's metrics at 40 records and no lag",
+        "the source's and the sink's metrics at 40 records and no lag",
         || {
             samples = scrape(&base).1;
             caught_up(40.0)(&samples)
@@ -228,7 +235,7 @@ fn a_scrape_parses_and_its_counters_match_the_records_moved() {
     // Ten more lines: the counters follow.
     append(&input, &lines[40..]);
     wait_until(
-        "the sink's metrics at 50 records and no lag",
+        "the source's and the sink's metrics at 50 records and no lag",
         || {
             samples = scrape(&base).1;
             caught_up(50.0)(&samples)
