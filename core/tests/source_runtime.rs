@@ -1,8 +1,8 @@
 //! The source task runtime on a real (embedded) broker: acknowledgements reach `commit_record`, only
 //! acknowledged source offsets are stored and handed back on restart, records reach Kafka as sent, and
 //! `errors.tolerance` decides what an unconvertible record does, polling waits while the records in flight
-//! span the outbox's bound; with exactly-once source support, offsets
-//! go to the offsets topic and come back from it.
+//! span the bound (in both loops); with exactly-once source support, offsets go to the offsets topic and
+//! come back from it.
 
 mod common;
 
@@ -372,22 +372,27 @@ async fn batches_polled_while_sends_wait_for_room_all_arrive() {
     );
 }
 
-/// The source loop stops polling once the records in flight span 12,288 (the outbox's bound); the one
-/// batch being sent and the one polled beside it may go on top.
+/// A source loop stops polling once the records in flight span 12,288; the one batch being sent and the
+/// one polled beside it may go on top.
 const IN_FLIGHT_SPAN: usize = 12_288;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_waits_while_the_records_in_flight_span_the_bound() {
-    let cluster = Cluster::start();
+/// Runs the probe source `name` with `worker` and `connector` props, its producer holding every record
+/// for 4 s, and checks that the loop polls no further than the bound while nothing is acknowledged,
+/// then that every record arrives.
+async fn polls_no_further_than_the_bound(
+    cluster: &Cluster,
+    name: &str,
+    mut worker_props: ConfigMap,
+    connector: ConfigMap,
+) {
     cluster.create_topic("lines", 1);
-    let probe = PROBES.create("bounded");
+    let probe = PROBES.create(name);
     probe.per_poll.store(1000, Ordering::SeqCst);
     probe.push((0..20_000).map(|i| line("a", i, "lines")));
-    let mut props = cluster.worker_props();
     // The producer holds every record for 4 s: nothing is acknowledged until then.
-    props.insert("producer.linger.ms".into(), "4000".into());
-    props.insert("producer.batch.num.messages".into(), "100000".into());
-    let worker = cluster.start_worker(&props, registry(), &[source("bounded")]);
+    worker_props.insert("producer.linger.ms".into(), "4000".into());
+    worker_props.insert("producer.batch.num.messages".into(), "100000".into());
+    let worker = cluster.start_worker(&worker_props, registry(), &[connector]);
     let polled = || 20_000 - lock(&probe.queue).len();
     common::wait_until("polls up to the bound", || polled() >= IN_FLIGHT_SPAN).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -404,6 +409,26 @@ async fn polling_waits_while_the_records_in_flight_span_the_bound() {
     worker.stop().await.expect("a clean stop");
     let stored = cluster.read("lines", 1, 20_000).await;
     assert_eq!(stored.len(), 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_waits_while_the_records_in_flight_span_the_bound() {
+    let cluster = Cluster::start();
+    let worker = cluster.worker_props();
+    polls_no_further_than_the_bound(&cluster, "bounded", worker, source("bounded")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_polling_waits_while_the_records_in_flight_span_the_bound() {
+    let cluster = Cluster::start();
+    let worker = exactly_once_props(&cluster);
+    // One transaction for the whole test: no commit flushes the producer before its linger ends.
+    let mut connector = source("bounded-eos");
+    connector.extend(props(&[
+        ("transaction.boundary", "interval"),
+        ("transaction.boundary.interval.ms", "6000"),
+    ]));
+    polls_no_further_than_the_bound(&cluster, "bounded-eos", worker, connector).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

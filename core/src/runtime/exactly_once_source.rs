@@ -42,8 +42,6 @@ use super::status::TaskCounter;
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
-/// Records handed to the producer and not yet acknowledged, at most.
-const MAX_IN_FLIGHT: usize = 16_384;
 /// How long to wait before polling again after a retriable poll error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// How long registering the transactional id and reading the offsets topic may take at start, retried
@@ -360,7 +358,7 @@ impl ExactlyOnceSourceRunner {
             while let Some(delivery) = self.deliveries.try_recv() {
                 self.on_delivery(delivery)?;
             }
-            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            let room = self.in_flight.has_room();
             let paused = self.pause.is_paused();
             // Acknowledgements wake the loop only when there is no room to poll, or no polling (a poll
             // they cancelled would start over; see the at-least-once loop).

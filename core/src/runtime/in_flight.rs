@@ -3,6 +3,14 @@
 
 use std::collections::VecDeque;
 
+/// How many records may lie between the oldest one awaiting acknowledgement and the newest one sent
+/// before a source loop stops polling its task. The list holds that whole span, records acknowledged
+/// behind a late one included (with 64 partitions one late batch holds it open), so it is the span, not
+/// the count awaiting acknowledgement, that bounds its memory. Two polls' records go on top (one batch is
+/// sent while the next is polled): 12,288 plus two of FileStreamSource's 2,000 keeps a list of records
+/// within 16,384 entries.
+const MAX_SPAN: usize = 12_288;
+
 /// Entries by token. Tokens are handed out in sequence and acknowledgements come back roughly in
 /// order, so a deque indexed from the oldest outstanding token suffices.
 pub struct InFlight<T> {
@@ -59,8 +67,14 @@ impl<T> InFlight<T> {
 
     /// How many records lie from the oldest awaiting acknowledgement to the newest inserted, those
     /// acknowledged in between included: what the list holds.
-    pub fn span(&self) -> usize {
+    fn span(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Whether the loop may poll its task for more: not while the records in flight span
+    /// [`MAX_SPAN`].
+    pub fn has_room(&self) -> bool {
+        self.span() < MAX_SPAN
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,5 +108,26 @@ mod tests {
         assert!(in_flight.is_empty());
         assert_eq!(in_flight.take(9), None);
         assert_eq!(in_flight.next_token(), 4);
+    }
+
+    #[test]
+    fn a_late_record_holds_the_room_for_everything_behind_it() {
+        let mut in_flight = InFlight::default();
+        for i in 0..MAX_SPAN {
+            assert!(in_flight.has_room(), "full after {i} records");
+            in_flight.insert(in_flight.next_token(), i);
+        }
+        assert!(!in_flight.has_room());
+        // Every record but the oldest is acknowledged: one awaits, and still the span is full.
+        for token in 1..MAX_SPAN as u64 {
+            assert!(in_flight.take(token).is_some());
+        }
+        assert_eq!(in_flight.len(), 1);
+        assert!(
+            !in_flight.has_room(),
+            "the oldest record holds the span open"
+        );
+        assert_eq!(in_flight.take(0), Some(0));
+        assert!(in_flight.has_room());
     }
 }

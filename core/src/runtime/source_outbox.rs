@@ -29,14 +29,6 @@ use super::submitted::{Submitted, SubmittedRecords};
 use super::topic_creation::TopicCreator;
 use super::TaskError;
 
-/// How many records may lie between the oldest one awaiting acknowledgement and the newest one sent
-/// before the task is no longer polled. The in-flight list and the offset tracker hold that whole span,
-/// records acknowledged behind a late one included (with 64 partitions one late batch holds it open),
-/// so it is the span, not the count awaiting acknowledgement, that bounds their memory. Two polls' records
-/// go on top (one batch is sent while the next is polled): 12,288 plus two of FileStreamSource's 2,000
-/// keeps both deques within 16,384 entries.
-const MAX_IN_FLIGHT_SPAN: usize = 12_288;
-
 /// Records polled and not yet acknowledged by Kafka.
 pub struct Outbox {
     /// Polled, not yet handed to the producer, oldest first.
@@ -196,9 +188,10 @@ impl Outbox {
         !self.unsent.is_empty()
     }
 
-    /// Whether the task may be polled for more: not while the records in flight span too many.
+    /// Whether the task may be polled for more: not while the records in flight span too many (the
+    /// offset tracker holds the same span as the in-flight list).
     pub fn has_room(&self) -> bool {
-        self.dispatch.in_flight.span() < MAX_IN_FLIGHT_SPAN
+        self.dispatch.in_flight.has_room()
     }
 
     /// How many records await acknowledgement.
