@@ -162,16 +162,8 @@ fn report(rounds: &[Round], lines: usize, entry: &mut Entry) -> Vec<&'static str
     println!("peak RSS of a worker: {rss:.1} MB (target <= {RSS_TARGET_MB} MB)");
     entry.figure("source_ratio", source, Better::Higher);
     entry.figure("sink_ratio", sink, Better::Higher);
-    entry.figure(
-        "source_mlines_per_s",
-        rate(med(|r| r.sluice_source)),
-        Better::Higher,
-    );
-    entry.figure(
-        "sink_mlines_per_s",
-        rate(med(|r| r.sluice_sink)),
-        Better::Higher,
-    );
+    entry.speed("source_mlines_per_s", rate(med(|r| r.sluice_source)));
+    entry.speed("sink_mlines_per_s", rate(med(|r| r.sluice_sink)));
     entry.figure("peak_rss_mb", rss, Better::Lower);
     let mut missed = Vec::new();
     if source < SOURCE_TARGET {

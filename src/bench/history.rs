@@ -2,7 +2,10 @@
 //! which commit, when, on how many cores, and its figures) to a file kept in the repository
 //! (`fixtures/bench-history.jsonl` by default), so that the README's figures come from a file. Each run
 //! is compared with the last run of the same benchmark with the same parameters, and a figure that
-//! moved the wrong way by more than 20% is printed as a regression.
+//! moved the wrong way by more than 20% is printed as a regression. A speed (records or seeds per
+//! second) is compared after scaling the earlier run's by how fast the machine ran a fixed piece of
+//! work then and now ([`calibration`](super::calibration)): a slower machine is not a regression.
+//! Ratios and memory are compared as they are.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -13,7 +16,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::BenchError;
+use super::{calibration, BenchError};
 
 /// Where the history goes unless `--history` says: the repository's file, when run from its top.
 pub const DEFAULT_FILE: &str = "fixtures/bench-history.jsonl";
@@ -62,6 +65,10 @@ pub enum Better {
 pub struct Figure {
     pub value: f64,
     pub better: Better,
+    /// A speed on this machine, which moves with the machine's own speed (a ratio or a memory figure
+    /// does not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub machine_bound: bool,
 }
 
 /// One run of one benchmark.
@@ -76,12 +83,18 @@ pub struct Entry {
     /// Seconds since the Unix epoch.
     pub unix_time: u64,
     pub cores: usize,
+    /// Units per second of the calibration's fixed work, timed as the run began; absent from entries
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_speed: Option<f64>,
     pub figures: BTreeMap<String, Figure>,
 }
 
 impl Entry {
-    /// A run of `bench` now, on this commit and machine, with no figures yet.
+    /// A run of `bench` now, on this commit and machine, with no figures yet; times the calibration.
     pub fn new(bench: &str, params: &[(&str, String)]) -> Entry {
+        let machine_speed = calibration::machine_speed();
+        println!("machine: {machine_speed:.1} calibration units per second");
         Entry {
             bench: bench.to_owned(),
             params: params
@@ -93,29 +106,67 @@ impl Entry {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            machine_speed: Some(machine_speed),
             figures: BTreeMap::new(),
         }
     }
 
+    /// A figure that does not move with the machine's speed: a ratio, a memory peak.
     pub fn figure(&mut self, name: impl Into<String>, value: f64, better: Better) {
-        self.figures.insert(name.into(), Figure { value, better });
+        self.figures.insert(
+            name.into(),
+            Figure {
+                value,
+                better,
+                machine_bound: false,
+            },
+        );
     }
 
-    /// The figures that moved the wrong way by more than 20% since `before`, described.
+    /// A speed on this machine (higher is better): compared with an earlier run's after scaling.
+    pub fn speed(&mut self, name: impl Into<String>, value: f64) {
+        self.figures.insert(
+            name.into(),
+            Figure {
+                value,
+                better: Better::Higher,
+                machine_bound: true,
+            },
+        );
+    }
+
+    /// How fast this run's machine was against `before`'s (1.25: a quarter faster now), when both
+    /// were timed.
+    fn machine_against(&self, before: &Entry) -> Option<f64> {
+        match (self.machine_speed, before.machine_speed) {
+            (Some(now), Some(then)) if now > 0.0 && then > 0.0 => Some(now / then),
+            _ => None,
+        }
+    }
+
+    /// The figures that moved the wrong way by more than 20% since `before`, described; a speed is
+    /// held against the earlier one scaled to this run's machine.
     fn regressions_since(&self, before: &Entry) -> Vec<String> {
+        let machine = self.machine_against(before);
         self.figures
             .iter()
             .filter_map(|(name, now)| {
                 let then = before.figures.get(name)?;
+                let scale = machine.filter(|_| now.machine_bound);
+                let expected = then.value * scale.unwrap_or(1.0);
                 let worse = match now.better {
-                    Better::Higher => now.value < then.value * (1.0 - REGRESSION),
-                    Better::Lower => now.value > then.value * (1.0 + REGRESSION),
+                    Better::Higher => now.value < expected * (1.0 - REGRESSION),
+                    Better::Lower => now.value > expected * (1.0 + REGRESSION),
                 };
-                worse.then(|| {
-                    format!(
+                worse.then(|| match scale {
+                    Some(scale) => format!(
+                        "{name}: {:.3} against {:.3} on {} ({expected:.3} on this machine, which runs the calibration at {:.2}x of that run's)",
+                        now.value, then.value, before.commit, scale
+                    ),
+                    None => format!(
                         "{name}: {:.3} against {:.3} on {}",
                         now.value, then.value, before.commit
-                    )
+                    ),
                 })
             })
             .collect()
@@ -143,6 +194,12 @@ pub fn record(args: &HistoryArgs, entry: &Entry) -> Result<(), BenchError> {
     match last {
         None => println!("history: no earlier run with these parameters to compare with"),
         Some(before) => {
+            if let Some(machine) = entry.machine_against(&before) {
+                println!(
+                    "history: this machine runs the calibration at {machine:.2}x of the speed it had for {}; speeds are compared at that scale",
+                    before.commit
+                );
+            }
             let regressions = entry.regressions_since(&before);
             if regressions.is_empty() {
                 println!(
@@ -232,12 +289,71 @@ fn commit() -> String {
 mod tests {
     use super::*;
 
+    /// A run on `commit`, without the calibration's half second.
     fn run(commit: &str, ratio: f64, rss: f64) -> Entry {
-        let mut entry = Entry::new("file", &[("lines", "1000".to_owned())]);
-        entry.commit = commit.to_owned();
+        let mut entry = Entry {
+            bench: "file".into(),
+            params: BTreeMap::from([("lines".to_owned(), "1000".to_owned())]),
+            commit: commit.to_owned(),
+            unix_time: 0,
+            cores: 2,
+            machine_speed: None,
+            figures: BTreeMap::new(),
+        };
         entry.figure("source_ratio", ratio, Better::Higher);
         entry.figure("peak_rss_mb", rss, Better::Lower);
         entry
+    }
+
+    /// A run on a machine that did `machine` calibration units per second, at `rate` lines per second
+    /// with a source ratio of `ratio`.
+    fn timed(commit: &str, machine: Option<f64>, rate: f64, ratio: f64) -> Entry {
+        let mut entry = run(commit, ratio, 30.0);
+        entry.machine_speed = machine;
+        entry.speed("source_mlines_per_s", rate);
+        entry
+    }
+
+    #[test]
+    fn a_speed_is_held_against_the_earlier_one_scaled_to_this_machine() {
+        let before = timed("a", Some(100.0), 1.0, 1.0);
+        // A machine 30% slower: 0.7 was to be expected, 0.65 is within a fifth of it.
+        assert!(timed("b", Some(70.0), 0.65, 1.0)
+            .regressions_since(&before)
+            .is_empty());
+        // The same machine: 0.65 is a regression.
+        let same = timed("b", Some(100.0), 0.65, 1.0).regressions_since(&before);
+        assert_eq!(same.len(), 1, "{same:?}");
+        assert!(same[0].contains("0.650 against 1.000 on a (1.000 on this machine"));
+        // A faster machine hides nothing: 1.5x the speed was expected.
+        let faster = timed("b", Some(150.0), 1.1, 1.0).regressions_since(&before);
+        assert_eq!(faster.len(), 1, "{faster:?}");
+        // A ratio is not scaled: the slower machine does not excuse it.
+        let ratio = timed("b", Some(70.0), 0.7, 0.7).regressions_since(&before);
+        assert_eq!(ratio.len(), 1, "{ratio:?}");
+        assert!(ratio[0].starts_with("source_ratio"));
+        // An entry from before the calibration: speeds compare as they are.
+        let untimed = timed("a", None, 1.0, 1.0);
+        assert_eq!(
+            timed("b", Some(70.0), 0.7, 1.0)
+                .regressions_since(&untimed)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn entries_without_the_calibration_still_read() {
+        let old = r#"{"bench":"sim","params":{},"commit":"x","unix_time":1,"cores":2,"figures":{"pipeline_seeds_per_minute":{"value":280.0,"better":"higher"}}}"#;
+        let entry: Entry = serde_json::from_str(old).unwrap();
+        assert_eq!(entry.machine_speed, None);
+        assert!(!entry.figures["pipeline_seeds_per_minute"].machine_bound);
+        let written = serde_json::to_string(&timed("a", Some(5.0), 1.0, 1.0)).unwrap();
+        assert!(written.contains(r#""machine_speed":5.0"#), "{written}");
+        assert!(written.contains(r#""machine_bound":true"#), "{written}");
+        assert!(
+            !written.contains(r#""peak_rss_mb":{"value":30.0,"better":"lower","machine_bound""#)
+        );
     }
 
     #[test]

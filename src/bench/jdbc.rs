@@ -492,10 +492,9 @@ fn report(label: &str, rounds: &[Round], rows: usize, entry: &mut Entry) -> Vec<
         rate(median_duration(rounds, |r| r.raw_source)),
     );
     entry.figure(format!("{label}_source_ratio"), source, Better::Higher);
-    entry.figure(
+    entry.speed(
         format!("{label}_source_krows_per_s"),
         rate(median_duration(rounds, |r| r.sluice_source)),
-        Better::Higher,
     );
     entry.figure(format!("{label}_peak_rss_mb"), rss, Better::Lower);
     let mut missed = Vec::new();
@@ -510,10 +509,9 @@ fn report(label: &str, rounds: &[Round], rows: usize, entry: &mut Entry) -> Vec<
             rate(median_duration(&sinks, |s| s.raw)),
         );
         entry.figure(format!("{label}_sink_ratio"), sink, Better::Higher);
-        entry.figure(
+        entry.speed(
             format!("{label}_sink_krows_per_s"),
             rate(median_duration(&sinks, |s| s.sluice)),
-            Better::Higher,
         );
         if sink < SINK_TARGET {
             missed.push(format!("{label} sink ratio"));

@@ -7,11 +7,13 @@
 //!   produce and consume them with raw librdkafka (`sluice bench jdbc`);
 //! - [`sim`]: how fast the deterministic simulation runs each scenario on one core (`sluice bench sim`);
 //! - [`harness`]: the broker and worker processes, deadlines and medians they share;
-//! - [`history`]: every run's figures appended to a file, and compared with the last run's.
+//! - [`history`]: every run's figures appended to a file, and compared with the last run's;
+//! - [`calibration`]: the machine's speed at the time of a run, which the history scales speeds by.
 
 // The benchmarks measure wall time on real threads; they never run simulated.
 #![allow(clippy::disallowed_methods)]
 
+mod calibration;
 mod file;
 mod harness;
 mod history;

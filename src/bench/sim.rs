@@ -10,7 +10,7 @@ use sluice_sim::builtin;
 use sluice_sim::kit::SimTest;
 
 use super::harness::median;
-use super::history::{record, verdict, Better, Entry, HistoryArgs};
+use super::history::{record, verdict, Entry, HistoryArgs};
 use super::BenchError;
 
 /// Arguments of `sluice bench sim`.
@@ -92,15 +92,10 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
             speed.simulated_per_wall,
             speed.simulated_per_wall / simulated_target,
         );
-        entry.figure(
-            format!("{name}_seeds_per_minute"),
-            speed.seeds_per_minute,
-            Better::Higher,
-        );
-        entry.figure(
+        entry.speed(format!("{name}_seeds_per_minute"), speed.seeds_per_minute);
+        entry.speed(
             format!("{name}_simulated_per_wall"),
             speed.simulated_per_wall,
-            Better::Higher,
         );
         if speed.seeds_per_minute < seeds_target || speed.simulated_per_wall < simulated_target {
             missed.push(name);
