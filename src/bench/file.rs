@@ -79,6 +79,15 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
         "sluice bench: {} lines of {} bytes, {} partitions, embedded broker at {bootstrap}",
         args.lines, args.line_bytes, args.partitions
     );
+    let mut entry = Entry::new(
+        "file",
+        &[
+            ("lines", args.lines.to_string()),
+            ("line_bytes", args.line_bytes.to_string()),
+            ("partitions", args.partitions.to_string()),
+            ("rounds", args.rounds.to_string()),
+        ],
+    );
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         let [raw_topic, sluice_topic] = topic_names(round);
@@ -124,15 +133,6 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
         );
         rounds.push(r);
     }
-    let mut entry = Entry::new(
-        "file",
-        &[
-            ("lines", args.lines.to_string()),
-            ("line_bytes", args.line_bytes.to_string()),
-            ("partitions", args.partitions.to_string()),
-            ("rounds", args.rounds.to_string()),
-        ],
-    );
     let missed = report(&rounds, args.lines, &mut entry);
     record(history, &entry)?;
     verdict(&missed)
