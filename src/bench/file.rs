@@ -11,13 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message};
 use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
 
 use super::harness::{
-    in_turn, median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker,
-    TopicEnds, Worker, PHASE_LIMIT, SPREAD_EVENLY,
+    cpu_seconds, in_turn, median, median_duration, ratio, wait_until, worker_file, AssignmentClock,
+    Broker, RawProducer, TopicEnds, Worker, PHASE_LIMIT,
 };
 use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
@@ -48,12 +47,20 @@ const SINK_TARGET: f64 = 1.0;
 const RSS_TARGET_MB: f64 = 25.0;
 
 struct Round {
-    raw_produce: Duration,
-    sluice_source: Duration,
-    raw_consume: Duration,
-    sluice_sink: Duration,
+    raw_produce: Timed,
+    sluice_source: Timed,
+    raw_consume: Timed,
+    sluice_sink: Timed,
     source_rss_mb: f64,
     sink_rss_mb: f64,
+}
+
+/// One side's run: how long it took and the CPU its process used meanwhile (all its threads, the
+/// client library's among them; the broker's not).
+#[derive(Clone, Copy)]
+struct Timed {
+    took: Duration,
+    cpu_s: f64,
 }
 
 pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
@@ -120,14 +127,18 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
             sink_rss_mb,
         };
         println!(
-            "round {}: raw producer {:.3} s, sluice source {:.3} s ({:.2}x); raw consumer {:.3} s, sluice sink {:.3} s ({:.2}x); peak RSS source {:.1} MB, sink {:.1} MB",
+            "round {}: raw producer {:.3} s (CPU {:.2} s), sluice source {:.3} s (CPU {:.2} s) ({:.2}x); raw consumer {:.3} s (CPU {:.2} s), sluice sink {:.3} s (CPU {:.2} s) ({:.2}x); peak RSS source {:.1} MB, sink {:.1} MB",
             round + 1,
-            r.raw_produce.as_secs_f64(),
-            r.sluice_source.as_secs_f64(),
-            ratio(r.raw_produce, r.sluice_source),
-            r.raw_consume.as_secs_f64(),
-            r.sluice_sink.as_secs_f64(),
-            ratio(r.raw_consume, r.sluice_sink),
+            r.raw_produce.took.as_secs_f64(),
+            r.raw_produce.cpu_s,
+            r.sluice_source.took.as_secs_f64(),
+            r.sluice_source.cpu_s,
+            ratio(r.raw_produce.took, r.sluice_source.took),
+            r.raw_consume.took.as_secs_f64(),
+            r.raw_consume.cpu_s,
+            r.sluice_sink.took.as_secs_f64(),
+            r.sluice_sink.cpu_s,
+            ratio(r.raw_consume.took, r.sluice_sink.took),
             r.source_rss_mb,
             r.sink_rss_mb,
         );
@@ -140,30 +151,59 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
 
 /// Prints the medians and puts them in `entry`; returns the targets missed.
 fn report(rounds: &[Round], lines: usize, entry: &mut Entry) -> Vec<&'static str> {
-    let source = median(rounds.iter().map(|r| ratio(r.raw_produce, r.sluice_source)));
-    let sink = median(rounds.iter().map(|r| ratio(r.raw_consume, r.sluice_sink)));
+    let source = median(
+        rounds
+            .iter()
+            .map(|r| ratio(r.raw_produce.took, r.sluice_source.took)),
+    );
+    let sink = median(
+        rounds
+            .iter()
+            .map(|r| ratio(r.raw_consume.took, r.sluice_sink.took)),
+    );
+    // The CPU a side used per line, relative to its baseline's: above 1 costs more.
+    let source_cpu = median(
+        rounds
+            .iter()
+            .map(|r| r.sluice_source.cpu_s / r.raw_produce.cpu_s),
+    );
+    let sink_cpu = median(
+        rounds
+            .iter()
+            .map(|r| r.sluice_sink.cpu_s / r.raw_consume.cpu_s),
+    );
     let rss = rounds
         .iter()
         .map(|r| r.source_rss_mb.max(r.sink_rss_mb))
         .fold(0.0, f64::max);
     let rate = |d: Duration| lines as f64 / d.as_secs_f64() / 1e6;
     let med = |f: fn(&Round) -> Duration| median_duration(rounds, f);
+    let cpu = |f: fn(&Round) -> f64| median(rounds.iter().map(f));
     println!();
     println!(
         "source: sluice {:.2} M lines/s vs raw producer {:.2} M lines/s: ratio {source:.2} (target >= {SOURCE_TARGET})",
-        rate(med(|r| r.sluice_source)),
-        rate(med(|r| r.raw_produce)),
+        rate(med(|r| r.sluice_source.took)),
+        rate(med(|r| r.raw_produce.took)),
     );
     println!(
         "sink:   sluice {:.2} M lines/s vs raw consumer {:.2} M lines/s: ratio {sink:.2} (target >= {SINK_TARGET})",
-        rate(med(|r| r.sluice_sink)),
-        rate(med(|r| r.raw_consume)),
+        rate(med(|r| r.sluice_sink.took)),
+        rate(med(|r| r.raw_consume.took)),
+    );
+    println!(
+        "CPU: source {:.2} s vs raw producer {:.2} s ({source_cpu:.2}x); sink {:.2} s vs raw consumer {:.2} s ({sink_cpu:.2}x)",
+        cpu(|r| r.sluice_source.cpu_s),
+        cpu(|r| r.raw_produce.cpu_s),
+        cpu(|r| r.sluice_sink.cpu_s),
+        cpu(|r| r.raw_consume.cpu_s),
     );
     println!("peak RSS of a worker: {rss:.1} MB (target <= {RSS_TARGET_MB} MB)");
     entry.figure("source_ratio", source, Better::Higher);
     entry.figure("sink_ratio", sink, Better::Higher);
-    entry.speed("source_mlines_per_s", rate(med(|r| r.sluice_source)));
-    entry.speed("sink_mlines_per_s", rate(med(|r| r.sluice_sink)));
+    entry.speed("source_mlines_per_s", rate(med(|r| r.sluice_source.took)));
+    entry.speed("sink_mlines_per_s", rate(med(|r| r.sluice_sink.took)));
+    entry.figure("source_cpu_ratio", source_cpu, Better::Lower);
+    entry.figure("sink_cpu_ratio", sink_cpu, Better::Lower);
     entry.figure("peak_rss_mb", rss, Better::Lower);
     let mut missed = Vec::new();
     if source < SOURCE_TARGET {
@@ -204,57 +244,39 @@ fn write_input(path: &Path, lines: usize, line_bytes: usize) -> Result<(), Bench
     Ok(())
 }
 
-/// The baseline producer: reads the same file and writes every line as a record, until all are acked.
-///
-/// Timed as the source worker is, from a producer that is ready: the worker creates its producer
-/// before its task starts (and moved 2,000 lines 65 ms after that start, so no such wait showed in
-/// its time), so this one first writes one record to a topic of its own, untimed. Its first flush took
-/// about half a second here (the idempotent producer's start-up, most likely), and timing it made the
-/// raw producer look that much slower. The end is the last acknowledgement, looked for every
-/// millisecond: rdkafka-rs's `flush` waits in steps of up to 100 ms while the producer's own thread
-/// takes the reports.
-fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", setup.bootstrap)
-        .set("enable.idempotence", "true")
-        .set("sticky.partitioning.linger.ms", SPREAD_EVENLY)
-        .create()?;
-    let warm_up = format!("{topic}-warm-up");
-    producer
-        .send(BaseRecord::<(), [u8]>::to(&warm_up).payload(&b"warm-up"[..]))
-        .map_err(|(e, _)| e)?;
-    producer.flush(PHASE_LIMIT)?;
+/// The baseline producer: reads the same file and writes every line as a record, until all are acked;
+/// timed from a ready producer, as the source worker is from its task's start.
+fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Timed, BenchError> {
+    let producer = RawProducer::ready(setup.bootstrap, topic)?;
+    let cpu = cpu_seconds("self");
     let started = Instant::now();
     let reader = BufReader::new(File::open(setup.input)?);
     for line in reader.split(b'\n') {
         let line = line?;
-        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&line[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
+        while !producer.try_send(topic, &line) {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
-    while producer.in_flight_count() > 0 {
-        if started.elapsed() > PHASE_LIMIT {
-            return Err(BenchError::Failed(
-                "the raw producer's records were not acknowledged in time".into(),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(1));
+    let took = producer.acknowledged(started)?;
+    Ok(Timed {
+        took,
+        cpu_s: cpu_used_since(cpu),
+    })
+}
+
+/// The CPU seconds this process used since it had used `then`.
+fn cpu_used_since(then: Option<f64>) -> f64 {
+    match (then, cpu_seconds("self")) {
+        (Some(then), Some(now)) => now - then,
+        _ => f64::NAN,
     }
-    Ok(started.elapsed())
 }
 
 /// The baseline consumer: a member of its own consumer group, as every sink task is, reading every
 /// partition from the start and writing each value as a line; timed from its assignment until every
 /// line is written to the file, as the sink is (the fsync that follows is not timed: the sink worker
 /// does not fsync until its next offset commit).
-fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchError> {
+fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Timed, BenchError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", setup.bootstrap)
@@ -268,6 +290,7 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     consumer.subscribe(&[topic])?;
     let file = File::create(setup.work.join("raw-out.txt"))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
+    let cpu = cpu_seconds("self");
     let waiting = Instant::now();
     let mut seen = 0;
     while seen < setup.lines {
@@ -286,14 +309,18 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Duration, BenchErr
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     let done = Instant::now();
+    let cpu_s = cpu_used_since(cpu);
     // Leave nothing for the kernel to write back while the sink worker is timed.
     file.sync_data()?;
     let assigned = consumer.context().assigned();
-    Ok(done - assigned.unwrap_or(waiting))
+    Ok(Timed {
+        took: done - assigned.unwrap_or(waiting),
+        cpu_s,
+    })
 }
 
 /// FileStreamSource in a child worker, timed until the topic holds every line.
-fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64), BenchError> {
+fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Timed, f64), BenchError> {
     let connector = setup.work.join("source.properties");
     std::fs::write(
         &connector,
@@ -308,7 +335,7 @@ fn sluice_source(setup: &RoundSetup<'_>, topic: &str) -> Result<(Duration, f64),
     // process and reading its configuration is not moving data.
     let started = worker.ready()?;
     let result = ends.wait_for(started, &mut worker.child, setup.lines);
-    worker.finish(result, started)
+    finish(worker, result, started)
 }
 
 /// FileStreamSink in a child worker, timed from its partition assignment until the file is complete.
@@ -316,7 +343,7 @@ fn sluice_sink(
     setup: &RoundSetup<'_>,
     topic: &str,
     expected_bytes: u64,
-) -> Result<(Duration, f64), BenchError> {
+) -> Result<(Timed, f64), BenchError> {
     let output = setup.work.join("sluice-out.txt");
     let connector = setup.work.join("sink.properties");
     std::fs::write(
@@ -333,7 +360,18 @@ fn sluice_sink(
     let result = wait_until(assigned, &mut worker.child, POLL, || {
         Ok(std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0) >= expected_bytes)
     });
-    worker.finish(result, assigned)
+    finish(worker, result, assigned)
+}
+
+/// Stops a worker that finished (or failed) its phase; returns its run and its peak RSS.
+fn finish(
+    worker: Worker,
+    result: Result<Instant, BenchError>,
+    from: Instant,
+) -> Result<(Timed, f64), BenchError> {
+    let cpu_s = worker.cpu_since_ready();
+    let (took, rss) = worker.finish(result, from)?;
+    Ok((Timed { took, cpu_s }, rss))
 }
 
 fn spawn_worker(

@@ -9,6 +9,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::BenchError;
@@ -122,6 +123,8 @@ pub struct Worker {
     pub child: Child,
     /// When the worker logged its ready line.
     ready: mpsc::Receiver<Instant>,
+    /// The CPU time the worker had used when it was seen ready.
+    cpu_at_ready: Option<f64>,
 }
 
 impl Worker {
@@ -154,14 +157,29 @@ impl Worker {
                 }
             });
         }
-        Ok(Worker { child, ready: rx })
+        Ok(Worker {
+            child,
+            ready: rx,
+            cpu_at_ready: None,
+        })
     }
 
     /// Waits for the worker's ready line.
     pub fn ready(&mut self) -> Result<Instant, BenchError> {
-        self.ready
+        let ready = self
+            .ready
             .recv_timeout(PHASE_LIMIT)
-            .map_err(|_| BenchError::Failed("a worker never logged that it was ready".into()))
+            .map_err(|_| BenchError::Failed("a worker never logged that it was ready".into()))?;
+        self.cpu_at_ready = cpu_seconds(&self.child.id().to_string());
+        Ok(ready)
+    }
+
+    /// The CPU seconds (user and system, all threads) the worker used since it was seen ready.
+    pub fn cpu_since_ready(&self) -> f64 {
+        match (self.cpu_at_ready, cpu_seconds(&self.child.id().to_string())) {
+            (Some(then), Some(now)) => now - then,
+            _ => f64::NAN,
+        }
     }
 
     /// Reads the child's peak RSS, stops it with SIGTERM and returns the elapsed time since `from`.
@@ -212,6 +230,56 @@ fn wait_paced(
             return Err(BenchError::Failed("a worker did not finish in time".into()));
         }
         std::thread::sleep(wait);
+    }
+}
+
+/// The baseline producer of the source benchmarks, ready to be timed as a source worker is.
+///
+/// The worker creates its producer before its task starts (and moved 2,000 lines 65 ms after that
+/// start, so no such wait showed in its time), so this one first writes one record to a topic of its
+/// own, untimed. Its first flush took about half a second here (the idempotent producer's start-up,
+/// most likely), and timing it made the raw producer look that much slower. The end is the last
+/// acknowledgement, looked for every millisecond: rdkafka-rs's `flush` waits in steps of up to
+/// 100 ms while the producer's own thread takes the reports.
+pub struct RawProducer {
+    producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+impl RawProducer {
+    /// Connects with the worker's producer settings and waits until a first record to
+    /// `{topic}-warm-up` is acknowledged.
+    pub fn ready(bootstrap: &str, topic: &str) -> Result<RawProducer, BenchError> {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("enable.idempotence", "true")
+            .set("sticky.partitioning.linger.ms", SPREAD_EVENLY)
+            .create()?;
+        let warm_up = format!("{topic}-warm-up");
+        producer
+            .send(BaseRecord::<(), [u8]>::to(&warm_up).payload(&b"warm-up"[..]))
+            .map_err(|(e, _)| e)?;
+        producer.flush(PHASE_LIMIT)?;
+        Ok(RawProducer { producer })
+    }
+
+    /// Queues one record; false when librdkafka's queue is full (the caller waits and tries again).
+    pub fn try_send(&self, topic: &str, payload: &[u8]) -> bool {
+        self.producer
+            .send(BaseRecord::<(), [u8]>::to(topic).payload(payload))
+            .is_ok()
+    }
+
+    /// Waits until every queued record is acknowledged and says how long that took after `started`.
+    pub fn acknowledged(&self, started: Instant) -> Result<Duration, BenchError> {
+        while self.producer.in_flight_count() > 0 {
+            if started.elapsed() > PHASE_LIMIT {
+                return Err(BenchError::Failed(
+                    "the raw producer's records were not acknowledged in time".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(started.elapsed())
     }
 }
 
@@ -302,6 +370,20 @@ impl TopicEnds {
         };
         usize::try_from(total).unwrap_or(0)
     }
+}
+
+/// The CPU seconds (user and system, all threads) the process `pid` (or `self`) used so far, from
+/// `/proc`; `None` where there is none.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) start with the state, the third;
+    // utime and stime are the 14th and 15th, in clock ticks.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks > 0.0).then(|| (user + system) / ticks)
 }
 
 /// A process's peak resident set (VmHWM), in MB.

@@ -13,7 +13,6 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message};
 use serde::{Deserialize, Serialize};
 use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
@@ -25,7 +24,7 @@ use tokio::runtime::Runtime;
 
 use super::harness::{
     in_turn, median, median_duration, ratio, wait_until, worker_file, AssignmentClock, Broker,
-    TopicEnds, Worker, PHASE_LIMIT, SPREAD_EVENLY,
+    RawProducer, TopicEnds, Worker, PHASE_LIMIT,
 };
 use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
@@ -523,16 +522,13 @@ fn report(label: &str, rounds: &[Round], rows: usize, entry: &mut Entry) -> Vec<
 }
 
 /// The plain source: selects the rows batch by batch, as the source task does in incrementing mode,
-/// and produces each as JSON, until every record is acknowledged. Timed from its first select, as
-/// the source task is timed from its start (after it connected to the database).
+/// and produces each as JSON, until every record is acknowledged. Timed from its first select with a
+/// ready producer, as the source task is timed from its start (after it connected to the database).
 fn raw_source(setup: &Setup<'_>, pool: &Pool) -> Result<Duration, BenchError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", setup.bootstrap)
-        .set("enable.idempotence", "true")
-        .set("sticky.partitioning.linger.ms", SPREAD_EVENLY)
-        .create()?;
-    let (topic, pool, batch) = (setup.topic("raw"), pool.clone(), setup.args.batch);
-    on_workers(setup.runtime, async move {
+    let topic = setup.topic("raw");
+    let producer = RawProducer::ready(setup.bootstrap, &topic)?;
+    let (pool, batch) = (pool.clone(), setup.args.batch);
+    let (producer, started) = on_workers(setup.runtime, async move {
         let started = Instant::now();
         let mut last = 0;
         loop {
@@ -544,21 +540,14 @@ fn raw_source(setup: &Setup<'_>, pool: &Pool) -> Result<Duration, BenchError> {
             for row in &rows {
                 let payload = serde_json::to_vec(row)
                     .map_err(|e| BenchError::Failed(format!("JSON of a row: {e}")))?;
-                let mut record = BaseRecord::<(), [u8]>::to(&topic).payload(&payload[..]);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            record = back;
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                    }
+                while !producer.try_send(&topic, &payload) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
         }
-        producer.flush(PHASE_LIMIT)?;
-        Ok(started.elapsed())
-    })
+        Ok((producer, started))
+    })?;
+    producer.acknowledged(started)
 }
 
 /// Runs a plain program as a task on the runtime's worker threads, as the worker runs its tasks: a
