@@ -177,7 +177,11 @@ impl Entry {
 /// same benchmark with the same parameters.
 pub fn record(args: &HistoryArgs, entry: &Entry) -> Result<(), BenchError> {
     let Some(file) = args.file() else {
-        println!("history: not written (no {DEFAULT_FILE} here; --history FILE names one)");
+        if args.no_history {
+            println!("history: not written (--no-history)");
+        } else {
+            println!("history: not written (no {DEFAULT_FILE} here; --history FILE names one)");
+        }
         return Ok(());
     };
     let last = last_like(&file, entry)?;
