@@ -393,3 +393,28 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_count_this_process_s_work() {
+        let before = cpu_seconds("self").expect("/proc/self/stat is readable");
+        // A few hundred milliseconds of work on any machine these tests run on.
+        let mut x = 0u64;
+        for _ in 0..300_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let used = cpu_seconds("self").expect("/proc/self/stat is readable") - before;
+        assert!(
+            (0.05..60.0).contains(&used),
+            "300 million multiplications counted as {used} CPU seconds"
+        );
+    }
+
+    #[test]
+    fn cpu_seconds_of_no_such_process_is_none() {
+        assert_eq!(cpu_seconds("0"), None);
+    }
+}
