@@ -253,7 +253,7 @@ fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Timed, BenchError>
     let reader = BufReader::new(File::open(setup.input)?);
     for line in reader.split(b'\n') {
         let line = line?;
-        while !producer.try_send(topic, &line) {
+        while !producer.try_send(topic, &line)? {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -290,7 +290,6 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Timed, BenchError>
     consumer.subscribe(&[topic])?;
     let file = File::create(setup.work.join("raw-out.txt"))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let cpu = cpu_seconds("self");
     let waiting = Instant::now();
     let mut seen = 0;
     while seen < setup.lines {
@@ -309,7 +308,7 @@ fn raw_consume(setup: &RoundSetup<'_>, topic: &str) -> Result<Timed, BenchError>
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     let done = Instant::now();
-    let cpu_s = cpu_used_since(cpu);
+    let cpu_s = consumer.context().cpu_since_assigned();
     // Leave nothing for the kernel to write back while the sink worker is timed.
     file.sync_data()?;
     let assigned = consumer.context().assigned();

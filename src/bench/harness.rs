@@ -9,6 +9,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
@@ -263,10 +264,15 @@ impl RawProducer {
     }
 
     /// Queues one record; false when librdkafka's queue is full (the caller waits and tries again).
-    pub fn try_send(&self, topic: &str, payload: &[u8]) -> bool {
-        self.producer
+    pub fn try_send(&self, topic: &str, payload: &[u8]) -> Result<bool, BenchError> {
+        match self
+            .producer
             .send(BaseRecord::<(), [u8]>::to(topic).payload(payload))
-            .is_ok()
+        {
+            Ok(()) => Ok(true),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Ok(false),
+            Err((e, _)) => Err(e.into()),
+        }
     }
 
     /// Waits until every queued record is acknowledged and says how long that took after `started`.
@@ -283,15 +289,27 @@ impl RawProducer {
     }
 }
 
-/// Notes when a raw consumer's group first assigned it partitions: the moment a sink worker logs as
-/// "partitions assigned".
+/// Notes when a raw consumer's group first assigned it partitions (the moment a sink worker logs as
+/// "partitions assigned"), and the CPU time its process had used by then.
 #[derive(Default)]
 pub struct AssignmentClock {
-    assigned: Mutex<Option<Instant>>,
+    assigned: Mutex<Option<(Instant, Option<f64>)>>,
 }
 
 impl AssignmentClock {
     pub fn assigned(&self) -> Option<Instant> {
+        self.first().map(|(at, _)| at)
+    }
+
+    /// The CPU seconds this process used since the assignment.
+    pub fn cpu_since_assigned(&self) -> f64 {
+        match (self.first().and_then(|(_, cpu)| cpu), cpu_seconds("self")) {
+            (Some(then), Some(now)) => now - then,
+            _ => f64::NAN,
+        }
+    }
+
+    fn first(&self) -> Option<(Instant, Option<f64>)> {
         self.assigned.lock().ok().and_then(|at| *at)
     }
 }
@@ -301,7 +319,7 @@ impl ClientContext for AssignmentClock {}
 impl ConsumerContext for AssignmentClock {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let (Rebalance::Assign(_), Ok(mut at)) = (rebalance, self.assigned.lock()) {
-            at.get_or_insert_with(Instant::now);
+            at.get_or_insert_with(|| (Instant::now(), cpu_seconds("self")));
         }
     }
 }

@@ -540,7 +540,7 @@ fn raw_source(setup: &Setup<'_>, pool: &Pool) -> Result<Duration, BenchError> {
             for row in &rows {
                 let payload = serde_json::to_vec(row)
                     .map_err(|e| BenchError::Failed(format!("JSON of a row: {e}")))?;
-                while !producer.try_send(&topic, &payload) {
+                while !producer.try_send(&topic, &payload)? {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
