@@ -15,8 +15,8 @@ use rdkafka::{ClientConfig, Message};
 use sluice_core::kafka::rdkafka::CONSUMER_DEFAULTS;
 
 use super::harness::{
-    cpu_seconds, in_turn, median, median_duration, ratio, wait_until, worker_file, AssignmentClock,
-    Broker, RawProducer, TopicEnds, Worker, PHASE_LIMIT,
+    cpu_seconds, cpu_used_since, in_turn, median, median_duration, ratio, wait_until, worker_file,
+    AssignmentClock, Broker, RawProducer, TopicEnds, Worker, PHASE_LIMIT,
 };
 use super::history::{record, verdict, Better, Entry, HistoryArgs};
 use super::BenchError;
@@ -260,16 +260,8 @@ fn raw_produce(setup: &RoundSetup<'_>, topic: &str) -> Result<Timed, BenchError>
     let took = producer.acknowledged(started)?;
     Ok(Timed {
         took,
-        cpu_s: cpu_used_since(cpu),
+        cpu_s: cpu_used_since("self", cpu),
     })
-}
-
-/// The CPU seconds this process used since it had used `then`.
-fn cpu_used_since(then: Option<f64>) -> f64 {
-    match (then, cpu_seconds("self")) {
-        (Some(then), Some(now)) => now - then,
-        _ => f64::NAN,
-    }
 }
 
 /// The baseline consumer: a member of its own consumer group, as every sink task is, reading every

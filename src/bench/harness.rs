@@ -177,10 +177,7 @@ impl Worker {
 
     /// The CPU seconds (user and system, all threads) the worker used since it was seen ready.
     pub fn cpu_since_ready(&self) -> f64 {
-        match (self.cpu_at_ready, cpu_seconds(&self.child.id().to_string())) {
-            (Some(then), Some(now)) => now - then,
-            _ => f64::NAN,
-        }
+        cpu_used_since(&self.child.id().to_string(), self.cpu_at_ready)
     }
 
     /// Reads the child's peak RSS, stops it with SIGTERM and returns the elapsed time since `from`.
@@ -303,10 +300,7 @@ impl AssignmentClock {
 
     /// The CPU seconds this process used since the assignment.
     pub fn cpu_since_assigned(&self) -> f64 {
-        match (self.first().and_then(|(_, cpu)| cpu), cpu_seconds("self")) {
-            (Some(then), Some(now)) => now - then,
-            _ => f64::NAN,
-        }
+        cpu_used_since("self", self.first().and_then(|(_, cpu)| cpu))
     }
 
     fn first(&self) -> Option<(Instant, Option<f64>)> {
@@ -402,6 +396,14 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     // SAFETY: sysconf only reads a constant of the system.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks > 0.0).then(|| (user + system) / ticks)
+}
+
+/// The CPU seconds `pid` (or `self`) used since it had used `then`; NaN where either is unknown.
+pub fn cpu_used_since(pid: &str, then: Option<f64>) -> f64 {
+    match (then, cpu_seconds(pid)) {
+        (Some(then), Some(now)) => now - then,
+        _ => f64::NAN,
+    }
 }
 
 /// A process's peak resident set (VmHWM), in MB.
