@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use memchr::{memchr, memchr_iter};
 use sluice_core::api::{
     CommitRecordReads, ConnectError, Connector, ConnectorContext, ExactlyOnceSupport,
     SourceConnector, SourceMap, SourceOffset, SourcePartition, SourceRecord, SourceTask,
@@ -482,10 +483,6 @@ enum Rotation {
     Moved(Vec<SourceRecord>),
 }
 
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
-}
-
 #[async_trait]
 impl SourceTask for FileStreamSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
@@ -537,7 +534,10 @@ impl SourceTask for FileStreamSourceTask {
             if self.skipping {
                 self.skip_rest_of_long_line();
             }
-            let lines = self.pending.iter().filter(|&&b| b == b'\n').count();
+            // Counted up to the batch size: what lies beyond is the next poll's.
+            let lines = memchr_iter(b'\n', &self.pending)
+                .take(self.batch_size)
+                .count();
             if lines > 0 {
                 // Records are large: growing the batch one doubling at a time would copy it over and over.
                 let mut records = Vec::with_capacity(lines.min(self.batch_size));
