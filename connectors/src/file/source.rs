@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::BufMut;
 use memchr::{memchr, memchr_iter};
 use sluice_core::api::{
     CommitRecordReads, ConnectError, Connector, ConnectorContext, ExactlyOnceSupport,
@@ -164,7 +165,6 @@ pub struct FileStreamSourceTask {
     position: u64,
     /// Bytes read but not yet emitted: at most an incomplete last line once a poll returns.
     pending: Vec<u8>,
-    chunk: Vec<u8>,
     warned_missing: bool,
     /// The file being read, as its offsets name it.
     identity: FileIdentity,
@@ -197,7 +197,6 @@ impl FileStreamSourceTask {
             reader: None,
             position: 0,
             pending: Vec::new(),
-            chunk: Vec::new(),
             warned_missing: false,
             identity: FileIdentity::default(),
             max_line_bytes: usize::MAX,
@@ -337,33 +336,41 @@ impl FileStreamSourceTask {
         Ok(Rotation::Moved(finished))
     }
 
-    /// Reads the next bytes of the file into `pending`; 0 at its end.
+    /// Reads the next bytes of the file (at most [`READ_CHUNK`]) onto the end of `pending`, straight
+    /// into its spare room; 0 at its end. Cancel-safe: a read that did not finish added nothing.
     async fn read_chunk(&mut self) -> Result<usize, ConnectError> {
         let reader = self.reader.as_mut().expect("read only once opened");
+        let before = self.pending.len();
+        self.pending.reserve(READ_CHUNK);
         let n = reader
-            .read(&mut self.chunk)
+            .read_buf(&mut (&mut self.pending).limit(READ_CHUNK))
             .await
             .map_err(|e| ConnectError::io(format!("cannot read {}", self.file), e))?;
-        self.pending.extend_from_slice(&self.chunk[..n]);
-        self.lengthen_head(n);
+        self.lengthen_head(before);
         Ok(n)
     }
 
     /// Moves complete lines out of `pending` into records, up to the batch size; a line longer than
     /// `max.line.bytes` is skipped or fails the task.
     fn take_lines(&mut self, records: &mut Vec<SourceRecord>) -> Result<(), ConnectError> {
+        // The batch's bytes are checked as UTF-8 at once (a line ends at an ASCII byte, so each line
+        // of valid text is valid too); line by line, and decoded lossily, only if that check fails.
+        let batch_end = memchr_iter(b'\n', &self.pending)
+            .take(self.batch_size)
+            .last()
+            .map_or(0, |newline| newline + 1);
+        let text = std::str::from_utf8(&self.pending[..batch_end]).ok();
         let mut start = 0;
+        let mut too_long = Ok(());
         while records.len() < self.batch_size {
             let Some(newline) = memchr(b'\n', &self.pending[start..]) else {
                 break;
             };
             let end = start + newline;
             if newline > self.max_line_bytes {
-                let at = self.position + start as u64;
-                if let Err(e) = self.line_too_long(at) {
-                    self.pending.drain(..start);
-                    self.position += start as u64;
-                    return Err(e);
+                too_long = self.line_too_long(self.position + start as u64);
+                if too_long.is_err() {
+                    break;
                 }
                 start = end + 1;
                 continue;
@@ -373,12 +380,9 @@ impl FileStreamSourceTask {
             } else {
                 end
             };
-            let bytes = &self.pending[start..line_end];
-            // Validating whole lines is much faster than the lossy decoder's chunking, which only
-            // invalid UTF-8 needs.
-            let line = match std::str::from_utf8(bytes) {
-                Ok(line) => line.to_owned(),
-                Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+            let line = match text.and_then(|text| text.get(start..line_end)) {
+                Some(line) => line.to_owned(),
+                None => String::from_utf8_lossy(&self.pending[start..line_end]).into_owned(),
             };
             start = end + 1;
             let offset = if self.stdin() {
@@ -395,7 +399,7 @@ impl FileStreamSourceTask {
         }
         self.pending.drain(..start);
         self.position += start as u64;
-        Ok(())
+        too_long
     }
 
     /// A line starting at byte `at` is longer than `max.line.bytes`: an error, or (tolerated) a warning
@@ -423,14 +427,15 @@ impl FileStreamSourceTask {
         }
     }
 
-    /// Extends the file's fingerprint with the `n` bytes just read, while it covers fewer than
-    /// [`HEAD_BYTES`].
-    fn lengthen_head(&mut self, n: usize) {
+    /// Extends the file's fingerprint with the bytes just read onto `pending` from index `from`, while
+    /// it covers fewer than [`HEAD_BYTES`].
+    fn lengthen_head(&mut self, from: usize) {
         let Some(head) = self.head.as_mut() else {
             return;
         };
-        let wanted = (HEAD_BYTES as usize - head.len()).min(n);
-        head.extend_from_slice(&self.chunk[..wanted]);
+        let read = &self.pending[from..];
+        let wanted = (HEAD_BYTES as usize - head.len()).min(read.len());
+        head.extend_from_slice(&read[..wanted]);
         if head.len() as u64 > self.identity.head_len() {
             self.identity.read_head(head);
         }
@@ -492,7 +497,6 @@ impl SourceTask for FileStreamSourceTask {
         self.batch_size = usize::try_from(parsed.int(BATCH_SIZE)).unwrap_or(2000);
         self.max_line_bytes = usize::try_from(parsed.int(MAX_LINE_BYTES)).unwrap_or(usize::MAX);
         self.skip_long_lines = parsed.get(ERRORS_TOLERANCE) == Some("all");
-        self.chunk = vec![0; READ_CHUNK];
         if !self.stdin() {
             self.partition = SourceMap::single("filename", self.file.clone());
         }
@@ -756,6 +760,33 @@ mod tests {
                 ("bad \u{fffd} byte".to_owned(), 14),
                 ("next".to_owned(), 19)
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn multibyte_text_is_kept_whole_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        // A batch is checked as UTF-8 up to its last line; the next batch's bad byte spoils only its own.
+        std::fs::write(&path, "été\n日本\r\nnaïve\n".as_bytes()).unwrap();
+        append(&path, b"\xe6\x97\n");
+        let config = ConfigMap::from([
+            (FILE.to_owned(), path.display().to_string()),
+            (TOPIC.to_owned(), "lines".to_owned()),
+            (BATCH_SIZE.to_owned(), "2".to_owned()),
+        ]);
+        let mut task = FileStreamSourceTask::default();
+        let committed = Arc::new(Committed(BTreeMap::new()));
+        task.start(SourceTaskContext::new(config, committed))
+            .await
+            .unwrap();
+        assert_eq!(
+            lines_and_positions(&task.poll().await.unwrap()),
+            [("été".to_owned(), 6), ("日本".to_owned(), 14)]
+        );
+        assert_eq!(
+            lines_and_positions(&task.poll().await.unwrap()),
+            [("naïve".to_owned(), 21), ("\u{fffd}".to_owned(), 24)]
         );
     }
 
