@@ -24,6 +24,12 @@ impl TopicCreator {
         }
     }
 
+    /// Whether `topic` was seen before: a sender asks before it awaits [`ensure`](Self::ensure), so
+    /// that a record to a known topic costs a lookup and no future.
+    pub fn knows(&self, topic: &str) -> bool {
+        self.known.contains(topic)
+    }
+
     /// Creates `topic` unless it was seen before or the connector's settings do not cover it.
     pub async fn ensure(
         &mut self,
@@ -31,7 +37,7 @@ impl TopicCreator {
         config: &ConnectorConfig,
         topic: &str,
     ) -> Result<(), TaskError> {
-        if self.known.contains(topic) {
+        if self.knows(topic) {
             return Ok(());
         }
         if let (Some(admin), Some(new_topic)) = (&self.admin, config.new_topic(topic)) {
