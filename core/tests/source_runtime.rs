@@ -492,32 +492,38 @@ async fn partitions_keys_headers_and_timestamps_arrive_as_sent() {
     let probe = PROBES.create("keyed");
     let int32 = Arc::new(Schema::primitive(SchemaType::Int32));
     let boolean = Arc::new(Schema::primitive(SchemaType::Boolean));
+    // Odd records carry no headers: the producer names their topic by a handle of its own, the
+    // others go through rdkafka's send, and each partition's order holds across the two.
     let records: Vec<SourceRecord> = (0..12)
         .map(|i| SourceRecord {
             kafka_partition: Some((i % 3) as i32),
             key: Data::string(format!("key-{i}")),
-            headers: vec![
-                Header {
-                    key: "trace".into(),
-                    value: Data::string(format!("t-{i}")),
-                },
-                Header {
-                    key: "raw".into(),
-                    value: Data::schemaless(vec![0u8, 255, i as u8]),
-                },
-                Header {
-                    key: "empty".into(),
-                    value: Data::NULL,
-                },
-                Header {
-                    key: "attempt".into(),
-                    value: Data::new(Some(int32.clone()), Value::Int32(i as i32 - 5)),
-                },
-                Header {
-                    key: "retry".into(),
-                    value: Data::new(Some(boolean.clone()), Value::Boolean(i % 2 == 0)),
-                },
-            ],
+            headers: if i % 2 == 1 {
+                Vec::new()
+            } else {
+                vec![
+                    Header {
+                        key: "trace".into(),
+                        value: Data::string(format!("t-{i}")),
+                    },
+                    Header {
+                        key: "raw".into(),
+                        value: Data::schemaless(vec![0u8, 255, i as u8]),
+                    },
+                    Header {
+                        key: "empty".into(),
+                        value: Data::NULL,
+                    },
+                    Header {
+                        key: "attempt".into(),
+                        value: Data::new(Some(int32.clone()), Value::Int32(i as i32 - 5)),
+                    },
+                    Header {
+                        key: "retry".into(),
+                        value: Data::new(Some(boolean.clone()), Value::Boolean(i % 2 == 0)),
+                    },
+                ]
+            },
             timestamp: Some(1_700_000_000_000 + i),
             ..line("k", i, "keyed")
         })
@@ -537,6 +543,11 @@ async fn partitions_keys_headers_and_timestamps_arrive_as_sent() {
             .unwrap_or_else(|| panic!("record {i} is not in Kafka"));
         assert_eq!(Some(found.partition), record.kafka_partition, "record {i}");
         assert_eq!(text(&found.key), format!("key-{i}"));
+        if i % 2 == 1 {
+            assert!(found.headers.is_empty(), "record {i}: {:?}", found.headers);
+            assert_eq!(found.timestamp, Some(1_700_000_000_000 + i));
+            continue;
+        }
         assert_eq!(
             found.headers,
             [
@@ -568,6 +579,34 @@ async fn partitions_keys_headers_and_timestamps_arrive_as_sent() {
             .collect();
         assert_eq!(values, sent, "partition {partition}");
     }
+}
+
+/// librdkafka makes no handle for a topic name longer than 512 bytes: the record goes through
+/// rdkafka's own send, whose refusal fails the task naming the record, and the records before it
+/// still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_librdkafka_refuses_fails_the_task_naming_the_record() {
+    let cluster = Cluster::start();
+    cluster.create_topic("named", 1);
+    let probe = PROBES.create("long-name");
+    let too_long = "t".repeat(600);
+    probe.push([
+        line("long-name", 0, "named"),
+        line("long-name", 1, &too_long),
+    ]);
+    let worker = cluster.start_worker(&cluster.worker_props(), registry(), &[source("long-name")]);
+    let outcome = worker.join().await;
+    let Err(WorkerError::AllTasksFailed(failures)) = outcome else {
+        panic!("the only task fails, and with it the worker: {outcome:?}");
+    };
+    assert!(
+        failures[0].contains(&format!(
+            "Kafka did not take the record for topic {too_long}"
+        )),
+        "the failure names the record: {failures:?}"
+    );
+    let stored = cluster.read("named", 1, 1).await;
+    assert_eq!(text(&stored[0].value), "long-name-0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod embedded;
 mod producer;
 mod reader;
 mod signalled_queue;
+mod topic_handles;
 mod transactional;
 
 pub use embedded::{Coordinated, EmbeddedBroker, RetriableProduceError};

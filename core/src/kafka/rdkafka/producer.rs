@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::client_log;
 use super::signalled_queue::SignalledQueue;
+use super::topic_handles::{HandleRecord, TopicHandles};
 use super::{blocking, rd_error};
 use crate::api::RecordMetadata;
 use crate::kafka::{
@@ -105,6 +106,8 @@ async fn serve_events(
 }
 
 pub(super) struct RdProducer {
+    /// Declared before `inner`, so dropped before the client they belong to.
+    topics: TopicHandles,
     inner: Arc<BaseProducer<DeliveryForwarder>>,
     /// The task serving the producer's events, stopped when the producer is dropped.
     server: JoinHandle<()>,
@@ -140,6 +143,7 @@ impl RdProducer {
         let server = runtime.spawn(serve_events(Arc::downgrade(&inner), events, room.clone()));
         Ok((
             RdProducer {
+                topics: TopicHandles::default(),
                 inner,
                 server,
                 room,
@@ -165,6 +169,32 @@ impl RdProducer {
 #[async_trait]
 impl Producer for RdProducer {
     fn send(&self, record: &ProduceRecord<'_>, token: u64) -> Result<(), SendError> {
+        if record.headers.is_empty() {
+            let by_handle = HandleRecord {
+                topic: record.topic,
+                partition: record.partition,
+                key: record.key,
+                value: record.value,
+                timestamp: record.timestamp,
+                opaque: token as usize,
+            };
+            // SAFETY: the client lives as long as `inner`, which is dropped after `topics`.
+            let produced = unsafe {
+                self.topics
+                    .produce(self.inner.client().native_ptr(), &by_handle)
+            };
+            match produced {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(RDKafkaErrorCode::QueueFull)) => return Err(SendError::QueueFull),
+                Some(Err(code)) => {
+                    return Err(SendError::Kafka(rd_error(&RdError::MessageProduction(
+                        code,
+                    ))))
+                }
+                // No handle for this topic: rdkafka's own send says why.
+                None => {}
+            }
+        }
         // The token travels through librdkafka as the delivery opaque.
         let mut base =
             BaseRecord::<[u8], [u8], usize>::with_opaque_to(record.topic, token as usize);
