@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{CommitRecordReads, ConnectError, SourceOffset, SourcePartition, SourceRecord};
-use crate::kafka::{KafkaError, Producer};
+use crate::kafka::{KafkaError, Producer, SendError};
 
 use super::connector_config::ConnectorConfig;
 use super::dead_letter_queue::{source_dead_letter, SourceDeadLetters};
@@ -223,7 +223,10 @@ impl Outbox {
     /// Transforms, converts and hands every unsent record to the producer, in order. Cancel-safe.
     pub async fn send_unsent(&mut self) -> Result<(), TaskError> {
         while let Some(record) = self.unsent.front() {
-            let sent = self.dispatch.send(record).await?;
+            let sent = match self.dispatch.send_now(record) {
+                Some(sent) => sent?,
+                None => self.dispatch.send(record).await?,
+            };
             // Nothing below awaits: the record leaves the queue in the same poll its send finished.
             let Some(record) = self.unsent.pop_front() else {
                 break;
@@ -295,6 +298,31 @@ impl Outbox {
 }
 
 impl Dispatch {
+    /// Converts and produces one record without awaiting, when nothing in its way waits: no
+    /// transforms, a topic already checked, a record that converts, room in the producer's queue.
+    /// `None` when it needs [`send`](Self::send), having done nothing. Most records go this way: a
+    /// record's future (with room for transforms, topic creation and dead letters) is built and
+    /// polled only for those that need it.
+    fn send_now(&mut self, record: &SourceRecord) -> Option<Result<Sent, TaskError>> {
+        if !self.config.transforms.is_empty() || !self.topics.knows(&record.topic) {
+            return None;
+        }
+        let produced = self.config.converters().to_kafka(record).ok()?;
+        let token = self.in_flight.next_token();
+        match self.producer.send(&produced.produce_record(), token) {
+            Ok(()) => {
+                self.status.used_topic(&record.topic);
+                Some(Ok(Sent::Produced(token)))
+            }
+            Err(SendError::QueueFull) => None,
+            Err(SendError::Kafka(e)) => Some(Err(TaskError::Send {
+                task: self.id.clone(),
+                record: describe(record),
+                source: e,
+            })),
+        }
+    }
+
     /// Transforms, converts and produces one record (or its dead letter). Nothing is recorded
     /// after the last await, so that a cancelled send leaves no trace but the producer's.
     async fn send(&mut self, record: &SourceRecord) -> Result<Sent, TaskError> {
