@@ -300,7 +300,7 @@ impl Outbox {
 impl Dispatch {
     /// Converts and produces one record without awaiting, when nothing in its way waits: no
     /// transforms, a topic already checked, a record that converts, room in the producer's queue.
-    /// `None` when it needs [`send`](Self::send), having done nothing. Most records go this way: a
+    /// `None` when it needs [`send`](Self::send), having handed nothing over. Most records go this way: a
     /// record's future (with room for transforms, topic creation and dead letters) is built and
     /// polled only for those that need it.
     fn send_now(&mut self, record: &SourceRecord) -> Option<Result<Sent, TaskError>> {
@@ -315,11 +315,7 @@ impl Dispatch {
                 Some(Ok(Sent::Produced(token)))
             }
             Err(SendError::QueueFull) => None,
-            Err(SendError::Kafka(e)) => Some(Err(TaskError::Send {
-                task: self.id.clone(),
-                record: describe(record),
-                source: e,
-            })),
+            Err(SendError::Kafka(e)) => Some(Err(self.not_taken(describe(record), e))),
         }
     }
 
@@ -371,11 +367,7 @@ impl Dispatch {
         let token = self.in_flight.next_token();
         send_when_room(&*self.producer, &produced.produce_record(), token)
             .await
-            .map_err(|e| TaskError::Send {
-                task: self.id.clone(),
-                record: describe(&sent),
-                source: e,
-            })?;
+            .map_err(|e| self.not_taken(describe(&sent), e))?;
         Ok(Sent::Produced(token))
     }
 
@@ -410,11 +402,7 @@ impl Dispatch {
         let token = self.in_flight.next_token();
         send_when_room(&*self.producer, &letter.produce_record(), token)
             .await
-            .map_err(|e| TaskError::Send {
-                task: self.id.clone(),
-                record: format!("the dead letter of {}", describe(record)),
-                source: e,
-            })?;
+            .map_err(|e| self.not_taken(format!("the dead letter of {}", describe(record)), e))?;
         Ok(Sent::DeadLettered(token))
     }
 
@@ -456,6 +444,15 @@ impl Dispatch {
 
     fn fail(&self, stage: &'static str, error: ConnectError) -> TaskError {
         source_task_failed(&self.id, stage, error)
+    }
+
+    /// The producer refused `record` (described), for `error`.
+    fn not_taken(&self, record: String, error: KafkaError) -> TaskError {
+        TaskError::Send {
+            task: self.id.clone(),
+            record,
+            source: error,
+        }
     }
 }
 
