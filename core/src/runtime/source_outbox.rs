@@ -343,11 +343,9 @@ impl Dispatch {
                 }
             }
         };
-        if !self.topics.knows(&sent.topic) {
-            self.topics
-                .ensure(&self.id, &self.config, &sent.topic)
-                .await?;
-        }
+        self.topics
+            .ensure(&self.id, &self.config, &sent.topic)
+            .await?;
         self.status.used_topic(&sent.topic);
         let converters = self.config.converters();
         let produced = match converters.to_kafka(&sent) {

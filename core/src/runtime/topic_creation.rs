@@ -24,8 +24,8 @@ impl TopicCreator {
         }
     }
 
-    /// Whether `topic` was seen before: a sender asks before it awaits [`ensure`](Self::ensure), so
-    /// that a record to a known topic costs a lookup and no future.
+    /// Whether `topic` was seen before: a record to a known topic can be sent without awaiting
+    /// [`ensure`](Self::ensure).
     pub fn knows(&self, topic: &str) -> bool {
         self.known.contains(topic)
     }
