@@ -45,7 +45,7 @@ pub trait KafkaBackend: Send + Sync {
         subscription: &Subscription,
     ) -> Result<Box<dyn GroupConsumer>, KafkaError>;
 
-    /// An admin client for topics and offsets.
+    /// An admin client for topics and offsets; a backend may hand every caller the same one.
     fn admin(&self) -> Result<Arc<dyn Admin>, KafkaError>;
 
     /// A transactional producer with this `transactional.id`; it must call

@@ -14,7 +14,7 @@ mod transactional;
 pub use embedded::{Coordinated, EmbeddedBroker, RetriableProduceError};
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -72,6 +72,10 @@ pub struct RdkafkaBackend {
     /// Settings for every client (`security.protocol`, ...), under the client's own overrides.
     common: ClientSettings,
     embedded: Option<Arc<EmbeddedBroker>>,
+    /// The worker's admin client, made when first asked for and shared by every caller (the offsets
+    /// topic, topic creation, dead letter queues, the REST API's offsets): they all use the worker's
+    /// settings, and each admin is two librdkafka clients, with their threads and buffers.
+    admin: Mutex<Option<Arc<RdAdmin>>>,
 }
 
 impl RdkafkaBackend {
@@ -80,6 +84,7 @@ impl RdkafkaBackend {
             bootstrap_servers: bootstrap_servers.into(),
             common,
             embedded: None,
+            admin: Mutex::new(None),
         }
     }
 
@@ -89,6 +94,7 @@ impl RdkafkaBackend {
             bootstrap_servers: broker.bootstrap_servers().to_owned(),
             common: ClientSettings::new(),
             embedded: Some(broker),
+            admin: Mutex::new(None),
         }
     }
 
@@ -137,8 +143,14 @@ impl KafkaBackend for RdkafkaBackend {
     }
 
     fn admin(&self) -> Result<Arc<dyn Admin>, KafkaError> {
+        let mut shared = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(admin) = &*shared {
+            return Ok(admin.clone());
+        }
         let config = self.client_config(&[], &ClientSettings::new());
-        Ok(Arc::new(RdAdmin::new(&config, self.embedded.clone())?))
+        let admin = Arc::new(RdAdmin::new(&config, self.embedded.clone())?);
+        *shared = Some(admin.clone());
+        Ok(admin)
     }
 
     fn transactional_producer(
