@@ -6,6 +6,7 @@ mod client_log;
 mod consumer;
 mod embedded;
 mod producer;
+mod producer_events;
 mod reader;
 mod signalled_queue;
 mod topic_handles;

@@ -14,17 +14,17 @@ use async_trait::async_trait;
 use rdkafka::bindings as rd;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::client_log;
+use super::producer_events::{delivery_of, serve_one};
 use super::signalled_queue::SignalledQueue;
 use super::topic_handles::{HandleRecord, TopicHandles};
 use super::{blocking, rd_error};
-use crate::api::RecordMetadata;
 use crate::kafka::{
     delivery_channel, Delivery, DeliveryReceiver, DeliverySender, KafkaError, ProduceRecord,
     Producer, SendError,
@@ -42,12 +42,20 @@ pub(super) struct DeliveryForwarder {
 }
 
 impl DeliveryForwarder {
+    /// Adds reports to the batch to hand over, under one lock however many there are.
+    pub(super) fn gather(&self, add: impl FnOnce(&mut Vec<Delivery>)) {
+        add(&mut self.gathered.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// Hands the gathered reports over. The lock is held while sending, so that two pollers cannot
-    /// hand over their batches in the other order.
+    /// hand over their batches in the other order. The next batch starts with room for as many as
+    /// this one: one allocation a batch, not one for each time it would have grown.
     pub(super) fn forward(&self) {
         let mut gathered = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
         if !gathered.is_empty() {
-            self.deliveries.send(std::mem::take(&mut *gathered));
+            let room = gathered.len();
+            self.deliveries
+                .send(std::mem::replace(&mut *gathered, Vec::with_capacity(room)));
         }
     }
 }
@@ -65,22 +73,12 @@ impl ClientContext for DeliveryForwarder {
 impl ProducerContext for DeliveryForwarder {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
-        let result = match result {
-            Ok(message) => Ok(RecordMetadata {
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp: message.timestamp().to_millis(),
-            }),
-            Err((error, _)) => Err(rd_error(error)),
-        };
-        self.gathered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Delivery {
-                token: token as u64,
-                result,
-            });
+    /// Reports served by rdkafka's own poll: while a flush or a transaction's commit waits.
+    fn delivery(&self, result: &DeliveryResult<'_>, _token: usize) {
+        let (Ok(message) | Err((_, message))) = result;
+        // SAFETY: the message is alive for the duration of this call.
+        let delivery = unsafe { delivery_of(message.ptr()) };
+        self.gather(|gathered| gathered.push(delivery));
     }
 }
 
@@ -95,8 +93,8 @@ async fn serve_events(
         let Some(producer) = producer.upgrade() else {
             return;
         };
-        while !events.is_empty() {
-            producer.poll(Duration::ZERO);
+        // SAFETY: the queue is the client's main queue, and the client is alive while `producer` is.
+        while unsafe { serve_one(&producer, events.as_ptr()) } {
             producer.context().forward();
             // A long burst of reports must not keep the tasks sharing this thread waiting.
             tokio::task::consume_budget().await;

@@ -53,11 +53,6 @@ impl SignalledQueue {
     pub(super) async fn arrived(&self) {
         self.ready.notified().await;
     }
-
-    pub(super) fn is_empty(&self) -> bool {
-        // SAFETY: the queue is alive while `self` is.
-        unsafe { rd::rd_kafka_queue_length(self.queue.as_ptr()) == 0 }
-    }
 }
 
 impl Drop for SignalledQueue {
