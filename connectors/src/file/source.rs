@@ -165,6 +165,8 @@ pub struct FileStreamSourceTask {
     position: u64,
     /// Bytes read but not yet emitted: at most an incomplete last line once a poll returns.
     pending: Vec<u8>,
+    /// Where the lines of the batch being taken end in `pending` (kept for its allocation).
+    line_ends: Vec<usize>,
     warned_missing: bool,
     /// The file being read, as its offsets name it.
     identity: FileIdentity,
@@ -197,6 +199,7 @@ impl FileStreamSourceTask {
             reader: None,
             position: 0,
             pending: Vec::new(),
+            line_ends: Vec::new(),
             warned_missing: false,
             identity: FileIdentity::default(),
             max_line_bytes: usize::MAX,
@@ -353,20 +356,22 @@ impl FileStreamSourceTask {
     /// Moves complete lines out of `pending` into records, up to the batch size; a line longer than
     /// `max.line.bytes` is skipped or fails the task.
     fn take_lines(&mut self, records: &mut Vec<SourceRecord>) -> Result<(), ConnectError> {
-        // The batch's bytes are checked as UTF-8 at once (a line ends at an ASCII byte, so each line
-        // of valid text is valid too); line by line, and decoded lossily, only if that check fails.
-        let batch_end = memchr_iter(b'\n', &self.pending)
-            .take(self.batch_size)
-            .last()
-            .map_or(0, |newline| newline + 1);
+        // One pass finds the batch's line ends (a line skipped as too long still counts: the batch
+        // then holds fewer). The batch's bytes are checked as UTF-8 at once (a line ends at an ASCII
+        // byte, so each line of valid text is valid too); line by line, and decoded lossily, only if
+        // that check fails.
+        let mut line_ends = std::mem::take(&mut self.line_ends);
+        line_ends.clear();
+        line_ends.extend(memchr_iter(b'\n', &self.pending).take(self.batch_size));
+        let batch_end = line_ends.last().map_or(0, |newline| newline + 1);
         let text = std::str::from_utf8(&self.pending[..batch_end]).ok();
         let mut start = 0;
         let mut too_long = Ok(());
-        while records.len() < self.batch_size {
-            let Some(newline) = memchr(b'\n', &self.pending[start..]) else {
+        for &end in &line_ends {
+            if records.len() >= self.batch_size {
                 break;
-            };
-            let end = start + newline;
+            }
+            let newline = end - start;
             if newline > self.max_line_bytes {
                 too_long = self.line_too_long(self.position + start as u64);
                 if too_long.is_err() {
@@ -397,6 +402,7 @@ impl FileStreamSourceTask {
                 Data::string(line),
             ));
         }
+        self.line_ends = line_ends;
         self.pending.drain(..start);
         self.position += start as u64;
         too_long
