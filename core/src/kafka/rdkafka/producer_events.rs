@@ -4,10 +4,8 @@
 //!
 //! rdkafka's poll builds, for every report event, a vector of the event's messages and, for every
 //! message, a borrowed message holding a shared reference to the event; the forwarder then took its
-//! lock once per message. Here an event's reports are read in place and gathered under one lock. The
-//! vector cost more than its own allocation: an event may carry hundreds of messages, and glibc
-//! serves a request of a kilobyte or more by first consolidating its fast bins, after which the
-//! worker's next small allocations (each record's line, each librdkafka message) take its slow path.
+//! lock once per message. Here an event's reports are read in place and gathered under one lock:
+//! about 110 instructions a record fewer for a FileStreamSource worker (README, Benchmark).
 
 use std::ffi::CStr;
 
