@@ -74,8 +74,9 @@ pub struct RdkafkaBackend {
     common: ClientSettings,
     embedded: Option<Arc<EmbeddedBroker>>,
     /// The worker's admin client, made when first asked for and shared by every caller (the offsets
-    /// topic, topic creation, dead letter queues, the REST API's offsets): they all use the worker's
-    /// settings, and each admin is two librdkafka clients, with their threads and buffers.
+    /// topic, topic creation, dead letter queues, the REST API's offsets), as Kafka Connect's
+    /// `SharedTopicAdmin` is: they all use the worker's settings, and each admin is two librdkafka
+    /// clients, with their threads and buffers.
     admin: Mutex<Option<Arc<RdAdmin>>>,
 }
 
