@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use super::client_log;
 use super::signalled_queue::SignalledQueue;
-use super::{blocking, detached, rd_error};
+use super::{blocking, detached, message_timestamp, rd_error};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, GroupConsumer, GroupEvent, KafkaError, KafkaHeader};
 
@@ -541,13 +541,7 @@ impl RdGroupConsumer {
                     topic
                 }
             };
-            let mut timestamp_type =
-                rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-            let timestamp = rd::rd_kafka_message_timestamp(message, &mut timestamp_type);
-            let timestamp = (timestamp != -1
-                && timestamp_type
-                    != rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
-                .then_some(timestamp);
+            let timestamp = message_timestamp(message);
             Ok(ConsumedRecord {
                 topic,
                 partition: m.partition,

@@ -185,6 +185,19 @@ impl KafkaBackend for RdkafkaBackend {
     }
 }
 
+/// A message's timestamp, as a consumed record or a delivery report carries it; `None` when
+/// librdkafka has none.
+///
+/// # Safety
+/// `message` must point to a live message.
+unsafe fn message_timestamp(message: *const rdkafka::bindings::rd_kafka_message_t) -> Option<i64> {
+    use rdkafka::bindings::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+    let mut kind = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+    // SAFETY: the message is alive per the caller.
+    let timestamp = unsafe { rdkafka::bindings::rd_kafka_message_timestamp(message, &mut kind) };
+    (timestamp != -1 && kind != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE).then_some(timestamp)
+}
+
 /// librdkafka's error in the seam's terms.
 fn rd_error(error: &RdError) -> KafkaError {
     match error {

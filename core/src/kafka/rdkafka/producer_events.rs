@@ -16,7 +16,7 @@ use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::ClientContext;
 
 use super::producer::DeliveryForwarder;
-use super::rd_error;
+use super::{message_timestamp, rd_error};
 use crate::api::RecordMetadata;
 use crate::kafka::Delivery;
 
@@ -85,14 +85,10 @@ pub(super) unsafe fn delivery_of(message: *const rd::rd_kafka_message_t) -> Deli
     unsafe {
         let m = &*message;
         let result = if m.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-            let timestamp = rd::rd_kafka_message_timestamp(message, &mut kind);
             Ok(RecordMetadata {
                 partition: m.partition,
                 offset: m.offset,
-                timestamp: (timestamp != -1
-                    && kind != rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
-                    .then_some(timestamp),
+                timestamp: message_timestamp(message),
             })
         } else {
             Err(rd_error(&RdError::MessageProduction(m.err.into())))
