@@ -198,6 +198,20 @@ impl Scenario {
         }
     }
 
+    /// How many simulated hosts a run has: the brokers, the workers and the external systems' hosts.
+    /// turmoil steps every one of them at every tick, busy or not.
+    pub fn hosts(&self) -> usize {
+        let sink_hosts = self
+            .sink_under_test
+            .as_ref()
+            .map_or(0, |under_test| under_test.system.hosts().len());
+        let source_hosts = self
+            .source_under_test
+            .as_ref()
+            .map_or(0, |under_test| under_test.system.hosts().len());
+        self.brokers.max(1) + self.workers + sink_hosts + source_hosts
+    }
+
     pub fn total_records(&self) -> i64 {
         self.streams * self.records_per_stream
     }
@@ -349,5 +363,27 @@ impl Scenario {
     /// The sink connector's consumer group.
     pub fn sink_group(&self) -> String {
         format!("connect-{}", self.sink_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_counts_brokers_and_workers() {
+        let scenario = Scenario::base("hosts");
+        assert_eq!(scenario.hosts(), 6);
+        let one_broker = Scenario {
+            brokers: 1,
+            workers: 2,
+            ..scenario
+        };
+        assert_eq!(one_broker.hosts(), 3);
+        let no_brokers_named = Scenario {
+            brokers: 0,
+            ..one_broker
+        };
+        assert_eq!(no_brokers_named.hosts(), 3, "a run has at least one broker");
     }
 }

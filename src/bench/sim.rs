@@ -1,13 +1,16 @@
 //! `sluice bench sim`: how fast the deterministic simulation runs, scenario by scenario, on one core
 //! (a simulation is one thread): seeds per minute and simulated seconds per wall second, medians of
 //! several rounds over the same seeds, against the targets (the `pipeline` scenario at 1,000 seeds per
-//! minute and 1,000 times real time, every other scenario within 2x of that), and, as a baseline run
-//! in the same process, `pipeline` on one broker instead of three.
+//! minute and 1,000 times real time, every other scenario within 2x of that), and, as baselines run
+//! in the same process, `pipeline` on one broker instead of three, and turmoil's floor: as many idle
+//! hosts stepped as many times, the most any scenario of `pipeline`'s shape can reach on the machine.
 
 use std::time::{Duration, Instant};
 
 use sluice_sim::builtin;
 use sluice_sim::kit::SimTest;
+use sluice_sim::scenario::Scenario;
+use sluice_sim::turmoil;
 
 use super::harness::median;
 use super::history::{record, verdict, Entry, HistoryArgs};
@@ -44,6 +47,8 @@ struct Round {
 struct Speed {
     seeds_per_minute: f64,
     simulated_per_wall: f64,
+    /// The simulated time of a seed, on average (the same in every round: the runs are deterministic).
+    simulated_per_seed: Duration,
 }
 
 pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
@@ -110,6 +115,24 @@ pub fn run(args: Args, history: &HistoryArgs) -> Result<(), BenchError> {
                 baseline.simulated_per_wall,
                 speed.seeds_per_minute / baseline.seeds_per_minute,
             );
+            let scenario = test.scenario();
+            let floor = turmoil_floor(scenario, speed.simulated_per_seed, &args)?;
+            println!(
+                "{:<22} {:>6.0} seeds/min: {} idle hosts stepped {} times each at its {} ms tick; {name} runs at {:.2}x of it",
+                "  (floor: turmoil)",
+                floor,
+                scenario.hosts(),
+                steps(scenario, speed.simulated_per_seed),
+                scenario.tick.as_millis(),
+                speed.seeds_per_minute / floor,
+            );
+            entry.speed(format!("{name}_floor_seeds_per_minute"), floor);
+            if floor < seeds_target {
+                println!(
+                    "{:<22} the target is above turmoil's floor here: no {name} of this shape can meet it on this machine",
+                    ""
+                );
+            }
         }
     }
     record(history, &entry)?;
@@ -134,7 +157,11 @@ fn measure(test: &SimTest, args: &Args) -> Result<Speed, BenchError> {
         });
     }
     let seeds = args.seeds as f64;
+    let simulated_per_seed = rounds
+        .first()
+        .map_or(Duration::ZERO, |round| round.simulated / args.seeds as u32);
     Ok(Speed {
+        simulated_per_seed,
         seeds_per_minute: median(rounds.iter().map(|r| seeds * 60.0 / r.wall.as_secs_f64())),
         simulated_per_wall: median(
             rounds
@@ -142,4 +169,63 @@ fn measure(test: &SimTest, args: &Args) -> Result<Speed, BenchError> {
                 .map(|r| r.simulated.as_secs_f64() / r.wall.as_secs_f64()),
         ),
     })
+}
+
+/// How many steps turmoil takes for `simulated` at the scenario's tick.
+fn steps(scenario: &Scenario, simulated: Duration) -> u128 {
+    (simulated.as_nanos() / scenario.tick.as_nanos().max(1)).max(1)
+}
+
+/// turmoil's own cost of a scenario's shape, in seeds per minute (medians of the rounds): as many
+/// hosts, each idle (its software waits forever), stepped as many times at the same tick. turmoil steps
+/// every host at every tick, busy or not (a `block_on` of each host's runtime, its clock, its links), so
+/// no scenario of that shape runs faster on this machine, however little its hosts do.
+fn turmoil_floor(scenario: &Scenario, simulated: Duration, args: &Args) -> Result<f64, BenchError> {
+    let steps = steps(scenario, simulated);
+    let mut rounds = Vec::new();
+    for _ in 0..args.rounds {
+        let started = Instant::now();
+        for seed in 1..=args.seeds {
+            let mut sim = turmoil::Builder::new()
+                .rng_seed(seed)
+                .tick_duration(scenario.tick)
+                .simulation_duration(simulated * 2)
+                .build();
+            for host in 0..scenario.hosts() {
+                sim.host(
+                    format!("idle-{host}"),
+                    std::future::pending::<turmoil::Result>,
+                );
+            }
+            for _ in 0..steps {
+                sim.step()
+                    .map_err(|e| BenchError::Failed(format!("turmoil's floor: {e}")))?;
+            }
+        }
+        rounds.push(args.seeds as f64 * 60.0 / started.elapsed().as_secs_f64());
+    }
+    Ok(median(rounds.into_iter()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_steps_the_scenarios_hosts_for_its_simulated_time() {
+        let scenario = Scenario {
+            brokers: 1,
+            workers: 1,
+            ..Scenario::base("floor")
+        };
+        assert_eq!(steps(&scenario, Duration::from_secs(60)), 12_000);
+        assert_eq!(steps(&scenario, Duration::ZERO), 1);
+        let args = Args {
+            seeds: 2,
+            rounds: 1,
+            scenario: None,
+        };
+        let floor = turmoil_floor(&scenario, Duration::from_millis(500), &args).unwrap();
+        assert!(floor.is_finite() && floor > 0.0, "{floor} seeds per minute");
+    }
 }
