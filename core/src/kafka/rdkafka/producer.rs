@@ -4,8 +4,9 @@
 //! Delivery reports are served by a task on the runtime rather than by a polling thread of their
 //! own: librdkafka signals the task when its event queue fills, and the task serves every waiting
 //! batch of reports at once, and wakes the source task once per batch. The reports of a batch are
-//! gathered and handed over together, one message on the channel. A flush or a transaction commit
-//! serves reports on the blocking thread it runs on, and hands them over when it returns.
+//! gathered and handed over together, one message on the channel. A flush waits on a blocking
+//! thread while the task serves the reports, and hands over what the task gathered last before it
+//! returns, so every report of a flushed record is on the channel by then.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -30,6 +31,9 @@ use crate::kafka::{
     Producer, SendError,
 };
 
+// A record's token travels through librdkafka as a pointer-sized opaque: it must hold a u64 whole.
+const _: () = assert!(usize::BITS >= 64, "delivery tokens need 64-bit pointers");
+
 /// How long `wait_for_room` waits for a delivery report before letting the caller try again.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
@@ -47,9 +51,10 @@ impl DeliveryForwarder {
         add(&mut self.gathered.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// Hands the gathered reports over. The lock is held while sending, so that two pollers cannot
-    /// hand over their batches in the other order. The next batch starts with room for as many as
-    /// this one: one allocation a batch, not one for each time it would have grown.
+    /// Hands the gathered reports over, under the lock that gathers them, so that a batch is handed
+    /// over whole and once. (Two pollers may still gather their events in either order; reports are
+    /// matched by token, not by order.) The next batch starts with room for as many as this one: one
+    /// allocation a batch, not one for each time it would have grown.
     pub(super) fn forward(&self) {
         let mut gathered = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
         if !gathered.is_empty() {
@@ -73,7 +78,8 @@ impl ClientContext for DeliveryForwarder {
 impl ProducerContext for DeliveryForwarder {
     type DeliveryOpaque = usize;
 
-    /// Reports served by rdkafka's own poll: while a flush or a transaction's commit waits.
+    /// Reports served by rdkafka's own poll: when a transaction's commit finds records left to flush,
+    /// and when the client is dropped (rdkafka purges what is in flight, then polls).
     fn delivery(&self, result: &DeliveryResult<'_>, _token: usize) {
         let (Ok(message) | Err((_, message))) = result;
         // SAFETY: the message is alive for the duration of this call.
@@ -90,12 +96,21 @@ async fn serve_events(
 ) {
     loop {
         events.arrived().await;
-        let Some(producer) = producer.upgrade() else {
-            return;
-        };
-        // SAFETY: the queue is the client's main queue, and the client is alive while `producer` is.
-        while unsafe { serve_one(&producer, events.as_ptr()) } {
-            producer.context().forward();
+        loop {
+            // Held for one event at a time, never across an await: the producer's owner drops the
+            // client (librdkafka's destroy, which may block) where it chose to, not this task.
+            let Some(client) = producer.upgrade() else {
+                return;
+            };
+            // SAFETY: the queue is the client's main queue, and the client is alive while `client` is.
+            let served = unsafe { serve_one(&client, events.as_ptr()) };
+            if served {
+                client.context().forward();
+            }
+            drop(client);
+            if !served {
+                break;
+            }
             // A long burst of reports must not keep the tasks sharing this thread waiting.
             tokio::task::consume_budget().await;
         }
@@ -236,13 +251,23 @@ impl Producer for RdProducer {
 
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let inner = self.inner.clone();
+        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         blocking(timeout * 2, move || {
-            let flushed = inner.flush(timeout);
-            // A flush polls the client while it waits: the reports it served are handed over here.
+            // librdkafka's own flush: with delivery reports as events it only waits until no
+            // message is left in flight, while the serving task serves the reports (a message leaves
+            // the count when its report's event is destroyed, after the task gathered it). rdkafka's
+            // `flush` polled the queue instead, in rounds that each waited out 100 ms even once the
+            // last report was in.
+            // SAFETY: the client is alive while `inner` is.
+            let flushed = unsafe { rd::rd_kafka_flush(inner.client().native_ptr(), timeout_ms) };
+            // The reports the task gathered last may still wait for its hand-over: hand them over
+            // here, so that they are on the channel when the flush returns.
             inner.context().forward();
-            flushed
+            match flushed {
+                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => Ok(()),
+                code => Err(rd_error(&RdError::Flush(code.into()))),
+            }
         })
         .await?
-        .map_err(|e| rd_error(&e))
     }
 }

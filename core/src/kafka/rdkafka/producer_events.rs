@@ -30,13 +30,13 @@ pub(super) unsafe fn serve_one(
     queue: *mut rd::rd_kafka_queue_t,
 ) -> bool {
     // SAFETY: the queue is alive per the caller; a zero timeout does not block.
-    let event = unsafe { rd::rd_kafka_queue_poll(queue, 0) };
-    if event.is_null() {
+    let Some(taken) = Event::new(unsafe { rd::rd_kafka_queue_poll(queue, 0) }) else {
         return false;
-    }
+    };
+    let event = taken.0;
     let context = producer.context();
-    // SAFETY: `event` is a live event until it is destroyed below; what its accessors return lives
-    // as long as it does.
+    // SAFETY: `event` is live until `taken` destroys it when this function returns; what its
+    // accessors return lives as long as it does.
     unsafe {
         match rd::rd_kafka_event_type(event) {
             rd::RD_KAFKA_EVENT_DR => context.gather(|gathered| loop {
@@ -71,9 +71,27 @@ pub(super) unsafe fn serve_one(
             // rest as well.
             other => tracing::debug!(event = other, "ignored a producer event"),
         }
-        rd::rd_kafka_event_destroy(event);
     }
     true
+}
+
+/// An event taken off a queue, destroyed when dropped: also if serving it panics, since a
+/// delivery report's messages count as in flight until their event is destroyed, and a flush or a
+/// transaction's commit would otherwise wait for them until it times out.
+struct Event(*mut rd::rd_kafka_event_t);
+
+impl Event {
+    /// `None` for the null a poll returns when no event waits.
+    fn new(event: *mut rd::rd_kafka_event_t) -> Option<Event> {
+        (!event.is_null()).then_some(Event(event))
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: the event came from a poll and is destroyed only here, once.
+        unsafe { rd::rd_kafka_event_destroy(self.0) }
+    }
 }
 
 /// What Kafka said of one produced record, tagged with the token it was sent with.

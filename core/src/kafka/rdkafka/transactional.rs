@@ -37,7 +37,8 @@ impl RdTransactionalProducer {
         let client = self.producer.client();
         blocking(timeout * 2, move || {
             let called = call(&client, timeout);
-            // A commit flushes, and a flush polls the client: the reports it served are handed over.
+            // librdkafka's commit and abort wait for the reports the serving task takes (rdkafka's
+            // commit polls as well, when anything is left to flush): hand over what was gathered.
             client.context().forward();
             called
         })
@@ -101,6 +102,10 @@ impl TransactionalProducer for RdTransactionalProducer {
     }
 
     async fn commit_transaction(&self, timeout: Duration) -> Result<(), KafkaError> {
+        // rdkafka's commit flushes first, by polling in rounds that each wait out 100 ms however
+        // soon the last report comes; the producer's own flush waits only until the serving task has
+        // taken them, and leaves the commit nothing to flush.
+        self.producer.flush(timeout).await?;
         self.call(timeout, |p, t| p.commit_transaction(t)).await
     }
 
