@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
@@ -16,8 +16,12 @@ use super::{blocking, rd_error};
 use crate::api::TopicPartition;
 use crate::kafka::{ConsumedRecord, KafkaError, KafkaHeader, LogReader};
 
-/// How long one poll waits for a message.
-const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long a poll waits for a message when none is ready. Short: the last poll of a transactional
+/// partition finds only its commit marker, which librdkafka takes without returning a message, and
+/// waits out the whole of this before the position shows the partition read to its end.
+const POLL_WAIT: Duration = Duration::from_millis(10);
+/// At most this many messages are read in one blocking call, between two looks at the positions.
+const BATCH: usize = 10_000;
 
 pub(super) struct RdLogReader {
     consumer: Arc<BaseConsumer<ClientLog>>,
@@ -47,12 +51,16 @@ impl LogReader for RdLogReader {
         for tp in partitions {
             let (consumer, topic, partition) =
                 (self.consumer.clone(), tp.topic.clone(), tp.partition);
-            let (_, high) = blocking(timeout, move || {
+            let (low, high) = blocking(timeout, move || {
                 consumer.fetch_watermarks(&topic, partition, timeout)
             })
             .await?
             .map_err(|e| rd_error(&e))?;
-            ends.insert((tp.topic.clone(), tp.partition), high);
+            // A partition with nothing left to read (never written, or every record deleted by
+            // retention) is read to its end already: a consumer would find no message to move it.
+            if high > low {
+                ends.insert((tp.topic.clone(), tp.partition), high);
+            }
         }
         let mut assignment = TopicPartitionList::new();
         for tp in partitions {
@@ -65,52 +73,9 @@ impl LogReader for RdLogReader {
             .map_err(|e| rd_error(&e))?;
         let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut out = Vec::new();
-        let unfinished = |positions: &BTreeMap<(String, i32), i64>| {
-            ends.iter()
-                .any(|(tp, end)| *end > 0 && positions.get(tp).copied().unwrap_or(0) < *end)
-        };
-        while unfinished(&positions) {
-            if Instant::now() >= deadline {
-                return Err(KafkaError::Timeout(format!(
-                    "partitions not read to their end within {timeout:?}"
-                )));
-            }
-            let consumer = self.consumer.clone();
-            let polled = blocking(POLL_WAIT * 2, move || {
-                consumer.poll(POLL_WAIT).map(|m| m.map(|m| m.detach()))
-            })
-            .await?;
-            match polled {
-                Some(Ok(message)) => {
-                    positions.insert(
-                        (message.topic().to_owned(), message.partition()),
-                        message.offset() + 1,
-                    );
-                    out.push(ConsumedRecord {
-                        topic: message.topic().into(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                        headers: message
-                            .headers()
-                            .map(|headers| {
-                                headers
-                                    .iter()
-                                    .map(|h| KafkaHeader {
-                                        key: h.key.to_owned(),
-                                        value: h.value.map(<[u8]>::to_vec),
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        timestamp: message.timestamp().to_millis(),
-                    });
-                }
-                Some(Err(e)) => return Err(rd_error(&e)),
-                None => {}
-            }
-            // A read_committed consumer moves past control markers without returning them.
+        loop {
+            // A read_committed consumer moves past control markers without returning them, so the
+            // consumer's positions, not the last message's offset, say where a partition is.
             if let Ok(list) = self.consumer.position() {
                 for element in list.elements() {
                     if let Offset::Offset(next) = element.offset() {
@@ -121,8 +86,70 @@ impl LogReader for RdLogReader {
                     }
                 }
             }
+            let unfinished = ends
+                .iter()
+                .any(|(tp, end)| positions.get(tp).copied().unwrap_or(0) < *end);
+            if !unfinished {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(KafkaError::Timeout(format!(
+                    "partitions not read to their end within {timeout:?}"
+                )));
+            }
+            let consumer = self.consumer.clone();
+            let batch = blocking(timeout, move || read_batch(&consumer)).await??;
+            for message in batch {
+                let tp = (message.topic().to_owned(), message.partition());
+                // A batch may run past the end offsets seen at the start (records written since):
+                // those are not read.
+                let before_end = ends.get(&tp).is_some_and(|end| message.offset() < *end);
+                positions.insert(tp, message.offset() + 1);
+                if before_end {
+                    out.push(consumed(&message));
+                }
+            }
         }
         self.consumer.unassign().map_err(|e| rd_error(&e))?;
         Ok(out)
+    }
+}
+
+/// The messages ready now, up to [`BATCH`]; if none is, waits up to [`POLL_WAIT`] for the first.
+fn read_batch(consumer: &BaseConsumer<ClientLog>) -> Result<Vec<OwnedMessage>, KafkaError> {
+    let mut batch = Vec::new();
+    let mut wait = POLL_WAIT;
+    while batch.len() < BATCH {
+        match consumer.poll(wait) {
+            Some(Ok(message)) => batch.push(message.detach()),
+            Some(Err(e)) => return Err(rd_error(&e)),
+            None => break,
+        }
+        wait = Duration::ZERO;
+    }
+    Ok(batch)
+}
+
+/// A message read, as the runtime's record.
+fn consumed(message: &OwnedMessage) -> ConsumedRecord {
+    ConsumedRecord {
+        topic: message.topic().into(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| KafkaHeader {
+                        key: h.key.to_owned(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: message.timestamp().to_millis(),
     }
 }
