@@ -39,8 +39,9 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Forwards delivery reports to the runtime.
 pub(super) struct DeliveryForwarder {
-    /// The reports served since the last hand-over. Whoever polls the client hands them over when
-    /// its poll returns: librdkafka calls [`delivery`](ProducerContext::delivery) from inside a poll.
+    /// The reports served since the last hand-over: gathered by the serving task (or by rdkafka's
+    /// poll, through [`delivery`](ProducerContext::delivery)), handed over by the task after each
+    /// event, and by a flush or a transaction call before it returns.
     gathered: Mutex<Vec<Delivery>>,
     deliveries: DeliverySender,
 }
@@ -103,14 +104,11 @@ async fn serve_events(
                 return;
             };
             // SAFETY: the queue is the client's main queue, and the client is alive while `client` is.
-            let served = unsafe { serve_one(&client, events.as_ptr()) };
-            if served {
-                client.context().forward();
-            }
-            drop(client);
-            if !served {
+            if !unsafe { serve_one(&client, events.as_ptr()) } {
                 break;
             }
+            client.context().forward();
+            drop(client);
             // A long burst of reports must not keep the tasks sharing this thread waiting.
             tokio::task::consume_budget().await;
         }
@@ -250,6 +248,12 @@ impl Producer for RdProducer {
     }
 
     async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        // Only the serving task takes the reports a flush waits for.
+        if self.server.is_finished() {
+            return Err(KafkaError::Backend(
+                "the producer's delivery reports are no longer served".into(),
+            ));
+        }
         let inner = self.inner.clone();
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         blocking(timeout * 2, move || {

@@ -75,9 +75,8 @@ pub(super) unsafe fn serve_one(
     true
 }
 
-/// An event taken off a queue, destroyed when dropped: also if serving it panics, since a
-/// delivery report's messages count as in flight until their event is destroyed, and a flush or a
-/// transaction's commit would otherwise wait for them until it times out.
+/// An event taken off a queue, destroyed when dropped, also if serving it panics: librdkafka frees a
+/// delivery report's messages, and counts them out of flight, only when their event is destroyed.
 struct Event(*mut rd::rd_kafka_event_t);
 
 impl Event {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
@@ -98,15 +98,16 @@ impl LogReader for RdLogReader {
                 )));
             }
             let consumer = self.consumer.clone();
-            let batch = blocking(timeout, move || read_batch(&consumer)).await??;
-            for message in batch {
-                let tp = (message.topic().to_owned(), message.partition());
+            let left = deadline.saturating_duration_since(Instant::now()) + POLL_WAIT;
+            let batch = blocking(left, move || read_batch(&consumer)).await??;
+            for record in batch {
+                let tp = (record.topic.to_string(), record.partition);
                 // A batch may run past the end offsets seen at the start (records written since):
                 // those are not read.
-                let before_end = ends.get(&tp).is_some_and(|end| message.offset() < *end);
-                positions.insert(tp, message.offset() + 1);
+                let before_end = ends.get(&tp).is_some_and(|end| record.offset < *end);
+                positions.insert(tp, record.offset + 1);
                 if before_end {
-                    out.push(consumed(&message));
+                    out.push(record);
                 }
             }
         }
@@ -115,13 +116,13 @@ impl LogReader for RdLogReader {
     }
 }
 
-/// The messages ready now, up to [`BATCH`]; if none is, waits up to [`POLL_WAIT`] for the first.
-fn read_batch(consumer: &BaseConsumer<ClientLog>) -> Result<Vec<OwnedMessage>, KafkaError> {
+/// The records ready now, up to [`BATCH`]; if none is, waits up to [`POLL_WAIT`] for the first.
+fn read_batch(consumer: &BaseConsumer<ClientLog>) -> Result<Vec<ConsumedRecord>, KafkaError> {
     let mut batch = Vec::new();
     let mut wait = POLL_WAIT;
     while batch.len() < BATCH {
         match consumer.poll(wait) {
-            Some(Ok(message)) => batch.push(message.detach()),
+            Some(Ok(message)) => batch.push(consumed(&message)),
             Some(Err(e)) => return Err(rd_error(&e)),
             None => break,
         }
@@ -130,8 +131,8 @@ fn read_batch(consumer: &BaseConsumer<ClientLog>) -> Result<Vec<OwnedMessage>, K
     Ok(batch)
 }
 
-/// A message read, as the runtime's record.
-fn consumed(message: &OwnedMessage) -> ConsumedRecord {
+/// A message read, copied out as the runtime's record.
+fn consumed(message: &BorrowedMessage<'_>) -> ConsumedRecord {
     ConsumedRecord {
         topic: message.topic().into(),
         partition: message.partition(),
